@@ -1,0 +1,43 @@
+// Board definitions: one JSON file per board in boards/ (e.g. boards/esp32-meter.json).
+// The emulator and the build read the same file, so pins and storage size agree everywhere.
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface BoardDefinition {
+  id: string;
+  description: string;
+  espruino: { version: string; build: string };
+  /** Named pins (GPIO numbers). */
+  pins: { s0Import: number; s0Export: number; i2cScl: number; i2cSda: number; led: number; [name: string]: number };
+  /** Espruino Storage area: total bytes and flash page (erase unit) size. */
+  storage: { bytes: number; pageBytes: number };
+  /** JsVar ceiling of the build; the emulator does not model JsVar use (it cannot measure it honestly). */
+  jsVars: number;
+  console: { baud: number };
+}
+
+const BOARDS_DIR = dirname(fileURLToPath(import.meta.url));
+
+/** Ids of every board definition in boards/. */
+export function listBoardDefinitions(): string[] {
+  return readdirSync(BOARDS_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -'.json'.length))
+    .sort();
+}
+
+export function loadBoardDefinition(id: string): BoardDefinition {
+  const known = listBoardDefinitions();
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(id) || !known.includes(id)) {
+    throw new Error(`unknown board "${id}": known boards are ${known.join(', ') || '(none)'} (files in ${BOARDS_DIR})`);
+  }
+  const file = join(BOARDS_DIR, `${id}.json`);
+  const def = JSON.parse(readFileSync(file, 'utf8')) as BoardDefinition;
+  if (def.id !== id) throw new Error(`${file}: "id" is "${def.id}" but the file is named for "${id}"; make them match`);
+  for (const key of ['pins', 'storage', 'espruino'] as const) {
+    if (typeof def[key] !== 'object' || def[key] === null) throw new Error(`${file}: missing "${key}" object`);
+  }
+  return def;
+}

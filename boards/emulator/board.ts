@@ -1,0 +1,372 @@
+// The emulated ESP32 meter board: flash + Storage, GPIO, I2C1, Wi-Fi, net, and an Espruino
+// interpreter session running in an isolated realm on the shared virtual clock.
+//
+// Life cycle as on the device: powerOn() boots from Storage (src/jsinteractive.c jsiSemiInit →
+// jsiSoftInit: boot files, then E.on('init') handlers, then onInit()); load()/reset() called by the
+// firmware take effect when the current code returns to the idle loop; powerCut() stops everything
+// at once, leaving the flash holding whatever reached it. A flash PowerLoss thrown inside firmware
+// code is a power cut too: the session stops and every Espruino API throws from then on, so a
+// firmware catch block cannot carry on doing anything observable.
+//
+// Only code that passes the Espruino profile check runs (the emulator cannot model Espruino's
+// parser; the check is the gate) — boot files and console lines alike. Failing code is refused and
+// reported as Espruino reports a parse error.
+
+import { checkEspruinoProfile, type Violation } from '../../host-tools/build/profile-check.ts';
+import type { BoardDefinition } from '../board-definition.ts';
+import { TimerTable, type SimClock } from './clock.ts';
+import {
+  EspruinoRand,
+  formatUncaught,
+  installEspruinoGlobals,
+  type InstalledGlobals,
+  type InterpreterHost,
+} from './espruino-globals.ts';
+import { Flash, PowerLoss } from './flash.ts';
+import { createNetModule, type EmulatedNetModule } from './net.ts';
+import { I2CBus, PinBank, WatchTable } from './pins.ts';
+import { Realm } from './realm.ts';
+import { EspruinoStorage } from './storage.ts';
+import { WifiStation } from './wifi.ts';
+
+export interface BoardOptions {
+  definition: BoardDefinition;
+  clock: SimClock;
+  /** File persisting the flash (one per board); in memory when absent. */
+  flashPath?: string;
+  /** Shown in diagnostics; also makes the MAC/IP distinct between boards. */
+  name?: string;
+}
+
+export interface EvaluateResult {
+  value?: unknown;
+  /** What went wrong, formatted as Espruino prints it after "Uncaught " (not printed by the board). */
+  error?: string;
+}
+
+/** Storage methods firmware may call (the StorageModule interface); C's class has internals too. */
+const STORAGE_API = ['eraseAll', 'erase', 'read', 'readJSON', 'readArrayBuffer', 'write', 'writeJSON', 'list', 'compact', 'getFree', 'getStats', 'open'] as const;
+const WIFI_API = ['connect', 'disconnect', 'getStatus', 'getIP', 'setSNTP', 'on', 'removeAllListeners'] as const;
+
+type BootKind = 'powerOn' | 'load' | 'reset';
+
+let boardCount = 0;
+
+export class Board {
+  readonly definition: BoardDefinition;
+  readonly clock: SimClock;
+  readonly name: string;
+  readonly flash: Flash;
+  readonly storage: EspruinoStorage;
+  readonly pins: PinBank;
+  readonly i2c1 = new I2CBus();
+  readonly wifi: WifiStation;
+  private readonly net: EmulatedNetModule;
+  private readonly outputListeners = new Set<(text: string) => void>();
+  private rand = new EspruinoRand();
+  /** getTime() − SimClock time, in seconds (setTime / SNTP change it). */
+  private timeOffset = 0;
+  private session: Session | undefined;
+  private closed = false;
+
+  constructor(opts: BoardOptions) {
+    const index = ++boardCount;
+    this.definition = opts.definition;
+    this.clock = opts.clock;
+    this.name = opts.name ?? `${opts.definition.id}-${index}`;
+    this.flash = new Flash({ sizeBytes: opts.definition.storage.bytes, pageBytes: opts.definition.storage.pageBytes, path: opts.flashPath });
+    this.storage = new EspruinoStorage(this.flash);
+    this.pins = new PinBank(() => this.clock.now());
+    this.pins.onEdge((edge) => this.session?.post(() => this.session?.watches.handleEdge(edge.pin, edge.level, edge.clockTime)));
+    const octet = (index % 250) + 2;
+    const mac = `24:0a:c4:00:${(index >> 8).toString(16).padStart(2, '0')}:${(index & 0xff).toString(16).padStart(2, '0')}`;
+    this.wifi = new WifiStation(this.clock, `192.168.4.${octet}`, mac, () => { this.timeOffset = 0; });
+    this.net = createNetModule({ onError: (message) => this.print(message.endsWith('\n') ? message : message + '\n') });
+  }
+
+  /** True while the board has power and an interpreter. */
+  get running(): boolean {
+    return this.session !== undefined && !this.session.stopped;
+  }
+
+  /** Seconds as the firmware's getTime() sees them. */
+  getTime(): number {
+    return this.clock.now() + this.timeOffset;
+  }
+
+  /** Boots from Storage as Espruino does after power-on. */
+  powerOn(): void {
+    if (this.closed) throw new Error(`board ${this.name} is closed`);
+    if (this.running) throw new Error(`board ${this.name} is already on: powerCut() it first`);
+    this.flash.restorePower();
+    this.rand = new EspruinoRand(); // rand()'s static state starts from its constants at power-on
+    this.timeOffset = 0;
+    this.pins.resetFirmwareState();
+    const notice = this.storage.checkAtPowerOn();
+    if (notice) this.print(notice);
+    this.boot('powerOn');
+  }
+
+  /** Power gone at this instant: timers, watches, sockets, Wi-Fi die; the flash keeps what it holds. */
+  powerCut(): void {
+    if (!this.session) return;
+    this.endSession();
+    this.wifi.powerOff();
+    this.pins.resetFirmwareState();
+  }
+
+  /** Runs one console line in the realm (global scope), then lets the idle loop run. */
+  evaluate(code: string): EvaluateResult {
+    const session = this.session;
+    if (!session || session.stopped) return { error: 'Error: the board is off' };
+    const refusal = profileRefusal(code, 'console');
+    if (refusal) return { error: refusal.replace(/^Uncaught /, '').replace(/\n$/, '') };
+    let result: EvaluateResult = {};
+    session.runTask(() => {
+      try {
+        result = { value: session.realm.run(code, 'console') };
+      } catch (err) {
+        if (!session.stopped) result = { error: formatUncaught(err).replace(/^Uncaught /, '').replace(/\n$/, '') };
+        else result = { error: 'Error: the board lost power' };
+      }
+    });
+    return result;
+  }
+
+  onOutput(listener: (text: string) => void): () => void {
+    this.outputListeners.add(listener);
+    return () => this.outputListeners.delete(listener);
+  }
+
+  /** Frees everything (sockets, timers, flash file); the board cannot be used afterwards. */
+  close(): void {
+    if (this.closed) return;
+    this.powerCut();
+    this.net.closeAll();
+    this.flash.close();
+    this.outputListeners.clear();
+    this.closed = true;
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private print(text: string): void {
+    for (const l of [...this.outputListeners]) l(text);
+  }
+
+  private endSession(): void {
+    const s = this.session;
+    if (!s) return;
+    s.stop();
+    this.session = undefined;
+    this.net.closeAll();
+    this.wifi.sessionEnded();
+  }
+
+  private boot(kind: BootKind, file?: string): void {
+    const session = new Session(this, (k, f) => this.reboot(k, f));
+    this.session = session;
+    const files = bootFiles(kind, file);
+    session.runTask(() => {
+      for (const name of files) {
+        if (session.stopped) return;
+        const fileName = name === BOOT_CODE ? (this.storage.read('.bootrst') !== undefined ? '.bootrst' : '.bootcde') : name;
+        const code = this.storage.read(fileName);
+        if (code === undefined) continue;
+        session.runCode(code, fileName);
+      }
+      if (session.stopped) return;
+      session.globals.emitOnE('init');
+      const onInit = session.globals.onInit();
+      if (onInit && !session.stopped) {
+        this.print('Running onInit()...\n');
+        session.callNow(onInit, []);
+      }
+    });
+  }
+
+  /** load()/reset() requested by firmware, performed when its code has returned to the idle loop. */
+  private reboot(kind: 'load' | 'reset', file: string | undefined): void {
+    const s = this.session;
+    if (!s) return;
+    s.globals.emitOnE('kill');
+    this.endSession();
+    this.pins.resetFirmwareState();
+    this.boot(kind, file);
+  }
+
+  /** @internal used by Session */
+  hostServices(): BoardServices {
+    return {
+      clock: this.clock,
+      pins: this.pins,
+      i2c1: this.i2c1,
+      rand: () => this.rand,
+      print: (t) => this.print(t),
+      boardTime: () => this.getTime(),
+      setBoardTime: (t) => { this.timeOffset = t - this.clock.now(); },
+      setBootCode: (code, alwaysExec) => {
+        for (const f of ['.bootcde', '.bootrst', '.varimg']) this.storage.erase(f);
+        if (code.length > 0) this.storage.write(alwaysExec ? '.bootrst' : '.bootcde', code);
+      },
+      builtInModule: (name) => {
+        if (name === 'Storage') return facade(this.storage, STORAGE_API);
+        if (name === 'net') return facade(this.net, ['connect', 'createServer']);
+        if (name === 'Wifi') return facade(this.wifi, WIFI_API);
+        return undefined;
+      },
+      powerLost: () => this.powerCut(),
+    };
+  }
+}
+
+/** Stands for ".bootrst if it exists, else .bootcde". */
+const BOOT_CODE = '<boot code>';
+
+/** Which Storage files run, in order (src/jsflash.c jsfLoadBootCodeFromFlash). */
+function bootFiles(kind: BootKind, file: string | undefined): string[] {
+  const numbered = ['.boot0', '.boot1', '.boot2', '.boot3'];
+  if (kind === 'powerOn') return ['.bootPowerOn', ...numbered, BOOT_CODE];
+  if (kind === 'load' && file === undefined) return [...numbered, BOOT_CODE];
+  if (kind === 'load') return ['.bootrst', file!];
+  return ['.bootrst'];
+}
+
+function facade<T extends object>(target: T, names: readonly string[]): object {
+  const out: Record<string, unknown> = {};
+  for (const n of names) out[n] = (target as any)[n].bind(target);
+  return out;
+}
+
+/** "Uncaught SyntaxError: …" as Espruino prints a parse error, or undefined when the code passes. */
+function profileRefusal(code: string, fileName: string): string | undefined {
+  const violations: Violation[] = checkEspruinoProfile(code, fileName);
+  if (violations.length === 0) return undefined;
+  const v = violations[0];
+  const more = violations.length > 1 ? ` (and ${violations.length - 1} more: run \`veilgrid check\` on it)` : '';
+  return `Uncaught SyntaxError: ${v.construct}: ${v.message}${more}\n at line ${v.line} col ${v.column} of ${fileName}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface BoardServices {
+  clock: SimClock;
+  pins: PinBank;
+  i2c1: I2CBus;
+  rand(): EspruinoRand;
+  print(text: string): void;
+  boardTime(): number;
+  setBoardTime(seconds: number): void;
+  setBootCode(code: string, alwaysExec: boolean): void;
+  builtInModule(name: string): object | undefined;
+  powerLost(): void;
+}
+
+/**
+ * One interpreter lifetime (boot → load/reset/power cut): the realm, its timers and watches, and
+ * the idle-loop queue. Everything firmware-triggered runs as a task on this queue, one at a time,
+ * never nested; load()/reset() are performed between tasks.
+ */
+class Session implements InterpreterHost {
+  readonly realm = new Realm();
+  readonly timers: TimerTable;
+  readonly watches: WatchTable;
+  readonly globals: InstalledGlobals;
+  private readonly services: BoardServices;
+  private readonly queue: (() => void)[] = [];
+  private busy = false;
+  private stoppedFlag = false;
+  private todo: { kind: 'load' | 'reset'; file?: string } | undefined;
+
+  constructor(board: Board, private readonly reboot: (kind: 'load' | 'reset', file: string | undefined) => void) {
+    this.services = board.hostServices();
+    this.timers = new TimerTable(this.services.clock, (entry) => this.post(() => entry.run(entry)));
+    this.watches = new WatchTable(this.services.pins, this.timers, (t) => t + (this.services.boardTime() - this.services.clock.now()));
+    this.globals = installEspruinoGlobals(this);
+  }
+
+  // --- InterpreterHost ---
+  get clock(): SimClock { return this.services.clock; }
+  get pins(): PinBank { return this.services.pins; }
+  get i2c1(): I2CBus { return this.services.i2c1; }
+  get rand(): EspruinoRand { return this.services.rand(); }
+  get stopped(): boolean { return this.stoppedFlag; }
+  print(text: string): void { if (!this.stoppedFlag) this.services.print(text); }
+  boardTime(): number { return this.services.boardTime(); }
+  setBoardTime(seconds: number): void { this.services.setBoardTime(seconds); }
+  callFirmware(fn: Function, args: unknown[]): void { this.post(() => this.callNow(fn, args)); }
+  queueEvent(run: () => void): void { this.post(run); }
+  requestLoad(file: string | undefined): void { this.todo = { kind: 'load', file }; }
+  requestReset(): void { this.todo = { kind: 'reset' }; }
+  setBootCode(code: string, alwaysExec: boolean): void { this.services.setBootCode(code, alwaysExec); }
+  builtInModule(name: string): object | undefined { return this.services.builtInModule(name); }
+  isPowerLoss(err: unknown): boolean { return err instanceof PowerLoss; }
+  powerLost(): void { this.services.powerLost(); }
+
+  // --- event loop ---
+
+  /** Queues a task; runs the queue now unless a task is already running. */
+  post(task: () => void): void {
+    if (this.stoppedFlag) return;
+    this.queue.push(task);
+    if (!this.busy) this.drain();
+  }
+
+  /** Runs one task now (then the queue), as the idle loop would. */
+  runTask(task: () => void): void {
+    if (this.stoppedFlag) return;
+    if (this.busy) return this.post(task);
+    this.queue.unshift(task);
+    this.drain();
+  }
+
+  /** Calls a firmware function; an exception nobody caught is printed and the board carries on. */
+  callNow(fn: Function, args: unknown[]): void {
+    if (this.stoppedFlag) return;
+    try {
+      fn.apply(undefined, args);
+    } catch (err) {
+      if (!this.stoppedFlag) this.services.print(formatUncaught(err));
+    }
+  }
+
+  /** Runs a boot file or other source, refusing what fails the profile check. */
+  runCode(code: string, fileName: string): void {
+    const refusal = profileRefusal(code, fileName);
+    if (refusal) {
+      this.services.print(refusal);
+      return;
+    }
+    try {
+      this.realm.run(code, fileName);
+    } catch (err) {
+      if (!this.stoppedFlag) this.services.print(formatUncaught(err));
+    }
+  }
+
+  stop(): void {
+    this.stoppedFlag = true;
+    this.queue.length = 0;
+    this.timers.dispose();
+    this.watches.removeAll();
+  }
+
+  private drain(): void {
+    this.busy = true;
+    try {
+      while (!this.stoppedFlag) {
+        const task = this.queue.shift();
+        if (!task) break;
+        task();
+        if (this.todo && !this.stoppedFlag) {
+          const { kind, file } = this.todo;
+          this.todo = undefined;
+          this.reboot(kind, file);
+          return;
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+}

@@ -1,0 +1,144 @@
+// A NOR flash chip, as Espruino's Storage sees it on an ESP32: programming can only clear bits (new = old AND
+// data), only a whole page (sector) erase sets bits back to 1 (0xFF). The contents are persisted to a file as
+// they change, so a board keeps its flash across process restarts, and power can be cut after any byte.
+//
+// Power-cut model (see docs/emulator-storage.md): every byte programmed and every byte erased costs one unit of
+// the power budget set by cutPowerAfterBytes(n). Bytes are programmed in ascending address order, one at a
+// time; an erase clears its page from the lowest address up. When the budget runs out, the n-th unit is the
+// last one that reaches the flash — an erase cut part-way leaves the page's first bytes erased and the rest as
+// they were — and PowerLoss is thrown. Every later program or erase throws PowerLoss until restorePower().
+import * as fs from 'node:fs';
+
+/** Thrown by a flash operation that the power cut stopped; the flash holds what reached it before the cut. */
+export class PowerLoss extends Error {
+  constructor() {
+    super('power lost: the flash operation was cut off (call restorePower() to power the flash again)');
+    this.name = 'PowerLoss';
+  }
+}
+
+export interface FlashOptions {
+  sizeBytes: number;
+  pageBytes: number;
+  /** File holding the flash contents; loaded if it exists, created (all 0xFF) otherwise. */
+  path?: string;
+}
+
+export class Flash {
+  readonly sizeBytes: number;
+  readonly pageBytes: number;
+  /** Bytes programmed since construction (each byte of program() that reached the flash). */
+  bytesProgrammed = 0;
+  /** Bytes erased since construction (pageBytes per erased page; fewer if a cut stopped an erase). */
+  bytesErased = 0;
+  private readonly cells: Uint8Array;
+  private fd: number | undefined;
+  /** Units (programmed or erased bytes) left before the power cut; Infinity when no cut is armed. */
+  private budget = Infinity;
+  private powered = true;
+
+  constructor({ sizeBytes, pageBytes, path }: FlashOptions) {
+    if (!(pageBytes > 0) || !(sizeBytes > 0) || sizeBytes % pageBytes !== 0) {
+      throw new Error(`flash size ${sizeBytes} must be a positive multiple of the page size ${pageBytes}`);
+    }
+    this.sizeBytes = sizeBytes;
+    this.pageBytes = pageBytes;
+    this.cells = new Uint8Array(sizeBytes).fill(0xff);
+    if (path !== undefined) this.fd = openBacking(path, this.cells);
+  }
+
+  /** Units of power budget spent so far: programmed plus erased bytes (what cutPowerAfterBytes counts). */
+  get bytesWritten(): number {
+    return this.bytesProgrammed + this.bytesErased;
+  }
+
+  read(addr: number, len: number): Uint8Array {
+    this.checkRange(addr, len);
+    return this.cells.slice(addr, addr + len);
+  }
+
+  /** Programs bytes at addr: each cell becomes old AND new, as NOR flash can only clear bits. */
+  program(addr: number, bytes: Uint8Array): void {
+    this.checkRange(addr, bytes.length);
+    this.checkPowered();
+    const reach = Math.min(bytes.length, this.budget);
+    for (let i = 0; i < reach; i++) this.cells[addr + i] &= bytes[i];
+    this.spend(reach);
+    this.bytesProgrammed += reach;
+    this.persist(addr, reach);
+    if (reach < bytes.length || this.budget === 0) this.cutPower();
+  }
+
+  /** Erases the page containing addr to 0xFF. */
+  erasePage(addr: number): void {
+    this.checkRange(addr, 1);
+    this.checkPowered();
+    const start = addr - (addr % this.pageBytes);
+    const reach = Math.min(this.pageBytes, this.budget);
+    this.cells.fill(0xff, start, start + reach);
+    this.spend(reach);
+    this.bytesErased += reach;
+    this.persist(start, reach);
+    if (reach < this.pageBytes || this.budget === 0) this.cutPower();
+  }
+
+  /** Arms a power cut: the n-th next programmed or erased byte is the last to reach the flash (n = 0: none). */
+  cutPowerAfterBytes(n: number): void {
+    if (!(n >= 0) || !Number.isInteger(n)) throw new Error(`cutPowerAfterBytes needs a whole number >= 0, got ${n}`);
+    this.budget = n;
+  }
+
+  restorePower(): void {
+    this.powered = true;
+    this.budget = Infinity;
+  }
+
+  get hasPower(): boolean {
+    return this.powered;
+  }
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private spend(units: number): void {
+    if (this.budget !== Infinity) this.budget -= units;
+  }
+
+  private cutPower(): never {
+    this.powered = false;
+    throw new PowerLoss();
+  }
+
+  private checkPowered(): void {
+    if (!this.powered || this.budget === 0) this.cutPower();
+  }
+
+  private checkRange(addr: number, len: number): void {
+    if (!Number.isInteger(addr) || !Number.isInteger(len) || addr < 0 || len < 0 || addr + len > this.sizeBytes) {
+      throw new RangeError(`flash access ${addr}+${len} is outside the ${this.sizeBytes}-byte flash`);
+    }
+  }
+
+  private persist(addr: number, len: number): void {
+    if (this.fd !== undefined && len > 0) fs.writeSync(this.fd, this.cells, addr, len, addr);
+  }
+}
+
+/** Opens (or creates, erased) the file behind a flash and loads it into cells; returns the open descriptor. */
+function openBacking(path: string, cells: Uint8Array): number {
+  if (!fs.existsSync(path)) {
+    const fd = fs.openSync(path, 'w+');
+    fs.writeSync(fd, cells, 0, cells.length, 0);
+    return fd;
+  }
+  const fd = fs.openSync(path, 'r+');
+  const size = fs.fstatSync(fd).size;
+  if (size !== cells.length) {
+    fs.closeSync(fd);
+    throw new Error(`flash file ${path} holds ${size} bytes but this flash has ${cells.length}: delete it or use the matching board`);
+  }
+  fs.readSync(fd, cells, 0, cells.length, 0);
+  return fd;
+}

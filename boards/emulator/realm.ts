@@ -1,0 +1,178 @@
+// An isolated node:vm context that holds only what Espruino 2v29 (ESP32 build) has.
+//
+// V8 gives every new context the whole modern library; Espruino has far less
+// (research/espruino.md §1.2). Whatever Espruino lacks is deleted here, so firmware that relies on
+// it fails in the emulator as it would on the device, instead of passing tests and failing in the
+// field. Espruino's own globals are added by espruino-globals.ts.
+//
+// Values crossing the boundary: objects made by host code have the host's prototypes, so
+// `x instanceof Uint8Array` would be false inside the realm. Everything handed to firmware is
+// rebuilt with the realm's constructors (bytes(), arrayBuffer(), toRealm()), and everything the
+// firmware hands to host code is rebuilt with the host's (toHost()).
+
+import vm from 'node:vm';
+
+/** Globals V8 has and Espruino 2v29 does not. */
+export const ABSENT_GLOBALS = [
+  'globalThis', 'BigInt', 'BigInt64Array', 'BigUint64Array', 'Map', 'Set', 'WeakMap', 'WeakSet', 'WeakRef',
+  'FinalizationRegistry', 'Symbol', 'Proxy', 'Reflect', 'TextEncoder', 'TextDecoder', 'queueMicrotask',
+  'structuredClone', 'Intl', 'SharedArrayBuffer', 'Atomics', 'WebAssembly', 'AggregateError', 'Iterator',
+  'console', 'escape', 'unescape',
+] as const;
+
+/** Static members and prototype methods V8 has and Espruino 2v29 does not (path → names). */
+export const ABSENT_MEMBERS: Record<string, readonly string[]> = {
+  Math: ['imul', 'trunc', 'log2', 'log10', 'hypot', 'cbrt', 'fround', 'clz32', 'sinh', 'cosh', 'tanh', 'asinh', 'acosh', 'atanh', 'expm1', 'log1p'],
+  Number: ['isInteger', 'isFinite', 'isNaN', 'isSafeInteger', 'EPSILON', 'MAX_SAFE_INTEGER', 'MIN_SAFE_INTEGER', 'parseFloat', 'parseInt'],
+  'Number.prototype': ['toPrecision', 'toExponential', 'toLocaleString'],
+  Array: ['from', 'of', 'fromAsync'],
+  'Array.prototype': ['lastIndexOf', 'reduceRight', 'flat', 'flatMap', 'at', 'findLast', 'findLastIndex', 'copyWithin', 'keys', 'values', 'entries', 'toReversed', 'toSorted', 'toSpliced', 'with', 'toLocaleString'],
+  Object: ['freeze', 'seal', 'is', 'isFrozen', 'isSealed', 'preventExtensions', 'isExtensible', 'getOwnPropertySymbols', 'groupBy', 'hasOwn'],
+  Promise: ['race', 'allSettled', 'any', 'withResolvers'],
+  'Promise.prototype': ['finally'],
+  'ArrayBuffer.prototype': ['slice', 'resize', 'transfer', 'transferToFixedLength'],
+  String: ['fromCodePoint', 'raw'],
+  'String.prototype': ['codePointAt', 'normalize', 'trimStart', 'trimEnd', 'trimLeft', 'trimRight', 'at', 'localeCompare', 'search', 'matchAll', 'isWellFormed', 'toWellFormed', 'anchor', 'big', 'blink', 'bold', 'fixed', 'fontcolor', 'fontsize', 'italics', 'link', 'small', 'strike', 'sub', 'sup'],
+  JSON: ['rawJSON', 'isRawJSON'],
+};
+
+/** Typed-array constructors whose prototypes lose the methods Espruino lacks. */
+const TYPED_ARRAY_ABSENT = ['at', 'findLast', 'findLastIndex', 'copyWithin', 'keys', 'values', 'entries', 'lastIndexOf', 'reduceRight', 'toReversed', 'toSorted', 'with', 'toLocaleString'];
+
+export class Realm {
+  readonly context: vm.Context;
+  /** The realm's global object (firmware's `global`). */
+  readonly global: Record<string, any>;
+  private readonly ctors: {
+    Uint8Array: Uint8ArrayConstructor;
+    ArrayBuffer: ArrayBufferConstructor;
+    Object: ObjectConstructor;
+    Array: ArrayConstructor;
+    Error: ErrorConstructor;
+    RegExp: RegExpConstructor;
+    JSON: JSON;
+  };
+
+  constructor() {
+    this.context = vm.createContext({}, { name: 'espruino', codeGeneration: { strings: true, wasm: false } });
+    this.global = vm.runInContext('this', this.context);
+    const g = this.global;
+    this.ctors = { Uint8Array: g.Uint8Array, ArrayBuffer: g.ArrayBuffer, Object: g.Object, Array: g.Array, Error: g.Error, RegExp: g.RegExp, JSON: g.JSON };
+    stripToEspruino(g, this.context);
+  }
+
+  /** Runs source text in the realm (firmware bundle, boot code, console line). */
+  run(code: string, filename = 'espruino'): unknown {
+    return vm.runInContext(code, this.context, { filename });
+  }
+
+  /** Defines a global that firmware sees (non-enumerable, as Espruino's built-ins). */
+  define(name: string, value: unknown): void {
+    Object.defineProperty(this.global, name, { value, writable: true, configurable: true, enumerable: false });
+  }
+
+  bytes(data: ArrayLike<number> | ArrayBufferView | ArrayBuffer): Uint8Array {
+    const src = toHostBytes(data);
+    const out = new this.ctors.Uint8Array(src.length);
+    out.set(src);
+    return out;
+  }
+
+  arrayBuffer(data: ArrayLike<number> | ArrayBufferView | ArrayBuffer): ArrayBuffer {
+    return this.bytes(data).buffer as ArrayBuffer;
+  }
+
+  error(message: string, type: 'Error' | 'TypeError' | 'SyntaxError' | 'ReferenceError' | 'InternalError' = 'Error'): Error {
+    const Ctor = (this.global[type] ?? this.ctors.Error) as ErrorConstructor;
+    return new Ctor(message);
+  }
+
+  /** A host value rebuilt with the realm's constructors (plain data only; functions pass as they are). */
+  toRealm(value: unknown): any {
+    if (value === null || typeof value !== 'object') return value;
+    if (value instanceof ArrayBuffer) return this.arrayBuffer(value);
+    if (ArrayBuffer.isView(value)) {
+      if (value instanceof Uint8Array) return this.bytes(value);
+      const Ctor = this.global[value.constructor.name];
+      const copy = this.arrayBuffer(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+      return Ctor ? new Ctor(copy) : this.bytes(value as unknown as ArrayLike<number>);
+    }
+    if (value instanceof RegExp) return new this.ctors.RegExp(value.source, value.flags);
+    if (value instanceof Error) return this.error(value.message);
+    if (Array.isArray(value)) {
+      const out = new this.ctors.Array();
+      for (const item of value) out.push(this.toRealm(item));
+      return out;
+    }
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) return value; // class instance: caller wraps it
+    const out = new this.ctors.Object();
+    for (const [k, v] of Object.entries(value)) (out as any)[k] = this.toRealm(v);
+    return out;
+  }
+
+  /** A realm value rebuilt with the host's constructors (bytes become host Uint8Array/ArrayBuffer). */
+  toHost(value: unknown): any {
+    if (value === null || typeof value !== 'object') return value;
+    if (isArrayBuffer(value)) return new Uint8Array(value as ArrayBuffer).slice().buffer;
+    if (ArrayBuffer.isView(value)) {
+      const HostCtor = (globalThis as any)[value.constructor.name] ?? Uint8Array;
+      const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength).slice();
+      return value.constructor.name === 'Uint8Array' || value.constructor.name === 'DataView' ? bytes : new HostCtor(bytes.buffer);
+    }
+    if (Object.prototype.toString.call(value) === '[object RegExp]') {
+      const r = value as RegExp;
+      return new RegExp(r.source, r.flags);
+    }
+    if (Array.isArray(value)) return value.map((v) => this.toHost(v));
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value)) out[k] = this.toHost((value as any)[k]);
+    return out;
+  }
+}
+
+function isArrayBuffer(v: object): boolean {
+  return Object.prototype.toString.call(v) === '[object ArrayBuffer]';
+}
+
+function toHostBytes(data: ArrayLike<number> | ArrayBufferView | ArrayBuffer): Uint8Array {
+  if (typeof data === 'object' && isArrayBuffer(data)) return new Uint8Array(data as ArrayBuffer);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return Uint8Array.from(data as ArrayLike<number>, (n) => n & 0xff);
+}
+
+/**
+ * Number.EPSILON, MAX_SAFE_INTEGER and MIN_SAFE_INTEGER cannot be deleted (non-configurable), so
+ * Number itself is replaced by a function with only Espruino's statics, sharing the prototype.
+ */
+const ESPRUINO_NUMBER_SOURCE = `(function (N) {
+  function Number(v) {
+    var n = arguments.length ? N(v) : 0;
+    return (this instanceof Number) ? new N(n) : n;
+  }
+  Number.prototype = N.prototype;
+  Object.defineProperty(N.prototype, 'constructor', { value: Number, writable: true, configurable: true, enumerable: false });
+  ['NaN', 'MAX_VALUE', 'MIN_VALUE', 'NEGATIVE_INFINITY', 'POSITIVE_INFINITY'].forEach(function (k) {
+    Object.defineProperty(Number, k, { value: N[k], enumerable: false });
+  });
+  return Number;
+})`;
+
+function stripToEspruino(g: Record<string, any>, context: vm.Context): void {
+  for (const name of ABSENT_GLOBALS) delete g[name];
+  for (const [path, names] of Object.entries(ABSENT_MEMBERS)) {
+    if (path === 'Number') continue;
+    const target = path.split('.').reduce((o, k) => o?.[k], g as any);
+    if (!target) continue;
+    for (const n of names) delete target[n];
+  }
+  const makeNumber = vm.runInContext(ESPRUINO_NUMBER_SOURCE, context);
+  Object.defineProperty(g, 'Number', { value: makeNumber(g.Number), writable: true, configurable: true, enumerable: false });
+  // The shared %TypedArray% prototype (parent of Uint8Array.prototype …).
+  const typedProto = Object.getPrototypeOf(g.Uint8Array.prototype);
+  for (const n of TYPED_ARRAY_ABSENT) delete typedProto[n];
+  const typedCtor = Object.getPrototypeOf(g.Uint8Array);
+  delete typedCtor.from;
+  delete typedCtor.of;
+  // Iteration protocol hooks exist only through Symbol, which is gone; nothing else to remove.
+}

@@ -1,0 +1,164 @@
+// The meter's configuration: JSON text in the Storage file vg.config, written at provisioning (or by
+// the testbed) and read at every boot. Pure and device-safe: host tools import it to write configs,
+// so there is one definition of the format and of what a valid value is.
+
+import { meterIdProblem } from '../readings/topics.ts';
+
+/** Storage file that holds the configuration (JSON text). */
+export const CONFIG_FILE = 'vg.config';
+
+export interface MeterConfig {
+  /** Appears in MQTT topics and as a database key: see meterIdProblem in readings/topics.ts. */
+  meterId: string;
+  broker: { host: string; port: number };
+  mqtt: { username: string; password: string };
+  /** Length of a reading interval; interval index = floor(epoch seconds / intervalSeconds). */
+  intervalSeconds: number;
+  s0: { importPin: number; exportPin: number; impulsesPerKWh: number; debounceMs: number };
+  /** The journal commits at every interval boundary and whenever a register gained commitEveryWh. */
+  journal: { commitEveryWh: number };
+  /** Absent: the network is already up (the emulator, or a board configured by other means). */
+  wifi?: { ssid: string; password: string };
+}
+
+/** Values used when an optional field is absent. */
+export const CONFIG_DEFAULTS = {
+  brokerPort: 1883,
+  intervalSeconds: 900,
+  debounceMs: 10,
+  commitEveryWh: 10,
+};
+
+/** A configuration that cannot be used; `problems` names every wrong field and what was expected. */
+export class ConfigError extends Error {
+  declare readonly problems: string[];
+  constructor(problems: string[]) {
+    const message = CONFIG_FILE + ': ' + problems.join('; ');
+    super(message);
+    // Set explicitly: Espruino's Error does not fill these in for a subclass.
+    this.message = message;
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Collects problems while reading fields, so one pass reports all of them. */
+class FieldReader {
+  declare problems: string[];
+  constructor() {
+    this.problems = [];
+  }
+
+  object(parent: any, key: string, path: string, optional: boolean): any {
+    const value = parent[key];
+    if (value === undefined && optional) return undefined;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      this.problems.push(path + ' must be an object' + got(value));
+      return undefined;
+    }
+    return value;
+  }
+
+  string(parent: any, key: string, path: string, allowEmpty: boolean): string {
+    const value = parent[key];
+    if (typeof value !== 'string' || (!allowEmpty && value.length === 0)) {
+      // Never echo a secret back onto the console.
+      const shown = path.indexOf('password') >= 0 && value !== undefined ? ' (got a ' + typeof value + ')' : got(value);
+      this.problems.push(path + ' must be ' + (allowEmpty ? 'a string' : 'a non-empty string') + shown);
+      return '';
+    }
+    return value;
+  }
+
+  integer(parent: any, key: string, path: string, min: number, max: number, fallback?: number): number {
+    const value = parent[key];
+    if (value === undefined && fallback !== undefined) return fallback;
+    if (typeof value !== 'number' || !isFinite(value) || Math.floor(value) !== value || value < min || value > max) {
+      this.problems.push(path + ' must be a whole number from ' + min + ' to ' + max + got(value));
+      return 0;
+    }
+    return value;
+  }
+
+  onlyKnown(obj: any, known: string[], prefix: string): void {
+    for (const key in obj) {
+      if (known.indexOf(key) < 0) this.problems.push('unknown field ' + prefix + key + ' (known: ' + known.join(', ') + ')');
+    }
+  }
+}
+
+function got(value: any): string {
+  if (value === undefined) return ' (missing)';
+  const text = JSON.stringify(value);
+  return ' (got ' + (text.length > 40 ? text.substring(0, 40) + '...' : text) + ')';
+}
+
+/**
+ * Parses and checks the configuration text. Throws ConfigError naming every wrong field (wrong
+ * type, out of range, missing, unknown) or saying that the file is missing or not JSON.
+ */
+export function parseMeterConfig(text: string | undefined): MeterConfig {
+  if (text === undefined || text.length === 0) {
+    throw new ConfigError(['the file is missing or empty: write the meter configuration (JSON) to Storage file ' + CONFIG_FILE]);
+  }
+  let raw: any;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(['is not valid JSON (' + (e && (e as Error).message ? (e as Error).message : String(e)) + ')']);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(['must hold a JSON object' + got(raw)]);
+  }
+  const r = new FieldReader();
+  r.onlyKnown(raw, ['meterId', 'broker', 'mqtt', 'intervalSeconds', 's0', 'journal', 'wifi'], '');
+
+  const meterId = raw.meterId;
+  if (typeof meterId !== 'string') r.problems.push('meterId must be a string of 1-64 chars from A-Z a-z 0-9 . _ -' + got(meterId));
+  else if (meterIdProblem(meterId)) r.problems.push(meterIdProblem(meterId) as string);
+
+  const broker = r.object(raw, 'broker', 'broker', false) || {};
+  r.onlyKnown(broker, ['host', 'port'], 'broker.');
+  const host = r.string(broker, 'host', 'broker.host', false);
+  const port = r.integer(broker, 'port', 'broker.port', 1, 65535, CONFIG_DEFAULTS.brokerPort);
+
+  const mqtt = r.object(raw, 'mqtt', 'mqtt', false) || {};
+  r.onlyKnown(mqtt, ['username', 'password'], 'mqtt.');
+  const username = r.string(mqtt, 'username', 'mqtt.username', false);
+  const password = r.string(mqtt, 'password', 'mqtt.password', true);
+
+  const intervalSeconds = r.integer(raw, 'intervalSeconds', 'intervalSeconds', 1, 86400, CONFIG_DEFAULTS.intervalSeconds);
+
+  const s0 = r.object(raw, 's0', 's0', false) || {};
+  r.onlyKnown(s0, ['importPin', 'exportPin', 'impulsesPerKWh', 'debounceMs'], 's0.');
+  const importPin = r.integer(s0, 'importPin', 's0.importPin', 0, 48);
+  const exportPin = r.integer(s0, 'exportPin', 's0.exportPin', 0, 48);
+  if (s0.importPin !== undefined && s0.importPin === s0.exportPin) {
+    r.problems.push('s0.importPin and s0.exportPin must be different pins (both are ' + importPin + ')');
+  }
+  const impulsesPerKWh = r.integer(s0, 'impulsesPerKWh', 's0.impulsesPerKWh', 1, 100000);
+  const debounceMs = r.integer(s0, 'debounceMs', 's0.debounceMs', 0, 1000, CONFIG_DEFAULTS.debounceMs);
+
+  const journal = r.object(raw, 'journal', 'journal', true) || {};
+  r.onlyKnown(journal, ['commitEveryWh'], 'journal.');
+  const commitEveryWh = r.integer(journal, 'commitEveryWh', 'journal.commitEveryWh', 1, 100000, CONFIG_DEFAULTS.commitEveryWh);
+
+  const wifiRaw = r.object(raw, 'wifi', 'wifi', true);
+  let wifi: MeterConfig['wifi'];
+  if (wifiRaw) {
+    r.onlyKnown(wifiRaw, ['ssid', 'password'], 'wifi.');
+    wifi = { ssid: r.string(wifiRaw, 'ssid', 'wifi.ssid', false), password: r.string(wifiRaw, 'password', 'wifi.password', true) };
+  }
+
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  const config: MeterConfig = {
+    meterId: meterId as string,
+    broker: { host: host, port: port },
+    mqtt: { username: username, password: password },
+    intervalSeconds: intervalSeconds,
+    s0: { importPin: importPin, exportPin: exportPin, impulsesPerKWh: impulsesPerKWh, debounceMs: debounceMs },
+    journal: { commitEveryWh: commitEveryWh },
+  };
+  if (wifi) config.wifi = wifi;
+  return config;
+}

@@ -1,0 +1,224 @@
+// The meter's interval logic: keeps the import/export registers, commits them to the energy
+// journal, and at every interval boundary hands the finished interval's Reading to `publish`
+// (which must persist it, in the MQTT outbox, before returning) and then commits the boundary.
+//
+// Flags (firmware/src/readings/reading.ts): the first reading after any boot carries FLAG_PARTIAL;
+// after a boot that found a journal (power was lost: a meter never shuts down otherwise) the
+// interval in which power went and the first interval after boot carry FLAG_POWER_LOSS; if whole
+// intervals passed without the meter, the first reading after them carries FLAG_AFTER_OUTAGE.
+
+import type { Clock } from '../platform/clock.ts';
+import { type Reading, FLAG_AFTER_OUTAGE, FLAG_PARTIAL, FLAG_POWER_LOSS } from '../readings/reading.ts';
+import type { EnergyJournal, JournalState } from './energy-journal.ts';
+import { intervalWh, pulsesForWh, pulsesToWh } from './registers.ts';
+
+/** Before this epoch second (2024-01-01) the clock has not been set (no SNTP yet): no interval can be named. */
+export const EARLIEST_VALID_EPOCH = 1704067200;
+/** How often to look again at an unset clock, and to retry a reading the outbox refused. */
+const RETRY_MS = 5000;
+
+export interface MeterOptions {
+  meterId: string;
+  intervalSeconds: number;
+  impulsesPerKWh: number;
+  commitEveryWh: number;
+  clock: Clock;
+  journal: EnergyJournal;
+  /** Persists and sends a reading; throws when it cannot take it (e.g. the outbox is full). */
+  publish: (reading: Reading) => void;
+  log: (message: string) => void;
+}
+
+export class Meter {
+  /** The live state (what the next commit writes). */
+  state: JournalState;
+  private options: MeterOptions;
+  private commitEveryPulses: number;
+  private uncommittedImport: number;
+  private uncommittedExport: number;
+  /** Readings the outbox refused, oldest first; retried before any newer one. */
+  private unpublished: Reading[];
+  private timer: number | null;
+  private started: boolean;
+  /** True until the boot's first interval is opened (the clock may not be set yet). */
+  private booting: boolean;
+  private powerLost: boolean;
+  private commitFailing: boolean;
+
+  constructor(options: MeterOptions) {
+    this.options = options;
+    this.commitEveryPulses = pulsesForWh(options.commitEveryWh, options.impulsesPerKWh);
+    this.state = { interval: 0, flags: 0, nextSeq: 1, importPulses: 0, exportPulses: 0, intervalImportPulses: 0, intervalExportPulses: 0 };
+    this.uncommittedImport = 0;
+    this.uncommittedExport = 0;
+    this.unpublished = [];
+    this.timer = null;
+    this.started = false;
+    this.booting = true;
+    this.powerLost = false;
+    this.commitFailing = false;
+  }
+
+  /**
+   * Restores the registers from the journal and starts interval timing. `inOutbox` are this
+   * meter's readings still in the MQTT outbox: a cut between storing a reading and committing its
+   * boundary leaves the reading there, and no sequence number or interval may be used twice.
+   */
+  start(inOutbox: Reading[]): void {
+    if (this.started) return;
+    this.started = true;
+    const restored = this.options.journal.restore();
+    const s = this.state;
+    if (restored.state) {
+      const r = restored.state;
+      s.interval = r.interval;
+      s.flags = r.flags;
+      s.nextSeq = r.nextSeq;
+      s.importPulses = r.importPulses;
+      s.exportPulses = r.exportPulses;
+      s.intervalImportPulses = r.intervalImportPulses;
+      s.intervalExportPulses = r.intervalExportPulses;
+    }
+    this.powerLost = restored.filesFound;
+    for (let i = 0; i < inOutbox.length; i++) {
+      const reading = inOutbox[i];
+      if (reading.seq >= s.nextSeq) s.nextSeq = reading.seq + 1;
+      if (s.interval !== 0 && reading.interval >= s.interval) {
+        // The open interval's reading was stored; the cut came before its boundary was committed.
+        s.interval = reading.interval + 1;
+        s.intervalImportPulses = 0;
+        s.intervalExportPulses = 0;
+        s.flags = 0;
+      }
+    }
+    this.options.log(
+      'meter: ' + (restored.state ? 'journal restored' : restored.filesFound ? 'journal unreadable, registers start at 0' : 'first start, registers at 0') +
+        ' (import ' + pulsesToWh(s.importPulses, this.options.impulsesPerKWh) + ' Wh, export ' + pulsesToWh(s.exportPulses, this.options.impulsesPerKWh) +
+        ' Wh, next reading seq ' + s.nextSeq + (restored.ignoredRecords ? ', ' + restored.ignoredRecords + ' torn record(s) skipped' : '') + ')',
+    );
+    this.tick();
+  }
+
+  stop(): void {
+    if (this.timer !== null) this.options.clock.clearTimeout(this.timer);
+    this.timer = null;
+    this.started = false;
+  }
+
+  importPulse(): void {
+    this.state.importPulses++;
+    this.state.intervalImportPulses++;
+    this.uncommittedImport++;
+    if (this.uncommittedImport >= this.commitEveryPulses) this.commit();
+  }
+
+  exportPulse(): void {
+    this.state.exportPulses++;
+    this.state.intervalExportPulses++;
+    this.uncommittedExport++;
+    if (this.uncommittedExport >= this.commitEveryPulses) this.commit();
+  }
+
+  /** Register totals in Wh. */
+  importWh(): number {
+    return pulsesToWh(this.state.importPulses, this.options.impulsesPerKWh);
+  }
+
+  exportWh(): number {
+    return pulsesToWh(this.state.exportPulses, this.options.impulsesPerKWh);
+  }
+
+  /** Writes the live state to the journal; a failure is reported (once per streak) and retried with the next pulse. */
+  private commit(): void {
+    try {
+      this.options.journal.commit(this.state);
+      this.uncommittedImport = 0;
+      this.uncommittedExport = 0;
+      if (this.commitFailing) this.options.log('meter: journal commits work again');
+      this.commitFailing = false;
+    } catch (e) {
+      if (!this.commitFailing) {
+        this.options.log('meter: journal commit failed: ' + ((e && (e as Error).message) || e) + ' -- energy since the last commit would be lost on a power cut; retrying');
+      }
+      this.commitFailing = true;
+    }
+  }
+
+  /** Handles the clock: opens the boot's first interval, closes finished ones, schedules the next look. */
+  private tick(): void {
+    this.timer = null;
+    if (!this.started) return;
+    const clock = this.options.clock;
+    const now = clock.now();
+    if (now < EARLIEST_VALID_EPOCH) {
+      this.timer = clock.setTimeout(this.tick.bind(this), RETRY_MS);
+      return;
+    }
+    const current = Math.floor(now / this.options.intervalSeconds);
+    if (this.booting) this.openFirstInterval(current);
+    else if (current > this.state.interval) this.closeInterval(current, 0);
+    this.retryUnpublished();
+    const nextBoundaryMs = ((this.state.interval + 1) * this.options.intervalSeconds - now) * 1000;
+    const wait = this.unpublished.length > 0 ? Math.min(RETRY_MS, nextBoundaryMs) : nextBoundaryMs;
+    // +1 ms: a timer due exactly at the boundary must not see the clock still inside the interval.
+    this.timer = clock.setTimeout(this.tick.bind(this), Math.max(1, Math.ceil(wait) + 1));
+  }
+
+  private openFirstInterval(current: number): void {
+    this.booting = false;
+    const s = this.state;
+    const lost = this.powerLost ? FLAG_POWER_LOSS : 0;
+    if (s.interval === 0) {
+      // Nothing was open (first start, or the clock was never set before the cut).
+      s.interval = current;
+      s.flags = FLAG_PARTIAL | lost;
+    } else if (current <= s.interval) {
+      // Power came back within the interval that was open (or the clock is behind it): carry on.
+      s.flags = s.flags | FLAG_PARTIAL | lost;
+    } else {
+      // The open interval ended while the meter was off: its reading holds what was committed.
+      s.flags = s.flags | lost;
+      this.closeInterval(current, FLAG_PARTIAL | lost);
+      return;
+    }
+    this.commit();
+  }
+
+  /** Publishes the open interval's reading, then commits `next` as the open interval with `nextFlags`. */
+  private closeInterval(next: number, nextFlags: number): void {
+    const s = this.state;
+    const ipk = this.options.impulsesPerKWh;
+    const reading: Reading = {
+      meterId: this.options.meterId,
+      interval: s.interval,
+      importWh: intervalWh(s.importPulses, s.intervalImportPulses, ipk),
+      exportWh: intervalWh(s.exportPulses, s.intervalExportPulses, ipk),
+      importTotalWh: pulsesToWh(s.importPulses, ipk),
+      exportTotalWh: pulsesToWh(s.exportPulses, ipk),
+      seq: s.nextSeq,
+      flags: s.flags,
+    };
+    s.nextSeq++;
+    this.unpublished.push(reading);
+    this.retryUnpublished();
+    s.flags = nextFlags | (next > s.interval + 1 ? FLAG_AFTER_OUTAGE : 0);
+    s.interval = next;
+    s.intervalImportPulses = 0;
+    s.intervalExportPulses = 0;
+    this.commit();
+  }
+
+  /** Hands refused readings to publish again, oldest first, stopping at the first refusal. */
+  private retryUnpublished(): void {
+    while (this.unpublished.length > 0) {
+      const reading = this.unpublished[0];
+      try {
+        this.options.publish(reading);
+      } catch (e) {
+        this.options.log('meter: reading ' + reading.seq + ' (interval ' + reading.interval + ') not stored: ' + ((e && (e as Error).message) || e) + '; retrying, ' + this.unpublished.length + ' waiting');
+        return;
+      }
+      this.unpublished.shift();
+    }
+  }
+}

@@ -1,0 +1,484 @@
+// MQTT 3.1.1 client for Espruino's `net` sockets, written to avoid what Espruino's own MQTT
+// module lacks (research/espruino.md section 4.1):
+// - Last Will, and a clean-session flag that is honoured (default: persistent session);
+// - QoS 1 publishing through the persistent Outbox: a message is in flash before it is sent,
+//   leaves flash only on PUBACK, is resent with DUP after a reconnect or when its PUBACK is late,
+//   and messages go out in the order they were published;
+// - keep-alive PINGREQ with a PINGRESP timeout: a half-open connection is declared dead;
+// - CONNACK timeout, and a clear reason for every disconnect (refused credentials included);
+// - reconnect with exponential backoff and jitter (the random source is passed in);
+// - a stream decoder that copes with any fragmentation and rejects malformed packets.
+import type { Clock } from '../platform/clock.ts';
+import {
+  connackReason,
+  encodePacket,
+  MqttStreamDecoder,
+  type MqttPacket,
+  type PublishPacket,
+  type QoS,
+  type Will,
+} from './packets.ts';
+import type { Outbox } from './outbox.ts';
+
+/** The parts of Espruino's `net` module and its sockets the client uses. */
+export interface MqttSocket {
+  write(data: string): boolean;
+  end(): void;
+  on(event: string, cb: (arg?: any) => void): void;
+}
+export interface MqttNet {
+  connect(options: { host: string; port: number }, onConnect: () => void): MqttSocket;
+}
+
+export interface MqttClientOptions {
+  net: MqttNet;
+  clock: Clock;
+  host: string;
+  port: number;
+  clientId: string;
+  username?: string;
+  /** 8-bit string (MQTT passwords are binary). */
+  password?: string;
+  keepAliveSeconds: number;
+  will?: Will;
+  /** Default false: the broker keeps our subscriptions and queued QoS 1 messages across reconnects. */
+  cleanSession?: boolean;
+  /** Uniform in [0, 1): the jitter source (on the device E.hwRand through platform). Default Math.random. */
+  random?: () => number;
+  /** Time allowed from opening the TCP connection to CONNACK (default 10 s). */
+  connackTimeoutMs?: number;
+  /** Time allowed for PINGRESP after PINGREQ (default half the keep-alive, at most 10 s). */
+  pingTimeoutMs?: number;
+  /** A QoS 1 message not acknowledged within this time is sent again with DUP (default 20 s). */
+  ackTimeoutMs?: number;
+  /** First reconnect delay; doubles per failed attempt up to maxBackoffMs (defaults 1 s, 60 s). */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** QoS 1 messages sent but not yet acknowledged at any time (default 8). */
+  maxInFlight?: number;
+  /** Largest incoming packet accepted (default 16 KB). */
+  maxPacketBytes?: number;
+  onConnect?: () => void;
+  onDisconnect?: (reason: string) => void;
+  /** Diagnostics besides disconnects: each scheduled reconnect, a refused subscription, a handler that threw. */
+  log?: (message: string) => void;
+}
+
+export type MessageHandler = (topic: string, payload: Uint8Array, packet: PublishPacket) => void;
+
+interface InFlight {
+  id: number;
+  packetId: number;
+  topic: string;
+  payload: Uint8Array;
+  /** Sent at least once (on this or an earlier connection, or before a reboot). */
+  sent: boolean;
+}
+
+interface Subscription {
+  filter: string;
+  qos: QoS;
+  handler: MessageHandler;
+}
+
+/** MQTT topic filter matching (section 4.7): "+" one level, "#" the rest. */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return !(i === 0 && t[0].charAt(0) === '$');
+    if (i >= t.length) return false;
+    if (f[i] === '+') {
+      if (i === 0 && t[0].charAt(0) === '$') return false;
+      continue;
+    }
+    if (f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+const STOPPED = 0;
+const WAITING = 1;
+const CONNECTING = 2;
+const CONNECTED = 3;
+
+export class MqttClient {
+  onConnect: (() => void) | undefined;
+  onDisconnect: ((reason: string) => void) | undefined;
+  private readonly o: MqttClientOptions;
+  private readonly outbox: Outbox;
+  private readonly random: () => number;
+  private state: number;
+  private socket: MqttSocket | undefined;
+  private decoder: MqttStreamDecoder;
+  private attempts: number;
+  private lastSocketError: string;
+  private timers: { [name: string]: number | undefined };
+  private pingOutstanding: boolean;
+  private inFlight: InFlight[];
+  /** id of the newest outbox entry taken into the in-flight window. */
+  private cursor: number;
+  private nextPacketId: number;
+  private subscriptions: Subscription[];
+
+  constructor(options: MqttClientOptions, outbox: Outbox) {
+    if (!(options.keepAliveSeconds >= 0 && options.keepAliveSeconds <= 65535)) {
+      throw new Error('MQTT keepAliveSeconds must be 0..65535, got ' + options.keepAliveSeconds);
+    }
+    this.o = options;
+    this.outbox = outbox;
+    this.random = options.random || Math.random;
+    this.onConnect = options.onConnect;
+    this.onDisconnect = options.onDisconnect;
+    this.state = STOPPED;
+    this.socket = undefined;
+    this.decoder = new MqttStreamDecoder(options.maxPacketBytes);
+    this.attempts = 0;
+    this.lastSocketError = '';
+    this.timers = {};
+    this.pingOutstanding = false;
+    this.inFlight = [];
+    this.cursor = 0;
+    this.nextPacketId = 1;
+    this.subscriptions = [];
+  }
+
+  /** Connects, and keeps reconnecting until stop(). */
+  start(): void {
+    if (this.state !== STOPPED) return;
+    this.attempts = 0;
+    this.connect();
+  }
+
+  /** Disconnects cleanly (DISCONNECT: the broker discards the Will) and stops reconnecting. */
+  stop(): void {
+    if (this.state === STOPPED) return;
+    const wasConnected = this.state === CONNECTED;
+    if (wasConnected) this.send({ kind: 'disconnect' });
+    this.closeSocket();
+    this.state = STOPPED;
+    this.clearTimer('reconnect');
+    if (wasConnected) this.notifyDisconnect('stopped by the application');
+  }
+
+  isConnected(): boolean {
+    return this.state === CONNECTED;
+  }
+
+  /** QoS 1 messages stored and not yet acknowledged by the broker. */
+  pendingCount(): number {
+    return this.outbox.size();
+  }
+
+  /**
+   * QoS 1: stored in the outbox first (throws OutboxFullError if there is no room: nothing is
+   * lost silently), then sent in order when connected. QoS 0: sent now if connected, else dropped;
+   * returns whether it was handed to the socket.
+   */
+  publish(topic: string, payload: Uint8Array, qos: QoS): boolean {
+    if (qos === 1) {
+      // Refuse a topic that can never be sent before it is stored (it would block the outbox).
+      encodePacket({ kind: 'publish', topic: topic, payload: new Uint8Array(0), qos: 1, dup: false, retain: false, packetId: 1 });
+      this.outbox.append(topic, payload);
+      this.fillWindow();
+      return true;
+    }
+    if (qos !== 0) throw new Error('publish QoS must be 0 or 1, got ' + qos);
+    if (this.state !== CONNECTED) return false;
+    return this.send({ kind: 'publish', topic: topic, payload: payload, qos: 0, dup: false, retain: false });
+  }
+
+  /** Subscribes now if connected, and again after every reconnect. */
+  subscribe(filter: string, qos: QoS, onMessage: MessageHandler): void {
+    this.subscriptions.push({ filter: filter, qos: qos, handler: onMessage });
+    if (this.state === CONNECTED) this.sendSubscribe([this.subscriptions[this.subscriptions.length - 1]]);
+  }
+
+  // ---- connection lifecycle ----
+
+  private connect(): void {
+    this.state = CONNECTING;
+    this.attempts++;
+    this.decoder = new MqttStreamDecoder(this.o.maxPacketBytes);
+    this.lastSocketError = '';
+    this.pingOutstanding = false;
+    let socket: MqttSocket;
+    try {
+      socket = this.o.net.connect({ host: this.o.host, port: this.o.port }, () => {
+        if (this.socket === socket) this.onTcpConnect();
+      });
+    } catch (err) {
+      this.connectionLost('cannot connect to ' + this.where() + ': ' + errorText(err));
+      return;
+    }
+    this.socket = socket;
+    socket.on('data', (data: string) => {
+      if (this.socket === socket) this.onData(data);
+    });
+    socket.on('error', (err: { code: number; message: string }) => {
+      if (this.socket === socket) this.lastSocketError = err.message + ' (' + err.code + ')';
+    });
+    socket.on('close', () => {
+      if (this.socket !== socket) return;
+      this.socket = undefined;
+      const error = this.lastSocketError;
+      this.connectionLost(
+        this.state === CONNECTED
+          ? 'connection to ' + this.where() + ' closed' + (error ? ': ' + error : '')
+          : 'could not connect to ' + this.where() + ': ' + (error || 'connection closed before CONNACK'),
+      );
+    });
+    this.setTimer('connack', this.o.connackTimeoutMs || 10000, () => {
+      this.connectionLost('no CONNACK from ' + this.where() + ' within ' + (this.o.connackTimeoutMs || 10000) + ' ms');
+    });
+  }
+
+  private onTcpConnect(): void {
+    const connect: MqttPacket = {
+      kind: 'connect',
+      clientId: this.o.clientId,
+      cleanSession: !!this.o.cleanSession,
+      keepAliveSeconds: this.o.keepAliveSeconds,
+    };
+    if (this.o.username !== undefined) connect.username = this.o.username;
+    if (this.o.password !== undefined) connect.password = this.o.password;
+    if (this.o.will) connect.will = this.o.will;
+    this.send(connect);
+  }
+
+  private onConnack(returnCode: number): void {
+    this.clearTimer('connack');
+    if (returnCode !== 0) {
+      this.connectionLost('broker ' + this.where() + ' refused the connection: ' + connackReason(returnCode) + ' (CONNACK ' + returnCode + ')');
+      return;
+    }
+    this.state = CONNECTED;
+    this.attempts = 0;
+    this.schedulePing();
+    if (this.subscriptions.length > 0) this.sendSubscribe(this.subscriptions);
+    // Everything unacknowledged goes out again, oldest first, then the rest of the outbox.
+    const resend = this.inFlight;
+    for (let i = 0; i < resend.length; i++) this.sendEntry(resend[i]);
+    this.fillWindow();
+    if (this.state === CONNECTED && this.onConnect) this.onConnect();
+  }
+
+  /** Ends the current connection or attempt, reports why, and schedules the next attempt. */
+  private connectionLost(reason: string): void {
+    if (this.state === STOPPED || this.state === WAITING) return;
+    this.closeSocket();
+    this.state = WAITING;
+    this.notifyDisconnect(reason);
+    if (this.state !== WAITING) return; // the callback stopped or restarted us
+    const base = Math.min(this.o.maxBackoffMs || 60000, (this.o.minBackoffMs || 1000) * Math.pow(2, Math.min(this.attempts, 30) - 1));
+    // "Equal jitter": half the delay fixed, half random, so meters that lost the same broker spread out.
+    const delay = Math.round(base / 2 + this.random() * (base / 2));
+    if (this.o.log) this.o.log('reconnecting to ' + this.where() + ' in ' + delay + ' ms (attempt ' + (this.attempts + 1) + ')');
+    this.setTimer('reconnect', delay, () => this.connect());
+  }
+
+  private closeSocket(): void {
+    this.clearTimer('connack');
+    this.clearTimer('ping');
+    this.clearTimer('pingTimeout');
+    this.clearTimer('ack');
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) {
+      try {
+        socket.end();
+      } catch (err) {
+        // The socket is already gone; nothing more to release.
+      }
+    }
+  }
+
+  private notifyDisconnect(reason: string): void {
+    if (this.onDisconnect) this.onDisconnect(reason);
+  }
+
+  private where(): string {
+    return this.o.host + ':' + this.o.port;
+  }
+
+  // ---- incoming ----
+
+  private onData(data: string): void {
+    let packets: MqttPacket[];
+    try {
+      packets = this.decoder.push(data);
+    } catch (err) {
+      this.connectionLost('protocol error from ' + this.where() + ': ' + errorText(err));
+      return;
+    }
+    for (let i = 0; i < packets.length && this.socket; i++) this.handle(packets[i]);
+  }
+
+  private handle(p: MqttPacket): void {
+    if (this.state !== CONNECTED && p.kind !== 'connack') {
+      this.connectionLost('protocol error from ' + this.where() + ': ' + p.kind + ' before CONNACK');
+      return;
+    }
+    switch (p.kind) {
+      case 'connack':
+        if (this.state === CONNECTED) this.connectionLost('protocol error from ' + this.where() + ': a second CONNACK');
+        else this.onConnack(p.returnCode);
+        return;
+      case 'puback':
+        this.onPuback(p.packetId);
+        return;
+      case 'pingresp':
+        this.pingOutstanding = false;
+        this.clearTimer('pingTimeout');
+        return;
+      case 'publish':
+        this.onPublish(p);
+        return;
+      case 'suback':
+        for (let i = 0; i < p.returnCodes.length; i++) {
+          if (p.returnCodes[i] === 128 && this.o.log) this.o.log('broker refused a subscription (SUBACK ' + p.packetId + ', filter ' + (i + 1) + ')');
+        }
+        return;
+      case 'unsuback':
+        return;
+      default:
+        this.connectionLost('protocol error from ' + this.where() + ': a broker must not send ' + p.kind);
+    }
+  }
+
+  private onPublish(p: PublishPacket): void {
+    for (let i = 0; i < this.subscriptions.length; i++) {
+      const s = this.subscriptions[i];
+      if (!topicMatches(s.filter, p.topic)) continue;
+      try {
+        s.handler(p.topic, p.payload, p);
+      } catch (err) {
+        if (this.o.log) this.o.log('handler for "' + s.filter + '" threw: ' + errorText(err));
+      }
+    }
+    if (p.qos === 1 && p.packetId !== undefined) this.send({ kind: 'puback', packetId: p.packetId });
+  }
+
+  private onPuback(packetId: number): void {
+    let index = -1;
+    for (let i = 0; i < this.inFlight.length; i++) if (this.inFlight[i].packetId === packetId) index = i;
+    if (index < 0) return; // a late PUBACK for a message already acknowledged
+    const entry = this.inFlight[index];
+    this.inFlight.splice(index, 1);
+    this.outbox.ack(entry.id);
+    this.clearTimer('ack');
+    this.fillWindow();
+    if (this.inFlight.length > 0) this.armAckTimer();
+  }
+
+  // ---- outgoing ----
+
+  /** Writes one packet; a failing write drops the connection. Returns whether it was written. */
+  private send(p: MqttPacket): boolean {
+    const socket = this.socket;
+    if (!socket) return false;
+    let bytes: string;
+    try {
+      bytes = encodePacket(p);
+    } catch (err) {
+      if (p.kind === 'publish' && p.qos === 0) throw err; // the caller's mistake: tell the caller
+      this.connectionLost('cannot encode ' + p.kind + ': ' + errorText(err));
+      return false;
+    }
+    try {
+      socket.write(bytes);
+    } catch (err) {
+      this.connectionLost('write to ' + this.where() + ' failed: ' + errorText(err));
+      return false;
+    }
+    return true;
+  }
+
+  /** Takes the next outbox entries into the in-flight window and sends them. */
+  private fillWindow(): void {
+    if (this.state !== CONNECTED) return;
+    const max = this.o.maxInFlight || 8;
+    while (this.inFlight.length < max && this.state === CONNECTED) {
+      const next = this.cursor === 0 ? this.outbox.first() : this.outbox.after(this.cursor);
+      if (!next) return;
+      this.cursor = next.id;
+      const entry: InFlight = {
+        id: next.id,
+        packetId: this.allocatePacketId(),
+        topic: next.topic,
+        payload: next.payload,
+        sent: this.outbox.isRecovered(next.id),
+      };
+      this.inFlight.push(entry);
+      this.sendEntry(entry);
+    }
+  }
+
+  private sendEntry(entry: InFlight): void {
+    const dup = entry.sent;
+    entry.sent = true;
+    this.send({ kind: 'publish', topic: entry.topic, payload: entry.payload, qos: 1, dup: dup, retain: false, packetId: entry.packetId });
+    this.armAckTimer();
+  }
+
+  private armAckTimer(): void {
+    if (this.timers['ack'] !== undefined) return;
+    this.setTimer('ack', this.o.ackTimeoutMs || 20000, () => {
+      if (this.state !== CONNECTED) return;
+      for (let i = 0; i < this.inFlight.length; i++) this.sendEntry(this.inFlight[i]);
+    });
+  }
+
+  private allocatePacketId(): number {
+    for (;;) {
+      const id = this.nextPacketId;
+      this.nextPacketId = id === 65535 ? 1 : id + 1;
+      let used = false;
+      for (let i = 0; i < this.inFlight.length; i++) if (this.inFlight[i].packetId === id) used = true;
+      if (!used) return id;
+    }
+  }
+
+  private sendSubscribe(subs: Subscription[]): void {
+    const list: { filter: string; qos: QoS }[] = [];
+    for (let i = 0; i < subs.length; i++) list.push({ filter: subs[i].filter, qos: subs[i].qos });
+    this.send({ kind: 'subscribe', packetId: this.allocatePacketId(), subscriptions: list });
+  }
+
+  // ---- keep-alive ----
+
+  private schedulePing(): void {
+    if (this.o.keepAliveSeconds === 0) return;
+    // Well inside the keep-alive, so the broker never sees us silent for a whole period.
+    this.setTimer('ping', Math.max(500, this.o.keepAliveSeconds * 750), () => {
+      if (this.state !== CONNECTED) return;
+      this.pingOutstanding = true;
+      this.send({ kind: 'pingreq' });
+      const timeout = this.o.pingTimeoutMs || Math.min(10000, this.o.keepAliveSeconds * 500);
+      this.setTimer('pingTimeout', timeout, () => {
+        if (this.pingOutstanding) this.connectionLost('no PINGRESP from ' + this.where() + ' within ' + timeout + ' ms: connection is dead');
+      });
+      this.schedulePing();
+    });
+  }
+
+  // ---- timers ----
+
+  private setTimer(name: string, ms: number, cb: () => void): void {
+    this.clearTimer(name);
+    this.timers[name] = this.o.clock.setTimeout(() => {
+      this.timers[name] = undefined;
+      cb();
+    }, ms);
+  }
+
+  private clearTimer(name: string): void {
+    const handle = this.timers[name];
+    if (handle !== undefined) this.o.clock.clearTimeout(handle);
+    this.timers[name] = undefined;
+  }
+}
+
+function errorText(err: unknown): string {
+  return err && typeof err === 'object' && 'message' in err ? String((err as { message: unknown }).message) : String(err);
+}

@@ -1,0 +1,37 @@
+// The testbed's MQTT broker: aedes in this process, listening on 127.0.0.1 only.
+import net from 'node:net';
+import { Aedes, type AedesOptions } from 'aedes';
+
+export interface EmbeddedBroker {
+  readonly port: number;
+  readonly url: string;
+  readonly aedes: Aedes;
+  /** Stops listening and drops every client connection (as a broker crash would). */
+  close(): Promise<void>;
+}
+
+export async function startEmbeddedBroker(options: { port?: number; host?: string; aedes?: AedesOptions } = {}): Promise<EmbeddedBroker> {
+  const host = options.host ?? '127.0.0.1';
+  const aedes = await Aedes.createBroker(options.aedes);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    aedes.handle(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    url: `mqtt://${host}:${port}`,
+    aedes,
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,153 @@
+// `veilgrid build`: turns firmware/src/main.ts into the one script Espruino 2v29 runs
+// (research/espruino.md §1.3). Steps: esbuild bundles (Espruino modules stay literal `require("…")`,
+// async/generators refused at their source line) → the profile check on the bundle, reported at TypeScript
+// source positions, for what lowering cannot fix → TypeScript lowers to ES5 → built-in subclasses keep their
+// prototype → function declarations move to the top of their bodies → non-ASCII becomes escapes → the
+// profile check on the final bytes. Any violation fails the build.
+import { build, type Message } from 'esbuild';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { checkEspruinoProfile, type Violation } from './profile-check.ts';
+import { lowerToEs5, LoweringError } from './lower-syntax.ts';
+import { fixBuiltinSubclasses } from './fix-builtin-subclasses.ts';
+import { hoistFunctionDeclarations } from './hoist-functions.ts';
+import { SourceMapLookup } from './source-map-lookup.ts';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Espruino's built-in modules: left as literal require("…") so the device (and EspruinoTools) resolve them. */
+export const ESPRUINO_MODULES = ['Storage', 'net', 'Wifi', 'crypto', 'heatshrink'];
+
+/**
+ * Prefixes of construct names the ES5 lowering rewrites, so finding them in the bundle before lowering is
+ * not an error. Whatever lowering leaves behind, the check on the final output still catches.
+ */
+const LOWERED_CONSTRUCTS = [
+  'destructuring', 'rest parameter', 'spread', 'default parameter', 'computed key', 'computed class member key',
+  'class member named', 'optional chaining ?.', 'exponent operator **', 'exponent assignment **=',
+  'logical assignment', 'class field without initialiser', 'class instance field', 'static block',
+  'closure over a for (', 'function used before its declaration', 'tagged template', 'extends <expression>',
+  'new.target',
+  'non-ASCII character', // only in comments (esbuild escapes strings); escapeNonAscii rewrites them
+];
+
+export interface LocatedViolation extends Violation { file: string }
+
+export interface BuildOptions {
+  board: string;
+  /** Entry module; default firmware/src/main.ts. */
+  entry?: string;
+  /** Output file; default dist/firmware/<board>.js. */
+  outFile?: string;
+}
+
+export interface BuildResult { outFile: string; bytes: number; violations: LocatedViolation[] }
+
+/** The firmware cannot be built; `violations` (possibly empty) holds every located problem. */
+export class BuildError extends Error {
+  constructor(message: string, readonly violations: LocatedViolation[] = []) {
+    super(violations.length === 0 ? message :
+      message + '\n' + violations.map((v) => `${v.file}:${v.line}:${v.column} ${v.construct} — ${v.message}`).join('\n'));
+  }
+}
+
+/** Board ids that have a boards/<id>.json definition. */
+export async function knownBoards(root = REPO_ROOT): Promise<string[]> {
+  const files = await readdir(path.join(root, 'boards'));
+  return files.filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length)).sort();
+}
+
+/** Builds the firmware for `board` and writes it; throws BuildError naming every problem. */
+export async function buildFirmware(options: BuildOptions): Promise<BuildResult> {
+  const boards = await knownBoards();
+  if (!boards.includes(options.board)) {
+    throw new BuildError(`unknown board "${options.board}": known boards are ${boards.join(', ')} (boards/*.json)`);
+  }
+  const entry = path.resolve(options.entry ?? path.join(REPO_ROOT, 'firmware/src/main.ts'));
+  if (!existsSync(entry)) throw new BuildError(`entry ${path.relative(process.cwd(), entry) || entry} does not exist`);
+  const outFile = path.resolve(options.outFile ?? path.join(REPO_ROOT, 'dist/firmware', options.board + '.js'));
+  const shownOut = path.relative(process.cwd(), outFile) || outFile;
+
+  const bundle = await bundleEntry(entry, outFile);
+  const sourceViolations = checkEspruinoProfile(bundle.code)
+    .filter((v) => !LOWERED_CONSTRUCTS.some((c) => v.construct.startsWith(c)))
+    .map((v) => locateInSource(v, bundle.map, shownOut));
+  if (sourceViolations.length > 0) throw new BuildError('the firmware uses what Espruino 2v29 cannot run:', sourceViolations);
+
+  let code: string;
+  try {
+    code = lowerToEs5(bundle.code, shownOut);
+  } catch (err) {
+    if (err instanceof LoweringError) throw new BuildError(err.message);
+    throw err;
+  }
+  code = escapeNonAscii(hoistFunctionDeclarations(fixBuiltinSubclasses(code)));
+
+  const violations = checkEspruinoProfile(code, shownOut).map((v) => ({ ...v, file: shownOut, message: v.message + fromModule(code, v.line) }));
+  if (violations.length > 0) throw new BuildError('the lowered bundle still holds what Espruino 2v29 cannot run:', violations);
+
+  await mkdir(path.dirname(outFile), { recursive: true });
+  await writeFile(outFile, code, 'latin1');
+  return { outFile, bytes: Buffer.byteLength(code, 'latin1'), violations: [] };
+}
+
+async function bundleEntry(entry: string, outFile: string): Promise<{ code: string; map: SourceMapLookup }> {
+  try {
+    const result = await build({
+      entryPoints: [entry],
+      outfile: outFile,
+      bundle: true,
+      write: false,
+      format: 'cjs', // keeps require("Storage") literal; iife would rewrite it to __require (§1.3)
+      platform: 'neutral',
+      external: ESPRUINO_MODULES,
+      target: 'esnext', // syntax lowering is TypeScript's job; esbuild only refuses what cannot be lowered
+      supported: { 'async-await': false, 'async-generator': false, 'for-await': false, generator: false },
+      charset: 'ascii',
+      minify: false, // esbuild's identifier mangling can produce `of`, a reserved word on Espruino
+      sourcemap: 'external',
+      tsconfig: path.join(REPO_ROOT, 'firmware/tsconfig.json'),
+      logLevel: 'silent',
+    });
+    const js = result.outputFiles.find((f) => f.path.endsWith('.js'))!;
+    const map = result.outputFiles.find((f) => f.path.endsWith('.map'))!;
+    return { code: js.text, map: new SourceMapLookup(JSON.parse(map.text), path.dirname(map.path), process.cwd()) };
+  } catch (err) {
+    const errors = (err as { errors?: Message[] }).errors;
+    if (!errors) throw err;
+    throw new BuildError('esbuild could not bundle the firmware:', errors.map(describeEsbuildError));
+  }
+}
+
+function describeEsbuildError(e: Message): LocatedViolation {
+  const where = { file: e.location?.file ?? '?', line: e.location?.line ?? 0, column: (e.location?.column ?? 0) + 1 };
+  if (/async functions|await/.test(e.text)) {
+    return { ...where, construct: 'async function', message: 'Espruino has no async/await: return a Promise and chain .then(), or use callbacks' };
+  }
+  if (/generator/.test(e.text)) {
+    return { ...where, construct: 'generator', message: 'Espruino has no generators: write an explicit iterator object or use callbacks' };
+  }
+  return { ...where, construct: 'esbuild', message: e.text };
+}
+
+function locateInSource(v: Violation, map: SourceMapLookup, bundleName: string): LocatedViolation {
+  const original = map.original(v.line, v.column);
+  return original ? { ...v, ...original } : { ...v, file: bundleName };
+}
+
+/** Names the firmware module a bundle line came from, using esbuild's `// path` markers. */
+function fromModule(code: string, line: number): string {
+  const lines = code.split('\n').slice(0, line).reverse();
+  const marker = lines.find((l) => /^\s*\/\/ \S+\.ts$/.test(l));
+  return marker ? ` (from ${marker.trim().slice(3)})` : '';
+}
+
+/** ESP32 strings are 8-bit: bytes 0x80-0xFF become \xHH; anything above stays \uHHHH so the check rejects it. */
+function escapeNonAscii(code: string): string {
+  return code.replace(/[^\x00-\x7f]/g, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? '\\x' + n.toString(16).padStart(2, '0') : '\\u' + n.toString(16).padStart(4, '0');
+  });
+}

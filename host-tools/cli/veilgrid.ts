@@ -1,0 +1,50 @@
+// The `veilgrid` command line: one dispatcher, one module per subcommand, each loaded only when it runs.
+import { CliError, type Command } from './command.ts';
+
+const commands: Record<string, () => Promise<{ command: Command }>> = {
+  build: () => import('../build/build-command.ts'),
+  check: () => import('../build/check-command.ts'),
+  emulate: () => import('../emulate/emulate-command.ts'),
+  testbed: () => import('../testbed/testbed-command.ts'),
+};
+
+function usage(): string {
+  return [
+    'usage: veilgrid <command> [options]',
+    '',
+    'commands:',
+    '  build     bundle the meter firmware for a board and check it runs on Espruino',
+    '  check     run the Espruino profile check on a JavaScript file',
+    '  emulate   run an emulated meter board with an Espruino console on a TCP port',
+    '  testbed   run a microgrid of emulated meters against a broker and the DSO collector',
+    '',
+    "'veilgrid <command> --help' describes a command's options.",
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const load = commands[name];
+  if (!load) {
+    console.error(`veilgrid: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const { command } = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.help);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof CliError) {
+      console.error(`veilgrid ${name}: ${err.message}`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,157 @@
+// The DSO's reading collector: subscribes to every meter's readings over MQTT (QoS 1), decodes and
+// checks each one, and stores it in a ReadingStore. A reading is acknowledged to the broker only after
+// it is stored, so a collector crash loses nothing: the broker redelivers, and the store de-duplicates.
+// Bad messages are logged (one JSON line each, with the reason) and acknowledged; they never stop it.
+import { randomBytes } from 'node:crypto';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import { decodeReading, ReadingFormatError } from '../../firmware/src/readings/reading.ts';
+import { READING_TOPIC_FILTER, meterIdFromReadingTopic } from '../../firmware/src/readings/topics.ts';
+import type { ReadingStore } from './reading-store.ts';
+
+export interface CollectorOptions {
+  /** e.g. mqtt://127.0.0.1:1883 */
+  brokerUrl: string;
+  db: ReadingStore;
+  /** Receives one JSON object per line (no newline). Default: written to stderr. */
+  log?: (line: string) => void;
+  /**
+   * A stable client id gives the collector a persistent session (clean session off): the broker then
+   * keeps QoS 1 readings for it while it is away. Default: a random id with a clean session.
+   */
+  clientId?: string;
+  username?: string;
+  password?: string;
+}
+
+export interface CollectorStats {
+  /** New readings stored. */
+  received: number;
+  /** Readings already stored, delivered again (QoS 1 redelivery or a meter resending). */
+  duplicates: number;
+  /** Messages that are not a valid reading for their topic: malformed, or naming another meter. */
+  rejected: number;
+  /** Valid readings whose (meter, seq) is already stored with different content: the first one is kept. */
+  conflicts: number;
+}
+
+export interface Collector {
+  /** Counts so far; updated as each message is handled. */
+  readonly stats: Readonly<CollectorStats>;
+  /** Resolves once predicate(stats) holds, checking now and after every handled message. */
+  waitFor(predicate: (stats: CollectorStats) => boolean): Promise<CollectorStats>;
+  /** Unsubscribes nothing (the session may be persistent) and disconnects cleanly. */
+  close(): Promise<void>;
+}
+
+const PAYLOAD_LOG_BYTES = 64;
+
+/** Connects, subscribes to READING_TOPIC_FILTER with QoS 1 and resolves once the subscription is granted. */
+export async function startCollector(options: CollectorOptions): Promise<Collector> {
+  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const emit = (level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}) =>
+    log(JSON.stringify({ time: new Date().toISOString(), level, component: 'collector', event, ...fields }));
+
+  const stats: CollectorStats = { received: 0, duplicates: 0, rejected: 0, conflicts: 0 };
+  const waiters: Array<{ predicate: (s: CollectorStats) => boolean; resolve: (s: CollectorStats) => void }> = [];
+  const settleWaiters = () => {
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      if (waiters[i].predicate(stats)) waiters.splice(i, 1)[0].resolve({ ...stats });
+    }
+  };
+
+  const reject = (topic: string, payload: Buffer, reason: string) => {
+    stats.rejected++;
+    emit('warn', 'reading_rejected', {
+      topic,
+      reason,
+      bytes: payload.length,
+      payloadHex: payload.subarray(0, PAYLOAD_LOG_BYTES).toString('hex') + (payload.length > PAYLOAD_LOG_BYTES ? '...' : ''),
+    });
+  };
+
+  /** Handles one message; throws only when the store fails (then the message is not acknowledged). */
+  const handle = (topic: string, payload: Buffer) => {
+    const topicMeterId = meterIdFromReadingTopic(topic);
+    if (topicMeterId === undefined) return reject(topic, payload, `"${topic}" is not a reading topic (veilgrid/meters/<meterId>/readings)`);
+    let reading;
+    try {
+      reading = decodeReading(new Uint8Array(payload.buffer, payload.byteOffset, payload.length));
+    } catch (err) {
+      if (err instanceof ReadingFormatError) return reject(topic, payload, err.message);
+      throw err;
+    }
+    if (reading.meterId !== topicMeterId) {
+      return reject(topic, payload, `the topic names meter "${topicMeterId}" but the reading is from meter "${reading.meterId}"`);
+    }
+    const outcome = options.db.insert(reading);
+    if (outcome === 'stored') stats.received++;
+    else if (outcome === 'duplicate') stats.duplicates++;
+    else {
+      stats.conflicts++;
+      emit('error', 'reading_conflict', {
+        topic,
+        reason: `meter "${reading.meterId}" sent seq ${reading.seq} again with different content; the first one is kept`,
+        stored: options.db.get(reading.meterId, reading.seq),
+        received: reading,
+      });
+    }
+  };
+
+  const clientOptions: IClientOptions = {
+    protocolVersion: 4,
+    clientId: options.clientId ?? `veilgrid-collector-${randomBytes(4).toString('hex')}`,
+    clean: options.clientId === undefined,
+    username: options.username,
+    password: options.password,
+    reconnectPeriod: 1000,
+  };
+  const client: MqttClient = mqtt.connect(options.brokerUrl, clientOptions);
+  // Store first, acknowledge after: MQTT.js sends PUBACK only when this callback is called without error.
+  client.handleMessage = (packet: IPublishPacket, callback: (error?: Error) => void) => {
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload, 'latin1') : (packet.payload as Buffer);
+    try {
+      handle(packet.topic, payload);
+    } catch (err) {
+      emit('error', 'store_failed', { topic: packet.topic, reason: (err as Error).message, note: 'not acknowledged: the broker will deliver it again' });
+      callback(err as Error);
+      return;
+    }
+    settleWaiters();
+    callback();
+  };
+  client.on('offline', () => emit('warn', 'broker_offline', { brokerUrl: options.brokerUrl, note: 'reconnecting every second' }));
+  client.on('reconnect', () => emit('info', 'broker_reconnecting', { brokerUrl: options.brokerUrl }));
+  client.on('error', (err) => emit('error', 'mqtt_error', { brokerUrl: options.brokerUrl, reason: err.message }));
+
+  try {
+    await new Promise<void>((resolve, rejectStart) => {
+      const onError = (err: Error) => rejectStart(new Error(`collector cannot connect to ${options.brokerUrl}: ${err.message}`));
+      client.once('error', onError);
+      client.once('connect', () => {
+        client.subscribe(READING_TOPIC_FILTER, { qos: 1 }, (err, granted) => {
+          client.removeListener('error', onError);
+          if (err) return rejectStart(new Error(`collector cannot subscribe to ${READING_TOPIC_FILTER}: ${err.message}`));
+          if (!granted || granted[0].qos !== 1) {
+            return rejectStart(new Error(`broker granted ${READING_TOPIC_FILTER} with QoS ${granted?.[0]?.qos} instead of 1: readings could be lost; check the broker's ACL for the collector`));
+          }
+          resolve();
+        });
+      });
+    });
+  } catch (err) {
+    await client.endAsync(true);
+    throw err;
+  }
+  emit('info', 'collector_subscribed', { brokerUrl: options.brokerUrl, filter: READING_TOPIC_FILTER, clientId: clientOptions.clientId });
+
+  return {
+    stats,
+    waitFor(predicate) {
+      if (predicate(stats)) return Promise.resolve({ ...stats });
+      return new Promise((resolve) => waiters.push({ predicate, resolve }));
+    },
+    async close() {
+      await client.endAsync();
+    },
+  };
+}

@@ -1,0 +1,74 @@
+// `veilgrid testbed`: the main job — a microgrid of emulated meters reporting to the DSO collector.
+import { intOption, parseOptions, type Command } from '../cli/command.ts';
+import { runTestbed, TESTBED_DEFAULTS, type TestbedProgress, type TestbedSummary } from './testbed.ts';
+
+const d = TESTBED_DEFAULTS;
+
+export const command: Command = {
+  help: `usage: veilgrid testbed [--meters N] [--intervals K] [--interval-seconds S] [--speed X] [--json]
+
+Builds the meter firmware, starts an MQTT broker (aedes, on 127.0.0.1), the DSO's reading collector
+(SQLite) and N emulated ESP32 meters running the built bundle, each fed by S0 pulse sources that follow
+household load and PV profiles. Runs K metering intervals of simulated time, then prints what the
+collector received.
+
+options:
+  --meters N            emulated meters (default ${d.meters})
+  --intervals K         metering intervals to collect (default ${d.intervals})
+  --interval-seconds S  length of one interval in simulated seconds (default ${d.intervalSeconds})
+  --speed X             simulated seconds per real second (default ${d.speed})
+  --impulses N          S0 impulses per kWh of every meter (default ${d.impulsesPerKWh})
+  --work-dir DIR        keep flash images and readings.db in DIR (default: a temporary folder, removed)
+  --json                print one JSON object instead of the human summary`,
+
+  async run(argv) {
+    const { values } = parseOptions(argv, {
+      meters: { type: 'string' },
+      intervals: { type: 'string' },
+      'interval-seconds': { type: 'string' },
+      speed: { type: 'string' },
+      impulses: { type: 'string' },
+      'work-dir': { type: 'string' },
+      json: { type: 'boolean' },
+    });
+    const options = {
+      meters: intOption(values.meters, 'meters', d.meters, 1),
+      intervals: intOption(values.intervals, 'intervals', d.intervals, 1),
+      intervalSeconds: intOption(values['interval-seconds'], 'interval-seconds', d.intervalSeconds, 1),
+      speed: intOption(values.speed, 'speed', d.speed, 1),
+      impulsesPerKWh: intOption(values.impulses, 'impulses', d.impulsesPerKWh, 1),
+      workDir: values['work-dir'],
+      onProgress: values.json ? undefined : progressPrinter(),
+    };
+    if (!values.json) {
+      const simulated = options.intervals * options.intervalSeconds;
+      console.log(`veilgrid testbed: ${options.meters} meters, ${options.intervals} intervals of ${options.intervalSeconds} s ` +
+        `(${simulated} s simulated, about ${Math.ceil(simulated / options.speed)} s at ${options.speed}x)`);
+    }
+    const summary = await runTestbed(options);
+    if (values.json) console.log(JSON.stringify(summary));
+    else printSummary(summary);
+    return summary.readings.missing === 0 ? 0 : 1;
+  },
+};
+
+function progressPrinter(): (p: TestbedProgress) => void {
+  const tty = process.stderr.isTTY;
+  let last = '';
+  return (p) => {
+    const line = `  interval ${p.interval}/${p.intervals} · readings ${p.readingsReceived}/${p.readingsExpected}`;
+    if (line === last) return;
+    last = line;
+    process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+  };
+}
+
+function printSummary(s: TestbedSummary): void {
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  const r = s.readings;
+  console.log(`readings   ${r.received}/${r.expected} received, ${r.missing} missing, ${r.duplicates} duplicates dropped, ${r.rejected} rejected`);
+  console.log(`energy     import ${s.energy.importWh} Wh, export ${s.energy.exportWh} Wh (S0 sources emitted ${s.emitted.importWh} / ${s.emitted.exportWh} Wh)`);
+  console.log(`gaps       ${s.gaps.lostSequenceNumbers} lost sequence numbers, ${s.gaps.flaggedReadings} readings flagged by meters`);
+  console.log(`time       ${s.simulatedSeconds} s simulated in ${s.wallSeconds} s`);
+  console.log(r.missing === 0 ? 'ok: every reading arrived' : 'FAILED: readings are missing');
+}

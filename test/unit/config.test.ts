@@ -1,0 +1,118 @@
+// The meter configuration (vg.config): a valid file, defaults, and a clear ConfigError naming every
+// wrong field for wrong types, missing fields, unknown fields and malformed JSON.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CONFIG_DEFAULTS, CONFIG_FILE, ConfigError, parseMeterConfig, type MeterConfig } from '../../firmware/src/config/config.ts';
+
+const valid: MeterConfig = {
+  meterId: 'meter-0001',
+  broker: { host: '127.0.0.1', port: 1883 },
+  mqtt: { username: 'meter-0001', password: 's3cret' },
+  intervalSeconds: 60,
+  s0: { importPin: 25, exportPin: 26, impulsesPerKWh: 1000, debounceMs: 10 },
+  journal: { commitEveryWh: 10 },
+};
+
+function problemsOf(text: string | undefined): string[] {
+  try {
+    parseMeterConfig(text);
+  } catch (e) {
+    assert.instance(e, ConfigError);
+    assert.ok((e as Error).message.startsWith(CONFIG_FILE + ': '), (e as Error).message);
+    return (e as ConfigError).problems;
+  }
+  assert.unreachable('expected a ConfigError');
+  return [];
+}
+
+test('a complete configuration parses to the same object', () => {
+  assert.equal(parseMeterConfig(JSON.stringify(valid)), valid);
+  const withWifi = { ...valid, wifi: { ssid: 'farm', password: 'pw' } };
+  assert.equal(parseMeterConfig(JSON.stringify(withWifi)), withWifi);
+});
+
+test('optional fields take their defaults', () => {
+  const minimal = {
+    meterId: 'm1',
+    broker: { host: 'broker.local' },
+    mqtt: { username: 'm1', password: '' },
+    s0: { importPin: 25, exportPin: 26, impulsesPerKWh: 800 },
+  };
+  const config = parseMeterConfig(JSON.stringify(minimal));
+  assert.is(config.broker.port, CONFIG_DEFAULTS.brokerPort);
+  assert.is(config.intervalSeconds, CONFIG_DEFAULTS.intervalSeconds);
+  assert.is(config.s0.debounceMs, CONFIG_DEFAULTS.debounceMs);
+  assert.is(config.journal.commitEveryWh, CONFIG_DEFAULTS.commitEveryWh);
+  assert.is(config.wifi, undefined);
+});
+
+test('a missing or empty file says how to provide it', () => {
+  for (const text of [undefined, '']) {
+    const problems = problemsOf(text);
+    assert.is(problems.length, 1);
+    assert.match(problems[0], /missing or empty.*vg\.config/);
+  }
+});
+
+test('malformed JSON is reported as such', () => {
+  const problems = problemsOf('{"meterId": "m1", ');
+  assert.is(problems.length, 1);
+  assert.match(problems[0], /not valid JSON/);
+  assert.match(problemsOf('[1,2]')[0], /must hold a JSON object/);
+  assert.match(problemsOf('42')[0], /must hold a JSON object/);
+});
+
+test('wrong types: every wrong field is named with what was expected and what was found', () => {
+  const bad = {
+    meterId: 42,
+    broker: { host: '', port: '1883' },
+    mqtt: { username: 'u', password: 1234 },
+    intervalSeconds: 1.5,
+    s0: { importPin: 25, exportPin: 25, impulsesPerKWh: 0, debounceMs: -1 },
+    journal: { commitEveryWh: 'often' },
+    wifi: 'home',
+  };
+  const problems = problemsOf(JSON.stringify(bad));
+  const expected = [
+    /^meterId must be a string .*\(got 42\)$/,
+    /^broker\.host must be a non-empty string \(got ""\)$/,
+    /^broker\.port must be a whole number from 1 to 65535 \(got "1883"\)$/,
+    /^mqtt\.password must be a string \(got a number\)$/,
+    /^intervalSeconds must be a whole number from 1 to 86400 \(got 1\.5\)$/,
+    /^s0\.importPin and s0\.exportPin must be different pins/,
+    /^s0\.impulsesPerKWh must be a whole number from 1 to 100000 \(got 0\)$/,
+    /^s0\.debounceMs must be a whole number from 0 to 1000 \(got -1\)$/,
+    /^journal\.commitEveryWh must be a whole number from 1 to 100000 \(got "often"\)$/,
+    /^wifi must be an object \(got "home"\)$/,
+  ];
+  assert.is(problems.length, expected.length, problems.join('\n'));
+  expected.forEach((re, i) => assert.match(problems[i], re));
+  // A password is never echoed.
+  assert.not.match(problems.join(' '), /1234/);
+});
+
+test('missing required fields are each named', () => {
+  const problems = problemsOf('{}');
+  for (const field of ['meterId', 'broker', 'broker.host', 'mqtt', 'mqtt.username', 'mqtt.password', 's0', 's0.importPin', 's0.exportPin', 's0.impulsesPerKWh']) {
+    assert.ok(problems.some((p) => p.startsWith(field + ' ')), `${field} not named in:\n${problems.join('\n')}`);
+  }
+  assert.ok(problems.some((p) => /\(missing\)/.test(p)));
+});
+
+test('a meter id that cannot be a topic level is refused', () => {
+  for (const id of ['a/b', 'a+b', '#', 'a b', '', 'x'.repeat(65)]) {
+    const problems = problemsOf(JSON.stringify({ ...valid, meterId: id }));
+    assert.is(problems.length, 1, `${JSON.stringify(id)}: ${problems.join('; ')}`);
+    assert.match(problems[0], /^meterId /);
+  }
+});
+
+test('unknown fields (typos) are named with the known ones', () => {
+  const problems = problemsOf(JSON.stringify({ ...valid, journal: { comitEveryWh: 5 }, colour: 'red' }));
+  assert.equal(problems, [
+    'unknown field colour (known: meterId, broker, mqtt, intervalSeconds, s0, journal, wifi)',
+    'unknown field journal.comitEveryWh (known: commitEveryWh)',
+  ]);
+});
+
+test.run();
