@@ -22,6 +22,8 @@ import {
   type InstalledGlobals,
   type InterpreterHost,
 } from './espruino-globals.ts';
+import type { Atecc608 } from './devices/atecc608/atecc608.ts';
+import { attachAtecc608 } from './devices/atecc608/persistence.ts';
 import { Flash, PowerLoss } from './flash.ts';
 import { createNetModule, type EmulatedNetModule } from './net.ts';
 import { I2CBus, PinBank, WatchTable } from './pins.ts';
@@ -59,7 +61,9 @@ export class Board {
   readonly flash: Flash;
   readonly storage: EspruinoStorage;
   readonly pins: PinBank;
-  readonly i2c1 = new I2CBus();
+  readonly i2c1 = new I2CBus(() => this.clock.now());
+  /** The ATECC608 on I2C1 at 0x60; its EEPROM persists in `<flashPath>.atecc608.json`. */
+  readonly secureElement: Atecc608;
   readonly wifi: WifiStation;
   private readonly net: EmulatedNetModule;
   private readonly outputListeners = new Set<(text: string) => void>();
@@ -76,6 +80,7 @@ export class Board {
     this.name = opts.name ?? `${opts.definition.id}-${index}`;
     this.flash = new Flash({ sizeBytes: opts.definition.storage.bytes, pageBytes: opts.definition.storage.pageBytes, path: opts.flashPath });
     this.storage = new EspruinoStorage(this.flash);
+    this.secureElement = attachAtecc608({ bus: this.i2c1, clock: this.clock, flashPath: opts.flashPath });
     this.pins = new PinBank(() => this.clock.now());
     this.pins.onEdge((edge) => this.session?.post(() => this.session?.watches.handleEdge(edge.pin, edge.level, edge.clockTime)));
     const octet = (index % 250) + 2;
@@ -112,6 +117,7 @@ export class Board {
     if (!this.session) return;
     this.endSession();
     this.wifi.powerOff();
+    this.secureElement.powerOff();
     this.pins.resetFirmwareState();
   }
 

@@ -6,9 +6,13 @@
 // 1-second keep-alive timer takes 1/60 s of real time, and a broker that answers in 5 ms real has
 // answered in 0.3 s virtual. Timers fire in virtual-time order; inside a timer callback now() is
 // pinned to that timer's due time, so a chain of timers sees exact, monotonic timestamps even when
-// Node delivers the real timer a little late. Outside timers, time is read once per turn of Node's
-// event loop and then held until the turn ends: code runs in zero virtual time (as if the CPU were
-// infinitely fast), so at high speeds a few microseconds of host work do not become seconds.
+// Node delivers the real timer a little late — unless now() already returned a later time (it never
+// goes backwards), in which case a late timer sees that later time, as a late one on a busy device
+// would. Devices modelling a physical signal therefore keep their own timeline (the instants they
+// scheduled) instead of reading now() in their callbacks (docs/emulator.md). Outside timers, time is
+// read once per turn of Node's event loop and then held until the turn ends: code runs in zero
+// virtual time (as if the CPU were infinitely fast), so at high speeds a few microseconds of host
+// work do not become seconds.
 //
 // TimerTable (below) is Espruino's own timer list for one interpreter, on top of a SimClock.
 

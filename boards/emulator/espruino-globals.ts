@@ -8,6 +8,7 @@
 
 import nodeCrypto from 'node:crypto';
 import type { SimClock, TimerTable } from './clock.ts';
+import { formatAsString, formatPrintArguments, markDevice } from './espruino-format.ts';
 import type { I2CBus, Level, PinBank, PinMode, WatchTable } from './pins.ts';
 import { PIN_COUNT } from './pins.ts';
 import type { Realm } from './realm.ts';
@@ -83,7 +84,7 @@ export function installEspruinoGlobals(host: InterpreterHost): InstalledGlobals 
   const prelude = realm.run(PRELUDE_SOURCE, 'espruino-prelude') as (hooks: Record<string, Function>) => { emit: Function };
   const helpers = prelude({
     queue: (fn: Function) => host.queueEvent(() => host.callFirmware(fn, [])),
-    unhandled: (v: unknown) => host.print(`Uncaught Error: Unhandled promise rejection: ${formatValue(v, false)}\n`),
+    unhandled: (v: unknown) => host.print(`Uncaught Error: Unhandled promise rejection: ${formatAsString(v)}\n`),
     now: () => host.boardTime() * 1000,
   });
 
@@ -239,27 +240,24 @@ function installPins(host: InterpreterHost, api: ApiGuard): void {
 function makeI2C(host: InterpreterHost, api: ApiGuard, toPin: (p: unknown) => number): object {
   const { realm, i2c1 } = host;
   const bus = realm.toRealm({});
-  const nack = (caller: string) => host.print(`ERROR: ${caller}:, slave doesn't ACK the transfer.\n\n`);
+  markDevice(bus, 'I2C1');
+  // A NACK throws, as targets/esp32/jshardwareI2c.c's checkError does (jsExceptionHere).
+  const nack = (caller: string) => {
+    throw realm.error(`${caller}: slave doesn't ACK the transfer`);
+  };
   bus.setup = api.fn((opts: any) => {
     i2c1.configured = { scl: opts?.scl === undefined ? 21 : toPin(opts.scl), sda: opts?.sda === undefined ? 22 : toPin(opts.sda), bitrate: Number(opts?.bitrate) || 100000 };
   });
-  // On ESP32 a NACK is reported with jsError (printed, not thrown): targets/esp32/jshardwareI2c.c.
   bus.writeTo = api.fn((address: unknown, ...data: unknown[]) => {
     const addr = typeof address === 'object' && address !== null ? Number((address as any).address) : Number(address);
     const bytes = flattenBytes(data);
-    const dev = i2c1.device(addr);
-    if (!dev) return nack('jshI2CWrite');
-    dev.write(bytes);
+    if (!i2c1.write(addr, bytes)) nack('jshI2CWrite');
   });
   bus.readFrom = api.fn((address: unknown, quantity: unknown) => {
     const addr = typeof address === 'object' && address !== null ? Number((address as any).address) : Number(address);
     const n = Math.max(0, Number(quantity) | 0);
-    const dev = i2c1.device(addr);
-    if (!dev) {
-      nack('jshI2CRead');
-      return realm.bytes(new Uint8Array(n));
-    }
-    const got = dev.read(n);
+    const got = i2c1.read(addr, n);
+    if (!got) return nack('jshI2CRead');
     const out = new Uint8Array(n);
     out.set(got.subarray(0, n));
     return realm.bytes(out);
@@ -268,7 +266,7 @@ function makeI2C(host: InterpreterHost, api: ApiGuard, toPin: (p: unknown) => nu
 }
 
 function installOutput(host: InterpreterHost, api: ApiGuard): void {
-  const print = api.fn((...args: unknown[]) => host.print(args.map((a) => formatValue(a, true)).join(' ') + '\n'));
+  const print = api.fn((...args: unknown[]) => host.print(formatPrintArguments(args) + '\n'));
   host.realm.define('print', print);
   const consoleObj = host.realm.toRealm({});
   consoleObj.log = print;
@@ -461,38 +459,9 @@ export function crc32(bytes: Uint8Array): number {
   return (crc ^ 0xffffffff) >>> 0;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Printing as Espruino prints (jsfGetJSONWithCallback with JSON_PRETTY | JSON_SOME_NEWLINES).
-// Numbers print as V8 prints them; Espruino's ftoa shows at most ~7 fractional digits.
-
-export function formatValue(v: unknown, topLevel = false): string {
-  if (typeof v === 'string') return topLevel ? v : JSON.stringify(v);
-  if (v === undefined) return 'undefined';
-  if (v === null || typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (typeof v === 'function') return Function.prototype.toString.call(v);
-  if (typeof v !== 'object') return String(v);
-  const tag = Object.prototype.toString.call(v);
-  if (tag === '[object Error]') return `${(v as Error).name}: ${(v as Error).message}`;
-  if (tag === '[object ArrayBuffer]') return `new Uint8Array(${formatList([...new Uint8Array(v as ArrayBuffer)])}).buffer`;
-  if (ArrayBuffer.isView(v)) return `new ${v.constructor.name}(${formatList([...(v as unknown as ArrayLike<number> & Iterable<number>)])})`;
-  if (tag === '[object RegExp]') return String(v);
-  if (Array.isArray(v)) return v.length === 0 ? '[ ]' : `[ ${v.map((x) => formatValue(x)).join(', ')} ]`;
-  if (typeof (v as any).constructor === 'function' && (v as any).constructor.name === 'Pin') return String(v);
-  const keys = Object.keys(v);
-  if (keys.length === 0) return '{ }';
-  return `{ ${keys.map((k) => `${JSON.stringify(k)}: ${formatValue((v as any)[k])}`).join(', ')} }`;
-}
-
-function formatList(items: number[]): string {
-  return `[${items.join(', ')}]`;
-}
-
-/** How Espruino prints an exception nobody caught. */
+/** How Espruino prints an exception nobody caught (jsiCheckErrors: `Uncaught %v`). */
 export function formatUncaught(err: unknown): string {
-  if (err !== null && typeof err === 'object' && Object.prototype.toString.call(err) === '[object Error]') {
-    return `Uncaught ${(err as Error).name}: ${(err as Error).message}\n`;
-  }
-  return `Uncaught ${formatValue(err)}\n`;
+  return `Uncaught ${formatAsString(err)}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------

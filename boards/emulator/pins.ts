@@ -31,26 +31,32 @@ export class PinBank {
 
   constructor(private readonly now: () => number) {}
 
-  /** A device drives an input pin. An edge on a watched pin is reported at the current virtual time. */
-  setInput(pin: number, level: Level): void {
+  /**
+   * A device drives an input pin. An edge on a watched pin is timestamped as the ESP32's GPIO
+   * interrupt would: at `atClockTime`, the instant the level changed on the device's own timeline
+   * (default: now). A device that runs late — its timer fired after other work already read a
+   * later now() — must pass its scheduled instant, or its edges bunch up at the moment it caught
+   * up and a 30 ms pulse or pause can shrink to nothing (see docs/emulator.md).
+   */
+  setInput(pin: number, level: Level, atClockTime?: number): void {
     checkPin(pin);
     const before = this.read(pin);
     this.driven.set(pin, level ? 1 : 0);
-    this.reportEdge(pin, before);
+    this.reportEdge(pin, before, atClockTime);
   }
 
   /** A device stops driving the pin (it floats: pull-up/down decides, which may be an edge). */
-  release(pin: number): void {
+  release(pin: number, atClockTime?: number): void {
     checkPin(pin);
     const before = this.read(pin);
     this.driven.delete(pin);
-    this.reportEdge(pin, before);
+    this.reportEdge(pin, before, atClockTime);
   }
 
-  private reportEdge(pin: number, before: Level): void {
+  private reportEdge(pin: number, before: Level, atClockTime: number | undefined): void {
     const after = this.read(pin);
     if (after === before || !this.watched.has(pin)) return;
-    const edge: PinEdge = { pin, level: after, clockTime: this.now() };
+    const edge: PinEdge = { pin, level: after, clockTime: atClockTime ?? this.now() };
     for (const l of this.edgeListeners) l(edge);
   }
 
@@ -268,17 +274,54 @@ function shouldExecute(edge: number, high: boolean): boolean {
 
 // ---------------------------------------------------------------------------------------------
 
+/** One transfer as every device on the bus sees it (SDA and SCL are shared wires). */
+export interface I2CTransfer {
+  /** 7-bit address the master sent. */
+  address: number;
+  read: boolean;
+  /** Bus clock (Hz) the master used. */
+  bitrate: number;
+  /**
+   * Longest stretch SDA is held low during the start condition and the address byte, in µs:
+   * address 0x00 (a general call) at 100 kHz holds it low for 90 µs, which is how a sleeping
+   * ATECC608 is woken (tWLO ≥ 60 µs).
+   */
+  sdaLowMicros: number;
+  /** Virtual seconds at which the address byte has gone out (when the device ACKs or not). */
+  start: number;
+}
+
 /** An emulated I2C slave. */
 export interface I2CDevice {
-  /** Master wrote these bytes (one transaction). */
-  write(bytes: Uint8Array): void;
-  /** Master reads n bytes. */
-  read(n: number): Uint8Array;
+  /** Master wrote these bytes (one transaction). Returning false NACKs the address. */
+  write(bytes: Uint8Array, transfer: I2CTransfer): boolean | void;
+  /** Master reads n bytes. Returning undefined NACKs the address (the master gets no data). */
+  read(n: number, transfer: I2CTransfer): Uint8Array | undefined;
+  /** Sees every transfer on the bus, whatever its address, before it is delivered. */
+  observe?(transfer: I2CTransfer): void;
 }
+
+/** Espruino's I2C1.setup default. */
+const DEFAULT_BITRATE = 100000;
 
 export class I2CBus {
   private readonly devices = new Map<number, I2CDevice>();
   configured: { scl?: number; sda?: number; bitrate?: number } | undefined;
+  /**
+   * Virtual time the bus is busy until. Firmware runs in zero virtual time (see clock.ts), but
+   * bits on the wire take time: each transfer starts at max(clock, end of the previous transfer)
+   * and lasts as long as its bits at the configured bitrate, so a device that is busy for a while
+   * (an ATECC608 executing a command) sees time pass while the firmware polls it.
+   */
+  private busTime = 0;
+
+  /** `now` is the shared SimClock's time in virtual seconds. */
+  constructor(private readonly now: () => number = () => 0) {}
+
+  /** Virtual seconds on the bus: the clock's time, or the end of the last transfer if that is later. */
+  get time(): number {
+    return Math.max(this.busTime, this.now());
+  }
 
   attach(address: number, device: I2CDevice): () => void {
     if (!Number.isInteger(address) || address < 0 || address > 0x7f) throw new Error(`I2C address must be 0..127, got ${address}`);
@@ -290,4 +333,55 @@ export class I2CBus {
   device(address: number): I2CDevice | undefined {
     return this.devices.get(address & 0x7f);
   }
+
+  /** A master write; false when no device acknowledged. */
+  write(address: number, bytes: Uint8Array): boolean {
+    const transfer = this.begin(address & 0x7f, false);
+    const dev = this.devices.get(transfer.address);
+    const acked = dev !== undefined && dev.write(bytes, transfer) !== false;
+    this.end(transfer, acked ? bytes.length : 0);
+    return acked;
+  }
+
+  /** A master read of n bytes; undefined when no device acknowledged. */
+  read(address: number, n: number): Uint8Array | undefined {
+    const transfer = this.begin(address & 0x7f, true);
+    const got = this.devices.get(transfer.address)?.read(n, transfer);
+    this.end(transfer, got ? n : 0);
+    return got;
+  }
+
+  private bitSeconds(): number {
+    return 1 / (this.configured?.bitrate || DEFAULT_BITRATE);
+  }
+
+  private begin(address: number, read: boolean): I2CTransfer {
+    const bitrate = this.configured?.bitrate || DEFAULT_BITRATE;
+    const startedAt = this.time;
+    // Start condition + 8 address bits + the ACK bit.
+    const transfer: I2CTransfer = { address, read, bitrate, sdaLowMicros: (sdaLowBits((address << 1) | (read ? 1 : 0)) * 1e6) / bitrate, start: startedAt + 10 * this.bitSeconds() };
+    this.busTime = transfer.start;
+    for (const dev of this.devices.values()) dev.observe?.(transfer);
+    return transfer;
+  }
+
+  /** Data bytes (8 bits + ACK each) and the stop condition. */
+  private end(transfer: I2CTransfer, dataBytes: number): void {
+    this.busTime = transfer.start + (9 * dataBytes + 1) * this.bitSeconds();
+  }
+}
+
+/** Longest run of 0 bits on SDA in the start condition (one bit time, low) and the address byte. */
+function sdaLowBits(addressByte: number): number {
+  let longest = 0;
+  let run = 1; // the start condition pulls SDA low before the first bit
+  for (let bit = 7; bit >= 0; bit--) {
+    if ((addressByte >> bit) & 1) {
+      longest = Math.max(longest, run);
+      run = 0;
+    } else {
+      run++;
+    }
+  }
+  return Math.max(longest, run);
 }

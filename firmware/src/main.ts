@@ -4,13 +4,24 @@
 //
 // Boot: read vg.config (on error: say what is wrong on the console and stay idle, no reboot loop)
 // -> open the outbox and the journal -> restore registers and start counting S0 pulses -> join
-// Wi-Fi if configured -> MQTT with a Last Will on the status topic. At every interval boundary the
+// Wi-Fi if configured -> MQTT with a Last Will on the status topic. The status topic holds one
+// retained message, so a subscriber that arrives at any time learns the meter's state: "online"
+// (QoS 1, retained) published on every connect, "offline" (the retained Will) published by the
+// broker when the connection dies without a DISCONNECT. At every interval boundary the
 // meter hands over a Reading, which is published with QoS 1 (stored in the outbox first) before
 // the journal records the boundary as done.
+//
+// Readings leave the meter only signed (reading key in the secure element) and sealed to the DSO
+// (readings/signed-reading.ts), never in the clear. A meter whose SE is not provisioned, or whose
+// configuration has no dsoPublicKey, says so on the console at boot and keeps metering and
+// journaling, but sends no readings: each one is logged as not sent (its seq number is used, so the
+// DSO sees the gap; the energy stays in the register totals, which the first signed reading carries).
+// The console entry points vgInfo, vgProvisionSE, vgRotateKeys (provisioning/console-api.ts) exist
+// from boot on, also while the configuration is missing: provisioning needs them first.
 
-import { CONFIG_FILE, parseMeterConfig, type MeterConfig } from './config/config.ts';
+import { CONFIG_DEFAULTS, CONFIG_FILE, parseMeterConfig, type MeterConfig } from './config/config.ts';
 import { EnergyJournal } from './metering/energy-journal.ts';
-import { Meter } from './metering/meter.ts';
+import { EARLIEST_VALID_EPOCH, Meter } from './metering/meter.ts';
 import { PulseCounter } from './metering/pulse-counter.ts';
 import { MqttClient } from './mqtt/client.ts';
 import { Outbox } from './mqtt/outbox.ts';
@@ -22,31 +33,101 @@ import { flashStorage } from './platform/storage.ts';
 import { onBoot } from './platform/system.ts';
 import { keepWifiJoined, wifiModule } from './platform/wifi.ts';
 import { stringToBytes } from './platform/bytes.ts';
-import { decodeReading, encodeReading, type Reading } from './readings/reading.ts';
-import { readingTopic, statusTopic } from './readings/topics.ts';
-
-/** Firmware version, printed at boot (the build may replace it with a commit hash). */
-const VERSION = '0.1.0';
+import { BUILD_ID, FIRMWARE_VERSION } from './version.ts';
+import type { Reading } from './readings/reading.ts';
+import { keyCertificateTopic, readingTopic, statusTopic } from './readings/topics.ts';
+import { ReadingKeys } from './keys/reading-keys.ts';
+import { hexToBytes } from './keys/hex.ts';
+import { deviceI2C } from './platform/i2c.ts';
+import { nativeAes128Ctr, nativeSha256 } from './platform/crypto.ts';
+import { defineConsoleFunction } from './platform/console-globals.ts';
+import { consoleInfo, consoleProvisionSE, consoleRotateKeys, seReadyToSign, type ConsoleApiDependencies } from './provisioning/console-api.ts';
+import { SecureElement } from './se/secure-element.ts';
+import { SealedReadingNote } from './readings/sealed-reading-note.ts';
+import { signAndSealReading } from './readings/signed-reading.ts';
 
 const KEEP_ALIVE_SECONDS = 60;
 const WIFI_RETRY_SECONDS = 30;
 const SNTP_SERVER = 'pool.ntp.org';
 
-/** This meter's readings still in the outbox (stored, not yet acknowledged by the broker). */
-function readingsInOutbox(outbox: Outbox, topic: string): Reading[] {
-  const found: Reading[] = [];
-  let entry = outbox.first();
-  while (entry) {
-    if (entry.topic === topic) {
-      try {
-        found.push(decodeReading(entry.payload));
-      } catch (e) {
-        log('veilgrid: outbox entry ' + entry.id + ' on ' + topic + ' is not a reading (' + (e as Error).message + '); it is sent as it is');
-      }
-    }
-    entry = outbox.after(entry.id);
+/** Where the running firmware keeps what the console entry points act on. */
+interface Running {
+  se: SecureElement | null;
+  keys: ReadingKeys | null;
+  intervalSeconds: number;
+}
+
+const running: Running = { se: null, keys: null, intervalSeconds: 0 };
+
+function secureElement(): SecureElement {
+  if (!running.se) running.se = new SecureElement(deviceI2C());
+  return running.se;
+}
+
+function installConsoleApi(): void {
+  const deps: ConsoleApiDependencies = {
+    se: secureElement,
+    readConfig: function () {
+      return flashStorage().read(CONFIG_FILE);
+    },
+    rotateKeys: function () {
+      const keys = running.keys;
+      if (!keys) return undefined;
+      const now = deviceClock().now();
+      if (now < EARLIEST_VALID_EPOCH) throw new Error('the clock is not set yet (no time from SNTP): try again once it is');
+      // From the current interval on; the just-closed interval's reading, if still unsigned, keeps the previous key.
+      return keys.rotate(Math.floor(now / running.intervalSeconds)).rotation;
+    },
+  };
+  defineConsoleFunction('vgInfo', function () {
+    return consoleInfo(deps);
+  });
+  defineConsoleFunction('vgProvisionSE', function () {
+    return consoleProvisionSE(deps);
+  });
+  defineConsoleFunction('vgRotateKeys', function () {
+    return consoleRotateKeys(deps);
+  });
+}
+
+/** Why this meter cannot sign readings, or '' when it can. */
+function signingProblem(config: MeterConfig): string {
+  if (!config.dsoPublicKey) return 'vg.config has no dsoPublicKey';
+  try {
+    if (!seReadyToSign(secureElement())) return 'the secure element is not provisioned (call vgProvisionSE() at this console, or run veilgrid provision)';
+  } catch (e) {
+    return 'the secure element does not answer (' + ((e as Error).message || e) + ')';
   }
-  return found;
+  return '';
+}
+
+/** The reading keys, restored, once the meter can sign; null (and why, on the console) otherwise. */
+function startReadingKeys(config: MeterConfig, client: MqttClient): ReadingKeys | null {
+  const problem = signingProblem(config);
+  if (problem) {
+    log('veilgrid: ' + problem + ' -- metering and journaling go on, but no reading is sent (never unsigned) until the meter is provisioned');
+    return null;
+  }
+  const keyTopic = keyCertificateTopic(config.meterId);
+  const keys = new ReadingKeys({
+    se: secureElement(),
+    storage: flashStorage(),
+    sha256: nativeSha256,
+    meterId: config.meterId,
+    intervalSeconds: config.intervalSeconds,
+    rotationSeconds: config.keys ? config.keys.rotationSeconds : CONFIG_DEFAULTS.rotationSeconds,
+    publishCertificate: function (certificate) {
+      client.publish(keyTopic, certificate, 1, true);
+    },
+    log: log,
+  });
+  try {
+    keys.restore();
+  } catch (e) {
+    log('veilgrid: reading keys cannot be restored: ' + ((e as Error).message || e) + ' -- no reading is sent');
+    return null;
+  }
+  return keys;
 }
 
 function run(config: MeterConfig): void {
@@ -65,13 +146,18 @@ function run(config: MeterConfig): void {
       username: config.mqtt.username,
       password: config.mqtt.password,
       keepAliveSeconds: KEEP_ALIVE_SECONDS,
-      will: { topic: status, payload: stringToBytes('offline'), qos: 1, retain: false },
+      will: { topic: status, payload: stringToBytes('offline'), qos: 1, retain: true },
       log: function (message) {
         log('mqtt: ' + message);
       },
       onConnect: function () {
         log('mqtt: connected to ' + config.broker.host + ':' + config.broker.port + ', ' + client.pendingCount() + ' message(s) waiting');
-        client.publish(status, stringToBytes('online'), 0);
+        try {
+          // Through the outbox like a reading, so it goes out after the readings still waiting there.
+          client.publish(status, stringToBytes('online'), 1, true);
+        } catch (e) {
+          log('mqtt: cannot queue the online status: ' + (e as Error).message);
+        }
       },
       onDisconnect: function (reason) {
         log('mqtt: disconnected: ' + reason);
@@ -79,6 +165,12 @@ function run(config: MeterConfig): void {
     },
     outbox,
   );
+  const keys = startReadingKeys(config, client);
+  running.keys = keys;
+  running.intervalSeconds = config.intervalSeconds;
+  const dsoPublicKey = config.dsoPublicKey ? (hexToBytes(config.dsoPublicKey) as Uint8Array) : null;
+  const note = new SealedReadingNote(storage);
+  const primitives = { sha256: nativeSha256, aes128Ctr: nativeAes128Ctr };
   const meter = new Meter({
     meterId: config.meterId,
     intervalSeconds: config.intervalSeconds,
@@ -87,11 +179,22 @@ function run(config: MeterConfig): void {
     clock: clock,
     journal: new EnergyJournal(storage),
     publish: function (reading) {
-      client.publish(topic, encodeReading(reading), 1);
+      if (!keys || !dsoPublicKey) {
+        log('veilgrid: reading ' + reading.seq + ' (interval ' + reading.interval + ') not sent: the meter is not provisioned');
+        return;
+      }
+      const envelope = signAndSealReading(secureElement(), keys, dsoPublicKey, reading, primitives);
+      note.note(reading.seq, reading.interval);
+      client.publish(topic, envelope, 1);
     },
     log: log,
   });
-  meter.start(readingsInOutbox(outbox, topic));
+  // The meter cannot open its sealed readings in the outbox; the note of the last one stands in for
+  // them (start() only looks at seq and interval), so no seq or interval is used twice after a cut.
+  const noted = note.last();
+  const inOutbox: Reading[] = [];
+  if (noted) inOutbox.push({ meterId: config.meterId, interval: noted.interval, seq: noted.seq, importWh: 0, exportWh: 0, importTotalWh: 0, exportTotalWh: 0, flags: 0 });
+  meter.start(inOutbox);
   new PulseCounter(watchPin, config.s0.importPin, config.s0.debounceMs, function () {
     meter.importPulse();
   }).start();
@@ -123,7 +226,8 @@ function run(config: MeterConfig): void {
 }
 
 function boot(): void {
-  log('veilgrid meter firmware ' + VERSION);
+  log('veilgrid meter firmware ' + FIRMWARE_VERSION + ' (build ' + BUILD_ID + ')');
+  installConsoleApi();
   let config: MeterConfig;
   try {
     config = parseMeterConfig(flashStorage().read(CONFIG_FILE));

@@ -1,6 +1,8 @@
 // The testbed's MQTT broker: aedes in this process, listening on 127.0.0.1 only.
 import net from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
+import { aedesAuthHooks } from './acl.ts';
+import type { PasswordEntries } from './credentials.ts';
 
 export interface EmbeddedBroker {
   readonly port: number;
@@ -10,9 +12,21 @@ export interface EmbeddedBroker {
   close(): Promise<void>;
 }
 
-export async function startEmbeddedBroker(options: { port?: number; host?: string; aedes?: AedesOptions } = {}): Promise<EmbeddedBroker> {
+export interface EmbeddedBrokerOptions {
+  port?: number;
+  host?: string;
+  aedes?: AedesOptions;
+  /**
+   * Enforce the broker rules of acl.ts with these users (e.g. a BrokerCredentials folder, read on every
+   * connect). Absent: anyone may connect, publish and subscribe (tests that are not about access).
+   */
+  auth?: { passwords(): PasswordEntries };
+}
+
+export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): Promise<EmbeddedBroker> {
   const host = options.host ?? '127.0.0.1';
-  const aedes = await Aedes.createBroker(options.aedes);
+  const auth = options.auth;
+  const aedes = await Aedes.createBroker(auth ? { ...options.aedes, ...aedesAuthHooks(() => auth.passwords()) } : options.aedes);
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);

@@ -3,8 +3,12 @@
 // async/generators refused at their source line) → the profile check on the bundle, reported at TypeScript
 // source positions, for what lowering cannot fix → TypeScript lowers to ES5 → built-in subclasses keep their
 // prototype → function declarations move to the top of their bodies → non-ASCII becomes escapes → the
-// profile check on the final bytes. Any violation fails the build.
+// profile check on the lowered code (reported at its lines, with the module each came from) → comments and
+// whitespace are taken out (compact-whitespace.ts; --no-minify keeps them, for reading the output) → the
+// profile check on the final bytes. Any violation fails the build. Last, the build id is computed from
+// those bytes and put in place of its placeholder (BUILD_ID_PLACEHOLDER, `buildIdOf`).
 import { build, type Message } from 'esbuild';
+import { createHash } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -14,6 +18,7 @@ import { lowerToEs5, LoweringError } from './lower-syntax.ts';
 import { fixBuiltinSubclasses } from './fix-builtin-subclasses.ts';
 import { hoistFunctionDeclarations } from './hoist-functions.ts';
 import { SourceMapLookup } from './source-map-lookup.ts';
+import { compactWhitespace } from './compact-whitespace.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -33,6 +38,33 @@ const LOWERED_CONSTRUCTS = [
   'non-ASCII character', // only in comments (esbuild escapes strings); escapeNonAscii rewrites them
 ];
 
+/**
+ * What esbuild puts for `__VEILGRID_BUILD_ID__` (firmware/src/version.ts): 16 characters like the id that
+ * replaces it, so the bundle keeps its size, and not hex, so it can never be mistaken for an id.
+ */
+export const BUILD_ID_PLACEHOLDER = 'VEILGRID-BUILDID';
+
+/**
+ * The build id of a bundle holding the placeholder: the first 16 hex digits of the SHA-256 of its bytes
+ * (latin1, as written to flash). The same sources and options give the same bundle, so the same id.
+ */
+export function buildIdOfPlaceholderBundle(code: string): string {
+  return createHash('sha256').update(code, 'latin1').digest('hex').slice(0, 16);
+}
+
+/**
+ * The build id a finished bundle carries (as `veilgrid build` produced it), or undefined when it carries
+ * none that checks out: every 16-hex-digit string literal is tried by putting the placeholder back in its
+ * place and hashing; the one that hashes to itself is the id. So a bundle's id is verified, not trusted.
+ */
+export function buildIdOf(code: string): string | undefined {
+  const candidates = new Set(Array.from(code.matchAll(/["']([0-9a-f]{16})["']/g), (m) => m[1]));
+  for (const id of candidates) {
+    if (buildIdOfPlaceholderBundle(code.split(id).join(BUILD_ID_PLACEHOLDER)) === id) return id;
+  }
+  return undefined;
+}
+
 export interface LocatedViolation extends Violation { file: string }
 
 export interface BuildOptions {
@@ -41,9 +73,20 @@ export interface BuildOptions {
   entry?: string;
   /** Output file; default dist/firmware/<board>.js. */
   outFile?: string;
+  /**
+   * Take comments and whitespace out of the output (default true): Espruino runs the source text, so
+   * they cost flash and parse time. False keeps the lowered code as it is, for reading it.
+   */
+  minify?: boolean;
 }
 
-export interface BuildResult { outFile: string; bytes: number; violations: LocatedViolation[] }
+export interface BuildResult {
+  outFile: string;
+  bytes: number;
+  violations: LocatedViolation[];
+  /** The bundle's build id (`buildIdOf`), also what firmware/src/version.ts BUILD_ID holds on the device. */
+  buildId: string;
+}
 
 /** The firmware cannot be built; `violations` (possibly empty) holds every located problem. */
 export class BuildError extends Error {
@@ -88,9 +131,20 @@ export async function buildFirmware(options: BuildOptions): Promise<BuildResult>
   const violations = checkEspruinoProfile(code, shownOut).map((v) => ({ ...v, file: shownOut, message: v.message + fromModule(code, v.line) }));
   if (violations.length > 0) throw new BuildError('the lowered bundle still holds what Espruino 2v29 cannot run:', violations);
 
+  if (options.minify !== false) {
+    code = compactWhitespace(code);
+    const compacted = checkEspruinoProfile(code, shownOut).map((v) => ({ ...v, file: shownOut }));
+    if (compacted.length > 0) {
+      throw new BuildError('taking whitespace out of the bundle produced what Espruino 2v29 cannot run (a build tool bug: build with --no-minify meanwhile):', compacted);
+    }
+  }
+
+  const buildId = buildIdOfPlaceholderBundle(code);
+  code = code.split(BUILD_ID_PLACEHOLDER).join(buildId);
+
   await mkdir(path.dirname(outFile), { recursive: true });
   await writeFile(outFile, code, 'latin1');
-  return { outFile, bytes: Buffer.byteLength(code, 'latin1'), violations: [] };
+  return { outFile, bytes: Buffer.byteLength(code, 'latin1'), violations: [], buildId };
 }
 
 async function bundleEntry(entry: string, outFile: string): Promise<{ code: string; map: SourceMapLookup }> {
@@ -109,6 +163,7 @@ async function bundleEntry(entry: string, outFile: string): Promise<{ code: stri
       minify: false, // esbuild's identifier mangling can produce `of`, a reserved word on Espruino
       sourcemap: 'external',
       tsconfig: path.join(REPO_ROOT, 'firmware/tsconfig.json'),
+      define: { __VEILGRID_BUILD_ID__: JSON.stringify(BUILD_ID_PLACEHOLDER) },
       logLevel: 'silent',
     });
     const js = result.outputFiles.find((f) => f.path.endsWith('.js'))!;

@@ -6,6 +6,9 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   check: () => import('../build/check-command.ts'),
   emulate: () => import('../emulate/emulate-command.ts'),
   testbed: () => import('../testbed/testbed-command.ts'),
+  operator: () => import('../operator/operator-command.ts'),
+  provision: () => import('../provision/provision-command.ts'),
+  flash: () => import('../flash/flash-command.ts'),
 };
 
 function usage(): string {
@@ -15,8 +18,11 @@ function usage(): string {
     'commands:',
     '  build     bundle the meter firmware for a board and check it runs on Espruino',
     '  check     run the Espruino profile check on a JavaScript file',
+    '  flash     build, upload to one or many meters at once and check each runs the build',
     '  emulate   run an emulated meter board with an Espruino console on a TCP port',
     '  testbed   run a microgrid of emulated meters against a broker and the DSO collector',
+    '  operator  create and show the grid operator\'s signing key and certificate',
+    '  provision give a meter its identity, broker credentials and DSO registration through its console',
     '',
     "'veilgrid <command> --help' describes a command's options.",
   ].join('\n');

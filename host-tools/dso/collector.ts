@@ -2,11 +2,19 @@
 // checks each one, and stores it in a ReadingStore. A reading is acknowledged to the broker only after
 // it is stored, so a collector crash loses nothing: the broker redelivers, and the store de-duplicates.
 // Bad messages are logged (one JSON line each, with the reason) and acknowledged; they never stop it.
+//
+// With a `verifier` (what the testbed and a real DSO use), reading payloads are sealed, signed readings:
+// each is opened and checked by the ReadingVerifier (chain, key, signature, replay) and only a verified
+// reading is stored; the collector also subscribes to the meters' key certificates (retained, published
+// before a key's first use) and hands them to the verifier, before subscribing to readings. Without a
+// verifier, payloads are plain reading CBOR (the storage path's own tests and benchmark use that).
 import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { decodeReading, ReadingFormatError } from '../../firmware/src/readings/reading.ts';
-import { READING_TOPIC_FILTER, meterIdFromReadingTopic } from '../../firmware/src/readings/topics.ts';
+import { KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER, meterIdFromKeyCertificateTopic, meterIdFromReadingTopic } from '../../firmware/src/readings/topics.ts';
+import type { Reading } from '../../firmware/src/readings/reading.ts';
 import type { ReadingStore } from './reading-store.ts';
+import type { ReadingVerifier } from './verifier.ts';
 
 export interface CollectorOptions {
   /** e.g. mqtt://127.0.0.1:1883 */
@@ -21,6 +29,8 @@ export interface CollectorOptions {
   clientId?: string;
   username?: string;
   password?: string;
+  /** Verifies sealed, signed readings and takes key certificates; absent: payloads are plain readings. */
+  verifier?: ReadingVerifier;
 }
 
 export interface CollectorStats {
@@ -28,8 +38,12 @@ export interface CollectorStats {
   received: number;
   /** Readings already stored, delivered again (QoS 1 redelivery or a meter resending). */
   duplicates: number;
-  /** Messages that are not a valid reading for their topic: malformed, or naming another meter. */
+  /** Messages that are not a valid reading for their topic: malformed, naming another meter, or refused by the verifier. */
   rejected: number;
+  /** With a verifier only: readings it accepted (new or redelivered). */
+  verified?: number;
+  /** With a verifier only: new key certificates it accepted (one per reading-key rotation). */
+  keyCertificates?: number;
   /** Valid readings whose (meter, seq) is already stored with different content: the first one is kept. */
   conflicts: number;
 }
@@ -52,6 +66,10 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     log(JSON.stringify({ time: new Date().toISOString(), level, component: 'collector', event, ...fields }));
 
   const stats: CollectorStats = { received: 0, duplicates: 0, rejected: 0, conflicts: 0 };
+  if (options.verifier) {
+    stats.verified = 0;
+    stats.keyCertificates = 0;
+  }
   const waiters: Array<{ predicate: (s: CollectorStats) => boolean; resolve: (s: CollectorStats) => void }> = [];
   const settleWaiters = () => {
     for (let i = waiters.length - 1; i >= 0; i--) {
@@ -71,14 +89,31 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
 
   /** Handles one message; throws only when the store fails (then the message is not acknowledged). */
   const handle = (topic: string, payload: Buffer) => {
+    const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
+    const verifier = options.verifier;
+    const certificateMeterId = meterIdFromKeyCertificateTopic(topic);
+    if (verifier && certificateMeterId !== undefined) {
+      // The verifier logs and counts a refused certificate itself; a repeated one (retained, or
+      // republished at the meter's boot) is stored once.
+      const result = verifier.acceptKeyCertificate(certificateMeterId, bytes);
+      if (result.ok && result.outcome === 'added') stats.keyCertificates = (stats.keyCertificates ?? 0) + 1;
+      return;
+    }
     const topicMeterId = meterIdFromReadingTopic(topic);
     if (topicMeterId === undefined) return reject(topic, payload, `"${topic}" is not a reading topic (veilgrid/meters/<meterId>/readings)`);
-    let reading;
-    try {
-      reading = decodeReading(new Uint8Array(payload.buffer, payload.byteOffset, payload.length));
-    } catch (err) {
-      if (err instanceof ReadingFormatError) return reject(topic, payload, err.message);
-      throw err;
+    let reading: Reading;
+    if (verifier) {
+      const result = verifier.verify({ topicMeterId, envelope: bytes });
+      if (!result.ok) return reject(topic, payload, `${result.reason}: ${result.detail}`);
+      stats.verified = (stats.verified ?? 0) + 1;
+      reading = result.reading;
+    } else {
+      try {
+        reading = decodeReading(bytes);
+      } catch (err) {
+        if (err instanceof ReadingFormatError) return reject(topic, payload, err.message);
+        throw err;
+      }
     }
     if (reading.meterId !== topicMeterId) {
       return reject(topic, payload, `the topic names meter "${topicMeterId}" but the reading is from meter "${reading.meterId}"`);
@@ -128,11 +163,14 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       const onError = (err: Error) => rejectStart(new Error(`collector cannot connect to ${options.brokerUrl}: ${err.message}`));
       client.once('error', onError);
       client.once('connect', () => {
-        client.subscribe(READING_TOPIC_FILTER, { qos: 1 }, (err, granted) => {
+        // Key certificates first: the retained ones arrive before any reading that needs them.
+        const filters = options.verifier ? [KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER] : [READING_TOPIC_FILTER];
+        client.subscribe(filters, { qos: 1 }, (err, granted) => {
           client.removeListener('error', onError);
           if (err) return rejectStart(new Error(`collector cannot subscribe to ${READING_TOPIC_FILTER}: ${err.message}`));
-          if (!granted || granted[0].qos !== 1) {
-            return rejectStart(new Error(`broker granted ${READING_TOPIC_FILTER} with QoS ${granted?.[0]?.qos} instead of 1: readings could be lost; check the broker's ACL for the collector`));
+          const refused = filters.find((filter, i) => granted?.[i]?.qos !== 1);
+          if (refused !== undefined) {
+            return rejectStart(new Error(`broker did not grant ${refused} with QoS 1: readings could be lost; check the broker's ACL for the collector`));
           }
           resolve();
         });
@@ -142,7 +180,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     await client.endAsync(true);
     throw err;
   }
-  emit('info', 'collector_subscribed', { brokerUrl: options.brokerUrl, filter: READING_TOPIC_FILTER, clientId: clientOptions.clientId });
+  emit('info', 'collector_subscribed', { brokerUrl: options.brokerUrl, filter: READING_TOPIC_FILTER, verified: options.verifier !== undefined, clientId: clientOptions.clientId });
 
   return {
     stats,

@@ -1,6 +1,7 @@
-// Runs the installed EspruinoTools CLI (npm `espruino`) to upload a file to a board, offline: the
-// board JSON, module and board-JSON locations are local, the online compiler is off and Bluetooth is
-// not scanned. Used by `veilgrid flash` and by the upload test against an emulated board's console.
+// Runs the installed EspruinoTools CLI (npm `espruino`) to upload a file to a board (with progress, if
+// asked) or to run one line at its console, offline: the board JSON, module and board-JSON locations
+// are local, the online compiler is off and Bluetooth is not scanned. Used by `veilgrid flash` and by
+// the upload test against an emulated board's console.
 import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +39,33 @@ export interface UploadOptions {
   baud?: number;
   /** The CLI is stopped after this long (real time); it otherwise waits for the board to go quiet. */
   timeoutMs?: number;
+  /**
+   * Seconds the CLI stays connected after sending everything (its --sleep), before it starts waiting
+   * for 500 ms of quiet. "Upload Complete" means written to the link, not run by the board: a board
+   * busy (rebooting, or an emulator sharing a busy host) may not have read it all yet, and a TCP console
+   * that answers after the CLI has gone gets a reset that throws away what it had not read.
+   */
+  settleSeconds?: number;
+  /**
+   * Called as the upload goes (runs the CLI with --verbose, whose `serial: Sending "…"` lines tell what
+   * has been written to the board): connecting, then sending (bytes of the file sent so far), then sent
+   * (the board is rebooting into the file; the call resolves once it has gone quiet).
+   */
+  onProgress?: (progress: UploadProgress) => void;
 }
+
+export interface UploadProgress {
+  stage: 'connecting' | 'sending' | 'sent';
+  /** Bytes of the file the board has been sent, in whole Storage chunks (0 before the first). */
+  sentBytes: number;
+  totalBytes: number;
+}
+
+/** The options evaluateWithEspruinoCli shares with an upload. */
+export type EvaluateOptions = Pick<UploadOptions, 'port' | 'boardJson' | 'baud' | 'timeoutMs'> & {
+  /** One line of JavaScript, run at the board's console without echo (so only what it prints shows). */
+  expression: string;
+};
 
 export interface UploadResult {
   /** The command line that ran (for printing, or running by hand). */
@@ -50,10 +77,14 @@ export interface UploadResult {
   boardOutput: string[];
 }
 
+/** Why the CLI failed: it could not connect, ran past its timeout, got no prompt, or exited non-zero. */
+export type EspruinoCliFailure = 'unreachable' | 'timeout' | 'no-prompt' | 'exit';
+
 export class EspruinoCliError extends Error {
   constructor(
     message: string,
     readonly result: UploadResult,
+    readonly failure: EspruinoCliFailure,
   ) {
     super(message);
   }
@@ -77,36 +108,119 @@ export function espruinoCliArgs(opts: UploadOptions, fileBytes: number): string[
     // (Espruino lifts the throttling itself for a Telnet console when it queries process.env.)
     args.push('--config', 'SERIAL_THROTTLE_SEND=2', '--config', 'STORAGE_UPLOAD_METHOD=1');
   }
-  args.push(opts.file);
+  if (opts.settleSeconds) args.push('--sleep', String(opts.settleSeconds));
+  if (opts.file) args.push(opts.file); // none when evaluating an expression (-e)
   return args;
 }
 
 /** Uploads `opts.file` with the real espruino CLI; rejects with EspruinoCliError when it failed. */
 export async function uploadWithEspruinoCli(opts: UploadOptions): Promise<UploadResult> {
-  if (!existsSync(ESPRUINO_CLI)) throw new Error(`the espruino CLI is not installed (${ESPRUINO_CLI} missing): run npm ci`);
   if (!existsSync(opts.file)) throw new Error(`nothing to upload: ${opts.file} does not exist`);
-  const args = espruinoCliArgs(opts, statSync(opts.file).size);
+  const fileBytes = statSync(opts.file).size;
+  const args = espruinoCliArgs(opts, fileBytes);
+  const onProgress = opts.onProgress;
+  if (!onProgress) return runEspruinoCli(args, opts);
+  onProgress({ stage: 'connecting', sentBytes: 0, totalBytes: fileBytes });
+  const reader = new UploadProgressReader(fileBytes, onProgress);
+  return runEspruinoCli(['--verbose', ...args], opts, (line) => reader.readCliLine(line));
+}
+
+/**
+ * Runs one line of JavaScript at the board's console with the real espruino CLI (`-e`, nothing saved,
+ * no reset) and returns what the board printed (`boardOutput`). The line runs with echo off, as every
+ * line the CLI sends: it must print() what it wants to show.
+ */
+export async function evaluateWithEspruinoCli(opts: EvaluateOptions): Promise<UploadResult> {
+  const args = espruinoCliArgs({ ...opts, file: '', save: 'ram' }, 0);
+  return runEspruinoCli([...args, '-e', opts.expression], opts);
+}
+
+async function runEspruinoCli(args: string[], opts: { port: string; timeoutMs?: number }, onLine?: (line: string) => void): Promise<UploadResult> {
+  if (!existsSync(ESPRUINO_CLI)) throw new Error(`the espruino CLI is not installed (${ESPRUINO_CLI} missing): run npm ci`);
   const command = [process.execPath, ESPRUINO_CLI, ...args];
   const child = spawn(process.execPath, [ESPRUINO_CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout.setEncoding('latin1').on('data', (d: string) => (output += d));
+  let partial = '';
+  child.stdout.setEncoding('latin1').on('data', (d: string) => {
+    output += d;
+    if (!onLine) return;
+    const lines = (partial + d).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) onLine(line);
+  });
   child.stderr.setEncoding('latin1').on('data', (d: string) => (output += d));
+  const timeoutMs = opts.timeoutMs ?? 120_000;
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     child.kill('SIGTERM');
-  }, opts.timeoutMs ?? 120_000);
+  }, timeoutMs);
   const exitCode = await new Promise<number | null>((done) => child.on('close', (code) => done(code)));
   clearTimeout(timer);
   const result: UploadResult = { command, exitCode, output, boardOutput: boardLines(output) };
   // The CLI exits 0 even when it could not connect, so its messages are what tell failure apart.
-  if (timedOut) throw new EspruinoCliError(`the espruino CLI did not finish within ${opts.timeoutMs ?? 120_000} ms (is the board printing without pause?)`, result);
-  if (exitCode !== 0) throw new EspruinoCliError(`the espruino CLI exited with ${exitCode}:\n${output}`, result);
-  if (/Unable to connect/.test(output)) throw new EspruinoCliError(`the espruino CLI could not connect to ${opts.port}: is the board (or veilgrid emulate) running?\n${output}`, result);
-  if (/Prompt not detected - upload failed/.test(output)) throw new EspruinoCliError(`the board did not answer the upload with a prompt:\n${output}`, result);
+  if (timedOut) throw new EspruinoCliError(`the espruino CLI did not finish within ${timeoutMs} ms (is the board printing without pause?)`, result, 'timeout');
+  if (exitCode !== 0) throw new EspruinoCliError(`the espruino CLI exited with ${exitCode}:\n${output}`, result, 'exit');
+  // A refused TCP connection prints only `RECEIVE ERROR: {…ECONNREFUSED…}`; a serial port that will not
+  // open prints `Unable to connect!`. Either way the CLI never logs `Connected`.
+  if (/Unable to connect/.test(output) || !/^Connected\s*$/m.test(output)) {
+    const reason = /^RECEIVE ERROR: .*"code":"(\w+)"/m.exec(output)?.[1];
+    throw new EspruinoCliError(`the espruino CLI could not connect to ${opts.port}${reason ? ` (${reason})` : ''}: is the board (or veilgrid emulate) running?\n${output}`, result, 'unreachable');
+  }
+  if (/Prompt not detected - upload failed/.test(output)) throw new EspruinoCliError(`the board did not answer the upload with a prompt:\n${output}`, result, 'no-prompt');
   return result;
 }
 
+/**
+ * Follows the CLI's --verbose output: `Connected`, then `serial: Sending "<JSON string>"` lines telling
+ * what went to the board, then `Upload Complete` (after which the CLI waits for the board to go quiet:
+ * the reboot into the new code). EspruinoTools (plugins/saveOnSend.js) sends the file as one statement
+ * per 1024-byte chunk, `require("Storage").write(NAME,"<chunk>",OFFSET[,TOTAL]);`, each on its own line
+ * (newlines inside the chunk are escaped), so a complete statement line means that chunk has gone out.
+ */
+class UploadProgressReader {
+  private text = '';
+  private sent = 0;
+
+  constructor(
+    private readonly totalBytes: number,
+    private readonly onProgress: (progress: UploadProgress) => void,
+  ) {}
+
+  readCliLine(line: string): void {
+    if (line.startsWith('Connected')) return this.report('sending');
+    if (line.startsWith('Upload Complete')) {
+      this.sent = this.totalBytes;
+      return this.report('sent');
+    }
+    const sending = /^serial: Sending (".*")\s*$/.exec(line);
+    if (!sending) return;
+    let chunk: string;
+    try {
+      chunk = JSON.parse(sending[1]) as string;
+    } catch {
+      return; // not a line the CLI wrote whole; the next chunk still counts
+    }
+    const statements = (this.text + chunk).split('\n');
+    this.text = statements.pop()!;
+    for (const statement of statements) {
+      const write = /^\x10?require\("Storage"\)\.write\(.*",(\d+)(?:,\d+)?\);$/.exec(statement);
+      if (!write) continue;
+      const sent = Math.min(Number(write[1]) + STORAGE_CHUNK_BYTES, this.totalBytes);
+      if (sent > this.sent) {
+        this.sent = sent;
+        this.report('sending');
+      }
+    }
+  }
+
+  private report(stage: UploadProgress['stage']): void {
+    this.onProgress({ stage, sentBytes: this.sent, totalBytes: this.totalBytes });
+  }
+}
+
+/** EspruinoTools' saveOnSend CHUNKSIZE: the file goes to Storage this many bytes per statement. */
+const STORAGE_CHUNK_BYTES = 1024;
 /** The board's lines from the CLI's output (`--] text`). */
 function boardLines(output: string): string[] {
   return output

@@ -1,5 +1,6 @@
 // `veilgrid testbed`: the main job — a microgrid of emulated meters reporting to the DSO collector.
-import { intOption, parseOptions, type Command } from '../cli/command.ts';
+import { CliError, intOption, parseOptions, type Command } from '../cli/command.ts';
+import { findMosquitto, MOSQUITTO_MISSING } from '../broker/mosquitto.ts';
 import { runTestbed, TESTBED_DEFAULTS, type TestbedProgress, type TestbedSummary } from './testbed.ts';
 
 const d = TESTBED_DEFAULTS;
@@ -7,10 +8,10 @@ const d = TESTBED_DEFAULTS;
 export const command: Command = {
   help: `usage: veilgrid testbed [--meters N] [--intervals K] [--interval-seconds S] [--speed X] [--json]
 
-Builds the meter firmware, starts an MQTT broker (aedes, on 127.0.0.1), the DSO's reading collector
-(SQLite) and N emulated ESP32 meters running the built bundle, each fed by S0 pulse sources that follow
-household load and PV profiles. Runs K metering intervals of simulated time, then prints what the
-collector received.
+Builds the meter firmware, starts an MQTT broker on 127.0.0.1, the DSO (registry, reading verifier,
+collector in SQLite) and N emulated ESP32 meters running the built bundle, each provisioned with keys
+in its secure element and fed by S0 pulse sources that follow household load and PV profiles. Runs K
+metering intervals of simulated time, then prints what the DSO received and verified.
 
 options:
   --meters N            emulated meters (default ${d.meters})
@@ -18,6 +19,8 @@ options:
   --interval-seconds S  length of one interval in simulated seconds (default ${d.intervalSeconds})
   --speed X             simulated seconds per real second (default ${d.speed})
   --impulses N          S0 impulses per kWh of every meter (default ${d.impulsesPerKWh})
+  --rotation-seconds S  reading-key rotation period of every meter, simulated seconds (default ${d.rotationSeconds})
+  --broker NAME         aedes (in this process, default) or mosquitto (a child process; needs mosquitto installed)
   --work-dir DIR        keep flash images and readings.db in DIR (default: a temporary folder, removed)
   --json                print one JSON object instead of the human summary`,
 
@@ -28,15 +31,22 @@ options:
       'interval-seconds': { type: 'string' },
       speed: { type: 'string' },
       impulses: { type: 'string' },
+      'rotation-seconds': { type: 'string' },
       'work-dir': { type: 'string' },
+      broker: { type: 'string' },
       json: { type: 'boolean' },
     });
+    const broker = values.broker ?? 'aedes';
+    if (broker !== 'aedes' && broker !== 'mosquitto') throw new CliError(`--broker must be aedes or mosquitto, got "${broker}"`);
+    if (broker === 'mosquitto' && !findMosquitto()) throw new CliError(`--broker mosquitto: ${MOSQUITTO_MISSING}`);
     const options = {
+      broker: broker as 'aedes' | 'mosquitto',
       meters: intOption(values.meters, 'meters', d.meters, 1),
       intervals: intOption(values.intervals, 'intervals', d.intervals, 1),
       intervalSeconds: intOption(values['interval-seconds'], 'interval-seconds', d.intervalSeconds, 1),
       speed: intOption(values.speed, 'speed', d.speed, 1),
       impulsesPerKWh: intOption(values.impulses, 'impulses', d.impulsesPerKWh, 1),
+      rotationSeconds: intOption(values['rotation-seconds'], 'rotation-seconds', d.rotationSeconds, 60),
       workDir: values['work-dir'],
       onProgress: values.json ? undefined : progressPrinter(),
     };
@@ -66,7 +76,8 @@ function progressPrinter(): (p: TestbedProgress) => void {
 function printSummary(s: TestbedSummary): void {
   if (process.stderr.isTTY) process.stderr.write('\n');
   const r = s.readings;
-  console.log(`readings   ${r.received}/${r.expected} received, ${r.missing} missing, ${r.duplicates} duplicates dropped, ${r.rejected} rejected`);
+  console.log(`readings   ${r.received}/${r.expected} received, ${r.missing} missing, ${r.duplicates} duplicates dropped; ${r.verified} verified by the DSO, ${r.rejected} rejected`);
+  console.log(`keys       ${s.keys.rotations} reading keys certified (each meter's first key included)`);
   console.log(`energy     import ${s.energy.importWh} Wh, export ${s.energy.exportWh} Wh (S0 sources emitted ${s.emitted.importWh} / ${s.emitted.exportWh} Wh)`);
   console.log(`gaps       ${s.gaps.lostSequenceNumbers} lost sequence numbers, ${s.gaps.flaggedReadings} readings flagged by meters`);
   console.log(`time       ${s.simulatedSeconds} s simulated in ${s.wallSeconds} s`);

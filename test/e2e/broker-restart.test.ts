@@ -16,10 +16,10 @@ import * as nodeNet from 'node:net';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
+import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
+import { findMosquitto, freePort, MOSQUITTO_MISSING, startMosquitto } from '../../host-tools/broker/mosquitto.ts';
 import { createNetModule } from '../../boards/emulator/net.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { Flash } from '../../boards/emulator/flash.ts';
@@ -42,14 +42,6 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 30000) {
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = nodeNet.createServer();
-  await new Promise<void>((r) => s.listen(0, HOST, r));
-  const port = (s.address() as nodeNet.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 interface Broker {
   port: number;
   start(): Promise<void>;
@@ -58,74 +50,25 @@ interface Broker {
   stop(): Promise<void>;
 }
 
-function aedesBroker(port: number): Broker {
+/** A broker on a fixed port that can crash and come back, from the project's own launchers. */
+function restartableBroker(port: number, launch: () => Promise<{ close(): Promise<void> }>): Broker {
   let running: { close(): Promise<void> } | undefined;
-  const start = async () => {
-    const broker = await Aedes.createBroker();
-    const sockets = new Set<nodeNet.Socket>();
-    const server = nodeNet.createServer((s) => {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      broker.handle(s);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, HOST, resolve);
-    });
-    running = {
-      async close() {
-        server.close();
-        for (const s of sockets) s.destroy();
-        await new Promise<void>((r) => broker.close(() => r()));
-      },
-    };
-  };
   const crash = async () => {
     await running?.close();
     running = undefined;
   };
-  return { port, start, crash, stop: crash };
+  return { port, start: async () => void (running = await launch()), crash, stop: crash };
+}
+
+function aedesBroker(port: number): Broker {
+  return restartableBroker(port, () => startEmbeddedBroker({ port, host: HOST }));
 }
 
 function mosquittoBroker(port: number, dir: string): Broker {
-  const config = path.join(dir, 'mosquitto.conf');
-  fs.writeFileSync(config, `listener ${port} ${HOST}\nallow_anonymous true\npersistence false\nlog_dest none\n`);
-  let child: ChildProcess | undefined;
-  const start = async () => {
-    child = spawn('mosquitto', ['-c', config], { stdio: 'ignore' });
-    const started = child;
-    await waitFor(() => started.exitCode === null && portOpen.has(port), `mosquitto listening on ${port}`, 10000).catch((e) => {
-      throw new Error(`${e.message} (exit code ${started.exitCode})`);
-    });
-  };
-  // Polls the port in the background while start() waits.
-  const portOpen = new Set<number>();
-  const poll = setInterval(() => {
-    const s = nodeNet.connect(port, HOST);
-    s.on('connect', () => {
-      portOpen.add(port);
-      s.destroy();
-    });
-    s.on('error', () => portOpen.delete(port));
-  }, 20);
-  const crash = async () => {
-    const c = child;
-    child = undefined;
-    portOpen.delete(port);
-    if (!c || c.exitCode !== null) return;
-    const exited = new Promise((r) => c.once('exit', r));
-    c.kill('SIGKILL');
-    await exited;
-  };
-  return {
-    port,
-    start,
-    crash,
-    async stop() {
-      clearInterval(poll);
-      await crash();
-    },
-  };
+  return restartableBroker(port, async () => {
+    const broker = await startMosquitto({ dir, port });
+    return { close: () => broker.stop('SIGKILL') };
+  });
 }
 
 interface Transmission {
@@ -312,11 +255,9 @@ test('aedes closed and restarted on the same port mid-stream: nothing missing, d
   await runRestart('aedes', aedesBroker(await freePort()));
 });
 
-const hasMosquitto = spawnSync('mosquitto', ['-h'], { stdio: 'ignore' }).error === undefined;
-
 test('mosquitto killed with SIGKILL and restarted mid-stream: nothing missing, duplicates only with DUP', async () => {
-  if (!hasMosquitto) {
-    console.log('  SKIPPED: mosquitto is not on PATH (apt-get install -y mosquitto); only the aedes restart ran');
+  if (!findMosquitto()) {
+    console.log(`  SKIPPED: ${MOSQUITTO_MISSING}; only the aedes restart ran`);
     return;
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-mosquitto-'));

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import { Board } from '../../boards/emulator/board.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
-import { ConsoleError, formatEspruinoNumber, formatReplValue, startConsole, type RunningConsole } from '../../boards/emulator/console.ts';
+import { ConsoleError, startConsole, type RunningConsole } from '../../boards/emulator/console.ts';
 
 /** A raw TCP console client that collects everything the board sends. */
 class Client {
@@ -166,23 +166,3 @@ test('the console refuses to listen beyond loopback unless asked to', async ({ r
 });
 
 test.run();
-
-const format = suite('REPL value format');
-
-format('numbers as Espruino ftoa prints them', () => {
-  assert.is(formatEspruinoNumber(3), '3');
-  assert.is(formatEspruinoNumber(-2.5), '-2.5');
-  assert.is(formatEspruinoNumber(1 / 3), '0.33333333333');
-  assert.is(formatEspruinoNumber(NaN), 'NaN');
-  assert.is(formatEspruinoNumber(-Infinity), '-Infinity');
-});
-
-format('long arrays and strings are shortened as JSON_LIMIT does', () => {
-  const list = Array.from({ length: 20 }, (_, i) => i);
-  assert.is(formatReplValue(list), '[ 0, 1, 2, 3, 4,  ... 15, 16, 17, 18, 19 ]');
-  assert.is(formatReplValue('x'.repeat(50)), `"${'x'.repeat(17)}" ... "${'x'.repeat(17)}"`);
-  assert.is(formatReplValue({}), '{  }');
-  assert.is(formatReplValue(new Uint8Array(4)), 'new Uint8Array(4)');
-});
-
-format.run();

@@ -1,15 +1,14 @@
 // The DSO collector end to end through real brokers: aedes in this process and a mosquitto process.
 // Readings are published with MQTT.js at QoS 1 (with a duplicate, a conflicting resend, a malformed
 // payload and a reading on another meter's topic); the store's contents and gap report are checked.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import mqtt from 'mqtt';
 import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
+import { findMosquitto, MOSQUITTO_MISSING, startMosquitto } from '../../host-tools/broker/mosquitto.ts';
 import { startCollector, type Collector, type CollectorStats } from '../../host-tools/dso/collector.ts';
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
 import { FLAG_AFTER_OUTAGE, FLAG_PARTIAL, FLAG_POWER_LOSS, encodeReading, type Reading } from '../../firmware/src/readings/reading.ts';
@@ -210,56 +209,15 @@ store('an empty store reports nothing', () => {
 // ---------------------------------------------------------------------------------------------------
 // mosquitto: a real, separate broker process.
 
-function findMosquitto(): string | undefined {
-  const found = spawnSync('sh', ['-c', 'command -v mosquitto'], { encoding: 'utf8' }).stdout.trim();
-  if (found) return found;
-  // Debian installs it in /usr/sbin, which a non-login PATH may lack.
-  return ['/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto'].find((p) => fs.existsSync(p));
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** Starts mosquitto on 127.0.0.1:port with a temporary config; resolves once it accepts connections. */
-async function startMosquitto(binary: string, dir: string): Promise<{ url: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  const config = path.join(dir, 'mosquitto.conf');
-  fs.writeFileSync(config, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type all', ''].join('\n'));
-  const child: ChildProcess = spawn(binary, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let output = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (chunk) => {
-      output += chunk;
-      if (output.includes(`listen socket on port ${port}`)) resolve();
-    });
-    child.once('error', reject);
-    void exited.then((code) => reject(new Error(`mosquitto exited with code ${code} before listening:\n${output}`)));
-  });
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
 const withMosquitto = suite('collector: through mosquitto');
 
 withMosquitto('stores, de-duplicates, rejects with reasons and reports gaps', async () => {
-  const binary = findMosquitto();
-  if (!binary) {
-    console.log('mosquitto not installed: skipping the mosquitto part (install with apt-get install mosquitto)');
+  if (!findMosquitto()) {
+    console.log(`${MOSQUITTO_MISSING}: skipping the mosquitto part`);
     return;
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-mosquitto-'));
-  const broker = await startMosquitto(binary, dir);
+  const broker = await startMosquitto({ dir });
   try {
     await exerciseCollector(broker.url);
   } finally {

@@ -110,9 +110,23 @@ test('a meter id that cannot be a topic level is refused', () => {
 test('unknown fields (typos) are named with the known ones', () => {
   const problems = problemsOf(JSON.stringify({ ...valid, journal: { comitEveryWh: 5 }, colour: 'red' }));
   assert.equal(problems, [
-    'unknown field colour (known: meterId, broker, mqtt, intervalSeconds, s0, journal, wifi)',
+    'unknown field colour (known: meterId, broker, mqtt, intervalSeconds, s0, journal, wifi, dsoPublicKey, keys)',
     'unknown field journal.comitEveryWh (known: commitEveryWh)',
   ]);
+});
+
+test('dsoPublicKey (130 hex digits, 04...) and keys.rotationSeconds are optional and checked', () => {
+  const dsoPublicKey = '04' + 'ab'.repeat(64);
+  const config = parseMeterConfig(JSON.stringify({ ...valid, dsoPublicKey: dsoPublicKey.toUpperCase().replace('0X', ''), keys: { rotationSeconds: 3600 } }));
+  assert.is(config.dsoPublicKey, dsoPublicKey, 'kept in lower case');
+  assert.equal(config.keys, { rotationSeconds: 3600 });
+  assert.is(parseMeterConfig(JSON.stringify(valid)).dsoPublicKey, undefined);
+  const problems = problemsOf(JSON.stringify({ ...valid, dsoPublicKey: '02' + 'ab'.repeat(64), keys: { rotationSeconds: 5, every: 1 } }));
+  assert.is(problems.length, 3, problems.join('\n'));
+  assert.match(problems[0], /dsoPublicKey must be 130 hex digits starting 04/);
+  assert.match(problems.join('\n'), /unknown field keys\.every/);
+  assert.match(problems.join('\n'), /keys\.rotationSeconds must be a whole number from 60/);
+  assert.match(problemsOf(JSON.stringify({ ...valid, dsoPublicKey: '04' + 'zz'.repeat(64) }))[0], /character 2 is not a hex digit/);
 });
 
 test.run();

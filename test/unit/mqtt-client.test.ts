@@ -34,6 +34,7 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 15000) {
 interface Received {
   topic: string;
   dup: boolean;
+  retain: boolean;
   payload: Buffer;
 }
 
@@ -46,7 +47,7 @@ async function startBroker() {
       done(Object.assign(new Error('bad credentials'), { returnCode: 4 }) as any, false);
     },
     authorizePublish: (client, packet, done) => {
-      if (client) received.push({ topic: packet.topic, dup: !!packet.dup, payload: Buffer.from(packet.payload as Buffer) });
+      if (client) received.push({ topic: packet.topic, dup: !!packet.dup, retain: !!packet.retain, payload: Buffer.from(packet.payload as Buffer) });
       done(null);
     },
   });
@@ -274,6 +275,31 @@ test('a late PUBACK makes the client resend with DUP; the message leaves the out
     assert.is(r.outbox.size(), 1, 'still stored while unacknowledged');
     proxy.release();
     await waitFor(() => r.outbox.size() === 0, 'the PUBACK');
+  } finally {
+    await cleanup();
+  }
+});
+
+test('retained messages: a late subscriber gets the last one; QoS 1 keeps the flag when resent with DUP', async () => {
+  try {
+    const broker = await startBroker();
+    const proxy = await proxyTo(broker.port);
+    const r = rig({ port: proxy.port, keepAliveSeconds: 60, ackTimeoutMs: 200 });
+    r.client.start();
+    await waitFor(() => r.client.isConnected(), 'CONNACK');
+    proxy.state.holdDownstream = true; // PUBACKs are held back: the retained message is resent
+    r.client.publish(STATUS, new Uint8Array([0x6f, 0x6e]), 1, true);
+    await waitFor(() => broker.received.length >= 2, 'the retransmission');
+    assert.equal(broker.received.slice(0, 2).map((m) => [m.dup, m.retain]), [[false, true], [true, true]]);
+    proxy.release();
+    await waitFor(() => r.outbox.size() === 0, 'the PUBACK');
+    r.client.publish(READINGS, reading(1), 1); // not retained unless asked
+    r.client.publish(STATUS, new Uint8Array([0x71]), 0, true);
+    await waitFor(() => broker.received.length >= 4, 'both publishes');
+    assert.equal(broker.received.slice(-2).map((m) => [m.topic, m.retain]).sort(), [[READINGS, false], [STATUS, true]]);
+    const late = await subscriber(broker.port, STATUS);
+    await waitFor(() => late.messages.length >= 1, 'the retained status');
+    assert.is(late.messages[0].payload.toString('latin1'), 'q');
   } finally {
     await cleanup();
   }

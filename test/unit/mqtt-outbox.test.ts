@@ -63,6 +63,21 @@ test('the outbox survives re-opening from the same Storage; recovered entries ar
   assert.equal(contents(second), [1, 2, 3].map((i) => describe(i)));
 });
 
+test('the retain flag is stored with each message and survives re-opening', () => {
+  const { storage } = board();
+  const first = new Outbox(storage);
+  first.append(topicFor(0), payloadFor(0));
+  first.append('veilgrid/meters/m0/status', new Uint8Array([0x6f, 0x6e]), true);
+  first.append(topicFor(2), payloadFor(2, 300), false);
+  const reopened = new Outbox(storage);
+  assert.equal(all(reopened).map((e) => [e.topic, e.retain]), [
+    [topicFor(0), false],
+    ['veilgrid/meters/m0/status', true],
+    [topicFor(2), false],
+  ]);
+  assert.equal(contents(reopened)[2], describe(2, 300), 'the flag does not disturb the length');
+});
+
 test('fully acknowledged segments are erased, so a long run stays within a few segments', () => {
   const { storage } = board();
   const outbox = new Outbox(storage);

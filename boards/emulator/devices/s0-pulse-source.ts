@@ -5,6 +5,12 @@
 // time: falling edge at the instant the energy threshold is crossed, rising edge pulseWidthMs later.
 // Pulses that would come faster than width + pause are delayed (a real meter's output is
 // rate-limited the same way), never dropped.
+//
+// The source keeps its own timeline: every step and edge happens at the instant it was scheduled
+// for, and edges are driven with that instant as their time. When the host runs a timer late (at
+// high clock speeds, after other work already read a later now()), the clock hands the callback
+// that later time; using it would move this pulse's edges next to the following ones and squeeze
+// a 30 ms pulse or pause to nothing, which no S0 output does (see docs/emulator.md).
 
 import type { Board } from '../board.ts';
 import type { LoadProfile } from '../load-profile.ts';
@@ -13,6 +19,8 @@ import type { LoadProfile } from '../load-profile.ts';
 export const S0_MIN_PULSE_MS = 30;
 /** Longest integration step: the profile is re-sampled at least this often (virtual seconds). */
 const MAX_STEP_SECONDS = 30;
+/** Shortest step: a pulse starts at most this late (the energy is carried over, not lost). */
+const MIN_STEP_SECONDS = 0.001;
 
 export interface S0PulseSourceOptions {
   board: Board;
@@ -33,6 +41,7 @@ export class S0PulseSource {
   private readonly whPerPulse: number;
   /** Energy integrated but not yet emitted as a pulse (Wh). */
   private pendingWh = 0;
+  /** The source's timeline: virtual time (s) up to which the profile has been integrated. */
   private lastT = 0;
   /** Virtual time (s) before which the next pulse may not start (pulse + pause). */
   private nextAllowed = 0;
@@ -61,8 +70,8 @@ export class S0PulseSource {
     if (this.running) return;
     this.running = true;
     this.lastT = this.board.clock.now();
-    this.board.pins.release(this.pin);
-    this.scheduleStep();
+    this.board.pins.release(this.pin, this.lastT);
+    this.scheduleStep(this.lastT);
   }
 
   /** Stops integrating; a pulse in progress still ends. */
@@ -72,13 +81,13 @@ export class S0PulseSource {
     this.stepTimer = undefined;
   }
 
-  private step(): void {
+  /** One step at `t`, the instant it was scheduled for. */
+  private step(t: number): void {
     this.stepTimer = undefined;
     if (!this.running) return;
-    this.integrateTo(this.board.clock.now());
-    const now = this.board.clock.now();
-    if (this.pendingWh >= this.whPerPulse && !this.inPulse && now >= this.nextAllowed) this.pulse(now);
-    this.scheduleStep();
+    this.integrateTo(t);
+    if (this.pendingWh >= this.whPerPulse && !this.inPulse && t >= this.nextAllowed) this.pulse(t);
+    this.scheduleStep(t);
   }
 
   /** Midpoint rule over [lastT, t]: exact for constant power, close for the smooth daily shapes. */
@@ -90,26 +99,29 @@ export class S0PulseSource {
     this.lastT = t;
   }
 
-  private pulse(now: number): void {
+  private pulse(t: number): void {
     this.pendingWh -= this.whPerPulse;
     this.pulsesEmitted++;
     this.inPulse = true;
-    this.nextAllowed = now + (2 * this.pulseWidthMs) / 1000;
-    this.board.pins.setInput(this.pin, 0);
-    this.board.clock.setTimeout(() => {
+    this.nextAllowed = t + (2 * this.pulseWidthMs) / 1000;
+    this.board.pins.setInput(this.pin, 0, t);
+    const end = t + this.pulseWidthMs / 1000;
+    this.board.clock.setTimeoutAt(() => {
       this.inPulse = false;
-      this.board.pins.release(this.pin);
-    }, this.pulseWidthMs);
+      this.board.pins.release(this.pin, end);
+    }, end);
   }
 
-  private scheduleStep(): void {
+  /** Schedules the next step, counting from `t` on the source's timeline. */
+  private scheduleStep(t: number): void {
     if (!this.running || this.board.clock.closed) return;
-    const now = this.board.clock.now();
-    const p = this.profile.powerW(now);
+    const p = this.profile.powerW(t);
     const missingWh = this.whPerPulse - this.pendingWh;
-    let wait = missingWh <= 0 ? 0 : p > 0 ? (missingWh * 3600) / p : MAX_STEP_SECONDS;
-    wait = Math.min(wait, MAX_STEP_SECONDS);
-    wait = Math.max(wait, this.nextAllowed - now, 0);
-    this.stepTimer = this.board.clock.setTimeout(() => this.step(), wait * 1000);
+    const wait = missingWh <= 0 ? 0 : p > 0 ? (missingWh * 3600) / p : MAX_STEP_SECONDS;
+    // At least MIN_STEP_SECONDS ahead (a rounding-sized wait would not move the time at all), and
+    // not before the next pulse is allowed — that instant itself, not t + (nextAllowed - t), which
+    // can round to just before it.
+    const due = Math.max(t + Math.min(Math.max(wait, MIN_STEP_SECONDS), MAX_STEP_SECONDS), this.nextAllowed);
+    this.stepTimer = this.board.clock.setTimeoutAt(() => this.step(due), due);
   }
 }

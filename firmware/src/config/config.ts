@@ -19,6 +19,14 @@ export interface MeterConfig {
   journal: { commitEveryWh: number };
   /** Absent: the network is already up (the emulator, or a board configured by other means). */
   wifi?: { ssid: string; password: string };
+  /**
+   * The DSO's P-256 public key, hex of the 65-byte uncompressed point (130 hex digits, "04..."): readings
+   * are sealed to it. Absent: the meter meters and journals but sends no readings (it never sends one
+   * unsigned or unsealed) and says so on the console.
+   */
+  dsoPublicKey?: string;
+  /** Reading-key rotation period (keys/reading-keys.ts); absent: CONFIG_DEFAULTS.rotationSeconds (a day). */
+  keys?: { rotationSeconds: number };
 }
 
 /** Values used when an optional field is absent. */
@@ -27,7 +35,22 @@ export const CONFIG_DEFAULTS = {
   intervalSeconds: 900,
   debounceMs: 10,
   commitEveryWh: 10,
+  rotationSeconds: 86400,
 };
+
+/** Hex digits of a 65-byte uncompressed P-256 public key. */
+export const DSO_PUBLIC_KEY_HEX_CHARS = 130;
+
+/** Why text cannot be the DSO public key, or undefined when it can (form only: the meter has no EC math). */
+export function dsoPublicKeyProblem(text: unknown): string | undefined {
+  const expected = 'dsoPublicKey must be ' + DSO_PUBLIC_KEY_HEX_CHARS + ' hex digits starting 04 (the uncompressed P-256 point)';
+  if (typeof text !== 'string') return expected + got(text);
+  if (text.length !== DSO_PUBLIC_KEY_HEX_CHARS || text.substring(0, 2) !== '04') return expected + ' (got ' + text.length + ' chars starting ' + JSON.stringify(text.substring(0, 2)) + ')';
+  for (let i = 0; i < text.length; i++) {
+    if ('0123456789abcdefABCDEF'.indexOf(text.charAt(i)) < 0) return expected + ' (character ' + i + ' is not a hex digit)';
+  }
+  return undefined;
+}
 
 /** A configuration that cannot be used; `problems` names every wrong field and what was expected. */
 export class ConfigError extends Error {
@@ -111,7 +134,7 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
     throw new ConfigError(['must hold a JSON object' + got(raw)]);
   }
   const r = new FieldReader();
-  r.onlyKnown(raw, ['meterId', 'broker', 'mqtt', 'intervalSeconds', 's0', 'journal', 'wifi'], '');
+  r.onlyKnown(raw, ['meterId', 'broker', 'mqtt', 'intervalSeconds', 's0', 'journal', 'wifi', 'dsoPublicKey', 'keys'], '');
 
   const meterId = raw.meterId;
   if (typeof meterId !== 'string') r.problems.push('meterId must be a string of 1-64 chars from A-Z a-z 0-9 . _ -' + got(meterId));
@@ -150,6 +173,16 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
     wifi = { ssid: r.string(wifiRaw, 'ssid', 'wifi.ssid', false), password: r.string(wifiRaw, 'password', 'wifi.password', true) };
   }
 
+  const dsoPublicKey = raw.dsoPublicKey;
+  if (dsoPublicKey !== undefined && dsoPublicKeyProblem(dsoPublicKey)) r.problems.push(dsoPublicKeyProblem(dsoPublicKey) as string);
+
+  const keysRaw = r.object(raw, 'keys', 'keys', true);
+  let keys: MeterConfig['keys'];
+  if (keysRaw) {
+    r.onlyKnown(keysRaw, ['rotationSeconds'], 'keys.');
+    keys = { rotationSeconds: r.integer(keysRaw, 'rotationSeconds', 'keys.rotationSeconds', 60, 31536000, CONFIG_DEFAULTS.rotationSeconds) };
+  }
+
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   const config: MeterConfig = {
     meterId: meterId as string,
@@ -160,5 +193,7 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
     journal: { commitEveryWh: commitEveryWh },
   };
   if (wifi) config.wifi = wifi;
+  if (keys) config.keys = keys;
+  if (dsoPublicKey !== undefined) config.dsoPublicKey = (dsoPublicKey as string).toLowerCase();
   return config;
 }

@@ -71,6 +71,7 @@ interface InFlight {
   packetId: number;
   topic: string;
   payload: Uint8Array;
+  retain: boolean;
   /** Sent at least once (on this or an earlier connection, or before a reboot). */
   sent: boolean;
 }
@@ -173,19 +174,21 @@ export class MqttClient {
   /**
    * QoS 1: stored in the outbox first (throws OutboxFullError if there is no room: nothing is
    * lost silently), then sent in order when connected. QoS 0: sent now if connected, else dropped;
-   * returns whether it was handed to the socket.
+   * returns whether it was handed to the socket. `retain` (default false) asks the broker to keep
+   * the message for later subscribers; a QoS 1 message keeps it in the outbox and when resent.
    */
-  publish(topic: string, payload: Uint8Array, qos: QoS): boolean {
+  publish(topic: string, payload: Uint8Array, qos: QoS, retain?: boolean): boolean {
+    const keep = retain === true;
     if (qos === 1) {
       // Refuse a topic that can never be sent before it is stored (it would block the outbox).
-      encodePacket({ kind: 'publish', topic: topic, payload: new Uint8Array(0), qos: 1, dup: false, retain: false, packetId: 1 });
-      this.outbox.append(topic, payload);
+      encodePacket({ kind: 'publish', topic: topic, payload: new Uint8Array(0), qos: 1, dup: false, retain: keep, packetId: 1 });
+      this.outbox.append(topic, payload, keep);
       this.fillWindow();
       return true;
     }
     if (qos !== 0) throw new Error('publish QoS must be 0 or 1, got ' + qos);
     if (this.state !== CONNECTED) return false;
-    return this.send({ kind: 'publish', topic: topic, payload: payload, qos: 0, dup: false, retain: false });
+    return this.send({ kind: 'publish', topic: topic, payload: payload, qos: 0, dup: false, retain: keep });
   }
 
   /** Subscribes now if connected, and again after every reconnect. */
@@ -407,6 +410,7 @@ export class MqttClient {
         packetId: this.allocatePacketId(),
         topic: next.topic,
         payload: next.payload,
+        retain: next.retain,
         sent: this.outbox.isRecovered(next.id),
       };
       this.inFlight.push(entry);
@@ -417,7 +421,7 @@ export class MqttClient {
   private sendEntry(entry: InFlight): void {
     const dup = entry.sent;
     entry.sent = true;
-    this.send({ kind: 'publish', topic: entry.topic, payload: entry.payload, qos: 1, dup: dup, retain: false, packetId: entry.packetId });
+    this.send({ kind: 'publish', topic: entry.topic, payload: entry.payload, qos: 1, dup: dup, retain: entry.retain, packetId: entry.packetId });
     this.armAckTimer();
   }
 

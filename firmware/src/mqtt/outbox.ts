@@ -8,16 +8,18 @@
 // for commit and ack. 4064 bytes = one 4 KB flash page minus Espruino's 32-byte file header.
 //
 //   segment: "VGO1" then records
-//   record:  [commit][ack][length hi][length lo][topic length][topic][payload]
-//            length = 1 + topic length + payload length
+//   record:  [commit][ack][flags | length hi][length lo][topic length][topic][payload]
+//            length = 1 + topic length + payload length (< 4064, so 12 bits)
+//            flags  = the high nibble of that byte: 0x40 = publish with the MQTT retain flag.
+//            Records written before the flag existed have it clear (not retained): same format.
 //
 // Why a power cut at any byte leaves it consistent (see docs/emulator-storage.md: bytes reach
 // the flash one at a time in ascending order, an unwritten byte stays 0xFF):
 // - append writes length/topic/payload first, then the commit byte (0x00). A cut before the
 //   commit leaves commit = 0xFF: the record is ignored, and since its bytes are no longer 0xFF
 //   the rest of that segment is never written again (the next append starts a new segment).
-//   The length's high byte is < 0xF0 and is the first byte written, so "commit and length both
-//   0xFF" means "nothing written here": the free space.
+//   The flags/length-high byte is at most 0x4F and is the first byte written, so "commit and
+//   length both 0xFF" means "nothing written here": the free space.
 // - ack programs one byte (0xFF -> 0x00): it either happened or it did not; a lost ack only means
 //   the message is sent once more (at-least-once).
 // - a segment is erased only once every record in it is acknowledged and it is no longer the
@@ -51,6 +53,8 @@ export interface OutboxEntry {
   id: number;
   topic: string;
   payload: Uint8Array;
+  /** Publish with the MQTT retain flag. */
+  retain: boolean;
 }
 
 export interface OutboxOptions {
@@ -78,6 +82,9 @@ export const SEGMENT_BYTES = 4064;
 const MAGIC = 'VGO1';
 const RECORD_HEADER_BYTES = 4;
 const BLANK = 255;
+/** In the record's flags/length-high byte. */
+const RETAIN_FLAG = 0x40;
+const LENGTH_HIGH_MASK = 0x0f;
 const WRITTEN = String.fromCharCode(0);
 /** ids are segment * ID_SPAN + offset, so they order by segment then offset. */
 const ID_SPAN = 65536;
@@ -140,10 +147,11 @@ export class Outbox {
   }
 
   /**
-   * Stores a message durably and returns its id. Throws OutboxFullError (nothing stored) when the
-   * outbox or Storage is full, OutboxError when the message can never fit.
+   * Stores a message durably and returns its id; `retain` (default false) is kept with it. Throws
+   * OutboxFullError (nothing stored) when the outbox or Storage is full, OutboxError when the
+   * message can never fit.
    */
-  append(topic: string, payload: Uint8Array): number {
+  append(topic: string, payload: Uint8Array, retain?: boolean): number {
     if (topic.length === 0 || topic.length > 255) throw new OutboxError('topic must be 1..255 chars, got ' + topic.length);
     const bodyLength = 1 + topic.length + payload.length;
     const recordBytes = RECORD_HEADER_BYTES + bodyLength;
@@ -159,7 +167,8 @@ export class Outbox {
     const offset = seg.end;
     // Close the segment first: if this write is cut, nothing more may go into it.
     seg.end = SEGMENT_BYTES;
-    const body = String.fromCharCode(bodyLength >> 8, bodyLength & 255, topic.length) + topic + bytesToByteString(payload);
+    const flags = retain === true ? RETAIN_FLAG : 0;
+    const body = String.fromCharCode(flags | (bodyLength >> 8), bodyLength & 255, topic.length) + topic + bytesToByteString(payload);
     this.storage.write(seg.name, body, offset + 2);
     this.storage.write(seg.name, WRITTEN, offset);
     seg.end = offset + recordBytes;
@@ -181,7 +190,8 @@ export class Outbox {
       const data = this.storage.read(seg.name) || '';
       let offset = MAGIC.length;
       while (offset + RECORD_HEADER_BYTES <= data.length && data.charCodeAt(offset) !== BLANK) {
-        const length = (data.charCodeAt(offset + 2) << 8) | data.charCodeAt(offset + 3);
+        const flags = data.charCodeAt(offset + 2);
+        const length = ((flags & LENGTH_HIGH_MASK) << 8) | data.charCodeAt(offset + 3);
         const entryId = seg.n * ID_SPAN + offset;
         if (entryId > id && data.charCodeAt(offset + 1) === BLANK) {
           const topicLength = data.charCodeAt(offset + 4);
@@ -190,6 +200,7 @@ export class Outbox {
             id: entryId,
             topic: data.substring(topicStart, topicStart + topicLength),
             payload: byteStringToBytes(data.substring(topicStart + topicLength, offset + RECORD_HEADER_BYTES + length)),
+            retain: (flags & RETAIN_FLAG) !== 0,
           };
         }
         offset += RECORD_HEADER_BYTES + length;
@@ -280,7 +291,7 @@ export class Outbox {
         if (lengthHigh === BLANK && data.charCodeAt(offset + 1) === BLANK) seg.end = offset;
         break;
       }
-      const recordBytes = RECORD_HEADER_BYTES + ((lengthHigh << 8) | data.charCodeAt(offset + 3));
+      const recordBytes = RECORD_HEADER_BYTES + (((lengthHigh & LENGTH_HIGH_MASK) << 8) | data.charCodeAt(offset + 3));
       if (offset + recordBytes > SEGMENT_BYTES) break;
       if (data.charCodeAt(offset + 1) === BLANK) seg.pending++;
       offset += recordBytes;

@@ -14,6 +14,7 @@
 // uint = integer 0..2^53-1. The keys sort as 1..8, so the encoding is a8 01 <meterId> 02 <interval> ...
 
 import { CborError, CborMap, decode, encode, type CborValue } from '../codec/cbor.ts';
+import { describeValue, uintProblem } from '../codec/field-problems.ts';
 import { meterIdProblem } from './topics.ts';
 
 export interface Reading {
@@ -35,7 +36,6 @@ export const FLAG_PARTIAL = 2;
 export const FLAG_AFTER_OUTAGE = 4;
 const KNOWN_FLAGS = FLAG_POWER_LOSS | FLAG_PARTIAL | FLAG_AFTER_OUTAGE;
 
-const MAX_UINT = 9007199254740991;
 
 /** Field names in key order: FIELDS[k - 1] is the field stored under CBOR map key k. */
 const FIELDS = ['meterId', 'interval', 'importWh', 'exportWh', 'importTotalWh', 'exportTotalWh', 'seq', 'flags'];
@@ -52,24 +52,11 @@ export class ReadingFormatError extends Error {
   }
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 20 ? value.substring(0, 20) + '...' : value);
-  if (value instanceof Uint8Array) return 'a byte string';
-  if (Array.isArray(value)) return 'an array';
-  if (value !== null && typeof value === 'object') return 'a map';
-  return String(value);
-}
 
-function uintProblem(name: string, value: unknown): string | undefined {
-  if (typeof value !== 'number' || value !== Math.floor(value) || value < 0 || value > MAX_UINT) {
-    return name + ' must be an integer from 0 to 2^53-1 (got ' + describe(value) + ')';
-  }
-  return undefined;
-}
 
 /** Everything wrong with r as a Reading, one sentence per problem; empty when it is a valid reading. */
 export function readingProblems(value: unknown): string[] {
-  if (value === null || typeof value !== 'object') return ['a reading must be an object (got ' + describe(value) + ')'];
+  if (value === null || typeof value !== 'object') return ['a reading must be an object (got ' + describeValue(value) + ')'];
   const r = value as { [field: string]: unknown };
   const problems: string[] = [];
   for (let k = 0; k < FIELDS.length; k++) {
@@ -111,7 +98,7 @@ export function decodeReading(bytes: Uint8Array): Reading {
     throw err;
   }
   if (!(item instanceof CborMap)) {
-    throw new ReadingFormatError(['expected a CBOR map with integer keys 1..8 (got ' + describe(item) + ')']);
+    throw new ReadingFormatError(['expected a CBOR map with integer keys 1..8 (got ' + describeValue(item) + ')']);
   }
   const fields: { [field: string]: unknown } = {};
   const problems: string[] = [];
@@ -120,7 +107,7 @@ export function decodeReading(bytes: Uint8Array): Reading {
     if (typeof key === 'number' && key >= 1 && key <= FIELDS.length && key === Math.floor(key)) {
       fields[FIELDS[key - 1]] = item.entries[i][1];
     } else {
-      problems.push('unknown key ' + describe(key) + ' (a reading has keys 1..8)');
+      problems.push('unknown key ' + describeValue(key) + ' (a reading has keys 1..8)');
     }
   }
   const fieldProblems = readingProblems(fields);

@@ -4,9 +4,13 @@
 const METER_TOPIC_PREFIX = 'veilgrid/meters/';
 const READINGS_SUFFIX = '/readings';
 const STATUS_SUFFIX = '/status';
+const KEYS_SUFFIX = '/keys';
 
 /** What the collector subscribes to: the readings of every meter. */
 export const READING_TOPIC_FILTER = 'veilgrid/meters/+/readings';
+
+/** What the DSO subscribes to for reading-key certificates. */
+export const KEY_CERTIFICATE_TOPIC_FILTER = 'veilgrid/meters/+/keys';
 
 export const METER_ID_MAX_LENGTH = 64;
 
@@ -60,5 +64,19 @@ export function meterIdFromReadingTopic(topic: string): string | undefined {
   if (topic.length <= METER_TOPIC_PREFIX.length + READINGS_SUFFIX.length) return undefined;
   if (topic.substring(topic.length - READINGS_SUFFIX.length) !== READINGS_SUFFIX) return undefined;
   const id = topic.substring(METER_TOPIC_PREFIX.length, topic.length - READINGS_SUFFIX.length);
+  return meterIdProblem(id) ? undefined : id;
+}
+
+/** "veilgrid/meters/<id>/keys": the meter's reading-key certificates (QoS 1, retained), each before its key's first use. */
+export function keyCertificateTopic(meterId: string): string {
+  return METER_TOPIC_PREFIX + checkedMeterId(meterId) + KEYS_SUFFIX;
+}
+
+/** The meter id in a key certificate topic, or undefined if topic is not one. */
+export function meterIdFromKeyCertificateTopic(topic: string): string | undefined {
+  if (topic.indexOf(METER_TOPIC_PREFIX) !== 0) return undefined;
+  if (topic.length <= METER_TOPIC_PREFIX.length + KEYS_SUFFIX.length) return undefined;
+  if (topic.substring(topic.length - KEYS_SUFFIX.length) !== KEYS_SUFFIX) return undefined;
+  const id = topic.substring(METER_TOPIC_PREFIX.length, topic.length - KEYS_SUFFIX.length);
   return meterIdProblem(id) ? undefined : id;
 }

@@ -1,0 +1,338 @@
+// The three certificates of the trust chain, operator -> device -> reading key (DESIGN section 4), as
+// deterministic CBOR payloads inside COSE_Sign1 ES256 messages (codec/cose.ts). Written once for the
+// meter (which signs key certificates with its identity key in the secure element) and the host tools
+// (operator init, provisioning, the DSO's verifier).
+//
+// Every payload is a CBOR map with small integer keys; key 0 is the certificate kind, so a signature
+// over one kind can never be read as another. All keys listed are required and no others are allowed.
+//
+//   kind 1, OperatorCertificate (self-signed by the operator key)
+//     0 kind 1 | 1 operatorId text | 2 publicKey bstr 65 | 3 notBefore uint | 4 notAfter uint
+//   kind 2, DeviceCertificate (signed by the operator key)
+//     0 kind 2 | 1 operatorId text | 2 meterId text | 3 feeder text | 4 identityKey bstr 65
+//     5 mixKey bstr 65 | 6 limits map { 1 maxImportW uint, 2 maxExportW uint } | 7 issuedAt uint
+//   kind 3, KeyCertificate (signed by the meter's identity key)
+//     0 kind 3 | 1 meterId text | 2 publicKey bstr 65 | 3 validFromInterval uint
+//     4 validToInterval uint | 5 rotation uint
+//
+// text ids (operatorId, meterId, feeder): 1..64 chars of A-Z a-z 0-9 . _ - (readings/topics.ts).
+// bstr 65: a P-256 public key, uncompressed 04 || x || y. uint: an integer 0..2^53-1; times
+// (notBefore, notAfter, issuedAt) are Unix seconds, intervals are interval indexes as in a Reading,
+// and a key certificate covers intervals validFromInterval..validToInterval inclusive. rotation is the
+// SE's monotonic rotation counter when the key was made.
+//
+// Signed form: COSE_Sign1 (tag 18), protected header { 1: -7, 4: kid } where kid = kidOf(signer's public
+// key), empty unprotected header, payload = the certificate bytes above.
+
+import { CborError, CborMap, decode, encode, type CborValue } from '../codec/cbor.ts';
+import { CoseError, HEADER_KID, decodeSign1, es256ProtectedHeader, sign1Kid, sign1ToBeSigned, signSign1, type SignDigest } from '../codec/cose.ts';
+import { isUncompressedPoint, uncompressedPoint } from '../crypto/p256-point.ts';
+import type { Sha256 } from '../crypto/sha256.ts';
+import { describeValue, uintProblem } from '../codec/field-problems.ts';
+import { meterIdProblem } from '../readings/topics.ts';
+
+export const CERT_KIND_OPERATOR = 1;
+export const CERT_KIND_DEVICE = 2;
+export const CERT_KIND_KEY = 3;
+export const KID_BYTES = 8;
+
+export interface OperatorCertificate {
+  operatorId: string;
+  /** 65 bytes, uncompressed. */
+  publicKey: Uint8Array;
+  notBefore: number;
+  notAfter: number;
+}
+
+export interface DeviceLimits {
+  maxImportW: number;
+  maxExportW: number;
+}
+
+export interface DeviceCertificate {
+  operatorId: string;
+  meterId: string;
+  feeder: string;
+  /** Slot 0 of the meter's SE, 65 bytes uncompressed. */
+  identityKey: Uint8Array;
+  /** Slot 3 of the meter's SE (mix relay ECDH key), 65 bytes uncompressed. */
+  mixKey: Uint8Array;
+  limits: DeviceLimits;
+  issuedAt: number;
+}
+
+export interface KeyCertificate {
+  meterId: string;
+  /** The reading key, 65 bytes uncompressed. */
+  publicKey: Uint8Array;
+  validFromInterval: number;
+  validToInterval: number;
+  rotation: number;
+}
+
+export class CertificateFormatError extends Error {
+  /** Every problem found, one sentence each. */
+  declare readonly problems: string[];
+  constructor(problems: string[]) {
+    const message = 'invalid certificate: ' + problems.join('; ');
+    super(message);
+    this.name = 'CertificateFormatError';
+    this.message = message;
+    this.problems = problems;
+  }
+}
+
+/** What a signed certificate holds once its COSE_Sign1 form is checked (signature not yet verified). */
+export interface OpenedCertificate {
+  /** The kid in the protected header: kidOf(the signer's public key). */
+  kid: Uint8Array;
+  /** The certificate bytes: decode with the decoder of the kind expected at this step of the chain. */
+  payload: Uint8Array;
+  /** The bytes the signer hashed (Sig_structure as received): verify signature over SHA-256 of these. */
+  toBeSigned: Uint8Array;
+  /** 64 bytes r || s. */
+  signature: Uint8Array;
+}
+
+const KIND_NAMES = ['', 'operator', 'device', 'key'];
+
+// One field of a payload: its CBOR key, its name, and how to check it.
+type FieldType = 'id' | 'key' | 'uint' | 'limits';
+interface FieldSpec {
+  key: number;
+  name: string;
+  type: FieldType;
+}
+
+const OPERATOR_FIELDS: FieldSpec[] = [
+  { key: 1, name: 'operatorId', type: 'id' },
+  { key: 2, name: 'publicKey', type: 'key' },
+  { key: 3, name: 'notBefore', type: 'uint' },
+  { key: 4, name: 'notAfter', type: 'uint' },
+];
+const DEVICE_FIELDS: FieldSpec[] = [
+  { key: 1, name: 'operatorId', type: 'id' },
+  { key: 2, name: 'meterId', type: 'id' },
+  { key: 3, name: 'feeder', type: 'id' },
+  { key: 4, name: 'identityKey', type: 'key' },
+  { key: 5, name: 'mixKey', type: 'key' },
+  { key: 6, name: 'limits', type: 'limits' },
+  { key: 7, name: 'issuedAt', type: 'uint' },
+];
+const KEY_FIELDS: FieldSpec[] = [
+  { key: 1, name: 'meterId', type: 'id' },
+  { key: 2, name: 'publicKey', type: 'key' },
+  { key: 3, name: 'validFromInterval', type: 'uint' },
+  { key: 4, name: 'validToInterval', type: 'uint' },
+  { key: 5, name: 'rotation', type: 'uint' },
+];
+const LIMIT_KEYS = ['', 'maxImportW', 'maxExportW'];
+
+
+
+/** The meter id rule (readings/topics.ts) applied to another id field, with that field's name. */
+function idProblem(name: string, value: unknown): string | undefined {
+  const problem = meterIdProblem(value);
+  // meterIdProblem's sentences all start with "meterId"; name the field actually checked.
+  return problem === undefined ? undefined : name + problem.substring('meterId'.length);
+}
+
+function fieldProblems(spec: FieldSpec, value: unknown, problems: string[]): void {
+  if (spec.type === 'id') {
+    const p = idProblem(spec.name, value);
+    if (p) problems.push(p);
+  } else if (spec.type === 'key') {
+    if (!(value instanceof Uint8Array) || !isUncompressedPoint(value)) {
+      problems.push(spec.name + ' must be a 65-byte uncompressed P-256 public key 04||x||y (got ' + describeValue(value) + (value instanceof Uint8Array && value.length === 65 ? ' starting 0x' + value[0].toString(16) : '') + ')');
+    }
+  } else if (spec.type === 'uint') {
+    const p = uintProblem(spec.name, value);
+    if (p) problems.push(p);
+  } else {
+    if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
+      problems.push(spec.name + ' must be a map { maxImportW, maxExportW } (got ' + describeValue(value) + ')');
+      return;
+    }
+    const limits = value as { [field: string]: unknown };
+    for (let k = 1; k < LIMIT_KEYS.length; k++) {
+      const p = uintProblem(spec.name + '.' + LIMIT_KEYS[k] + ' (W)', limits[LIMIT_KEYS[k]]);
+      if (p) problems.push(p);
+    }
+  }
+}
+
+/** Everything wrong with fields (by name) for a certificate kind, one sentence per problem. */
+function certificateProblems(kind: number, specs: FieldSpec[], value: unknown): string[] {
+  if (value === null || typeof value !== 'object') return ['a ' + KIND_NAMES[kind] + ' certificate must be an object (got ' + describeValue(value) + ')'];
+  const fields = value as { [field: string]: unknown };
+  const problems: string[] = [];
+  for (let i = 0; i < specs.length; i++) {
+    const v = fields[specs[i].name];
+    if (v === undefined) problems.push(specs[i].name + ' (key ' + specs[i].key + ') is missing');
+    else fieldProblems(specs[i], v, problems);
+  }
+  if (problems.length > 0) return problems;
+  if (kind === CERT_KIND_OPERATOR && (fields.notBefore as number) >= (fields.notAfter as number)) {
+    problems.push('notBefore ' + fields.notBefore + ' must be before notAfter ' + fields.notAfter);
+  }
+  if (kind === CERT_KIND_KEY && (fields.validFromInterval as number) > (fields.validToInterval as number)) {
+    problems.push('validFromInterval ' + fields.validFromInterval + ' must not be after validToInterval ' + fields.validToInterval);
+  }
+  return problems;
+}
+
+function encodeFields(kind: number, specs: FieldSpec[], value: unknown): Uint8Array {
+  const problems = certificateProblems(kind, specs, value);
+  if (problems.length > 0) throw new CertificateFormatError(problems);
+  const fields = value as { [field: string]: CborValue };
+  const entries: Array<[CborValue, CborValue]> = [[0, kind]];
+  for (let i = 0; i < specs.length; i++) {
+    let v = fields[specs[i].name];
+    if (specs[i].type === 'limits') {
+      const limits = v as unknown as DeviceLimits;
+      v = new CborMap([[1, limits.maxImportW], [2, limits.maxExportW]]);
+    }
+    entries.push([specs[i].key, v]);
+  }
+  return encode(new CborMap(entries));
+}
+
+/** The limits map { 1: maxImportW, 2: maxExportW } as an object, noting unknown or non-map content. */
+function limitsFromCbor(value: CborValue, problems: string[]): unknown {
+  if (!(value instanceof CborMap)) return value;
+  const limits: { [field: string]: CborValue } = {};
+  for (let i = 0; i < value.entries.length; i++) {
+    const key = value.entries[i][0];
+    if (key === 1 || key === 2) limits[LIMIT_KEYS[key]] = value.entries[i][1];
+    else problems.push('limits has unknown key ' + describeValue(key) + ' (it has keys 1 maxImportW and 2 maxExportW)');
+  }
+  return limits;
+}
+
+function decodeFields(kind: number, specs: FieldSpec[], bytes: Uint8Array): { [field: string]: unknown } {
+  let item: CborValue;
+  try {
+    item = decode(bytes);
+  } catch (err) {
+    if (err instanceof CborError) throw new CertificateFormatError(['not deterministic CBOR: ' + err.message]);
+    throw err;
+  }
+  const name = KIND_NAMES[kind] + ' certificate';
+  if (!(item instanceof CborMap)) throw new CertificateFormatError(['a ' + name + ' is a CBOR map with integer keys (got ' + describeValue(item) + ')']);
+  const found = item.get(0);
+  if (found !== kind) {
+    const foundName = typeof found === 'number' && found >= 1 && found <= 3 ? 'a ' + KIND_NAMES[found] + ' certificate' : 'kind ' + describeValue(found);
+    throw new CertificateFormatError(['expected a ' + name + ' (key 0 = ' + kind + ') but this is ' + foundName]);
+  }
+  const fields: { [field: string]: unknown } = {};
+  const problems: string[] = [];
+  for (let i = 0; i < item.entries.length; i++) {
+    const key = item.entries[i][0];
+    if (key === 0) continue;
+    let spec: FieldSpec | undefined;
+    for (let s = 0; s < specs.length; s++) if (specs[s].key === key) spec = specs[s];
+    if (!spec) {
+      problems.push('unknown key ' + describeValue(key) + ' (a ' + name + ' has keys 0..' + specs.length + ')');
+      continue;
+    }
+    fields[spec.name] = spec.type === 'limits' ? limitsFromCbor(item.entries[i][1], problems) : item.entries[i][1];
+  }
+  const more = certificateProblems(kind, specs, fields);
+  for (let i = 0; i < more.length; i++) problems.push(more[i]);
+  if (problems.length > 0) throw new CertificateFormatError(problems);
+  return fields;
+}
+
+/** The operator certificate's payload bytes; throws CertificateFormatError naming every bad field. */
+export function encodeOperatorCertificate(cert: OperatorCertificate): Uint8Array {
+  return encodeFields(CERT_KIND_OPERATOR, OPERATOR_FIELDS, cert);
+}
+
+/** The device certificate's payload bytes; throws CertificateFormatError naming every bad field. */
+export function encodeDeviceCertificate(cert: DeviceCertificate): Uint8Array {
+  return encodeFields(CERT_KIND_DEVICE, DEVICE_FIELDS, cert);
+}
+
+/** The key certificate's payload bytes; throws CertificateFormatError naming every bad field. */
+export function encodeKeyCertificate(cert: KeyCertificate): Uint8Array {
+  return encodeFields(CERT_KIND_KEY, KEY_FIELDS, cert);
+}
+
+/** An operator certificate from payload bytes; throws CertificateFormatError (also for another kind). */
+export function decodeOperatorCertificate(bytes: Uint8Array): OperatorCertificate {
+  const f = decodeFields(CERT_KIND_OPERATOR, OPERATOR_FIELDS, bytes);
+  return { operatorId: f.operatorId as string, publicKey: f.publicKey as Uint8Array, notBefore: f.notBefore as number, notAfter: f.notAfter as number };
+}
+
+/** A device certificate from payload bytes; throws CertificateFormatError (also for another kind). */
+export function decodeDeviceCertificate(bytes: Uint8Array): DeviceCertificate {
+  const f = decodeFields(CERT_KIND_DEVICE, DEVICE_FIELDS, bytes);
+  const limits = f.limits as DeviceLimits;
+  return {
+    operatorId: f.operatorId as string,
+    meterId: f.meterId as string,
+    feeder: f.feeder as string,
+    identityKey: f.identityKey as Uint8Array,
+    mixKey: f.mixKey as Uint8Array,
+    limits: { maxImportW: limits.maxImportW, maxExportW: limits.maxExportW },
+    issuedAt: f.issuedAt as number,
+  };
+}
+
+/** A key certificate from payload bytes; throws CertificateFormatError (also for another kind). */
+export function decodeKeyCertificate(bytes: Uint8Array): KeyCertificate {
+  const f = decodeFields(CERT_KIND_KEY, KEY_FIELDS, bytes);
+  return {
+    meterId: f.meterId as string,
+    publicKey: f.publicKey as Uint8Array,
+    validFromInterval: f.validFromInterval as number,
+    validToInterval: f.validToInterval as number,
+    rotation: f.rotation as number,
+  };
+}
+
+/**
+ * The key id of a public key: the first 8 bytes of SHA-256 of its 65-byte uncompressed form (a 64-byte
+ * x || y from the SE is prefixed with 04 first, so both forms give the same kid).
+ */
+export function kidOf(sha256: Sha256, publicKey: Uint8Array): Uint8Array {
+  return sha256(uncompressedPoint(publicKey)).slice(0, KID_BYTES);
+}
+
+/**
+ * The Sig_structure bytes a signer with signerPublicKey hashes to sign a certificate payload (from one
+ * of the encode functions). signedCertificate signs exactly these; openSignedCertificate returns the
+ * same bytes as received, so signer and verifier hash the same thing.
+ */
+export function certificateToBeSigned(sha256: Sha256, signerPublicKey: Uint8Array, payload: Uint8Array): Uint8Array {
+  return sign1ToBeSigned(es256ProtectedHeader(kidOf(sha256, signerPublicKey)), payload);
+}
+
+/**
+ * A certificate payload signed as COSE_Sign1 ES256 by the key whose public half is signerPublicKey.
+ * sign(digest32) -> 64-byte r || s: the SE's Sign on the meter, a noble/node key on the host.
+ * 2 SHA-256 calls (kid, Sig_structure) and one signature.
+ */
+export function signedCertificate(signer: { sha256: Sha256; sign: SignDigest }, signerPublicKey: Uint8Array, payload: Uint8Array): Uint8Array {
+  return signSign1(signer.sha256, signer.sign, kidOf(signer.sha256, signerPublicKey), payload);
+}
+
+/**
+ * The parts of a signed certificate, checked for form (COSE profile, kid present and 8 bytes). Throws
+ * CertificateFormatError. The caller then verifies signature over SHA-256(toBeSigned) with the signer's
+ * key (found by kid), and decodes payload with the decoder of the kind it expects.
+ */
+export function openSignedCertificate(bytes: Uint8Array): OpenedCertificate {
+  try {
+    const message = decodeSign1(bytes);
+    const kid = message.protectedHeader.get(HEADER_KID);
+    if (!(kid instanceof Uint8Array) || kid.length !== KID_BYTES) {
+      const found = kid === undefined && sign1Kid(message) ? 'it is only in the unprotected header' : 'got ' + describeValue(kid);
+      throw new CertificateFormatError(['a signed certificate needs kid (label 4) in its protected header as ' + KID_BYTES + ' bytes (' + found + ')']);
+    }
+    return { kid: kid, payload: message.payload, toBeSigned: sign1ToBeSigned(message.protectedBytes, message.payload), signature: message.signature };
+  } catch (err) {
+    if (err instanceof CoseError) throw new CertificateFormatError(['not a valid COSE_Sign1: ' + err.message]);
+    throw err;
+  }
+}

@@ -1,0 +1,112 @@
+// The meter's console entry points, called by the field technician's tool (`veilgrid provision`) and by
+// people at the REPL. Each returns a JSON string (the REPL prints it quoted on one line) and never throws:
+// a failure comes back as {"error": "..."}.
+//
+//   vgInfo()        -> {"firmware","build","meterId"|null,"se":{"serial","configLocked","dataLocked","ours"}}
+//   vgProvisionSE() -> {"serial","identityKey","mixKey"}  (hex, 65-byte uncompressed public keys)
+//   vgRotateKeys()  -> {"rotation"}
+//
+// vgProvisionSE writes our configuration (se/config-zone.ts) to an unlocked chip and locks it; a chip
+// locked with any other configuration is refused ({"error":"foreign-se-config"}). It then makes the
+// identity (slot 0) and mix (slot 3) keys and locks the data zone -- or, when the data zone is already
+// locked, only reads the public keys back: calling it again returns the same keys. A power cut before
+// the data lock leaves keys nobody has seen yet; the next call makes new ones.
+
+import { FIRMWARE_VERSION, BUILD_ID } from '../version.ts';
+import { parseMeterConfig } from '../config/config.ts';
+import { uncompressedPoint } from '../crypto/p256-point.ts';
+import { bytesToHex } from '../keys/hex.ts';
+import { IDENTITY_SLOT, MIX_SLOT } from '../keys/slot-map.ts';
+import { hasProvisioningConfig, provisioningConfig } from '../se/config-zone.ts';
+import type { SecureElement } from '../se/secure-element.ts';
+
+export interface ConsoleApiDependencies {
+  /** The secure element (made on first use: a board without one still answers vgInfo). */
+  se: () => SecureElement;
+  /** Reads vg.config (for the meter id). */
+  readConfig: () => string | undefined;
+  /** Forces a reading-key rotation and returns its number; undefined when the meter signs nothing yet. */
+  rotateKeys: () => number | undefined;
+}
+
+function errorJson(e: unknown): string {
+  return JSON.stringify({ error: String((e && (e as Error).message) || e) });
+}
+
+/** Serial number: config bytes 0-3 and 8-12 (the chip's 9-byte serial), as hex. */
+function serialOf(config: Uint8Array): string {
+  return bytesToHex(config.subarray(0, 4)) + bytesToHex(config.subarray(8, 13));
+}
+
+/** What the secure element says about itself and whether it carries our configuration. */
+export function seStatus(se: SecureElement): { serial: string; configLocked: boolean; dataLocked: boolean; ours: boolean } {
+  const config = se.readConfigZone();
+  const lock = se.lockState();
+  return { serial: serialOf(config), configLocked: lock.config, dataLocked: lock.data, ours: hasProvisioningConfig(config) };
+}
+
+/** True when the SE is configured and locked by us, with its keys made: the meter can sign. */
+export function seReadyToSign(se: SecureElement): boolean {
+  const s = seStatus(se);
+  return s.configLocked && s.dataLocked && s.ours;
+}
+
+export function consoleInfo(deps: ConsoleApiDependencies): string {
+  let meterId: string | null = null;
+  try {
+    meterId = parseMeterConfig(deps.readConfig()).meterId;
+  } catch (e) {
+    meterId = null;
+  }
+  let se: any;
+  try {
+    se = seStatus(deps.se());
+  } catch (e) {
+    se = { error: String((e && (e as Error).message) || e) };
+  }
+  return JSON.stringify({ firmware: FIRMWARE_VERSION, build: BUILD_ID, meterId: meterId, se: se });
+}
+
+export function consoleProvisionSE(deps: ConsoleApiDependencies): string {
+  try {
+    const se = deps.se();
+    let lock = se.lockState();
+    const chipConfig = se.readConfigZone();
+    if (lock.config) {
+      if (!hasProvisioningConfig(chipConfig)) return JSON.stringify({ error: 'foreign-se-config' });
+    } else {
+      se.writeConfigZone(provisioningConfig(chipConfig));
+      se.lockConfig(provisioningConfig(se.readConfigZone()));
+      lock = se.lockState();
+    }
+    let identity: Uint8Array;
+    let mix: Uint8Array;
+    if (lock.data) {
+      identity = se.publicKey(IDENTITY_SLOT);
+      mix = se.publicKey(MIX_SLOT);
+    } else {
+      identity = se.genKey(IDENTITY_SLOT);
+      mix = se.genKey(MIX_SLOT);
+      se.lockData();
+    }
+    return JSON.stringify({
+      serial: serialOf(chipConfig),
+      identityKey: bytesToHex(uncompressedPoint(identity)),
+      mixKey: bytesToHex(uncompressedPoint(mix)),
+    });
+  } catch (e) {
+    return errorJson(e);
+  }
+}
+
+export function consoleRotateKeys(deps: ConsoleApiDependencies): string {
+  try {
+    const rotation = deps.rotateKeys();
+    if (rotation === undefined) {
+      return JSON.stringify({ error: 'the meter is not signing readings (no configuration, no dsoPublicKey, or the SE is not provisioned): nothing to rotate' });
+    }
+    return JSON.stringify({ rotation: rotation });
+  } catch (e) {
+    return errorJson(e);
+  }
+}

@@ -1,0 +1,406 @@
+// Driver for the ATECC608 secure element on I2C: every private-key operation and all randomness of
+// the meter happen inside the chip. Protocol as CryptoAuthLib speaks it (see docs/secure-element.md):
+// each command is wake -> command write -> polling reads until the response is there -> idle.
+//
+// Espruino's I2C is blocking, so every method returns its result synchronously. The chip does not
+// ACK its address while asleep or busy; on the ESP32 a missing ACK is an exception
+// ("jshI2CRead: slave doesn't ACK the transfer"), which this driver treats as "not ready yet".
+// Busy waits are polling reads only: each failed poll costs at least one address byte on the wire
+// (9 bits at 100 kHz = 90 us, plus start/stop), so a command gets at most maxMs / POLL_MIN_MS polls
+// — its datasheet maximum execution time — and there is no timer or busy loop in JavaScript.
+//
+// Retries: a wake that gets no 04 11 33 43 is retried (after an idle, in case the chip was already
+// awake); a command the chip reports as not received intact (status 0xFF), or that never answers,
+// is sent again after a fresh wake; a response that arrives with a bad CRC is read again from the
+// start of the chip's output buffer (word address 0x00), never re-executed (Counter increments and
+// GenKey must not run twice). Each bound ends in a SecureElementError naming command and status.
+
+import {
+  buildCommand, checkResponse, hexByte, OP_COUNTER, OP_ECDH, OP_GENKEY, OP_INFO, OP_LOCK, OP_NONCE, OP_RANDOM,
+  OP_READ, OP_SIGN, OP_VERIFY, OP_WRITE, RESPONSE_BAD_CRC, RESPONSE_EMPTY, RESPONSE_OK, responsePayload, responseStatus,
+  STATUS_AFTER_WAKE, STATUS_COMM_ERROR, STATUS_MISCOMPARE, STATUS_SELF_TEST_ERROR, STATUS_SUCCESS,
+  STATUS_WATCHDOG_EXPIRING, statusName, WORD_IDLE, WORD_RESET, WORD_SLEEP, ZONE_32_BYTES, ZONE_CONFIG, zoneAddress,
+} from './packet.ts';
+import { atCrc16 } from './crc16.ts';
+import { CONFIG_ZONE_BYTES, LOCK_BYTE_UNLOCKED, OFFSET_LOCK_CONFIG, OFFSET_LOCK_VALUE } from './config-zone.ts';
+
+export const DEFAULT_ADDRESS = 0x60;
+
+/** Shortest time one polling read can take on the wire: a NACKed address byte at 100 kHz. */
+const POLL_MIN_MS = 0.1;
+/** tWHI (1.5 ms: wake to first possible read) plus margin, in polling reads. */
+const WAKE_POLLS = 25;
+const WAKE_ATTEMPTS = 3;
+/** Sends of one command (first send included) when the chip did not receive it or never answered. */
+const COMMAND_ATTEMPTS = 3;
+/** Reads of one response when it arrives corrupted. */
+const RESPONSE_READS = 3;
+
+// Maximum execution times in ms (CryptoAuthLib calib_execution.c), the larger of the 608's M0 and M1
+// clock dividers, so a factory-fresh chip is waited for long enough whatever its ChipMode.
+const MAX_MS_READ = 5;
+const MAX_MS_WRITE = 45;
+const MAX_MS_NONCE = 20;
+const MAX_MS_LOCK = 35;
+const MAX_MS_RANDOM = 23;
+const MAX_MS_COUNTER = 25;
+const MAX_MS_INFO = 5;
+const MAX_MS_GENKEY = 215;
+const MAX_MS_SIGN = 220;
+const MAX_MS_ECDH = 172;
+const MAX_MS_VERIFY = 295;
+
+/** Response lengths: count + payload + CRC. */
+const RESPONSE_STATUS = 4;
+const RESPONSE_4_BYTES = 7;
+const RESPONSE_32_BYTES = 35;
+const RESPONSE_64_BYTES = 67;
+
+// Command modes (calib_command.h).
+const GENKEY_PRIVATE = 0x04;
+const GENKEY_PUBLIC = 0x00;
+const KEY_ID_TEMPKEY = 0xffff;
+const NONCE_PASS_THROUGH = 0x03;
+export const NONCE_TARGET_TEMPKEY = 0x00;
+export const NONCE_TARGET_MESSAGE_DIGEST = 0x40;
+/** Sign/Verify: the message comes from the message digest buffer (608), leaving TempKey alone. */
+const SOURCE_MESSAGE_DIGEST = 0x20;
+const SIGN_EXTERNAL = 0x80;
+const VERIFY_EXTERNAL = 0x02;
+const VERIFY_KEY_P256 = 0x0004;
+/** ECDH: source slot (0) or TempKey (1), output in the clear (0), result to the output buffer (0x0C). */
+const ECDH_SLOT_CLEAR = 0x0c;
+const ECDH_TEMPKEY_CLEAR = 0x0d;
+const LOCK_CONFIG = 0x00;
+const LOCK_DATA_NO_CRC = 0x81;
+const COUNTER_READ = 0x00;
+const COUNTER_INCREMENT = 0x01;
+
+/** A command failed. `status` is the chip's status byte, or -1 when none arrived. */
+export class SecureElementError extends Error {
+  declare readonly command: string;
+  declare readonly status: number;
+  constructor(command: string, status: number, detail: string) {
+    const message = 'secure element ' + command + ': ' + detail;
+    super(message);
+    // Set explicitly: Espruino's Error subclassing is not guaranteed to carry these through super().
+    this.name = 'SecureElementError';
+    this.message = message;
+    this.command = command;
+    this.status = status;
+  }
+}
+
+function statusError(command: string, status: number, what: string): SecureElementError {
+  return new SecureElementError(command, status, what + ' (status 0x' + hexByte(status) + ': ' + statusName(status) + ')');
+}
+
+function checkLength(command: string, what: string, bytes: Uint8Array, length: number): void {
+  if (!bytes || bytes.length !== length) {
+    throw new SecureElementError(command, -1, what + ' must be ' + length + ' bytes, got ' + (bytes ? bytes.length : 'none'));
+  }
+}
+
+function checkSlot(command: string, slot: number): void {
+  if (typeof slot !== 'number' || slot < 0 || slot > 15 || Math.floor(slot) !== slot) {
+    throw new SecureElementError(command, -1, 'slot must be 0..15, got ' + slot);
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+export interface SecureElementOptions {
+  /** 7-bit I2C address (default 0x60). */
+  address?: number;
+}
+
+/** Counts of bus activity, for benchmarks and tests. */
+export interface SecureElementStats {
+  commands: number;
+  wakes: number;
+  /** Reads that found the chip busy (or asleep) and were repeated. */
+  busyPolls: number;
+  /** Commands sent again after the chip reported 0xFF or never answered. */
+  resends: number;
+  /** Responses read again because their CRC did not match. */
+  rereads: number;
+}
+
+export class SecureElement {
+  declare private readonly i2c: I2CBus;
+  declare private readonly address: number;
+  declare readonly stats: SecureElementStats;
+
+  constructor(i2c: I2CBus, options?: SecureElementOptions) {
+    this.i2c = i2c;
+    this.address = options && options.address !== undefined ? options.address : DEFAULT_ADDRESS;
+    this.stats = { commands: 0, wakes: 0, busyPolls: 0, resends: 0, rereads: 0 };
+  }
+
+  // ---- bus primitives ------------------------------------------------------------------------
+
+  /** One write; false when nobody ACKed (an exception on the ESP32). */
+  private send(address: number, data: Uint8Array | number[]): boolean {
+    try {
+      this.i2c.writeTo(address, data);
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  /** One read; undefined when nobody ACKed. */
+  private receive(length: number): Uint8Array | undefined {
+    try {
+      return this.i2c.readFrom(this.address, length);
+    } catch (e) {
+      return undefined;
+    }
+  }
+
+  /**
+   * Wakes the chip: a write to the general-call address 0x00 holds SDA low for its 8 address bits
+   * (80 us at 100 kHz, tWLO >= 60 us); nobody ACKs it. Then polls until the wake reply 04 11 33 43.
+   */
+  wake(): void {
+    for (let attempt = 0; attempt < WAKE_ATTEMPTS; attempt++) {
+      this.stats.wakes++;
+      this.send(0x00, [0x01]);
+      for (let poll = 0; poll < WAKE_POLLS; poll++) {
+        const raw = this.receive(4);
+        if (raw && raw[0] === 4 && raw[1] === STATUS_AFTER_WAKE && raw[2] === 0x33 && raw[3] === 0x43) return;
+        // The library's constant for a chip stuck in self-test failure (its CRC is not atCRC's).
+        if (raw && raw[0] === 4 && raw[1] === STATUS_SELF_TEST_ERROR && raw[2] === 0xc4 && raw[3] === 0x40) {
+          throw statusError('wake', STATUS_SELF_TEST_ERROR, 'the chip answered the wake with a self-test failure; power-cycle it');
+        }
+        if (raw && checkResponse(raw) !== RESPONSE_EMPTY) break; // awake already, showing an old response
+      }
+      // Perhaps it was awake and ignored the wake: idle it so the next wake is seen.
+      this.idle();
+    }
+    throw new SecureElementError('wake', -1, 'no wake reply (04 11 33 43) from the ATECC608 at I2C address 0x' + hexByte(this.address) +
+      ' after ' + WAKE_ATTEMPTS + ' attempts: check its wiring, power and address');
+  }
+
+  /** Idle: low power, TempKey and the message digest buffer kept (an awake chip only; never throws). */
+  idle(): void {
+    this.send(this.address, [WORD_IDLE]);
+  }
+
+  /** Sleep: lowest power; TempKey and the message digest buffer are cleared. An idle chip hears nothing, so it is woken first. */
+  sleep(): void {
+    this.wake();
+    this.send(this.address, [WORD_SLEEP]);
+  }
+
+  /** Polls for a response of up to `length` bytes; undefined if none arrived within maxMs. */
+  private poll(length: number, maxMs: number): Uint8Array | undefined {
+    const polls = Math.ceil(maxMs / POLL_MIN_MS);
+    for (let i = 0; i < polls; i++) {
+      const raw = this.receive(length);
+      if (raw && checkResponse(raw) !== RESPONSE_EMPTY) return raw;
+      this.stats.busyPolls++;
+    }
+    return undefined;
+  }
+
+  /** Reads a response again from the start of the output buffer (after a bad CRC). */
+  private reread(length: number): Uint8Array | undefined {
+    this.stats.rereads++;
+    if (!this.send(this.address, [WORD_RESET])) return undefined;
+    return this.receive(length);
+  }
+
+  /**
+   * Runs one command and returns its checked response (count … CRC). Statuses other than success
+   * throw, except those listed in `allowed` (Verify's miscompare), which the caller interprets.
+   */
+  private execute(name: string, opcode: number, param1: number, param2: number, data: Uint8Array | undefined,
+    responseLength: number, maxMs: number, allowed?: number): Uint8Array {
+    const packet = buildCommand(opcode, param1, param2, data);
+    this.stats.commands++;
+    let problem = '';
+    let lastStatus = -1;
+    for (let attempt = 0; attempt < COMMAND_ATTEMPTS; attempt++) {
+      if (attempt > 0) this.stats.resends++;
+      this.wake();
+      if (!this.send(this.address, packet)) {
+        problem = 'the chip did not acknowledge the command';
+        continue;
+      }
+      let raw = this.poll(responseLength, maxMs);
+      if (!raw) {
+        problem = 'no response within ' + maxMs + ' ms';
+        this.idle();
+        continue;
+      }
+      for (let read = 1; read < RESPONSE_READS && checkResponse(raw) === RESPONSE_BAD_CRC; read++) {
+        raw = this.reread(responseLength) || raw;
+      }
+      if (checkResponse(raw) !== RESPONSE_OK) {
+        this.idle();
+        throw new SecureElementError(name, -1, 'the response CRC did not match ' + RESPONSE_READS +
+          ' times (I2C noise or a wiring fault); the command may have run, so it is not repeated');
+      }
+      const status = responseStatus(raw);
+      if (status === STATUS_COMM_ERROR || status === STATUS_AFTER_WAKE || status === STATUS_WATCHDOG_EXPIRING) {
+        // The chip did not execute the command (it saw a bad CRC, or had just woken): send it again.
+        lastStatus = status;
+        problem = 'the chip did not execute the command';
+        this.idle();
+        continue;
+      }
+      this.idle();
+      if (status !== STATUS_SUCCESS && status !== allowed) throw statusError(name, status, 'the chip refused the command');
+      return raw;
+    }
+    if (lastStatus >= 0) throw statusError(name, lastStatus, problem + ' after ' + COMMAND_ATTEMPTS + ' attempts');
+    throw new SecureElementError(name, -1, problem + ' after ' + COMMAND_ATTEMPTS + ' attempts');
+  }
+
+  // ---- commands --------------------------------------------------------------------------------
+
+  /** Info (revision): 4 bytes, e.g. 00 00 60 03 for an ATECC608B. */
+  info(): Uint8Array {
+    return responsePayload(this.execute('info', OP_INFO, 0x00, 0, undefined, RESPONSE_4_BYTES, MAX_MS_INFO));
+  }
+
+  /** 32 random bytes from the chip's DRBG (seed updated). */
+  random(): Uint8Array {
+    return responsePayload(this.execute('random', OP_RANDOM, 0x00, 0, undefined, RESPONSE_32_BYTES, MAX_MS_RANDOM));
+  }
+
+  /**
+   * Reads a 4-byte word or a 32-byte block: zone 0 config / 1 OTP / 2 data; `slot` only for the data
+   * zone; `block` is the 32-byte block, `word` the 4-byte word in it (0 for a block read).
+   */
+  read(zone: number, slot: number, block: number, word: number, length: number): Uint8Array {
+    if (length !== 4 && length !== 32) throw new SecureElementError('read', -1, 'length must be 4 or 32, got ' + length);
+    const param1 = length === 32 ? zone | ZONE_32_BYTES : zone;
+    return responsePayload(this.execute('read', OP_READ, param1, zoneAddress(zone, slot, block, word), undefined,
+      length === 32 ? RESPONSE_32_BYTES : RESPONSE_4_BYTES, MAX_MS_READ));
+  }
+
+  /** Writes a 4-byte word or a 32-byte block (addressing as read). Refused by the chip where the lock state or SlotConfig forbids it. */
+  write(zone: number, slot: number, block: number, word: number, data: Uint8Array): void {
+    if (!data || (data.length !== 4 && data.length !== 32)) {
+      throw new SecureElementError('write', -1, 'data must be 4 or 32 bytes, got ' + (data ? data.length : 'none'));
+    }
+    const param1 = data.length === 32 ? zone | ZONE_32_BYTES : zone;
+    this.execute('write', OP_WRITE, param1, zoneAddress(zone, slot, block, word), data, RESPONSE_STATUS, MAX_MS_WRITE);
+  }
+
+  /** The whole 128-byte config zone. */
+  readConfigZone(): Uint8Array {
+    const out = new Uint8Array(CONFIG_ZONE_BYTES);
+    for (let block = 0; block < 4; block++) out.set(this.read(ZONE_CONFIG, 0, block, 0, 32), block * 32);
+    return out;
+  }
+
+  /**
+   * Writes config bytes 16..127 (the chip's writable part) from a 128-byte image, as CryptoAuthLib
+   * does: 32-byte blocks where possible; words for block 0 (bytes 0-15 are read-only) and block 2,
+   * whose word 5 (UserExtra, UserExtraAdd and the two lock bytes, bytes 84-87) only UpdateExtra and
+   * Lock may change.
+   */
+  writeConfigZone(config: Uint8Array): void {
+    checkLength('write config zone', 'config image', config, CONFIG_ZONE_BYTES);
+    for (let word = 4; word < 8; word++) this.write(ZONE_CONFIG, 0, 0, word, config.subarray(word * 4, word * 4 + 4));
+    this.write(ZONE_CONFIG, 0, 1, 0, config.subarray(32, 64));
+    for (let word = 0; word < 8; word++) {
+      if (word !== 5) this.write(ZONE_CONFIG, 0, 2, word, config.subarray(64 + word * 4, 68 + word * 4));
+    }
+    this.write(ZONE_CONFIG, 0, 3, 0, config.subarray(96, 128));
+  }
+
+  /** Lock bytes (config bytes 86, 87): which zones are locked. */
+  lockState(): { config: boolean; data: boolean } {
+    const word = this.read(ZONE_CONFIG, 0, 2, 5, 4); // bytes 84..87
+    return { config: word[OFFSET_LOCK_CONFIG - 84] !== LOCK_BYTE_UNLOCKED, data: word[OFFSET_LOCK_VALUE - 84] !== LOCK_BYTE_UNLOCKED };
+  }
+
+  /**
+   * Locks the config zone, for good. The chip locks only if its config zone CRC equals the CRC of
+   * `expected` (the full 128 bytes as they should be, lock bytes still 0x55), so a config that
+   * differs from what the caller checked is never locked.
+   */
+  lockConfig(expected: Uint8Array): void {
+    checkLength('lock config', 'expected config zone', expected, CONFIG_ZONE_BYTES);
+    this.execute('lock config', OP_LOCK, LOCK_CONFIG, atCrc16(expected, 0, CONFIG_ZONE_BYTES), undefined, RESPONSE_STATUS, MAX_MS_LOCK);
+  }
+
+  /** Locks the data and OTP zones, for good (no CRC summary: private key slots cannot be summed by the host). */
+  lockData(): void {
+    this.execute('lock data', OP_LOCK, LOCK_DATA_NO_CRC, 0, undefined, RESPONSE_STATUS, MAX_MS_LOCK);
+  }
+
+  /** Creates a new P-256 private key in `slot`; returns its public key (64 bytes x || y). */
+  genKey(slot: number): Uint8Array {
+    checkSlot('genkey', slot);
+    return responsePayload(this.execute('genkey', OP_GENKEY, GENKEY_PRIVATE, slot, undefined, RESPONSE_64_BYTES, MAX_MS_GENKEY));
+  }
+
+  /** Creates an ephemeral private key in TempKey (lost on sleep); returns its public key. */
+  genTempKey(): Uint8Array {
+    return responsePayload(this.execute('genkey tempkey', OP_GENKEY, GENKEY_PRIVATE, KEY_ID_TEMPKEY, undefined, RESPONSE_64_BYTES, MAX_MS_GENKEY));
+  }
+
+  /** The public key of the private key in `slot` (recomputed by the chip). */
+  publicKey(slot: number): Uint8Array {
+    checkSlot('public key', slot);
+    return responsePayload(this.execute('public key', OP_GENKEY, GENKEY_PUBLIC, slot, undefined, RESPONSE_64_BYTES, MAX_MS_GENKEY));
+  }
+
+  /** Nonce pass-through: loads 32 bytes into TempKey or the message digest buffer. */
+  nonce(target: number, data: Uint8Array): void {
+    checkLength('nonce', 'nonce input', data, 32);
+    this.execute('nonce', OP_NONCE, NONCE_PASS_THROUGH | target, 0, data, RESPONSE_STATUS, MAX_MS_NONCE);
+  }
+
+  /**
+   * Signs a 32-byte digest with the key in `slot`: 64 bytes r || s. As CryptoAuthLib does, a Random
+   * first makes sure the chip's DRBG seed is updated; the digest goes into the message digest buffer
+   * so that TempKey (an ephemeral ECDH key) survives.
+   */
+  sign(slot: number, digest: Uint8Array): Uint8Array {
+    checkSlot('sign', slot);
+    checkLength('sign', 'digest', digest, 32);
+    this.random();
+    this.nonce(NONCE_TARGET_MESSAGE_DIGEST, digest);
+    return responsePayload(this.execute('sign', OP_SIGN, SIGN_EXTERNAL | SOURCE_MESSAGE_DIGEST, slot, undefined, RESPONSE_64_BYTES, MAX_MS_SIGN));
+  }
+
+  /** Checks a P-256 signature (r || s) over a 32-byte digest against a public key (x || y). */
+  verifyExternal(digest: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+    checkLength('verify', 'digest', digest, 32);
+    checkLength('verify', 'signature', signature, 64);
+    checkLength('verify', 'public key', publicKey, 64);
+    this.nonce(NONCE_TARGET_MESSAGE_DIGEST, digest);
+    const raw = this.execute('verify', OP_VERIFY, VERIFY_EXTERNAL | SOURCE_MESSAGE_DIGEST, VERIFY_KEY_P256,
+      concat(signature, publicKey), RESPONSE_STATUS, MAX_MS_VERIFY, STATUS_MISCOMPARE);
+    return responseStatus(raw) === STATUS_SUCCESS;
+  }
+
+  /** ECDH of the key in `slot` (or in TempKey) with a peer public key (x || y): the shared x, 32 bytes. */
+  ecdh(source: number | 'tempkey', peerPublicKey: Uint8Array): Uint8Array {
+    checkLength('ecdh', 'peer public key', peerPublicKey, 64);
+    if (source === 'tempkey') {
+      return responsePayload(this.execute('ecdh tempkey', OP_ECDH, ECDH_TEMPKEY_CLEAR, 0, peerPublicKey, RESPONSE_32_BYTES, MAX_MS_ECDH));
+    }
+    checkSlot('ecdh', source);
+    return responsePayload(this.execute('ecdh', OP_ECDH, ECDH_SLOT_CLEAR, source, peerPublicKey, RESPONSE_32_BYTES, MAX_MS_ECDH));
+  }
+
+  /** Reads (increment false) or increments and reads monotonic counter 0 or 1. */
+  counter(id: number, increment: boolean): number {
+    if (id !== 0 && id !== 1) throw new SecureElementError('counter', -1, 'counter must be 0 or 1, got ' + id);
+    const value = responsePayload(this.execute(increment ? 'counter increment' : 'counter read', OP_COUNTER,
+      increment ? COUNTER_INCREMENT : COUNTER_READ, id, undefined, RESPONSE_4_BYTES, MAX_MS_COUNTER));
+    return value[0] + value[1] * 0x100 + value[2] * 0x10000 + value[3] * 0x1000000;
+  }
+}

@@ -1,0 +1,162 @@
+// Broker credentials: generated MQTT passwords, the mosquitto 2.x password file format, and the broker
+// folder that provisioning keeps up to date (password file + ACL file from acl.ts).
+//
+// mosquitto 2.x password lines are `username:$7$<iterations>$<base64 salt>$<base64 hash>` with
+// hash = PBKDF2-HMAC-SHA512(password, salt, iterations, 64 bytes), 12-byte salt and 101 iterations as
+// mosquitto_passwd writes them (apps/mosquitto_passwd, src/password_mosq.c; checked against the installed
+// mosquitto_passwd by test/unit/credentials.test.ts).
+import { pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { writePrivateFile } from '../operator/operator-key.ts';
+import { mosquittoAcl } from './acl.ts';
+
+export const PBKDF2_ITERATIONS = 101;
+const SALT_BYTES = 12;
+const HASH_BYTES = 64;
+
+export const PASSWORD_FILE = 'mosquitto.passwd';
+export const ACL_FILE = 'mosquitto.acl';
+/** The DSO's own MQTT password, generated with the broker folder (mode 0600). */
+export const DSO_PASSWORD_FILE = 'dso-mqtt.password';
+
+/** username → `$7$…` hash. */
+export type PasswordEntries = Map<string, string>;
+
+/** A new MQTT password: 24 random bytes, base64url (32 characters, no padding). */
+export function generateMqttPassword(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+/** The `$7$` hash mosquitto 2.x stores for password (a fresh salt each time). */
+export function hashPassword(password: string, salt: Uint8Array = randomBytes(SALT_BYTES)): string {
+  const hash = pbkdf2Sync(password, salt, PBKDF2_ITERATIONS, HASH_BYTES, 'sha512');
+  return `$7$${PBKDF2_ITERATIONS}$${Buffer.from(salt).toString('base64')}$${hash.toString('base64')}`;
+}
+
+/** Does password match a `$7$` hash? (false for any other or malformed hash) */
+export function verifyPassword(password: string, stored: string): boolean {
+  const parts = stored.split('$');
+  if (parts.length !== 5 || parts[0] !== '' || parts[1] !== '7') return false;
+  const iterations = Number(parts[2]);
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1_000_000) return false;
+  const expected = Buffer.from(parts[4], 'base64');
+  if (expected.length === 0) return false;
+  const actual = pbkdf2Sync(password, Buffer.from(parts[3], 'base64'), iterations, expected.length, 'sha512');
+  return timingSafeEqual(actual, expected);
+}
+
+export function parsePasswordFile(text: string): PasswordEntries {
+  const entries: PasswordEntries = new Map();
+  for (const line of text.split(/\r?\n/)) {
+    if (line.length === 0 || line.startsWith('#')) continue;
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new Error(`password file line "${line.slice(0, 20)}…" is not username:hash`);
+    entries.set(line.slice(0, colon), line.slice(colon + 1));
+  }
+  return entries;
+}
+
+export function formatPasswordFile(entries: PasswordEntries): string {
+  return [...entries.keys()].sort().map((user) => `${user}:${entries.get(user)}\n`).join('');
+}
+
+/** What a broker folder held before a change, to put back if a later provisioning step fails. */
+export interface BrokerSnapshot {
+  files: Record<string, string | undefined>;
+}
+
+/**
+ * The broker folder: mosquitto.passwd (0600), mosquitto.acl and the DSO's password. Point mosquitto at it
+ * with `password_file DIR/mosquitto.passwd` and `acl_file DIR/mosquitto.acl`, aedes with
+ * aedesAuthHooks(() => folder.passwords()).
+ */
+export class BrokerCredentials {
+  constructor(readonly dir: string) {}
+
+  get passwordFile(): string {
+    return path.join(this.dir, PASSWORD_FILE);
+  }
+
+  get aclFile(): string {
+    return path.join(this.dir, ACL_FILE);
+  }
+
+  /** The mosquitto config lines that use this folder. */
+  mosquittoConfigLines(): string[] {
+    return [`password_file ${this.passwordFile}`, `acl_file ${this.aclFile}`];
+  }
+
+  passwords(): PasswordEntries {
+    try {
+      return parsePasswordFile(fs.readFileSync(this.passwordFile, 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+      throw err;
+    }
+  }
+
+  /** The DSO's MQTT password, creating it (and its broker user) on first use. */
+  dsoPassword(): string {
+    const file = path.join(this.dir, DSO_PASSWORD_FILE);
+    if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
+    const password = generateMqttPassword();
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    writePrivateFile(file, password + '\n');
+    return password;
+  }
+
+  /**
+   * Sets username's password (keeping the stored hash when it already matches, so re-provisioning
+   * changes no file) and rewrites the ACL for every user. Also makes sure the DSO user exists.
+   */
+  setUser(username: string, password: string): void {
+    const entries = this.passwords();
+    const dso = this.dsoPassword();
+    const dsoHash = entries.get('dso');
+    if (dsoHash === undefined || !verifyPassword(dso, dsoHash)) entries.set('dso', hashPassword(dso));
+    const current = entries.get(username);
+    if (current === undefined || !verifyPassword(password, current)) entries.set(username, hashPassword(password));
+    this.write(entries);
+  }
+
+  /** Removes username; true when it was there. */
+  removeUser(username: string): boolean {
+    const entries = this.passwords();
+    const had = entries.delete(username);
+    if (had) this.write(entries);
+    return had;
+  }
+
+  snapshot(): BrokerSnapshot {
+    const files: Record<string, string | undefined> = {};
+    for (const name of [PASSWORD_FILE, ACL_FILE, DSO_PASSWORD_FILE]) {
+      const file = path.join(this.dir, name);
+      files[name] = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined;
+    }
+    return { files };
+  }
+
+  restore(snapshot: BrokerSnapshot): void {
+    for (const [name, text] of Object.entries(snapshot.files)) {
+      const file = path.join(this.dir, name);
+      if (text === undefined) fs.rmSync(file, { force: true });
+      else if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) writeBrokerFile(file, text, name === ACL_FILE);
+    }
+  }
+
+  private write(entries: PasswordEntries): void {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const passwd = formatPasswordFile(entries);
+    if (!fs.existsSync(this.passwordFile) || fs.readFileSync(this.passwordFile, 'utf8') !== passwd) writeBrokerFile(this.passwordFile, passwd, false);
+    const acl = mosquittoAcl(entries.keys());
+    if (!fs.existsSync(this.aclFile) || fs.readFileSync(this.aclFile, 'utf8') !== acl) writeBrokerFile(this.aclFile, acl, true);
+  }
+}
+
+/** Replaces a file atomically; secrets 0600, the ACL (no secrets) 0644. */
+function writeBrokerFile(file: string, text: string, isPublic: boolean): void {
+  if (!isPublic) return writePrivateFile(file, text);
+  fs.writeFileSync(file + '.tmp', text, { mode: 0o644 });
+  fs.renameSync(file + '.tmp', file);
+}

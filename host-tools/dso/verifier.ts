@@ -1,0 +1,236 @@
+// The DSO's check of a reading as it arrives from the broker: open the envelope sealed to the DSO, then
+// walk the chain operator -> device certificate -> key certificate -> reading, and refuse replays.
+//
+//   envelope --ECDH(DSO private key, ephemeral key), HKDF, MAC, AES--> COSE_Sign1 (ES256, kid)
+//   kid --> the meter's key certificate (registry) --> identity key --> device certificate --> operator
+//
+// Order of checks (the first failure is the reason): bad-envelope, bad-mac (nothing is trusted before
+// the MAC), malformed (COSE form), unknown-meter / revoked / foreign-operator / bad-device-certificate
+// (the meter named by the topic and its chain), unknown-key (kid), bad-signature, malformed (the
+// reading itself, or a reading naming another meter than its topic), key-not-valid-for-interval, replay.
+// The signature is checked before the reading is decoded, so nothing unauthenticated is interpreted.
+//
+// A redelivered reading (same seq, same content) is accepted with duplicate: true; the ReadingStore
+// de-duplicates it. ReadingVerifier wraps this with metrics and one JSON log line per rejection.
+import { p256 } from '@noble/curves/nist.js';
+import { CoseError, HEADER_KID, decodeSign1, sign1Digest, type DecodedSign1 } from '../../firmware/src/codec/cose.ts';
+import { KID_BYTES } from '../../firmware/src/keys/certificate.ts';
+import { decodeEnvelope, openEnvelope, SealedEnvelopeError } from '../../firmware/src/readings/sealed-reading.ts';
+import { decodeReading, ReadingFormatError, type Reading } from '../../firmware/src/readings/reading.ts';
+import { nodeCryptoPrimitives, nodeSha256 } from '../crypto/node-primitives.ts';
+import { MetricsRegistry, type Counter } from './metrics.ts';
+import { RegistryError, verifyEs256Digest, type MeterRegistry, type RegistryRejection } from './registry.ts';
+
+export const REJECTION_REASONS = [
+  'bad-envelope',
+  'bad-mac',
+  'unknown-meter',
+  'revoked',
+  'foreign-operator',
+  'bad-device-certificate',
+  'unknown-key',
+  'key-not-valid-for-interval',
+  'bad-signature',
+  'replay',
+  'malformed',
+] as const;
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
+
+export type VerificationResult =
+  | { ok: true; reading: Reading; rotation: number; duplicate: boolean }
+  | { ok: false; reason: RejectionReason; detail: string };
+
+export interface SignedReadingMessage {
+  /** The meter id in the topic the envelope arrived on (readings/topics.ts meterIdFromReadingTopic). */
+  topicMeterId: string;
+  envelope: Uint8Array;
+}
+
+/**
+ * A key certificate covers readings of intervals validFromInterval..validToInterval; a reading up to
+ * this many intervals after validToInterval is still accepted, so readings signed just before a
+ * rotation (and queued in the meter's outbox) are not lost if the meter's clock or rotation runs late.
+ */
+export const DEFAULT_KEY_OVERLAP_INTERVALS = 2;
+
+export interface VerifyOptions {
+  overlapIntervals?: number;
+}
+
+function reject(reason: RejectionReason, detail: string): VerificationResult {
+  return { ok: false, reason, detail };
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex');
+}
+
+/** x of ECDH(dsoPrivateKey, publicKey): the 32 bytes the meter's SE computes on its side. */
+function ecdhSharedX(dsoPrivateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  return p256.getSharedSecret(dsoPrivateKey, publicKey, true).subarray(1);
+}
+
+/**
+ * Verifies one reading envelope against the registry and, when it is accepted, records its seq there
+ * (replay state). dsoPrivateKey: the 32-byte P-256 key whose public half the meters seal readings to.
+ */
+export function verifySignedReading(
+  registry: MeterRegistry,
+  dsoPrivateKey: Uint8Array,
+  message: SignedReadingMessage,
+  nowMs = Date.now(),
+  options: VerifyOptions = {},
+): VerificationResult {
+  const meterId = message.topicMeterId;
+
+  let plaintext: Uint8Array;
+  try {
+    const { ephemeralPublicKey } = decodeEnvelope(message.envelope);
+    let shared: Uint8Array;
+    try {
+      shared = ecdhSharedX(dsoPrivateKey, ephemeralPublicKey);
+    } catch (err) {
+      return reject('bad-envelope', `the envelope's ephemeral key is not a point on P-256: ${(err as Error).message}`);
+    }
+    plaintext = openEnvelope(nodeCryptoPrimitives, shared, message.envelope);
+  } catch (err) {
+    if (err instanceof SealedEnvelopeError) return reject(err.reason, err.message);
+    throw err;
+  }
+
+  let signed: DecodedSign1;
+  try {
+    signed = decodeSign1(plaintext);
+  } catch (err) {
+    if (err instanceof CoseError) return reject('malformed', `the envelope does not hold a signed reading: ${err.message}`);
+    throw err;
+  }
+  const kid = signed.protectedHeader.get(HEADER_KID);
+  if (!(kid instanceof Uint8Array) || kid.length !== KID_BYTES) {
+    return reject('malformed', `the signed reading has no ${KID_BYTES}-byte kid (label 4) in its protected header, so its key cannot be found`);
+  }
+
+  const chain = registry.checkChain(meterId, nowMs);
+  if (!chain.ok) return reject(chain.reason, chain.detail);
+
+  const keyCertificate = registry.keyCertificateByKid(meterId, kid);
+  if (!keyCertificate) {
+    const known = registry.keyCertificates(meterId).map((k) => `${hex(k.kid)} (rotation ${k.rotation})`);
+    return reject('unknown-key', `meter "${meterId}" has no key certificate for kid ${hex(kid)}; known: ${known.length > 0 ? known.join(', ') : 'none'}`);
+  }
+  if (!verifyEs256Digest(keyCertificate.publicKey, sign1Digest(nodeSha256, signed), signed.signature)) {
+    return reject('bad-signature', `the signature does not verify with meter "${meterId}"'s reading key ${hex(kid)} (rotation ${keyCertificate.rotation})`);
+  }
+
+  let reading: Reading;
+  try {
+    reading = decodeReading(signed.payload);
+  } catch (err) {
+    if (err instanceof ReadingFormatError) return reject('malformed', `signed payload is not a reading: ${err.message}`);
+    throw err;
+  }
+  if (reading.meterId !== meterId) {
+    return reject('malformed', `the topic names meter "${meterId}" but the signed reading is from meter "${reading.meterId}"`);
+  }
+
+  const overlap = options.overlapIntervals ?? DEFAULT_KEY_OVERLAP_INTERVALS;
+  if (reading.interval < keyCertificate.validFromInterval || reading.interval > keyCertificate.validToInterval + overlap) {
+    return reject(
+      'key-not-valid-for-interval',
+      `reading seq ${reading.seq} is for interval ${reading.interval}, but key ${hex(kid)} (rotation ${keyCertificate.rotation}) is valid for intervals ${keyCertificate.validFromInterval}..${keyCertificate.validToInterval} (+${overlap} overlap)`,
+    );
+  }
+
+  const acceptance = registry.acceptReading(meterId, keyCertificate.rotation, reading.seq, nodeSha256(signed.payload));
+  if (acceptance.outcome === 'replay') return reject('replay', `meter "${meterId}": ${acceptance.detail}`);
+  return { ok: true, reading, rotation: keyCertificate.rotation, duplicate: acceptance.outcome === 'duplicate' };
+}
+
+export type KeyCertificateResult =
+  | { ok: true; rotation: number; outcome: 'added' | 'unchanged' }
+  | { ok: false; reason: RegistryRejection; detail: string };
+
+/**
+ * A key certificate that arrived on its own (the meter publishes one before first use of a new reading
+ * key): checks the meter's chain is still good, then verifies and stores it (registry.addKeyCertificate).
+ */
+export function acceptKeyCertificate(registry: MeterRegistry, meterId: string, certBytes: Uint8Array, nowMs = Date.now()): KeyCertificateResult {
+  const chain = registry.checkChain(meterId, nowMs);
+  if (!chain.ok) return { ok: false, reason: chain.reason, detail: chain.detail };
+  try {
+    const { keyCertificate, outcome } = registry.addKeyCertificate(meterId, certBytes, nowMs);
+    return { ok: true, rotation: keyCertificate.rotation, outcome };
+  } catch (err) {
+    if (err instanceof RegistryError) return { ok: false, reason: err.reason, detail: err.message };
+    throw err;
+  }
+}
+
+export interface ReadingVerifierOptions {
+  registry: MeterRegistry;
+  dsoPrivateKey: Uint8Array;
+  /** Where the verifier's metrics go (served on /metrics). Default: a registry of its own. */
+  metrics?: MetricsRegistry;
+  /** Receives one JSON object per line (no newline). Default: written to stderr. */
+  log?: (line: string) => void;
+  overlapIntervals?: number;
+}
+
+/** verifySignedReading and acceptKeyCertificate with counters on /metrics and a JSON log line per rejection. */
+export class ReadingVerifier {
+  readonly metrics: MetricsRegistry;
+  private readonly registry: MeterRegistry;
+  private readonly dsoPrivateKey: Uint8Array;
+  private readonly log: (line: string) => void;
+  private readonly overlapIntervals?: number;
+  private readonly verified: Counter;
+  private readonly duplicates: Counter;
+  private readonly rejected: Counter;
+  private readonly keyCertificatesAccepted: Counter;
+  private readonly keyCertificatesRejected: Counter;
+
+  constructor(options: ReadingVerifierOptions) {
+    this.registry = options.registry;
+    this.dsoPrivateKey = options.dsoPrivateKey;
+    this.log = options.log ?? ((line) => process.stderr.write(line + '\n'));
+    this.overlapIntervals = options.overlapIntervals;
+    const metrics = (this.metrics = options.metrics ?? new MetricsRegistry());
+    this.verified = metrics.counter('veilgrid_dso_readings_verified_total', 'Readings that passed verification and were new.');
+    this.duplicates = metrics.counter('veilgrid_dso_readings_duplicate_total', 'Verified readings already accepted before (redeliveries), left to the reading store to de-duplicate.');
+    this.rejected = metrics.counter('veilgrid_dso_readings_rejected_total', 'Readings refused by the verifier, by reason.', ['reason']);
+    for (const reason of REJECTION_REASONS) this.rejected.inc({ reason }, 0);
+    this.keyCertificatesAccepted = metrics.counter('veilgrid_dso_key_certificates_accepted_total', 'Key certificates (new reading keys) verified and stored.');
+    this.keyCertificatesRejected = metrics.counter('veilgrid_dso_key_certificates_rejected_total', 'Key certificates refused, by reason.', ['reason']);
+    metrics.gauge('veilgrid_dso_meters', 'Registered meters, by status.', ['status'], (gauge) => {
+      const counts = this.registry.meterCounts();
+      gauge.set(counts.active, { status: 'active' });
+      gauge.set(counts.revoked, { status: 'revoked' });
+    });
+  }
+
+  verify(message: SignedReadingMessage, nowMs = Date.now()): VerificationResult {
+    const result = verifySignedReading(this.registry, this.dsoPrivateKey, message, nowMs, { overlapIntervals: this.overlapIntervals });
+    if (result.ok) {
+      (result.duplicate ? this.duplicates : this.verified).inc();
+    } else {
+      this.rejected.inc({ reason: result.reason });
+      this.warn('reading_rejected', message.topicMeterId, result.reason, result.detail);
+    }
+    return result;
+  }
+
+  acceptKeyCertificate(meterId: string, certBytes: Uint8Array, nowMs = Date.now()): KeyCertificateResult {
+    const result = acceptKeyCertificate(this.registry, meterId, certBytes, nowMs);
+    if (result.ok) {
+      if (result.outcome === 'added') this.keyCertificatesAccepted.inc();
+    } else {
+      this.keyCertificatesRejected.inc({ reason: result.reason });
+      this.warn('key_certificate_rejected', meterId, result.reason, result.detail);
+    }
+    return result;
+  }
+
+  private warn(event: string, meterId: string, reason: string, detail: string): void {
+    this.log(JSON.stringify({ ts: new Date().toISOString(), level: 'warn', event, meterId, reason, detail }));
+  }
+}

@@ -1,0 +1,113 @@
+// `veilgrid provision`: the field technician's tool (provision.ts), from the command line.
+import { CliError, intOption, parseOptions, type Command } from '../cli/command.ts';
+import { DsoKeyError, readDsoKey } from '../dso/dso-key.ts';
+import { PASSPHRASE_ENV, readPassphrase } from '../operator/operator-command.ts';
+import { MeterConsoleError, openMeterConsole } from './meter-console.ts';
+import { DEFAULT_LIMITS, ProvisionError, provisionMeter, revokeMeter } from './provision.ts';
+
+const help = `usage: veilgrid provision --port PORT --meter-id ID --feeder F [--limits IMPORT_W,EXPORT_W]
+                          --operator-dir DIR --dso-db FILE --broker-dir DIR --broker HOST:PORT --dso-key FILE
+                          [--passphrase-file FILE] [--interval-seconds S] [--rotate] [--replace]
+       veilgrid provision --revoke --meter-id ID --dso-db FILE --broker-dir DIR
+
+Gives a meter its identity through its Espruino console: checks the firmware, has it configure and lock
+its ATECC608 secure element and generate the identity and mix keys inside it, issues the device
+certificate with the operator key, writes the meter's vg.config (broker, a generated MQTT password, the
+DSO's public key, interval, S0 constants) and restarts it, writes the broker's mosquitto password and
+ACL files, and registers the meter with the DSO — last, so a failure leaves nothing half-registered
+(earlier steps are undone). Running it again with the same options changes nothing.
+
+options:
+  --port PORT            the meter's console: a serial device (/dev/ttyUSB0, 115200 baud) or tcp://host:port
+                         (Espruino Telnet, or 'veilgrid emulate')
+  --meter-id ID          the meter id (A-Z a-z 0-9 . _ -, up to 64 characters); also its MQTT user name
+  --feeder F             the feeder the meter is on (goes into its device certificate)
+  --limits I,E           maximum import and export power in watts (default ${DEFAULT_LIMITS.maxImportW},${DEFAULT_LIMITS.maxExportW})
+  --operator-dir DIR     the operator key folder ('veilgrid operator init')
+  --passphrase-file FILE the operator passphrase (first line); otherwise from ${PASSPHRASE_ENV}
+  --dso-db FILE          the DSO's registry database (SQLite)
+  --broker-dir DIR       where the mosquitto password file (mosquitto.passwd) and ACL file (mosquitto.acl) live
+  --broker HOST:PORT     the MQTT broker the meter connects to
+  --dso-key FILE         the DSO key file (its public key is written into the meter's configuration)
+  --interval-seconds S   reading interval (default: keep the meter's, else 900)
+  --rotate               force a new reading key (and key certificate) now
+  --replace              register this board under an id the DSO knows with other keys, or that was revoked
+  --revoke               revoke the meter at the DSO and remove its broker credentials (no --port needed)
+  -h, --help             this text`;
+
+function required(value: string | undefined, name: string): string {
+  if (value === undefined || value === '') throw new CliError(`--${name} is required (see --help)`);
+  return value;
+}
+
+function parseBroker(text: string): { host: string; port: number } {
+  const match = /^([^:]+):(\d+)$/.exec(text);
+  if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535) throw new CliError(`--broker must be HOST:PORT, got "${text}"`);
+  return { host: match[1], port: Number(match[2]) };
+}
+
+function parseLimits(text: string | undefined) {
+  if (text === undefined) return DEFAULT_LIMITS;
+  const parts = text.split(',').map((p) => Number(p.trim()));
+  if (parts.length !== 2 || parts.some((n) => !Number.isInteger(n) || n < 0)) throw new CliError(`--limits must be two whole numbers of watts, IMPORT,EXPORT (got "${text}")`);
+  return { maxImportW: parts[0], maxExportW: parts[1] };
+}
+
+export const command: Command = {
+  help,
+  async run(argv) {
+    const { values } = parseOptions(argv, {
+      port: { type: 'string' },
+      'meter-id': { type: 'string' },
+      feeder: { type: 'string' },
+      limits: { type: 'string' },
+      'operator-dir': { type: 'string' },
+      'passphrase-file': { type: 'string' },
+      'dso-db': { type: 'string' },
+      'broker-dir': { type: 'string' },
+      broker: { type: 'string' },
+      'dso-key': { type: 'string' },
+      'interval-seconds': { type: 'string' },
+      rotate: { type: 'boolean', default: false },
+      replace: { type: 'boolean', default: false },
+      revoke: { type: 'boolean', default: false },
+    });
+    const progress = (line: string) => console.log(`• ${line}`);
+    const meterId = required(values['meter-id'], 'meter-id');
+    try {
+      if (values.revoke) {
+        const result = revokeMeter({ meterId, dsoDb: required(values['dso-db'], 'dso-db'), brokerDir: required(values['broker-dir'], 'broker-dir'), progress });
+        console.log(result.wasRegistered ? `${meterId} is revoked` : `${meterId} was not registered; its broker credentials are gone`);
+        return 0;
+      }
+      const port = required(values.port, 'port');
+      const options = {
+        meterId,
+        feeder: required(values.feeder, 'feeder'),
+        limits: parseLimits(values.limits),
+        operatorDir: required(values['operator-dir'], 'operator-dir'),
+        dsoDb: required(values['dso-db'], 'dso-db'),
+        brokerDir: required(values['broker-dir'], 'broker-dir'),
+        broker: parseBroker(required(values.broker, 'broker')),
+        dsoPublicKey: readDsoKey(required(values['dso-key'], 'dso-key')).publicKey,
+        intervalSeconds: values['interval-seconds'] === undefined ? undefined : intOption(values['interval-seconds'], 'interval-seconds', 900, 1),
+        rotate: values.rotate,
+        replace: values.replace,
+        passphrase: readPassphrase(values['passphrase-file']),
+        progress,
+      };
+      progress(`connecting to the meter console at ${port}`);
+      const meter = await openMeterConsole(port);
+      try {
+        const result = await provisionMeter(options, meter);
+        console.log(`${meterId} is provisioned (SE ${result.serial}, DSO registration ${result.registration}${result.rotation === undefined ? '' : `, key rotation ${result.rotation}`})`);
+        return 0;
+      } finally {
+        await meter.close();
+      }
+    } catch (err) {
+      if (err instanceof ProvisionError || err instanceof MeterConsoleError || err instanceof DsoKeyError) throw new CliError(err.message, 1);
+      throw err;
+    }
+  },
+};

@@ -1,0 +1,362 @@
+// The field technician's provisioning flow, driving the meter through its console (meter-console.ts):
+// firmware check, secure element configured and locked with the identity and mix keys made inside it,
+// device certificate issued with the operator key, vg.config written, broker credentials written, meter
+// registered with the DSO. The CLI (provision-command.ts) and the testbed call the same function.
+//
+// Order, so that a failure leaves nothing half-registered: everything that can fail without changing
+// anything is checked first (operator passphrase, firmware, meter id, SE), then the meter's vg.config and
+// the broker files are written, and the DSO registration comes last; if a later step fails, the earlier
+// ones are put back as they were. The SE lock is the exception: it is one-way by design, harmless on its
+// own (no certificate names the keys until registration) and repeating it is a no-op.
+//
+// Re-running with the same options changes nothing: the same keys come back from the SE, the meter's
+// MQTT password is kept when the broker still accepts it, vg.config is rewritten (and the meter
+// restarted) only when it differs, and the registry keeps the device certificate it already holds.
+import fs from 'node:fs';
+import { p256 } from '@noble/curves/nist.js';
+import { loadBoardDefinition } from '../../boards/board-definition.ts';
+import { CONFIG_DEFAULTS, CONFIG_FILE, parseMeterConfig, type MeterConfig } from '../../firmware/src/config/config.ts';
+import { decodeDeviceCertificate, openSignedCertificate, type DeviceLimits } from '../../firmware/src/keys/certificate.ts';
+import { meterIdProblem } from '../../firmware/src/readings/topics.ts';
+import { BrokerCredentials, generateMqttPassword, verifyPassword } from '../broker/credentials.ts';
+import { MeterRegistry, RegistryError } from '../dso/registry.ts';
+import { issueDeviceCertificate, OperatorKeyError, readOperatorCertificate, unlockOperatorKey, type OperatorKey } from '../operator/operator-key.ts';
+import { MeterConsoleError, type MeterConsole } from './meter-console.ts';
+
+export const DEFAULT_LIMITS: DeviceLimits = { maxImportW: 17_250, maxExportW: 4_600 };
+export const DEFAULT_IMPULSES_PER_KWH = 1000;
+
+export interface ProvisionOptions {
+  meterId: string;
+  feeder: string;
+  limits?: DeviceLimits;
+  /** Folder with operator-key.json and operator-cert.cbor (`veilgrid operator init`). */
+  operatorDir: string;
+  /** Unlocks the operator key; not needed when operatorKey is given. */
+  passphrase?: string;
+  /** An operator key unlocked already (the testbed provisions many meters with one unlock). */
+  operatorKey?: OperatorKey;
+  /** The DSO registry: a SQLite file, or an open registry. */
+  dsoDb: string | MeterRegistry;
+  /** Folder for the mosquitto password and ACL files (broker/credentials.ts). */
+  brokerDir: string;
+  /** Where the meter connects. */
+  broker: { host: string; port: number };
+  /** The DSO's public key (65 bytes): readings are sealed to it. */
+  dsoPublicKey: Uint8Array;
+  /** Force a reading-key rotation (vgRotateKeys) once the meter runs its new configuration. */
+  rotate?: boolean;
+  /** Accept a new identity for a meter id the DSO knows with other keys (a replaced board), or re-activate a revoked one. */
+  replace?: boolean;
+  intervalSeconds?: number;
+  rotationSeconds?: number;
+  impulsesPerKWh?: number;
+  wifi?: { ssid: string; password: string };
+  /** One line per step (default: none). */
+  progress?: (line: string) => void;
+  nowMs?: number;
+}
+
+export interface ProvisionResult {
+  meterId: string;
+  serial: string;
+  identityKey: string;
+  mixKey: string;
+  registration: 'registered' | 'unchanged' | 'reprovisioned';
+  configChanged: boolean;
+  rotation?: number;
+  deviceCertificate: Uint8Array;
+}
+
+/** A provisioning failure the technician can act on; nothing was left half-done. */
+export class ProvisionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProvisionError';
+  }
+}
+
+/** Real-time bound on the firmware answering again after load(). */
+const RESTART_TIMEOUT_MS = 20_000;
+
+export const FIRMWARE_TOO_OLD = 'firmware too old: flash it first (veilgrid flash)';
+
+interface MeterInfo {
+  firmware: string;
+  build: string;
+  meterId: string | null;
+  se: { serial: string; configLocked: boolean; dataLocked: boolean; ours: boolean } | { error: string };
+}
+
+interface SeKeys {
+  serial: string;
+  identityKey: string;
+  mixKey: string;
+}
+
+/** Calls a console entry point that returns a JSON string; its {"error"} becomes a ProvisionError. */
+async function callEntryPoint<T>(meter: MeterConsole, name: string): Promise<T> {
+  const result = await meter.evaluate(`${name}()`);
+  if ('error' in result) throw new ProvisionError(`${name}() failed on the meter: ${result.error}`);
+  if (typeof result.value !== 'string') throw new ProvisionError(`${name}() returned ${JSON.stringify(result.value)} instead of JSON text: ${FIRMWARE_TOO_OLD}`);
+  const parsed = JSON.parse(result.value);
+  if (parsed && typeof parsed.error === 'string') throw new ProvisionError(`${name}() on the meter: ${parsed.error}`);
+  return parsed as T;
+}
+
+/** True when the meter's firmware has the provisioning entry points. */
+async function hasEntryPoints(meter: MeterConsole, timeoutMs?: number): Promise<boolean> {
+  const result = await meter.evaluate(`[typeof vgInfo, typeof vgProvisionSE, typeof vgRotateKeys].join()`, timeoutMs);
+  return 'value' in result && result.value === 'function,function,function';
+}
+
+async function readConfigText(meter: MeterConsole): Promise<string | undefined> {
+  const result = await meter.evaluate(`require("Storage").read(${JSON.stringify(CONFIG_FILE)})`);
+  if ('error' in result) throw new ProvisionError(`cannot read ${CONFIG_FILE} on the meter: ${result.error}`);
+  return typeof result.value === 'string' ? result.value : undefined;
+}
+
+/** Writes (or with undefined, erases) vg.config and restarts the firmware with load(); waits until it answers again. */
+async function writeConfigAndRestart(meter: MeterConsole, text: string | undefined): Promise<void> {
+  const write = text === undefined ? `require("Storage").erase(${JSON.stringify(CONFIG_FILE)})` : `require("Storage").write(${JSON.stringify(CONFIG_FILE)},${JSON.stringify(text)})`;
+  const written = await meter.evaluate(write);
+  if ('error' in written) throw new ProvisionError(`writing ${CONFIG_FILE} on the meter failed: ${written.error}`);
+  if (text !== undefined && written.value !== true) throw new ProvisionError(`writing ${CONFIG_FILE} on the meter failed (Storage.write returned ${JSON.stringify(written.value)}): is its Storage full?`);
+  const loaded = await meter.evaluate('load()');
+  if ('error' in loaded) throw new ProvisionError(`restarting the meter (load()) failed: ${loaded.error}`);
+  // A line sent while the device restarts may be lost, so each poll has a short bound of its own.
+  const deadline = Date.now() + RESTART_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    try {
+      if (await hasEntryPoints(meter, 2000)) return;
+    } catch (err) {
+      if (!(err instanceof MeterConsoleError && err.timedOut)) throw err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new ProvisionError(`the meter did not come back within ${RESTART_TIMEOUT_MS / 1000} s after load(): check its console output`);
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
+
+function publicKeyBytes(text: unknown, what: string): Uint8Array {
+  if (typeof text !== 'string' || !/^04[0-9a-fA-F]{128}$/.test(text)) throw new ProvisionError(`the meter returned a malformed ${what}: ${JSON.stringify(text)}`);
+  const bytes = new Uint8Array(Buffer.from(text, 'hex'));
+  try {
+    p256.Point.fromBytes(bytes).assertValidity();
+  } catch {
+    throw new ProvisionError(`the meter's ${what} is not a point on P-256`);
+  }
+  return bytes;
+}
+
+function openRegistry(dsoDb: string | MeterRegistry, mustExist = false): { registry: MeterRegistry; close(): void } {
+  if (typeof dsoDb !== 'string') return { registry: dsoDb, close() {} };
+  if (mustExist && !fs.existsSync(dsoDb)) throw new ProvisionError(`there is no DSO registry at ${dsoDb}`);
+  try {
+    const registry = new MeterRegistry(dsoDb);
+    return { registry, close: () => registry.close() };
+  } catch (err) {
+    throw new ProvisionError(`the DSO registry ${dsoDb} is unreachable: ${(err as Error).message}`);
+  }
+}
+
+export async function provisionMeter(options: ProvisionOptions, meter: MeterConsole): Promise<ProvisionResult> {
+  const progress = options.progress ?? (() => {});
+  const problem = meterIdProblem(options.meterId);
+  if (problem) throw new ProvisionError(problem);
+  if (options.feeder.length === 0) throw new ProvisionError('--feeder must name the feeder the meter is on');
+  const limits = options.limits ?? DEFAULT_LIMITS;
+
+  // 1. Local checks that change nothing.
+  progress('unlocking the operator key');
+  let operator = options.operatorKey;
+  if (!operator) {
+    if (options.passphrase === undefined) throw new ProvisionError('no operator passphrase given');
+    try {
+      operator = await unlockOperatorKey(options.operatorDir, options.passphrase);
+    } catch (err) {
+      if (err instanceof OperatorKeyError) throw new ProvisionError(`operator key: ${err.message}`);
+      throw err;
+    }
+  }
+  const operatorCertificate = readOperatorCertificate(options.operatorDir);
+
+  // 2. The meter: firmware, identity, secure element.
+  progress(`checking the firmware on ${meter.address}`);
+  if (!(await hasEntryPoints(meter))) throw new ProvisionError(FIRMWARE_TOO_OLD);
+  const info = await callEntryPoint<MeterInfo>(meter, 'vgInfo');
+  progress(`firmware ${info.firmware} (build ${info.build})${info.meterId ? `, provisioned as ${info.meterId}` : ', not provisioned'}`);
+  if (info.meterId !== null && info.meterId !== options.meterId) {
+    throw new ProvisionError(`this meter is provisioned as "${info.meterId}", not "${options.meterId}": provision it under its own id, or revoke "${info.meterId}" (veilgrid provision --revoke) and erase its configuration first (require("Storage").erase("${CONFIG_FILE}") at its console)`);
+  }
+  if ('error' in info.se) throw new ProvisionError(`the meter cannot talk to its secure element: ${info.se.error}`);
+  if (info.se.configLocked && !info.se.ours) throw new ProvisionError(`the secure element (serial ${info.se.serial}) is locked with a foreign configuration: it cannot hold veilgrid keys; replace it`);
+
+  progress('configuring the secure element and generating the identity and mix keys in it');
+  let keys: SeKeys;
+  try {
+    keys = await callEntryPoint<SeKeys>(meter, 'vgProvisionSE');
+  } catch (err) {
+    if (err instanceof ProvisionError && err.message.includes('foreign-se-config')) {
+      throw new ProvisionError('the secure element is locked with a foreign configuration: it cannot hold veilgrid keys; replace it');
+    }
+    throw err;
+  }
+  const identityKey = publicKeyBytes(keys.identityKey, 'identity key');
+  const mixKey = publicKeyBytes(keys.mixKey, 'mix key');
+  progress(`secure element ${keys.serial}: identity key ${keys.identityKey.slice(2, 18)}…, mix key ${keys.mixKey.slice(2, 18)}…`);
+
+  // 3. Configuration and broker credentials, kept for rollback.
+  const credentials = new BrokerCredentials(options.brokerDir);
+  const previousText = await readConfigText(meter);
+  let previous: MeterConfig | undefined;
+  try {
+    previous = parseMeterConfig(previousText);
+  } catch {
+    previous = undefined;
+  }
+  const storedHash = credentials.passwords().get(options.meterId);
+  const keepPassword = previous && previous.meterId === options.meterId && storedHash !== undefined && verifyPassword(previous.mqtt.password, storedHash);
+  const password = keepPassword ? previous!.mqtt.password : generateMqttPassword();
+  const pins = loadBoardDefinition('esp32-meter').pins;
+  const config: MeterConfig = {
+    meterId: options.meterId,
+    broker: options.broker,
+    mqtt: { username: options.meterId, password },
+    intervalSeconds: options.intervalSeconds ?? previous?.intervalSeconds ?? CONFIG_DEFAULTS.intervalSeconds,
+    s0: previous?.s0 ?? { importPin: pins.s0Import, exportPin: pins.s0Export, impulsesPerKWh: DEFAULT_IMPULSES_PER_KWH, debounceMs: CONFIG_DEFAULTS.debounceMs },
+    journal: previous?.journal ?? { commitEveryWh: CONFIG_DEFAULTS.commitEveryWh },
+    dsoPublicKey: hex(options.dsoPublicKey),
+  };
+  if (options.impulsesPerKWh !== undefined) config.s0 = { ...config.s0, impulsesPerKWh: options.impulsesPerKWh };
+  const rotationSeconds = options.rotationSeconds ?? previous?.keys?.rotationSeconds;
+  if (rotationSeconds !== undefined) config.keys = { rotationSeconds };
+  const wifi = options.wifi ?? previous?.wifi;
+  if (wifi) config.wifi = wifi;
+  const configText = JSON.stringify(config);
+  try {
+    parseMeterConfig(configText);
+  } catch (err) {
+    throw new ProvisionError(`the configuration would be refused by the meter: ${(err as Error).message}`);
+  }
+
+  const undo: Array<{ what: string; run: () => Promise<void> | void }> = [];
+  let result: ProvisionResult;
+  try {
+    progress(`writing broker credentials for ${options.meterId} in ${options.brokerDir}`);
+    const snapshot = credentials.snapshot();
+    undo.push({ what: 'broker credentials', run: () => credentials.restore(snapshot) });
+    credentials.setUser(options.meterId, password);
+
+    const configChanged = configText !== previousText;
+    if (configChanged) {
+      progress(`writing ${CONFIG_FILE} and restarting the meter`);
+      undo.push({ what: `the meter's ${CONFIG_FILE}`, run: () => writeConfigAndRestart(meter, previousText) });
+      await writeConfigAndRestart(meter, configText);
+      const after = await callEntryPoint<MeterInfo>(meter, 'vgInfo');
+      if (after.meterId !== options.meterId) throw new ProvisionError(`the meter restarted but reports meter id ${JSON.stringify(after.meterId)}, not "${options.meterId}": check its console output`);
+    } else {
+      progress(`${CONFIG_FILE} is up to date`);
+    }
+
+    // 4. The DSO registration, last.
+    progress('registering the meter with the DSO');
+    const { registry, close } = openRegistry(options.dsoDb);
+    try {
+      registry.trustOperator(operatorCertificate, options.nowMs);
+      const existing = registry.meter(options.meterId);
+      let certificate: Uint8Array;
+      if (existing && existing.status === 'active' && sameDevice(existing.deviceCertificate, operator, options.feeder, identityKey, mixKey, limits)) {
+        certificate = existing.deviceCertificate;
+      } else {
+        if (existing && !options.replace) {
+          const why = existing.status === 'revoked' ? 'was revoked' : 'is registered with other keys, feeder or limits (another board, or a re-issued certificate)';
+          throw new ProvisionError(`meter "${options.meterId}" ${why} at the DSO: pass --replace to register this board under that id anyway`);
+        }
+        certificate = issueDeviceCertificate(operator, {
+          meterId: options.meterId,
+          feeder: options.feeder,
+          identityKey,
+          mixKey,
+          limits,
+          issuedAt: Math.floor((options.nowMs ?? Date.now()) / 1000),
+        });
+      }
+      const { outcome } = registry.registerMeter(certificate, { reprovision: options.replace, nowMs: options.nowMs });
+      progress(`DSO registration: ${outcome}`);
+      result = { meterId: options.meterId, serial: keys.serial, identityKey: keys.identityKey, mixKey: keys.mixKey, registration: outcome, configChanged, deviceCertificate: certificate };
+    } catch (err) {
+      if (err instanceof RegistryError) throw new ProvisionError(`the DSO refused the meter (${err.reason}): ${err.message}`);
+      throw err;
+    } finally {
+      close();
+    }
+  } catch (err) {
+    for (const step of undo.reverse()) {
+      progress(`undoing: ${step.what}`);
+      try {
+        await step.run();
+      } catch (undoErr) {
+        progress(`could not undo ${step.what}: ${(undoErr as Error).message}`);
+      }
+    }
+    throw err;
+  }
+
+  // 5. Re-keying is not part of the registration: a failure here leaves the meter provisioned.
+  if (options.rotate) {
+    progress('rotating the reading key');
+    try {
+      result.rotation = (await callEntryPoint<{ rotation: number }>(meter, 'vgRotateKeys')).rotation;
+    } catch (err) {
+      throw new ProvisionError(`the meter is provisioned and registered, but rotating its reading key failed: ${(err as Error).message}`);
+    }
+    progress(`reading key rotation ${result.rotation}`);
+  }
+  return result;
+}
+
+/** Does the registered certificate say what a new one would (so re-running keeps it)? */
+function sameDevice(certBytes: Uint8Array, operator: OperatorKey, feeder: string, identityKey: Uint8Array, mixKey: Uint8Array, limits: DeviceLimits): boolean {
+  const opened = openSignedCertificate(certBytes);
+  const cert = decodeDeviceCertificate(opened.payload);
+  return (
+    hex(opened.kid) === hex(operator.kid) &&
+    cert.operatorId === operator.operatorId &&
+    cert.feeder === feeder &&
+    hex(cert.identityKey) === hex(identityKey) &&
+    hex(cert.mixKey) === hex(mixKey) &&
+    cert.limits.maxImportW === limits.maxImportW &&
+    cert.limits.maxExportW === limits.maxExportW
+  );
+}
+
+export interface RevokeOptions {
+  meterId: string;
+  dsoDb: string | MeterRegistry;
+  brokerDir: string;
+  reason?: string;
+  progress?: (line: string) => void;
+  nowMs?: number;
+}
+
+/** Revokes the meter at the DSO (its readings are refused from now on), then removes its broker user. */
+export function revokeMeter(options: RevokeOptions): { wasRegistered: boolean; removedBrokerUser: boolean } {
+  const progress = options.progress ?? (() => {});
+  const { registry, close } = openRegistry(options.dsoDb, true);
+  let wasRegistered: boolean;
+  try {
+    progress(`revoking ${options.meterId} at the DSO`);
+    wasRegistered = registry.meter(options.meterId) !== undefined;
+    if (wasRegistered) registry.revoke(options.meterId, options.reason ?? 'revoked by veilgrid provision --revoke', options.nowMs);
+    else progress(`${options.meterId} is not registered at the DSO`);
+  } finally {
+    close();
+  }
+  progress(`removing the broker credentials of ${options.meterId}`);
+  const removedBrokerUser = new BrokerCredentials(options.brokerDir).removeUser(options.meterId);
+  return { wasRegistered, removedBrokerUser };
+}

@@ -1,0 +1,54 @@
+// The broker rule table: topic matching, what meters and the DSO may do, and the mosquitto ACL text.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { DSO_USERNAME, filterCovers, mayPublish, maySubscribe, mosquittoAcl, rulesFor, topicMatches } from '../../host-tools/broker/acl.ts';
+
+test('topic matching follows MQTT wildcards', () => {
+  assert.ok(topicMatches('veilgrid/meters/a/#', 'veilgrid/meters/a/readings'));
+  assert.ok(topicMatches('veilgrid/meters/a/#', 'veilgrid/meters/a'), '# also matches the parent level');
+  assert.ok(topicMatches('veilgrid/+/a', 'veilgrid/meters/a'));
+  assert.not.ok(topicMatches('veilgrid/meters/a/#', 'veilgrid/meters/ab/readings'));
+  assert.not.ok(topicMatches('veilgrid/+', 'veilgrid/meters/a'));
+  assert.not.ok(topicMatches('#', '$SYS/broker'), 'wildcards do not reach $ topics');
+});
+
+test('a subscription is allowed only when a read rule covers every topic it can match', () => {
+  assert.ok(filterCovers('veilgrid/meters/#', 'veilgrid/meters/+/readings'));
+  assert.ok(filterCovers('veilgrid/meters/#', 'veilgrid/meters/#'));
+  assert.ok(filterCovers('veilgrid/+/x', 'veilgrid/a/x'));
+  assert.not.ok(filterCovers('veilgrid/meters/#', 'veilgrid/#'));
+  assert.not.ok(filterCovers('veilgrid/+/x', 'veilgrid/+/#'));
+  assert.not.ok(filterCovers('veilgrid/a/x', 'veilgrid/+/x'));
+});
+
+test('a meter publishes only to its own topics and the mix topics', () => {
+  assert.ok(mayPublish('meter-a', 'veilgrid/meters/meter-a/readings'));
+  assert.ok(mayPublish('meter-a', 'veilgrid/meters/meter-a/keys'));
+  assert.ok(mayPublish('meter-a', 'veilgrid/mix/round/1'));
+  assert.not.ok(mayPublish('meter-a', 'veilgrid/meters/meter-b/readings'));
+  assert.not.ok(mayPublish('meter-a', 'veilgrid/market/bids'));
+  assert.not.ok(maySubscribe('meter-a', 'veilgrid/meters/meter-b/readings'), 'a meter does not read other meters');
+  assert.ok(maySubscribe('meter-a', 'veilgrid/mix/#'));
+  assert.ok(maySubscribe('meter-a', 'veilgrid/market/prices'));
+  assert.not.ok(maySubscribe('meter-a', '#'));
+});
+
+test('the DSO reads every meter and publishes nothing; unknown users get nothing', () => {
+  assert.ok(maySubscribe(DSO_USERNAME, 'veilgrid/meters/+/readings'));
+  assert.not.ok(mayPublish(DSO_USERNAME, 'veilgrid/meters/x/readings'));
+  assert.equal(rulesFor('bad/name'), [], 'a username that is not a meter id has no rules');
+  assert.equal(rulesFor('a+b'), []);
+});
+
+test('the mosquitto ACL file lists each user with its rules, sorted, without duplicates', () => {
+  const acl = mosquittoAcl(['meter-b', DSO_USERNAME, 'meter-a', 'meter-a']);
+  assert.match(acl, /^# Generated/);
+  const blocks = acl.split('\n\n').slice(1).filter((b) => b.trim());
+  assert.equal(blocks.map((b) => b.split('\n')[0]), ['user dso', 'user meter-a', 'user meter-b']);
+  assert.ok(blocks[1].includes('topic write veilgrid/meters/meter-a/#'));
+  assert.ok(blocks[1].includes('topic read veilgrid/market/#'));
+  assert.ok(blocks[0].includes('topic read veilgrid/meters/#'));
+  assert.not.ok(blocks[0].includes('write'));
+});
+
+test.run();
