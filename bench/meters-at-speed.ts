@@ -1,6 +1,6 @@
 // How many emulated meters one process sustains at a given speed (default 60x real time) with every
 // reading delivered: runs the testbed with growing meter counts and prints each run's figures.
-// Usage: node --import tsx bench/meters-at-speed.ts [--speed 60] [--intervals 5] [--interval-seconds 60] [--max 200]
+// Usage: node --import tsx bench/meters-at-speed.ts [--speed 60] [--intervals 5] [--interval-seconds 60] [--start 1] [--max 200]
 import { parseArgs } from 'node:util';
 import { runTestbed } from '../host-tools/testbed/testbed.ts';
 
@@ -9,6 +9,7 @@ const { values } = parseArgs({
     speed: { type: 'string', default: '60' },
     intervals: { type: 'string', default: '5' },
     'interval-seconds': { type: 'string', default: '60' },
+    start: { type: 'string', default: '1' },
     max: { type: 'string', default: '200' },
   },
 });
@@ -19,7 +20,7 @@ const intervalSeconds = Number(values['interval-seconds']);
 console.log(`meters at ${speed}x: ${intervals} intervals of ${intervalSeconds} s each`);
 console.log('meters  expected  received  missing  duplicates  wall s');
 let sustained = 0;
-for (let meters = 10; meters <= Number(values.max); meters *= 2) {
+for (let meters = Number(values.start); meters <= Number(values.max); meters *= 2) {
   const s = await runTestbed({ meters, intervals, intervalSeconds, speed, impulsesPerKWh: 1000 });
   const r = s.readings;
   console.log(`${String(meters).padStart(6)}  ${String(r.expected).padStart(8)}  ${String(r.received).padStart(8)}  ${String(r.missing).padStart(7)}  ${String(r.duplicates).padStart(10)}  ${String(s.wallSeconds).padStart(6)}`);

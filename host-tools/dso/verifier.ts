@@ -12,7 +12,7 @@
 //
 // A redelivered reading (same seq, same content) is accepted with duplicate: true; the ReadingStore
 // de-duplicates it. ReadingVerifier wraps this with metrics and one JSON log line per rejection.
-import { p256 } from '@noble/curves/nist.js';
+import { createECDH } from 'node:crypto';
 import { CoseError, HEADER_KID, decodeSign1, sign1Digest, type DecodedSign1 } from '../../firmware/src/codec/cose.ts';
 import { KID_BYTES } from '../../firmware/src/keys/certificate.ts';
 import { decodeEnvelope, openEnvelope, SealedEnvelopeError } from '../../firmware/src/readings/sealed-reading.ts';
@@ -65,9 +65,14 @@ function hex(b: Uint8Array): string {
   return Buffer.from(b).toString('hex');
 }
 
-/** x of ECDH(dsoPrivateKey, publicKey): the 32 bytes the meter's SE computes on its side. */
+/**
+ * x of ECDH(dsoPrivateKey, publicKey): the 32 bytes the meter's SE computes on its side. node:crypto
+ * (OpenSSL) rather than noble here: it is about ten times faster, and this runs for every reading.
+ */
 function ecdhSharedX(dsoPrivateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
-  return p256.getSharedSecret(dsoPrivateKey, publicKey, true).subarray(1);
+  const ecdh = createECDH('prime256v1');
+  ecdh.setPrivateKey(dsoPrivateKey);
+  return new Uint8Array(ecdh.computeSecret(publicKey));
 }
 
 /**
