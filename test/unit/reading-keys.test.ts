@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { p256 } from '@noble/curves/nist.js';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { I2CBus as EmulatedI2CBus } from '../../boards/emulator/pins.ts';
+import { espruinoI2C } from '../support/espruino-i2c.ts';
 import { Atecc608 } from '../../boards/emulator/devices/atecc608/atecc608.ts';
 import { Flash, PowerLoss } from '../../boards/emulator/flash.ts';
 import { EspruinoStorage } from '../../boards/emulator/storage.ts';
@@ -30,21 +31,6 @@ const METER = 'meter-keys-1';
 const INTERVAL_SECONDS = 900;
 const ROTATION_SECONDS = 86_400; // 96 intervals
 
-/** Espruino 2v29's I2C1 over the emulated bus: a transfer nobody ACKs throws. */
-function espruinoI2C(bus: EmulatedI2CBus): I2CBus {
-  return {
-    setup: (o) => { bus.configured = { scl: Number(o.scl), sda: Number(o.sda), bitrate: o.bitrate ?? 100000 }; },
-    writeTo: (address, data) => {
-      const payload = typeof data === 'number' ? Uint8Array.of(data) : Uint8Array.from(data);
-      if (!bus.write(address, payload)) throw new Error("jshI2CWrite: slave doesn't ACK the transfer");
-    },
-    readFrom: (address, n) => {
-      const got = bus.read(address, n);
-      if (!got) throw new Error("jshI2CRead: slave doesn't ACK the transfer");
-      return Uint8Array.from(got.subarray(0, n));
-    },
-  };
-}
 
 interface Rig {
   clock: SimClock;

@@ -8,6 +8,7 @@ import { createHash, createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { I2CBus as EmulatedI2CBus } from '../../boards/emulator/pins.ts';
+import { espruinoI2C } from '../support/espruino-i2c.ts';
 import { Atecc608 } from '../../boards/emulator/devices/atecc608/atecc608.ts';
 import { parseKeyConfig, parseSlotConfig, factoryConfig } from '../../boards/emulator/devices/atecc608/zones.ts';
 import { atCrc16 } from '../../firmware/src/se/crc16.ts';
@@ -125,23 +126,7 @@ config('slot map: every slot has one role; reading keys alternate; the trading r
 config.run();
 
 // ---------------------------------------------------------------------------------------------
-// The driver against the model. The firmware's I2C interface over the emulated bus behaves as
-// Espruino 2v29's I2C1 on the ESP32: a transfer nobody ACKs throws.
-
-function espruinoI2C(bus: EmulatedI2CBus): I2CBus {
-  return {
-    setup: (o) => { bus.configured = { scl: Number(o.scl), sda: Number(o.sda), bitrate: o.bitrate ?? 100000 }; },
-    writeTo: (address, data) => {
-      const payload = typeof data === 'number' ? Uint8Array.of(data) : Uint8Array.from(data);
-      if (!bus.write(address, payload)) throw new Error("jshI2CWrite: slave doesn't ACK the transfer");
-    },
-    readFrom: (address, n) => {
-      const got = bus.read(address, n);
-      if (!got) throw new Error("jshI2CRead: slave doesn't ACK the transfer");
-      return Uint8Array.from(got.subarray(0, n));
-    },
-  };
-}
+// The driver against the model, over test/support/espruino-i2c.ts (I2C1 as on the ESP32).
 
 /** Flips one bit in chosen transfers: the fault is on the wires, between driver and chip. */
 class NoisyI2C implements I2CBus {

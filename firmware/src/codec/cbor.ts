@@ -20,7 +20,7 @@
 // input and, in strict mode (the default), only the exact bytes encode() would have written, so that
 // decode(bytes) then encode() gives the same bytes back. Every refusal is a CborError naming the offset.
 //
-// Device-safe: no BigInt, no TextEncoder, no Map/Set, no spread; 64-bit heads are split into two 32-bit
+// Device-safe: no big-integer type, no text encoder, no ES2015 collections, no spread; 64-bit heads are split into two 32-bit
 // words with division.
 
 /** Largest magnitude an integer may have to survive as a JS number (2^53). */
