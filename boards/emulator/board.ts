@@ -12,6 +12,7 @@
 // parser; the check is the gate) — boot files and console lines alike. Failing code is refused and
 // reported as Espruino reports a parse error.
 
+import { createHash } from 'node:crypto';
 import { checkEspruinoProfile, type Violation } from '../../host-tools/build/profile-check.ts';
 import type { BoardDefinition } from '../board-definition.ts';
 import { TimerTable, type SimClock } from './clock.ts';
@@ -244,8 +245,25 @@ function facade<T extends object>(target: T, names: readonly string[]): object {
   return out;
 }
 
+/**
+ * Boot code already checked, by file name and text: a board boots the same bundle again and again
+ * (hundreds of power cuts in one test) and the check of a 100 KB bundle costs far more than the boot.
+ */
+const checkedBootCode = new Map<string, string | undefined>();
+const MAX_CHECKED_BOOT_CODE = 16;
+
 /** "Uncaught SyntaxError: …" as Espruino prints a parse error, or undefined when the code passes. */
 function profileRefusal(code: string, fileName: string): string | undefined {
+  if (code.length < 4096) return checkProfile(code, fileName);
+  const key = fileName + '\0' + createHash('sha256').update(code, 'latin1').digest('hex');
+  if (checkedBootCode.has(key)) return checkedBootCode.get(key);
+  const refusal = checkProfile(code, fileName);
+  if (checkedBootCode.size >= MAX_CHECKED_BOOT_CODE) checkedBootCode.delete(checkedBootCode.keys().next().value!);
+  checkedBootCode.set(key, refusal);
+  return refusal;
+}
+
+function checkProfile(code: string, fileName: string): string | undefined {
   const violations: Violation[] = checkEspruinoProfile(code, fileName);
   if (violations.length === 0) return undefined;
   const v = violations[0];

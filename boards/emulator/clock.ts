@@ -1,10 +1,13 @@
 // Virtual time for emulated boards and devices.
 //
 // SimClock runs `speed` times faster than real time and is shared by every board and device of a
-// run. Virtual time is *derived from real time* (never jumps ahead while nothing happens), so real
-// TCP traffic between boards, broker and host sees the same pace the boards see: at speed 60 a
-// 1-second keep-alive timer takes 1/60 s of real time, and a broker that answers in 5 ms real has
-// answered in 0.3 s virtual. Timers fire in virtual-time order; inside a timer callback now() is
+// run. Virtual time is *derived from the time the host spends waiting* — the idle time of Node's event
+// loop — so real TCP traffic between boards, broker and host sees the same pace the boards see: at
+// speed 60 a 1-second keep-alive timer takes 1/60 s of real time, and a broker that answers after 5 ms
+// of waiting has answered in 0.3 s virtual. Time the host spends computing (other boards' firmware,
+// the secure-element model, the broker, the DSO's verification) does not pass for the boards, just as
+// one meter does not stall while another signs: under load the run slows down instead of the boards
+// seeing each other's work as seconds-long network silences (docs/emulator.md). Timers fire in virtual-time order; inside a timer callback now() is
 // pinned to that timer's due time, so a chain of timers sees exact, monotonic timestamps even when
 // Node delivers the real timer a little late — unless now() already returned a later time (it never
 // goes backwards), in which case a late timer sees that later time, as a late one on a busy device
@@ -17,6 +20,11 @@
 // TimerTable (below) is Espruino's own timer list for one interpreter, on top of a SimClock.
 
 import { performance } from 'node:perf_hooks';
+
+/** Milliseconds the event loop has spent waiting since the process started (its idle time). */
+function hostIdleMs(): number {
+  return performance.eventLoopUtilization().idle;
+}
 
 /** 2025-01-01T00:00:00Z: a fixed start so runs are reproducible. */
 export const DEFAULT_START_EPOCH_SECONDS = 1735689600;
@@ -43,9 +51,10 @@ interface ClockTimer {
 
 export class SimClock {
   private speedValue: number;
-  /** Virtual seconds at realBase. */
+  /** Virtual seconds at idleBase. */
   private virtualBase: number;
-  private realBase: number;
+  /** hostIdleMs() when virtualBase was taken. */
+  private idleBase: number;
   /** Largest time ever returned, so now() never goes backwards. */
   private lastNow: number;
   /** While a timer callback runs: its due time. */
@@ -63,7 +72,7 @@ export class SimClock {
   constructor(opts: SimClockOptions = {}) {
     this.speedValue = checkSpeed(opts.speed ?? 1);
     this.virtualBase = opts.startEpochSeconds ?? DEFAULT_START_EPOCH_SECONDS;
-    this.realBase = performance.now();
+    this.idleBase = hostIdleMs();
     this.lastNow = this.virtualBase;
   }
 
@@ -135,12 +144,12 @@ export class SimClock {
   }
 
   private trackedNow(): number {
-    return this.virtualBase + ((performance.now() - this.realBase) * this.speedValue) / 1000;
+    return this.virtualBase + ((hostIdleMs() - this.idleBase) * this.speedValue) / 1000;
   }
 
   private rebase(): void {
     const v = this.now();
-    this.realBase = performance.now();
+    this.idleBase = hostIdleMs();
     this.virtualBase = v;
   }
 
