@@ -9,7 +9,7 @@ import { pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { writePrivateFile } from '../operator/operator-key.ts';
-import { mosquittoAcl } from './acl.ts';
+import { DSO_USERNAME, mosquittoAcl } from './acl.ts';
 
 export const PBKDF2_ITERATIONS = 101;
 const SALT_BYTES = 12;
@@ -111,13 +111,24 @@ export class BrokerCredentials {
    * changes no file) and rewrites the ACL for every user. Also makes sure the DSO user exists.
    */
   setUser(username: string, password: string): void {
-    const entries = this.passwords();
-    const dso = this.dsoPassword();
-    const dsoHash = entries.get('dso');
-    if (dsoHash === undefined || !verifyPassword(dso, dsoHash)) entries.set('dso', hashPassword(dso));
+    const entries = this.withDsoUser();
     const current = entries.get(username);
     if (current === undefined || !verifyPassword(password, current)) entries.set(username, hashPassword(password));
     this.write(entries);
+  }
+
+  /** Makes sure the DSO's broker user exists (a new folder gets one before any meter); returns its password. */
+  ensureDsoUser(): string {
+    this.write(this.withDsoUser());
+    return this.dsoPassword();
+  }
+
+  private withDsoUser(): PasswordEntries {
+    const entries = this.passwords();
+    const dso = this.dsoPassword();
+    const dsoHash = entries.get(DSO_USERNAME);
+    if (dsoHash === undefined || !verifyPassword(dso, dsoHash)) entries.set(DSO_USERNAME, hashPassword(dso));
+    return entries;
   }
 
   /** Removes username; true when it was there. */

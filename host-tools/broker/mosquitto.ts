@@ -9,9 +9,14 @@ import path from 'node:path';
 export interface MosquittoBroker {
   readonly port: number;
   readonly url: string;
+  /** Re-reads the password and ACL files (SIGHUP), as after provisioning; resolves once mosquitto says so. */
+  reload(): Promise<void>;
   /** Stops the broker: SIGTERM for a clean stop, SIGKILL for a crash. Resolves once it exited. */
   stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
 }
+
+/** Broker log kept for error messages (it logs every connection, so it is capped). */
+const MAX_LOG_CHARS = 16_384;
 
 export const MOSQUITTO_MISSING = 'mosquitto is not installed (apt-get install mosquitto)';
 
@@ -38,7 +43,11 @@ export async function startMosquitto(options: { dir: string; port?: number; conf
   const port = options.port ?? (await freePort());
   const config = path.join(options.dir, `mosquitto-${port}.conf`);
   const anonymous = options.configLines?.some((l) => l.startsWith('password_file')) ? [] : ['allow_anonymous true'];
-  fs.writeFileSync(config, [`listener ${port} 127.0.0.1`, ...anonymous, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', ...(options.configLines ?? []), ''].join('\n'));
+  // Started by root, mosquitto drops to its own user, which cannot read the 0600 password file this
+  // process wrote; it stays the user that started it instead (a broker that runs as a service gets its
+  // own user and files readable by it).
+  const sameUser = process.getuid?.() === 0 ? ['user root'] : [];
+  fs.writeFileSync(config, [`listener ${port} 127.0.0.1`, ...anonymous, ...sameUser, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', ...(options.configLines ?? []), ''].join('\n'));
   const child: ChildProcess = spawn(binary, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -48,7 +57,7 @@ export async function startMosquitto(options: { dir: string; port?: number; conf
       reject(new Error(`mosquitto did not report listening on port ${port} within 10 s:\n${output}`));
     }, 10_000);
     child.stderr!.on('data', (chunk) => {
-      output += chunk;
+      output = (output + chunk).slice(-MAX_LOG_CHARS);
       // "Opening … listen socket" comes before the bind; "running" only once it listens.
       if (/mosquitto version \S+ running/.test(output)) {
         clearTimeout(timer);
@@ -64,6 +73,22 @@ export async function startMosquitto(options: { dir: string; port?: number; conf
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,
+    reload() {
+      let seen = '';
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`mosquitto did not report reloading its configuration within 10 s:\n${seen}`)), 10_000);
+        const onData = (chunk: Buffer) => {
+          seen += chunk;
+          // Logged as the reload starts; the files are applied in the same pass of its loop, before it reads any socket.
+          if (!seen.includes('Reloading config.')) return;
+          clearTimeout(timer);
+          child.stderr!.off('data', onData);
+          resolve();
+        };
+        child.stderr!.on('data', onData);
+        child.kill('SIGHUP');
+      });
+    },
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       await exited;

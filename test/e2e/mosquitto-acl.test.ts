@@ -21,13 +21,9 @@ interface Broker {
 /** A folder with meters A and B and the DSO, as provisioning writes it. */
 function credentialsFolder(): { dir: string; credentials: BrokerCredentials } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-acl-'));
-  // mosquitto started as root drops to its own user, which must be able to read the files.
-  fs.chmodSync(dir, 0o755);
   const credentials = new BrokerCredentials(path.join(dir, 'broker'));
   credentials.setUser('meter-a', 'password-of-a');
   credentials.setUser('meter-b', 'password-of-b');
-  fs.chmodSync(credentials.dir, 0o755);
-  fs.chmodSync(credentials.passwordFile, 0o644);
   return { dir, credentials };
 }
 
