@@ -21,7 +21,9 @@ options:
   --impulses N          S0 impulses per kWh of every meter (default ${d.impulsesPerKWh})
   --rotation-seconds S  reading-key rotation period of every meter, simulated seconds (default ${d.rotationSeconds})
   --broker NAME         aedes (in this process, default) or mosquitto (a child process; needs mosquitto installed)
-  --work-dir DIR        keep flash images and readings.db in DIR (default: a temporary folder, removed)
+  --work-dir DIR        keep what the run made in DIR: flash images, operator key, broker files, DSO
+                        key, registry.db and readings.db (default: a temporary folder, removed);
+                        what an earlier run left there is removed first
   --json                print one JSON object instead of the human summary`,
 
   async run(argv) {
@@ -66,7 +68,9 @@ function progressPrinter(): (p: TestbedProgress) => void {
   const tty = process.stderr.isTTY;
   let last = '';
   return (p) => {
-    const line = `  interval ${p.interval}/${p.intervals} · readings ${p.readingsReceived}/${p.readingsExpected}`;
+    const line = p.phase === 'provisioning'
+      ? `  provisioning meters ${p.provisioned}/${p.meters}`
+      : `  interval ${p.interval}/${p.intervals} · readings ${p.readingsReceived}/${p.readingsExpected}`;
     if (line === last) return;
     last = line;
     process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
@@ -80,6 +84,6 @@ function printSummary(s: TestbedSummary): void {
   console.log(`keys       ${s.keys.rotations} reading keys certified (each meter's first key included)`);
   console.log(`energy     import ${s.energy.importWh} Wh, export ${s.energy.exportWh} Wh (S0 sources emitted ${s.emitted.importWh} / ${s.emitted.exportWh} Wh)`);
   console.log(`gaps       ${s.gaps.lostSequenceNumbers} lost sequence numbers, ${s.gaps.flaggedReadings} readings flagged by meters`);
-  console.log(`time       ${s.simulatedSeconds} s simulated in ${s.wallSeconds} s`);
+  console.log(`time       ${s.simulatedSeconds} s simulated in ${s.wallSeconds} s; metering ran at ${s.achievedSpeed}x`);
   console.log(r.missing === 0 ? 'ok: every reading arrived' : 'FAILED: readings are missing');
 }

@@ -1,31 +1,37 @@
 // The testbed: an embedded broker, the DSO's reading collector and N emulated meters running the
 // built firmware bundle, for K intervals of simulated time. Returns what the collector received.
 //
-// Every meter is provisioned as in the field before it meters: its firmware configures and locks its
-// ATECC608 and makes the identity and mix keys inside it (vgProvisionSE() at its console), a testbed
-// operator key issues its device certificate, the DSO registry takes it, and vg.config gets the DSO's
-// public key. Readings then arrive sealed and signed, and the collector stores only what the DSO's
-// ReadingVerifier accepts.
+// Every meter is provisioned as in the field, by the field technician's own code (provisionMeter() over
+// the board's console, in-process): its firmware configures and locks its ATECC608 and makes the
+// identity and mix keys inside it, the testbed's operator key issues its device certificate, the DSO
+// registry takes it, the broker gets its generated MQTT password and ACL, and vg.config gets the
+// broker, the password and the DSO's public key. The broker enforces the same rules as a deployed one,
+// the collector connects as the DSO user, and stores only what the DSO's ReadingVerifier accepts.
+//
+// The work folder ends up as a DSO's would be: operator/, broker/ (password and ACL files),
+// dso-key.json, registry.db and readings.db, beside the meters' flash images.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { DSO_USERNAME } from '../broker/acl.ts';
+import { BrokerCredentials } from '../broker/credentials.ts';
 import { startEmbeddedBroker } from '../broker/embedded-broker.ts';
 import { startMosquitto } from '../broker/mosquitto.ts';
-import { p256 } from '@noble/curves/nist.js';
 import { startCollector } from '../dso/collector.ts';
+import { createDsoKey } from '../dso/dso-key.ts';
 import { ReadingStore } from '../dso/reading-store.ts';
 import { MeterRegistry } from '../dso/registry.ts';
 import { ReadingVerifier } from '../dso/verifier.ts';
-import { nodeSha256 } from '../crypto/node-primitives.ts';
-import { issueDeviceCertificate, type OperatorKey } from '../operator/operator-key.ts';
-import { encodeOperatorCertificate, kidOf, signedCertificate } from '../../firmware/src/keys/certificate.ts';
+import { initOperator, unlockOperatorKey } from '../operator/operator-key.ts';
+import { inProcessConsole } from '../provision/meter-console.ts';
+import { provisionMeter } from '../provision/provision.ts';
 import { buildFirmware } from '../build/build-firmware.ts';
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import { Board } from '../../boards/emulator/board.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts';
 import { householdImport, pvExport } from '../../boards/emulator/load-profile.ts';
-import { CONFIG_FILE, type MeterConfig } from '../../firmware/src/config/config.ts';
 
 export interface TestbedOptions {
   meters: number;
@@ -44,6 +50,10 @@ export interface TestbedOptions {
 }
 
 export interface TestbedProgress {
+  phase: 'provisioning' | 'metering';
+  /** Meters provisioned so far, of `meters`. */
+  provisioned: number;
+  meters: number;
   interval: number;
   intervals: number;
   readingsReceived: number;
@@ -64,6 +74,11 @@ export interface TestbedSummary {
   gaps: { lostSequenceNumbers: number; flaggedReadings: number };
   simulatedSeconds: number;
   wallSeconds: number;
+  /**
+   * Simulated seconds per real second while the meters metered: the requested speed, or less when the
+   * host could not keep up (the clock counts only time the host spent waiting: docs/emulator.md).
+   */
+  achievedSpeed: number;
 }
 
 export const TESTBED_DEFAULTS = { meters: 10, intervals: 10, intervalSeconds: 60, speed: 12, impulsesPerKWh: 1000, rotationSeconds: 300 };
@@ -74,24 +89,27 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
   const started = Date.now();
   const workDir = options.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-testbed-'));
   fs.mkdirSync(workDir, { recursive: true });
+  clearPreviousRun(workDir);
   const definition = loadBoardDefinition(BOARD_ID);
   const { outFile } = await buildFirmware({ board: BOARD_ID });
   const bundle = fs.readFileSync(outFile, 'latin1');
 
-  // Start just after an interval boundary so the first (partial) interval is short.
   const startEpochSeconds = Math.ceil(1_790_000_000 / options.intervalSeconds) * options.intervalSeconds + 1;
-  const firstInterval = Math.floor(startEpochSeconds / options.intervalSeconds);
-  const lastInterval = firstInterval + options.intervals - 1;
-  const endSeconds = (lastInterval + 1) * options.intervalSeconds;
 
-  const broker = options.broker === 'mosquitto' ? await startMosquitto({ dir: workDir }) : await startEmbeddedBroker();
+  // The DSO's side, as `veilgrid operator init`, `veilgrid dso key-init` and provisioning leave it.
+  const operatorDir = path.join(workDir, 'operator');
+  const passphrase = randomBytes(18).toString('base64url');
+  await initOperator({ dir: operatorDir, passphrase, operatorId: 'testbed-operator', force: true });
+  const operatorKey = await unlockOperatorKey(operatorDir, passphrase);
+  const dsoKey = createDsoKey(path.join(workDir, 'dso-key.json'));
+  const credentials = new BrokerCredentials(path.join(workDir, 'broker'));
+  const dsoPassword = credentials.ensureDsoUser();
+
+  const broker = await startBroker(options.broker ?? 'aedes', credentials, workDir);
   const store = new ReadingStore(path.join(workDir, 'readings.db'));
-  const dso = p256.keygen();
-  const operator = testbedOperator();
   const registry = new MeterRegistry(path.join(workDir, 'registry.db'));
-  registry.trustOperator(operator.certificate);
-  const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dso.secretKey, log: () => {} });
-  const collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, log: () => {} });
+  const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: () => {} });
+  const collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: (l) => { if (process.env.VG_DEBUG) console.error(l); } });
   const clock = new SimClock({ speed: options.speed, startEpochSeconds });
   const boards: Board[] = [];
   const sources: S0PulseSource[] = [];
@@ -102,21 +120,35 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
       boards.push(board);
       board.storage.eraseAll();
       board.storage.write('.bootcde', bundle);
-      provisionMeter(board, meterId, operator.key, registry);
-      const config = meterConfig(meterId, broker.port, options, definition.pins);
-      config.dsoPublicKey = Buffer.from(p256.getPublicKey(dso.secretKey, false)).toString('hex');
-      if (options.rotationSeconds !== undefined) config.keys = { rotationSeconds: options.rotationSeconds };
-      board.storage.write(CONFIG_FILE, JSON.stringify(config));
-      board.powerCut(); // it booted unconfigured for provisioning; the next power-on runs the meter
-      const importSource = new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh: options.impulsesPerKWh, profile: householdImport({ seed: i + 1 }) });
-      sources.push(importSource);
+      board.powerOn();
+      await provisionMeter({
+        meterId,
+        feeder: 'testbed-feeder',
+        operatorDir,
+        operatorKey,
+        dsoDb: registry,
+        brokerDir: credentials.dir,
+        broker: { host: '127.0.0.1', port: broker.port },
+        dsoPublicKey: dsoKey.publicKey,
+        intervalSeconds: options.intervalSeconds,
+        rotationSeconds: options.rotationSeconds,
+        impulsesPerKWh: options.impulsesPerKWh,
+      }, inProcessConsole(board, meterId));
+      options.onProgress?.({ phase: 'provisioning', provisioned: i + 1, meters: options.meters, interval: 0, intervals: options.intervals, readingsReceived: 0, readingsExpected: options.meters * options.intervals });
+      sources.push(new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh: options.impulsesPerKWh, profile: householdImport({ seed: i + 1 }) }));
       // Every third household has PV on its roof.
       if (i % 3 === 0) {
         sources.push(new S0PulseSource({ board, pin: definition.pins.s0Export, impulsesPerKWh: options.impulsesPerKWh, profile: pvExport({ seed: i + 1 }) }));
       }
-      board.powerOn();
     }
+    await broker.reload();
+    // The window: K intervals from the one in progress as the S0 sources start. Provisioning took
+    // simulated time too, so each meter's first (partial) interval ends in it or before it.
+    const firstInterval = Math.floor(clock.now() / options.intervalSeconds);
+    const lastInterval = firstInterval + options.intervals - 1;
+    const endSeconds = (lastInterval + 1) * options.intervalSeconds;
     for (const source of sources) source.start();
+    const metering = { simulated: clock.now(), wallMs: Date.now() };
     // What the sources emitted up to the window's end, to compare with what the meters reported.
     const emitted = { importWh: 0, exportWh: 0 };
     clock.setTimeoutAt(() => {
@@ -134,7 +166,7 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
       const tick = () => {
         const interval = Math.min(options.intervals, Math.max(0, Math.floor(clock.now() / options.intervalSeconds) - firstInterval));
         const received = inWindow();
-        options.onProgress?.({ interval, intervals: options.intervals, readingsReceived: received, readingsExpected: expected });
+        options.onProgress?.({ phase: 'metering', provisioned: options.meters, meters: options.meters, interval, intervals: options.intervals, readingsReceived: received, readingsExpected: expected });
         if (received >= expected || clock.now() >= deadline) resolve();
         else setTimeout(tick, 200);
       };
@@ -163,57 +195,41 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
       gaps: { lostSequenceNumbers: gaps.reduce((n, g) => n + g.missingCount, 0), flaggedReadings: gaps.reduce((n, g) => n + g.flaggedIntervals.length, 0) },
       simulatedSeconds: Math.round(clock.now() - startEpochSeconds),
       wallSeconds: Math.round((Date.now() - started) / 100) / 10,
+      achievedSpeed: Math.round(((clock.now() - metering.simulated) / Math.max(0.001, (Date.now() - metering.wallMs) / 1000)) * 10) / 10,
     };
   } finally {
     for (const source of sources) source.stop();
     for (const board of boards) board.close();
     clock.close();
     await collector.close();
-    if ('close' in broker) await broker.close();
-    else await broker.stop();
+    await broker.close();
     store.close();
     registry.close();
     if (!options.workDir) fs.rmSync(workDir, { recursive: true, force: true });
   }
 }
 
-/** A throwaway operator for this run: its key signs the meters' device certificates. */
-function testbedOperator(): { key: OperatorKey; certificate: Uint8Array } {
-  const secretKey = p256.utils.randomSecretKey();
-  const publicKey = p256.getPublicKey(secretKey, false);
-  const signDigest = (digest: Uint8Array) => p256.sign(digest, secretKey, { prehash: false, lowS: false });
-  const notBefore = Math.floor(Date.now() / 1000) - 3600;
-  const payload = encodeOperatorCertificate({ operatorId: 'testbed-operator', publicKey, notBefore, notAfter: notBefore + 30 * 86400 });
-  const key: OperatorKey = { operatorId: 'testbed-operator', publicKey, kid: kidOf(nodeSha256, publicKey), signDigest };
-  return { key, certificate: signedCertificate({ sha256: nodeSha256, sign: signDigest }, publicKey, payload) };
+interface TestbedBroker {
+  port: number;
+  url: string;
+  /** Makes the broker read the credentials provisioning wrote (aedes reads them on every connect). */
+  reload(): Promise<void>;
+  close(): Promise<void>;
 }
 
-/**
- * Boots the board unconfigured, has its firmware provision its secure element (vgProvisionSE() at the
- * console), and registers it with the DSO under a device certificate for the keys it returned.
- */
-function provisionMeter(board: Board, meterId: string, operator: OperatorKey, registry: MeterRegistry): void {
-  board.powerOn();
-  const answer = board.evaluate('vgProvisionSE()');
-  const result = typeof answer.value === 'string' ? JSON.parse(answer.value) : { error: answer.error ?? `vgProvisionSE() returned ${String(answer.value)}` };
-  if (result.error) throw new Error(`testbed: provisioning ${meterId}'s secure element failed: ${result.error}`);
-  registry.registerMeter(issueDeviceCertificate(operator, {
-    meterId,
-    feeder: 'testbed-feeder',
-    identityKey: new Uint8Array(Buffer.from(result.identityKey, 'hex')),
-    mixKey: new Uint8Array(Buffer.from(result.mixKey, 'hex')),
-    limits: { maxImportW: 17_250, maxExportW: 4_600 },
-    issuedAt: Math.floor(Date.now() / 1000),
-  }));
+async function startBroker(kind: 'aedes' | 'mosquitto', credentials: BrokerCredentials, workDir: string): Promise<TestbedBroker> {
+  if (kind === 'mosquitto') {
+    const mosquitto = await startMosquitto({ dir: workDir, configLines: credentials.mosquittoConfigLines() });
+    return { port: mosquitto.port, url: mosquitto.url, reload: () => mosquitto.reload(), close: () => mosquitto.stop() };
+  }
+  const aedes = await startEmbeddedBroker({ auth: credentials });
+  return { port: aedes.port, url: aedes.url, reload: async () => {}, close: () => aedes.close() };
 }
 
-function meterConfig(meterId: string, brokerPort: number, options: TestbedOptions, pins: { s0Import: number; s0Export: number }): MeterConfig {
-  return {
-    meterId,
-    broker: { host: '127.0.0.1', port: brokerPort },
-    mqtt: { username: meterId, password: `${meterId}-testbed` },
-    intervalSeconds: options.intervalSeconds,
-    s0: { importPin: pins.s0Import, exportPin: pins.s0Export, impulsesPerKWh: options.impulsesPerKWh, debounceMs: 10 },
-    journal: { commitEveryWh: 10 },
-  };
+/** Every run starts a fresh grid: what an earlier run left in the work folder goes (nothing else in it). */
+function clearPreviousRun(workDir: string): void {
+  const ours = /^(operator|broker|dso-key\.json|registry\.db.*|readings\.db.*|meter-\d{4}\.flash.*|mosquitto-\d+\.conf)$/;
+  for (const name of fs.readdirSync(workDir)) {
+    if (ours.test(name)) fs.rmSync(path.join(workDir, name), { recursive: true, force: true });
+  }
 }

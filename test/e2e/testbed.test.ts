@@ -1,18 +1,24 @@
-// The main job end to end: emulated meters running the built bundle report through a real broker
-// (aedes in this process, and a mosquitto process when installed) to the collector, which decodes
-// them with MQTT.js and stores them in SQLite.
+// The main job end to end: emulated meters running the built bundle, each provisioned by the field
+// technician's code, report through a real broker enforcing the provisioned credentials and ACL (aedes
+// in this process, and a mosquitto process when installed) to the DSO's collector, which verifies every
+// sealed, signed reading and stores it in SQLite. Keys rotate during the run.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { findMosquitto, MOSQUITTO_MISSING } from '../../host-tools/broker/mosquitto.ts';
 import { runTestbed, type TestbedSummary } from '../../host-tools/testbed/testbed.ts';
 
-const small = { meters: 3, intervals: 3, intervalSeconds: 30, speed: 30, impulsesPerKWh: 1000 };
+const small = { meters: 3, intervals: 4, intervalSeconds: 30, speed: 30, impulsesPerKWh: 1000, rotationSeconds: 60 };
 
 function assertEveryReadingArrived(s: TestbedSummary) {
   assert.is(s.readings.expected, small.meters * small.intervals);
   assert.is(s.readings.received, s.readings.expected, `received ${s.readings.received} of ${s.readings.expected}`);
   assert.is(s.readings.missing, 0);
   assert.is(s.readings.rejected, 0);
+  // The collector stores only what the verifier accepted; meters provisioned first also reported
+  // (empty) intervals before the window.
+  assert.ok(s.readings.verified >= s.readings.received, `verified ${s.readings.verified}, received ${s.readings.received}`);
+  // Over 120 simulated seconds with a 60 s period: each meter's first key and at least one rotation.
+  assert.ok(s.keys.rotations >= 2 * small.meters, `reading keys certified: ${s.keys.rotations}`);
   assert.is(s.gaps.lostSequenceNumbers, 0);
   // Each meter's first reading covers only part of an interval, and says so.
   assert.is(s.gaps.flaggedReadings, small.meters);
