@@ -51,6 +51,8 @@ export interface CollectorStats {
 export interface Collector {
   /** Counts so far; updated as each message is handled. */
   readonly stats: Readonly<CollectorStats>;
+  /** Connected to the broker now (false while it reconnects). */
+  readonly connected: boolean;
   /** Resolves once predicate(stats) holds, checking now and after every handled message. */
   waitFor(predicate: (stats: CollectorStats) => boolean): Promise<CollectorStats>;
   /** Unsubscribes nothing (the session may be persistent) and disconnects cleanly. */
@@ -184,6 +186,9 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
 
   return {
     stats,
+    get connected() {
+      return client.connected;
+    },
     waitFor(predicate) {
       if (predicate(stats)) return Promise.resolve({ ...stats });
       return new Promise((resolve) => waiters.push({ predicate, resolve }));

@@ -1,4 +1,5 @@
-// `veilgrid dso key-init / key-export`: the DSO key file a technician provisions meters with.
+// `veilgrid dso key-init / key-export`: the DSO key file a technician provisions meters with; and the
+// start-up errors of `veilgrid dso serve` (its running is tested end to end in e2e/meter-lifecycle).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +32,43 @@ test('key-init creates a key, key-export writes the public half alone, and init 
       assert.match((err as Error).message, 'already exists');
     }
     assert.is(fs.readFileSync(file, 'utf8'), before);
+  } finally {
+    console.log = log;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The CliError message command.run(args) fails with. */
+async function failure(args: string[]): Promise<string> {
+  try {
+    await command.run(args);
+  } catch (err) {
+    assert.instance(err, CliError);
+    return (err as Error).message;
+  }
+  assert.unreachable(`${args.join(' ')} succeeded`);
+  return '';
+}
+
+test('serve says what is missing or wrong before it connects to anything', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-dso-'));
+  const file = path.join(dir, 'dso-key.json');
+  const out = path.join(dir, 'dso-public.json');
+  const log = console.log;
+  console.log = () => {};
+  try {
+    await command.run(['key-init', '--file', file]);
+    await command.run(['key-export', '--file', file, '--out', out]);
+    const base = ['serve', '--file', file, '--dso-db', path.join(dir, 'dso.db'), '--readings', path.join(dir, 'readings.db')];
+    assert.match(await failure(base), 'serve needs --broker');
+    assert.match(await failure([...base, '--broker', '127.0.0.1:1883']), 'must be a URL like mqtt://');
+    assert.match(await failure([...base, '--broker', 'mqtt://127.0.0.1:1']), 'serve needs --broker-dir');
+    assert.match(await failure([...base, '--broker', 'mqtt://127.0.0.1:1', '--broker-dir', dir]), "the folder 'veilgrid provision --broker-dir' writes");
+    fs.writeFileSync(path.join(dir, 'dso-mqtt.password'), 'secret\n', { mode: 0o600 });
+    assert.match(await failure([...base, '--broker', 'mqtt://127.0.0.1:1', '--broker-dir', dir, '--http', 'nine']), '--http must be HOST:PORT');
+    const publicOnly = ['serve', '--file', out, ...base.slice(3), '--broker', 'mqtt://127.0.0.1:1', '--broker-dir', dir];
+    assert.match(await failure(publicOnly), 'holds the public key only');
+    assert.not.ok(fs.existsSync(path.join(dir, 'dso.db')), 'nothing was created for a refused start');
   } finally {
     console.log = log;
     fs.rmSync(dir, { recursive: true, force: true });
