@@ -24,6 +24,7 @@ options:
   --work-dir DIR        keep what the run made in DIR: flash images, operator key, broker files, DSO
                         key, registry.db and readings.db (default: a temporary folder, removed);
                         what an earlier run left there is removed first
+  --dso-log             print the DSO's JSON log lines on stderr (each rejected reading with its reason)
   --json                print one JSON object instead of the human summary`,
 
   async run(argv) {
@@ -37,6 +38,7 @@ options:
       'work-dir': { type: 'string' },
       broker: { type: 'string' },
       json: { type: 'boolean' },
+      'dso-log': { type: 'boolean' },
     });
     const broker = values.broker ?? 'aedes';
     if (broker !== 'aedes' && broker !== 'mosquitto') throw new CliError(`--broker must be aedes or mosquitto, got "${broker}"`);
@@ -51,6 +53,7 @@ options:
       rotationSeconds: intOption(values['rotation-seconds'], 'rotation-seconds', d.rotationSeconds, 60),
       workDir: values['work-dir'],
       onProgress: values.json ? undefined : progressPrinter(),
+      dsoLog: values['dso-log'] ? (line: string) => process.stderr.write(line + '\n') : undefined,
     };
     if (!values.json) {
       const simulated = options.intervals * options.intervalSeconds;

@@ -47,6 +47,8 @@ export interface TestbedOptions {
   /** Working folder for flash images and the readings database; a temporary one when absent. */
   workDir?: string;
   onProgress?: (progress: TestbedProgress) => void;
+  /** The DSO's log lines (JSON: collector events, each rejected reading with its reason); default: none. */
+  dsoLog?: (line: string) => void;
 }
 
 export interface TestbedProgress {
@@ -108,8 +110,9 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
   const broker = await startBroker(options.broker ?? 'aedes', credentials, workDir);
   const store = new ReadingStore(path.join(workDir, 'readings.db'));
   const registry = new MeterRegistry(path.join(workDir, 'registry.db'));
-  const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: () => {} });
-  const collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: (l) => { if (process.env.VG_DEBUG) console.error(l); } });
+  const dsoLog = options.dsoLog ?? (() => {});
+  const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: dsoLog });
+  const collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: dsoLog });
   const clock = new SimClock({ speed: options.speed, startEpochSeconds });
   const boards: Board[] = [];
   const sources: S0PulseSource[] = [];
