@@ -125,6 +125,9 @@ export class Atecc608 implements I2CDevice {
     return this.eeprom.toJSON();
   }
 
+  /** Commands executed (received intact and run to completion), by opcode: what a bus analyser would count. */
+  readonly executedCommands = new Map<number, number>();
+
   /** Called with the EEPROM image whenever a command changed it (for persistence). */
   onEepromChange(listener: (eeprom: EepromJSON) => void): () => void {
     this.changeListeners.add(listener);
@@ -214,6 +217,7 @@ export class Atecc608 implements I2CDevice {
     if (this.pending && this.pending.doneAt <= t && this.pending.doneAt < watchdogAt) {
       const { command } = this.pending;
       this.pending = undefined;
+      this.executedCommands.set(command.opcode, (this.executedCommands.get(command.opcode) ?? 0) + 1);
       this.respondWith(this.execute(command));
     }
     if (t >= watchdogAt) this.sleep();
