@@ -21,7 +21,7 @@ import {
   type DeviceLimits,
   type OpenedCertificate,
 } from '../../firmware/src/keys/certificate.ts';
-import { nodeSha256 } from '../crypto/node-primitives.ts';
+import { nodeSha256, nodeVerifyEs256 } from '../crypto/node-primitives.ts';
 
 /** Why the registry refused a certificate (reading-time reasons use the same words, see verifier.ts). */
 export type RegistryRejection =
@@ -227,12 +227,8 @@ export function isValidP256Point(publicKey: Uint8Array): boolean {
  * ES256 verification over a SHA-256 digest the caller computed. High-S signatures are accepted: the
  * ATECC608 does not normalize s, and ECDSA P-256 (unlike Bitcoin's use) does not require low s.
  */
-export function verifyEs256Digest(publicKey: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {
-  return p256.verify(signature, digest, publicKey, { prehash: false, lowS: false });
-}
-
 function verifyOpened(opened: OpenedCertificate, publicKey: Uint8Array): boolean {
-  return verifyEs256Digest(publicKey, nodeSha256(opened.toBeSigned), opened.signature);
+  return nodeVerifyEs256(publicKey, opened.toBeSigned, opened.signature);
 }
 
 function open(certBytes: Uint8Array, what: string): OpenedCertificate {

@@ -13,13 +13,13 @@
 // A redelivered reading (same seq, same content) is accepted with duplicate: true; the ReadingStore
 // de-duplicates it. ReadingVerifier wraps this with metrics and one JSON log line per rejection.
 import { createECDH } from 'node:crypto';
-import { CoseError, HEADER_KID, decodeSign1, sign1Digest, type DecodedSign1 } from '../../firmware/src/codec/cose.ts';
+import { CoseError, HEADER_KID, decodeSign1, sign1ToBeSigned, type DecodedSign1 } from '../../firmware/src/codec/cose.ts';
 import { KID_BYTES } from '../../firmware/src/keys/certificate.ts';
 import { decodeEnvelope, openEnvelope, SealedEnvelopeError } from '../../firmware/src/readings/sealed-reading.ts';
 import { decodeReading, ReadingFormatError, type Reading } from '../../firmware/src/readings/reading.ts';
-import { nodeCryptoPrimitives, nodeSha256 } from '../crypto/node-primitives.ts';
+import { nodeCryptoPrimitives, nodeSha256, nodeVerifyEs256 } from '../crypto/node-primitives.ts';
 import { MetricsRegistry, type Counter } from './metrics.ts';
-import { RegistryError, verifyEs256Digest, type MeterRegistry, type RegistryRejection } from './registry.ts';
+import { RegistryError, type MeterRegistry, type RegistryRejection } from './registry.ts';
 
 export const REJECTION_REASONS = [
   'bad-envelope',
@@ -123,7 +123,7 @@ export function verifySignedReading(
     const known = registry.keyCertificates(meterId).map((k) => `${hex(k.kid)} (rotation ${k.rotation})`);
     return reject('unknown-key', `meter "${meterId}" has no key certificate for kid ${hex(kid)}; known: ${known.length > 0 ? known.join(', ') : 'none'}`);
   }
-  if (!verifyEs256Digest(keyCertificate.publicKey, sign1Digest(nodeSha256, signed), signed.signature)) {
+  if (!nodeVerifyEs256(keyCertificate.publicKey, sign1ToBeSigned(signed.protectedBytes, signed.payload), signed.signature)) {
     return reject('bad-signature', `the signature does not verify with meter "${meterId}"'s reading key ${hex(kid)} (rotation ${keyCertificate.rotation})`);
   }
 

@@ -12,7 +12,7 @@ import { espruinoI2C } from '../support/espruino-i2c.ts';
 import { Atecc608 } from '../../boards/emulator/devices/atecc608/atecc608.ts';
 import { Flash, PowerLoss } from '../../boards/emulator/flash.ts';
 import { EspruinoStorage } from '../../boards/emulator/storage.ts';
-import { sign1Digest, decodeSign1 } from '../../firmware/src/codec/cose.ts';
+import { decodeSign1, sign1ToBeSigned } from '../../firmware/src/codec/cose.ts';
 import { decodeKeyCertificate, kidOf, openSignedCertificate } from '../../firmware/src/keys/certificate.ts';
 import { ReadingKeys, keyRecordName } from '../../firmware/src/keys/reading-keys.ts';
 import { IDENTITY_SLOT, MIX_SLOT, READING_KEY_SLOTS, ROTATION_COUNTER } from '../../firmware/src/keys/slot-map.ts';
@@ -21,8 +21,8 @@ import { decodeEnvelope, openEnvelope } from '../../firmware/src/readings/sealed
 import { signAndSealReading } from '../../firmware/src/readings/signed-reading.ts';
 import { provisioningConfig } from '../../firmware/src/se/config-zone.ts';
 import { SecureElement } from '../../firmware/src/se/secure-element.ts';
-import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
-import { MeterRegistry, verifyEs256Digest } from '../../host-tools/dso/registry.ts';
+import { nodeCryptoPrimitives, nodeSha256, nodeVerifyEs256 } from '../../host-tools/crypto/node-primitives.ts';
+import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { verifySignedReading } from '../../host-tools/dso/verifier.ts';
 import { issueDeviceCertificate } from '../../host-tools/operator/operator-key.ts';
 import { makeOperator } from './verifier-fixtures.ts';
@@ -76,7 +76,7 @@ function rig(): Rig {
 function checkedCertificate(bytes: Uint8Array, identity: Uint8Array) {
   const opened = openSignedCertificate(bytes);
   assert.equal(opened.kid, kidOf(nodeSha256, identity), 'kid names the identity key');
-  assert.ok(verifyEs256Digest(identity, nodeSha256(opened.toBeSigned), opened.signature), 'signed by the identity key in slot 0');
+  assert.ok(nodeVerifyEs256(identity, opened.toBeSigned, opened.signature), 'signed by the identity key in slot 0');
   return decodeKeyCertificate(opened.payload);
 }
 
@@ -227,7 +227,7 @@ signed('signAndSealReading: 5 SE commands; the DSO opens, verifies and decodes i
   const shared = p256.getSharedSecret(dso.secretKey, ephemeralPublicKey, true).subarray(1);
   const cose = decodeSign1(openEnvelope(nodeCryptoPrimitives, shared, envelope));
   const key = keys.current()!;
-  assert.ok(verifyEs256Digest(key.publicKey, sign1Digest(nodeSha256, cose), cose.signature), 'signed by the current reading key');
+  assert.ok(nodeVerifyEs256(key.publicKey, sign1ToBeSigned(cose.protectedBytes, cose.payload), cose.signature), 'signed by the current reading key');
   assert.equal(decodeReading(cose.payload), reading(1, 2000));
 
   const registry = new MeterRegistry(':memory:');

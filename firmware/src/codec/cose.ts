@@ -209,11 +209,6 @@ export function sign1Kid(message: DecodedSign1): Uint8Array | undefined {
   return kid instanceof Uint8Array ? kid : undefined;
 }
 
-/** SHA-256 of the message's Sig_structure: the digest an ES256 verifier checks the signature against. */
-export function sign1Digest(sha256: Sha256, message: DecodedSign1, externalAad?: Uint8Array): Uint8Array {
-  return sha256(sign1ToBeSigned(message.protectedBytes, message.payload, externalAad));
-}
-
 /** The protected header this project's signers write: { 1: -7, 4: kid }. */
 export function es256ProtectedHeader(kid: Uint8Array): CborMap {
   return new CborMap([[HEADER_ALG, ALG_ES256], [HEADER_KID, kid]]);
