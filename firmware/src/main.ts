@@ -171,6 +171,9 @@ function run(config: MeterConfig): void {
   const dsoPublicKey = config.dsoPublicKey ? (hexToBytes(config.dsoPublicKey) as Uint8Array) : null;
   const note = new SealedReadingNote(storage);
   const primitives = { sha256: nativeSha256, aes128Ctr: nativeAes128Ctr };
+  // The reading sealed last, until the outbox takes it: while the outbox is full the meter retries
+  // every few seconds, and each retry must not cost five SE commands and a Storage write again.
+  let sealed: { seq: number; envelope: Uint8Array } | null = null;
   const meter = new Meter({
     meterId: config.meterId,
     intervalSeconds: config.intervalSeconds,
@@ -183,9 +186,12 @@ function run(config: MeterConfig): void {
         log('veilgrid: reading ' + reading.seq + ' (interval ' + reading.interval + ') not sent: the meter is not provisioned');
         return;
       }
-      const envelope = signAndSealReading(secureElement(), keys, dsoPublicKey, reading, primitives);
-      note.note(reading.seq, reading.interval);
-      client.publish(topic, envelope, 1);
+      if (!sealed || sealed.seq !== reading.seq) {
+        sealed = { seq: reading.seq, envelope: signAndSealReading(secureElement(), keys, dsoPublicKey, reading, primitives) };
+        note.note(reading.seq, reading.interval);
+      }
+      client.publish(topic, sealed.envelope, 1);
+      sealed = null;
     },
     log: log,
   });

@@ -23,7 +23,7 @@ function usage(): string {
     '  emulate   run an emulated meter board with an Espruino console on a TCP port',
     '  testbed   run a microgrid of emulated meters against a broker and the DSO collector',
     '  operator  create and show the grid operator\'s signing key and certificate',
-    '  dso       create and export the DSO key to which meters seal their readings',
+    '  dso       the DSO key meters seal their readings to, and the DSO service that verifies them',
     '  provision give a meter its identity, broker credentials and DSO registration through its console',
     '',
     "'veilgrid <command> --help' describes a command's options.",

@@ -38,6 +38,8 @@ export class Meter {
   private uncommittedExport: number;
   /** Readings the outbox refused, oldest first; retried before any newer one. */
   private unpublished: Reading[];
+  /** The seq of the reading whose refusal was last logged (0: none). */
+  private refusedSeq: number;
   private timer: number | null;
   private started: boolean;
   /** True until the boot's first interval is opened (the clock may not be set yet). */
@@ -52,6 +54,7 @@ export class Meter {
     this.uncommittedImport = 0;
     this.uncommittedExport = 0;
     this.unpublished = [];
+    this.refusedSeq = 0;
     this.timer = null;
     this.started = false;
     this.booting = true;
@@ -208,16 +211,23 @@ export class Meter {
     this.commit();
   }
 
-  /** Hands refused readings to publish again, oldest first, stopping at the first refusal. */
+  /**
+   * Hands refused readings to publish again, oldest first, stopping at the first refusal. A refusal is
+   * logged once per reading, not at every retry (a full outbox can last days).
+   */
   private retryUnpublished(): void {
     while (this.unpublished.length > 0) {
       const reading = this.unpublished[0];
       try {
         this.options.publish(reading);
       } catch (e) {
-        this.options.log('meter: reading ' + reading.seq + ' (interval ' + reading.interval + ') not stored: ' + ((e && (e as Error).message) || e) + '; retrying, ' + this.unpublished.length + ' waiting');
+        if (this.refusedSeq !== reading.seq) {
+          this.refusedSeq = reading.seq;
+          this.options.log('meter: reading ' + reading.seq + ' (interval ' + reading.interval + ') not stored: ' + ((e && (e as Error).message) || e) + '; retrying every ' + RETRY_MS / 1000 + ' s, ' + this.unpublished.length + ' waiting');
+        }
         return;
       }
+      if (this.refusedSeq === reading.seq) this.options.log('meter: reading ' + reading.seq + ' stored after all, ' + (this.unpublished.length - 1) + ' more waiting');
       this.unpublished.shift();
     }
   }
