@@ -236,6 +236,6 @@ export class ReadingVerifier {
   }
 
   private warn(event: string, meterId: string, reason: string, detail: string): void {
-    this.log(JSON.stringify({ ts: new Date().toISOString(), level: 'warn', event, meterId, reason, detail }));
+    this.log(JSON.stringify({ time: new Date().toISOString(), level: 'warn', component: 'verifier', event, meterId, reason, detail }));
   }
 }

@@ -254,12 +254,12 @@ test('ReadingVerifier logs each rejection as one JSON line and counts it by reas
 
     assert.is(lines.length, 4);
     const first = JSON.parse(lines[0]);
-    assert.equal(Object.keys(first), ['ts', 'level', 'event', 'meterId', 'reason', 'detail']);
+    assert.equal(Object.keys(first), ['time', 'level', 'component', 'event', 'meterId', 'reason', 'detail']);
     assert.is(first.level, 'warn');
     assert.is(first.event, 'reading_rejected');
     assert.is(first.meterId, 'meter-001');
     assert.is(first.reason, 'bad-envelope');
-    assert.ok(!Number.isNaN(Date.parse(first.ts)));
+    assert.ok(!Number.isNaN(Date.parse(first.time)));
     assert.equal(lines.map((l) => JSON.parse(l).reason), ['bad-envelope', 'unknown-meter', 'unknown-key', 'replay']);
     assert.is(JSON.parse(lines[3]).event, 'key_certificate_rejected');
 
