@@ -234,5 +234,42 @@ meter('a refused reading is kept and published again, in order, before newer one
   assert.ok(logs.some((l) => /reading 1 \(interval \d+\) not stored: outbox full; retrying/.test(l)), logs.join('\n'));
 });
 
+meter('readings waiting in RAM are bounded: past the limit the oldest waiting one is dropped, never the first', async () => {
+  const clock = new SimClock({ speed: 20000, startEpochSeconds: T0 + 1 });
+  const storage = new EspruinoStorage(new Flash({ sizeBytes: 917504, pageBytes: 4096 }));
+  const published: Reading[] = [];
+  const logs: string[] = [];
+  let refuse = true;
+  const m = new Meter({
+    meterId: 'meter-1', intervalSeconds: INTERVAL, impulsesPerKWh: IPK, commitEveryWh: 10, clock,
+    journal: new EnergyJournal(storage),
+    publish: (r) => {
+      if (refuse) throw new Error('outbox full');
+      published.push(r);
+    },
+    log: (msg) => logs.push(msg),
+    maxWaitingReadings: 3,
+  });
+  // Some energy in every interval, so the dropped readings' energy can be looked for.
+  const pulses = [1, 2, 3, 4, 5, 6, 7].map((k) => at(clock, T0 + (k - 1) * INTERVAL + 10, () => {
+    for (let i = 0; i < k; i++) m.importPulse();
+  }));
+  const steps = [
+    at(clock, T0 + 1, () => m.start([])),
+    at(clock, T0 + 6 * INTERVAL + 1, () => (refuse = false)),
+    at(clock, T0 + 7 * INTERVAL + 1, () => m.stop()),
+  ];
+  await Promise.all([...steps, ...pulses]);
+  clock.close();
+  // Six readings closed while refused: 1 stays first, 2..4 are dropped as 4..6 arrive.
+  assert.equal(published.map((x) => x.seq), [1, 5, 6, 7]);
+  const pulseWh = pulsesToWh(1, IPK);
+  assert.equal(published.map((x) => x.importWh), [1, 5, 6, 7].map((k) => k * pulseWh), 'each reading keeps its own interval');
+  assert.is(published[3].importTotalWh, 28 * pulseWh, 'the register total still holds the dropped intervals\' energy');
+  assert.equal(logs.filter((l) => / dropped: 3 readings already wait/.test(l)).map((l) => /reading (\d+)/.exec(l)![1]), ['2', '3', '4']);
+  assert.is(logs.filter((l) => /not stored/.test(l)).length, 1, 'the refusal is logged once');
+  assert.ok(logs.some((l) => /reading 1 stored after all, 2 more waiting/.test(l)), logs.join('\n'));
+});
+
 registers.run();
 meter.run();

@@ -16,6 +16,12 @@ import { intervalWh, pulsesForWh, pulsesToWh } from './registers.ts';
 export const EARLIEST_VALID_EPOCH = 1704067200;
 /** How often to look again at an unset clock, and to retry a reading the outbox refused. */
 const RETRY_MS = 5000;
+/**
+ * Readings kept in RAM while the outbox refuses them (a broker outage longer than the outbox holds:
+ * about 240 readings). A reading is about 17 JsVars (2 per property), so 96 take about 1,600 of the
+ * ESP32's at most 16,383 (research/espruino.md section 3.2; not measured on a board).
+ */
+export const DEFAULT_MAX_WAITING_READINGS = 96;
 
 export interface MeterOptions {
   meterId: string;
@@ -27,6 +33,8 @@ export interface MeterOptions {
   /** Persists and sends a reading; throws when it cannot take it (e.g. the outbox is full). */
   publish: (reading: Reading) => void;
   log: (message: string) => void;
+  /** Default DEFAULT_MAX_WAITING_READINGS. */
+  maxWaitingReadings?: number;
 }
 
 export class Meter {
@@ -204,11 +212,26 @@ export class Meter {
     s.nextSeq++;
     this.unpublished.push(reading);
     this.retryUnpublished();
+    this.dropWaitingBeyondLimit();
     s.flags = nextFlags | (next > s.interval + 1 ? FLAG_AFTER_OUTAGE : 0);
     s.interval = next;
     s.intervalImportPulses = 0;
     s.intervalExportPulses = 0;
     this.commit();
+  }
+
+  /**
+   * Bounds the readings waiting in RAM. Past the limit the oldest waiting one goes, never the first
+   * (it is sealed and noted already): memory running out would restart the meter and lose them all.
+   * Its energy stays in the register totals the next reading carries; the DSO sees its seq missing.
+   */
+  private dropWaitingBeyondLimit(): void {
+    const max = this.options.maxWaitingReadings || DEFAULT_MAX_WAITING_READINGS;
+    while (this.unpublished.length > max) {
+      const dropped = this.unpublished.splice(1, 1)[0];
+      this.options.log('meter: reading ' + dropped.seq + ' (interval ' + dropped.interval + ') dropped: ' + max +
+        ' readings already wait for room in the outbox; its energy stays in the register totals');
+    }
   }
 
   /**
