@@ -208,7 +208,8 @@ meter('a reading stored in the outbox but whose boundary was never committed is 
   assert.equal(published2.map((x) => [x.interval, x.seq, x.flags]), [[k + 1, 8, FLAG_PARTIAL | FLAG_POWER_LOSS]]);
 });
 
-meter('a refused reading is kept and published again, in order, before newer ones', async () => {
+/** A meter whose publish refuses (as a full outbox does) until `accept()`; what it published and logged. */
+function refusingMeter(maxWaitingReadings?: number) {
   const clock = new SimClock({ speed: 20000, startEpochSeconds: T0 + 1 });
   const storage = new EspruinoStorage(new Flash({ sizeBytes: 917504, pageBytes: 4096 }));
   const published: Reading[] = [];
@@ -222,10 +223,16 @@ meter('a refused reading is kept and published again, in order, before newer one
       published.push(r);
     },
     log: (msg) => logs.push(msg),
+    maxWaitingReadings,
   });
+  return { clock, m, published, logs, accept: () => (refuse = false) };
+}
+
+meter('a refused reading is kept and published again, in order, before newer ones', async () => {
+  const { clock, m, published, logs, accept } = refusingMeter();
   const steps = [
     at(clock, T0 + 1, () => m.start([])),
-    at(clock, T0 + 2 * INTERVAL + 1, () => (refuse = false)),
+    at(clock, T0 + 2 * INTERVAL + 1, accept),
     at(clock, T0 + 3 * INTERVAL + 1, () => m.stop()),
   ];
   await Promise.all(steps);
@@ -235,28 +242,14 @@ meter('a refused reading is kept and published again, in order, before newer one
 });
 
 meter('readings waiting in RAM are bounded: past the limit the oldest waiting one is dropped, never the first', async () => {
-  const clock = new SimClock({ speed: 20000, startEpochSeconds: T0 + 1 });
-  const storage = new EspruinoStorage(new Flash({ sizeBytes: 917504, pageBytes: 4096 }));
-  const published: Reading[] = [];
-  const logs: string[] = [];
-  let refuse = true;
-  const m = new Meter({
-    meterId: 'meter-1', intervalSeconds: INTERVAL, impulsesPerKWh: IPK, commitEveryWh: 10, clock,
-    journal: new EnergyJournal(storage),
-    publish: (r) => {
-      if (refuse) throw new Error('outbox full');
-      published.push(r);
-    },
-    log: (msg) => logs.push(msg),
-    maxWaitingReadings: 3,
-  });
+  const { clock, m, published, logs, accept } = refusingMeter(3);
   // Some energy in every interval, so the dropped readings' energy can be looked for.
   const pulses = [1, 2, 3, 4, 5, 6, 7].map((k) => at(clock, T0 + (k - 1) * INTERVAL + 10, () => {
     for (let i = 0; i < k; i++) m.importPulse();
   }));
   const steps = [
     at(clock, T0 + 1, () => m.start([])),
-    at(clock, T0 + 6 * INTERVAL + 1, () => (refuse = false)),
+    at(clock, T0 + 6 * INTERVAL + 1, accept),
     at(clock, T0 + 7 * INTERVAL + 1, () => m.stop()),
   ];
   await Promise.all([...steps, ...pulses]);
