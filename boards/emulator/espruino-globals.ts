@@ -241,9 +241,10 @@ function makeI2C(host: InterpreterHost, api: ApiGuard, toPin: (p: unknown) => nu
   const { realm, i2c1 } = host;
   const bus = realm.toRealm({});
   markDevice(bus, 'I2C1');
-  // A NACK throws, as targets/esp32/jshardwareI2c.c's checkError does (jsExceptionHere).
+  // A NACK throws, as targets/esp32/jshardwareI2c.c's checkError does (jsExceptionHere); without a
+  // stack trace, since the SE driver's busy polls throw and catch hundreds per command.
   const nack = (caller: string) => {
-    throw realm.error(`${caller}: slave doesn't ACK the transfer`);
+    throw realm.errorWithoutStack(`${caller}: slave doesn't ACK the transfer`);
   };
   bus.setup = api.fn((opts: any) => {
     i2c1.configured = { scl: opts?.scl === undefined ? 21 : toPin(opts.scl), sda: opts?.sda === undefined ? 22 : toPin(opts.sda), bitrate: Number(opts?.bitrate) || 100000 };

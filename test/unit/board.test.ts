@@ -274,6 +274,8 @@ life('I2C1 with nothing attached throws the NACK as ESP32 does; an attached devi
   r.board.powerOn();
   assert.is(value(r.board, 'I2C1.setup({scl:D22, sda:D21}); var m; try { I2C1.writeTo(0x50, [1,2]) } catch (e) { m = e.message } m'), "jshI2CWrite: slave doesn't ACK the transfer");
   assert.is(value(r.board, 'try { I2C1.readFrom(0x50, 2) } catch (e) { m = e.message } m'), "jshI2CRead: slave doesn't ACK the transfer");
+  assert.is(value(r.board, 'try { I2C1.readFrom(0x50, 2) } catch (e) { m = e instanceof Error && e.name } m'), 'Error', 'a realm Error (made without a stack trace)');
+  assert.is(value(r.board, 'var t; try { null.x } catch (e) { t = typeof e.stack } t'), 'string', 'errors of firmware code keep their stack');
   r.board.i2c1.attach(0x50, { write: () => {}, read: (n) => new Uint8Array(n).fill(7) });
   assert.is(value(r.board, 'var d = I2C1.readFrom(0x50, 2); d instanceof Uint8Array && d[1]'), 7);
   r.close();
