@@ -76,7 +76,10 @@ export async function startMosquitto(options: { dir: string; port?: number; conf
     reload() {
       let seen = '';
       return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`mosquitto did not report reloading its configuration within 10 s:\n${seen}`)), 10_000);
+        const timer = setTimeout(() => {
+          child.stderr!.off('data', onData);
+          reject(new Error(`mosquitto did not report reloading its configuration within 10 s:\n${seen}`));
+        }, 10_000);
         const onData = (chunk: Buffer) => {
           seen += chunk;
           // Logged as the reload starts; the files are applied in the same pass of its loop, before it reads any socket.
