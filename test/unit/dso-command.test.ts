@@ -9,13 +9,21 @@ import { CliError } from '../../host-tools/cli/command.ts';
 import { command } from '../../host-tools/dso/dso-command.ts';
 import { readDsoKey } from '../../host-tools/dso/dso-key.ts';
 
-test('key-init creates a key, key-export writes the public half alone, and init never replaces a key', async () => {
+/** Runs body with a fresh folder (and its key file paths) and console.log silenced; removes the folder after. */
+async function inKeyFolder(body: (dir: string, file: string, out: string) => Promise<void>): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-dso-'));
-  const file = path.join(dir, 'dso-key.json');
-  const out = path.join(dir, 'dso-public.json');
   const log = console.log;
   console.log = () => {};
   try {
+    await body(dir, path.join(dir, 'dso-key.json'), path.join(dir, 'dso-public.json'));
+  } finally {
+    console.log = log;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('key-init creates a key, key-export writes the public half alone, and init never replaces a key', () =>
+  inKeyFolder(async (_dir, file, out) => {
     assert.is(await command.run(['key-init', '--file', file]), 0);
     assert.is(fs.statSync(file).mode & 0o777, 0o600);
     assert.is(await command.run(['key-export', '--file', file, '--out', out]), 0);
@@ -32,11 +40,8 @@ test('key-init creates a key, key-export writes the public half alone, and init 
       assert.match((err as Error).message, 'already exists');
     }
     assert.is(fs.readFileSync(file, 'utf8'), before);
-  } finally {
-    console.log = log;
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }),
+);
 
 /** The CliError message command.run(args) fails with. */
 async function failure(args: string[]): Promise<string> {
@@ -50,13 +55,8 @@ async function failure(args: string[]): Promise<string> {
   return '';
 }
 
-test('serve says what is missing or wrong before it connects to anything', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-dso-'));
-  const file = path.join(dir, 'dso-key.json');
-  const out = path.join(dir, 'dso-public.json');
-  const log = console.log;
-  console.log = () => {};
-  try {
+test('serve says what is missing or wrong before it connects to anything', () =>
+  inKeyFolder(async (dir, file, out) => {
     await command.run(['key-init', '--file', file]);
     await command.run(['key-export', '--file', file, '--out', out]);
     const base = ['serve', '--file', file, '--dso-db', path.join(dir, 'dso.db'), '--readings', path.join(dir, 'readings.db')];
@@ -69,10 +69,7 @@ test('serve says what is missing or wrong before it connects to anything', async
     const publicOnly = ['serve', '--file', out, ...base.slice(3), '--broker', 'mqtt://127.0.0.1:1', '--broker-dir', dir];
     assert.match(await failure(publicOnly), 'holds the public key only');
     assert.not.ok(fs.existsSync(path.join(dir, 'dso.db')), 'nothing was created for a refused start');
-  } finally {
-    console.log = log;
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }),
+);
 
 test.run();
