@@ -101,7 +101,7 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
   // The DSO's side, as `veilgrid operator init`, `veilgrid dso key-init` and provisioning leave it.
   const operatorDir = path.join(workDir, 'operator');
   const passphrase = randomBytes(18).toString('base64url');
-  await initOperator({ dir: operatorDir, passphrase, operatorId: 'testbed-operator', force: true });
+  await initOperator({ dir: operatorDir, passphrase, operatorId: 'testbed-operator' });
   const operatorKey = await unlockOperatorKey(operatorDir, passphrase);
   const dsoKey = createDsoKey(path.join(workDir, 'dso-key.json'));
   const credentials = new BrokerCredentials(path.join(workDir, 'broker'));
@@ -121,7 +121,6 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
       const meterId = `meter-${String(i + 1).padStart(4, '0')}`;
       const board = new Board({ definition, clock, name: meterId, flashPath: path.join(workDir, `${meterId}.flash`) });
       boards.push(board);
-      board.storage.eraseAll();
       board.storage.write('.bootcde', bundle);
       board.powerOn();
       await provisionMeter({
@@ -231,7 +230,7 @@ async function startBroker(kind: 'aedes' | 'mosquitto', credentials: BrokerCrede
 
 /** Every run starts a fresh grid: what an earlier run left in the work folder goes (nothing else in it). */
 function clearPreviousRun(workDir: string): void {
-  const ours = /^(operator|broker|dso-key\.json|registry\.db.*|readings\.db.*|meter-\d{4}\.flash.*|mosquitto-\d+\.conf)$/;
+  const ours = /^(operator|broker|dso-key\.json|registry\.db.*|readings\.db.*|meter-\d{4,}\.flash.*|mosquitto-\d+\.conf)$/;
   for (const name of fs.readdirSync(workDir)) {
     if (ours.test(name)) fs.rmSync(path.join(workDir, name), { recursive: true, force: true });
   }
