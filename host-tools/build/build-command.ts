@@ -21,7 +21,7 @@ export const command: Command = {
     'options:',
     '  --board BOARD   board id, one of boards/*.json (e.g. esp32-meter)',
     '  --out FILE      output file (default dist/firmware/BOARD.js)',
-    '  --no-minify     keep comments and whitespace, to read or debug the output',
+    '  --no-minify     keep names, comments and whitespace, to read or debug the output',
   ].join('\n'),
 
   async run(argv) {

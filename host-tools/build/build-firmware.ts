@@ -3,9 +3,10 @@
 // async/generators refused at their source line) → the profile check on the bundle, reported at TypeScript
 // source positions, for what lowering cannot fix → TypeScript lowers to ES5 → built-in subclasses keep their
 // prototype → function declarations move to the top of their bodies → non-ASCII becomes escapes → the
-// profile check on the lowered code (reported at its lines, with the module each came from) → comments and
-// whitespace are taken out (compact-whitespace.ts; --no-minify keeps them, for reading the output) → the
-// profile check on the final bytes. Any violation fails the build. Last, the build id is computed from
+// profile check on the lowered code (reported at its lines, with the module each came from) → the bundle's own
+// names are shortened inside one wrapping function (shorten-names.ts) and comments and whitespace are taken
+// out (compact-whitespace.ts); --no-minify skips both, for reading the output → the profile check on the
+// final bytes. Any violation fails the build. Last, the build id is computed from
 // those bytes and put in place of its placeholder (BUILD_ID_PLACEHOLDER, `buildIdOf`).
 import { build, type Message } from 'esbuild';
 import { createHash } from 'node:crypto';
@@ -19,11 +20,13 @@ import { fixBuiltinSubclasses } from './fix-builtin-subclasses.ts';
 import { hoistFunctionDeclarations } from './hoist-functions.ts';
 import { SourceMapLookup } from './source-map-lookup.ts';
 import { compactWhitespace } from './compact-whitespace.ts';
+import { shortenNames, ShortenNamesError } from './shorten-names.ts';
+import { loadBoardDefinition } from '../../boards/board-definition.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Espruino's built-in modules: left as literal require("…") so the device (and EspruinoTools) resolve them. */
-export const ESPRUINO_MODULES = ['Storage', 'net', 'Wifi', 'crypto', 'heatshrink'];
+export const ESPRUINO_MODULES = ['Storage', 'Flash', 'net', 'Wifi', 'crypto', 'heatshrink'];
 
 /**
  * Prefixes of construct names the ES5 lowering rewrites, so finding them in the bundle before lowering is
@@ -74,8 +77,9 @@ export interface BuildOptions {
   /** Output file; default dist/firmware/<board>.js. */
   outFile?: string;
   /**
-   * Take comments and whitespace out of the output (default true): Espruino runs the source text, so
-   * they cost flash and parse time. False keeps the lowered code as it is, for reading it.
+   * Shorten the bundle's own names and take comments and whitespace out (default true): Espruino runs
+   * the source text, so they cost flash, RAM and parse time. False keeps the lowered code as it is, for
+   * reading it.
    */
   minify?: boolean;
 }
@@ -113,7 +117,9 @@ export async function buildFirmware(options: BuildOptions): Promise<BuildResult>
   const outFile = path.resolve(options.outFile ?? path.join(REPO_ROOT, 'dist/firmware', options.board + '.js'));
   const shownOut = path.relative(process.cwd(), outFile) || outFile;
 
-  const bundle = await bundleEntry(entry, outFile);
+  // The board's raw flash partitions go into the bundle (firmware/src/platform/raw-flash.ts).
+  const rawFlash = loadBoardDefinition(options.board).rawFlash.map(({ addr, bytes, storageAddr }) => ({ addr, bytes, storageAddr }));
+  const bundle = await bundleEntry(entry, outFile, { __VEILGRID_RAW_FLASH__: JSON.stringify(rawFlash) });
   const sourceViolations = checkEspruinoProfile(bundle.code)
     .filter((v) => !LOWERED_CONSTRUCTS.some((c) => v.construct.startsWith(c)))
     .map((v) => locateInSource(v, bundle.map, shownOut));
@@ -132,10 +138,15 @@ export async function buildFirmware(options: BuildOptions): Promise<BuildResult>
   if (violations.length > 0) throw new BuildError('the lowered bundle still holds what Espruino 2v29 cannot run:', violations);
 
   if (options.minify !== false) {
-    code = compactWhitespace(code);
+    try {
+      code = compactWhitespace(await shortenNames(code));
+    } catch (err) {
+      if (err instanceof ShortenNamesError) throw new BuildError(err.message + ' (a build tool bug: build with --no-minify meanwhile)');
+      throw err;
+    }
     const compacted = checkEspruinoProfile(code, shownOut).map((v) => ({ ...v, file: shownOut }));
     if (compacted.length > 0) {
-      throw new BuildError('taking whitespace out of the bundle produced what Espruino 2v29 cannot run (a build tool bug: build with --no-minify meanwhile):', compacted);
+      throw new BuildError('shortening the bundle produced what Espruino 2v29 cannot run (a build tool bug: build with --no-minify meanwhile):', compacted);
     }
   }
 
@@ -147,7 +158,7 @@ export async function buildFirmware(options: BuildOptions): Promise<BuildResult>
   return { outFile, bytes: Buffer.byteLength(code, 'latin1'), violations: [], buildId };
 }
 
-async function bundleEntry(entry: string, outFile: string): Promise<{ code: string; map: SourceMapLookup }> {
+async function bundleEntry(entry: string, outFile: string, boardDefines: Record<string, string>): Promise<{ code: string; map: SourceMapLookup }> {
   try {
     const result = await build({
       entryPoints: [entry],
@@ -163,7 +174,7 @@ async function bundleEntry(entry: string, outFile: string): Promise<{ code: stri
       minify: false, // esbuild's identifier mangling can produce `of`, a reserved word on Espruino
       sourcemap: 'external',
       tsconfig: path.join(REPO_ROOT, 'firmware/tsconfig.json'),
-      define: { __VEILGRID_BUILD_ID__: JSON.stringify(BUILD_ID_PLACEHOLDER) },
+      define: { __VEILGRID_BUILD_ID__: JSON.stringify(BUILD_ID_PLACEHOLDER), ...boardDefines },
       logLevel: 'silent',
     });
     const js = result.outputFiles.find((f) => f.path.endsWith('.js'))!;
