@@ -3,7 +3,10 @@
 // V8 gives every new context the whole modern library; Espruino has far less
 // (research/espruino.md §1.2). Whatever Espruino lacks is deleted here, so firmware that relies on
 // it fails in the emulator as it would on the device, instead of passing tests and failing in the
-// field. Espruino's own globals are added by espruino-globals.ts.
+// field. Built-ins that Espruino has but that behave differently there are replaced by Espruino's
+// behaviour where that can be modelled faithfully (ESPRUINO_BEHAVIOUR_SOURCE; the list of differences,
+// modelled or not, is docs/espruino-differences.md). Espruino's own globals are added by
+// espruino-globals.ts.
 //
 // Values crossing the boundary: objects made by host code have the host's prototypes, so
 // `x instanceof Uint8Array` would be false inside the realm. Everything handed to firmware is
@@ -176,6 +179,27 @@ const ESPRUINO_NUMBER_SOURCE = `(function (N) {
   return Number;
 })`;
 
+/**
+ * Built-ins whose Espruino behaviour differs from V8's, replaced inside the realm (so results carry the
+ * realm's prototypes):
+ * - a typed array's slice() and filter() return a plain Array (src/jswrap_arraybuffer.c binds them to
+ *   jswrap_array_slice/jswrap_array_filter, which build an Array); map() keeps the typed array's type;
+ * - String.fromCharCode keeps the low 8 bits of each code (src/jswrap_string.c appends `(char)code`):
+ *   Espruino's strings are 8-bit.
+ */
+const ESPRUINO_BEHAVIOUR_SOURCE = `(function (typedProto) {
+  var hidden = function (o, k, v) { Object.defineProperty(o, k, { value: v, writable: true, configurable: true, enumerable: false }); };
+  var arraySlice = Array.prototype.slice, arrayFilter = Array.prototype.filter;
+  hidden(typedProto, 'slice', function slice(start, end) { return arraySlice.call(this, start, end); });
+  hidden(typedProto, 'filter', function filter(fn, thisArg) { return arrayFilter.call(this, fn, thisArg); });
+  var fromCharCode = String.fromCharCode;
+  hidden(String, 'fromCharCode', function fromCharCode8(code) {
+    var bytes = [];
+    for (var i = 0; i < arguments.length; i++) bytes.push(arguments[i] & 255);
+    return fromCharCode.apply(String, bytes);
+  });
+})`;
+
 function stripToEspruino(g: Record<string, any>, context: vm.Context): void {
   for (const name of ABSENT_GLOBALS) delete g[name];
   for (const [path, names] of Object.entries(ABSENT_MEMBERS)) {
@@ -189,6 +213,7 @@ function stripToEspruino(g: Record<string, any>, context: vm.Context): void {
   // The shared %TypedArray% prototype (parent of Uint8Array.prototype …).
   const typedProto = Object.getPrototypeOf(g.Uint8Array.prototype);
   for (const n of TYPED_ARRAY_ABSENT) delete typedProto[n];
+  vm.runInContext(ESPRUINO_BEHAVIOUR_SOURCE, context)(typedProto);
   const typedCtor = Object.getPrototypeOf(g.Uint8Array);
   delete typedCtor.from;
   delete typedCtor.of;

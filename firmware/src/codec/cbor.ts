@@ -2,11 +2,12 @@
 //
 // Data model, JS value <-> CBOR item:
 //   number        integer-valued and within +-2^53 -> major type 0/1 (shortest head); any other number
-//                 (fractions, -0, NaN, +-Infinity, |n| > 2^53) -> the shortest float of 16/32/64 bits
-//                 that holds it exactly; NaN is always f9 7e00.
-//   string        text string, UTF-8 encoded from the string's UTF-16 code units. On the device strings
-//                 are 8-bit, so a char 0x80..0xFF becomes two UTF-8 bytes (it is read as a Latin-1 code
-//                 point) and decoding text above U+00FF there cannot be represented: keep device text ASCII.
+//                 (fractions, NaN, +-Infinity, |n| > 2^53) -> the shortest float of 16/32/64 bits that
+//                 holds it exactly; NaN is always f9 7e00. Negative zero is written as the integer 0 and
+//                 refused when decoding: Espruino has no negative zero, so the device could not keep it.
+//   string        text string of the characters U+0000..U+00FF (UTF-8: one or two bytes each). Espruino's
+//                 strings are 8-bit, so the device cannot hold any other character: encode() and decode()
+//                 refuse text beyond U+00FF on both sides, so that device and host never differ.
 //   Uint8Array    byte string
 //   Array         array
 //   plain object  map with text-string keys (own enumerable keys)
@@ -21,7 +22,10 @@
 // decode(bytes) then encode() gives the same bytes back. Every refusal is a CborError naming the offset.
 //
 // Device-safe: no big-integer type, no text encoder, no ES2015 collections, no spread; 64-bit heads are split into two 32-bit
-// words with division.
+// words with division; no Math.pow (inexact on Espruino): floats are built from their bits; copies of byte
+// ranges are copyBytes(), never a typed array's slice() (a plain Array on Espruino).
+
+import { copyBytes } from '../crypto/bytes.ts';
 
 /** Largest magnitude an integer may have to survive as a JS number (2^53). */
 const MAX_INTEGER = 9007199254740992;
@@ -107,43 +111,30 @@ export interface DecodeOptions extends CborOptions {
 // ---------------------------------------------------------------------------------------------------
 // UTF-8
 
-/** UTF-8 bytes of a JS string; throws CborError on an unpaired surrogate (not valid Unicode). */
+/** The highest character an Espruino string holds: its strings are 8-bit. */
+const MAX_DEVICE_CHAR = 0xff;
+
+/**
+ * UTF-8 bytes of a string of characters U+0000..U+00FF; throws CborError naming the first other one
+ * (Espruino would have cut it to its low 8 bits, so the device could not write what the host does).
+ */
 export function encodeUtf8(text: string): Uint8Array {
   let size = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c < 0x80) size += 1;
-    else if (c < 0x800) size += 2;
-    else if (c >= 0xd800 && c <= 0xdbff) {
-      const next = text.charCodeAt(i + 1);
-      if (!(next >= 0xdc00 && next <= 0xdfff)) {
-        throw new CborError('text has an unpaired surrogate at index ' + i + ': CBOR text must be valid Unicode (use a byte string for binary data)', -1);
-      }
-      size += 4;
-      i++;
-    } else if (c >= 0xdc00 && c <= 0xdfff) {
-      throw new CborError('text has an unpaired surrogate at index ' + i + ': CBOR text must be valid Unicode (use a byte string for binary data)', -1);
-    } else size += 3;
+    if (c > MAX_DEVICE_CHAR) {
+      throw new CborError('text has the character U+' + hex4(c) + ' at index ' + i + ': the meter\'s strings are 8-bit, so CBOR text is limited to U+0000..U+00FF (send other text as UTF-8 in a byte string)', -1);
+    }
+    size += c < 0x80 ? 1 : 2;
   }
   const out = new Uint8Array(size);
   let o = 0;
   for (let i = 0; i < text.length; i++) {
-    let c = text.charCodeAt(i);
+    const c = text.charCodeAt(i);
     if (c < 0x80) {
       out[o++] = c;
-    } else if (c < 0x800) {
-      out[o++] = 0xc0 | (c >> 6);
-      out[o++] = 0x80 | (c & 0x3f);
-    } else if (c >= 0xd800 && c <= 0xdbff) {
-      c = 0x10000 + ((c - 0xd800) << 10) + (text.charCodeAt(i + 1) - 0xdc00);
-      i++;
-      out[o++] = 0xf0 | (c >> 18);
-      out[o++] = 0x80 | ((c >> 12) & 0x3f);
-      out[o++] = 0x80 | ((c >> 6) & 0x3f);
-      out[o++] = 0x80 | (c & 0x3f);
     } else {
-      out[o++] = 0xe0 | (c >> 12);
-      out[o++] = 0x80 | ((c >> 6) & 0x3f);
+      out[o++] = 0xc0 | (c >> 6);
       out[o++] = 0x80 | (c & 0x3f);
     }
   }
@@ -152,7 +143,8 @@ export function encodeUtf8(text: string): Uint8Array {
 
 /**
  * The string held as strict UTF-8 in bytes[start..end): no overlong forms, no surrogates, nothing above
- * U+10FFFF, no truncated sequences. Throws CborError with the offset of the first bad byte.
+ * U+10FFFF, no truncated sequences, and (see encodeUtf8) no character above U+00FF. Throws CborError
+ * with the offset of the first bad byte.
  */
 export function decodeUtf8(bytes: Uint8Array, start: number, end: number): string {
   let out = '';
@@ -194,12 +186,10 @@ export function decodeUtf8(bytes: Uint8Array, start: number, end: number): strin
       }
       cp = (cp << 6) | (b & 0x3f);
     }
-    if (cp >= 0x10000) {
-      cp -= 0x10000;
-      out += String.fromCharCode(0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
-    } else {
-      out += String.fromCharCode(cp);
+    if (cp > MAX_DEVICE_CHAR) {
+      throw new CborError('text string has the character U+' + (cp > 0xffff ? hex2(cp >> 16) : '') + hex4(cp & 0xffff) + ' at offset ' + i + ': the meter\'s strings are 8-bit and hold only U+0000..U+00FF (send other text as UTF-8 in a byte string)', i);
     }
+    out += String.fromCharCode(cp);
     i += extra + 1;
   }
   return out;
@@ -207,6 +197,10 @@ export function decodeUtf8(bytes: Uint8Array, start: number, end: number): strin
 
 function hex2(b: number): string {
   return (b < 16 ? '0' : '') + b.toString(16);
+}
+
+function hex4(n: number): string {
+  return hex2(n >> 8) + hex2(n & 0xff);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -238,18 +232,43 @@ function halfFromSingle(): number {
   return (significand & ((1 << shift) - 1)) !== 0 ? -1 : sign | (significand >> shift);
 }
 
+/**
+ * The value of IEEE half-precision bits, widened exactly to the float32 with the same value and read
+ * back through floatView: Espruino's Math.pow(2, n) is off in the last bits for most n, so no powers of
+ * two are computed.
+ */
 function halfToNumber(half: number): number {
-  const sign = half & 0x8000 ? -1 : 1;
-  const exponent = (half >> 10) & 0x1f;
-  const mantissa = half & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 5.960464477539063e-8; // 2^-24
-  if (exponent === 31) return mantissa === 0 ? sign * Infinity : NaN;
-  return sign * (1 + mantissa / 1024) * Math.pow(2, exponent - 15);
+  let exponent = (half >> 10) & 0x1f;
+  let mantissa = half & 0x3ff;
+  let exponent32: number;
+  if (exponent === 31) exponent32 = 0xff;
+  else if (exponent !== 0) exponent32 = exponent + 112; // rebias 15 -> 127
+  else if (mantissa === 0) exponent32 = 0;
+  else {
+    // Half subnormal m * 2^-24: shift the leading 1 up to the hidden-bit position of a normal number.
+    exponent = 1;
+    while ((mantissa & 0x400) === 0) {
+      mantissa <<= 1;
+      exponent--;
+    }
+    mantissa &= 0x3ff;
+    exponent32 = exponent + 112;
+  }
+  floatView.setUint8(0, ((half >> 8) & 0x80) | (exponent32 >> 1));
+  floatView.setUint8(1, ((exponent32 & 1) << 7) | (mantissa >> 3));
+  floatView.setUint8(2, (mantissa & 7) << 5);
+  floatView.setUint8(3, 0);
+  return floatView.getFloat32(0);
 }
 
-/** True when a number is written as a CBOR integer rather than a float. */
+/** True for negative zero, which Espruino does not have (on the device this is never true). */
+function isNegativeZero(n: number): boolean {
+  return n === 0 && 1 / n < 0;
+}
+
+/** True when a number is written as a CBOR integer rather than a float (negative zero included: as 0). */
 function isCborInteger(n: number): boolean {
-  return n === Math.floor(n) && n <= MAX_INTEGER && n >= -MAX_INTEGER && !(n === 0 && 1 / n < 0);
+  return n === Math.floor(n) && n <= MAX_INTEGER && n >= -MAX_INTEGER;
 }
 
 /** Byte width (2, 4 or 8) of the shortest float that holds n exactly. */
@@ -300,7 +319,7 @@ class ByteWriter {
     this.buf[this.length++] = rest & 0xff;
   }
   result(): Uint8Array {
-    return this.buf.slice(0, this.length);
+    return copyBytes(this.buf, 0, this.length);
   }
 }
 
@@ -550,7 +569,7 @@ class Decoder {
       if (n > left) this.fail(MAJOR_NAMES[major] + ' of length ' + n + ' runs past the end of the input (' + left + ' byte(s) left)', start);
       const from = this.pos;
       this.pos += n;
-      return major === 2 ? this.bytes.slice(from, from + n) : decodeUtf8(this.bytes, from, from + n);
+      return major === 2 ? copyBytes(this.bytes, from, from + n) : decodeUtf8(this.bytes, from, from + n);
     }
     if (major === 4) {
       // Every item takes at least one byte: refuse impossible counts before allocating anything.
@@ -574,7 +593,7 @@ class Decoder {
       const key = this.item(depth + 1);
       // In strict mode the key's bytes are already canonical; otherwise compare canonical re-encodings,
       // so that 0x01 and 0x1801 count as the same key.
-      const keyBytes = this.strict ? this.bytes.slice(keyStart, this.pos) : encode(key);
+      const keyBytes = this.strict ? this.bytes.subarray(keyStart, this.pos) : encode(key);
       if (this.strict) {
         if (previousKey) {
           const order = compareBytes(previousKey, keyBytes);
@@ -626,6 +645,7 @@ class Decoder {
         for (let i = 0; i < size; i++) floatView.setUint8(i, this.bytes[this.pos++]);
         value = size === 4 ? floatView.getFloat32(0) : floatView.getFloat64(0);
       }
+      if (isNegativeZero(value)) this.fail('negative zero (a ' + size * 8 + '-bit float): the meter has no negative zero and would read it as 0, so it is refused', start);
       if (this.strict) this.checkCanonicalFloat(value, size, isCanonicalNaN, start);
       return value;
     }

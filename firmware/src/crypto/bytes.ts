@@ -1,5 +1,14 @@
-// Byte-array helpers the crypto code needs: joining parts, and comparing secrets (MAC tags) without
-// leaking where they first differ. Device-safe (no spread, no Array.from) and shared with the host.
+// Byte-array helpers the crypto and codec code needs: copying a range, joining parts, and comparing
+// secrets (MAC tags) without leaking where they first differ. Device-safe (no spread, no Array.from) and
+// shared with the host.
+
+/**
+ * A new Uint8Array holding bytes[start..end). Not bytes.slice(): on Espruino a typed array's slice
+ * returns a plain Array (src/jswrap_arraybuffer.c), which then fails every `instanceof Uint8Array`.
+ */
+export function copyBytes(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(bytes.subarray(start, end));
+}
 
 /** The parts joined into one new array. */
 export function concatBytes(parts: Uint8Array[]): Uint8Array {

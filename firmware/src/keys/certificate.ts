@@ -26,6 +26,7 @@
 
 import { CborError, CborMap, decode, encode, type CborValue } from '../codec/cbor.ts';
 import { CoseError, HEADER_KID, decodeSign1, es256ProtectedHeader, sign1Kid, sign1ToBeSigned, signSign1, type SignDigest } from '../codec/cose.ts';
+import { copyBytes } from '../crypto/bytes.ts';
 import { isUncompressedPoint, uncompressedPoint } from '../crypto/p256-point.ts';
 import type { Sha256 } from '../crypto/sha256.ts';
 import { describeValue, uintProblem } from '../codec/field-problems.ts';
@@ -296,7 +297,7 @@ export function decodeKeyCertificate(bytes: Uint8Array): KeyCertificate {
  * x || y from the SE is prefixed with 04 first, so both forms give the same kid).
  */
 export function kidOf(sha256: Sha256, publicKey: Uint8Array): Uint8Array {
-  return sha256(uncompressedPoint(publicKey)).slice(0, KID_BYTES);
+  return copyBytes(sha256(uncompressedPoint(publicKey)), 0, KID_BYTES);
 }
 
 /**
