@@ -2,7 +2,9 @@
 // Error the call ignores `this` and returns a fresh Error, so the instance loses its class: `instanceof
 // ConfigError` is false and methods of the subclass are missing — on Espruino and in Node alike. This pass
 // wraps every such call in a helper that gives the returned object the subclass's prototype when it lacks it
-// (a no-op for ordinary base classes, whose call returns `this`).
+// (a no-op for ordinary base classes, whose call returns `this`). Such a class also gets a toString
+// (`name: message`): Espruino turns an object whose prototype is not a built-in's own into "[object Object]"
+// when it makes it a string, so an uncaught ConfigError printed `Uncaught [object Object]`.
 import { parse } from 'acorn';
 import MagicString from 'magic-string';
 
@@ -10,7 +12,10 @@ type AnyNode = { type: string; start: number; end: number } & Record<string, any
 
 const HELPER_NAME = '__vgOwnPrototype';
 const HELPER = `function ${HELPER_NAME}(self, Class) {\n` +
-  '    if (Object.getPrototypeOf(self) !== Class.prototype) Object.setPrototypeOf(self, Class.prototype);\n' +
+  '    if (Object.getPrototypeOf(self) !== Class.prototype) {\n' +
+  '        Object.setPrototypeOf(self, Class.prototype);\n' +
+  "        if (!Class.prototype.hasOwnProperty('toString')) Object.defineProperty(Class.prototype, 'toString', { value: function () { return this.name + ': ' + this.message; }, writable: true, configurable: true });\n" +
+  '    }\n' +
   '    return self;\n}\n';
 
 function isNode(value: unknown): value is AnyNode {

@@ -487,7 +487,7 @@ encodeErrors('what has no CBOR form', () => {
   const refuses = (value: unknown, pattern: RegExp) =>
     assert.throws(() => encode(value as CborValue), (err: Error) => err instanceof CborError && err.offset === -1 && pattern.test(err.message), String(value));
   refuses(() => 1, /cannot encode a function/);
-  refuses(new Date(0), /cannot encode an object of class Date/);
+  refuses(new Date(0), /cannot encode an instance of a class/);
   refuses(Symbol('s'), /cannot encode a symbol/);
   refuses(10n, /cannot encode a bigint/);
   refuses('a\u0100b', /character U\+0100 at index 1: the meter's strings are 8-bit/);

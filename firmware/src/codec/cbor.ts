@@ -26,6 +26,7 @@
 // ranges are copyBytes(), never a typed array's slice() (a plain Array on Espruino).
 
 import { copyBytes } from '../crypto/bytes.ts';
+import { quote } from './field-problems.ts';
 
 /** Largest magnitude an integer may have to survive as a JS number (2^53). */
 const MAX_INTEGER = 9007199254740992;
@@ -383,7 +384,7 @@ interface EncodedEntry {
 }
 
 function describeKey(key: CborValue): string {
-  return typeof key === 'string' ? JSON.stringify(key.length > 40 ? key.substring(0, 40) + '...' : key) : String(key);
+  return typeof key === 'string' ? quote(key.length > 40 ? key.substring(0, 40) + '...' : key) : String(key);
 }
 
 function writeMap(w: ByteWriter, entries: Array<[CborValue, CborValue]>, depth: number, maxDepth: number): void {
@@ -464,8 +465,8 @@ function writeItem(w: ByteWriter, value: CborValue, depth: number, maxDepth: num
     for (let i = 0; i < keys.length; i++) entries.push([keys[i], (value as CborObject)[keys[i]]]);
     writeMap(w, entries, depth, maxDepth);
   } else {
-    const constructor = typeof value === 'object' ? (value as { constructor?: { name?: string } }).constructor : undefined;
-    const kind = constructor ? 'an object of class ' + constructor.name : 'a ' + typeof value;
+    // Not the class's name: Espruino's functions have no name property.
+    const kind = typeof value === 'object' ? 'an instance of a class' : 'a ' + typeof value;
     throw new CborError('cannot encode ' + kind + ': CBOR values are numbers, strings, booleans, null, undefined, Uint8Array, arrays, plain objects, CborMap, Tagged and CborSimple', -1);
   }
 }

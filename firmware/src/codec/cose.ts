@@ -23,6 +23,7 @@
 
 import { CborError, CborMap, Tagged, decode, encode, type CborValue } from './cbor.ts';
 import type { Sha256 } from '../crypto/sha256.ts';
+import { quote } from './field-problems.ts';
 
 export const COSE_SIGN1_TAG = 18;
 /** Header labels (RFC 9052 section 3.1). */
@@ -66,7 +67,7 @@ export type SignDigest = (digest32: Uint8Array) => Uint8Array;
 
 function describe(value: CborValue): string {
   if (value instanceof Uint8Array) return 'a ' + value.length + '-byte bstr';
-  if (typeof value === 'string') return 'text ' + JSON.stringify(value.length > 20 ? value.substring(0, 20) + '...' : value);
+  if (typeof value === 'string') return 'text ' + quote(value.length > 20 ? value.substring(0, 20) + '...' : value);
   if (Array.isArray(value)) return 'an array';
   if (value instanceof Tagged) return 'tag ' + value.tag;
   if (value instanceof CborMap || (value !== null && typeof value === 'object')) return 'a map';

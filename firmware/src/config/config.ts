@@ -2,6 +2,7 @@
 // the testbed) and read at every boot. Pure and device-safe: host tools import it to write configs,
 // so there is one definition of the format and of what a valid value is.
 
+import { quote } from '../codec/field-problems.ts';
 import { meterIdProblem } from '../readings/topics.ts';
 
 /** Storage file that holds the configuration (JSON text). */
@@ -45,7 +46,7 @@ export const DSO_PUBLIC_KEY_HEX_CHARS = 130;
 export function dsoPublicKeyProblem(text: unknown): string | undefined {
   const expected = 'dsoPublicKey must be ' + DSO_PUBLIC_KEY_HEX_CHARS + ' hex digits starting 04 (the uncompressed P-256 point)';
   if (typeof text !== 'string') return expected + got(text);
-  if (text.length !== DSO_PUBLIC_KEY_HEX_CHARS || text.substring(0, 2) !== '04') return expected + ' (got ' + text.length + ' chars starting ' + JSON.stringify(text.substring(0, 2)) + ')';
+  if (text.length !== DSO_PUBLIC_KEY_HEX_CHARS || text.substring(0, 2) !== '04') return expected + ' (got ' + text.length + ' chars starting ' + quote(text.substring(0, 2)) + ')';
   for (let i = 0; i < text.length; i++) {
     if ('0123456789abcdefABCDEF'.indexOf(text.charAt(i)) < 0) return expected + ' (character ' + i + ' is not a hex digit)';
   }
@@ -112,7 +113,7 @@ class FieldReader {
 
 function got(value: any): string {
   if (value === undefined) return ' (missing)';
-  const text = JSON.stringify(value);
+  const text = typeof value === 'string' ? quote(value) : JSON.stringify(value);
   return ' (got ' + (text.length > 40 ? text.substring(0, 40) + '...' : text) + ')';
 }
 

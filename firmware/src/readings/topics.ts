@@ -1,6 +1,8 @@
 // MQTT topic names for meter traffic, and the meter id rule they depend on. Shared by the firmware and
 // the host tools (collector, testbed), so both sides spell topics the same way.
 
+import { quote } from '../codec/field-problems.ts';
+
 const METER_TOPIC_PREFIX = 'veilgrid/meters/';
 const READINGS_SUFFIX = '/readings';
 const STATUS_SUFFIX = '/status';
@@ -36,7 +38,7 @@ export function meterIdProblem(id: unknown): string | undefined {
   }
   for (let i = 0; i < id.length; i++) {
     if (!isMeterIdChar(id.charCodeAt(i))) {
-      return 'meterId may contain only A-Z a-z 0-9 . _ - (character ' + i + ' of ' + JSON.stringify(id) + ' is not one)';
+      return 'meterId may contain only A-Z a-z 0-9 . _ - (character ' + i + ' of ' + quote(id) + ' is not one)';
     }
   }
   return undefined;
