@@ -11,8 +11,14 @@ export interface BoardDefinition {
   espruino: { version: string; build: string };
   /** Named pins (GPIO numbers). */
   pins: { s0Import: number; s0Export: number; i2cScl: number; i2cSda: number; led: number; [name: string]: number };
-  /** Espruino Storage area: total bytes and flash page (erase unit) size. */
-  storage: { bytes: number; pageBytes: number };
+  /** Espruino Storage area: flash address, total bytes and flash page (erase unit) size. */
+  storage: { addr: number; bytes: number; pageBytes: number };
+  /**
+   * Raw flash partitions for the firmware's power-safe rings (require("Flash")), in order of preference;
+   * the firmware takes the first inside Flash.getFree() (firmware/src/persist/partition.ts). `storageAddr`
+   * marks one inside the Storage area of the interpreter it is meant for.
+   */
+  rawFlash: { addr: number; bytes: number; storageAddr?: number; where: string }[];
   /** JsVar ceiling of the build; the emulator does not model JsVar use (it cannot measure it honestly). */
   jsVars: number;
   console: { baud: number };
@@ -36,7 +42,7 @@ export function loadBoardDefinition(id: string): BoardDefinition {
   const file = join(BOARDS_DIR, `${id}.json`);
   const def = JSON.parse(readFileSync(file, 'utf8')) as BoardDefinition;
   if (def.id !== id) throw new Error(`${file}: "id" is "${def.id}" but the file is named for "${id}"; make them match`);
-  for (const key of ['pins', 'storage', 'espruino'] as const) {
+  for (const key of ['pins', 'storage', 'espruino', 'rawFlash'] as const) {
     if (typeof def[key] !== 'object' || def[key] === null) throw new Error(`${file}: missing "${key}" object`);
   }
   return def;

@@ -26,10 +26,11 @@ import {
 import type { Atecc608 } from './devices/atecc608/atecc608.ts';
 import { attachAtecc608 } from './devices/atecc608/persistence.ts';
 import { Flash, PowerLoss } from './flash.ts';
+import { EspruinoFlashModule } from './flash-module.ts';
 import { createNetModule, type EmulatedNetModule } from './net.ts';
 import { I2CBus, PinBank, WatchTable } from './pins.ts';
 import { Realm } from './realm.ts';
-import { EspruinoStorage } from './storage.ts';
+import { EspruinoStorage, type StorageRegion } from './storage.ts';
 import { WifiStation } from './wifi.ts';
 
 export interface BoardOptions {
@@ -49,6 +50,7 @@ export interface EvaluateResult {
 
 /** Storage methods firmware may call (the StorageModule interface); C's class has internals too. */
 const STORAGE_API = ['eraseAll', 'erase', 'read', 'readJSON', 'readArrayBuffer', 'write', 'writeJSON', 'list', 'compact', 'getFree', 'getStats', 'open'] as const;
+const FLASH_API = ['getPage', 'getFree', 'erasePage', 'read', 'write'] as const;
 const WIFI_API = ['connect', 'disconnect', 'getStatus', 'getIP', 'setSNTP', 'on', 'removeAllListeners'] as const;
 
 type BootKind = 'powerOn' | 'load' | 'reset';
@@ -61,6 +63,8 @@ export class Board {
   readonly name: string;
   readonly flash: Flash;
   readonly storage: EspruinoStorage;
+  /** require("Flash"): raw access to the same flash (the raw partition beside Storage). */
+  readonly flashModule: EspruinoFlashModule;
   readonly pins: PinBank;
   readonly i2c1 = new I2CBus(() => this.clock.now());
   /** The ATECC608 on I2C1 at 0x60; its EEPROM persists in `<flashPath>.atecc608.json`. */
@@ -79,8 +83,10 @@ export class Board {
     this.definition = opts.definition;
     this.clock = opts.clock;
     this.name = opts.name ?? `${opts.definition.id}-${index}`;
-    this.flash = new Flash({ sizeBytes: opts.definition.storage.bytes, pageBytes: opts.definition.storage.pageBytes, path: opts.flashPath });
-    this.storage = new EspruinoStorage(this.flash);
+    const layout = flashLayout(opts.definition);
+    this.flash = new Flash({ sizeBytes: layout.bytes, pageBytes: opts.definition.storage.pageBytes, path: opts.flashPath });
+    this.storage = new EspruinoStorage(this.flash, layout.storage);
+    this.flashModule = new EspruinoFlashModule(this.flash, layout.address);
     this.secureElement = attachAtecc608({ bus: this.i2c1, clock: this.clock, flashPath: opts.flashPath });
     this.pins = new PinBank(() => this.clock.now());
     this.pins.onEdge((edge) => this.session?.post(() => this.session?.watches.handleEdge(edge.pin, edge.level, edge.clockTime)));
@@ -218,6 +224,7 @@ export class Board {
       },
       builtInModule: (name) => {
         if (name === 'Storage') return facade(this.storage, STORAGE_API);
+        if (name === 'Flash') return facade(this.flashModule, FLASH_API);
         if (name === 'net') return facade(this.net, ['connect', 'createServer']);
         if (name === 'Wifi') return facade(this.wifi, WIFI_API);
         return undefined;
@@ -225,6 +232,22 @@ export class Board {
       powerLost: () => this.powerCut(),
     };
   }
+}
+
+/**
+ * The emulated chip: one flash from the lowest raw partition the board's own chip has (the ones not inside
+ * Storage) to the end of Storage, so both live in the one flash file and share the power-cut model.
+ */
+function flashLayout(def: BoardDefinition): { address: number; bytes: number; storage: StorageRegion } {
+  const storageEnd = def.storage.addr + def.storage.bytes;
+  let address = def.storage.addr;
+  for (const p of def.rawFlash) {
+    if (p.storageAddr !== undefined) continue;
+    if (p.addr + p.bytes > def.storage.addr && p.addr < storageEnd) throw new Error(`board ${def.id}: raw flash partition ${p.addr} overlaps Storage`);
+    if (p.addr + p.bytes > storageEnd) throw new Error(`board ${def.id}: raw flash partition ${p.addr} must lie below Storage (${def.storage.addr})`);
+    address = Math.min(address, p.addr);
+  }
+  return { address, bytes: storageEnd - address, storage: { address: def.storage.addr, flashOffset: def.storage.addr - address, bytes: def.storage.bytes } };
 }
 
 /** Stands for ".bootrst if it exists, else .bootcde". */

@@ -48,7 +48,7 @@ export interface InterpreterHost {
   readonly stopped: boolean;
 }
 
-export const BUILT_IN_MODULES = ['Storage', 'net', 'Wifi', 'crypto'] as const;
+export const BUILT_IN_MODULES = ['Storage', 'Flash', 'net', 'Wifi', 'crypto'] as const;
 
 /** Espruino's rand() (src/jsutils.c): a multiply-with-carry generator with fixed seeds. ESP32 never reseeds it. */
 export class EspruinoRand {

@@ -4,9 +4,16 @@
 //
 // Power-cut model (see docs/emulator-storage.md): every byte programmed and every byte erased costs one unit of
 // the power budget set by cutPowerAfterBytes(n). Bytes are programmed in ascending address order, one at a
-// time; an erase clears its page from the lowest address up. When the budget runs out, the n-th unit is the
-// last one that reaches the flash — an erase cut part-way leaves the page's first bytes erased and the rest as
-// they were — and PowerLoss is thrown. Every later program or erase throws PowerLoss until restorePower().
+// time; an erase costs one unit per byte of its page. When the budget runs out, the n-th unit is the last one
+// that reaches the flash and PowerLoss is thrown. Every later program or erase throws PowerLoss until
+// restorePower().
+//
+// An erase cut after k of its units leaves the page partially erased, as a real NOR sector whose erase pulse
+// was interrupted: its cells sit between programmed and erased, so each bit that was 0 reads as 1 with
+// probability k / pageBytes, independently, anywhere in the page (bits already 1 stay 1). The bits are drawn
+// from a PRNG seeded by the page and the flash's history, so a run is repeatable. What is assumed: a cell
+// reads the same on every read after the cut (real parts can read an unstable cell differently each time;
+// the firmware reads every record once per boot, so this changes no outcome it relies on).
 import * as fs from 'node:fs';
 
 /** Thrown by a flash operation that the power cut stopped; the flash holds what reached it before the cut. */
@@ -69,17 +76,31 @@ export class Flash {
     if (reach < bytes.length || this.budget === 0) this.cutPower();
   }
 
-  /** Erases the page containing addr to 0xFF. */
+  /** Erases the page containing addr to 0xFF; a cut part-way leaves it partially erased (see the top). */
   erasePage(addr: number): void {
     this.checkRange(addr, 1);
     this.checkPowered();
     const start = addr - (addr % this.pageBytes);
     const reach = Math.min(this.pageBytes, this.budget);
-    this.cells.fill(0xff, start, start + reach);
+    if (reach === this.pageBytes) this.cells.fill(0xff, start, start + reach);
+    else this.eraseInterrupted(start, reach / this.pageBytes);
     this.spend(reach);
     this.bytesErased += reach;
-    this.persist(start, reach);
+    this.persist(start, this.pageBytes);
     if (reach < this.pageBytes || this.budget === 0) this.cutPower();
+  }
+
+  /** Raises each 0 bit of the page to 1 with probability `progress` (a seeded, repeatable draw). */
+  private eraseInterrupted(start: number, progress: number): void {
+    let seed = (start ^ Math.imul(this.bytesWritten + 1, 0x9e3779b1)) >>> 0;
+    for (let i = start; i < start + this.pageBytes; i++) {
+      let raise = 0;
+      for (let bit = 0; bit < 8; bit++) {
+        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+        if (seed / 4294967296 < progress) raise |= 1 << bit;
+      }
+      this.cells[i] |= raise;
+    }
   }
 
   /** Arms a power cut: the n-th next programmed or erased byte is the last to reach the flash (n = 0: none). */

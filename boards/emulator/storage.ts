@@ -15,8 +15,15 @@ const ALIGNMENT = 4;
 const UNSET_WORD = 0xffffffff;
 export const FLAG_NONE = 0;
 export const FLAG_STORAGEFILE = 64;
-/** Espruino uses address 0 to mean "no file", so the storage area starts above it as on the device. */
-const BASE_ADDRESS = 0x100000;
+/** Espruino uses address 0 to mean "no file", so a storage area given no address starts above it. */
+const DEFAULT_ADDRESS = 0x100000;
+
+/** Where Storage lives: its device address, and the offset and length of its bytes in the Flash model. */
+export interface StorageRegion {
+  address: number;
+  flashOffset: number;
+  bytes: number;
+}
 
 interface FileHeader {
   /** The raw first word: size in the low 24 bits, flags in the top 8. */
@@ -118,8 +125,8 @@ export function decodeName(name: Uint8Array): string {
   return bytesToString(name.subarray(0, end === -1 ? NAME_BYTES : end));
 }
 
-/** Converts what Storage.write accepts into the bytes it writes (cross-realm safe: no instanceof). */
-function dataToBytes(data: unknown): Uint8Array {
+/** Converts what Storage.write (and Flash.write) accept into the bytes written (cross-realm safe: no instanceof). */
+export function dataToBytes(data: unknown): Uint8Array {
   if (typeof data === 'string') return stringToBytes(data, 'Storage data');
   if (data === undefined || data === null) throw new Error("Can't get pointer to data to write");
   if (Object.prototype.toString.call(data) === '[object ArrayBuffer]') return new Uint8Array(data as ArrayBuffer);
@@ -140,12 +147,21 @@ export class EspruinoStorage implements StorageModule {
   readonly flash: Flash;
   /** STORAGEFILE_CHUNKSIZE: min(page, 4096) − header, 4064 bytes on ESP32. */
   readonly chunkBytes: number;
-  private readonly startAddress = BASE_ADDRESS;
+  private readonly startAddress: number;
   private readonly endAddress: number;
+  /** Flash-model offset of startAddress. */
+  private readonly flashOffset: number;
 
-  constructor(flash: Flash) {
+  /** Storage over `region` of the flash; by default the whole flash, at address 0x100000. */
+  constructor(flash: Flash, region?: StorageRegion) {
     this.flash = flash;
-    this.endAddress = BASE_ADDRESS + flash.sizeBytes;
+    const r = region ?? { address: DEFAULT_ADDRESS, flashOffset: 0, bytes: flash.sizeBytes };
+    if (r.flashOffset < 0 || r.flashOffset + r.bytes > flash.sizeBytes || r.address % flash.pageBytes !== 0 || r.bytes % flash.pageBytes !== 0) {
+      throw new Error(`Storage region ${JSON.stringify(r)} must be whole pages inside the ${flash.sizeBytes}-byte flash`);
+    }
+    this.startAddress = r.address;
+    this.endAddress = r.address + r.bytes;
+    this.flashOffset = r.flashOffset;
     this.chunkBytes = Math.min(flash.pageBytes, 4096) - HEADER_BYTES;
   }
 
@@ -306,11 +322,11 @@ export class EspruinoStorage implements StorageModule {
 
   /** Programs bytes at a device address (Flash.write / jshFlashWriteAligned: data only, 0xFF padding is a no-op). */
   programAt(addr: number, bytes: Uint8Array): void {
-    if (bytes.length > 0) this.flash.program(addr - BASE_ADDRESS, bytes);
+    if (bytes.length > 0) this.flash.program(addr - this.startAddress + this.flashOffset, bytes);
   }
 
   readAt(addr: number, len: number): Uint8Array {
-    return this.flash.read(addr - BASE_ADDRESS, len);
+    return this.flash.read(addr - this.startAddress + this.flashOffset, len);
   }
 
   /** jsfEraseFileInternal: zero the name's first 4 bytes (one 4-byte program at header + 4). */
@@ -409,7 +425,7 @@ export class EspruinoStorage implements StorageModule {
   }
 
   private erasePageAt(addr: number): void {
-    this.flash.erasePage(addr - BASE_ADDRESS);
+    this.flash.erasePage(addr - this.startAddress + this.flashOffset);
   }
 
   // ------------------------------------------------------------------ statistics and validity

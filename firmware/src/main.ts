@@ -21,6 +21,8 @@
 
 import { CONFIG_DEFAULTS, CONFIG_FILE, parseMeterConfig, type MeterConfig } from './config/config.ts';
 import { EnergyJournal } from './metering/energy-journal.ts';
+import { FlashRing } from './persist/flash-ring.ts';
+import { choosePartition, ringAreas, storageCollision } from './persist/partition.ts';
 import { EARLIEST_VALID_EPOCH, Meter } from './metering/meter.ts';
 import { PulseCounter } from './metering/pulse-counter.ts';
 import { MqttClient } from './mqtt/client.ts';
@@ -30,6 +32,7 @@ import { log } from './platform/console.ts';
 import { watchPin } from './platform/gpio.ts';
 import { deviceNet } from './platform/net.ts';
 import { flashStorage } from './platform/storage.ts';
+import { rawFlash, rawFlashPartitions } from './platform/raw-flash.ts';
 import { onBoot } from './platform/system.ts';
 import { keepWifiJoined, wifiModule } from './platform/wifi.ts';
 import { stringToBytes } from './platform/bytes.ts';
@@ -43,7 +46,7 @@ import { nativeAes128Ctr, nativeSha256 } from './platform/crypto.ts';
 import { defineConsoleFunction } from './platform/console-globals.ts';
 import { consoleInfo, consoleProvisionSE, consoleRotateKeys, seReadyToSign, type ConsoleApiDependencies } from './provisioning/console-api.ts';
 import { SecureElement } from './se/secure-element.ts';
-import { SealedReadingNote } from './readings/sealed-reading-note.ts';
+import { decodeSealedReadingNote, encodeSealedReadingNote } from './readings/sealed-reading-note.ts';
 import { signAndSealReading } from './readings/signed-reading.ts';
 
 const KEEP_ALIVE_SECONDS = 60;
@@ -130,10 +133,28 @@ function startReadingKeys(config: MeterConfig, client: MqttClient): ReadingKeys 
   return keys;
 }
 
+/** The journal's and the outbox's rings on the board's raw flash partition (persist/partition.ts). */
+function openRings(): { journal: FlashRing; outbox: FlashRing } {
+  const flash = rawFlash();
+  const partition = choosePartition(rawFlashPartitions(), flash.getFree());
+  const page = flash.getPage(partition.addr);
+  if (!page) throw new Error('Flash.getPage(' + partition.addr + ') has no page');
+  const collision = storageCollision(partition, flashStorage().getStats(), page.length);
+  if (collision) log('veilgrid: ' + collision);
+  const areas = ringAreas(partition, page.length);
+  return { journal: new FlashRing(flash, areas.journal), outbox: new FlashRing(flash, areas.outbox) };
+}
+
 function run(config: MeterConfig): void {
-  const storage = flashStorage();
   const clock = deviceClock();
-  const outbox = new Outbox(storage);
+  let rings: { journal: FlashRing; outbox: FlashRing };
+  try {
+    rings = openRings();
+  } catch (e) {
+    log('veilgrid: ' + ((e as Error).message || e) + ' -- nothing runs: the journal and outbox have nowhere to live');
+    return;
+  }
+  const outbox = new Outbox(rings.outbox);
   const topic = readingTopic(config.meterId);
   const status = statusTopic(config.meterId);
   const client = new MqttClient(
@@ -169,10 +190,9 @@ function run(config: MeterConfig): void {
   running.keys = keys;
   running.intervalSeconds = config.intervalSeconds;
   const dsoPublicKey = config.dsoPublicKey ? (hexToBytes(config.dsoPublicKey) as Uint8Array) : null;
-  const note = new SealedReadingNote(storage);
   const primitives = { sha256: nativeSha256, aes128Ctr: nativeAes128Ctr };
   // The reading sealed last, until the outbox takes it: while the outbox is full the meter retries
-  // every few seconds, and each retry must not cost five SE commands and a Storage write again.
+  // every few seconds, and each retry must not cost five SE commands again.
   let sealed: { seq: number; envelope: Uint8Array } | null = null;
   const meter = new Meter({
     meterId: config.meterId,
@@ -180,7 +200,7 @@ function run(config: MeterConfig): void {
     impulsesPerKWh: config.s0.impulsesPerKWh,
     commitEveryWh: config.journal.commitEveryWh,
     clock: clock,
-    journal: new EnergyJournal(storage),
+    journal: new EnergyJournal(rings.journal),
     publish: function (reading) {
       if (!keys || !dsoPublicKey) {
         log('veilgrid: reading ' + reading.seq + ' (interval ' + reading.interval + ') not sent: the meter is not provisioned');
@@ -188,18 +208,20 @@ function run(config: MeterConfig): void {
       }
       if (!sealed || sealed.seq !== reading.seq) {
         sealed = { seq: reading.seq, envelope: signAndSealReading(secureElement(), keys, dsoPublicKey, reading, primitives) };
-        note.note(reading.seq, reading.interval);
       }
-      client.publish(topic, sealed.envelope, 1);
+      client.publish(topic, sealed.envelope, 1, false, encodeSealedReadingNote(reading.seq, reading.interval));
       sealed = null;
     },
     log: log,
   });
-  // The meter cannot open its sealed readings in the outbox; the note of the last one stands in for
-  // them (start() only looks at seq and interval), so no seq or interval is used twice after a cut.
-  const noted = note.last();
+  // The meter cannot open its sealed readings in the outbox; the notes stored with them stand in
+  // (start() only looks at seq and interval), so no seq or interval is used twice after a cut.
   const inOutbox: Reading[] = [];
-  if (noted) inOutbox.push({ meterId: config.meterId, interval: noted.interval, seq: noted.seq, importWh: 0, exportWh: 0, importTotalWh: 0, exportTotalWh: 0, flags: 0 });
+  const notes = outbox.notes();
+  for (let i = 0; i < notes.length; i++) {
+    const noted = decodeSealedReadingNote(notes[i]);
+    if (noted) inOutbox.push({ meterId: config.meterId, interval: noted.interval, seq: noted.seq, importWh: 0, exportWh: 0, importTotalWh: 0, exportTotalWh: 0, flags: 0 });
+  }
   meter.start(inOutbox);
   new PulseCounter(watchPin, config.s0.importPin, config.s0.debounceMs, function () {
     meter.importPulse();

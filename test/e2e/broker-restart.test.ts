@@ -1,5 +1,5 @@
 // A numbered stream of QoS 1 messages from the firmware's MqttClient (emulated net, SimClock,
-// Storage outbox) while the broker dies and comes back on the same port: in-process aedes closed
+// raw-flash outbox) while the broker dies and comes back on the same port: in-process aedes closed
 // and restarted, and — when `mosquitto` is on PATH — a real mosquitto killed with SIGKILL and
 // restarted. Expected: no message missing at the subscriber; a message is delivered twice only
 // when the client sent it again, with DUP, on a later connection.
@@ -22,8 +22,7 @@ import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts'
 import { findMosquitto, freePort, MOSQUITTO_MISSING, startMosquitto } from '../../host-tools/broker/mosquitto.ts';
 import { createNetModule } from '../../boards/emulator/net.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
-import { Flash } from '../../boards/emulator/flash.ts';
-import { EspruinoStorage } from '../../boards/emulator/storage.ts';
+import { emulatedPartition } from '../support/flash-rings.ts';
 import { Outbox } from '../../firmware/src/mqtt/outbox.ts';
 import { MqttClient } from '../../firmware/src/mqtt/client.ts';
 
@@ -180,7 +179,7 @@ async function runRestart(name: string, broker: Broker) {
         maxInFlight: IN_FLIGHT,
         onDisconnect: (reason) => disconnects.push(reason),
       },
-      new Outbox(new EspruinoStorage(new Flash({ sizeBytes: 64 * 4096, pageBytes: 4096 }))),
+      new Outbox(emulatedPartition().outboxRing()),
     );
     cleanups.push(() => {
       client.stop();

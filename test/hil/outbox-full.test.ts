@@ -79,9 +79,10 @@ test('a full outbox holds the reading sealed once, and every reading arrives aft
     source.start();
     clock.setSpeed(SPEED);
 
-    // The outbox (16 segments of 4 KB) fills after about 240 readings; then the next one is refused.
+    // The outbox (the raw partition's 48 KB ring) fills after about 144 readings; then the next one is refused.
     const text = () => output.join('');
     await until(() => /not stored: outbox full/.test(text()), () => `the outbox to fill; the meter printed ${text().slice(-600)}`);
+    const refusedSeq = Number(text().match(/reading (\d+) \(interval \d+\) not stored: outbox full/)![1]);
     const commandsWhenFull = seCommands(board);
     const fullAt = clock.now();
     await until(() => clock.now() >= fullAt + 5 * INTERVAL, () => 'five more intervals');
@@ -92,7 +93,7 @@ test('a full outbox holds the reading sealed once, and every reading arrives aft
     broker = await startEmbeddedBroker({ port, auth: credentials });
     const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: () => {} });
     collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
-    const closedIntervals = () => Math.floor(clock.now() / INTERVAL) - Math.floor(fullAt / INTERVAL) + 240;
+    const closedIntervals = () => Math.floor(clock.now() / INTERVAL) - Math.floor(fullAt / INTERVAL) + refusedSeq - 1;
     const seqs = () => store.db.prepare('SELECT COUNT(*) AS n, MIN(seq) AS first, MAX(seq) AS last FROM readings').get() as { n: number; first: number; last: number };
     await until(() => seqs().n >= closedIntervals(), () => `the backlog to arrive: have ${JSON.stringify(seqs())}, want about ${closedIntervals()}`);
     const { n, first, last } = seqs();

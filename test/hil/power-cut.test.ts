@@ -1,42 +1,57 @@
-// 200 power cuts at random instants on an emulated meter running the real firmware bundle: some cut
-// by the board (power gone at a moment), some by the flash (the n-th next byte programmed is the
-// last, so the cut lands inside a Storage write, mostly journal commits). After every power-on:
-// the journal boots, the registers never go backwards, the energy lost stays within the documented
-// bound (docs/energy-journal.md), and at the end every reading of an interval in which power was
-// lost carries FLAG_POWER_LOSS. No broker: readings stay in the outbox in Storage, read at the end.
-// The meter is provisioned first (vgProvisionSE at its console, and a DSO key in its config), so
-// its readings are signed and sealed and the cuts also land in key records and sealed-reading notes;
-// the test opens the envelopes with the DSO's private key.
-import { test } from 'uvu';
-import * as assert from 'uvu/assert';
+// 1,000 power cuts at random instants on an emulated meter running the real firmware bundle, provisioned
+// as in the field (veilgrid provision through its console) and publishing to a broker and the DSO's
+// collector, which verifies every reading. Cuts come three ways:
+// - the board loses power at a random instant (between flash operations: JavaScript runs to completion);
+// - the flash is armed to die after its n-th next programmed or erased byte, so the cut lands inside a
+//   flash operation: the raw-flash rings' record writes and page erases (a cut erase leaves the page
+//   partially erased, boards/emulator/flash.ts);
+// - maintenance: at the console, vg.config is rewritten and Storage compacted (what provisioning and key
+//   rotation on a full Storage would do), with the cut armed inside the compaction.
+// After every power-on: the meter boots its firmware with its configuration (after a cut inside a forced
+// compaction Espruino may wipe or damage Storage: then the firmware and configuration are flashed again, as
+// a technician would, and the registers must still be there: they live outside Storage), the registers
+// never go backwards, the energy lost stays within the documented bound (docs/energy-journal.md), and
+// normal operation writes nothing to Storage (so it never compacts). At the end every sequence number has
+// reached the collector, verified, none used twice.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
+import { createHash } from 'node:crypto';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import { Board } from '../../boards/emulator/board.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts';
 import { constant } from '../../boards/emulator/load-profile.ts';
-import { CONFIG_FILE, type MeterConfig } from '../../firmware/src/config/config.ts';
-import { Outbox } from '../../firmware/src/mqtt/outbox.ts';
-import { decodeReading, FLAG_PARTIAL, FLAG_POWER_LOSS, type Reading } from '../../firmware/src/readings/reading.ts';
-import { readingTopic } from '../../firmware/src/readings/topics.ts';
+import { DSO_USERNAME } from '../../host-tools/broker/acl.ts';
+import { BrokerCredentials } from '../../host-tools/broker/credentials.ts';
+import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
+import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
+import { startCollector } from '../../host-tools/dso/collector.ts';
+import { createDsoKey } from '../../host-tools/dso/dso-key.ts';
+import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
+import { MeterRegistry } from '../../host-tools/dso/registry.ts';
+import { ReadingVerifier } from '../../host-tools/dso/verifier.ts';
+import { initOperator, unlockOperatorKey } from '../../host-tools/operator/operator-key.ts';
+import { inProcessConsole } from '../../host-tools/provision/meter-console.ts';
+import { provisionMeter } from '../../host-tools/provision/provision.ts';
+import { CONFIG_FILE } from '../../firmware/src/config/config.ts';
 import { pulsesForWh } from '../../firmware/src/metering/registers.ts';
-import { p256 } from '@noble/curves/nist.js';
-import { decodeSign1 } from '../../firmware/src/codec/cose.ts';
-import { decodeEnvelope, openEnvelope } from '../../firmware/src/readings/sealed-reading.ts';
-import { nodeCryptoPrimitives } from '../../host-tools/crypto/node-primitives.ts';
+import { FLAG_PARTIAL, FLAG_POWER_LOSS } from '../../firmware/src/readings/reading.ts';
 
-const CUTS = 200;
+const CUTS = 1000;
 // Virtual seconds per real second. The emulator counts every S0 pulse at any speed (edges carry the
-// instant they happened: docs/emulator.md); 400x keeps the run short.
-const SPEED = 400;
+// instant they happened: docs/emulator.md).
+const SPEED = 1000;
 const INTERVAL = 60;
-const IPK = 1000; // 1 Wh per pulse: registers in Wh are pulse counts
-const COMMIT_EVERY_WH = 10;
+const IPK = 1000; // 1 Wh per pulse: registers in Wh are pulse counts (the provisioning default)
+const COMMIT_EVERY_WH = 10; // the configuration default
 /** Pulses a cut may cost (docs/energy-journal.md): a whole commit step; +2 for the edge in flight at the cut and at power-on. */
 const BOUND_PULSES = pulsesForWh(COMMIT_EVERY_WH, IPK) + 2;
+/** One cycle in MAINTENANCE_EVERY rewrites vg.config and compacts Storage, with the cut inside the compaction. */
+const MAINTENANCE_EVERY = 20;
+const BOOT_LINE = /meter: (journal restored|first start|journal unreadable)[^(]*\(import (\d+) Wh, export (\d+) Wh/;
 
 /** Mulberry32: a small seeded PRNG, so every run cuts at the same instants. */
 function prng(seed: number): () => number {
@@ -50,37 +65,65 @@ function prng(seed: number): () => number {
   };
 }
 
-test(`${CUTS} power cuts: the journal always boots, registers never go back, loss within the bound, gaps flagged`, async () => {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-power-cut-'));
-  const { outFile } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(work, 'esp32-meter.js') });
-  const bundle = fs.readFileSync(outFile, 'latin1');
+/** Waits (real time) until check() holds; a bound against hangs, not a timing assertion. */
+async function until(check: () => boolean, what: () => string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.unreachable(`timed out waiting: ${what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+test(`${CUTS} power cuts, compaction included: firmware and configuration boot, registers never go back, no reading lost`, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-power-cut-'));
   const definition = loadBoardDefinition('esp32-meter');
+  const { outFile } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(dir, 'esp32-meter.js') });
+  const bundle = fs.readFileSync(outFile, 'latin1');
   const start = Math.ceil(1_790_000_000 / INTERVAL) * INTERVAL + 7;
-  const clock = new SimClock({ speed: SPEED, startEpochSeconds: start });
-  const board = new Board({ definition, clock, name: 'power-cut', flashPath: path.join(work, 'meter.flash') });
-  const meterId = 'meter-cuts';
-  const config: MeterConfig = {
-    meterId,
-    broker: { host: '127.0.0.1', port: 1 }, // nothing listens: readings stay in the outbox
-    mqtt: { username: meterId, password: 'x' },
-    intervalSeconds: INTERVAL,
-    s0: { importPin: definition.pins.s0Import, exportPin: definition.pins.s0Export, impulsesPerKWh: IPK, debounceMs: 10 },
-    journal: { commitEveryWh: COMMIT_EVERY_WH },
-  };
-  board.storage.write('.bootcde', bundle);
-  board.powerOn();
-  const provisioned = board.evaluate('vgProvisionSE()');
-  assert.ok(typeof provisioned.value === 'string' && !JSON.parse(provisioned.value).error, JSON.stringify(provisioned));
-  board.powerCut();
-  const dso = p256.keygen();
-  config.dsoPublicKey = Buffer.from(p256.getPublicKey(dso.secretKey, false)).toString('hex');
-  board.storage.write(CONFIG_FILE, JSON.stringify(config));
+  const clock = new SimClock({ speed: 1, startEpochSeconds: start });
+  const board = new Board({ definition, clock, name: 'meter-cuts', flashPath: path.join(dir, 'meter.flash') });
+  const credentials = new BrokerCredentials(path.join(dir, 'broker'));
+  const dsoPassword = credentials.ensureDsoUser();
+  const registry = new MeterRegistry(':memory:');
+  const store = new ReadingStore(':memory:');
+  const broker = await startEmbeddedBroker({ auth: credentials });
+  const dsoKey = createDsoKey(path.join(dir, 'dso-key.json'));
+  const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: () => {} });
+  const collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
   const imp = new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh: IPK, profile: constant(7200) }); // 2 pulses/s
   const exp = new S0PulseSource({ board, pin: definition.pins.s0Export, impulsesPerKWh: IPK, profile: constant(1800) });
-  // Pulses delivered to the meter's inputs while it watched them: the falling edges its pin
-  // interrupt reported. The meter prints its restored registers in the same step that starts its
-  // pulse counters, so the count starts there; it stops by itself at the cut (a board without
-  // power watches nothing), at the very instant, however late this test's own code runs.
+
+  // Where each cut landed: the flash operation it stopped, by region (the raw partition lies below Storage).
+  const storageOffset = definition.storage.addr - board.flashModule.baseAddress;
+  let lastOp = 'between flash operations';
+  let inCompaction = false;
+  const flash = board.flash;
+  const program = flash.program.bind(flash);
+  const erasePage = flash.erasePage.bind(flash);
+  const where = (offset: number, kind: string) => (inCompaction ? 'Storage compaction' : offset < storageOffset ? `ring ${kind}` : `Storage ${kind}`);
+  /** The virtual instant the flash last lost power (when a cut stopped one of its operations). */
+  let cutAt = 0;
+  const noting = (op: () => void) => {
+    try {
+      op();
+    } catch (e) {
+      if (!flash.hasPower) cutAt = clock.now();
+      throw e;
+    }
+  };
+  flash.program = (offset, bytes) => {
+    lastOp = where(offset, 'write');
+    noting(() => program(offset, bytes));
+  };
+  flash.erasePage = (offset) => {
+    lastOp = where(offset, 'erase');
+    noting(() => erasePage(offset));
+  };
+  const landed = new Map<string, number>();
+  const count = (what: string) => landed.set(what, (landed.get(what) ?? 0) + 1);
+  const storageHash = () => createHash('sha256').update(flash.read(storageOffset, definition.storage.bytes)).digest('hex');
+
+  // Delivered pulses, counted from the meter's restore line on (it starts its counters in that step).
   let delivered = { importWh: 0, exportWh: 0 };
   const stopEdges = board.pins.onEdge((edge) => {
     if (edge.level !== 0) return;
@@ -88,117 +131,179 @@ test(`${CUTS} power cuts: the journal always boots, registers never go back, los
     if (edge.pin === definition.pins.s0Export) delivered.exportWh++;
   });
   let output = '';
-  const stopListening = board.onOutput((text) => {
+  board.onOutput((text) => {
     output += text;
-    if (/meter: (journal restored|first start|journal unreadable)/.test(text)) delivered = { importWh: 0, exportWh: 0 };
+    if (BOOT_LINE.test(text)) delivered = { importWh: 0, exportWh: 0 };
   });
-  const random = prng(20260101);
+  const random = prng(20261206);
   const wait = (seconds: number) => new Promise<void>((resolve) => clock.setTimeoutAt(resolve, clock.now() + seconds));
   /** Runs fn inside a clock timer at the given virtual time (where now() is exact). */
   const at = <T>(t: number, fn: () => T) => new Promise<T>((resolve) => clock.setTimeoutAt(() => resolve(fn()), t));
 
+  const failures: string[] = [];
   const cutIntervals: number[] = [];
   const bootIntervals: number[] = [];
-  let previous = { importWh: -1, exportWh: -1 };
-  let flashCuts = 0;
+  let previous = { importWh: 0, exportWh: 0 };
   let maxLost = 0;
-  const failures: string[] = [];
+  let storageLost = 0;
+  let compactionUnits = 400_000;
+  let compactions = 0;
 
-  /** Powers on, waits for the meter's restore line, checks it against what came before. */
-  const powerOnAndCheck = async (cycle: number) => {
-    output = '';
-    const bootTime = await at(clock.now() + 0.001, () => {
-      board.powerOn();
-      return clock.now();
-    });
-    bootIntervals.push(Math.floor(bootTime / INTERVAL));
-    let line: RegExpMatchArray | null = null;
-    for (let i = 0; i < 200 && !(line = output.match(/meter: (journal restored|first start|journal unreadable)[^(]*\(import (\d+) Wh, export (\d+) Wh/)); i++) await wait(0.05);
-    if (!line) throw new Error(`cycle ${cycle}: the meter did not report its registers after power-on; console:\n${output}`);
-    const restored = { importWh: Number(line[2]), exportWh: Number(line[3]) };
-    if (cycle > 0 && line[1] !== 'journal restored') failures.push(`cycle ${cycle}: journal did not restore (${line[0]})`);
-    if (restored.importWh < previous.importWh || restored.exportWh < previous.exportWh) {
-      failures.push(`cycle ${cycle}: registers went back from ${JSON.stringify(previous)} to ${JSON.stringify(restored)}`);
+  /** Powers on; if a cut inside a compaction cost the firmware or its configuration, flashes them again. */
+  const powerOnAndCheck = async (cycle: number, afterCompactionCut: boolean) => {
+    for (let attempt = 0; ; attempt++) {
+      output = '';
+      const bootInterval = await at(clock.now() + 0.001, () => {
+        board.powerOn();
+        return Math.floor(clock.now() / INTERVAL);
+      });
+      let line: RegExpMatchArray | null = null;
+      for (let i = 0; i < 100 && !(line = output.match(BOOT_LINE)); i++) await wait(0.05);
+      if (line) {
+        bootIntervals.push(bootInterval);
+        const restored = { importWh: Number(line[2]), exportWh: Number(line[3]) };
+        if (line[1] !== 'journal restored') failures.push(`cycle ${cycle}: journal did not restore (${line[0]})`);
+        if (restored.importWh < previous.importWh || restored.exportWh < previous.exportWh) {
+          failures.push(`cycle ${cycle}: registers went back from ${JSON.stringify(previous)} to ${JSON.stringify(restored)}`);
+        }
+        return restored;
+      }
+      if (!afterCompactionCut || attempt > 0) throw new Error(`cycle ${cycle}: the meter did not boot its firmware with its configuration; console:\n${output}`);
+      // Espruino wiped or damaged Storage: flash the firmware and configuration again.
+      storageLost++;
+      board.powerCut();
+      if (board.storage.read('.bootcde') !== bundle) board.storage.write('.bootcde', bundle);
+      if (board.storage.read(CONFIG_FILE) !== config) board.storage.write(CONFIG_FILE, config);
     }
-    return restored;
   };
 
+  let config = '';
   try {
+    // Trash at the start of Storage, so that the first compaction moves the firmware too.
+    board.storage.write('filler', 'x'.repeat(40_000));
+    board.storage.write('.bootcde', bundle);
+    board.storage.erase('filler');
     board.powerOn();
-    bootIntervals.push(Math.floor(clock.now() / INTERVAL));
+    const operatorDir = path.join(dir, 'operator');
+    await initOperator({ dir: operatorDir, passphrase: 'power cut passphrase' });
+    await provisionMeter({
+      meterId: 'meter-cuts',
+      feeder: 'feeder-1',
+      operatorDir,
+      operatorKey: await unlockOperatorKey(operatorDir, 'power cut passphrase'),
+      dsoDb: registry,
+      brokerDir: credentials.dir,
+      broker: { host: '127.0.0.1', port: broker.port },
+      dsoPublicKey: dsoKey.publicKey,
+      intervalSeconds: INTERVAL,
+    }, inProcessConsole(board));
+    config = board.storage.read(CONFIG_FILE)!;
+    await until(() => BOOT_LINE.test(output), () => `the meter to start after provisioning: ${output.slice(-400)}`);
+    clock.setSpeed(SPEED);
     imp.start();
     exp.start();
-    previous = { importWh: 0, exportWh: 0 };
+    bootIntervals.push(Math.floor(clock.now() / INTERVAL));
+    // The first reading makes the first reading key (its record, vg.rk1, is the one Storage write of a
+    // day: key rotation). From then on Storage stays as the last maintenance left it.
+    await until(() => (store.db.prepare('SELECT COUNT(*) AS n FROM readings').get() as { n: number }).n >= 1, () => `the first reading at the collector; the meter printed ${output.split('\n').filter((l) => /mqtt|veilgrid|wifi/.test(l)).slice(0, 15).join('\n')}`);
+    let storageRef = storageHash();
+
     for (let cycle = 1; cycle <= CUTS; cycle++) {
-      const onSeconds = 2 + random() * 38;
+      const maintenance = cycle % MAINTENANCE_EVERY === 0;
+      const onSeconds = 1 + random() * 14;
+      lastOp = 'between flash operations';
       let cutTime: number;
-      if (cycle > 1 && random() < 0.4) {
-        // Arm a cut inside the next Storage writes: the n-th next byte is the last to reach the flash.
+      if (maintenance) {
         await wait(onSeconds);
-        flashCuts++;
-        board.flash.cutPowerAfterBytes(1 + Math.floor(random() * 60));
-        let lastSeenOn = clock.now();
-        while (board.running) {
-          lastSeenOn = clock.now();
-          await wait(0.05);
+        // As provisioning or a key rotation on a full Storage would: a file rewritten, then compaction.
+        board.evaluate(`require("Storage").write(${JSON.stringify(CONFIG_FILE)}, require("Storage").read(${JSON.stringify(CONFIG_FILE)}) + " ")`);
+        config = board.storage.read(CONFIG_FILE)!;
+        const before = flash.bytesWritten;
+        flash.cutPowerAfterBytes(1 + Math.floor(random() * compactionUnits * 1.1));
+        inCompaction = true;
+        const result = board.evaluate('require("Storage").compact()');
+        inCompaction = false;
+        compactions++;
+        if (board.running) {
+          compactionUnits = flash.bytesWritten - before;
+          flash.restorePower(); // disarms the cut
+          cutTime = await at(clock.now() + random() * 3, () => {
+            board.powerCut();
+            return clock.now();
+          });
+          lastOp = 'between flash operations';
+        } else {
+          assert.match(String(result.error), /power/, 'the compaction was cut');
+          cutTime = cutAt;
         }
-        cutTime = lastSeenOn;
+      } else if (random() < 0.5) {
+        // Armed: the n-th next flash byte is the last; often past a page, so erases get cut too.
+        await wait(onSeconds);
+        flash.cutPowerAfterBytes(1 + Math.floor(random() < 0.85 ? random() * 400 : random() * 5000));
+        while (board.running) await wait(0.05);
+        cutTime = cutAt;
       } else {
         cutTime = await at(clock.now() + onSeconds, () => {
           board.powerCut();
           return clock.now();
         });
+        lastOp = 'between flash operations';
       }
+      count(lastOp);
       cutIntervals.push(Math.floor(cutTime / INTERVAL));
-      const counted = {
-        importWh: previous.importWh + delivered.importWh,
-        exportWh: previous.exportWh + delivered.exportWh,
-      };
-      // Off for a moment, or (one time in eight) for one or two whole intervals.
-      await wait(random() < 0.125 ? INTERVAL + random() * INTERVAL : 0.2 + random() * 8);
-      const restored = await powerOnAndCheck(cycle);
+      const counted = { importWh: previous.importWh + delivered.importWh, exportWh: previous.exportWh + delivered.exportWh };
+      if (!maintenance && storageHash() !== storageRef) failures.push(`cycle ${cycle}: normal operation wrote to Storage (cut ${lastOp}); files ${JSON.stringify(board.storage.list())}`);
+      // Off for a moment, or (one time in twenty) for one or two whole intervals.
+      await wait(random() < 0.05 ? INTERVAL + random() * INTERVAL : 0.2 + random() * 5);
+      const restored = await powerOnAndCheck(cycle, maintenance && lastOp === 'Storage compaction');
+      if (maintenance) storageRef = storageHash();
       for (const k of ['importWh', 'exportWh'] as const) {
         const lost = counted[k] - restored[k];
         maxLost = Math.max(maxLost, lost);
         if (lost > BOUND_PULSES || lost < -2) failures.push(`cycle ${cycle}: ${k} lost ${lost} Wh (bound ${BOUND_PULSES}); counted ${counted[k]}, restored ${restored[k]}`);
       }
       previous = restored;
+      if (failures.length > 20) break;
     }
-    await wait(INTERVAL + 1); // let the last boot's interval close
-    board.powerCut();
+    // Let the last boot's interval close and every waiting reading reach the collector.
+    const last = () => store.db.prepare('SELECT COUNT(*) AS n, MIN(seq) AS first, MAX(seq) AS last FROM readings').get() as { n: number; first: number; last: number };
+    const nextSeq = () => Number((output.match(/next reading seq (\d+)/) ?? ['', '0'])[1]);
+    const bootSeq = nextSeq();
+    await wait(2 * INTERVAL);
+    imp.stop();
+    exp.stop();
+    await until(() => last().last >= bootSeq && last().n === last().last,
+      () => `every reading up to seq ${bootSeq} at the collector; have ${JSON.stringify(last())}`);
+
+    assert.equal(failures, [], failures.slice(0, 10).join('\n'));
+    const { n, first, last: lastSeq } = last();
+    assert.is(first, 1);
+    assert.is(n, lastSeq, `seq 1..${lastSeq} all verified, none missing`);
+    assert.is(collector.stats.rejected, 0, 'no reading refused by the DSO');
+    assert.is(collector.stats.conflicts, 0, 'no sequence number used for two different readings');
+    const flagsOf = new Map((store.db.prepare('SELECT interval_index AS i, flags AS f FROM readings').all() as { i: number; f: number }[]).map((r) => [r.i, r.f]));
+    const unflagged = cutIntervals.filter((k) => flagsOf.has(k) && !(flagsOf.get(k)! & FLAG_POWER_LOSS));
+    assert.equal(unflagged, [], 'readings of intervals with a power cut lack FLAG_POWER_LOSS');
+    const notPartial = bootIntervals.filter((k) => flagsOf.has(k) && !(flagsOf.get(k)! & FLAG_PARTIAL));
+    assert.equal(notPartial, [], 'readings of intervals with a power-on lack FLAG_PARTIAL');
+    assert.ok((landed.get('ring write') ?? 0) >= 100 && (landed.get('ring erase') ?? 0) >= 10 && (landed.get('Storage compaction') ?? 0) >= 20,
+      `cuts landed: ${JSON.stringify([...landed])}`);
+    assert.is(landed.get('Storage write') ?? 0, 0, 'no cut found the firmware writing Storage');
+    console.log(`  ${CUTS} cuts: ${[...landed].map(([k, v]) => `${v} ${k}`).join(', ')}; ${compactions} forced compactions, ` +
+      `${storageLost} of them lost Storage (firmware and config flashed again, registers kept); ${lastSeq} readings verified; ` +
+      `most energy lost in one cut: ${maxLost} Wh (bound ${BOUND_PULSES})`);
   } finally {
     imp.stop();
     exp.stop();
-    stopListening();
     stopEdges();
+    await collector.close();
+    board.close();
     clock.close();
+    await broker.close();
+    store.close();
+    registry.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
-
-  const readings: Reading[] = [];
-  const outbox = new Outbox(board.storage);
-  for (let e = outbox.first(); e; e = outbox.after(e.id)) {
-    if (e.topic !== readingTopic(meterId)) continue;
-    const shared = p256.getSharedSecret(dso.secretKey, decodeEnvelope(e.payload).ephemeralPublicKey, true).subarray(1);
-    readings.push(decodeReading(decodeSign1(openEnvelope(nodeCryptoPrimitives, shared, e.payload)).payload));
-  }
-  board.close();
-  fs.rmSync(work, { recursive: true, force: true });
-
-  assert.equal(failures, [], failures.slice(0, 10).join('\n'));
-  assert.ok(flashCuts >= 60, `only ${flashCuts} cuts inside Storage writes`);
-  assert.ok(readings.length >= 100, `only ${readings.length} readings stored`);
-  for (let i = 1; i < readings.length; i++) {
-    const [a, b] = [readings[i - 1], readings[i]];
-    assert.ok(b.seq > a.seq, `seq ${b.seq} after ${a.seq}: a sequence number was reused`);
-    assert.ok(b.interval > a.interval, `interval ${b.interval} after ${a.interval}`);
-    assert.ok(b.importTotalWh >= a.importTotalWh && b.exportTotalWh >= a.exportTotalWh, `registers went back between seq ${a.seq} and ${b.seq}`);
-  }
-  const byInterval = new Map(readings.map((r) => [r.interval, r]));
-  const unflagged = cutIntervals.filter((k) => byInterval.has(k) && !(byInterval.get(k)!.flags & FLAG_POWER_LOSS));
-  assert.equal(unflagged, [], 'readings of intervals with a power cut lack FLAG_POWER_LOSS');
-  const notPartial = bootIntervals.filter((k) => byInterval.has(k) && !(byInterval.get(k)!.flags & FLAG_PARTIAL));
-  assert.equal(notPartial, [], 'readings of intervals with a power-on lack FLAG_PARTIAL');
-  console.log(`  ${CUTS} cuts (${flashCuts} inside Storage writes), ${readings.length} readings, most energy lost in one cut: ${maxLost} Wh (bound ${BOUND_PULSES})`);
 });
 
 test.run();

@@ -1,11 +1,10 @@
 // Metering: registers (pulses -> Wh without drift), and the Meter's interval logic on the emulator's
-// clock and Storage: readings at every boundary, flags after boot, power loss and outages, sequence
+// clock and a raw-flash journal: readings at every boundary, flags after boot, power loss and outages, sequence
 // numbers recovered from journal and outbox. Pulses are timers on the same virtual clock, so every
 // run is exact and repeatable.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Flash } from '../../boards/emulator/flash.ts';
-import { EspruinoStorage } from '../../boards/emulator/storage.ts';
+import { emulatedPartition, type EmulatedPartition } from '../support/flash-rings.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { EnergyJournal } from '../../firmware/src/metering/energy-journal.ts';
 import { Meter } from '../../firmware/src/metering/meter.ts';
@@ -53,20 +52,20 @@ const T0 = Math.ceil(1_790_000_000 / INTERVAL) * INTERVAL;
 
 interface Rig {
   clock: SimClock;
-  storage: EspruinoStorage;
+  storage: EmulatedPartition;
   published: Reading[];
   logs: string[];
   meter: Meter;
 }
 
-function newMeter(clock: SimClock, storage: EspruinoStorage, published: Reading[], logs: string[], commitEveryWh = 10): Meter {
+function newMeter(clock: SimClock, storage: EmulatedPartition, published: Reading[], logs: string[], commitEveryWh = 10): Meter {
   return new Meter({
     meterId: 'meter-1',
     intervalSeconds: INTERVAL,
     impulsesPerKWh: IPK,
     commitEveryWh,
     clock,
-    journal: new EnergyJournal(storage),
+    journal: new EnergyJournal(storage.journalRing()),
     publish: (r) => published.push({ ...r }),
     log: (m) => logs.push(m),
   });
@@ -74,7 +73,7 @@ function newMeter(clock: SimClock, storage: EspruinoStorage, published: Reading[
 
 function rig(startSeconds: number): Rig {
   const clock = new SimClock({ speed: 20000, startEpochSeconds: startSeconds });
-  const storage = new EspruinoStorage(new Flash({ sizeBytes: 917504, pageBytes: 4096 }));
+  const storage = emulatedPartition();
   const published: Reading[] = [];
   const logs: string[] = [];
   return { clock, storage, published, logs, meter: newMeter(clock, storage, published, logs) };
@@ -211,13 +210,13 @@ meter('a reading stored in the outbox but whose boundary was never committed is 
 /** A meter whose publish refuses (as a full outbox does) until `accept()`; what it published and logged. */
 function refusingMeter(maxWaitingReadings?: number) {
   const clock = new SimClock({ speed: 20000, startEpochSeconds: T0 + 1 });
-  const storage = new EspruinoStorage(new Flash({ sizeBytes: 917504, pageBytes: 4096 }));
+  const storage = emulatedPartition();
   const published: Reading[] = [];
   const logs: string[] = [];
   let refuse = true;
   const m = new Meter({
     meterId: 'meter-1', intervalSeconds: INTERVAL, impulsesPerKWh: IPK, commitEveryWh: 10, clock,
-    journal: new EnergyJournal(storage),
+    journal: new EnergyJournal(storage.journalRing()),
     publish: (r) => {
       if (refuse) throw new Error('outbox full');
       published.push(r);

@@ -1,5 +1,5 @@
 // The firmware's MQTT client in Node, over the emulator's net module (real TCP), the emulator's
-// SimClock and Storage, against an in-process aedes broker and an MQTT.js subscriber.
+// SimClock and raw-flash outbox, against an in-process aedes broker and an MQTT.js subscriber.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as nodeNet from 'node:net';
@@ -7,8 +7,7 @@ import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { createNetModule } from '../../boards/emulator/net.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
-import { Flash } from '../../boards/emulator/flash.ts';
-import { EspruinoStorage } from '../../boards/emulator/storage.ts';
+import { emulatedPartition, type EmulatedPartition } from '../support/flash-rings.ts';
 import { Outbox } from '../../firmware/src/mqtt/outbox.ts';
 import { MqttClient, topicMatches, type MqttClientOptions } from '../../firmware/src/mqtt/client.ts';
 
@@ -115,11 +114,11 @@ async function proxyTo(targetPort: number) {
   };
 }
 
-function rig(overrides: Partial<MqttClientOptions> & { port: number }, storage?: EspruinoStorage) {
+function rig(overrides: Partial<MqttClientOptions> & { port: number }, storage?: EmulatedPartition) {
   const net = createNetModule();
   const clock = new SimClock();
-  const store = storage ?? new EspruinoStorage(new Flash({ sizeBytes: 64 * 4096, pageBytes: 4096 }));
-  const outbox = new Outbox(store);
+  const store = storage ?? emulatedPartition();
+  const outbox = new Outbox(store.outboxRing());
   const events: string[] = [];
   const log: string[] = [];
   const client = new MqttClient(
@@ -305,10 +304,9 @@ test('retained messages: a late subscriber gets the last one; QoS 1 keeps the fl
   }
 });
 
-test('the outbox survives re-creating the client from the same Storage; recovered messages go out with DUP', async () => {
+test('the outbox survives re-creating the client from the same flash; recovered messages go out with DUP', async () => {
   try {
-    const flash = new Flash({ sizeBytes: 64 * 4096, pageBytes: 4096 });
-    const storage = new EspruinoStorage(flash);
+    const storage = emulatedPartition();
     const down = nodeNet.createServer();
     await new Promise<void>((r) => down.listen(0, HOST, r));
     const deadPort = (down.address() as nodeNet.AddressInfo).port;
@@ -323,7 +321,7 @@ test('the outbox survives re-creating the client from the same Storage; recovere
 
     const broker = await startBroker();
     const sub = await subscriber(broker.port, READINGS);
-    const after = rig({ port: broker.port }, new EspruinoStorage(flash));
+    const after = rig({ port: broker.port }, emulatedPartition(storage.flash));
     assert.is(after.client.pendingCount(), 5, 'all five are still in flash');
     after.client.start();
     after.client.publish(READINGS, reading(5), 1);

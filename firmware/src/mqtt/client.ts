@@ -176,13 +176,14 @@ export class MqttClient {
    * lost silently), then sent in order when connected. QoS 0: sent now if connected, else dropped;
    * returns whether it was handed to the socket. `retain` (default false) asks the broker to keep
    * the message for later subscribers; a QoS 1 message keeps it in the outbox and when resent.
+   * `note` (QoS 1 only) is stored with the message in the same outbox record (Outbox.notes()).
    */
-  publish(topic: string, payload: Uint8Array, qos: QoS, retain?: boolean): boolean {
+  publish(topic: string, payload: Uint8Array, qos: QoS, retain?: boolean, note?: string): boolean {
     const keep = retain === true;
     if (qos === 1) {
       // Refuse a topic that can never be sent before it is stored (it would block the outbox).
       encodePacket({ kind: 'publish', topic: topic, payload: new Uint8Array(0), qos: 1, dup: false, retain: keep, packetId: 1 });
-      this.outbox.append(topic, payload, keep);
+      this.outbox.append(topic, payload, keep, note);
       this.fillWindow();
       return true;
     }

@@ -1,52 +1,23 @@
 // The persistent outbox: QoS 1 messages wait here, in flash, until the broker acknowledges them.
 // A message survives broker outages, reboots and power cuts; it leaves only on PUBACK.
 //
-// Layout. Messages are appended to segment files "<name>.<n>" (n = 1, 2, 3 ... in order), each
-// created pre-sized (Storage.write(name, magic, 0, SEGMENT_BYTES)) and then filled at increasing
-// offsets with Storage.write(name, data, offset), which only ever programs never-written (0xFF)
-// bytes: no file is rewritten, so flash wear is one small write per message plus one byte each
-// for commit and ack. 4064 bytes = one 4 KB flash page minus Espruino's 32-byte file header.
+// Messages are records of a ring on raw flash (persist/flash-ring.ts, outside Storage: appending
+// never makes Storage compact). A message's id is its record's sequence number. Every record
+// carries keep-from = the oldest message not yet acknowledged, so an acknowledgement costs no
+// write: it is persisted by the next append (until then a reboot sends the message once more:
+// at-least-once, with DUP). The ring erases a page only when all its messages are acknowledged;
+// when the next page still holds one, append throws OutboxFullError and stores nothing.
 //
-//   segment: "VGO1" then records
-//   record:  [commit][ack][flags | length hi][length lo][topic length][topic][payload]
-//            length = 1 + topic length + payload length (< 4064, so 12 bits)
-//            flags  = the high nibble of that byte: 0x40 = publish with the MQTT retain flag.
-//            Records written before the flag existed have it clear (not retained): same format.
+// Record payload: [flags][topic length][note length][topic][note][message]
+//   flags: 1 = publish with the MQTT retain flag.
+//   note:  a few bytes the caller keeps with the message (the sealed reading's seq and interval,
+//          readings/sealed-reading-note.ts), written in the same record: a cut leaves both or neither.
 //
-// Why a power cut at any byte leaves it consistent (see docs/emulator-storage.md: bytes reach
-// the flash one at a time in ascending order, an unwritten byte stays 0xFF):
-// - append writes length/topic/payload first, then the commit byte (0x00). A cut before the
-//   commit leaves commit = 0xFF: the record is ignored, and since its bytes are no longer 0xFF
-//   the rest of that segment is never written again (the next append starts a new segment).
-//   The flags/length-high byte is at most 0x4F and is the first byte written, so "commit and
-//   length both 0xFF" means "nothing written here": the free space.
-// - ack programs one byte (0xFF -> 0x00): it either happened or it did not; a lost ack only means
-//   the message is sent once more (at-least-once).
-// - a segment is erased only once every record in it is acknowledged and it is no longer the
-//   one being appended to, so erasing can lose nothing. A new segment whose magic is missing was
-//   cut during creation, holds nothing, and is erased when the outbox is next opened.
-// A cut inside the 4-byte erase of a segment's name can leave a nameless live file that only
-// Storage.compact() reclaims (one segment of space per such cut; nothing pending is in it).
-// Creating a file and Storage.compact() are Espruino's own operations; how a cut inside them
-// ends is Storage's behaviour (docs/emulator-storage.md). Segments are created rarely (one per
-// ~4 KB of messages) and nothing here calls compact.
-//
-// Bounded: at most maxSegments segments (default 16, ~64 KB). When full, append throws
-// OutboxFullError and stores nothing: the oldest messages are kept, the newest refused, and the
-// caller (which still has the reading) must try again later.
-//
-// RAM: only a few numbers per segment; records are read from flash when they are sent.
+// RAM: one number per waiting message (its seq); messages are read from flash when sent.
 
+import { FlashRing, RingFullError } from '../persist/flash-ring.ts';
+import { recordBytes } from '../persist/power-safe-record.ts';
 import { bytesToByteString, byteStringToBytes } from './packets.ts';
-
-/** What the outbox needs of Espruino's Storage module. */
-export interface OutboxStorage {
-  read(name: string, offset?: number, length?: number): string | undefined;
-  write(name: string, data: string, offset?: number, size?: number): boolean;
-  erase(name: string): void;
-  list(): string[];
-  getStats(): { freeBytes: number; trashBytes: number };
-}
 
 export interface OutboxEntry {
   /** Position in the outbox: increases with every append, unique while the entry exists. */
@@ -57,11 +28,6 @@ export interface OutboxEntry {
   retain: boolean;
 }
 
-export interface OutboxOptions {
-  /** Most segment files the outbox may hold (default 16). */
-  maxSegments?: number;
-}
-
 export class OutboxError extends Error {
   constructor(message: string) {
     super(message);
@@ -70,7 +36,7 @@ export class OutboxError extends Error {
   }
 }
 
-/** The outbox (or Storage) has no room: nothing was stored; keep the message and retry later. */
+/** The outbox has no room: nothing was stored; keep the message and retry later. */
 export class OutboxFullError extends OutboxError {
   constructor(message: string) {
     super(message);
@@ -78,67 +44,60 @@ export class OutboxFullError extends OutboxError {
   }
 }
 
-export const SEGMENT_BYTES = 4064;
-const MAGIC = 'VGO1';
-const RECORD_HEADER_BYTES = 4;
-const BLANK = 255;
-/** In the record's flags/length-high byte. */
-const RETAIN_FLAG = 0x40;
-const LENGTH_HIGH_MASK = 0x0f;
-const WRITTEN = String.fromCharCode(0);
-/** ids are segment * ID_SPAN + offset, so they order by segment then offset. */
-const ID_SPAN = 65536;
+const RETAIN_FLAG = 1;
+const PAYLOAD_HEADER_BYTES = 3;
 
-interface Segment {
-  n: number;
-  name: string;
-  /** Committed, not yet acknowledged records. */
-  pending: number;
-  /** Offset where the next record goes; SEGMENT_BYTES once nothing more may be written. */
-  end: number;
+interface Decoded {
+  entry: OutboxEntry;
+  note: string;
 }
 
-function segmentNumber(fileName: string, prefix: string): number {
-  if (fileName.indexOf(prefix) !== 0 || fileName.length === prefix.length) return -1;
-  const digits = fileName.substring(prefix.length);
-  for (let i = 0; i < digits.length; i++) {
-    const c = digits.charCodeAt(i);
-    if (c < 48 || c > 57) return -1;
-  }
-  return parseInt(digits, 10);
+function decode(seq: number, p: string): Decoded | undefined {
+  if (p.length < PAYLOAD_HEADER_BYTES) return undefined;
+  const topicLength = p.charCodeAt(1);
+  const noteLength = p.charCodeAt(2);
+  const noteStart = PAYLOAD_HEADER_BYTES + topicLength;
+  const bodyStart = noteStart + noteLength;
+  if (topicLength === 0 || bodyStart > p.length) return undefined;
+  return {
+    entry: {
+      id: seq,
+      topic: p.substring(PAYLOAD_HEADER_BYTES, noteStart),
+      payload: byteStringToBytes(p.substring(bodyStart)),
+      retain: (p.charCodeAt(0) & RETAIN_FLAG) !== 0,
+    },
+    note: p.substring(noteStart, bodyStart),
+  };
 }
 
 export class Outbox {
-  readonly name: string;
-  readonly maxSegments: number;
-  private readonly storage: OutboxStorage;
-  private readonly prefix: string;
-  private segments: Segment[];
-  private pendingCount: number;
+  private readonly ring: FlashRing;
+  /** Sequence numbers of the messages not yet acknowledged, oldest first. */
+  private pending: number[];
+  /** Notes of the messages found at open, oldest first (see notes()). */
+  private recoveredNotes: string[];
   /** Entries with a smaller id were stored before this Outbox was opened. */
   private readonly firstNewId: number;
 
-  constructor(storage: OutboxStorage, name?: string, options?: OutboxOptions) {
-    this.storage = storage;
-    this.name = name ?? 'vg.outbox';
-    if (this.name.length > 20) throw new OutboxError('outbox name "' + this.name + '" is longer than 20 chars (Storage names are at most 28)');
-    this.prefix = this.name + '.';
-    this.maxSegments = (options && options.maxSegments) || 16;
-    this.segments = [];
-    this.pendingCount = 0;
-    this.recover();
-    const last = this.segments[this.segments.length - 1];
-    this.firstNewId = last ? last.n * ID_SPAN + last.end : ID_SPAN;
+  constructor(ring: FlashRing) {
+    this.ring = ring;
+    this.pending = [];
+    this.recoveredNotes = [];
+    ring.recover();
+    const pending = this.pending;
+    const notes = this.recoveredNotes;
+    ring.forEach(0, function (r) {
+      const d = decode(r.seq, r.payload);
+      if (!d) return;
+      pending.push(r.seq);
+      if (d.note) notes.push(d.note);
+    });
+    this.firstNewId = ring.headSeq() + 1;
   }
 
   /** Messages stored and not yet acknowledged. */
   size(): number {
-    return this.pendingCount;
-  }
-
-  /** Segment files in use (each SEGMENT_BYTES of Storage). */
-  segmentCount(): number {
-    return this.segments.length;
+    return this.pending.length;
   }
 
   /** True for an entry stored before this Outbox was opened: it may have been sent before a reboot. */
@@ -146,35 +105,36 @@ export class Outbox {
     return id < this.firstNewId;
   }
 
+  /** The notes of the messages that were waiting when the outbox was opened, oldest first. */
+  notes(): string[] {
+    return this.recoveredNotes;
+  }
+
   /**
-   * Stores a message durably and returns its id; `retain` (default false) is kept with it. Throws
-   * OutboxFullError (nothing stored) when the outbox or Storage is full, OutboxError when the
-   * message can never fit.
+   * Stores a message durably, with `note` (optional, at most 255 bytes) in the same record, and
+   * returns its id. Throws OutboxFullError (nothing stored) when the outbox is full, OutboxError
+   * when the message can never fit.
    */
-  append(topic: string, payload: Uint8Array, retain?: boolean): number {
+  append(topic: string, payload: Uint8Array, retain?: boolean, note?: string): number {
+    const n = note || '';
     if (topic.length === 0 || topic.length > 255) throw new OutboxError('topic must be 1..255 chars, got ' + topic.length);
-    const bodyLength = 1 + topic.length + payload.length;
-    const recordBytes = RECORD_HEADER_BYTES + bodyLength;
-    if (MAGIC.length + recordBytes > SEGMENT_BYTES) {
-      throw new OutboxError('message of ' + payload.length + ' bytes on "' + topic + '" is too large for the outbox (at most ' +
-        (SEGMENT_BYTES - MAGIC.length - RECORD_HEADER_BYTES - 1 - topic.length) + ' bytes)');
+    if (n.length > 255) throw new OutboxError('outbox note of ' + n.length + ' bytes is longer than 255');
+    const record = String.fromCharCode(retain === true ? RETAIN_FLAG : 0, topic.length, n.length) + topic + n + bytesToByteString(payload);
+    const pageBytes = this.ring.area.pageBytes;
+    if (recordBytes(record.length) > pageBytes) {
+      throw new OutboxError('message of ' + payload.length + ' bytes on "' + topic + '" is too large for the outbox (a record must fit one ' + pageBytes + '-byte flash page)');
     }
-    let seg = this.segments[this.segments.length - 1];
-    if (!seg || seg.end + recordBytes > SEGMENT_BYTES) {
-      this.dropIfDone(seg);
-      seg = this.createSegment(seg ? seg.n + 1 : 1);
+    let seq: number;
+    try {
+      seq = this.ring.append(record, this.pending.length > 0 ? this.pending[0] : undefined);
+    } catch (err) {
+      if (err instanceof RingFullError) {
+        throw new OutboxFullError('outbox full: ' + this.pending.length + ' messages wait for the broker to acknowledge them; nothing was stored: keep the message and try again later');
+      }
+      throw err;
     }
-    const offset = seg.end;
-    // Close the segment first: if this write is cut, nothing more may go into it.
-    seg.end = SEGMENT_BYTES;
-    const flags = retain === true ? RETAIN_FLAG : 0;
-    const body = String.fromCharCode(flags | (bodyLength >> 8), bodyLength & 255, topic.length) + topic + bytesToByteString(payload);
-    this.storage.write(seg.name, body, offset + 2);
-    this.storage.write(seg.name, WRITTEN, offset);
-    seg.end = offset + recordBytes;
-    seg.pending++;
-    this.pendingCount++;
-    return seg.n * ID_SPAN + offset;
+    this.pending.push(seq);
+    return seq;
   }
 
   /** The oldest unacknowledged entry. */
@@ -184,118 +144,23 @@ export class Outbox {
 
   /** The oldest unacknowledged entry with an id greater than `id`. */
   after(id: number): OutboxEntry | undefined {
-    for (let i = 0; i < this.segments.length; i++) {
-      const seg = this.segments[i];
-      if (seg.pending === 0 || (seg.n + 1) * ID_SPAN <= id) continue;
-      const data = this.storage.read(seg.name) || '';
-      let offset = MAGIC.length;
-      while (offset + RECORD_HEADER_BYTES <= data.length && data.charCodeAt(offset) !== BLANK) {
-        const flags = data.charCodeAt(offset + 2);
-        const length = ((flags & LENGTH_HIGH_MASK) << 8) | data.charCodeAt(offset + 3);
-        const entryId = seg.n * ID_SPAN + offset;
-        if (entryId > id && data.charCodeAt(offset + 1) === BLANK) {
-          const topicLength = data.charCodeAt(offset + 4);
-          const topicStart = offset + 5;
-          return {
-            id: entryId,
-            topic: data.substring(topicStart, topicStart + topicLength),
-            payload: byteStringToBytes(data.substring(topicStart + topicLength, offset + RECORD_HEADER_BYTES + length)),
-            retain: (flags & RETAIN_FLAG) !== 0,
-          };
-        }
-        offset += RECORD_HEADER_BYTES + length;
-      }
-    }
-    return undefined;
+    const pending = this.pending;
+    let from = -1;
+    for (let i = 0; i < pending.length && from < 0; i++) if (pending[i] > id) from = pending[i];
+    if (from < 0) return undefined;
+    let found: OutboxEntry | undefined;
+    this.ring.forEach(from, function (r) {
+      if (pending.indexOf(r.seq) < 0) return false;
+      const d = decode(r.seq, r.payload);
+      if (d) found = d.entry;
+      return d !== undefined;
+    });
+    return found;
   }
 
   /** Marks an entry delivered (PUBACK received). Unknown or already acknowledged ids are ignored. */
   ack(id: number): void {
-    const n = Math.floor(id / ID_SPAN);
-    const offset = id - n * ID_SPAN;
-    let seg: Segment | undefined;
-    for (let i = 0; i < this.segments.length; i++) if (this.segments[i].n === n) seg = this.segments[i];
-    if (!seg || offset < MAGIC.length || offset >= seg.end) return;
-    const header = this.storage.read(seg.name, offset, 2);
-    if (!header || header.charCodeAt(0) === BLANK || header.charCodeAt(1) !== BLANK) return;
-    this.storage.write(seg.name, WRITTEN, offset + 1);
-    seg.pending--;
-    this.pendingCount--;
-    if (seg !== this.segments[this.segments.length - 1]) this.dropIfDone(seg);
-  }
-
-  /** Erases a segment that holds nothing unacknowledged. */
-  private dropIfDone(seg: Segment | undefined): void {
-    if (!seg || seg.pending > 0) return;
-    this.storage.erase(seg.name);
-    this.segments.splice(this.segments.indexOf(seg), 1);
-  }
-
-  private createSegment(n: number): Segment {
-    if (this.segments.length >= this.maxSegments) {
-      throw new OutboxFullError('outbox full: ' + this.pendingCount + ' messages in ' + this.segments.length +
-        ' segments wait for the broker to acknowledge them; nothing was stored: keep the message and try again later');
-    }
-    const name = this.prefix + n;
-    let ok = false;
-    let failure = '';
-    try {
-      ok = this.storage.write(name, MAGIC, 0, SEGMENT_BYTES);
-    } catch (err) {
-      const stats = this.storage.getStats();
-      if (stats.freeBytes + stats.trashBytes >= SEGMENT_BYTES + 32) throw err;
-      failure = String(err);
-    }
-    if (!ok) {
-      throw new OutboxFullError('Storage is full: cannot create outbox segment "' + name + '" (' + SEGMENT_BYTES +
-        ' bytes)' + (failure ? ': ' + failure : '') + '; nothing was stored: free Storage or wait for the broker');
-    }
-    const seg: Segment = { n: n, name: name, pending: 0, end: MAGIC.length };
-    this.segments.push(seg);
-    return seg;
-  }
-
-  /** Rebuilds the segment list from flash, erasing segments that hold nothing to send. */
-  private recover(): void {
-    const files = this.storage.list();
-    const found: number[] = [];
-    for (let i = 0; i < files.length; i++) {
-      const n = segmentNumber(files[i], this.prefix);
-      if (n > 0 && found.indexOf(n) < 0) found.push(n);
-    }
-    found.sort((a, b) => a - b);
-    for (let i = 0; i < found.length; i++) {
-      const seg = this.scanSegment(found[i]);
-      const isLast = i === found.length - 1;
-      if (seg && (seg.pending > 0 || (isLast && seg.end < SEGMENT_BYTES))) {
-        this.segments.push(seg);
-        this.pendingCount += seg.pending;
-      } else {
-        this.storage.erase(this.prefix + found[i]);
-      }
-    }
-  }
-
-  /** Reads a segment's records; undefined if its creation never completed. */
-  private scanSegment(n: number): Segment | undefined {
-    const name = this.prefix + n;
-    const data = this.storage.read(name);
-    if (!data || data.length !== SEGMENT_BYTES || data.substring(0, MAGIC.length) !== MAGIC) return undefined;
-    const seg: Segment = { n: n, name: name, pending: 0, end: SEGMENT_BYTES };
-    let offset = MAGIC.length;
-    while (offset + RECORD_HEADER_BYTES <= SEGMENT_BYTES) {
-      const commit = data.charCodeAt(offset);
-      const lengthHigh = data.charCodeAt(offset + 2);
-      if (commit === BLANK) {
-        // Free space if nothing was written here; else a cut append: seal the segment.
-        if (lengthHigh === BLANK && data.charCodeAt(offset + 1) === BLANK) seg.end = offset;
-        break;
-      }
-      const recordBytes = RECORD_HEADER_BYTES + (((lengthHigh & LENGTH_HIGH_MASK) << 8) | data.charCodeAt(offset + 3));
-      if (offset + recordBytes > SEGMENT_BYTES) break;
-      if (data.charCodeAt(offset + 1) === BLANK) seg.pending++;
-      offset += recordBytes;
-    }
-    return seg;
+    const i = this.pending.indexOf(id);
+    if (i >= 0) this.pending.splice(i, 1);
   }
 }

@@ -34,6 +34,19 @@ interface StorageModule {
   open(name: string, mode: 'r' | 'w' | 'a'): StorageFile;
 }
 
+/** require("Flash"): raw flash pages (src/jswrap_flash.c). Writes only clear bits; erasePage sets a page to 0xFF. */
+interface FlashModule {
+  /** The page holding addr, or undefined when there is none. */
+  getPage(addr: number): { addr: number; length: number } | undefined;
+  /** Areas the build calls free (on ESP32 a fixed list, partly stale: see docs/energy-journal.md). */
+  getFree(): { addr: number; length: number }[];
+  /** addr must be an integer JsVar: a float (e.g. from Math.floor) throws "Address should be an integer". */
+  erasePage(addr: number): void;
+  /** length bytes from addr; undefined for length <= 0. */
+  read(length: number, addr: number): Uint8Array | undefined;
+  write(data: ByteString | Uint8Array, addr: number): void;
+}
+
 interface NetSocket {
   write(data: ByteString): boolean;
   end(): void;

@@ -25,6 +25,7 @@ declare function btoa(binary: ByteString): string;
 declare function atob(base64: string): ByteString;
 declare const console: { log(...args: any[]): void };
 declare function require(name: 'Storage'): StorageModule;
+declare function require(name: 'Flash'): FlashModule;
 declare function require(name: 'net'): NetModule;
 declare function require(name: 'Wifi'): WifiModule;
 declare function require(name: 'crypto'): CryptoModule;
