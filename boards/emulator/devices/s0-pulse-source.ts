@@ -12,8 +12,18 @@
 // that later time; using it would move this pulse's edges next to the following ones and squeeze
 // a 30 ms pulse or pause to nothing, which no S0 output does (see docs/emulator.md).
 
-import type { Board } from '../board.ts';
+import type { SimClock } from '../clock.ts';
 import type { LoadProfile } from '../load-profile.ts';
+import type { PinBank } from '../pins.ts';
+
+/**
+ * What a source needs of a board: its clock and its input pins. The emulator's Board, and the
+ * espruino-linux board (real time; edges go to the interpreter's pins), both have them.
+ */
+export interface S0Board {
+  clock: Pick<SimClock, 'now' | 'setTimeoutAt' | 'clearTimeout' | 'closed'>;
+  pins: Pick<PinBank, 'setInput' | 'release'>;
+}
 
 /** S0 standard: pulse and pause at least 30 ms. */
 export const S0_MIN_PULSE_MS = 30;
@@ -23,7 +33,7 @@ const MAX_STEP_SECONDS = 30;
 const MIN_STEP_SECONDS = 0.001;
 
 export interface S0PulseSourceOptions {
-  board: Board;
+  board: S0Board;
   pin: number;
   impulsesPerKWh: number;
   pulseWidthMs?: number;
@@ -31,7 +41,7 @@ export interface S0PulseSourceOptions {
 }
 
 export class S0PulseSource {
-  readonly board: Board;
+  readonly board: S0Board;
   readonly pin: number;
   readonly impulsesPerKWh: number;
   readonly pulseWidthMs: number;

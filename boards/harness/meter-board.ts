@@ -1,0 +1,155 @@
+// One interface for a meter board under test, whatever runs the firmware: the vm emulator (boards/emulator,
+// virtual time, any speed) or the real Espruino interpreter (boards/espruino-linux, real time). Hardware-in-
+// the-loop scenarios written against it run on both (test/hil/*), and a board on a serial port is reached
+// the same way through its console port (docs/hil.md).
+//
+// A rig holds what the boards of one run share: the clock (virtual or real) and a work folder.
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadBoardDefinition, type BoardDefinition } from '../board-definition.ts';
+import { Board } from '../emulator/board.ts';
+import { SimClock } from '../emulator/clock.ts';
+import { startConsole, type RunningConsole } from '../emulator/console.ts';
+import type { S0Board } from '../emulator/devices/s0-pulse-source.ts';
+import { espruinoInterpreterPath } from '../espruino-linux/interpreter-path.ts';
+import { LinuxBoard } from '../espruino-linux/linux-board.ts';
+import { RealTimeClock } from '../espruino-linux/real-time-clock.ts';
+import { inProcessConsole, openMeterConsole, type ConsoleResult, type MeterConsole } from '../../host-tools/provision/meter-console.ts';
+
+export type Backend = 'vm' | 'espruino-linux';
+
+export const BACKENDS: readonly Backend[] = ['vm', 'espruino-linux'];
+
+export interface MeterBoard extends S0Board {
+  readonly backend: Backend;
+  readonly name: string;
+  readonly running: boolean;
+  /** The board's console on 127.0.0.1, as `veilgrid flash`/`provision` and the espruino CLI reach it. */
+  readonly consolePort: number;
+  /** Boots from Storage; resolves once the firmware's boot code has run. */
+  powerOn(): Promise<void>;
+  /** Power gone at this instant. */
+  powerCut(): Promise<void>;
+  /** One expression at the console; its value, or the error it threw. */
+  evaluate(expression: string, timeoutMs?: number): Promise<ConsoleResult>;
+  /** A console for host tools (provisionMeter). */
+  meterConsole(): Promise<MeterConsole>;
+  /** Storage as a flash programmer sees it (espruino-linux: only while off). */
+  readFile(name: string): string | undefined;
+  writeFile(name: string, data: string): void;
+  onOutput(listener: (text: string) => void): () => void;
+  /** SE commands the chip executed so far. */
+  readonly seCommands: number;
+  /** process.memory() of the running firmware, in JsVars; the vm has no JsVar store and says so. */
+  memory(): Promise<ConsoleResult>;
+  close(): Promise<void>;
+}
+
+export interface Rig {
+  readonly backend: Backend;
+  readonly definition: BoardDefinition;
+  /** Seconds on the boards' clock (virtual on vm, real on espruino-linux). */
+  readonly clock: S0Board['clock'];
+  readonly dir: string;
+  addBoard(name: string): Promise<MeterBoard>;
+  /** Resolves after `seconds` on the boards' clock. */
+  wait(seconds: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface RigOptions {
+  dir: string;
+  /** vm only: virtual seconds per real second (default 1). */
+  speed?: number;
+  /** vm only: the virtual clock's start. */
+  startEpochSeconds?: number;
+  definition?: string;
+}
+
+/** Why a backend cannot run here (undefined: it can). */
+export function unavailable(backend: Backend): string | undefined {
+  if (backend === 'vm') return undefined;
+  return espruinoInterpreterPath() ? undefined : 'no Espruino interpreter (set VEILGRID_ESPRUINO_BIN or put espruino-2v29-esp32like in ../shared/espruino/)';
+}
+
+export async function createRig(backend: Backend, opts: RigOptions): Promise<Rig> {
+  const definition = loadBoardDefinition(opts.definition ?? 'esp32-meter');
+  fs.mkdirSync(opts.dir, { recursive: true });
+  const boards: MeterBoard[] = [];
+  const clock = backend === 'vm' ? new SimClock({ speed: opts.speed ?? 1, startEpochSeconds: opts.startEpochSeconds }) : new RealTimeClock();
+  return {
+    backend,
+    definition,
+    clock,
+    dir: opts.dir,
+    async addBoard(name) {
+      const board = backend === 'vm'
+        ? await vmBoard(new Board({ definition, clock: clock as SimClock, name, flashPath: path.join(opts.dir, `${name}.flash`) }))
+        : linuxBoard(await LinuxBoard.create({ definition, dir: path.join(opts.dir, name), name }));
+      boards.push(board);
+      return board;
+    },
+    wait: (seconds) => new Promise((resolve) => clock.setTimeoutAt(resolve, clock.now() + seconds)),
+    async close() {
+      for (const board of boards) await board.close();
+      clock.close();
+    },
+  };
+}
+
+async function vmBoard(board: Board): Promise<MeterBoard> {
+  const repl: RunningConsole = await startConsole(board, { port: 0 });
+  const local = inProcessConsole(board, board.name);
+  return {
+    backend: 'vm',
+    name: board.name,
+    clock: board.clock,
+    pins: board.pins,
+    get running() {
+      return board.running;
+    },
+    consolePort: repl.port,
+    powerOn: async () => board.powerOn(),
+    powerCut: async () => board.powerCut(),
+    evaluate: (expression) => local.evaluate(expression),
+    meterConsole: async () => local,
+    readFile: (name) => board.storage.read(name),
+    writeFile: (name, data) => void board.storage.write(name, data),
+    onOutput: (listener) => board.onOutput(listener),
+    get seCommands() {
+      let total = 0;
+      for (const count of board.secureElement.executedCommands.values()) total += count;
+      return total;
+    },
+    memory: async () => ({ error: 'the vm emulator has no JsVar store: process.memory() exists only on the espruino-linux backend and a real board' }),
+    async close() {
+      await repl.close();
+      board.close();
+    },
+  };
+}
+
+function linuxBoard(board: LinuxBoard): MeterBoard {
+  return {
+    backend: 'espruino-linux',
+    name: board.name,
+    clock: board.clock,
+    pins: board.pins,
+    get running() {
+      return board.running;
+    },
+    consolePort: board.consolePort,
+    powerOn: () => board.powerOn(),
+    powerCut: () => board.powerCut(),
+    evaluate: (expression, timeoutMs) => board.evaluate(expression, timeoutMs),
+    meterConsole: () => openMeterConsole(`tcp://127.0.0.1:${board.consolePort}`),
+    readFile: (name) => board.withStorage((storage) => storage.read(name)),
+    writeFile: (name, data) => board.withStorage((storage) => void storage.write(name, data)),
+    onOutput: (listener) => board.onOutput(listener),
+    get seCommands() {
+      return board.seCommands;
+    },
+    memory: () => board.evaluate('process.memory()'),
+    close: () => board.close(),
+  };
+}

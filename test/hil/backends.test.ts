@@ -1,0 +1,141 @@
+// The meter's whole reporting path on every board backend (boards/harness): the vm emulator and the real
+// Espruino interpreter (espruino-linux, real time). Each meter runs the built bundle, is provisioned
+// through its console by the field technician's code (provisionMeter: SE configured and locked, keys made
+// inside the chip, certificate, broker password, configuration), counts S0 pulses, and its readings —
+// signed in the SE and sealed to the DSO — reach a broker and verify at the DSO, across a forced key
+// rotation (vgRotateKeys), a broker restart (the outbox holds what could not be sent) and a power cut at a
+// random instant. Where the interpreter is absent, its part says so and is skipped.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BACKENDS, createRig, unavailable, type Backend, type MeterBoard, type Rig } from '../../boards/harness/meter-board.ts';
+import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts';
+import { constant } from '../../boards/emulator/load-profile.ts';
+import { DSO_USERNAME } from '../../host-tools/broker/acl.ts';
+import { BrokerCredentials } from '../../host-tools/broker/credentials.ts';
+import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
+import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
+import { startCollector } from '../../host-tools/dso/collector.ts';
+import { createDsoKey } from '../../host-tools/dso/dso-key.ts';
+import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
+import { MeterRegistry } from '../../host-tools/dso/registry.ts';
+import { ReadingVerifier } from '../../host-tools/dso/verifier.ts';
+import { initOperator, unlockOperatorKey } from '../../host-tools/operator/operator-key.ts';
+import { provisionMeter } from '../../host-tools/provision/provision.ts';
+
+/** Interval length and clock speed per backend: the real interpreter runs in real time. */
+const TIMING: Record<Backend, { interval: number; speed: number }> = {
+  vm: { interval: 60, speed: 60 },
+  'espruino-linux': { interval: 10, speed: 1 },
+};
+
+/** Waits (on the boards' clock) until check() holds; a bound against hangs, not a timing assertion. */
+async function until(rig: Rig, check: () => boolean, what: () => string, intervals = 12): Promise<void> {
+  const deadline = rig.clock.now() + intervals * TIMING[rig.backend].interval;
+  while (!check()) {
+    if (rig.clock.now() > deadline) assert.unreachable(`timed out waiting: ${what()}`);
+    await rig.wait(TIMING[rig.backend].interval / 20);
+  }
+}
+
+for (const backend of BACKENDS) {
+  const test = suite(`hil on ${backend}`);
+  const missing = unavailable(backend);
+  if (missing) {
+    test(`${backend}: skipped (${missing})`, () => {
+      console.log(`    SKIPPED the ${backend} backend: ${missing}`);
+    });
+    test.run();
+    continue;
+  }
+
+  test(`${backend}: provisioned through its console, signed and sealed readings verify at the DSO across a key rotation, a broker restart and a power cut`, async () => {
+    const { interval, speed } = TIMING[backend];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `veilgrid-hil-${backend}-`));
+    const { outFile } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(dir, 'esp32-meter.js') });
+    const rig = await createRig(backend, { dir, speed, startEpochSeconds: Math.ceil(Date.now() / 1000 / interval) * interval + 1 });
+    const credentials = new BrokerCredentials(path.join(dir, 'broker'));
+    const dsoPassword = credentials.ensureDsoUser();
+    const registry = new MeterRegistry(':memory:');
+    const store = new ReadingStore(':memory:');
+    const rejections: string[] = [];
+    let broker = await startEmbeddedBroker({ auth: credentials });
+    const port = broker.port;
+    const dsoKey = createDsoKey(path.join(dir, 'dso-key.json'));
+    const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: (line) => rejections.push(line) });
+    let collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
+    let source: S0PulseSource | undefined;
+    let board: MeterBoard | undefined;
+    let output = '';
+    try {
+      board = await rig.addBoard('meter-0001');
+      board.onOutput((text) => (output += text));
+      board.writeFile('.bootcde', fs.readFileSync(outFile, 'latin1'));
+      await board.powerOn();
+      const operatorDir = path.join(dir, 'operator');
+      await initOperator({ dir: operatorDir, passphrase: 'hil passphrase' });
+      const meterConsole = await board.meterConsole();
+      await provisionMeter({
+        meterId: 'meter-0001',
+        feeder: 'feeder-1',
+        operatorDir,
+        operatorKey: await unlockOperatorKey(operatorDir, 'hil passphrase'),
+        dsoDb: registry,
+        brokerDir: credentials.dir,
+        broker: { host: '127.0.0.1', port },
+        dsoPublicKey: dsoKey.publicKey,
+        intervalSeconds: interval,
+      }, meterConsole);
+      await meterConsole.close();
+      source = new S0PulseSource({ board, pin: rig.definition.pins.s0Import, impulsesPerKWh: 1000, profile: constant(7200) }); // 2 pulses/s
+      source.start();
+
+      const readings = () => store.db.prepare('SELECT COUNT(*) AS n, MAX(seq) AS last, SUM(import_wh) AS wh FROM readings').get() as { n: number; last: number; wh: number };
+      const status = () => `readings ${JSON.stringify(readings())}, rejections ${rejections.join('; ')}; the meter printed ${output.slice(-1500)}`;
+      await until(rig, () => readings().n >= 2, status);
+      assert.ok(readings().wh > 0, `the readings carry the S0 pulses: ${status()}`);
+
+      // A forced rotation: the following readings are signed by the new key, and verify.
+      const rotated = await board.evaluate('JSON.parse(vgRotateKeys())', 60_000);
+      assert.ok('value' in rotated && (rotated.value as { rotation: number }).rotation >= 2, JSON.stringify(rotated));
+      const afterRotation = readings().n;
+      await until(rig, () => readings().n >= afterRotation + 2, status);
+      assert.ok(registry.keyCertificates('meter-0001').length >= 2, 'the new key certificate reached the DSO');
+
+      // The broker goes away for two intervals: readings wait in the outbox, then all arrive.
+      await collector.close();
+      await broker.close();
+      const lastBefore = readings().last;
+      await rig.wait(2 * interval);
+      broker = await startEmbeddedBroker({ port, auth: credentials });
+      collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
+      await until(rig, () => readings().last >= lastBefore + 3, status);
+
+      // Power cut at a random instant inside an interval; the meter boots and reports on.
+      await rig.wait(Math.random() * interval);
+      await board.powerCut();
+      await rig.wait(interval / 4);
+      const lastAtCut = readings().last;
+      await board.powerOn();
+      await until(rig, () => readings().last >= lastAtCut + 2, status);
+
+      const { n, last } = readings();
+      assert.is(n, last, `every sequence number 1..${last} arrived once: ${status()}`);
+      assert.equal(rejections, [], 'the DSO refused nothing');
+      assert.is(collector.stats.rejected, 0);
+      console.log(`    ${backend}: ${n} readings verified, ${registry.keyCertificates('meter-0001').length} reading keys, ${board.seCommands} SE commands`);
+    } finally {
+      source?.stop();
+      await rig.close();
+      await collector.close();
+      await broker.close();
+      store.close();
+      registry.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test.run();
+}
