@@ -186,12 +186,42 @@ const ESPRUINO_NUMBER_SOURCE = `(function (N) {
  *   jswrap_array_slice/jswrap_array_filter, which build an Array); map() keeps the typed array's type;
  * - String.fromCharCode keeps the low 8 bits of each code (src/jswrap_string.c appends `(char)code`):
  *   Espruino's strings are 8-bit.
+ * - Math.pow multiplies for integer exponents 0..9 and otherwise computes exp(log(x) * y)
+ *   (src/jswrap_math.c jswrap_math_pow), so 2^-24 or 2^12 is not exact there: here the same formula,
+ *   with V8's exp and log (which may differ from the ESP32's libm in the last bit).
+ * - JSON.stringify escapes every char below 0x20 or from 0x7F as \u00XX with upper-case hex
+ *   (src/jsutils.c escapeCharacter); V8 leaves 0x7F..0xFF as they are.
  */
 const ESPRUINO_BEHAVIOUR_SOURCE = `(function (typedProto) {
   var hidden = function (o, k, v) { Object.defineProperty(o, k, { value: v, writable: true, configurable: true, enumerable: false }); };
   var arraySlice = Array.prototype.slice, arrayFilter = Array.prototype.filter;
   hidden(typedProto, 'slice', function slice(start, end) { return arraySlice.call(this, start, end); });
   hidden(typedProto, 'filter', function filter(fn, thisArg) { return arrayFilter.call(this, fn, thisArg); });
+  var exp = Math.exp, log = Math.log;
+  hidden(Math, 'pow', function pow(x, y) {
+    x = +x; y = +y;
+    var yi = y | 0;
+    if (yi >= 0 && yi < 10 && yi === y) {
+      if (yi === 0) return 1;
+      var p = x;
+      while (yi > 1) { p *= x; yi--; }
+      return p;
+    }
+    if (x < 0 && y % 1 === 0) return y % 2 === 0 ? exp(log(-x) * y) : -exp(log(-x) * y);
+    return x !== 0 || 0 >= y ? exp(log(x) * y) : 0;
+  });
+  var stringify = JSON.stringify;
+  var hex = '0123456789ABCDEF';
+  hidden(JSON, 'stringify', function (value, replacer, space) {
+    var text = stringify.apply(JSON, arguments);
+    if (typeof text !== 'string') return text;
+    return text.replace(/\\\\\\\\|\\\\u00([0-9a-f]{2})|[\\u007f-\\uffff]/g, function (match, low) {
+      if (match === '\\\\\\\\') return match;
+      if (low !== undefined) return '\\\\u00' + low.toUpperCase();
+      var c = match.charCodeAt(0);
+      return '\\\\u' + hex.charAt(c >> 12) + hex.charAt((c >> 8) & 15) + hex.charAt((c >> 4) & 15) + hex.charAt(c & 15);
+    });
+  });
   var fromCharCode = String.fromCharCode;
   hidden(String, 'fromCharCode', function fromCharCode8(code) {
     var bytes = [];

@@ -1,8 +1,12 @@
 // Lowers the bundle's ES2015+ syntax that Espruino lacks with TypeScript 5.9 targeting ES5 (the last
 // TypeScript line that still emits ES5, research/espruino.md §1.3). Without downlevelIteration, for-of and
 // spread become index loops over arrays, so no Symbol.iterator code is emitted; per-iteration `let`
-// closures become `_loop_1` functions; class fields move into constructors.
+// closures become `_loop_1` functions; class fields move into constructors. Then the output is made to
+// mean on Espruino what it means in JavaScript: vars declared in nested statements are declared on function
+// entry (hoist-vars.ts), and the __spreadArray helper reads slice from an array, not from Array.prototype
+// (where Espruino has no methods: docs/espruino-differences.md).
 import ts from 'typescript';
+import { hoistVarDeclarations } from './hoist-vars.ts';
 
 export class LoweringError extends Error {}
 
@@ -30,5 +34,10 @@ export function lowerToEs5(code: string, fileName: string): string {
     });
     throw new LoweringError('TypeScript could not lower the bundle to ES5:\n' + lines.join('\n'));
   }
-  return result.outputText;
+  return hoistVarDeclarations(espruinoHelpers(result.outputText));
+}
+
+/** TypeScript's __spreadArray with `[].slice` for `Array.prototype.slice`, which Espruino leaves undefined. */
+function espruinoHelpers(code: string): string {
+  return code.replace(/var __spreadArray = [\s\S]*?\n};\n/, (helper) => helper.split('Array.prototype.slice.call(').join('[].slice.call('));
 }

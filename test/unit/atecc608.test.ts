@@ -502,7 +502,7 @@ board('firmware wakes it with I2C1.writeTo(0, 1) at 100 kHz; counters persist in
       I2C1.writeTo(0x60, [3].concat(packet));
       var r = tryRead(1);
       for (var i = 0; i < 5000 && r[0] === 0; i++) r = tryRead(1);
-      return [r[0]].concat(Array.prototype.slice.call(I2C1.readFrom(0x60, r[0] - 1)));
+      return [r[0]].concat([].slice.call(I2C1.readFrom(0x60, r[0] - 1)));
     }`;
   try {
     const first = new Board({ definition, clock, flashPath });
