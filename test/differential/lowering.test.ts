@@ -1,13 +1,16 @@
 // What the build's ES5 lowering emits means on Espruino what the source means in JavaScript: spread
 // (TypeScript's __spreadArray helper, which reads Array.prototype.slice, undefined on Espruino) and vars
 // that JavaScript hoists and Espruino declares only when it reaches them. The lowered code runs in Node
-// and, when present, in the real interpreter, and must print the same.
+// and, when present, in the real interpreter, and must print the same; so must an uncaught error of a
+// lowered Error subclass.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { espruinoInterpreterPath } from '../../boards/espruino-linux/interpreter-path.ts';
 import { runEspruinoScript } from '../../boards/espruino-linux/run-script.ts';
 import { lowerToEs5 } from '../../host-tools/build/lower-syntax.ts';
 import { hoistVarDeclarations } from '../../host-tools/build/hoist-vars.ts';
+import { fixBuiltinSubclasses } from '../../host-tools/build/fix-builtin-subclasses.ts';
+import { hoistFunctionDeclarations } from '../../host-tools/build/hoist-functions.ts';
 
 const SOURCE = `
 const tail = [2, 3];
@@ -44,6 +47,23 @@ test('spread and hoisted vars, lowered to ES5, behave on Espruino as in JavaScri
   }
   const run = await runEspruinoScript(binary, lowered);
   assert.is(run.output.trim(), EXPECTED, 'the Espruino interpreter');
+});
+
+test('an uncaught instance of a lowered Error subclass prints its name and message, not [object Object]', async () => {
+  const source = "class Failure extends Error { constructor(m) { super(m); this.name = 'Failure'; this.message = m; } }\n" +
+    "const f = new Failure('went wrong');\nprint(String(f) + ' ' + (f instanceof Failure) + ' ' + (f instanceof Error));\nthrow f;\n";
+  const lowered = hoistFunctionDeclarations(fixBuiltinSubclasses(lowerToEs5(source, 'failure.js')));
+  let printed = '';
+  try {
+    new Function('print', lowered)((text: string) => { printed += text; });
+  } catch (err) {
+    printed += ' Uncaught ' + String(err);
+  }
+  assert.is(printed, 'Failure: went wrong true true Uncaught Failure: went wrong', 'Node');
+  const binary = espruinoInterpreterPath();
+  if (!binary) return;
+  const run = await runEspruinoScript(binary, lowered);
+  assert.match(run.output, /^Failure: went wrong true true\r\nUncaught Failure: went wrong\r\n/, 'the Espruino interpreter');
 });
 
 test('only vars read outside their block, or declared twice, are declared again on entry', () => {
