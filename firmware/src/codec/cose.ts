@@ -11,12 +11,15 @@
 //
 // What this profile accepts (decodeSign1 and encodeSign1 enforce the same rules, so we never write
 // what we would refuse):
-//   - tag 18 or no tag (RFC 9052 section 2 lets the application decide); any other tag is refused;
+//   - tag 18 is required (RFC 9052 section 2 lets the application decide; an untagged message, or any
+//     other tag, is refused, so one byte string has one meaning);
 //   - deterministic CBOR throughout (our encoder writes nothing else; it keeps one byte form per message);
 //   - the protected header is a non-empty bstr holding a map with alg (1) = ES256 (-7): the algorithm
 //     must be signed, or an attacker could swap it;
 //   - header labels are integers or text, unique across both headers; kid (4), when present, is a bstr;
 //     crit (2) is refused, as this profile understands no critical extension;
+//   - the unprotected header is empty: this project's messages put nothing there, and anything in it
+//     would be unsigned data an attacker can change without breaking the signature;
 //   - the payload is attached (a bstr; nil, i.e. detached, is refused); the signature is 64 bytes.
 // The signers in this project put kid (first 8 bytes of SHA-256 of the signer's uncompressed public
 // key) into the protected header too, so that it is covered by the signature.
@@ -114,6 +117,9 @@ function checkHeaders(protectedHeader: CborMap, unprotectedHeader: CborMap): voi
   const alg = protectedHeader.get(HEADER_ALG);
   if (alg === undefined) throw new CoseError('protected header has no alg (label 1): ES256 (-7) is required');
   if (alg !== ALG_ES256) throw new CoseError('alg (label 1) is ' + describe(alg) + ', but only ES256 (-7) is supported');
+  if (unprotectedHeader.entries.length !== 0) {
+    throw new CoseError('unprotected header holds label ' + unprotectedHeader.entries[0][0] + ': this profile puts every header in the protected one, so the unprotected header must be empty');
+  }
 }
 
 /** The serialized protected header: a map's deterministic encoding (the empty map as zero bytes). */
@@ -160,7 +166,7 @@ export function encodeSign1(parts: Sign1Parts): Uint8Array {
 }
 
 /**
- * A COSE_Sign1 message from its bytes (tag 18 or untagged). Strict: throws CoseError naming what is
+ * A COSE_Sign1 message from its bytes (tag 18 required). Strict: throws CoseError naming what is
  * wrong for anything this profile does not accept (see the top of the file). Checks the form only;
  * the caller verifies the signature over sign1ToBeSigned(protectedBytes, payload, externalAad).
  */
@@ -172,10 +178,9 @@ export function decodeSign1(bytes: Uint8Array): DecodedSign1 {
     if (err instanceof CborError) throw new CoseError('COSE_Sign1 is not deterministic CBOR: ' + err.message);
     throw err;
   }
-  if (item instanceof Tagged) {
-    if (item.tag !== COSE_SIGN1_TAG) throw new CoseError('tag ' + item.tag + ' is not COSE_Sign1 (tag 18)');
-    item = item.value;
-  }
+  if (!(item instanceof Tagged)) throw new CoseError('COSE_Sign1 must carry tag 18 (got ' + describe(item) + ' without a tag)');
+  if (item.tag !== COSE_SIGN1_TAG) throw new CoseError('tag ' + item.tag + ' is not COSE_Sign1 (tag 18)');
+  item = item.value;
   if (!Array.isArray(item) || item.length !== 4) {
     throw new CoseError('COSE_Sign1 must be an array of 4 items [protected, unprotected, payload, signature] (got ' + (Array.isArray(item) ? 'an array of ' + item.length : describe(item)) + ')');
   }
@@ -204,9 +209,9 @@ export function decodeSign1(bytes: Uint8Array): DecodedSign1 {
   };
 }
 
-/** The kid of a decoded message (protected header first, then unprotected), or undefined. */
+/** The kid of a decoded message (in its protected header: the unprotected one is always empty), or undefined. */
 export function sign1Kid(message: DecodedSign1): Uint8Array | undefined {
-  const kid = message.protectedHeader.get(HEADER_KID) ?? message.unprotectedHeader.get(HEADER_KID);
+  const kid = message.protectedHeader.get(HEADER_KID);
   return kid instanceof Uint8Array ? kid : undefined;
 }
 
