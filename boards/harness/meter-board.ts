@@ -129,6 +129,15 @@ async function vmBoard(board: Board): Promise<MeterBoard> {
   };
 }
 
+/**
+ * A console call's bound on espruino-linux. Slower here than on a board: every interpreter with a socket
+ * open spins its idle loop (socketIdle keeps it busy, so it never sleeps) and takes a core, and each
+ * exception (an SE poll the chip NACKs) reads its stack trace's source from the flash file with an
+ * fopen per read (targets/linux/jshardware.c jshFlashRead): provisioning an SE takes ~8 s alone, longer
+ * while other meters run on the same cores.
+ */
+const LINUX_CALL_TIMEOUT_MS = 180_000;
+
 function linuxBoard(board: LinuxBoard): MeterBoard {
   return {
     backend: 'espruino-linux',
@@ -141,8 +150,11 @@ function linuxBoard(board: LinuxBoard): MeterBoard {
     consolePort: board.consolePort,
     powerOn: () => board.powerOn(),
     powerCut: () => board.powerCut(),
-    evaluate: (expression, timeoutMs) => board.evaluate(expression, timeoutMs),
-    meterConsole: () => openMeterConsole(`tcp://127.0.0.1:${board.consolePort}`),
+    evaluate: (expression, timeoutMs) => board.evaluate(expression, timeoutMs ?? LINUX_CALL_TIMEOUT_MS),
+    meterConsole: async () => {
+      const link = await openMeterConsole(`tcp://127.0.0.1:${board.consolePort}`);
+      return { ...link, evaluate: (expression, timeoutMs) => link.evaluate(expression, timeoutMs ?? LINUX_CALL_TIMEOUT_MS) };
+    },
     readFile: (name) => board.withStorage((storage) => storage.read(name)),
     writeFile: (name, data) => board.withStorage((storage) => void storage.write(name, data)),
     onOutput: (listener) => board.onOutput(listener),

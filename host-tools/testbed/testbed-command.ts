@@ -2,11 +2,12 @@
 import { CliError, intOption, parseOptions, type Command } from '../cli/command.ts';
 import { findMosquitto, MOSQUITTO_MISSING } from '../broker/mosquitto.ts';
 import { runTestbed, TESTBED_DEFAULTS, type TestbedProgress, type TestbedSummary } from './testbed.ts';
+import { unavailable, type Backend } from '../../boards/harness/meter-board.ts';
 
 const d = TESTBED_DEFAULTS;
 
 export const command: Command = {
-  help: `usage: veilgrid testbed [--meters N] [--intervals K] [--interval-seconds S] [--speed X] [--json]
+  help: `usage: veilgrid testbed [--board vm|espruino-linux] [--meters N] [--intervals K] [--interval-seconds S] [--speed X] [--json]
 
 Builds the meter firmware, starts an MQTT broker on 127.0.0.1, the DSO (registry, reading verifier,
 collector in SQLite) and N emulated ESP32 meters running the built bundle, each provisioned with keys
@@ -14,6 +15,9 @@ in its secure element and fed by S0 pulse sources that follow household load and
 metering intervals of simulated time, then prints what the DSO received and verified.
 
 options:
+  --board B             what runs each meter's firmware: vm (the emulator, default) or espruino-linux
+                        (the real Espruino interpreter, one process per meter, real time: speed 1;
+                        docs/hil.md)
   --meters N            emulated meters (default ${d.meters})
   --intervals K         metering intervals to collect (default ${d.intervals})
   --interval-seconds S  length of one interval in simulated seconds (default ${d.intervalSeconds})
@@ -29,6 +33,7 @@ options:
 
   async run(argv) {
     const { values } = parseOptions(argv, {
+      board: { type: 'string' },
       meters: { type: 'string' },
       intervals: { type: 'string' },
       'interval-seconds': { type: 'string' },
@@ -43,12 +48,19 @@ options:
     const broker = values.broker ?? 'aedes';
     if (broker !== 'aedes' && broker !== 'mosquitto') throw new CliError(`--broker must be aedes or mosquitto, got "${broker}"`);
     if (broker === 'mosquitto' && !findMosquitto()) throw new CliError(`--broker mosquitto: ${MOSQUITTO_MISSING}`);
+    const board = values.board ?? 'vm';
+    if (board !== 'vm' && board !== 'espruino-linux') throw new CliError(`--board must be vm or espruino-linux, got "${board}"`);
+    const missing = unavailable(board);
+    if (missing) throw new CliError(`--board ${board}: ${missing}`);
+    const realTime = board === 'espruino-linux';
+    if (realTime && values.speed !== undefined && values.speed !== '1') throw new CliError('--board espruino-linux runs in real time: leave out --speed (or give 1)');
     const options = {
+      board: board as Backend,
       broker: broker as 'aedes' | 'mosquitto',
       meters: intOption(values.meters, 'meters', d.meters, 1),
       intervals: intOption(values.intervals, 'intervals', d.intervals, 1),
       intervalSeconds: intOption(values['interval-seconds'], 'interval-seconds', d.intervalSeconds, 1),
-      speed: intOption(values.speed, 'speed', d.speed, 1),
+      speed: realTime ? 1 : intOption(values.speed, 'speed', d.speed, 1),
       impulsesPerKWh: intOption(values.impulses, 'impulses', d.impulsesPerKWh, 1),
       rotationSeconds: intOption(values['rotation-seconds'], 'rotation-seconds', d.rotationSeconds, 60),
       workDir: values['work-dir'],

@@ -24,16 +24,15 @@ import { ReadingStore } from '../dso/reading-store.ts';
 import { MeterRegistry } from '../dso/registry.ts';
 import { ReadingVerifier } from '../dso/verifier.ts';
 import { initOperator, unlockOperatorKey } from '../operator/operator-key.ts';
-import { inProcessConsole } from '../provision/meter-console.ts';
 import { provisionMeter } from '../provision/provision.ts';
 import { buildFirmware } from '../build/build-firmware.ts';
-import { loadBoardDefinition } from '../../boards/board-definition.ts';
-import { Board } from '../../boards/emulator/board.ts';
-import { SimClock } from '../../boards/emulator/clock.ts';
 import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts';
+import { createRig, type Backend, type MeterBoard } from '../../boards/harness/meter-board.ts';
 import { householdImport, pvExport } from '../../boards/emulator/load-profile.ts';
 
 export interface TestbedOptions {
+  /** What runs each meter's firmware: the vm emulator (default) or the real interpreter (real time, speed 1). */
+  board?: Backend;
   meters: number;
   intervals: number;
   intervalSeconds: number;
@@ -63,6 +62,7 @@ export interface TestbedProgress {
 }
 
 export interface TestbedSummary {
+  board: Backend;
   broker: 'aedes' | 'mosquitto';
   meters: number;
   intervals: number;
@@ -92,7 +92,8 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
   const workDir = options.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-testbed-'));
   fs.mkdirSync(workDir, { recursive: true });
   clearPreviousRun(workDir);
-  const definition = loadBoardDefinition(BOARD_ID);
+  const backend = options.board ?? 'vm';
+  if (backend === 'espruino-linux' && options.speed !== 1) throw new Error(`the espruino-linux board runs in real time: its speed is 1, not ${options.speed}`);
   const { outFile } = await buildFirmware({ board: BOARD_ID });
   const bundle = fs.readFileSync(outFile, 'latin1');
 
@@ -113,16 +114,22 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
   const dsoLog = options.dsoLog ?? (() => {});
   const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: dsoLog });
   const collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: dsoLog });
-  const clock = new SimClock({ speed: options.speed, startEpochSeconds });
-  const boards: Board[] = [];
+  const rig = await createRig(backend, { dir: workDir, speed: options.speed, startEpochSeconds, definition: BOARD_ID });
+  const { clock, definition } = rig;
+  const startSeconds = clock.now();
   const sources: S0PulseSource[] = [];
+  const boards: MeterBoard[] = [];
+  // Real interpreters are provisioned one at a time, as on a bench, and installed (powered) together
+  // afterwards: each one running takes a core (docs/hil.md), which would slow the next one's provisioning.
+  const onTheBench = backend === 'espruino-linux';
   try {
     for (let i = 0; i < options.meters; i++) {
       const meterId = `meter-${String(i + 1).padStart(4, '0')}`;
-      const board = new Board({ definition, clock, name: meterId, flashPath: path.join(workDir, `${meterId}.flash`) });
+      const board = await rig.addBoard(meterId);
       boards.push(board);
-      board.storage.write('.bootcde', bundle);
-      board.powerOn();
+      board.writeFile('.bootcde', bundle);
+      await board.powerOn();
+      const meterConsole = await board.meterConsole();
       await provisionMeter({
         meterId,
         feeder: 'testbed-feeder',
@@ -135,7 +142,9 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
         intervalSeconds: options.intervalSeconds,
         rotationSeconds: options.rotationSeconds,
         impulsesPerKWh: options.impulsesPerKWh,
-      }, inProcessConsole(board, meterId));
+      }, meterConsole);
+      await meterConsole.close();
+      if (onTheBench) await board.powerCut();
       options.onProgress?.({ phase: 'provisioning', provisioned: i + 1, meters: options.meters, interval: 0, intervals: options.intervals, readingsReceived: 0, readingsExpected: options.meters * options.intervals });
       sources.push(new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh: options.impulsesPerKWh, profile: householdImport({ seed: i + 1 }) }));
       // Every third household has PV on its roof.
@@ -143,6 +152,7 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
         sources.push(new S0PulseSource({ board, pin: definition.pins.s0Export, impulsesPerKWh: options.impulsesPerKWh, profile: pvExport({ seed: i + 1 }) }));
       }
     }
+    if (onTheBench) for (const board of boards) await board.powerOn();
     await broker.reload();
     // The window: K intervals from the one in progress as the S0 sources start. Provisioning took
     // simulated time too, so each meter's first (partial) interval ends in it or before it.
@@ -179,6 +189,7 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
     const window = store.summaryInIntervals(firstInterval, lastInterval);
     const gaps = store.gaps();
     return {
+      board: backend,
       broker: options.broker ?? 'aedes',
       meters: options.meters,
       intervals: options.intervals,
@@ -195,14 +206,13 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
       energy: { importWh: window.importWh, exportWh: window.exportWh },
       emitted: { importWh: Math.round(emitted.importWh), exportWh: Math.round(emitted.exportWh) },
       gaps: { lostSequenceNumbers: gaps.reduce((n, g) => n + g.missingCount, 0), flaggedReadings: gaps.reduce((n, g) => n + g.flaggedIntervals.length, 0) },
-      simulatedSeconds: Math.round(clock.now() - startEpochSeconds),
+      simulatedSeconds: Math.round(clock.now() - startSeconds),
       wallSeconds: Math.round((Date.now() - started) / 100) / 10,
       achievedSpeed: Math.round(((clock.now() - metering.simulated) / Math.max(0.001, (Date.now() - metering.wallMs) / 1000)) * 10) / 10,
     };
   } finally {
     for (const source of sources) source.stop();
-    for (const board of boards) board.close();
-    clock.close();
+    await rig.close();
     await collector.close();
     await broker.close();
     store.close();
@@ -230,7 +240,7 @@ async function startBroker(kind: 'aedes' | 'mosquitto', credentials: BrokerCrede
 
 /** Every run starts a fresh grid: what an earlier run left in the work folder goes (nothing else in it). */
 function clearPreviousRun(workDir: string): void {
-  const ours = /^(operator|broker|dso-key\.json|registry\.db.*|readings\.db.*|meter-\d{4,}\.flash.*|mosquitto-\d+\.conf)$/;
+  const ours = /^(operator|broker|dso-key\.json|registry\.db.*|readings\.db.*|meter-\d{4,}(\.flash.*)?|mosquitto-\d+\.conf)$/;
   for (const name of fs.readdirSync(workDir)) {
     if (ours.test(name)) fs.rmSync(path.join(workDir, name), { recursive: true, force: true });
   }

@@ -1,0 +1,57 @@
+// A board on a serial port, for real: the real interpreter's console behind a pseudo-terminal (socat), so
+// the veilgrid console tools open a device path with serialport and take their serial code path (port
+// settings, DTR/RTS settling), as with an ESP32 on /dev/ttyUSB0: the running build is read and the SE is
+// configured, locked and given its keys through the serial console. (The espruino CLI 0.1.67 opens only
+// ports that serialport.list() reports, from udev, which never lists a pty: docs/hil.md.)
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createRig, unavailable } from '../../boards/harness/meter-board.ts';
+import { SOCAT_MISSING, socatAvailable, startPtyBridge } from '../../boards/espruino-linux/pty-bridge.ts';
+import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
+import { openMeterConsole } from '../../host-tools/provision/meter-console.ts';
+
+const missing = unavailable('espruino-linux') ?? (socatAvailable() ? undefined : SOCAT_MISSING);
+
+test('the real interpreter behind a pseudo-terminal: the console tools reach it as a serial board', async () => {
+  if (missing) {
+    console.log(`    SKIPPED the serial-port path: ${missing}`);
+    return;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-serial-'));
+  const rig = await createRig('espruino-linux', { dir });
+  let bridge: Awaited<ReturnType<typeof startPtyBridge>> | undefined;
+  try {
+    const { outFile, buildId } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(dir, 'esp32-meter.js') });
+    const board = await rig.addBoard('serial-meter');
+    let output = '';
+    board.onOutput((text) => (output += text));
+    board.writeFile('.bootcde', fs.readFileSync(outFile, 'latin1'));
+    await board.powerOn();
+    bridge = await startPtyBridge(board.consolePort, path.join(dir, 'ttyVG0'));
+
+    const meterConsole = await openMeterConsole(bridge.path);
+    try {
+      assert.equal(await meterConsole.evaluate('JSON.parse(vgInfo()).build'), { value: buildId }, 'the running build, read over the serial path');
+      const provisioned = await meterConsole.evaluate('JSON.parse(vgProvisionSE())', 120_000);
+      assert.ok('value' in provisioned, JSON.stringify(provisioned));
+      const keys = (provisioned as { value: { identityKey: string; error?: string } }).value;
+      assert.is(keys.error, undefined);
+      assert.match(keys.identityKey, /^04[0-9a-f]{128}$/);
+      const info = await meterConsole.evaluate('JSON.parse(vgInfo()).se');
+      assert.equal(info, { value: { serial: (provisioned as { value: { serial: string } }).value.serial, configLocked: true, dataLocked: true, ours: true } });
+    } finally {
+      await meterConsole.close();
+    }
+    assert.ok(board.seCommands > 10, `the SE executed the provisioning (${board.seCommands} commands)`);
+    assert.not.match(output, /Uncaught/, output);
+  } finally {
+    await bridge?.close();
+    await rig.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
