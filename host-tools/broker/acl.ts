@@ -4,12 +4,30 @@
 //
 // A meter's MQTT username is its meter id. It may publish only under its own topics and to the shared
 // mix topics, and subscribe to the mix and market topics. The DSO (username "dso") may subscribe to
-// every meter's topics and publish nothing.
+// every meter's topics and publish nothing. The services' user names are reserved: no meter may have
+// one, or its login would carry that service's rights (and its client id would be the service's).
+//
+// A client's MQTT client id is its user name on both brokers (aedes refuses any other; mosquitto is
+// configured to replace it, see credentials.ts): a session belongs to exactly one login, so no client
+// can take over, read out or kick off another's session.
 import type { AedesOptions } from 'aedes';
 import { meterIdProblem } from '../../firmware/src/readings/topics.ts';
 import { verifyPassword, type PasswordEntries } from './credentials.ts';
 
 export const DSO_USERNAME = 'dso';
+/** The bridge's broker user (the bridge does not exist yet; its name is reserved now, so no meter takes it). */
+export const BRIDGE_USERNAME = 'bridge';
+/** Broker users of services: never a meter id. */
+export const SERVICE_USERNAMES: readonly string[] = [DSO_USERNAME, BRIDGE_USERNAME];
+
+/** Why id cannot be a meter's broker user (and so its meter id), or undefined when it can. */
+export function meterUserProblem(id: string): string | undefined {
+  const problem = meterIdProblem(id);
+  if (problem) return problem;
+  // Compared case-insensitively: SQLite, file systems and people read "DSO" and "dso" as one name.
+  if (SERVICE_USERNAMES.includes(id.toLowerCase())) return `meter id "${id}" is reserved for the ${id.toLowerCase()} service's broker user: choose another id`;
+  return undefined;
+}
 
 /** read = subscribe (and receive), write = publish: mosquitto's words, so the ACL file reads the same. */
 export type Access = 'read' | 'write';
@@ -20,10 +38,10 @@ export interface TopicRule {
   filter: string;
 }
 
-/** The rules for one broker user; none for a username that is neither the DSO nor a valid meter id. */
+/** The rules for one broker user; none for a username that is neither the DSO nor a valid, unreserved meter id. */
 export function rulesFor(username: string): TopicRule[] {
   if (username === DSO_USERNAME) return [{ access: 'read', filter: 'veilgrid/meters/#' }];
-  if (meterIdProblem(username)) return [];
+  if (meterUserProblem(username)) return [];
   return [
     { access: 'write', filter: `veilgrid/meters/${username}/#` },
     { access: 'write', filter: 'veilgrid/mix/#' },
@@ -95,7 +113,8 @@ function userOf(client: unknown): string | undefined {
 
 /**
  * aedes hooks enforcing the same rules, with passwords checked against the mosquitto password entries
- * (read anew on every connect, so provisioning and revoking take effect without a restart).
+ * (read anew on every connect, so provisioning and revoking take effect without a restart), and the
+ * client id required to equal the user name (CONNACK 2, identifier rejected, otherwise).
  * Differences from mosquitto that a client may notice: for an unauthorised publish aedes closes the
  * connection, where mosquitto (MQTT 3.1.1) drops the message silently; both refuse an unauthorised
  * subscription with SUBACK 0x80.
@@ -107,6 +126,10 @@ export function aedesAuthHooks(passwords: () => PasswordEntries): Pick<AedesOpti
       const ok = hash !== undefined && password !== undefined && verifyPassword(password.toString('utf8'), hash);
       if (!ok) {
         const error = Object.assign(new Error('bad user name or password'), { returnCode: 4 });
+        return done(error as Parameters<typeof done>[0], false);
+      }
+      if (client.id !== username) {
+        const error = Object.assign(new Error(`client id "${client.id}" is not the user name "${username}": a client connects with its own user name as client id`), { returnCode: 2 });
         return done(error as Parameters<typeof done>[0], false);
       }
       (client as unknown as AuthenticatedClient).veilgridUser = username!;

@@ -9,7 +9,7 @@ import { pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { writePrivateFile } from '../operator/operator-key.ts';
-import { DSO_USERNAME, mosquittoAcl } from './acl.ts';
+import { DSO_USERNAME, meterUserProblem, mosquittoAcl } from './acl.ts';
 
 export const PBKDF2_ITERATIONS = 101;
 const SALT_BYTES = 12;
@@ -82,9 +82,15 @@ export class BrokerCredentials {
     return path.join(this.dir, ACL_FILE);
   }
 
-  /** The mosquitto config lines that use this folder. */
+  /**
+   * The mosquitto config lines that enforce this folder's users and rules. use_username_as_clientid
+   * makes mosquitto replace the client id a client sends with its user name: mosquitto 2.0 has no
+   * option that refuses a different id, and replacing it is as good against takeover, since a client
+   * can then only ever reach its own login's session (a meter sending "dso" gets its own session, and
+   * the DSO's is left alone).
+   */
   mosquittoConfigLines(): string[] {
-    return [`password_file ${this.passwordFile}`, `acl_file ${this.aclFile}`];
+    return [`password_file ${this.passwordFile}`, `acl_file ${this.aclFile}`, 'use_username_as_clientid true'];
   }
 
   passwords(): PasswordEntries {
@@ -111,6 +117,9 @@ export class BrokerCredentials {
    * changes no file) and rewrites the ACL for every user. Also makes sure the DSO user exists.
    */
   setUser(username: string, password: string): void {
+    // A meter's user named like a service would replace that service's password with the meter's.
+    const problem = meterUserProblem(username);
+    if (problem) throw new Error(`cannot add broker user "${username}": ${problem}`);
     const entries = this.withDsoUser();
     const current = entries.get(username);
     if (current === undefined || !verifyPassword(password, current)) entries.set(username, hashPassword(password));

@@ -1,8 +1,11 @@
-// The testbed's MQTT broker: aedes in this process, listening on 127.0.0.1 only.
+// The testbed's MQTT broker: aedes in this process, listening on 127.0.0.1 only, refusing packets
+// above MAX_MQTT_PACKET_BYTES before it buffers them (packet-size-guard.ts).
 import net from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
+import { MAX_MQTT_PACKET_BYTES } from '../dso/message-limits.ts';
 import { aedesAuthHooks } from './acl.ts';
 import type { PasswordEntries } from './credentials.ts';
+import { guardPacketSize } from './packet-size-guard.ts';
 
 export interface EmbeddedBroker {
   readonly port: number;
@@ -21,17 +24,25 @@ export interface EmbeddedBrokerOptions {
    * connect). Absent: anyone may connect, publish and subscribe (tests that are not about access).
    */
   auth?: { passwords(): PasswordEntries };
+  /** Connections sending a larger packet are closed; default MAX_MQTT_PACKET_BYTES. */
+  maxPacketBytes?: number;
+  /** One JSON object per line for each connection closed for its packet size. Default: stderr. */
+  log?: (line: string) => void;
 }
 
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): Promise<EmbeddedBroker> {
   const host = options.host ?? '127.0.0.1';
   const auth = options.auth;
+  const maxPacketBytes = options.maxPacketBytes ?? MAX_MQTT_PACKET_BYTES;
+  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const aedes = await Aedes.createBroker(auth ? { ...options.aedes, ...aedesAuthHooks(() => auth.passwords()) } : options.aedes);
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    aedes.handle(socket);
+    const client = aedes.handle(guardPacketSize(socket, maxPacketBytes, (reason) => {
+      log(JSON.stringify({ time: new Date().toISOString(), level: 'warn', component: 'broker', event: 'connection_closed', clientId: client.id ?? null, remote: socket.remoteAddress, reason }));
+    }));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

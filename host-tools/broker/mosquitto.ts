@@ -1,10 +1,15 @@
 // A mosquitto broker as a child process, listening on 127.0.0.1 only: what CI and operators who
 // prefer a separate broker run. Configuration goes to a file in `dir`; extra lines (password file,
-// ACL file) are appended as given.
+// ACL file) are appended as given. max_packet_size makes mosquitto close a connection whose packet
+// is larger than a reading could be, before it buffers the packet. max_queued_messages is raised from
+// mosquitto's 1,000: past it mosquitto drops QoS 1 messages for a client silently, so the DSO's
+// session would lose readings while the DSO is down for a minute with 1,000 meters, or while one meter
+// floods (MAX_QUEUED_MESSAGES readings at the packet cap hold at most ~200 MB).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { MAX_MQTT_PACKET_BYTES } from '../dso/message-limits.ts';
 
 export interface MosquittoBroker {
   readonly port: number;
@@ -14,6 +19,9 @@ export interface MosquittoBroker {
   /** Stops the broker: SIGTERM for a clean stop, SIGKILL for a crash. Resolves once it exited. */
   stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
 }
+
+/** Messages mosquitto queues for one client (the DSO's session) before it drops any. */
+export const MAX_QUEUED_MESSAGES = 100_000;
 
 /** Broker log kept for error messages (it logs every connection, so it is capped). */
 const MAX_LOG_CHARS = 16_384;
@@ -47,7 +55,7 @@ export async function startMosquitto(options: { dir: string; port?: number; conf
   // process wrote; it stays the user that started it instead (a broker that runs as a service gets its
   // own user and files readable by it).
   const sameUser = process.getuid?.() === 0 ? ['user root'] : [];
-  fs.writeFileSync(config, [`listener ${port} 127.0.0.1`, ...anonymous, ...sameUser, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', ...(options.configLines ?? []), ''].join('\n'));
+  fs.writeFileSync(config, [`listener ${port} 127.0.0.1`, ...anonymous, ...sameUser, 'persistence false', `max_packet_size ${MAX_MQTT_PACKET_BYTES}`, `max_queued_messages ${MAX_QUEUED_MESSAGES}`, 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', ...(options.configLines ?? []), ''].join('\n'));
   const child: ChildProcess = spawn(binary, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

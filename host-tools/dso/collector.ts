@@ -13,6 +13,8 @@ import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 
 import { decodeReading, ReadingFormatError } from '../../firmware/src/readings/reading.ts';
 import { KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER, meterIdFromKeyCertificateTopic, meterIdFromReadingTopic } from '../../firmware/src/readings/topics.ts';
 import type { Reading } from '../../firmware/src/readings/reading.ts';
+import { MAX_MESSAGE_PAYLOAD_BYTES, RateLimiter, type MessageBudget } from './message-limits.ts';
+import { MetricsRegistry } from './metrics.ts';
 import type { ReadingStore } from './reading-store.ts';
 import type { ReadingVerifier } from './verifier.ts';
 
@@ -24,13 +26,18 @@ export interface CollectorOptions {
   log?: (line: string) => void;
   /**
    * A stable client id gives the collector a persistent session (clean session off): the broker then
-   * keeps QoS 1 readings for it while it is away. Default: a random id with a clean session.
+   * keeps QoS 1 readings for it while it is away. Brokers that enforce logins require it to be the user
+   * name. Default: the user name (or a random id without one) with a clean session.
    */
   clientId?: string;
   username?: string;
   password?: string;
   /** Verifies sealed, signed readings and takes key certificates; absent: payloads are plain readings. */
   verifier?: ReadingVerifier;
+  /** Where the dropped-message counter goes (served on /metrics). Default: a registry of its own. */
+  metrics?: MetricsRegistry;
+  /** Each meter's message budget; default METER_MESSAGE_BUDGET. */
+  budget?: MessageBudget;
 }
 
 export interface CollectorStats {
@@ -46,6 +53,8 @@ export interface CollectorStats {
   keyCertificates?: number;
   /** Valid readings whose (meter, seq) is already stored with different content: the first one is kept. */
   conflicts: number;
+  /** Messages dropped unread: larger than MAX_MESSAGE_PAYLOAD_BYTES, or past their meter's message budget. */
+  dropped: { oversize: number; rateLimited: number };
 }
 
 export interface Collector {
@@ -67,15 +76,21 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   const emit = (level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}) =>
     log(JSON.stringify({ time: new Date().toISOString(), level, component: 'collector', event, ...fields }));
 
-  const stats: CollectorStats = { received: 0, duplicates: 0, rejected: 0, conflicts: 0 };
+  const stats: CollectorStats = { received: 0, duplicates: 0, rejected: 0, conflicts: 0, dropped: { oversize: 0, rateLimited: 0 } };
+  const droppedCounter = (options.metrics ?? new MetricsRegistry()).counter('veilgrid_dso_messages_dropped_total', 'Messages dropped before any decoding, by reason: oversize (above the size cap) or rate-limited (past the meter\'s message budget).', ['reason']);
+  for (const reason of ['oversize', 'rate-limited']) droppedCounter.inc({ reason }, 0);
+  const limiter = new RateLimiter(options.budget);
+  /** Meters whose budget ran dry, logged once per episode (a flood must not become a log flood). */
+  const limitedMeters = new Set<string>();
   if (options.verifier) {
     stats.verified = 0;
     stats.keyCertificates = 0;
   }
   const waiters: Array<{ predicate: (s: CollectorStats) => boolean; resolve: (s: CollectorStats) => void }> = [];
+  const snapshot = (): CollectorStats => ({ ...stats, dropped: { ...stats.dropped } });
   const settleWaiters = () => {
     for (let i = waiters.length - 1; i >= 0; i--) {
-      if (waiters[i].predicate(stats)) waiters.splice(i, 1)[0].resolve({ ...stats });
+      if (waiters[i].predicate(stats)) waiters.splice(i, 1)[0].resolve(snapshot());
     }
   };
 
@@ -89,8 +104,34 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     });
   };
 
+  /**
+   * Drops what must not be read: oversized messages, and messages past their meter's budget (the meter
+   * id of the topic, which the broker's ACL ties to the sender's login). True when dropped.
+   */
+  const dropUnread = (topic: string, payload: Buffer): boolean => {
+    const meterId = meterIdFromReadingTopic(topic) ?? meterIdFromKeyCertificateTopic(topic) ?? topic;
+    if (payload.length > MAX_MESSAGE_PAYLOAD_BYTES) {
+      stats.dropped.oversize++;
+      droppedCounter.inc({ reason: 'oversize' });
+      emit('warn', 'message_dropped', { topic, meterId, reason: 'oversize', bytes: payload.length, detail: `${payload.length} bytes, more than the ${MAX_MESSAGE_PAYLOAD_BYTES} a reading or key certificate may have: dropped unread` });
+      return true;
+    }
+    if (!limiter.take(meterId)) {
+      stats.dropped.rateLimited++;
+      droppedCounter.inc({ reason: 'rate-limited' });
+      if (!limitedMeters.has(meterId)) {
+        limitedMeters.add(meterId);
+        emit('warn', 'message_dropped', { topic, meterId, reason: 'rate-limited', detail: `meter "${meterId}" sent more messages than its budget allows: its messages are dropped unread until it slows down (counted on /metrics, logged once per episode)` });
+      }
+      return true;
+    }
+    limitedMeters.delete(meterId);
+    return false;
+  };
+
   /** Handles one message; throws only when the store fails (then the message is not acknowledged). */
   const handle = (topic: string, payload: Buffer) => {
+    if (dropUnread(topic, payload)) return;
     const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
     const verifier = options.verifier;
     const certificateMeterId = meterIdFromKeyCertificateTopic(topic);
@@ -139,7 +180,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
 
   const clientOptions: IClientOptions = {
     protocolVersion: 4,
-    clientId: options.clientId ?? `veilgrid-collector-${randomBytes(4).toString('hex')}`,
+    clientId: options.clientId ?? options.username ?? `veilgrid-collector-${randomBytes(4).toString('hex')}`,
     clean: options.clientId === undefined,
     username: options.username,
     password: options.password,
@@ -193,7 +234,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       return client.connected;
     },
     waitFor(predicate) {
-      if (predicate(stats)) return Promise.resolve({ ...stats });
+      if (predicate(stats)) return Promise.resolve(snapshot());
       return new Promise((resolve) => waiters.push({ predicate, resolve }));
     },
     async close() {

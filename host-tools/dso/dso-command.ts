@@ -5,13 +5,13 @@ import path from 'node:path';
 import { BrokerCredentials, DSO_PASSWORD_FILE } from '../broker/credentials.ts';
 import { CliError, parseOptions, type Command } from '../cli/command.ts';
 import { createDsoKey, DsoKeyError, exportDsoPublicKey, readDsoKey } from './dso-key.ts';
-import { DEFAULT_CLIENT_ID, DEFAULT_HTTP_PORT, DsoServiceError, startDsoService } from './dso-service.ts';
+import { DEFAULT_HTTP_PORT, DsoServiceError, startDsoService } from './dso-service.ts';
 
 export const command: Command = {
   help: `usage: veilgrid dso key-init --file FILE
        veilgrid dso key-export --file FILE --out FILE
        veilgrid dso serve --file FILE --dso-db FILE --readings FILE --broker URL --broker-dir DIR
-                          [--http HOST:PORT] [--client-id ID]
+                          [--http HOST:PORT]
 
 Manages the DSO's P-256 key pair, and runs the DSO service. Meters seal every reading to the public
 key; the service opens them with the private key.
@@ -32,8 +32,9 @@ serve options:
   --broker URL       the broker, e.g. mqtt://127.0.0.1:1883
   --broker-dir DIR   the broker folder provisioning writes; the DSO's MQTT password is in it
   --http HOST:PORT   where /metrics and /healthz listen (default 127.0.0.1:${DEFAULT_HTTP_PORT}; port 0: any free one)
-  --client-id ID     MQTT client id of the persistent session (default ${DEFAULT_CLIENT_ID}): the broker keeps
-                     readings for it while the service is down`,
+
+The service's MQTT client id is its user name, dso, with a persistent session: the broker keeps readings
+for it while the service is down. Both brokers tie a client id to its login (see docs/security.md).`,
 
   async run(argv) {
     const { values, positionals } = parseOptions(argv, {
@@ -44,7 +45,6 @@ serve options:
       broker: { type: 'string' },
       'broker-dir': { type: 'string' },
       http: { type: 'string' },
-      'client-id': { type: 'string' },
     }, true);
     const [sub] = positionals;
     if (!values.file) throw new CliError('--file is required (see --help)');
@@ -89,7 +89,6 @@ async function serve(keyFile: string, values: Record<string, string | boolean | 
       readingsDb: need('readings'),
       brokerUrl,
       brokerPassword: credentials.dsoPassword(),
-      clientId: typeof values['client-id'] === 'string' ? values['client-id'] : undefined,
       http,
     });
   } catch (err) {

@@ -2,9 +2,10 @@
 // provisioning fills and a reading store, and the HTTP endpoint with /metrics and /healthz. This is
 // what `veilgrid dso serve` runs; tests start it in-process.
 //
-// The collector connects with a fixed client id and a persistent session, so the broker keeps the
-// meters' QoS 1 readings while the service is stopped or restarting, and it acknowledges each reading
-// only once stored: a restart loses nothing.
+// The collector connects with a persistent session, so the broker keeps the meters' QoS 1 readings
+// while the service is stopped or restarting, and it acknowledges each reading only once stored: a
+// restart loses nothing. Its client id is its broker user name, DSO_USERNAME: both brokers tie a
+// session to the login that owns it (broker/acl.ts), so no meter can take this session over.
 import { DSO_USERNAME } from '../broker/acl.ts';
 import { startCollector, type Collector } from './collector.ts';
 import { DsoKeyError, readDsoKey } from './dso-key.ts';
@@ -14,7 +15,6 @@ import { ReadingStore } from './reading-store.ts';
 import { MeterRegistry } from './registry.ts';
 import { ReadingVerifier } from './verifier.ts';
 
-export const DEFAULT_CLIENT_ID = 'veilgrid-dso';
 export const DEFAULT_HTTP_PORT = 9464;
 
 export interface DsoServiceOptions {
@@ -27,8 +27,6 @@ export interface DsoServiceOptions {
   brokerUrl: string;
   /** The DSO's broker password (BrokerCredentials.dsoPassword()); user name DSO_USERNAME. */
   brokerPassword: string;
-  /** Default DEFAULT_CLIENT_ID. */
-  clientId?: string;
   /** Default 127.0.0.1 and DEFAULT_HTTP_PORT; port 0 picks a free one. */
   http?: { host?: string; port?: number };
   /** One JSON object per line (collector and verifier). Default: stderr. */
@@ -78,9 +76,10 @@ export async function startDsoService(options: DsoServiceOptions): Promise<DsoSe
         brokerUrl: options.brokerUrl,
         db: store,
         verifier,
+        metrics,
         username: DSO_USERNAME,
         password: options.brokerPassword,
-        clientId: options.clientId ?? DEFAULT_CLIENT_ID,
+        clientId: DSO_USERNAME,
         log: options.log,
       });
     } catch (err) {

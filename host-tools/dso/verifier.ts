@@ -4,7 +4,7 @@
 //   envelope --ECDH(DSO private key, ephemeral key), HKDF, MAC, AES--> COSE_Sign1 (ES256, kid)
 //   kid --> the meter's key certificate (registry) --> identity key --> device certificate --> operator
 //
-// Order of checks (the first failure is the reason): bad-envelope, bad-mac (nothing is trusted before
+// Order of checks (the first failure is the reason): oversize (before any decoding), bad-envelope, bad-mac (nothing is trusted before
 // the MAC), malformed (COSE form), unknown-meter / revoked / foreign-operator / bad-device-certificate
 // (the meter named by the topic and its chain), unknown-key (kid), bad-signature, malformed (the
 // reading itself, or a reading naming another meter than its topic), key-not-valid-for-interval, replay.
@@ -18,10 +18,12 @@ import { KID_BYTES } from '../../firmware/src/keys/certificate.ts';
 import { decodeEnvelope, openEnvelope, SealedEnvelopeError } from '../../firmware/src/readings/sealed-reading.ts';
 import { decodeReading, ReadingFormatError, type Reading } from '../../firmware/src/readings/reading.ts';
 import { nodeCryptoPrimitives, nodeSha256, nodeVerifyEs256 } from '../crypto/node-primitives.ts';
+import { MAX_MESSAGE_PAYLOAD_BYTES } from './message-limits.ts';
 import { MetricsRegistry, type Counter } from './metrics.ts';
 import { RegistryError, type MeterRegistry, type RegistryRejection } from './registry.ts';
 
 export const REJECTION_REASONS = [
+  'oversize',
   'bad-envelope',
   'bad-mac',
   'unknown-meter',
@@ -87,6 +89,9 @@ export function verifySignedReading(
   options: VerifyOptions = {},
 ): VerificationResult {
   const meterId = message.topicMeterId;
+  if (message.envelope.length > MAX_MESSAGE_PAYLOAD_BYTES) {
+    return reject('oversize', `the envelope is ${message.envelope.length} bytes, more than the ${MAX_MESSAGE_PAYLOAD_BYTES} a reading may have: not read`);
+  }
 
   let plaintext: Uint8Array;
   try {
@@ -153,13 +158,16 @@ export function verifySignedReading(
 
 export type KeyCertificateResult =
   | { ok: true; rotation: number; outcome: 'added' | 'unchanged' }
-  | { ok: false; reason: RegistryRejection; detail: string };
+  | { ok: false; reason: RegistryRejection | 'oversize'; detail: string };
 
 /**
  * A key certificate that arrived on its own (the meter publishes one before first use of a new reading
  * key): checks the meter's chain is still good, then verifies and stores it (registry.addKeyCertificate).
  */
 export function acceptKeyCertificate(registry: MeterRegistry, meterId: string, certBytes: Uint8Array, nowMs = Date.now()): KeyCertificateResult {
+  if (certBytes.length > MAX_MESSAGE_PAYLOAD_BYTES) {
+    return { ok: false, reason: 'oversize', detail: `the key certificate is ${certBytes.length} bytes, more than the ${MAX_MESSAGE_PAYLOAD_BYTES} one may have: not read` };
+  }
   const chain = registry.checkChain(meterId, nowMs);
   if (!chain.ok) return { ok: false, reason: chain.reason, detail: chain.detail };
   try {

@@ -17,7 +17,7 @@ import { p256 } from '@noble/curves/nist.js';
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import { CONFIG_DEFAULTS, CONFIG_FILE, parseMeterConfig, type MeterConfig } from '../../firmware/src/config/config.ts';
 import { decodeDeviceCertificate, openSignedCertificate, type DeviceLimits } from '../../firmware/src/keys/certificate.ts';
-import { meterIdProblem } from '../../firmware/src/readings/topics.ts';
+import { meterUserProblem } from '../broker/acl.ts';
 import { BrokerCredentials, generateMqttPassword, verifyPassword } from '../broker/credentials.ts';
 import { MeterRegistry, RegistryError } from '../dso/registry.ts';
 import { issueDeviceCertificate, OperatorKeyError, readOperatorCertificate, unlockOperatorKey, type OperatorKey } from '../operator/operator-key.ts';
@@ -165,7 +165,7 @@ function openRegistry(dsoDb: string | MeterRegistry, mustExist = false): { regis
 
 export async function provisionMeter(options: ProvisionOptions, meter: MeterConsole): Promise<ProvisionResult> {
   const progress = options.progress ?? (() => {});
-  const problem = meterIdProblem(options.meterId);
+  const problem = meterUserProblem(options.meterId);
   if (problem) throw new ProvisionError(problem);
   if (options.feeder.length === 0) throw new ProvisionError('--feeder must name the feeder the meter is on');
   const limits = options.limits ?? DEFAULT_LIMITS;
@@ -346,6 +346,9 @@ export interface RevokeOptions {
 /** Revokes the meter at the DSO (its readings are refused from now on), then removes its broker user. */
 export function revokeMeter(options: RevokeOptions): { wasRegistered: boolean; removedBrokerUser: boolean } {
   const progress = options.progress ?? (() => {});
+  // Revoking a service's name would remove that service's broker login.
+  const problem = meterUserProblem(options.meterId);
+  if (problem) throw new ProvisionError(problem);
   const { registry, close } = openRegistry(options.dsoDb, true);
   let wasRegistered: boolean;
   try {

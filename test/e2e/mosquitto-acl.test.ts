@@ -29,7 +29,7 @@ function credentialsFolder(): { dir: string; credentials: BrokerCredentials } {
 
 function connect(url: string, username: string, password: string): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    const client = mqtt.connect(url, { username, password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 });
+    const client = mqtt.connect(url, { username, password, clientId: username, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 });
     client.once('connect', () => resolve(client));
     client.once('error', (err) => {
       client.end(true);

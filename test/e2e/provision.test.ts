@@ -266,7 +266,7 @@ test('the provisioned meter connects to a broker enforcing the rules, with the c
   try {
     const result = await provision(provisionArgs(rig, { broker: `127.0.0.1:${broker.port}` }));
     assert.is(result.code, 0, result.error);
-    dso = await mqtt.connectAsync(broker.url, { username: DSO_USERNAME, password: credentials.dsoPassword(), reconnectPeriod: 0 });
+    dso = await mqtt.connectAsync(broker.url, { username: DSO_USERNAME, clientId: DSO_USERNAME, password: credentials.dsoPassword(), reconnectPeriod: 0 });
     dso.on('message', (topic) => seen.push(topic));
     await dso.subscribeAsync('veilgrid/meters/#', { qos: 1 });
     // The meter's key certificate is retained, and it reports its status once connected.

@@ -1,7 +1,11 @@
 // The broker rule table: topic matching, what meters and the DSO may do, and the mosquitto ACL text.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DSO_USERNAME, filterCovers, mayPublish, maySubscribe, mosquittoAcl, rulesFor, topicMatches } from '../../host-tools/broker/acl.ts';
+import { BRIDGE_USERNAME, DSO_USERNAME, filterCovers, meterUserProblem, mayPublish, maySubscribe, mosquittoAcl, rulesFor, topicMatches } from '../../host-tools/broker/acl.ts';
+import { BrokerCredentials, verifyPassword } from '../../host-tools/broker/credentials.ts';
 
 test('topic matching follows MQTT wildcards', () => {
   assert.ok(topicMatches('veilgrid/meters/a/#', 'veilgrid/meters/a/readings'));
@@ -38,6 +42,25 @@ test('the DSO reads every meter and publishes nothing; unknown users get nothing
   assert.not.ok(mayPublish(DSO_USERNAME, 'veilgrid/meters/x/readings'));
   assert.equal(rulesFor('bad/name'), [], 'a username that is not a meter id has no rules');
   assert.equal(rulesFor('a+b'), []);
+});
+
+test('service user names are never meter ids: refused as meters, given no meter rules, refused as broker users', () => {
+  for (const name of [DSO_USERNAME, BRIDGE_USERNAME, 'DSO', 'Bridge']) {
+    assert.match(meterUserProblem(name) ?? '', /is reserved for the (dso|bridge) service/, name);
+    assert.not.ok(rulesFor(name).some((rule) => rule.access === 'write'), `${name} may publish nothing`);
+  }
+  assert.equal(rulesFor(BRIDGE_USERNAME), [], 'the bridge has no rules until it exists');
+  assert.is(meterUserProblem('meter-0042'), undefined);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-acl-'));
+  try {
+    const credentials = new BrokerCredentials(dir);
+    const dsoPassword = credentials.ensureDsoUser();
+    assert.throws(() => credentials.setUser(DSO_USERNAME, 'a meter password'), /reserved for the dso service/);
+    assert.throws(() => credentials.setUser(BRIDGE_USERNAME, 'x'), /reserved for the bridge service/);
+    assert.ok(verifyPassword(dsoPassword, credentials.passwords().get(DSO_USERNAME)!), 'the DSO keeps its own password');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the mosquitto ACL file lists each user with its rules, sorted, without duplicates', () => {

@@ -58,7 +58,7 @@ async function exerciseCollector(brokerUrl: string) {
     await publish(readingTopic('meter-B'), encodeReading({ ...meterB[2], importWh: 99 })); // same seq, other content
 
     const stats = await counted(collector, (s) => s.received + s.duplicates + s.rejected + s.conflicts === 12);
-    assert.equal(stats, { received: 8, duplicates: 1, rejected: 2, conflicts: 1 });
+    assert.equal(stats, { received: 8, duplicates: 1, rejected: 2, conflicts: 1, dropped: { oversize: 0, rateLimited: 0 } });
 
     // Each refusal is one JSON line with its reason.
     const events = logs.map((line) => JSON.parse(line));
