@@ -290,4 +290,22 @@ test('ReadingVerifier logs each rejection as one JSON line and counts it by reas
   }
 });
 
+test('a reading\'s twin signature (r, n-s) verifies like the original and is the same reading: a duplicate, never a second one', (ctx) => {
+  const n = p256.Point.CURVE().n;
+  const r = reading('meter-001', 5, 105);
+  const signed = decodeSign1(signReadingBytes(ctx.key1, encodeReading(r)));
+  const s = BigInt('0x' + Buffer.from(signed.signature.subarray(32)).toString('hex'));
+  const twin = new Uint8Array([...signed.signature.subarray(0, 32), ...Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex')]);
+  const twinBytes = encodeSign1({ ...signed, protectedHeader: signed.protectedBytes, signature: twin });
+  assert.equal(verify(ctx, seal(ctx.dso.publicKey, encodeSign1({ ...signed, protectedHeader: signed.protectedBytes }))), { ok: true, reading: r, rotation: 1, duplicate: false });
+  assert.equal(verify(ctx, seal(ctx.dso.publicKey, twinBytes)), { ok: true, reading: r, rotation: 1, duplicate: true }, 'high and low S both verify (the SE does not normalise S), and the twin is the same reading');
+  assert.equal(ctx.registry.replayState('meter-001'), { rotation: 1, seq: 5 });
+});
+
+test('an envelope above the size cap is refused as oversize before it is opened', (ctx) => {
+  assertRejected(verify(ctx, new Uint8Array(64 * 1024)), 'oversize', '65536 bytes');
+  const cert = acceptKeyCertificate(ctx.registry, 'meter-001', new Uint8Array(4096));
+  assert.equal(cert.ok ? 'accepted' : cert.reason, 'oversize');
+});
+
 test.run();
