@@ -114,24 +114,26 @@ function userOf(client: unknown): string | undefined {
 /**
  * aedes hooks enforcing the same rules, with passwords checked against the mosquitto password entries
  * (read anew on every connect, so provisioning and revoking take effect without a restart), and the
- * client id required to equal the user name (CONNACK 2, identifier rejected, otherwise).
+ * client id required to equal the user name (CONNACK 2, identifier rejected, otherwise). onRefused hears
+ * of every refused CONNECT, so an attempt to take over a session is logged.
  * Differences from mosquitto that a client may notice: for an unauthorised publish aedes closes the
  * connection, where mosquitto (MQTT 3.1.1) drops the message silently; both refuse an unauthorised
  * subscription with SUBACK 0x80.
  */
-export function aedesAuthHooks(passwords: () => PasswordEntries): Pick<AedesOptions, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'> {
+export function aedesAuthHooks(
+  passwords: () => PasswordEntries,
+  onRefused: (refusal: { clientId: string; username: string | undefined; reason: string }) => void = () => {},
+): Pick<AedesOptions, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'> {
   return {
     authenticate(client, username, password, done) {
       const hash = username === undefined ? undefined : passwords().get(username);
       const ok = hash !== undefined && password !== undefined && verifyPassword(password.toString('utf8'), hash);
-      if (!ok) {
-        const error = Object.assign(new Error('bad user name or password'), { returnCode: 4 });
-        return done(error as Parameters<typeof done>[0], false);
-      }
-      if (client.id !== username) {
-        const error = Object.assign(new Error(`client id "${client.id}" is not the user name "${username}": a client connects with its own user name as client id`), { returnCode: 2 });
-        return done(error as Parameters<typeof done>[0], false);
-      }
+      const refuse = (message: string, returnCode: number) => {
+        onRefused({ clientId: client.id, username, reason: message });
+        done(Object.assign(new Error(message), { returnCode }) as Parameters<typeof done>[0], false);
+      };
+      if (!ok) return refuse('bad user name or password', 4);
+      if (client.id !== username) return refuse(`client id "${client.id}" is not the user name "${username}": a client connects with its own user name as client id`, 2);
       (client as unknown as AuthenticatedClient).veilgridUser = username!;
       done(null, true);
     },

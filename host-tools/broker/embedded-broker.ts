@@ -26,7 +26,7 @@ export interface EmbeddedBrokerOptions {
   auth?: { passwords(): PasswordEntries };
   /** Connections sending a larger packet are closed; default MAX_MQTT_PACKET_BYTES. */
   maxPacketBytes?: number;
-  /** One JSON object per line for each connection closed for its packet size. Default: stderr. */
+  /** One JSON object per line for each refused CONNECT and each connection closed for its packet size. Default: stderr. */
   log?: (line: string) => void;
 }
 
@@ -35,13 +35,16 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const auth = options.auth;
   const maxPacketBytes = options.maxPacketBytes ?? MAX_MQTT_PACKET_BYTES;
   const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
-  const aedes = await Aedes.createBroker(auth ? { ...options.aedes, ...aedesAuthHooks(() => auth.passwords()) } : options.aedes);
+  const logEvent = (event: string, fields: Record<string, unknown>) =>
+    log(JSON.stringify({ time: new Date().toISOString(), level: 'warn', component: 'broker', event, ...fields }));
+  const hooks = auth ? aedesAuthHooks(() => auth.passwords(), (refusal) => logEvent('connection_refused', refusal)) : {};
+  const aedes = await Aedes.createBroker({ ...options.aedes, ...hooks });
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     const client = aedes.handle(guardPacketSize(socket, maxPacketBytes, (reason) => {
-      log(JSON.stringify({ time: new Date().toISOString(), level: 'warn', component: 'broker', event: 'connection_closed', clientId: client.id ?? null, remote: socket.remoteAddress, reason }));
+      logEvent('connection_closed', { clientId: client.id ?? null, remote: socket.remoteAddress, reason });
     }));
   });
   await new Promise<void>((resolve, reject) => {

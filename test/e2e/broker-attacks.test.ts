@@ -184,6 +184,9 @@ function brokers(name: string, kind: Bed['kind'], startBroker: StartBroker): voi
       if (kind === 'aedes') {
         // Refused outright: client id ≠ user name.
         for (const o of outcomes) assert.match(o.outcome, /Identifier rejected/, `${o.clientId}: ${o.outcome}`);
+        const logged = b.brokerLog.filter((line) => line.includes('"event":"connection_refused"') && line.includes(`"username":"${ATTACKER}"`));
+        assert.is(logged.length, outcomes.length, 'each refused attempt is logged by the broker');
+        assert.ok(logged.some((line) => line.includes('"clientId":"dso"')));
       } else {
         // mosquitto gives the connection the attacker's own user name as client id: the sessions it names are untouched.
         for (const o of outcomes) assert.is(o.outcome, 'connected');

@@ -126,6 +126,6 @@ checkRules('mosquitto with the generated password and ACL files', async (credent
 });
 
 checkRules('aedes with the same rules as hooks', async (credentials) => {
-  const broker = await startEmbeddedBroker({ auth: credentials });
+  const broker = await startEmbeddedBroker({ auth: credentials, log: () => {} });
   return { url: broker.url, close: () => broker.close() };
 });
