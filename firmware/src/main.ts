@@ -22,6 +22,7 @@
 import { CONFIG_DEFAULTS, CONFIG_FILE, parseMeterConfig, type MeterConfig } from './config/config.ts';
 import { EnergyJournal } from './metering/energy-journal.ts';
 import { FlashRing } from './persist/flash-ring.ts';
+import { NamedRecords } from './persist/named-records.ts';
 import { choosePartition, ringAreas, storageCollision } from './persist/partition.ts';
 import { EARLIEST_VALID_EPOCH, Meter } from './metering/meter.ts';
 import { PulseCounter } from './metering/pulse-counter.ts';
@@ -105,7 +106,7 @@ function signingProblem(config: MeterConfig): string {
 }
 
 /** The reading keys, restored, once the meter can sign; null (and why, on the console) otherwise. */
-function startReadingKeys(config: MeterConfig, client: MqttClient): ReadingKeys | null {
+function startReadingKeys(config: MeterConfig, client: MqttClient, records: NamedRecords): ReadingKeys | null {
   const problem = signingProblem(config);
   if (problem) {
     log('veilgrid: ' + problem + ' -- metering and journaling go on, but no reading is sent (never unsigned) until the meter is provisioned');
@@ -114,7 +115,8 @@ function startReadingKeys(config: MeterConfig, client: MqttClient): ReadingKeys 
   const keyTopic = keyCertificateTopic(config.meterId);
   const keys = new ReadingKeys({
     se: secureElement(),
-    storage: flashStorage(),
+    // On raw flash, not in Storage: a record rewritten at every rotation would one day make Storage compact.
+    storage: records,
     sha256: nativeSha256,
     meterId: config.meterId,
     intervalSeconds: config.intervalSeconds,
@@ -133,8 +135,14 @@ function startReadingKeys(config: MeterConfig, client: MqttClient): ReadingKeys 
   return keys;
 }
 
-/** The journal's and the outbox's rings on the board's raw flash partition (persist/partition.ts). */
-function openRings(): { journal: FlashRing; outbox: FlashRing } {
+interface Rings {
+  journal: FlashRing;
+  records: FlashRing;
+  outbox: FlashRing;
+}
+
+/** The rings of the journal, the key records and the outbox on the board's raw flash partition (persist/partition.ts). */
+function openRings(): Rings {
   const flash = rawFlash();
   const partition = choosePartition(rawFlashPartitions(), flash.getFree());
   const page = flash.getPage(partition.addr);
@@ -142,12 +150,12 @@ function openRings(): { journal: FlashRing; outbox: FlashRing } {
   const collision = storageCollision(partition, flashStorage().getStats(), page.length);
   if (collision) log('veilgrid: ' + collision);
   const areas = ringAreas(partition, page.length);
-  return { journal: new FlashRing(flash, areas.journal), outbox: new FlashRing(flash, areas.outbox) };
+  return { journal: new FlashRing(flash, areas.journal), records: new FlashRing(flash, areas.records), outbox: new FlashRing(flash, areas.outbox) };
 }
 
 function run(config: MeterConfig): void {
   const clock = deviceClock();
-  let rings: { journal: FlashRing; outbox: FlashRing };
+  let rings: Rings;
   try {
     rings = openRings();
   } catch (e) {
@@ -186,7 +194,7 @@ function run(config: MeterConfig): void {
     },
     outbox,
   );
-  const keys = startReadingKeys(config, client);
+  const keys = startReadingKeys(config, client, new NamedRecords(rings.records));
   running.keys = keys;
   running.intervalSeconds = config.intervalSeconds;
   const dsoPublicKey = config.dsoPublicKey ? (hexToBytes(config.dsoPublicKey) as Uint8Array) : null;

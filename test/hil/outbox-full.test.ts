@@ -79,7 +79,7 @@ test('a full outbox holds the reading sealed once, and every reading arrives aft
     source.start();
     clock.setSpeed(SPEED);
 
-    // The outbox (the raw partition's 48 KB ring) fills after about 144 readings; then the next one is refused.
+    // The outbox (the raw partition's 40 KB ring) fills after about 120 readings; then the next one is refused.
     const text = () => output.join('');
     await until(() => /not stored: outbox full/.test(text()), () => `the outbox to fill; the meter printed ${text().slice(-600)}`);
     const refusedSeq = Number(text().match(/reading (\d+) \(interval \d+\) not stored: outbox full/)![1]);

@@ -1,5 +1,5 @@
 // Rings on an emulated raw flash partition, for tests of the modules that keep their records there
-// (energy journal, outbox): the emulator's NOR flash and Espruino Flash module model, the firmware's
+// (energy journal, named records, outbox): the emulator's NOR flash and Espruino Flash module model, the firmware's
 // FlashRing, laid out as on the ESP32 meter (persist/partition.ts ringAreas).
 import { Flash } from '../../boards/emulator/flash.ts';
 import { EspruinoFlashModule } from '../../boards/emulator/flash-module.ts';
@@ -14,9 +14,11 @@ export interface EmulatedPartition {
   flash: Flash;
   module: EspruinoFlashModule;
   journalArea: RingArea;
+  recordsArea: RingArea;
   outboxArea: RingArea;
   /** A new FlashRing over the journal's pages (as a boot would open it). */
   journalRing(): FlashRing;
+  recordsRing(): FlashRing;
   outboxRing(): FlashRing;
 }
 
@@ -29,8 +31,10 @@ export function emulatedPartition(flash?: Flash): EmulatedPartition {
     flash: f,
     module,
     journalArea: areas.journal,
+    recordsArea: areas.records,
     outboxArea: areas.outbox,
     journalRing: () => new FlashRing(module, areas.journal),
+    recordsRing: () => new FlashRing(module, areas.records),
     outboxRing: () => new FlashRing(module, areas.outbox),
   };
 }

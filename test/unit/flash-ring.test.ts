@@ -9,6 +9,7 @@ import { EspruinoFlashModule } from '../../boards/emulator/flash-module.ts';
 import { cutDuring } from '../support/power-cut.ts';
 import { FlashRing, RingFullError, type RingArea } from '../../firmware/src/persist/flash-ring.ts';
 import { encodeRecord, recordBytes, recordPayload, RECORD_HEADER_BYTES } from '../../firmware/src/persist/power-safe-record.ts';
+import { NamedRecords } from '../../firmware/src/persist/named-records.ts';
 
 const PAGE = 4096;
 const BASE = 0x310000;
@@ -200,5 +201,32 @@ ring('a page left partially erased by a cut, with no keep-from beyond it, never 
   }
 });
 
+const named = suite('named records');
+
+named('two names written in turn for ever (key records) keep the newest of each, also after a cut at every byte', () => {
+  const r = newRing(2);
+  let store = new NamedRecords(r.ring);
+  const value = (n: number) => `{"r":${n},"pk":"${'ab'.repeat(65)}","cert":"${'cd'.repeat(200)}"}`;
+  for (let n = 1; n <= 60; n++) assert.ok(store.write(`vg.rk${n % 2}`, value(n)), `write ${n}`);
+  store = new NamedRecords(r.reopen());
+  assert.equal([store.read('vg.rk0'), store.read('vg.rk1'), store.read('other')], [value(60), value(59), undefined]);
+  const units = (() => {
+    const before = r.flash.bytesWritten;
+    new NamedRecords(r.reopen()).write('vg.rk1', value(61));
+    return r.flash.bytesWritten - before;
+  })();
+  for (let k = 1; k <= units; k += 7) {
+    const copy = new Flash({ sizeBytes: 2 * PAGE, pageBytes: PAGE });
+    copy.program(0, r.flash.read(0, 2 * PAGE));
+    const module = new EspruinoFlashModule(copy, BASE);
+    const area = { addr: BASE, pageBytes: PAGE, pages: 2 };
+    cutDuring(copy, k, () => new NamedRecords(new FlashRing(module, area)).write('vg.rk0', value(62)));
+    const after = new NamedRecords(new FlashRing(module, area));
+    assert.is(after.read('vg.rk1'), value(61), `the other name after a cut at ${k}`);
+    assert.ok([value(60), value(62)].includes(after.read('vg.rk0')!), `the written name after a cut at ${k}`);
+  }
+});
+
 format.run();
 ring.run();
+named.run();

@@ -95,7 +95,7 @@ test('a full outbox refuses the newest message with a clear error and keeps the 
   assert.is(reopened.size(), stored);
   assert.is(Buffer.from(reopened.first()!.payload).toString('hex'), Buffer.from(payloadFor(0, 270)).toString('hex'));
   // The figure docs/energy-journal.md quotes.
-  assert.is(stored, 144, `sealed readings the outbox holds (${stored})`);
+  assert.is(stored, 120, `sealed readings the outbox holds (${stored})`);
   // Acknowledging the first page's messages makes room again.
   for (let i = 0; i < 12; i++) reopened.ack(reopened.first()!.id);
   reopened.append(topic, payloadFor(999, 270));

@@ -17,9 +17,9 @@
 // DEFAULT_KEY_OVERLAP_INTERVALS (2) intervals past its key's validTo, for readings signed late.
 //
 // Power cuts. State = the SE's counter 0 (the rotation number, monotonic, in the chip) + one record
-// per rotation in Storage file "vg.rk<r mod 2>". A rotation writes the file of its own parity, so the
-// record of the rotation before it (the other file) is never touched: a cut while writing leaves that
-// record intact and the new one failing its CRC-32. Restore takes the valid record whose rotation
+// per rotation named "vg.rk<r mod 2>" (main.ts keeps them on raw flash, persist/named-records.ts). A
+// rotation writes the name of its own parity, so the record of the rotation before it is kept: a cut
+// while writing leaves that record intact and the new one failing its CRC-32. Restore takes the valid record whose rotation
 // equals the counter. If there is none (cut after the counter step, before the record was complete),
 // the rotation is done again with a fresh counter value: a rotation number is never reused with a
 // different key. At every boot the current certificate is published again (retained, the DSO stores
@@ -55,7 +55,7 @@ export interface ReadingKey {
   certificate: Uint8Array;
 }
 
-/** What the keys need of Storage. */
+/** What the keys need of a record store (Storage-like: read and write by name). */
 export interface KeyRecordStorage {
   read(name: string): string | undefined;
   write(name: string, data: string): boolean;

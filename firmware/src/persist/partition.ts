@@ -16,8 +16,10 @@ export interface RawFlashPartition {
   storageAddr?: number;
 }
 
-/** Bytes of the partition the energy journal gets (4 pages on ESP32, 16 on Linux's 1 KB pages); the outbox takes the rest. */
+/** Bytes of the partition the energy journal gets (4 pages on ESP32, 16 on Linux's 1 KB pages). */
 export const JOURNAL_BYTES = 16384;
+/** Bytes for small named records (the reading keys'); the outbox takes the rest of the partition. */
+export const RECORDS_BYTES = 8192;
 
 /** The first candidate inside one of Flash.getFree()'s areas; throws when there is none. */
 export function choosePartition(candidates: RawFlashPartition[], free: { addr: number; length: number }[]): RawFlashPartition {
@@ -31,16 +33,19 @@ export function choosePartition(candidates: RawFlashPartition[], free: { addr: n
     ' but Flash.getFree() reports ' + JSON.stringify(free) + ' (rebuild the firmware for this board)');
 }
 
-/** Splits the partition into the journal's ring and the outbox's ring. */
-export function ringAreas(p: RawFlashPartition, pageBytes: number): { journal: RingArea; outbox: RingArea } {
+/** Splits the partition into the rings of the journal, the named records and the outbox, in that order. */
+export function ringAreas(p: RawFlashPartition, pageBytes: number): { journal: RingArea; records: RingArea; outbox: RingArea } {
   const pages = Math.floor(p.bytes / pageBytes);
   const journalPages = Math.max(2, Math.floor(JOURNAL_BYTES / pageBytes));
-  if (p.addr % pageBytes !== 0 || pages < journalPages + 2) {
-    throw new Error('raw flash partition at ' + p.addr + ' (' + p.bytes + ' bytes) must be page-aligned and hold at least ' + (journalPages + 2) + ' pages of ' + pageBytes);
+  const recordPages = Math.max(2, Math.floor(RECORDS_BYTES / pageBytes));
+  if (p.addr % pageBytes !== 0 || pages < journalPages + recordPages + 2) {
+    throw new Error('raw flash partition at ' + p.addr + ' (' + p.bytes + ' bytes) must be page-aligned and hold at least ' +
+      (journalPages + recordPages + 2) + ' pages of ' + pageBytes);
   }
   return {
     journal: { addr: p.addr, pageBytes: pageBytes, pages: journalPages },
-    outbox: { addr: p.addr + journalPages * pageBytes, pageBytes: pageBytes, pages: pages - journalPages },
+    records: { addr: p.addr + journalPages * pageBytes, pageBytes: pageBytes, pages: recordPages },
+    outbox: { addr: p.addr + (journalPages + recordPages) * pageBytes, pageBytes: pageBytes, pages: pages - journalPages - recordPages },
   };
 }
 
