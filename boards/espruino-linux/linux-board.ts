@@ -144,7 +144,7 @@ export class LinuxBoard {
     });
     const ports = { console: (this.consoleLink.address() as { port: number }).port, s0: this.pins.port };
     writeFileSync(path.join(this.dir, PORTS_FILE), JSON.stringify(ports));
-    this.bridge = new SeBridge(this.dir, this.flashPath);
+    this.bridge = new SeBridge(this.dir, this.flashPath, (err) => this.print(`\r\n[board ${this.name}: the ATECC608 bridge failed, I2C1 will hang: ${err.stack ?? err.message}]\r\n`));
     // setpriv --pdeathsig: the board's power comes from this process; if it dies (even by SIGKILL), the
     // interpreter is killed too instead of living on with its stdin closed (where it spins).
     const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', this.binary], { cwd: this.dir, stdio: ['pipe', 'pipe', 'pipe'] });

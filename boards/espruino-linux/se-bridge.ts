@@ -17,10 +17,10 @@ export class SeBridge {
   private readonly worker: Worker;
   private readonly stopFlag = new SharedArrayBuffer(4);
   private readonly requestPipe: string;
-  private failure: Error | undefined;
   private readonly exited: Promise<void>;
 
-  constructor(dir: string, flashPath: string) {
+  /** onFailure: the bridge thread died (a bug on the host side); the interpreter then waits on the pipe forever. */
+  constructor(dir: string, flashPath: string, onFailure: (err: Error) => void) {
     this.requestPipe = path.join(dir, SE_REQUEST_PIPE);
     const responsePipe = path.join(dir, SE_RESPONSE_PIPE);
     for (const pipe of [this.requestPipe, responsePipe]) {
@@ -36,13 +36,8 @@ export class SeBridge {
     };
     this.worker = new Worker(path.join(here, 'ts-worker.mjs'), { workerData });
     this.worker.on('message', (m: { commands: number }) => (this.commands = m.commands));
-    this.worker.on('error', (err) => (this.failure = err));
+    this.worker.on('error', onFailure);
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
-  }
-
-  /** Why the bridge stopped serving, if it failed. */
-  get error(): Error | undefined {
-    return this.failure;
   }
 
   /** Stops the thread: sets the flag, then wakes a blocked read with one byte. */

@@ -66,10 +66,15 @@ export interface RigOptions {
   definition?: string;
 }
 
-/** Why a backend cannot run here (undefined: it can). */
+/**
+ * Why a backend cannot run here (undefined: it can). With VEILGRID_REQUIRE_ESPRUINO=1 (CI) a missing
+ * interpreter is an error instead: the real-interpreter tests must not skip there.
+ */
 export function unavailable(backend: Backend): string | undefined {
-  if (backend === 'vm') return undefined;
-  return espruinoInterpreterPath() ? undefined : 'no Espruino interpreter (set VEILGRID_ESPRUINO_BIN or put espruino-2v29-esp32like in ../shared/espruino/)';
+  if (backend === 'vm' || espruinoInterpreterPath()) return undefined;
+  const why = 'no Espruino interpreter (set VEILGRID_ESPRUINO_BIN or put espruino-2v29-esp32like in ../shared/espruino/)';
+  if (process.env.VEILGRID_REQUIRE_ESPRUINO === '1') throw new Error(`${why}, and VEILGRID_REQUIRE_ESPRUINO=1 says the real-interpreter tests must run`);
+  return why;
 }
 
 export async function createRig(backend: Backend, opts: RigOptions): Promise<Rig> {

@@ -4,7 +4,9 @@
 // inside the chip, certificate, broker password, configuration), counts S0 pulses, and its readings —
 // signed in the SE and sealed to the DSO — reach a broker and verify at the DSO, across a forced key
 // rotation (vgRotateKeys), a broker restart (the outbox holds what could not be sent) and a power cut at a
-// random instant. Where the interpreter is absent, its part says so and is skipped.
+// random instant. And `veilgrid flash` through the real espruino CLI on the board's console port: the board
+// holds the bundle, reboots into it, reports its build, and boots it again after a power cut. Where the
+// interpreter is absent, its part says so and is skipped.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +26,7 @@ import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { ReadingVerifier } from '../../host-tools/dso/verifier.ts';
 import { initOperator, unlockOperatorKey } from '../../host-tools/operator/operator-key.ts';
 import { provisionMeter } from '../../host-tools/provision/provision.ts';
+import { flash } from '../../host-tools/flash/flash-command.ts';
 
 /** Interval length and clock speed per backend: the real interpreter runs in real time. */
 const TIMING: Record<Backend, { interval: number; speed: number }> = {
@@ -133,6 +136,31 @@ for (const backend of BACKENDS) {
       await broker.close();
       store.close();
       registry.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test(`${backend}: veilgrid flash uploads the bundle with the espruino CLI, the board runs it and boots it again after a power cut`, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `veilgrid-hil-flash-${backend}-`));
+    const rig = await createRig(backend, { dir, speed: 1 });
+    try {
+      const built = await buildFirmware({ board: 'esp32-meter', outFile: path.join(dir, 'esp32-meter.js') });
+      const board = await rig.addBoard('flash-meter');
+      let output = '';
+      board.onOutput((text) => (output += text));
+      await board.powerOn();
+      let printed = '';
+      const outcome = await flash({ ports: [`tcp://127.0.0.1:${board.consolePort}`], firmware: built.outFile }, { write: (text) => void (printed += text) });
+      assert.is(outcome.exitCode, 0, printed);
+      assert.is(outcome.results[0].running?.build, built.buildId, printed);
+      await board.powerCut();
+      assert.is(board.readFile('.bootcde'), fs.readFileSync(built.outFile, 'latin1'), 'Storage .bootcde holds the bundle');
+      const boots = () => output.split(`(build ${built.buildId})`).length - 1;
+      const before = boots();
+      await board.powerOn();
+      await until(rig, () => boots() > before, () => `the bundle to boot again; the board printed ${output.slice(-800)}`);
+    } finally {
+      await rig.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
