@@ -68,8 +68,6 @@ export class LinuxBoard {
   private readonly consoleLink: Server;
   /** The interpreter's console input connection, while it has one. */
   private device: Socket | undefined;
-  private readonly inputQueue: Buffer[] = [];
-  private inputPumping = false;
   /** While booting: sees the console's output until its prompt is back (boot files and init ran). */
   private bootWatch: ((text: string) => void) | undefined;
   private readonly outputListeners = new Set<(text: string) => void>();
@@ -167,8 +165,10 @@ export class LinuxBoard {
     child.stderr!.setEncoding('latin1').on('data', () => {}); // its start-up notes ("Interactive mode." …)
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
     child.once('exit', (code, signal) => {
-      if (this.child === child) void this.powerCut();
       failed(new Error(`the interpreter of board ${this.name} ended while booting (${signal ?? 'exit code ' + code})`));
+      if (this.child !== child) return; // a power cut
+      this.print(`\r\n[board ${this.name}: the interpreter ended by itself (${signal ?? 'exit code ' + code}); the board is off]\r\n`);
+      void this.powerCut();
     });
     child.once('error', (err) => failed(new Error(`cannot start the interpreter ${this.binary}: ${err.message}`)));
     const timer = setTimeout(() => failed(new Error(`board ${this.name} did not boot within ${BOOT_TIMEOUT_MS / 1000} s; its console said:\n${seen.slice(-2000)}`)), BOOT_TIMEOUT_MS);
@@ -236,34 +236,17 @@ export class LinuxBoard {
   }
 
   /**
-   * Console input, in order. The Linux build exits when Ctrl-C comes twice within 5 s on an empty input
-   * line (src/jsinteractive.c, `#ifndef EMBEDDED`); the ESP32 build only clears the line, and the espruino
-   * CLI sends two Ctrl-Cs when it sees no prompt. So a space goes first and the Ctrl-C a moment later
-   * (the console acts on Ctrl-C as it arrives, before the characters queued ahead of it): the line is not
-   * empty, and Ctrl-C does what it does on the board, clear the line or interrupt running code.
+   * Console input. The Linux build exits when Ctrl-C comes twice within 5 s on an empty input line
+   * (src/jsinteractive.c, `#ifndef EMBEDDED`); the ESP32 build only clears the line, and the espruino CLI
+   * sends two Ctrl-Cs when it sees no prompt. A space right behind each Ctrl-C, in the same write, is in
+   * the input line when the idle loop checks for Ctrl-C (the Ctrl-C character itself has cleared the line
+   * by then), so Ctrl-C does what it does on the board: clears the line, or interrupts running code.
    */
   private input(data: Buffer): void {
-    let from = 0;
-    for (let i = data.indexOf(3); i >= 0; i = data.indexOf(3, i + 1)) {
-      this.inputQueue.push(Buffer.concat([data.subarray(from, i), Buffer.from(' ')]), CTRL_C);
-      from = i + 1;
-    }
-    if (from < data.length) this.inputQueue.push(data.subarray(from));
-    if (!this.inputPumping) void this.pumpInput();
-  }
-
-  private async pumpInput(): Promise<void> {
-    this.inputPumping = true;
-    try {
-      for (let chunk = this.inputQueue.shift(); chunk; chunk = this.inputQueue.shift()) {
-        if (chunk === CTRL_C) await new Promise((resolve) => setTimeout(resolve, CTRL_C_DELAY_MS));
-        if (!this.child) continue; // a board without power hears nothing
-        if (this.device) this.device.write(chunk);
-        else this.child.stdin!.write(chunk);
-      }
-    } finally {
-      this.inputPumping = false;
-    }
+    if (!this.child) return; // a board without power hears nothing
+    const chunk = data.includes(3) ? Buffer.from(data.toString('latin1').replace(/\x03/g, '\x03 '), 'latin1') : data;
+    if (this.device) this.device.write(chunk);
+    else this.child.stdin!.write(chunk);
   }
 
   /** The interpreter's console input connected (after each boot); reset() closes it again. */
@@ -277,10 +260,6 @@ export class LinuxBoard {
     });
   }
 }
-
-const CTRL_C = Buffer.of(3);
-/** Long enough for the space before a Ctrl-C to reach the input line (stdin is polled every 50 ms). */
-const CTRL_C_DELAY_MS = 120;
 
 function listen(port: number, what: string): Promise<Server> {
   const server = createServer();
