@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { p256 } from '@noble/curves/nist.js';
 import { Decoder } from 'cbor-x';
-import { CborMap, encode } from '../../firmware/src/codec/cbor.ts';
+import { CborMap, Tagged, encode } from '../../firmware/src/codec/cbor.ts';
 import { encodeSign1, es256ProtectedHeader, signSign1 } from '../../firmware/src/codec/cose.ts';
 import {
   CERT_KIND_DEVICE,
@@ -150,11 +150,11 @@ test('openSignedCertificate needs an 8-byte kid in the protected header and a va
   const sig = new Uint8Array(64);
   const noKid = encodeSign1({ protectedHeader: new CborMap([[1, -7]]), unprotectedHeader: new CborMap([]), payload, signature: sig });
   assert.equal(formatError(() => openSignedCertificate(noKid)), ['a signed certificate needs kid (label 4) in its protected header as 8 bytes (got undefined)']);
-  const unprotectedKid = encodeSign1({ protectedHeader: new CborMap([[1, -7]]), unprotectedHeader: new CborMap([[4, new Uint8Array(8)]]), payload, signature: sig });
-  assert.match(formatError(() => openSignedCertificate(unprotectedKid))[0], 'it is only in the unprotected header');
+  const unprotectedKid = encode(new Tagged(18, [encode(new CborMap([[1, -7]])), new CborMap([[4, new Uint8Array(8)]]), payload, sig]));
+  assert.match(formatError(() => openSignedCertificate(unprotectedKid))[0], 'not a valid COSE_Sign1: unprotected header holds label 4');
   const shortKid = signSign1(nodeSha256, () => sig, new Uint8Array(4), payload);
   assert.match(formatError(() => openSignedCertificate(shortKid))[0], 'as 8 bytes (got a 4-byte string)');
-  assert.match(formatError(() => openSignedCertificate(payload))[0], /^not a valid COSE_Sign1: COSE_Sign1 must be an array of 4 items/);
+  assert.match(formatError(() => openSignedCertificate(payload))[0], /^not a valid COSE_Sign1: COSE_Sign1 must carry tag 18/);
   assert.equal(encode(es256ProtectedHeader(new Uint8Array(8))).length, 13, 'protected header { 1: -7, 4: kid } is 13 bytes');
 });
 

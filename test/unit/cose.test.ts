@@ -13,7 +13,6 @@ import {
   decodeSign1,
   encodeSign1,
   es256ProtectedHeader,
-  sign1Kid,
   sign1ToBeSigned,
   signSign1,
 } from '../../firmware/src/codec/cose.ts';
@@ -108,7 +107,7 @@ test('signSign1: a tagged message that noble verifies, kid in the protected head
   assert.is(bytes[0], 0xd2, 'tag 18');
   const message = decodeSign1(bytes);
   assert.equal(message.protectedBytes, encode(es256ProtectedHeader(kid)));
-  assert.equal(sign1Kid(message), kid);
+  assert.equal(message.protectedHeader.get(HEADER_KID), kid);
   assert.is(message.unprotectedHeader.entries.length, 0);
   assert.equal(message.payload, payload);
   assert.equal(digestSeen, nodeSha256(sign1ToBeSigned(message.protectedBytes, message.payload, aad)));

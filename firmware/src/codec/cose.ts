@@ -209,12 +209,6 @@ export function decodeSign1(bytes: Uint8Array): DecodedSign1 {
   };
 }
 
-/** The kid of a decoded message (in its protected header: the unprotected one is always empty), or undefined. */
-export function sign1Kid(message: DecodedSign1): Uint8Array | undefined {
-  const kid = message.protectedHeader.get(HEADER_KID);
-  return kid instanceof Uint8Array ? kid : undefined;
-}
-
 /** The protected header this project's signers write: { 1: -7, 4: kid }. */
 export function es256ProtectedHeader(kid: Uint8Array): CborMap {
   return new CborMap([[HEADER_ALG, ALG_ES256], [HEADER_KID, kid]]);
