@@ -2,6 +2,9 @@
 // checks each one, and stores it in a ReadingStore. A reading is acknowledged to the broker only after
 // it is stored, so a collector crash loses nothing: the broker redelivers, and the store de-duplicates.
 // Bad messages are logged (one JSON line each, with the reason) and acknowledged; they never stop it.
+// Before anything is decoded, messages above MAX_MESSAGE_PAYLOAD_BYTES, and messages of a meter that
+// has spent its budget of refused messages (message-limits.ts), are dropped unread and counted, so one
+// meter cannot stall the others.
 //
 // With a `verifier` (what the testbed and a real DSO use), reading payloads are sealed, signed readings:
 // each is opened and checked by the ReadingVerifier (chain, key, signature, replay) and only a verified
@@ -13,7 +16,7 @@ import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 
 import { decodeReading, ReadingFormatError } from '../../firmware/src/readings/reading.ts';
 import { KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER, meterIdFromKeyCertificateTopic, meterIdFromReadingTopic } from '../../firmware/src/readings/topics.ts';
 import type { Reading } from '../../firmware/src/readings/reading.ts';
-import { MAX_MESSAGE_PAYLOAD_BYTES, RateLimiter, type MessageBudget } from './message-limits.ts';
+import { MAX_MESSAGE_PAYLOAD_BYTES, MessageBudgets, type MessageBudget } from './message-limits.ts';
 import { MetricsRegistry } from './metrics.ts';
 import type { ReadingStore } from './reading-store.ts';
 import type { ReadingVerifier } from './verifier.ts';
@@ -79,7 +82,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   const stats: CollectorStats = { received: 0, duplicates: 0, rejected: 0, conflicts: 0, dropped: { oversize: 0, rateLimited: 0 } };
   const droppedCounter = (options.metrics ?? new MetricsRegistry()).counter('veilgrid_dso_messages_dropped_total', 'Messages dropped before any decoding, by reason: oversize (above the size cap) or rate-limited (past the meter\'s message budget).', ['reason']);
   for (const reason of ['oversize', 'rate-limited']) droppedCounter.inc({ reason }, 0);
-  const limiter = new RateLimiter(options.budget);
+  const budgets = new MessageBudgets(options.budget);
   /** Meters whose budget ran dry, logged once per episode (a flood must not become a log flood). */
   const limitedMeters = new Set<string>();
   if (options.verifier) {
@@ -105,23 +108,22 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   };
 
   /**
-   * Drops what must not be read: oversized messages, and messages past their meter's budget (the meter
-   * id of the topic, which the broker's ACL ties to the sender's login). True when dropped.
+   * Drops what must not be read: oversized messages, and messages of a meter whose budget is spent (the
+   * meter id of the topic, which the broker's ACL ties to the sender's login). True when dropped.
    */
-  const dropUnread = (topic: string, payload: Buffer): boolean => {
-    const meterId = meterIdFromReadingTopic(topic) ?? meterIdFromKeyCertificateTopic(topic) ?? topic;
+  const dropUnread = (topic: string, meterId: string, payload: Buffer): boolean => {
     if (payload.length > MAX_MESSAGE_PAYLOAD_BYTES) {
       stats.dropped.oversize++;
       droppedCounter.inc({ reason: 'oversize' });
       emit('warn', 'message_dropped', { topic, meterId, reason: 'oversize', bytes: payload.length, detail: `${payload.length} bytes, more than the ${MAX_MESSAGE_PAYLOAD_BYTES} a reading or key certificate may have: dropped unread` });
       return true;
     }
-    if (!limiter.take(meterId)) {
+    if (budgets.exhausted(meterId)) {
       stats.dropped.rateLimited++;
       droppedCounter.inc({ reason: 'rate-limited' });
       if (!limitedMeters.has(meterId)) {
         limitedMeters.add(meterId);
-        emit('warn', 'message_dropped', { topic, meterId, reason: 'rate-limited', detail: `meter "${meterId}" sent more messages than its budget allows: its messages are dropped unread until it slows down (counted on /metrics, logged once per episode)` });
+        emit('warn', 'message_dropped', { topic, meterId, reason: 'rate-limited', detail: `meter "${meterId}" sent more refused messages than its budget allows: its messages are dropped unread until the budget refills (counted on /metrics, logged once per episode)` });
       }
       return true;
     }
@@ -129,9 +131,22 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     return false;
   };
 
-  /** Handles one message; throws only when the store fails (then the message is not acknowledged). */
+  /** Key certificates the verifier refused (it counts them on /metrics; the budget needs them here). */
+  let refusedKeyCertificates = 0;
+
+  /**
+   * Handles one message, charging its meter's budget when it was refused; throws only when the store
+   * fails (then the message is not acknowledged).
+   */
   const handle = (topic: string, payload: Buffer) => {
-    if (dropUnread(topic, payload)) return;
+    const meterId = meterIdFromReadingTopic(topic) ?? meterIdFromKeyCertificateTopic(topic) ?? topic;
+    if (dropUnread(topic, meterId, payload)) return;
+    const refusedBefore = stats.rejected + refusedKeyCertificates;
+    read(topic, payload);
+    if (stats.rejected + refusedKeyCertificates > refusedBefore) budgets.charge(meterId);
+  };
+
+  const read = (topic: string, payload: Buffer) => {
     const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
     const verifier = options.verifier;
     const certificateMeterId = meterIdFromKeyCertificateTopic(topic);
@@ -139,7 +154,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       // The verifier logs and counts a refused certificate itself; a repeated one (retained, or
       // republished at the meter's boot) is stored once.
       const result = verifier.acceptKeyCertificate(certificateMeterId, bytes);
-      if (result.ok && result.outcome === 'added') stats.keyCertificates = (stats.keyCertificates ?? 0) + 1;
+      if (!result.ok) refusedKeyCertificates++;
+      else if (result.outcome === 'added') stats.keyCertificates = (stats.keyCertificates ?? 0) + 1;
       return;
     }
     const topicMeterId = meterIdFromReadingTopic(topic);

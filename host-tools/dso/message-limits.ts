@@ -1,6 +1,7 @@
-// What one meter may make the DSO do: how large one message may be, and how many a meter may send
-// before the DSO drops the rest unread. Checked before any decoding, so an oversized or flooding
-// meter costs the DSO a length comparison and a counter per message, never a parse or an ECDH.
+// What one meter may make the DSO do: how large one message may be, and how many refused messages it
+// may send before the DSO drops its messages unread.
+// Checked before any decoding, so an oversized or flooding meter costs the DSO a length comparison and
+// a counter per message, never a parse or an ECDH.
 //
 // Sizes: a sealed reading is about 270 bytes and a key certificate about 220 (bench/RESULTS.md); the
 // cap leaves room for a larger reading format without letting a message grow past a kilobyte.
@@ -16,9 +17,10 @@ export const MAX_MESSAGE_PAYLOAD_BYTES = 1024;
 export const MAX_MQTT_PACKET_BYTES = 2048;
 
 /**
- * Each meter's message budget at the DSO, a token bucket: `burst` messages at once, refilled at
- * `perSecond`. An honest meter sends one reading a minute and a key certificate per rotation; after an
- * outage it drains its outbox at once, so the burst holds more than a day of one-minute readings.
+ * Each meter's budget of refused messages at the DSO, a token bucket: `burst` at once, refilled at
+ * `perSecond`. Only refused messages are charged (not a reading, not a valid key certificate): an
+ * honest meter's messages never spend it, however fast it sends — draining its outbox after an outage,
+ * or republishing its key certificate at each of many reboots — so it is never limited.
  */
 export const METER_MESSAGE_BUDGET = { burst: 1_500, perSecond: 0.5 } as const;
 
@@ -27,20 +29,28 @@ export interface MessageBudget {
   perSecond: number;
 }
 
-/** Per-key token buckets (key: meter id; the broker's ACL lets a meter publish under its own id only). O(1) per take(). */
-export class RateLimiter {
+/** Per-key token buckets (key: meter id; the broker's ACL lets a meter publish under its own id only). O(1) each. */
+export class MessageBudgets {
   private readonly buckets = new Map<string, { tokens: number; atMs: number }>();
 
   constructor(private readonly budget: MessageBudget = METER_MESSAGE_BUDGET) {}
 
-  /** Spends one token of key's bucket: true when it had one (the message may be handled). */
-  take(key: string, nowMs = Date.now()): boolean {
-    const bucket = this.buckets.get(key) ?? { tokens: this.budget.burst, atMs: nowMs };
+  /** Has key spent its whole budget (its messages are to be dropped unread)? */
+  exhausted(key: string, nowMs = Date.now()): boolean {
+    return this.refilled(key, nowMs).tokens < 1;
+  }
+
+  /** Charges key one refused message. */
+  charge(key: string, nowMs = Date.now()): void {
+    const bucket = this.refilled(key, nowMs);
+    bucket.tokens = Math.max(0, bucket.tokens - 1);
+  }
+
+  private refilled(key: string, nowMs: number): { tokens: number; atMs: number } {
+    let bucket = this.buckets.get(key);
+    if (!bucket) this.buckets.set(key, (bucket = { tokens: this.budget.burst, atMs: nowMs }));
     bucket.tokens = Math.min(this.budget.burst, bucket.tokens + ((nowMs - bucket.atMs) / 1000) * this.budget.perSecond);
     bucket.atMs = nowMs;
-    this.buckets.set(key, bucket);
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
+    return bucket;
   }
 }
