@@ -30,7 +30,6 @@ import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts'
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
 import { startCollector } from '../../host-tools/dso/collector.ts';
 import { createDsoKey } from '../../host-tools/dso/dso-key.ts';
-import { METER_MESSAGE_BUDGET } from '../../host-tools/dso/message-limits.ts';
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { ReadingVerifier } from '../../host-tools/dso/verifier.ts';
@@ -93,10 +92,7 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
   const broker = await startEmbeddedBroker({ auth: credentials });
   const dsoKey = createDsoKey(path.join(dir, 'dso-key.json'));
   const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: () => {} });
-  // The DSO's per-meter budget of repeated messages refills in real time; here time runs SPEED times
-  // faster, and every boot re-sends the key certificate and what was acknowledged but not yet persisted.
-  const budget = { burst: METER_MESSAGE_BUDGET.burst, perSecond: METER_MESSAGE_BUDGET.perSecond * SPEED };
-  const collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, budget, log: () => {} });
+  const collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
   const imp = new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh: IPK, profile: constant(7200) }); // 2 pulses/s
   const exp = new S0PulseSource({ board, pin: definition.pins.s0Export, impulsesPerKWh: IPK, profile: constant(1800) });
 
