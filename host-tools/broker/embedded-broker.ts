@@ -43,9 +43,10 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    const client = aedes.handle(guardPacketSize(socket, maxPacketBytes, (reason) => {
+    const client = aedes.handle(socket);
+    guardPacketSize(socket, maxPacketBytes, (reason) => {
       logEvent('connection_closed', { clientId: client.id ?? null, remote: socket.remoteAddress, reason });
-    }));
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,9 +1,8 @@
 // A cap on MQTT packet size for the embedded broker: aedes has no such option and buffers a whole
-// packet (64 MB if a client says so) before any hook sees it. The guard sits between the socket and
-// aedes, reads each packet's fixed header as the bytes pass (type byte, then the remaining length,
-// 1-4 bytes of 7 bits each: MQTT 3.1.1 section 2.2.3) and closes the connection as soon as a header
-// announces a packet larger than the cap, before its body is buffered. Linear in the bytes passed.
-import { Duplex } from 'node:stream';
+// packet (64 MB if a client says so) before any hook sees it. The guard watches the bytes aedes reads
+// from the socket, reads each packet's fixed header (type byte, then the remaining length, 1-4 bytes of
+// 7 bits each: MQTT 3.1.1 section 2.2.3) and closes the connection as soon as a header announces a
+// packet larger than the cap, before its body is buffered. Linear in the bytes read.
 import type net from 'node:net';
 
 /** Scans the fixed headers of an MQTT byte stream chunk by chunk. */
@@ -54,37 +53,18 @@ export class MqttPacketSizeScanner {
 }
 
 /**
- * socket as a stream for aedes.handle(), closed (with onRefused called) at the first packet above
- * maxPacketBytes. Bytes pass unchanged; reading follows aedes' pace (the socket pauses when it lags).
+ * Watches what aedes reads from socket and destroys it (calling onRefused) at the first packet above
+ * maxPacketBytes. Call it right after aedes.handle(socket): aedes reads on 'readable', and a 'data'
+ * listener added then sees each chunk as aedes reads it, without changing how the socket flows (a
+ * wrapper stream in between lost data when a meter's power was cut mid-stream).
  */
-export function guardPacketSize(socket: net.Socket, maxPacketBytes: number, onRefused: (reason: string) => void): Duplex {
+export function guardPacketSize(socket: net.Socket, maxPacketBytes: number, onRefused: (reason: string) => void): void {
   const scanner = new MqttPacketSizeScanner(maxPacketBytes);
-  const guarded = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk, _encoding, callback) {
-      socket.write(chunk, callback);
-    },
-    final(callback) {
-      socket.end(callback);
-    },
-    destroy(err, callback) {
-      socket.destroy();
-      callback(err);
-    },
-  });
   socket.on('data', (chunk: Buffer) => {
+    if (socket.destroyed) return;
     const refused = scanner.scan(chunk);
-    if (refused !== undefined) {
-      onRefused(refused);
-      guarded.destroy();
-      return;
-    }
-    if (!guarded.push(chunk)) socket.pause();
+    if (refused === undefined) return;
+    onRefused(refused);
+    socket.destroy();
   });
-  socket.on('end', () => guarded.push(null));
-  socket.on('close', () => guarded.destroy());
-  socket.on('error', (err) => guarded.destroy(err));
-  return guarded;
 }
