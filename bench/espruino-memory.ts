@@ -1,0 +1,164 @@
+// JsVars the meter firmware uses in the real Espruino 2v29 interpreter (16,383 JsVars of 14 bytes, as on
+// the ESP32), running the built bundle from .bootcde on the espruino-linux board: provisioned through its
+// console, S0 pulses coming in, readings signed in the SE, sealed and published to a broker that the DSO's
+// collector verifies from.
+//
+// Two kinds of figure:
+// - sampled: a timer in the interpreter reads process.memory(false).usage every 5 ms. It runs between the
+//   firmware's tasks, so it cannot see a peak inside one synchronous task (signing and sealing a reading);
+// - proven: ballast (typed arrays, held from the console) takes half of the JsVar store before the run,
+//   so the firmware has only the other half. If every phase completes with no memory error flag
+//   (E.getErrorFlags()) and every reading verifies, the firmware's true peak is under 50 %.
+// Phases: steady intervals; a forced key rotation; the broker gone until the outbox is full and 96
+// readings wait in RAM behind it (the first one dropped past that); the broker back, the backlog sent.
+//   node --import tsx bench/espruino-memory.ts [--interval 1]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createRig, unavailable } from '../boards/harness/meter-board.ts';
+import { S0PulseSource } from '../boards/emulator/devices/s0-pulse-source.ts';
+import { constant } from '../boards/emulator/load-profile.ts';
+import { DSO_USERNAME } from '../host-tools/broker/acl.ts';
+import { BrokerCredentials } from '../host-tools/broker/credentials.ts';
+import { startEmbeddedBroker } from '../host-tools/broker/embedded-broker.ts';
+import { buildFirmware } from '../host-tools/build/build-firmware.ts';
+import { startCollector } from '../host-tools/dso/collector.ts';
+import { createDsoKey } from '../host-tools/dso/dso-key.ts';
+import { ReadingStore } from '../host-tools/dso/reading-store.ts';
+import { MeterRegistry } from '../host-tools/dso/registry.ts';
+import { ReadingVerifier } from '../host-tools/dso/verifier.ts';
+import { initOperator, unlockOperatorKey } from '../host-tools/operator/operator-key.ts';
+import { provisionMeter } from '../host-tools/provision/provision.ts';
+
+const { values } = parseArgs({ options: { interval: { type: 'string', default: '1' } } });
+const INTERVAL = Number(values.interval);
+const TOTAL_JSVARS = 16383;
+const BALLAST_TARGET = Math.ceil(TOTAL_JSVARS / 2);
+
+const missing = unavailable('espruino-linux');
+if (missing) {
+  console.error(`cannot run: ${missing}`);
+  process.exit(2);
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-bench-memory-'));
+const { outFile, bytes } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(dir, 'esp32-meter.js') });
+const rig = await createRig('espruino-linux', { dir });
+const credentials = new BrokerCredentials(path.join(dir, 'broker'));
+const dsoPassword = credentials.ensureDsoUser();
+const registry = new MeterRegistry(':memory:');
+const store = new ReadingStore(':memory:');
+const rejections: string[] = [];
+let broker = await startEmbeddedBroker({ auth: credentials });
+const port = broker.port;
+const dsoKey = createDsoKey(path.join(dir, 'dso-key.json'));
+const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: (line) => rejections.push(line) });
+let collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
+const board = await rig.addBoard('meter-0001');
+let output = '';
+board.onOutput((text) => (output += text));
+let source: S0PulseSource | undefined;
+
+const figures: [string, string][] = [];
+const note = (what: string, value: string | number) => {
+  figures.push([what, String(value)]);
+  console.log(`  ${what}: ${value}`);
+};
+const readings = () => store.db.prepare('SELECT COUNT(*) AS n, MAX(seq) AS last FROM readings').get() as { n: number; last: number | null };
+
+async function value(expression: string): Promise<any> {
+  const answer = await board.evaluate(expression, 120_000);
+  if (!('value' in answer)) throw new Error(`${expression} failed at the meter's console: ${JSON.stringify(answer)}`);
+  return answer.value;
+}
+/** JsVars in use after a garbage collection. */
+const usage = async () => (await value('process.memory().usage')) as number;
+/** The sampler's peak since it was last reset, then resets it. */
+const sampledPeak = async () => (await value('(function(){var p=vgBench.peak;vgBench.peak=0;return p;})()')) as number;
+
+async function until(check: () => boolean, what: string, seconds: number): Promise<void> {
+  const deadline = Date.now() + seconds * 1000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}; the meter printed:\n${output.slice(-3000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+try {
+  board.writeFile('.bootcde', fs.readFileSync(outFile, 'latin1'));
+  console.log('booting, provisioning ...');
+  await board.powerOn();
+  const operatorDir = path.join(dir, 'operator');
+  await initOperator({ dir: operatorDir, passphrase: 'bench passphrase' });
+  const meterConsole = await board.meterConsole();
+  await provisionMeter({
+    meterId: 'meter-0001', feeder: 'feeder-1', operatorDir,
+    operatorKey: await unlockOperatorKey(operatorDir, 'bench passphrase'),
+    dsoDb: registry, brokerDir: credentials.dir, broker: { host: '127.0.0.1', port },
+    dsoPublicKey: dsoKey.publicKey, intervalSeconds: INTERVAL,
+  }, meterConsole);
+  await meterConsole.close();
+  console.log('provisioned; waiting for the first readings');
+  source = new S0PulseSource({ board, pin: rig.definition.pins.s0Import, impulsesPerKWh: 1000, profile: constant(3600) });
+  source.start();
+  await until(() => readings().n >= 3, 'the first readings', 60);
+
+  console.log(`bundle ${bytes} bytes, interval ${INTERVAL} s`);
+  const running = await usage();
+  note('JsVars in use, booted from .bootcde, provisioned, connected, reporting', running);
+  const ballastVars = await value(`(function(){var before=process.memory().usage;global.vgBench={peak:0,ballast:[]};` +
+    `while(process.memory().usage-before<${BALLAST_TARGET - 100})vgBench.ballast.push(new Uint8Array(1400));` +
+    `setInterval(function(){var u=process.memory(false).usage;if(u>vgBench.peak)vgBench.peak=u;},5);` +
+    `return process.memory().usage-before;})()`) as number;
+  note('ballast held from the console (JsVars)', ballastVars);
+  const base = running + ballastVars;
+
+  const steadyFrom = readings().n;
+  await until(() => readings().n >= steadyFrom + 10, '10 more readings', 120);
+  note('sampled peak, steady intervals (JsVars, ballast excluded)', (await sampledPeak()) - ballastVars);
+
+  const rotation = await value('JSON.parse(vgRotateKeys()).rotation');
+  const rotatedFrom = readings().n;
+  await until(() => readings().n >= rotatedFrom + 3, '3 readings after the rotation', 120);
+  note(`sampled peak, key rotation ${rotation} and the readings after it (JsVars, ballast excluded)`, (await sampledPeak()) - ballastVars);
+
+  await collector.close();
+  await broker.close();
+  const outageStart = Date.now();
+  await until(() => /dropped: 96 readings already wait/.test(output), 'the outbox to fill and 96 readings to wait behind it', 3600);
+  note('intervals until the outbox was full and 96 readings waited', Math.round((Date.now() - outageStart) / 1000 / INTERVAL));
+  note('JsVars in use, outbox full, 96 readings waiting (ballast excluded)', (await usage()) - ballastVars);
+  note('sampled peak, outage (JsVars, ballast excluded)', (await sampledPeak()) - ballastVars);
+
+  broker = await startEmbeddedBroker({ port, auth: credentials });
+  collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
+  const backlogStart = Date.now();
+  // Caught up when every sequence number but the dropped ones has arrived.
+  const dropped = () => (output.match(/\) dropped: /g) ?? []).length;
+  await until(() => { const r = readings(); return r.n >= (r.last ?? 0) - dropped() && r.n > rotatedFrom + 96; }, 'the backlog to reach the DSO', 1200);
+  note('seconds to send the backlog', ((Date.now() - backlogStart) / 1000).toFixed(1));
+  note('readings dropped behind the full outbox (their energy stays in the totals)', dropped());
+  note('sampled peak, backlog sent (JsVars, ballast excluded)', (await sampledPeak()) - ballastVars);
+
+  const flags = await value('E.getErrorFlags()') as string[];
+  note('Espruino error flags after all phases', flags.length ? flags.join(',') : 'none');
+  note('readings verified / rejected', `${collector.stats.verified} / ${rejections.length}`);
+  const proven = flags.every((f) => !/MEMORY/.test(f)) && rejections.length === 0;
+  console.log(proven
+    ? `PASS: with ${ballastVars} of ${TOTAL_JSVARS} JsVars taken by ballast (base ${base}), every phase ran without a memory error: the firmware's peak is under ${TOTAL_JSVARS - ballastVars} JsVars (${(((TOTAL_JSVARS - ballastVars) / TOTAL_JSVARS) * 100).toFixed(1)} %)`
+    : `FAIL: memory error flags ${flags.join(',')} or rejections ${rejections.join('; ')}`);
+  console.log('\n| figure | value |\n|---|---|');
+  for (const [what, v] of figures) console.log(`| ${what} | ${v} |`);
+} catch (err) {
+  console.error(`the benchmark failed: ${(err as Error).message}\nthe meter printed (last 3000 characters):\n${output.slice(-3000)}`);
+  process.exitCode = 1;
+} finally {
+  source?.stop();
+  await rig.close();
+  await collector.close();
+  await broker.close();
+  store.close();
+  registry.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+}
