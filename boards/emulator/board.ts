@@ -52,6 +52,8 @@ export interface EvaluateResult {
 const STORAGE_API = ['eraseAll', 'erase', 'read', 'readJSON', 'readArrayBuffer', 'write', 'writeJSON', 'list', 'compact', 'getFree', 'getStats', 'open'] as const;
 const FLASH_API = ['getPage', 'getFree', 'erasePage', 'read', 'write'] as const;
 const WIFI_API = ['connect', 'disconnect', 'getStatus', 'getIP', 'setSNTP', 'on', 'removeAllListeners'] as const;
+/** Seconds one getTime() call takes (a loop spinning on it runs at about this pace on an ESP32). */
+const GET_TIME_CALL_SECONDS = 10e-6;
 
 type BootKind = 'powerOn' | 'load' | 'reset';
 
@@ -66,7 +68,7 @@ export class Board {
   /** require("Flash"): raw access to the same flash (the raw partition beside Storage). */
   readonly flashModule: EspruinoFlashModule;
   readonly pins: PinBank;
-  readonly i2c1 = new I2CBus(() => this.clock.now());
+  readonly i2c1 = new I2CBus(() => Math.max(this.clock.now(), this.busyUntil));
   /** The ATECC608 on I2C1 at 0x60; its EEPROM persists in `<flashPath>.atecc608.json`. */
   readonly secureElement: Atecc608;
   readonly wifi: WifiStation;
@@ -75,6 +77,12 @@ export class Board {
   private rand = new EspruinoRand();
   /** getTime() − SimClock time, in seconds (setTime / SNTP change it). */
   private timeOffset = 0;
+  /**
+   * The firmware's own time within a turn, when it is ahead of the shared clock: firmware runs in zero
+   * virtual time except for what takes time on a board — bus transfers (I2CBus) and getTime() calls,
+   * so that a driver spinning on getTime() sees time pass (docs/emulator.md).
+   */
+  private busyUntil = 0;
   private session: Session | undefined;
   private closed = false;
 
@@ -103,7 +111,13 @@ export class Board {
 
   /** Seconds as the firmware's getTime() sees them. */
   getTime(): number {
-    return this.clock.now() + this.timeOffset;
+    return Math.max(this.clock.now(), this.i2c1.time, this.busyUntil) + this.timeOffset;
+  }
+
+  /** getTime() called by the firmware: the call itself takes time. */
+  private firmwareGetTime(): number {
+    this.busyUntil = Math.max(this.clock.now(), this.i2c1.time, this.busyUntil) + GET_TIME_CALL_SECONDS;
+    return this.busyUntil + this.timeOffset;
   }
 
   /** Boots from Storage as Espruino does after power-on. */
@@ -216,7 +230,8 @@ export class Board {
       i2c1: this.i2c1,
       rand: () => this.rand,
       print: (t) => this.print(t),
-      boardTime: () => this.getTime(),
+      boardTime: () => this.firmwareGetTime(),
+      boardTimeOffset: () => this.timeOffset,
       setBoardTime: (t) => { this.timeOffset = t - this.clock.now(); },
       setBootCode: (code, alwaysExec) => {
         for (const f of ['.bootcde', '.bootrst', '.varimg']) this.storage.erase(f);
@@ -303,6 +318,8 @@ interface BoardServices {
   rand(): EspruinoRand;
   print(text: string): void;
   boardTime(): number;
+  /** getTime() − SimClock time (setTime / SNTP), without the firmware's time ahead of the clock. */
+  boardTimeOffset(): number;
   setBoardTime(seconds: number): void;
   setBootCode(code: string, alwaysExec: boolean): void;
   builtInModule(name: string): object | undefined;
@@ -328,7 +345,7 @@ class Session implements InterpreterHost {
   constructor(board: Board, private readonly reboot: (kind: 'load' | 'reset', file: string | undefined) => void) {
     this.services = board.hostServices();
     this.timers = new TimerTable(this.services.clock, (entry) => this.post(() => entry.run(entry)));
-    this.watches = new WatchTable(this.services.pins, this.timers, (t) => t + (this.services.boardTime() - this.services.clock.now()));
+    this.watches = new WatchTable(this.services.pins, this.timers, (t) => t + this.services.boardTimeOffset());
     this.globals = installEspruinoGlobals(this);
   }
 

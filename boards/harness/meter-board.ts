@@ -70,16 +70,6 @@ export interface RigOptions {
  * Why a backend cannot run here (undefined: it can). With VEILGRID_REQUIRE_ESPRUINO=1 (CI) a missing
  * interpreter is an error instead: the real-interpreter tests must not skip there.
  */
-/**
- * Why a scenario that restarts a real interpreter soon after provisioning does not run by default
- * (undefined: it runs). Open problem (docs/hil.md): such a restart sometimes leaves the interpreter busy in
- * C with its flash file for minutes. VEILGRID_RUN_STALLING_TESTS=1 runs them anyway, to work on it.
- */
-export function restartStallOpen(backend: Backend): string | undefined {
-  if (backend === 'vm' || process.env.VEILGRID_RUN_STALLING_TESTS === '1') return undefined;
-  return 'open problem (docs/hil.md): a real interpreter restarted soon after provisioning can stall for minutes in C with its flash file; VEILGRID_RUN_STALLING_TESTS=1 runs it';
-}
-
 export function unavailable(backend: Backend): string | undefined {
   if (backend === 'vm' || espruinoInterpreterPath()) return undefined;
   const why = 'no Espruino interpreter (set VEILGRID_ESPRUINO_BIN or put espruino-2v29-esp32like in ../shared/espruino/)';

@@ -28,7 +28,7 @@ import { EARLIEST_VALID_EPOCH, Meter } from './metering/meter.ts';
 import { PulseCounter } from './metering/pulse-counter.ts';
 import { MqttClient } from './mqtt/client.ts';
 import { Outbox } from './mqtt/outbox.ts';
-import { deviceClock } from './platform/device-clock.ts';
+import { deviceBusClock, deviceClock } from './platform/device-clock.ts';
 import { log } from './platform/console.ts';
 import { watchPin } from './platform/gpio.ts';
 import { deviceNet } from './platform/net.ts';
@@ -64,7 +64,7 @@ interface Running {
 const running: Running = { se: null, keys: null, intervalSeconds: 0 };
 
 function secureElement(): SecureElement {
-  if (!running.se) running.se = new SecureElement(deviceI2C());
+  if (!running.se) running.se = new SecureElement(deviceI2C(), { clock: deviceBusClock() });
   return running.se;
 }
 

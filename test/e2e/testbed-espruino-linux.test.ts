@@ -6,11 +6,11 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { restartStallOpen, unavailable } from '../../boards/harness/meter-board.ts';
+import { unavailable } from '../../boards/harness/meter-board.ts';
 import type { TestbedSummary } from '../../host-tools/testbed/testbed.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const missing = unavailable('espruino-linux') ?? restartStallOpen('espruino-linux');
+const missing = unavailable('espruino-linux');
 
 test('veilgrid testbed --board espruino-linux --meters 3 --intervals 3 --interval-seconds 10 --json: every reading arrives and verifies', async () => {
   if (missing) {

@@ -378,4 +378,47 @@ driver('a chip left awake, or put to sleep by its watchdog, is woken again for t
   r.close();
 });
 
+/**
+ * A rig whose driver has a bus clock: waits move the firmware's time ahead of the shared clock, and the
+ * bus (so the chip) sees that time, as on a board where the CPU spins on getTime().
+ */
+function clockedRig(): Rig & { waitMs(ms: number): void } {
+  const clock = new SimClock({ speed: 1 });
+  let ahead = 0;
+  const bus = new EmulatedI2CBus(() => Math.max(clock.now(), ahead));
+  const nowMs = () => Math.max(clock.now(), bus.time, ahead) * 1000;
+  const waitMs = (ms: number) => {
+    ahead = nowMs() / 1000 + ms / 1000;
+  };
+  const device = new Atecc608({ clock });
+  bus.attach(0x60, device);
+  const noisy = new NoisyI2C(espruinoI2C(bus));
+  noisy.setup({ scl: 22, sda: 21, bitrate: 100000 });
+  const se = new SecureElement(noisy, { clock: { nowMs, waitMs } });
+  return { clock, chip: device, bus, noisy, se, waitMs, close: () => clock.close() };
+}
+
+driver('with a bus clock: execution times are waited out, not polled, and a reading\'s five commands take one wake', () => {
+  const r = clockedRig();
+  const { identity } = provision(r.se);
+  const peer = p256.keygen();
+  const peerPub = p256.getPublicKey(peer.secretKey, false).slice(1);
+  r.waitMs(2000); // the watchdog has put the chip to sleep
+  const before = { ...r.se.stats };
+  const digest = sha256('veilgrid reading 43');
+  const signature = r.se.sign(IDENTITY_SLOT, digest);
+  const ephemeral = r.se.genTempKey();
+  const shared = r.se.ecdh('tempkey', peerPub);
+  assert.ok(p256.verify(signature, digest, uncompressed(identity), { prehash: false, lowS: false }));
+  assert.is(hex(shared), hex(p256.getSharedSecret(peer.secretKey, uncompressed(ephemeral)).slice(1, 33)));
+  assert.is(r.se.stats.commands - before.commands, 5, 'Random, Nonce, Sign, GenKey, ECDH');
+  assert.is(r.se.stats.wakes - before.wakes, 1, 'one wake for the burst');
+  assert.is(r.se.stats.busyPolls - before.busyPolls, 0, 'no poll found the chip busy');
+  // Long bursts wake the chip again before its watchdog could end a command (or lose TempKey).
+  for (let i = 0; i < 12; i++) assert.is(r.se.sign(IDENTITY_SLOT, digest).length, 64);
+  assert.ok(r.se.stats.wakes - before.wakes >= 4, `${r.se.stats.wakes - before.wakes} wakes for 13 signatures`);
+  assert.is(r.se.stats.resends, 0, 'no command reached a sleeping chip');
+  r.close();
+});
+
 driver.run();

@@ -1,13 +1,20 @@
 // Driver for the ATECC608 secure element on I2C: every private-key operation and all randomness of
 // the meter happen inside the chip. Protocol as CryptoAuthLib speaks it (see docs/secure-element.md):
-// each command is wake -> command write -> polling reads until the response is there -> idle.
+// each command is wake -> command write -> polling reads until the response is there -> idle (with a
+// bus clock: a wait before the polls, and one wake and no idle for a burst of commands).
 //
 // Espruino's I2C is blocking, so every method returns its result synchronously. The chip does not
 // ACK its address while asleep or busy; on the ESP32 a missing ACK is an exception
-// ("jshI2CRead: slave doesn't ACK the transfer"), which this driver treats as "not ready yet".
-// Busy waits are polling reads only: each failed poll costs at least one address byte on the wire
-// (9 bits at 100 kHz = 90 us, plus start/stop), so a command gets at most maxMs / POLL_MIN_MS polls
-// — its datasheet maximum execution time — and there is no timer or busy loop in JavaScript.
+// ("jshI2CRead: slave doesn't ACK the transfer"), which this driver treats as "not ready yet". Such an
+// exception is expensive: Espruino builds its stack trace by scanning the firmware's source from its
+// start for each frame, tens to hundreds of ms (docs/espruino-differences.md), far more than most
+// commands take. So with a bus clock the driver waits a command's execution time (ChipMode M0, ours)
+// before its first poll, as CryptoAuthLib does, and keeps the chip awake through a burst of commands (a
+// reading's five: Random, Nonce, Sign, GenKey, ECDH), waking it again only when its watchdog (1.3 s from
+// the wake) might run out; the watchdog then puts it to sleep. A reading then costs one exception: the
+// wake, a general call nobody acknowledges. Without a clock every command is polled from the start,
+// each failed poll costing at least an address byte on the wire (9 bits at 100 kHz = 90 us), so a
+// command gets at most maxMs / POLL_MIN_MS polls, and the chip is woken and idled around every command.
 //
 // Retries: a wake that gets no 04 11 33 43 is retried (after an idle, in case the chip was already
 // awake); a command the chip reports as not received intact (status 0xFF), or that never answers,
@@ -31,6 +38,8 @@ const POLL_MIN_MS = 0.1;
 /** tWHI (1.5 ms: wake to first possible read) plus margin, in polling reads. */
 const WAKE_POLLS = 25;
 const WAKE_ATTEMPTS = 3;
+/** Time after a wake by which commands must be done: the watchdog's 1.3 s, less a margin for the host to read the response. */
+const AWAKE_BUDGET_MS = 1000;
 /** Sends of one command (first send included) when the chip did not receive it or never answered. */
 const COMMAND_ATTEMPTS = 3;
 /** Reads of one response when it arrives corrupted. */
@@ -114,9 +123,38 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Time for the driver: the board's clock, and a wait that blocks (the bus is blocking anyway). */
+export interface BusClock {
+  nowMs(): number;
+  waitMs(ms: number): void;
+}
+
 export interface SecureElementOptions {
   /** 7-bit I2C address (default 0x60). */
   address?: number;
+  /** With a clock the driver waits out execution times instead of polling, and keeps the chip awake through a burst. */
+  clock?: BusClock;
+}
+
+/** tWHI: from the wake to the chip's first possible answer. */
+const WAKE_DELAY_MS = 1.5;
+
+/**
+ * Execution time in ms with ChipMode's clock divider M0, the factory default and the one provisioning
+ * keeps (CryptoAuthLib calib_execution.c): the wait before the first poll. A slower chip is polled.
+ */
+function expectedMs(opcode: number): number {
+  switch (opcode) {
+    case OP_GENKEY: case OP_SIGN: return 115;
+    case OP_VERIFY: return 105;
+    case OP_ECDH: return 75;
+    case OP_WRITE: return 45;
+    case OP_LOCK: return 35;
+    case OP_COUNTER: return 25;
+    case OP_RANDOM: return 23;
+    case OP_NONCE: return 20;
+    default: return 5;
+  }
 }
 
 /** Counts of bus activity, for benchmarks and tests. */
@@ -135,10 +173,18 @@ export class SecureElement {
   declare private readonly i2c: I2CBus;
   declare private readonly address: number;
   declare readonly stats: SecureElementStats;
+  declare private readonly clock: BusClock | undefined;
+  /** clock.nowMs() at the last wake; -1 while the chip is not known to be awake. */
+  declare private wokeAtMs: number;
+  /** Longest the chip can have spent executing since that wake (the sum of the commands' maximum times). */
+  declare private busyMsSinceWake: number;
 
   constructor(i2c: I2CBus, options?: SecureElementOptions) {
     this.i2c = i2c;
     this.address = options && options.address !== undefined ? options.address : DEFAULT_ADDRESS;
+    this.clock = options && options.clock;
+    this.wokeAtMs = -1;
+    this.busyMsSinceWake = 0;
     this.stats = { commands: 0, wakes: 0, busyPolls: 0, resends: 0, rereads: 0 };
   }
 
@@ -170,10 +216,17 @@ export class SecureElement {
   wake(): void {
     for (let attempt = 0; attempt < WAKE_ATTEMPTS; attempt++) {
       this.stats.wakes++;
+      // The watchdog runs from the wake itself, not from the reply read after it.
+      const wokeAtMs = this.clock ? this.clock.nowMs() : -1;
       this.send(0x00, [0x01]);
+      if (this.clock) this.clock.waitMs(WAKE_DELAY_MS);
       for (let poll = 0; poll < WAKE_POLLS; poll++) {
         const raw = this.receive(4);
-        if (raw && raw[0] === 4 && raw[1] === STATUS_AFTER_WAKE && raw[2] === 0x33 && raw[3] === 0x43) return;
+        if (raw && raw[0] === 4 && raw[1] === STATUS_AFTER_WAKE && raw[2] === 0x33 && raw[3] === 0x43) {
+          this.wokeAtMs = wokeAtMs;
+          this.busyMsSinceWake = 0;
+          return;
+        }
         // The library's constant for a chip stuck in self-test failure (its CRC is not atCRC's).
         if (raw && raw[0] === 4 && raw[1] === STATUS_SELF_TEST_ERROR && raw[2] === 0xc4 && raw[3] === 0x40) {
           throw statusError('wake', STATUS_SELF_TEST_ERROR, 'the chip answered the wake with a self-test failure; power-cycle it');
@@ -189,22 +242,45 @@ export class SecureElement {
 
   /** Idle: low power, TempKey and the message digest buffer kept (an awake chip only; never throws). */
   idle(): void {
+    this.wokeAtMs = -1;
     this.send(this.address, [WORD_IDLE]);
   }
 
   /** Sleep: lowest power; TempKey and the message digest buffer are cleared. An idle chip hears nothing, so it is woken first. */
   sleep(): void {
-    this.wake();
+    this.awakeFor(0);
+    this.wokeAtMs = -1;
     this.send(this.address, [WORD_SLEEP]);
+  }
+
+  /**
+   * Wakes the chip unless it is awake with `ms` of its watchdog left. Commands that must follow each
+   * other within one wake (TempKey or the message digest buffer is lost when the chip sleeps) ask for
+   * the time of all of them first.
+   */
+  private awakeFor(ms: number): void {
+    if (this.wokeAtMs >= 0 && this.clock) {
+      const spent = Math.max(this.clock.nowMs() - this.wokeAtMs, this.busyMsSinceWake);
+      if (spent + ms <= AWAKE_BUDGET_MS) return;
+      // Most likely still awake, and an awake chip ignores a wake: idle it first.
+      this.idle();
+    }
+    this.wake();
   }
 
   /** Polls for a response of up to `length` bytes; undefined if none arrived within maxMs. */
   private poll(length: number, maxMs: number): Uint8Array | undefined {
     const polls = Math.ceil(maxMs / POLL_MIN_MS);
+    // A failed poll can take far longer than on the wire (it throws, see above): with a clock, the
+    // polls also stop once maxMs has passed, after one more read.
+    const clock = this.clock;
+    const deadlineMs = clock ? clock.nowMs() + maxMs : -1;
     for (let i = 0; i < polls; i++) {
+      const late = clock !== undefined && clock.nowMs() > deadlineMs;
       const raw = this.receive(length);
       if (raw && checkResponse(raw) !== RESPONSE_EMPTY) return raw;
       this.stats.busyPolls++;
+      if (late) break;
     }
     return undefined;
   }
@@ -228,11 +304,15 @@ export class SecureElement {
     let lastStatus = -1;
     for (let attempt = 0; attempt < COMMAND_ATTEMPTS; attempt++) {
       if (attempt > 0) this.stats.resends++;
-      this.wake();
+      this.awakeFor(maxMs);
       if (!this.send(this.address, packet)) {
+        // Asleep after all (its watchdog ran out early), or not there: the next attempt wakes it.
+        this.wokeAtMs = -1;
         problem = 'the chip did not acknowledge the command';
         continue;
       }
+      this.busyMsSinceWake += maxMs;
+      if (this.clock) this.clock.waitMs(expectedMs(opcode));
       let raw = this.poll(responseLength, maxMs);
       if (!raw) {
         problem = 'no response within ' + maxMs + ' ms';
@@ -255,8 +335,12 @@ export class SecureElement {
         this.idle();
         continue;
       }
-      this.idle();
-      if (status !== STATUS_SUCCESS && status !== allowed) throw statusError(name, status, 'the chip refused the command');
+      if (status !== STATUS_SUCCESS && status !== allowed) {
+        this.idle();
+        throw statusError(name, status, 'the chip refused the command');
+      }
+      // Without a clock nobody knows when the next command comes: idle the chip now.
+      if (!this.clock) this.idle();
       return raw;
     }
     if (lastStatus >= 0) throw statusError(name, lastStatus, problem + ' after ' + COMMAND_ATTEMPTS + ' attempts');
@@ -347,6 +431,7 @@ export class SecureElement {
 
   /** Creates an ephemeral private key in TempKey (lost on sleep); returns its public key. */
   genTempKey(): Uint8Array {
+    if (this.clock) this.awakeFor(MAX_MS_GENKEY + MAX_MS_ECDH);
     return responsePayload(this.execute('genkey tempkey', OP_GENKEY, GENKEY_PRIVATE, KEY_ID_TEMPKEY, undefined, RESPONSE_64_BYTES, MAX_MS_GENKEY));
   }
 
@@ -370,6 +455,7 @@ export class SecureElement {
   sign(slot: number, digest: Uint8Array): Uint8Array {
     checkSlot('sign', slot);
     checkLength('sign', 'digest', digest, 32);
+    if (this.clock) this.awakeFor(MAX_MS_RANDOM + MAX_MS_NONCE + MAX_MS_SIGN);
     this.random();
     this.nonce(NONCE_TARGET_MESSAGE_DIGEST, digest);
     return responsePayload(this.execute('sign', OP_SIGN, SIGN_EXTERNAL | SOURCE_MESSAGE_DIGEST, slot, undefined, RESPONSE_64_BYTES, MAX_MS_SIGN));
@@ -380,6 +466,7 @@ export class SecureElement {
     checkLength('verify', 'digest', digest, 32);
     checkLength('verify', 'signature', signature, 64);
     checkLength('verify', 'public key', publicKey, 64);
+    if (this.clock) this.awakeFor(MAX_MS_NONCE + MAX_MS_VERIFY);
     this.nonce(NONCE_TARGET_MESSAGE_DIGEST, digest);
     const raw = this.execute('verify', OP_VERIFY, VERIFY_EXTERNAL | SOURCE_MESSAGE_DIGEST, VERIFY_KEY_P256,
       concat(signature, publicKey), RESPONSE_STATUS, MAX_MS_VERIFY, STATUS_MISCOMPARE);
