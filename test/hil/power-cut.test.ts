@@ -177,15 +177,17 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
         return restored;
       }
       if (!afterCompactionCut || attempt > 0) throw new Error(`cycle ${cycle}: the meter did not boot its firmware with its configuration; console:\n${output}`);
-      // Espruino wiped or damaged Storage: flash the firmware and configuration again.
+      // Espruino wiped or damaged Storage: erase it and flash the firmware and configuration again, as a
+      // technician would (damaged file headers can survive a rewrite of the same name).
       board.powerCut();
       const firmwareLost = board.storage.read('.bootcde') !== bundle;
       const configLost = board.storage.read(CONFIG_FILE) !== config;
       if (!firmwareLost && !configLost) throw new Error(`cycle ${cycle}: firmware and configuration intact, yet the meter did not boot; console:\n${output}`);
       storageLost++;
       if (/Storage is corrupt/.test(output)) storageWiped++;
-      if (firmwareLost) board.storage.write('.bootcde', bundle);
-      if (configLost) board.storage.write(CONFIG_FILE, config);
+      board.storage.eraseAll();
+      board.storage.write('.bootcde', bundle);
+      board.storage.write(CONFIG_FILE, config);
     }
   };
 
