@@ -4,10 +4,12 @@
 // registered with the DSO. The CLI (provision-command.ts) and the testbed call the same function.
 //
 // Order, so that a failure leaves nothing half-registered: everything that can fail without changing
-// anything is checked first (operator passphrase, firmware, meter id, SE), then the meter's vg.config and
-// the broker files are written, and the DSO registration comes last; if a later step fails, the earlier
-// ones are put back as they were. The SE lock is the exception: it is one-way by design, harmless on its
-// own (no certificate names the keys until registration) and repeating it is a no-op.
+// anything is checked first (operator passphrase, firmware, meter id, SE), then the broker files are
+// written, the meter is registered with the DSO, and its vg.config is written last: the meter restarts
+// into it and publishes at once, so the DSO must know it by then. If a later step fails, the earlier ones
+// are put back as they were (a new registration is removed; a re-provisioning keeps its new registration,
+// the old one being gone). The SE lock is the exception: it is one-way by design, harmless on its own (no
+// certificate names the keys until registration) and repeating it is a no-op.
 //
 // Re-running with the same options changes nothing: the same keys come back from the SE, the meter's
 // MQTT password is kept when the broker still accepts it, vg.config is rewritten (and the meter
@@ -209,7 +211,7 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
   const mixKey = publicKeyBytes(keys.mixKey, 'mix key');
   progress(`secure element ${keys.serial}: identity key ${keys.identityKey.slice(2, 18)}…, mix key ${keys.mixKey.slice(2, 18)}…`);
 
-  // 3. Configuration and broker credentials, kept for rollback.
+  // 3. Configuration, broker credentials and the DSO registration, each undone if a later step fails.
   const credentials = new BrokerCredentials(options.brokerDir);
   const previousText = await readConfigText(meter);
   let previous: MeterConfig | undefined;
@@ -245,24 +247,15 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
 
   const undo: Array<{ what: string; run: () => Promise<void> | void }> = [];
   let result: ProvisionResult;
+  let registration: { outcome: ProvisionResult['registration']; certificate: Uint8Array };
   try {
     progress(`writing broker credentials for ${options.meterId} in ${options.brokerDir}`);
     const snapshot = credentials.snapshot();
     undo.push({ what: 'broker credentials', run: () => credentials.restore(snapshot) });
     credentials.setUser(options.meterId, password);
 
-    const configChanged = configText !== previousText;
-    if (configChanged) {
-      progress(`writing ${CONFIG_FILE} and restarting the meter`);
-      undo.push({ what: `the meter's ${CONFIG_FILE}`, run: () => writeConfigAndRestart(meter, previousText) });
-      await writeConfigAndRestart(meter, configText);
-      const after = await callEntryPoint<MeterInfo>(meter, 'vgInfo');
-      if (after.meterId !== options.meterId) throw new ProvisionError(`the meter restarted but reports meter id ${JSON.stringify(after.meterId)}, not "${options.meterId}": check its console output`);
-    } else {
-      progress(`${CONFIG_FILE} is up to date`);
-    }
-
-    // 4. The DSO registration, last.
+    // The DSO registration, before the meter runs with its new configuration: the key certificate and
+    // readings it publishes at once must find it registered (the DSO drops what an unknown meter sends).
     progress('registering the meter with the DSO');
     const { registry, close } = openRegistry(options.dsoDb);
     try {
@@ -287,13 +280,27 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
       }
       const { outcome } = registry.registerMeter(certificate, { reprovision: options.replace, nowMs: options.nowMs });
       progress(`DSO registration: ${outcome}`);
-      result = { meterId: options.meterId, serial: keys.serial, identityKey: keys.identityKey, mixKey: keys.mixKey, registration: outcome, configChanged, deviceCertificate: certificate };
+      if (outcome === 'registered') undo.push({ what: 'the DSO registration', run: () => removeRegistration(options.dsoDb, options.meterId) });
+      registration = { outcome, certificate };
     } catch (err) {
       if (err instanceof RegistryError) throw new ProvisionError(`the DSO refused the meter (${err.reason}): ${err.message}`);
       throw err;
     } finally {
       close();
     }
+
+    const configChanged = configText !== previousText;
+    if (configChanged) {
+      progress(`writing ${CONFIG_FILE} and restarting the meter`);
+      undo.push({ what: `the meter's ${CONFIG_FILE}`, run: () => writeConfigAndRestart(meter, previousText) });
+      await writeConfigAndRestart(meter, configText);
+      const after = await callEntryPoint<MeterInfo>(meter, 'vgInfo');
+      if (after.meterId !== options.meterId) throw new ProvisionError(`the meter restarted but reports meter id ${JSON.stringify(after.meterId)}, not "${options.meterId}": check its console output`);
+    } else {
+      progress(`${CONFIG_FILE} is up to date`);
+    }
+
+    result = { meterId: options.meterId, serial: keys.serial, identityKey: keys.identityKey, mixKey: keys.mixKey, registration: registration.outcome, configChanged, deviceCertificate: registration.certificate };
   } catch (err) {
     for (const step of undo.reverse()) {
       progress(`undoing: ${step.what}`);
@@ -306,7 +313,7 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
     throw err;
   }
 
-  // 5. Re-keying is not part of the registration: a failure here leaves the meter provisioned.
+  // 4. Re-keying is not part of the registration: a failure here leaves the meter provisioned.
   if (options.rotate) {
     progress('rotating the reading key');
     try {
@@ -317,6 +324,15 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
     progress(`reading key rotation ${result.rotation}`);
   }
   return result;
+}
+
+function removeRegistration(dsoDb: string | MeterRegistry, meterId: string): void {
+  const { registry, close } = openRegistry(dsoDb);
+  try {
+    registry.removeMeter(meterId);
+  } finally {
+    close();
+  }
 }
 
 /** Does the registered certificate say what a new one would (so re-running keeps it)? */

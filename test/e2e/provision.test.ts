@@ -387,7 +387,7 @@ test('error: secure element locked with a foreign configuration', async (ctx) =>
   assert.is(meterConfigText(rig), undefined);
 });
 
-test('error: DSO registry unreachable: the meter configuration and broker files are put back', async (ctx) => {
+test('error: DSO registry unreachable: the broker files are put back and the meter is not reconfigured', async (ctx) => {
   const rig = await startRig(ctx);
   if (!firmwareHasEntryPoints(rig)) return;
   const result = await provision(provisionArgs(rig, { 'dso-db': path.join(rig.dir, 'no-such-dir', 'dso.db') }));
