@@ -17,19 +17,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRig, unavailable } from '../boards/harness/meter-board.ts';
+import { ReportingRig } from '../boards/harness/reporting-rig.ts';
 import { S0PulseSource } from '../boards/emulator/devices/s0-pulse-source.ts';
 import { constant } from '../boards/emulator/load-profile.ts';
-import { DSO_USERNAME } from '../host-tools/broker/acl.ts';
-import { BrokerCredentials } from '../host-tools/broker/credentials.ts';
-import { startEmbeddedBroker } from '../host-tools/broker/embedded-broker.ts';
 import { buildFirmware } from '../host-tools/build/build-firmware.ts';
-import { startCollector } from '../host-tools/dso/collector.ts';
-import { createDsoKey } from '../host-tools/dso/dso-key.ts';
-import { ReadingStore } from '../host-tools/dso/reading-store.ts';
-import { MeterRegistry } from '../host-tools/dso/registry.ts';
-import { ReadingVerifier } from '../host-tools/dso/verifier.ts';
-import { initOperator, unlockOperatorKey } from '../host-tools/operator/operator-key.ts';
-import { provisionMeter } from '../host-tools/provision/provision.ts';
 
 const { values } = parseArgs({ options: { interval: { type: 'string', default: '1' } } });
 const INTERVAL = Number(values.interval);
@@ -45,16 +36,7 @@ if (missing) {
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-bench-memory-'));
 const { outFile, bytes } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(dir, 'esp32-meter.js') });
 const rig = await createRig('espruino-linux', { dir });
-const credentials = new BrokerCredentials(path.join(dir, 'broker'));
-const dsoPassword = credentials.ensureDsoUser();
-const registry = new MeterRegistry(':memory:');
-const store = new ReadingStore(':memory:');
-const rejections: string[] = [];
-let broker = await startEmbeddedBroker({ auth: credentials });
-const port = broker.port;
-const dsoKey = createDsoKey(path.join(dir, 'dso-key.json'));
-const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: (line) => rejections.push(line) });
-let collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
+const dso = await ReportingRig.start(dir);
 const board = await rig.addBoard('meter-0001');
 let output = '';
 board.onOutput((text) => (output += text));
@@ -65,7 +47,7 @@ const note = (what: string, value: string | number) => {
   figures.push([what, String(value)]);
   console.log(`  ${what}: ${value}`);
 };
-const readings = () => store.db.prepare('SELECT COUNT(*) AS n, MAX(seq) AS last FROM readings').get() as { n: number; last: number | null };
+const readings = () => dso.readings();
 
 async function value(expression: string): Promise<any> {
   const answer = await board.evaluate(expression, 120_000);
@@ -89,16 +71,7 @@ try {
   board.writeFile('.bootcde', fs.readFileSync(outFile, 'latin1'));
   console.log('booting, provisioning ...');
   await board.powerOn();
-  const operatorDir = path.join(dir, 'operator');
-  await initOperator({ dir: operatorDir, passphrase: 'bench passphrase' });
-  const meterConsole = await board.meterConsole();
-  await provisionMeter({
-    meterId: 'meter-0001', feeder: 'feeder-1', operatorDir,
-    operatorKey: await unlockOperatorKey(operatorDir, 'bench passphrase'),
-    dsoDb: registry, brokerDir: credentials.dir, broker: { host: '127.0.0.1', port },
-    dsoPublicKey: dsoKey.publicKey, intervalSeconds: INTERVAL,
-  }, meterConsole);
-  await meterConsole.close();
+  await dso.provision(board, 'meter-0001', { intervalSeconds: INTERVAL });
   console.log('provisioned; waiting for the first readings');
   source = new S0PulseSource({ board, pin: rig.definition.pins.s0Import, impulsesPerKWh: 1000, profile: constant(3600) });
   source.start();
@@ -123,31 +96,29 @@ try {
   await until(() => readings().n >= rotatedFrom + 3, '3 readings after the rotation', 120);
   note(`sampled peak, key rotation ${rotation} and the readings after it (JsVars, ballast excluded)`, (await sampledPeak()) - ballastVars);
 
-  await collector.close();
-  await broker.close();
+  await dso.stopBroker();
   const outageStart = Date.now();
   await until(() => /dropped: 96 readings already wait/.test(output), 'the outbox to fill and 96 readings to wait behind it', 3600);
   note('seconds of outage until the outbox was full and 96 readings waited', Math.round((Date.now() - outageStart) / 1000));
   note('JsVars in use, outbox full, 96 readings waiting (ballast excluded)', (await usage()) - ballastVars);
   note('sampled peak, outage (JsVars, ballast excluded)', (await sampledPeak()) - ballastVars);
 
-  broker = await startEmbeddedBroker({ port, auth: credentials });
-  collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
+  await dso.startBroker();
   const backlogStart = Date.now();
   // Caught up when every sequence number but the dropped ones has arrived.
   const dropped = () => (output.match(/\) dropped: /g) ?? []).length;
-  await until(() => { const r = readings(); return r.n >= (r.last ?? 0) - dropped() && r.n > rotatedFrom + 96; }, 'the backlog to reach the DSO', 1200);
+  await until(() => { const r = readings(); return r.n >= r.last - dropped() && r.n > rotatedFrom + 96; }, 'the backlog to reach the DSO', 1200);
   note('seconds to send the backlog', ((Date.now() - backlogStart) / 1000).toFixed(1));
   note('readings dropped behind the full outbox (their energy stays in the totals)', dropped());
   note('sampled peak, backlog sent (JsVars, ballast excluded)', (await sampledPeak()) - ballastVars);
 
   const flags = await value('E.getErrorFlags()') as string[];
   note('Espruino error flags after all phases', flags.length ? flags.join(',') : 'none');
-  note('readings verified / rejected', `${collector.stats.verified} / ${rejections.length}`);
-  const proven = flags.every((f) => !/MEMORY/.test(f)) && rejections.length === 0;
+  note('readings verified / rejected', `${readings().n} / ${dso.rejections.length}`);
+  const proven = flags.every((f) => !/MEMORY/.test(f)) && dso.rejections.length === 0;
   console.log(proven
     ? `PASS: with ${ballastVars} of ${TOTAL_JSVARS} JsVars taken by ballast (base ${base}), every phase ran without a memory error: the firmware's peak is under ${TOTAL_JSVARS - ballastVars} JsVars (${(((TOTAL_JSVARS - ballastVars) / TOTAL_JSVARS) * 100).toFixed(1)} %)`
-    : `FAIL: memory error flags ${flags.join(',')} or rejections ${rejections.join('; ')}`);
+    : `FAIL: memory error flags ${flags.join(',')} or rejections ${dso.rejections.join('; ')}`);
   console.log('\n| figure | value |\n|---|---|');
   for (const [what, v] of figures) console.log(`| ${what} | ${v} |`);
 } catch (err) {
@@ -156,9 +127,6 @@ try {
 } finally {
   source?.stop();
   await rig.close();
-  await collector.close();
-  await broker.close();
-  store.close();
-  registry.close();
+  await dso.close();
   fs.rmSync(dir, { recursive: true, force: true });
 }

@@ -12,20 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BACKENDS, createRig, restartStallOpen, unavailable, type Backend, type MeterBoard, type Rig } from '../../boards/harness/meter-board.ts';
+import { BACKENDS, createRig, unavailable, type Backend, type MeterBoard, type Rig } from '../../boards/harness/meter-board.ts';
+import { ReportingRig } from '../../boards/harness/reporting-rig.ts';
 import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts';
 import { constant } from '../../boards/emulator/load-profile.ts';
-import { DSO_USERNAME } from '../../host-tools/broker/acl.ts';
-import { BrokerCredentials } from '../../host-tools/broker/credentials.ts';
-import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
-import { startCollector } from '../../host-tools/dso/collector.ts';
-import { createDsoKey } from '../../host-tools/dso/dso-key.ts';
-import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
-import { MeterRegistry } from '../../host-tools/dso/registry.ts';
-import { ReadingVerifier } from '../../host-tools/dso/verifier.ts';
-import { initOperator, unlockOperatorKey } from '../../host-tools/operator/operator-key.ts';
-import { provisionMeter } from '../../host-tools/provision/provision.ts';
 import { flash } from '../../host-tools/flash/flash-command.ts';
 
 /** Interval length and clock speed per backend: the real interpreter runs in real time. */
@@ -59,16 +50,7 @@ for (const backend of BACKENDS) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `veilgrid-hil-${backend}-`));
     const { outFile } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(dir, 'esp32-meter.js') });
     const rig = await createRig(backend, { dir, speed, startEpochSeconds: Math.ceil(Date.now() / 1000 / interval) * interval + 1 });
-    const credentials = new BrokerCredentials(path.join(dir, 'broker'));
-    const dsoPassword = credentials.ensureDsoUser();
-    const registry = new MeterRegistry(':memory:');
-    const store = new ReadingStore(':memory:');
-    const rejections: string[] = [];
-    let broker = await startEmbeddedBroker({ auth: credentials });
-    const port = broker.port;
-    const dsoKey = createDsoKey(path.join(dir, 'dso-key.json'));
-    const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: (line) => rejections.push(line) });
-    let collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
+    const dso = await ReportingRig.start(dir);
     let source: S0PulseSource | undefined;
     let board: MeterBoard | undefined;
     let output = '';
@@ -77,26 +59,12 @@ for (const backend of BACKENDS) {
       board.onOutput((text) => (output += text));
       board.writeFile('.bootcde', fs.readFileSync(outFile, 'latin1'));
       await board.powerOn();
-      const operatorDir = path.join(dir, 'operator');
-      await initOperator({ dir: operatorDir, passphrase: 'hil passphrase' });
-      const meterConsole = await board.meterConsole();
-      await provisionMeter({
-        meterId: 'meter-0001',
-        feeder: 'feeder-1',
-        operatorDir,
-        operatorKey: await unlockOperatorKey(operatorDir, 'hil passphrase'),
-        dsoDb: registry,
-        brokerDir: credentials.dir,
-        broker: { host: '127.0.0.1', port },
-        dsoPublicKey: dsoKey.publicKey,
-        intervalSeconds: interval,
-      }, meterConsole);
-      await meterConsole.close();
+      await dso.provision(board, 'meter-0001', { intervalSeconds: interval });
       source = new S0PulseSource({ board, pin: rig.definition.pins.s0Import, impulsesPerKWh: 1000, profile: constant(7200) }); // 2 pulses/s
       source.start();
 
-      const readings = () => store.db.prepare('SELECT COUNT(*) AS n, MAX(seq) AS last, SUM(import_wh) AS wh FROM readings').get() as { n: number; last: number; wh: number };
-      const status = () => `readings ${JSON.stringify(readings())}, rejections ${rejections.join('; ')}; the meter printed ${output.slice(-1500)}`;
+      const readings = () => dso.readings();
+      const status = () => `readings ${JSON.stringify(readings())}, rejections ${dso.rejections.join('; ')}; the meter printed ${output.slice(-1500)}`;
       await until(rig, () => readings().n >= 2, status);
       assert.ok(readings().wh > 0, `the readings carry the S0 pulses: ${status()}`);
 
@@ -105,15 +73,13 @@ for (const backend of BACKENDS) {
       assert.ok('value' in rotated && (rotated.value as { rotation: number }).rotation >= 2, JSON.stringify(rotated));
       const afterRotation = readings().n;
       await until(rig, () => readings().n >= afterRotation + 2, status);
-      assert.ok(registry.keyCertificates('meter-0001').length >= 2, 'the new key certificate reached the DSO');
+      assert.ok(dso.registry.keyCertificates('meter-0001').length >= 2, 'the new key certificate reached the DSO');
 
       // The broker goes away for two intervals: readings wait in the outbox, then all arrive.
-      await collector.close();
-      await broker.close();
+      await dso.stopBroker();
       const lastBefore = readings().last;
       await rig.wait(2 * interval);
-      broker = await startEmbeddedBroker({ port, auth: credentials });
-      collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
+      await dso.startBroker();
       await until(rig, () => readings().last >= lastBefore + 3, status);
 
       // Power cut at a random instant inside an interval; the meter boots and reports on.
@@ -126,26 +92,18 @@ for (const backend of BACKENDS) {
 
       const { n, last } = readings();
       assert.is(n, last, `every sequence number 1..${last} arrived once: ${status()}`);
-      assert.equal(rejections, [], 'the DSO refused nothing');
-      assert.is(collector.stats.rejected, 0);
-      console.log(`    ${backend}: ${n} readings verified, ${registry.keyCertificates('meter-0001').length} reading keys, ${board.seCommands} SE commands`);
+      assert.equal(dso.rejections, [], 'the DSO refused nothing');
+      assert.is(dso.collectorStats.rejected, 0);
+      console.log(`    ${backend}: ${n} readings verified, ${dso.registry.keyCertificates('meter-0001').length} reading keys, ${board.seCommands} SE commands`);
     } finally {
       source?.stop();
       await rig.close();
-      await collector.close();
-      await broker.close();
-      store.close();
-      registry.close();
+      await dso.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
   test(`${backend}: veilgrid flash uploads the bundle with the espruino CLI, the board runs it and boots it again after a power cut`, async () => {
-    const stall = restartStallOpen(backend);
-    if (stall) {
-      console.log(`    SKIPPED veilgrid flash on ${backend}: ${stall}`);
-      return;
-    }
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `veilgrid-hil-flash-${backend}-`));
     const rig = await createRig(backend, { dir, speed: 1 });
     try {
