@@ -150,7 +150,8 @@ export class Flash {
 /** Opens (or creates, erased) the file behind a flash and loads it into cells; returns the open descriptor. */
 function openBacking(path: string, cells: Uint8Array): number {
   if (!fs.existsSync(path)) {
-    const fd = fs.openSync(path, 'w+');
+    // 0600: a meter's flash holds its configuration, broker password included.
+    const fd = fs.openSync(path, 'w+', 0o600);
     fs.writeSync(fd, cells, 0, cells.length, 0);
     return fd;
   }

@@ -95,7 +95,8 @@ export class LinuxBoard {
   static async create(opts: LinuxBoardOptions): Promise<LinuxBoard> {
     const binary = opts.binary ?? espruinoInterpreterPath();
     if (!binary) throw new Error('no Espruino interpreter for the espruino-linux board: set VEILGRID_ESPRUINO_BIN, or put espruino-2v29-esp32like in ../shared/espruino/');
-    mkdirSync(opts.dir, { recursive: true });
+    // 0700: the interpreter's flash file holds the meter's configuration, the SE model its private keys.
+    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
     const server = await listen(opts.consolePort ?? 0, 'the console of the espruino-linux board');
     return new LinuxBoard(opts, binary, server, await listen(0, 'the console link'), await S0Link.start());
   }

@@ -251,7 +251,7 @@ test('a full storage compacts itself when a write needs the space', () => {
   assert.ok(s.flash.bytesErased > 0, 'compaction erased pages');
 });
 
-test('the flash file persists the storage across re-opening', () => {
+test('the flash file (owner only) persists the storage across re-opening', () => {
   withTempDir((dir) => {
     const file = path.join(dir, 'board.flash');
     const flash = new Flash({ sizeBytes: PAGE * 8, pageBytes: PAGE, path: file });
@@ -262,6 +262,7 @@ test('the flash file persists the storage across re-opening', () => {
     s.write('vg.config', '{"meterId":"m2"}');
     flash.close();
     assert.is(fs.statSync(file).size, PAGE * 8);
+    assert.is(fs.statSync(file).mode & 0o777, 0o600, 'the flash holds the configuration (broker password): owner only');
     const again = new EspruinoStorage(new Flash({ sizeBytes: PAGE * 8, pageBytes: PAGE, path: file }));
     assert.is(again.read('vg.config'), '{"meterId":"m2"}');
     assert.is(again.open('log', 'r').readLine(), 'a\n');

@@ -29,7 +29,8 @@ export function attachAtecc608(opts: { bus: I2CBus; clock: { now(): number }; fl
   if (path) {
     const save = (json: unknown) => {
       // Write-then-rename so a crash of the host never leaves half a file.
-      writeFileSync(`${path}.tmp`, JSON.stringify(json));
+      // 0600: the model's EEPROM holds the private keys.
+      writeFileSync(`${path}.tmp`, JSON.stringify(json), { mode: 0o600 });
       renameSync(`${path}.tmp`, path);
     };
     if (!existsSync(path)) save(chip.toJSON());
