@@ -1,8 +1,9 @@
 // A board on a serial port, for real: the real interpreter's console behind a pseudo-terminal (socat), so
 // the veilgrid console tools open a device path with serialport and take their serial code path (port
 // settings, DTR/RTS settling), as with an ESP32 on /dev/ttyUSB0: the running build is read and the SE is
-// configured, locked and given its keys through the serial console. (The espruino CLI 0.1.67 opens only
-// ports that serialport.list() reports, from udev, which never lists a pty: docs/hil.md.)
+// configured, locked and given its keys through the serial console. Then the espruino CLI runs a line on
+// the same device path; it opens only ports that udev lists, so the test lists the pty as a USB-serial
+// adapter would be listed (udev-entry.ts, docs/hil.md).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,12 +11,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createRig, unavailable } from '../../boards/harness/meter-board.ts';
 import { SOCAT_MISSING, socatAvailable, startPtyBridge } from '../../boards/espruino-linux/pty-bridge.ts';
+import { writeUdevEntry } from '../../boards/espruino-linux/udev-entry.ts';
+import { evaluateWithEspruinoCli } from '../../host-tools/flash/espruino-cli.ts';
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
 import { openMeterConsole } from '../../host-tools/provision/meter-console.ts';
 
 const missing = unavailable('espruino-linux') ?? (socatAvailable() ? undefined : SOCAT_MISSING);
 
-test('the real interpreter behind a pseudo-terminal: the console tools reach it as a serial board', async () => {
+test('the real interpreter behind a pseudo-terminal: the console tools and the espruino CLI reach it as a serial board', async () => {
   if (missing) {
     console.log(`    SKIPPED the serial-port path: ${missing}`);
     return;
@@ -46,6 +49,15 @@ test('the real interpreter behind a pseudo-terminal: the console tools reach it 
       await meterConsole.close();
     }
     assert.ok(board.seCommands > 10, `the SE executed the provisioning (${board.seCommands} commands)`);
+
+    const pathBefore = process.env.PATH;
+    process.env.PATH = `${writeUdevEntry(path.join(dir, 'udev'), bridge.path)}:${pathBefore}`;
+    try {
+      const cli = await evaluateWithEspruinoCli({ port: bridge.path, expression: 'print("running "+JSON.parse(vgInfo()).build)' });
+      assert.ok(cli.boardOutput.some((line) => line.includes(`running ${buildId}`)), `the espruino CLI ran a line over the serial path:\n${cli.output}`);
+    } finally {
+      process.env.PATH = pathBefore;
+    }
     assert.not.match(output, /Uncaught/, output);
   } finally {
     await bridge?.close();
