@@ -231,11 +231,11 @@ function run(config: MeterConfig): void {
     if (noted) inOutbox.push({ meterId: config.meterId, interval: noted.interval, seq: noted.seq, importWh: 0, exportWh: 0, importTotalWh: 0, exportTotalWh: 0, flags: 0 });
   }
   meter.start(inOutbox);
-  new PulseCounter(watchPin, config.s0.importPin, config.s0.debounceMs, function () {
-    meter.importPulse();
+  new PulseCounter(watchPin, config.s0.importPin, config.s0.debounceMs, function (atSeconds) {
+    meter.importPulse(atSeconds);
   }).start();
-  new PulseCounter(watchPin, config.s0.exportPin, config.s0.debounceMs, function () {
-    meter.exportPulse();
+  new PulseCounter(watchPin, config.s0.exportPin, config.s0.debounceMs, function (atSeconds) {
+    meter.exportPulse(atSeconds);
   }).start();
 
   const wifi = config.wifi;

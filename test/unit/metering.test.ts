@@ -132,6 +132,27 @@ meter('one reading per interval, the first PARTIAL, Wh summing to the totals, se
   assert.is(last.meterId, 'meter-1');
 });
 
+meter('a pulse stamped in a later interval closes the open one first (its boundary timer is late), each interval on its own, the skipped one empty', async () => {
+  const r = rig(T0 + 1);
+  const k = T0 / INTERVAL;
+  const steps = [
+    at(r.clock, T0 + 1, () => r.meter.start([])),
+    at(r.clock, T0 + 10, () => r.meter.importPulse(T0 + 10)),
+    // Processed before the boundary timers ran, stamped two intervals on: k and k + 1 close first.
+    at(r.clock, T0 + 20, () => r.meter.importPulse(T0 + 2 * INTERVAL + 5)),
+    // Stamped past the catch-up bound (a clock step, not a late timer): counted where it is processed.
+    at(r.clock, T0 + 21, () => r.meter.importPulse(T0 + 9 * INTERVAL)),
+    at(r.clock, T0 + 3 * INTERVAL + 1, () => r.meter.stop()),
+  ];
+  await Promise.all(steps);
+  r.clock.close();
+  assert.equal(r.published.map((x) => [x.interval, x.seq, x.importWh, x.flags]), [
+    [k, 1, 1, FLAG_PARTIAL],
+    [k + 1, 2, 0, 0],
+    [k + 2, 3, 2, 0],
+  ]);
+});
+
 meter('a cut within the interval: registers resume from the last commit, the reading says PARTIAL and POWER_LOSS', async () => {
   const r = rig(T0 + 1);
   const live: { m: Meter | null } = { m: r.meter };

@@ -22,6 +22,12 @@ const RETRY_MS = 5000;
  * ESP32's at most 16,383 (research/espruino.md section 3.2; not measured on a board).
  */
 export const DEFAULT_MAX_WAITING_READINGS = 96;
+/**
+ * A running meter that finds itself this many intervals late or less (its CPU was held by other work, so
+ * its boundary timer ran late) closes each interval on its own; further behind, it was not really
+ * running meanwhile (a clock step by SNTP, say), and it moves on as after an outage.
+ */
+const MAX_CATCH_UP_INTERVALS = 3;
 
 export interface MeterOptions {
   meterId: string;
@@ -116,14 +122,21 @@ export class Meter {
     this.started = false;
   }
 
-  importPulse(): void {
+  /**
+   * One import pulse; `atSeconds` is its edge's time (the watch's interrupt timestamp). A pulse stamped
+   * in a later interval than the open one closes that interval first: its boundary timer is late, and
+   * the pulse belongs to the next reading.
+   */
+  importPulse(atSeconds?: number): void {
+    this.catchUp(atSeconds);
     this.state.importPulses++;
     this.state.intervalImportPulses++;
     this.uncommittedImport++;
     if (this.uncommittedImport >= this.commitEveryPulses) this.commit();
   }
 
-  exportPulse(): void {
+  exportPulse(atSeconds?: number): void {
+    this.catchUp(atSeconds);
     this.state.exportPulses++;
     this.state.intervalExportPulses++;
     this.uncommittedExport++;
@@ -167,12 +180,21 @@ export class Meter {
     }
     const current = Math.floor(now / this.options.intervalSeconds);
     if (this.booting) this.openFirstInterval(current);
-    else if (current > this.state.interval) this.closeInterval(current, 0);
+    else if (current > this.state.interval + MAX_CATCH_UP_INTERVALS) this.closeInterval(current, 0);
+    else this.catchUp(now);
     this.retryUnpublished();
     const nextBoundaryMs = ((this.state.interval + 1) * this.options.intervalSeconds - now) * 1000;
     const wait = this.unpublished.length > 0 ? Math.min(RETRY_MS, nextBoundaryMs) : nextBoundaryMs;
     // +1 ms: a timer due exactly at the boundary must not see the clock still inside the interval.
     this.timer = clock.setTimeout(this.tick.bind(this), Math.max(1, Math.ceil(wait) + 1));
+  }
+
+  /** Closes the open interval, and any after it, up to the one `atSeconds` falls in (within MAX_CATCH_UP_INTERVALS). */
+  private catchUp(atSeconds: number | undefined): void {
+    if (atSeconds === undefined || this.booting || !this.started) return;
+    const at = Math.floor(atSeconds / this.options.intervalSeconds);
+    if (at > this.state.interval + MAX_CATCH_UP_INTERVALS) return;
+    while (at > this.state.interval) this.closeInterval(this.state.interval + 1, 0);
   }
 
   private openFirstInterval(current: number): void {

@@ -13,10 +13,11 @@ export class PulseCounter {
   private watch: WatchPin;
   private pin: number;
   private debounceMs: number;
-  private onPulse: () => void;
+  private onPulse: (atSeconds: number) => void;
   private stopWatch: (() => void) | null;
 
-  constructor(watch: WatchPin, pin: number, debounceMs: number, onPulse: () => void) {
+  /** `onPulse` gets the edge's time in seconds (getTime() clock). */
+  constructor(watch: WatchPin, pin: number, debounceMs: number, onPulse: (atSeconds: number) => void) {
     this.watch = watch;
     this.pin = pin;
     this.debounceMs = debounceMs;
@@ -28,9 +29,9 @@ export class PulseCounter {
   start(): void {
     if (this.stopWatch) return;
     const self = this;
-    this.stopWatch = this.watch(this.pin, S0_PULSE_EDGE, this.debounceMs, function () {
+    this.stopWatch = this.watch(this.pin, S0_PULSE_EDGE, this.debounceMs, function (atSeconds) {
       self.count++;
-      self.onPulse();
+      self.onPulse(atSeconds);
     });
   }
 
