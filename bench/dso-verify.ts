@@ -23,7 +23,7 @@ const dsoPublic = p256.getPublicKey(dsoPrivate, false);
 const operator = makeOperator();
 const fleet = Array.from({ length: meters }, (_, i) => {
   const meter = makeMeter(operator, `meter-${String(i).padStart(4, '0')}`);
-  return { meter, key: makeReadingKey(meter, 1, 0, 1_000_000) };
+  return { meter, key: makeReadingKey(meter, 1, 0, 99_999) };
 });
 // Interleaved as they would arrive: one reading of every meter per interval.
 const messages: Array<{ topicMeterId: string; envelope: Uint8Array }> = [];

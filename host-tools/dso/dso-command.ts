@@ -11,7 +11,7 @@ export const command: Command = {
   help: `usage: veilgrid dso key-init --file FILE
        veilgrid dso key-export --file FILE --out FILE
        veilgrid dso serve --file FILE --dso-db FILE --readings FILE --broker URL --broker-dir DIR
-                          [--http HOST:PORT]
+                          [--http HOST:PORT] [--interval-seconds S]
 
 Manages the DSO's P-256 key pair, and runs the DSO service. Meters seal every reading to the public
 key; the service opens them with the private key.
@@ -32,6 +32,8 @@ serve options:
   --broker URL       the broker, e.g. mqtt://127.0.0.1:1883
   --broker-dir DIR   the broker folder provisioning writes; the DSO's MQTT password is in it
   --http HOST:PORT   where /metrics and /healthz listen (default 127.0.0.1:${DEFAULT_HTTP_PORT}; port 0: any free one)
+  --interval-seconds S  the grid's metering interval: a reading for an interval that has not ended by
+                     the DSO's clock (5 minutes of skew allowed) is refused as out-of-bounds
 
 The service's MQTT client id is its user name, dso, with a persistent session: the broker keeps readings
 for it while the service is down. Both brokers tie a client id to its login (see docs/security.md).`,
@@ -45,6 +47,7 @@ for it while the service is down. Both brokers tie a client id to its login (see
       broker: { type: 'string' },
       'broker-dir': { type: 'string' },
       http: { type: 'string' },
+      'interval-seconds': { type: 'string' },
     }, true);
     const [sub] = positionals;
     if (!values.file) throw new CliError('--file is required (see --help)');
@@ -78,6 +81,11 @@ async function serve(keyFile: string, values: Record<string, string | boolean | 
   const brokerUrl = need('broker');
   if (!/^mqtts?:\/\/[^/]+$/.test(brokerUrl)) throw new CliError(`--broker must be a URL like mqtt://127.0.0.1:1883, got "${brokerUrl}"`);
   const http = parseHostPort(typeof values.http === 'string' ? values.http : `127.0.0.1:${DEFAULT_HTTP_PORT}`);
+  let intervalSeconds: number | undefined;
+  if (typeof values['interval-seconds'] === 'string') {
+    intervalSeconds = Number(values['interval-seconds']);
+    if (!Number.isInteger(intervalSeconds) || intervalSeconds < 1) throw new CliError(`--interval-seconds must be a whole number of seconds ≥ 1, got "${values['interval-seconds']}"`);
+  }
   const credentials = new BrokerCredentials(need('broker-dir'));
   const passwordFile = path.join(credentials.dir, DSO_PASSWORD_FILE);
   if (!fs.existsSync(passwordFile)) throw new CliError(`${passwordFile} does not exist: --broker-dir must be the folder 'veilgrid provision --broker-dir' writes (the DSO's broker user is made with the first meter)`);
@@ -90,6 +98,7 @@ async function serve(keyFile: string, values: Record<string, string | boolean | 
       brokerUrl,
       brokerPassword: credentials.dsoPassword(),
       http,
+      intervalSeconds,
     });
   } catch (err) {
     if (err instanceof DsoServiceError) throw new CliError(err.message);

@@ -31,6 +31,8 @@ export interface DsoServiceOptions {
   http?: { host?: string; port?: number };
   /** One JSON object per line (collector and verifier). Default: stderr. */
   log?: (line: string) => void;
+  /** The grid's interval length: readings for intervals not yet over are refused (VerifyOptions). */
+  intervalSeconds?: number;
 }
 
 export interface DsoService {
@@ -69,7 +71,7 @@ export async function startDsoService(options: DsoServiceOptions): Promise<DsoSe
     const store = open(() => new ReadingStore(options.readingsDb), `the reading store ${options.readingsDb}`);
     opened.push(store);
     const metrics = new MetricsRegistry();
-    const verifier = new ReadingVerifier({ registry, dsoPrivateKey, metrics, log: options.log });
+    const verifier = new ReadingVerifier({ registry, dsoPrivateKey, metrics, log: options.log, intervalSeconds: options.intervalSeconds });
     let collector: Collector;
     try {
       collector = await startCollector({

@@ -33,7 +33,16 @@ export type RegistryRejection =
   | 'unknown-meter'
   | 'revoked'
   | 'bad-signature'
-  | 'replay';
+  | 'replay'
+  | 'out-of-bounds';
+
+export interface MessageBounds {
+  maxRotationStep: number;
+  maxValidityIntervals: number;
+  maxSeqJump: number;
+}
+
+export const DEFAULT_MESSAGE_BOUNDS: MessageBounds = { maxRotationStep: 10, maxValidityIntervals: 100_000, maxSeqJump: 100_000 };
 
 export class RegistryError extends Error {
   constructor(
@@ -96,7 +105,7 @@ export interface ReplayState {
 }
 
 /** new: first time this seq is accepted. duplicate: this seq was accepted with the same content before. */
-export type ReadingAcceptance = { outcome: 'new' | 'duplicate' } | { outcome: 'replay'; detail: string };
+export type ReadingAcceptance = { outcome: 'new' | 'duplicate' } | { outcome: 'replay' | 'out-of-bounds'; detail: string };
 
 export type ChainCheck = { ok: true; meter: MeterRecord; operator: TrustedOperator } | { ok: false; reason: 'unknown-meter' | 'revoked' | 'foreign-operator' | 'bad-device-certificate'; detail: string };
 
@@ -107,6 +116,16 @@ export interface MeterRegistryOptions {
    * sequence numbers are refused as replays. Default 256.
    */
   replayWindow?: number;
+  /**
+   * Bounds on what one signed message may claim (a stolen or forged key must not lock the genuine meter
+   * out for good): a key certificate's rotation at most this many steps past the meter's highest
+   * (default 10: rotations whose certificates were lost, forced ones), its validity at most this many
+   * intervals (default 100,000: a day of the 1-second intervals the benches run, three years of 15-minute
+   * ones), and a reading's seq at most this far past the newest accepted (default 100,000: three years
+   * of 15-minute readings dropped behind a full outbox). Out-of-bounds messages are refused and change
+   * nothing.
+   */
+  bounds?: Partial<MessageBounds>;
   /** Passed to SQLite when this registry opens the database file itself (default FULL). */
   synchronous?: 'FULL' | 'NORMAL';
 }
@@ -278,6 +297,7 @@ export class MeterRegistry {
   readonly db: Database.Database;
   private readonly ownsDatabase: boolean;
   private readonly replayWindow: number;
+  private readonly bounds: MessageBounds;
   /** "operatorKid:sha256(deviceCertificate)" of device certificates whose signature was verified. */
   private readonly verifiedDeviceCertificates = new Set<string>();
   private readonly statements: ReturnType<typeof prepareStatements>;
@@ -295,6 +315,7 @@ export class MeterRegistry {
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
     this.replayWindow = options.replayWindow ?? 256;
+    this.bounds = { ...DEFAULT_MESSAGE_BOUNDS, ...options.bounds };
     if (!Number.isInteger(this.replayWindow) || this.replayWindow < 1) throw new Error(`replayWindow must be a whole number ≥ 1 (got ${options.replayWindow})`);
     this.statements = prepareStatements(this.db);
   }
@@ -482,6 +503,13 @@ export class MeterRegistry {
     if (highest !== null && cert.rotation <= highest) {
       throw new RegistryError('replay', `key certificate for meter "${meterId}" has rotation ${cert.rotation}, but rotation ${highest} is already registered: rotations must increase`);
     }
+    if (highest !== null && cert.rotation > highest + this.bounds.maxRotationStep) {
+      throw new RegistryError('out-of-bounds', `key certificate for meter "${meterId}" has rotation ${cert.rotation}, more than ${this.bounds.maxRotationStep} past the registered rotation ${highest}`);
+    }
+    const validity = cert.validToInterval - cert.validFromInterval + 1;
+    if (validity > this.bounds.maxValidityIntervals) {
+      throw new RegistryError('out-of-bounds', `key certificate for meter "${meterId}" (rotation ${cert.rotation}) is valid for ${validity} intervals (${cert.validFromInterval}..${cert.validToInterval}), more than the ${this.bounds.maxValidityIntervals} allowed`);
+    }
     const kid = kidOf(nodeSha256, cert.publicKey);
     this.statements.insertKeyCertificate.run(meterId, cert.rotation, cert.publicKey, kid, cert.validFromInterval, cert.validToInterval, certBytes, nowMs);
     return { keyCertificate: this.keyCertificates(meterId).find((k) => k.rotation === cert.rotation)!, outcome: 'added' };
@@ -515,7 +543,8 @@ export class MeterRegistry {
    * - seq within the replay window below it: 'duplicate' when that seq was accepted with the same
    *   digest (a redelivery: the ReadingStore de-duplicates it), 'replay' when with a different one, and
    *   'new' when it was never accepted (a late reading filling a gap);
-   * - seq further back: 'replay' (too old to tell apart).
+   * - seq further back: 'replay' (too old to tell apart);
+   * - seq more than bounds.maxSeqJump past the newest: 'out-of-bounds' (nothing recorded).
    */
   acceptReading(meterId: string, rotation: number, seq: number, digest: Uint8Array): ReadingAcceptance {
     return this.db.transaction((): ReadingAcceptance => {
@@ -523,6 +552,9 @@ export class MeterRegistry {
       if (!row) throw new RegistryError('unknown-meter', `meter "${meterId}" is not registered`);
       const highestSeq = row.highest_seq;
       const highestRotation = row.highest_rotation;
+      if (highestSeq !== null && seq > highestSeq + this.bounds.maxSeqJump) {
+        return { outcome: 'out-of-bounds', detail: `seq ${seq} is more than ${this.bounds.maxSeqJump} past the newest accepted seq ${highestSeq}` };
+      }
       if (highestSeq === null || highestRotation === null || seq > highestSeq) {
         if (highestRotation !== null && rotation < highestRotation) {
           return { outcome: 'replay', detail: `seq ${seq} is signed with the key of rotation ${rotation}, but the meter already signed seq ${highestSeq} with rotation ${highestRotation}` };

@@ -7,7 +7,8 @@
 // Order of checks (the first failure is the reason): oversize (before any decoding), bad-envelope, bad-mac (nothing is trusted before
 // the MAC), malformed (COSE form), unknown-meter / revoked / foreign-operator / bad-device-certificate
 // (the meter named by the topic and its chain), unknown-key (kid), bad-signature, malformed (the
-// reading itself, or a reading naming another meter than its topic), key-not-valid-for-interval, replay.
+// reading itself, or a reading naming another meter than its topic), key-not-valid-for-interval,
+// out-of-bounds (an interval not yet over by the DSO's clock, a seq far past the newest), replay.
 // The signature is checked before the reading is decoded, so nothing unauthenticated is interpreted.
 //
 // A redelivered reading (same seq, same content) is accepted with duplicate: true; the ReadingStore
@@ -34,6 +35,7 @@ export const REJECTION_REASONS = [
   'key-not-valid-for-interval',
   'bad-signature',
   'replay',
+  'out-of-bounds',
   'malformed',
 ] as const;
 export type RejectionReason = (typeof REJECTION_REASONS)[number];
@@ -55,8 +57,17 @@ export interface SignedReadingMessage {
  */
 export const DEFAULT_KEY_OVERLAP_INTERVALS = 2;
 
+/** Clock skew allowed between a meter (SNTP) and the DSO when a reading's interval must be over. */
+export const CLOCK_TOLERANCE_SECONDS = 300;
+
 export interface VerifyOptions {
   overlapIntervals?: number;
+  /**
+   * The grid's interval length. With it, a reading for an interval that has not ended by the DSO's
+   * clock (plus CLOCK_TOLERANCE_SECONDS) is refused: a meter sends a reading once its interval is over,
+   * and a shifted clock (SNTP is unauthenticated) must not let readings claim the future.
+   */
+  intervalSeconds?: number;
 }
 
 function reject(reason: RejectionReason, detail: string): VerificationResult {
@@ -151,8 +162,16 @@ export function verifySignedReading(
     );
   }
 
+  if (options.intervalSeconds) {
+    const endsAt = (reading.interval + 1) * options.intervalSeconds;
+    const latest = Math.floor(nowMs / 1000) + CLOCK_TOLERANCE_SECONDS;
+    if (endsAt > latest) {
+      return reject('out-of-bounds', `reading seq ${reading.seq} is for interval ${reading.interval}, which ends at ${new Date(endsAt * 1000).toISOString()}, after the DSO's clock (${new Date(nowMs).toISOString()}) plus ${CLOCK_TOLERANCE_SECONDS} s`);
+    }
+  }
+
   const acceptance = registry.acceptReading(meterId, keyCertificate.rotation, reading.seq, nodeSha256(signed.payload));
-  if (acceptance.outcome === 'replay') return reject('replay', `meter "${meterId}": ${acceptance.detail}`);
+  if (acceptance.outcome === 'replay' || acceptance.outcome === 'out-of-bounds') return reject(acceptance.outcome, `meter "${meterId}": ${acceptance.detail}`);
   return { ok: true, reading, rotation: keyCertificate.rotation, duplicate: acceptance.outcome === 'duplicate' };
 }
 
@@ -187,6 +206,8 @@ export interface ReadingVerifierOptions {
   /** Receives one JSON object per line (no newline). Default: written to stderr. */
   log?: (line: string) => void;
   overlapIntervals?: number;
+  /** The grid's interval length, for the bound on readings from the future (VerifyOptions). */
+  intervalSeconds?: number;
 }
 
 /** verifySignedReading and acceptKeyCertificate with counters on /metrics and a JSON log line per rejection. */
@@ -196,6 +217,7 @@ export class ReadingVerifier {
   private readonly dsoPrivateKey: Uint8Array;
   private readonly log: (line: string) => void;
   private readonly overlapIntervals?: number;
+  private readonly intervalSeconds?: number;
   private readonly verified: Counter;
   private readonly duplicates: Counter;
   private readonly rejected: Counter;
@@ -207,6 +229,7 @@ export class ReadingVerifier {
     this.dsoPrivateKey = options.dsoPrivateKey;
     this.log = options.log ?? ((line) => process.stderr.write(line + '\n'));
     this.overlapIntervals = options.overlapIntervals;
+    this.intervalSeconds = options.intervalSeconds;
     const metrics = (this.metrics = options.metrics ?? new MetricsRegistry());
     this.verified = metrics.counter('veilgrid_dso_readings_verified_total', 'Readings that passed verification and were new.');
     this.duplicates = metrics.counter('veilgrid_dso_readings_duplicate_total', 'Verified readings already accepted before (redeliveries), left to the reading store to de-duplicate.');
@@ -222,7 +245,7 @@ export class ReadingVerifier {
   }
 
   verify(message: SignedReadingMessage, nowMs = Date.now()): VerificationResult {
-    const result = verifySignedReading(this.registry, this.dsoPrivateKey, message, nowMs, { overlapIntervals: this.overlapIntervals });
+    const result = verifySignedReading(this.registry, this.dsoPrivateKey, message, nowMs, { overlapIntervals: this.overlapIntervals, intervalSeconds: this.intervalSeconds });
     if (result.ok) {
       (result.duplicate ? this.duplicates : this.verified).inc();
     } else {

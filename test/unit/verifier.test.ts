@@ -219,6 +219,29 @@ test('key certificates arriving on their own: new rotation added, repeat unchang
   assert.ok(verify(ctx, sealedReading(ctx.dso.publicKey, key2, reading('meter-001', 5, 250))).ok);
 });
 
+test('out of bounds: a seq far past the newest, a rotation far past the last, a validity too long, an interval not yet over are refused and change nothing', (ctx) => {
+  assert.ok(verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 100))).ok);
+  // A stolen reading key must not push the replay state so far that the genuine meter is locked out.
+  assertRejected(verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1 + 100_001, 101))), 'out-of-bounds', 'more than 100000 past');
+  assert.equal(ctx.registry.replayState('meter-001'), { rotation: 1, seq: 1 }, 'the refused reading changed nothing');
+  // A key certificate far ahead (rotation 1001 once locked the genuine meter out for good), or valid too long.
+  const farAhead = acceptKeyCertificate(ctx.registry, 'meter-001', makeReadingKey(ctx.meter, 12, 190, 290).certificate);
+  assert.is(farAhead.ok ? '' : farAhead.reason, 'out-of-bounds');
+  const tooLong = acceptKeyCertificate(ctx.registry, 'meter-001', makeReadingKey(ctx.meter, 2, 190, 190 + 100_000).certificate);
+  assert.is(tooLong.ok ? '' : tooLong.reason, 'out-of-bounds');
+  assert.equal(ctx.registry.keyCertificates('meter-001').map((k) => k.rotation), [1], 'neither was stored');
+  // The genuine meter's next rotation is accepted.
+  const nowMs = Date.now();
+  const nowInterval = Math.floor(nowMs / 60_000);
+  const key2 = makeReadingKey(ctx.meter, 2, nowInterval - 10, nowInterval + 100);
+  assert.equal(acceptKeyCertificate(ctx.registry, 'meter-001', key2.certificate), { ok: true, rotation: 2, outcome: 'added' });
+  // With the grid's interval length the DSO refuses readings for intervals its clock says are not over.
+  const atDso = (r: ReturnType<typeof reading>) => verifySignedReading(ctx.registry, ctx.dso.privateKey, { topicMeterId: 'meter-001', envelope: sealedReading(ctx.dso.publicKey, key2, r) }, nowMs, { intervalSeconds: 60 });
+  assertRejected(atDso(reading('meter-001', 2, nowInterval + 10)), 'out-of-bounds', 'after the DSO\'s clock');
+  assert.equal(ctx.registry.replayState('meter-001'), { rotation: 1, seq: 1 });
+  assert.ok(atDso(reading('meter-001', 2, nowInterval - 1)).ok, 'the genuine meter\'s next reading, for an interval that has ended');
+});
+
 /** Parses Prometheus text format 0.0.4 into HELP/TYPE per metric and samples keyed "name{labels}". */
 function parsePrometheus(text: string) {
   const help = new Map<string, string>();
