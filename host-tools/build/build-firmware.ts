@@ -1,7 +1,7 @@
-// `veilgrid build`: turns firmware/src/main.ts into the one script Espruino 2v29 runs
-// (research/espruino.md §1.3). Steps: esbuild bundles (Espruino modules stay literal `require("…")`,
-// async/generators refused at their source line) → the profile check on the bundle, reported at TypeScript
-// source positions, for what lowering cannot fix → TypeScript lowers to ES5 → built-in subclasses keep their
+// `veilgrid build`: turns firmware/src/main.ts into the one script Espruino 2v29 runs (ES5 syntax, where
+// it differs from V8 as docs/espruino-differences.md says). Steps: esbuild bundles (Espruino modules stay
+// literal `require("…")`, async/generators refused at their source line) → the profile check on the
+// bundle, reported at TypeScript source positions, for what lowering cannot fix → TypeScript lowers to ES5 → built-in subclasses keep their
 // prototype → function declarations move to the top of their bodies → non-ASCII becomes escapes → the
 // profile check on the lowered code (reported at its lines, with the module each came from) → the bundle's own
 // names are shortened inside one wrapping function (shorten-names.ts) and comments and whitespace are taken

@@ -1,5 +1,5 @@
 // The parts of the standard library Espruino 2v29 (ESP32 build) does not have, each with what to use instead.
-// Source: research/espruino.md §1.2 (the /*JSON{…}*/ blocks of Espruino's src/jswrap_*.c).
+// Source: the /*JSON{…}*/ blocks of Espruino's src/jswrap_*.c at RELEASE_2V29, as built for the ESP32.
 
 /** Global names that do not exist on the device. */
 export const FORBIDDEN_GLOBALS: Record<string, string> = {

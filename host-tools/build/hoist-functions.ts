@@ -1,7 +1,8 @@
-// Espruino binds a function declaration only when execution reaches it (no hoisting, research/espruino.md
-// §1.1), while JavaScript makes it callable from the top of its scope. Moving every declaration to the top
-// of the body it sits in gives Espruino the binding order JavaScript promises. TypeScript's ES5 classes rely
-// on this: `__extends(Foo, _super)` runs before `function Foo()` in the emitted code.
+// Espruino binds a function declaration only when execution reaches it (no hoisting: src/jsparse.c
+// jspeStatementFunctionDecl runs where it stands; docs/espruino-differences.md), while JavaScript makes it
+// callable from the top of its scope. Moving every declaration to the top of the body it sits in gives
+// Espruino the binding order JavaScript promises. TypeScript's ES5 classes rely on this:
+// `__extends(Foo, _super)` runs before `function Foo()` in the emitted code.
 import { parse } from 'acorn';
 import MagicString from 'magic-string';
 

@@ -1,5 +1,5 @@
 // Lowers the bundle's ES2015+ syntax that Espruino lacks with TypeScript 5.9 targeting ES5 (the last
-// TypeScript line that still emits ES5, research/espruino.md §1.3). Without downlevelIteration, for-of and
+// TypeScript line that still emits ES5: TypeScript 7 no longer does). Without downlevelIteration, for-of and
 // spread become index loops over arrays, so no Symbol.iterator code is emitted; per-iteration `let`
 // closures become `_loop_1` functions; class fields move into constructors. Then the output is made to
 // mean on Espruino what it means in JavaScript: vars declared in nested statements are declared on function

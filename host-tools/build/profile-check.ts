@@ -1,5 +1,6 @@
 // The Espruino profile check: reads JavaScript and lists everything Espruino 2v29 (ESP32 build) cannot
-// parse, runs differently, or lacks (research/espruino.md §1). The emulator cannot model Espruino's parser,
+// parse, runs differently, or lacks (src/jsparse.c, src/jslex.c and the /*JSON{…}*/ blocks of src/jswrap_*.c
+// at RELEASE_2V29; docs/espruino-differences.md). The emulator cannot model Espruino's parser,
 // so this check is the gate between the build and any board, real or emulated.
 import { parse, type Node, type Options } from 'acorn';
 import { checkRegexProfile } from './regex-profile.ts';

@@ -1,7 +1,7 @@
 // AES-128 in counter mode as a parameter, with the counter rule Espruino imposes.
 //
 // Espruino's crypto.AES.encrypt(data, key, { mode: 'CTR' }) ignores the iv option: the counter block is
-// a zeroed local in jswrap_crypto.c (research/espruino.md section 3.1). So this type has no nonce: the
+// a zeroed local in libs/crypto/jswrap_crypto.c (docs/espruino-differences.md). So this type has no nonce: the
 // keystream is AES-ECB(key, counter) with a 128-bit big-endian counter starting at zero
 // (00..00, 00..01, ...), XORed with data; the last partial block uses the front of its keystream block.
 // With a fixed counter the key alone decides the keystream, so **a key must encrypt exactly one

@@ -1,5 +1,6 @@
 // MQTT 3.1.1 client for Espruino's `net` sockets, written to avoid what Espruino's own MQTT
-// module lacks (research/espruino.md section 4.1):
+// module lacks (EspruinoDocs modules/MQTT.js: no Will, the clean-session flag always set, QoS 1 without an
+// inflight store or retransmission, no timeout when a PINGRESP is missing):
 // - Last Will, and a clean-session flag that is honoured (default: persistent session);
 // - QoS 1 publishing through the persistent Outbox: a message is in flash before it is sent,
 //   leaves flash only on PUBACK, is resent with DUP after a reconnect or when its PUBACK is late,
