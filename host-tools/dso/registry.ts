@@ -1,10 +1,10 @@
 // The DSO's registry of meters, in SQLite: which operators it trusts, each meter's device certificate
-// (identity key, mix key, feeder, limits) and status, the key certificates its identity key signed for
+// (identity key, mix key, feeder, limits) and status, the key certificates its identity key attested for
 // its rotating reading keys, and what it has accepted from each meter so far (for replay detection).
 //
 // Every certificate is verified before it is stored (operator: self-signed; device: by a trusted
-// operator key; key: by the meter's identity key), and the verifier re-checks the device certificate
-// against the operator keys trusted at the time of each reading (memoized), so withdrawing an operator's
+// operator key; key: the meter's SE attests it with the identity key, firmware/src/keys/
+// key-attestation.ts), and the verifier re-checks the device certificate against the operator keys trusted at the time of each reading (memoized), so withdrawing an operator's
 // trust takes effect at once. Tables are prefixed "registry_", so the registry may share a database
 // file (or handle) with the ReadingStore.
 import { createHash } from 'node:crypto';
@@ -21,6 +21,9 @@ import {
   type DeviceLimits,
   type OpenedCertificate,
 } from '../../firmware/src/keys/certificate.ts';
+import { ALG_ATECC608_ATTESTED } from '../../firmware/src/codec/cose.ts';
+import { attestationMessage } from '../../firmware/src/keys/key-attestation.ts';
+import { readingSlotForRotation } from '../../firmware/src/keys/slot-map.ts';
 import { nodeSha256, nodeVerifyEs256 } from '../crypto/node-primitives.ts';
 
 /** Why the registry refused a certificate (reading-time reasons use the same words, see verifier.ts). */
@@ -250,9 +253,17 @@ function verifyOpened(opened: OpenedCertificate, publicKey: Uint8Array): boolean
   return nodeVerifyEs256(publicKey, opened.toBeSigned, opened.signature);
 }
 
-function open(certBytes: Uint8Array, what: string): OpenedCertificate {
+/**
+ * Does a key certificate carry the identity key's attestation that the meter's chip holds its key in
+ * the reading-key slot of its rotation (firmware/src/keys/key-attestation.ts)?
+ */
+function verifyAttested(opened: OpenedCertificate, identityKey: Uint8Array, keySlot: number, publicKey: Uint8Array): boolean {
+  return nodeVerifyEs256(identityKey, attestationMessage(nodeSha256, nodeSha256(opened.toBeSigned), keySlot, publicKey), opened.signature);
+}
+
+function open(certBytes: Uint8Array, what: string, alg?: number): OpenedCertificate {
   try {
-    return openSignedCertificate(certBytes);
+    return openSignedCertificate(certBytes, alg);
   } catch (err) {
     if (err instanceof CertificateFormatError) throw new RegistryError('malformed', `${what}: ${err.message}`);
     throw err;
@@ -486,7 +497,7 @@ export class MeterRegistry {
    * Throws RegistryError ('malformed', 'unknown-meter', 'revoked', 'bad-signature', 'replay').
    */
   addKeyCertificate(meterId: string, certBytes: Uint8Array, nowMs = Date.now()): { keyCertificate: KeyCertificateRecord; outcome: 'added' | 'unchanged' } {
-    const opened = open(certBytes, `key certificate for meter "${meterId}"`);
+    const opened = open(certBytes, `key certificate for meter "${meterId}"`, ALG_ATECC608_ATTESTED);
     const cert = decodeAs(decodeKeyCertificate, opened.payload, `key certificate for meter "${meterId}"`);
     if (cert.meterId !== meterId) throw new RegistryError('malformed', `key certificate arrived for meter "${meterId}" but names meter "${cert.meterId}"`);
     const meter = this.meter(meterId);
@@ -495,8 +506,10 @@ export class MeterRegistry {
     if (!sameBytes(opened.kid, kidOf(nodeSha256, meter.identityKey))) {
       throw new RegistryError('bad-signature', `key certificate for meter "${meterId}" is signed by key ${hex(opened.kid)}, not by the meter's identity key (${hex(kidOf(nodeSha256, meter.identityKey))})`);
     }
-    if (!verifyOpened(opened, meter.identityKey)) throw new RegistryError('bad-signature', `key certificate for meter "${meterId}" (rotation ${cert.rotation}): the signature does not verify with the meter's identity key`);
     if (!isValidP256Point(cert.publicKey)) throw new RegistryError('malformed', `key certificate for meter "${meterId}" (rotation ${cert.rotation}): its public key is not a point on P-256`);
+    if (!verifyAttested(opened, meter.identityKey, readingSlotForRotation(cert.rotation), cert.publicKey)) {
+      throw new RegistryError('bad-signature', `key certificate for meter "${meterId}" (rotation ${cert.rotation}): it is not the secure element's attestation, by the meter's identity key, of a key it holds in slot ${readingSlotForRotation(cert.rotation)}`);
+    }
     const sameRotation = this.keyCertificates(meterId).find((k) => k.rotation === cert.rotation);
     if (sameRotation && sameBytes(sameRotation.certificate, certBytes)) return { keyCertificate: sameRotation, outcome: 'unchanged' };
     const highest = (this.statements.highestKeyRotation.get(meterId) as { rotation: number | null }).rotation;

@@ -10,13 +10,13 @@
 // shared secrets and a deterministic stand-in signature, because the chip, not JavaScript, does them.
 
 import { CborError, CborMap, CborSimple, Tagged, decode, encode, type CborValue } from '../../firmware/src/codec/cbor.ts';
-import { decodeSign1, sign1ToBeSigned, signSign1 } from '../../firmware/src/codec/cose.ts';
+import { ALG_ATECC608_ATTESTED, decodeSign1, sign1ToBeSigned, signSign1 } from '../../firmware/src/codec/cose.ts';
 import { concatBytes, copyBytes } from '../../firmware/src/crypto/bytes.ts';
 import { hkdfExpand, hkdfExtract, hkdfSha256 } from '../../firmware/src/crypto/hkdf.ts';
 import { hmacSha256 } from '../../firmware/src/crypto/hmac.ts';
 import type { Aes128Ctr } from '../../firmware/src/crypto/aes-ctr.ts';
 import type { Sha256 } from '../../firmware/src/crypto/sha256.ts';
-import { decodeDeviceCertificate, decodeKeyCertificate, decodeOperatorCertificate, encodeDeviceCertificate, encodeKeyCertificate, encodeOperatorCertificate, kidOf, openSignedCertificate, signedCertificate } from '../../firmware/src/keys/certificate.ts';
+import { attestedCertificate, decodeDeviceCertificate, decodeKeyCertificate, decodeOperatorCertificate, encodeDeviceCertificate, encodeKeyCertificate, encodeOperatorCertificate, kidOf, openSignedCertificate, signedCertificate } from '../../firmware/src/keys/certificate.ts';
 import { bytesToHex, hexToBytes } from '../../firmware/src/keys/hex.ts';
 import { parseMeterConfig } from '../../firmware/src/config/config.ts';
 import { decodeJournalState, encodeJournalState } from '../../firmware/src/metering/energy-journal.ts';
@@ -276,6 +276,12 @@ export function runCorpus(env: CorpusEnvironment): void {
   run('cert.open', function () {
     const opened = openSignedCertificate(signedCertificate({ sha256: sha256, sign: fakeSign }, identityKey, encodeKeyCertificate(keyCert)));
     return bytesToHex(opened.kid) + ' ' + bytesToHex(opened.payload) + ' ' + bytesToHex(opened.toBeSigned) + ' ' + bytesToHex(opened.signature);
+  });
+  run('cert.attested', function () {
+    // On the meter the attestation is the SE's; only the certificate around it runs in device code.
+    const attested = attestedCertificate(sha256, fakeSign, identityKey, encodeKeyCertificate(keyCert));
+    const opened = openSignedCertificate(attested, ALG_ATECC608_ATTESTED);
+    return bytesToHex(attested) + ' ' + bytesToHex(opened.toBeSigned);
   });
   run('cert.wrong-kind', function () { return show(decodeKeyCertificate(encodeDeviceCertificate(deviceCert))); });
   run('cert.bad-fields', function () { return encodeKeyCertificate({ meterId: 'x y', publicKey: bytesOf(65, 1), validFromInterval: 5, validToInterval: 4, rotation: -1 }); });

@@ -15,7 +15,11 @@ import { Board } from '../../boards/emulator/board.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
-import { encodeKeyCertificate, kidOf, openSignedCertificate, signedCertificate } from '../../firmware/src/keys/certificate.ts';
+import { ALG_ATECC608_ATTESTED } from '../../firmware/src/codec/cose.ts';
+import { encodeKeyCertificate, kidOf, openSignedCertificate } from '../../firmware/src/keys/certificate.ts';
+import { attestationMessage } from '../../firmware/src/keys/key-attestation.ts';
+import { readingSlotForRotation } from '../../firmware/src/keys/slot-map.ts';
+import { attestKeyCertificate } from '../unit/verifier-fixtures.ts';
 import { decodeEnvelope, openEnvelope } from '../../firmware/src/readings/sealed-reading.ts';
 import { RFC4231_HMAC_SHA256, RFC5869_HKDF_SHA256, bytesToHex } from '../fixtures/crypto/rfc-vectors.ts';
 
@@ -38,8 +42,9 @@ test('RFC 4231 and RFC 5869 vectors pass on the board, its sealed envelope opens
     const identitySecret = p256.utils.randomSecretKey();
     const identityPublic = p256.getPublicKey(identitySecret, false);
     const keyCert = { meterId: 'meter-hil', publicKey: p256.getPublicKey(p256.utils.randomSecretKey(), false), validFromInterval: 1_988_000, validToInterval: 1_988_096, rotation: 7 };
-    const signedCert = signedCertificate({ sha256: nodeSha256, sign: (d) => p256.sign(d, identitySecret, { prehash: false }) }, identityPublic, encodeKeyCertificate(keyCert));
-    board.storage.write('vgtest.cert', JSON.stringify({ signed: bytesToHex(signedCert), signer: bytesToHex(identityPublic) }));
+    const identity = { publicKey: identityPublic, signDigest: (d: Uint8Array) => p256.sign(d, identitySecret, { prehash: false }) };
+    const signedCert = attestKeyCertificate(identity, encodeKeyCertificate(keyCert), keyCert.rotation, keyCert.publicKey);
+    board.storage.write('vgtest.cert', JSON.stringify({ signed: bytesToHex(signedCert) }));
     board.storage.write('.bootcde', readFileSync(outFile, 'latin1'));
 
     let output = '';
@@ -68,7 +73,10 @@ test('RFC 4231 and RFC 5869 vectors pass on the board, its sealed envelope opens
     const [kid, meterId, validFrom, rotation, digest] = line('CERT');
     assert.is(kid, bytesToHex(kidOf(nodeSha256, identityPublic)));
     assert.equal([meterId, Number(validFrom), Number(rotation)], ['meter-hil', 1_988_000, 7]);
-    assert.is(digest, bytesToHex(nodeSha256(openSignedCertificate(signedCert).toBeSigned)), 'the board hashes the same Sig_structure as the host');
+    const opened = openSignedCertificate(signedCert, ALG_ATECC608_ATTESTED);
+    const hostMessage = attestationMessage(nodeSha256, nodeSha256(opened.toBeSigned), readingSlotForRotation(keyCert.rotation), keyCert.publicKey);
+    assert.is(digest, bytesToHex(nodeSha256(hostMessage)), 'the board builds the same attestation message as the host');
+    assert.ok(p256.verify(opened.signature, nodeSha256(hostMessage), identityPublic, { prehash: false, lowS: false }), 'and the identity key signed it');
 
     const envelope = new Uint8Array(Buffer.from(line('SEAL')[0], 'hex'));
     const parts = decodeEnvelope(envelope);

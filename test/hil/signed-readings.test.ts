@@ -8,19 +8,11 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { p256 } from '@noble/curves/nist.js';
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
-import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
-import { startCollector } from '../../host-tools/dso/collector.ts';
-import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
-import { MeterRegistry } from '../../host-tools/dso/registry.ts';
-import { ReadingVerifier } from '../../host-tools/dso/verifier.ts';
-import { issueDeviceCertificate } from '../../host-tools/operator/operator-key.ts';
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import { Board } from '../../boards/emulator/board.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
-import { CONFIG_FILE, type MeterConfig } from '../../firmware/src/config/config.ts';
-import { makeOperator } from '../unit/verifier-fixtures.ts';
+import { consoleJson, startSigningDso } from '../support/signing-dso.ts';
 
 const METERS = 2;
 const INTERVAL = 21_600; // 6 h: four readings a simulated day
@@ -37,12 +29,6 @@ async function until(cond: () => boolean, what: string, tries = 3000): Promise<v
   throw new Error(`gave up waiting for ${what}`);
 }
 
-function consoleJson(board: Board, expression: string): any {
-  const answer = board.evaluate(expression);
-  assert.is(typeof answer.value, 'string', `${expression} returns a JSON string (got ${JSON.stringify(answer)})`);
-  return JSON.parse(answer.value as string);
-}
-
 test(`readings signed in the SE and sealed to the DSO verify over ${DAYS} simulated days of key rotations`, async () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-signed-'));
   const { outFile } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(work, 'esp32-meter.js') });
@@ -50,15 +36,8 @@ test(`readings signed in the SE and sealed to the DSO verify over ${DAYS} simula
   const definition = loadBoardDefinition('esp32-meter');
   const start = Math.ceil(1_790_000_000 / INTERVAL) * INTERVAL + 60;
   const clock = new SimClock({ speed: SPEED, startEpochSeconds: start });
-  const broker = await startEmbeddedBroker();
-  const store = new ReadingStore(path.join(work, 'readings.db'));
-  const registry = new MeterRegistry(':memory:');
-  const operator = makeOperator();
-  registry.trustOperator(operator.certificate);
-  const dso = p256.keygen();
-  const rejections: string[] = [];
-  const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dso.secretKey, log: (line) => rejections.push(line) });
-  const collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, log: () => {} });
+  const dso = await startSigningDso(work);
+  const { store, registry, rejections, collector } = dso;
   const boards: Board[] = [];
   const outputs: string[] = [];
   try {
@@ -81,29 +60,9 @@ test(`readings signed in the SE and sealed to the DSO verify over ${DAYS} simula
       assert.equal(after.se, { serial: provisioned.serial, configLocked: true, dataLocked: true, ours: true });
       assert.ok(consoleJson(board, 'vgRotateKeys()').error, 'no rotation before the meter runs signed');
 
-      registry.registerMeter(issueDeviceCertificate(operator.key, {
-        meterId, feeder: 'feeder-1',
-        identityKey: new Uint8Array(Buffer.from(provisioned.identityKey, 'hex')),
-        mixKey: new Uint8Array(Buffer.from(provisioned.mixKey, 'hex')),
-        limits: { maxImportW: 11_000, maxExportW: 7_000 },
-        issuedAt: Math.floor(Date.now() / 1000),
-      }));
-      const config: MeterConfig = {
-        meterId,
-        broker: { host: '127.0.0.1', port: broker.port },
-        mqtt: { username: meterId, password: 'x' },
-        intervalSeconds: INTERVAL,
-        s0: { importPin: definition.pins.s0Import, exportPin: definition.pins.s0Export, impulsesPerKWh: 1000, debounceMs: 10 },
-        journal: { commitEveryWh: 10 },
-        dsoPublicKey: Buffer.from(p256.getPublicKey(dso.secretKey, false)).toString('hex'),
-        keys: { rotationSeconds: ROTATION },
-      };
-      board.storage.write(CONFIG_FILE, JSON.stringify(config));
-      board.powerCut();
-      board.powerOn();
+      dso.provision(board, definition, meterId, { intervalSeconds: INTERVAL, rotationSeconds: ROTATION });
       assert.is(consoleJson(board, 'vgInfo()').meterId, meterId);
     }
-
     const firstInterval = Math.floor(start / INTERVAL);
     const intervals = (DAYS * 86_400) / INTERVAL;
     const lastInterval = firstInterval + intervals - 1;
@@ -129,10 +88,7 @@ test(`readings signed in the SE and sealed to the DSO verify over ${DAYS} simula
   } finally {
     for (const board of boards) board.close();
     clock.close();
-    await collector.close();
-    await broker.close();
-    store.close();
-    registry.close();
+    await dso.close();
     fs.rmSync(work, { recursive: true, force: true });
   }
 });

@@ -100,6 +100,7 @@ type Rig = ReturnType<typeof rig>;
 const PRIVATE_SIGN = 0x2081; // IsSecret, ReadKey bit 0 external signatures, WriteConfig 0b0010 GenKey allowed
 const PRIVATE_ECDH = 0x2084; // IsSecret, ReadKey bit 2 ECDH (clear output), GenKey allowed
 const PRIVATE_NO_GENKEY = 0x0081; // external signatures, but GenKey not allowed once data is locked
+const PRIVATE_SIGN_INTERNAL = 0x2082; // IsSecret, ReadKey bit 1 internal signatures only, GenKey allowed
 const DATA_OPEN = 0x0000; // readable, Write always
 const DATA_SECRET = 0x0080; // IsSecret: not readable
 const DATA_NEVER_WRITE = 0x2000; // readable, Write never
@@ -109,6 +110,7 @@ const KEY_DATA = 0x003c; // data, Lockable
 const SLOTS: Record<number, [number, number]> = {
   0: [PRIVATE_SIGN, KEY_P256_PRIVATE],
   1: [PRIVATE_SIGN, KEY_P256_PRIVATE],
+  2: [PRIVATE_SIGN_INTERNAL, KEY_P256_PRIVATE],
   3: [PRIVATE_ECDH, KEY_P256_PRIVATE],
   5: [PRIVATE_NO_GENKEY, KEY_P256_PRIVATE],
   8: [DATA_OPEN, KEY_DATA],
@@ -367,7 +369,57 @@ commands('GenKey: private key in a slot, public key recomputed, refusals for non
   assert.is(r.status(OP.GENKEY, 0x04, 8), 0x0f, 'slot 8 is not a private key slot');
   assert.is(r.status(OP.GENKEY, 0x04, 5), 0x0f, 'slot 5 forbids GenKey');
   assert.is(r.status(OP.GENKEY, 0x00, 1), 0x0f, 'slot 1 holds no key yet');
-  assert.is(r.status(OP.GENKEY, 0x08, 0), 0x03, 'digest mode not modelled');
+  assert.is(r.status(OP.GENKEY, 0x10, 0), 0x03, 'PubKey digest of a stored public key: not modelled');
+});
+
+/** SHA-256 of the concatenated parts. */
+function sha(...parts: Array<Uint8Array | number[]>): Uint8Array {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(Uint8Array.from(p));
+  return new Uint8Array(h.digest());
+}
+
+// The byte layouts below are written out from CryptoAuthLib (lib/host/atca_host.c atcah_gen_key_msg,
+// atcah_sign_internal_msg), independently of the model and of firmware/src/keys/key-attestation.ts.
+commands('GenKey digest + Sign internal: the chip attests a key it holds, in CryptoAuthLib\'s message layout', () => {
+  const r = provisioned();
+  const config = readConfig(r);
+  const sn = [...config.subarray(0, 4), ...config.subarray(8, 13)];
+  const attester = r.command(OP.GENKEY, 0x04, 2);
+  const pub = r.command(OP.GENKEY, 0x04, 1);
+  assert.is(r.status(OP.GENKEY, 0x08, 1), 0x0f, 'digest mode needs a nonce in TempKey');
+  const nonce = sha([1, 2, 3]);
+  nonceDigest(r, nonce);
+  assert.equal(r.command(OP.GENKEY, 0x08, 1), pub, 'digest mode returns the public key it hashed');
+  // TempKey = SHA-256(nonce | 40 | mode | KeyID LE | SN[8] | SN[0:1] | 25 zeros | X || Y)
+  const tempKey = sha(nonce, [0x40, 0x08, 0x01, 0x00, sn[8], sn[0], sn[1]], new Uint8Array(25), pub);
+  const slot1Config = [config[22], config[23]];
+  const slot1KeyConfig = [config[98], config[99]];
+  const internalMessage = (mode: number, withSerial: boolean) => [
+    ...tempKey, 0x41, mode, 0x02, 0x00, ...slot1Config, ...slot1KeyConfig,
+    0x01 | 0x10 | 0x40, // TempKeyFlags: KeyID 1, SourceFlag (input nonce), GenKeyData
+    0x00, 0x00, sn[8], ...(withSerial ? sn.slice(4, 8) : [0, 0, 0, 0]), sn[0], sn[1], ...(withSerial ? sn.slice(2, 4) : [0, 0]),
+    0x01, // slot 1 not individually locked
+    0x00, 0x00,
+  ];
+  assert.is(internalMessage(0, false).length, 55);
+  const signature = r.command(OP.SIGN, 0x00, 2);
+  assert.ok(p256.verify(signature, sha(internalMessage(0x00, false)), uncompressed(attester), { prehash: false, lowS: false }), 'Sign internal, serial number left out');
+  const withSerial = r.command(OP.SIGN, 0x40, 2);
+  assert.ok(p256.verify(withSerial, sha(internalMessage(0x40, true)), uncompressed(attester), { prehash: false, lowS: false }), 'Sign internal, serial number included');
+  // A random nonce clears SourceFlag; a public key made in the same GenKey (0x0C) is attested too.
+  r.command(OP.NONCE, 0x00, 0, new Uint8Array(20));
+  const fresh = r.command(OP.GENKEY, 0x0c, 1);
+  assert.is.not(hex(fresh), hex(pub), '0x0C makes a new key');
+  assert.equal(r.command(OP.GENKEY, 0x00, 1), fresh);
+
+  assert.is(r.status(OP.SIGN, 0x80, 2), 0x0f, 'slot 2 does not sign external messages');
+  nonceDigest(r, nonce);
+  assert.is(r.status(OP.SIGN, 0x00, 2), 0x0f, 'Sign internal needs a GenKey digest in TempKey, not a pass-through nonce');
+  nonceDigest(r, nonce);
+  r.command(OP.GENKEY, 0x08, 1);
+  assert.is(r.status(OP.SIGN, 0x00, 0), 0x0f, 'slot 0 does not sign internal messages');
+  assert.is(r.status(OP.SIGN, 0x01, 2), 0x03, 'Sign for Verify(Invalidate): not modelled');
 });
 
 commands('Sign external: refused without a pass-through TempKey; signatures verify with noble and node:crypto', () => {
@@ -394,7 +446,6 @@ commands('Sign external: refused without a pass-through TempKey; signatures veri
   assert.ok(p256.verify(sig, digest, uncompressed(pub), { prehash: false, lowS: false }));
   assert.is(r.status(OP.SIGN, 0x80, 3), 0x0f, 'slot 3 does not sign external messages');
   assert.is(r.status(OP.SIGN, 0x80, 8), 0x0f, 'slot 8 is not a key');
-  assert.is(r.status(OP.SIGN, 0x00, 0), 0x03, 'internal signing not modelled');
 });
 
 commands('Verify external: good 0x00, bad 0x01, public key off the curve 0x05', () => {

@@ -80,7 +80,7 @@ test('cose-wg sign-fail examples are refused by the decoder', () => {
   // sign-fail-01: tag 998
   assert.match(coseError(() => decodeSign1(hexToBytes('D903E6' + EXAMPLES.pass03.cbor))), 'tag 998 is not COSE_Sign1 (tag 18)');
   // sign-fail-03 / -04: alg -999 / "unknown"
-  assert.match(coseError(() => decodeSign1(hexToBytes('D28445A1013903E6A104423131' + PAYLOAD_HEX + SIG_03))), 'alg (label 1) is -999, but only ES256 (-7) is supported');
+  assert.match(coseError(() => decodeSign1(hexToBytes('D28445A1013903E6A104423131' + PAYLOAD_HEX + SIG_03))), 'alg (label 1) is -999, but only ES256 (-7) is accepted here');
   assert.match(coseError(() => decodeSign1(hexToBytes('D2844AA10167756E6B6E6F776EA104423131' + PAYLOAD_HEX + SIG_03))), 'alg (label 1) is text "unknown"');
   // sign-pass-01 is valid COSE but puts alg into the unprotected header, which this profile refuses.
   assert.match(coseError(() => decodeSign1(hexToBytes('D28441A0A2012604423131' + PAYLOAD_HEX + '5840' + SIG_A + '1A02E5F0344BF2D4EE5C7FD75A68A9F5E0B3CC1F1FC1409C189566586FF9D610'))), 'alg (label 1) is in the unprotected header');

@@ -5,12 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encodeOperatorCertificate, kidOf, signedCertificate } from '../../firmware/src/keys/certificate.ts';
+import { encodeKeyCertificate, encodeOperatorCertificate, kidOf, signedCertificate } from '../../firmware/src/keys/certificate.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
 import { MeterRegistry, RegistryError } from '../../host-tools/dso/registry.ts';
 import { issueDeviceCertificate } from '../../host-tools/operator/operator-key.ts';
-import { DAY_SECONDS, keyPair, makeMeter, makeOperator, makeReadingKey, reading } from './verifier-fixtures.ts';
+import { DAY_SECONDS, keyPair, makeMeter, makeOperator, makeReadingKey, reading, attestKeyCertificate } from './verifier-fixtures.ts';
 
 const test = suite('registry');
 
@@ -128,6 +128,14 @@ test('addKeyCertificate: verified with the identity key, rotation must increase,
   refused(() => registry.addKeyCertificate('meter-1', makeReadingKey(meter, 2, 197, 290).certificate), 'replay', 'rotations must increase');
   refused(() => registry.addKeyCertificate('meter-1', makeReadingKey(meter, 3, 197, 290).certificate), 'replay');
   refused(() => registry.addKeyCertificate('meter-1', makeReadingKey(meter, 4, 197, 290, keyPair()).certificate), 'bad-signature', 'not by the meter');
+  // The identity key signing a certificate digest it was handed (what slot 0 could do before it was
+  // limited to internal signatures) is not the chip's attestation: refused.
+  const plain = keyPair();
+  const plainPayload = encodeKeyCertificate({ meterId: 'meter-1', publicKey: plain.publicKey, validFromInterval: 197, validToInterval: 290, rotation: 4 });
+  refused(() => registry.addKeyCertificate('meter-1', signedCertificate({ sha256: nodeSha256, sign: meter.identity.signDigest }, meter.identity.publicKey, plainPayload)), 'malformed', 'only ATECC608-attested ES256');
+  // Attested for the other reading-key slot than its rotation's: not a key the chip holds there.
+  const otherSlot = attestKeyCertificate(meter.identity, plainPayload, 5, plain.publicKey);
+  refused(() => registry.addKeyCertificate('meter-1', otherSlot), 'bad-signature', 'a key it holds in slot 1');
   refused(() => registry.addKeyCertificate('meter-2', key3.certificate), 'malformed', 'names meter "meter-1"');
   const key4 = makeReadingKey(meter, 4, 190, 290);
   registry.addKeyCertificate('meter-1', key4.certificate);

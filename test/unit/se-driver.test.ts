@@ -20,6 +20,8 @@ import { NONCE_TARGET_TEMPKEY, SecureElement, SecureElementError } from '../../f
 import {
   DATA_SLOT, IDENTITY_SLOT, MIX_SLOT, nextTradingSlot, READING_KEY_SLOTS, readingSlotForRotation, TRADING_RING,
 } from '../../firmware/src/keys/slot-map.ts';
+import { attestationMessage } from '../../firmware/src/keys/key-attestation.ts';
+import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const bytes = (h: string) => new Uint8Array(Buffer.from(h.replace(/ /g, ''), 'hex'));
@@ -79,9 +81,12 @@ config('slot permissions read back as the model (and the datasheet) understand t
   const c = provisioningConfig(factoryConfig(bytes('0123 aabbccddeeff ee')));
   const slotConfig = (slot: number) => parseSlotConfig(c[20 + 2 * slot] | (c[21 + 2 * slot] << 8));
   const keyConfig = (slot: number) => parseKeyConfig(c[96 + 2 * slot] | (c[97 + 2 * slot] << 8));
+  const identity = slotConfig(IDENTITY_SLOT);
+  assert.ok(identity.isSecret && !identity.externalSignatures && identity.internalSignatures && !identity.ecdhPermitted && identity.genKeyAllowed, 'identity slot signs internal messages (attestations) only');
+  assert.is(identity.writeAccess, 'never');
   for (const slot of [IDENTITY_SLOT, ...READING_KEY_SLOTS, ...TRADING_RING]) {
     const s = slotConfig(slot);
-    assert.ok(s.isSecret && s.externalSignatures && !s.internalSignatures && !s.ecdhPermitted && s.genKeyAllowed, `slot ${slot} signs external messages only`);
+    if (slot !== IDENTITY_SLOT) assert.ok(s.isSecret && s.externalSignatures && !s.internalSignatures && !s.ecdhPermitted && s.genKeyAllowed, `slot ${slot} signs external messages only`);
     assert.is(s.writeAccess, 'never', `slot ${slot}: no Write of a key`);
     const k = keyConfig(slot);
     assert.ok(k.private && k.pubInfo && k.keyType === 4 && !k.lockable, `slot ${slot} holds a P-256 private key`);
@@ -249,10 +254,11 @@ driver('provisioning: write and lock the config, generate keys, lock data; locke
 
 driver('sign (external digest) verifies with @noble/curves and node:crypto; verifyExternal agrees', () => {
   const r = rig();
-  const { identity } = provision(r.se);
+  provision(r.se);
+  const identity = r.se.publicKey(READING_KEY_SLOTS[0]);
   const message = 'veilgrid reading 42';
   const digest = sha256(message);
-  const signature = r.se.sign(IDENTITY_SLOT, digest);
+  const signature = r.se.sign(READING_KEY_SLOTS[0], digest);
   assert.is(signature.length, 64);
   assert.ok(p256.verify(signature, digest, uncompressed(identity), { prehash: false, lowS: false }), '@noble/curves');
   assert.ok(nodeVerifies(identity, message, signature), 'node:crypto');
@@ -267,6 +273,21 @@ driver('sign (external digest) verifies with @noble/curves and node:crypto; veri
   assert.ok(p256.verify(reading, digest, uncompressed(r.se.publicKey(READING_KEY_SLOTS[1])), { prehash: false, lowS: false }));
   expectError(() => r.se.sign(MIX_SLOT, digest), 'sign', 0x0f, /refused/);
   expectError(() => r.se.sign(DATA_SLOT, digest), 'sign', 0x0f);
+  expectError(() => r.se.sign(IDENTITY_SLOT, digest), 'sign', 0x0f, /refused/);
+  r.close();
+});
+
+driver('attestKey: the identity key attests a reading key the chip holds; the host recomputes the message', () => {
+  const r = rig();
+  const { identity } = provision(r.se);
+  const slot = READING_KEY_SLOTS[1];
+  const nonce = sha256('a key certificate\'s Sig_structure');
+  const attested = r.se.attestKey(IDENTITY_SLOT, slot, nonce);
+  assert.equal(attested.publicKey, r.se.publicKey(slot), 'the public key of the key in the slot');
+  const message = attestationMessage(nodeSha256, nonce, slot, uncompressed(attested.publicKey));
+  assert.ok(p256.verify(attested.signature, sha256(message), uncompressed(identity), { prehash: false, lowS: false }), 'signed by the identity key over the chip\'s message');
+  assert.not.ok(p256.verify(attested.signature, sha256(attestationMessage(nodeSha256, nonce, READING_KEY_SLOTS[0], uncompressed(attested.publicKey))), uncompressed(identity), { prehash: false, lowS: false }), 'the slot is part of what is signed');
+  expectError(() => r.se.attestKey(MIX_SLOT, slot, nonce), 'sign internal', 0x0f, /refused/);
   r.close();
 });
 
@@ -280,7 +301,7 @@ driver('ECDH: mix slot and TempKey give the shared x in the clear; identity slot
   expectError(() => r.se.ecdh(IDENTITY_SLOT, peerPub), 'ecdh', 0x0f);
   const ephemeral = r.se.genTempKey();
   // A signature in between uses the message digest buffer and leaves TempKey's key alone.
-  r.se.sign(IDENTITY_SLOT, sha256('in between'));
+  r.se.sign(READING_KEY_SLOTS[0], sha256('in between'));
   const shared = r.se.ecdh('tempkey', peerPub);
   assert.is(hex(shared), hex(p256.getSharedSecret(peer.secretKey, uncompressed(ephemeral)).slice(1, 33)));
   r.se.sleep();
@@ -400,22 +421,23 @@ function clockedRig(): Rig & { waitMs(ms: number): void } {
 
 driver('with a bus clock: execution times are waited out, not polled, and a reading\'s five commands take one wake', () => {
   const r = clockedRig();
-  const { identity } = provision(r.se);
+  provision(r.se);
+  const readingKey = uncompressed(r.se.publicKey(READING_KEY_SLOTS[0]));
   const peer = p256.keygen();
   const peerPub = p256.getPublicKey(peer.secretKey, false).slice(1);
   r.waitMs(2000); // the watchdog has put the chip to sleep
   const before = { ...r.se.stats };
   const digest = sha256('veilgrid reading 43');
-  const signature = r.se.sign(IDENTITY_SLOT, digest);
+  const signature = r.se.sign(READING_KEY_SLOTS[0], digest);
   const ephemeral = r.se.genTempKey();
   const shared = r.se.ecdh('tempkey', peerPub);
-  assert.ok(p256.verify(signature, digest, uncompressed(identity), { prehash: false, lowS: false }));
+  assert.ok(p256.verify(signature, digest, readingKey, { prehash: false, lowS: false }));
   assert.is(hex(shared), hex(p256.getSharedSecret(peer.secretKey, uncompressed(ephemeral)).slice(1, 33)));
   assert.is(r.se.stats.commands - before.commands, 5, 'Random, Nonce, Sign, GenKey, ECDH');
   assert.is(r.se.stats.wakes - before.wakes, 1, 'one wake for the burst');
   assert.is(r.se.stats.busyPolls - before.busyPolls, 0, 'no poll found the chip busy');
   // Long bursts wake the chip again before its watchdog could end a command (or lose TempKey).
-  for (let i = 0; i < 12; i++) assert.is(r.se.sign(IDENTITY_SLOT, digest).length, 64);
+  for (let i = 0; i < 12; i++) assert.is(r.se.sign(READING_KEY_SLOTS[0], digest).length, 64);
   assert.ok(r.se.stats.wakes - before.wakes >= 4, `${r.se.stats.wakes - before.wakes} wakes for 13 signatures`);
   assert.is(r.se.stats.resends, 0, 'no command reached a sleeping chip');
   r.close();

@@ -4,7 +4,9 @@
 // (the shared cose.ts, certificate.ts, sealed-reading.ts with node:crypto primitives).
 import { p256 } from '@noble/curves/nist.js';
 import { signSign1 } from '../../firmware/src/codec/cose.ts';
-import { encodeKeyCertificate, encodeOperatorCertificate, kidOf, signedCertificate, type DeviceLimits } from '../../firmware/src/keys/certificate.ts';
+import { attestedCertificate, encodeKeyCertificate, encodeOperatorCertificate, kidOf, signedCertificate, type DeviceLimits } from '../../firmware/src/keys/certificate.ts';
+import { attestationMessage } from '../../firmware/src/keys/key-attestation.ts';
+import { readingSlotForRotation } from '../../firmware/src/keys/slot-map.ts';
 import { encodeReading, type Reading } from '../../firmware/src/readings/reading.ts';
 import { sealEnvelope } from '../../firmware/src/readings/sealed-reading.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
@@ -66,11 +68,19 @@ export interface ReadingKey extends KeyPair {
   certificate: Uint8Array;
 }
 
+/**
+ * A key certificate payload attested as the meter's chip attests it, by `signer` standing in for the
+ * identity key: a signature over the attestation message for `publicKey` in the slot of `rotation`.
+ */
+export function attestKeyCertificate(signer: Pick<KeyPair, 'publicKey' | 'signDigest'>, payload: Uint8Array, rotation: number, publicKey: Uint8Array): Uint8Array {
+  return attestedCertificate(nodeSha256, (nonce) => signer.signDigest(nodeSha256(attestationMessage(nodeSha256, nonce, readingSlotForRotation(rotation), publicKey))), signer.publicKey, payload);
+}
+
 /** A reading key for intervals validFrom..validTo, certified by the meter's identity key. */
 export function makeReadingKey(meter: TestMeter, rotation: number, validFromInterval: number, validToInterval: number, signer: KeyPair = meter.identity): ReadingKey {
   const pair = keyPair();
   const payload = encodeKeyCertificate({ meterId: meter.meterId, publicKey: pair.publicKey, validFromInterval, validToInterval, rotation });
-  return { ...pair, rotation, certificate: signedCertificate({ sha256: nodeSha256, sign: signer.signDigest }, signer.publicKey, payload) };
+  return { ...pair, rotation, certificate: attestKeyCertificate(signer, payload, rotation, pair.publicKey) };
 }
 
 export function reading(meterId: string, seq: number, interval: number, importWh = 120): Reading {

@@ -1,5 +1,5 @@
-// COSE_Sign1 (RFC 9052 section 4.2) with ES256 only: how the meter signs readings and certificates and
-// how the DSO checks them. One implementation for the firmware (Espruino 2v29) and the host tools.
+// COSE_Sign1 (RFC 9052 section 4.2) with ES256: how the meter signs readings and certificates and how
+// the DSO checks them. One implementation for the firmware (Espruino 2v29) and the host tools.
 //
 //   COSE_Sign1 = 18([ protected: bstr .cbor header_map, unprotected: header_map, payload: bstr, signature: bstr ])
 //   Sig_structure = [ "Signature1", body_protected: bstr, external_aad: bstr, payload: bstr ]   (section 4.4)
@@ -14,8 +14,9 @@
 //   - tag 18 is required (RFC 9052 section 2 lets the application decide; an untagged message, or any
 //     other tag, is refused, so one byte string has one meaning);
 //   - deterministic CBOR throughout (our encoder writes nothing else; it keeps one byte form per message);
-//   - the protected header is a non-empty bstr holding a map with alg (1) = ES256 (-7): the algorithm
-//     must be signed, or an attacker could swap it;
+//   - the protected header is a non-empty bstr holding a map with alg (1) = the algorithm the caller
+//     expects: ES256 (-7) unless it asks for ALG_ATECC608_ATTESTED (key certificates, keys/
+//     key-attestation.ts). The algorithm must be signed, or an attacker could swap it;
 //   - header labels are integers or text, unique across both headers; kid (4), when present, is a bstr;
 //     crit (2) is refused, as this profile understands no critical extension;
 //   - the unprotected header is empty: this project's messages put nothing there, and anything in it
@@ -35,6 +36,12 @@ export const HEADER_CRIT = 2;
 export const HEADER_KID = 4;
 /** ECDSA w/ SHA-256 on P-256 (RFC 9053 section 2.1). */
 export const ALG_ES256 = -7;
+/**
+ * Private-use algorithm (RFC 9053 section 12: values below -65536): ECDSA P-256 by an ATECC608 key in
+ * Sign(internal) mode, over the chip's attestation message for a key it holds, with the Sig_structure's
+ * SHA-256 as the nonce. keys/key-attestation.ts builds the message; the signature is still 64 bytes.
+ */
+export const ALG_ATECC608_ATTESTED = -65537;
 export const ES256_SIGNATURE_BYTES = 64;
 
 export class CoseError extends Error {
@@ -94,7 +101,7 @@ function asHeaderMap(value: CborValue, where: string): CborMap {
  * Checks the two header maps against this profile (see the top of the file); throws CoseError naming
  * the first problem.
  */
-function checkHeaders(protectedHeader: CborMap, unprotectedHeader: CborMap): void {
+function checkHeaders(protectedHeader: CborMap, unprotectedHeader: CborMap, expectedAlg: number): void {
   const seen: { [label: string]: boolean } = {};
   const maps = [protectedHeader, unprotectedHeader];
   const names = ['protected header', 'unprotected header'];
@@ -115,11 +122,15 @@ function checkHeaders(protectedHeader: CborMap, unprotectedHeader: CborMap): voi
     }
   }
   const alg = protectedHeader.get(HEADER_ALG);
-  if (alg === undefined) throw new CoseError('protected header has no alg (label 1): ES256 (-7) is required');
-  if (alg !== ALG_ES256) throw new CoseError('alg (label 1) is ' + describe(alg) + ', but only ES256 (-7) is supported');
+  if (alg === undefined) throw new CoseError('protected header has no alg (label 1): ' + algName(expectedAlg) + ' is required');
+  if (alg !== expectedAlg) throw new CoseError('alg (label 1) is ' + describe(alg) + ', but only ' + algName(expectedAlg) + ' is accepted here');
   if (unprotectedHeader.entries.length !== 0) {
     throw new CoseError('unprotected header holds label ' + unprotectedHeader.entries[0][0] + ': this profile puts every header in the protected one, so the unprotected header must be empty');
   }
+}
+
+function algName(alg: number): string {
+  return alg === ALG_ES256 ? 'ES256 (-7)' : alg === ALG_ATECC608_ATTESTED ? 'ATECC608-attested ES256 (' + alg + ')' : String(alg);
 }
 
 /** The serialized protected header: a map's deterministic encoding (the empty map as zero bytes). */
@@ -159,7 +170,8 @@ export function encodeSign1(parts: Sign1Parts): Uint8Array {
   } else {
     protectedHeader = parts.protectedHeader;
   }
-  checkHeaders(protectedHeader, parts.unprotectedHeader);
+  const alg = protectedHeader.get(HEADER_ALG);
+  checkHeaders(protectedHeader, parts.unprotectedHeader, alg === ALG_ATECC608_ATTESTED ? ALG_ATECC608_ATTESTED : ALG_ES256);
   if (!(parts.payload instanceof Uint8Array)) throw new CoseError('payload must be a Uint8Array (detached payloads are not supported)');
   checkSignature(parts.signature);
   return encode(new Tagged(COSE_SIGN1_TAG, [protectedBytes, parts.unprotectedHeader, parts.payload, parts.signature]));
@@ -167,10 +179,12 @@ export function encodeSign1(parts: Sign1Parts): Uint8Array {
 
 /**
  * A COSE_Sign1 message from its bytes (tag 18 required). Strict: throws CoseError naming what is
- * wrong for anything this profile does not accept (see the top of the file). Checks the form only;
- * the caller verifies the signature over sign1ToBeSigned(protectedBytes, payload, externalAad).
+ * wrong for anything this profile does not accept (see the top of the file), including an alg other
+ * than expectedAlg (ES256 when not given). Checks the form only; the caller verifies the signature
+ * over sign1ToBeSigned(protectedBytes, payload, externalAad).
  */
-export function decodeSign1(bytes: Uint8Array): DecodedSign1 {
+export function decodeSign1(bytes: Uint8Array, expectedAlg?: number): DecodedSign1 {
+  const alg = expectedAlg === undefined ? ALG_ES256 : expectedAlg;
   let item: CborValue;
   try {
     item = decode(bytes);
@@ -186,7 +200,7 @@ export function decodeSign1(bytes: Uint8Array): DecodedSign1 {
   }
   const protectedBytes = item[0];
   if (!(protectedBytes instanceof Uint8Array)) throw new CoseError('protected header must be a bstr wrapping a map (got ' + describe(protectedBytes) + ')');
-  if (protectedBytes.length === 0) throw new CoseError('protected header is empty: ES256 requires alg (label 1) = -7 in it');
+  if (protectedBytes.length === 0) throw new CoseError('protected header is empty: it must hold alg (label 1) = ' + algName(alg));
   let protectedValue: CborValue;
   try {
     protectedValue = decode(protectedBytes);
@@ -196,7 +210,7 @@ export function decodeSign1(bytes: Uint8Array): DecodedSign1 {
   }
   const protectedHeader = asHeaderMap(protectedValue, 'protected header');
   const unprotectedHeader = asHeaderMap(item[1], 'unprotected header');
-  checkHeaders(protectedHeader, unprotectedHeader);
+  checkHeaders(protectedHeader, unprotectedHeader, alg);
   const payload = item[2];
   if (payload === null) throw new CoseError('payload is nil (detached): detached payloads are not supported');
   if (!(payload instanceof Uint8Array)) throw new CoseError('payload must be a bstr (got ' + describe(payload) + ')');
@@ -211,7 +225,12 @@ export function decodeSign1(bytes: Uint8Array): DecodedSign1 {
 
 /** The protected header this project's signers write: { 1: -7, 4: kid }. */
 export function es256ProtectedHeader(kid: Uint8Array): CborMap {
-  return new CborMap([[HEADER_ALG, ALG_ES256], [HEADER_KID, kid]]);
+  return signerProtectedHeader(ALG_ES256, kid);
+}
+
+/** The protected header { 1: alg, 4: kid }. */
+export function signerProtectedHeader(alg: number, kid: Uint8Array): CborMap {
+  return new CborMap([[HEADER_ALG, alg], [HEADER_KID, kid]]);
 }
 
 /**

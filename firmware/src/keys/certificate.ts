@@ -1,4 +1,4 @@
-// The three certificates of the trust chain, operator -> device -> reading key (DESIGN section 4), as
+// The three certificates of the trust chain, operator -> device -> reading key (docs/reading-keys.md), as
 // deterministic CBOR payloads inside COSE_Sign1 ES256 messages (codec/cose.ts). Written once for the
 // meter (which signs key certificates with its identity key in the secure element) and the host tools
 // (operator init, provisioning, the DSO's verifier).
@@ -11,7 +11,7 @@
 //   kind 2, DeviceCertificate (signed by the operator key)
 //     0 kind 2 | 1 operatorId text | 2 meterId text | 3 feeder text | 4 identityKey bstr 65
 //     5 mixKey bstr 65 | 6 limits map { 1 maxImportW uint, 2 maxExportW uint } | 7 issuedAt uint
-//   kind 3, KeyCertificate (signed by the meter's identity key)
+//   kind 3, KeyCertificate (attested by the meter's identity key: keys/key-attestation.ts)
 //     0 kind 3 | 1 meterId text | 2 publicKey bstr 65 | 3 validFromInterval uint
 //     4 validToInterval uint | 5 rotation uint
 //
@@ -21,11 +21,14 @@
 // and a key certificate covers intervals validFromInterval..validToInterval inclusive. rotation is the
 // SE's monotonic rotation counter when the key was made.
 //
-// Signed form: COSE_Sign1 (tag 18), protected header { 1: -7, 4: kid } where kid = kidOf(signer's public
-// key), empty unprotected header, payload = the certificate bytes above.
+// Signed form: COSE_Sign1 (tag 18), protected header { 1: alg, 4: kid } where kid = kidOf(signer's public
+// key), empty unprotected header, payload = the certificate bytes above. Operator and device certificates
+// are ES256 (alg -7) by the operator's key. A key certificate is ALG_ATECC608_ATTESTED (codec/cose.ts):
+// the identity key never signs a digest it is handed, so its signature is over the chip's attestation
+// message for the certified key, with SHA-256 of the Sig_structure as the nonce.
 
 import { CborError, CborMap, decode, encode, type CborValue } from '../codec/cbor.ts';
-import { CoseError, HEADER_KID, decodeSign1, es256ProtectedHeader, sign1ToBeSigned, signSign1, type SignDigest } from '../codec/cose.ts';
+import { ALG_ATECC608_ATTESTED, CoseError, HEADER_KID, decodeSign1, encodeSign1, es256ProtectedHeader, sign1ToBeSigned, signSign1, signerProtectedHeader, type SignDigest } from '../codec/cose.ts';
 import { copyBytes } from '../crypto/bytes.ts';
 import { isUncompressedPoint, uncompressedPoint } from '../crypto/p256-point.ts';
 import type { Sha256 } from '../crypto/sha256.ts';
@@ -319,13 +322,27 @@ export function signedCertificate(signer: { sha256: Sha256; sign: SignDigest }, 
 }
 
 /**
- * The parts of a signed certificate, checked for form (COSE profile, kid present and 8 bytes). Throws
- * CertificateFormatError. The caller then verifies signature over SHA-256(toBeSigned) with the signer's
- * key (found by kid), and decodes payload with the decoder of the kind it expects.
+ * A key certificate payload attested by the meter's secure element: attest(nonce32) returns the identity
+ * key's 64-byte signature over attestationMessage(nonce, the key's slot, the key) (keys/key-attestation.ts);
+ * on the meter that is SecureElement.attestKey. The nonce is SHA-256 of the Sig_structure, whose
+ * protected header names ALG_ATECC608_ATTESTED, so the signature covers every byte a verifier reads.
  */
-export function openSignedCertificate(bytes: Uint8Array): OpenedCertificate {
+export function attestedCertificate(sha256: Sha256, attest: (nonce32: Uint8Array) => Uint8Array, signerPublicKey: Uint8Array, payload: Uint8Array): Uint8Array {
+  const protectedHeader = signerProtectedHeader(ALG_ATECC608_ATTESTED, kidOf(sha256, signerPublicKey));
+  const signature = attest(sha256(sign1ToBeSigned(protectedHeader, payload)));
+  return encodeSign1({ protectedHeader: protectedHeader, unprotectedHeader: new CborMap([]), payload: payload, signature: signature });
+}
+
+/**
+ * The parts of a signed certificate, checked for form (COSE profile with alg = expectedAlg, ES256 when not
+ * given; kid present and 8 bytes). Throws CertificateFormatError. The caller then verifies signature
+ * (over SHA-256(toBeSigned) for ES256, over the attestation message with SHA-256(toBeSigned) as its nonce
+ * for ALG_ATECC608_ATTESTED) with the signer's key (found by kid), and decodes payload with the decoder of
+ * the kind it expects.
+ */
+export function openSignedCertificate(bytes: Uint8Array, expectedAlg?: number): OpenedCertificate {
   try {
-    const message = decodeSign1(bytes);
+    const message = decodeSign1(bytes, expectedAlg);
     const kid = message.protectedHeader.get(HEADER_KID);
     if (!(kid instanceof Uint8Array) || kid.length !== KID_BYTES) {
       throw new CertificateFormatError(['a signed certificate needs kid (label 4) in its protected header as ' + KID_BYTES + ' bytes (got ' + describeValue(kid) + ')']);

@@ -1,7 +1,7 @@
-// The meter's rotating reading keys (DESIGN section 4): slots 1 and 2 of the secure element take turns.
+// The meter's rotating reading keys (docs/reading-keys.md): slots 1 and 2 of the secure element take turns.
 // Each rotation takes the next value of the SE's monotonic counter 0 as its number r, makes a new
-// private key in slot readingSlotForRotation(r) (GenKey: the key never leaves the chip), has the
-// identity key (slot 0) sign a KeyCertificate for it, records it in Storage, and hands the certificate
+// private key in slot readingSlotForRotation(r) (GenKey: the key never leaves the chip), has the chip
+// attest it with the identity key (slot 0) in a KeyCertificate (keys/key-attestation.ts), records it in Storage, and hands the certificate
 // to `publishCertificate` (QoS 1, retained, through the outbox) -- all before the key signs anything.
 // The outbox is first-in first-out, so the DSO always receives a certificate before the readings
 // signed with its key.
@@ -25,14 +25,15 @@
 // different key. At every boot the current certificate is published again (retained, the DSO stores
 // it once), which covers a cut between writing the record and queueing the certificate.
 //
-// SE commands: restore 2 (counter read, identity public key); a rotation 5 (counter increment,
-// GenKey, and the identity signature: Random, Nonce, Sign).
+// SE commands: restore 2 (counter read, identity public key); a rotation 6 (counter increment,
+// GenKey, and the attestation: Random, Nonce, GenKey digest, Sign internal).
 
 import { crc32 } from '../metering/crc32.ts';
+import { equalBytes } from '../crypto/bytes.ts';
 import { uncompressedPoint } from '../crypto/p256-point.ts';
 import type { Sha256 } from '../crypto/sha256.ts';
 import type { SecureElement } from '../se/secure-element.ts';
-import { encodeKeyCertificate, kidOf, signedCertificate } from './certificate.ts';
+import { attestedCertificate, encodeKeyCertificate, kidOf } from './certificate.ts';
 import { bytesToHex, hexToBytes } from './hex.ts';
 import { IDENTITY_SLOT, ROTATION_COUNTER, readingSlotForRotation } from './slot-map.ts';
 
@@ -219,11 +220,13 @@ export class ReadingKeys {
       validToInterval: validToInterval,
       rotation: rotation,
     });
-    const certificate = signedCertificate({
-      sha256: o.sha256,
-      sign: function (digest) {
-        return se.sign(IDENTITY_SLOT, digest);
-      },
+    // The identity key certifies only what the chip attests: that it holds this key in this slot.
+    const certificate = attestedCertificate(o.sha256, function (nonce) {
+      const attested = se.attestKey(IDENTITY_SLOT, slot, nonce);
+      if (!equalBytes(uncompressedPoint(attested.publicKey), publicKey)) {
+        throw new ReadingKeyError('keys: the secure element attested a different key in slot ' + slot + ' than GenKey made; rotation ' + rotation + ' not used');
+      }
+      return attested.signature;
     }, this.identityPublicKey, payload);
     const key: ReadingKey = {
       rotation: rotation,

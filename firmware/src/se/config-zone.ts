@@ -28,9 +28,13 @@ export const LOCK_BYTE_UNLOCKED = 0x55;
 export const LOCK_BYTE_LOCKED = 0x00;
 
 // SlotConfig of a P-256 private key slot: ReadKey (bits 0-3) says what the key may do — bit 0 sign
-// external messages, bit 2 ECDH (bit 3 clear: ECDH result in the clear); bit 7 IsSecret (never
+// external messages, bit 1 sign internal messages (attestations the chip builds, keys/
+// key-attestation.ts), bit 2 ECDH (bit 3 clear: ECDH result in the clear); bit 7 IsSecret (never
 // readable); WriteConfig (bits 12-15) = 0b0010: GenKey may replace the key after the data zone is
 // locked (keys rotate; no PrivWrite, so no key ever comes from outside the chip).
+// The identity key signs internal messages only: whoever drives the chip cannot make it sign a
+// certificate for a key the chip does not hold.
+const SLOT_SIGN_INTERNAL_ONLY = 0x2082;
 const SLOT_SIGN_EXTERNAL_ONLY = 0x2081;
 const SLOT_ECDH_CLEAR_ONLY = 0x2084;
 // Data slot: readable and writable in the clear (public certificates only).
@@ -42,16 +46,18 @@ const KEY_P256_PRIVATE = 0x0013;
 const KEY_DATA = 0x001c;
 
 /** What a slot of the slot map (keys/slot-map.ts) is for. */
-function slotRole(slot: number): 'sign' | 'ecdh' | 'data' {
+function slotRole(slot: number): 'attest' | 'sign' | 'ecdh' | 'data' {
+  if (slot === IDENTITY_SLOT) return 'attest';
   if (slot === MIX_SLOT) return 'ecdh';
   if (slot === DATA_SLOT) return 'data';
-  if (slot === IDENTITY_SLOT || READING_KEY_SLOTS.indexOf(slot) >= 0 || TRADING_RING.indexOf(slot) >= 0) return 'sign';
+  if (READING_KEY_SLOTS.indexOf(slot) >= 0 || TRADING_RING.indexOf(slot) >= 0) return 'sign';
   throw new Error('slot ' + slot + ' is not in the slot map (0..15)');
 }
 
 /** The SlotConfig word for a slot. */
 export function slotConfigFor(slot: number): number {
   const role = slotRole(slot);
+  if (role === 'attest') return SLOT_SIGN_INTERNAL_ONLY;
   return role === 'sign' ? SLOT_SIGN_EXTERNAL_ONLY : role === 'ecdh' ? SLOT_ECDH_CLEAR_ONLY : SLOT_CLEAR_DATA;
 }
 

@@ -75,6 +75,9 @@ export const NONCE_TARGET_MESSAGE_DIGEST = 0x40;
 /** Sign/Verify: the message comes from the message digest buffer (608), leaving TempKey alone. */
 const SOURCE_MESSAGE_DIGEST = 0x20;
 const SIGN_EXTERNAL = 0x80;
+const SIGN_INTERNAL = 0x00;
+/** GenKey: recompute a slot's public key and hash it with TempKey into TempKey (key attestation). */
+const GENKEY_DIGEST = 0x08;
 const VERIFY_EXTERNAL = 0x02;
 const VERIFY_KEY_P256 = 0x0004;
 /** ECDH: source slot (0) or TempKey (1), output in the clear (0), result to the output buffer (0x0C). */
@@ -459,6 +462,25 @@ export class SecureElement {
     this.random();
     this.nonce(NONCE_TARGET_MESSAGE_DIGEST, digest);
     return responsePayload(this.execute('sign', OP_SIGN, SIGN_EXTERNAL | SOURCE_MESSAGE_DIGEST, slot, undefined, RESPONSE_64_BYTES, MAX_MS_SIGN));
+  }
+
+  /**
+   * The chip's attestation of the key in keySlot (keys/key-attestation.ts): Nonce pass-through puts
+   * `nonce` in TempKey, GenKey in digest mode hashes the slot's public key into it, and Sign in internal
+   * mode signs that with the key in signerSlot. All within one wake, as TempKey is lost when the chip
+   * sleeps. Returns the public key (x || y) the chip hashed and the signature r || s.
+   */
+  attestKey(signerSlot: number, keySlot: number, nonce: Uint8Array): { publicKey: Uint8Array; signature: Uint8Array } {
+    checkSlot('attest', signerSlot);
+    checkSlot('attest', keySlot);
+    checkLength('attest', 'nonce', nonce, 32);
+    if (this.clock) this.awakeFor(MAX_MS_RANDOM + MAX_MS_NONCE + MAX_MS_GENKEY + MAX_MS_SIGN);
+    // As before an external Sign: a Random first makes sure the chip's DRBG seed is updated.
+    this.random();
+    this.nonce(NONCE_TARGET_TEMPKEY, nonce);
+    const publicKey = responsePayload(this.execute('genkey digest', OP_GENKEY, GENKEY_DIGEST, keySlot, undefined, RESPONSE_64_BYTES, MAX_MS_GENKEY));
+    const signature = responsePayload(this.execute('sign internal', OP_SIGN, SIGN_INTERNAL, signerSlot, undefined, RESPONSE_64_BYTES, MAX_MS_SIGN));
+    return { publicKey: publicKey, signature: signature };
   }
 
   /** Checks a P-256 signature (r || s) over a 32-byte digest against a public key (x || y). */

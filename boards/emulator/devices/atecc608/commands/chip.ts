@@ -10,13 +10,19 @@ export const STATUS_EXECUTION_ERROR = 0x0f;
 export const STATUS_WAKE = 0x11;
 export const STATUS_COMM_ERROR = 0xff;
 
-/** Who loaded TempKey; commands check it (Sign external needs a pass-through Nonce). */
-export type TempKeySource = 'nonce-passthrough' | 'nonce-random' | 'genkey-private';
+/**
+ * Who loaded TempKey; commands check it (Sign external needs a pass-through Nonce, Sign internal a
+ * GenKey digest).
+ */
+export type TempKeySource = 'nonce-passthrough' | 'nonce-random' | 'genkey-private' | 'genkey-digest';
 
 export interface TempKey {
   source: TempKeySource;
   /** 32 or 64 bytes; for 'genkey-private' the 32-byte private scalar (it never leaves the chip). */
   value: Uint8Array;
+  /** For 'genkey-digest', TempKeyFlags: the slot whose public key was hashed (KeyID) and SourceFlag (1: the nonce was an input). */
+  keyId?: number;
+  sourceInput?: boolean;
 }
 
 /** Volatile and non-volatile state the commands act on. */
