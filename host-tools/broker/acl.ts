@@ -12,7 +12,9 @@
 // can take over, read out or kick off another's session.
 import type { AedesOptions } from 'aedes';
 import { meterIdProblem } from '../../firmware/src/readings/topics.ts';
+import { LOGIN_PASSWORD_PREFIX } from '../../firmware/src/keys/broker-login.ts';
 import { verifyPassword, type PasswordEntries } from './credentials.ts';
+import type { LoginCheck } from './meter-logins.ts';
 
 export const DSO_USERNAME = 'dso';
 /** The bridge's broker user (the bridge does not exist yet; its name is reserved now, so no meter takes it). */
@@ -111,29 +113,45 @@ function userOf(client: unknown): string | undefined {
   return client ? (client as AuthenticatedClient).veilgridUser : undefined;
 }
 
+/** Where aedes checks logins: the services' password entries, and meters' secure-element logins. */
+export interface BrokerLogins {
+  passwords(): PasswordEntries;
+  checkLogin?(username: string | undefined, password: string | undefined): LoginCheck;
+}
+
 /**
- * aedes hooks enforcing the same rules, with passwords checked against the mosquitto password entries
- * (read anew on every connect, so provisioning and revoking take effect without a restart), and the
- * client id required to equal the user name (CONNACK 2, identifier rejected, otherwise). onRefused hears
- * of every refused CONNECT, so an attempt to take over a session is logged.
+ * aedes hooks enforcing the same rules, with a meter login (a password starting "vgl1.") checked by
+ * logins.checkLogin and any other password against the mosquitto password entries (both read anew on
+ * every connect, so provisioning and revoking take effect without a restart), as mosquitto does with its
+ * plugin and password file; and the client id required to equal the user name (CONNACK 2, identifier
+ * rejected, otherwise). onRefused hears of every refused CONNECT, so an attempt to take over a session
+ * or to replay a login is logged.
  * Differences from mosquitto that a client may notice: for an unauthorised publish aedes closes the
  * connection, where mosquitto (MQTT 3.1.1) drops the message silently; both refuse an unauthorised
  * subscription with SUBACK 0x80.
  */
 export function aedesAuthHooks(
-  passwords: () => PasswordEntries,
+  logins: BrokerLogins,
   onRefused: (refusal: { clientId: string; username: string | undefined; reason: string }) => void = () => {},
 ): Pick<AedesOptions, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'> {
   return {
     authenticate(client, username, password, done) {
-      const hash = username === undefined ? undefined : passwords().get(username);
-      const ok = hash !== undefined && password !== undefined && verifyPassword(password.toString('utf8'), hash);
       const refuse = (message: string, returnCode: number) => {
         onRefused({ clientId: client.id, username, reason: message });
         done(Object.assign(new Error(message), { returnCode }) as Parameters<typeof done>[0], false);
       };
-      if (!ok) return refuse('bad user name or password', 4);
+      // Checked before the login is used up: a meter's login sent under another client id stays unused.
       if (client.id !== username) return refuse(`client id "${client.id}" is not the user name "${username}": a client connects with its own user name as client id`, 2);
+      const text = password?.toString('latin1');
+      if (text !== undefined && text.startsWith(LOGIN_PASSWORD_PREFIX) && logins.checkLogin) {
+        const login = logins.checkLogin(username, text);
+        if (!login.ok) return refuse(`bad meter login: ${login.reason}`, 4);
+        (client as unknown as AuthenticatedClient).veilgridUser = username!;
+        return done(null, true);
+      }
+      const hash = username === undefined ? undefined : logins.passwords().get(username);
+      const ok = hash !== undefined && text !== undefined && verifyPassword(password!.toString('utf8'), hash);
+      if (!ok) return refuse('bad user name or password', 4);
       (client as unknown as AuthenticatedClient).veilgridUser = username!;
       done(null, true);
     },

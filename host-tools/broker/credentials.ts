@@ -1,5 +1,6 @@
 // Broker credentials: generated MQTT passwords, the mosquitto 2.x password file format, and the broker
-// folder that provisioning keeps up to date (password file + ACL file from acl.ts).
+// folder that provisioning keeps up to date: the services' users (password file), the meters that log in
+// with their secure element (meter-logins.ts), and the ACL file from acl.ts for both.
 //
 // mosquitto 2.x password lines are `username:$7$<iterations>$<base64 salt>$<base64 hash>` with
 // hash = PBKDF2-HMAC-SHA512(password, salt, iterations, 64 bytes), 12-byte salt and 101 iterations as
@@ -10,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writePrivateFile } from '../operator/operator-key.ts';
 import { DSO_USERNAME, meterUserProblem, mosquittoAcl } from './acl.ts';
+import { METER_LOGINS_FILE, MeterLogins, type LoginCheck } from './meter-logins.ts';
 
 export const PBKDF2_ITERATIONS = 101;
 const SALT_BYTES = 12;
@@ -67,9 +69,8 @@ export interface BrokerSnapshot {
 }
 
 /**
- * The broker folder: mosquitto.passwd (0600), mosquitto.acl and the DSO's password. Point mosquitto at it
- * with `password_file DIR/mosquitto.passwd` and `acl_file DIR/mosquitto.acl`, aedes with
- * aedesAuthHooks(() => folder.passwords()).
+ * The broker folder: mosquitto.passwd (0600), meter-logins.db, mosquitto.acl and the DSO's password.
+ * Point mosquitto at it with mosquittoConfigLines(), aedes with startEmbeddedBroker({ auth: folder }).
  */
 export class BrokerCredentials {
   constructor(readonly dir: string) {}
@@ -89,8 +90,44 @@ export class BrokerCredentials {
    * can then only ever reach its own login's session (a meter sending "dso" gets its own session, and
    * the DSO's is left alone).
    */
-  mosquittoConfigLines(): string[] {
-    return [`password_file ${this.passwordFile}`, `acl_file ${this.aclFile}`, 'use_username_as_clientid true'];
+  mosquittoConfigLines(login?: { pluginPath: string; port: number }): string[] {
+    const lines = [`password_file ${this.passwordFile}`, `acl_file ${this.aclFile}`, 'use_username_as_clientid true'];
+    // Meters' logins go to the login service (login-service.ts) through the plugin; the rest to the file.
+    if (login) lines.push(`plugin ${login.pluginPath}`, `plugin_opt_login_port ${login.port}`);
+    return lines;
+  }
+
+  get meterLoginsFile(): string {
+    return path.join(this.dir, METER_LOGINS_FILE);
+  }
+
+  /** Runs fn on this folder's meter logins (opened for the call: logins are few, and several processes share the file). */
+  withMeterLogins<T>(fn: (logins: MeterLogins) => T): T {
+    const logins = new MeterLogins(this.meterLoginsFile);
+    try {
+      return fn(logins);
+    } finally {
+      logins.close();
+    }
+  }
+
+  /** Checks a meter's login (and uses up its counter when good). */
+  checkLogin(username: string | undefined, password: string | undefined): LoginCheck {
+    return this.withMeterLogins((logins) => logins.check(username, password));
+  }
+
+  /**
+   * Lets meterId log in with its secure element (identity and mix keys of its device certificate) and
+   * rewrites the ACL. Also makes sure the DSO user exists. Returns whether the meter was new here.
+   */
+  addMeterLogin(meterId: string, identityKey: Uint8Array, mixKey: Uint8Array): boolean {
+    const isNew = this.withMeterLogins((logins) => {
+      const known = logins.lastCounter(meterId) !== undefined;
+      logins.add(meterId, identityKey, mixKey);
+      return !known;
+    });
+    this.write(this.withDsoUser());
+    return isNew;
   }
 
   passwords(): PasswordEntries {
@@ -140,12 +177,13 @@ export class BrokerCredentials {
     return entries;
   }
 
-  /** Removes username; true when it was there. */
+  /** Removes username, a password user or a meter login; true when it was there. */
   removeUser(username: string): boolean {
     const entries = this.passwords();
-    const had = entries.delete(username);
-    if (had) this.write(entries);
-    return had;
+    const hadPassword = entries.delete(username);
+    const hadLogin = fs.existsSync(this.meterLoginsFile) && this.withMeterLogins((logins) => logins.remove(username));
+    if (hadPassword || hadLogin) this.write(entries);
+    return hadPassword || hadLogin;
   }
 
   snapshot(): BrokerSnapshot {
@@ -169,7 +207,8 @@ export class BrokerCredentials {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const passwd = formatPasswordFile(entries);
     if (!fs.existsSync(this.passwordFile) || fs.readFileSync(this.passwordFile, 'utf8') !== passwd) writeBrokerFile(this.passwordFile, passwd, false);
-    const acl = mosquittoAcl(entries.keys());
+    const meters = fs.existsSync(this.meterLoginsFile) ? this.withMeterLogins((logins) => logins.meterIds()) : [];
+    const acl = mosquittoAcl([...entries.keys(), ...meters]);
     if (!fs.existsSync(this.aclFile) || fs.readFileSync(this.aclFile, 'utf8') !== acl) writeBrokerFile(this.aclFile, acl, true);
   }
 }

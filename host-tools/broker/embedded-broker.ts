@@ -3,8 +3,7 @@
 import net from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
 import { MAX_MQTT_PACKET_BYTES } from '../dso/message-limits.ts';
-import { aedesAuthHooks } from './acl.ts';
-import type { PasswordEntries } from './credentials.ts';
+import { aedesAuthHooks, type BrokerLogins } from './acl.ts';
 import { guardPacketSize } from './packet-size-guard.ts';
 
 export interface EmbeddedBroker {
@@ -20,10 +19,10 @@ export interface EmbeddedBrokerOptions {
   host?: string;
   aedes?: AedesOptions;
   /**
-   * Enforce the broker rules of acl.ts with these users (e.g. a BrokerCredentials folder, read on every
-   * connect). Absent: anyone may connect, publish and subscribe (tests that are not about access).
+   * Enforce the broker rules of acl.ts with these users and meter logins (e.g. a BrokerCredentials folder,
+   * read on every connect). Absent: anyone may connect, publish and subscribe (tests that are not about access).
    */
-  auth?: { passwords(): PasswordEntries };
+  auth?: BrokerLogins;
   /** Connections sending a larger packet are closed; default MAX_MQTT_PACKET_BYTES. */
   maxPacketBytes?: number;
   /** One JSON object per line for each refused CONNECT and each connection closed for its packet size. Default: stderr. */
@@ -37,7 +36,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const logEvent = (event: string, fields: Record<string, unknown>) =>
     log(JSON.stringify({ time: new Date().toISOString(), level: 'warn', component: 'broker', event, ...fields }));
-  const hooks = auth ? aedesAuthHooks(() => auth.passwords(), (refusal) => logEvent('connection_refused', refusal)) : {};
+  const hooks = auth ? aedesAuthHooks(auth, (refusal) => logEvent('connection_refused', refusal)) : {};
   const aedes = await Aedes.createBroker({ ...options.aedes, ...hooks });
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {

@@ -7,26 +7,23 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { p256 } from '@noble/curves/nist.js';
 import { SimClock } from '../../boards/emulator/clock.ts';
-import { I2CBus as EmulatedI2CBus } from '../../boards/emulator/pins.ts';
-import { espruinoI2C } from '../support/espruino-i2c.ts';
-import { Atecc608 } from '../../boards/emulator/devices/atecc608/atecc608.ts';
 import { Flash, PowerLoss } from '../../boards/emulator/flash.ts';
 import { EspruinoStorage } from '../../boards/emulator/storage.ts';
 import { ALG_ATECC608_ATTESTED, decodeSign1, sign1ToBeSigned } from '../../firmware/src/codec/cose.ts';
 import { decodeKeyCertificate, kidOf, openSignedCertificate } from '../../firmware/src/keys/certificate.ts';
 import { ReadingKeys, keyRecordName } from '../../firmware/src/keys/reading-keys.ts';
 import { attestationMessage } from '../../firmware/src/keys/key-attestation.ts';
-import { IDENTITY_SLOT, MIX_SLOT, READING_KEY_SLOTS, ROTATION_COUNTER, readingSlotForRotation } from '../../firmware/src/keys/slot-map.ts';
+import { MIX_SLOT, READING_KEY_SLOTS, ROTATION_COUNTER, readingSlotForRotation } from '../../firmware/src/keys/slot-map.ts';
 import { decodeReading, type Reading } from '../../firmware/src/readings/reading.ts';
 import { decodeEnvelope, openEnvelope } from '../../firmware/src/readings/sealed-reading.ts';
 import { signAndSealReading } from '../../firmware/src/readings/signed-reading.ts';
-import { provisioningConfig } from '../../firmware/src/se/config-zone.ts';
 import { SecureElement } from '../../firmware/src/se/secure-element.ts';
 import { nodeCryptoPrimitives, nodeSha256, nodeVerifyEs256 } from '../../host-tools/crypto/node-primitives.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { verifySignedReading } from '../../host-tools/dso/verifier.ts';
 import { issueDeviceCertificate } from '../../host-tools/operator/operator-key.ts';
 import { makeOperator } from './verifier-fixtures.ts';
+import { provisionedSecureElement } from '../support/provisioned-se.ts';
 
 const METER = 'meter-keys-1';
 const INTERVAL_SECONDS = 900;
@@ -47,17 +44,7 @@ interface Rig {
 
 /** A provisioned SE (config locked, identity and mix keys, data locked) and empty Storage. */
 function rig(): Rig {
-  const clock = new SimClock({ speed: 1 });
-  const bus = new EmulatedI2CBus(() => clock.now());
-  bus.attach(0x60, new Atecc608({ clock }));
-  const i2c = espruinoI2C(bus);
-  i2c.setup({ scl: 22, sda: 21, bitrate: 100000 });
-  const se = new SecureElement(i2c);
-  se.writeConfigZone(provisioningConfig(se.readConfigZone()));
-  se.lockConfig(provisioningConfig(se.readConfigZone()));
-  const identity = Uint8Array.of(4, ...se.genKey(IDENTITY_SLOT));
-  se.genKey(MIX_SLOT);
-  se.lockData();
+  const { clock, se, identityKey: identity } = provisionedSecureElement();
   const flash = new Flash({ sizeBytes: 917504, pageBytes: 4096 });
   const storage = new EspruinoStorage(flash);
   const published: Uint8Array[] = [];

@@ -38,8 +38,12 @@ export interface MqttClientOptions {
   port: number;
   clientId: string;
   username?: string;
-  /** 8-bit string (MQTT passwords are binary). */
-  password?: string;
+  /**
+   * 8-bit string (MQTT passwords are binary), or a function called for each CONNECT that returns one
+   * (a meter's login is new for every connection: keys/broker-login.ts). If it throws, that attempt
+   * fails like a lost connection and the next one calls it again.
+   */
+  password?: string | (() => string);
   keepAliveSeconds: number;
   will?: Will;
   /** Default false: the broker keeps our subscriptions and queued QoS 1 messages across reconnects. */
@@ -246,7 +250,17 @@ export class MqttClient {
       keepAliveSeconds: this.o.keepAliveSeconds,
     };
     if (this.o.username !== undefined) connect.username = this.o.username;
-    if (this.o.password !== undefined) connect.password = this.o.password;
+    const password = this.o.password;
+    if (typeof password === 'function') {
+      try {
+        connect.password = password();
+      } catch (e) {
+        this.connectionLost('cannot make the broker login: ' + ((e as Error).message || e));
+        return;
+      }
+    } else if (password !== undefined) {
+      connect.password = password;
+    }
     if (this.o.will) connect.will = this.o.will;
     this.send(connect);
   }

@@ -1,0 +1,136 @@
+// Meter logins on both brokers (issue 8 item 3, docs/broker-login.md): a meter logs in with a password its
+// secure element makes for that one connection, and someone who read it off the wire cannot use it.
+// aedes checks logins in process; mosquitto through the veilgrid_login plugin (built here with gcc) and
+// the login service. The services keep logging in with the password file on both.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { meterLoginPassword } from '../../firmware/src/keys/broker-login.ts';
+import { readingTopic } from '../../firmware/src/readings/topics.ts';
+import { DSO_USERNAME } from '../../host-tools/broker/acl.ts';
+import { BrokerCredentials } from '../../host-tools/broker/credentials.ts';
+import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
+import { startLoginService, type LoginService } from '../../host-tools/broker/login-service.ts';
+import { findMosquitto, MOSQUITTO_MISSING, startMosquitto } from '../../host-tools/broker/mosquitto.ts';
+import { loginPluginPath } from '../../host-tools/broker/mosquitto-plugin.ts';
+import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
+import { provisionedSecureElement, type ProvisionedSecureElement } from '../support/provisioned-se.ts';
+
+const METER = 'meter-login-1';
+
+interface RunningBroker {
+  url: string;
+  /** The login service goes away (mosquitto only). */
+  stopLogins?(): Promise<void>;
+  close(): Promise<void>;
+}
+
+type StartBroker = (credentials: BrokerCredentials, dir: string, refusals: string[]) => Promise<RunningBroker | undefined>;
+
+/** Connects; resolves to the client, or to the refusal's message. */
+async function connect(url: string, username: string, password: string): Promise<MqttClient | string> {
+  try {
+    return await mqtt.connectAsync(url, { clientId: username, username, password, reconnectPeriod: 0, connectTimeout: 5000, clean: true });
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+function brokers(name: string, start: StartBroker): void {
+  const test = suite(`meter logins on ${name}`);
+  let dir = '';
+  let chip: ProvisionedSecureElement;
+  let credentials: BrokerCredentials;
+  const refusals: string[] = [];
+  let broker: RunningBroker | undefined;
+  const clients: MqttClient[] = [];
+
+  test.before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), `veilgrid-login-${name}-`));
+    chip = provisionedSecureElement();
+    credentials = new BrokerCredentials(path.join(dir, 'broker'));
+    credentials.ensureDsoUser();
+    assert.ok(credentials.addMeterLogin(METER, chip.identityKey, chip.mixKey), 'a new meter login');
+    broker = await start(credentials, dir, refusals);
+  });
+
+  test.after(async () => {
+    for (const client of clients) client.end(true);
+    await broker?.close();
+    chip.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a meter logs in with its chip\'s login and publishes; the same login again is refused', async () => {
+    if (!broker) return;
+    const dso = await connect(broker.url, DSO_USERNAME, credentials.dsoPassword());
+    assert.ok(typeof dso !== 'string', `the DSO logs in with its password: ${dso}`);
+    clients.push(dso as MqttClient);
+    const received: string[] = [];
+    (dso as MqttClient).on('message', (_topic, payload) => received.push(payload.toString()));
+    await (dso as MqttClient).subscribeAsync('veilgrid/meters/#', { qos: 1 });
+
+    const login = meterLoginPassword(chip.se, nodeSha256, METER);
+    const meter = await connect(broker.url, METER, login);
+    assert.ok(typeof meter !== 'string', `the meter logs in: ${meter}`);
+    clients.push(meter as MqttClient);
+    await (meter as MqttClient).publishAsync(readingTopic(METER), 'reading 1', { qos: 1 });
+    for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(received, ['reading 1'], 'the ACL lets a login meter publish its readings');
+
+    // Someone on the LAN recorded the CONNECT: its password is worth nothing now.
+    const replayed = await connect(broker.url, METER, login);
+    assert.is(typeof replayed, 'string', 'the captured login is refused');
+    const next = await connect(broker.url, METER, meterLoginPassword(chip.se, nodeSha256, METER));
+    assert.ok(typeof next !== 'string', `the meter's next login works: ${next}`);
+    clients.push(next as MqttClient);
+    assert.match(refusals.join('\n'), /replayed login/);
+  });
+
+  test('another meter\'s login, a static password and a made-up login are refused', async () => {
+    if (!broker) return;
+    const forOther = meterLoginPassword(chip.se, nodeSha256, 'meter-login-2');
+    assert.is(typeof (await connect(broker.url, METER, forOther)), 'string', 'a login names its meter');
+    assert.is(typeof (await connect(broker.url, METER, 'hunter2')), 'string');
+    assert.is(typeof (await connect(broker.url, METER, 'vgl1.999.' + '00'.repeat(64))), 'string');
+  });
+
+  test('with the login service gone, meters are refused and the services still log in', async () => {
+    if (!broker?.stopLogins) return;
+    await broker.stopLogins();
+    assert.is(typeof (await connect(broker.url, METER, meterLoginPassword(chip.se, nodeSha256, METER))), 'string');
+    const dso = await connect(broker.url, DSO_USERNAME, credentials.dsoPassword());
+    assert.ok(typeof dso !== 'string', `${dso}`);
+    clients.push(dso as MqttClient);
+  });
+
+  test.run();
+}
+
+brokers('aedes', async (credentials, _dir, refusals) => {
+  const broker = await startEmbeddedBroker({ auth: credentials, log: (line) => refusals.push(line) });
+  return { url: broker.url, close: () => broker.close() };
+});
+
+brokers('mosquitto', async (credentials, dir, refusals) => {
+  if (!findMosquitto()) {
+    console.log(`  SKIPPED the mosquitto part: ${MOSQUITTO_MISSING}`);
+    return undefined;
+  }
+  let service: LoginService | undefined = await startLoginService({ check: (u, p) => credentials.checkLogin(u, p), log: (line) => refusals.push(line) });
+  const mosquitto = await startMosquitto({ dir, configLines: credentials.mosquittoConfigLines({ pluginPath: loginPluginPath(), port: service.port }) });
+  return {
+    url: mosquitto.url,
+    async stopLogins() {
+      await service?.close();
+      service = undefined;
+    },
+    async close() {
+      await mosquitto.stop();
+      await service?.close();
+    },
+  };
+});
