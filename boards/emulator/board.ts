@@ -85,6 +85,16 @@ export class Board {
   private busyUntil = 0;
   private session: Session | undefined;
   private closed = false;
+  /**
+   * JSIS_PASSWORD_PROTECTED: set by E.lockConsole(), cleared by the right password. It is in
+   * JSIS_SOFTINIT_MASK, so load() and reset() keep it; power-on starts without it (jsiInit).
+   */
+  private consoleLockFlag = false;
+  /** The password E.setPassword keeps in the interpreter's hidden root: gone at every load/reset/power-on (jsvReset). */
+  private consolePassword: string | undefined;
+  /** tnSrvMode: on at every boot (jswrap_telnet_init, ESP32: "hardcoded for now"), off by setOptions or power off. */
+  private networkConsoleMode = false;
+  private readonly networkConsoleListeners = new Set<() => void>();
 
   constructor(opts: BoardOptions) {
     const index = ++boardCount;
@@ -120,10 +130,38 @@ export class Board {
     return this.busyUntil + this.timeOffset;
   }
 
+  /** The console is locked (E.lockConsole): every line typed at any of its consoles is a password attempt. */
+  get consoleLocked(): boolean {
+    return this.running && this.consoleLockFlag;
+  }
+
+  /** One password attempt typed at a console (src/jsinteractive.c jsiHandleConsoleChar); true once unlocked. */
+  consolePasswordAttempt(attempt: string): boolean {
+    if (this.consolePassword !== undefined && attempt === this.consolePassword) this.consoleLockFlag = false;
+    return !this.consoleLockFlag;
+  }
+
+  /** The network console (Espruino's TelnetServer) is on: from every boot until the firmware turns it off. */
+  get networkConsoleOn(): boolean {
+    return this.running && this.networkConsoleMode;
+  }
+
+  onNetworkConsoleChange(listener: () => void): () => void {
+    this.networkConsoleListeners.add(listener);
+    return () => this.networkConsoleListeners.delete(listener);
+  }
+
+  private setNetworkConsoleMode(on: boolean): void {
+    if (this.networkConsoleMode === on) return;
+    this.networkConsoleMode = on;
+    for (const listener of [...this.networkConsoleListeners]) listener();
+  }
+
   /** Boots from Storage as Espruino does after power-on. */
   powerOn(): void {
     if (this.closed) throw new Error(`board ${this.name} is closed`);
     if (this.running) throw new Error(`board ${this.name} is already on: powerCut() it first`);
+    this.consoleLockFlag = false; // jsiInit: jsiStatus starts afresh
     this.flash.restorePower();
     this.rand = new EspruinoRand(); // rand()'s static state starts from its constants at power-on
     this.timeOffset = 0;
@@ -137,12 +175,18 @@ export class Board {
   powerCut(): void {
     if (!this.session) return;
     this.endSession();
+    this.setNetworkConsoleMode(false);
     this.wifi.powerOff();
     this.secureElement.powerOff();
     this.pins.resetFirmwareState();
   }
 
-  /** Runs one console line in the realm (global scope), then lets the idle loop run. */
+  /**
+   * The test harness's back door: runs code in the realm (global scope) as a console line would, then lets
+   * the idle loop run, WITHOUT going through a console, so the console lock does not apply. A board has no
+   * such door: tools and attack tests use a console (startConsole, attachConsole; host-tools/provision/
+   * meter-console.ts inProcessConsole), whose lines go through runConsoleLine.
+   */
   evaluate(code: string): EvaluateResult {
     const session = this.session;
     if (!session || session.stopped) return { error: 'Error: the board is off' };
@@ -160,6 +204,12 @@ export class Board {
     return result;
   }
 
+  /** A line typed at a console (console.ts): runs as evaluate() does, never while the console is locked. */
+  runConsoleLine(code: string): EvaluateResult {
+    if (this.consoleLocked) return { error: 'Error: the console is locked' }; // console.ts never gets here
+    return this.evaluate(code);
+  }
+
   onOutput(listener: (text: string) => void): () => void {
     this.outputListeners.add(listener);
     return () => this.outputListeners.delete(listener);
@@ -172,6 +222,7 @@ export class Board {
     this.net.closeAll();
     this.flash.close();
     this.outputListeners.clear();
+    this.networkConsoleListeners.clear();
     this.closed = true;
   }
 
@@ -193,6 +244,9 @@ export class Board {
   private boot(kind: BootKind, file?: string): void {
     const session = new Session(this, (k, f) => this.reboot(k, f));
     this.session = session;
+    // jsvReset wipes the hidden root (the password); jswInit runs the libraries' init before the boot code.
+    this.consolePassword = undefined;
+    this.setNetworkConsoleMode(true);
     const files = bootFiles(kind, file);
     session.runTask(() => {
       for (const name of files) {
@@ -233,6 +287,13 @@ export class Board {
       boardTime: () => this.firmwareGetTime(),
       boardTimeOffset: () => this.timeOffset,
       setBoardTime: (t) => { this.timeOffset = t - this.clock.now(); },
+      setConsolePassword: (password) => {
+        this.consolePassword = password;
+      },
+      lockConsole: () => {
+        if (this.consolePassword !== undefined) this.consoleLockFlag = true;
+      },
+      setNetworkConsole: (on) => this.setNetworkConsoleMode(on),
       setBootCode: (code, alwaysExec) => {
         for (const f of ['.bootcde', '.bootrst', '.varimg']) this.storage.erase(f);
         if (code.length > 0) this.storage.write(alwaysExec ? '.bootrst' : '.bootcde', code);
@@ -322,6 +383,9 @@ interface BoardServices {
   boardTimeOffset(): number;
   setBoardTime(seconds: number): void;
   setBootCode(code: string, alwaysExec: boolean): void;
+  setConsolePassword(password: string | undefined): void;
+  lockConsole(): void;
+  setNetworkConsole(on: boolean): void;
   builtInModule(name: string): object | undefined;
   powerLost(): void;
 }
@@ -363,6 +427,9 @@ class Session implements InterpreterHost {
   requestLoad(file: string | undefined): void { this.todo = { kind: 'load', file }; }
   requestReset(): void { this.todo = { kind: 'reset' }; }
   setBootCode(code: string, alwaysExec: boolean): void { this.services.setBootCode(code, alwaysExec); }
+  setConsolePassword(password: string | undefined): void { this.services.setConsolePassword(password); }
+  lockConsole(): void { this.services.lockConsole(); }
+  setNetworkConsole(on: boolean): void { this.services.setNetworkConsole(on); }
   builtInModule(name: string): object | undefined { return this.services.builtInModule(name); }
   isPowerLoss(err: unknown): boolean { return err instanceof PowerLoss; }
   powerLost(): void { this.services.powerLost(); }

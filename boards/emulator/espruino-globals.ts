@@ -39,6 +39,12 @@ export interface InterpreterHost {
   requestLoad(file: string | undefined): void;
   requestReset(): void;
   setBootCode(code: string, alwaysExec: boolean): void;
+  /** E.setPassword: the console password, kept in RAM for this session (undefined removes it). */
+  setConsolePassword(password: string | undefined): void;
+  /** E.lockConsole: locks the console if a password is set. */
+  lockConsole(): void;
+  /** require("TelnetServer").setOptions({mode}): the network console on or off. */
+  setNetworkConsole(on: boolean): void;
   /** Host objects behind require("Storage" | "net" | "Wifi"); undefined = not on this board. */
   builtInModule(name: string): object | undefined;
   /** Called when a host call fails because the board lost power (flash PowerLoss). */
@@ -48,7 +54,7 @@ export interface InterpreterHost {
   readonly stopped: boolean;
 }
 
-export const BUILT_IN_MODULES = ['Storage', 'Flash', 'net', 'Wifi', 'crypto'] as const;
+export const BUILT_IN_MODULES = ['Storage', 'Flash', 'net', 'Wifi', 'crypto', 'TelnetServer'] as const;
 
 /** Espruino's rand() (src/jsutils.c): a multiply-with-carry generator with fixed seeds. ESP32 never reseeds it. */
 export class EspruinoRand {
@@ -101,6 +107,7 @@ export function installEspruinoGlobals(host: InterpreterHost): InstalledGlobals 
     if (moduleCache.has(key)) return moduleCache.get(key);
     let mod: unknown;
     if (key === 'crypto') mod = makeCrypto(host);
+    else if (key === 'TelnetServer') mod = makeTelnetServer(host, api);
     else {
       const hostModule = BUILT_IN_MODULES.includes(key as any) ? host.builtInModule(key) : undefined;
       if (!hostModule) throw realm.error(`Module ${key} not found`);
@@ -286,7 +293,41 @@ function installE(host: InterpreterHost, api: ApiGuard): void {
   E.setBootCode = api.fn((code: unknown, alwaysExec: unknown) => host.setBootCode(code === undefined ? '' : String(code), Boolean(alwaysExec)));
   E.getErrorFlags = api.fn(() => realm.toRealm([]));
   E.reboot = api.fn(() => host.requestLoad(undefined));
+  // src/jswrap_espruino.c: no argument (or undefined) removes the password; anything else is kept as its
+  // string (jsvAsString), of any length, though the console accepts at most 20 typed characters.
+  E.setPassword = api.fn((password: unknown) => host.setConsolePassword(password === undefined ? undefined : formatAsString(password)));
+  E.lockConsole = api.fn(() => host.lockConsole());
   realm.define('E', E);
+}
+
+/** require("TelnetServer") (libs/network/telnet/jswrap_telnet.c jswrap_telnet_setOptions). */
+function makeTelnetServer(host: InterpreterHost, api: ApiGuard): object {
+  const { realm } = host;
+  const telnet = realm.toRealm({});
+  telnet.setOptions = api.fn((options: unknown) => {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw realm.error(`Expecting Object, got ${espruinoTypeName(options)}`);
+    }
+    const mode = (options as { mode?: unknown }).mode;
+    if (typeof mode !== 'string') return; // not a string: the mode stays as it is
+    if (mode === 'on') host.setNetworkConsole(true);
+    else if (mode === 'off') host.setNetworkConsole(false);
+    else throw realm.error('Unknown mode value');
+  });
+  return telnet;
+}
+
+/** What `%t` prints for a value (src/jsutils.c: "null", the basic class name, else jsvGetTypeOf). */
+function espruinoTypeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'Array';
+  switch (typeof value) {
+    case 'string': return 'String';
+    case 'number': return 'Number';
+    case 'boolean': return 'Boolean';
+    case 'function': return 'Function';
+    default: return typeof value;
+  }
 }
 
 function installMisc(host: InterpreterHost, api: ApiGuard): void {

@@ -76,6 +76,7 @@ export class LinuxBoard {
   private bridge: SeBridge | undefined;
   private seCommandsBefore = 0;
   private console: MeterConsole | undefined;
+  private consolePassword: string | undefined;
   private closed = false;
 
   private constructor(opts: LinuxBoardOptions, binary: string, server: Server, consoleLink: Server, pins: S0Link) {
@@ -153,8 +154,9 @@ export class LinuxBoard {
     const ready = new Promise<void>((resolve, reject) => {
       this.bootWatch = (text) => {
         seen += text;
-        // The prompt comes back once the boot files and the init handlers have run.
-        if (/(^|\n)>$/.test(seen)) resolve();
+        // The prompt comes back once the boot files and the init handlers have run (`password>` when the
+        // firmware locked the console).
+        if (/(^|\n)(password)?>$/.test(seen)) resolve();
       };
       failed = reject;
     });
@@ -202,7 +204,13 @@ export class LinuxBoard {
   /** Evaluates an expression at the board's console (over its TCP port, as a technician's tool would). */
   async evaluate(expression: string, timeoutMs?: number): Promise<ConsoleResult> {
     this.console ??= await openMeterConsole(`tcp://127.0.0.1:${this.consolePort}`);
+    this.console.setConsolePassword(this.consolePassword);
     return this.console.evaluate(expression, timeoutMs);
+  }
+
+  /** The console password evaluate() types when the firmware has locked the console. */
+  useConsolePassword(password: string | undefined): void {
+    this.consolePassword = password;
   }
 
   onOutput(listener: (text: string) => void): () => void {

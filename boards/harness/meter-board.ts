@@ -30,9 +30,14 @@ export interface MeterBoard extends S0Board {
   powerOn(): Promise<void>;
   /** Power gone at this instant. */
   powerCut(): Promise<void>;
-  /** One expression at the console; its value, or the error it threw. */
+  /**
+   * One expression at the board's console (the USB console, as a technician's tool reaches it: a locked
+   * console needs the password given to useConsolePassword); its value, or the error it threw.
+   */
   evaluate(expression: string, timeoutMs?: number): Promise<ConsoleResult>;
-  /** A console for host tools (provisionMeter). */
+  /** The console password evaluate() answers the console's lock with (provisioning sets the meter's). */
+  useConsolePassword(password: string | undefined): void;
+  /** A new console connection for host tools (provisionMeter); close it after use. */
   meterConsole(): Promise<MeterConsole>;
   /** Storage as a flash programmer sees it (espruino-linux: only while off). */
   readFile(name: string): string | undefined;
@@ -105,6 +110,7 @@ export async function createRig(backend: Backend, opts: RigOptions): Promise<Rig
 async function vmBoard(board: Board): Promise<MeterBoard> {
   const repl: RunningConsole = await startConsole(board, { port: 0 });
   const local = inProcessConsole(board, board.name);
+  let password: string | undefined;
   return {
     backend: 'vm',
     name: board.name,
@@ -117,7 +123,15 @@ async function vmBoard(board: Board): Promise<MeterBoard> {
     powerOn: async () => board.powerOn(),
     powerCut: async () => board.powerCut(),
     evaluate: (expression) => local.evaluate(expression),
-    meterConsole: async () => local,
+    useConsolePassword: (value) => {
+      password = value;
+      local.setConsolePassword(value);
+    },
+    meterConsole: async () => {
+      const fresh = inProcessConsole(board, board.name);
+      fresh.setConsolePassword(password);
+      return fresh;
+    },
     readFile: (name) => board.storage.read(name),
     writeFile: (name, data) => void board.storage.write(name, data),
     onOutput: (listener) => board.onOutput(listener),
@@ -128,6 +142,7 @@ async function vmBoard(board: Board): Promise<MeterBoard> {
     },
     memory: async () => ({ error: 'the vm emulator has no JsVar store: process.memory() exists only on the espruino-linux backend and a real board' }),
     async close() {
+      await local.close();
       await repl.close();
       board.close();
     },
@@ -144,6 +159,7 @@ async function vmBoard(board: Board): Promise<MeterBoard> {
 const LINUX_CALL_TIMEOUT_MS = 180_000;
 
 function linuxBoard(board: LinuxBoard): MeterBoard {
+  let password: string | undefined;
   return {
     backend: 'espruino-linux',
     name: board.name,
@@ -156,8 +172,13 @@ function linuxBoard(board: LinuxBoard): MeterBoard {
     powerOn: () => board.powerOn(),
     powerCut: () => board.powerCut(),
     evaluate: (expression, timeoutMs) => board.evaluate(expression, timeoutMs ?? LINUX_CALL_TIMEOUT_MS),
+    useConsolePassword: (value) => {
+      password = value;
+      board.useConsolePassword(value);
+    },
     meterConsole: async () => {
       const link = await openMeterConsole(`tcp://127.0.0.1:${board.consolePort}`);
+      link.setConsolePassword(password);
       return { ...link, evaluate: (expression, timeoutMs) => link.evaluate(expression, timeoutMs ?? LINUX_CALL_TIMEOUT_MS) };
     },
     readFile: (name) => board.withStorage((storage) => storage.read(name)),

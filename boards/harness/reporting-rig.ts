@@ -12,6 +12,7 @@ import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { ReadingVerifier } from '../../host-tools/dso/verifier.ts';
 import { initOperator, unlockOperatorKey, type OperatorKey } from '../../host-tools/operator/operator-key.ts';
+import { ConsolePasswords } from '../../host-tools/provision/console-passwords.ts';
 import { provisionMeter } from '../../host-tools/provision/provision.ts';
 import type { MeterBoard } from './meter-board.ts';
 
@@ -81,6 +82,8 @@ export class ReportingRig {
     } finally {
       await meterConsole.close();
     }
+    // Provisioning locked the meter's console: the rig's own calls at it unlock it as the tools do.
+    board.useConsolePassword(new ConsolePasswords(path.join(this.dir, 'operator')).get(meterId));
   }
 
   readings(): ReadingCounts {

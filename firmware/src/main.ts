@@ -2,7 +2,9 @@
 // journal, readings and MQTT. Nothing here decides metering policy (metering/meter.ts does); this
 // file only builds the parts from the configuration and connects them.
 //
-// Boot: read vg.config (on error: say what is wrong on the console and stay idle, no reboot loop)
+// Boot: read vg.config, turn the network console off and lock the console with the configured console
+// password (platform/console-lock.ts) before anything else; then parse vg.config (on error: say what is
+// wrong on the console and stay idle, no reboot loop)
 // -> open the outbox and the journal -> restore registers and start counting S0 pulses -> join
 // Wi-Fi if configured -> MQTT with a Last Will on the status topic. The status topic holds one
 // retained message, so a subscriber that arrives at any time learns the meter's state: "online"
@@ -19,7 +21,7 @@
 // The console entry points vgInfo, vgProvisionSE, vgRotateKeys (provisioning/console-api.ts) exist
 // from boot on, also while the configuration is missing: provisioning needs them first.
 
-import { CONFIG_DEFAULTS, CONFIG_FILE, parseMeterConfig, type MeterConfig } from './config/config.ts';
+import { CONFIG_DEFAULTS, CONFIG_FILE, consolePasswordIn, parseMeterConfig, type MeterConfig } from './config/config.ts';
 import { EnergyJournal } from './metering/energy-journal.ts';
 import { FlashRing } from './persist/flash-ring.ts';
 import { NamedRecords } from './persist/named-records.ts';
@@ -45,6 +47,7 @@ import { hexToBytes } from './keys/hex.ts';
 import { deviceI2C } from './platform/i2c.ts';
 import { nativeAes128Ctr, nativeSha256 } from './platform/crypto.ts';
 import { defineConsoleFunction } from './platform/console-globals.ts';
+import { secureConsole } from './platform/console-lock.ts';
 import { consoleInfo, consoleProvisionSE, consoleRotateKeys, seReadyToSign, type ConsoleApiDependencies } from './provisioning/console-api.ts';
 import { SecureElement } from './se/secure-element.ts';
 import { decodeSealedReadingNote, encodeSealedReadingNote } from './readings/sealed-reading-note.ts';
@@ -262,11 +265,16 @@ function run(config: MeterConfig): void {
 }
 
 function boot(): void {
+  // First of all, before the console reads input and before Wi-Fi: network console off, console locked
+  // with the configured password (none: an unprovisioned meter, left open for provisioning).
+  const configText = flashStorage().read(CONFIG_FILE);
+  const consoleProblem = secureConsole(consolePasswordIn(configText));
   log('veilgrid meter firmware ' + FIRMWARE_VERSION + ' (build ' + BUILD_ID + ')');
+  if (consoleProblem) log('veilgrid: ' + consoleProblem);
   installConsoleApi();
   let config: MeterConfig;
   try {
-    config = parseMeterConfig(flashStorage().read(CONFIG_FILE));
+    config = parseMeterConfig(configText);
   } catch (e) {
     // Stay up and idle: the technician can write the file at this console and call load().
     log('veilgrid: config ' + ((e as Error).message || e) + ' -- fix the file (JSON in Storage), then reboot or call load(); nothing runs until then');

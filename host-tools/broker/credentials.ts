@@ -177,6 +177,14 @@ export class BrokerCredentials {
     return entries;
   }
 
+  /** Removes username's password (a meter's from before it logged in with its chip); true when it had one. */
+  removePassword(username: string): boolean {
+    const entries = this.passwords();
+    if (!entries.delete(username)) return false;
+    this.write(entries);
+    return true;
+  }
+
   /** Removes username, a password user or a meter login; true when it was there. */
   removeUser(username: string): boolean {
     const entries = this.passwords();

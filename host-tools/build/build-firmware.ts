@@ -26,7 +26,7 @@ import { loadBoardDefinition } from '../../boards/board-definition.ts';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Espruino's built-in modules: left as literal require("…") so the device (and EspruinoTools) resolve them. */
-export const ESPRUINO_MODULES = ['Storage', 'Flash', 'net', 'Wifi', 'crypto', 'heatshrink'];
+export const ESPRUINO_MODULES = ['Storage', 'Flash', 'net', 'Wifi', 'crypto', 'heatshrink', 'TelnetServer'];
 
 /**
  * Prefixes of construct names the ES5 lowering rewrites, so finding them in the bundle before lowering is

@@ -10,6 +10,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   provision: () => import('../provision/provision-command.ts'),
   flash: () => import('../flash/flash-command.ts'),
   dso: () => import('../dso/dso-command.ts'),
+  broker: () => import('../broker/broker-command.ts'),
 };
 
 function usage(): string {
@@ -24,7 +25,8 @@ function usage(): string {
     '  testbed   run a microgrid of emulated meters against a broker and the DSO collector',
     '  operator  create and show the grid operator\'s signing key and certificate',
     '  dso       the DSO key meters seal their readings to, and the DSO service that verifies them',
-    '  provision give a meter its identity, broker credentials and DSO registration through its console',
+    '  provision give a meter its identity, broker login and DSO registration through its console',
+    '  broker    the login service a mosquitto broker asks when meters log in with their secure element',
     '',
     "'veilgrid <command> --help' describes a command's options.",
   ].join('\n');

@@ -15,16 +15,21 @@ const DEFAULT_CONSOLE_PORT = 2323; // the port Espruino's own Linux build uses f
 
 const profiles = Object.keys(NAMED_PROFILES).join(', ');
 
-const help = `usage: veilgrid emulate [--board esp32-meter] [--console PORT] [options]
+const help = `usage: veilgrid emulate [--board esp32-meter] [--console PORT] [--telnet PORT] [options]
 
-Runs one emulated meter board. Its Espruino console listens on 127.0.0.1:PORT: type JavaScript at it
-with nc/telnet, or upload firmware to it with the real espruino CLI (the command is printed at start).
+Runs one emulated meter board. Its Espruino console (the USB-serial console of the board, carried over
+TCP) listens on 127.0.0.1:PORT: type JavaScript at it with nc/telnet, or upload firmware to it with the
+real espruino CLI (the command is printed at start). A provisioned meter's firmware locks it at boot:
+type the console password first (veilgrid provision --show-console-password), or give the tools
+--meter-id and --operator-dir. --telnet adds the board's network console (Espruino's TelnetServer, TCP
+port 23 on an ESP32): on from every boot until the firmware turns it off, as veilgrid firmware does.
 Code saved as boot code stays in the board's flash file, so the next run boots it. S0 pulse sources
 on the board's import and export inputs emit pulses following load profiles.
 
 options:
   --board ID              board definition in boards/ (default esp32-meter)
   --console PORT          console TCP port (default ${DEFAULT_CONSOLE_PORT}; 0 picks a free one)
+  --telnet PORT           also serve the network console on PORT while it is on (default: not served)
   --console-host HOST     address to listen on (default 127.0.0.1)
   --allow-remote          allow a --console-host other than loopback: anyone reaching it can run code
   --flash FILE            flash image, kept between runs (default .veilgrid/<board>.flash)
@@ -45,6 +50,7 @@ export const command: Command = {
     const { values } = parseOptions(argv, {
       board: { type: 'string', default: 'esp32-meter' },
       console: { type: 'string' },
+      telnet: { type: 'string' },
       'console-host': { type: 'string', default: '127.0.0.1' },
       'allow-remote': { type: 'boolean', default: false },
       flash: { type: 'string' },
@@ -65,6 +71,8 @@ export const command: Command = {
     }
     const consolePort = intOption(values.console, 'console', DEFAULT_CONSOLE_PORT);
     if (consolePort > 65535) throw new CliError(`--console must be a TCP port (0-65535), got ${consolePort}`);
+    const telnetPort = values.telnet === undefined ? undefined : intOption(values.telnet, 'telnet', 0);
+    if (telnetPort !== undefined && telnetPort > 65535) throw new CliError(`--telnet must be a TCP port (0-65535), got ${telnetPort}`);
     const speed = values.speed === undefined ? 1 : Number(values.speed);
     if (!(speed > 0) || !Number.isFinite(speed)) throw new CliError(`--speed must be a number > 0, got "${values.speed}"`);
     const impulsesPerKWh = intOption(values['impulses-per-kwh'], 'impulses-per-kwh', 1000, 1);
@@ -86,10 +94,12 @@ export const command: Command = {
     }
 
     let stopConsole: (() => Promise<void>) | undefined;
+    let stopTelnet: (() => Promise<void>) | undefined;
     const sources: S0PulseSource[] = [];
     const shutDown = async () => {
       for (const source of sources) source.stop();
       await stopConsole?.();
+      await stopTelnet?.();
       board.close();
       clock.close();
     };
@@ -97,6 +107,8 @@ export const command: Command = {
       const running = await startConsole(board, { port: consolePort, host: values['console-host'], allowRemote: values['allow-remote'] });
       stopConsole = running.close;
       const port = `tcp://${running.host}:${running.port}`;
+      const telnet = telnetPort === undefined ? undefined : await startConsole(board, { kind: 'network', port: telnetPort, host: values['console-host'], allowRemote: values['allow-remote'] });
+      stopTelnet = telnet?.close;
       // the command a user runs to upload the built firmware (large, so the unthrottled form)
       const upload = espruinoCliArgs({ port, file: `dist/firmware/${boardId}.js`, boardJson: resolve(BOARD_JSON_DIR, `${boardId}.json`) }, Infinity)
         .map((arg) => arg.replace(BOARD_JSON_DIR, shownPath(BOARD_JSON_DIR)));
@@ -104,6 +116,7 @@ export const command: Command = {
         [
           `veilgrid emulate: board ${boardId}, flash ${shownPath(flashPath)}, ${speed}x real time`,
           `  console  ${port}   connect: nc ${running.host} ${running.port}   (or: npx espruino --no-ble -p ${port})`,
+          ...(telnet ? [`  network console (Telnet) tcp://${telnet.host}:${telnet.port}, listening while the board has it on`] : []),
           `  upload   npx espruino ${upload.join(' ')}`,
           `  S0 import pin D${definition.pins.s0Import}: ${importProfile?.name ?? 'no load'}; export pin D${definition.pins.s0Export}: ${exportProfile?.name ?? 'no load'} (${impulsesPerKWh} imp/kWh)`,
           '  Ctrl-C powers the board off; its flash file keeps what it holds.',

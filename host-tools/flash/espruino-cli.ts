@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
+import { consoleIsLocked, MeterConsoleError, openUnlockedRelay, type ConsoleRelay } from '../provision/meter-console.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ESPRUINO_CLI = resolve(REPO_ROOT, 'node_modules/espruino/bin/espruino-cli.js');
@@ -40,6 +41,12 @@ export interface UploadOptions {
   /** The CLI is stopped after this long (real time); it otherwise waits for the board to go quiet. */
   timeoutMs?: number;
   /**
+   * The meter's console password. The CLI knows none, so it then reaches the meter through a local relay
+   * that has unlocked the console first (meter-console.ts openUnlockedRelay); the unlock holds until the
+   * board reboots into the upload, whose boot code locks it again.
+   */
+  consolePassword?: string;
+  /**
    * Seconds the CLI stays connected after sending everything (its --sleep), before it starts waiting
    * for 500 ms of quiet. "Upload Complete" means written to the link, not run by the board: a board
    * busy (rebooting, or an emulator sharing a busy host) may not have read it all yet, and a TCP console
@@ -62,7 +69,7 @@ export interface UploadProgress {
 }
 
 /** The options evaluateWithEspruinoCli shares with an upload. */
-export type EvaluateOptions = Pick<UploadOptions, 'port' | 'boardJson' | 'baud' | 'timeoutMs'> & {
+export type EvaluateOptions = Pick<UploadOptions, 'port' | 'boardJson' | 'baud' | 'timeoutMs' | 'consolePassword'> & {
   /** One line of JavaScript, run at the board's console without echo (so only what it prints shows). */
   expression: string;
 };
@@ -77,8 +84,12 @@ export interface UploadResult {
   boardOutput: string[];
 }
 
-/** Why the CLI failed: it could not connect, ran past its timeout, got no prompt, or exited non-zero. */
-export type EspruinoCliFailure = 'unreachable' | 'timeout' | 'no-prompt' | 'exit';
+/**
+ * Why the CLI failed: it could not connect, ran past its timeout, got no prompt, exited non-zero, or met a
+ * locked console (no console password given: the board answered `Invalid password`; or the one given was
+ * refused: `locked-refused`).
+ */
+export type EspruinoCliFailure = 'unreachable' | 'timeout' | 'no-prompt' | 'exit' | 'locked' | 'locked-refused';
 
 export class EspruinoCliError extends Error {
   constructor(
@@ -135,8 +146,33 @@ export async function evaluateWithEspruinoCli(opts: EvaluateOptions): Promise<Up
   return runEspruinoCli([...args, '-e', opts.expression], opts);
 }
 
-async function runEspruinoCli(args: string[], opts: { port: string; timeoutMs?: number }, onLine?: (line: string) => void): Promise<UploadResult> {
+async function runEspruinoCli(args: string[], opts: { port: string; timeoutMs?: number; consolePassword?: string }, onLine?: (line: string) => void): Promise<UploadResult> {
   if (!existsSync(ESPRUINO_CLI)) throw new Error(`the espruino CLI is not installed (${ESPRUINO_CLI} missing): run npm ci`);
+  const noResult: UploadResult = { command: [], exitCode: null, output: '', boardOutput: [] };
+  if (opts.consolePassword === undefined) {
+    // A locked console would take every line of an upload as a refused password attempt: send none.
+    if (await consoleIsLocked(opts.port)) throw new EspruinoCliError(`the console of ${opts.port} is locked (it asks for its console password): nothing was sent`, noResult, 'locked');
+    return runCli(args, opts, onLine);
+  }
+  let relay: ConsoleRelay;
+  try {
+    relay = await openUnlockedRelay(opts.port, opts.consolePassword, opts.timeoutMs);
+  } catch (err) {
+    if (!(err instanceof MeterConsoleError)) throw err;
+    const failure: EspruinoCliFailure = err.locked === 'refused' ? 'locked-refused' : err.timedOut ? 'timeout' : err.locked ? 'locked' : 'unreachable';
+    throw new EspruinoCliError(err.message, noResult, failure);
+  }
+  try {
+    // The CLI talks to the relay; how fast it may send still follows the meter's own link (args were made for it).
+    const relayed = args.map((arg, i) => (args[i - 1] === '-p' ? relay.port : arg));
+    return await runCli(relayed, { ...opts, expectLock: true }, onLine);
+  } finally {
+    await relay.close();
+  }
+}
+
+/** expectLock: the console was unlocked for the CLI, and the board's reboot into the upload locks it again. */
+async function runCli(args: string[], opts: { port: string; timeoutMs?: number; expectLock?: boolean }, onLine?: (line: string) => void): Promise<UploadResult> {
   const command = [process.execPath, ESPRUINO_CLI, ...args];
   const child = spawn(process.execPath, [ESPRUINO_CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -168,6 +204,8 @@ async function runEspruinoCli(args: string[], opts: { port: string; timeoutMs?: 
     throw new EspruinoCliError(`the espruino CLI could not connect to ${opts.port}${reason ? ` (${reason})` : ''}: is the board (or veilgrid emulate) running?\n${output}`, result, 'unreachable');
   }
   if (/Prompt not detected - upload failed/.test(output)) throw new EspruinoCliError(`the board did not answer the upload with a prompt:\n${output}`, result, 'no-prompt');
+  // A locked console takes every line as a password attempt and runs none of them.
+  if (!opts.expectLock && /^--\] +Invalid password/m.test(output)) throw new EspruinoCliError(`the console of ${opts.port} is locked (it answered "Invalid password"): nothing was run`, result, 'locked');
   return result;
 }
 

@@ -5,10 +5,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildFirmware, BuildError, buildIdOf } from '../build/build-firmware.ts';
 import { CliError, intOption, parseOptions, type Command } from '../cli/command.ts';
+import { ConsolePasswords, ConsolePasswordStoreError } from '../provision/console-passwords.ts';
 import { boardJsonFor, DEFAULT_CONCURRENCY, flashMeters, type MeterFlashResult } from './flash-meters.ts';
 import { FlashProgressDisplay, type ProgressOutput } from './progress-display.ts';
 
 const help = `usage: veilgrid flash --port PORT [--port PORT …] [--board esp32-meter] [--firmware FILE] [--no-verify]
+                      [--operator-dir DIR --meter-id ID [--meter-id ID …]]
 
 Builds the meter firmware and uploads it as boot code with the espruino CLI to every PORT at once, with
 a progress bar per meter. Each meter reboots into it; then the running firmware is asked over its
@@ -23,6 +25,10 @@ options:
   --firmware FILE     upload FILE (a bundle from veilgrid build) instead of building; its build id is
                       read from the file and checked against itself
   --no-verify         do not ask the meters which build they run after the reboot
+  --operator-dir DIR  the operator folder whose console-passwords.json holds the meters' console passwords
+                      (veilgrid provision keeps them there): a provisioned meter locks its console
+  --meter-id ID       the meter on each --port, in the same order (one per port), to unlock its console
+                      with its console password; the password is sent only when the console asks for it
   --concurrency N     meters worked on at the same time (default ${DEFAULT_CONCURRENCY})
   --timeout SECONDS   per-meter upload time limit (default: 30 s plus 1 s per 200 bytes of bundle)
   -h, --help          this text
@@ -37,6 +43,10 @@ export interface FlashCommandOptions {
   verify?: boolean;
   concurrency?: number;
   uploadTimeoutMs?: number;
+  /** The operator folder holding console passwords (console-passwords.json), with meterIds. */
+  operatorDir?: string;
+  /** The meter on each port, in the order of `ports`, whose console password unlocks it. */
+  meterIds?: string[];
 }
 
 export interface FlashOutcome {
@@ -58,6 +68,7 @@ export async function flash(opts: FlashCommandOptions, out: ProgressOutput): Pro
   } catch (err) {
     throw new CliError((err as Error).message);
   }
+  const consolePasswords = consolePasswordsByPort(opts);
   const verify = opts.verify !== false;
   const { file, buildId } = opts.firmware === undefined ? await build(board, out) : fromFile(opts.firmware, verify);
 
@@ -72,6 +83,7 @@ export async function flash(opts: FlashCommandOptions, out: ProgressOutput): Pro
     verify,
     concurrency: opts.concurrency,
     uploadTimeoutMs: opts.uploadTimeoutMs,
+    consolePasswords,
     onEvent: (e) => display.update(e),
   });
   const seconds = (Date.now() - started) / 1000;
@@ -83,6 +95,28 @@ export async function flash(opts: FlashCommandOptions, out: ProgressOutput): Pro
       : `${failed} of ${results.length} meter(s) FAILED (${seconds.toFixed(1)} s)\n`,
   );
   return { exitCode: failed === 0 ? 0 : 1, buildId, results, seconds };
+}
+
+/** The console password of each port's meter (--meter-id in --port order), from the operator folder. */
+function consolePasswordsByPort(opts: FlashCommandOptions): Map<string, string> {
+  const ids = opts.meterIds ?? [];
+  const byPort = new Map<string, string>();
+  if (ids.length === 0 && opts.operatorDir === undefined) return byPort;
+  if (opts.operatorDir === undefined) throw new CliError('--meter-id needs --operator-dir: the folder whose console-passwords.json holds the console passwords');
+  if (ids.length !== opts.ports.length) throw new CliError(`give one --meter-id per --port, in the same order (${opts.ports.length} port(s), ${ids.length} meter id(s))`);
+  const store = new ConsolePasswords(opts.operatorDir);
+  ids.forEach((id, i) => {
+    let password: string | undefined;
+    try {
+      password = store.get(id);
+    } catch (err) {
+      if (err instanceof ConsolePasswordStoreError) throw new CliError(err.message);
+      throw err;
+    }
+    if (password === undefined) throw new CliError(`no console password is stored for meter "${id}" in ${store.file}: is the meter id right, and was it provisioned with this operator folder?`);
+    byPort.set(opts.ports[i], password);
+  });
+  return byPort;
 }
 
 async function build(board: string, out: ProgressOutput): Promise<{ file: string; buildId: string }> {
@@ -139,6 +173,8 @@ export const command: Command = {
       'no-verify': { type: 'boolean', default: false },
       concurrency: { type: 'string' },
       timeout: { type: 'string' },
+      'operator-dir': { type: 'string' },
+      'meter-id': { type: 'string', multiple: true },
     });
     const timeoutSeconds = values.timeout === undefined ? undefined : intOption(values.timeout, 'timeout', 0, 1);
     const outcome = await flash(
@@ -149,6 +185,8 @@ export const command: Command = {
         verify: !values['no-verify'],
         concurrency: intOption(values.concurrency, 'concurrency', DEFAULT_CONCURRENCY, 1),
         uploadTimeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000,
+        operatorDir: values['operator-dir'],
+        meterIds: values['meter-id'],
       },
       process.stdout,
     );

@@ -17,7 +17,8 @@ export type FlashFailure =
   | 'upload-timeout' // the upload did not finish in time
   | 'upload-failed' // the CLI reported another upload failure (no prompt, crashed)
   | 'no-answer' // the rebooted board did not say which firmware it runs
-  | 'wrong-build'; // it runs another build than the one uploaded
+  | 'wrong-build' // it runs another build than the one uploaded
+  | 'locked'; // its console is locked and no console password opened it
 
 export interface FlashEvent {
   port: string;
@@ -55,6 +56,8 @@ export interface FlashOptions {
   uploadTimeoutMs?: number;
   /** Time limit for asking a meter its build, real milliseconds (default 30 s). */
   verifyTimeoutMs?: number;
+  /** Console passwords by port, for meters whose firmware locks the console (provisioned ones). */
+  consolePasswords?: ReadonlyMap<string, string>;
   onEvent?: (event: FlashEvent) => void;
 }
 
@@ -132,9 +135,11 @@ async function uploadAndVerify(
 ): Promise<Omit<MeterFlashResult, 'port' | 'seconds'>> {
   const stageOf: Record<UploadProgress['stage'], FlashStage> = { connecting: 'connecting', sending: 'uploading', sent: 'rebooting' };
   let bootOutput: string[];
+  const consolePassword = opts.consolePasswords?.get(port);
   try {
     const upload = await uploadWithEspruinoCli({
       port,
+      consolePassword,
       file: opts.firmwareFile,
       boardJson,
       save: 'boot',
@@ -151,7 +156,7 @@ async function uploadAndVerify(
   emit(port, 'verifying', totalBytes);
   let running: RunningFirmware;
   try {
-    running = await askRunningFirmware({ port, boardJson, timeoutMs: opts.verifyTimeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS }, bootOutput);
+    running = await askRunningFirmware({ port, boardJson, consolePassword, timeoutMs: opts.verifyTimeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS }, bootOutput);
   } catch (err) {
     if (err instanceof NoAnswerError) return { ok: false, failure: 'no-answer', message: `after the reboot: ${err.message}` };
     return { ok: false, ...describeCliFailure(err, port, 'verify') };
@@ -179,6 +184,15 @@ function describeCliFailure(err: unknown, port: string, during: 'upload' | 'veri
         failure: 'unreachable',
         message: `cannot connect to ${port}${/ \((E[A-Z]+)\)/.exec(err.message)?.[0] ?? ''}: is the meter powered and connected (or veilgrid emulate running), and the port right?`,
       };
+    case 'locked':
+      return {
+        failure: 'locked',
+        message:
+          `the meter's console is locked (it asks for its console password: the meter is provisioned)${during === 'verify' ? ' after the reboot' : ''}: ` +
+          'name the meter with --meter-id (one per --port, in the same order) and the operator folder holding its console password with --operator-dir',
+      };
+    case 'locked-refused':
+      return { failure: 'locked', message: `the meter's console refused the console password stored for it: is --meter-id right for ${port}? (${err.message})` };
     case 'timeout':
       return during === 'upload'
         ? { failure: 'upload-timeout', message: `the upload did not finish in time (${err.message}); a serial link may need a larger --timeout` }

@@ -1,7 +1,16 @@
 // Talking to a meter's Espruino console to call its provisioning entry points: over a serial port, over
-// TCP (Espruino's Telnet console, or an emulated board's console from `veilgrid emulate`), or in-process
-// (the testbed's boards, through board.evaluate). All three run the same wrapped expression, so the
+// TCP (an emulated board's USB console from `veilgrid emulate`, the espruino-linux board's, or Espruino's
+// Telnet console where it is on), or in-process (the testbed's emulated boards, through a console session
+// attached to the board: boards/emulator/console.ts attachConsole). All three carry the same bytes, so the
 // provisioning flow cannot tell them apart.
+//
+// A provisioned meter's console is locked (E.lockConsole, firmware/src/platform/console-lock.ts): every
+// line is a password attempt, answered `Invalid password` + `password>`, until its console password comes
+// (`Logged in.`); one unlock holds until the next lockConsole() (every boot) or reboot. So each call is
+// sent as it is, and when the console answers it as a refused password attempt, the console password
+// (setConsolePassword) goes first and the call again: the password is sent only when the console asks.
+// A console this side unlocked is locked again when it is closed (E.lockConsole(); the firmware set the
+// password at boot), so a technician's session does not leave the meter open until its next reboot.
 //
 // Why not EspruinoTools' Node API (`require('espruino').expr`): it loads its files into this process's
 // global scope (defining `$`, `Espruino`, a global `require`) and prints to stdout, which a library
@@ -9,6 +18,7 @@
 // The console protocol needed here is small: one echo-off line (Espruino's `\x10` prefix) per call,
 // whose printed result is found between markers that the line itself never contains literally.
 import net from 'node:net';
+import { attachConsole, type ConsoleBoard } from '../../boards/emulator/console.ts';
 
 /** What one call on the meter returned: its value, or the error it threw (as the device describes it). */
 export type ConsoleResult = { value: unknown } | { error: string };
@@ -21,19 +31,31 @@ export interface MeterConsole {
    * does not answer within timeoutMs (real time; default 30 s) or the connection is gone.
    */
   evaluate(expression: string, timeoutMs?: number): Promise<ConsoleResult>;
+  /** The meter's console password, typed when (and only when) its console says it is locked. */
+  setConsolePassword(password: string | undefined): void;
   close(): Promise<void>;
 }
+
+/** Why a locked console could not be used: no password was given, or the one given was refused. */
+export type ConsoleLockProblem = 'no-password' | 'refused';
 
 export class MeterConsoleError extends Error {
   constructor(
     message: string,
     /** The console did not answer in time (it may still be booting); the connection is still usable. */
     readonly timedOut = false,
+    /** Set when the console is locked and could not be unlocked. */
+    readonly locked?: ConsoleLockProblem,
   ) {
     super(message);
     this.name = 'MeterConsoleError';
   }
 }
+
+/** What Espruino prints for a refused password attempt, and for the right one (src/jsinteractive.c). */
+const REFUSED = /\r?\n {2}Invalid password\r?\npassword>/;
+const LOGGED_IN = /\r?\n {2}Logged in\.\r?\n/;
+const LOCKED_PROMPT = 'password>';
 
 /**
  * The device-side code for one call: evaluates expression and returns JSON `{"v":value}` or
@@ -48,18 +70,21 @@ function parseWrapped(text: string): ConsoleResult {
   return typeof parsed.e === 'string' ? { error: parsed.e } : { value: parsed.v };
 }
 
-/** A console on a board in this process (anything with the emulator Board's evaluate). */
-export function inProcessConsole(board: { evaluate(code: string): { value?: unknown; error?: string } }, address = 'in-process board'): MeterConsole {
-  return {
-    address,
-    async evaluate(expression) {
-      const result = board.evaluate(wrappedExpression(expression));
-      if (result.error !== undefined) return { error: result.error };
-      if (typeof result.value !== 'string') throw new MeterConsoleError(`${address}: the console returned ${typeof result.value} instead of the call's JSON`);
-      return parseWrapped(result.value);
-    },
-    async close() {},
-  };
+/**
+ * A console on an emulated board in this process: a console session attached to the board (its USB
+ * console), so the lock applies exactly as on a serial or TCP console.
+ */
+export function inProcessConsole(board: ConsoleBoard, address = 'in-process board'): MeterConsole {
+  const listeners: Array<(text: string) => void> = [];
+  const attached = attachConsole(board, (text) => {
+    for (const listener of listeners) listener(text);
+  });
+  return streamConsole(address, {
+    write: (data) => attached.input(data),
+    onData: (listener) => void listeners.push(listener),
+    onClose: () => {},
+    close: async () => attached.close(),
+  });
 }
 
 /** Real-time bound on one call (the SE's key generation and a reboot are well inside it). */
@@ -76,15 +101,24 @@ interface ByteLink {
   close(): Promise<void>;
 }
 
-/** A console over a byte stream; each call prints its result between numbered markers. */
-function streamConsole(address: string, link: ByteLink): MeterConsole {
+/**
+ * A console over a byte stream; each call prints its result between numbered markers. clearLine: start
+ * with a Ctrl-C (default), which the Linux build of Espruino takes as a request to exit when a second one
+ * follows within 5 s on an empty line: a short probe before another tool's connection does without it.
+ */
+function streamConsole(address: string, link: ByteLink, clearLine = true): MeterConsole {
   let received = '';
   let closedBecause: string | undefined;
   let waiter: (() => void) | undefined;
   let calls = 0;
+  let password: string | undefined;
+  /** This side typed the password and was let in: lock again on close. */
+  let unlockedHere = false;
   link.onData((text) => {
     received += text;
     if (received.length > MAX_BUFFERED_CHARS) received = received.slice(-MAX_BUFFERED_CHARS);
+    // A `password>` prompt after our unlock: the meter locked itself again (it rebooted): nothing to lock on close.
+    if (unlockedHere && received.slice(-(text.length + LOCKED_PROMPT.length)).includes(LOCKED_PROMPT)) unlockedHere = false;
     waiter?.();
   });
   link.onClose((why) => {
@@ -92,9 +126,12 @@ function streamConsole(address: string, link: ByteLink): MeterConsole {
     waiter?.();
   });
   // Ctrl-C clears whatever half-typed line the console holds (as EspruinoTools does before sending).
-  link.write('\x03');
+  if (clearLine) link.write('\x03');
   return {
     address,
+    setConsolePassword(value) {
+      password = value;
+    },
     evaluate(expression, timeoutMs = CALL_TIMEOUT_MS) {
       const id = ++calls;
       const start = `<<vg${id}>`;
@@ -109,6 +146,11 @@ function streamConsole(address: string, link: ByteLink): MeterConsole {
           if (error) reject(error);
           else resolve(result!);
         };
+        // Only what the console says after this call's line went out counts as its answer.
+        received = '';
+        let unlocking = false;
+        // Written after the current chunk is handled: an in-process console answers while it is being written to.
+        const send = (text: string) => queueMicrotask(() => closedBecause === undefined && link.write(text));
         waiter = () => {
           const from = received.indexOf(start);
           const to = from < 0 ? -1 : received.indexOf(end, from);
@@ -120,22 +162,124 @@ function streamConsole(address: string, link: ByteLink): MeterConsole {
             } catch {
               finish(new MeterConsoleError(`${address}: the meter printed an unreadable result: ${text.slice(0, 80)}`));
             }
-          } else if (closedBecause !== undefined) {
-            finish(new MeterConsoleError(`${address}: the console connection closed (${closedBecause})`));
+            return;
           }
+          const refused = REFUSED.exec(received);
+          const loggedIn = unlocking ? LOGGED_IN.exec(received) : null;
+          if (refused && !(loggedIn && loggedIn.index < refused.index)) {
+            // The line was taken as a password attempt: the console is locked.
+            received = received.slice(refused.index + refused[0].length);
+            if (unlocking) return finish(new MeterConsoleError(`${address}: the meter's console is locked and refused the console password given for it`, false, 'refused'));
+            if (password === undefined) return finish(new MeterConsoleError(`${address}: the meter's console is locked (it asks for its console password) and no console password was given for it`, false, 'no-password'));
+            unlocking = true;
+            send(password + '\n');
+            return;
+          }
+          if (loggedIn) {
+            unlocking = false;
+            unlockedHere = true;
+            received = received.slice(loggedIn.index + loggedIn[0].length);
+            send(line);
+            return;
+          }
+          if (closedBecause !== undefined) finish(new MeterConsoleError(`${address}: the console connection closed (${closedBecause})`));
         };
         if (closedBecause !== undefined) return waiter();
         link.write(line);
       });
     },
-    close: () => link.close(),
+    close: () => {
+      // Locked again (a no-op where no password is set; a refused attempt if a reboot has locked it already).
+      if (unlockedHere && closedBecause === undefined) link.write('\x10E.lockConsole()\n');
+      return link.close();
+    },
   };
+}
+
+/** A meter's console relayed on a local TCP port, already unlocked: for a tool that cannot type a password. */
+export interface ConsoleRelay {
+  /** `tcp://127.0.0.1:N`: one connection, whose bytes go to and come from the meter's console unchanged. */
+  readonly port: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens `port` (as openMeterConsole does), unlocks its console with `password` if it is locked, and relays
+ * it on a local TCP port: the espruino CLI, which knows no console password, connects there. Rejects with
+ * MeterConsoleError when the meter cannot be reached or its console not unlocked.
+ */
+export async function openUnlockedRelay(port: string, password: string, timeoutMs = CALL_TIMEOUT_MS): Promise<ConsoleRelay> {
+  const link = await openLink(port);
+  let forward: ((text: string) => void) | undefined;
+  // streamConsole keeps seeing the meter's output (it notices a reboot's lock); the client gets it once relayed.
+  const meter = streamConsole(port, {
+    ...link,
+    onData: (listener) =>
+      link.onData((text) => {
+        listener(text);
+        forward?.(text);
+      }),
+  });
+  meter.setConsolePassword(password);
+  try {
+    await meter.evaluate('0', timeoutMs);
+  } catch (err) {
+    await meter.close(); // locks the console again if the relay unlocked it
+    throw err;
+  }
+  forward = () => {}; // from here on the meter's bytes are the relayed client's
+  let client: net.Socket | undefined;
+  const server = net.createServer((socket) => {
+    if (client) return void socket.destroy();
+    client = socket;
+    socket.setNoDelay(true);
+    forward = (text) => void (socket.destroyed || socket.write(text, 'latin1'));
+    socket.on('data', (data: Buffer) => link.write(data.toString('latin1')));
+    socket.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: `tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    close: async () => {
+      client?.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await meter.close(); // locks the console again if the relay unlocked it
+    },
+  };
+}
+
+/**
+ * Whether the console on `port` is locked (it takes lines only as password attempts): asks it to evaluate
+ * `0`. False when it answers, and also when it cannot be reached or does not answer within timeoutMs (the
+ * caller's own connection then reports that).
+ */
+export async function consoleIsLocked(port: string, timeoutMs = 5_000): Promise<boolean> {
+  let meter: MeterConsole;
+  try {
+    meter = streamConsole(port, await openLink(port), false);
+  } catch {
+    return false;
+  }
+  try {
+    await meter.evaluate('0', timeoutMs);
+    return false;
+  } catch (err) {
+    return err instanceof MeterConsoleError && err.locked === 'no-password';
+  } finally {
+    await meter.close();
+  }
+}
+
+function openLink(port: string): Promise<ByteLink> {
+  return port.startsWith('tcp://') ? tcpLink(port) : serialLink(port);
 }
 
 /** Connects to `tcp://host:port` or opens a serial device (115200 baud, the ESP32 console's rate). */
 export async function openMeterConsole(port: string): Promise<MeterConsole> {
-  if (port.startsWith('tcp://')) return streamConsole(port, await tcpLink(port));
-  return streamConsole(port, await serialLink(port));
+  return streamConsole(port, await openLink(port));
 }
 
 async function tcpLink(port: string): Promise<ByteLink> {
@@ -212,6 +356,6 @@ async function serialLink(port: string): Promise<ByteLink> {
     write: (data) => void serial.write(Buffer.from(data, 'latin1')),
     onData: (listener) => serial.on('data', (d: Buffer) => listener(d.toString('latin1'))),
     onClose: (listener) => serial.on('close', () => listener('serial port closed')),
-    close: () => new Promise<void>((resolve) => (serial.isOpen ? serial.close(() => resolve()) : resolve())),
+    close: () => new Promise<void>((resolve) => (serial.isOpen ? serial.drain(() => serial.close(() => resolve())) : resolve())),
   };
 }

@@ -2,6 +2,7 @@
 import { CliError, intOption, parseOptions, type Command } from '../cli/command.ts';
 import { DsoKeyError, readDsoKey } from '../dso/dso-key.ts';
 import { PASSPHRASE_ENV, readPassphrase } from '../operator/operator-command.ts';
+import { ConsolePasswords, ConsolePasswordStoreError } from './console-passwords.ts';
 import { MeterConsoleError, openMeterConsole } from './meter-console.ts';
 import { DEFAULT_LIMITS, ProvisionError, provisionMeter, revokeMeter } from './provision.ts';
 
@@ -9,13 +10,21 @@ const help = `usage: veilgrid provision --port PORT --meter-id ID --feeder F [--
                           --operator-dir DIR --dso-db FILE --broker-dir DIR --broker HOST:PORT --dso-key FILE
                           [--passphrase-file FILE] [--interval-seconds S] [--rotate] [--replace]
        veilgrid provision --revoke --meter-id ID --dso-db FILE --broker-dir DIR
+       veilgrid provision --show-console-password --meter-id ID --operator-dir DIR
 
 Gives a meter its identity through its Espruino console: checks the firmware, has it configure and lock
 its ATECC608 secure element and generate the identity and mix keys inside it, issues the device
-certificate with the operator key, writes the meter's vg.config (broker, a generated MQTT password, the
-DSO's public key, interval, S0 constants) and restarts it, writes the broker's mosquitto password and
-ACL files, and registers the meter with the DSO — last, so a failure leaves nothing half-registered
-(earlier steps are undone). Running it again with the same options changes nothing.
+certificate with the operator key, writes the meter's vg.config (broker, the DSO's public key, interval,
+S0 constants, a generated console password) and restarts it, records the meter's broker login in the
+broker folder (the meter logs in with a password its secure element makes for each connection:
+docs/broker-login.md) and the ACL file, and registers the meter with the DSO — last, so a failure
+leaves nothing half-registered (earlier steps are undone). Running it again with the same options changes
+nothing.
+
+From its next boot on the meter keeps its network console off and its console locked with its console
+password. That password is kept for the operator in DIR/console-passwords.json (--operator-dir, mode
+0600) and typed by provision and 'veilgrid flash --meter-id' when the console asks for it; it is never
+printed unless asked (--show-console-password).
 
 options:
   --port PORT            the meter's console: a serial device (/dev/ttyUSB0, 115200 baud) or tcp://host:port
@@ -26,13 +35,15 @@ options:
   --operator-dir DIR     the operator key folder ('veilgrid operator init')
   --passphrase-file FILE the operator passphrase (first line); otherwise from ${PASSPHRASE_ENV}
   --dso-db FILE          the DSO's registry database (SQLite)
-  --broker-dir DIR       where the mosquitto password file (mosquitto.passwd) and ACL file (mosquitto.acl) live
+  --broker-dir DIR       the broker folder: meter logins (meter-logins.db), the services' password file
+                         (mosquitto.passwd) and the ACL file (mosquitto.acl)
   --broker HOST:PORT     the MQTT broker the meter connects to
   --dso-key FILE         the DSO key file (its public key is written into the meter's configuration)
   --interval-seconds S   reading interval (default: keep the meter's, else 900)
   --rotate               force a new reading key (and key certificate) now
   --replace              register this board under an id the DSO knows with other keys, or that was revoked
   --revoke               revoke the meter at the DSO and remove its broker credentials (no --port needed)
+  --show-console-password  print the meter's stored console password (to type it at its console by hand)
   -h, --help             this text`;
 
 function required(value: string | undefined, name: string): string {
@@ -71,10 +82,18 @@ export const command: Command = {
       rotate: { type: 'boolean', default: false },
       replace: { type: 'boolean', default: false },
       revoke: { type: 'boolean', default: false },
+      'show-console-password': { type: 'boolean', default: false },
     });
     const progress = (line: string) => console.log(`• ${line}`);
     const meterId = required(values['meter-id'], 'meter-id');
     try {
+      if (values['show-console-password']) {
+        const store = new ConsolePasswords(required(values['operator-dir'], 'operator-dir'));
+        const password = store.get(meterId);
+        if (password === undefined) throw new CliError(`no console password is stored for meter "${meterId}" in ${store.file}`, 1);
+        console.log(password);
+        return 0;
+      }
       if (values.revoke) {
         const result = revokeMeter({ meterId, dsoDb: required(values['dso-db'], 'dso-db'), brokerDir: required(values['broker-dir'], 'broker-dir'), progress });
         console.log(result.wasRegistered ? `${meterId} is revoked` : `${meterId} was not registered; its broker credentials are gone`);
@@ -106,7 +125,7 @@ export const command: Command = {
         await meter.close();
       }
     } catch (err) {
-      if (err instanceof ProvisionError || err instanceof MeterConsoleError || err instanceof DsoKeyError) throw new CliError(err.message, 1);
+      if (err instanceof ProvisionError || err instanceof MeterConsoleError || err instanceof DsoKeyError || err instanceof ConsolePasswordStoreError) throw new CliError(err.message, 1);
       throw err;
     }
   },

@@ -17,12 +17,13 @@
 import fs from 'node:fs';
 import { p256 } from '@noble/curves/nist.js';
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
-import { CONFIG_DEFAULTS, CONFIG_FILE, parseMeterConfig, type MeterConfig } from '../../firmware/src/config/config.ts';
+import { CONFIG_DEFAULTS, CONFIG_FILE, consolePasswordIn, parseMeterConfig, type MeterConfig } from '../../firmware/src/config/config.ts';
 import { decodeDeviceCertificate, openSignedCertificate, type DeviceLimits } from '../../firmware/src/keys/certificate.ts';
 import { meterUserProblem } from '../broker/acl.ts';
 import { BrokerCredentials, generateMqttPassword, verifyPassword } from '../broker/credentials.ts';
 import { MeterRegistry, RegistryError } from '../dso/registry.ts';
 import { issueDeviceCertificate, OperatorKeyError, readOperatorCertificate, unlockOperatorKey, type OperatorKey } from '../operator/operator-key.ts';
+import { ConsolePasswords, generateConsolePassword, lockedConsoleAdvice } from './console-passwords.ts';
 import { MeterConsoleError, type MeterConsole } from './meter-console.ts';
 
 export const DEFAULT_LIMITS: DeviceLimits = { maxImportW: 17_250, maxExportW: 4_600 };
@@ -124,6 +125,8 @@ async function writeConfigAndRestart(meter: MeterConsole, text: string | undefin
   const written = await meter.evaluate(write);
   if ('error' in written) throw new ProvisionError(`writing ${CONFIG_FILE} on the meter failed: ${written.error}`);
   if (text !== undefined && written.value !== true) throw new ProvisionError(`writing ${CONFIG_FILE} on the meter failed (Storage.write returned ${JSON.stringify(written.value)}): is its Storage full?`);
+  // The firmware locks its console at boot with the password in the file it boots with.
+  meter.setConsolePassword(consolePasswordIn(text));
   const loaded = await meter.evaluate('load()');
   if ('error' in loaded) throw new ProvisionError(`restarting the meter (load()) failed: ${loaded.error}`);
   // A line sent while the device restarts may be lost, so each poll has a short bound of its own.
@@ -186,9 +189,19 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
   }
   const operatorCertificate = readOperatorCertificate(options.operatorDir);
 
-  // 2. The meter: firmware, identity, secure element.
+  // 2. The meter: firmware, identity, secure element. Its console is locked once it was provisioned.
+  const consolePasswords = new ConsolePasswords(options.operatorDir);
+  const storedConsolePassword = consolePasswords.get(options.meterId);
+  meter.setConsolePassword(storedConsolePassword);
   progress(`checking the firmware on ${meter.address}`);
-  if (!(await hasEntryPoints(meter))) throw new ProvisionError(FIRMWARE_TOO_OLD);
+  let entryPoints: boolean;
+  try {
+    entryPoints = await hasEntryPoints(meter);
+  } catch (err) {
+    if (err instanceof MeterConsoleError && err.locked) throw new ProvisionError(lockedConsoleAdvice(err.locked, options.meterId, consolePasswords.file));
+    throw err;
+  }
+  if (!entryPoints) throw new ProvisionError(FIRMWARE_TOO_OLD);
   const info = await callEntryPoint<MeterInfo>(meter, 'vgInfo');
   progress(`firmware ${info.firmware} (build ${info.build})${info.meterId ? `, provisioned as ${info.meterId}` : ', not provisioned'}`);
   if (info.meterId !== null && info.meterId !== options.meterId) {
@@ -223,6 +236,8 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
   const storedHash = credentials.passwords().get(options.meterId);
   const keepPassword = previous && previous.meterId === options.meterId && storedHash !== undefined && verifyPassword(previous.mqtt.password, storedHash);
   const password = keepPassword ? previous!.mqtt.password : generateMqttPassword();
+  // The console password: the stored one (it opened the console), else the one the meter has, else new.
+  const consolePassword = storedConsolePassword ?? previous?.consolePassword ?? generateConsolePassword();
   const pins = loadBoardDefinition('esp32-meter').pins;
   const config: MeterConfig = {
     meterId: options.meterId,
@@ -232,6 +247,7 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
     s0: previous?.s0 ?? { importPin: pins.s0Import, exportPin: pins.s0Export, impulsesPerKWh: DEFAULT_IMPULSES_PER_KWH, debounceMs: CONFIG_DEFAULTS.debounceMs },
     journal: previous?.journal ?? { commitEveryWh: CONFIG_DEFAULTS.commitEveryWh },
     dsoPublicKey: hex(options.dsoPublicKey),
+    consolePassword,
   };
   if (options.impulsesPerKWh !== undefined) config.s0 = { ...config.s0, impulsesPerKWh: options.impulsesPerKWh };
   const rotationSeconds = options.rotationSeconds ?? previous?.keys?.rotationSeconds;
@@ -289,6 +305,9 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
       close();
     }
 
+    // Stored before the meter can lock with it, and kept whatever fails later: a stored password the meter
+    // does not use yet harms nothing, one the meter uses and nobody holds locks the operator out.
+    consolePasswords.set(options.meterId, consolePassword);
     const configChanged = configText !== previousText;
     if (configChanged) {
       progress(`writing ${CONFIG_FILE} and restarting the meter`);

@@ -17,7 +17,9 @@ import { randomBytes } from 'node:crypto';
 import { DSO_USERNAME } from '../broker/acl.ts';
 import { BrokerCredentials } from '../broker/credentials.ts';
 import { startEmbeddedBroker } from '../broker/embedded-broker.ts';
+import { startLoginService } from '../broker/login-service.ts';
 import { startMosquitto } from '../broker/mosquitto.ts';
+import { loginPluginPath } from '../broker/mosquitto-plugin.ts';
 import { startCollector } from '../dso/collector.ts';
 import { createDsoKey } from '../dso/dso-key.ts';
 import { ReadingStore } from '../dso/reading-store.ts';
@@ -231,8 +233,23 @@ interface TestbedBroker {
 
 async function startBroker(kind: 'aedes' | 'mosquitto', credentials: BrokerCredentials, workDir: string): Promise<TestbedBroker> {
   if (kind === 'mosquitto') {
-    const mosquitto = await startMosquitto({ dir: workDir, configLines: credentials.mosquittoConfigLines() });
-    return { port: mosquitto.port, url: mosquitto.url, reload: () => mosquitto.reload(), close: () => mosquitto.stop() };
+    // Meters log in with their secure element: mosquitto asks the login service through its plugin.
+    const logins = await startLoginService({ check: (username, password) => credentials.checkLogin(username, password) });
+    try {
+      const mosquitto = await startMosquitto({ dir: workDir, configLines: credentials.mosquittoConfigLines({ pluginPath: loginPluginPath(), port: logins.port }) });
+      return {
+        port: mosquitto.port,
+        url: mosquitto.url,
+        reload: () => mosquitto.reload(),
+        async close() {
+          await mosquitto.stop();
+          await logins.close();
+        },
+      };
+    } catch (err) {
+      await logins.close();
+      throw err;
+    }
   }
   const aedes = await startEmbeddedBroker({ auth: credentials });
   return { port: aedes.port, url: aedes.url, reload: async () => {}, close: () => aedes.close() };

@@ -2,6 +2,7 @@
 // secure element makes for that one connection, and someone who read it off the wire cannot use it.
 // aedes checks logins in process; mosquitto through the veilgrid_login plugin (built here with gcc) and
 // the login service. The services keep logging in with the password file on both.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -109,6 +110,45 @@ function brokers(name: string, start: StartBroker): void {
 
   test.run();
 }
+
+const cli = suite('veilgrid broker logins');
+
+cli('prints the lines mosquitto needs, checks meter logins until stopped, and says what is missing', async () => {
+  if (!findMosquitto()) return console.log(`  SKIPPED: ${MOSQUITTO_MISSING}`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-login-cli-'));
+  const chip = provisionedSecureElement();
+  const brokerDir = path.join(dir, 'broker');
+  const run = (args: string[]) => spawn(process.execPath, ['bin/veilgrid.js', 'broker', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const missing = run(['logins', '--broker-dir', brokerDir, '--port', '0']);
+  let missingErr = '';
+  missing.stderr.on('data', (d) => (missingErr += d));
+  assert.is(await new Promise((resolve) => missing.on('exit', resolve)), 2);
+  assert.match(missingErr, "the folder 'veilgrid provision --broker-dir' writes");
+
+  const credentials = new BrokerCredentials(brokerDir);
+  credentials.addMeterLogin(METER, chip.identityKey, chip.mixKey);
+  const service = run(['logins', '--broker-dir', brokerDir, '--port', '0']);
+  let out = '';
+  service.stdout.on('data', (d) => (out += d));
+  let mosquitto: Awaited<ReturnType<typeof startMosquitto>> | undefined;
+  try {
+    for (let i = 0; i < 500 && !out.includes('plugin_opt_login_port'); i++) await new Promise((r) => setTimeout(r, 20));
+    const lines = out.split('\n').filter((l) => l && !l.startsWith('#'));
+    assert.ok(lines.some((l) => /^plugin .*veilgrid_login-[0-9a-f]{12}\.so$/.test(l)), out);
+    mosquitto = await startMosquitto({ dir, configLines: lines });
+    const meter = await connect(mosquitto.url, METER, meterLoginPassword(chip.se, nodeSha256, METER));
+    assert.ok(typeof meter !== 'string', `the meter logs in through the CLI's service: ${meter}`);
+    (meter as MqttClient).end(true);
+  } finally {
+    await mosquitto?.stop();
+    service.kill('SIGTERM');
+    await new Promise((resolve) => service.on('exit', resolve));
+    chip.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+cli.run();
 
 brokers('aedes', async (credentials, _dir, refusals) => {
   const broker = await startEmbeddedBroker({ auth: credentials, log: (line) => refusals.push(line) });

@@ -1,19 +1,24 @@
 // The fuzz run behind test/fuzz/dso-decode.test.ts (small) and bench/fuzz-dso.ts (large): mutated sealed
 // readings (the envelope's bytes, or the signed reading inside re-sealed to the DSO, as anyone can),
-// mutated key certificates and mutated MQTT packets, fed to what the DSO and meters decode with:
-// verifySignedReading, acceptKeyCertificate, the reading/key topic parsers, the firmware's
-// MqttStreamDecoder (in random fragments) and the brokers' packet-size scanner. Outcome per input:
+// mutated key certificates, mutated broker logins and mutated MQTT packets, fed to what the DSO, the
+// brokers and meters decode with: verifySignedReading, acceptKeyCertificate, the reading/key topic parsers,
+// MeterLogins.check, the firmware's MqttStreamDecoder (in random fragments) and the brokers' packet-size
+// scanner. Outcome per input:
 // refused with a reason, or accepted. It counts exceptions that escape (anything but the decoders'
 // documented errors), accepted forgeries (an accepted message whose bytes are not the genuine ones),
 // and the slowest single input, so a hang or a super-linear decode shows as a figure.
 import { createECDH } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
+import { encodeLoginPassword, loginNonce } from '../../firmware/src/keys/broker-login.ts';
+import { attestationMessage } from '../../firmware/src/keys/key-attestation.ts';
+import { MIX_SLOT } from '../../firmware/src/keys/slot-map.ts';
 import { encodeReading } from '../../firmware/src/readings/reading.ts';
 import { sealEnvelope } from '../../firmware/src/readings/sealed-reading.ts';
 import { meterIdFromKeyCertificateTopic, meterIdFromReadingTopic, readingTopic } from '../../firmware/src/readings/topics.ts';
 import { MqttPacketError, MqttStreamDecoder, bytesToByteString, byteStringToBytes, encodePacket, type MqttPacket } from '../../firmware/src/mqtt/packets.ts';
+import { MeterLogins } from '../../host-tools/broker/meter-logins.ts';
 import { MqttPacketSizeScanner } from '../../host-tools/broker/packet-size-guard.ts';
-import { nodeCryptoPrimitives } from '../../host-tools/crypto/node-primitives.ts';
+import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 import { MAX_MQTT_PACKET_BYTES } from '../../host-tools/dso/message-limits.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { acceptKeyCertificate, verifySignedReading } from '../../host-tools/dso/verifier.ts';
@@ -23,6 +28,7 @@ export interface FuzzFigures {
   inputs: number;
   readings: { inputs: number; refused: number; accepted: number };
   keyCertificates: { inputs: number; refused: number; accepted: number };
+  logins: { inputs: number; refused: number; accepted: number };
   mqttPackets: { inputs: number; refused: number; decoded: number };
   escapedExceptions: number;
   acceptedForgeries: number;
@@ -72,6 +78,7 @@ export function runDsoFuzz(count: number, seed = 1): FuzzFigures {
     inputs: 0,
     readings: { inputs: 0, refused: 0, accepted: 0 },
     keyCertificates: { inputs: 0, refused: 0, accepted: 0 },
+    logins: { inputs: 0, refused: 0, accepted: 0 },
     mqttPackets: { inputs: 0, refused: 0, decoded: 0 },
     escapedExceptions: 0,
     acceptedForgeries: 0,
@@ -112,6 +119,13 @@ export function runDsoFuzz(count: number, seed = 1): FuzzFigures {
     { kind: 'pingresp' },
   ];
   const genuinePackets = packets.map((p) => byteStringToBytes(encodePacket(p)));
+  // Broker logins as the meter's chip makes them (its identity key attesting the mix key), never used.
+  const logins = new MeterLogins(':memory:');
+  logins.add(meterId, meter.identity.publicKey, meter.mix.publicKey);
+  const genuineLogins = Array.from({ length: 16 }, (_, i) => {
+    const message = attestationMessage(nodeSha256, loginNonce(nodeSha256, meterId, 1000 + i), MIX_SLOT, meter.mix.publicKey);
+    return encodeLoginPassword(1000 + i, meter.identity.signDigest(nodeSha256(message)));
+  });
 
   const timed = (run: () => void) => {
     const t0 = performance.now();
@@ -126,7 +140,7 @@ export function runDsoFuzz(count: number, seed = 1): FuzzFigures {
 
   for (let n = 0; n < count; n++) {
     figures.inputs++;
-    const kind = n % 4;
+    const kind = n % 5;
     if (kind <= 1) {
       // A reading: mutate the envelope itself, or the signed reading inside and seal it properly.
       const which = Math.floor(random() * genuineSigned.length);
@@ -165,6 +179,19 @@ export function runDsoFuzz(count: number, seed = 1): FuzzFigures {
           problem(`forged key certificate accepted: ${Buffer.from(bytes).toString('hex')}`);
         }
       });
+    } else if (kind === 3) {
+      figures.logins.inputs++;
+      timed(() => {
+        const password = new TextDecoder('latin1').decode(mutate(new TextEncoder().encode(genuineLogins[Math.floor(random() * genuineLogins.length)]), random));
+        const username = random() < 0.1 ? 'meter-other' : meterId;
+        const result = logins.check(username, password);
+        if (!result.ok) return void figures.logins.refused++;
+        figures.logins.accepted++;
+        if (!genuineLogins.includes(password)) {
+          figures.acceptedForgeries++;
+          problem(`forged login accepted: ${password}`);
+        }
+      });
     } else {
       figures.mqttPackets.inputs++;
       timed(() => {
@@ -193,6 +220,7 @@ export function runDsoFuzz(count: number, seed = 1): FuzzFigures {
     }
   }
   registry.close();
+  logins.close();
   figures.seconds = (performance.now() - started) / 1000;
   return figures;
 }

@@ -4,9 +4,12 @@
 // inside the chip, certificate, broker password, configuration), counts S0 pulses, and its readings —
 // signed in the SE and sealed to the DSO — reach a broker and verify at the DSO, across a forced key
 // rotation (vgRotateKeys), a broker restart (the outbox holds what could not be sent) and a power cut at a
-// random instant. And `veilgrid flash` through the real espruino CLI on the board's console port: the board
-// holds the bundle, reboots into it, reports its build, and boots it again after a power cut. Where the
-// interpreter is absent, its part says so and is skipped.
+// random instant; its console is locked from every boot on (a console without the password is refused) and
+// provisioning it again unlocks it with the stored password. And `veilgrid flash` through the real
+// espruino CLI on the board's console port, to a meter whose console is locked: refused without its
+// console password, done with it (--meter-id, --operator-dir); the board holds the bundle, reboots into it,
+// reports its build, and boots it again after a power cut. Where the interpreter is absent, its part says
+// so and is skipped.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +21,9 @@ import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts'
 import { constant } from '../../boards/emulator/load-profile.ts';
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
 import { flash } from '../../host-tools/flash/flash-command.ts';
+import { ConsolePasswords } from '../../host-tools/provision/console-passwords.ts';
+import { MeterConsoleError } from '../../host-tools/provision/meter-console.ts';
+import { CONFIG_FILE } from '../../firmware/src/config/config.ts';
 
 /** Interval length and clock speed per backend: the real interpreter runs in real time. */
 const TIMING: Record<Backend, { interval: number; speed: number }> = {
@@ -88,7 +94,16 @@ for (const backend of BACKENDS) {
       await rig.wait(interval / 4);
       const lastAtCut = readings().last;
       await board.powerOn();
+      // The boot locked the console: a console without the password gets nothing.
+      const bare = await board.meterConsole();
+      bare.setConsolePassword(undefined);
+      const refused = await bare.evaluate('require("Storage").read("vg.config")').catch((err) => err);
+      await bare.close();
+      assert.instance(refused, MeterConsoleError);
+      assert.is((refused as MeterConsoleError).locked, 'no-password', String(refused));
       await until(rig, () => readings().last >= lastAtCut + 2, status);
+      // Provisioning the locked meter again: it unlocks with the stored password and changes nothing.
+      await dso.provision(board, 'meter-0001', { intervalSeconds: interval });
 
       const { n, last } = readings();
       assert.is(n, last, `every sequence number 1..${last} arrived once: ${status()}`);
@@ -111,9 +126,22 @@ for (const backend of BACKENDS) {
       const board = await rig.addBoard('flash-meter');
       let output = '';
       board.onOutput((text) => (output += text));
+      // A provisioned meter: its firmware locks the console at boot with the password its operator keeps.
+      const operatorDir = path.join(dir, 'operator');
+      const password = 'Flash-Test_012345678';
+      new ConsolePasswords(operatorDir).set('flash-meter', password);
+      // (an older build on it: another build id, so only the upload can make it report the new one)
+      board.writeFile('.bootcde', fs.readFileSync(built.outFile, 'latin1').split(built.buildId).join('0123456789abcdef'));
+      board.writeFile(CONFIG_FILE, JSON.stringify({ consolePassword: password }));
       await board.powerOn();
+      const port = `tcp://127.0.0.1:${board.consolePort}`;
       let printed = '';
-      const outcome = await flash({ ports: [`tcp://127.0.0.1:${board.consolePort}`], firmware: built.outFile }, { write: (text) => void (printed += text) });
+      const locked = await flash({ ports: [port], firmware: built.outFile }, { write: (text) => void (printed += text) });
+      assert.is(locked.exitCode, 1, printed);
+      assert.is(locked.results[0].failure, 'locked', printed);
+      assert.match(locked.results[0].message ?? '', /--meter-id/);
+      printed = '';
+      const outcome = await flash({ ports: [port], firmware: built.outFile, operatorDir, meterIds: ['flash-meter'] }, { write: (text) => void (printed += text) });
       assert.is(outcome.exitCode, 0, printed);
       assert.is(outcome.results[0].running?.build, built.buildId, printed);
       await board.powerCut();

@@ -1,56 +1,12 @@
 // The emulated board's TCP console behaves like Espruino's REPL (src/jsinteractive.c) for a client
 // speaking raw TCP, as the espruino CLI and `nc` do.
-import { connect, type Socket } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import { Board } from '../../boards/emulator/board.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { ConsoleError, startConsole, type RunningConsole } from '../../boards/emulator/console.ts';
-
-/** A raw TCP console client that collects everything the board sends. */
-class Client {
-  received = '';
-  private constructor(readonly socket: Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => (this.received += d));
-  }
-
-  static open(port: number): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () => resolve(new Client(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  send(text: string): void {
-    this.socket.write(text, 'latin1');
-  }
-
-  /** Waits (real time, bounded against hangs) until `text` has arrived after `from`; returns what came. */
-  async waitFor(text: string, from = 0): Promise<string> {
-    for (let tries = 0; tries < 2500; tries++) {
-      if (this.received.indexOf(text, from) >= 0) return this.received.slice(from);
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    throw new Error(`gave up waiting for ${JSON.stringify(text)}; got ${JSON.stringify(this.received.slice(from))}`);
-  }
-
-  /** Sends `input` and returns what came back up to and including `until`. */
-  async exchange(input: string, until: string): Promise<string> {
-    const from = this.received.length;
-    this.send(input);
-    const got = await this.waitFor(until, from);
-    return got.slice(0, got.indexOf(until) + until.length);
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.socket.once('close', () => resolve());
-      this.socket.destroy();
-    });
-  }
-}
+import { Client } from './console-client.ts';
 
 interface Rig {
   clock: SimClock;

@@ -19,8 +19,9 @@ logins('the format: prefix, counter, 128 hex digits; anything else says what is 
   assert.match(parseLoginPassword('vgl1.042.' + 'ab'.repeat(64)) as string, '<counter>.<signature hex>');
   assert.match(parseLoginPassword('vgl1.1.2.' + 'ab'.repeat(64)) as string, '<counter>.<signature hex>');
   assert.match(parseLoginPassword('vgl1.2097152.' + 'ab'.repeat(64)) as string, 'past the chip\'s maximum');
-  assert.match(parseLoginPassword('vgl1.7.' + 'ab'.repeat(63)) as string, '128 hex digits');
-  assert.match(parseLoginPassword('vgl1.7.' + 'zz'.repeat(64)) as string, '128 hex digits');
+  assert.match(parseLoginPassword('vgl1.7.' + 'ab'.repeat(63)) as string, '128 lower-case hex digits');
+  assert.match(parseLoginPassword('vgl1.7.' + 'zz'.repeat(64)) as string, '128 lower-case hex digits');
+  assert.match(parseLoginPassword('vgl1.7.' + 'AB'.repeat(64)) as string, '128 lower-case hex digits', 'one login, one text');
 });
 
 logins('a login from the chip is accepted once; replays, other meters\' names, tampering and strangers are refused', () => {

@@ -28,6 +28,11 @@ export interface MeterConfig {
   dsoPublicKey?: string;
   /** Reading-key rotation period (keys/reading-keys.ts); absent: CONFIG_DEFAULTS.rotationSeconds (a day). */
   keys?: { rotationSeconds: number };
+  /**
+   * The console password (platform/console-lock.ts): at every boot the meter locks its console with it.
+   * Absent (an unprovisioned meter): the console stays open, so provisioning can reach it.
+   */
+  consolePassword?: string;
 }
 
 /** Values used when an optional field is absent. */
@@ -51,6 +56,49 @@ export function dsoPublicKeyProblem(text: unknown): string | undefined {
     if ('0123456789abcdefABCDEF'.indexOf(text.charAt(i)) < 0) return expected + ' (character ' + i + ' is not a hex digit)';
   }
   return undefined;
+}
+
+/**
+ * Espruino types a console password into an input line it stops filling at 20 characters
+ * (src/jsinteractive.c jsiHandleConsoleChar), so a longer one could never be entered: the console would
+ * stay locked for good. E.setPassword itself takes any length.
+ */
+export const CONSOLE_PASSWORD_MAX_CHARS = 20;
+/** Shorter ones are refused: Espruino does not limit the number of attempts. */
+export const CONSOLE_PASSWORD_MIN_CHARS = 12;
+
+/**
+ * Why value cannot be the console password, or undefined when it can. Printable ASCII without space
+ * (0x21-0x7E): every other byte means something to a terminal or to the console's line editor. The
+ * message never contains the value.
+ */
+export function consolePasswordProblem(value: unknown): string | undefined {
+  const expected = 'consolePassword must be ' + CONSOLE_PASSWORD_MIN_CHARS + '-' + CONSOLE_PASSWORD_MAX_CHARS + ' printable ASCII characters without spaces';
+  if (typeof value !== 'string') return expected + ' (got a ' + (value === null ? 'null' : typeof value) + ')';
+  if (value.length < CONSOLE_PASSWORD_MIN_CHARS || value.length > CONSOLE_PASSWORD_MAX_CHARS) return expected + ' (got ' + value.length + ' characters)';
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x21 || code > 0x7e) return expected + ' (character ' + i + ' is not one)';
+  }
+  return undefined;
+}
+
+/**
+ * The console password the configuration text names, if it names a valid one; undefined otherwise
+ * (no file, not JSON, no or an invalid consolePassword). Looks at nothing else, so a configuration
+ * that is wrong elsewhere still locks the console.
+ */
+export function consolePasswordIn(text: string | undefined): string | undefined {
+  if (!text) return undefined;
+  let raw: any;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return undefined;
+  }
+  if (raw === null || typeof raw !== 'object') return undefined;
+  const value = raw.consolePassword;
+  return consolePasswordProblem(value) === undefined ? (value as string) : undefined;
 }
 
 /** A configuration that cannot be used; `problems` names every wrong field and what was expected. */
@@ -135,7 +183,7 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
     throw new ConfigError(['must hold a JSON object' + got(raw)]);
   }
   const r = new FieldReader();
-  r.onlyKnown(raw, ['meterId', 'broker', 'mqtt', 'intervalSeconds', 's0', 'journal', 'wifi', 'dsoPublicKey', 'keys'], '');
+  r.onlyKnown(raw, ['meterId', 'broker', 'mqtt', 'intervalSeconds', 's0', 'journal', 'wifi', 'dsoPublicKey', 'keys', 'consolePassword'], '');
 
   const meterId = raw.meterId;
   if (typeof meterId !== 'string') r.problems.push('meterId must be a string of 1-64 chars from A-Z a-z 0-9 . _ -' + got(meterId));
@@ -184,6 +232,9 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
     keys = { rotationSeconds: r.integer(keysRaw, 'rotationSeconds', 'keys.rotationSeconds', 60, 31536000, CONFIG_DEFAULTS.rotationSeconds) };
   }
 
+  const consolePassword = raw.consolePassword;
+  if (consolePassword !== undefined && consolePasswordProblem(consolePassword)) r.problems.push(consolePasswordProblem(consolePassword) as string);
+
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   const config: MeterConfig = {
     meterId: meterId as string,
@@ -196,5 +247,6 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
   if (wifi) config.wifi = wifi;
   if (keys) config.keys = keys;
   if (dsoPublicKey !== undefined) config.dsoPublicKey = (dsoPublicKey as string).toLowerCase();
+  if (consolePassword !== undefined) config.consolePassword = consolePassword as string;
   return config;
 }

@@ -37,8 +37,9 @@ export function parseLoginPassword(text: string): { counter: number; signature: 
   if (parts.length !== 2 || !/^(0|[1-9][0-9]{0,6})$/.test(parts[0])) return 'a meter login is "' + LOGIN_PASSWORD_PREFIX + '<counter>.<signature hex>"';
   const counter = parseInt(parts[0], 10);
   if (counter > LOGIN_COUNTER_MAX) return 'login counter ' + counter + ' is past the chip\'s maximum ' + LOGIN_COUNTER_MAX;
-  const signature = parts[1].length === 128 ? hexToBytes(parts[1]) : undefined;
-  if (!signature) return 'a meter login\'s signature is 128 hex digits (r || s)';
+  // Lower case only: one login has one text (hexToBytes would take either case).
+  const signature = /^[0-9a-f]{128}$/.test(parts[1]) ? hexToBytes(parts[1]) : undefined;
+  if (!signature) return 'a meter login\'s signature is 128 lower-case hex digits (r || s)';
   return { counter: counter, signature: signature };
 }
 

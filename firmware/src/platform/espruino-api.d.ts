@@ -102,4 +102,13 @@ interface EspruinoE {
   on(event: 'init', cb: () => void): void;
   getErrorFlags(): string[];
   CRC32(data: ByteString | Uint8Array): number;
+  /** Keeps the console password in RAM (src/jswrap_espruino.c); no argument removes it. */
+  setPassword(password?: string): void;
+  /** Locks the console if a password is set: every line is then a password attempt. */
+  lockConsole(): void;
+}
+
+/** require("TelnetServer"): the network console (libs/network/telnet/jswrap_telnet.c). */
+interface TelnetServerModule {
+  setOptions(options: { mode: 'on' | 'off' }): void;
 }

@@ -29,3 +29,4 @@ declare function require(name: 'Flash'): FlashModule;
 declare function require(name: 'net'): NetModule;
 declare function require(name: 'Wifi'): WifiModule;
 declare function require(name: 'crypto'): CryptoModule;
+declare function require(name: 'TelnetServer'): TelnetServerModule;
