@@ -16,11 +16,13 @@ Builds the meter firmware and uploads it as boot code with the espruino CLI to e
 a progress bar per meter. Each meter reboots into it; then the running firmware is asked over its
 console for its build id (vgInfo()) and the id is compared with the uploaded bundle's. A summary table
 names each port's result; the exit code is 1 when any port failed (unreachable, upload timed out,
-wrong build running after the reboot, no answer), 2 for a usage error.
+wrong build running after the reboot, no answer, console locked and no console password for it, or its
+password refused), 2 for a usage error.
 
 options:
   --port PORT         a meter's console: a serial device (/dev/ttyUSB0, 115200 baud) or tcp://HOST:PORT
-                      (Espruino's telnet console, or an emulated board: veilgrid emulate); repeat for more
+                      (an emulated board's console: veilgrid emulate; veilgrid firmware turns Espruino's
+                      network console off at boot); repeat for more
   --board ID          board id (default esp32-meter): the build target and boards/espruino/ID.json
   --firmware FILE     upload FILE (a bundle from veilgrid build) instead of building; its build id is
                       read from the file and checked against itself

@@ -28,7 +28,7 @@ printed unless asked (--show-console-password).
 
 options:
   --port PORT            the meter's console: a serial device (/dev/ttyUSB0, 115200 baud) or tcp://host:port
-                         (Espruino Telnet, or 'veilgrid emulate')
+                         ('veilgrid emulate'; veilgrid firmware turns Espruino's network console off)
   --meter-id ID          the meter id (A-Z a-z 0-9 . _ -, up to 64 characters); also its MQTT user name
   --feeder F             the feeder the meter is on (goes into its device certificate)
   --limits I,E           maximum import and export power in watts (default ${DEFAULT_LIMITS.maxImportW},${DEFAULT_LIMITS.maxExportW})
