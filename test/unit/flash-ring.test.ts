@@ -227,6 +227,27 @@ named('two names written in turn for ever (key records) keep the newest of each,
   }
 });
 
+named('cuts in a row, each tearing a write, never make the store refuse a later one (two pages)', () => {
+  const r = newRing(2);
+  const value = (n: number) => `{"r":${n},"pk":"${'ab'.repeat(65)}","cert":"${'cd'.repeat(200)}"}`;
+  const expected: Record<string, string> = { 'vg.rk1': value(0) };
+  assert.ok(new NamedRecords(r.reopen()).write('vg.rk1', value(0)));
+  let n = 0;
+  // One name written again and again (a rotation redone after cuts) while the other stays as it was.
+  // Each round: one write torn part-way (at a different byte each time), then one that completes.
+  for (let round = 0; round < 40; round++) {
+    const name = 'vg.rk0';
+    cutDuring(r.flash, 13 + ((round * 97) % 900), () => new NamedRecords(r.reopen()).write(name, value(++n)));
+    const torn = new NamedRecords(r.reopen()).read(name);
+    assert.ok(torn === expected[name] || torn === value(n), `round ${round}: the torn write left the old value or the whole new one`);
+    if (torn === value(n)) expected[name] = torn;
+    assert.ok(new NamedRecords(r.reopen()).write(name, value(++n)), `round ${round}: a write after the cut is taken`);
+    expected[name] = value(n);
+    const store = new NamedRecords(r.reopen());
+    for (const key of Object.keys(expected)) assert.is(store.read(key), expected[key], `round ${round}: ${key}`);
+  }
+});
+
 format.run();
 ring.run();
 named.run();

@@ -1,6 +1,6 @@
 // Reading-key rotation (firmware/src/keys/reading-keys.ts) and signed, sealed readings
 // (firmware/src/readings/signed-reading.ts) against the emulator's ATECC608 model on an emulated I2C
-// bus and Espruino Storage on emulated flash: slots alternate, the rotation number comes from the SE
+// bus and the records ring on emulated flash (as main.ts keeps them): slots alternate, the rotation number comes from the SE
 // counter, certificates are signed by the identity key and published before first use, state
 // survives power cuts at every byte of a rotation's record, and the DSO verifier accepts the readings.
 import { suite } from 'uvu';
@@ -8,7 +8,8 @@ import * as assert from 'uvu/assert';
 import { p256 } from '@noble/curves/nist.js';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { Flash, PowerLoss } from '../../boards/emulator/flash.ts';
-import { EspruinoStorage } from '../../boards/emulator/storage.ts';
+import { NamedRecords } from '../../firmware/src/persist/named-records.ts';
+import { emulatedPartition } from '../support/flash-rings.ts';
 import { ALG_ATECC608_ATTESTED, decodeSign1, sign1ToBeSigned } from '../../firmware/src/codec/cose.ts';
 import { decodeKeyCertificate, kidOf, openSignedCertificate } from '../../firmware/src/keys/certificate.ts';
 import { ReadingKeys, keyRecordName } from '../../firmware/src/keys/reading-keys.ts';
@@ -34,7 +35,8 @@ interface Rig {
   clock: SimClock;
   se: SecureElement;
   flash: Flash;
-  storage: EspruinoStorage;
+  /** The key records as a boot opens them (a new NamedRecords over the ring on the flash). */
+  records(): NamedRecords;
   identity: Uint8Array;
   published: Uint8Array[];
   logs: string[];
@@ -45,14 +47,15 @@ interface Rig {
 /** A provisioned SE (config locked, identity and mix keys, data locked) and empty Storage. */
 function rig(): Rig {
   const { clock, se, identityKey: identity } = provisionedSecureElement();
-  const flash = new Flash({ sizeBytes: 917504, pageBytes: 4096 });
-  const storage = new EspruinoStorage(flash);
+  const partition = emulatedPartition();
+  const flash = partition.flash;
+  const records = () => new NamedRecords(partition.recordsRing());
   const published: Uint8Array[] = [];
   const logs: string[] = [];
   return {
-    clock, se, flash, storage, identity, published, logs,
+    clock, se, flash, records, identity, published, logs,
     keys: () => new ReadingKeys({
-      se, storage, sha256: nodeSha256, meterId: METER, intervalSeconds: INTERVAL_SECONDS, rotationSeconds: ROTATION_SECONDS,
+      se, storage: records(), sha256: nodeSha256, meterId: METER, intervalSeconds: INTERVAL_SECONDS, rotationSeconds: ROTATION_SECONDS,
       publishCertificate: (c) => published.push(c),
       log: (m) => logs.push(m),
     }),
@@ -168,7 +171,7 @@ rotation('a power cut at any byte of a rotation record: the previous key survive
       assert.is(restored, null);
       const next = after.keyFor(interval);
       assert.is(next.rotation, counter + 1, `cut ${cut}: a fresh rotation number, never ${counter} again`);
-      assert.ok(r.storage.read(keyRecordName(was.rotation)), 'the record before it was not touched');
+      assert.ok(r.records().read(keyRecordName(was.rotation)), 'the record before it was not touched');
     }
     interval += 96;
   }
@@ -179,7 +182,7 @@ rotation('an outbox that refuses the certificate: the key waits, recorded, and n
   const r = rig();
   let refuse = true;
   const keys = new ReadingKeys({
-    se: r.se, storage: r.storage, sha256: nodeSha256, meterId: METER, intervalSeconds: INTERVAL_SECONDS, rotationSeconds: ROTATION_SECONDS,
+    se: r.se, storage: r.records(), sha256: nodeSha256, meterId: METER, intervalSeconds: INTERVAL_SECONDS, rotationSeconds: ROTATION_SECONDS,
     publishCertificate: (c) => {
       if (refuse) throw new Error('outbox full');
       r.published.push(c);

@@ -19,7 +19,8 @@
 // Power cuts. State = the SE's counter 0 (the rotation number, monotonic, in the chip) + one record
 // per rotation named "vg.rk<r mod 2>" (main.ts keeps them on raw flash, persist/named-records.ts). A
 // rotation writes the name of its own parity, so the record of the rotation before it is kept: a cut
-// while writing leaves that record intact and the new one failing its CRC-32. Restore takes the valid record whose rotation
+// while writing leaves that record intact and the new one failing the ring's record check (the one
+// power-safe record format, persist/power-safe-record.ts). Restore takes the record whose rotation
 // equals the counter. If there is none (cut after the counter step, before the record was complete),
 // the rotation is done again with a fresh counter value: a rotation number is never reused with a
 // different key. At every boot the current certificate is published again (retained, the DSO stores
@@ -28,7 +29,6 @@
 // SE commands: restore 2 (counter read, identity public key); a rotation 6 (counter increment,
 // GenKey, and the attestation: Random, Nonce, GenKey digest, Sign internal).
 
-import { crc32 } from '../metering/crc32.ts';
 import { equalBytes } from '../crypto/bytes.ts';
 import { uncompressedPoint } from '../crypto/p256-point.ts';
 import type { Sha256 } from '../crypto/sha256.ts';
@@ -40,7 +40,8 @@ import { IDENTITY_SLOT, ROTATION_COUNTER, readingSlotForRotation } from './slot-
 /** Default rotation period: one day. */
 export const DEFAULT_ROTATION_SECONDS = 86400;
 export const KEY_RECORD_BASE_NAME = 'vg.rk';
-const RECORD_FORMAT = 1;
+/** 2: plain JSON (format 1 carried its own CRC-32, before records moved to the power-safe ring). */
+const RECORD_FORMAT = 2;
 
 /** One reading key as the meter uses it. */
 export interface ReadingKey {
@@ -56,7 +57,10 @@ export interface ReadingKey {
   certificate: Uint8Array;
 }
 
-/** What the keys need of a record store (Storage-like: read and write by name). */
+/**
+ * What the keys need of a record store: read and write by name, a write all or nothing across a power
+ * cut (persist/named-records.ts, whose records persist/power-safe-record.ts frames and checks).
+ */
 export interface KeyRecordStorage {
   read(name: string): string | undefined;
   write(name: string, data: string): boolean;
@@ -88,7 +92,7 @@ export function keyRecordName(rotation: number): string {
 }
 
 function encodeRecord(key: ReadingKey): string {
-  const json = JSON.stringify({
+  return JSON.stringify({
     v: RECORD_FORMAT,
     r: key.rotation,
     from: key.validFromInterval,
@@ -96,17 +100,14 @@ function encodeRecord(key: ReadingKey): string {
     pk: bytesToHex(key.publicKey),
     cert: bytesToHex(key.certificate),
   });
-  return ('0000000' + crc32(json, 0, json.length).toString(16)).slice(-8) + json;
 }
 
-/** The key in a record, or undefined if the record is missing, torn or not one of ours. */
+/** The key in a record, or undefined if the record is missing or not one of ours. */
 function decodeRecord(sha256: Sha256, text: string | undefined): ReadingKey | undefined {
-  if (!text || text.length < 10) return undefined;
-  const json = text.substring(8);
-  if (parseInt(text.substring(0, 8), 16) !== crc32(json, 0, json.length)) return undefined;
+  if (!text) return undefined;
   let raw: any;
   try {
-    raw = JSON.parse(json);
+    raw = JSON.parse(text);
   } catch (e) {
     return undefined;
   }
