@@ -9,7 +9,7 @@ import { createNetModule } from '../../boards/emulator/net.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { emulatedPartition, type EmulatedPartition } from '../support/flash-rings.ts';
 import { Outbox } from '../../firmware/src/mqtt/outbox.ts';
-import { MqttClient, topicMatches, type MqttClientOptions } from '../../firmware/src/mqtt/client.ts';
+import { MQTT_CLIENT_DEFAULTS, MqttClient, topicMatches, type MqttClientOptions } from '../../firmware/src/mqtt/client.ts';
 
 const HOST = '127.0.0.1';
 const READINGS = 'veilgrid/meters/m7/readings';
@@ -149,6 +149,23 @@ function rig(overrides: Partial<MqttClientOptions> & { port: number }, storage?:
 
 const reading = (seq: number) => new Uint8Array([0xff, 0x00, seq >> 8, seq & 255, 0xfe, 0x0a]);
 const seqOf = (payload: Uint8Array) => (payload[2] << 8) | payload[3];
+
+test('options: a 0 given is a 0 (not the default); nonsense is refused at once, naming the option', async () => {
+  try {
+    assert.throws(() => rig({ port: 1, maxInFlight: 0 }), /MQTT maxInFlight must be above 0, got 0/);
+    assert.throws(() => rig({ port: 1, ackTimeoutMs: -5 }), /ackTimeoutMs must be above 0/);
+    assert.throws(() => rig({ port: 1, minBackoffMs: 500, maxBackoffMs: 100 }), /minBackoffMs <= maxBackoffMs/);
+    assert.is(MQTT_CLIENT_DEFAULTS.maxInFlight, 8);
+    // minBackoffMs 0: the first retry is at once (with `||` it used to become 1 s).
+    const r = rig({ port: 1, minBackoffMs: 0, maxBackoffMs: 0 });
+    r.client.start();
+    await waitFor(() => r.log.length >= 1, 'a retry');
+    r.client.stop();
+    assert.match(r.log[0], /reconnecting to 127\.0\.0\.1:1 in 0 ms/);
+  } finally {
+    await cleanup();
+  }
+});
 
 test('topic filters match as MQTT section 4.7 says', () => {
   assert.ok(topicMatches('veilgrid/meters/+/readings', 'veilgrid/meters/m1/readings'));

@@ -103,6 +103,50 @@ export function topicMatches(filter: string, topic: string): boolean {
   return f.length === t.length;
 }
 
+/** What each option left out of MqttClientOptions means (a 0 given is a 0, not the default). */
+export const MQTT_CLIENT_DEFAULTS = {
+  connackTimeoutMs: 10000,
+  /** Half the keep-alive, at most this. */
+  maxPingTimeoutMs: 10000,
+  ackTimeoutMs: 20000,
+  minBackoffMs: 1000,
+  maxBackoffMs: 60000,
+  maxInFlight: 8,
+  maxPacketBytes: 16384,
+};
+
+/** The options with every default filled in, once. */
+interface ResolvedTimings {
+  connackTimeoutMs: number;
+  pingTimeoutMs: number;
+  ackTimeoutMs: number;
+  minBackoffMs: number;
+  maxBackoffMs: number;
+  maxInFlight: number;
+  maxPacketBytes: number;
+}
+
+function resolveTimings(o: MqttClientOptions): ResolvedTimings {
+  const d = MQTT_CLIENT_DEFAULTS;
+  const t: ResolvedTimings = {
+    connackTimeoutMs: o.connackTimeoutMs ?? d.connackTimeoutMs,
+    pingTimeoutMs: o.pingTimeoutMs ?? Math.min(d.maxPingTimeoutMs, o.keepAliveSeconds * 500),
+    ackTimeoutMs: o.ackTimeoutMs ?? d.ackTimeoutMs,
+    minBackoffMs: o.minBackoffMs ?? d.minBackoffMs,
+    maxBackoffMs: o.maxBackoffMs ?? d.maxBackoffMs,
+    maxInFlight: o.maxInFlight ?? d.maxInFlight,
+    maxPacketBytes: o.maxPacketBytes ?? d.maxPacketBytes,
+  };
+  const positive = ['connackTimeoutMs', 'ackTimeoutMs', 'maxInFlight', 'maxPacketBytes'] as const;
+  for (let i = 0; i < positive.length; i++) {
+    if (!(t[positive[i]] > 0)) throw new Error('MQTT ' + positive[i] + ' must be above 0, got ' + t[positive[i]]);
+  }
+  if (!(t.minBackoffMs >= 0 && t.maxBackoffMs >= t.minBackoffMs)) {
+    throw new Error('MQTT backoff must be 0 <= minBackoffMs <= maxBackoffMs, got ' + t.minBackoffMs + ' and ' + t.maxBackoffMs);
+  }
+  return t;
+}
+
 const STOPPED = 0;
 const WAITING = 1;
 const CONNECTING = 2;
@@ -112,6 +156,7 @@ export class MqttClient {
   onConnect: (() => void) | undefined;
   onDisconnect: ((reason: string) => void) | undefined;
   private readonly o: MqttClientOptions;
+  private readonly t: ResolvedTimings;
   private readonly outbox: Outbox;
   private readonly random: () => number;
   private state: number;
@@ -132,13 +177,14 @@ export class MqttClient {
       throw new Error('MQTT keepAliveSeconds must be 0..65535, got ' + options.keepAliveSeconds);
     }
     this.o = options;
+    this.t = resolveTimings(options);
     this.outbox = outbox;
-    this.random = options.random || Math.random;
+    this.random = options.random ?? Math.random;
     this.onConnect = options.onConnect;
     this.onDisconnect = options.onDisconnect;
     this.state = STOPPED;
     this.socket = undefined;
-    this.decoder = new MqttStreamDecoder(options.maxPacketBytes);
+    this.decoder = new MqttStreamDecoder(this.t.maxPacketBytes);
     this.attempts = 0;
     this.lastSocketError = '';
     this.timers = {};
@@ -208,7 +254,7 @@ export class MqttClient {
   private connect(): void {
     this.state = CONNECTING;
     this.attempts++;
-    this.decoder = new MqttStreamDecoder(this.o.maxPacketBytes);
+    this.decoder = new MqttStreamDecoder(this.t.maxPacketBytes);
     this.lastSocketError = '';
     this.pingOutstanding = false;
     let socket: MqttSocket;
@@ -237,8 +283,8 @@ export class MqttClient {
           : 'could not connect to ' + this.where() + ': ' + (error || 'connection closed before CONNACK'),
       );
     });
-    this.setTimer('connack', this.o.connackTimeoutMs || 10000, () => {
-      this.connectionLost('no CONNACK from ' + this.where() + ' within ' + (this.o.connackTimeoutMs || 10000) + ' ms');
+    this.setTimer('connack', this.t.connackTimeoutMs, () => {
+      this.connectionLost('no CONNACK from ' + this.where() + ' within ' + this.t.connackTimeoutMs + ' ms');
     });
   }
 
@@ -289,7 +335,7 @@ export class MqttClient {
     this.state = WAITING;
     this.notifyDisconnect(reason);
     if (this.state !== WAITING) return; // the callback stopped or restarted us
-    const base = Math.min(this.o.maxBackoffMs || 60000, (this.o.minBackoffMs || 1000) * Math.pow(2, Math.min(this.attempts, 30) - 1));
+    const base = Math.min(this.t.maxBackoffMs, this.t.minBackoffMs * Math.pow(2, Math.min(this.attempts, 30) - 1));
     // "Equal jitter": half the delay fixed, half random, so meters that lost the same broker spread out.
     const delay = Math.round(base / 2 + this.random() * (base / 2));
     if (this.o.log) this.o.log('reconnecting to ' + this.where() + ' in ' + delay + ' ms (attempt ' + (this.attempts + 1) + ')');
@@ -416,7 +462,7 @@ export class MqttClient {
   /** Takes the next outbox entries into the in-flight window and sends them. */
   private fillWindow(): void {
     if (this.state !== CONNECTED) return;
-    const max = this.o.maxInFlight || 8;
+    const max = this.t.maxInFlight;
     while (this.inFlight.length < max && this.state === CONNECTED) {
       const next = this.cursor === 0 ? this.outbox.first() : this.outbox.after(this.cursor);
       if (!next) return;
@@ -443,7 +489,7 @@ export class MqttClient {
 
   private armAckTimer(): void {
     if (this.timers['ack'] !== undefined) return;
-    this.setTimer('ack', this.o.ackTimeoutMs || 20000, () => {
+    this.setTimer('ack', this.t.ackTimeoutMs, () => {
       if (this.state !== CONNECTED) return;
       for (let i = 0; i < this.inFlight.length; i++) this.sendEntry(this.inFlight[i]);
     });
@@ -474,7 +520,7 @@ export class MqttClient {
       if (this.state !== CONNECTED) return;
       this.pingOutstanding = true;
       this.send({ kind: 'pingreq' });
-      const timeout = this.o.pingTimeoutMs || Math.min(10000, this.o.keepAliveSeconds * 500);
+      const timeout = this.t.pingTimeoutMs;
       this.setTimer('pingTimeout', timeout, () => {
         if (this.pingOutstanding) this.connectionLost('no PINGRESP from ' + this.where() + ' within ' + timeout + ' ms: connection is dead');
       });
