@@ -46,6 +46,7 @@ import { ReadingKeys } from './keys/reading-keys.ts';
 import { hexToBytes } from './keys/hex.ts';
 import { deviceI2C } from './platform/i2c.ts';
 import { nativeAes128Ctr, nativeSha256 } from './platform/crypto.ts';
+import { meterLoginPassword } from './keys/broker-login.ts';
 import { defineConsoleFunction } from './platform/console-globals.ts';
 import { secureConsole } from './platform/console-lock.ts';
 import { consoleInfo, consoleProvisionSE, consoleRotateKeys, seReadyToSign, type ConsoleApiDependencies } from './provisioning/console-api.ts';
@@ -176,7 +177,9 @@ function run(config: MeterConfig): void {
       port: config.broker.port,
       clientId: config.meterId,
       username: config.mqtt.username,
-      password: config.mqtt.password,
+      password: config.mqtt.password !== undefined ? config.mqtt.password : function () {
+        return meterLoginPassword(secureElement(), nativeSha256, config.meterId);
+      },
       keepAliveSeconds: KEEP_ALIVE_SECONDS,
       will: { topic: status, payload: stringToBytes('offline'), qos: 1, retain: true },
       log: function (message) {

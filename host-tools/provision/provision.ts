@@ -1,7 +1,8 @@
 // The field technician's provisioning flow, driving the meter through its console (meter-console.ts):
 // firmware check, secure element configured and locked with the identity and mix keys made inside it,
-// device certificate issued with the operator key, vg.config written, broker credentials written, meter
-// registered with the DSO. The CLI (provision-command.ts) and the testbed call the same function.
+// device certificate issued with the operator key, vg.config written, the meter's broker login (its
+// chip's keys) recorded, meter registered with the DSO. The CLI (provision-command.ts) and the testbed
+// call the same function.
 //
 // Order, so that a failure leaves nothing half-registered: everything that can fail without changing
 // anything is checked first (operator passphrase, firmware, meter id, SE), then the broker files are
@@ -11,8 +12,8 @@
 // the old one being gone). The SE lock is the exception: it is one-way by design, harmless on its own (no
 // certificate names the keys until registration) and repeating it is a no-op.
 //
-// Re-running with the same options changes nothing: the same keys come back from the SE, the meter's
-// MQTT password is kept when the broker still accepts it, vg.config is rewritten (and the meter
+// Re-running with the same options changes nothing: the same keys come back from the SE, the broker keeps
+// the meter's login (its chip's keys) and login counter, vg.config is rewritten (and the meter
 // restarted) only when it differs, and the registry keeps the device certificate it already holds.
 import fs from 'node:fs';
 import { p256 } from '@noble/curves/nist.js';
@@ -20,7 +21,7 @@ import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import { CONFIG_DEFAULTS, CONFIG_FILE, consolePasswordIn, parseMeterConfig, type MeterConfig } from '../../firmware/src/config/config.ts';
 import { decodeDeviceCertificate, openSignedCertificate, type DeviceLimits } from '../../firmware/src/keys/certificate.ts';
 import { meterUserProblem } from '../broker/acl.ts';
-import { BrokerCredentials, generateMqttPassword, verifyPassword } from '../broker/credentials.ts';
+import { BrokerCredentials } from '../broker/credentials.ts';
 import { MeterRegistry, RegistryError } from '../dso/registry.ts';
 import { issueDeviceCertificate, OperatorKeyError, readOperatorCertificate, unlockOperatorKey, type OperatorKey } from '../operator/operator-key.ts';
 import { ConsolePasswords, generateConsolePassword, lockedConsoleAdvice } from './console-passwords.ts';
@@ -233,16 +234,14 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
   } catch {
     previous = undefined;
   }
-  const storedHash = credentials.passwords().get(options.meterId);
-  const keepPassword = previous && previous.meterId === options.meterId && storedHash !== undefined && verifyPassword(previous.mqtt.password, storedHash);
-  const password = keepPassword ? previous!.mqtt.password : generateMqttPassword();
   // The console password: the stored one (it opened the console), else the one the meter has, else new.
   const consolePassword = storedConsolePassword ?? previous?.consolePassword ?? generateConsolePassword();
   const pins = loadBoardDefinition('esp32-meter').pins;
   const config: MeterConfig = {
     meterId: options.meterId,
     broker: options.broker,
-    mqtt: { username: options.meterId, password },
+    // No password: the meter logs in with its secure element (keys/broker-login.ts).
+    mqtt: { username: options.meterId },
     intervalSeconds: options.intervalSeconds ?? previous?.intervalSeconds ?? CONFIG_DEFAULTS.intervalSeconds,
     s0: previous?.s0 ?? { importPin: pins.s0Import, exportPin: pins.s0Export, impulsesPerKWh: DEFAULT_IMPULSES_PER_KWH, debounceMs: CONFIG_DEFAULTS.debounceMs },
     journal: previous?.journal ?? { commitEveryWh: CONFIG_DEFAULTS.commitEveryWh },
@@ -265,10 +264,14 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
   let result: ProvisionResult;
   let registration: { outcome: ProvisionResult['registration']; certificate: Uint8Array };
   try {
-    progress(`writing broker credentials for ${options.meterId} in ${options.brokerDir}`);
+    progress(`letting ${options.meterId} log in to the broker with its secure element (${options.brokerDir})`);
     const snapshot = credentials.snapshot();
     undo.push({ what: 'broker credentials', run: () => credentials.restore(snapshot) });
-    credentials.setUser(options.meterId, password);
+    if (credentials.addMeterLogin(options.meterId, identityKey, mixKey)) {
+      undo.push({ what: 'the meter login', run: () => { credentials.withMeterLogins((logins) => logins.remove(options.meterId)); } });
+    }
+    // A static password from before this meter logged in with its chip: its old vg.config holds it.
+    credentials.removePassword(options.meterId);
 
     // The DSO registration, before the meter runs with its new configuration: the key certificate and
     // readings it publishes at once must find it registered (the DSO drops what an unknown meter sends).

@@ -17,7 +17,7 @@ import { CFG, Eeprom } from '../../boards/emulator/devices/atecc608/zones.ts';
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
 import mqtt, { type MqttClient } from 'mqtt';
 import { DSO_USERNAME } from '../../host-tools/broker/acl.ts';
-import { BrokerCredentials, verifyPassword } from '../../host-tools/broker/credentials.ts';
+import { BrokerCredentials } from '../../host-tools/broker/credentials.ts';
 import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
 import { createDsoKey, readDsoKey } from '../../host-tools/dso/dso-key.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
@@ -154,8 +154,11 @@ function registeredMeters(rig: Rig): string[] {
   }
 }
 
+/** The broker's users: the services' (password file) and the meters' (logins), sorted. */
 function brokerUsers(rig: Rig): string[] {
-  return [...new BrokerCredentials(rig.brokerDir).passwords().keys()];
+  const folder = new BrokerCredentials(rig.brokerDir);
+  const meters = fs.existsSync(folder.meterLoginsFile) ? folder.withMeterLogins((logins) => logins.meterIds()) : [];
+  return [...folder.passwords().keys(), ...meters].sort();
 }
 
 function meterConfigText(rig: Rig): string | undefined {
@@ -180,12 +183,14 @@ test('provisions a meter over its console; re-running changes nothing; --revoke 
   const config = parseMeterConfig(meterConfigText(rig));
   assert.is(config.meterId, 'meter-0001');
   assert.is(config.mqtt.username, 'meter-0001');
-  assert.match(config.mqtt.password, /^[A-Za-z0-9_-]{32}$/);
+  assert.is(config.mqtt.password, undefined, 'no broker password in vg.config: the meter logs in with its secure element');
   assert.is(config.intervalSeconds, 60);
   assert.equal(config.broker, { host: '127.0.0.1', port: 1883 });
   const dsoKey = JSON.parse(fs.readFileSync(rig.dsoKey, 'utf8'));
   assert.is(config.dsoPublicKey, dsoKey.publicKey);
-  assert.ok(verifyPassword(config.mqtt.password, new BrokerCredentials(rig.brokerDir).passwords().get('meter-0001')!), 'the broker knows the meter\'s password');
+  const brokerFolder = new BrokerCredentials(rig.brokerDir);
+  assert.is(brokerFolder.withMeterLogins((logins) => logins.lastCounter('meter-0001')), -1, 'the broker lets the meter log in with its chip');
+  assert.not.ok(brokerFolder.passwords().has('meter-0001'), 'and holds no password for it');
   assert.ok(fs.readFileSync(path.join(rig.brokerDir, 'mosquitto.acl'), 'utf8').includes('topic write veilgrid/meters/meter-0001/#'));
 
   const registry = new MeterRegistry(rig.dsoDb);
@@ -200,7 +205,7 @@ test('provisions a meter over its console; re-running changes nothing; --revoke 
   assert.is(info.meterId, 'meter-0001', 'the meter runs its new configuration');
   assert.ok(info.se.configLocked && info.se.dataLocked && info.se.ours);
 
-  // Re-running: same keys, same password, same certificate, no restart.
+  // Re-running: same keys, same login, same certificate, no restart.
   const files = () => ['mosquitto.passwd', 'mosquitto.acl'].map((f) => fs.readFileSync(path.join(rig.brokerDir, f), 'utf8'));
   const brokerFiles = files();
   const configText = meterConfigText(rig);

@@ -12,7 +12,12 @@ export interface MeterConfig {
   /** Appears in MQTT topics and as a database key: see meterIdProblem in readings/topics.ts. */
   meterId: string;
   broker: { host: string; port: number };
-  mqtt: { username: string; password: string };
+  /**
+   * The meter's broker user (its meter id). Without a password the meter logs in with a login its secure
+   * element makes for each connection (keys/broker-login.ts): what provisioning sets up. A static password
+   * is for brokers without the login check, and anyone who reads it off the LAN can use it.
+   */
+  mqtt: { username: string; password?: string };
   /** Length of a reading interval; interval index = floor(epoch seconds / intervalSeconds). */
   intervalSeconds: number;
   s0: { importPin: number; exportPin: number; impulsesPerKWh: number; debounceMs: number };
@@ -197,7 +202,7 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
   const mqtt = r.object(raw, 'mqtt', 'mqtt', false) || {};
   r.onlyKnown(mqtt, ['username', 'password'], 'mqtt.');
   const username = r.string(mqtt, 'username', 'mqtt.username', false);
-  const password = r.string(mqtt, 'password', 'mqtt.password', true);
+  const password = mqtt.password === undefined ? undefined : r.string(mqtt, 'password', 'mqtt.password', true);
 
   const intervalSeconds = r.integer(raw, 'intervalSeconds', 'intervalSeconds', 1, 86400, CONFIG_DEFAULTS.intervalSeconds);
 
@@ -239,7 +244,7 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
   const config: MeterConfig = {
     meterId: meterId as string,
     broker: { host: host, port: port },
-    mqtt: { username: username, password: password },
+    mqtt: password === undefined ? { username: username } : { username: username, password: password },
     intervalSeconds: intervalSeconds,
     s0: { importPin: importPin, exportPin: exportPin, impulsesPerKWh: impulsesPerKWh, debounceMs: debounceMs },
     journal: { commitEveryWh: commitEveryWh },
