@@ -17,6 +17,17 @@ export class PluginBuildError extends Error {
   }
 }
 
+/** Why the plugin cannot be built here (undefined: it is built, or can be), for tests that need it. */
+export function loginPluginUnavailable(): string | undefined {
+  try {
+    loginPluginPath();
+    return undefined;
+  } catch (err) {
+    if (err instanceof PluginBuildError) return err.message;
+    throw err;
+  }
+}
+
 /** The built plugin's path (building it first when this version of the source has no build yet). */
 export function loginPluginPath(): string {
   const source = fs.readFileSync(SOURCE);

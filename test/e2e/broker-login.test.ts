@@ -16,7 +16,7 @@ import { BrokerCredentials } from '../../host-tools/broker/credentials.ts';
 import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
 import { startLoginService, type LoginService } from '../../host-tools/broker/login-service.ts';
 import { findMosquitto, MOSQUITTO_MISSING, startMosquitto } from '../../host-tools/broker/mosquitto.ts';
-import { loginPluginPath } from '../../host-tools/broker/mosquitto-plugin.ts';
+import { loginPluginPath, loginPluginUnavailable } from '../../host-tools/broker/mosquitto-plugin.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 import { provisionedSecureElement, type ProvisionedSecureElement } from '../support/provisioned-se.ts';
 
@@ -114,7 +114,8 @@ function brokers(name: string, start: StartBroker): void {
 const cli = suite('veilgrid broker logins');
 
 cli('prints the lines mosquitto needs, checks meter logins until stopped, and says what is missing', async () => {
-  if (!findMosquitto()) return console.log(`  SKIPPED: ${MOSQUITTO_MISSING}`);
+  const unavailable = findMosquitto() ? loginPluginUnavailable() : MOSQUITTO_MISSING;
+  if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-login-cli-'));
   const chip = provisionedSecureElement();
   const brokerDir = path.join(dir, 'broker');
@@ -156,8 +157,9 @@ brokers('aedes', async (credentials, _dir, refusals) => {
 });
 
 brokers('mosquitto', async (credentials, dir, refusals) => {
-  if (!findMosquitto()) {
-    console.log(`  SKIPPED the mosquitto part: ${MOSQUITTO_MISSING}`);
+  const unavailable = findMosquitto() ? loginPluginUnavailable() : MOSQUITTO_MISSING;
+  if (unavailable) {
+    console.log(`  SKIPPED the mosquitto part: ${unavailable}`);
     return undefined;
   }
   let service: LoginService | undefined = await startLoginService({ check: (u, p) => credentials.checkLogin(u, p), log: (line) => refusals.push(line) });

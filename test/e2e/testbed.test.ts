@@ -5,6 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { findMosquitto, MOSQUITTO_MISSING } from '../../host-tools/broker/mosquitto.ts';
+import { loginPluginUnavailable } from '../../host-tools/broker/mosquitto-plugin.ts';
 import { runTestbed, type TestbedSummary } from '../../host-tools/testbed/testbed.ts';
 
 const small = { meters: 3, intervals: 4, intervalSeconds: 30, speed: 30, impulsesPerKWh: 1000, rotationSeconds: 60 };
@@ -34,8 +35,9 @@ test('testbed through aedes: every reading arrives once, with the energy the S0 
 });
 
 test('testbed through a mosquitto process', async () => {
-  if (!findMosquitto()) {
-    console.log(`  SKIPPED: ${MOSQUITTO_MISSING}; only the aedes testbed ran`);
+  const missing = findMosquitto() ? loginPluginUnavailable() : MOSQUITTO_MISSING;
+  if (missing) {
+    console.log(`  SKIPPED: ${missing}; only the aedes testbed ran`);
     return;
   }
   assertEveryReadingArrived(await runTestbed({ ...small, broker: 'mosquitto' }));
