@@ -36,7 +36,7 @@ import { watchPin } from './platform/gpio.ts';
 import { deviceNet } from './platform/net.ts';
 import { flashStorage } from './platform/storage.ts';
 import { rawFlash, rawFlashPartitions } from './platform/raw-flash.ts';
-import { onBoot } from './platform/system.ts';
+import { onBoot, seedRandom } from './platform/system.ts';
 import { keepWifiJoined, wifiModule } from './platform/wifi.ts';
 import { stringToBytes } from './platform/bytes.ts';
 import { BUILD_ID, FIRMWARE_VERSION } from './version.ts';
@@ -165,6 +165,13 @@ function run(config: MeterConfig): void {
   } catch (e) {
     log('veilgrid: ' + ((e as Error).message || e) + ' -- nothing runs: the journal and outbox have nowhere to live');
     return;
+  }
+  try {
+    // Reconnect jitter must differ between meters: seed Math.random from the secure element's RNG.
+    const r = secureElement().random();
+    seedRandom(((r[0] * 256 + r[1]) * 256 + r[2]) * 256 + r[3]);
+  } catch (e) {
+    log('veilgrid: cannot seed the random generator from the secure element: ' + ((e as Error).message || e));
   }
   const outbox = new Outbox(rings.outbox);
   const topic = readingTopic(config.meterId);

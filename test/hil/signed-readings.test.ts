@@ -63,6 +63,11 @@ test(`readings signed in the SE and sealed to the DSO verify over ${DAYS} simula
       dso.provision(board, definition, meterId, { intervalSeconds: INTERVAL, rotationSeconds: ROTATION });
       assert.is(consoleJson(board, 'vgInfo()').meterId, meterId);
     }
+    // Each meter seeded its Math.random from its secure element at boot (reconnect jitter): on Espruino
+    // the generator starts from the same constants on every board.
+    const draws = boards.map((b) => b.evaluate('Math.random()').value);
+    assert.is.not(draws[0], draws[1], 'two meters draw different reconnect jitter');
+
     const firstInterval = Math.floor(start / INTERVAL);
     const intervals = (DAYS * 86_400) / INTERVAL;
     const lastInterval = firstInterval + intervals - 1;

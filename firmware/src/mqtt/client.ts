@@ -48,7 +48,7 @@ export interface MqttClientOptions {
   will?: Will;
   /** Default false: the broker keeps our subscriptions and queued QoS 1 messages across reconnects. */
   cleanSession?: boolean;
-  /** Uniform in [0, 1): the jitter source (on the device E.hwRand through platform). Default Math.random. */
+  /** Uniform in [0, 1): the jitter source. Default Math.random (main.ts seeds it from the secure element). */
   random?: () => number;
   /** Time allowed from opening the TCP connection to CONNACK (default 10 s). */
   connackTimeoutMs?: number;

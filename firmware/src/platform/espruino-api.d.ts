@@ -98,6 +98,7 @@ interface EspruinoE {
   toString(bytes: Uint8Array | ArrayBuffer | number[]): ByteString;
   toUint8Array(str: ByteString): Uint8Array;
   hwRand(): number;
+  srand(seed: number): void;
   setBootCode(code: string, alwaysExec?: boolean): void;
   on(event: 'init', cb: () => void): void;
   getErrorFlags(): string[];
