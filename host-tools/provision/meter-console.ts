@@ -56,6 +56,12 @@ export class MeterConsoleError extends Error {
 const REFUSED = /\r?\n {2}Invalid password\r?\npassword>/;
 const LOGGED_IN = /\r?\n {2}Logged in\.\r?\n/;
 const LOCKED_PROMPT = 'password>';
+/**
+ * After the password went out, a refusal may still be the answer to an earlier line (one a call that timed
+ * out left in the console, while the meter rebooted): a refusal counts as the password's only when no
+ * `Logged in.` follows within this long.
+ */
+const REFUSAL_GRACE_MS = 2_000;
 
 /**
  * The device-side code for one call: evaluates expression and returns JSON `{"v":value}` or
@@ -94,7 +100,7 @@ const MAX_BUFFERED_CHARS = 65_536;
 const CONNECT_TIMEOUT_MS = 10_000;
 
 /** Anything that carries console bytes both ways: a TCP socket or a serial port. */
-interface ByteLink {
+export interface ByteLink {
   write(data: string): void;
   onData(listener: (text: string) => void): void;
   onClose(listener: (why: string) => void): void;
@@ -106,7 +112,7 @@ interface ByteLink {
  * with a Ctrl-C (default), which the Linux build of Espruino takes as a request to exit when a second one
  * follows within 5 s on an empty line: a short probe before another tool's connection does without it.
  */
-function streamConsole(address: string, link: ByteLink, clearLine = true): MeterConsole {
+export function streamConsole(address: string, link: ByteLink, clearLine = true): MeterConsole {
   let received = '';
   let closedBecause: string | undefined;
   let waiter: (() => void) | undefined;
@@ -140,8 +146,10 @@ function streamConsole(address: string, link: ByteLink, clearLine = true): Meter
       const line = `\x10print("<<"+"vg${id}>"+${wrappedExpression(expression)}+"</"+"vg${id}>>")\n`;
       return new Promise<ConsoleResult>((resolve, reject) => {
         const timer = setTimeout(() => finish(new MeterConsoleError(`${address}: no answer from the meter console within ${timeoutMs / 1000} s (is the firmware running? try 'veilgrid flash')`, true)), timeoutMs);
+        let refusedTimer: ReturnType<typeof setTimeout> | undefined;
         const finish = (error?: Error, result?: ConsoleResult) => {
           clearTimeout(timer);
+          clearTimeout(refusedTimer);
           waiter = undefined;
           if (error) reject(error);
           else resolve(result!);
@@ -169,13 +177,18 @@ function streamConsole(address: string, link: ByteLink, clearLine = true): Meter
           if (refused && !(loggedIn && loggedIn.index < refused.index)) {
             // The line was taken as a password attempt: the console is locked.
             received = received.slice(refused.index + refused[0].length);
-            if (unlocking) return finish(new MeterConsoleError(`${address}: the meter's console is locked and refused the console password given for it`, false, 'refused'));
+            if (unlocking) {
+              refusedTimer ??= setTimeout(() => finish(new MeterConsoleError(`${address}: the meter's console is locked and refused the console password given for it`, false, 'refused')), REFUSAL_GRACE_MS);
+              return waiter?.(); // the login may have come in the same chunk
+            }
             if (password === undefined) return finish(new MeterConsoleError(`${address}: the meter's console is locked (it asks for its console password) and no console password was given for it`, false, 'no-password'));
             unlocking = true;
             send(password + '\n');
             return;
           }
           if (loggedIn) {
+            clearTimeout(refusedTimer);
+            refusedTimer = undefined;
             unlocking = false;
             unlockedHere = true;
             received = received.slice(loggedIn.index + loggedIn[0].length);
