@@ -10,8 +10,8 @@ import mqtt from 'mqtt';
 import { startEmbeddedBroker } from '../host-tools/broker/embedded-broker.ts';
 import { startCollector } from '../host-tools/dso/collector.ts';
 import { ReadingStore } from '../host-tools/dso/reading-store.ts';
-import { encodeReading } from '../firmware/src/readings/reading.ts';
-import { readingTopic } from '../firmware/src/readings/topics.ts';
+import { encodeReading } from '../firmware/src/protocol/reading.ts';
+import { readingTopic } from '../firmware/src/protocol/topics.ts';
 
 const { values } = parseArgs({
   options: {

@@ -21,7 +21,7 @@
 // The console entry points vgInfo, vgProvisionSE, vgRotateKeys (provisioning/console-api.ts) exist
 // from boot on, also while the configuration is missing: provisioning needs them first.
 
-import { CONFIG_DEFAULTS, CONFIG_FILE, consolePasswordIn, parseMeterConfig, type MeterConfig } from './config/config.ts';
+import { CONFIG_DEFAULTS, CONFIG_FILE, consolePasswordIn, parseMeterConfig, type MeterConfig } from './protocol/meter-config.ts';
 import { EnergyJournal } from './metering/energy-journal.ts';
 import { FlashRing } from './persist/flash-ring.ts';
 import { NamedRecords } from './persist/named-records.ts';
@@ -40,13 +40,13 @@ import { onBoot, seedRandom } from './platform/system.ts';
 import { keepWifiJoined, wifiModule } from './platform/wifi.ts';
 import { stringToBytes } from './platform/bytes.ts';
 import { BUILD_ID, FIRMWARE_VERSION } from './version.ts';
-import type { Reading } from './readings/reading.ts';
-import { keyCertificateTopic, readingTopic, statusTopic } from './readings/topics.ts';
+import type { Reading } from './protocol/reading.ts';
+import { keyCertificateTopic, readingTopic, statusTopic } from './protocol/topics.ts';
 import { ReadingKeys } from './keys/reading-keys.ts';
-import { hexToBytes } from './keys/hex.ts';
+import { hexToBytes } from './protocol/hex.ts';
 import { deviceI2C } from './platform/i2c.ts';
 import { nativeAes128Ctr, nativeSha256 } from './platform/crypto.ts';
-import { meterLoginPassword } from './keys/broker-login.ts';
+import { meterLoginPassword } from './keys/meter-login.ts';
 import { defineConsoleFunction } from './platform/console-globals.ts';
 import { secureConsole } from './platform/console-lock.ts';
 import { consoleInfo, consoleProvisionSE, consoleRotateKeys, seReadyToSign, type ConsoleApiDependencies } from './provisioning/console-api.ts';

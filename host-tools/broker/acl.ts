@@ -11,8 +11,8 @@
 // configured to replace it, see credentials.ts): a session belongs to exactly one login, so no client
 // can take over, read out or kick off another's session.
 import type { AedesOptions } from 'aedes';
-import { meterIdProblem } from '../../firmware/src/readings/topics.ts';
-import { LOGIN_PASSWORD_PREFIX } from '../../firmware/src/keys/broker-login.ts';
+import { meterIdProblem } from '../../firmware/src/protocol/topics.ts';
+import { LOGIN_PASSWORD_PREFIX } from '../../firmware/src/protocol/broker-login.ts';
 import { verifyPassword, type PasswordEntries } from './credentials.ts';
 import type { LoginCheck } from './meter-logins.ts';
 

@@ -1,4 +1,4 @@
-// The broker's side of meter logins (firmware/src/keys/broker-login.ts, docs/broker-login.md): which
+// The broker's side of meter logins (firmware/src/protocol/broker-login.ts, docs/broker-login.md): which
 // meters may log in, with the identity and mix keys of their device certificates, and the highest login
 // counter each has used. SQLite, in the broker folder (meter-logins.db), written by provisioning and read
 // by whichever broker checks logins: aedes in process (acl.ts aedesAuthHooks), mosquitto through its
@@ -10,9 +10,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { attestationMessage } from '../../firmware/src/keys/key-attestation.ts';
-import { loginNonce, parseLoginPassword } from '../../firmware/src/keys/broker-login.ts';
-import { MIX_SLOT } from '../../firmware/src/keys/slot-map.ts';
+import { attestationMessage } from '../../firmware/src/protocol/key-attestation.ts';
+import { loginNonce, parseLoginPassword } from '../../firmware/src/protocol/broker-login.ts';
+import { MIX_SLOT } from '../../firmware/src/protocol/slot-map.ts';
 import { nodeSha256, nodeVerifyEs256 } from '../crypto/node-primitives.ts';
 import { meterUserProblem } from './acl.ts';
 

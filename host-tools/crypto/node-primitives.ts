@@ -1,10 +1,10 @@
 // The host's SHA-256 and AES-128-CTR (node:crypto), in the shapes the shared firmware crypto code takes
-// (firmware/src/crypto/sha256.ts, aes-ctr.ts), so host tools run the exact same HMAC/HKDF/COSE/envelope
+// (firmware/src/protocol/crypto/sha256.ts, aes-ctr.ts), so host tools run the exact same HMAC/HKDF/COSE/envelope
 // code as the meter with these primitives swapped in; and ES256 verification for the DSO.
 import { createCipheriv, createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import type { Aes128Ctr } from '../../firmware/src/crypto/aes-ctr.ts';
-import { AES128_KEY_BYTES } from '../../firmware/src/crypto/aes-ctr.ts';
-import type { Sha256 } from '../../firmware/src/crypto/sha256.ts';
+import type { Aes128Ctr } from '../../firmware/src/protocol/crypto/aes-ctr.ts';
+import { AES128_KEY_BYTES } from '../../firmware/src/protocol/crypto/aes-ctr.ts';
+import type { Sha256 } from '../../firmware/src/protocol/crypto/sha256.ts';
 
 /** A plain Uint8Array copy (not a Buffer), as the device returns, so deep comparisons match. */
 function plain(buffer: Buffer): Uint8Array {

@@ -13,9 +13,9 @@
 // verifier, payloads are plain reading CBOR (the storage path's own tests and benchmark use that).
 import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import { decodeReading, ReadingFormatError } from '../../firmware/src/readings/reading.ts';
-import { KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER, meterIdFromKeyCertificateTopic, meterIdFromReadingTopic } from '../../firmware/src/readings/topics.ts';
-import type { Reading } from '../../firmware/src/readings/reading.ts';
+import { decodeReading, ReadingFormatError } from '../../firmware/src/protocol/reading.ts';
+import { KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER, meterIdFromKeyCertificateTopic, meterIdFromReadingTopic } from '../../firmware/src/protocol/topics.ts';
+import type { Reading } from '../../firmware/src/protocol/reading.ts';
 import { MAX_MESSAGE_PAYLOAD_BYTES, MessageBudgets, type MessageBudget } from './message-limits.ts';
 import { MetricsRegistry } from './metrics.ts';
 import type { ReadingStore } from './reading-store.ts';

@@ -2,7 +2,7 @@
 // delivered twice (QoS 1 allows it) is stored once. Also answers which readings are missing and which
 // intervals the meters themselves flagged.
 import Database from 'better-sqlite3';
-import { FLAG_AFTER_OUTAGE, type Reading } from '../../firmware/src/readings/reading.ts';
+import { FLAG_AFTER_OUTAGE, type Reading } from '../../firmware/src/protocol/reading.ts';
 
 /**
  * stored: new reading. duplicate: the same reading was already stored (a redelivery).

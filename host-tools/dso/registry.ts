@@ -20,10 +20,10 @@ import {
   type DeviceCertificate,
   type DeviceLimits,
   type OpenedCertificate,
-} from '../../firmware/src/keys/certificate.ts';
-import { ALG_ATECC608_ATTESTED } from '../../firmware/src/codec/cose.ts';
-import { attestationMessage } from '../../firmware/src/keys/key-attestation.ts';
-import { readingSlotForRotation } from '../../firmware/src/keys/slot-map.ts';
+} from '../../firmware/src/protocol/certificate.ts';
+import { ALG_ATECC608_ATTESTED } from '../../firmware/src/protocol/cose.ts';
+import { attestationMessage } from '../../firmware/src/protocol/key-attestation.ts';
+import { readingSlotForRotation } from '../../firmware/src/protocol/slot-map.ts';
 import { nodeSha256, nodeVerifyEs256 } from '../crypto/node-primitives.ts';
 
 /** Why the registry refused a certificate (reading-time reasons use the same words, see verifier.ts). */
@@ -255,7 +255,7 @@ function verifyOpened(opened: OpenedCertificate, publicKey: Uint8Array): boolean
 
 /**
  * Does a key certificate carry the identity key's attestation that the meter's chip holds its key in
- * the reading-key slot of its rotation (firmware/src/keys/key-attestation.ts)?
+ * the reading-key slot of its rotation (firmware/src/protocol/key-attestation.ts)?
  */
 function verifyAttested(opened: OpenedCertificate, identityKey: Uint8Array, keySlot: number, publicKey: Uint8Array): boolean {
   return nodeVerifyEs256(identityKey, attestationMessage(nodeSha256, nodeSha256(opened.toBeSigned), keySlot, publicKey), opened.signature);

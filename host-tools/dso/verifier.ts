@@ -14,10 +14,10 @@
 // A redelivered reading (same seq, same content) is accepted with duplicate: true; the ReadingStore
 // de-duplicates it. ReadingVerifier wraps this with metrics and one JSON log line per rejection.
 import { createECDH } from 'node:crypto';
-import { CoseError, HEADER_KID, decodeSign1, sign1ToBeSigned, type DecodedSign1 } from '../../firmware/src/codec/cose.ts';
-import { KID_BYTES } from '../../firmware/src/keys/certificate.ts';
-import { decodeEnvelope, openEnvelope, SealedEnvelopeError } from '../../firmware/src/readings/sealed-reading.ts';
-import { decodeReading, ReadingFormatError, type Reading } from '../../firmware/src/readings/reading.ts';
+import { CoseError, HEADER_KID, decodeSign1, sign1ToBeSigned, type DecodedSign1 } from '../../firmware/src/protocol/cose.ts';
+import { KID_BYTES } from '../../firmware/src/protocol/certificate.ts';
+import { decodeEnvelope, openEnvelope, SealedEnvelopeError } from '../../firmware/src/protocol/sealed-reading.ts';
+import { decodeReading, ReadingFormatError, type Reading } from '../../firmware/src/protocol/reading.ts';
 import { nodeCryptoPrimitives, nodeSha256, nodeVerifyEs256 } from '../crypto/node-primitives.ts';
 import { MAX_MESSAGE_PAYLOAD_BYTES } from './message-limits.ts';
 import { MetricsRegistry, type Counter } from './metrics.ts';
@@ -45,7 +45,7 @@ export type VerificationResult =
   | { ok: false; reason: RejectionReason; detail: string };
 
 export interface SignedReadingMessage {
-  /** The meter id in the topic the envelope arrived on (readings/topics.ts meterIdFromReadingTopic). */
+  /** The meter id in the topic the envelope arrived on (protocol/topics.ts meterIdFromReadingTopic). */
   topicMeterId: string;
   envelope: Uint8Array;
 }

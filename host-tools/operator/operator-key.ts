@@ -24,7 +24,7 @@ import {
   signedCertificate,
   type DeviceCertificate,
   type OperatorCertificate,
-} from '../../firmware/src/keys/certificate.ts';
+} from '../../firmware/src/protocol/certificate.ts';
 import { nodeSha256 } from '../crypto/node-primitives.ts';
 
 export const OPERATOR_KEY_FILE = 'operator-key.json';

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { consolePasswordProblem } from '../../firmware/src/config/config.ts';
+import { consolePasswordProblem } from '../../firmware/src/protocol/meter-config.ts';
 import { writePrivateFile } from '../operator/operator-key.ts';
 
 export const CONSOLE_PASSWORDS_FILE = 'console-passwords.json';

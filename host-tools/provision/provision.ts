@@ -18,8 +18,8 @@
 import fs from 'node:fs';
 import { p256 } from '@noble/curves/nist.js';
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
-import { CONFIG_DEFAULTS, CONFIG_FILE, consolePasswordIn, parseMeterConfig, type MeterConfig } from '../../firmware/src/config/config.ts';
-import { decodeDeviceCertificate, openSignedCertificate, type DeviceLimits } from '../../firmware/src/keys/certificate.ts';
+import { CONFIG_DEFAULTS, CONFIG_FILE, consolePasswordIn, parseMeterConfig, type MeterConfig } from '../../firmware/src/protocol/meter-config.ts';
+import { decodeDeviceCertificate, openSignedCertificate, type DeviceLimits } from '../../firmware/src/protocol/certificate.ts';
 import { meterUserProblem } from '../broker/acl.ts';
 import { BrokerCredentials } from '../broker/credentials.ts';
 import { MeterRegistry, RegistryError } from '../dso/registry.ts';
@@ -240,7 +240,7 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
   const config: MeterConfig = {
     meterId: options.meterId,
     broker: options.broker,
-    // No password: the meter logs in with its secure element (keys/broker-login.ts).
+    // No password: the meter logs in with its secure element (keys/meter-login.ts).
     mqtt: { username: options.meterId },
     intervalSeconds: options.intervalSeconds ?? previous?.intervalSeconds ?? CONFIG_DEFAULTS.intervalSeconds,
     s0: previous?.s0 ?? { importPin: pins.s0Import, exportPin: pins.s0Export, impulsesPerKWh: DEFAULT_IMPULSES_PER_KWH, debounceMs: CONFIG_DEFAULTS.debounceMs },

@@ -9,20 +9,20 @@
 // Inputs are the same bytes everywhere; the ECDH and ECDSA of the secure element are replaced by fixed
 // shared secrets and a deterministic stand-in signature, because the chip, not JavaScript, does them.
 
-import { CborError, CborMap, CborSimple, Tagged, decode, encode, type CborValue } from '../../firmware/src/codec/cbor.ts';
-import { ALG_ATECC608_ATTESTED, decodeSign1, sign1ToBeSigned, signSign1 } from '../../firmware/src/codec/cose.ts';
-import { concatBytes, copyBytes } from '../../firmware/src/crypto/bytes.ts';
-import { hkdfExpand, hkdfExtract, hkdfSha256 } from '../../firmware/src/crypto/hkdf.ts';
-import { hmacSha256 } from '../../firmware/src/crypto/hmac.ts';
-import type { Aes128Ctr } from '../../firmware/src/crypto/aes-ctr.ts';
-import type { Sha256 } from '../../firmware/src/crypto/sha256.ts';
-import { attestedCertificate, decodeDeviceCertificate, decodeKeyCertificate, decodeOperatorCertificate, encodeDeviceCertificate, encodeKeyCertificate, encodeOperatorCertificate, kidOf, openSignedCertificate, signedCertificate } from '../../firmware/src/keys/certificate.ts';
-import { bytesToHex, hexToBytes } from '../../firmware/src/keys/hex.ts';
-import { parseMeterConfig } from '../../firmware/src/config/config.ts';
+import { CborError, CborMap, CborSimple, Tagged, decode, encode, type CborValue } from '../../firmware/src/protocol/cbor.ts';
+import { ALG_ATECC608_ATTESTED, decodeSign1, sign1ToBeSigned, signSign1 } from '../../firmware/src/protocol/cose.ts';
+import { concatBytes, copyBytes } from '../../firmware/src/protocol/crypto/bytes.ts';
+import { hkdfExpand, hkdfExtract, hkdfSha256 } from '../../firmware/src/protocol/crypto/hkdf.ts';
+import { hmacSha256 } from '../../firmware/src/protocol/crypto/hmac.ts';
+import type { Aes128Ctr } from '../../firmware/src/protocol/crypto/aes-ctr.ts';
+import type { Sha256 } from '../../firmware/src/protocol/crypto/sha256.ts';
+import { attestedCertificate, decodeDeviceCertificate, decodeKeyCertificate, decodeOperatorCertificate, encodeDeviceCertificate, encodeKeyCertificate, encodeOperatorCertificate, kidOf, openSignedCertificate, signedCertificate } from '../../firmware/src/protocol/certificate.ts';
+import { bytesToHex, hexToBytes } from '../../firmware/src/protocol/hex.ts';
+import { parseMeterConfig } from '../../firmware/src/protocol/meter-config.ts';
 import { decodeJournalState, encodeJournalState } from '../../firmware/src/metering/energy-journal.ts';
 import { MqttStreamDecoder, bytesToByteString, byteStringToBytes, encodePacket, type MqttPacket } from '../../firmware/src/mqtt/packets.ts';
-import { decodeReading, encodeReading, type Reading } from '../../firmware/src/readings/reading.ts';
-import { openEnvelope, sealEnvelope } from '../../firmware/src/readings/sealed-reading.ts';
+import { decodeReading, encodeReading, type Reading } from '../../firmware/src/protocol/reading.ts';
+import { openEnvelope, sealEnvelope } from '../../firmware/src/protocol/sealed-reading.ts';
 import { RFC4231_HMAC_SHA256, RFC5869_HKDF_SHA256 } from '../fixtures/crypto/rfc-vectors.ts';
 
 export interface CorpusEnvironment {

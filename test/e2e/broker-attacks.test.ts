@@ -15,7 +15,7 @@ import { p256 } from '@noble/curves/nist.js';
 import mqtt, { type MqttClient } from 'mqtt';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readingTopic } from '../../firmware/src/readings/topics.ts';
+import { readingTopic } from '../../firmware/src/protocol/topics.ts';
 import { DSO_USERNAME } from '../../host-tools/broker/acl.ts';
 import { BrokerCredentials } from '../../host-tools/broker/credentials.ts';
 import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';

@@ -13,8 +13,8 @@ import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts'
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import { Board } from '../../boards/emulator/board.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
-import { CONFIG_FILE, type MeterConfig } from '../../firmware/src/config/config.ts';
-import { statusTopic } from '../../firmware/src/readings/topics.ts';
+import { CONFIG_FILE, type MeterConfig } from '../../firmware/src/protocol/meter-config.ts';
+import { statusTopic } from '../../firmware/src/protocol/topics.ts';
 
 const METER = 'meter-status';
 const STATUS = statusTopic(METER);

@@ -25,8 +25,8 @@ import { command as operatorCommand } from '../../host-tools/operator/operator-c
 import { inProcessConsole } from '../../host-tools/provision/meter-console.ts';
 import { command as provisionCommand } from '../../host-tools/provision/provision-command.ts';
 import { provisionMeter } from '../../host-tools/provision/provision.ts';
-import { CONFIG_FILE, parseMeterConfig } from '../../firmware/src/config/config.ts';
-import { decodeDeviceCertificate, openSignedCertificate } from '../../firmware/src/keys/certificate.ts';
+import { CONFIG_FILE, parseMeterConfig } from '../../firmware/src/protocol/meter-config.ts';
+import { decodeDeviceCertificate, openSignedCertificate } from '../../firmware/src/protocol/certificate.ts';
 
 const definition = loadBoardDefinition('esp32-meter');
 const PASSPHRASE = 'correct horse battery staple';

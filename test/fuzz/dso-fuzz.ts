@@ -9,12 +9,12 @@
 // and the slowest single input, so a hang or a super-linear decode shows as a figure.
 import { createECDH } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
-import { encodeLoginPassword, loginNonce } from '../../firmware/src/keys/broker-login.ts';
-import { attestationMessage } from '../../firmware/src/keys/key-attestation.ts';
-import { MIX_SLOT } from '../../firmware/src/keys/slot-map.ts';
-import { encodeReading } from '../../firmware/src/readings/reading.ts';
-import { sealEnvelope } from '../../firmware/src/readings/sealed-reading.ts';
-import { meterIdFromKeyCertificateTopic, meterIdFromReadingTopic, readingTopic } from '../../firmware/src/readings/topics.ts';
+import { encodeLoginPassword, loginNonce } from '../../firmware/src/protocol/broker-login.ts';
+import { attestationMessage } from '../../firmware/src/protocol/key-attestation.ts';
+import { MIX_SLOT } from '../../firmware/src/protocol/slot-map.ts';
+import { encodeReading } from '../../firmware/src/protocol/reading.ts';
+import { sealEnvelope } from '../../firmware/src/protocol/sealed-reading.ts';
+import { meterIdFromKeyCertificateTopic, meterIdFromReadingTopic, readingTopic } from '../../firmware/src/protocol/topics.ts';
 import { MqttPacketError, MqttStreamDecoder, bytesToByteString, byteStringToBytes, encodePacket, type MqttPacket } from '../../firmware/src/mqtt/packets.ts';
 import { MeterLogins } from '../../host-tools/broker/meter-logins.ts';
 import { MqttPacketSizeScanner } from '../../host-tools/broker/packet-size-guard.ts';

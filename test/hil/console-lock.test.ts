@@ -23,7 +23,7 @@ import { initOperator } from '../../host-tools/operator/operator-key.ts';
 import { ConsolePasswords } from '../../host-tools/provision/console-passwords.ts';
 import { inProcessConsole, MeterConsoleError, openMeterConsole } from '../../host-tools/provision/meter-console.ts';
 import { ProvisionError, provisionMeter } from '../../host-tools/provision/provision.ts';
-import { CONFIG_FILE, parseMeterConfig } from '../../firmware/src/config/config.ts';
+import { CONFIG_FILE, parseMeterConfig } from '../../firmware/src/protocol/meter-config.ts';
 import { Client } from './console-client.ts';
 
 const definition = loadBoardDefinition('esp32-meter');

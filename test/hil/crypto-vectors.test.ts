@@ -15,12 +15,12 @@ import { Board } from '../../boards/emulator/board.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
-import { ALG_ATECC608_ATTESTED } from '../../firmware/src/codec/cose.ts';
-import { encodeKeyCertificate, kidOf, openSignedCertificate } from '../../firmware/src/keys/certificate.ts';
-import { attestationMessage } from '../../firmware/src/keys/key-attestation.ts';
-import { readingSlotForRotation } from '../../firmware/src/keys/slot-map.ts';
+import { ALG_ATECC608_ATTESTED } from '../../firmware/src/protocol/cose.ts';
+import { encodeKeyCertificate, kidOf, openSignedCertificate } from '../../firmware/src/protocol/certificate.ts';
+import { attestationMessage } from '../../firmware/src/protocol/key-attestation.ts';
+import { readingSlotForRotation } from '../../firmware/src/protocol/slot-map.ts';
 import { attestKeyCertificate } from '../unit/verifier-fixtures.ts';
-import { decodeEnvelope, openEnvelope } from '../../firmware/src/readings/sealed-reading.ts';
+import { decodeEnvelope, openEnvelope } from '../../firmware/src/protocol/sealed-reading.ts';
 import { RFC4231_HMAC_SHA256, RFC5869_HKDF_SHA256, bytesToHex } from '../fixtures/crypto/rfc-vectors.ts';
 
 const ENTRY = path.resolve('test/fixtures/crypto/vectors-entry.ts');

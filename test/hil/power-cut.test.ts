@@ -36,9 +36,9 @@ import { ReadingVerifier } from '../../host-tools/dso/verifier.ts';
 import { initOperator, unlockOperatorKey } from '../../host-tools/operator/operator-key.ts';
 import { inProcessConsole } from '../../host-tools/provision/meter-console.ts';
 import { provisionMeter } from '../../host-tools/provision/provision.ts';
-import { CONFIG_FILE } from '../../firmware/src/config/config.ts';
+import { CONFIG_FILE } from '../../firmware/src/protocol/meter-config.ts';
 import { pulsesForWh } from '../../firmware/src/metering/registers.ts';
-import { FLAG_PARTIAL, FLAG_POWER_LOSS } from '../../firmware/src/readings/reading.ts';
+import { FLAG_PARTIAL, FLAG_POWER_LOSS } from '../../firmware/src/protocol/reading.ts';
 
 const CUTS = 1000;
 // Virtual seconds per real second. The emulator counts every S0 pulse at any speed (edges carry the

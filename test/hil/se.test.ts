@@ -23,8 +23,8 @@ function firmwareSource(peerPublicHex: string, digestHex: string): string {
 import { deviceI2C } from ${src('platform/i2c.ts')};
 import { log } from ${src('platform/console.ts')};
 import { SecureElement } from ${src('se/secure-element.ts')};
-import { provisioningConfig } from ${src('se/config-zone.ts')};
-import { IDENTITY_SLOT, MIX_SLOT, ROTATION_COUNTER } from ${src('keys/slot-map.ts')};
+import { provisioningConfig } from ${src('protocol/se-config-zone.ts')};
+import { IDENTITY_SLOT, MIX_SLOT, ROTATION_COUNTER } from ${src('protocol/slot-map.ts')};
 
 function toHex(bytes: Uint8Array): string {
   let s = '';

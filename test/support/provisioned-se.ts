@@ -4,8 +4,8 @@
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { Atecc608 } from '../../boards/emulator/devices/atecc608/atecc608.ts';
 import { I2CBus as EmulatedI2CBus } from '../../boards/emulator/pins.ts';
-import { IDENTITY_SLOT, MIX_SLOT } from '../../firmware/src/keys/slot-map.ts';
-import { provisioningConfig } from '../../firmware/src/se/config-zone.ts';
+import { IDENTITY_SLOT, MIX_SLOT } from '../../firmware/src/protocol/slot-map.ts';
+import { provisioningConfig } from '../../firmware/src/protocol/se-config-zone.ts';
 import { SecureElement } from '../../firmware/src/se/secure-element.ts';
 import { espruinoI2C } from './espruino-i2c.ts';
 

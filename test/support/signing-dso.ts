@@ -6,7 +6,7 @@ import path from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
 import type { BoardDefinition } from '../../boards/board-definition.ts';
 import type { Board } from '../../boards/emulator/board.ts';
-import { CONFIG_FILE, type MeterConfig } from '../../firmware/src/config/config.ts';
+import { CONFIG_FILE, type MeterConfig } from '../../firmware/src/protocol/meter-config.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
 import { startCollector, type Collector } from '../../host-tools/dso/collector.ts';
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';

@@ -380,7 +380,7 @@ function sha(...parts: Array<Uint8Array | number[]>): Uint8Array {
 }
 
 // The byte layouts below are written out from CryptoAuthLib (lib/host/atca_host.c atcah_gen_key_msg,
-// atcah_sign_internal_msg), independently of the model and of firmware/src/keys/key-attestation.ts.
+// atcah_sign_internal_msg), independently of the model and of firmware/src/protocol/key-attestation.ts.
 commands('GenKey digest + Sign internal: the chip attests a key it holds, in CryptoAuthLib\'s message layout', () => {
   const r = provisioned();
   const config = readConfig(r);

@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as cborx from 'cbor-x';
-import { CborError, CborMap, CborSimple, Tagged, decode, encode, type CborValue, type DecodeOptions } from '../../firmware/src/codec/cbor.ts';
+import { CborError, CborMap, CborSimple, Tagged, decode, encode, type CborValue, type DecodeOptions } from '../../firmware/src/protocol/cbor.ts';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const unhex = (text: string) => new Uint8Array(Buffer.from(text.replace(/ /g, ''), 'hex'));

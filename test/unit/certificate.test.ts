@@ -2,8 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { p256 } from '@noble/curves/nist.js';
 import { Decoder } from 'cbor-x';
-import { CborMap, Tagged, encode } from '../../firmware/src/codec/cbor.ts';
-import { encodeSign1, es256ProtectedHeader, signSign1 } from '../../firmware/src/codec/cose.ts';
+import { CborMap, Tagged, encode } from '../../firmware/src/protocol/cbor.ts';
+import { encodeSign1, es256ProtectedHeader, signSign1 } from '../../firmware/src/protocol/cose.ts';
 import {
   CERT_KIND_DEVICE,
   CertificateFormatError,
@@ -20,7 +20,7 @@ import {
   type DeviceCertificate,
   type KeyCertificate,
   type OperatorCertificate,
-} from '../../firmware/src/keys/certificate.ts';
+} from '../../firmware/src/protocol/certificate.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 
 function keyPair() {

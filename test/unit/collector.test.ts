@@ -11,8 +11,8 @@ import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts'
 import { findMosquitto, MOSQUITTO_MISSING, startMosquitto } from '../../host-tools/broker/mosquitto.ts';
 import { startCollector, type Collector, type CollectorStats } from '../../host-tools/dso/collector.ts';
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
-import { FLAG_AFTER_OUTAGE, FLAG_PARTIAL, FLAG_POWER_LOSS, encodeReading, type Reading } from '../../firmware/src/readings/reading.ts';
-import { readingTopic } from '../../firmware/src/readings/topics.ts';
+import { FLAG_AFTER_OUTAGE, FLAG_PARTIAL, FLAG_POWER_LOSS, encodeReading, type Reading } from '../../firmware/src/protocol/reading.ts';
+import { readingTopic } from '../../firmware/src/protocol/topics.ts';
 
 function reading(meterId: string, seq: number, interval: number, importWh: number, exportWh = 0, flags = 0): Reading {
   return { meterId, seq, interval, importWh, exportWh, importTotalWh: 10_000 + seq * 100, exportTotalWh: 500 + seq * 10, flags };

@@ -2,7 +2,7 @@
 // wrong field for wrong types, missing fields, unknown fields and malformed JSON.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CONFIG_DEFAULTS, CONFIG_FILE, ConfigError, consolePasswordIn, parseMeterConfig, type MeterConfig } from '../../firmware/src/config/config.ts';
+import { CONFIG_DEFAULTS, CONFIG_FILE, ConfigError, consolePasswordIn, parseMeterConfig, type MeterConfig } from '../../firmware/src/protocol/meter-config.ts';
 
 const valid: MeterConfig = {
   meterId: 'meter-0001',

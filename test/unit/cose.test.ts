@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { p256 } from '@noble/curves/nist.js';
 import { Decoder } from 'cbor-x';
-import { CborMap, Tagged, encode } from '../../firmware/src/codec/cbor.ts';
+import { CborMap, Tagged, encode } from '../../firmware/src/protocol/cbor.ts';
 import {
   ALG_ES256,
   COSE_SIGN1_TAG,
@@ -15,7 +15,7 @@ import {
   es256ProtectedHeader,
   sign1ToBeSigned,
   signSign1,
-} from '../../firmware/src/codec/cose.ts';
+} from '../../firmware/src/protocol/cose.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 import { bytesToHex, hexToBytes } from '../fixtures/crypto/rfc-vectors.ts';
 

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
-import { HKDF_SHA256_MAX_LENGTH, hkdfExpand, hkdfExtract, hkdfSha256 } from '../../firmware/src/crypto/hkdf.ts';
+import { HKDF_SHA256_MAX_LENGTH, hkdfExpand, hkdfExtract, hkdfSha256 } from '../../firmware/src/protocol/crypto/hkdf.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 import { RFC5869_HKDF_SHA256, bytesToHex, hexToBytes } from '../fixtures/crypto/rfc-vectors.ts';
 

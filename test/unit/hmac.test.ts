@@ -2,8 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
-import { hmacSha256 } from '../../firmware/src/crypto/hmac.ts';
-import { concatBytes, equalBytes } from '../../firmware/src/crypto/bytes.ts';
+import { hmacSha256 } from '../../firmware/src/protocol/crypto/hmac.ts';
+import { concatBytes, equalBytes } from '../../firmware/src/protocol/crypto/bytes.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 import { RFC4231_HMAC_SHA256, bytesToHex, hexToBytes } from '../fixtures/crypto/rfc-vectors.ts';
 

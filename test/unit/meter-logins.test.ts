@@ -1,9 +1,10 @@
-// Meter logins (firmware/src/keys/broker-login.ts, host-tools/broker/meter-logins.ts): passwords made by
+// Meter logins (firmware/src/protocol/broker-login.ts, firmware/src/keys/meter-login.ts, host-tools/broker/meter-logins.ts): passwords made by
 // the emulated chip through the firmware's driver, checked as a broker checks them.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encodeLoginPassword, LOGIN_PASSWORD_PREFIX, meterLoginPassword, parseLoginPassword } from '../../firmware/src/keys/broker-login.ts';
-import { LOGIN_COUNTER } from '../../firmware/src/keys/slot-map.ts';
+import { encodeLoginPassword, LOGIN_PASSWORD_PREFIX, parseLoginPassword } from '../../firmware/src/protocol/broker-login.ts';
+import { meterLoginPassword } from '../../firmware/src/keys/meter-login.ts';
+import { LOGIN_COUNTER } from '../../firmware/src/protocol/slot-map.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 import { MeterLogins } from '../../host-tools/broker/meter-logins.ts';
 import { provisionedSecureElement } from '../support/provisioned-se.ts';

@@ -9,7 +9,7 @@ import { SimClock } from '../../boards/emulator/clock.ts';
 import { EnergyJournal } from '../../firmware/src/metering/energy-journal.ts';
 import { Meter } from '../../firmware/src/metering/meter.ts';
 import { intervalWh, pulsesForWh, pulsesToWh } from '../../firmware/src/metering/registers.ts';
-import { FLAG_AFTER_OUTAGE, FLAG_PARTIAL, FLAG_POWER_LOSS, type Reading } from '../../firmware/src/readings/reading.ts';
+import { FLAG_AFTER_OUTAGE, FLAG_PARTIAL, FLAG_POWER_LOSS, type Reading } from '../../firmware/src/protocol/reading.ts';
 
 const registers = suite('registers');
 

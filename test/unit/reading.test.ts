@@ -2,7 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as cborx from 'cbor-x';
-import { CborMap, encode } from '../../firmware/src/codec/cbor.ts';
+import { CborMap, encode } from '../../firmware/src/protocol/cbor.ts';
 import {
   FLAG_AFTER_OUTAGE,
   FLAG_PARTIAL,
@@ -12,7 +12,7 @@ import {
   encodeReading,
   readingProblems,
   type Reading,
-} from '../../firmware/src/readings/reading.ts';
+} from '../../firmware/src/protocol/reading.ts';
 import {
   METER_ID_MAX_LENGTH,
   READING_TOPIC_FILTER,
@@ -20,7 +20,7 @@ import {
   meterIdProblem,
   readingTopic,
   statusTopic,
-} from '../../firmware/src/readings/topics.ts';
+} from '../../firmware/src/protocol/topics.ts';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const unhex = (text: string) => new Uint8Array(Buffer.from(text.replace(/ /g, ''), 'hex'));

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encodeKeyCertificate, encodeOperatorCertificate, kidOf, signedCertificate } from '../../firmware/src/keys/certificate.ts';
+import { encodeKeyCertificate, encodeOperatorCertificate, kidOf, signedCertificate } from '../../firmware/src/protocol/certificate.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
 import { MeterRegistry, RegistryError } from '../../host-tools/dso/registry.ts';

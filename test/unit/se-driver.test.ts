@@ -15,12 +15,12 @@ import { atCrc16 } from '../../firmware/src/se/crc16.ts';
 import {
   buildCommand, checkResponse, RESPONSE_BAD_CRC, RESPONSE_EMPTY, RESPONSE_OK, statusName, zoneAddress, ZONE_CONFIG, ZONE_DATA,
 } from '../../firmware/src/se/packet.ts';
-import { hasProvisioningConfig, provisioningConfig } from '../../firmware/src/se/config-zone.ts';
+import { hasProvisioningConfig, provisioningConfig } from '../../firmware/src/protocol/se-config-zone.ts';
 import { NONCE_TARGET_TEMPKEY, SecureElement, SecureElementError } from '../../firmware/src/se/secure-element.ts';
 import {
   DATA_SLOT, IDENTITY_SLOT, MIX_SLOT, nextTradingSlot, READING_KEY_SLOTS, readingSlotForRotation, TRADING_RING,
-} from '../../firmware/src/keys/slot-map.ts';
-import { attestationMessage } from '../../firmware/src/keys/key-attestation.ts';
+} from '../../firmware/src/protocol/slot-map.ts';
+import { attestationMessage } from '../../firmware/src/protocol/key-attestation.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

@@ -3,16 +3,16 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { p256 } from '@noble/curves/nist.js';
 import { Decoder } from 'cbor-x';
-import { encode } from '../../firmware/src/codec/cbor.ts';
-import { signSign1 } from '../../firmware/src/codec/cose.ts';
-import { encodeReading } from '../../firmware/src/readings/reading.ts';
+import { encode } from '../../firmware/src/protocol/cbor.ts';
+import { signSign1 } from '../../firmware/src/protocol/cose.ts';
+import { encodeReading } from '../../firmware/src/protocol/reading.ts';
 import {
   SealedEnvelopeError,
   decodeEnvelope,
   openEnvelope,
   sealEnvelope,
   type SealedEnvelopeFailure,
-} from '../../firmware/src/readings/sealed-reading.ts';
+} from '../../firmware/src/protocol/sealed-reading.ts';
 import { nodeAes128Ctr, nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 
 const dsoSecret = p256.utils.randomSecretKey();

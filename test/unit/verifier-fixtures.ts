@@ -3,12 +3,12 @@
 // device and key certificates, and sealed, signed readings built exactly as the firmware builds them
 // (the shared cose.ts, certificate.ts, sealed-reading.ts with node:crypto primitives).
 import { p256 } from '@noble/curves/nist.js';
-import { signSign1 } from '../../firmware/src/codec/cose.ts';
-import { attestedCertificate, encodeKeyCertificate, encodeOperatorCertificate, kidOf, signedCertificate, type DeviceLimits } from '../../firmware/src/keys/certificate.ts';
-import { attestationMessage } from '../../firmware/src/keys/key-attestation.ts';
-import { readingSlotForRotation } from '../../firmware/src/keys/slot-map.ts';
-import { encodeReading, type Reading } from '../../firmware/src/readings/reading.ts';
-import { sealEnvelope } from '../../firmware/src/readings/sealed-reading.ts';
+import { signSign1 } from '../../firmware/src/protocol/cose.ts';
+import { attestedCertificate, encodeKeyCertificate, encodeOperatorCertificate, kidOf, signedCertificate, type DeviceLimits } from '../../firmware/src/protocol/certificate.ts';
+import { attestationMessage } from '../../firmware/src/protocol/key-attestation.ts';
+import { readingSlotForRotation } from '../../firmware/src/protocol/slot-map.ts';
+import { encodeReading, type Reading } from '../../firmware/src/protocol/reading.ts';
+import { sealEnvelope } from '../../firmware/src/protocol/sealed-reading.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 import { issueDeviceCertificate, type OperatorKey } from '../../host-tools/operator/operator-key.ts';
 

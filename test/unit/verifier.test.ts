@@ -4,9 +4,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { p256 } from '@noble/curves/nist.js';
-import { CborMap } from '../../firmware/src/codec/cbor.ts';
-import { decodeSign1, encodeSign1 } from '../../firmware/src/codec/cose.ts';
-import { encodeReading } from '../../firmware/src/readings/reading.ts';
+import { CborMap } from '../../firmware/src/protocol/cbor.ts';
+import { decodeSign1, encodeSign1 } from '../../firmware/src/protocol/cose.ts';
+import { encodeReading } from '../../firmware/src/protocol/reading.ts';
 import { startDsoHttpServer } from '../../host-tools/dso/http-server.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';

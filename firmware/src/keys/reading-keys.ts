@@ -1,7 +1,7 @@
 // The meter's rotating reading keys (docs/reading-keys.md): slots 1 and 2 of the secure element take turns.
 // Each rotation takes the next value of the SE's monotonic counter 0 as its number r, makes a new
 // private key in slot readingSlotForRotation(r) (GenKey: the key never leaves the chip), has the chip
-// attest it with the identity key (slot 0) in a KeyCertificate (keys/key-attestation.ts), records it in Storage, and hands the certificate
+// attest it with the identity key (slot 0) in a KeyCertificate (protocol/key-attestation.ts), records it in Storage, and hands the certificate
 // to `publishCertificate` (QoS 1, retained, through the outbox) -- all before the key signs anything.
 // The outbox is first-in first-out, so the DSO always receives a certificate before the readings
 // signed with its key.
@@ -29,13 +29,13 @@
 // SE commands: restore 2 (counter read, identity public key); a rotation 6 (counter increment,
 // GenKey, and the attestation: Random, Nonce, GenKey digest, Sign internal).
 
-import { equalBytes } from '../crypto/bytes.ts';
-import { uncompressedPoint } from '../crypto/p256-point.ts';
-import type { Sha256 } from '../crypto/sha256.ts';
+import { equalBytes } from '../protocol/crypto/bytes.ts';
+import { uncompressedPoint } from '../protocol/crypto/p256-point.ts';
+import type { Sha256 } from '../protocol/crypto/sha256.ts';
 import type { SecureElement } from '../se/secure-element.ts';
-import { attestedCertificate, encodeKeyCertificate, kidOf } from './certificate.ts';
-import { bytesToHex, hexToBytes } from './hex.ts';
-import { IDENTITY_SLOT, ROTATION_COUNTER, readingSlotForRotation } from './slot-map.ts';
+import { attestedCertificate, encodeKeyCertificate, kidOf } from '../protocol/certificate.ts';
+import { bytesToHex, hexToBytes } from '../protocol/hex.ts';
+import { IDENTITY_SLOT, ROTATION_COUNTER, readingSlotForRotation } from '../protocol/slot-map.ts';
 
 /** Default rotation period: one day. */
 export const DEFAULT_ROTATION_SECONDS = 86400;

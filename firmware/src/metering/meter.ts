@@ -2,13 +2,13 @@
 // journal, and at every interval boundary hands the finished interval's Reading to `publish`
 // (which must persist it, in the MQTT outbox, before returning) and then commits the boundary.
 //
-// Flags (firmware/src/readings/reading.ts): the first reading after any boot carries FLAG_PARTIAL;
+// Flags (firmware/src/protocol/reading.ts): the first reading after any boot carries FLAG_PARTIAL;
 // after a boot that found a journal (power was lost: a meter never shuts down otherwise) the
 // interval in which power went and the first interval after boot carry FLAG_POWER_LOSS; if whole
 // intervals passed without the meter, the first reading after them carries FLAG_AFTER_OUTAGE.
 
 import type { Clock } from '../platform/clock.ts';
-import { type Reading, FLAG_AFTER_OUTAGE, FLAG_PARTIAL, FLAG_POWER_LOSS } from '../readings/reading.ts';
+import { type Reading, FLAG_AFTER_OUTAGE, FLAG_PARTIAL, FLAG_POWER_LOSS } from '../protocol/reading.ts';
 import type { EnergyJournal, JournalState } from './energy-journal.ts';
 import { intervalWh, pulsesForWh, pulsesToWh } from './registers.ts';
 

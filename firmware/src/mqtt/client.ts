@@ -40,7 +40,7 @@ export interface MqttClientOptions {
   username?: string;
   /**
    * 8-bit string (MQTT passwords are binary), or a function called for each CONNECT that returns one
-   * (a meter's login is new for every connection: keys/broker-login.ts). If it throws, that attempt
+   * (a meter's login is new for every connection: keys/meter-login.ts). If it throws, that attempt
    * fails like a lost connection and the next one calls it again.
    */
   password?: string | (() => string);

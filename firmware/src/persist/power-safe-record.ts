@@ -14,7 +14,7 @@
 // Big-endian fields are written with arithmetic, not bit operations, so values above 2^31 survive
 // Espruino's 32-bit integers.
 
-import { crc32 } from '../metering/crc32.ts';
+import { crc32 } from './crc32.ts';
 
 export const RECORD_HEADER_BYTES = 10;
 export const RECORD_CRC_BYTES = 4;

@@ -6,18 +6,18 @@
 //   vgProvisionSE() -> {"serial","identityKey","mixKey"}  (hex, 65-byte uncompressed public keys)
 //   vgRotateKeys()  -> {"rotation"}
 //
-// vgProvisionSE writes our configuration (se/config-zone.ts) to an unlocked chip and locks it; a chip
+// vgProvisionSE writes our configuration (protocol/se-config-zone.ts) to an unlocked chip and locks it; a chip
 // locked with any other configuration is refused ({"error":"foreign-se-config"}). It then makes the
 // identity (slot 0) and mix (slot 3) keys and locks the data zone -- or, when the data zone is already
 // locked, only reads the public keys back: calling it again returns the same keys. A power cut before
 // the data lock leaves keys nobody has seen yet; the next call makes new ones.
 
 import { FIRMWARE_VERSION, BUILD_ID } from '../version.ts';
-import { parseMeterConfig } from '../config/config.ts';
-import { uncompressedPoint } from '../crypto/p256-point.ts';
-import { bytesToHex } from '../keys/hex.ts';
-import { IDENTITY_SLOT, MIX_SLOT } from '../keys/slot-map.ts';
-import { hasProvisioningConfig, provisioningConfig } from '../se/config-zone.ts';
+import { parseMeterConfig } from '../protocol/meter-config.ts';
+import { uncompressedPoint } from '../protocol/crypto/p256-point.ts';
+import { bytesToHex } from '../protocol/hex.ts';
+import { IDENTITY_SLOT, MIX_SLOT } from '../protocol/slot-map.ts';
+import { hasProvisioningConfig, provisioningConfig } from '../protocol/se-config-zone.ts';
 import type { SecureElement } from '../se/secure-element.ts';
 
 export interface ConsoleApiDependencies {

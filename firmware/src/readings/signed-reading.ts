@@ -11,11 +11,11 @@
 // lives only from GenKey to the ECDH right after it.
 
 import type { ReadingKeys } from '../keys/reading-keys.ts';
-import { signSign1 } from '../codec/cose.ts';
-import { uncompressedPoint, P256_XY_BYTES } from '../crypto/p256-point.ts';
+import { signSign1 } from '../protocol/cose.ts';
+import { uncompressedPoint, P256_XY_BYTES } from '../protocol/crypto/p256-point.ts';
 import type { SecureElement } from '../se/secure-element.ts';
-import { encodeReading, type Reading } from './reading.ts';
-import { sealEnvelope, type SealPrimitives } from './sealed-reading.ts';
+import { encodeReading, type Reading } from '../protocol/reading.ts';
+import { sealEnvelope, type SealPrimitives } from '../protocol/sealed-reading.ts';
 
 /** The DSO's public key as the SE's ECDH takes it: 64 bytes x || y (from 65-byte 04||x||y or 64 bytes). */
 export function dsoKeyForEcdh(dsoPublicKey: Uint8Array): Uint8Array {

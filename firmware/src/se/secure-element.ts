@@ -29,7 +29,7 @@ import {
   STATUS_WATCHDOG_EXPIRING, statusName, WORD_IDLE, WORD_RESET, WORD_SLEEP, ZONE_32_BYTES, ZONE_CONFIG, zoneAddress,
 } from './packet.ts';
 import { atCrc16 } from './crc16.ts';
-import { CONFIG_ZONE_BYTES, LOCK_BYTE_UNLOCKED, OFFSET_LOCK_CONFIG, OFFSET_LOCK_VALUE } from './config-zone.ts';
+import { CONFIG_ZONE_BYTES, LOCK_BYTE_UNLOCKED, OFFSET_LOCK_CONFIG, OFFSET_LOCK_VALUE } from '../protocol/se-config-zone.ts';
 
 export const DEFAULT_ADDRESS = 0x60;
 
@@ -465,7 +465,7 @@ export class SecureElement {
   }
 
   /**
-   * The chip's attestation of the key in keySlot (keys/key-attestation.ts): Nonce pass-through puts
+   * The chip's attestation of the key in keySlot (protocol/key-attestation.ts): Nonce pass-through puts
    * `nonce` in TempKey, GenKey in digest mode hashes the slot's public key into it, and Sign in internal
    * mode signs that with the key in signerSlot. All within one wake, as TempKey is lost when the chip
    * sleeps. Returns the public key (x || y) the chip hashed and the signature r || s.

@@ -25,7 +25,7 @@
 // words with division; no Math.pow (inexact on Espruino): floats are built from their bits; copies of byte
 // ranges are copyBytes(), never a typed array's slice() (a plain Array on Espruino).
 
-import { copyBytes } from '../crypto/bytes.ts';
+import { copyBytes } from './crypto/bytes.ts';
 import { quote } from './field-problems.ts';
 
 /** Largest magnitude an integer may have to survive as a JS number (2^53). */

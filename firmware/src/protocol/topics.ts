@@ -1,7 +1,7 @@
 // MQTT topic names for meter traffic, and the meter id rule they depend on. Shared by the firmware and
 // the host tools (collector, testbed), so both sides spell topics the same way.
 
-import { quote } from '../codec/field-problems.ts';
+import { quote } from './field-problems.ts';
 
 const METER_TOPIC_PREFIX = 'veilgrid/meters/';
 const READINGS_SUFFIX = '/readings';

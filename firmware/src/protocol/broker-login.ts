@@ -1,6 +1,6 @@
 // A meter's MQTT password, new for every connection, so that one read off the wire is worth nothing
-// (docs/broker-login.md). It is the secure element's attestation (keys/key-attestation.ts) of the meter's
-// mix key, slot 3, for the nonce SHA-256(CBOR ["veilgrid broker login", meterId, counter]), where counter
+// (docs/broker-login.md; the meter makes it in keys/meter-login.ts). It is the secure element's
+// attestation (protocol/key-attestation.ts) of the meter's mix key, slot 3, for the nonce SHA-256(CBOR ["veilgrid broker login", meterId, counter]), where counter
 // is the next value of the SE's monotonic counter 1: every connection attempt takes a new one, and a power
 // cut cannot make the chip reuse one. The broker's login service (host-tools/broker/meter-logins.ts) checks
 // the signature with the identity key and mix key of the meter's device certificate and accepts each
@@ -11,11 +11,9 @@
 // Only the chip can make one, the static password that vg.config used to hold is gone, and a login caught
 // on the LAN is refused once the meter has used it (or a later one).
 
-import { encode } from '../codec/cbor.ts';
-import type { Sha256 } from '../crypto/sha256.ts';
-import type { SecureElement } from '../se/secure-element.ts';
+import { encode } from './cbor.ts';
+import type { Sha256 } from './crypto/sha256.ts';
 import { bytesToHex, hexToBytes } from './hex.ts';
-import { IDENTITY_SLOT, LOGIN_COUNTER, MIX_SLOT } from './slot-map.ts';
 
 export const LOGIN_PASSWORD_PREFIX = 'vgl1.';
 /** The SE's monotonic counters stop here (2^21 - 1). */
@@ -41,13 +39,4 @@ export function parseLoginPassword(text: string): { counter: number; signature: 
   const signature = /^[0-9a-f]{128}$/.test(parts[1]) ? hexToBytes(parts[1]) : undefined;
   if (!signature) return 'a meter login\'s signature is 128 lower-case hex digits (r || s)';
   return { counter: counter, signature: signature };
-}
-
-/**
- * The next login password of the meter whose chip is `se`: counter step, then Random, Nonce, GenKey
- * digest of the mix key and Sign internal by the identity key, in one wake. Throws SecureElementError.
- */
-export function meterLoginPassword(se: SecureElement, sha256: Sha256, meterId: string): string {
-  const counter = se.counter(LOGIN_COUNTER, true);
-  return encodeLoginPassword(counter, se.attestKey(IDENTITY_SLOT, MIX_SLOT, loginNonce(sha256, meterId, counter)).signature);
 }

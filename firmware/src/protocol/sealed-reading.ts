@@ -16,14 +16,14 @@
 // Cost of sealing (or opening) n plaintext bytes: 8 SHA-256 calls (HKDF: 2 extract + 2 x 2 expand;
 // HMAC: 2) and one AES call, whatever n is.
 
-import { CborError, decode, encode, encodeUtf8, type CborValue } from '../codec/cbor.ts';
-import type { Aes128Ctr } from '../crypto/aes-ctr.ts';
-import { AES128_KEY_BYTES } from '../crypto/aes-ctr.ts';
-import { concatBytes, equalBytes } from '../crypto/bytes.ts';
-import { hkdfSha256 } from '../crypto/hkdf.ts';
-import { hmacSha256 } from '../crypto/hmac.ts';
-import { isUncompressedPoint } from '../crypto/p256-point.ts';
-import { SHA256_BYTES, type Sha256 } from '../crypto/sha256.ts';
+import { CborError, decode, encode, encodeUtf8, type CborValue } from './cbor.ts';
+import type { Aes128Ctr } from './crypto/aes-ctr.ts';
+import { AES128_KEY_BYTES } from './crypto/aes-ctr.ts';
+import { concatBytes, equalBytes } from './crypto/bytes.ts';
+import { hkdfSha256 } from './crypto/hkdf.ts';
+import { hmacSha256 } from './crypto/hmac.ts';
+import { isUncompressedPoint } from './crypto/p256-point.ts';
+import { SHA256_BYTES, type Sha256 } from './crypto/sha256.ts';
 
 export const SEALED_ENVELOPE_VERSION = 1;
 const INFO_PREFIX = encodeUtf8('veilgrid sealed v1');
@@ -73,7 +73,7 @@ function envelopeTag(sha256: Sha256, macKey: Uint8Array, ephemeralPub: Uint8Arra
 /**
  * plaintext encrypted to the holder of the private key matching the DSO public key that shared32 was
  * computed with (shared32 = x of ECDH(ephemeral private key, DSO public key)). ephemeralPub65 is the
- * ephemeral public key, 04||x||y (the SE returns x||y: prefix 04, see crypto/p256-point.ts).
+ * ephemeral public key, 04||x||y (the SE returns x||y: prefix 04, see protocol/crypto/p256-point.ts).
  * Never call this twice with the same ephemeral key.
  */
 export function sealEnvelope(primitives: SealPrimitives, shared32: Uint8Array, ephemeralPub65: Uint8Array, plaintext: Uint8Array): Uint8Array {

@@ -16,8 +16,8 @@
 // SN[0:1] and SN[8] of the serial number enter them (Sign without mode bit 6), and those are the same on
 // every ATECC608 (01 23 .. EE), so the verifier needs no per-chip serial number.
 
-import type { Sha256 } from '../crypto/sha256.ts';
-import { keyConfigFor, slotConfigFor } from '../se/config-zone.ts';
+import type { Sha256 } from './crypto/sha256.ts';
+import { keyConfigFor, slotConfigFor } from './se-config-zone.ts';
 import { IDENTITY_SLOT } from './slot-map.ts';
 
 const OP_GENKEY = 0x40;
@@ -92,7 +92,7 @@ export function signInternalMessage(tempKey: Uint8Array, signerSlot: number, key
 /**
  * The message the identity key signs (ECDSA over its SHA-256) when this firmware's chip attests the
  * public key (65 bytes uncompressed) of the key in keySlot for `nonce`: the slot configured as
- * se/config-zone.ts writes it, a pass-through nonce, no slot individually locked.
+ * protocol/se-config-zone.ts writes it, a pass-through nonce, no slot individually locked.
  */
 export function attestationMessage(sha256: Sha256, nonce: Uint8Array, keySlot: number, publicKey: Uint8Array): Uint8Array {
   checkBytes('public key', publicKey, 65);

@@ -2,19 +2,19 @@
 // the testbed) and read at every boot. Pure and device-safe: host tools import it to write configs,
 // so there is one definition of the format and of what a valid value is.
 
-import { quote } from '../codec/field-problems.ts';
-import { meterIdProblem } from '../readings/topics.ts';
+import { quote } from './field-problems.ts';
+import { meterIdProblem } from './topics.ts';
 
 /** Storage file that holds the configuration (JSON text). */
 export const CONFIG_FILE = 'vg.config';
 
 export interface MeterConfig {
-  /** Appears in MQTT topics and as a database key: see meterIdProblem in readings/topics.ts. */
+  /** Appears in MQTT topics and as a database key: see meterIdProblem in protocol/topics.ts. */
   meterId: string;
   broker: { host: string; port: number };
   /**
    * The meter's broker user (its meter id). Without a password the meter logs in with a login its secure
-   * element makes for each connection (keys/broker-login.ts): what provisioning sets up. A static password
+   * element makes for each connection (keys/meter-login.ts): what provisioning sets up. A static password
    * is for brokers without the login check, and anyone who reads it off the LAN can use it.
    */
   mqtt: { username: string; password?: string };

@@ -1,5 +1,5 @@
 // Which ATECC608 slot holds which key (docs/secure-element.md), and which slot a rotating key uses next.
-// Pure: no I/O. The permissions behind each slot are in se/config-zone.ts.
+// Pure: no I/O. The permissions behind each slot are in protocol/se-config-zone.ts.
 
 /** P-256 identity key: never readable, signs only attestations the chip builds (key-attestation.ts); certified by the operator. */
 export const IDENTITY_SLOT = 0;
@@ -14,7 +14,7 @@ export const TRADING_RING = [4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15];
 
 /** Monotonic counter numbering reading-key rotations. */
 export const ROTATION_COUNTER = 0;
-/** Monotonic counter numbering broker logins: one step per connection attempt (keys/broker-login.ts). */
+/** Monotonic counter numbering broker logins: one step per connection attempt (keys/meter-login.ts). */
 export const LOGIN_COUNTER = 1;
 
 /** The reading-key slot for a rotation number (0, 1, 2 …): rotations alternate between the two. */

@@ -26,7 +26,7 @@
 // key) into the protected header too, so that it is covered by the signature.
 
 import { CborError, CborMap, Tagged, decode, encode, type CborValue } from './cbor.ts';
-import type { Sha256 } from '../crypto/sha256.ts';
+import type { Sha256 } from './crypto/sha256.ts';
 import { quote } from './field-problems.ts';
 
 export const COSE_SIGN1_TAG = 18;
@@ -39,7 +39,7 @@ export const ALG_ES256 = -7;
 /**
  * Private-use algorithm (RFC 9053 section 12: values below -65536): ECDSA P-256 by an ATECC608 key in
  * Sign(internal) mode, over the chip's attestation message for a key it holds, with the Sig_structure's
- * SHA-256 as the nonce. keys/key-attestation.ts builds the message; the signature is still 64 bytes.
+ * SHA-256 as the nonce. protocol/key-attestation.ts builds the message; the signature is still 64 bytes.
  */
 export const ALG_ATECC608_ATTESTED = -65537;
 export const ES256_SIGNATURE_BYTES = 64;

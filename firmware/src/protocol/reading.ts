@@ -13,8 +13,8 @@
 //   8  flags          uint, bit set of the FLAG_ constants below
 // uint = integer 0..2^53-1. The keys sort as 1..8, so the encoding is a8 01 <meterId> 02 <interval> ...
 
-import { CborError, CborMap, decode, encode, type CborValue } from '../codec/cbor.ts';
-import { describeValue, uintProblem } from '../codec/field-problems.ts';
+import { CborError, CborMap, decode, encode, type CborValue } from './cbor.ts';
+import { describeValue, uintProblem } from './field-problems.ts';
 import { meterIdProblem } from './topics.ts';
 
 export interface Reading {

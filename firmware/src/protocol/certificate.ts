@@ -1,5 +1,5 @@
 // The three certificates of the trust chain, operator -> device -> reading key (docs/reading-keys.md), as
-// deterministic CBOR payloads inside COSE_Sign1 ES256 messages (codec/cose.ts). Written once for the
+// deterministic CBOR payloads inside COSE_Sign1 ES256 messages (protocol/cose.ts). Written once for the
 // meter (which signs key certificates with its identity key in the secure element) and the host tools
 // (operator init, provisioning, the DSO's verifier).
 //
@@ -11,11 +11,11 @@
 //   kind 2, DeviceCertificate (signed by the operator key)
 //     0 kind 2 | 1 operatorId text | 2 meterId text | 3 feeder text | 4 identityKey bstr 65
 //     5 mixKey bstr 65 | 6 limits map { 1 maxImportW uint, 2 maxExportW uint } | 7 issuedAt uint
-//   kind 3, KeyCertificate (attested by the meter's identity key: keys/key-attestation.ts)
+//   kind 3, KeyCertificate (attested by the meter's identity key: protocol/key-attestation.ts)
 //     0 kind 3 | 1 meterId text | 2 publicKey bstr 65 | 3 validFromInterval uint
 //     4 validToInterval uint | 5 rotation uint
 //
-// text ids (operatorId, meterId, feeder): 1..64 chars of A-Z a-z 0-9 . _ - (readings/topics.ts).
+// text ids (operatorId, meterId, feeder): 1..64 chars of A-Z a-z 0-9 . _ - (protocol/topics.ts).
 // bstr 65: a P-256 public key, uncompressed 04 || x || y. uint: an integer 0..2^53-1; times
 // (notBefore, notAfter, issuedAt) are Unix seconds, intervals are interval indexes as in a Reading,
 // and a key certificate covers intervals validFromInterval..validToInterval inclusive. rotation is the
@@ -23,17 +23,17 @@
 //
 // Signed form: COSE_Sign1 (tag 18), protected header { 1: alg, 4: kid } where kid = kidOf(signer's public
 // key), empty unprotected header, payload = the certificate bytes above. Operator and device certificates
-// are ES256 (alg -7) by the operator's key. A key certificate is ALG_ATECC608_ATTESTED (codec/cose.ts):
+// are ES256 (alg -7) by the operator's key. A key certificate is ALG_ATECC608_ATTESTED (protocol/cose.ts):
 // the identity key never signs a digest it is handed, so its signature is over the chip's attestation
 // message for the certified key, with SHA-256 of the Sig_structure as the nonce.
 
-import { CborError, CborMap, decode, encode, type CborValue } from '../codec/cbor.ts';
-import { ALG_ATECC608_ATTESTED, CoseError, HEADER_KID, decodeSign1, encodeSign1, es256ProtectedHeader, sign1ToBeSigned, signSign1, signerProtectedHeader, type SignDigest } from '../codec/cose.ts';
-import { copyBytes } from '../crypto/bytes.ts';
-import { isUncompressedPoint, uncompressedPoint } from '../crypto/p256-point.ts';
-import type { Sha256 } from '../crypto/sha256.ts';
-import { describeValue, uintProblem } from '../codec/field-problems.ts';
-import { meterIdProblem } from '../readings/topics.ts';
+import { CborError, CborMap, decode, encode, type CborValue } from './cbor.ts';
+import { ALG_ATECC608_ATTESTED, CoseError, HEADER_KID, decodeSign1, encodeSign1, es256ProtectedHeader, sign1ToBeSigned, signSign1, signerProtectedHeader, type SignDigest } from './cose.ts';
+import { copyBytes } from './crypto/bytes.ts';
+import { isUncompressedPoint, uncompressedPoint } from './crypto/p256-point.ts';
+import type { Sha256 } from './crypto/sha256.ts';
+import { describeValue, uintProblem } from './field-problems.ts';
+import { meterIdProblem } from './topics.ts';
 
 export const CERT_KIND_OPERATOR = 1;
 export const CERT_KIND_DEVICE = 2;
@@ -134,7 +134,7 @@ const LIMIT_KEYS = ['', 'maxImportW', 'maxExportW'];
 
 
 
-/** The meter id rule (readings/topics.ts) applied to another id field, with that field's name. */
+/** The meter id rule (protocol/topics.ts) applied to another id field, with that field's name. */
 function idProblem(name: string, value: unknown): string | undefined {
   const problem = meterIdProblem(value);
   // meterIdProblem's sentences all start with "meterId"; name the field actually checked.
@@ -323,7 +323,7 @@ export function signedCertificate(signer: { sha256: Sha256; sign: SignDigest }, 
 
 /**
  * A key certificate payload attested by the meter's secure element: attest(nonce32) returns the identity
- * key's 64-byte signature over attestationMessage(nonce, the key's slot, the key) (keys/key-attestation.ts);
+ * key's 64-byte signature over attestationMessage(nonce, the key's slot, the key) (protocol/key-attestation.ts);
  * on the meter that is SecureElement.attestKey. The nonce is SHA-256 of the Sig_structure, whose
  * protected header names ALG_ATECC608_ATTESTED, so the signature covers every byte a verifier reads.
  */

@@ -9,7 +9,7 @@
 // zone), 87 LockConfig, 88-89 SlotLocked, 90-91 ChipOptions, 92-95 X509format, 96-127 KeyConfig[16].
 // 16-bit fields are little-endian.
 
-import { DATA_SLOT, IDENTITY_SLOT, MIX_SLOT, READING_KEY_SLOTS, TRADING_RING } from '../keys/slot-map.ts';
+import { DATA_SLOT, IDENTITY_SLOT, MIX_SLOT, READING_KEY_SLOTS, TRADING_RING } from './slot-map.ts';
 
 export const CONFIG_ZONE_BYTES = 128;
 export const OFFSET_I2C_ADDRESS = 16;
@@ -45,7 +45,7 @@ const SLOT_CLEAR_DATA = 0x0000;
 const KEY_P256_PRIVATE = 0x0013;
 const KEY_DATA = 0x001c;
 
-/** What a slot of the slot map (keys/slot-map.ts) is for. */
+/** What a slot of the slot map (protocol/slot-map.ts) is for. */
 function slotRole(slot: number): 'attest' | 'sign' | 'ecdh' | 'data' {
   if (slot === IDENTITY_SLOT) return 'attest';
   if (slot === MIX_SLOT) return 'ecdh';
