@@ -14,7 +14,7 @@
 // the journal records the boundary as done.
 //
 // Readings leave the meter only signed (reading key in the secure element) and sealed to the DSO
-// (readings/signed-reading.ts), never in the clear. A meter whose SE is not provisioned, or whose
+// (readings/reading-publisher.ts), never in the clear. A meter whose SE is not provisioned, or whose
 // configuration has no dsoPublicKey, says so on the console at boot and keeps metering and
 // journaling, but sends no readings: each one is logged as not sent (its seq number is used, so the
 // DSO sees the gap; the energy stays in the register totals, which the first signed reading carries).
@@ -40,7 +40,6 @@ import { onBoot, seedRandom } from './platform/system.ts';
 import { keepWifiJoined, wifiModule } from './platform/wifi.ts';
 import { stringToBytes } from './platform/bytes.ts';
 import { BUILD_ID, FIRMWARE_VERSION } from './version.ts';
-import type { Reading } from './protocol/reading.ts';
 import { keyCertificateTopic, readingTopic, statusTopic } from './protocol/topics.ts';
 import { ReadingKeys } from './keys/reading-keys.ts';
 import { hexToBytes } from './protocol/hex.ts';
@@ -51,8 +50,8 @@ import { defineConsoleFunction } from './platform/console-globals.ts';
 import { secureConsole } from './platform/console-lock.ts';
 import { consoleInfo, consoleProvisionSE, consoleRotateKeys, seReadyToSign, type ConsoleApiDependencies } from './provisioning/console-api.ts';
 import { SecureElement } from './se/secure-element.ts';
-import { decodeSealedReadingNote, encodeSealedReadingNote } from './readings/sealed-reading-note.ts';
-import { signAndSealReading } from './readings/signed-reading.ts';
+import { notedReadings } from './readings/sealed-reading-note.ts';
+import { ReadingPublisher } from './readings/reading-publisher.ts';
 
 const KEEP_ALIVE_SECONDS = 60;
 const WIFI_RETRY_SECONDS = 30;
@@ -174,7 +173,6 @@ function run(config: MeterConfig): void {
     log('veilgrid: cannot seed the random generator from the secure element: ' + ((e as Error).message || e));
   }
   const outbox = new Outbox(rings.outbox);
-  const topic = readingTopic(config.meterId);
   const status = statusTopic(config.meterId);
   const client = new MqttClient(
     {
@@ -211,10 +209,14 @@ function run(config: MeterConfig): void {
   running.keys = keys;
   running.intervalSeconds = config.intervalSeconds;
   const dsoPublicKey = config.dsoPublicKey ? (hexToBytes(config.dsoPublicKey) as Uint8Array) : null;
-  const primitives = { sha256: nativeSha256, aes128Ctr: nativeAes128Ctr };
-  // The reading sealed last, until the outbox takes it: while the outbox is full the meter retries
-  // every few seconds, and each retry must not cost five SE commands again.
-  let sealed: { seq: number; envelope: Uint8Array } | null = null;
+  const publisher = keys && dsoPublicKey ? new ReadingPublisher({
+    se: secureElement(),
+    keys: keys,
+    dsoPublicKey: dsoPublicKey,
+    primitives: { sha256: nativeSha256, aes128Ctr: nativeAes128Ctr },
+    outbox: client,
+    topic: readingTopic(config.meterId),
+  }) : null;
   const meter = new Meter({
     meterId: config.meterId,
     intervalSeconds: config.intervalSeconds,
@@ -223,27 +225,12 @@ function run(config: MeterConfig): void {
     clock: clock,
     journal: new EnergyJournal(rings.journal),
     publish: function (reading) {
-      if (!keys || !dsoPublicKey) {
-        log('veilgrid: reading ' + reading.seq + ' (interval ' + reading.interval + ') not sent: the meter is not provisioned');
-        return;
-      }
-      if (!sealed || sealed.seq !== reading.seq) {
-        sealed = { seq: reading.seq, envelope: signAndSealReading(secureElement(), keys, dsoPublicKey, reading, primitives) };
-      }
-      client.publish(topic, sealed.envelope, 1, false, encodeSealedReadingNote(reading.seq, reading.interval));
-      sealed = null;
+      if (publisher) publisher.publish(reading);
+      else log('veilgrid: reading ' + reading.seq + ' (interval ' + reading.interval + ') not sent: the meter is not provisioned');
     },
     log: log,
   });
-  // The meter cannot open its sealed readings in the outbox; the notes stored with them stand in
-  // (start() only looks at seq and interval), so no seq or interval is used twice after a cut.
-  const inOutbox: Reading[] = [];
-  const notes = outbox.notes();
-  for (let i = 0; i < notes.length; i++) {
-    const noted = decodeSealedReadingNote(notes[i]);
-    if (noted) inOutbox.push({ meterId: config.meterId, interval: noted.interval, seq: noted.seq, importWh: 0, exportWh: 0, importTotalWh: 0, exportTotalWh: 0, flags: 0 });
-  }
-  meter.start(inOutbox);
+  meter.start(notedReadings(outbox.notes()));
   new PulseCounter(watchPin, config.s0.importPin, config.s0.debounceMs, function (atSeconds) {
     meter.importPulse(atSeconds);
   }).start();

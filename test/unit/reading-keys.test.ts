@@ -18,6 +18,9 @@ import { MIX_SLOT, READING_KEY_SLOTS, ROTATION_COUNTER, readingSlotForRotation }
 import { decodeReading, type Reading } from '../../firmware/src/protocol/reading.ts';
 import { decodeEnvelope, openEnvelope } from '../../firmware/src/protocol/sealed-reading.ts';
 import { signAndSealReading } from '../../firmware/src/readings/signed-reading.ts';
+import { ReadingPublisher } from '../../firmware/src/readings/reading-publisher.ts';
+import { notedReadings } from '../../firmware/src/readings/sealed-reading-note.ts';
+import { readingTopic } from '../../firmware/src/protocol/topics.ts';
 import { SecureElement } from '../../firmware/src/se/secure-element.ts';
 import { nodeCryptoPrimitives, nodeSha256, nodeVerifyEs256 } from '../../host-tools/crypto/node-primitives.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
@@ -246,6 +249,39 @@ signed('signAndSealReading: 5 SE commands; the DSO opens, verifies and decodes i
   }
   console.log(`  figures: 5 SE commands per reading, 11 when it starts a rotation; envelope ${envelope.length} bytes per reading; key certificate ${r.published[0].length} bytes`);
   registry.close();
+  r.close();
+});
+
+signed('ReadingPublisher: sealed once, kept while the outbox refuses it, stored with its note', () => {
+  const r = rig();
+  const keys = r.keys();
+  keys.restore();
+  const dso = p256.keygen();
+  const stored: Array<{ topic: string; envelope: Uint8Array; note: string }> = [];
+  let full = true;
+  const publisher = new ReadingPublisher({
+    se: r.se, keys, dsoPublicKey: p256.getPublicKey(dso.secretKey, false), primitives: nodeCryptoPrimitives, topic: readingTopic(METER),
+    outbox: {
+      publish(topic, payload, qos, retain, note) {
+        assert.equal([qos, retain], [1, false]);
+        if (full) throw new Error('outbox full');
+        stored.push({ topic, envelope: payload, note });
+      },
+    },
+  });
+  assert.throws(() => publisher.publish(reading(1, 2000)), /outbox full/);
+  const afterFirstTry = r.se.stats.commands;
+  assert.throws(() => publisher.publish(reading(1, 2000)), /outbox full/);
+  assert.is(r.se.stats.commands, afterFirstTry, 'a retry of the same reading costs no SE command');
+  full = false;
+  publisher.publish(reading(1, 2000));
+  assert.is(r.se.stats.commands, afterFirstTry, 'nor does the retry that succeeds');
+  publisher.publish(reading(2, 2001));
+  assert.is(r.se.stats.commands - afterFirstTry, 5, 'the next reading is sealed anew');
+  assert.equal(stored.map((m) => m.topic), [readingTopic(METER), readingTopic(METER)]);
+  assert.equal(notedReadings(stored.map((m) => m.note)), [{ seq: 1, interval: 2000 }, { seq: 2, interval: 2001 }]);
+  const shared = p256.getSharedSecret(dso.secretKey, decodeEnvelope(stored[0].envelope).ephemeralPublicKey, true).subarray(1);
+  assert.equal(decodeReading(decodeSign1(openEnvelope(nodeCryptoPrimitives, shared, stored[0].envelope)).payload), reading(1, 2000));
   r.close();
 });
 

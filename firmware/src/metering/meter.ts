@@ -11,6 +11,7 @@ import type { Clock } from '../platform/clock.ts';
 import { type Reading, FLAG_AFTER_OUTAGE, FLAG_PARTIAL, FLAG_POWER_LOSS } from '../protocol/reading.ts';
 import type { EnergyJournal, JournalState } from './energy-journal.ts';
 import { intervalWh, pulsesForWh, pulsesToWh } from './registers.ts';
+import type { NotedReading } from '../readings/sealed-reading-note.ts';
 
 /** Before this epoch second (2024-01-01) the clock has not been set (no SNTP yet): no interval can be named. */
 export const EARLIEST_VALID_EPOCH = 1704067200;
@@ -78,11 +79,12 @@ export class Meter {
   }
 
   /**
-   * Restores the registers from the journal and starts interval timing. `inOutbox` are this
-   * meter's readings still in the MQTT outbox: a cut between storing a reading and committing its
-   * boundary leaves the reading there, and no sequence number or interval may be used twice.
+   * Restores the registers from the journal and starts interval timing. `inOutbox` names this
+   * meter's readings still in the MQTT outbox (readings/sealed-reading-note.ts): a cut between storing
+   * a reading and committing its boundary leaves the reading there, and no sequence number or interval
+   * may be used twice.
    */
-  start(inOutbox: Reading[]): void {
+  start(inOutbox: NotedReading[]): void {
     if (this.started) return;
     this.started = true;
     const restored = this.options.journal.restore();

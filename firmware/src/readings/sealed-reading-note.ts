@@ -24,3 +24,13 @@ export function decodeSealedReadingNote(note: string): NotedReading | undefined 
   if (note.length !== NOTE_BYTES) return undefined;
   return { seq: bytesToUint(note, 0, 4), interval: bytesToUint(note, 4, 4) };
 }
+
+/** The readings the outbox's notes name (Outbox.notes()), skipping anything that is not such a note. */
+export function notedReadings(notes: string[]): NotedReading[] {
+  const out: NotedReading[] = [];
+  for (let i = 0; i < notes.length; i++) {
+    const noted = decodeSealedReadingNote(notes[i]);
+    if (noted) out.push(noted);
+  }
+  return out;
+}
