@@ -1,0 +1,176 @@
+// The market contract from the host: deploy it, record where it is, and call it. Services built on the market
+// (DSO issuance, the bridge, clearing triggers, billing) call these methods; docs/ledger.md lists them.
+import fs from 'node:fs';
+import path from 'node:path';
+import { toHex, type Hex, type TransactionReceipt } from 'viem';
+import type { PrivateKeyAccount } from 'viem/accounts';
+import { compileContracts } from './compile.ts';
+import type { Ledger } from './ledger-client.ts';
+import type { MarketDomain } from './offer-bytes.ts';
+
+/** Where a market is deployed: the file `veilgrid ledger` writes and other services read. */
+export interface MarketDeployment {
+  chainId: number;
+  rpcUrl?: string;
+  market: Hex;
+  dso: Hex;
+  intervalSeconds: number;
+  genesisTime: number;
+  deployedAtBlock: number;
+}
+
+/** One grant of an issuance batch (Market.Grant): Wh per interval over [first, last], and money units. */
+export interface Grant {
+  keyX: Hex;
+  keyY: Hex;
+  production: number;
+  consumption: number;
+  first: number;
+  last: number;
+  money: bigint;
+}
+
+export interface Cut {
+  index: number;
+  limitPrice: number;
+  fillWh: number;
+}
+
+/** A clearing result (Market.Result). */
+export interface ClearingResult {
+  price: number;
+  volumeWh: bigint;
+  ask: Cut;
+  bid: Cut;
+}
+
+export interface Holding {
+  production: bigint;
+  consumption: bigint;
+  productionLocked: bigint;
+  consumptionLocked: bigint;
+}
+
+/** Refusal reasons in the contract's numbering (Market.Refusal), for events and errors. */
+export const REFUSALS = ['None', 'Malformed', 'BadSignature', 'Replayed', 'GateClosed', 'KeyRevoked', 'InsufficientAsset', 'InsufficientMoney', 'UnknownOffer', 'NotOpen'] as const;
+
+export class DeploymentFileError extends Error {}
+
+export async function deployMarket(ledger: Ledger, dso: PrivateKeyAccount, options: { intervalSeconds: number; genesisTime: number; rpcUrl?: string }): Promise<MarketDeployment> {
+  const { Market } = compileContracts();
+  const hash = await ledger.wallet(dso).deployContract({ abi: Market.abi, bytecode: Market.bytecode, args: [options.intervalSeconds, BigInt(options.genesisTime)] });
+  const receipt = await ledger.publicClient.waitForTransactionReceipt({ hash });
+  if (receipt.status !== 'success' || !receipt.contractAddress) throw new Error(`deploying the market failed in transaction ${hash}`);
+  return {
+    chainId: ledger.chain.id,
+    rpcUrl: options.rpcUrl,
+    market: receipt.contractAddress,
+    dso: dso.address,
+    intervalSeconds: options.intervalSeconds,
+    genesisTime: options.genesisTime,
+    deployedAtBlock: Number(receipt.blockNumber),
+  };
+}
+
+export function writeDeployment(file: string, deployment: MarketDeployment): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(deployment, null, 2)}\n`);
+  fs.renameSync(tmp, file);
+}
+
+export function readDeployment(file: string): MarketDeployment {
+  let parsed: Partial<MarketDeployment>;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<MarketDeployment>;
+  } catch (err) {
+    throw new DeploymentFileError(`cannot read the market deployment file ${file}: ${(err as Error).message} (veilgrid ledger serve writes it)`);
+  }
+  if (typeof parsed.market !== 'string' || typeof parsed.chainId !== 'number' || typeof parsed.intervalSeconds !== 'number' || typeof parsed.genesisTime !== 'number') {
+    throw new DeploymentFileError(`${file} is not a market deployment file (it needs market, chainId, intervalSeconds, genesisTime)`);
+  }
+  return parsed as MarketDeployment;
+}
+
+export class MarketClient {
+  readonly domain: MarketDomain;
+  private readonly abi = compileContracts().Market.abi;
+
+  constructor(
+    readonly ledger: Ledger,
+    readonly deployment: MarketDeployment,
+  ) {
+    this.domain = { chainId: BigInt(deployment.chainId), market: deployment.market };
+  }
+
+  /** Sends one transaction and waits for it; a refusal throws viem's error carrying the contract's error. */
+  private async send(account: PrivateKeyAccount, functionName: string, args: unknown[]): Promise<TransactionReceipt> {
+    const hash = await this.ledger.wallet(account).writeContract({ address: this.deployment.market, abi: this.abi, functionName, args });
+    const receipt = await this.ledger.publicClient.waitForTransactionReceipt({ hash });
+    if (receipt.status !== 'success') throw new Error(`${functionName} reverted in transaction ${hash}`);
+    return receipt;
+  }
+
+  private read<T>(functionName: string, args: unknown[]): Promise<T> {
+    return this.ledger.publicClient.readContract({ address: this.deployment.market, abi: this.abi, functionName, args }) as Promise<T>;
+  }
+
+  // regulatory transactions (the DSO's account)
+  authorize(dso: PrivateKeyAccount, meterHashes: Hex[]) {
+    return this.send(dso, 'authorize', [meterHashes]);
+  }
+  ban(dso: PrivateKeyAccount, meterHash: Hex, keyIds: Hex[], openOfferDigests: Hex[]) {
+    return this.send(dso, 'ban', [meterHash, keyIds, openOfferDigests]);
+  }
+  setPrices(dso: PrivateKeyAccount, fromInterval: number, consumption: number, production: number) {
+    return this.send(dso, 'setPrices', [fromInterval, consumption, production]);
+  }
+  setFeederLimit(dso: PrivateKeyAccount, feeder: number, production: bigint, consumption: bigint) {
+    return this.send(dso, 'setFeederLimit', [feeder, production, consumption]);
+  }
+  issue(dso: PrivateKeyAccount, feeder: number, grants: Grant[]) {
+    return this.send(dso, 'issue', [feeder, grants]);
+  }
+
+  // offers (any relayer's account; the trading key's signature is what counts)
+  submitOffer(relayer: PrivateKeyAccount, signedBytes: Uint8Array, signature: Uint8Array) {
+    return this.send(relayer, 'submitOffer', [toHex(signedBytes), toHex(signature)]);
+  }
+  submitOffers(relayer: PrivateKeyAccount, offers: { signedBytes: Uint8Array; signature: Uint8Array }[]) {
+    return this.send(relayer, 'submitOffers', [offers.map((o) => toHex(o.signedBytes)), offers.map((o) => toHex(o.signature))]);
+  }
+  rescind(relayer: PrivateKeyAccount, signedBytes: Uint8Array, signature: Uint8Array) {
+    return this.send(relayer, 'rescind', [toHex(signedBytes), toHex(signature)]);
+  }
+
+  // clearing and settlement (anyone)
+  computeClearing(interval: number): Promise<ClearingResult> {
+    return this.read('computeClearing', [interval]);
+  }
+  /** Clears an interval with a result computed by an eth_call, which the contract then verifies in one pass. */
+  async clear(account: PrivateKeyAccount, interval: number, result?: ClearingResult) {
+    return this.send(account, 'clear', [interval, result ?? (await this.computeClearing(interval))]);
+  }
+  clearByComputing(account: PrivateKeyAccount, interval: number) {
+    return this.send(account, 'clearByComputing', [interval]);
+  }
+  settle(account: PrivateKeyAccount, interval: number, maxOffers: number) {
+    return this.send(account, 'settle', [interval, maxOffers]);
+  }
+
+  // reads
+  async holding(keyId: Hex, interval: number): Promise<Holding> {
+    const [production, consumption, productionLocked, consumptionLocked] = await this.read<bigint[]>('holdings', [keyId, interval]);
+    return { production, consumption, productionLocked, consumptionLocked };
+  }
+  async money(keyId: Hex): Promise<{ free: bigint; locked: bigint }> {
+    const [free, locked] = await this.read<bigint[]>('money', [keyId]);
+    return { free, locked };
+  }
+  async currentInterval(): Promise<number> {
+    return Number(await this.read<number>('currentInterval', []));
+  }
+  async offerCount(interval: number): Promise<number> {
+    return Number(await this.read<bigint>('offerCount', [interval]));
+  }
+}
