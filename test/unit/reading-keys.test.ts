@@ -141,6 +141,20 @@ rotation('restore after a reboot: the current and previous keys come back and th
   r.close();
 });
 
+rotation('both key records fit one NamedRecords snapshot in a 1 KB flash page (the espruino-linux board\'s)', () => {
+  const r = rig();
+  const keys = r.keys();
+  keys.restore();
+  keys.keyFor(1000);
+  keys.keyFor(1000 + 96);
+  const records = r.records();
+  const values = [keyRecordName(1), keyRecordName(2)].map((name) => records.read(name)!);
+  // snapshot: 1 mark byte, per name 1 + name + 2 + value; ring record: 10-byte header + 4-byte CRC
+  const snapshotBytes = 1 + values.reduce((sum, v) => sum + 1 + 'vg.rk0'.length + 2 + v.length, 0);
+  assert.ok(snapshotBytes + 14 <= 1024, `a snapshot of both takes ${snapshotBytes + 14} bytes`);
+  r.close();
+});
+
 rotation('a power cut at any byte of a rotation record: the previous key survives, and no rotation number is reused', () => {
   const r = rig();
   const keys = r.keys();

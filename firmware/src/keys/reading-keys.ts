@@ -34,14 +34,15 @@ import { uncompressedPoint } from '../protocol/crypto/p256-point.ts';
 import type { Sha256 } from '../protocol/crypto/sha256.ts';
 import type { SecureElement } from '../se/secure-element.ts';
 import { attestedCertificate, encodeKeyCertificate, kidOf } from '../protocol/certificate.ts';
-import { bytesToHex, hexToBytes } from '../protocol/hex.ts';
+import { decode, encode, type CborValue } from '../protocol/cbor.ts';
+import { bytesToByteString, byteStringToBytes } from '../mqtt/packets.ts';
 import { IDENTITY_SLOT, ROTATION_COUNTER, readingSlotForRotation } from '../protocol/slot-map.ts';
 
 /** Default rotation period: one day. */
 export const DEFAULT_ROTATION_SECONDS = 86400;
 export const KEY_RECORD_BASE_NAME = 'vg.rk';
-/** 2: plain JSON (format 1 carried its own CRC-32, before records moved to the power-safe ring). */
-const RECORD_FORMAT = 2;
+/** 3: CBOR (1 was CRC-32 + JSON, 2 plain JSON: too big for two in a 1 KB page). */
+const RECORD_FORMAT = 3;
 
 /** One reading key as the meter uses it. */
 export interface ReadingKey {
@@ -91,37 +92,35 @@ export function keyRecordName(rotation: number): string {
   return KEY_RECORD_BASE_NAME + (rotation % 2);
 }
 
+/**
+ * A key record: CBOR [format, rotation, validFrom, validTo, public key, certificate], about 270 bytes, so
+ * the records of both slots fit one flash page of the smallest board (1 KB) in a NamedRecords snapshot.
+ */
 function encodeRecord(key: ReadingKey): string {
-  return JSON.stringify({
-    v: RECORD_FORMAT,
-    r: key.rotation,
-    from: key.validFromInterval,
-    to: key.validToInterval,
-    pk: bytesToHex(key.publicKey),
-    cert: bytesToHex(key.certificate),
-  });
+  return bytesToByteString(encode([RECORD_FORMAT, key.rotation, key.validFromInterval, key.validToInterval, key.publicKey, key.certificate]));
 }
 
 /** The key in a record, or undefined if the record is missing or not one of ours. */
 function decodeRecord(sha256: Sha256, text: string | undefined): ReadingKey | undefined {
   if (!text) return undefined;
-  let raw: any;
+  let raw: CborValue;
   try {
-    raw = JSON.parse(text);
+    raw = decode(byteStringToBytes(text));
   } catch (e) {
     return undefined;
   }
-  if (!raw || raw.v !== RECORD_FORMAT || typeof raw.r !== 'number') return undefined;
-  const publicKey = hexToBytes(raw.pk);
-  const certificate = hexToBytes(raw.cert);
-  if (!publicKey || publicKey.length !== 65 || !certificate) return undefined;
+  if (!Array.isArray(raw) || raw.length !== 6 || raw[0] !== RECORD_FORMAT || typeof raw[1] !== 'number' ||
+    typeof raw[2] !== 'number' || typeof raw[3] !== 'number') return undefined;
+  const publicKey = raw[4];
+  const certificate = raw[5];
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== 65 || !(certificate instanceof Uint8Array)) return undefined;
   return {
-    rotation: raw.r,
-    slot: readingSlotForRotation(raw.r),
+    rotation: raw[1],
+    slot: readingSlotForRotation(raw[1]),
     publicKey: publicKey,
     kid: kidOf(sha256, publicKey),
-    validFromInterval: raw.from,
-    validToInterval: raw.to,
+    validFromInterval: raw[2],
+    validToInterval: raw[3],
     certificate: certificate,
   };
 }
