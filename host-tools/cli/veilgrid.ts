@@ -11,6 +11,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   flash: () => import('../flash/flash-command.ts'),
   dso: () => import('../dso/dso-command.ts'),
   broker: () => import('../broker/broker-command.ts'),
+  ledger: () => import('../ledger/ledger-command.ts'),
 };
 
 function usage(): string {
@@ -27,6 +28,7 @@ function usage(): string {
     '  dso       the DSO key meters seal their readings to, and the DSO service that verifies them',
     '  provision give a meter its identity, broker login and DSO registration through its console',
     '  broker    the login service a mosquitto broker asks when meters log in with their secure element',
+    '  ledger    a ledger node (anvil) with the market contract deployed, or the market on any EVM node',
     '',
     "'veilgrid <command> --help' describes a command's options.",
   ].join('\n');
