@@ -48,6 +48,7 @@ import { nativeAes128Ctr, nativeSha256 } from './platform/crypto.ts';
 import { meterLoginPassword } from './keys/meter-login.ts';
 import { defineConsoleFunction } from './platform/console-globals.ts';
 import { secureConsole } from './platform/console-lock.ts';
+import { CONSOLE_ENTRY_POINTS } from './protocol/console-contract.ts';
 import { consoleInfo, consoleProvisionSE, consoleRotateKeys, seReadyToSign, type ConsoleApiDependencies } from './provisioning/console-api.ts';
 import { SecureElement } from './se/secure-element.ts';
 import { notedReadings } from './readings/sealed-reading-note.ts';
@@ -86,13 +87,13 @@ function installConsoleApi(): void {
       return keys.rotate(Math.floor(now / running.intervalSeconds)).rotation;
     },
   };
-  defineConsoleFunction('vgInfo', function () {
+  defineConsoleFunction(CONSOLE_ENTRY_POINTS.info, function () {
     return consoleInfo(deps);
   });
-  defineConsoleFunction('vgProvisionSE', function () {
+  defineConsoleFunction(CONSOLE_ENTRY_POINTS.provisionSE, function () {
     return consoleProvisionSE(deps);
   });
-  defineConsoleFunction('vgRotateKeys', function () {
+  defineConsoleFunction(CONSOLE_ENTRY_POINTS.rotateKeys, function () {
     return consoleRotateKeys(deps);
   });
 }

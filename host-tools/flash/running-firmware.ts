@@ -2,11 +2,10 @@
 // point, firmware/src/provisioning) returns `{"firmware","build",…}` as a JSON string. Firmware without
 // it (built before that entry point existed) is recognised by the line it prints at boot,
 // `veilgrid meter firmware <version> (build <id>)` (firmware/src/main.ts), as the upload relayed it.
+import { isConsoleFailure, type MeterInfo } from '../../firmware/src/protocol/console-contract.ts';
 import { evaluateWithEspruinoCli, type EvaluateOptions } from './espruino-cli.ts';
 
-export interface RunningFirmware {
-  firmware: string;
-  build: string;
+export interface RunningFirmware extends Pick<MeterInfo, 'firmware' | 'build'> {
   /** Where the answer came from: vgInfo() asked after the reboot, or the boot line seen during it. */
   source: 'vgInfo' | 'boot line';
 }
@@ -52,14 +51,14 @@ export async function askRunningFirmware(opts: Omit<EvaluateOptions, 'expression
       problem = `the console did not answer vgInfo(); it printed ${JSON.stringify(result.boardOutput.join('\n'))}`;
       continue;
     }
-    let info: { firmware?: unknown; build?: unknown; error?: unknown };
+    let info: Partial<MeterInfo>;
     try {
       info = JSON.parse(line.slice(line.indexOf(INFO_MARKER) + INFO_MARKER.length));
     } catch {
       throw new NoAnswerError(`vgInfo() did not return JSON: ${line}`);
     }
     if (typeof info.build === 'string' && typeof info.firmware === 'string') return { firmware: info.firmware, build: info.build, source: 'vgInfo' };
-    if (info.error !== undefined) throw new NoAnswerError(`vgInfo() failed on the meter: ${String(info.error)}`);
+    if (isConsoleFailure(info)) throw new NoAnswerError(`vgInfo() failed on the meter: ${info.error}`);
     const booted = firmwareFromBootLine(bootOutput);
     if (booted) return booted;
     problem = 'the running code has no vgInfo() and printed no veilgrid boot line: it is not veilgrid meter firmware, or it did not boot';

@@ -20,6 +20,7 @@ import { p256 } from '@noble/curves/nist.js';
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import { CONFIG_DEFAULTS, CONFIG_FILE, consolePasswordIn, parseMeterConfig, type MeterConfig } from '../../firmware/src/protocol/meter-config.ts';
 import { decodeDeviceCertificate, openSignedCertificate, type DeviceLimits } from '../../firmware/src/protocol/certificate.ts';
+import { CONSOLE_ENTRY_POINTS, CONSOLE_FAILURE, isConsoleFailure, type ConsoleFailure, type KeyRotation, type MeterInfo, type SeKeys } from '../../firmware/src/protocol/console-contract.ts';
 import { meterUserProblem } from '../broker/acl.ts';
 import { BrokerCredentials } from '../broker/credentials.ts';
 import { MeterRegistry, RegistryError } from '../dso/registry.ts';
@@ -85,32 +86,28 @@ const RESTART_TIMEOUT_MS = 20_000;
 
 export const FIRMWARE_TOO_OLD = 'firmware too old: flash it first (veilgrid flash)';
 
-interface MeterInfo {
-  firmware: string;
-  build: string;
-  meterId: string | null;
-  se: { serial: string; configLocked: boolean; dataLocked: boolean; ours: boolean } | { error: string };
+/** An entry point answered with a failure (protocol/console-contract.ts); `code` says which. */
+export class EntryPointFailure extends ProvisionError {
+  constructor(readonly entryPoint: string, readonly failure: ConsoleFailure) {
+    super(`${entryPoint}() on the meter: ${failure.error}`);
+    this.name = 'EntryPointFailure';
+  }
 }
 
-interface SeKeys {
-  serial: string;
-  identityKey: string;
-  mixKey: string;
-}
-
-/** Calls a console entry point that returns a JSON string; its {"error"} becomes a ProvisionError. */
+/** Calls a console entry point that returns a JSON string; a failure it answers becomes an EntryPointFailure. */
 async function callEntryPoint<T>(meter: MeterConsole, name: string): Promise<T> {
   const result = await meter.evaluate(`${name}()`);
   if ('error' in result) throw new ProvisionError(`${name}() failed on the meter: ${result.error}`);
   if (typeof result.value !== 'string') throw new ProvisionError(`${name}() returned ${JSON.stringify(result.value)} instead of JSON text: ${FIRMWARE_TOO_OLD}`);
-  const parsed = JSON.parse(result.value);
-  if (parsed && typeof parsed.error === 'string') throw new ProvisionError(`${name}() on the meter: ${parsed.error}`);
+  const parsed: unknown = JSON.parse(result.value);
+  if (isConsoleFailure(parsed)) throw new EntryPointFailure(name, parsed);
   return parsed as T;
 }
 
 /** True when the meter's firmware has the provisioning entry points. */
 async function hasEntryPoints(meter: MeterConsole, timeoutMs?: number): Promise<boolean> {
-  const result = await meter.evaluate(`[typeof vgInfo, typeof vgProvisionSE, typeof vgRotateKeys].join()`, timeoutMs);
+  const names = [CONSOLE_ENTRY_POINTS.info, CONSOLE_ENTRY_POINTS.provisionSE, CONSOLE_ENTRY_POINTS.rotateKeys];
+  const result = await meter.evaluate(`[${names.map((n) => `typeof ${n}`).join(', ')}].join()`, timeoutMs);
   return 'value' in result && result.value === 'function,function,function';
 }
 
@@ -203,7 +200,7 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
     throw err;
   }
   if (!entryPoints) throw new ProvisionError(FIRMWARE_TOO_OLD);
-  const info = await callEntryPoint<MeterInfo>(meter, 'vgInfo');
+  const info = await callEntryPoint<MeterInfo>(meter, CONSOLE_ENTRY_POINTS.info);
   progress(`firmware ${info.firmware} (build ${info.build})${info.meterId ? `, provisioned as ${info.meterId}` : ', not provisioned'}`);
   if (info.meterId !== null && info.meterId !== options.meterId) {
     throw new ProvisionError(`this meter is provisioned as "${info.meterId}", not "${options.meterId}": provision it under its own id, or revoke "${info.meterId}" (veilgrid provision --revoke) and erase its configuration first (require("Storage").erase("${CONFIG_FILE}") at its console)`);
@@ -214,9 +211,9 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
   progress('configuring the secure element and generating the identity and mix keys in it');
   let keys: SeKeys;
   try {
-    keys = await callEntryPoint<SeKeys>(meter, 'vgProvisionSE');
+    keys = await callEntryPoint<SeKeys>(meter, CONSOLE_ENTRY_POINTS.provisionSE);
   } catch (err) {
-    if (err instanceof ProvisionError && err.message.includes('foreign-se-config')) {
+    if (err instanceof EntryPointFailure && err.failure.code === CONSOLE_FAILURE.foreignSeConfig) {
       throw new ProvisionError('the secure element is locked with a foreign configuration: it cannot hold veilgrid keys; replace it');
     }
     throw err;
@@ -316,7 +313,7 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
       progress(`writing ${CONFIG_FILE} and restarting the meter`);
       undo.push({ what: `the meter's ${CONFIG_FILE}`, run: () => writeConfigAndRestart(meter, previousText) });
       await writeConfigAndRestart(meter, configText);
-      const after = await callEntryPoint<MeterInfo>(meter, 'vgInfo');
+      const after = await callEntryPoint<MeterInfo>(meter, CONSOLE_ENTRY_POINTS.info);
       if (after.meterId !== options.meterId) throw new ProvisionError(`the meter restarted but reports meter id ${JSON.stringify(after.meterId)}, not "${options.meterId}": check its console output`);
     } else {
       progress(`${CONFIG_FILE} is up to date`);
@@ -339,7 +336,7 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
   if (options.rotate) {
     progress('rotating the reading key');
     try {
-      result.rotation = (await callEntryPoint<{ rotation: number }>(meter, 'vgRotateKeys')).rotation;
+      result.rotation = (await callEntryPoint<KeyRotation>(meter, CONSOLE_ENTRY_POINTS.rotateKeys)).rotation;
     } catch (err) {
       throw new ProvisionError(`the meter is provisioned and registered, but rotating its reading key failed: ${(err as Error).message}`);
     }

@@ -24,7 +24,7 @@ import { deviceI2C } from ${src('platform/i2c.ts')};
 import { log } from ${src('platform/console.ts')};
 import { SecureElement } from ${src('se/secure-element.ts')};
 import { provisioningConfig } from ${src('protocol/se-config-zone.ts')};
-import { IDENTITY_SLOT, MIX_SLOT, ROTATION_COUNTER } from ${src('protocol/slot-map.ts')};
+import { IDENTITY_SLOT, MIX_SLOT, READING_KEY_SLOTS, ROTATION_COUNTER } from ${src('protocol/slot-map.ts')};
 
 function toHex(bytes: Uint8Array): string {
   let s = '';
@@ -47,8 +47,9 @@ function run(): void {
   log('se: random ' + toHex(se.random()));
   log('se: identity ' + toHex(se.genKey(IDENTITY_SLOT)));
   log('se: mix ' + toHex(se.genKey(MIX_SLOT)));
+  log('se: reading ' + toHex(se.genKey(READING_KEY_SLOTS[0])));
   se.lockData();
-  log('se: signature ' + toHex(se.sign(IDENTITY_SLOT, fromHex('${digestHex}'))));
+  log('se: signature ' + toHex(se.sign(READING_KEY_SLOTS[0], fromHex('${digestHex}'))));
   log('se: ecdh ' + toHex(se.ecdh(MIX_SLOT, fromHex('${peerPublicHex}'))));
   log('se: counter ' + se.counter(ROTATION_COUNTER, true));
   log('se: done');
@@ -107,11 +108,12 @@ test('firmware on the emulated meter provisions the ATECC608 through deviceI2C()
     assert.is(got.info, '00006003', 'ATECC608B revision');
     assert.is(got.random.length, 64);
     assert.is(got.counter, '1');
-    const identity = unhex(got.identity);
+    const readingKey = unhex(got.reading);
     const signature = unhex(got.signature);
-    assert.is(identity.length, 64);
-    assert.ok(p256.verify(signature, digest, Uint8Array.of(4, ...identity), { prehash: false, lowS: false }), '@noble/curves verifies the signature');
-    const key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: Buffer.from(identity.subarray(0, 32)).toString('base64url'), y: Buffer.from(identity.subarray(32)).toString('base64url') }, format: 'jwk' });
+    assert.is(unhex(got.identity).length, 64);
+    assert.is(readingKey.length, 64);
+    assert.ok(p256.verify(signature, digest, Uint8Array.of(4, ...readingKey), { prehash: false, lowS: false }), '@noble/curves verifies the reading key\'s signature');
+    const key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: Buffer.from(readingKey.subarray(0, 32)).toString('base64url'), y: Buffer.from(readingKey.subarray(32)).toString('base64url') }, format: 'jwk' });
     assert.ok(nodeVerify('sha256', Buffer.from(message), { key, dsaEncoding: 'ieee-p1363' }, signature), 'node:crypto verifies it over the message');
     const mix = unhex(got.mix);
     assert.is(got.ecdh, hex(p256.getSharedSecret(peer.secretKey, Uint8Array.of(4, ...mix)).subarray(1, 33)), 'ECDH in the chip = ECDH on the host');

@@ -1,13 +1,13 @@
 // The meter's console entry points, called by the field technician's tool (`veilgrid provision`) and by
-// people at the REPL. Each returns a JSON string (the REPL prints it quoted on one line) and never throws:
-// a failure comes back as {"error": "..."}.
+// people at the REPL. Each returns a JSON string (the REPL prints it quoted on one line) and never throws;
+// what each returns, and the failure form {"code","error"}, are protocol/console-contract.ts.
 //
-//   vgInfo()        -> {"firmware","build","meterId"|null,"se":{"serial","configLocked","dataLocked","ours"}}
-//   vgProvisionSE() -> {"serial","identityKey","mixKey"}  (hex, 65-byte uncompressed public keys)
-//   vgRotateKeys()  -> {"rotation"}
+//   vgInfo()        -> MeterInfo
+//   vgProvisionSE() -> SeKeys
+//   vgRotateKeys()  -> KeyRotation
 //
-// vgProvisionSE writes our configuration (protocol/se-config-zone.ts) to an unlocked chip and locks it; a chip
-// locked with any other configuration is refused ({"error":"foreign-se-config"}). It then makes the
+// vgProvisionSE writes our configuration (protocol/se-config-zone.ts) to an unlocked chip and locks it; a
+// chip locked with any other configuration is refused (code foreign-se-config). It then makes the
 // identity (slot 0) and mix (slot 3) keys and locks the data zone -- or, when the data zone is already
 // locked, only reads the public keys back: calling it again returns the same keys. A power cut before
 // the data lock leaves keys nobody has seen yet; the next call makes new ones.
@@ -19,6 +19,7 @@ import { bytesToHex } from '../protocol/hex.ts';
 import { IDENTITY_SLOT, MIX_SLOT } from '../protocol/slot-map.ts';
 import { hasProvisioningConfig, provisioningConfig } from '../protocol/se-config-zone.ts';
 import type { SecureElement } from '../se/secure-element.ts';
+import { CONSOLE_FAILURE, consoleFailure, type KeyRotation, type MeterInfo, type SeKeys, type SeStatus } from '../protocol/console-contract.ts';
 
 export interface ConsoleApiDependencies {
   /** The secure element (made on first use: a board without one still answers vgInfo). */
@@ -29,8 +30,8 @@ export interface ConsoleApiDependencies {
   rotateKeys: () => number | undefined;
 }
 
-function errorJson(e: unknown): string {
-  return JSON.stringify({ error: String((e && (e as Error).message) || e) });
+function failureJson(e: unknown): string {
+  return consoleFailure(CONSOLE_FAILURE.failed, String((e && (e as Error).message) || e));
 }
 
 /** Serial number: config bytes 0-3 and 8-12 (the chip's 9-byte serial), as hex. */
@@ -39,7 +40,7 @@ function serialOf(config: Uint8Array): string {
 }
 
 /** What the secure element says about itself and whether it carries our configuration. */
-export function seStatus(se: SecureElement): { serial: string; configLocked: boolean; dataLocked: boolean; ours: boolean } {
+export function seStatus(se: SecureElement): SeStatus {
   const config = se.readConfigZone();
   const lock = se.lockState();
   return { serial: serialOf(config), configLocked: lock.config, dataLocked: lock.data, ours: hasProvisioningConfig(config) };
@@ -58,13 +59,14 @@ export function consoleInfo(deps: ConsoleApiDependencies): string {
   } catch (e) {
     meterId = null;
   }
-  let se: any;
+  let se: MeterInfo['se'];
   try {
     se = seStatus(deps.se());
   } catch (e) {
     se = { error: String((e && (e as Error).message) || e) };
   }
-  return JSON.stringify({ firmware: FIRMWARE_VERSION, build: BUILD_ID, meterId: meterId, se: se });
+  const info: MeterInfo = { firmware: FIRMWARE_VERSION, build: BUILD_ID, meterId: meterId, se: se };
+  return JSON.stringify(info);
 }
 
 export function consoleProvisionSE(deps: ConsoleApiDependencies): string {
@@ -73,7 +75,9 @@ export function consoleProvisionSE(deps: ConsoleApiDependencies): string {
     let lock = se.lockState();
     const chipConfig = se.readConfigZone();
     if (lock.config) {
-      if (!hasProvisioningConfig(chipConfig)) return JSON.stringify({ error: 'foreign-se-config' });
+      if (!hasProvisioningConfig(chipConfig)) {
+        return consoleFailure(CONSOLE_FAILURE.foreignSeConfig, 'the secure element is locked with a configuration that is not this firmware\'s: it cannot hold veilgrid keys');
+      }
     } else {
       se.writeConfigZone(provisioningConfig(chipConfig));
       se.lockConfig(provisioningConfig(se.readConfigZone()));
@@ -89,13 +93,14 @@ export function consoleProvisionSE(deps: ConsoleApiDependencies): string {
       mix = se.genKey(MIX_SLOT);
       se.lockData();
     }
-    return JSON.stringify({
+    const keys: SeKeys = {
       serial: serialOf(chipConfig),
       identityKey: bytesToHex(uncompressedPoint(identity)),
       mixKey: bytesToHex(uncompressedPoint(mix)),
-    });
+    };
+    return JSON.stringify(keys);
   } catch (e) {
-    return errorJson(e);
+    return failureJson(e);
   }
 }
 
@@ -103,10 +108,11 @@ export function consoleRotateKeys(deps: ConsoleApiDependencies): string {
   try {
     const rotation = deps.rotateKeys();
     if (rotation === undefined) {
-      return JSON.stringify({ error: 'the meter is not signing readings (no configuration, no dsoPublicKey, or the SE is not provisioned): nothing to rotate' });
+      return consoleFailure(CONSOLE_FAILURE.notSigning, 'the meter is not signing readings (no configuration, no dsoPublicKey, or the SE is not provisioned): nothing to rotate');
     }
-    return JSON.stringify({ rotation: rotation });
+    const result: KeyRotation = { rotation: rotation };
+    return JSON.stringify(result);
   } catch (e) {
-    return errorJson(e);
+    return failureJson(e);
   }
 }
