@@ -25,19 +25,7 @@ import { ALG_ATECC608_ATTESTED } from '../../firmware/src/protocol/cose.ts';
 import { attestationMessage } from '../../firmware/src/protocol/key-attestation.ts';
 import { readingSlotForRotation } from '../../firmware/src/protocol/slot-map.ts';
 import { nodeSha256, nodeVerifyEs256 } from '../crypto/node-primitives.ts';
-
-/** Why the registry refused a certificate (reading-time reasons use the same words, see verifier.ts). */
-export type RegistryRejection =
-  | 'malformed'
-  | 'bad-operator-certificate'
-  | 'foreign-operator'
-  | 'bad-device-certificate'
-  | 'meter-conflict'
-  | 'unknown-meter'
-  | 'revoked'
-  | 'bad-signature'
-  | 'replay'
-  | 'out-of-bounds';
+import type { RejectionReason } from './rejection-reasons.ts';
 
 export interface MessageBounds {
   maxRotationStep: number;
@@ -47,9 +35,10 @@ export interface MessageBounds {
 
 export const DEFAULT_MESSAGE_BOUNDS: MessageBounds = { maxRotationStep: 10, maxValidityIntervals: 100_000, maxSeqJump: 100_000 };
 
+/** Why the registry refused a certificate: reason is from the DSO's one list (rejection-reasons.ts). */
 export class RegistryError extends Error {
   constructor(
-    readonly reason: RegistryRejection,
+    readonly reason: RejectionReason,
     message: string,
   ) {
     super(message);

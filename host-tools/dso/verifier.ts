@@ -21,24 +21,8 @@ import { decodeReading, ReadingFormatError, type Reading } from '../../firmware/
 import { nodeCryptoPrimitives, nodeSha256, nodeVerifyEs256 } from '../crypto/node-primitives.ts';
 import { MAX_MESSAGE_PAYLOAD_BYTES } from './message-limits.ts';
 import { MetricsRegistry, type Counter } from './metrics.ts';
-import { RegistryError, type MeterRegistry, type RegistryRejection } from './registry.ts';
-
-export const REJECTION_REASONS = [
-  'oversize',
-  'bad-envelope',
-  'bad-mac',
-  'unknown-meter',
-  'revoked',
-  'foreign-operator',
-  'bad-device-certificate',
-  'unknown-key',
-  'key-not-valid-for-interval',
-  'bad-signature',
-  'replay',
-  'out-of-bounds',
-  'malformed',
-] as const;
-export type RejectionReason = (typeof REJECTION_REASONS)[number];
+import { RegistryError, type MeterRegistry } from './registry.ts';
+import { REJECTION_REASONS, type RejectionReason } from './rejection-reasons.ts';
 
 export type VerificationResult =
   | { ok: true; reading: Reading; rotation: number; duplicate: boolean }
@@ -177,7 +161,7 @@ export function verifySignedReading(
 
 export type KeyCertificateResult =
   | { ok: true; rotation: number; outcome: 'added' | 'unchanged' }
-  | { ok: false; reason: RegistryRejection | 'oversize'; detail: string };
+  | { ok: false; reason: RejectionReason; detail: string };
 
 /**
  * A key certificate that arrived on its own (the meter publishes one before first use of a new reading

@@ -9,7 +9,7 @@ import { createNetModule } from '../../boards/emulator/net.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { emulatedPartition, type EmulatedPartition } from '../support/flash-rings.ts';
 import { Outbox } from '../../firmware/src/mqtt/outbox.ts';
-import { MQTT_CLIENT_DEFAULTS, MqttClient, topicMatches, type MqttClientOptions } from '../../firmware/src/mqtt/client.ts';
+import { MQTT_CLIENT_DEFAULTS, MQTT_DISCONNECT, MqttClient, topicMatches, type MqttClientOptions } from '../../firmware/src/mqtt/client.ts';
 
 const HOST = '127.0.0.1';
 const READINGS = 'veilgrid/meters/m7/readings';
@@ -120,6 +120,8 @@ function rig(overrides: Partial<MqttClientOptions> & { port: number }, storage?:
   const store = storage ?? emulatedPartition();
   const outbox = new Outbox(store.outboxRing());
   const events: string[] = [];
+  /** The code of each disconnect, in order (MQTT_DISCONNECT). */
+  const codes: string[] = [];
   const log: string[] = [];
   const client = new MqttClient(
     {
@@ -133,7 +135,10 @@ function rig(overrides: Partial<MqttClientOptions> & { port: number }, storage?:
       minBackoffMs: 50,
       maxBackoffMs: 400,
       onConnect: () => events.push('connect'),
-      onDisconnect: (reason) => events.push(`disconnect: ${reason}`),
+      onDisconnect: (reason, code) => {
+        events.push(`disconnect: ${reason}`);
+        codes.push(code);
+      },
       log: (m) => log.push(m),
       ...overrides,
     },
@@ -144,7 +149,7 @@ function rig(overrides: Partial<MqttClientOptions> & { port: number }, storage?:
     net.closeAll();
     clock.close();
   });
-  return { client, net, clock, outbox, storage: store, events, log };
+  return { client, net, clock, outbox, storage: store, events, codes, log };
 }
 
 const reading = (seq: number) => new Uint8Array([0xff, 0x00, seq >> 8, seq & 255, 0xfe, 0x0a]);
@@ -203,6 +208,7 @@ test('wrong credentials: the client says the broker refused them and backs off e
     r.client.start();
     await waitFor(() => r.events.length >= 3, 'three refused attempts');
     r.client.stop();
+    assert.equal(r.codes.slice(0, 3), [MQTT_DISCONNECT.refused, MQTT_DISCONNECT.refused, MQTT_DISCONNECT.refused]);
     for (const e of r.events.slice(0, 3)) {
       assert.match(e, /^disconnect: broker 127\.0\.0\.1:\d+ refused the connection: bad user name or password \(CONNACK 4\)$/);
     }
@@ -226,6 +232,7 @@ test('a refused TCP connection is reported with the Espruino socket error and re
     const r = rig({ port });
     r.client.start();
     await waitFor(() => r.events.length >= 2, 'two failed attempts');
+    assert.is(r.codes[0], MQTT_DISCONNECT.unreachable);
     assert.match(r.events[0], /^disconnect: could not connect to 127\.0\.0\.1:\d+: connection reset \(-9\)$/);
   } finally {
     await cleanup();
@@ -268,6 +275,7 @@ test('a half-open connection is detected by the PINGRESP timeout, then the clien
     await waitFor(() => r.client.isConnected(), 'CONNACK');
     proxy.state.blackhole = true; // TCP stays up, nothing gets through
     await waitFor(() => r.events.length >= 2, 'the dead connection to be noticed');
+    assert.is(r.codes[0], MQTT_DISCONNECT.pingTimeout);
     assert.match(r.events[1], /^disconnect: no PINGRESP from 127\.0\.0\.1:\d+ within 400 ms: connection is dead$/);
     proxy.state.blackhole = false;
     await waitFor(() => r.events.filter((e) => e === 'connect').length >= 2, 'the reconnect');

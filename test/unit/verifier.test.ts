@@ -10,7 +10,8 @@ import { encodeReading } from '../../firmware/src/protocol/reading.ts';
 import { startDsoHttpServer } from '../../host-tools/dso/http-server.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
-import { DEFAULT_KEY_OVERLAP_INTERVALS, REJECTION_REASONS, ReadingVerifier, acceptKeyCertificate, verifySignedReading, type VerificationResult } from '../../host-tools/dso/verifier.ts';
+import { DEFAULT_KEY_OVERLAP_INTERVALS, ReadingVerifier, acceptKeyCertificate, verifySignedReading, type VerificationResult } from '../../host-tools/dso/verifier.ts';
+import { REJECTION_REASONS } from '../../host-tools/dso/rejection-reasons.ts';
 import { DAY_SECONDS, keyPair, makeMeter, makeOperator, makeReadingKey, reading, seal, sealedReading, signReadingBytes, type ReadingKey, type TestMeter, type TestOperator } from './verifier-fixtures.ts';
 
 interface Context {

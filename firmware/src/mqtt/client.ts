@@ -64,7 +64,7 @@ export interface MqttClientOptions {
   /** Largest incoming packet accepted (default 16 KB). */
   maxPacketBytes?: number;
   onConnect?: () => void;
-  onDisconnect?: (reason: string) => void;
+  onDisconnect?: (reason: string, code: MqttDisconnectCode) => void;
   /** Diagnostics besides disconnects: each scheduled reconnect, a refused subscription, a handler that threw. */
   log?: (message: string) => void;
 }
@@ -102,6 +102,27 @@ export function topicMatches(filter: string, topic: string): boolean {
   }
   return f.length === t.length;
 }
+
+/** Why the connection was lost (or never made): passed to onDisconnect with the sentence for people. */
+export const MQTT_DISCONNECT = {
+  /** stop() by the application. */
+  stopped: 'stopped',
+  /** No TCP connection, or it closed before CONNACK. */
+  unreachable: 'unreachable',
+  /** The connection closed after CONNACK. */
+  closed: 'closed',
+  noConnack: 'no-connack',
+  /** CONNACK with a refusal (bad login, identifier rejected, ...). */
+  refused: 'refused',
+  /** The password function threw (the secure element did not make the login). */
+  login: 'login',
+  /** The broker sent what MQTT does not allow. */
+  protocolError: 'protocol-error',
+  writeFailed: 'write-failed',
+  pingTimeout: 'ping-timeout',
+} as const;
+
+export type MqttDisconnectCode = (typeof MQTT_DISCONNECT)[keyof typeof MQTT_DISCONNECT];
 
 /** What each option left out of MqttClientOptions means (a 0 given is a 0, not the default). */
 export const MQTT_CLIENT_DEFAULTS = {
@@ -154,7 +175,7 @@ const CONNECTED = 3;
 
 export class MqttClient {
   onConnect: (() => void) | undefined;
-  onDisconnect: ((reason: string) => void) | undefined;
+  onDisconnect: ((reason: string, code: MqttDisconnectCode) => void) | undefined;
   private readonly o: MqttClientOptions;
   private readonly t: ResolvedTimings;
   private readonly outbox: Outbox;
@@ -210,7 +231,7 @@ export class MqttClient {
     this.closeSocket();
     this.state = STOPPED;
     this.clearTimer('reconnect');
-    if (wasConnected) this.notifyDisconnect('stopped by the application');
+    if (wasConnected) this.notifyDisconnect(MQTT_DISCONNECT.stopped, 'stopped by the application');
   }
 
   isConnected(): boolean {
@@ -263,7 +284,7 @@ export class MqttClient {
         if (this.socket === socket) this.onTcpConnect();
       });
     } catch (err) {
-      this.connectionLost('cannot connect to ' + this.where() + ': ' + errorText(err));
+      this.connectionLost(MQTT_DISCONNECT.unreachable, 'cannot connect to ' + this.where() + ': ' + errorText(err));
       return;
     }
     this.socket = socket;
@@ -277,14 +298,11 @@ export class MqttClient {
       if (this.socket !== socket) return;
       this.socket = undefined;
       const error = this.lastSocketError;
-      this.connectionLost(
-        this.state === CONNECTED
-          ? 'connection to ' + this.where() + ' closed' + (error ? ': ' + error : '')
-          : 'could not connect to ' + this.where() + ': ' + (error || 'connection closed before CONNACK'),
-      );
+      if (this.state === CONNECTED) this.connectionLost(MQTT_DISCONNECT.closed, 'connection to ' + this.where() + ' closed' + (error ? ': ' + error : ''));
+      else this.connectionLost(MQTT_DISCONNECT.unreachable, 'could not connect to ' + this.where() + ': ' + (error || 'connection closed before CONNACK'));
     });
     this.setTimer('connack', this.t.connackTimeoutMs, () => {
-      this.connectionLost('no CONNACK from ' + this.where() + ' within ' + this.t.connackTimeoutMs + ' ms');
+      this.connectionLost(MQTT_DISCONNECT.noConnack, 'no CONNACK from ' + this.where() + ' within ' + this.t.connackTimeoutMs + ' ms');
     });
   }
 
@@ -301,7 +319,7 @@ export class MqttClient {
       try {
         connect.password = password();
       } catch (e) {
-        this.connectionLost('cannot make the broker login: ' + ((e as Error).message || e));
+        this.connectionLost(MQTT_DISCONNECT.login, 'cannot make the broker login: ' + ((e as Error).message || e));
         return;
       }
     } else if (password !== undefined) {
@@ -314,7 +332,7 @@ export class MqttClient {
   private onConnack(returnCode: number): void {
     this.clearTimer('connack');
     if (returnCode !== 0) {
-      this.connectionLost('broker ' + this.where() + ' refused the connection: ' + connackReason(returnCode) + ' (CONNACK ' + returnCode + ')');
+      this.connectionLost(MQTT_DISCONNECT.refused, 'broker ' + this.where() + ' refused the connection: ' + connackReason(returnCode) + ' (CONNACK ' + returnCode + ')');
       return;
     }
     this.state = CONNECTED;
@@ -329,11 +347,11 @@ export class MqttClient {
   }
 
   /** Ends the current connection or attempt, reports why, and schedules the next attempt. */
-  private connectionLost(reason: string): void {
+  private connectionLost(code: MqttDisconnectCode, reason: string): void {
     if (this.state === STOPPED || this.state === WAITING) return;
     this.closeSocket();
     this.state = WAITING;
-    this.notifyDisconnect(reason);
+    this.notifyDisconnect(code, reason);
     if (this.state !== WAITING) return; // the callback stopped or restarted us
     const base = Math.min(this.t.maxBackoffMs, this.t.minBackoffMs * Math.pow(2, Math.min(this.attempts, 30) - 1));
     // "Equal jitter": half the delay fixed, half random, so meters that lost the same broker spread out.
@@ -358,8 +376,8 @@ export class MqttClient {
     }
   }
 
-  private notifyDisconnect(reason: string): void {
-    if (this.onDisconnect) this.onDisconnect(reason);
+  private notifyDisconnect(code: MqttDisconnectCode, reason: string): void {
+    if (this.onDisconnect) this.onDisconnect(reason, code);
   }
 
   private where(): string {
@@ -373,7 +391,7 @@ export class MqttClient {
     try {
       packets = this.decoder.push(data);
     } catch (err) {
-      this.connectionLost('protocol error from ' + this.where() + ': ' + errorText(err));
+      this.connectionLost(MQTT_DISCONNECT.protocolError, 'protocol error from ' + this.where() + ': ' + errorText(err));
       return;
     }
     for (let i = 0; i < packets.length && this.socket; i++) this.handle(packets[i]);
@@ -381,12 +399,12 @@ export class MqttClient {
 
   private handle(p: MqttPacket): void {
     if (this.state !== CONNECTED && p.kind !== 'connack') {
-      this.connectionLost('protocol error from ' + this.where() + ': ' + p.kind + ' before CONNACK');
+      this.connectionLost(MQTT_DISCONNECT.protocolError, 'protocol error from ' + this.where() + ': ' + p.kind + ' before CONNACK');
       return;
     }
     switch (p.kind) {
       case 'connack':
-        if (this.state === CONNECTED) this.connectionLost('protocol error from ' + this.where() + ': a second CONNACK');
+        if (this.state === CONNECTED) this.connectionLost(MQTT_DISCONNECT.protocolError, 'protocol error from ' + this.where() + ': a second CONNACK');
         else this.onConnack(p.returnCode);
         return;
       case 'puback':
@@ -407,7 +425,7 @@ export class MqttClient {
       case 'unsuback':
         return;
       default:
-        this.connectionLost('protocol error from ' + this.where() + ': a broker must not send ' + p.kind);
+        this.connectionLost(MQTT_DISCONNECT.protocolError, 'protocol error from ' + this.where() + ': a broker must not send ' + p.kind);
     }
   }
 
@@ -447,13 +465,13 @@ export class MqttClient {
       bytes = encodePacket(p);
     } catch (err) {
       if (p.kind === 'publish' && p.qos === 0) throw err; // the caller's mistake: tell the caller
-      this.connectionLost('cannot encode ' + p.kind + ': ' + errorText(err));
+      this.connectionLost(MQTT_DISCONNECT.writeFailed, 'cannot encode ' + p.kind + ': ' + errorText(err));
       return false;
     }
     try {
       socket.write(bytes);
     } catch (err) {
-      this.connectionLost('write to ' + this.where() + ' failed: ' + errorText(err));
+      this.connectionLost(MQTT_DISCONNECT.writeFailed, 'write to ' + this.where() + ' failed: ' + errorText(err));
       return false;
     }
     return true;
@@ -522,7 +540,7 @@ export class MqttClient {
       this.send({ kind: 'pingreq' });
       const timeout = this.t.pingTimeoutMs;
       this.setTimer('pingTimeout', timeout, () => {
-        if (this.pingOutstanding) this.connectionLost('no PINGRESP from ' + this.where() + ' within ' + timeout + ' ms: connection is dead');
+        if (this.pingOutstanding) this.connectionLost(MQTT_DISCONNECT.pingTimeout, 'no PINGRESP from ' + this.where() + ' within ' + timeout + ' ms: connection is dead');
       });
       this.schedulePing();
     });
