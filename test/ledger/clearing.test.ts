@@ -4,9 +4,9 @@
 import fc from 'fast-check';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ClearingResult } from '../../host-tools/ledger/market.ts';
+import { grantFor, type ClearingResult } from '../../host-tools/ledger/market.ts';
 import { generateTradingKey, type TradingKey } from '../../host-tools/ledger/trading-key.ts';
-import { CONSUMPTION_PRICE, DELIVERY, eventsOf, FEEDER, grantFor, marketFixture, PRODUCTION_PRICE, revertOf, type MarketFixture } from './market-fixture.ts';
+import { CONSUMPTION_PRICE, DELIVERY, eventsOf, FEEDER, marketFixture, PRODUCTION_PRICE, revertOf, type MarketFixture } from './market-fixture.ts';
 import { referenceClearing, type BookOffer } from './reference-clearing.ts';
 
 const test = suite('ledger clearing');
@@ -22,7 +22,7 @@ async function placeBook(f: MarketFixture, interval: number, book: Omit<BookOffe
     await f.market.issue(
       f.dso,
       FEEDER,
-      placed.map((o) => grantFor(o.key, interval, o.side === 'ask' ? { production: o.wh } : { consumption: o.wh, money: BigInt(o.wh * o.limitPrice) })),
+      placed.map((o) => grantFor(o.key.publicKey, interval, o.side === 'ask' ? { production: o.wh } : { consumption: o.wh, money: BigInt(o.wh * o.limitPrice) })),
     );
     const receipt = await f.market.submitOffers(f.relayer, placed.map((o) => f.offer(o.key, { side: o.side, interval, wh: o.wh, limitPrice: o.limitPrice })));
     assert.ok(eventsOf(receipt).every((e) => e.eventName === 'OfferAccepted'));
@@ -101,7 +101,7 @@ test('clearing waits for gate closure, happens once, and computing on chain give
     { side: 'bid', wh: 40, limitPrice: 140 },
   ];
   const key = generateTradingKey();
-  await f.market.issue(f.dso, FEEDER, [grantFor(key, DELIVERY + 2, { production: 1 })]);
+  await f.market.issue(f.dso, FEEDER, [grantFor(key.publicKey, DELIVERY + 2, { production: 1 })]);
   assert.is((await revertOf(f.market.clear(f.anyone, DELIVERY + 2))).name, 'GateOpen');
   const interval = DELIVERY + 2;
   const onBook = await placeBook(f, interval, book);

@@ -8,10 +8,10 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { developmentKeys, openLedger, TRANSACTION_GAS_CAP } from '../../host-tools/ledger/ledger-client.ts';
-import { MarketClient, readDeployment } from '../../host-tools/ledger/market.ts';
+import { grantFor, MarketClient, readDeployment } from '../../host-tools/ledger/market.ts';
 import { encodeOffer } from '../../host-tools/ledger/offer-bytes.ts';
 import { generateTradingKey } from '../../host-tools/ledger/trading-key.ts';
-import { FEEDER, grantFor } from './market-fixture.ts';
+import { FEEDER } from './market-fixture.ts';
 
 const test = suite('ledger node');
 
@@ -43,7 +43,7 @@ test('veilgrid ledger serve: anvil on 127.0.0.1, market deployed, offers verifie
     await market.setPrices(dso, delivery - 1, 300, 100);
     await market.setFeederLimit(dso, FEEDER, 10n ** 9n, 10n ** 9n);
     const key = generateTradingKey();
-    await market.issue(dso, FEEDER, [grantFor(key, delivery, { production: 100 })]);
+    await market.issue(dso, FEEDER, [grantFor(key.publicKey, delivery, { production: 100 })]);
     const offer = encodeOffer(market.domain, { side: 'ask', interval: delivery, wh: 100, limitPrice: 120, seq: 0, key: key.publicKey });
     await market.submitOffer(relayer, offer, key.sign(offer));
     assert.is(await market.offerCount(delivery), 1);

@@ -5,11 +5,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { keccak256, stringToBytes, toHex } from 'viem';
 import { p256 } from '@noble/curves/nist.js';
-import { REFUSALS } from '../../host-tools/ledger/market.ts';
+import { grantFor, REFUSALS } from '../../host-tools/ledger/market.ts';
 import { encodeRescission, offerDigest, OFFER_LENGTH } from '../../host-tools/ledger/offer-bytes.ts';
 import { generateKeyPairSync } from 'node:crypto';
 import { generateTradingKey, keyIdOf, tradingKeyFrom } from '../../host-tools/ledger/trading-key.ts';
-import { DELIVERY, eventsOf, FEEDER, grantFor, marketFixture, revertOf, type MarketFixture } from './market-fixture.ts';
+import { DELIVERY, eventsOf, FEEDER, marketFixture, revertOf, type MarketFixture } from './market-fixture.ts';
 
 const test = suite('ledger offers');
 
@@ -21,7 +21,7 @@ async function refusal(call: Promise<unknown>): Promise<string> {
 
 async function seller(f: MarketFixture, production = 1000) {
   const key = generateTradingKey();
-  await f.market.issue(f.dso, FEEDER, [grantFor(key, DELIVERY, { production })]);
+  await f.market.issue(f.dso, FEEDER, [grantFor(key.publicKey, DELIVERY, { production })]);
   return key;
 }
 
@@ -43,8 +43,8 @@ test('an offer signed by @noble/curves verifies on chain too (prehashed SHA-256,
   const point = p256.getPublicKey(secret, false);
   const publicKey = { x: point.slice(1, 33), y: point.slice(33) };
   const key = { publicKey, keyId: keyIdOf(publicKey), sign: (m: Uint8Array) => p256.sign(m, secret, { lowS: false }) };
-  await f.market.issue(f.dso, FEEDER, [grantFor(key as never, DELIVERY, { production: 10 })]);
-  const o = f.offer(key as never, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 1 });
+  await f.market.issue(f.dso, FEEDER, [grantFor(publicKey, DELIVERY, { production: 10 })]);
+  const o = f.offer(key, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 1 });
   await f.market.submitOffer(f.relayer, o.signedBytes, o.signature);
   assert.is(await f.market.offerCount(DELIVERY), 1);
 });
@@ -73,7 +73,7 @@ test('an offer above the asset and a bid above the money are refused', async () 
   const elsewhere = f.offer(key, { side: 'ask', interval: DELIVERY + 1, wh: 1, limitPrice: 150 });
   assert.is(await refusal(f.market.submitOffer(f.relayer, elsewhere.signedBytes, elsewhere.signature)), 'InsufficientAsset');
   const buyer = generateTradingKey();
-  await f.market.issue(f.dso, FEEDER, [grantFor(buyer, DELIVERY, { consumption: 100, money: 100n * 200n - 1n })]);
+  await f.market.issue(f.dso, FEEDER, [grantFor(buyer.publicKey, DELIVERY, { consumption: 100, money: 100n * 200n - 1n })]);
   const bid = f.offer(buyer, { side: 'bid', interval: DELIVERY, wh: 100, limitPrice: 200 });
   assert.is(await refusal(f.market.submitOffer(f.relayer, bid.signedBytes, bid.signature)), 'InsufficientMoney');
   const noAsset = f.offer(key, { side: 'bid', interval: DELIVERY, wh: 1, limitPrice: 1 });
@@ -115,7 +115,7 @@ test("a banned meter's trading keys cannot offer, and its open offers are withdr
   assert.equal((await f.market.holding(key.keyId, DELIVERY)).productionLocked, 0n);
   const later = f.offer(key, { side: 'ask', interval: DELIVERY, wh: 100, limitPrice: 150, seq: 2 });
   assert.is(await refusal(f.market.submitOffer(f.relayer, later.signedBytes, later.signature)), 'KeyRevoked');
-  const { name } = await revertOf(f.market.issue(f.dso, FEEDER, [grantFor(key, DELIVERY, { production: 1 })]));
+  const { name } = await revertOf(f.market.issue(f.dso, FEEDER, [grantFor(key.publicKey, DELIVERY, { production: 1 })]));
   assert.is(name, 'GrantToRevokedKey');
 });
 
@@ -192,11 +192,11 @@ test('regulatory transactions: only the DSO; prices not in the past; issuance bo
   await f.market.setFeederLimit(f.dso, 9, 1000n, 500n);
   const a = generateTradingKey();
   const b = generateTradingKey();
-  await f.market.issue(f.dso, 9, [grantFor(a, DELIVERY, { production: 600, consumption: 500 })]);
-  assert.equal((await revertOf(f.market.issue(f.dso, 9, [grantFor(b, DELIVERY, { production: 401 })]))).name, 'FeederLimitExceeded');
-  await f.market.issue(f.dso, 9, [grantFor(b, DELIVERY, { production: 400 })]);
-  assert.is((await revertOf(f.market.issue(f.dso, 8, [grantFor(b, DELIVERY, { production: 1 })]))).name, 'UnknownFeeder');
-  assert.is((await revertOf(f.market.issue(f.dso, 9, [grantFor(b, DELIVERY - 1, { production: 1 })]))).name, 'IssuedTooLate');
+  await f.market.issue(f.dso, 9, [grantFor(a.publicKey, DELIVERY, { production: 600, consumption: 500 })]);
+  assert.equal((await revertOf(f.market.issue(f.dso, 9, [grantFor(b.publicKey, DELIVERY, { production: 401 })]))).name, 'FeederLimitExceeded');
+  await f.market.issue(f.dso, 9, [grantFor(b.publicKey, DELIVERY, { production: 400 })]);
+  assert.is((await revertOf(f.market.issue(f.dso, 8, [grantFor(b.publicKey, DELIVERY, { production: 1 })]))).name, 'UnknownFeeder');
+  assert.is((await revertOf(f.market.issue(f.dso, 9, [grantFor(b.publicKey, DELIVERY - 1, { production: 1 })]))).name, 'IssuedTooLate');
 });
 
 test('a key made by node:crypto from a JWK behaves like a generated one', async () => {
