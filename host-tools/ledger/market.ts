@@ -5,7 +5,7 @@ import path from 'node:path';
 import { toHex, type Hex, type TransactionReceipt } from 'viem';
 import type { PrivateKeyAccount } from 'viem/accounts';
 import { compileContracts } from './compile.ts';
-import { TRANSACTION_GAS_CAP, type Ledger } from './ledger-client.ts';
+import { openLedger, TRANSACTION_GAS_CAP, type Ledger } from './ledger-client.ts';
 import type { MarketDomain, TradingPublicKey } from './offer-bytes.ts';
 
 /** Where a market is deployed: the file `veilgrid ledger` writes and other services read. */
@@ -106,6 +106,23 @@ export function readDeployment(file: string): MarketDeployment {
     throw new DeploymentFileError(`${file} is not a market deployment file (it needs market, chainId, intervalSeconds, genesisTime)`);
   }
   return parsed as MarketDeployment;
+}
+
+/**
+ * The market a deployment file names, reached over its RPC URL with the given signing keys: how a service
+ * in its own process finds the ledger `veilgrid ledger serve` or `deploy` set up. Refuses a file whose chain
+ * or contract is not what the node has, so a stale file fails at start, not at the first transaction.
+ */
+export async function openDeployedMarket(file: string, privateKeys: Hex[]): Promise<MarketClient> {
+  const deployment = readDeployment(file);
+  if (!deployment.rpcUrl) throw new DeploymentFileError(`${file} names no rpcUrl: give the node's URL to the service instead`);
+  const ledger = await openLedger({ kind: 'rpc', url: deployment.rpcUrl, privateKeys });
+  if (ledger.chain.id !== deployment.chainId) {
+    throw new DeploymentFileError(`${file} is for chain ${deployment.chainId} but ${deployment.rpcUrl} serves chain ${ledger.chain.id}: the file is stale (a restarted development node?)`);
+  }
+  const code = await ledger.publicClient.getCode({ address: deployment.market });
+  if (!code || code === '0x') throw new DeploymentFileError(`no contract at ${deployment.market} on ${deployment.rpcUrl}: the file is stale (deploy again)`);
+  return new MarketClient(ledger, deployment);
 }
 
 export class MarketClient {

@@ -90,7 +90,7 @@ test('property: on-chain clearing equals the reference; the verifier accepts exa
   );
 });
 
-test('clearing waits for gate closure, happens once, and computing on chain gives the verified result', async () => {
+test('clearing waits for gate closure, refuses wrong results with the reason, happens once; computing on chain gives the verified result', async () => {
   const f = await marketFixture();
   const placed = await placeBook(f, DELIVERY + 1, []);
   assert.is(placed.length, 0);
@@ -108,6 +108,19 @@ test('clearing waits for gate closure, happens once, and computing on chain give
   const viaVerify = await f.market.computeClearing(interval);
   // ask 120 fills 30 (25 to the 200 bid, 5 to the 140 bid); the 150 ask is above the 140 bid: volume 30, price (120 + 140) / 2.
   assert.equal(viaVerify, { price: 130, volumeWh: 30n, ask: { index: 0, limitPrice: 120, fillWh: 30 }, bid: { index: 3, limitPrice: 140, fillWh: 5 } });
+  const zero = { index: 0, limitPrice: 0, fillWh: 0 };
+  const wrong: [string, ClearingResult][] = [
+    ['a cut is not an open offer on its side', { price: 160, volumeWh: 25n, ask: { index: 0, limitPrice: 120, fillWh: 25 }, bid: { index: 99, limitPrice: 200, fillWh: 5 } }],
+    ['the cuts do not cross', { price: 145, volumeWh: 35n, ask: { index: 1, limitPrice: 150, fillWh: 5 }, bid: { index: 3, limitPrice: 140, fillWh: 10 } }],
+    ['remaining offers still cross', { price: 0, volumeWh: 0n, ask: zero, bid: zero }],
+    ['cut does not match its offer', { ...viaVerify, ask: { index: 0, limitPrice: 110, fillWh: 30 } }],
+    ['cut does not match its offer', { ...viaVerify, volumeWh: 31n, ask: { index: 0, limitPrice: 120, fillWh: 31 }, bid: { index: 3, limitPrice: 140, fillWh: 6 } }],
+    ['a result without volume must be all zero', { ...viaVerify, volumeWh: 0n }],
+  ];
+  for (const [why, result] of wrong) {
+    const { name, args } = await revertOf(f.market.clear(f.anyone, interval, result));
+    assert.equal([name, args[0]], ['WrongClearing', why]);
+  }
   const receipt = await f.market.clearByComputing(f.anyone, interval);
   assert.equal(eventsOf(receipt)[0].args, { interval, price: 130, volumeWh: 30n, offers: 4 });
   assert.is((await revertOf(f.market.clear(f.anyone, interval, viaVerify))).name, 'AlreadyCleared');

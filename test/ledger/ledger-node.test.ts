@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { developmentKeys, openLedger, TRANSACTION_GAS_CAP } from '../../host-tools/ledger/ledger-client.ts';
-import { grantFor, MarketClient, readDeployment } from '../../host-tools/ledger/market.ts';
+import { developmentKeys, TRANSACTION_GAS_CAP } from '../../host-tools/ledger/ledger-client.ts';
+import { grantFor, openDeployedMarket, readDeployment } from '../../host-tools/ledger/market.ts';
 import { encodeOffer } from '../../host-tools/ledger/offer-bytes.ts';
 import { generateTradingKey } from '../../host-tools/ledger/trading-key.ts';
 import { FEEDER } from './market-fixture.ts';
@@ -20,6 +20,7 @@ const CLI = path.resolve('bin/veilgrid.js');
 test('veilgrid ledger serve: anvil on 127.0.0.1, market deployed, offers verified by P256VERIFY, stopped by SIGTERM', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-ledger-'));
   const file = path.join(dir, 'deployment.json');
+  const stale = path.join(dir, 'stale.json');
   const child = spawn(process.execPath, [CLI, 'ledger', 'serve', '--port', '0', '--deployment', file, '--interval-seconds', '600'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let output = '';
@@ -35,10 +36,15 @@ test('veilgrid ledger serve: anvil on 127.0.0.1, market deployed, offers verifie
     });
     const deployment = readDeployment(file);
     assert.match(deployment.rpcUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
-    const ledger = await openLedger({ kind: 'rpc', url: deployment.rpcUrl!, privateKeys: developmentKeys(2) });
+    const market = await openDeployedMarket(file, developmentKeys(2));
+    const { ledger } = market;
     const [dso, relayer] = ledger.accounts;
     assert.is(deployment.dso, dso.address);
-    const market = new MarketClient(ledger, deployment);
+    fs.writeFileSync(stale, JSON.stringify({ ...deployment, market: '0x00000000000000000000000000000000000000aa' }));
+    await openDeployedMarket(stale, []).then(
+      () => assert.unreachable('a deployment file naming no contract was accepted'),
+      (err: Error) => assert.match(err.message, /no contract at 0x0+aa/),
+    );
     const delivery = (await market.currentInterval()) + 2;
     await market.setPrices(dso, delivery - 1, 300, 100);
     await market.setFeederLimit(dso, FEEDER, 10n ** 9n, 10n ** 9n);

@@ -380,9 +380,9 @@ contract Market {
             }
         }
         if (sumAsk != r.volumeWh || sumBid != r.volumeWh) revert WrongClearing("fills do not add up to the volume");
+        if (r.volumeWh > 0 && (!sawAskCut || !sawBidCut)) revert WrongClearing("a cut is not an open offer on its side");
         if (anyRemainingBid && minRemainingAsk <= maxRemainingBid) revert WrongClearing("remaining offers still cross");
         if (r.volumeWh > 0) {
-            if (!sawAskCut || !sawBidCut) revert WrongClearing("a cut is not an open offer on its side");
             if (r.ask.limitPrice > r.bid.limitPrice) revert WrongClearing("the cuts do not cross");
             if (r.price != _clearingPrice(r.ask.limitPrice, r.bid.limitPrice, pc, pp)) revert WrongClearing("wrong price");
         }
@@ -463,7 +463,10 @@ contract Market {
         Clearing storage c = clearings[interval];
         c.result = r;
         c.cleared = true;
-        emit Cleared(interval, r.price, r.volumeWh, uint32(offersOf[interval].length));
+        uint256 n = offersOf[interval].length;
+        emit Cleared(interval, r.price, r.volumeWh, uint32(n));
+        // An empty book has nothing to settle: say so now, so watchers need not call settle to learn it.
+        if (n == 0) emit IntervalSettled(interval);
     }
 
     /// In-place quicksort of packed keys (ascending), used only by computeClearing.
