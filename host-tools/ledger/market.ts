@@ -190,7 +190,7 @@ export class MarketClient {
   /**
    * Settles the next maxOffers offers (≤ 250 stays well under the cap: about 28k–35k gas each). The gas limit is
    * a bound, not an estimate: EDR's eth_estimateGas returned more than the cap for some 200–250-offer chunks
-   * that used under 7 M gas when sent (bench/RESULTS.md), and only the gas used is paid.
+   * that used under 7 M gas when sent (anvil's estimates were right: bench/RESULTS.md), and only the gas used is paid.
    */
   settle(account: PrivateKeyAccount, interval: number, maxOffers: number) {
     const bound = 200_000n + BigInt(maxOffers) * SETTLE_GAS_PER_OFFER_BOUND;
