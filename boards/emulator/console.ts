@@ -14,6 +14,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { tokenizer } from 'acorn';
 import { formatReplValue } from './espruino-format.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 /** What the console needs from a board (the emulator's Board satisfies it). */
 export interface ConsoleBoard {
@@ -50,7 +51,11 @@ export interface RunningConsole {
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
-export class ConsoleError extends Error {}
+export class ConsoleError extends VeilgridError {
+  constructor(message: string) {
+    super('ConsoleError', 'console', message);
+  }
+}
 
 /** A console session without a transport: `input` takes what is typed, `write` gets what the board shows. */
 export interface AttachedConsole {

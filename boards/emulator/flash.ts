@@ -15,12 +15,12 @@
 // reads the same on every read after the cut (real parts can read an unstable cell differently each time;
 // the firmware reads every record once per boot, so this changes no outcome it relies on).
 import * as fs from 'node:fs';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 /** Thrown by a flash operation that the power cut stopped; the flash holds what reached it before the cut. */
-export class PowerLoss extends Error {
+export class PowerLoss extends VeilgridError {
   constructor() {
-    super('power lost: the flash operation was cut off (call restorePower() to power the flash again)');
-    this.name = 'PowerLoss';
+    super('PowerLoss', 'power-loss', 'power lost: the flash operation was cut off (call restorePower() to power the flash again)');
   }
 }
 

@@ -10,6 +10,7 @@ import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { attachAtecc608 } from '../emulator/devices/atecc608/persistence.ts';
 import { I2CBus } from '../emulator/pins.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export interface SeBridgeWorkerData {
   module: string;
@@ -22,7 +23,11 @@ export interface SeBridgeWorkerData {
 }
 
 /** Thrown to leave the loop when the board stops it. */
-class Stopped extends Error {}
+class Stopped extends VeilgridError {
+  constructor() {
+    super('Stopped', 'stopped', 'the secure-element bridge was closed');
+  }
+}
 
 const data = workerData as SeBridgeWorkerData;
 const stop = new Int32Array(data.stop);

@@ -6,14 +6,14 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 const SOURCE = fileURLToPath(new URL('./mosquitto-plugin/veilgrid_login.c', import.meta.url));
 const OUT_DIR = fileURLToPath(new URL('../../dist/mosquitto/', import.meta.url));
 
-export class PluginBuildError extends Error {
+export class PluginBuildError extends VeilgridError {
   constructor(message: string) {
-    super(message);
-    this.name = 'PluginBuildError';
+    super('PluginBuildError', 'plugin-build', message);
   }
 }
 

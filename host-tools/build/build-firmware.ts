@@ -22,6 +22,7 @@ import { SourceMapLookup } from './source-map-lookup.ts';
 import { compactWhitespace } from './compact-whitespace.ts';
 import { shortenNames, ShortenNamesError } from './shorten-names.ts';
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -93,9 +94,9 @@ export interface BuildResult {
 }
 
 /** The firmware cannot be built; `violations` (possibly empty) holds every located problem. */
-export class BuildError extends Error {
+export class BuildError extends VeilgridError {
   constructor(message: string, readonly violations: LocatedViolation[] = []) {
-    super(violations.length === 0 ? message :
+    super('BuildError', violations.length === 0 ? 'build' : 'profile-violation', violations.length === 0 ? message :
       message + '\n' + violations.map((v) => `${v.file}:${v.line}:${v.column} ${v.construct} — ${v.message}`).join('\n'));
   }
 }

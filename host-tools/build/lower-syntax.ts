@@ -7,8 +7,13 @@
 // (where Espruino has no methods: docs/espruino-differences.md).
 import ts from 'typescript';
 import { hoistVarDeclarations } from './hoist-vars.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
-export class LoweringError extends Error {}
+export class LoweringError extends VeilgridError {
+  constructor(message: string) {
+    super('LoweringError', 'lowering', message);
+  }
+}
 
 const COMPILER_OPTIONS: ts.CompilerOptions = {
   target: ts.ScriptTarget.ES5,

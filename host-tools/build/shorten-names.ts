@@ -11,6 +11,7 @@
 // reorders and rewrites statements, which the hoisting pass and Espruino's parser depend on), numbers keep
 // their text (`1000` reprinted as `1e3` would be a float on Espruino) and output stays ASCII.
 import { minify } from 'terser';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 /** Words Espruino 2v29's lexer reserves beyond ES5's, and its globals with names as short as generated ones. */
 const RESERVED = [
@@ -18,7 +19,11 @@ const RESERVED = [
   'E', ...Array.from({ length: 48 }, (_, pin) => 'D' + pin),
 ];
 
-export class ShortenNamesError extends Error {}
+export class ShortenNamesError extends VeilgridError {
+  constructor(message: string) {
+    super('ShortenNamesError', 'shorten-names', message);
+  }
+}
 
 /** `code` (one ES5 script) with its own names shortened, formatted one statement a line. */
 export async function shortenNames(code: string): Promise<string> {

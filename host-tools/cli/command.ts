@@ -1,5 +1,6 @@
 // What every subcommand module exports, and the option parsing they share.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export interface Command {
   /** Full --help text: usage line, what it does, every option. */
@@ -9,9 +10,9 @@ export interface Command {
 }
 
 /** An error the user can fix: printed as one line without a stack trace. */
-export class CliError extends Error {
+export class CliError extends VeilgridError {
   constructor(message: string, readonly exitCode = 2) {
-    super(message);
+    super('CliError', 'cli', message);
   }
 }
 

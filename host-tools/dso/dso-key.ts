@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { writePrivateFile } from '../operator/operator-key.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 const FORMAT = 'veilgrid-dso-key';
 const VERSION = 1;
@@ -26,10 +27,9 @@ export interface DsoKey {
   privateKey?: Uint8Array;
 }
 
-export class DsoKeyError extends Error {
+export class DsoKeyError extends VeilgridError {
   constructor(message: string) {
-    super(message);
-    this.name = 'DsoKeyError';
+    super('DsoKeyError', 'dso-key', message);
   }
 }
 

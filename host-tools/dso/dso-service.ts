@@ -14,6 +14,7 @@ import { MetricsRegistry } from './metrics.ts';
 import { ReadingStore } from './reading-store.ts';
 import { MeterRegistry } from './registry.ts';
 import { ReadingVerifier } from './verifier.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export const DEFAULT_HTTP_PORT = 9464;
 
@@ -44,10 +45,9 @@ export interface DsoService {
 }
 
 /** A start-up problem the operator can act on (key, databases, broker, HTTP port). */
-export class DsoServiceError extends Error {
+export class DsoServiceError extends VeilgridError {
   constructor(message: string) {
-    super(message);
-    this.name = 'DsoServiceError';
+    super('DsoServiceError', 'dso-service', message);
   }
 }
 

@@ -26,6 +26,7 @@ import { attestationMessage } from '../../firmware/src/protocol/key-attestation.
 import { readingSlotForRotation } from '../../firmware/src/protocol/slot-map.ts';
 import { nodeSha256, nodeVerifyEs256 } from '../crypto/node-primitives.ts';
 import type { RejectionReason } from './rejection-reasons.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export interface MessageBounds {
   maxRotationStep: number;
@@ -36,13 +37,12 @@ export interface MessageBounds {
 export const DEFAULT_MESSAGE_BOUNDS: MessageBounds = { maxRotationStep: 10, maxValidityIntervals: 100_000, maxSeqJump: 100_000 };
 
 /** Why the registry refused a certificate: reason is from the DSO's one list (rejection-reasons.ts). */
-export class RegistryError extends Error {
+export class RegistryError extends VeilgridError {
   constructor(
     readonly reason: RejectionReason,
     message: string,
   ) {
-    super(message);
-    this.name = 'RegistryError';
+    super('RegistryError', reason, message);
   }
 }
 

@@ -7,6 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { consoleIsLocked, MeterConsoleError, openUnlockedRelay, type ConsoleRelay } from '../provision/meter-console.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ESPRUINO_CLI = resolve(REPO_ROOT, 'node_modules/espruino/bin/espruino-cli.js');
@@ -91,13 +92,13 @@ export interface UploadResult {
  */
 export type EspruinoCliFailure = 'unreachable' | 'timeout' | 'no-prompt' | 'exit' | 'locked' | 'locked-refused';
 
-export class EspruinoCliError extends Error {
+export class EspruinoCliError extends VeilgridError {
   constructor(
     message: string,
     readonly result: UploadResult,
     readonly failure: EspruinoCliFailure,
   ) {
-    super(message);
+    super('EspruinoCliError', failure, message);
   }
 }
 

@@ -4,6 +4,7 @@
 // `veilgrid meter firmware <version> (build <id>)` (firmware/src/main.ts), as the upload relayed it.
 import { isConsoleFailure, type MeterInfo } from '../../firmware/src/protocol/console-contract.ts';
 import { evaluateWithEspruinoCli, type EvaluateOptions } from './espruino-cli.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export interface RunningFirmware extends Pick<MeterInfo, 'firmware' | 'build'> {
   /** Where the answer came from: vgInfo() asked after the reboot, or the boot line seen during it. */
@@ -28,7 +29,11 @@ export function firmwareFromBootLine(lines: string[]): RunningFirmware | undefin
   return undefined;
 }
 
-export class NoAnswerError extends Error {}
+export class NoAnswerError extends VeilgridError {
+  constructor(message: string) {
+    super('NoAnswerError', 'no-answer', message);
+  }
+}
 
 /** Times the console is asked before giving up, and the pause between (real time). */
 const ATTEMPTS = 3;

@@ -4,8 +4,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
-export class AnvilError extends Error {}
+export class AnvilError extends VeilgridError {
+  constructor(message: string) {
+    super('AnvilError', 'anvil', message);
+  }
+}
 
 export interface AnvilNode {
   url: string;

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Abi, Hex } from 'viem';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const CONTRACTS_DIR = path.join(here, 'contracts');
@@ -28,7 +29,11 @@ export interface ContractArtifact {
 
 export type Artifacts = Record<string, ContractArtifact>;
 
-export class CompileError extends Error {}
+export class CompileError extends VeilgridError {
+  constructor(message: string) {
+    super('CompileError', 'solidity-compile', message);
+  }
+}
 
 interface SolcModule {
   version(): string;

@@ -19,6 +19,7 @@ import {
   type WalletClient,
 } from 'viem';
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export type LedgerTarget =
   /** An EVM inside this process; `accounts` development accounts are funded in its genesis. */
@@ -35,7 +36,11 @@ export interface Ledger {
   request(method: string, params?: unknown[]): Promise<unknown>;
 }
 
-export class LedgerConnectionError extends Error {}
+export class LedgerConnectionError extends VeilgridError {
+  constructor(message: string) {
+    super('LedgerConnectionError', 'ledger-connection', message);
+  }
+}
 
 /** Osaka's per-transaction gas cap (EIP-7825): no transaction may ask for more, on any Osaka chain. */
 export const TRANSACTION_GAS_CAP = 16_777_216n;

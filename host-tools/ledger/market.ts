@@ -7,6 +7,7 @@ import type { PrivateKeyAccount } from 'viem/accounts';
 import { compileContracts } from './compile.ts';
 import { openLedger, TRANSACTION_GAS_CAP, type Ledger } from './ledger-client.ts';
 import type { MarketDomain, TradingPublicKey } from './offer-bytes.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 /** Where a market is deployed: the file `veilgrid ledger` writes and other services read. */
 export interface MarketDeployment {
@@ -67,7 +68,11 @@ export interface Holding {
 /** Refusal reasons in the contract's numbering (Market.Refusal), for events and errors. */
 export const REFUSALS = ['None', 'Malformed', 'BadSignature', 'Replayed', 'GateClosed', 'KeyRevoked', 'InsufficientAsset', 'InsufficientMoney', 'UnknownOffer', 'NotOpen'] as const;
 
-export class DeploymentFileError extends Error {}
+export class DeploymentFileError extends VeilgridError {
+  constructor(message: string) {
+    super('DeploymentFileError', 'deployment-file', message);
+  }
+}
 
 /** Settling one offer costs 28k–35k gas (bench/ledger-gas.ts); twice that bounds it with room. */
 const SETTLE_GAS_PER_OFFER_BOUND = 70_000n;

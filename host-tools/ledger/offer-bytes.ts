@@ -2,6 +2,7 @@
 // contract parses them (contracts/OfferBytes.sol). The meter's secure element signs SHA-256 of these bytes
 // (ES256); the firmware's codec will build the same layout, and this module is the host's side of it.
 import { nodeSha256 } from '../crypto/node-primitives.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export const OFFER_LENGTH = 113;
 export const RESCIND_LENGTH = 128;
@@ -36,7 +37,11 @@ export interface OfferFields {
   key: TradingPublicKey;
 }
 
-export class OfferBytesError extends Error {}
+export class OfferBytesError extends VeilgridError {
+  constructor(message: string) {
+    super('OfferBytesError', 'offer-bytes', message);
+  }
+}
 
 function uint32(value: number, name: string): number {
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new OfferBytesError(`${name} must be a whole number in 0..2^32-1, got ${value}`);

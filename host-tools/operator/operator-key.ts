@@ -26,6 +26,7 @@ import {
   type OperatorCertificate,
 } from '../../firmware/src/protocol/certificate.ts';
 import { nodeSha256 } from '../crypto/node-primitives.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export const OPERATOR_KEY_FILE = 'operator-key.json';
 export const OPERATOR_CERT_FILE = 'operator-cert.cbor';
@@ -64,10 +65,9 @@ export interface OperatorKey {
   signDigest(digest: Uint8Array): Uint8Array;
 }
 
-export class OperatorKeyError extends Error {
+export class OperatorKeyError extends VeilgridError {
   constructor(message: string) {
-    super(message);
-    this.name = 'OperatorKeyError';
+    super('OperatorKeyError', 'operator-key', message);
   }
 }
 

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { consolePasswordProblem } from '../../firmware/src/protocol/meter-config.ts';
 import { writePrivateFile } from '../operator/operator-key.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export const CONSOLE_PASSWORDS_FILE = 'console-passwords.json';
 
@@ -18,10 +19,9 @@ export function generateConsolePassword(): string {
   return randomBytes(15).toString('base64url');
 }
 
-export class ConsolePasswordStoreError extends Error {
+export class ConsolePasswordStoreError extends VeilgridError {
   constructor(message: string) {
-    super(message);
-    this.name = 'ConsolePasswordStoreError';
+    super('ConsolePasswordStoreError', 'console-password-store', message);
   }
 }
 

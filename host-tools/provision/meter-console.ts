@@ -19,6 +19,7 @@
 // whose printed result is found between markers that the line itself never contains literally.
 import net from 'node:net';
 import { attachConsole, type ConsoleBoard } from '../../boards/emulator/console.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 /** What one call on the meter returned: its value, or the error it threw (as the device describes it). */
 export type ConsoleResult = { value: unknown } | { error: string };
@@ -39,7 +40,7 @@ export interface MeterConsole {
 /** Why a locked console could not be used: no password was given, or the one given was refused. */
 export type ConsoleLockProblem = 'no-password' | 'refused';
 
-export class MeterConsoleError extends Error {
+export class MeterConsoleError extends VeilgridError {
   constructor(
     message: string,
     /** The console did not answer in time (it may still be booting); the connection is still usable. */
@@ -47,8 +48,7 @@ export class MeterConsoleError extends Error {
     /** Set when the console is locked and could not be unlocked. */
     readonly locked?: ConsoleLockProblem,
   ) {
-    super(message);
-    this.name = 'MeterConsoleError';
+    super('MeterConsoleError', timedOut ? 'timeout' : locked ? 'console-' + locked : 'meter-console', message);
   }
 }
 

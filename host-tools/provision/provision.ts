@@ -27,6 +27,7 @@ import { MeterRegistry, RegistryError } from '../dso/registry.ts';
 import { issueDeviceCertificate, OperatorKeyError, readOperatorCertificate, unlockOperatorKey, type OperatorKey } from '../operator/operator-key.ts';
 import { ConsolePasswords, generateConsolePassword, lockedConsoleAdvice } from './console-passwords.ts';
 import { MeterConsoleError, type MeterConsole } from './meter-console.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export const DEFAULT_LIMITS: DeviceLimits = { maxImportW: 17_250, maxExportW: 4_600 };
 export const DEFAULT_IMPULSES_PER_KWH = 1000;
@@ -74,10 +75,9 @@ export interface ProvisionResult {
 }
 
 /** A provisioning failure the technician can act on; nothing was left half-done. */
-export class ProvisionError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ProvisionError';
+export class ProvisionError extends VeilgridError {
+  constructor(message: string, code = 'provision', name = 'ProvisionError') {
+    super(name, code, message);
   }
 }
 
@@ -89,8 +89,7 @@ export const FIRMWARE_TOO_OLD = 'firmware too old: flash it first (veilgrid flas
 /** An entry point answered with a failure (protocol/console-contract.ts); `code` says which. */
 export class EntryPointFailure extends ProvisionError {
   constructor(readonly entryPoint: string, readonly failure: ConsoleFailure) {
-    super(`${entryPoint}() on the meter: ${failure.error}`);
-    this.name = 'EntryPointFailure';
+    super(`${entryPoint}() on the meter: ${failure.error}`, failure.code, 'EntryPointFailure');
   }
 }
 

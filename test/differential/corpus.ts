@@ -10,6 +10,7 @@
 // shared secrets and a deterministic stand-in signature, because the chip, not JavaScript, does them.
 
 import { CborError, CborMap, CborSimple, Tagged, decode, encode, type CborValue } from '../../firmware/src/protocol/cbor.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 import { ALG_ATECC608_ATTESTED, decodeSign1, sign1ToBeSigned, signSign1 } from '../../firmware/src/protocol/cose.ts';
 import { concatBytes, copyBytes } from '../../firmware/src/protocol/crypto/bytes.ts';
 import { hkdfExpand, hkdfExtract, hkdfSha256 } from '../../firmware/src/protocol/crypto/hkdf.ts';
@@ -188,6 +189,15 @@ export function runCorpus(env: CorpusEnvironment): void {
     run('cbor.decode.' + hex, function () { return show(decode(hexToBytes(hex) as Uint8Array)); });
     run('cbor.decode-lenient.' + hex, function () { return show(decode(hexToBytes(hex) as Uint8Array, { strict: false })); });
   }
+  run('errors.shape', function () {
+    try {
+      decode(hexToBytes('ff') as Uint8Array);
+      return 'no error';
+    } catch (e) {
+      const err = e as CborError;
+      return [err.name, err.code, err instanceof CborError, err instanceof VeilgridError, err instanceof Error, String(err).substring(0, 10)].join(' ');
+    }
+  });
   run('cbor.decode.every-61st-half', function () {
     // Half-precision floats decoded leniently; each as its float64 bits, or "E" where refused.
     let all = '';

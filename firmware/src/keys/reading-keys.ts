@@ -37,6 +37,7 @@ import { attestedCertificate, encodeKeyCertificate, kidOf } from '../protocol/ce
 import { decode, encode, type CborValue } from '../protocol/cbor.ts';
 import { bytesToByteString, byteStringToBytes } from '../mqtt/packets.ts';
 import { IDENTITY_SLOT, ROTATION_COUNTER, readingSlotForRotation } from '../protocol/slot-map.ts';
+import { VeilgridError } from '../protocol/veilgrid-error.ts';
 
 /** Default rotation period: one day. */
 export const DEFAULT_ROTATION_SECONDS = 86400;
@@ -79,11 +80,9 @@ export interface ReadingKeysOptions {
   log: (message: string) => void;
 }
 
-export class ReadingKeyError extends Error {
+export class ReadingKeyError extends VeilgridError {
   constructor(message: string) {
-    super(message);
-    this.name = 'ReadingKeyError';
-    this.message = message;
+    super('ReadingKeyError', 'reading-key', message);
   }
 }
 

@@ -8,6 +8,7 @@
 
 import { FlashRing } from '../persist/flash-ring.ts';
 import { bytesToUint, uintToBytes } from '../persist/power-safe-record.ts';
+import { VeilgridError } from '../protocol/veilgrid-error.ts';
 
 /** What the journal keeps: enough to resume counting and to finish the open interval's reading. */
 export interface JournalState {
@@ -42,11 +43,9 @@ const UINT32_LIMIT = 4294967296;
 const UINT48_LIMIT = 281474976710656;
 
 /** The journal could not write its record. The state in RAM is unchanged. */
-export class JournalError extends Error {
+export class JournalError extends VeilgridError {
   constructor(message: string) {
-    super(message);
-    this.message = message;
-    this.name = 'JournalError';
+    super('JournalError', 'journal', message);
   }
 }
 

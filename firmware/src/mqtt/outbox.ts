@@ -18,6 +18,7 @@
 import { FlashRing, RingFullError } from '../persist/flash-ring.ts';
 import { recordBytes } from '../persist/power-safe-record.ts';
 import { bytesToByteString, byteStringToBytes } from './packets.ts';
+import { VeilgridError } from '../protocol/veilgrid-error.ts';
 
 export interface OutboxEntry {
   /** Position in the outbox: increases with every append, unique while the entry exists. */
@@ -28,11 +29,9 @@ export interface OutboxEntry {
   retain: boolean;
 }
 
-export class OutboxError extends Error {
+export class OutboxError extends VeilgridError {
   constructor(message: string) {
-    super(message);
-    this.name = 'OutboxError';
-    this.message = message;
+    super('OutboxError', 'outbox', message);
   }
 }
 

@@ -12,6 +12,8 @@
 // as unsupported, as is a QoS 2 PUBLISH (we never subscribe with QoS 2, so a broker must not
 // send one).
 
+import { VeilgridError } from '../protocol/veilgrid-error.ts';
+
 export type QoS = 0 | 1;
 
 export interface Will {
@@ -98,11 +100,9 @@ export type MqttPacket =
   | DisconnectPacket;
 
 /** Why a packet could not be encoded or decoded; the connection carrying it must be dropped. */
-export class MqttPacketError extends Error {
+export class MqttPacketError extends VeilgridError {
   constructor(message: string) {
-    super(message);
-    this.name = 'MqttPacketError';
-    this.message = message;
+    super('MqttPacketError', 'mqtt-packet', message);
   }
 }
 

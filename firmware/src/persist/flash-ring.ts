@@ -24,6 +24,7 @@ import {
   recordPayload,
   UNWRITTEN_LENGTH,
 } from './power-safe-record.ts';
+import { VeilgridError } from '../protocol/veilgrid-error.ts';
 
 /** Where a ring lives: `pages` flash pages of `pageBytes` from `addr` (page-aligned). */
 export interface RingArea {
@@ -33,11 +34,9 @@ export interface RingArea {
 }
 
 /** The ring cannot take a record: its next page still holds records at or above keep-from. */
-export class RingFullError extends Error {
+export class RingFullError extends VeilgridError {
   constructor(message: string) {
-    super(message);
-    this.name = 'RingFullError';
-    this.message = message;
+    super('RingFullError', 'ring-full', message);
   }
 }
 

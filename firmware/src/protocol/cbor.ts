@@ -27,20 +27,18 @@
 
 import { copyBytes } from './crypto/bytes.ts';
 import { quote } from './field-problems.ts';
+import { VeilgridError } from './veilgrid-error.ts';
 
 /** Largest magnitude an integer may have to survive as a JS number (2^53). */
 const MAX_INTEGER = 9007199254740992;
 const TWO_POW_32 = 4294967296;
 export const DEFAULT_MAX_DEPTH = 16;
 
-export class CborError extends Error {
+export class CborError extends VeilgridError {
   /** Byte offset in the input where the problem is, or -1 for an encoding error. */
   declare readonly offset: number;
   constructor(message: string, offset: number) {
-    super(message);
-    // Set explicitly: Espruino's Error subclassing is not guaranteed to carry these through super().
-    this.name = 'CborError';
-    this.message = message;
+    super('CborError', 'cbor', message);
     this.offset = offset;
   }
 }

@@ -34,6 +34,7 @@ import { isUncompressedPoint, uncompressedPoint } from './crypto/p256-point.ts';
 import type { Sha256 } from './crypto/sha256.ts';
 import { describeValue, uintProblem } from './field-problems.ts';
 import { meterIdProblem } from './topics.ts';
+import { VeilgridError } from './veilgrid-error.ts';
 
 export const CERT_KIND_OPERATOR = 1;
 export const CERT_KIND_DEVICE = 2;
@@ -74,14 +75,12 @@ export interface KeyCertificate {
   rotation: number;
 }
 
-export class CertificateFormatError extends Error {
+export class CertificateFormatError extends VeilgridError {
   /** Every problem found, one sentence each. */
   declare readonly problems: string[];
   constructor(problems: string[]) {
     const message = 'invalid certificate: ' + problems.join('; ');
-    super(message);
-    this.name = 'CertificateFormatError';
-    this.message = message;
+    super('CertificateFormatError', 'certificate-format', message);
     this.problems = problems;
   }
 }

@@ -28,6 +28,7 @@
 import { CborError, CborMap, Tagged, decode, encode, type CborValue } from './cbor.ts';
 import type { Sha256 } from './crypto/sha256.ts';
 import { quote } from './field-problems.ts';
+import { VeilgridError } from './veilgrid-error.ts';
 
 export const COSE_SIGN1_TAG = 18;
 /** Header labels (RFC 9052 section 3.1). */
@@ -44,12 +45,9 @@ export const ALG_ES256 = -7;
 export const ALG_ATECC608_ATTESTED = -65537;
 export const ES256_SIGNATURE_BYTES = 64;
 
-export class CoseError extends Error {
+export class CoseError extends VeilgridError {
   constructor(message: string) {
-    super(message);
-    // Set explicitly: Espruino's Error subclassing is not guaranteed to carry these through super().
-    this.name = 'CoseError';
-    this.message = message;
+    super('CoseError', 'cose', message);
   }
 }
 

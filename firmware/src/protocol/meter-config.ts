@@ -4,6 +4,7 @@
 
 import { quote } from './field-problems.ts';
 import { meterIdProblem } from './topics.ts';
+import { VeilgridError } from './veilgrid-error.ts';
 
 /** Storage file that holds the configuration (JSON text). */
 export const CONFIG_FILE = 'vg.config';
@@ -107,14 +108,11 @@ export function consolePasswordIn(text: string | undefined): string | undefined 
 }
 
 /** A configuration that cannot be used; `problems` names every wrong field and what was expected. */
-export class ConfigError extends Error {
+export class ConfigError extends VeilgridError {
   declare readonly problems: string[];
   constructor(problems: string[]) {
     const message = CONFIG_FILE + ': ' + problems.join('; ');
-    super(message);
-    // Set explicitly: Espruino's Error does not fill these in for a subclass.
-    this.message = message;
-    this.name = 'ConfigError';
+    super('ConfigError', 'config', message);
     this.problems = problems;
   }
 }

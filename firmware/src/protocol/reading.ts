@@ -16,6 +16,7 @@
 import { CborError, CborMap, decode, encode, type CborValue } from './cbor.ts';
 import { describeValue, uintProblem } from './field-problems.ts';
 import { meterIdProblem } from './topics.ts';
+import { VeilgridError } from './veilgrid-error.ts';
 
 export interface Reading {
   meterId: string;
@@ -40,14 +41,12 @@ const KNOWN_FLAGS = FLAG_POWER_LOSS | FLAG_PARTIAL | FLAG_AFTER_OUTAGE;
 /** Field names in key order: FIELDS[k - 1] is the field stored under CBOR map key k. */
 const FIELDS = ['meterId', 'interval', 'importWh', 'exportWh', 'importTotalWh', 'exportTotalWh', 'seq', 'flags'];
 
-export class ReadingFormatError extends Error {
+export class ReadingFormatError extends VeilgridError {
   /** Every problem found, one sentence each. */
   declare readonly problems: string[];
   constructor(problems: string[]) {
     const message = 'invalid reading: ' + problems.join('; ');
-    super(message);
-    this.name = 'ReadingFormatError';
-    this.message = message;
+    super('ReadingFormatError', 'reading-format', message);
     this.problems = problems;
   }
 }

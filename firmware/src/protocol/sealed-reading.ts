@@ -24,6 +24,7 @@ import { hkdfSha256 } from './crypto/hkdf.ts';
 import { hmacSha256 } from './crypto/hmac.ts';
 import { isUncompressedPoint } from './crypto/p256-point.ts';
 import { SHA256_BYTES, type Sha256 } from './crypto/sha256.ts';
+import { VeilgridError } from './veilgrid-error.ts';
 
 export const SEALED_ENVELOPE_VERSION = 1;
 const INFO_PREFIX = encodeUtf8('veilgrid sealed v1');
@@ -44,12 +45,10 @@ export interface SealedEnvelope {
 /** Why an envelope could not be opened: 'bad-envelope' (its form) or 'bad-mac' (tampered or wrong key). */
 export type SealedEnvelopeFailure = 'bad-envelope' | 'bad-mac';
 
-export class SealedEnvelopeError extends Error {
+export class SealedEnvelopeError extends VeilgridError {
   declare readonly reason: SealedEnvelopeFailure;
   constructor(reason: SealedEnvelopeFailure, message: string) {
-    super(message);
-    this.name = 'SealedEnvelopeError';
-    this.message = message;
+    super('SealedEnvelopeError', reason, message);
     this.reason = reason;
   }
 }

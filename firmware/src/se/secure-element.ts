@@ -30,6 +30,7 @@ import {
 } from './packet.ts';
 import { atCrc16 } from './crc16.ts';
 import { CONFIG_ZONE_BYTES, LOCK_BYTE_UNLOCKED, OFFSET_LOCK_CONFIG, OFFSET_LOCK_VALUE } from '../protocol/se-config-zone.ts';
+import { VeilgridError } from '../protocol/veilgrid-error.ts';
 
 export const DEFAULT_ADDRESS = 0x60;
 
@@ -89,15 +90,12 @@ const COUNTER_READ = 0x00;
 const COUNTER_INCREMENT = 0x01;
 
 /** A command failed. `status` is the chip's status byte, or -1 when none arrived. */
-export class SecureElementError extends Error {
+export class SecureElementError extends VeilgridError {
   declare readonly command: string;
   declare readonly status: number;
   constructor(command: string, status: number, detail: string) {
     const message = 'secure element ' + command + ': ' + detail;
-    super(message);
-    // Set explicitly: Espruino's Error subclassing is not guaranteed to carry these through super().
-    this.name = 'SecureElementError';
-    this.message = message;
+    super('SecureElementError', 'secure-element', message);
     this.command = command;
     this.status = status;
   }
