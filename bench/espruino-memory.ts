@@ -16,8 +16,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createRig, unavailable } from '../boards/harness/meter-board.ts';
-import { ReportingRig } from '../boards/harness/reporting-rig.ts';
+import { unavailable } from '../boards/harness/meter-board.ts';
+import { startGrid } from '../host-tools/grid/grid.ts';
 import { S0PulseSource } from '../boards/emulator/devices/s0-pulse-source.ts';
 import { constant } from '../boards/emulator/load-profile.ts';
 import { buildFirmware } from '../host-tools/build/build-firmware.ts';
@@ -35,9 +35,9 @@ if (missing) {
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-bench-memory-'));
 const { outFile, bytes } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(dir, 'esp32-meter.js') });
-const rig = await createRig('espruino-linux', { dir });
-const dso = await ReportingRig.start(dir);
-const board = await rig.addBoard('meter-0001');
+const grid = await startGrid({ dir, backend: 'espruino-linux' });
+const { rig } = grid;
+const board = await grid.addBoard('meter-0001');
 let output = '';
 board.onOutput((text) => (output += text));
 let source: S0PulseSource | undefined;
@@ -47,7 +47,7 @@ const note = (what: string, value: string | number) => {
   figures.push([what, String(value)]);
   console.log(`  ${what}: ${value}`);
 };
-const readings = () => dso.readings();
+const readings = () => grid.readings();
 
 async function value(expression: string): Promise<any> {
   const answer = await board.evaluate(expression, 120_000);
@@ -71,7 +71,7 @@ try {
   board.writeFile('.bootcde', fs.readFileSync(outFile, 'latin1'));
   console.log('booting, provisioning ...');
   await board.powerOn();
-  await dso.provision(board, 'meter-0001', { intervalSeconds: INTERVAL });
+  await grid.provision(board, 'meter-0001', { intervalSeconds: INTERVAL });
   console.log('provisioned; waiting for the first readings');
   source = new S0PulseSource({ board, pin: rig.definition.pins.s0Import, impulsesPerKWh: 1000, profile: constant(3600) });
   source.start();
@@ -96,14 +96,14 @@ try {
   await until(() => readings().n >= rotatedFrom + 3, '3 readings after the rotation', 120);
   note(`sampled peak, key rotation ${rotation} and the readings after it (JsVars, ballast excluded)`, (await sampledPeak()) - ballastVars);
 
-  await dso.stopBroker();
+  await grid.stopBroker();
   const outageStart = Date.now();
   await until(() => /dropped: 96 readings already wait/.test(output), 'the outbox to fill and 96 readings to wait behind it', 3600);
   note('seconds of outage until the outbox was full and 96 readings waited', Math.round((Date.now() - outageStart) / 1000));
   note('JsVars in use, outbox full, 96 readings waiting (ballast excluded)', (await usage()) - ballastVars);
   note('sampled peak, outage (JsVars, ballast excluded)', (await sampledPeak()) - ballastVars);
 
-  await dso.startBroker();
+  await grid.startBroker();
   const backlogStart = Date.now();
   // Caught up when every sequence number but the dropped ones has arrived.
   const dropped = () => (output.match(/\) dropped: /g) ?? []).length;
@@ -114,11 +114,11 @@ try {
 
   const flags = await value('E.getErrorFlags()') as string[];
   note('Espruino error flags after all phases', flags.length ? flags.join(',') : 'none');
-  note('readings verified / rejected', `${readings().n} / ${dso.rejections.length}`);
-  const proven = flags.every((f) => !/MEMORY/.test(f)) && dso.rejections.length === 0;
+  note('readings verified / rejected', `${readings().n} / ${grid.rejections().length}`);
+  const proven = flags.every((f) => !/MEMORY/.test(f)) && grid.rejections().length === 0;
   console.log(proven
     ? `PASS: with ${ballastVars} of ${TOTAL_JSVARS} JsVars taken by ballast (base ${base}), every phase ran without a memory error: the firmware's peak is under ${TOTAL_JSVARS - ballastVars} JsVars (${(((TOTAL_JSVARS - ballastVars) / TOTAL_JSVARS) * 100).toFixed(1)} %)`
-    : `FAIL: memory error flags ${flags.join(',')} or rejections ${dso.rejections.join('; ')}`);
+    : `FAIL: memory error flags ${flags.join(',')} or rejections ${grid.rejections().join('; ')}`);
   console.log('\n| figure | value |\n|---|---|');
   for (const [what, v] of figures) console.log(`| ${what} | ${v} |`);
 } catch (err) {
@@ -126,7 +126,6 @@ try {
   process.exitCode = 1;
 } finally {
   source?.stop();
-  await rig.close();
-  await dso.close();
+  await grid.close();
   fs.rmSync(dir, { recursive: true, force: true });
 }

@@ -1,35 +1,23 @@
-// The testbed: an embedded broker, the DSO's reading collector and N emulated meters running the
-// built firmware bundle, for K intervals of simulated time. Returns what the collector received.
+// The testbed: a grid (host-tools/grid/grid.ts: broker, the DSO service as `veilgrid dso serve` runs it,
+// meters on the chosen backend) with N meters running the built firmware bundle, for K intervals of
+// simulated time. Returns what the DSO received.
 //
 // Every meter is provisioned as in the field, by the field technician's own code (provisionMeter() over
-// the board's console, in-process): its firmware configures and locks its ATECC608 and makes the
-// identity and mix keys inside it, the testbed's operator key issues its device certificate, the DSO
-// registry takes it, the broker gets its generated MQTT password and ACL, and vg.config gets the
-// broker, the password and the DSO's public key. The broker enforces the same rules as a deployed one,
-// the collector connects as the DSO user, and stores only what the DSO's ReadingVerifier accepts.
+// the board's console): its firmware configures and locks its ATECC608 and makes the identity and mix
+// keys inside it, the grid's operator key issues its device certificate, the DSO registry takes it, the
+// broker folder records its login (made by its secure element per connection) and ACL, and vg.config
+// gets the broker, the DSO's public key and a console password. The broker enforces the same rules as a
+// deployed one, and the DSO service stores only what its verifier accepts.
 //
-// The work folder ends up as a DSO's would be: operator/, broker/ (password and ACL files),
+// The work folder ends up as a DSO's would be: operator/, broker/ (meter logins, password and ACL files),
 // dso-key.json, registry.db and readings.db, beside the meters' flash images.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { DSO_USERNAME } from '../broker/acl.ts';
-import { BrokerCredentials } from '../broker/credentials.ts';
-import { startEmbeddedBroker } from '../broker/embedded-broker.ts';
-import { startLoginService } from '../broker/login-service.ts';
-import { startMosquitto } from '../broker/mosquitto.ts';
-import { loginPluginPath } from '../broker/mosquitto-plugin.ts';
-import { startCollector } from '../dso/collector.ts';
-import { createDsoKey } from '../dso/dso-key.ts';
-import { ReadingStore } from '../dso/reading-store.ts';
-import { MeterRegistry } from '../dso/registry.ts';
-import { ReadingVerifier } from '../dso/verifier.ts';
-import { initOperator, unlockOperatorKey } from '../operator/operator-key.ts';
-import { provisionMeter } from '../provision/provision.ts';
 import { buildFirmware } from '../build/build-firmware.ts';
 import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts';
-import { createRig, type Backend, type MeterBoard } from '../../boards/harness/meter-board.ts';
+import { type Backend, type MeterBoard } from '../../boards/harness/meter-board.ts';
+import { startGrid } from '../grid/grid.ts';
 import { householdImport, pvExport } from '../../boards/emulator/load-profile.ts';
 
 export interface TestbedOptions {
@@ -101,22 +89,10 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
 
   const startEpochSeconds = Math.ceil(1_790_000_000 / options.intervalSeconds) * options.intervalSeconds + 1;
 
-  // The DSO's side, as `veilgrid operator init`, `veilgrid dso key-init` and provisioning leave it.
-  const operatorDir = path.join(workDir, 'operator');
-  const passphrase = randomBytes(18).toString('base64url');
-  await initOperator({ dir: operatorDir, passphrase, operatorId: 'testbed-operator' });
-  const operatorKey = await unlockOperatorKey(operatorDir, passphrase);
-  const dsoKey = createDsoKey(path.join(workDir, 'dso-key.json'));
-  const credentials = new BrokerCredentials(path.join(workDir, 'broker'));
-  const dsoPassword = credentials.ensureDsoUser();
-
-  const broker = await startBroker(options.broker ?? 'aedes', credentials, workDir);
-  const store = new ReadingStore(path.join(workDir, 'readings.db'));
-  const registry = new MeterRegistry(path.join(workDir, 'registry.db'));
-  const dsoLog = options.dsoLog ?? (() => {});
-  const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: dsoLog });
-  const collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: dsoLog });
-  const rig = await createRig(backend, { dir: workDir, speed: options.speed, startEpochSeconds, definition: BOARD_ID });
+  // The grid: operator and DSO keys, broker folder, broker and the DSO service, as the operators' commands
+  // leave them; meters on the chosen backend.
+  const grid = await startGrid({ dir: workDir, broker: options.broker, backend, speed: options.speed, startEpochSeconds, log: options.dsoLog });
+  const { rig, dso } = grid;
   const { clock, definition } = rig;
   const startSeconds = clock.now();
   const sources: S0PulseSource[] = [];
@@ -127,25 +103,16 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
   try {
     for (let i = 0; i < options.meters; i++) {
       const meterId = `meter-${String(i + 1).padStart(4, '0')}`;
-      const board = await rig.addBoard(meterId);
+      const board = await grid.addBoard(meterId);
       boards.push(board);
       board.writeFile('.bootcde', bundle);
       await board.powerOn();
-      const meterConsole = await board.meterConsole();
-      await provisionMeter({
-        meterId,
+      await grid.provision(board, meterId, {
         feeder: 'testbed-feeder',
-        operatorDir,
-        operatorKey,
-        dsoDb: registry,
-        brokerDir: credentials.dir,
-        broker: { host: '127.0.0.1', port: broker.port },
-        dsoPublicKey: dsoKey.publicKey,
         intervalSeconds: options.intervalSeconds,
         rotationSeconds: options.rotationSeconds,
         impulsesPerKWh: options.impulsesPerKWh,
-      }, meterConsole);
-      await meterConsole.close();
+      });
       if (onTheBench) await board.powerCut();
       options.onProgress?.({ phase: 'provisioning', provisioned: i + 1, meters: options.meters, interval: 0, intervals: options.intervals, readingsReceived: 0, readingsExpected: options.meters * options.intervals });
       sources.push(new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh: options.impulsesPerKWh, profile: householdImport({ seed: i + 1 }) }));
@@ -155,7 +122,7 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
       }
     }
     if (onTheBench) for (const board of boards) await board.powerOn();
-    await broker.reload();
+    await grid.reloadBroker();
     // The window: K intervals from the one in progress as the S0 sources start. Provisioning took
     // simulated time too, so each meter's first (partial) interval ends in it or before it.
     const firstInterval = Math.floor(clock.now() / options.intervalSeconds);
@@ -173,6 +140,8 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
     }, endSeconds);
 
     const expected = options.meters * options.intervals;
+    const store = dso.store;
+    const collector = dso.collector;
     const inWindow = () => store.countInIntervals(firstInterval, lastInterval);
     // Run until every reading of the window arrived, or two intervals past the window's end.
     const deadline = endSeconds + 2 * options.intervalSeconds;
@@ -214,45 +183,9 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
     };
   } finally {
     for (const source of sources) source.stop();
-    await rig.close();
-    await collector.close();
-    await broker.close();
-    store.close();
-    registry.close();
+    await grid.close();
     if (!options.workDir) fs.rmSync(workDir, { recursive: true, force: true });
   }
-}
-
-interface TestbedBroker {
-  port: number;
-  url: string;
-  /** Makes the broker read the credentials provisioning wrote (aedes reads them on every connect). */
-  reload(): Promise<void>;
-  close(): Promise<void>;
-}
-
-async function startBroker(kind: 'aedes' | 'mosquitto', credentials: BrokerCredentials, workDir: string): Promise<TestbedBroker> {
-  if (kind === 'mosquitto') {
-    // Meters log in with their secure element: mosquitto asks the login service through its plugin.
-    const logins = await startLoginService({ check: (username, password) => credentials.checkLogin(username, password) });
-    try {
-      const mosquitto = await startMosquitto({ dir: workDir, configLines: credentials.mosquittoConfigLines({ pluginPath: loginPluginPath(), port: logins.port }) });
-      return {
-        port: mosquitto.port,
-        url: mosquitto.url,
-        reload: () => mosquitto.reload(),
-        async close() {
-          await mosquitto.stop();
-          await logins.close();
-        },
-      };
-    } catch (err) {
-      await logins.close();
-      throw err;
-    }
-  }
-  const aedes = await startEmbeddedBroker({ auth: credentials });
-  return { port: aedes.port, url: aedes.url, reload: async () => {}, close: () => aedes.close() };
 }
 
 /** Every run starts a fresh grid: what an earlier run left in the work folder goes (nothing else in it). */

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BACKENDS, createRig, unavailable, type Backend, type MeterBoard, type Rig } from '../../boards/harness/meter-board.ts';
-import { ReportingRig } from '../../boards/harness/reporting-rig.ts';
+import { startGrid } from '../../host-tools/grid/grid.ts';
 import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts';
 import { constant } from '../../boards/emulator/load-profile.ts';
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
@@ -55,22 +55,22 @@ for (const backend of BACKENDS) {
     const { interval, speed } = TIMING[backend];
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `veilgrid-hil-${backend}-`));
     const { outFile } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(dir, 'esp32-meter.js') });
-    const rig = await createRig(backend, { dir, speed, startEpochSeconds: Math.ceil(Date.now() / 1000 / interval) * interval + 1 });
-    const dso = await ReportingRig.start(dir);
+    const grid = await startGrid({ dir, backend, speed, startEpochSeconds: Math.ceil(Date.now() / 1000 / interval) * interval + 1 });
+    const { rig } = grid;
     let source: S0PulseSource | undefined;
     let board: MeterBoard | undefined;
     let output = '';
     try {
-      board = await rig.addBoard('meter-0001');
+      board = await grid.addBoard('meter-0001');
       board.onOutput((text) => (output += text));
       board.writeFile('.bootcde', fs.readFileSync(outFile, 'latin1'));
       await board.powerOn();
-      await dso.provision(board, 'meter-0001', { intervalSeconds: interval });
+      await grid.provision(board, 'meter-0001', { intervalSeconds: interval });
       source = new S0PulseSource({ board, pin: rig.definition.pins.s0Import, impulsesPerKWh: 1000, profile: constant(7200) }); // 2 pulses/s
       source.start();
 
-      const readings = () => dso.readings();
-      const status = () => `readings ${JSON.stringify(readings())}, rejections ${dso.rejections.join('; ')}; the meter printed ${output.slice(-1500)}`;
+      const readings = () => grid.readings();
+      const status = () => `readings ${JSON.stringify(readings())}, rejections ${grid.rejections().join('; ')}; the meter printed ${output.slice(-1500)}`;
       await until(rig, () => readings().n >= 2, status);
       assert.ok(readings().wh > 0, `the readings carry the S0 pulses: ${status()}`);
 
@@ -79,13 +79,13 @@ for (const backend of BACKENDS) {
       assert.ok('value' in rotated && (rotated.value as { rotation: number }).rotation >= 2, JSON.stringify(rotated));
       const afterRotation = readings().n;
       await until(rig, () => readings().n >= afterRotation + 2, status);
-      assert.ok(dso.registry.keyCertificates('meter-0001').length >= 2, 'the new key certificate reached the DSO');
+      assert.ok(grid.dso.registry.keyCertificates('meter-0001').length >= 2, 'the new key certificate reached the DSO');
 
       // The broker goes away for two intervals: readings wait in the outbox, then all arrive.
-      await dso.stopBroker();
+      await grid.stopBroker();
       const lastBefore = readings().last;
       await rig.wait(2 * interval);
-      await dso.startBroker();
+      await grid.startBroker();
       await until(rig, () => readings().last >= lastBefore + 3, status);
 
       // Power cut at a random instant inside an interval; the meter boots and reports on.
@@ -103,17 +103,16 @@ for (const backend of BACKENDS) {
       assert.is((refused as MeterConsoleError).locked, 'no-password', String(refused));
       await until(rig, () => readings().last >= lastAtCut + 2, status);
       // Provisioning the locked meter again: it unlocks with the stored password and changes nothing.
-      await dso.provision(board, 'meter-0001', { intervalSeconds: interval });
+      await grid.provision(board, 'meter-0001', { intervalSeconds: interval });
 
       const { n, last } = readings();
       assert.is(n, last, `every sequence number 1..${last} arrived once: ${status()}`);
-      assert.equal(dso.rejections, [], 'the DSO refused nothing');
-      assert.is(dso.collectorStats.rejected, 0);
-      console.log(`    ${backend}: ${n} readings verified, ${dso.registry.keyCertificates('meter-0001').length} reading keys, ${board.seCommands} SE commands`);
+      assert.equal(grid.rejections(), [], 'the DSO refused nothing');
+      assert.is(grid.dso.collector.stats.rejected, 0);
+      console.log(`    ${backend}: ${n} readings verified, ${grid.dso.registry.keyCertificates('meter-0001').length} reading keys, ${board.seCommands} SE commands`);
     } finally {
       source?.stop();
-      await rig.close();
-      await dso.close();
+      await grid.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

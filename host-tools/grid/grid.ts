@@ -1,0 +1,202 @@
+// One microgrid on this machine, on 127.0.0.1: the operator key (`veilgrid operator init`), the DSO key
+// (`veilgrid dso key-init`), the broker folder, a broker (aedes in this process, or a mosquitto process
+// with its meter-login service), the DSO service exactly as `veilgrid dso serve` runs it, and meters on a
+// chosen board backend, each provisioned as `veilgrid provision` does it. The testbed, the
+// hardware-in-the-loop tests and the benchmarks start grids with this; the ledger and the bridge plug in
+// here. The broker can go away and come back on the same port (an outage); the DSO service reconnects.
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { createRig, type Backend, type MeterBoard, type Rig } from '../../boards/harness/meter-board.ts';
+import { BrokerCredentials } from '../broker/credentials.ts';
+import { startEmbeddedBroker } from '../broker/embedded-broker.ts';
+import { startLoginService } from '../broker/login-service.ts';
+import { startMosquitto } from '../broker/mosquitto.ts';
+import { loginPluginPath } from '../broker/mosquitto-plugin.ts';
+import { createDsoKey, type DsoKey } from '../dso/dso-key.ts';
+import { startDsoService, type DsoService } from '../dso/dso-service.ts';
+import { initOperator, unlockOperatorKey, type OperatorKey } from '../operator/operator-key.ts';
+import { ConsolePasswords } from '../provision/console-passwords.ts';
+import { provisionMeter } from '../provision/provision.ts';
+
+export type BrokerKind = 'aedes' | 'mosquitto';
+type AedesPersistence = import('aedes-persistence').AedesPersistence;
+// aedes's own in-memory persistence (a CommonJS module whose typings declare an ES default export).
+const memoryPersistence = createRequire(import.meta.url)('aedes-persistence') as () => AedesPersistence;
+
+export interface GridOptions {
+  /** Where the grid keeps its keys, broker folder and databases (the caller removes it). */
+  dir: string;
+  /** Default aedes. */
+  broker?: BrokerKind;
+  /** Default vm. */
+  backend?: Backend;
+  /** vm only: virtual seconds per real second, and the virtual clock's start. */
+  speed?: number;
+  startEpochSeconds?: number;
+  /** The DSO service's JSON log lines. Default: kept in `dsoLog` only. */
+  log?: (line: string) => void;
+}
+
+export interface ProvisionChoices {
+  intervalSeconds: number;
+  rotationSeconds?: number;
+  impulsesPerKWh?: number;
+  feeder?: string;
+}
+
+export interface ReadingCounts {
+  /** Readings the DSO stored. */
+  n: number;
+  /** Highest sequence number among them (0: none). */
+  last: number;
+  /** Import energy they carry, Wh. */
+  wh: number;
+}
+
+interface RunningBroker {
+  port: number;
+  url: string;
+  /** Makes the broker read the broker folder again (aedes reads it on every connect). */
+  reload(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface Grid {
+  readonly dir: string;
+  readonly rig: Rig;
+  readonly dso: DsoService;
+  readonly dsoKey: DsoKey;
+  readonly credentials: BrokerCredentials;
+  readonly brokerUrl: string;
+  /** The DSO service's log lines (JSON), every one. */
+  readonly dsoLog: string[];
+  /** The DSO's refusals: its log lines about rejected readings and key certificates. */
+  rejections(): string[];
+  readings(): ReadingCounts;
+  /** A new board on the grid's backend (not yet powered). */
+  addBoard(name: string): Promise<MeterBoard>;
+  /** Provisions the meter on `board` through its console, and keeps its console password for the rig's own calls. */
+  provision(board: MeterBoard, meterId: string, choices: ProvisionChoices): Promise<void>;
+  /** The broker goes away (as a crash would); the DSO service keeps what it received and reconnects. */
+  stopBroker(): Promise<void>;
+  /** The broker again, on its earlier port. */
+  startBroker(): Promise<void>;
+  /** Re-reads the broker folder after provisioning (mosquitto; aedes reads it on every connect). */
+  reloadBroker(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const OPERATOR_ID = 'grid-operator';
+
+/**
+ * The broker, on `port` when given. aedes keeps its sessions and queued messages in `persistence` across
+ * a restart, as a deployed broker keeps them on disk: the DSO's persistent session survives an outage.
+ */
+async function startBroker(kind: BrokerKind, credentials: BrokerCredentials, dir: string, persistence: AedesPersistence, port?: number): Promise<RunningBroker> {
+  if (kind === 'aedes') {
+    const aedes = await startEmbeddedBroker({ port, auth: credentials, log: () => {}, aedes: { persistence } });
+    return { port: aedes.port, url: aedes.url, reload: async () => {}, close: () => aedes.close() };
+  }
+  // Meters log in with their secure element: mosquitto asks the login service through its plugin.
+  const logins = await startLoginService({ check: (username, password) => credentials.checkLogin(username, password), log: () => {} });
+  try {
+    const mosquitto = await startMosquitto({ dir, port, configLines: credentials.mosquittoConfigLines({ pluginPath: loginPluginPath(), port: logins.port }) });
+    return {
+      port: mosquitto.port,
+      url: mosquitto.url,
+      reload: () => mosquitto.reload(),
+      async close() {
+        await mosquitto.stop();
+        await logins.close();
+      },
+    };
+  } catch (err) {
+    await logins.close();
+    throw err;
+  }
+}
+
+export async function startGrid(options: GridOptions): Promise<Grid> {
+  const dir = options.dir;
+  const kind = options.broker ?? 'aedes';
+  const operatorDir = path.join(dir, 'operator');
+  const passphrase = randomBytes(18).toString('base64url');
+  await initOperator({ dir: operatorDir, passphrase, operatorId: OPERATOR_ID });
+  const operatorKey: OperatorKey = await unlockOperatorKey(operatorDir, passphrase);
+  const keyFile = path.join(dir, 'dso-key.json');
+  const dsoKey = createDsoKey(keyFile);
+  const credentials = new BrokerCredentials(path.join(dir, 'broker'));
+  const dsoPassword = credentials.ensureDsoUser();
+  const persistence = memoryPersistence();
+  let broker: RunningBroker | undefined = await startBroker(kind, credentials, dir, persistence);
+  const port = broker.port;
+  const dsoLog: string[] = [];
+  let dso: DsoService;
+  try {
+    dso = await startDsoService({
+      keyFile,
+      registryDb: path.join(dir, 'registry.db'),
+      readingsDb: path.join(dir, 'readings.db'),
+      brokerUrl: broker.url,
+      brokerPassword: dsoPassword,
+      http: { host: '127.0.0.1', port: 0 },
+      log: (line) => {
+        dsoLog.push(line);
+        options.log?.(line);
+      },
+    });
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
+  const rig = await createRig(options.backend ?? 'vm', { dir, speed: options.speed, startEpochSeconds: options.startEpochSeconds });
+  const brokerUrl = broker.url;
+  return {
+    dir, rig, dso, dsoKey, credentials, brokerUrl, dsoLog,
+    rejections: () => dsoLog.filter((line) => /"event":"(reading|key_certificate)_rejected"/.test(line)),
+    readings() {
+      const row = dso.store.db.prepare('SELECT COUNT(*) AS n, MAX(seq) AS last, SUM(import_wh) AS wh FROM readings').get() as { n: number; last: number | null; wh: number | null };
+      return { n: row.n, last: row.last ?? 0, wh: row.wh ?? 0 };
+    },
+    addBoard: (name) => rig.addBoard(name),
+    async provision(board, meterId, choices) {
+      const meterConsole = await board.meterConsole();
+      try {
+        await provisionMeter({
+          meterId,
+          feeder: choices.feeder ?? 'feeder-1',
+          operatorDir,
+          operatorKey,
+          dsoDb: dso.registry,
+          brokerDir: credentials.dir,
+          broker: { host: '127.0.0.1', port },
+          dsoPublicKey: dsoKey.publicKey,
+          intervalSeconds: choices.intervalSeconds,
+          rotationSeconds: choices.rotationSeconds,
+          impulsesPerKWh: choices.impulsesPerKWh,
+        }, meterConsole);
+      } finally {
+        await meterConsole.close();
+      }
+      // Provisioning locked the meter's console: the rig's own calls at it unlock it as the tools do.
+      board.useConsolePassword(new ConsolePasswords(operatorDir).get(meterId));
+    },
+    async stopBroker() {
+      await broker?.close();
+      broker = undefined;
+    },
+    async startBroker() {
+      if (!broker) broker = await startBroker(kind, credentials, dir, persistence, port);
+    },
+    async reloadBroker() {
+      await broker?.reload();
+    },
+    async close() {
+      await rig.close();
+      await dso.close();
+      await broker?.close();
+      broker = undefined;
+    },
+  };
+}
