@@ -56,8 +56,18 @@ async function value(expression: string): Promise<any> {
 }
 /** JsVars in use after a garbage collection. */
 const usage = async () => (await value('process.memory().usage')) as number;
-/** The sampler's peak since it was last reset, then resets it. */
-const sampledPeak = async () => (await value('(function(){var p=vgBench.peak;vgBench.peak=0;return p;})()')) as number;
+/** Memory error flags Espruino raised since they were last read (E.getErrorFlags() clears them). */
+const flagsSeen: string[] = [];
+/**
+ * The sampler's peak since it was last reset, then resets it; notes the error flags raised meanwhile, so a
+ * memory error is pinned to its phase.
+ */
+const sampledPeak = async (phase: string) => {
+  const [peak, flags] = (await value('(function(){var p=vgBench.peak;vgBench.peak=0;return [p,E.getErrorFlags()];})()')) as [number, string[]];
+  note(`error flags during ${phase}`, flags.length ? flags.join(',') : 'none');
+  for (const f of flags) if (!flagsSeen.includes(f)) flagsSeen.push(f);
+  return peak;
+};
 
 async function until(check: () => boolean, what: string, seconds: number): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
@@ -80,6 +90,8 @@ try {
   console.log(`bundle ${bytes} bytes, interval ${INTERVAL} s`);
   const running = await usage();
   note('JsVars in use, booted from .bootcde, provisioned, connected, reporting', running);
+  const early = (await value('E.getErrorFlags()')) as string[];
+  note('error flags before the ballast', early.length ? early.join(',') : 'none');
   const ballastVars = await value(`(function(){var before=process.memory().usage;global.vgBench={peak:0,ballast:[]};` +
     `while(process.memory().usage-before<${BALLAST_TARGET})vgBench.ballast.push(new Uint8Array(1400));` +
     `setInterval(function(){var u=process.memory(false).usage;if(u>vgBench.peak)vgBench.peak=u;},5);` +
@@ -89,19 +101,19 @@ try {
 
   const steadyFrom = readings().n;
   await until(() => readings().n >= steadyFrom + 10, '10 more readings', 120);
-  note('sampled peak, steady intervals (JsVars, ballast excluded)', (await sampledPeak()) - ballastVars);
+  note('sampled peak, steady intervals (JsVars, ballast excluded)', (await sampledPeak('steady intervals')) - ballastVars);
 
   const rotation = await value('JSON.parse(vgRotateKeys()).rotation');
   const rotatedFrom = readings().n;
   await until(() => readings().n >= rotatedFrom + 3, '3 readings after the rotation', 120);
-  note(`sampled peak, key rotation ${rotation} and the readings after it (JsVars, ballast excluded)`, (await sampledPeak()) - ballastVars);
+  note(`sampled peak, key rotation ${rotation} and the readings after it (JsVars, ballast excluded)`, (await sampledPeak('the rotation')) - ballastVars);
 
   await grid.stopBroker();
   const outageStart = Date.now();
   await until(() => /dropped: 96 readings already wait/.test(output), 'the outbox to fill and 96 readings to wait behind it', 3600);
   note('seconds of outage until the outbox was full and 96 readings waited', Math.round((Date.now() - outageStart) / 1000));
   note('JsVars in use, outbox full, 96 readings waiting (ballast excluded)', (await usage()) - ballastVars);
-  note('sampled peak, outage (JsVars, ballast excluded)', (await sampledPeak()) - ballastVars);
+  note('sampled peak, outage (JsVars, ballast excluded)', (await sampledPeak('the outage')) - ballastVars);
 
   await grid.startBroker();
   const backlogStart = Date.now();
@@ -110,10 +122,8 @@ try {
   await until(() => { const r = readings(); return r.n >= r.last - dropped() && r.n > rotatedFrom + 96; }, 'the backlog to reach the DSO', 1200);
   note('seconds to send the backlog', ((Date.now() - backlogStart) / 1000).toFixed(1));
   note('readings dropped behind the full outbox (their energy stays in the totals)', dropped());
-  note('sampled peak, backlog sent (JsVars, ballast excluded)', (await sampledPeak()) - ballastVars);
-
-  const flags = await value('E.getErrorFlags()') as string[];
-  note('Espruino error flags after all phases', flags.length ? flags.join(',') : 'none');
+  note('sampled peak, backlog sent (JsVars, ballast excluded)', (await sampledPeak('the backlog')) - ballastVars);
+  const flags = flagsSeen;
   note('readings verified / rejected', `${readings().n} / ${grid.rejections().length}`);
   const proven = flags.every((f) => !/MEMORY/.test(f)) && grid.rejections().length === 0;
   console.log(proven
