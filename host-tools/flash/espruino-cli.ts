@@ -70,7 +70,7 @@ export interface UploadProgress {
 }
 
 /** The options evaluateWithEspruinoCli shares with an upload. */
-export type EvaluateOptions = Pick<UploadOptions, 'port' | 'boardJson' | 'baud' | 'timeoutMs' | 'consolePassword'> & {
+export type EvaluateOptions = Pick<UploadOptions, 'port' | 'boardJson' | 'baud' | 'timeoutMs' | 'consolePassword' | 'settleSeconds'> & {
   /** One line of JavaScript, run at the board's console without echo (so only what it prints shows). */
   expression: string;
 };
@@ -125,6 +125,8 @@ export function espruinoCliArgs(opts: UploadOptions, fileBytes: number): string[
   return args;
 }
 
+const EVALUATE_SETTLE_SECONDS = 1;
+
 /** Uploads `opts.file` with the real espruino CLI; rejects with EspruinoCliError when it failed. */
 export async function uploadWithEspruinoCli(opts: UploadOptions): Promise<UploadResult> {
   if (!existsSync(opts.file)) throw new Error(`nothing to upload: ${opts.file} does not exist`);
@@ -143,7 +145,9 @@ export async function uploadWithEspruinoCli(opts: UploadOptions): Promise<Upload
  * line the CLI sends: it must print() what it wants to show.
  */
 export async function evaluateWithEspruinoCli(opts: EvaluateOptions): Promise<UploadResult> {
-  const args = espruinoCliArgs({ ...opts, file: '', save: 'ram' }, 0);
+  // The CLI leaves 500 ms after the board last printed; a busy board answers later than that, so wait a
+  // settle time (default 1 s) for the expression's output.
+  const args = espruinoCliArgs({ ...opts, settleSeconds: opts.settleSeconds ?? EVALUATE_SETTLE_SECONDS, file: '', save: 'ram' }, 0);
   return runEspruinoCli([...args, '-e', opts.expression], opts);
 }
 

@@ -53,7 +53,7 @@ test('the real interpreter behind a pseudo-terminal: the console tools and the e
     const pathBefore = process.env.PATH;
     process.env.PATH = `${writeUdevEntry(path.join(dir, 'udev'), bridge.path)}:${pathBefore}`;
     try {
-      const cli = await evaluateWithEspruinoCli({ port: bridge.path, expression: 'print("running "+JSON.parse(vgInfo()).build)' });
+      const cli = await evaluateWithEspruinoCli({ port: bridge.path, expression: 'print("running "+JSON.parse(vgInfo()).build)', settleSeconds: 3 });
       assert.ok(cli.boardOutput.some((line) => line.includes(`running ${buildId}`)), `the espruino CLI ran a line over the serial path:\n${cli.output}`);
     } finally {
       process.env.PATH = pathBefore;
