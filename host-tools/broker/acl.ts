@@ -3,21 +3,23 @@
 // testbed's broker and a deployed mosquitto enforce exactly the same thing.
 //
 // A meter's MQTT username is its meter id. It may publish only under its own topics and to the shared
-// mix topics, and subscribe to the mix and market topics. The DSO (username "dso") may subscribe to
-// every meter's topics and publish nothing. The services' user names are reserved: no meter may have
-// one, or its login would carry that service's rights (and its client id would be the service's).
+// mix topics, and subscribe to the mix and market topics and to the DSO's replies to it. The DSO
+// (username "dso") reads the meters' readings, key certificates, asset requests and status, and writes
+// only its replies. The bridge ("bridge") reads the meters' offers and writes the market broadcast. The
+// services' user names are reserved: no meter may have one, or its login would carry that service's
+// rights (and its client id would be the service's).
 //
 // A client's MQTT client id is its user name on both brokers (aedes refuses any other; mosquitto is
 // configured to replace it, see credentials.ts): a session belongs to exactly one login, so no client
 // can take over, read out or kick off another's session.
 import type { AedesOptions } from 'aedes';
-import { meterIdProblem } from '../../firmware/src/protocol/topics.ts';
+import { ASSET_REQUEST_TOPIC_FILTER, KEY_CERTIFICATE_TOPIC_FILTER, OFFER_TOPIC_FILTER, READING_TOPIC_FILTER, meterIdProblem } from '../../firmware/src/protocol/topics.ts';
 import { LOGIN_PASSWORD_PREFIX } from '../../firmware/src/protocol/broker-login.ts';
 import { verifyPassword, type PasswordEntries } from './credentials.ts';
 import type { LoginCheck } from './meter-logins.ts';
 
 export const DSO_USERNAME = 'dso';
-/** The bridge's broker user (the bridge does not exist yet; its name is reserved now, so no meter takes it). */
+/** The bridge's broker user. */
 export const BRIDGE_USERNAME = 'bridge';
 /** Broker users of services: never a meter id. */
 export const SERVICE_USERNAMES: readonly string[] = [DSO_USERNAME, BRIDGE_USERNAME];
@@ -42,10 +44,25 @@ export interface TopicRule {
 
 /** The rules for one broker user; none for a username that is neither the DSO nor a valid, unreserved meter id. */
 export function rulesFor(username: string): TopicRule[] {
-  if (username === DSO_USERNAME) return [{ access: 'read', filter: 'veilgrid/meters/#' }];
+  if (username === DSO_USERNAME) {
+    return [
+      { access: 'read', filter: READING_TOPIC_FILTER },
+      { access: 'read', filter: KEY_CERTIFICATE_TOPIC_FILTER },
+      { access: 'read', filter: ASSET_REQUEST_TOPIC_FILTER },
+      { access: 'read', filter: 'veilgrid/meters/+/status' },
+      { access: 'write', filter: 'veilgrid/meters/+/replies/#' },
+    ];
+  }
+  if (username === BRIDGE_USERNAME) {
+    return [
+      { access: 'read', filter: OFFER_TOPIC_FILTER },
+      { access: 'write', filter: 'veilgrid/market/#' },
+    ];
+  }
   if (meterUserProblem(username)) return [];
   return [
     { access: 'write', filter: `veilgrid/meters/${username}/#` },
+    { access: 'read', filter: `veilgrid/meters/${username}/replies/#` },
     { access: 'write', filter: 'veilgrid/mix/#' },
     { access: 'read', filter: 'veilgrid/mix/#' },
     { access: 'read', filter: 'veilgrid/market/#' },

@@ -34,12 +34,22 @@ test('a meter publishes only to its own topics and the mix topics', () => {
   assert.not.ok(maySubscribe('meter-a', 'veilgrid/meters/meter-b/readings'), 'a meter does not read other meters');
   assert.ok(maySubscribe('meter-a', 'veilgrid/mix/#'));
   assert.ok(maySubscribe('meter-a', 'veilgrid/market/prices'));
+  assert.ok(maySubscribe('meter-a', 'veilgrid/meters/meter-a/replies/assets'), 'a meter reads the DSO\'s replies to it');
+  assert.not.ok(maySubscribe('meter-a', 'veilgrid/meters/meter-b/replies/assets'), '… and no other meter\'s');
+  assert.not.ok(maySubscribe('meter-a', 'veilgrid/meters/+/replies/assets'));
   assert.not.ok(maySubscribe('meter-a', '#'));
 });
 
-test('the DSO reads every meter and publishes nothing; unknown users get nothing', () => {
-  assert.ok(maySubscribe(DSO_USERNAME, 'veilgrid/meters/+/readings'));
+test('the DSO reads readings, keys, asset requests and status and writes only replies; the bridge reads offers and writes the market; unknown users get nothing', () => {
+  for (const filter of ['veilgrid/meters/+/readings', 'veilgrid/meters/+/keys', 'veilgrid/meters/+/assets', 'veilgrid/meters/+/status']) assert.ok(maySubscribe(DSO_USERNAME, filter), filter);
+  assert.not.ok(maySubscribe(DSO_USERNAME, 'veilgrid/meters/+/offers'), 'offers are the bridge\'s');
+  assert.ok(mayPublish(DSO_USERNAME, 'veilgrid/meters/x/replies/assets'));
   assert.not.ok(mayPublish(DSO_USERNAME, 'veilgrid/meters/x/readings'));
+  assert.not.ok(mayPublish(DSO_USERNAME, 'veilgrid/market/clearing'));
+  assert.ok(maySubscribe(BRIDGE_USERNAME, 'veilgrid/meters/+/offers'));
+  assert.not.ok(maySubscribe(BRIDGE_USERNAME, 'veilgrid/meters/+/readings'));
+  assert.ok(mayPublish(BRIDGE_USERNAME, 'veilgrid/market/clearing'));
+  assert.not.ok(mayPublish(BRIDGE_USERNAME, 'veilgrid/meters/x/offers'));
   assert.equal(rulesFor('bad/name'), [], 'a username that is not a meter id has no rules');
   assert.equal(rulesFor('a+b'), []);
 });
@@ -47,9 +57,8 @@ test('the DSO reads every meter and publishes nothing; unknown users get nothing
 test('service user names are never meter ids: refused as meters, given no meter rules, refused as broker users', () => {
   for (const name of [DSO_USERNAME, BRIDGE_USERNAME, 'DSO', 'Bridge']) {
     assert.match(meterUserProblem(name) ?? '', /is reserved for the (dso|bridge) service/, name);
-    assert.not.ok(rulesFor(name).some((rule) => rule.access === 'write'), `${name} may publish nothing`);
+    assert.not.ok(mayPublish(name, 'veilgrid/meters/dso/readings'), `${name} may not publish as a meter`);
   }
-  assert.equal(rulesFor(BRIDGE_USERNAME), [], 'the bridge has no rules until it exists');
   assert.is(meterUserProblem('meter-0042'), undefined);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-acl-'));
   try {
