@@ -9,7 +9,7 @@ import { BaseError } from 'viem';
 import { openDevelopmentMarket } from '../host-tools/ledger/development-market.ts';
 import { TRANSACTION_GAS_CAP } from '../host-tools/ledger/ledger-client.ts';
 import { grantFor } from '../host-tools/ledger/market.ts';
-import type { Side } from '../host-tools/ledger/offer-bytes.ts';
+import type { Side } from '../firmware/src/protocol/offer.ts';
 import { generateTradingKey } from '../host-tools/ledger/trading-key.ts';
 
 const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10,100,1000,2000' }, batch: { type: 'string', default: '100' }, seed: { type: 'string', default: '1' } } });

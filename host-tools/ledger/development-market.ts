@@ -3,7 +3,8 @@
 import { toHex } from 'viem';
 import { openLedger } from './ledger-client.ts';
 import { deployMarket, MarketClient } from './market.ts';
-import { encodeOffer, offerDigest, type OfferFields } from './offer-bytes.ts';
+import { encodeOffer, type OfferFields } from '../../firmware/src/protocol/offer.ts';
+import { offerDigest } from './offer-digest.ts';
 import type { TradingKey } from './trading-key.ts';
 
 export interface DevelopmentMarketOptions {

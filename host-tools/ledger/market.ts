@@ -6,7 +6,7 @@ import { toHex, type Hex, type TransactionReceipt } from 'viem';
 import type { PrivateKeyAccount } from 'viem/accounts';
 import { compileContracts } from './compile.ts';
 import { openLedger, TRANSACTION_GAS_CAP, type Ledger } from './ledger-client.ts';
-import type { MarketDomain, TradingPublicKey } from './offer-bytes.ts';
+import type { MarketDomain, TradingPublicKey } from '../../firmware/src/protocol/offer.ts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 /** Where a market is deployed: the file `veilgrid ledger` writes and other services read. */
@@ -138,7 +138,7 @@ export class MarketClient {
     readonly ledger: Ledger,
     readonly deployment: MarketDeployment,
   ) {
-    this.domain = { chainId: BigInt(deployment.chainId), market: deployment.market };
+    this.domain = { chainId: deployment.chainId, market: deployment.market };
   }
 
   /** Sends one transaction and waits for it; a refusal throws viem's error carrying the contract's error. */

@@ -2,7 +2,7 @@
 // meter the key lives in the secure element, which signs the same digest (ES256, signature r || s).
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { keccak256 } from 'viem';
-import type { TradingPublicKey } from './offer-bytes.ts';
+import type { TradingPublicKey } from '../../firmware/src/protocol/offer.ts';
 
 export interface TradingKey {
   publicKey: TradingPublicKey;

@@ -9,7 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { developmentKeys, TRANSACTION_GAS_CAP } from '../../host-tools/ledger/ledger-client.ts';
 import { grantFor, openDeployedMarket, readDeployment } from '../../host-tools/ledger/market.ts';
-import { encodeOffer } from '../../host-tools/ledger/offer-bytes.ts';
+import { encodeOffer } from '../../firmware/src/protocol/offer.ts';
 import { generateTradingKey } from '../../host-tools/ledger/trading-key.ts';
 import { FEEDER } from './market-fixture.ts';
 
