@@ -8,15 +8,18 @@ import {
   CERT_KIND_DEVICE,
   CertificateFormatError,
   certificateToBeSigned,
+  decodeAssetRequest,
   decodeDeviceCertificate,
   decodeKeyCertificate,
   decodeOperatorCertificate,
+  encodeAssetRequest,
   encodeDeviceCertificate,
   encodeKeyCertificate,
   encodeOperatorCertificate,
   kidOf,
   openSignedCertificate,
   signedCertificate,
+  type AssetRequest,
   type DeviceCertificate,
   type KeyCertificate,
   type OperatorCertificate,
@@ -46,6 +49,8 @@ const deviceCert: DeviceCertificate = {
   limits: { maxImportW: 11_000, maxExportW: 7_000 },
   issuedAt: 1_790_000_100,
 };
+const tradingKey = keyPair();
+const assetRequest: AssetRequest = { meterId: 'meter-0001', tradingKey: tradingKey.publicKey, slot: 9, interval: 1_988_010, productionWh: 450, consumptionWh: 0 };
 const keyCert: KeyCertificate = { meterId: 'meter-0001', publicKey: readingKey.publicKey, validFromInterval: 1_988_000, validToInterval: 1_988_096, rotation: 3 };
 
 function formatError(fn: () => unknown): string[] {
@@ -76,6 +81,11 @@ test('each kind round-trips, and the payload is a CBOR map with the documented i
   assert.equal([...key.keys()], [0, 1, 2, 3, 4, 5]);
   assert.equal([key.get(0), key.get(1), key.get(3), key.get(4), key.get(5)], [3, 'meter-0001', 1_988_000, 1_988_096, 3]);
   assert.equal(new Uint8Array(key.get(2) as Buffer), readingKey.publicKey);
+  assert.equal(decodeAssetRequest(encodeAssetRequest(assetRequest)), assetRequest);
+  const request = read(encodeAssetRequest(assetRequest));
+  assert.equal([...request.keys()], [0, 1, 2, 3, 4, 5, 6]);
+  assert.equal([request.get(0), request.get(1), request.get(3), request.get(4), request.get(5), request.get(6)], [4, 'meter-0001', 9, 1_988_010, 450, 0]);
+  assert.equal(new Uint8Array(request.get(2) as Buffer), tradingKey.publicKey);
 });
 
 test('encoding names every bad field', () => {
@@ -100,11 +110,13 @@ test('encoding names every bad field', () => {
   assert.equal(formatError(() => encodeKeyCertificate({ ...keyCert, validFromInterval: 5, validToInterval: 4 })), ['validFromInterval 5 must not be after validToInterval 4']);
   assert.match(formatError(() => encodeKeyCertificate({ ...keyCert, rotation: 2 ** 53 }))[0], 'rotation must be an integer from 0 to 2^53-1');
   assert.match(formatError(() => encodeOperatorCertificate({ ...operatorCert, operatorId: 'a'.repeat(65) }))[0], 'operatorId must be 1 to 64 characters long (got 65)');
+  assert.equal(formatError(() => encodeAssetRequest({ ...assetRequest, slot: 1 })), ['slot 1 is not a trading-key slot (4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15)'], 'a reading-key slot cannot hold a trading key');
 });
 
 test('decoding refuses another kind, unknown and missing keys, and non-canonical CBOR', () => {
   assert.equal(formatError(() => decodeDeviceCertificate(encodeKeyCertificate(keyCert))), ['expected a device certificate (key 0 = 2) but this is a key certificate']);
   assert.equal(formatError(() => decodeKeyCertificate(encode(new CborMap([[0, 9]])))), ['expected a key certificate (key 0 = 3) but this is kind 9']);
+  assert.equal(formatError(() => decodeKeyCertificate(encodeAssetRequest(assetRequest))), ['expected a key certificate (key 0 = 3) but this is an asset request']);
   assert.match(formatError(() => decodeKeyCertificate(encode([3])))[0], 'is a CBOR map with integer keys (got an array)');
   assert.match(formatError(() => decodeKeyCertificate(new Uint8Array([0xa1, 0x00])))[0], 'not deterministic CBOR');
   const entries: Array<[number, unknown]> = [[0, 3], [1, 'meter-0001'], [2, readingKey.publicKey], [3, 1], [4, 2], [9, 'x']];

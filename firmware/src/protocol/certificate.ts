@@ -1,7 +1,8 @@
-// The three certificates of the trust chain, operator -> device -> reading key (docs/reading-keys.md), as
-// deterministic CBOR payloads inside COSE_Sign1 ES256 messages (protocol/cose.ts). Written once for the
-// meter (which signs key certificates with its identity key in the secure element) and the host tools
-// (operator init, provisioning, the DSO's verifier).
+// The three certificates of the trust chain, operator -> device -> reading key (docs/reading-keys.md), and
+// the asset request that certifies a trading key in the same way, as deterministic CBOR payloads inside
+// COSE_Sign1 messages (protocol/cose.ts). Written once for the meter (whose identity key attests key
+// certificates and asset requests in the secure element) and the host tools (operator init, provisioning,
+// the DSO's verifier and asset issuance).
 //
 // Every payload is a CBOR map with small integer keys; key 0 is the certificate kind, so a signature
 // over one kind can never be read as another. All keys listed are required and no others are allowed.
@@ -14,6 +15,15 @@
 //   kind 3, KeyCertificate (attested by the meter's identity key: protocol/key-attestation.ts)
 //     0 kind 3 | 1 meterId text | 2 publicKey bstr 65 | 3 validFromInterval uint
 //     4 validToInterval uint | 5 rotation uint
+//   kind 4, AssetRequest (attested by the meter's identity key over the trading key, like kind 3)
+//     0 kind 4 | 1 meterId text | 2 tradingKey bstr 65 | 3 slot uint | 4 interval uint
+//     5 productionWh uint | 6 consumptionWh uint
+//
+// An asset request asks the DSO for energy assets on a fresh trading key for one delivery interval:
+// productionWh to sell, consumptionWh to buy (both 0 when the meter does not trade: every meter asks every
+// interval, so silence leaks nothing). slot is the trading-ring slot holding the key (protocol/slot-map.ts),
+// which the attestation covers. It travels sealed to the DSO (protocol/sealed-reading.ts), never in the
+// clear: it links the meter to its trading key.
 //
 // text ids (operatorId, meterId, feeder): 1..64 chars of A-Z a-z 0-9 . _ - (protocol/topics.ts).
 // bstr 65: a P-256 public key, uncompressed 04 || x || y. uint: an integer 0..2^53-1; times
@@ -33,12 +43,14 @@ import { copyBytes } from './crypto/bytes.ts';
 import { isUncompressedPoint, uncompressedPoint } from './crypto/p256-point.ts';
 import type { Sha256 } from './crypto/sha256.ts';
 import { describeValue, uintProblem } from './field-problems.ts';
+import { TRADING_RING } from './slot-map.ts';
 import { meterIdProblem } from './topics.ts';
 import { VeilgridError } from './veilgrid-error.ts';
 
 export const CERT_KIND_OPERATOR = 1;
 export const CERT_KIND_DEVICE = 2;
 export const CERT_KIND_KEY = 3;
+export const CERT_KIND_ASSET_REQUEST = 4;
 export const KID_BYTES = 8;
 
 export interface OperatorCertificate {
@@ -75,6 +87,18 @@ export interface KeyCertificate {
   rotation: number;
 }
 
+export interface AssetRequest {
+  meterId: string;
+  /** The interval's trading key, 65 bytes uncompressed. */
+  tradingKey: Uint8Array;
+  /** The trading-ring slot that holds it. */
+  slot: number;
+  /** The delivery interval the assets are for. */
+  interval: number;
+  productionWh: number;
+  consumptionWh: number;
+}
+
 export class CertificateFormatError extends VeilgridError {
   /** Every problem found, one sentence each. */
   declare readonly problems: string[];
@@ -97,7 +121,8 @@ export interface OpenedCertificate {
   signature: Uint8Array;
 }
 
-const KIND_NAMES = ['', 'operator', 'device', 'key'];
+/** Each kind's name with its article, as error messages say it. */
+const KIND_NAMES = ['', 'an operator certificate', 'a device certificate', 'a key certificate', 'an asset request'];
 
 // One field of a payload: its CBOR key, its name, and how to check it.
 type FieldType = 'id' | 'key' | 'uint' | 'limits';
@@ -128,6 +153,14 @@ const KEY_FIELDS: FieldSpec[] = [
   { key: 3, name: 'validFromInterval', type: 'uint' },
   { key: 4, name: 'validToInterval', type: 'uint' },
   { key: 5, name: 'rotation', type: 'uint' },
+];
+const ASSET_REQUEST_FIELDS: FieldSpec[] = [
+  { key: 1, name: 'meterId', type: 'id' },
+  { key: 2, name: 'tradingKey', type: 'key' },
+  { key: 3, name: 'slot', type: 'uint' },
+  { key: 4, name: 'interval', type: 'uint' },
+  { key: 5, name: 'productionWh', type: 'uint' },
+  { key: 6, name: 'consumptionWh', type: 'uint' },
 ];
 const LIMIT_KEYS = ['', 'maxImportW', 'maxExportW'];
 
@@ -166,7 +199,7 @@ function fieldProblems(spec: FieldSpec, value: unknown, problems: string[]): voi
 
 /** Everything wrong with fields (by name) for a certificate kind, one sentence per problem. */
 function certificateProblems(kind: number, specs: FieldSpec[], value: unknown): string[] {
-  if (value === null || typeof value !== 'object') return ['a ' + KIND_NAMES[kind] + ' certificate must be an object (got ' + describeValue(value) + ')'];
+  if (value === null || typeof value !== 'object') return [KIND_NAMES[kind] + ' must be an object (got ' + describeValue(value) + ')'];
   const fields = value as { [field: string]: unknown };
   const problems: string[] = [];
   for (let i = 0; i < specs.length; i++) {
@@ -180,6 +213,9 @@ function certificateProblems(kind: number, specs: FieldSpec[], value: unknown): 
   }
   if (kind === CERT_KIND_KEY && (fields.validFromInterval as number) > (fields.validToInterval as number)) {
     problems.push('validFromInterval ' + fields.validFromInterval + ' must not be after validToInterval ' + fields.validToInterval);
+  }
+  if (kind === CERT_KIND_ASSET_REQUEST && TRADING_RING.indexOf(fields.slot as number) < 0) {
+    problems.push('slot ' + fields.slot + ' is not a trading-key slot (' + TRADING_RING.join(', ') + ')');
   }
   return problems;
 }
@@ -220,12 +256,12 @@ function decodeFields(kind: number, specs: FieldSpec[], bytes: Uint8Array): { [f
     if (err instanceof CborError) throw new CertificateFormatError(['not deterministic CBOR: ' + err.message]);
     throw err;
   }
-  const name = KIND_NAMES[kind] + ' certificate';
-  if (!(item instanceof CborMap)) throw new CertificateFormatError(['a ' + name + ' is a CBOR map with integer keys (got ' + describeValue(item) + ')']);
+  const name = KIND_NAMES[kind];
+  if (!(item instanceof CborMap)) throw new CertificateFormatError([name + ' is a CBOR map with integer keys (got ' + describeValue(item) + ')']);
   const found = item.get(0);
   if (found !== kind) {
-    const foundName = typeof found === 'number' && found >= 1 && found <= 3 ? 'a ' + KIND_NAMES[found] + ' certificate' : 'kind ' + describeValue(found);
-    throw new CertificateFormatError(['expected a ' + name + ' (key 0 = ' + kind + ') but this is ' + foundName]);
+    const foundName = typeof found === 'number' && found >= 1 && found < KIND_NAMES.length ? KIND_NAMES[found] : 'kind ' + describeValue(found);
+    throw new CertificateFormatError(['expected ' + name + ' (key 0 = ' + kind + ') but this is ' + foundName]);
   }
   const fields: { [field: string]: unknown } = {};
   const problems: string[] = [];
@@ -235,7 +271,7 @@ function decodeFields(kind: number, specs: FieldSpec[], bytes: Uint8Array): { [f
     let spec: FieldSpec | undefined;
     for (let s = 0; s < specs.length; s++) if (specs[s].key === key) spec = specs[s];
     if (!spec) {
-      problems.push('unknown key ' + describeValue(key) + ' (a ' + name + ' has keys 0..' + specs.length + ')');
+      problems.push('unknown key ' + describeValue(key) + ' (' + name + ' has keys 0..' + specs.length + ')');
       continue;
     }
     fields[spec.name] = spec.type === 'limits' ? limitsFromCbor(item.entries[i][1], problems) : item.entries[i][1];
@@ -259,6 +295,11 @@ export function encodeDeviceCertificate(cert: DeviceCertificate): Uint8Array {
 /** The key certificate's payload bytes; throws CertificateFormatError naming every bad field. */
 export function encodeKeyCertificate(cert: KeyCertificate): Uint8Array {
   return encodeFields(CERT_KIND_KEY, KEY_FIELDS, cert);
+}
+
+/** The asset request's payload bytes; throws CertificateFormatError naming every bad field. */
+export function encodeAssetRequest(request: AssetRequest): Uint8Array {
+  return encodeFields(CERT_KIND_ASSET_REQUEST, ASSET_REQUEST_FIELDS, request);
 }
 
 /** An operator certificate from payload bytes; throws CertificateFormatError (also for another kind). */
@@ -291,6 +332,19 @@ export function decodeKeyCertificate(bytes: Uint8Array): KeyCertificate {
     validFromInterval: f.validFromInterval as number,
     validToInterval: f.validToInterval as number,
     rotation: f.rotation as number,
+  };
+}
+
+/** An asset request from payload bytes; throws CertificateFormatError (also for another kind). */
+export function decodeAssetRequest(bytes: Uint8Array): AssetRequest {
+  const f = decodeFields(CERT_KIND_ASSET_REQUEST, ASSET_REQUEST_FIELDS, bytes);
+  return {
+    meterId: f.meterId as string,
+    tradingKey: f.tradingKey as Uint8Array,
+    slot: f.slot as number,
+    interval: f.interval as number,
+    productionWh: f.productionWh as number,
+    consumptionWh: f.consumptionWh as number,
   };
 }
 
