@@ -29,6 +29,9 @@ export const OFFER_TOPIC_FILTER = 'veilgrid/meters/+/offers';
 /** The bridge's broadcast of each interval's clearing result and the meters' fills: every meter reads it. */
 export const CLEARING_TOPIC = 'veilgrid/market/clearing';
 
+/** The market's deployment, clock and the DSO's prices (protocol/market-info.ts), retained, from the bridge. */
+export const MARKET_INFO_TOPIC = 'veilgrid/market/info';
+
 /** The bridge's receipts: the digests of offers accepted on chain, and refusals with their reason. */
 export const RECEIPT_TOPIC = 'veilgrid/market/receipts';
 
