@@ -1,5 +1,6 @@
-// The differential corpus (corpus.ts) on three engines: Node, the vm emulator's realm and the real
-// Espruino 2v29 interpreter, the last two running the firmware build of corpus-entry.ts. Every case
+// The differential corpora (corpus.ts, and market-corpus.ts for the market and mixnet formats) on three
+// engines: Node, the vm emulator's realm and the real Espruino 2v29 interpreter, the last two running the
+// firmware build of the corpus's entry file. Every case
 // must give the same output line on all three. Where the input itself differs by nature (text built
 // from char codes above 0xFF, which Espruino cuts to 8 bits) Node must refuse, and the realm must give
 // the device's answer. Without the interpreter binary the test says so and still compares Node with the
@@ -16,9 +17,8 @@ import { espruinoInterpreterPath } from '../../boards/espruino-linux/interpreter
 import { runEspruinoScript } from '../../boards/espruino-linux/run-script.ts';
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
 import { nodeCryptoPrimitives } from '../../host-tools/crypto/node-primitives.ts';
-import { CORPUS_END, NATURE_DIFFERS, runCorpus } from './corpus.ts';
-
-const ENTRY = path.resolve('test/differential/corpus-entry.ts');
+import { CORPUS_END, NATURE_DIFFERS, runCorpus, type CorpusEnvironment } from './corpus.ts';
+import { runMarketCorpus } from './market-corpus.ts';
 
 /** What the real interpreter answers for the cases whose input differs by nature (recorded from it). */
 const DEVICE_ANSWERS: Record<string, string> = {
@@ -46,9 +46,9 @@ function comparable(name: string, result: string): string {
   return ENGINE_WORDS.includes(name) ? result.slice(0, result.indexOf(' (')) : result;
 }
 
-function runInNode(): Map<string, string> {
+function runInNode(corpus: (env: CorpusEnvironment) => void): Map<string, string> {
   let output = '';
-  runCorpus({ ...nodeCryptoPrimitives, print: (line) => { output += line + '\n'; } });
+  corpus({ ...nodeCryptoPrimitives, print: (line) => { output += line + '\n'; } });
   return results(output, 'Node');
 }
 
@@ -72,14 +72,15 @@ function assertSame(name: string, actual: string | undefined, expected: string |
   assert.is(comparable(name, actual as string), comparable(name, expected as string), `${what}: case ${name}`);
 }
 
-test('the firmware\'s pure modules give the same bytes in Node, the vm realm and the real interpreter', async () => {
+/** Node, the realm and (when present) the interpreter run the corpus; every case must agree. */
+async function compareEngines(entryFile: string, corpus: (env: CorpusEnvironment) => void, minimumCases: number): Promise<Map<string, string>> {
   const work = mkdtempSync(path.join(tmpdir(), 'veilgrid-differential-'));
   try {
-    const { outFile } = await buildFirmware({ board: 'esp32-meter', entry: ENTRY, outFile: path.join(work, 'corpus.js') });
+    const { outFile } = await buildFirmware({ board: 'esp32-meter', entry: path.resolve('test/differential', entryFile), outFile: path.join(work, 'corpus.js') });
     const bundle = readFileSync(outFile, 'latin1');
-    const node = runInNode();
+    const node = runInNode(corpus);
     const realm = runInRealm(bundle);
-    assert.ok(node.size > 200, `the corpus has its cases (${node.size})`);
+    assert.ok(node.size >= minimumCases, `the corpus has its cases (${node.size})`);
     assert.equal([...realm.keys()], [...node.keys()], 'the realm ran the same cases');
 
     const binary = espruinoInterpreterPath();
@@ -103,12 +104,23 @@ test('the firmware\'s pure modules give the same bytes in Node, the vm realm and
       if (binary) assertSame(name, device.get(name), result, 'the interpreter agrees with Node');
       assertSame(name, realm.get(name), binary ? device.get(name) : result, 'the realm agrees with the interpreter');
     }
-    // The bug this corpus was built after: byte strings (the kid) must stay Uint8Array on the device.
-    assert.match(realm.get('cbor.roundtrip.bytes-are-uint8array') as string, /^Uint8Array /);
-    assert.not.match(realm.get('cose.sign-reading') as string, /^ERR/);
+    return realm;
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+test('the firmware\'s pure modules give the same bytes in Node, the vm realm and the real interpreter', async () => {
+  const realm = await compareEngines('corpus-entry.ts', runCorpus, 200);
+  // The bug this corpus was built after: byte strings (the kid) must stay Uint8Array on the device.
+  assert.match(realm.get('cbor.roundtrip.bytes-are-uint8array') as string, /^Uint8Array /);
+  assert.not.match(realm.get('cose.sign-reading') as string, /^ERR/);
+});
+
+test('the market and mixnet formats give the same bytes in Node, the vm realm and the real interpreter', async () => {
+  const realm = await compareEngines('market-corpus-entry.ts', runMarketCorpus, 24);
+  for (const name of ['offer.decode', 'asset-request.attested', 'onion.peel-path']) assert.not.match(realm.get(name) as string, /^ERR/, name);
+  for (const name of ['onion.tampered', 'onion.wrong-key']) assert.match(realm.get(name) as string, /^ERR OnionPacketError: the onion packet does not verify/, name);
 });
 
 test.run();

@@ -100,14 +100,14 @@ function show(value: unknown): string {
   return typeof value;
 }
 
-function bytesOf(length: number, seed: number): Uint8Array {
+export function bytesOf(length: number, seed: number): Uint8Array {
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i++) out[i] = (i * 73 + seed * 151 + ((i * i) >> 3)) & 0xff;
   return out;
 }
 
 /** A 65-byte "public key" 04||x||y: form is all the pure code checks. */
-function point(seed: number): Uint8Array {
+export function point(seed: number): Uint8Array {
   const p = bytesOf(65, seed);
   p[0] = 4;
   return p;

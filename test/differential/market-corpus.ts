@@ -1,0 +1,94 @@
+// The differential corpus of the market and mixnet formats (protocol/offer.ts, certificate.ts kind 4,
+// asset-reply.ts, market-info.ts, onion-packet.ts): a second corpus beside corpus.ts, because one bundle
+// holding both would not fit beside the interpreter's 16,383 JsVars. Same rules as corpus.ts: one line per
+// case, hex of bytes or "ERR <name>: <message>"; the SE's ECDH and ECDSA replaced by fixed bytes.
+import { decodeAssetReply, encodeAssetReply } from '../../firmware/src/protocol/asset-reply.ts';
+import { attestedCertificate, decodeAssetRequest, encodeAssetRequest, openSignedCertificate } from '../../firmware/src/protocol/certificate.ts';
+import { ALG_ATECC608_ATTESTED } from '../../firmware/src/protocol/cose.ts';
+import { concatBytes } from '../../firmware/src/protocol/crypto/bytes.ts';
+import { bytesToHex } from '../../firmware/src/protocol/hex.ts';
+import { decodeMarketInfo, encodeMarketInfo } from '../../firmware/src/protocol/market-info.ts';
+import { decodeOffer, encodeOffer, encodeOfferMessage, encodeRescission, splitOfferMessage, type Offer } from '../../firmware/src/protocol/offer.ts';
+import { buildOnionPacket, PAYLOAD_OFFER, peelOnionPacket, type OnionHop } from '../../firmware/src/protocol/onion-packet.ts';
+import { CORPUS_END, bytesOf, point, type CorpusEnvironment } from './corpus.ts';
+
+export function runMarketCorpus(env: CorpusEnvironment): void {
+  const sha256 = env.sha256;
+  function run(name: string, fn: () => string | Uint8Array): void {
+    let result: string;
+    try {
+      const out = fn();
+      result = out instanceof Uint8Array ? bytesToHex(out) : out;
+    } catch (err) {
+      const e = err as Error;
+      result = 'ERR ' + (e && e.name !== undefined ? e.name : 'Error') + ': ' + (e && e.message !== undefined ? e.message : String(err));
+    }
+    env.print('C ' + name + ' ' + result);
+  }
+  function showOffer(o: Offer): string {
+    return [o.domain.chainId, o.domain.market, o.side, o.interval, o.wh, o.limitPrice, o.seq, bytesToHex(o.key.x), bytesToHex(o.key.y)].join(' ');
+  }
+
+  // ---- Offers ----
+  const domain = { chainId: 31337, market: '0x' + bytesToHex(bytesOf(20, 1)) };
+  const key = { x: bytesOf(32, 2), y: bytesOf(32, 3) };
+  const offer = encodeOffer(domain, { side: 'ask', interval: 1988010, wh: 600, limitPrice: 150, seq: 7, key: key });
+  run('offer.encode', function () { return offer; });
+  run('offer.encode-big-numbers', function () { return encodeOffer({ chainId: 9007199254740991, market: domain.market.toUpperCase().replace('0X', '0x') }, { side: 'bid', interval: 4294967295, wh: 4294967295, limitPrice: 2147483649, seq: 0, key: key }); });
+  run('offer.decode', function () { return showOffer(decodeOffer(offer)); });
+  run('offer.decode-big-numbers', function () { return showOffer(decodeOffer(encodeOffer({ chainId: 4294967296 * 3 + 5, market: domain.market }, { side: 'bid', interval: 4294967295, wh: 1, limitPrice: 4294967295, seq: 65536, key: key }))); });
+  run('offer.refuse-zero-wh', function () { return encodeOffer(domain, { side: 'ask', interval: 1, wh: 0, limitPrice: 1, seq: 0, key: key }); });
+  run('offer.refuse-fraction', function () { return encodeOffer(domain, { side: 'ask', interval: 1.5, wh: 1, limitPrice: 1, seq: 0, key: key }); });
+  run('offer.refuse-side', function () { const bad = concatBytes([offer]); bad[32] = 3; return showOffer(decodeOffer(bad)); });
+  run('offer.refuse-length', function () { return showOffer(decodeOffer(offer.subarray(1))); });
+  run('offer.rescission', function () { return encodeRescission(domain, sha256(offer), key); });
+  run('offer.message', function () {
+    const message = encodeOfferMessage(offer, bytesOf(64, 4));
+    const split = splitOfferMessage(message);
+    return bytesToHex(sha256(message)) + ' ' + bytesToHex(split.signature);
+  });
+
+  // ---- Asset requests and replies, market info ----
+  const request = { meterId: 'meter-0042', tradingKey: point(5), slot: 9, interval: 1988010, productionWh: 450, consumptionWh: 0 };
+  run('asset-request.encode', function () { return encodeAssetRequest(request); });
+  run('asset-request.roundtrip', function () { const r = decodeAssetRequest(encodeAssetRequest(request)); return [r.meterId, bytesToHex(r.tradingKey), r.slot, r.interval, r.productionWh, r.consumptionWh].join(' '); });
+  run('asset-request.refuse-slot', function () { return encodeAssetRequest({ meterId: 'm', tradingKey: point(5), slot: 1, interval: 1, productionWh: 0, consumptionWh: 0 }); });
+  run('asset-request.attested', function () {
+    const signed = attestedCertificate(sha256, function (nonce) { return concatBytes([nonce, sha256(nonce)]); }, point(6), encodeAssetRequest(request));
+    const opened = openSignedCertificate(signed, ALG_ATECC608_ATTESTED);
+    return bytesToHex(signed) + ' ' + bytesToHex(opened.kid);
+  });
+  run('asset-reply.issued', function () { return encodeAssetReply({ interval: 1988010, issued: true }); });
+  run('asset-reply.refused', function () { const r = decodeAssetReply(encodeAssetReply({ interval: 5, issued: false, reason: 'above-feeder-limit' })); return r.interval + ' ' + r.issued + ' ' + r.reason; });
+  run('asset-reply.refuse-reason', function () { return encodeAssetReply({ interval: 5, issued: false, reason: 'nope' }); });
+  const info = { domain: domain, intervalSeconds: 900, genesisTime: 1796601600, fromInterval: 12, consumptionPrice: 300, productionPrice: 80 };
+  run('market-info.encode', function () { return encodeMarketInfo(info); });
+  run('market-info.roundtrip', function () { const i = decodeMarketInfo(encodeMarketInfo(info)); return [i.domain.chainId, i.domain.market, i.intervalSeconds, i.genesisTime, i.fromInterval, i.consumptionPrice, i.productionPrice].join(' '); });
+
+  // ---- Onion packets: built along three hops and peeled at each ----
+  const hops: OnionHop[] = [];
+  for (let i = 0; i < 3; i++) hops.push({ relayId: bytesOf(8, 10 + i), ephemeralKey: bytesOf(64, 20 + i), shared: bytesOf(32, 30 + i) });
+  const primitives = { sha256: sha256, aes128Ctr: env.aes128Ctr };
+  const onion = buildOnionPacket(primitives, hops, PAYLOAD_OFFER, encodeOfferMessage(offer, bytesOf(64, 4)));
+  run('onion.build', function () { return bytesToHex(sha256(onion)) + ' ' + onion.length; });
+  run('onion.peel-path', function () {
+    let packet = onion;
+    const out: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const peeled = peelOnionPacket(primitives, hops[i].shared, packet);
+      out.push(bytesToHex(peeled.replayTag));
+      if (peeled.packet) {
+        out.push(bytesToHex(peeled.nextRelayId as Uint8Array) + ':' + bytesToHex(sha256(peeled.packet)));
+        packet = peeled.packet;
+      } else {
+        out.push(peeled.payloadType + ':' + bytesToHex(sha256(peeled.payload as Uint8Array)));
+      }
+    }
+    return out.join(' ');
+  });
+  run('onion.tampered', function () { const bad = concatBytes([onion]); bad[700] ^= 1; return String(peelOnionPacket(primitives, hops[0].shared, bad).replayTag); });
+  run('onion.wrong-key', function () { return String(peelOnionPacket(primitives, hops[1].shared, onion).replayTag); });
+  run('onion.short', function () { return String(peelOnionPacket(primitives, hops[0].shared, onion.subarray(0, 1000)).replayTag); });
+
+  env.print(CORPUS_END);
+}
