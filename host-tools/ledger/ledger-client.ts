@@ -22,8 +22,11 @@ import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export type LedgerTarget =
-  /** An EVM inside this process; `accounts` development accounts are funded in its genesis. */
-  | { kind: 'in-process'; accounts?: number }
+  /**
+   * An EVM inside this process; `accounts` development accounts are funded in its genesis. `genesisTime`
+   * (Unix seconds, default now) dates its genesis block: a grid on a virtual clock starts its chain there.
+   */
+  | { kind: 'in-process'; accounts?: number; genesisTime?: number }
   /** A JSON-RPC node; privateKeys are the accounts this process signs with (funded on that chain). */
   | { kind: 'rpc'; url: string; privateKeys: Hex[] };
 
@@ -77,7 +80,7 @@ function asJsonRpcNode(provider: EIP1193Provider): EIP1193Provider {
   return { ...provider, on: provider.on.bind(provider), removeListener: provider.removeListener.bind(provider), request };
 }
 
-async function inProcessProvider(keys: Hex[]): Promise<EIP1193Provider> {
+async function inProcessProvider(keys: Hex[], genesisTime?: number): Promise<EIP1193Provider> {
   // Hardhat 2's provider factory is CommonJS and not in its public types; it is the documented core of
   // `hardhat node` and of Hardhat's in-process network.
   const { createHardhatNetworkProvider } = createRequire(import.meta.url)('hardhat/internal/hardhat-network/provider/provider') as HardhatNetworkModule;
@@ -99,6 +102,7 @@ async function inProcessProvider(keys: Hex[]): Promise<EIP1193Provider> {
       allowBlocksWithSameTimestamp: false,
       enableTransientStorage: true,
       enableRip7212: false,
+      ...(genesisTime === undefined ? {} : { initialDate: new Date(genesisTime * 1000) }),
     },
     { enabled: false, printLineFn: () => {}, replaceLastLineFn: () => {} },
   );
@@ -132,7 +136,7 @@ export async function openLedger(target: LedgerTarget): Promise<Ledger> {
   if (target.kind === 'in-process') {
     const keys = developmentKeys(target.accounts ?? 4);
     // No retries: a revert is an answer, and an in-process EVM has no transient failures to wait out.
-    return ledgerOn(custom(await inProcessProvider(keys), { retryCount: 0 }), chainFor(IN_PROCESS_CHAIN_ID), keys, POLLING_MS.inProcess);
+    return ledgerOn(custom(await inProcessProvider(keys, target.genesisTime), { retryCount: 0 }), chainFor(IN_PROCESS_CHAIN_ID), keys, POLLING_MS.inProcess);
   }
   const transport = http(target.url, { retryCount: 0, timeout: 30_000 });
   let chainId: number;
