@@ -243,10 +243,10 @@ function verifyOpened(opened: OpenedCertificate, publicKey: Uint8Array): boolean
 }
 
 /**
- * Does a key certificate carry the identity key's attestation that the meter's chip holds its key in
- * the reading-key slot of its rotation (firmware/src/protocol/key-attestation.ts)?
+ * Does a signed certificate (a key certificate, an asset request) carry the identity key's attestation that
+ * the meter's chip holds publicKey in keySlot (firmware/src/protocol/key-attestation.ts)?
  */
-function verifyAttested(opened: OpenedCertificate, identityKey: Uint8Array, keySlot: number, publicKey: Uint8Array): boolean {
+export function verifyAttested(opened: OpenedCertificate, identityKey: Uint8Array, keySlot: number, publicKey: Uint8Array): boolean {
   return nodeVerifyEs256(identityKey, attestationMessage(nodeSha256, nodeSha256(opened.toBeSigned), keySlot, publicKey), opened.signature);
 }
 

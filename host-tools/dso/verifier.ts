@@ -66,7 +66,7 @@ function hex(b: Uint8Array): string {
  * x of ECDH(dsoPrivateKey, publicKey): the 32 bytes the meter's SE computes on its side. node:crypto
  * (OpenSSL) rather than noble here: it is about ten times faster, and this runs for every reading.
  */
-function ecdhSharedX(dsoPrivateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+export function ecdhSharedX(dsoPrivateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   const ecdh = createECDH('prime256v1');
   ecdh.setPrivateKey(dsoPrivateKey);
   return new Uint8Array(ecdh.computeSecret(publicKey));

@@ -20,6 +20,7 @@ export const ASSET_REFUSALS = [
   'above-feeder-limit', // the feeder's approved requests for the interval would exceed its limit
   'too-late', // the interval's issuance has been sent, or its gate has closed
   'already-requested', // another request for this interval came first
+  'too-early', // the interval's requests are not taken yet: ask again when its predecessor runs
 ];
 
 export interface AssetReply {
