@@ -21,7 +21,7 @@
 // The console entry points vgInfo, vgProvisionSE, vgRotateKeys (provisioning/console-api.ts) exist
 // from boot on, also while the configuration is missing: provisioning needs them first.
 
-import { CONFIG_DEFAULTS, CONFIG_FILE, consolePasswordIn, parseMeterConfig, type MeterConfig } from './protocol/meter-config.ts';
+import { CONFIG_DEFAULTS, CONFIG_FILE, TRADING_DEFAULTS, consolePasswordIn, parseMeterConfig, type MeterConfig } from './protocol/meter-config.ts';
 import { EnergyJournal } from './metering/energy-journal.ts';
 import { FlashRing } from './persist/flash-ring.ts';
 import { NamedRecords } from './persist/named-records.ts';
@@ -53,6 +53,9 @@ import { consoleInfo, consoleProvisionSE, consoleRotateKeys, seReadyToSign, type
 import { SecureElement } from './se/secure-element.ts';
 import { notedReadings } from './readings/sealed-reading-note.ts';
 import { ReadingPublisher } from './readings/reading-publisher.ts';
+import { TradingKeys } from './keys/trading-keys.ts';
+import { Forecast } from './market/forecast.ts';
+import { Trader } from './market/trader.ts';
 
 const KEEP_ALIVE_SECONDS = 60;
 const WIFI_RETRY_SECONDS = 30;
@@ -139,6 +142,26 @@ function startReadingKeys(config: MeterConfig, client: MqttClient, records: Name
   return keys;
 }
 
+/** The trader (market/trader.ts), subscribed before the client starts; null when vg.config turns trading off. */
+function startTrader(config: MeterConfig, client: MqttClient, records: NamedRecords, dsoPublicKey: Uint8Array): Trader | null {
+  const t = config.trading || TRADING_DEFAULTS;
+  if (!t.enabled) return null;
+  const trader = new Trader({
+    meterId: config.meterId,
+    se: secureElement(),
+    keys: new TradingKeys({ se: secureElement(), storage: records, log: log }),
+    forecast: new Forecast({ percent: t.forecastPercent, biasWh: t.biasWh }),
+    priceMarginPercent: t.priceMarginPercent,
+    dsoPublicKey: dsoPublicKey,
+    primitives: { sha256: nativeSha256, aes128Ctr: nativeAes128Ctr },
+    clock: deviceClock(),
+    mqtt: client,
+    log: log,
+  });
+  trader.start();
+  return trader;
+}
+
 interface Rings {
   journal: FlashRing;
   records: FlashRing;
@@ -206,7 +229,9 @@ function run(config: MeterConfig): void {
     },
     outbox,
   );
-  const keys = startReadingKeys(config, client, new NamedRecords(rings.records));
+  // One NamedRecords for the ring: it writes every name's value in each snapshot (reading and trading keys).
+  const records = new NamedRecords(rings.records);
+  const keys = startReadingKeys(config, client, records);
   running.keys = keys;
   running.intervalSeconds = config.intervalSeconds;
   const dsoPublicKey = config.dsoPublicKey ? (hexToBytes(config.dsoPublicKey) as Uint8Array) : null;
@@ -218,6 +243,7 @@ function run(config: MeterConfig): void {
     outbox: client,
     topic: readingTopic(config.meterId),
   }) : null;
+  const trader = keys && dsoPublicKey ? startTrader(config, client, records, dsoPublicKey) : null;
   const meter = new Meter({
     meterId: config.meterId,
     intervalSeconds: config.intervalSeconds,
@@ -226,6 +252,7 @@ function run(config: MeterConfig): void {
     clock: clock,
     journal: new EnergyJournal(rings.journal),
     publish: function (reading) {
+      if (trader) trader.observe(reading, config.intervalSeconds);
       if (publisher) publisher.publish(reading);
       else log('veilgrid: reading ' + reading.seq + ' (interval ' + reading.interval + ') not sent: the meter is not provisioned');
     },

@@ -35,11 +35,29 @@ export interface MeterConfig {
   /** Reading-key rotation period (keys/reading-keys.ts); absent: CONFIG_DEFAULTS.rotationSeconds (a day). */
   keys?: { rotationSeconds: number };
   /**
+   * Trading (docs/trading.md): absent, every knob takes its TRADING_DEFAULTS value. A meter trades once
+   * it is provisioned and the market info arrives; enabled false keeps it out of the market altogether.
+   */
+  trading?: TradingConfig;
+  /**
    * The console password (platform/console-lock.ts): at every boot the meter locks its console with it.
    * Absent (an unprovisioned meter): the console stays open, so provisioning can reach it.
    */
   consolePassword?: string;
 }
+
+export interface TradingConfig {
+  enabled: boolean;
+  /** Share of the forecast surplus or deficit to trade, percent (market/forecast.ts). */
+  forecastPercent: number;
+  /** Wh added to every forecast: positive leans to selling, negative to buying. */
+  biasWh: number;
+  /** Share of the DSO's price spread kept as margin in the limit price, percent (market/offer-plan.ts). */
+  priceMarginPercent: number;
+}
+
+/** The trading knobs when vg.config leaves them out. */
+export const TRADING_DEFAULTS: TradingConfig = { enabled: true, forecastPercent: 80, biasWh: 0, priceMarginPercent: 10 };
 
 /** Values used when an optional field is absent. */
 export const CONFIG_DEFAULTS = {
@@ -186,7 +204,7 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
     throw new ConfigError(['must hold a JSON object' + got(raw)]);
   }
   const r = new FieldReader();
-  r.onlyKnown(raw, ['meterId', 'broker', 'mqtt', 'intervalSeconds', 's0', 'journal', 'wifi', 'dsoPublicKey', 'keys', 'consolePassword'], '');
+  r.onlyKnown(raw, ['meterId', 'broker', 'mqtt', 'intervalSeconds', 's0', 'journal', 'wifi', 'dsoPublicKey', 'keys', 'trading', 'consolePassword'], '');
 
   const meterId = raw.meterId;
   if (typeof meterId !== 'string') r.problems.push('meterId must be a string of 1-64 chars from A-Z a-z 0-9 . _ -' + got(meterId));
@@ -235,6 +253,21 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
     keys = { rotationSeconds: r.integer(keysRaw, 'rotationSeconds', 'keys.rotationSeconds', 60, 31536000, CONFIG_DEFAULTS.rotationSeconds) };
   }
 
+  const tradingRaw = r.object(raw, 'trading', 'trading', true);
+  let trading: TradingConfig | undefined;
+  if (tradingRaw) {
+    r.onlyKnown(tradingRaw, ['enabled', 'forecastPercent', 'biasWh', 'priceMarginPercent'], 'trading.');
+    const enabled = tradingRaw.enabled;
+    if (enabled !== undefined && typeof enabled !== 'boolean') r.problems.push('trading.enabled must be true or false' + got(enabled));
+    const d = TRADING_DEFAULTS;
+    trading = {
+      enabled: enabled === undefined ? d.enabled : enabled === true,
+      forecastPercent: r.integer(tradingRaw, 'forecastPercent', 'trading.forecastPercent', 0, 1000, d.forecastPercent),
+      biasWh: r.integer(tradingRaw, 'biasWh', 'trading.biasWh', -1000000, 1000000, d.biasWh),
+      priceMarginPercent: r.integer(tradingRaw, 'priceMarginPercent', 'trading.priceMarginPercent', 0, 50, d.priceMarginPercent),
+    };
+  }
+
   const consolePassword = raw.consolePassword;
   if (consolePassword !== undefined && consolePasswordProblem(consolePassword)) r.problems.push(consolePasswordProblem(consolePassword) as string);
 
@@ -249,6 +282,7 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
   };
   if (wifi) config.wifi = wifi;
   if (keys) config.keys = keys;
+  if (trading) config.trading = trading;
   if (dsoPublicKey !== undefined) config.dsoPublicKey = (dsoPublicKey as string).toLowerCase();
   if (consolePassword !== undefined) config.consolePassword = consolePassword as string;
   return config;
