@@ -10,7 +10,7 @@ import { pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { writePrivateFile } from '../operator/operator-key.ts';
-import { DSO_USERNAME, meterUserProblem, mosquittoAcl } from './acl.ts';
+import { BRIDGE_USERNAME, DSO_USERNAME, meterUserProblem, mosquittoAcl } from './acl.ts';
 import { METER_LOGINS_FILE, MeterLogins, type LoginCheck } from './meter-logins.ts';
 
 export const PBKDF2_ITERATIONS = 101;
@@ -21,6 +21,8 @@ export const PASSWORD_FILE = 'mosquitto.passwd';
 export const ACL_FILE = 'mosquitto.acl';
 /** The DSO's own MQTT password, generated with the broker folder (mode 0600). */
 export const DSO_PASSWORD_FILE = 'dso-mqtt.password';
+/** The ledger bridge's MQTT password (mode 0600), made by ensureBridgeUser. */
+export const BRIDGE_PASSWORD_FILE = 'bridge-mqtt.password';
 
 /** username → `$7$…` hash. */
 export type PasswordEntries = Map<string, string>;
@@ -141,7 +143,12 @@ export class BrokerCredentials {
 
   /** The DSO's MQTT password, creating it (and its broker user) on first use. */
   dsoPassword(): string {
-    const file = path.join(this.dir, DSO_PASSWORD_FILE);
+    return this.servicePassword(DSO_PASSWORD_FILE);
+  }
+
+  /** A service's MQTT password in its file (0600) in this folder, generated on first use. */
+  private servicePassword(name: string): string {
+    const file = path.join(this.dir, name);
     if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
     const password = generateMqttPassword();
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
@@ -167,6 +174,21 @@ export class BrokerCredentials {
   ensureDsoUser(): string {
     this.write(this.withDsoUser());
     return this.dsoPassword();
+  }
+
+  /** The ledger bridge's MQTT password, creating the file on first use (ensureBridgeUser adds the user). */
+  bridgePassword(): string {
+    return this.servicePassword(BRIDGE_PASSWORD_FILE);
+  }
+
+  /** Makes sure the bridge's broker user (BRIDGE_USERNAME) exists with the password in its file; returns it. */
+  ensureBridgeUser(): string {
+    const entries = this.withDsoUser();
+    const password = this.bridgePassword();
+    const stored = entries.get(BRIDGE_USERNAME);
+    if (stored === undefined || !verifyPassword(password, stored)) entries.set(BRIDGE_USERNAME, hashPassword(password));
+    this.write(entries);
+    return password;
   }
 
   private withDsoUser(): PasswordEntries {

@@ -12,12 +12,13 @@
 // before a key's first use) and hands them to the verifier, before subscribing to readings. Without a
 // verifier, payloads are plain reading CBOR (the storage path's own tests and benchmark use that).
 import { randomBytes } from 'node:crypto';
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { decodeReading, ReadingFormatError } from '../../firmware/src/protocol/reading.ts';
 import { KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER, meterIdFromKeyCertificateTopic, meterIdFromReadingTopic } from '../../firmware/src/protocol/topics.ts';
 import type { Reading } from '../../firmware/src/protocol/reading.ts';
 import { MAX_MESSAGE_PAYLOAD_BYTES, MessageBudgets, type MessageBudget } from './message-limits.ts';
 import { MetricsRegistry } from './metrics.ts';
+import { acknowledgeAfterHandling } from '../service/mqtt-intake.ts';
 import type { ReadingStore } from './reading-store.ts';
 import type { ReadingVerifier } from './verifier.ts';
 
@@ -41,6 +42,19 @@ export interface CollectorOptions {
   metrics?: MetricsRegistry;
   /** Each meter's message budget; default METER_MESSAGE_BUDGET. */
   budget?: MessageBudget;
+  /**
+   * More meter topics to take on the same session (QoS 1, acknowledged after handle returns; e.g. asset
+   * requests, dso/asset-issuance.ts). Each message passes the size cap and its meter's budget first (the
+   * meter id from meterIdFromTopic); handle throws only when its store fails, and says whether the message
+   * was refused (charged to the meter's budget).
+   */
+  intakes?: CollectorIntake[];
+}
+
+export interface CollectorIntake {
+  filter: string;
+  meterIdFromTopic(topic: string): string | undefined;
+  handle(meterId: string, payload: Uint8Array): { refused: boolean };
 }
 
 export interface CollectorStats {
@@ -67,6 +81,8 @@ export interface Collector {
   readonly connected: boolean;
   /** Resolves once predicate(stats) holds, checking now and after every handled message. */
   waitFor(predicate: (stats: CollectorStats) => boolean): Promise<CollectorStats>;
+  /** Publishes with QoS 1 on the collector's session; resolves on the broker's PUBACK. */
+  publish(topic: string, payload: Uint8Array): Promise<void>;
   /** Unsubscribes nothing (the session may be persistent) and disconnects cleanly. */
   close(): Promise<void>;
 }
@@ -139,6 +155,13 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
    * fails (then the message is not acknowledged).
    */
   const handle = (topic: string, payload: Buffer) => {
+    for (const intake of options.intakes ?? []) {
+      const intakeMeterId = intake.meterIdFromTopic(topic);
+      if (intakeMeterId === undefined) continue;
+      if (dropUnread(topic, intakeMeterId, payload)) return;
+      if (intake.handle(intakeMeterId, new Uint8Array(payload.buffer, payload.byteOffset, payload.length)).refused) budgets.charge(intakeMeterId);
+      return;
+    }
     const meterId = meterIdFromReadingTopic(topic) ?? meterIdFromKeyCertificateTopic(topic) ?? topic;
     if (dropUnread(topic, meterId, payload)) return;
     const refusedBefore = stats.rejected + refusedKeyCertificates;
@@ -203,22 +226,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     reconnectPeriod: 1000,
   };
   const client: MqttClient = mqtt.connect(options.brokerUrl, clientOptions);
-  // Store first, acknowledge after: MQTT.js sends PUBACK only when this callback is called without error.
-  client.handleMessage = (packet: IPublishPacket, callback: (error?: Error) => void) => {
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload, 'latin1') : (packet.payload as Buffer);
-    try {
-      handle(packet.topic, payload);
-    } catch (err) {
-      emit('error', 'store_failed', { topic: packet.topic, reason: (err as Error).message, note: 'not acknowledged: the broker will deliver it again' });
-      callback(err as Error);
-      return;
-    }
-    settleWaiters();
-    callback();
-  };
-  client.on('offline', () => emit('warn', 'broker_offline', { brokerUrl: options.brokerUrl, note: 'reconnecting every second' }));
-  client.on('reconnect', () => emit('info', 'broker_reconnecting', { brokerUrl: options.brokerUrl }));
-  client.on('error', (err) => emit('error', 'mqtt_error', { brokerUrl: options.brokerUrl, reason: err.message }));
+  acknowledgeAfterHandling(client, options.brokerUrl, emit, handle, settleWaiters);
 
   try {
     await new Promise<void>((resolve, rejectStart) => {
@@ -226,7 +234,7 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       client.once('error', onError);
       client.once('connect', () => {
         // Key certificates first: the retained ones arrive before any reading that needs them.
-        const filters = options.verifier ? [KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER] : [READING_TOPIC_FILTER];
+        const filters = [...(options.verifier ? [KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER] : [READING_TOPIC_FILTER]), ...(options.intakes ?? []).map((i) => i.filter)];
         client.subscribe(filters, { qos: 1 }, (err, granted) => {
           client.removeListener('error', onError);
           if (err) return rejectStart(new Error(`collector cannot subscribe to ${READING_TOPIC_FILTER}: ${err.message}`));
@@ -252,6 +260,9 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     waitFor(predicate) {
       if (predicate(stats)) return Promise.resolve(snapshot());
       return new Promise((resolve) => waiters.push({ predicate, resolve }));
+    },
+    async publish(topic, payload) {
+      await client.publishAsync(topic, Buffer.from(payload), { qos: 1 });
     },
     async close() {
       await client.endAsync();

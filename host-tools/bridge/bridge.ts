@@ -1,0 +1,654 @@
+// The ledger bridge (`veilgrid bridge`, issue 10 item 5; docs/bridge.md): meters' offers from the broker to the
+// market contract, the chain's answers back to every meter.
+//
+//   broker ──offers──▶ check (offer-check.ts) ──▶ SQLite queue ──▶ submitOffers batches ──▶ chain
+//   broker ◀─receipts── OfferAccepted / OfferRejected of each batch's receipt ◀──────────────┘
+//   broker ◀─clearing── after each gate closure: clear, settle until settled, Settled events
+//
+// Three loops that never throw out: the MQTT client's message handler (check, store, then acknowledge), the
+// chain loop (clock, revoked keys, in-flight batches, new batches, clearing, market info; a failing ledger makes
+// it back off and try again) and the publish loop (receipts and clearing results owed in the store, marked
+// published on PUBACK). Crash safety is the store's (bridge-store.ts) and the order of its writes.
+import { randomBytes } from 'node:crypto';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { decodeEventLog, toHex, type Abi, type Hex, type TransactionReceipt } from 'viem';
+import type { PrivateKeyAccount } from 'viem/accounts';
+import { compileContracts } from '../ledger/compile.ts';
+import { TRANSACTION_GAS_CAP } from '../ledger/ledger-client.ts';
+import type { ClearingResult, MarketClient } from '../ledger/market.ts';
+import { MetricsRegistry } from '../service/metrics.ts';
+import { startServiceHttpServer, type ServiceHttpServer } from '../service/http-server.ts';
+import { acknowledgeAfterHandling } from '../service/mqtt-intake.ts';
+import { amountFromBigint } from './amount.ts';
+import { BridgeStore, type Outcome, type PendingBatch } from './bridge-store.ts';
+import { checkOfferMessage, sha256 } from './offer-check.ts';
+import { TxSender, bumpedFees } from './tx-sender.ts';
+import {
+  encodeClearing,
+  encodeReceipts,
+  reasonName,
+  REASON_BRIDGE_DUPLICATE,
+  REASON_BRIDGE_GATE_CLOSED,
+  REASON_REPLAYED,
+  type Receipt,
+} from '../../firmware/src/protocol/market-broadcast.ts';
+import { encodeMarketInfo } from '../../firmware/src/protocol/market-info.ts';
+import { OFFER_LENGTH, OFFER_MESSAGE_LENGTH } from '../../firmware/src/protocol/offer.ts';
+import { CLEARING_TOPIC, MARKET_INFO_TOPIC, OFFER_TOPIC_FILTER, RECEIPT_TOPIC, meterIdFromOfferTopic } from '../../firmware/src/protocol/topics.ts';
+import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
+
+/** The contract takes any number of offers per transaction; about 95.6 k gas each, so 100 stays well under the cap. */
+export const MAX_BATCH = 100;
+/** Gas bound of a submitOffers transaction: a bound, not an estimate (only the gas used is paid). */
+const BATCH_GAS_BASE = 200_000n;
+const BATCH_GAS_PER_OFFER = 125_000n;
+const SETTLE_GAS_BASE = 200_000n;
+const SETTLE_GAS_PER_OFFER = 70_000n;
+const PAYLOAD_LOG_BYTES = 32;
+
+export class BridgeError extends VeilgridError {
+  constructor(message: string, cause?: unknown) {
+    super('BridgeError', 'bridge', message, cause);
+  }
+}
+
+export interface BridgeOptions {
+  market: MarketClient;
+  /** The account that pays for every transaction (any funded account; trading keys never hold ether). */
+  relayer: PrivateKeyAccount;
+  /** The SQLite queue, created if absent; one per market. */
+  db: string;
+  /** e.g. mqtt://127.0.0.1:1883 */
+  brokerUrl: string;
+  username?: string;
+  password?: string;
+  /** A stable id gives a persistent session (the broker keeps offers while the bridge is away). Default: the user name. */
+  clientId?: string;
+  /** Where /metrics and /healthz listen (default 127.0.0.1, a free port); false: no HTTP endpoint. */
+  http?: { host?: string; port?: number } | false;
+  /** One JSON object per line. Default: stderr. */
+  log?: (line: string) => void;
+  /** Offers per submitOffers transaction, 1..MAX_BATCH (default MAX_BATCH). */
+  batchSize?: number;
+  /** Batches sent and not yet mined at once (default 4). */
+  maxPendingBatches?: number;
+  /** How often the chain loop runs, ms (default 250). */
+  tickMs?: number;
+  /** A transaction still pending after this long is replaced with 25 % higher fees (default 30 s). */
+  replaceAfterMs?: number;
+  /** Offers settled per settle transaction (default 200). */
+  settleChunk?: number;
+  /** Clear and settle intervals after their gate closure (default true). */
+  clearing?: boolean;
+  /** The first interval to clear when the queue is new (default: the chain's current interval). */
+  firstInterval?: number;
+}
+
+export interface BridgeStats {
+  /** Offer messages taken from the broker. */
+  received: number;
+  /** New offers queued for the chain. */
+  queued: number;
+  /** Offers the bridge refused itself, by reason name (malformed, bad-signature, duplicate, ...). */
+  dropped: Record<string, number>;
+  /** Offers on chain (including those another relayer had put there: alreadyOnChain). */
+  accepted: number;
+  /** Offers the contract refused, by the contract's reason name. */
+  rejectedOnChain: Record<string, number>;
+  /** Offers whose submission the chain answered Replayed while OfferAccepted shows them on chain: not refusals. */
+  alreadyOnChain: number;
+  batches: number;
+  replacements: number;
+  receiptsPublished: number;
+  intervalsPublished: number;
+  lastClearedInterval?: number;
+}
+
+export interface Bridge {
+  readonly stats: Readonly<BridgeStats>;
+  readonly store: BridgeStore;
+  readonly metrics: MetricsRegistry;
+  readonly http?: ServiceHttpServer;
+  readonly mqttConnected: boolean;
+  readonly ledgerUp: boolean;
+  /** Resolves once predicate(stats) holds (checked after every message and every loop turn). */
+  waitFor(predicate: (stats: BridgeStats) => boolean, timeoutMs?: number): Promise<BridgeStats>;
+  /** Stops the loops after their current step, disconnects cleanly and closes the store. */
+  close(): Promise<void>;
+}
+
+function isConnectionError(err: unknown): boolean {
+  const text = `${(err as Error).name} ${(err as Error).message}`;
+  return /HttpRequestError|fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|timed out|TimeoutError|other side closed|UND_ERR/i.test(text);
+}
+
+function firstLine(err: unknown): string {
+  const e = err as { shortMessage?: string; message?: string };
+  return (e.shortMessage ?? e.message ?? String(err)).split('\n')[0];
+}
+
+const hexOf = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+
+export async function startBridge(options: BridgeOptions): Promise<Bridge> {
+  const { market } = options;
+  const deployment = market.deployment;
+  const ledger = market.ledger;
+  const abi = compileContracts().Market.abi as Abi;
+  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const emit = (level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}) =>
+    log(JSON.stringify({ time: new Date().toISOString(), level, component: 'bridge', event, ...fields }));
+  const batchSize = Math.max(1, Math.min(MAX_BATCH, options.batchSize ?? MAX_BATCH));
+  const maxPending = Math.max(1, options.maxPendingBatches ?? 4);
+  const tickMs = options.tickMs ?? 250;
+  const replaceAfterMs = options.replaceAfterMs ?? 30_000;
+  const settleChunk = options.settleChunk ?? 200;
+  const fromBlock = BigInt(deployment.deployedAtBlock);
+
+  const store = new BridgeStore(options.db, market.domain);
+  const sender = new TxSender(ledger, options.relayer, deployment.market, abi, () => store.highestNonce());
+
+  // ---- metrics ----
+  const metrics = new MetricsRegistry();
+  const stats: BridgeStats = { received: 0, queued: 0, dropped: {}, accepted: 0, rejectedOnChain: {}, alreadyOnChain: 0, batches: 0, replacements: 0, receiptsPublished: 0, intervalsPublished: 0 };
+  const received = metrics.counter('veilgrid_bridge_offers_received_total', 'Offer messages taken from the broker.');
+  const droppedCounter = metrics.counter('veilgrid_bridge_offers_dropped_total', 'Offers the bridge refused before the chain saw them, by reason (docs/bridge.md: malformed, bad-signature, duplicate, wrong-market, gate-closed, revoked-key).', ['reason']);
+  for (const reason of ['malformed', 'bad-signature', 'duplicate', 'wrong-market', 'gate-closed', 'revoked-key']) droppedCounter.inc({ reason }, 0);
+  const acceptedCounter = metrics.counter('veilgrid_bridge_offers_accepted_total', 'Offers on chain after a batch of this bridge (OfferAccepted), including offers another relayer had already put there.');
+  const rejectedCounter = metrics.counter('veilgrid_bridge_offers_rejected_on_chain_total', 'Offers the contract refused (OfferRejected), by the contract\'s reason.', ['reason']);
+  const txCounter = metrics.counter('veilgrid_bridge_transactions_total', 'Transactions sent, by kind (submitOffers, clear, settle, replacement).', ['kind']);
+  const publishedCounter = metrics.counter('veilgrid_bridge_broadcasts_published_total', 'Messages published to the meters, by topic kind (receipt, clearing, info).', ['kind']);
+  const ledgerErrors = metrics.counter('veilgrid_bridge_ledger_errors_total', 'Turns of the chain loop that failed (ledger unreachable or an unexpected answer).');
+  let ledgerUp = true;
+  let client: MqttClient | undefined;
+  metrics.gauge('veilgrid_bridge_queue_offers', 'Offers in the queue by state: queued (not sent), in-flight (in a transaction not yet mined).', ['state'], (g) => {
+    g.set(store.count('queued'), { state: 'queued' });
+    g.set(store.count('in-flight'), { state: 'in-flight' });
+  });
+  metrics.gauge('veilgrid_bridge_ledger_up', 'Whether the last turn of the chain loop reached the ledger (1) or not (0).', [], (g) => g.set(ledgerUp ? 1 : 0));
+  metrics.gauge('veilgrid_bridge_broker_connected', 'Whether the bridge is connected to the broker.', [], (g) => g.set(client?.connected ? 1 : 0));
+  metrics.gauge('veilgrid_bridge_last_cleared_interval', 'The last interval whose clearing result the bridge recorded (-1: none yet).', [], (g) => g.set(stats.lastClearedInterval ?? -1));
+
+  const drop = (reason: string) => {
+    stats.dropped[reason] = (stats.dropped[reason] ?? 0) + 1;
+    droppedCounter.inc({ reason });
+  };
+
+  // ---- waiters ----
+  const waiters: Array<{ predicate: (s: BridgeStats) => boolean; resolve: (s: BridgeStats) => void }> = [];
+  const settleWaiters = () => {
+    for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i].predicate(stats)) waiters.splice(i, 1)[0].resolve(structuredClone(stats));
+  };
+
+  // ---- the chain's clock, revoked keys ----
+  let clockOffset = 0; // seconds the chain's latest block is ahead of this machine's clock (tests move the chain's clock)
+  const chainNow = () => Date.now() / 1000 + clockOffset;
+  const gateClosure = (interval: number) => deployment.genesisTime + interval * deployment.intervalSeconds;
+  const revokedKeys = new Set<string>();
+  let scannedBlock = fromBlock - 1n;
+  let latestBlock = fromBlock;
+  const checkContext = { domain: market.domain, gateClosure, now: chainNow, revokedKeys };
+
+  // ---- the message handler: check, store, then acknowledge ----
+  const duplicates: Uint8Array[] = [];
+  const handleOffer = (topic: string, payload: Uint8Array) => {
+    stats.received++;
+    received.inc();
+    const meterId = meterIdFromOfferTopic(topic);
+    // A copy of an offer the bridge holds (whatever its signature) is a duplicate: no second verify, no verdict.
+    if (payload.length === OFFER_MESSAGE_LENGTH) {
+      const digest = sha256(payload.subarray(0, OFFER_LENGTH));
+      if (store.has(digest)) return duplicate(topic, meterId, digest);
+    }
+    const check = checkOfferMessage(payload, checkContext);
+    if (!check.ok) {
+      if (!store.refuse(sha256(payload), check.digest, check.reason)) return duplicate(topic, meterId, check.digest);
+      const name = reasonName(check.reason)!;
+      drop(name);
+      emit('warn', 'offer_refused', { topic, meterId, reason: name, detail: check.detail, digest: hexOf(check.digest), bytes: payload.length, payloadHex: hexOf(payload.subarray(0, PAYLOAD_LOG_BYTES)) });
+      return;
+    }
+    if (!store.queue({ digest: check.digest, message: payload, interval: check.offer.interval })) return duplicate(topic, meterId, check.digest);
+    stats.queued++;
+  };
+  const duplicate = (topic: string, meterId: string | undefined, digest: Uint8Array) => {
+    drop('duplicate');
+    duplicates.push(digest);
+    emit('info', 'offer_duplicate', { topic, meterId, digest: hexOf(digest) });
+  };
+
+  // ---- batches ----
+  const replayedLookup = async (digests: Hex[]): Promise<Map<string, { interval: number; index: number }>> => {
+    const found = new Map<string, { interval: number; index: number }>();
+    if (digests.length === 0) return found;
+    const logs = await ledger.publicClient.getContractEvents({ address: deployment.market, abi, eventName: 'OfferAccepted', args: { digest: digests }, fromBlock } as never);
+    for (const l of logs as unknown as Array<{ args: { digest: Hex; interval: number; index: number } }>) found.set(l.args.digest.toLowerCase(), { interval: Number(l.args.interval), index: Number(l.args.index) });
+    return found;
+  };
+
+  const outcomesOf = async (receipt: TransactionReceipt, digests: Uint8Array[]): Promise<Outcome[]> => {
+    if (receipt.status !== 'success') {
+      emit('warn', 'batch_reverted', { hash: receipt.transactionHash, offers: digests.length, note: 'its offers go back to the queue' });
+      return [];
+    }
+    const accepted = new Map<string, { interval: number; index: number }>();
+    const rejected = new Map<string, number>();
+    for (const entry of receipt.logs) {
+      if (entry.address.toLowerCase() !== deployment.market.toLowerCase()) continue;
+      try {
+        const event = decodeEventLog({ abi, data: entry.data, topics: entry.topics }) as unknown as { eventName: string; args: Record<string, unknown> };
+        if (event.eventName === 'OfferAccepted') accepted.set((event.args.digest as Hex).toLowerCase(), { interval: Number(event.args.interval), index: Number(event.args.index) });
+        if (event.eventName === 'OfferRejected') rejected.set((event.args.digest as Hex).toLowerCase(), Number(event.args.reason));
+      } catch {
+        // not one of the market's events this bridge reads
+      }
+    }
+    const replayed = [...rejected].filter(([, reason]) => reason === REASON_REPLAYED).map(([d]) => d as Hex);
+    const onChain = await replayedLookup(replayed);
+    const outcomes: Outcome[] = [];
+    for (const digest of digests) {
+      const key = toHex(digest).toLowerCase();
+      const a = accepted.get(key) ?? (rejected.get(key) === REASON_REPLAYED ? onChain.get(key) : undefined);
+      if (a) outcomes.push({ digest, accepted: true, interval: a.interval, index: a.index, replayed: !accepted.has(key) });
+      else if (rejected.has(key)) outcomes.push({ digest, accepted: false, reason: rejected.get(key)! });
+    }
+    return outcomes;
+  };
+
+  const finish = (batch: PendingBatch, outcomes: Outcome[], how: string, hash?: Hex) => {
+    store.finishBatch(batch.id, outcomes);
+    let accepted = 0;
+    for (const o of outcomes) {
+      if (o.accepted) {
+        accepted++;
+        stats.accepted++;
+        acceptedCounter.inc();
+        if (o.replayed) stats.alreadyOnChain++;
+      } else {
+        const name = reasonName(o.reason) ?? String(o.reason);
+        stats.rejectedOnChain[name] = (stats.rejectedOnChain[name] ?? 0) + 1;
+        rejectedCounter.inc({ reason: name });
+        emit('warn', 'offer_rejected_on_chain', { digest: hexOf(o.digest), reason: name, hash });
+      }
+    }
+    emit('info', 'batch_done', { nonce: batch.nonce, hash, how, offers: batch.digests.length, accepted, rejected: outcomes.length - accepted, requeued: batch.digests.length - outcomes.length });
+  };
+
+  /** Brings every in-flight batch forward: its receipt, a replacement, the same bytes sent again, or reconciliation. */
+  /** Finishes the batch if any of its transactions was mined; true then. */
+  const finishIfMined = async (batch: PendingBatch): Promise<boolean> => {
+    for (const attempt of batch.attempts) {
+      const receipt = await sender.receipt(attempt.hash);
+      if (receipt) {
+        finish(batch, await outcomesOf(receipt, batch.digests), 'mined', attempt.hash);
+        return true;
+      }
+    }
+    return false;
+  };
+
+  const resolveBatches = async () => {
+    for (const batch of store.pendingBatches()) {
+      if (stopped) return;
+      if (await finishIfMined(batch)) continue;
+      const latest = batch.attempts[batch.attempts.length - 1];
+      if (await sender.known(latest.hash)) {
+        if (Date.now() - latest.sentMs < replaceAfterMs) continue;
+        const replacement = await sender.sign(sender.data('submitOffers', batchArgs(batch.digests)), batchGas(batch.digests.length), batch.nonce, bumpedFees(latest));
+        store.addAttempt(batch.id, replacement);
+        stats.replacements++;
+        txCounter.inc({ kind: 'replacement' });
+        emit('info', 'batch_replaced', { nonce: batch.nonce, old: latest.hash, hash: replacement.hash, maxFeePerGas: String(replacement.maxFeePerGas) });
+        await sender.broadcast(replacement.raw);
+        continue;
+      }
+      // The node does not know the transaction: never sent (a kill between store and send), or lost.
+      const result = await sender.broadcast(latest.raw);
+      if (result !== 'nonce-used') {
+        emit('info', 'batch_resent', { nonce: batch.nonce, hash: latest.hash, result });
+        continue;
+      }
+      // The nonce was used: by an attempt mined meanwhile, or by another transaction; then the chain's events say.
+      if (await finishIfMined(batch)) continue;
+      sender.resetNonce();
+      const onChain = await replayedLookup(batch.digests.map((d) => toHex(d)));
+      const outcomes: Outcome[] = [];
+      for (const digest of batch.digests) {
+        const a = onChain.get(toHex(digest).toLowerCase());
+        if (a) outcomes.push({ digest, accepted: true, interval: a.interval, index: a.index, replayed: true });
+      }
+      finish(batch, outcomes, 'reconciled with OfferAccepted events (nonce used by another transaction)');
+    }
+  };
+
+  const batchArgs = (digests: Uint8Array[]) => {
+    const messages = store.messagesOf(digests);
+    return [messages.map((m) => toHex(m.subarray(0, OFFER_LENGTH))), messages.map((m) => toHex(m.subarray(OFFER_LENGTH)))];
+  };
+  const batchGas = (n: number) => BATCH_GAS_BASE + BigInt(n) * BATCH_GAS_PER_OFFER;
+
+  const submit = async () => {
+    for (;;) {
+      if (stopped) return;
+      if (store.pendingBatches().length >= maxPending) return;
+      const offers = store.queued(batchSize);
+      if (offers.length === 0) return;
+      const nonce = await sender.allocateNonce();
+      let attempt;
+      try {
+        const data = sender.data('submitOffers', [offers.map((o) => toHex(o.message.subarray(0, OFFER_LENGTH))), offers.map((o) => toHex(o.message.subarray(OFFER_LENGTH)))]);
+        attempt = await sender.sign(data, batchGas(offers.length), nonce, await sender.fees());
+      } catch (err) {
+        sender.resetNonce();
+        throw err;
+      }
+      const id = store.recordBatch(nonce, offers.map((o) => o.digest), attempt);
+      stats.batches++;
+      txCounter.inc({ kind: 'submitOffers' });
+      emit('info', 'batch_sent', { nonce, hash: attempt.hash, offers: offers.length });
+      try {
+        const result = await sender.broadcast(attempt.raw);
+        if (result === 'nonce-used') sender.resetNonce();
+      } catch (err) {
+        sender.resetNonce();
+        // Stored: the next turn sends the same bytes again, or finds them mined.
+        if (isConnectionError(err)) throw err;
+        emit('warn', 'batch_send_failed', { nonce, hash: attempt.hash, reason: firstLine(err), batch: id });
+      }
+      await resolveBatches();
+    }
+  };
+
+  // ---- clearing ----
+  const clearingOf = async (interval: number) =>
+    (await ledger.publicClient.readContract({ address: deployment.market, abi, functionName: 'clearingOf', args: [interval] })) as { result: ClearingResult; cleared: boolean; settledUpTo: number };
+  const sendOptions = { replaceAfterMs, pollMs: Math.max(20, Math.min(250, tickMs)), stopped: () => stopped };
+
+  const clearingMessages = async (interval: number, result: ClearingResult, offers: number) => {
+    const accepted = (await ledger.publicClient.getContractEvents({ address: deployment.market, abi, eventName: 'OfferAccepted', args: { interval }, fromBlock } as never)) as unknown as Array<{ args: { index: number; digest: Hex } }>;
+    const settled = (await ledger.publicClient.getContractEvents({ address: deployment.market, abi, eventName: 'Settled', args: { interval }, fromBlock } as never)) as unknown as Array<{ args: { index: number; fillWh: number; paid: bigint; received: bigint } }>;
+    const digestAt = new Map(accepted.map((l) => [Number(l.args.index), l.args.digest]));
+    const fills = settled
+      .map((l) => l.args)
+      .sort((a, b) => Number(a.index) - Number(b.index))
+      .map((s) => ({ digest: new Uint8Array(Buffer.from(digestAt.get(Number(s.index))!.slice(2), 'hex')), fillWh: Number(s.fillWh), paid: amountFromBigint(s.paid), received: amountFromBigint(s.received) }));
+    return encodeClearing({ interval, price: Number(result.price), volumeWh: amountFromBigint(BigInt(result.volumeWh)), offers }, fills);
+  };
+
+  /** Clears and settles one interval whose gate closed; true when its result is recorded (or it is skipped). */
+  const clearOne = async (interval: number): Promise<boolean> => {
+    let state = await clearingOf(interval);
+    if (!state.cleared) {
+      let result: ClearingResult;
+      try {
+        result = await market.computeClearing(interval);
+      } catch (err) {
+        if (isConnectionError(err)) throw err;
+        const offers = await market.offerCount(interval);
+        emit(offers === 0 ? 'info' : 'error', 'interval_not_clearable', { interval, offers, reason: firstLine(err), note: offers === 0 ? 'no offers: skipped' : 'skipped: nobody can clear it (e.g. no prices in force)' });
+        store.recordInterval(interval, undefined);
+        return true;
+      }
+      try {
+        txCounter.inc({ kind: 'clear' });
+        await sender.sendAndWait('clear', [interval, result], TRANSACTION_GAS_CAP, sendOptions);
+      } catch (err) {
+        if (isConnectionError(err)) throw err;
+        emit('warn', 'clear_failed', { interval, reason: firstLine(err), note: 'asking the chain again next turn' });
+      }
+      state = await clearingOf(interval);
+      if (!state.cleared) return false;
+    }
+    const offers = await market.offerCount(interval);
+    while (Number(state.settledUpTo) < offers) {
+      if (stopped) return false;
+      try {
+        txCounter.inc({ kind: 'settle' });
+        await sender.sendAndWait('settle', [interval, settleChunk], SETTLE_GAS_BASE + BigInt(settleChunk) * SETTLE_GAS_PER_OFFER, sendOptions);
+      } catch (err) {
+        if (isConnectionError(err)) throw err;
+        emit('warn', 'settle_failed', { interval, reason: firstLine(err), note: 'asking the chain again next turn' });
+        const again = await clearingOf(interval);
+        if (Number(again.settledUpTo) === Number(state.settledUpTo)) return false;
+      }
+      state = await clearingOf(interval);
+    }
+    const messages = await clearingMessages(interval, state.result, offers);
+    store.recordInterval(interval, messages);
+    stats.lastClearedInterval = interval;
+    emit('info', 'interval_settled', { interval, price: Number(state.result.price), volumeWh: String(state.result.volumeWh), offers, messages: messages.length });
+    return true;
+  };
+
+  const clearDue = async () => {
+    let next = Number(store.meta('next-interval') ?? NaN);
+    if (Number.isNaN(next)) {
+      next = options.firstInterval ?? Math.max(0, Math.floor((chainNow() - deployment.genesisTime) / deployment.intervalSeconds));
+      store.setMeta('next-interval', String(next));
+    }
+    while (!stopped && gateClosure(next) <= chainNow()) {
+      if (!(await clearOne(next))) return;
+      next++;
+      store.setMeta('next-interval', String(next));
+    }
+  };
+
+  // ---- market info (retained): what to sign offers for, the clock, the prices of the next interval ----
+  let infoPublishedFor: string | undefined;
+  const publishMarketInfo = async () => {
+    if (!client?.connected) return;
+    const next = Math.max(0, Math.floor((chainNow() - deployment.genesisTime) / deployment.intervalSeconds)) + 1;
+    let prices: readonly [number, number];
+    try {
+      prices = (await ledger.publicClient.readContract({ address: deployment.market, abi, functionName: 'pricesAt', args: [next] })) as readonly [number, number];
+    } catch (err) {
+      if (isConnectionError(err)) throw err;
+      return; // no prices in force yet
+    }
+    const key = `${next}:${prices[0]}:${prices[1]}`;
+    if (key === infoPublishedFor) return;
+    const payload = encodeMarketInfo({ domain: market.domain, intervalSeconds: deployment.intervalSeconds, genesisTime: deployment.genesisTime, fromInterval: next, consumptionPrice: Number(prices[0]), productionPrice: Number(prices[1]) });
+    infoPublishedFor = key;
+    client.publish(MARKET_INFO_TOPIC, Buffer.from(payload), { qos: 1, retain: true }, (err) => {
+      if (err) infoPublishedFor = undefined;
+      else publishedCounter.inc({ kind: 'info' });
+    });
+  };
+
+  // ---- the chain loop ----
+  let stopped = false;
+  let lastOutage: string | undefined;
+  let backoffMs = tickMs;
+  const chainTurn = async () => {
+    const block = await ledger.publicClient.getBlock();
+    latestBlock = block.number;
+    clockOffset = Math.max(0, Number(block.timestamp) - Date.now() / 1000);
+    if (latestBlock > scannedBlock) {
+      const revoked = (await ledger.publicClient.getContractEvents({ address: deployment.market, abi, eventName: 'KeyRevoked', fromBlock: scannedBlock + 1n, toBlock: latestBlock } as never)) as unknown as Array<{ args: { keyId: Hex } }>;
+      for (const r of revoked) revokedKeys.add(r.args.keyId.toLowerCase());
+      scannedBlock = latestBlock;
+    }
+    await resolveBatches();
+    const expired = store.expireQueued((interval) => gateClosure(interval) <= chainNow(), REASON_BRIDGE_GATE_CLOSED);
+    for (const digest of expired) {
+      drop('gate-closed');
+      emit('warn', 'offer_refused', { reason: 'gate-closed', digest: hexOf(digest), detail: 'its gate closed while it waited in the queue (the ledger was slow or down)' });
+    }
+    await submit();
+    if (options.clearing !== false) await clearDue();
+    await publishMarketInfo();
+  };
+
+  const chainLoop = (async () => {
+    while (!stopped) {
+      try {
+        await chainTurn();
+        if (!ledgerUp || lastOutage) emit('info', 'ledger_back', { after: lastOutage });
+        ledgerUp = true;
+        lastOutage = undefined;
+        backoffMs = tickMs;
+      } catch (err) {
+        ledgerErrors.inc();
+        const reason = firstLine(err);
+        if (isConnectionError(err)) ledgerUp = false;
+        if (reason !== lastOutage) emit(isConnectionError(err) ? 'warn' : 'error', isConnectionError(err) ? 'ledger_unreachable' : 'chain_turn_failed', { reason, note: `retrying every ${Math.round(Math.min(10_000, backoffMs * 2) / 1000)} s or sooner; offers stay queued` });
+        lastOutage = reason;
+        backoffMs = Math.min(10_000, backoffMs * 2);
+      }
+      settleWaiters();
+      await sleep(ledgerUp ? tickMs : backoffMs);
+    }
+  })();
+
+  // ---- the publish loop: receipts and clearing results owed ----
+  const publish = (topic: string, payload: Uint8Array) =>
+    new Promise<void>((resolve, reject) => client!.publish(topic, Buffer.from(payload), { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+
+  const publishTurn = async () => {
+    if (!client?.connected) return;
+    const rows = store.unpublished(400);
+    const dups = duplicates.splice(0, 400);
+    if (rows.length + dups.length > 0) {
+      const receipt: Receipt = { accepted: [], refused: [] };
+      for (const r of rows) {
+        if (r.state === 'accepted') receipt.accepted.push({ digest: r.digest, interval: r.interval!, index: r.index! });
+        else receipt.refused.push({ digest: r.digest, reason: r.reason! });
+      }
+      for (const d of dups) receipt.refused.push({ digest: d, reason: REASON_BRIDGE_DUPLICATE });
+      try {
+        for (const message of encodeReceipts(receipt)) {
+          await publish(RECEIPT_TOPIC, message);
+          publishedCounter.inc({ kind: 'receipt' });
+        }
+      } catch (err) {
+        duplicates.unshift(...dups);
+        throw err;
+      }
+      store.markPublished(rows);
+      stats.receiptsPublished += rows.length + dups.length;
+    }
+    for (const { interval, messages } of store.unpublishedIntervals()) {
+      for (const message of messages) {
+        await publish(CLEARING_TOPIC, message);
+        publishedCounter.inc({ kind: 'clearing' });
+      }
+      store.markIntervalPublished(interval);
+      stats.intervalsPublished++;
+      emit('info', 'clearing_published', { interval, messages: messages.length });
+    }
+  };
+
+  const publishLoop = (async () => {
+    while (!stopped) {
+      try {
+        await publishTurn();
+      } catch (err) {
+        if (!stopped) emit('warn', 'publish_failed', { reason: firstLine(err), note: 'kept in the queue: published again once the broker takes it' });
+      }
+      settleWaiters();
+      await sleep(Math.min(100, tickMs));
+    }
+  })();
+
+  // ---- MQTT ----
+  const clientOptions: IClientOptions = {
+    protocolVersion: 4,
+    clientId: options.clientId ?? options.username ?? `veilgrid-bridge-${randomBytes(4).toString('hex')}`,
+    clean: (options.clientId ?? options.username) === undefined,
+    username: options.username,
+    password: options.password,
+    reconnectPeriod: 1000,
+  };
+  client = mqtt.connect(options.brokerUrl, clientOptions);
+  acknowledgeAfterHandling(client, options.brokerUrl, emit, (topic, payload) => handleOffer(topic, new Uint8Array(payload.buffer, payload.byteOffset, payload.length)), settleWaiters);
+
+  const stopLoops = async () => {
+    stopped = true;
+    await Promise.all([chainLoop, publishLoop]);
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(new BridgeError(`the bridge cannot connect to ${options.brokerUrl}: ${err.message}`));
+      client!.once('error', onError);
+      client!.once('connect', () => {
+        client!.subscribe(OFFER_TOPIC_FILTER, { qos: 1 }, (err, granted) => {
+          client!.removeListener('error', onError);
+          if (err) return reject(new BridgeError(`the bridge cannot subscribe to ${OFFER_TOPIC_FILTER}: ${err.message}`));
+          if (granted?.[0]?.qos !== 1) return reject(new BridgeError(`the broker did not grant ${OFFER_TOPIC_FILTER} with QoS 1: offers could be lost; check the broker's ACL for the bridge user`));
+          resolve();
+        });
+      });
+    });
+  } catch (err) {
+    await client.endAsync(true);
+    await stopLoops();
+    store.close();
+    throw err;
+  }
+
+  let http: ServiceHttpServer | undefined;
+  if (options.http !== false) {
+    try {
+      http = await startServiceHttpServer({
+        name: 'bridge',
+        metrics,
+        host: options.http?.host,
+        port: options.http?.port ?? 0,
+        health: () => {
+          const problems = [];
+          if (!client?.connected) problems.push(`not connected to the broker at ${options.brokerUrl}`);
+          if (!ledgerUp) problems.push(`the ledger at ${deployment.rpcUrl ?? 'in process'} does not answer (${lastOutage})`);
+          return problems.length === 0 ? { ok: true } : { ok: false, detail: problems.join('; ') };
+        },
+      });
+    } catch (err) {
+      await client.endAsync();
+      await stopLoops();
+      store.close();
+      throw new BridgeError((err as Error).message);
+    }
+  }
+  emit('info', 'bridge_started', { brokerUrl: options.brokerUrl, market: deployment.market, chainId: deployment.chainId, relayer: options.relayer.address, batchSize, http: http?.url, clientId: clientOptions.clientId });
+
+  let closing: Promise<void> | undefined;
+  return {
+    stats,
+    store,
+    metrics,
+    http,
+    get mqttConnected() {
+      return client!.connected;
+    },
+    get ledgerUp() {
+      return ledgerUp;
+    },
+    waitFor(predicate, timeoutMs = 60_000) {
+      if (predicate(stats)) return Promise.resolve(structuredClone(stats));
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          const i = waiters.findIndex((w) => w.resolve === done);
+          if (i >= 0) waiters.splice(i, 1);
+          reject(new Error(`bridge: condition not reached within ${timeoutMs} ms; stats ${JSON.stringify(stats)}`));
+        }, timeoutMs);
+        const done = (s: BridgeStats) => {
+          clearTimeout(timer);
+          resolve(s);
+        };
+        waiters.push({ predicate, resolve: done });
+      });
+    },
+    close() {
+      closing ??= (async () => {
+        await stopLoops();
+        await client!.endAsync();
+        await http?.close();
+        store.close();
+        emit('info', 'bridge_stopped', { received: stats.received, accepted: stats.accepted });
+      })();
+      return closing;
+    },
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

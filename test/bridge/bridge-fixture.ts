@@ -1,0 +1,98 @@
+// What the bridge tests share: an embedded broker, a meter that publishes offers, a listener on the market
+// broadcast that decodes receipts and clearing results, and offers signed for a market.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { toHex } from 'viem';
+import { decodeClearing, decodeReceipt, reasonName, type ClearingPart } from '../../firmware/src/protocol/market-broadcast.ts';
+import { encodeOffer, encodeOfferMessage, type MarketDomain, type OfferFields } from '../../firmware/src/protocol/offer.ts';
+import { CLEARING_TOPIC, RECEIPT_TOPIC, offerTopic } from '../../firmware/src/protocol/topics.ts';
+import { offerDigest } from '../../host-tools/ledger/offer-digest.ts';
+import type { TradingKey } from '../../host-tools/ledger/trading-key.ts';
+
+export function tempDir(prefix: string): { dir: string; remove(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface SignedOffer {
+  message: Uint8Array;
+  digest: string;
+}
+
+export function signedOffer(domain: MarketDomain, key: TradingKey, fields: Omit<OfferFields, 'key' | 'seq'> & { seq?: number }): SignedOffer {
+  const signedBytes = encodeOffer(domain, { seq: 0, ...fields, key: key.publicKey });
+  return { message: encodeOfferMessage(signedBytes, key.sign(signedBytes)), digest: toHex(offerDigest(signedBytes)) };
+}
+
+export async function connect(url: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 200, ...options });
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+  });
+  return client;
+}
+
+export async function publishOffer(client: MqttClient, meterId: string, message: Uint8Array): Promise<void> {
+  await client.publishAsync(offerTopic(meterId), Buffer.from(message), { qos: 1 });
+}
+
+/** Everything the bridge broadcast, decoded: outcomes by digest (hex), clearing parts by interval. */
+export class BroadcastListener {
+  readonly outcomes = new Map<string, Array<{ accepted: boolean; reason?: string; interval?: number; index?: number }>>();
+  readonly clearing = new Map<number, ClearingPart[]>();
+  private constructor(readonly client: MqttClient) {}
+
+  static async start(url: string): Promise<BroadcastListener> {
+    const client = await connect(url);
+    const listener = new BroadcastListener(client);
+    client.on('message', (topic, payload) => listener.take(topic, new Uint8Array(payload)));
+    await client.subscribeAsync([RECEIPT_TOPIC, CLEARING_TOPIC], { qos: 1 });
+    return listener;
+  }
+
+  private take(topic: string, payload: Uint8Array) {
+    if (topic === RECEIPT_TOPIC) {
+      const receipt = decodeReceipt(payload);
+      for (const a of receipt.accepted) this.add(toHex(a.digest), { accepted: true, interval: a.interval, index: a.index });
+      for (const r of receipt.refused) this.add(toHex(r.digest), { accepted: false, reason: reasonName(r.reason) });
+    } else if (topic === CLEARING_TOPIC) {
+      const part = decodeClearing(payload);
+      const parts = this.clearing.get(part.interval) ?? [];
+      parts.push(part);
+      this.clearing.set(part.interval, parts);
+    }
+  }
+
+  private add(digest: string, outcome: { accepted: boolean; reason?: string; interval?: number; index?: number }) {
+    const list = this.outcomes.get(digest) ?? [];
+    list.push(outcome);
+    this.outcomes.set(digest, list);
+  }
+
+  /** The first outcome published for digest, waiting for it. */
+  async outcome(digest: string, timeoutMs = 30_000) {
+    await until(() => this.outcomes.has(digest), timeoutMs, `a receipt for ${digest}`);
+    return this.outcomes.get(digest)![0];
+  }
+
+  /** The acceptance published for digest, waiting for it (a refusal of a forged copy may come first). */
+  async accepted(digest: string, timeoutMs = 30_000) {
+    await until(() => (this.outcomes.get(digest) ?? []).some((o) => o.accepted), timeoutMs, `an acceptance of ${digest}`);
+    return this.outcomes.get(digest)!.find((o) => o.accepted)!;
+  }
+
+  close() {
+    return this.client.endAsync();
+  }
+}
+
+export async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
