@@ -3,9 +3,9 @@
 // testbed's broker and a deployed mosquitto enforce exactly the same thing.
 //
 // A meter's MQTT username is its meter id. It may publish only under its own topics and to the shared
-// mix topics, and subscribe to the mix and market topics and to the DSO's replies to it. The DSO
+// mix topics, and subscribe to the mix, market and directory topics and to the DSO's replies to it. The DSO
 // (username "dso") reads the meters' readings, key certificates, asset requests and status, and writes
-// only its replies. The bridge ("bridge") reads the meters' offers and writes the market broadcast. The
+// only its replies and the relay directory. The bridge ("bridge") reads the meters' offers and writes the market broadcast. The
 // services' user names are reserved: no meter may have one, or its login would carry that service's
 // rights (and its client id would be the service's).
 //
@@ -51,6 +51,7 @@ export function rulesFor(username: string): TopicRule[] {
       { access: 'read', filter: ASSET_REQUEST_TOPIC_FILTER },
       { access: 'read', filter: 'veilgrid/meters/+/status' },
       { access: 'write', filter: 'veilgrid/meters/+/replies/#' },
+      { access: 'write', filter: 'veilgrid/directory/#' },
     ];
   }
   if (username === BRIDGE_USERNAME) {
@@ -66,6 +67,7 @@ export function rulesFor(username: string): TopicRule[] {
     { access: 'write', filter: 'veilgrid/mix/#' },
     { access: 'read', filter: 'veilgrid/mix/#' },
     { access: 'read', filter: 'veilgrid/market/#' },
+    { access: 'read', filter: 'veilgrid/directory/#' },
   ];
 }
 

@@ -1,4 +1,4 @@
-// The differential corpora (corpus.ts, and market-corpus.ts for the market and mixnet formats) on three
+// The differential corpora (corpus.ts, transport-corpus.ts, market-corpus.ts) on three
 // engines: Node, the vm emulator's realm and the real Espruino 2v29 interpreter, the last two running the
 // firmware build of the corpus's entry file. Every case
 // must give the same output line on all three. Where the input itself differs by nature (text built
@@ -19,6 +19,7 @@ import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
 import { nodeCryptoPrimitives } from '../../host-tools/crypto/node-primitives.ts';
 import { CORPUS_END, NATURE_DIFFERS, runCorpus, type CorpusEnvironment } from './corpus.ts';
 import { runMarketCorpus } from './market-corpus.ts';
+import { runTransportCorpus } from './transport-corpus.ts';
 
 /** What the real interpreter answers for the cases whose input differs by nature (recorded from it). */
 const DEVICE_ANSWERS: Record<string, string> = {
@@ -117,10 +118,16 @@ test('the firmware\'s pure modules give the same bytes in Node, the vm realm and
   assert.not.match(realm.get('cose.sign-reading') as string, /^ERR/);
 });
 
+test('the 8-bit string formats (MQTT packets, journal records, configuration) give the same bytes in Node, the vm realm and the real interpreter', async () => {
+  const realm = await compareEngines('transport-corpus-entry.ts', runTransportCorpus, 37);
+  assert.match(realm.get('mqtt.encode.publish-20000') as string, /^20\d{3} /, 'a 20,000-byte PUBLISH fits beside the code');
+});
+
 test('the market and mixnet formats give the same bytes in Node, the vm realm and the real interpreter', async () => {
-  const realm = await compareEngines('market-corpus-entry.ts', runMarketCorpus, 24);
-  for (const name of ['offer.decode', 'asset-request.attested', 'onion.peel-path']) assert.not.match(realm.get(name) as string, /^ERR/, name);
+  const realm = await compareEngines('market-corpus-entry.ts', runMarketCorpus, 27);
+  for (const name of ['offer.decode', 'asset-request.attested', 'onion.peel-path', 'directory.walk']) assert.not.match(realm.get(name) as string, /^ERR/, name);
   for (const name of ['onion.tampered', 'onion.wrong-key']) assert.match(realm.get(name) as string, /^ERR OnionPacketError: the onion packet does not verify/, name);
+  assert.match(realm.get('directory.tampered') as string, /^ERR RelayDirectoryError: directory page 0 does not match/);
 });
 
 test.run();

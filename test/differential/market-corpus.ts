@@ -1,30 +1,21 @@
-// The differential corpus of the market and mixnet formats (protocol/offer.ts, certificate.ts kind 4,
-// asset-reply.ts, market-info.ts, onion-packet.ts): a second corpus beside corpus.ts, because one bundle
+// The differential corpus of the market and mixnet formats (protocol/offer.ts, certificate.ts kinds 4 and 5,
+// asset-reply.ts, market-info.ts, onion-packet.ts, relay-directory.ts): a second corpus beside corpus.ts, because one bundle
 // holding both would not fit beside the interpreter's 16,383 JsVars. Same rules as corpus.ts: one line per
 // case, hex of bytes or "ERR <name>: <message>"; the SE's ECDH and ECDSA replaced by fixed bytes.
 import { decodeAssetReply, encodeAssetReply } from '../../firmware/src/protocol/asset-reply.ts';
-import { attestedCertificate, decodeAssetRequest, encodeAssetRequest, openSignedCertificate } from '../../firmware/src/protocol/certificate.ts';
+import { attestedCertificate, decodeAssetRequest, decodeRelayDirectoryHead, encodeAssetRequest, encodeRelayDirectoryHead, openSignedCertificate } from '../../firmware/src/protocol/certificate.ts';
 import { ALG_ATECC608_ATTESTED } from '../../firmware/src/protocol/cose.ts';
 import { concatBytes } from '../../firmware/src/protocol/crypto/bytes.ts';
 import { bytesToHex } from '../../firmware/src/protocol/hex.ts';
 import { decodeMarketInfo, encodeMarketInfo } from '../../firmware/src/protocol/market-info.ts';
 import { decodeOffer, encodeOffer, encodeOfferMessage, encodeRescission, splitOfferMessage, type Offer } from '../../firmware/src/protocol/offer.ts';
 import { buildOnionPacket, PAYLOAD_OFFER, peelOnionPacket, type OnionHop } from '../../firmware/src/protocol/onion-packet.ts';
-import { CORPUS_END, bytesOf, point, type CorpusEnvironment } from './corpus.ts';
+import { buildDirectoryPages, checkDirectoryPage, relayRecordAt, type RelayRecord } from '../../firmware/src/protocol/relay-directory.ts';
+import { CORPUS_END, caseRunner, bytesOf, point, type CorpusEnvironment } from './corpus.ts';
 
 export function runMarketCorpus(env: CorpusEnvironment): void {
   const sha256 = env.sha256;
-  function run(name: string, fn: () => string | Uint8Array): void {
-    let result: string;
-    try {
-      const out = fn();
-      result = out instanceof Uint8Array ? bytesToHex(out) : out;
-    } catch (err) {
-      const e = err as Error;
-      result = 'ERR ' + (e && e.name !== undefined ? e.name : 'Error') + ': ' + (e && e.message !== undefined ? e.message : String(err));
-    }
-    env.print('C ' + name + ' ' + result);
-  }
+  const run = caseRunner(env);
   function showOffer(o: Offer): string {
     return [o.domain.chainId, o.domain.market, o.side, o.interval, o.wh, o.limitPrice, o.seq, bytesToHex(o.key.x), bytesToHex(o.key.y)].join(' ');
   }
@@ -89,6 +80,27 @@ export function runMarketCorpus(env: CorpusEnvironment): void {
   run('onion.tampered', function () { const bad = concatBytes([onion]); bad[700] ^= 1; return String(peelOnionPacket(primitives, hops[0].shared, bad).replayTag); });
   run('onion.wrong-key', function () { return String(peelOnionPacket(primitives, hops[1].shared, onion).replayTag); });
   run('onion.short', function () { return String(peelOnionPacket(primitives, hops[0].shared, onion.subarray(0, 1000)).replayTag); });
+
+  // ---- Relay directory: 30 relays in two pages, walked through the chain from the head ----
+  const records: RelayRecord[] = [];
+  for (let i = 0; i < 30; i++) records.push({ relayId: bytesOf(8, 100 + i), mixKey: bytesOf(64, 200 + i) });
+  run('directory.pages', function () {
+    const built = buildDirectoryPages(sha256, 7, records);
+    return bytesToHex(built.firstPageHash) + ' ' + bytesToHex(sha256(built.pages[1])) + ' ' + built.pages[0].length + ' ' + built.pages[1].length;
+  });
+  run('directory.walk', function () {
+    const built = buildDirectoryPages(sha256, 7, records);
+    const head = decodeRelayDirectoryHead(encodeRelayDirectoryHead({ epoch: 7, relayCount: 30, pageCount: 2, firstPageHash: built.firstPageHash, issuedAt: 1800000000 }));
+    const first = checkDirectoryPage(sha256, head, 0, head.firstPageHash, built.pages[0]);
+    const second = checkDirectoryPage(sha256, head, 1, first.nextPageHash, built.pages[1]);
+    return bytesToHex(relayRecordAt(first.records, 0).relayId) + ' ' + bytesToHex(relayRecordAt(second.records, 5).mixKey);
+  });
+  run('directory.tampered', function () {
+    const built = buildDirectoryPages(sha256, 7, records);
+    const head = { epoch: 7, relayCount: 30, pageCount: 2, firstPageHash: built.firstPageHash, issuedAt: 1 };
+    built.pages[0][50] ^= 1;
+    return String(checkDirectoryPage(sha256, head, 0, head.firstPageHash, built.pages[0]).count);
+  });
 
   env.print(CORPUS_END);
 }

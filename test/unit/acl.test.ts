@@ -46,6 +46,9 @@ test('the DSO reads readings, keys, asset requests and status and writes only re
   assert.ok(mayPublish(DSO_USERNAME, 'veilgrid/meters/x/replies/assets'));
   assert.not.ok(mayPublish(DSO_USERNAME, 'veilgrid/meters/x/readings'));
   assert.not.ok(mayPublish(DSO_USERNAME, 'veilgrid/market/clearing'));
+  assert.ok(mayPublish(DSO_USERNAME, 'veilgrid/directory/pages/3'), 'the DSO publishes the relay directory');
+  assert.ok(maySubscribe('meter-a', 'veilgrid/directory/#'), '… which every meter reads');
+  assert.not.ok(mayPublish('meter-a', 'veilgrid/directory/head'), '… and no meter writes');
   assert.ok(maySubscribe(BRIDGE_USERNAME, 'veilgrid/meters/+/offers'));
   assert.not.ok(maySubscribe(BRIDGE_USERNAME, 'veilgrid/meters/+/readings'));
   assert.ok(mayPublish(BRIDGE_USERNAME, 'veilgrid/market/clearing'));

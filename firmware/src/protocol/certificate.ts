@@ -1,8 +1,8 @@
-// The three certificates of the trust chain, operator -> device -> reading key (docs/reading-keys.md), and
-// the asset request that certifies a trading key in the same way, as deterministic CBOR payloads inside
-// COSE_Sign1 messages (protocol/cose.ts). Written once for the meter (whose identity key attests key
-// certificates and asset requests in the secure element) and the host tools (operator init, provisioning,
-// the DSO's verifier and asset issuance).
+// The three certificates of the trust chain, operator -> device -> reading key (docs/reading-keys.md), the
+// asset request that certifies a trading key in the same way, and the DSO's signed head of the relay
+// directory, as deterministic CBOR payloads inside COSE_Sign1 messages (protocol/cose.ts). Written once for
+// the meter (whose identity key attests key certificates and asset requests in the secure element) and the
+// host tools (operator init, provisioning, the DSO's verifier, asset issuance and relay directory).
 //
 // Every payload is a CBOR map with small integer keys; key 0 is the certificate kind, so a signature
 // over one kind can never be read as another. All keys listed are required and no others are allowed.
@@ -18,6 +18,13 @@
 //   kind 4, AssetRequest (attested by the meter's identity key over the trading key, like kind 3)
 //     0 kind 4 | 1 meterId text | 2 tradingKey bstr 65 | 3 slot uint | 4 interval uint
 //     5 productionWh uint | 6 consumptionWh uint
+//
+//   kind 5, RelayDirectory (signed ES256 by the DSO's key: the head of the mixnet's relay directory)
+//     0 kind 5 | 1 epoch uint | 2 relayCount uint | 3 pageCount uint | 4 firstPageHash bstr 32
+//     5 issuedAt uint
+//
+// A relay directory head names the pages that list every relay (protocol/relay-directory.ts) by the
+// hash of the first, each page carrying the hash of the next.
 //
 // An asset request asks the DSO for energy assets on a fresh trading key for one delivery interval:
 // productionWh to sell, consumptionWh to buy (both 0 when the meter does not trade: every meter asks every
@@ -51,6 +58,7 @@ export const CERT_KIND_OPERATOR = 1;
 export const CERT_KIND_DEVICE = 2;
 export const CERT_KIND_KEY = 3;
 export const CERT_KIND_ASSET_REQUEST = 4;
+export const CERT_KIND_RELAY_DIRECTORY = 5;
 export const KID_BYTES = 8;
 
 export interface OperatorCertificate {
@@ -99,6 +107,16 @@ export interface AssetRequest {
   consumptionWh: number;
 }
 
+export interface RelayDirectoryHead {
+  /** Increases with every new directory; a meter never goes back to an older one. */
+  epoch: number;
+  relayCount: number;
+  pageCount: number;
+  /** SHA-256 of page 0. */
+  firstPageHash: Uint8Array;
+  issuedAt: number;
+}
+
 export class CertificateFormatError extends VeilgridError {
   /** Every problem found, one sentence each. */
   declare readonly problems: string[];
@@ -122,10 +140,10 @@ export interface OpenedCertificate {
 }
 
 /** Each kind's name with its article, as error messages say it. */
-const KIND_NAMES = ['', 'an operator certificate', 'a device certificate', 'a key certificate', 'an asset request'];
+const KIND_NAMES = ['', 'an operator certificate', 'a device certificate', 'a key certificate', 'an asset request', 'a relay directory head'];
 
 // One field of a payload: its CBOR key, its name, and how to check it.
-type FieldType = 'id' | 'key' | 'uint' | 'limits';
+type FieldType = 'id' | 'key' | 'uint' | 'limits' | 'digest';
 interface FieldSpec {
   key: number;
   name: string;
@@ -162,6 +180,13 @@ const ASSET_REQUEST_FIELDS: FieldSpec[] = [
   { key: 5, name: 'productionWh', type: 'uint' },
   { key: 6, name: 'consumptionWh', type: 'uint' },
 ];
+const RELAY_DIRECTORY_FIELDS: FieldSpec[] = [
+  { key: 1, name: 'epoch', type: 'uint' },
+  { key: 2, name: 'relayCount', type: 'uint' },
+  { key: 3, name: 'pageCount', type: 'uint' },
+  { key: 4, name: 'firstPageHash', type: 'digest' },
+  { key: 5, name: 'issuedAt', type: 'uint' },
+];
 const LIMIT_KEYS = ['', 'maxImportW', 'maxExportW'];
 
 
@@ -184,6 +209,8 @@ function fieldProblems(spec: FieldSpec, value: unknown, problems: string[]): voi
   } else if (spec.type === 'uint') {
     const p = uintProblem(spec.name, value);
     if (p) problems.push(p);
+  } else if (spec.type === 'digest') {
+    if (!(value instanceof Uint8Array) || value.length !== 32) problems.push(spec.name + ' must be a 32-byte SHA-256 digest (got ' + describeValue(value) + ')');
   } else {
     if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
       problems.push(spec.name + ' must be a map { maxImportW, maxExportW } (got ' + describeValue(value) + ')');
@@ -302,6 +329,11 @@ export function encodeAssetRequest(request: AssetRequest): Uint8Array {
   return encodeFields(CERT_KIND_ASSET_REQUEST, ASSET_REQUEST_FIELDS, request);
 }
 
+/** The relay directory head's payload bytes; throws CertificateFormatError naming every bad field. */
+export function encodeRelayDirectoryHead(head: RelayDirectoryHead): Uint8Array {
+  return encodeFields(CERT_KIND_RELAY_DIRECTORY, RELAY_DIRECTORY_FIELDS, head);
+}
+
 /** An operator certificate from payload bytes; throws CertificateFormatError (also for another kind). */
 export function decodeOperatorCertificate(bytes: Uint8Array): OperatorCertificate {
   const f = decodeFields(CERT_KIND_OPERATOR, OPERATOR_FIELDS, bytes);
@@ -345,6 +377,18 @@ export function decodeAssetRequest(bytes: Uint8Array): AssetRequest {
     interval: f.interval as number,
     productionWh: f.productionWh as number,
     consumptionWh: f.consumptionWh as number,
+  };
+}
+
+/** A relay directory head from payload bytes; throws CertificateFormatError (also for another kind). */
+export function decodeRelayDirectoryHead(bytes: Uint8Array): RelayDirectoryHead {
+  const f = decodeFields(CERT_KIND_RELAY_DIRECTORY, RELAY_DIRECTORY_FIELDS, bytes);
+  return {
+    epoch: f.epoch as number,
+    relayCount: f.relayCount as number,
+    pageCount: f.pageCount as number,
+    firstPageHash: f.firstPageHash as Uint8Array,
+    issuedAt: f.issuedAt as number,
   };
 }
 

@@ -30,12 +30,12 @@ import { concatBytes, copyBytes, equalBytes } from './crypto/bytes.ts';
 import { hkdfSha256 } from './crypto/hkdf.ts';
 import { hmacSha256 } from './crypto/hmac.ts';
 import { SHA256_BYTES, type Sha256 } from './crypto/sha256.ts';
+import { RELAY_ID_BYTES } from './relay-directory.ts';
 import { VeilgridError } from './veilgrid-error.ts';
 
 export const ONION_VERSION = 1;
 export const ONION_PACKET_BYTES = 1024;
 export const EPHEMERAL_KEY_BYTES = 64;
-export const RELAY_ID_BYTES = 8;
 export const MAX_HOPS = 3;
 const MAC_BYTES = SHA256_BYTES;
 const REPLAY_TAG_BYTES = 16;

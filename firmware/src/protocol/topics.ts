@@ -32,6 +32,14 @@ export const CLEARING_TOPIC = 'veilgrid/market/clearing';
 /** The market's deployment, clock and the DSO's prices (protocol/market-info.ts), retained, from the bridge. */
 export const MARKET_INFO_TOPIC = 'veilgrid/market/info';
 
+/** The DSO's signed head of the mixnet's relay directory (certificate.ts kind 5), retained. */
+export const RELAY_DIRECTORY_HEAD_TOPIC = 'veilgrid/directory/head';
+
+/** "veilgrid/directory/pages/<i>": page i of the relay directory (protocol/relay-directory.ts), retained. */
+export function relayDirectoryPageTopic(index: number): string {
+  return 'veilgrid/directory/pages/' + index;
+}
+
 /** The bridge's receipts: the digests of offers accepted on chain, and refusals with their reason. */
 export const RECEIPT_TOPIC = 'veilgrid/market/receipts';
 

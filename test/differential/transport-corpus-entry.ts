@@ -1,0 +1,5 @@
+// Firmware entry for the transport corpus (transport-corpus.ts), over the device's native SHA-256 and AES.
+import { nativeAes128Ctr, nativeSha256 } from '../../firmware/src/platform/crypto.ts';
+import { runTransportCorpus } from './transport-corpus.ts';
+
+runTransportCorpus({ sha256: nativeSha256, aes128Ctr: nativeAes128Ctr, print: function (line) { console.log(line); } });
