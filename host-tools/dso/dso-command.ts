@@ -2,7 +2,11 @@
 // that verifies and stores them (dso-service.ts).
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Hex } from 'viem';
 import { BrokerCredentials, DSO_PASSWORD_FILE } from '../broker/credentials.ts';
+import { developmentKeys } from '../ledger/ledger-client.ts';
+import { readDeployment } from '../ledger/market.ts';
+import type { IssuanceOptions } from './asset-issuance.ts';
 import { CliError, parseOptions, type Command } from '../cli/command.ts';
 import { createDsoKey, DsoKeyError, exportDsoPublicKey, readDsoKey } from './dso-key.ts';
 import { DEFAULT_HTTP_PORT, DsoServiceError, startDsoService } from './dso-service.ts';
@@ -12,6 +16,7 @@ export const command: Command = {
        veilgrid dso key-export --file FILE --out FILE
        veilgrid dso serve --file FILE --dso-db FILE --readings FILE --broker URL --broker-dir DIR
                           [--http HOST:PORT] [--interval-seconds S]
+                          [--deployment FILE --assets FILE [--eth-key-file FILE] [--issuance FILE]]
 
 Manages the DSO's P-256 key pair, and runs the DSO service. Meters seal every reading to the public
 key; the service opens them with the private key.
@@ -35,6 +40,16 @@ serve options:
   --interval-seconds S  the grid's metering interval: a reading for an interval that has not ended by
                      the DSO's clock (5 minutes of skew allowed) is refused as out-of-bounds
 
+asset issuance (docs/asset-issuance.md), on when --deployment is given:
+  --deployment FILE  the market's deployment file (veilgrid ledger serve or deploy writes it)
+  --assets FILE      the DSO's issuance records (SQLite), created if absent
+  --eth-key-file FILE  the DSO account's private key (0x and 64 hex digits): the account that deployed
+                     the market. Default on a development chain (chain id 31337) only: development account 0
+  --issuance FILE    JSON: { "leadFraction": 0.5, "lookaheadIntervals": 1, "roundGrants": true,
+                     "maxGrantsPerTransaction": 200, "feederLimits": { "<feeder>": { "productionWh": …,
+                     "consumptionWh": … } }, "defaultFeederLimit": { … }, "feederIds": { "<feeder>": 7 } }
+                     (each optional; feeders are named as in device certificates)
+
 The service's MQTT client id is its user name, dso, with a persistent session: the broker keeps readings
 for it while the service is down. Both brokers tie a client id to its login (see docs/security.md).`,
 
@@ -48,6 +63,10 @@ for it while the service is down. Both brokers tie a client id to its login (see
       'broker-dir': { type: 'string' },
       http: { type: 'string' },
       'interval-seconds': { type: 'string' },
+      deployment: { type: 'string' },
+      assets: { type: 'string' },
+      'eth-key-file': { type: 'string' },
+      issuance: { type: 'string' },
     }, true);
     const [sub] = positionals;
     if (!values.file) throw new CliError('--file is required (see --help)');
@@ -89,9 +108,11 @@ async function serve(keyFile: string, values: Record<string, string | boolean | 
   const credentials = new BrokerCredentials(need('broker-dir'));
   const passwordFile = path.join(credentials.dir, DSO_PASSWORD_FILE);
   if (!fs.existsSync(passwordFile)) throw new CliError(`${passwordFile} does not exist: --broker-dir must be the folder 'veilgrid provision --broker-dir' writes (the DSO's broker user is made with the first meter)`);
+  const market = issuanceOptions(values);
   let service;
   try {
     service = await startDsoService({
+      ...market,
       keyFile,
       registryDb: need('dso-db'),
       readingsDb: need('readings'),
@@ -113,6 +134,43 @@ async function serve(keyFile: string, values: Record<string, string | boolean | 
   await service.close();
   console.error(`veilgrid dso serve: stopped (${signal}); ${stats.received} readings stored, ${stats.rejected} rejected, ${stats.duplicates} duplicates dropped`);
   return 0;
+}
+
+function issuanceOptions(values: Record<string, string | boolean | undefined>): { market?: { deploymentFile: string; privateKey: Hex }; assetsDb?: string; issuance?: IssuanceOptions } {
+  const deploymentFile = typeof values.deployment === 'string' ? values.deployment : undefined;
+  if (!deploymentFile) {
+    for (const name of ['assets', 'eth-key-file', 'issuance']) if (values[name] !== undefined) throw new CliError(`--${name} is for asset issuance, which needs --deployment FILE (see --help)`);
+    return {};
+  }
+  if (typeof values.assets !== 'string') throw new CliError('asset issuance needs --assets FILE, the SQLite file of the DSO\'s issuance records (see --help)');
+  let privateKey: Hex;
+  const keyFile = values['eth-key-file'];
+  if (typeof keyFile === 'string') {
+    const text = fs.existsSync(keyFile) ? fs.readFileSync(keyFile, 'utf8').trim() : '';
+    if (!/^0x[0-9a-fA-F]{64}$/.test(text)) throw new CliError(`--eth-key-file ${keyFile} must exist and hold one private key: 0x and 64 hex digits`);
+    privateKey = text as Hex;
+  } else {
+    let chainId: number;
+    try {
+      chainId = readDeployment(deploymentFile).chainId;
+    } catch (err) {
+      throw new CliError((err as Error).message);
+    }
+    if (chainId !== 31337) throw new CliError(`--eth-key-file is needed: ${deploymentFile} is for chain ${chainId}, not a development chain`);
+    privateKey = developmentKeys(1)[0];
+  }
+  let issuance: IssuanceOptions | undefined;
+  if (typeof values.issuance === 'string') {
+    try {
+      issuance = JSON.parse(fs.readFileSync(values.issuance, 'utf8')) as IssuanceOptions;
+    } catch (err) {
+      throw new CliError(`cannot read --issuance ${values.issuance}: ${(err as Error).message}`);
+    }
+    const known = ['leadFraction', 'lookaheadIntervals', 'roundGrants', 'maxGrantsPerTransaction', 'feederLimits', 'defaultFeederLimit', 'feederIds'];
+    const unknown = Object.keys(issuance).filter((k) => !known.includes(k));
+    if (unknown.length > 0) throw new CliError(`--issuance ${values.issuance}: unknown keys ${unknown.join(', ')} (known: ${known.join(', ')})`);
+  }
+  return { market: { deploymentFile, privateKey }, assetsDb: values.assets, issuance };
 }
 
 function parseHostPort(text: string): { host: string; port: number } {
