@@ -169,6 +169,10 @@ export class MarketClient {
   issue(dso: PrivateKeyAccount, feeder: number, grants: Grant[]) {
     return this.send(dso, 'issue', [feeder, grants]);
   }
+  /** Records the SHA-256 of the relay directory's signed head for an epoch above the last one. */
+  anchorDirectory(dso: PrivateKeyAccount, epoch: number, headHash: Hex) {
+    return this.send(dso, 'anchorDirectory', [epoch, headHash]);
+  }
 
   // offers (any relayer's account; the trading key's signature is what counts)
   submitOffer(relayer: PrivateKeyAccount, signedBytes: Uint8Array, signature: Uint8Array) {
@@ -213,6 +217,10 @@ export class MarketClient {
   }
   async currentInterval(): Promise<number> {
     return Number(await this.read<number>('currentInterval', []));
+  }
+  async directoryAnchor(): Promise<{ epoch: number; headHash: Hex }> {
+    const [epoch, headHash] = await Promise.all([this.read<number>('directoryEpoch', []), this.read<Hex>('directoryHeadHash', [])]);
+    return { epoch: Number(epoch), headHash };
   }
   async offerCount(interval: number): Promise<number> {
     return Number(await this.read<bigint>('offerCount', [interval]));

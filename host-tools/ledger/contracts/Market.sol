@@ -49,6 +49,9 @@ contract Market {
     /// Offer digest → (interval << 32 | index + 1); non-zero means the digest was seen once, for ever.
     mapping(bytes32 => uint64) public offerRef;
     mapping(uint32 => Clearing) internal clearings;
+    /// The relay directory on record (anchorDirectory).
+    uint32 public directoryEpoch;
+    bytes32 public directoryHeadHash;
 
     event MeterAuthorized(bytes32 indexed meterHash);
     event MeterBanned(bytes32 indexed meterHash);
@@ -63,6 +66,7 @@ contract Market {
     event Cleared(uint32 indexed interval, uint32 price, uint64 volumeWh, uint32 offers);
     event Settled(uint32 indexed interval, uint32 index, bytes32 indexed keyId, uint32 fillWh, uint128 paid, uint128 received);
     event IntervalSettled(uint32 indexed interval);
+    event DirectoryAnchored(uint32 indexed epoch, bytes32 headHash);
 
     error NotDso();
     error OfferRefused(Refusal reason);
@@ -80,6 +84,7 @@ contract Market {
     error WrongClearing(string what);
     error CancelNotAllowed(bytes32 digest);
     error LengthMismatch();
+    error StaleDirectory(uint32 epoch, uint32 latest);
 
     modifier onlyDso() {
         if (msg.sender != dso) revert NotDso();
@@ -146,6 +151,16 @@ contract Market {
         }
         priceSchedule.push(Prices(fromInterval, consumption, production));
         emit PricesSet(fromInterval, consumption, production);
+    }
+
+    /// Anchors the mixnet's relay directory: the SHA-256 of the head the DSO signed (docs/relay-directory.md),
+    /// so anyone can check that the directory a meter was given is the one on record, and that the DSO gave
+    /// every meter the same one. Epochs only increase.
+    function anchorDirectory(uint32 epoch, bytes32 headHash) external onlyDso {
+        if (epoch <= directoryEpoch) revert StaleDirectory(epoch, directoryEpoch);
+        directoryEpoch = epoch;
+        directoryHeadHash = headHash;
+        emit DirectoryAnchored(epoch, headHash);
     }
 
     function setFeederLimit(uint32 feeder, uint64 production, uint64 consumption) external onlyDso {
