@@ -48,6 +48,11 @@ export interface FeederLimitWh {
 export const DEFAULT_FEEDER_LIMIT: FeederLimitWh = { productionWh: 1_000_000, consumptionWh: 1_000_000 };
 /** ~45k gas per one-interval grant with money (bench/asset-issuance-gas.ts): 200 stay near 9 M, well under the 16.7 M cap. */
 export const DEFAULT_MAX_GRANTS_PER_TRANSACTION = 200;
+/**
+ * No batch is larger: a grant with production, consumption and money to a new key costs up to ~52k gas
+ * (bench/asset-issuance.ts: 44.8k on average, 360 mixed grants 16.1 M), so 300 stay under the 16.7 M cap.
+ */
+export const MAX_GRANTS_PER_TRANSACTION = 300;
 /** The smallest grant size when grants are rounded (docs/asset-issuance.md). */
 export const MIN_GRANT_WH = 16;
 
@@ -180,6 +185,9 @@ export class AssetIssuer {
     this.lookahead = options.lookaheadIntervals ?? 1;
     this.roundGrants = options.roundGrants ?? true;
     this.maxGrants = options.maxGrantsPerTransaction ?? DEFAULT_MAX_GRANTS_PER_TRANSACTION;
+    if (!Number.isInteger(this.maxGrants) || this.maxGrants < 1 || this.maxGrants > MAX_GRANTS_PER_TRANSACTION) {
+      throw new AssetIssuanceError(`maxGrantsPerTransaction must be a whole number from 1 to ${MAX_GRANTS_PER_TRANSACTION} (a larger batch can pass the per-transaction gas cap), got ${options.maxGrantsPerTransaction}`);
+    }
     const intervalMs = this.market.deployment.intervalSeconds * 1000;
     this.tickMs = options.tickMs ?? Math.min(5000, Math.max(100, Math.floor(intervalMs / 20)));
     const metrics = options.metrics ?? new MetricsRegistry();
