@@ -10,6 +10,7 @@ import { bytesToHex } from '../../firmware/src/protocol/hex.ts';
 import { decodeMarketInfo, encodeMarketInfo } from '../../firmware/src/protocol/market-info.ts';
 import { decodeOffer, encodeOffer, encodeOfferMessage, encodeRescission, splitOfferMessage, type Offer } from '../../firmware/src/protocol/offer.ts';
 import { buildOnionPacket, PAYLOAD_OFFER, peelOnionPacket, type OnionHop } from '../../firmware/src/protocol/onion-packet.ts';
+import { RelayBatch } from '../../firmware/src/mixnet/relay-batch.ts';
 import { buildDirectoryPages, checkDirectoryPage, relayRecordAt, type RelayRecord } from '../../firmware/src/protocol/relay-directory.ts';
 import { CORPUS_END, caseRunner, bytesOf, point, type CorpusEnvironment } from './corpus.ts';
 
@@ -79,6 +80,24 @@ export function runMarketCorpus(env: CorpusEnvironment): void {
   });
   run('onion.tampered', function () { const bad = concatBytes([onion]); bad[700] ^= 1; return String(peelOnionPacket(primitives, hops[0].shared, bad).replayTag); });
   run('onion.wrong-key', function () { return String(peelOnionPacket(primitives, hops[1].shared, onion).replayTag); });
+  run('relay.batch', function () {
+    // The SE's ECDH stands in as a table from the ephemeral keys this corpus made to their shared secrets.
+    const batch = new RelayBatch({
+      primitives: primitives,
+      ecdh: function (ephemeral) {
+        for (let i = 0; i < 3; i++) if (bytesToHex(ephemeral) === bytesToHex(hops[i].ephemeralKey)) return hops[i].shared;
+        throw new Error('not a point');
+      },
+      randomBelow: function (n) { return n - 1; },
+      capacity: 4,
+    });
+    const second = buildOnionPacket(primitives, [{ relayId: hops[0].relayId, ephemeralKey: hops[0].ephemeralKey, shared: hops[0].shared }, hops[2]], PAYLOAD_OFFER, bytesOf(3, 1));
+    const verdicts = [batch.accept(onion), batch.accept(onion), batch.accept(onion.subarray(0, 9)), batch.accept(second)];
+    const out = batch.flush();
+    const shown: string[] = [];
+    for (let i = 0; i < out.length; i++) shown.push(bytesToHex(out[i].nextRelayId) + ':' + bytesToHex(sha256(out[i].packet)));
+    return verdicts.join(',') + ' ' + shown.join(' ') + ' ' + batch.dropped['replayed'] + ' ' + batch.dropped['bad-length'];
+  });
   run('onion.short', function () { return String(peelOnionPacket(primitives, hops[0].shared, onion.subarray(0, 1000)).replayTag); });
 
   // ---- Relay directory: 30 relays in two pages, walked through the chain from the head ----
