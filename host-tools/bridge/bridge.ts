@@ -82,7 +82,16 @@ export interface BridgeOptions {
   clearing?: boolean;
   /** The first interval to clear when the queue is new (default: the chain's current interval). */
   firstInterval?: number;
+  /**
+   * For crash tests: the process kills itself (SIGKILL) the n-th time it reaches this point (CRASH_POINTS),
+   * so a test can place a crash exactly where a random kill rarely lands.
+   */
+  crashAt?: { point: CrashPoint; nth: number };
 }
+
+/** Where a crash test may make the bridge die: between each write and the step that depends on it. */
+export const CRASH_POINTS = ['offer-stored', 'batch-recorded', 'batch-sent', 'batch-finished', 'receipt-published'] as const;
+export type CrashPoint = (typeof CRASH_POINTS)[number];
 
 export interface BridgeStats {
   /** Offer messages taken from the broker. */
@@ -145,6 +154,10 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const fromBlock = BigInt(deployment.deployedAtBlock);
 
   const store = new BridgeStore(options.db, market.domain);
+  let crashCount = 0;
+  const crashPoint = (point: CrashPoint) => {
+    if (options.crashAt?.point === point && ++crashCount >= options.crashAt.nth) process.kill(process.pid, 'SIGKILL');
+  };
   const sender = new TxSender(ledger, options.relayer, deployment.market, abi, () => store.highestNonce());
 
   // ---- metrics ----
@@ -209,6 +222,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     }
     if (!store.queue({ digest: check.digest, message: payload, interval: check.offer.interval })) return duplicate(topic, meterId, check.digest);
     stats.queued++;
+    crashPoint('offer-stored');
   };
   const duplicate = (topic: string, meterId: string | undefined, digest: Uint8Array) => {
     drop('duplicate');
@@ -256,6 +270,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
   const finish = (batch: PendingBatch, outcomes: Outcome[], how: string, hash?: Hex) => {
     store.finishBatch(batch.id, outcomes);
+    crashPoint('batch-finished');
     let accepted = 0;
     for (const o of outcomes) {
       if (o.accepted) {
@@ -342,11 +357,13 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         throw err;
       }
       const id = store.recordBatch(nonce, offers.map((o) => o.digest), attempt);
+      crashPoint('batch-recorded');
       stats.batches++;
       txCounter.inc({ kind: 'submitOffers' });
       emit('info', 'batch_sent', { nonce, hash: attempt.hash, offers: offers.length });
       try {
         const result = await sender.broadcast(attempt.raw);
+        crashPoint('batch-sent');
         if (result === 'nonce-used') sender.resetNonce();
       } catch (err) {
         sender.resetNonce();
@@ -523,6 +540,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         duplicates.unshift(...dups);
         throw err;
       }
+      crashPoint('receipt-published');
       store.markPublished(rows);
       stats.receiptsPublished += rows.length + dups.length;
     }

@@ -34,3 +34,12 @@ export function intOption(value: string | undefined, name: string, fallback: num
   if (!Number.isInteger(n) || n < min) throw new CliError(`--${name} must be a whole number ≥ ${min}, got "${value}"`);
   return n;
 }
+
+/** Reads a HOST:PORT option (port 0..65535), with a clear error when it is not one. */
+export function hostPortOption(text: string, name: string): { host: string; port: number } {
+  const match = /^([^:]+):(\d+)$/.exec(text);
+  if (!match) throw new CliError(`--${name} must be HOST:PORT, got "${text}"`);
+  const port = Number(match[2]);
+  if (port > 65535) throw new CliError(`--${name} port must be at most 65535, got ${port}`);
+  return { host: match[1], port };
+}

@@ -12,6 +12,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   dso: () => import('../dso/dso-command.ts'),
   broker: () => import('../broker/broker-command.ts'),
   ledger: () => import('../ledger/ledger-command.ts'),
+  bridge: () => import('../bridge/bridge-command.ts'),
 };
 
 function usage(): string {
@@ -29,6 +30,7 @@ function usage(): string {
     '  provision give a meter its identity, broker login and DSO registration through its console',
     '  broker    the login service a mosquitto broker asks when meters log in with their secure element',
     '  ledger    a ledger node (anvil) with the market contract deployed, or the market on any EVM node',
+    '  bridge    relay meters\' offers to the market contract, publish receipts and each interval\'s clearing',
     '',
     "'veilgrid <command> --help' describes a command's options.",
   ].join('\n');

@@ -105,7 +105,7 @@ async function runServe(argv: string[]): Promise<number> {
   }
 }
 
-function readKeyFile(file: string): Hex {
+export function readKeyFile(file: string): Hex {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8').trim();

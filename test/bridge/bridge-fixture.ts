@@ -96,3 +96,34 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+/**
+ * A market on a real node: anvil from its npm package on 127.0.0.1 (as `veilgrid ledger serve` runs it), the
+ * market deployed by development account 0 with interval 10 running and interval 11 open, prices and one
+ * feeder set, and the deployment file written. The relayer is development account 1 (its key in relayerKeyFile).
+ */
+export async function marketOnAnvil(dir: string, options: { blockTimeSeconds?: number; intervalSeconds?: number } = {}) {
+  const { startAnvil } = await import('../../host-tools/ledger/anvil-node.ts');
+  const { developmentKeys, openLedger } = await import('../../host-tools/ledger/ledger-client.ts');
+  const { deployMarket, MarketClient, writeDeployment } = await import('../../host-tools/ledger/market.ts');
+  const node = await startAnvil({ port: 0, blockTimeSeconds: options.blockTimeSeconds });
+  try {
+    const keys = developmentKeys(3);
+    const ledger = await openLedger({ kind: 'rpc', url: node.url, privateKeys: keys });
+    for (const account of ledger.accounts) await ledger.request('anvil_setBalance', [account.address, `0x${(10n ** 24n).toString(16)}`]);
+    const intervalSeconds = options.intervalSeconds ?? 3600;
+    const now = Math.floor(Date.now() / 1000);
+    const deployment = await deployMarket(ledger, ledger.accounts[0], { intervalSeconds, genesisTime: now - 10 * intervalSeconds - 1, rpcUrl: node.url });
+    const file = path.join(dir, 'deployment.json');
+    writeDeployment(file, deployment);
+    const market = new MarketClient(ledger, deployment);
+    await market.setPrices(ledger.accounts[0], 11, 300, 100);
+    await market.setFeederLimit(ledger.accounts[0], 7, 10n ** 12n, 10n ** 12n);
+    const relayerKeyFile = path.join(dir, 'relayer.key');
+    fs.writeFileSync(relayerKeyFile, `${keys[1]}\n`, { mode: 0o600 });
+    return { node, ledger, market, deployment, file, dso: ledger.accounts[0], relayerKey: keys[1], relayerKeyFile, feeder: 7, delivery: 11 };
+  } catch (err) {
+    await node.stop();
+    throw err;
+  }
+}
