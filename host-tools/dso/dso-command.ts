@@ -7,6 +7,7 @@ import { BrokerCredentials, DSO_PASSWORD_FILE } from '../broker/credentials.ts';
 import { developmentKeys } from '../ledger/ledger-client.ts';
 import { readDeployment } from '../ledger/market.ts';
 import type { IssuanceOptions } from './asset-issuance.ts';
+import { billHelp, runBill } from './bill-command.ts';
 import { CliError, parseOptions, type Command } from '../cli/command.ts';
 import { createDsoKey, DsoKeyError, exportDsoPublicKey, readDsoKey } from './dso-key.ts';
 import { DEFAULT_HTTP_PORT, DsoServiceError, startDsoService } from './dso-service.ts';
@@ -51,9 +52,12 @@ asset issuance (docs/asset-issuance.md), on when --deployment is given:
                      (each optional; feeders are named as in device certificates)
 
 The service's MQTT client id is its user name, dso, with a persistent session: the broker keeps readings
-for it while the service is down. Both brokers tie a client id to its login (see docs/security.md).`,
+for it while the service is down. Both brokers tie a client id to its login (see docs/security.md).
+
+${billHelp}`,
 
   async run(argv) {
+    if (argv[0] === 'bill') return runBill(argv.slice(1));
     const { values, positionals } = parseOptions(argv, {
       file: { type: 'string' },
       out: { type: 'string' },
