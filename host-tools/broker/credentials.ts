@@ -114,6 +114,11 @@ export class BrokerCredentials {
   }
 
   /** Checks a meter's login (and uses up its counter when good). */
+  relayIdOf(username: string): string | undefined {
+    if (!fs.existsSync(this.meterLoginsFile)) return undefined;
+    return this.withMeterLogins((logins) => logins.relayIdOf(username));
+  }
+
   checkLogin(username: string | undefined, password: string | undefined): LoginCheck {
     return this.withMeterLogins((logins) => logins.check(username, password));
   }
@@ -237,8 +242,8 @@ export class BrokerCredentials {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const passwd = formatPasswordFile(entries);
     if (!fs.existsSync(this.passwordFile) || fs.readFileSync(this.passwordFile, 'utf8') !== passwd) writeBrokerFile(this.passwordFile, passwd, false);
-    const meters = fs.existsSync(this.meterLoginsFile) ? this.withMeterLogins((logins) => logins.meterIds()) : [];
-    const acl = mosquittoAcl([...entries.keys(), ...meters]);
+    const relayIds = fs.existsSync(this.meterLoginsFile) ? this.withMeterLogins((logins) => logins.relayIds()) : new Map<string, string>();
+    const acl = mosquittoAcl([...entries.keys(), ...relayIds.keys()], relayIds);
     if (!fs.existsSync(this.aclFile) || fs.readFileSync(this.aclFile, 'utf8') !== acl) writeBrokerFile(this.aclFile, acl, true);
   }
 }

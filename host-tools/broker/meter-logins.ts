@@ -13,6 +13,8 @@ import Database from 'better-sqlite3';
 import { attestationMessage } from '../../firmware/src/protocol/key-attestation.ts';
 import { loginNonce, parseLoginPassword } from '../../firmware/src/protocol/broker-login.ts';
 import { MIX_SLOT } from '../../firmware/src/protocol/slot-map.ts';
+import { kidOf } from '../../firmware/src/protocol/certificate.ts';
+import { bytesToHex } from '../../firmware/src/protocol/hex.ts';
 import { nodeSha256, nodeVerifyEs256 } from '../crypto/node-primitives.ts';
 import { meterUserProblem } from './acl.ts';
 
@@ -69,6 +71,17 @@ export class MeterLogins {
     return (this.db.prepare('SELECT meter_id FROM meter_logins ORDER BY meter_id').all() as Array<{ meter_id: string }>).map((r) => r.meter_id);
   }
 
+  /** Each meter's relay id (kidOf its mix key, hex): the mixnet inbox only that meter may read. */
+  relayIds(): Map<string, string> {
+    const rows = this.db.prepare('SELECT meter_id, mix_key FROM meter_logins').all() as Array<{ meter_id: string; mix_key: Buffer }>;
+    return new Map(rows.map((r) => [r.meter_id, relayIdOfMixKey(r.mix_key)]));
+  }
+
+  relayIdOf(meterId: string): string | undefined {
+    const row = this.row(meterId);
+    return row ? relayIdOfMixKey(row.mix_key) : undefined;
+  }
+
   /** The highest login counter meterId has used (-1: none yet), or undefined for an unknown meter. */
   lastCounter(meterId: string): number | undefined {
     return this.row(meterId)?.last_counter;
@@ -101,4 +114,8 @@ export class MeterLogins {
   private row(meterId: string): LoginRow | undefined {
     return this.db.prepare('SELECT * FROM meter_logins WHERE meter_id = ?').get(meterId) as LoginRow | undefined;
   }
+}
+
+function relayIdOfMixKey(mixKey: Buffer): string {
+  return bytesToHex(kidOf(nodeSha256, new Uint8Array(mixKey)));
 }

@@ -10,7 +10,9 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { meterLoginPassword } from '../../firmware/src/keys/meter-login.ts';
-import { readingTopic } from '../../firmware/src/protocol/topics.ts';
+import { kidOf } from '../../firmware/src/protocol/certificate.ts';
+import { bytesToHex } from '../../firmware/src/protocol/hex.ts';
+import { READING_TOPIC_FILTER, readingTopic, relayInboxTopic } from '../../firmware/src/protocol/topics.ts';
 import { DSO_USERNAME } from '../../host-tools/broker/acl.ts';
 import { BrokerCredentials } from '../../host-tools/broker/credentials.ts';
 import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
@@ -72,7 +74,7 @@ function brokers(name: string, start: StartBroker): void {
     clients.push(dso as MqttClient);
     const received: string[] = [];
     (dso as MqttClient).on('message', (_topic, payload) => received.push(payload.toString()));
-    await (dso as MqttClient).subscribeAsync('veilgrid/meters/#', { qos: 1 });
+    await (dso as MqttClient).subscribeAsync(READING_TOPIC_FILTER, { qos: 1 });
 
     const login = meterLoginPassword(chip.se, nodeSha256, METER);
     const meter = await connect(broker.url, METER, login);
@@ -81,6 +83,21 @@ function brokers(name: string, start: StartBroker): void {
     await (meter as MqttClient).publishAsync(readingTopic(METER), 'reading 1', { qos: 1 });
     for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(received, ['reading 1'], 'the ACL lets a login meter publish its readings');
+
+    // The mixnet: its own inbox (named by its mix key's relay id) it may read, no other; any inbox it may
+    // fill. (mosquitto grants a subscription its ACL forbids and delivers nothing on it; aedes refuses it.)
+    const inbox = relayInboxTopic(bytesToHex(kidOf(nodeSha256, chip.mixKey)));
+    const otherInbox = relayInboxTopic('00112233445566ff');
+    const packets: string[] = [];
+    (meter as MqttClient).on('message', (topic, payload) => topic.startsWith('veilgrid/mix/') && packets.push(`${topic} ${payload}`));
+    const granted = await (meter as MqttClient).subscribeAsync(inbox, { qos: 1 });
+    assert.is(granted[0].qos, 1, `the meter reads its inbox ${inbox}`);
+    for (const filter of [otherInbox, 'veilgrid/mix/#']) await (meter as MqttClient).subscribeAsync(filter, { qos: 1 }).catch(() => undefined);
+    await (meter as MqttClient).publishAsync(otherInbox, 'for another relay', { qos: 1 });
+    await (meter as MqttClient).publishAsync(inbox, 'a packet', { qos: 1 });
+    for (let i = 0; i < 100 && packets.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(packets, [`${inbox} a packet`], 'only its own inbox reaches it');
 
     // Someone on the LAN recorded the CONNECT: its password is worth nothing now.
     const replayed = await connect(broker.url, METER, login);

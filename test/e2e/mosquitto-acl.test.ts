@@ -8,6 +8,7 @@ import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { READING_TOPIC_FILTER } from '../../firmware/src/protocol/topics.ts';
 import { DSO_USERNAME } from '../../host-tools/broker/acl.ts';
 import { BrokerCredentials } from '../../host-tools/broker/credentials.ts';
 import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
@@ -84,7 +85,7 @@ function checkRules(name: string, start: (credentials: BrokerCredentials, dir: s
       clients.push(dso);
       const received: string[] = [];
       dso.on('message', (topic, payload) => received.push(`${topic} ${payload}`));
-      assert.ok(await subscribe(dso, 'veilgrid/meters/#'), 'the DSO may read every meter');
+      assert.ok(await subscribe(dso, READING_TOPIC_FILTER), 'the DSO may read every meter\'s readings');
 
       // mosquitto grants a subscription its ACL does not allow and then delivers nothing on it; aedes
       // refuses it (0x80). Either way meter A must receive nothing of meter B's.

@@ -32,6 +32,11 @@ export const CLEARING_TOPIC = 'veilgrid/market/clearing';
 /** The market's deployment, clock and the DSO's prices (protocol/market-info.ts), retained, from the bridge. */
 export const MARKET_INFO_TOPIC = 'veilgrid/market/info';
 
+/** "veilgrid/mix/<relay id, 16 hex digits>": a relay's inbox. Any meter may publish into it; only its relay reads it. */
+export function relayInboxTopic(relayIdHex: string): string {
+  return 'veilgrid/mix/' + relayIdHex;
+}
+
 /** The DSO's signed head of the mixnet's relay directory (certificate.ts kind 5), retained. */
 export const RELAY_DIRECTORY_HEAD_TOPIC = 'veilgrid/directory/head';
 
