@@ -66,6 +66,11 @@ export interface IssuanceOptions {
   defaultFeederLimit?: FeederLimitWh;
   /** Chain feeder ids by feeder name; others get feederIdOf(name). */
   feederIds?: Record<string, number>;
+  /**
+   * The DSO's prices (money units per Wh): when the prices in force for the next interval differ, the
+   * issuer sets these from the next interval on (setPrices). Absent: prices are left as the chain has them.
+   */
+  prices?: { consumption: number; production: number };
   /** Round grants to powers of two ≥ MIN_GRANT_WH Wh (default true), so grant sizes single no meter out. */
   roundGrants?: boolean;
   maxGrantsPerTransaction?: number;
@@ -169,6 +174,8 @@ export class AssetIssuer {
   private readonly requests: Counter;
   private readonly grantsIssued: Counter;
   private timer: NodeJS.Timeout | undefined;
+  /** The last interval whose prices were compared with the configuration. */
+  private pricesCheckedFor: number | undefined;
   private running: Promise<void> | undefined;
   private closed = false;
   /** Batches sent by this process, for tests and the bench: interval, feeder, order of key ids, gas. */
@@ -380,6 +387,16 @@ export class AssetIssuer {
       this.store.putFeeder({ feeder, feederId, productionWh: limit.productionWh, consumptionWh: limit.consumptionWh, setAtMs: nowMs });
       this.emit('info', 'feeder_limit_set', { feeder, feederId, ...limit });
     }
+    const prices = this.options.prices;
+    const next = this.intervalAt(nowMs) + 1;
+    if (prices && this.pricesCheckedFor !== next) {
+      const inForce = await this.pricesAt(next, false);
+      if (inForce?.consumption !== prices.consumption || inForce.production !== prices.production) {
+        await this.market.setPrices(this.options.dso, next, prices.consumption, prices.production);
+        this.emit('info', 'prices_set', { fromInterval: next, ...prices });
+      }
+      this.pricesCheckedFor = next;
+    }
     const toAuthorize: Array<{ meterId: string; meterHash: Hex }> = [];
     for (const meter of meters) {
       const meterHash = meterHashOf(meter.identityKey);
@@ -427,12 +444,15 @@ export class AssetIssuer {
   }
 
   /** The DSO's prices in force at an interval (money units per Wh); zero when none are set (then no money is granted). */
-  async pricesAt(interval: number): Promise<{ consumption: number; production: number }> {
+  async pricesAt(interval: number): Promise<{ consumption: number; production: number }>;
+  async pricesAt(interval: number, orZero: false): Promise<{ consumption: number; production: number } | undefined>;
+  async pricesAt(interval: number, orZero = true): Promise<{ consumption: number; production: number } | undefined> {
     try {
       const [consumption, production] = (await this.read('pricesAt', [interval])) as [number, number];
       return { consumption: Number(consumption), production: Number(production) };
     } catch (err) {
       if (revertName(err) === 'NoPrices') {
+        if (!orZero) return undefined;
         this.emit('warn', 'no_prices', { interval, note: 'no money is granted with bids for this interval' });
         return { consumption: 0, production: 0 };
       }

@@ -48,8 +48,9 @@ asset issuance (docs/asset-issuance.md), on when --deployment is given:
                      the market. Default on a development chain (chain id 31337) only: development account 0
   --issuance FILE    JSON: { "leadFraction": 0.5, "lookaheadIntervals": 1, "roundGrants": true,
                      "maxGrantsPerTransaction": 200, "feederLimits": { "<feeder>": { "productionWh": …,
-                     "consumptionWh": … } }, "defaultFeederLimit": { … }, "feederIds": { "<feeder>": 7 } }
-                     (each optional; feeders are named as in device certificates)
+                     "consumptionWh": … } }, "defaultFeederLimit": { … }, "feederIds": { "<feeder>": 7 },
+                     "prices": { "consumption": 300, "production": 100 } } (each optional; feeders are named
+                     as in device certificates; prices are set on chain from the next interval when they differ)
 
 The service's MQTT client id is its user name, dso, with a persistent session: the broker keeps readings
 for it while the service is down. Both brokers tie a client id to its login (see docs/security.md).
@@ -170,7 +171,7 @@ function issuanceOptions(values: Record<string, string | boolean | undefined>): 
     } catch (err) {
       throw new CliError(`cannot read --issuance ${values.issuance}: ${(err as Error).message}`);
     }
-    const known = ['leadFraction', 'lookaheadIntervals', 'roundGrants', 'maxGrantsPerTransaction', 'feederLimits', 'defaultFeederLimit', 'feederIds'];
+    const known = ['leadFraction', 'lookaheadIntervals', 'roundGrants', 'maxGrantsPerTransaction', 'feederLimits', 'defaultFeederLimit', 'feederIds', 'prices'];
     const unknown = Object.keys(issuance).filter((k) => !known.includes(k));
     if (unknown.length > 0) throw new CliError(`--issuance ${values.issuance}: unknown keys ${unknown.join(', ')} (known: ${known.join(', ')})`);
   }

@@ -293,6 +293,22 @@ test('meters are authorized on chain when registered and banned when revoked, na
   }
 });
 
+test('configured prices are set on chain from the next interval, and a bid\'s money follows them', async () => {
+  const f = await issuanceFixture({ prices: { consumption: 320, production: 90 } });
+  try {
+    const buyer = f.meter('price-buyer');
+    const { tradingKey } = f.request(buyer, { interval: DELIVERY, consumptionWh: 100 });
+    await f.issuer.tick();
+    assert.equal(await f.issuer.pricesAt(DELIVERY), { consumption: 320, production: 90 });
+    f.toIssueTime(DELIVERY);
+    await f.issuer.tick();
+    assert.is((await f.dev.market.money(keyIdOfPoint(tradingKey.publicKey))).free, 128n * 320n);
+    assert.is(f.store.request('price-buyer', DELIVERY)!.consumptionPrice, 320);
+  } finally {
+    await f.close();
+  }
+});
+
 test('a request made by the emulated ATECC608 (trading key generated and attested in a ring slot) is accepted; one attested for a reading slot is not', async () => {
   const f = await issuanceFixture();
   const chip = provisionedSecureElement();
