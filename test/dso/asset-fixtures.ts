@@ -13,6 +13,15 @@ import { openDevelopmentMarket, type DevelopmentMarket } from '../../host-tools/
 import { decodeAssetReply, type AssetReply } from '../../firmware/src/protocol/asset-reply.ts';
 import { keyPair, makeMeter, makeOperator, seal, type KeyPair, type TestMeter, type TestOperator } from '../unit/verifier-fixtures.ts';
 
+/** Polls until check() holds (real time), or throws with what describe() says. */
+export async function until(check: () => boolean, what: () => string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 export const INTERVAL_SECONDS = 900;
 /** The market's interval when a fixture starts; requests go to the next one. */
 export const START_INTERVAL = 10;

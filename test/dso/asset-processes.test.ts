@@ -20,7 +20,7 @@ import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { compileContracts } from '../../host-tools/ledger/compile.ts';
 import { readDeployment } from '../../host-tools/ledger/market.ts';
 import { makeMeter, makeOperator, seal } from '../unit/verifier-fixtures.ts';
-import { attestedRequest, LIMITS } from './asset-fixtures.ts';
+import { attestedRequest, until, LIMITS } from './asset-fixtures.ts';
 
 const CLI = path.resolve('bin/veilgrid.js');
 const INTERVAL = 20;
@@ -33,14 +33,6 @@ function run(args: string[]): { child: ChildProcess; output: () => string; exite
   return { child, output: () => output, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
 }
 
-async function until(check: () => boolean, what: () => string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.unreachable(`timed out waiting: ${what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 test('separate processes: requests stored, the DSO killed and started again before issuance, each grant on chain once; bill --check agrees with anvil', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vg-asset-processes-'));
   const deploymentFile = path.join(dir, 'deployment.json');
@@ -51,7 +43,7 @@ test('separate processes: requests stored, the DSO killed and started again befo
   try {
     const ledger = run(['ledger', 'serve', '--port', '0', '--deployment', deploymentFile, '--interval-seconds', String(INTERVAL)]);
     children.push(ledger.child);
-    await until(() => ledger.output().includes('anvil (pid'), () => `ledger serve: ${ledger.output()}`);
+    await until(() => ledger.output().includes('anvil (pid'), () => `ledger serve: ${ledger.output()}`, 60_000);
     const deployment = readDeployment(deploymentFile);
 
     const dsoKey = createDsoKey(path.join(dir, 'dso-key.json'));
@@ -68,7 +60,7 @@ test('separate processes: requests stored, the DSO killed and started again befo
       '--broker', broker.url, '--broker-dir', credentials.dir, '--http', '127.0.0.1:0', '--deployment', deploymentFile, '--assets', assetsDb, '--issuance', path.join(dir, 'issuance.json')];
     let dso = run(dsoArgs);
     children.push(dso.child);
-    await until(() => dso.output().includes('verifying readings'), () => `dso serve: ${dso.output()}`);
+    await until(() => dso.output().includes('verifying readings'), () => `dso serve: ${dso.output()}`, 60_000);
 
     const replies: Array<{ meterId: string; reply: AssetReply }> = [];
     await new Promise((resolve) => (meterClient.connected ? resolve(undefined) : meterClient.once('connect', resolve)));
@@ -95,7 +87,7 @@ test('separate processes: requests stored, the DSO killed and started again befo
         db.close();
       }
     };
-    await until(() => stored() === 4, () => `four requests stored; dso: ${dso.output()}`);
+    await until(() => stored() === 4, () => `four requests stored; dso: ${dso.output()}`, 60_000);
     assert.is(replies.length, 0, 'nothing answered before issuance');
     const issueAt = (deployment.genesisTime + delivery * INTERVAL - INTERVAL / 2) * 1000;
     assert.ok(Date.now() < issueAt, 'the kill comes before the issuance time');

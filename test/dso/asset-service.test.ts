@@ -16,15 +16,7 @@ import { startDsoService, type DsoService } from '../../host-tools/dso/dso-servi
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { openDevelopmentMarket } from '../../host-tools/ledger/development-market.ts';
 import { makeMeter, makeOperator, seal } from '../unit/verifier-fixtures.ts';
-import { attestedRequest, CONSUMPTION_PRICE, DELIVERY, INTERVAL_SECONDS, LIMITS, PRODUCTION_PRICE, START_INTERVAL } from './asset-fixtures.ts';
-
-async function until(check: () => boolean, what: () => string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.unreachable(`timed out waiting: ${what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { attestedRequest, until, CONSUMPTION_PRICE, DELIVERY, INTERVAL_SECONDS, LIMITS, PRODUCTION_PRICE, START_INTERVAL } from './asset-fixtures.ts';
 
 test('asset requests over MQTT: refusals at once, issuance replies after the batch; a restart between request and issuance issues once', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vg-asset-service-'));
