@@ -150,9 +150,13 @@ export function cryptoShuffle<T>(items: T[]): T[] {
   return out;
 }
 
-function revertName(err: unknown): string | undefined {
+function revertOf(err: unknown): { name: string; args: readonly unknown[] } | undefined {
   const reverted = err instanceof BaseError ? err.walk((e) => e instanceof ContractFunctionRevertedError) : null;
-  return reverted instanceof ContractFunctionRevertedError ? reverted.data?.errorName : undefined;
+  return reverted instanceof ContractFunctionRevertedError && reverted.data ? { name: reverted.data.errorName, args: reverted.data.args ?? [] } : undefined;
+}
+
+function revertName(err: unknown): string | undefined {
+  return revertOf(err)?.name;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -265,7 +269,7 @@ export class AssetIssuer {
     if (result.outcome === 'repeat') {
       const record = this.store.request(topicMeterId, result.interval)!;
       if (record.status === 'issued') this.reply(topicMeterId, { interval: record.interval, issued: true });
-      else if (record.status === 'expired') this.reply(topicMeterId, { interval: record.interval, issued: false, reason: 'too-late' });
+      else if (record.status === 'expired') this.reply(topicMeterId, { interval: record.interval, issued: false, reason: record.reason ?? 'too-late' });
     }
     return result;
   }
@@ -403,8 +407,8 @@ export class AssetIssuer {
       const onChain = this.store.chainMeter(meter.meterId);
       if (meter.status === 'active') {
         if (!onChain || onChain.authorizedAtMs === undefined || onChain.bannedAtMs !== undefined || onChain.meterHash !== meterHash) toAuthorize.push({ meterId: meter.meterId, meterHash });
-      } else if (onChain && onChain.bannedAtMs === undefined) {
-        await this.ban(meter.meterId, onChain.meterHash);
+      } else if (onChain?.bannedAtMs === undefined && (onChain?.authorizedAtMs !== undefined || this.store.keyIdsOfMeter(meter.meterId).length > 0)) {
+        await this.ban(meter.meterId, onChain?.meterHash ?? meterHash);
       }
     }
     for (let i = 0; i < toAuthorize.length; i += 500) {
@@ -505,6 +509,15 @@ export class AssetIssuer {
   async issueInterval(interval: number): Promise<void> {
     this.store.closeInterval(interval, this.now());
     if (this.store.intervalState(interval) !== 'closed') return;
+    // A meter revoked since its request was accepted gets nothing (its keys are revoked on chain by the ban).
+    for (const r of this.store.requestsOf(interval)) {
+      if (r.status !== 'approved') continue;
+      const chain = this.registry.checkChain(r.meterId, this.now());
+      if (!chain.ok) {
+        this.store.expireRequest(r.meterId, interval, 'not-authorized');
+        this.emit('warn', 'asset_request_withdrawn', { meterId: r.meterId, interval, reason: 'not-authorized', detail: chain.detail });
+      }
+    }
     const prices = await this.pricesAt(interval);
     const batches = this.store.prepareBatches(interval, this.maxGrants, cryptoShuffle, (r) => ({
       money: BigInt(r.grantedConsumptionWh) * BigInt(prices.consumption),
@@ -573,8 +586,19 @@ export class AssetIssuer {
     try {
       hash = await this.market.ledger.wallet(this.options.dso).writeContract({ address: this.market.deployment.market, abi: this.abi, functionName: 'issue', args: [batch.feederId, grants], chain: this.market.ledger.chain });
     } catch (err) {
-      if (revertName(err) === 'IssuedTooLate') {
+      const reverted = revertOf(err);
+      if (reverted?.name === 'IssuedTooLate') {
         this.store.markBatchFailed(batch.batchId, 'IssuedTooLate: the gate closed (by the chain clock) before the batch reached the chain', this.now());
+        return;
+      }
+      const revokedKey = reverted?.name === 'GrantToRevokedKey' ? String(reverted.args[0]).toLowerCase() : undefined;
+      const holder = revokedKey ? missing.find((r) => r.keyId.toLowerCase() === revokedKey) : undefined;
+      if (holder) {
+        // banned since the batch was prepared: its grant leaves the batch, the rest is sent
+        this.store.expireRequest(holder.meterId, holder.interval, 'not-authorized');
+        this.emit('warn', 'asset_request_withdrawn', { meterId: holder.meterId, interval: holder.interval, reason: 'not-authorized', detail: `its trading key ${holder.keyId} was revoked on chain` });
+        const left = this.store.batchesOf(batch.interval).find((b) => b.batchId === batch.batchId);
+        if (left) await this.settleBatch(left);
         return;
       }
       throw err;
@@ -595,7 +619,7 @@ export class AssetIssuer {
   async sendReplies(): Promise<void> {
     if (!this.options.publish) return;
     await Promise.all(this.store.unrepliedRequests().map((r) =>
-      this.reply(r.meterId, r.status === 'issued' ? { interval: r.interval, issued: true } : { interval: r.interval, issued: false, reason: 'too-late' }, r)));
+      this.reply(r.meterId, r.status === 'issued' ? { interval: r.interval, issued: true } : { interval: r.interval, issued: false, reason: r.reason ?? 'too-late' }, r)));
   }
 
   /** Ticks every tickMs until closed. */

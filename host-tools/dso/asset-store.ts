@@ -8,7 +8,11 @@
 // its transaction hash before the receipt is awaited) are each one SQLite transaction, synchronous = FULL.
 import Database from 'better-sqlite3';
 
-/** approved: checked and waiting for its interval's issuance; issued: on chain (or zero: nothing to put there); expired: its interval's gate closed before the issuance reached the chain. */
+/**
+ * approved: checked and waiting for its interval's issuance; issued: on chain (or zero: nothing to put there);
+ * expired: not issued after all (reason: too-late when the gate closed before the batch reached the chain,
+ * not-authorized when the meter was revoked before issuance).
+ */
 export type AssetRequestStatus = 'approved' | 'issued' | 'expired';
 
 export interface AssetRequestRecord {
@@ -35,6 +39,8 @@ export interface AssetRequestRecord {
   /** The signed (attested) request as received: the meter's own proof of what it asked. */
   request: Uint8Array;
   status: AssetRequestStatus;
+  /** Why an expired request was not issued (an ASSET_REFUSALS code). */
+  reason?: string;
   batchId?: number;
   position?: number;
   receivedAtMs: number;
@@ -96,6 +102,7 @@ CREATE TABLE IF NOT EXISTS assets_requests (
   production_price INTEGER,
   request BLOB NOT NULL,
   status TEXT NOT NULL CHECK (status IN ('approved', 'issued', 'expired')),
+  reason TEXT,
   batch_id INTEGER,
   position INTEGER,
   received_at_ms INTEGER NOT NULL,
@@ -164,6 +171,7 @@ interface RequestRow {
   production_price: number | null;
   request: Buffer;
   status: AssetRequestStatus;
+  reason: string | null;
   batch_id: number | null;
   position: number | null;
   received_at_ms: number;
@@ -206,6 +214,7 @@ function requestFromRow(row: RequestRow): AssetRequestRecord {
   if (row.money !== null) record.money = BigInt(row.money);
   if (row.consumption_price !== null) record.consumptionPrice = row.consumption_price;
   if (row.production_price !== null) record.productionPrice = row.production_price;
+  if (row.reason !== null) record.reason = row.reason;
   if (row.batch_id !== null) record.batchId = row.batch_id;
   if (row.position !== null) record.position = row.position;
   if (row.issued_at_ms !== null) record.issuedAtMs = row.issued_at_ms;
@@ -224,7 +233,7 @@ function batchFromRow(row: BatchRow): IssuanceBatch {
   return batch;
 }
 
-export type NewAssetRequest = Omit<AssetRequestRecord, 'status' | 'money' | 'consumptionPrice' | 'productionPrice' | 'batchId' | 'position' | 'issuedAtMs' | 'repliedAtMs'>;
+export type NewAssetRequest = Omit<AssetRequestRecord, 'status' | 'reason' | 'money' | 'consumptionPrice' | 'productionPrice' | 'batchId' | 'position' | 'issuedAtMs' | 'repliedAtMs'>;
 
 export class AssetStore {
   readonly db: Database.Database;
@@ -386,7 +395,22 @@ export class AssetStore {
   markBatchFailed(batchId: number, failure: string, nowMs: number): void {
     this.db.transaction(() => {
       this.db.prepare(`UPDATE assets_batches SET status = 'failed', failure = ? WHERE batch_id = ?`).run(failure, batchId);
-      this.db.prepare(`UPDATE assets_requests SET status = 'expired' WHERE batch_id = ? AND status = 'approved'`).run(batchId);
+      this.db.prepare(`UPDATE assets_requests SET status = 'expired', reason = 'too-late' WHERE batch_id = ? AND status = 'approved'`).run(batchId);
+    })();
+  }
+
+  /**
+   * A request that will not be issued (its meter was revoked): expired with reason, and taken out of its
+   * batch if it was in one (a batch left empty is deleted).
+   */
+  expireRequest(meterId: string, interval: number, reason: string): void {
+    this.db.transaction(() => {
+      const row = this.db.prepare(`SELECT batch_id FROM assets_requests WHERE meter_id = ? AND interval = ? AND status = 'approved'`).get(meterId, interval) as { batch_id: number | null } | undefined;
+      if (!row) return;
+      this.db.prepare(`UPDATE assets_requests SET status = 'expired', reason = ?, batch_id = NULL, position = NULL WHERE meter_id = ? AND interval = ?`).run(reason, meterId, interval);
+      if (row.batch_id === null) return;
+      this.db.prepare('UPDATE assets_batches SET grants = grants - 1 WHERE batch_id = ?').run(row.batch_id);
+      this.db.prepare('DELETE FROM assets_batches WHERE batch_id = ? AND grants = 0').run(row.batch_id);
     })();
   }
 
@@ -396,16 +420,23 @@ export class AssetStore {
   }
 
   /**
-   * Ends an interval once every batch is issued or failed: approved zero requests are issued (nothing goes
-   * on chain for them), and the interval is 'issued' or, when any batch failed, 'expired'.
+   * Ends an interval once every batch is issued or failed: the approved zero requests of each feeder share
+   * its fate (issued, nothing going on chain for them, or expired too-late when a batch of the feeder failed,
+   * so an answer does not tell a zero request from another), and the interval is 'issued' or, when any batch
+   * failed, 'expired'.
    */
   finishInterval(interval: number, nowMs: number): IntervalState {
     return this.db.transaction(() => {
       const batches = this.batchesOf(interval);
-      const failed = batches.some((b) => b.status === 'failed');
-      const state: IntervalState = failed ? 'expired' : 'issued';
-      this.db.prepare(`UPDATE assets_requests SET status = ?, issued_at_ms = CASE WHEN ? = 'issued' THEN ? ELSE NULL END WHERE interval = ? AND status = 'approved'`)
-        .run(failed ? 'expired' : 'issued', state, nowMs, interval);
+      const failedFeeders = new Set(batches.filter((b) => b.status === 'failed').map((b) => b.feederId));
+      const zero = this.db.prepare(`SELECT meter_id, feeder_id FROM assets_requests WHERE interval = ? AND status = 'approved'`).all(interval) as Array<{ meter_id: string; feeder_id: number }>;
+      const issue = this.db.prepare(`UPDATE assets_requests SET status = 'issued', issued_at_ms = ? WHERE meter_id = ? AND interval = ?`);
+      const expire = this.db.prepare(`UPDATE assets_requests SET status = 'expired', reason = 'too-late' WHERE meter_id = ? AND interval = ?`);
+      for (const r of zero) {
+        if (failedFeeders.has(r.feeder_id)) expire.run(r.meter_id, interval);
+        else issue.run(nowMs, r.meter_id, interval);
+      }
+      const state: IntervalState = failedFeeders.size > 0 ? 'expired' : 'issued';
       this.db.prepare(`INSERT INTO assets_intervals (interval, state, closed_at_ms, done_at_ms) VALUES (?, ?, ?, ?)
         ON CONFLICT (interval) DO UPDATE SET state = excluded.state, done_at_ms = excluded.done_at_ms`).run(interval, state, nowMs, nowMs);
       return state;

@@ -293,6 +293,34 @@ test('meters are authorized on chain when registered and banned when revoked, na
   }
 });
 
+test('a meter revoked between request and issuance gets nothing and is answered not-authorized; a key revoked on chain leaves its batch', async () => {
+  const f = await issuanceFixture();
+  try {
+    const [a, b, c] = ['rv-a', 'rv-b', 'rv-c'].map((id) => f.meter(id));
+    const keys = [a, b, c].map((m) => keyIdOfPoint(f.request(m, { interval: DELIVERY, productionWh: 100 }).tradingKey.publicKey));
+    await f.issuer.tick();
+    f.registry.revoke('rv-b', 'meter stolen');
+    // rv-c's key is revoked on chain behind the DSO's back (its registry entry stays active): the batch reverts
+    await f.dev.market.ban(f.dev.dso, meterHashOf(c.identity.publicKey), [keys[2]], []);
+    f.toIssueTime(DELIVERY);
+    await f.issuer.tick();
+    const events = await assetIssued(f);
+    assert.equal(events.map((e) => e.keyId), [keys[0].toLowerCase()], 'only rv-a is issued');
+    assert.equal(f.store.request('rv-b', DELIVERY)!.status, 'expired');
+    assert.equal(f.store.request('rv-c', DELIVERY)!.reason, 'not-authorized');
+    const byMeter = Object.fromEntries(f.replies.map((r) => [r.meterId, r.reply]));
+    assert.equal(byMeter, {
+      'rv-a': { interval: DELIVERY, issued: true },
+      'rv-b': { interval: DELIVERY, issued: false, reason: 'not-authorized' },
+      'rv-c': { interval: DELIVERY, issued: false, reason: 'not-authorized' },
+    });
+    const banned = await f.dev.ledger.publicClient.readContract({ address: f.dev.market.deployment.market, abi, functionName: 'revokedKey', args: [keys[1]] });
+    assert.is(banned, true, 'rv-b was banned with its key');
+  } finally {
+    await f.close();
+  }
+});
+
 test('configured prices are set on chain from the next interval, and a bid\'s money follows them', async () => {
   const f = await issuanceFixture({ prices: { consumption: 320, production: 90 } });
   try {
