@@ -1,0 +1,50 @@
+// A batch left pending is replaced: with the in-process EVM's automine off, the bridge's submitOffers stays in
+// the mempool; after replaceAfterMs the bridge signs the same batch again under the same nonce with higher fees.
+// When a block is mined, one of the two is in it, the offers are on chain once, and the receipt names them.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import path from 'node:path';
+import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
+import { startBridge } from '../../host-tools/bridge/bridge.ts';
+import { grantFor } from '../../host-tools/ledger/market.ts';
+import { generateTradingKey } from '../../host-tools/ledger/trading-key.ts';
+import { DELIVERY, FEEDER, marketFixture } from '../ledger/market-fixture.ts';
+import { BroadcastListener, connect, publishOffer, signedOffer, tempDir, until } from './bridge-fixture.ts';
+
+const test = suite('bridge replaces a pending transaction');
+
+test('a batch pending past replaceAfterMs is sent again with higher fees under its nonce; mined once', async () => {
+  const tmp = tempDir('veilgrid-bridge-replace-');
+  const f = await marketFixture();
+  const broker = await startEmbeddedBroker({ log: () => {} });
+  const listener = await BroadcastListener.start(broker.url);
+  const meter = await connect(broker.url, { clientId: 'meter-r' });
+  const lines: string[] = [];
+  const bridge = await startBridge({ market: f.market, relayer: f.relayer, db: path.join(tmp.dir, 'q.db'), brokerUrl: broker.url, clientId: 'bridge', tickMs: 50, replaceAfterMs: 300, log: (l) => lines.push(l), http: false });
+  try {
+    const keys = [generateTradingKey(), generateTradingKey()];
+    await f.market.issue(f.dso, FEEDER, keys.map((k) => grantFor(k.publicKey, DELIVERY, { production: 10 })));
+    const offers = keys.map((k, i) => signedOffer(f.market.domain, k, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 120 + i }));
+    await f.ledger.request('evm_setAutomine', [false]);
+    for (const o of offers) await publishOffer(meter, 'meter-r', o.message);
+    await until(() => bridge.stats.replacements >= 1, 20_000, 'a replacement');
+    assert.is(await f.market.offerCount(DELIVERY), 0, 'nothing mined yet');
+    await f.ledger.request('evm_mine');
+    await f.ledger.request('evm_setAutomine', [true]);
+    for (const o of offers) assert.is((await listener.outcome(o.digest)).accepted, true);
+    assert.is(await f.market.offerCount(DELIVERY), offers.length, 'each offer once');
+    const sent = lines.filter((l) => l.includes('"event":"batch_sent"')).map((l) => JSON.parse(l) as { nonce: number });
+    const replaced = lines.filter((l) => l.includes('"event":"batch_replaced"')).map((l) => JSON.parse(l) as { nonce: number; old: string; hash: string });
+    assert.ok(replaced.length >= 1);
+    assert.ok(replaced.every((r) => sent.some((s) => s.nonce === r.nonce) && r.old !== r.hash), 'same nonce, another transaction');
+    assert.equal(bridge.stats.rejectedOnChain, {});
+  } finally {
+    await bridge.close();
+    await meter.endAsync();
+    await listener.close();
+    await broker.close();
+    tmp.remove();
+  }
+});
+
+test.run();
