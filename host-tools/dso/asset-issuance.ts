@@ -53,6 +53,8 @@ export const DEFAULT_MAX_GRANTS_PER_TRANSACTION = 200;
  * (bench/asset-issuance.ts: 44.8k on average, 360 mixed grants 16.1 M), so 300 stay under the 16.7 M cap.
  */
 export const MAX_GRANTS_PER_TRANSACTION = 300;
+/** A ban names the meter's trading keys of intervals from this many before the current one on. */
+export const BAN_KEYS_BACK = 4;
 /** The smallest grant size when grants are rounded (docs/asset-issuance.md). */
 export const MIN_GRANT_WH = 16;
 
@@ -408,7 +410,12 @@ export class AssetIssuer {
       if (meter.status === 'active') {
         if (!onChain || onChain.authorizedAtMs === undefined || onChain.bannedAtMs !== undefined || onChain.meterHash !== meterHash) toAuthorize.push({ meterId: meter.meterId, meterHash });
       } else if (onChain?.bannedAtMs === undefined && (onChain?.authorizedAtMs !== undefined || this.store.keyIdsOfMeter(meter.meterId).length > 0)) {
-        await this.ban(meter.meterId, onChain?.meterHash ?? meterHash);
+        try {
+          await this.ban(meter.meterId, onChain?.meterHash ?? meterHash);
+        } catch (err) {
+          // e.g. an offer cleared between reading it open and the ban: tried again at the next tick
+          this.emit('error', 'ban_failed', { meterId: meter.meterId, reason: (err as Error).message.split('\n')[0], note: 'tried again at the next tick' });
+        }
       }
     }
     for (let i = 0; i < toAuthorize.length; i += 500) {
@@ -419,16 +426,21 @@ export class AssetIssuer {
     }
   }
 
-  /** Bans a meter on chain: its trading keys are revoked and their open offers of uncleared intervals withdrawn. */
+  /**
+   * Bans a meter on chain: its trading keys of recent and coming intervals (from BAN_KEYS_BACK intervals ago:
+   * older keys hold nothing an offer could still use, and naming thousands would pass the gas cap) are revoked,
+   * and their open offers of uncleared intervals withdrawn.
+   */
   private async ban(meterId: string, meterHash: Hex): Promise<void> {
-    const keyIds = this.store.keyIdsOfMeter(meterId);
+    const since = this.intervalAt(this.now()) - BAN_KEYS_BACK;
+    const keyIds = [...new Set(this.store.requestsOfMeter(meterId, since).map((r) => r.keyId))];
     const openOffers: Hex[] = [];
-    if (keyIds.length > 0) {
+    for (let i = 0; i < keyIds.length; i += 100) {
       const accepted = await this.market.ledger.publicClient.getContractEvents({
         address: this.market.deployment.market,
         abi: this.abi,
         eventName: 'OfferAccepted',
-        args: { keyId: keyIds },
+        args: { keyId: keyIds.slice(i, i + 100) },
         fromBlock: BigInt(this.market.deployment.deployedAtBlock),
       });
       for (const log of accepted as unknown as Array<{ args: { interval: number; index: number; digest: Hex } }>) {
@@ -494,7 +506,12 @@ export class AssetIssuer {
   }
 
   private async runTick(): Promise<void> {
-    await this.syncChain();
+    try {
+      await this.syncChain();
+    } catch (err) {
+      // issuance goes on: a feeder whose limit is not on chain yet fails alone (UnknownFeeder), and is retried
+      this.emit('error', 'chain_sync_failed', { reason: (err as Error).message.split('\n')[0], note: 'tried again at the next tick' });
+    }
     const nowMs = this.now();
     const due = new Set<number>(this.store.unfinishedIntervals());
     for (const interval of this.store.pendingIntervals()) if (nowMs >= this.issueAtMs(interval)) due.add(interval);
