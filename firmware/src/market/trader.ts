@@ -15,6 +15,11 @@
 //      duplicate, the chain refuses a replay, so a second copy costs nothing);
 //   4. after gate closure, the clearing broadcast (CLEARING_TOPIC): the offer's fill, paid and received.
 //
+// A step that fails (an SE error, a full outbox) is tried again 5 s later while the gate is open. After a reboot
+// in d's window the recorded key goes on (keys/trading-keys.ts): unsigned, its request is sent again (the DSO
+// keeps one request per meter and interval and answers a second 'already-requested', no verdict); signed, the
+// offer is watched and resent once if no receipt comes, never signed again.
+//
 // Receipts and clearing results of every meter reach every meter; each message is scanned for the offer's
 // digest first and decoded only when it is there, so other meters' traffic costs no allocation. Broadcasts
 // are read at QoS 0 (a missed receipt costs the one resend; nothing queues at the broker for a meter that is
@@ -22,7 +27,7 @@
 // its handler signed and recorded the offer, so a power cut in between brings it again).
 //
 // SE commands per interval: asset request 7 (GenKey, the attestation 4, the seal 2), offer 3 (Random, Nonce,
-// Sign); 10 when it offers, 7 when not; the identity public key once per boot.
+// Sign); 10 when it offers, 7 when not; the identity public key once per boot; a request sent again 6.
 
 import { EARLIEST_VALID_EPOCH } from '../metering/meter.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -42,6 +47,8 @@ import type { Forecast } from './forecast.ts';
 import { planOffer, SIDE_NONE } from './offer-plan.ts';
 
 const CLOCK_RETRY_MS = 5000;
+/** A failed step (an SE error, a full outbox) is tried again after this long, while the gate is open. */
+const RETRY_MS = 5000;
 /** Offers whose clearing the meter still waits for, at most (one per interval: the newest few). */
 const MAX_WATCHED = 3;
 
@@ -115,6 +122,12 @@ export class Trader {
   /** The offer of the interval being traded, until its receipt. */
   declare private pending: Watched | null;
   declare private resendTimer: number | null;
+  declare private retryTimer: number | null;
+  /** Intervals (in this boot) whose asset request left, whose assets the DSO issued, whose offer was signed, and sent. */
+  declare private requested: number;
+  declare private issued: number;
+  declare private signed: number;
+  declare private offered: number;
   /** Offers whose fill the meter waits for. */
   declare private watched: Watched[];
 
@@ -126,6 +139,11 @@ export class Trader {
     this.identityPublicKey = null;
     this.pending = null;
     this.resendTimer = null;
+    this.retryTimer = null;
+    this.requested = -1;
+    this.issued = -1;
+    this.signed = -1;
+    this.offered = -1;
     this.watched = [];
   }
 
@@ -190,9 +208,9 @@ export class Trader {
     if (now >= EARLIEST_VALID_EPOCH) {
       const d = marketIntervalAt(info, now) + 1;
       this.trade(d);
-      // The next window opens at d's gate closure; start a little after it, once the meter has closed its
-      // reading of the interval that just ended (a 20th of an interval, at most 5 s).
-      waitMs = (this.gateClosure(d) - now + Math.min(5, info.intervalSeconds / 20)) * 1000;
+      // The next window opens at d's gate closure; start a little after it, once the meter has closed and
+      // signed its reading of the interval that just ended (a tenth of an interval, at most 5 s).
+      waitMs = (this.gateClosure(d) - now + Math.min(5, info.intervalSeconds / 10)) * 1000;
     }
     this.timer = o.clock.setTimeout(function () {
       self.timer = null;
@@ -204,36 +222,83 @@ export class Trader {
     const o = this.o;
     const info = this.info as MarketInfo;
     let key = o.keys.current();
-    if (key && key.interval >= d) {
-      // After a reboot in d's window: the same key and plan go on; a signed offer waits for its receipt.
-      if (key.interval === d && key.signature && (!this.pending || this.pending.interval !== d)) this.watchOffer(key, o.primitives.sha256(this.offerBytes(key)));
-      if (key.interval > d) o.log('market: the newest trading key is for interval ' + key.interval + ', after ' + d + ' (the clock went back?): not trading');
+    if (key && key.interval > d) {
+      o.log('market: the newest trading key is for interval ' + key.interval + ', after ' + d + ' (the clock went back?): not trading');
       return;
     }
-    // A signed offer of the interval whose gate just closed (recorded before a reboot): watch for its fill.
-    if (key && key.interval === d - 1 && key.signature && !this.watching(d - 1)) this.watch(d - 1, o.primitives.sha256(this.offerBytes(key)));
-    if (this.pending && this.pending.interval < d) {
-      o.log('market: no receipt for the offer of interval ' + this.pending.interval + ' before its gate closed');
-      this.stopPending();
+    if (!key || key.interval < d) {
+      // A signed offer of the interval whose gate just closed (recorded before a reboot): watch for its fill.
+      if (key && key.interval === d - 1 && key.signature && !this.watching(d - 1)) this.watch(d - 1, o.primitives.sha256(this.offerBytes(key)));
+      if (this.pending && this.pending.interval < d) {
+        o.log('market: no receipt for the offer of interval ' + this.pending.interval + ' before its gate closed');
+        this.stopPending();
+      }
+      try {
+        key = o.keys.create(d, planOffer(o.forecast.surplusWh(this.gateClosure(d), info.intervalSeconds), info, o.priceMarginPercent));
+      } catch (e) {
+        this.failed(d, e);
+        return;
+      }
     }
+    // After a reboot in d's window the same key and plan go on.
+    this.advance(key);
+  }
+
+  /**
+   * Takes the interval's key one step on: its asset request sent (again after a reboot, where it may or may
+   * not have left: the DSO keeps the first and answers a second 'already-requested'), its offer made once the
+   * assets are issued, a signed offer watched. A step that fails (the SE, a full outbox) is tried again.
+   */
+  private advance(key: TradingKey): void {
+    const o = this.o;
     try {
-      const plan = planOffer(o.forecast.surplusWh(this.gateClosure(d), info.intervalSeconds), info, o.priceMarginPercent);
-      key = o.keys.create(d, plan);
-      if (!this.identityPublicKey) this.identityPublicKey = uncompressedPoint(o.se.publicKey(IDENTITY_SLOT));
-      const request = sealedAssetRequest(o.se, o.primitives, this.identityPublicKey, o.dsoPublicKey, {
-        meterId: o.meterId,
-        tradingKey: key.publicKey,
-        slot: key.slot,
-        interval: d,
-        productionWh: plan.side === SIDE_ASK ? plan.wh : 0,
-        consumptionWh: plan.side === SIDE_BID ? plan.wh : 0,
-      });
-      o.mqtt.publish(assetRequestTopic(o.meterId), request, 1);
-      this.stats.requests++;
-      o.log('market: interval ' + d + ': asset request sent (' + (plan.side === SIDE_NONE ? 'nothing to trade' : (plan.side === SIDE_ASK ? 'ask ' : 'bid ') + plan.wh + ' Wh at ' + plan.limitPrice) + ', key in slot ' + key.slot + ')');
+      if (!key.signature && this.requested !== key.interval) {
+        if (!this.identityPublicKey) this.identityPublicKey = uncompressedPoint(o.se.publicKey(IDENTITY_SLOT));
+        const request = sealedAssetRequest(o.se, o.primitives, this.identityPublicKey, o.dsoPublicKey, {
+          meterId: o.meterId,
+          tradingKey: key.publicKey,
+          slot: key.slot,
+          interval: key.interval,
+          productionWh: key.side === SIDE_ASK ? key.wh : 0,
+          consumptionWh: key.side === SIDE_BID ? key.wh : 0,
+        });
+        o.mqtt.publish(assetRequestTopic(o.meterId), request, 1);
+        this.requested = key.interval;
+        this.stats.requests++;
+        o.log('market: interval ' + key.interval + ': asset request sent (' + (key.side === SIDE_NONE ? 'nothing to trade' : (key.side === SIDE_ASK ? 'ask ' : 'bid ') + key.wh + ' Wh at ' + key.limitPrice) + ', key in slot ' + key.slot + ')');
+      }
+      if (!key.signature && this.issued === key.interval && key.side !== SIDE_NONE) {
+        o.keys.recordOffer(key, o.se.sign(key.slot, o.primitives.sha256(this.offerBytes(key))));
+        this.signed = key.interval;
+        key = o.keys.current() as TradingKey;
+      }
+      if (!key.signature) return;
+      const bytes = this.offerBytes(key);
+      // Signed in this boot: sent now. Signed before a reboot: it may have left; sent again only if no receipt comes.
+      if (this.signed === key.interval && this.offered !== key.interval) {
+        this.publishOffer(bytes);
+        this.offered = key.interval;
+        this.stats.offers++;
+      }
+      if (!this.pending || this.pending.interval !== key.interval) this.watchOffer(key, o.primitives.sha256(bytes));
     } catch (e) {
-      o.log('market: interval ' + d + ': no asset request: ' + errorText(e));
+      this.failed(key.interval, e);
     }
+  }
+
+  /** A step for interval d failed: said, and tried again in a few seconds while d's gate is open. */
+  private failed(d: number, e: unknown): void {
+    const self = this;
+    const o = this.o;
+    const again = o.clock.now() + RETRY_MS / 1000 < this.gateClosure(d);
+    o.log('market: interval ' + d + ': ' + errorText(e) + (again ? ' -- trying again' : ''));
+    if (!again || this.retryTimer !== null) return;
+    this.retryTimer = o.clock.setTimeout(function () {
+      self.retryTimer = null;
+      const key = o.keys.current();
+      if (key && key.interval === d) self.advance(key);
+      else self.trade(d);
+    }, RETRY_MS);
   }
 
   private onReply(payload: Uint8Array): void {
@@ -251,27 +316,20 @@ export class Trader {
       return;
     }
     if (!reply.issued) {
+      // A request sent again after a reboot: the DSO kept the first, whose answer stands.
+      if (reply.reason === 'already-requested') return;
       this.stats.refused++;
       o.log('market: interval ' + key.interval + ': the DSO refused the assets: ' + reply.reason);
       return;
     }
     this.stats.issued++;
-    // Seen again after a reboot, or nothing to offer: done.
+    this.issued = key.interval;
     if (key.signature || key.side === SIDE_NONE || !this.info) return;
     if (o.clock.now() >= this.gateClosure(key.interval)) {
       o.log('market: interval ' + key.interval + ': assets issued after its gate closed: no offer');
       return;
     }
-    try {
-      const bytes = this.offerBytes(key);
-      const digest = o.primitives.sha256(bytes);
-      o.keys.recordOffer(key, o.se.sign(key.slot, digest));
-      this.publishOffer(bytes);
-      this.stats.offers++;
-      this.watchOffer(o.keys.current() as TradingKey, digest);
-    } catch (e) {
-      o.log('market: interval ' + key.interval + ': no offer: ' + errorText(e));
-    }
+    this.advance(key);
   }
 
   /** The 113 signed bytes of the key's offer (one offer per key: seq 0). */
