@@ -9,7 +9,8 @@ import * as assert from 'uvu/assert';
 import type { Hex } from 'viem';
 import { IDENTITY_SLOT, READING_KEY_SLOTS, TRADING_RING } from '../../firmware/src/protocol/slot-map.ts';
 import { attestedCertificate, encodeAssetRequest, signedCertificate } from '../../firmware/src/protocol/certificate.ts';
-import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
+import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
+import { sealedAssetRequest } from '../../firmware/src/market/asset-request.ts';
 import { cryptoShuffle, feederIdOf, keyIdOfPoint, meterHashOf, roundedGrant } from '../../host-tools/dso/asset-issuance.ts';
 import { compileContracts } from '../../host-tools/ledger/compile.ts';
 import { issueDeviceCertificate } from '../../host-tools/operator/operator-key.ts';
@@ -337,7 +338,7 @@ test('configured prices are set on chain from the next interval, and a bid\'s mo
   }
 });
 
-test('a request made by the emulated ATECC608 (trading key generated and attested in a ring slot) is accepted; one attested for a reading slot is not', async () => {
+test('requests made by the emulated ATECC608 (trading key generated and attested in a ring slot, also by the firmware\'s market/asset-request.ts) are accepted; one attested for a reading slot is not', async () => {
   const f = await issuanceFixture();
   const chip = provisionedSecureElement();
   try {
@@ -354,9 +355,17 @@ test('a request made by the emulated ATECC608 (trading key generated and atteste
     const outcome = f.send(meterId, readingKeyClaimedAsTrading);
     assert.is(outcome.outcome === 'refused' && outcome.reason, 'bad-attestation');
     assert.is(f.send(meterId, made(slot, slot)).outcome, 'accepted');
+    // the firmware's own request path (market/asset-request.ts: attested, then sealed with the SE's TempKey ECDH)
+    const nextSlot = TRADING_RING[4];
+    const tradingKey = Uint8Array.of(4, ...chip.se.genKey(nextSlot));
+    const envelope = sealedAssetRequest(chip.se, nodeCryptoPrimitives, chip.identityKey, f.dsoKey.publicKey, { meterId, tradingKey, slot: nextSlot, interval: DELIVERY + 1, productionWh: 100, consumptionWh: 0 });
+    assert.is(f.issuer.handleRequest(meterId, envelope).outcome, 'accepted');
     f.toIssueTime(DELIVERY);
     await f.issuer.tick();
     assert.is((await assetIssued(f)).length, 1);
+    f.toIssueTime(DELIVERY + 1);
+    await f.issuer.tick();
+    assert.is((await assetIssued(f)).filter((e) => e.keyId === keyIdOfPoint(tradingKey)).length, 1);
   } finally {
     chip.close();
     await f.close();
