@@ -253,6 +253,23 @@ export class BridgeStore {
     return row && { state: row.state, reason: row.reason, interval: row.interval, index: row.book_index };
   }
 
+  /**
+   * Forgets what no one needs any more: offers of intervals before beforeInterval whose receipts are published
+   * (an old offer sent again is then refused as gate-closed, or found on chain as Replayed: never sent twice),
+   * published refusals received before beforeMs, and finished batches except the one with the highest nonce.
+   */
+  prune(beforeInterval: number, beforeMs: number): { offers: number; refusals: number } {
+    return this.db.transaction(() => {
+      const offers = this.db.prepare("DELETE FROM offers WHERE published = 1 AND state IN ('accepted', 'refused') AND interval IS NOT NULL AND interval < ?").run(beforeInterval).changes;
+      const refusals = this.db.prepare('DELETE FROM refusals WHERE published = 1 AND received_ms < ?').run(beforeMs).changes;
+      const keep = this.highestNonce();
+      this.db.prepare("DELETE FROM attempts WHERE batch IN (SELECT id FROM batches WHERE state = 'done' AND nonce < ?)").run(keep);
+      this.db.prepare("DELETE FROM batches WHERE state = 'done' AND nonce < ?").run(keep);
+      this.db.prepare("DELETE FROM intervals WHERE state IN ('published', 'skipped') AND interval < ?").run(beforeInterval);
+      return { offers, refusals };
+    })();
+  }
+
   // ---- intervals: cleared and settled on chain, then their clearing messages published ----
 
   /** Records an interval's clearing messages (to publish), or that it is skipped (messages undefined). */

@@ -45,6 +45,10 @@ const BATCH_GAS_PER_OFFER = 125_000n;
 const SETTLE_GAS_BASE = 200_000n;
 const SETTLE_GAS_PER_OFFER = 70_000n;
 const PAYLOAD_LOG_BYTES = 32;
+/** Offers of this many intervals before the last one published are kept (a day of 15-minute intervals). */
+const KEEP_INTERVALS = 96;
+/** The bridge's own refusals are kept this long after they arrived (duplicates of them are recognised meanwhile). */
+const KEEP_REFUSALS_MS = 24 * 3600_000;
 
 export class BridgeError extends VeilgridError {
   constructor(message: string, cause?: unknown) {
@@ -552,6 +556,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       store.markIntervalPublished(interval);
       stats.intervalsPublished++;
       emit('info', 'clearing_published', { interval, messages: messages.length });
+      const pruned = store.prune(interval - KEEP_INTERVALS, Date.now() - KEEP_REFUSALS_MS);
+      if (pruned.offers + pruned.refusals > 0) emit('info', 'queue_pruned', { beforeInterval: interval - KEEP_INTERVALS, ...pruned });
     }
   };
 

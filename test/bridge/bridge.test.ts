@@ -19,6 +19,8 @@ import { amountToBigint } from '../../host-tools/bridge/amount.ts';
 import { DELIVERY, FEEDER, START_INTERVAL, marketFixture, type MarketFixture } from '../ledger/market-fixture.ts';
 import { BroadcastListener, connect, publishOffer, signedOffer, tempDir, until } from './bridge-fixture.ts';
 import type { MqttClient } from 'mqtt';
+import { decodeMarketInfo } from '../../firmware/src/protocol/market-info.ts';
+import { MARKET_INFO_TOPIC } from '../../firmware/src/protocol/topics.ts';
 
 const test = suite('bridge in process');
 
@@ -153,6 +155,23 @@ test('bad input is refused with its reason; valid offers reach the chain; the ch
   assert.is(askFill.fillWh + findFill(part, hexBytes(elsewhere.digest))!.fillWh, 500);
   assert.is(amountToBigint(bidFill.paid), 500n * BigInt(part.price));
   assert.ok(part.price >= 150 && part.price <= 200, `price ${part.price}`);
+});
+
+test('the market info is kept retained: deployment, clock and the next interval\'s prices', async () => {
+  const { f, broker } = ctx;
+  const reader = await connect(broker.url);
+  try {
+    const info = new Promise<Uint8Array>((resolve) => reader.on('message', (_topic, payload) => resolve(new Uint8Array(payload))));
+    await reader.subscribeAsync(MARKET_INFO_TOPIC, { qos: 1 });
+    const decoded = decodeMarketInfo(await info);
+    assert.equal(decoded.domain, { chainId: f.market.domain.chainId, market: f.market.domain.market.toLowerCase() });
+    assert.is(decoded.intervalSeconds, f.market.deployment.intervalSeconds);
+    assert.is(decoded.genesisTime, f.market.deployment.genesisTime);
+    assert.ok(decoded.fromInterval > DELIVERY, 'after the gate closure above, the next interval is later');
+    assert.equal([decoded.consumptionPrice, decoded.productionPrice], [300, 100]);
+  } finally {
+    await reader.endAsync();
+  }
 });
 
 test('/metrics counts by reason and /healthz says ok, on 127.0.0.1', async () => {

@@ -1,0 +1,63 @@
+// The bridge's SQLite queue (bridge-store.ts): one market per file, duplicates by digest, the bridge's own
+// refusals keyed by the whole message, a batch recorded with its signed transaction before sending and finished
+// with its outcomes (the rest back to the queue), receipts owed until published, and pruning.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import path from 'node:path';
+import { BridgeStore } from '../../host-tools/bridge/bridge-store.ts';
+import { tempDir } from './bridge-fixture.ts';
+
+const market = { chainId: 31337, market: '0x5fbdb2315678afecb367f032d93f642f64180aa3' };
+const d = (b: number) => new Uint8Array(32).fill(b);
+const attempt = (n: number) => ({ hash: `0x${String(n).padStart(64, '0')}` as const, raw: '0x02' as const, maxFeePerGas: 10n, maxPriorityFeePerGas: 1n, sentMs: 1000 + n });
+
+test('a queue belongs to one market', () => {
+  const tmp = tempDir('veilgrid-bridge-store-');
+  try {
+    const file = path.join(tmp.dir, 'q.db');
+    new BridgeStore(file, market).close();
+    assert.throws(() => new BridgeStore(file, { ...market, chainId: 1 }), /give this market its own --db/);
+    new BridgeStore(file, { ...market, market: market.market.toUpperCase().replace('0X', '0x') }).close();
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('queue, refuse, batch, finish, publish, prune', () => {
+  const store = new BridgeStore(':memory:', market);
+  assert.ok(store.queue({ digest: d(1), message: new Uint8Array(177).fill(1), interval: 11 }));
+  assert.not.ok(store.queue({ digest: d(1), message: new Uint8Array(177).fill(1), interval: 11 }), 'a duplicate');
+  assert.ok(store.queue({ digest: d(2), message: new Uint8Array(177).fill(2), interval: 11 }, 0));
+  assert.ok(store.refuse(d(0xa1), d(3), 17));
+  assert.ok(store.refuse(d(0xa2), d(3), 17), 'another message with the same offer digest is its own refusal');
+  assert.not.ok(store.refuse(d(0xa1), d(3), 17), 'the same message again');
+  assert.equal(store.queued(10).map((o) => o.digest[0]), [2, 1], 'oldest first');
+
+  const id = store.recordBatch(5, [d(1), d(2)], attempt(1));
+  assert.is(store.count('in-flight'), 2);
+  store.addAttempt(id, attempt(2));
+  assert.is(store.highestNonce(), 5);
+  const [pending] = store.pendingBatches();
+  assert.equal(pending.attempts.map((a) => a.hash), [attempt(1).hash, attempt(2).hash]);
+  assert.is(pending.nonce, 5);
+  assert.equal(store.messagesOf([d(2)])[0][0], 2);
+  store.finishBatch(id, [{ digest: d(1), accepted: true, interval: 11, index: 0 }]);
+  assert.equal(store.stateOf(d(1)), { state: 'accepted', reason: null, interval: 11, index: 0 });
+  assert.equal(store.stateOf(d(2))?.state, 'queued', 'an offer the receipt does not name goes back to the queue');
+  assert.equal(store.pendingBatches(), []);
+
+  const owed = store.unpublished(10);
+  assert.equal(owed.map((o) => [o.digest[0], o.state, o.reason]), [[1, 'accepted', null], [3, 'refused', 17], [3, 'refused', 17]]);
+  store.markPublished(owed);
+  assert.equal(store.unpublished(10), []);
+
+  assert.equal(store.expireQueued((interval) => interval <= 11, 20).map((x) => x[0]), [2]);
+  assert.equal(store.stateOf(d(2)), { state: 'refused', reason: 20, interval: 11, index: null });
+  store.markPublished(store.unpublished(10));
+  assert.equal(store.prune(12, Date.now() + 1), { offers: 2, refusals: 2 });
+  assert.is(store.has(d(1)), false);
+  assert.is(store.highestNonce(), 5, 'the highest nonce is remembered');
+  store.close();
+});
+
+test.run();
