@@ -11,7 +11,7 @@
 //   (E.getErrorFlags()) and every reading verifies, the firmware's true peak is under 50 %.
 // Phases: steady intervals; a forced key rotation; the broker gone until the outbox is full and 96
 // readings wait in RAM behind it (the first one dropped past that); the broker back, the backlog sent.
-//   node --import tsx bench/espruino-memory.ts [--interval 1]
+//   node --import tsx bench/espruino-memory.ts [--interval 1] [--log <file>: everything the meter printed]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +22,7 @@ import { S0PulseSource } from '../boards/emulator/devices/s0-pulse-source.ts';
 import { constant } from '../boards/emulator/load-profile.ts';
 import { buildFirmware } from '../host-tools/build/build-firmware.ts';
 
-const { values } = parseArgs({ options: { interval: { type: 'string', default: '1' } } });
+const { values } = parseArgs({ options: { interval: { type: 'string', default: '1' }, log: { type: 'string' } } });
 const INTERVAL = Number(values.interval);
 const TOTAL_JSVARS = 16383;
 const BALLAST_TARGET = Math.ceil(TOTAL_JSVARS / 2);
@@ -124,6 +124,11 @@ try {
   note('readings dropped behind the full outbox (their energy stays in the totals)', dropped());
   note('sampled peak, backlog sent (JsVars, ballast excluded)', (await sampledPeak('the backlog')) - ballastVars);
   const flags = flagsSeen;
+  // Espruino prints "OUT OF MEMORY" and the stack of the task that ran out (jsvar.c jsvNewWithFlags): show
+  // it, so an overflow names its task.
+  for (let at = output.indexOf('OUT OF MEMORY'); at >= 0; at = output.indexOf('OUT OF MEMORY', at + 1)) {
+    console.log(`the meter ran out of memory here (what it printed):\n${output.slice(Math.max(0, at - 300), at + 1500)}\n`);
+  }
   note('readings verified / rejected', `${readings().n} / ${grid.rejections().length}`);
   const proven = flags.every((f) => !/MEMORY/.test(f)) && grid.rejections().length === 0;
   console.log(proven
@@ -135,6 +140,7 @@ try {
   console.error(`the benchmark failed: ${(err as Error).message}\nthe meter printed (last 3000 characters):\n${output.slice(-3000)}`);
   process.exitCode = 1;
 } finally {
+  if (values.log) fs.writeFileSync(values.log, output);
   source?.stop();
   await grid.close();
   fs.rmSync(dir, { recursive: true, force: true });

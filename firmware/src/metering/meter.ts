@@ -12,6 +12,7 @@ import { type Reading, FLAG_AFTER_OUTAGE, FLAG_PARTIAL, FLAG_POWER_LOSS } from '
 import type { EnergyJournal, JournalState } from './energy-journal.ts';
 import { intervalWh, pulsesForWh, pulsesToWh } from './registers.ts';
 import type { NotedReading } from '../readings/sealed-reading-note.ts';
+import { WaitingReadings } from './waiting-readings.ts';
 
 /** Before this epoch second (2024-01-01) the clock has not been set (no SNTP yet): no interval can be named. */
 export const EARLIEST_VALID_EPOCH = 1704067200;
@@ -19,9 +20,8 @@ export const EARLIEST_VALID_EPOCH = 1704067200;
 const RETRY_MS = 5000;
 /**
  * Readings kept in RAM while the outbox refuses them (a broker outage longer than the outbox holds:
- * 120 readings, docs/energy-journal.md). Measured in the real interpreter (bench/RESULTS.md): with the
- * outbox full and 96 readings waiting the firmware holds 6,762 of the 16,383 JsVars, about 2,600 more
- * than when reporting normally.
+ * 120 readings, docs/energy-journal.md), packed (waiting-readings.ts): 96 take about 440 JsVars in the
+ * real interpreter, against about 2,030 as objects (bench/RESULTS.md).
  */
 export const DEFAULT_MAX_WAITING_READINGS = 96;
 /**
@@ -53,7 +53,7 @@ export class Meter {
   private uncommittedImport: number;
   private uncommittedExport: number;
   /** Readings the outbox refused, oldest first; retried before any newer one. */
-  private unpublished: Reading[];
+  private unpublished: WaitingReadings;
   /** The seq of the reading whose refusal was last logged (0: none). */
   private refusedSeq: number;
   private timer: number | null;
@@ -69,7 +69,7 @@ export class Meter {
     this.state = { interval: 0, flags: 0, nextSeq: 1, importPulses: 0, exportPulses: 0, intervalImportPulses: 0, intervalExportPulses: 0 };
     this.uncommittedImport = 0;
     this.uncommittedExport = 0;
-    this.unpublished = [];
+    this.unpublished = new WaitingReadings(options.meterId);
     this.refusedSeq = 0;
     this.timer = null;
     this.started = false;
@@ -187,7 +187,7 @@ export class Meter {
     else this.catchUp(now);
     this.retryUnpublished();
     const nextBoundaryMs = ((this.state.interval + 1) * this.options.intervalSeconds - now) * 1000;
-    const wait = this.unpublished.length > 0 ? Math.min(RETRY_MS, nextBoundaryMs) : nextBoundaryMs;
+    const wait = this.unpublished.size() > 0 ? Math.min(RETRY_MS, nextBoundaryMs) : nextBoundaryMs;
     // +1 ms: a timer due exactly at the boundary must not see the clock still inside the interval.
     this.timer = clock.setTimeout(this.tick.bind(this), Math.max(1, Math.ceil(wait) + 1));
   }
@@ -252,8 +252,8 @@ export class Meter {
    */
   private dropWaitingBeyondLimit(): void {
     const max = this.options.maxWaitingReadings || DEFAULT_MAX_WAITING_READINGS;
-    while (this.unpublished.length > max) {
-      const dropped = this.unpublished.splice(1, 1)[0];
+    while (this.unpublished.size() > max) {
+      const dropped = this.unpublished.removeSecond() as Reading;
       this.options.log('meter: reading ' + dropped.seq + ' (interval ' + dropped.interval + ') dropped: ' + max +
         ' readings already wait for room in the outbox; its energy stays in the register totals');
     }
@@ -264,18 +264,18 @@ export class Meter {
    * logged once per reading, not at every retry (a full outbox can last days).
    */
   private retryUnpublished(): void {
-    while (this.unpublished.length > 0) {
-      const reading = this.unpublished[0];
+    while (this.unpublished.size() > 0) {
+      const reading = this.unpublished.get(0) as Reading;
       try {
         this.options.publish(reading);
       } catch (e) {
         if (this.refusedSeq !== reading.seq) {
           this.refusedSeq = reading.seq;
-          this.options.log('meter: reading ' + reading.seq + ' (interval ' + reading.interval + ') not stored: ' + ((e && (e as Error).message) || e) + '; retrying every ' + RETRY_MS / 1000 + ' s, ' + this.unpublished.length + ' waiting');
+          this.options.log('meter: reading ' + reading.seq + ' (interval ' + reading.interval + ') not stored: ' + ((e && (e as Error).message) || e) + '; retrying every ' + RETRY_MS / 1000 + ' s, ' + this.unpublished.size() + ' waiting');
         }
         return;
       }
-      if (this.refusedSeq === reading.seq) this.options.log('meter: reading ' + reading.seq + ' stored after all, ' + (this.unpublished.length - 1) + ' more waiting');
+      if (this.refusedSeq === reading.seq) this.options.log('meter: reading ' + reading.seq + ' stored after all, ' + (this.unpublished.size() - 1) + ' more waiting');
       this.unpublished.shift();
     }
   }
