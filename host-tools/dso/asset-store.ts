@@ -322,6 +322,15 @@ export class AssetStore {
     return (this.db.prepare('SELECT DISTINCT key_id FROM assets_requests WHERE meter_id = ?').all(meterId) as Array<{ key_id: `0x${string}` }>).map((r) => r.key_id);
   }
 
+  /** Counts for a status line or the testbed: requests accepted, issued (zero ones too), expired, still waiting, and refusals. */
+  summary(): { requested: number; issued: number; expired: number; pending: number; refused: number; batches: number } {
+    const row = this.db.prepare(`SELECT COUNT(*) AS requested, COALESCE(SUM(status = 'issued'), 0) AS issued, COALESCE(SUM(status = 'expired'), 0) AS expired,
+      COALESCE(SUM(status = 'approved'), 0) AS pending FROM assets_requests`).get() as { requested: number; issued: number; expired: number; pending: number };
+    const refused = (this.db.prepare('SELECT COUNT(*) AS n FROM assets_refusals').get() as { n: number }).n;
+    const batches = (this.db.prepare(`SELECT COUNT(*) AS n FROM assets_batches WHERE status = 'issued'`).get() as { n: number }).n;
+    return { ...row, refused, batches };
+  }
+
   // --- intervals -------------------------------------------------------------------------------------
 
   intervalState(interval: number): IntervalState {

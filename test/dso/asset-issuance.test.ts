@@ -322,6 +322,52 @@ test('a meter revoked between request and issuance gets nothing and is answered 
   }
 });
 
+test('the ledger down at issuance time: issued once it is back before the gate closes; answered too-late when it comes back after', async () => {
+  const f = await issuanceFixture();
+  try {
+    const client = f.dev.ledger.publicClient;
+    const getContractEvents = client.getContractEvents;
+    const down = () => {
+      client.getContractEvents = (() => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:8545'))) as typeof getContractEvents;
+    };
+    const up = () => {
+      client.getContractEvents = getContractEvents;
+    };
+    const early = f.meter('down-early');
+    const late = f.meter('down-late');
+    const zero = f.meter('down-zero');
+    f.request(early, { interval: DELIVERY, productionWh: 100 });
+    await f.issuer.tick();
+    down();
+    f.toIssueTime(DELIVERY);
+    await f.issuer.tick();
+    assert.is(f.issuer.sent.length, 0);
+    assert.is(f.store.intervalState(DELIVERY), 'closed', 'issuance begun, not finished');
+    assert.is(f.request(late, { interval: DELIVERY }).outcome.outcome, 'refused', 'no request joins an interval being issued');
+    up();
+    await f.issuer.tick();
+    assert.is(f.issuer.sent.length, 1, 'issued once the ledger is back');
+    assert.is(f.store.intervalState(DELIVERY), 'issued');
+
+    // the next interval: the ledger stays down past its gate
+    f.request(early, { interval: DELIVERY + 1, productionWh: 100 });
+    f.request(zero, { interval: DELIVERY + 1 });
+    down();
+    f.toIssueTime(DELIVERY + 1);
+    await f.issuer.tick();
+    f.clock.ms = f.issuer.gateClosureMs(DELIVERY + 1);
+    up();
+    await f.issuer.tick();
+    assert.is(f.issuer.sent.length, 1, 'nothing sent after the gate');
+    assert.is(f.store.intervalState(DELIVERY + 1), 'expired');
+    const answers = f.replies.filter((r) => r.reply.interval === DELIVERY + 1).map((r) => [r.meterId, r.reply.issued, r.reply.reason]).sort();
+    assert.equal(answers, [['down-early', false, 'too-late'], ['down-zero', false, 'too-late']], 'the zero request shares its feeder\'s outcome');
+    assert.equal(f.store.summary(), { requested: 3, issued: 1, expired: 2, pending: 0, refused: 1, batches: 1 });
+  } finally {
+    await f.close();
+  }
+});
+
 test('configured prices are set on chain from the next interval, and a bid\'s money follows them', async () => {
   const f = await issuanceFixture({ prices: { consumption: 320, production: 90 } });
   try {
