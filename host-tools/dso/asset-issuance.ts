@@ -76,7 +76,10 @@ export interface IssuanceOptions {
   /** Round grants to powers of two ≥ MIN_GRANT_WH Wh (default true), so grant sizes single no meter out. */
   roundGrants?: boolean;
   maxGrantsPerTransaction?: number;
-  /** How often the issuer looks for work (default: a twentieth of an interval, between 100 ms and 5 s). */
+  /**
+   * The longest wait between two looks for work, real ms (default: a twentieth of an interval, between 100 ms
+   * and 5 s); the issuer also wakes just after each issuance time by the DSO's clock, whatever its speed.
+   */
   tickMs?: number;
   /** The DSO's clock, ms since the epoch (default Date.now). */
   now?: () => number;
@@ -184,6 +187,7 @@ export class AssetIssuer {
   private pricesCheckedFor: number | undefined;
   private running: Promise<void> | undefined;
   private closed = false;
+  private stopping = false;
   /** Batches sent by this process, for tests and the bench: interval, feeder, order of key ids, gas. */
   readonly sent: Array<{ interval: number; feederId: number; keyIds: Hex[]; txHash: Hex; gasUsed?: number }> = [];
 
@@ -639,19 +643,46 @@ export class AssetIssuer {
       this.reply(r.meterId, r.status === 'issued' ? { interval: r.interval, issued: true } : { interval: r.interval, issued: false, reason: r.reason ?? 'too-late' }, r)));
   }
 
-  /** Ticks every tickMs until closed. */
+  /**
+   * Ticks until closed: at least every tickMs, and just after the next issuance time. The DSO's clock may run
+   * faster than real time (a grid on a virtual clock): its rate is measured between ticks, so the tick for
+   * an issuance time comes when the DSO's clock reaches it, at any speed.
+   */
   start(): void {
-    if (this.timer) return;
+    if (this.timer || this.stopping) return;
+    this.clockSample = { real: Date.now(), dso: this.now() };
     const run = () => {
-      this.tick().catch((err: Error) => this.emit('error', 'issuance_tick_failed', { reason: err.message, note: 'tried again at the next tick' }));
+      this.tick()
+        .catch((err: Error) => this.emit('error', 'issuance_tick_failed', { reason: err.message, note: 'tried again at the next tick' }))
+        .finally(() => {
+          if (!this.stopping && this.timer) this.timer = setTimeout(run, this.nextTickDelayMs());
+        });
     };
-    this.timer = setInterval(run, this.tickMs);
-    run();
+    this.timer = setTimeout(run, 0);
+  }
+
+  private clockSample: { real: number; dso: number } | undefined;
+  /** DSO clock ms per real ms, measured between ticks (undefined until measured: ticks come every 50 ms until then). */
+  private clockRate: number | undefined;
+
+  private nextTickDelayMs(): number {
+    const real = Date.now();
+    const dso = this.now();
+    if (this.clockSample && real - this.clockSample.real >= 20) {
+      const rate = (dso - this.clockSample.dso) / (real - this.clockSample.real);
+      if (Number.isFinite(rate) && rate > 0) this.clockRate = rate;
+      this.clockSample = { real, dso };
+    }
+    if (this.clockRate === undefined) return Math.min(50, this.tickMs);
+    const next = this.intervalAt(dso) + 1;
+    const issueAt = dso < this.issueAtMs(next) ? this.issueAtMs(next) : this.issueAtMs(next + 1);
+    return Math.max(5, Math.min(this.tickMs, Math.ceil((issueAt - dso) / this.clockRate) + 1));
   }
 
   /** Stops ticking and waits for a tick under way (the store stays open: its owner closes it). */
   async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.running?.catch(() => undefined);
     this.closed = true;

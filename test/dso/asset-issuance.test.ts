@@ -16,7 +16,7 @@ import { compileContracts } from '../../host-tools/ledger/compile.ts';
 import { issueDeviceCertificate } from '../../host-tools/operator/operator-key.ts';
 import { provisionedSecureElement } from '../support/provisioned-se.ts';
 import { keyPair } from '../unit/verifier-fixtures.ts';
-import { attestedRequest, CONSUMPTION_PRICE, DELIVERY, issuanceFixture, LIMITS, type IssuanceFixture } from './asset-fixtures.ts';
+import { attestedRequest, CONSUMPTION_PRICE, DELIVERY, INTERVAL_SECONDS, issuanceFixture, LIMITS, until, type IssuanceFixture } from './asset-fixtures.ts';
 
 const abi = compileContracts().Market.abi;
 
@@ -364,6 +364,27 @@ test('the ledger down at issuance time: issued once it is back before the gate c
     assert.equal(answers, [['down-early', false, 'too-late'], ['down-zero', false, 'too-late']], 'the zero request shares its feeder\'s outcome');
     assert.equal(f.store.summary(), { requested: 3, issued: 1, expired: 2, pending: 0, refused: 1, batches: 1 });
   } finally {
+    await f.close();
+  }
+});
+
+test('on a DSO clock 200 times faster than real time, the running issuer issues at the issuance time, not a tick late', async () => {
+  const f = await issuanceFixture();
+  const start = f.clock.ms;
+  const t0 = Date.now();
+  const fast = await issuanceFixture({ dev: f.dev, now: () => start + (Date.now() - t0) * 200 });
+  try {
+    const m = fast.meter('fast-meter');
+    assert.is(fast.request(m, { interval: DELIVERY, consumptionWh: 100 }).outcome.outcome, 'accepted');
+    fast.issuer.start();
+    await until(() => fast.store.request('fast-meter', DELIVERY)!.status !== 'approved', () => 'issuance', 10_000);
+    const record = fast.store.request('fast-meter', DELIVERY)!;
+    assert.is(record.status, 'issued');
+    // 900 s intervals at 200x are 4.5 s of real time; a default tick (5 s real) would be after the gate
+    const lateBy = record.issuedAtMs! - fast.issuer.issueAtMs(DELIVERY);
+    assert.ok(lateBy >= 0 && lateBy < 0.1 * INTERVAL_SECONDS * 1000, `issued ${lateBy} ms (DSO clock) after its time`);
+  } finally {
+    await fast.close();
     await f.close();
   }
 });
