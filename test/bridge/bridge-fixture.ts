@@ -45,8 +45,8 @@ export class BroadcastListener {
   readonly clearing = new Map<number, ClearingPart[]>();
   private constructor(readonly client: MqttClient) {}
 
-  static async start(url: string): Promise<BroadcastListener> {
-    const client = await connect(url);
+  static async start(url: string, options: mqtt.IClientOptions = {}): Promise<BroadcastListener> {
+    const client = await connect(url, options);
     const listener = new BroadcastListener(client);
     client.on('message', (topic, payload) => listener.take(topic, new Uint8Array(payload)));
     await client.subscribeAsync([RECEIPT_TOPIC, CLEARING_TOPIC], { qos: 1 });
