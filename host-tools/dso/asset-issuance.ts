@@ -307,17 +307,19 @@ export class AssetIssuer {
       throw err;
     }
     const interval = request.interval;
-    const refuse = (reason: AssetRefusal, detail: string, charge = false): RequestOutcome => ({ outcome: 'refused', interval, reason, detail, charge });
+    // Every refusal but the feeder's (another meter's request filled it) counts against the meter's message
+    // budget: an honest meter is refused once an interval at most, a flood is dropped unread (message-limits.ts).
+    const refuse = (reason: AssetRefusal, detail: string): RequestOutcome => ({ outcome: 'refused', interval, reason, detail, charge: reason !== 'above-feeder-limit' });
 
-    if (request.meterId !== topicMeterId) return refuse('not-authorized', `the request names meter "${request.meterId}" but came on meter "${topicMeterId}"'s topic`, true);
+    if (request.meterId !== topicMeterId) return refuse('not-authorized', `the request names meter "${request.meterId}" but came on meter "${topicMeterId}"'s topic`);
     const chain = this.registry.checkChain(topicMeterId, nowMs);
-    if (!chain.ok) return refuse('not-authorized', `${chain.reason}: ${chain.detail}`, true);
+    if (!chain.ok) return refuse('not-authorized', `${chain.reason}: ${chain.detail}`);
     const meter = chain.meter;
-    if (!attested) return refuse('bad-attestation', `the request is signed with alg ES256, not attested by the secure element (alg ${ALG_ATECC608_ATTESTED})`, true);
-    if (!sameBytes(opened.kid, kidOf(nodeSha256, meter.identityKey))) return refuse('bad-attestation', `the request is attested by key ${Buffer.from(opened.kid).toString('hex')}, not by the meter's identity key`, true);
-    if (!isValidP256Point(request.tradingKey)) return refuse('bad-attestation', 'the trading key is not a point on P-256', true);
+    if (!attested) return refuse('bad-attestation', `the request is signed with alg ES256, not attested by the secure element (alg ${ALG_ATECC608_ATTESTED})`);
+    if (!sameBytes(opened.kid, kidOf(nodeSha256, meter.identityKey))) return refuse('bad-attestation', `the request is attested by key ${Buffer.from(opened.kid).toString('hex')}, not by the meter's identity key`);
+    if (!isValidP256Point(request.tradingKey)) return refuse('bad-attestation', 'the trading key is not a point on P-256');
     if (!verifyAttested(opened, meter.identityKey, request.slot, request.tradingKey)) {
-      return refuse('bad-attestation', `the identity key's attestation of the trading key in slot ${request.slot} does not verify: not a key made in this meter's secure element, in that slot`, true);
+      return refuse('bad-attestation', `the identity key's attestation of the trading key in slot ${request.slot} does not verify: not a key made in this meter's secure element, in that slot`);
     }
 
     const existing = this.store.request(topicMeterId, interval);

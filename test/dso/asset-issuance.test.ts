@@ -150,7 +150,10 @@ test('each refusal, with its reason, answered at once', async () => {
     assert.is(reason(f.request(ok, { interval: DELIVERY - 1 }).outcome), 'too-late');
     // the feeder: 1,000 Wh approved (rounded to 1,024), 600 more (rounded 1,024) would pass 1,600; 400 (512) fits
     assert.is(reason(f.request(smallA, { interval: DELIVERY, productionWh: 1000 }).outcome), 'accepted');
-    assert.is(reason(f.request(smallB, { interval: DELIVERY, productionWh: 600 }).outcome), 'above-feeder-limit');
+    const feederFull = f.request(smallB, { interval: DELIVERY, productionWh: 600 }).outcome;
+    assert.is(reason(feederFull), 'above-feeder-limit');
+    assert.is(feederFull.charge, false, 'the feeder filling up is not the meter\'s doing: not charged to its message budget');
+    assert.is(f.request(smallB, { interval: DELIVERY, productionWh: 5000 }).outcome.charge, true, 'other refusals are');
     assert.is(reason(f.request(smallB, { interval: DELIVERY, productionWh: 400, consumptionWh: 900 }).outcome), 'accepted', 'a refused meter may ask again within the limit');
     // one request per (meter, interval): the same again is a repeat, another is refused
     const first = f.request(ok, { interval: DELIVERY, consumptionWh: 500 });
@@ -164,7 +167,7 @@ test('each refusal, with its reason, answered at once', async () => {
     assert.is(reason(f.request(other, { interval: DELIVERY }).outcome), 'too-late');
     // every refusal was answered on the meter's reply topic, with the interval it named
     const refusals = f.replies.filter((r) => !r.reply.issued);
-    assert.equal(refusals.map((r) => r.reply.reason), ['not-authorized', 'not-authorized', 'not-authorized', 'bad-attestation', 'bad-attestation', 'bad-attestation', 'bad-attestation', 'above-meter-limit', 'above-meter-limit', 'too-early', 'too-late', 'above-feeder-limit', 'already-requested', 'too-late']);
+    assert.equal(refusals.map((r) => r.reply.reason), ['not-authorized', 'not-authorized', 'not-authorized', 'bad-attestation', 'bad-attestation', 'bad-attestation', 'bad-attestation', 'above-meter-limit', 'above-meter-limit', 'too-early', 'too-late', 'above-feeder-limit', 'above-meter-limit', 'already-requested', 'too-late']);
     assert.equal(refusals[2].meterId, 'meter-ok', 'a request naming another meter is answered on its topic\'s meter');
     assert.is(f.store.refusals().length, refusals.length, 'each refusal is recorded');
     // the repeat of an accepted request is answered once, when issued
