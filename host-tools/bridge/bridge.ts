@@ -395,6 +395,14 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     return encodeClearing({ interval, price: Number(result.price), volumeWh: amountFromBigint(BigInt(result.volumeWh)), offers }, fills);
   };
 
+  /** Logs a failure once while it repeats (a step retried every turn must not flood the log). */
+  const lastFailure = new Map<string, string>();
+  const warnOnce = (step: string, event: string, fields: { reason: string } & Record<string, unknown>) => {
+    if (lastFailure.get(step) === fields.reason) return;
+    lastFailure.set(step, fields.reason);
+    emit('warn', event, fields);
+  };
+
   /** Clears and settles one interval whose gate closed; true when its result is recorded (or it is skipped). */
   const clearOne = async (interval: number): Promise<boolean> => {
     let state = await clearingOf(interval);
@@ -414,7 +422,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         await sender.sendAndWait('clear', [interval, result], TRANSACTION_GAS_CAP, sendOptions);
       } catch (err) {
         if (isConnectionError(err)) throw err;
-        emit('warn', 'clear_failed', { interval, reason: firstLine(err), note: 'asking the chain again next turn' });
+        warnOnce(`clear ${interval}`, 'clear_failed', { interval, reason: firstLine(err), note: 'asking the chain again next turn' });
       }
       state = await clearingOf(interval);
       if (!state.cleared) return false;
@@ -427,7 +435,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         await sender.sendAndWait('settle', [interval, settleChunk], SETTLE_GAS_BASE + BigInt(settleChunk) * SETTLE_GAS_PER_OFFER, sendOptions);
       } catch (err) {
         if (isConnectionError(err)) throw err;
-        emit('warn', 'settle_failed', { interval, reason: firstLine(err), note: 'asking the chain again next turn' });
+        warnOnce(`settle ${interval}`, 'settle_failed', { interval, reason: firstLine(err), note: 'asking the chain again next turn' });
         const again = await clearingOf(interval);
         if (Number(again.settledUpTo) === Number(state.settledUpTo)) return false;
       }

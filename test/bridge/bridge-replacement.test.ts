@@ -1,6 +1,7 @@
 // A batch left pending is replaced: with the in-process EVM's automine off, the bridge's submitOffers stays in
 // the mempool; after replaceAfterMs the bridge signs the same batch again under the same nonce with higher fees.
 // When a block is mined, one of the two is in it, the offers are on chain once, and the receipt names them.
+// And a batch mined only after its offers' gate closed: the chain refuses them as GateClosed, and says so.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
@@ -38,6 +39,34 @@ test('a batch pending past replaceAfterMs is sent again with higher fees under i
     assert.ok(replaced.length >= 1);
     assert.ok(replaced.every((r) => sent.some((s) => s.nonce === r.nonce) && r.old !== r.hash), 'same nonce, another transaction');
     assert.equal(bridge.stats.rejectedOnChain, {});
+  } finally {
+    await bridge.close();
+    await meter.endAsync();
+    await listener.close();
+    await broker.close();
+    tmp.remove();
+  }
+});
+
+test('an offer the bridge took in time but mined after gate closure is refused by the chain as GateClosed', async () => {
+  const tmp = tempDir('veilgrid-bridge-late-');
+  const f = await marketFixture();
+  const broker = await startEmbeddedBroker({ log: () => {} });
+  const listener = await BroadcastListener.start(broker.url);
+  const meter = await connect(broker.url, { clientId: 'meter-l' });
+  const bridge = await startBridge({ market: f.market, relayer: f.relayer, db: path.join(tmp.dir, 'q.db'), brokerUrl: broker.url, clientId: 'bridge', tickMs: 50, log: () => {}, http: false, clearing: false });
+  try {
+    const key = generateTradingKey();
+    await f.market.issue(f.dso, FEEDER, [grantFor(key.publicKey, DELIVERY, { production: 10 })]);
+    const offer = signedOffer(f.market.domain, key, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 120 });
+    await f.ledger.request('evm_setAutomine', [false]);
+    await publishOffer(meter, 'meter-l', offer.message);
+    await until(() => bridge.stats.batches >= 1, 20_000, 'the batch sent');
+    await f.passGateClosure(DELIVERY); // mines the pending batch in a block at or after the gate closure
+    await f.ledger.request('evm_setAutomine', [true]);
+    assert.equal(await listener.outcome(offer.digest), { accepted: false, reason: 'GateClosed' });
+    assert.equal(bridge.stats.rejectedOnChain, { GateClosed: 1 });
+    assert.is(await f.market.offerCount(DELIVERY), 0);
   } finally {
     await bridge.close();
     await meter.endAsync();
