@@ -6,23 +6,39 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
 import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
-import { startBridge } from '../../host-tools/bridge/bridge.ts';
+import { startBridge, type Bridge, type BridgeOptions } from '../../host-tools/bridge/bridge.ts';
 import { grantFor } from '../../host-tools/ledger/market.ts';
 import { generateTradingKey } from '../../host-tools/ledger/trading-key.ts';
-import { DELIVERY, FEEDER, marketFixture } from '../ledger/market-fixture.ts';
+import { DELIVERY, FEEDER, marketFixture, type MarketFixture } from '../ledger/market-fixture.ts';
+import type { MqttClient } from 'mqtt';
 import { BroadcastListener, connect, publishOffer, signedOffer, tempDir, until } from './bridge-fixture.ts';
 
 const test = suite('bridge replaces a pending transaction');
 
-test('a batch pending past replaceAfterMs is sent again with higher fees under its nonce; mined once', async () => {
-  const tmp = tempDir('veilgrid-bridge-replace-');
+type Bed = { f: MarketFixture; bridge: Bridge; listener: BroadcastListener; meter: MqttClient; lines: string[] };
+
+/** A fresh in-process market, an embedded broker, a meter, a listener and a bridge with these options. */
+async function withBridge(options: Partial<BridgeOptions>, run: (bed: Bed) => Promise<void>) {
+  const tmp = tempDir('veilgrid-bridge-pending-');
   const f = await marketFixture();
   const broker = await startEmbeddedBroker({ log: () => {} });
   const listener = await BroadcastListener.start(broker.url);
   const meter = await connect(broker.url, { clientId: 'meter-r' });
   const lines: string[] = [];
-  const bridge = await startBridge({ market: f.market, relayer: f.relayer, db: path.join(tmp.dir, 'q.db'), brokerUrl: broker.url, clientId: 'bridge', tickMs: 50, replaceAfterMs: 300, log: (l) => lines.push(l), http: false });
+  const bridge = await startBridge({ market: f.market, relayer: f.relayer, db: path.join(tmp.dir, 'q.db'), brokerUrl: broker.url, clientId: 'bridge', tickMs: 50, log: (l) => lines.push(l), http: false, ...options });
   try {
+    await run({ f, bridge, listener, meter, lines });
+  } finally {
+    await bridge.close();
+    await meter.endAsync();
+    await listener.close();
+    await broker.close();
+    tmp.remove();
+  }
+}
+
+test('a batch pending past replaceAfterMs is sent again with higher fees under its nonce; mined once', () =>
+  withBridge({ replaceAfterMs: 300 }, async ({ f, bridge, listener, meter, lines }) => {
     const keys = [generateTradingKey(), generateTradingKey()];
     await f.market.issue(f.dso, FEEDER, keys.map((k) => grantFor(k.publicKey, DELIVERY, { production: 10 })));
     const offers = keys.map((k, i) => signedOffer(f.market.domain, k, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 120 + i }));
@@ -39,41 +55,21 @@ test('a batch pending past replaceAfterMs is sent again with higher fees under i
     assert.ok(replaced.length >= 1);
     assert.ok(replaced.every((r) => sent.some((s) => s.nonce === r.nonce) && r.old !== r.hash), 'same nonce, another transaction');
     assert.equal(bridge.stats.rejectedOnChain, {});
-  } finally {
-    await bridge.close();
-    await meter.endAsync();
-    await listener.close();
-    await broker.close();
-    tmp.remove();
-  }
-});
+  }));
 
-test('an offer the bridge took in time but mined after gate closure is refused by the chain as GateClosed', async () => {
-  const tmp = tempDir('veilgrid-bridge-late-');
-  const f = await marketFixture();
-  const broker = await startEmbeddedBroker({ log: () => {} });
-  const listener = await BroadcastListener.start(broker.url);
-  const meter = await connect(broker.url, { clientId: 'meter-l' });
-  const bridge = await startBridge({ market: f.market, relayer: f.relayer, db: path.join(tmp.dir, 'q.db'), brokerUrl: broker.url, clientId: 'bridge', tickMs: 50, log: () => {}, http: false, clearing: false });
-  try {
+test('an offer the bridge took in time but mined after gate closure is refused by the chain as GateClosed', () =>
+  withBridge({ clearing: false }, async ({ f, bridge, listener, meter }) => {
     const key = generateTradingKey();
     await f.market.issue(f.dso, FEEDER, [grantFor(key.publicKey, DELIVERY, { production: 10 })]);
     const offer = signedOffer(f.market.domain, key, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 120 });
     await f.ledger.request('evm_setAutomine', [false]);
-    await publishOffer(meter, 'meter-l', offer.message);
+    await publishOffer(meter, 'meter-r', offer.message);
     await until(() => bridge.stats.batches >= 1, 20_000, 'the batch sent');
     await f.passGateClosure(DELIVERY); // mines the pending batch in a block at or after the gate closure
     await f.ledger.request('evm_setAutomine', [true]);
     assert.equal(await listener.outcome(offer.digest), { accepted: false, reason: 'GateClosed' });
     assert.equal(bridge.stats.rejectedOnChain, { GateClosed: 1 });
     assert.is(await f.market.offerCount(DELIVERY), 0);
-  } finally {
-    await bridge.close();
-    await meter.endAsync();
-    await listener.close();
-    await broker.close();
-    tmp.remove();
-  }
-});
+  }));
 
 test.run();
