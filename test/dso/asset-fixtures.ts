@@ -5,7 +5,9 @@
 import { attestedCertificate, encodeAssetRequest, type DeviceLimits } from '../../firmware/src/protocol/certificate.ts';
 import { attestationMessage } from '../../firmware/src/protocol/key-attestation.ts';
 import { TRADING_RING } from '../../firmware/src/protocol/slot-map.ts';
+import { keccak256 } from 'viem';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
+import type { TradingKey } from '../../host-tools/ledger/trading-key.ts';
 import { AssetIssuer, type IssuanceOptions } from '../../host-tools/dso/asset-issuance.ts';
 import { AssetStore } from '../../host-tools/dso/asset-store.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
@@ -30,6 +32,11 @@ export const CONSUMPTION_PRICE = 300;
 export const PRODUCTION_PRICE = 100;
 /** 7 kW export, 11 kW import over 900 s: 1,750 and 2,750 Wh. */
 export const LIMITS: DeviceLimits = { maxImportW: 11_000, maxExportW: 7_000 };
+
+/** A meter's trading key (a noble key standing in for its SE slot) as the market's test helpers sign with it. */
+export function asTradingKey(pair: KeyPair): TradingKey {
+  return { publicKey: { x: pair.publicKey.subarray(1, 33), y: pair.publicKey.subarray(33, 65) }, keyId: keccak256(pair.publicKey.subarray(1)), sign: (message) => pair.signDigest(nodeSha256(message)) };
+}
 
 export interface RequestFields {
   interval: number;

@@ -16,7 +16,7 @@ import { compileContracts } from '../../host-tools/ledger/compile.ts';
 import { issueDeviceCertificate } from '../../host-tools/operator/operator-key.ts';
 import { provisionedSecureElement } from '../support/provisioned-se.ts';
 import { keyPair } from '../unit/verifier-fixtures.ts';
-import { attestedRequest, CONSUMPTION_PRICE, DELIVERY, INTERVAL_SECONDS, issuanceFixture, LIMITS, until, type IssuanceFixture } from './asset-fixtures.ts';
+import { asTradingKey, attestedRequest, CONSUMPTION_PRICE, DELIVERY, INTERVAL_SECONDS, issuanceFixture, LIMITS, until, type IssuanceFixture } from './asset-fixtures.ts';
 
 const abi = compileContracts().Market.abi;
 
@@ -285,9 +285,18 @@ test('meters are authorized on chain when registered and banned when revoked, na
     const status = async (identityKey: Uint8Array) => Number(await f.dev.ledger.publicClient.readContract({ address: f.dev.market.deployment.market, abi, functionName: 'meterStatus', args: [meterHashOf(identityKey)] }));
     assert.is(await status(a.identity.publicKey), 1, 'authorized');
     assert.is(await status(b.identity.publicKey), 1);
+    // b's assets are issued and it offers them; then it is revoked: the ban withdraws the open offer
+    f.toIssueTime(DELIVERY);
+    await f.issuer.tick();
+    const offer = f.dev.offer(asTradingKey(tradingKey), { side: 'ask', interval: DELIVERY, wh: 100, limitPrice: 150 });
+    await f.dev.market.submitOffer(f.dev.relayer, offer.signedBytes, offer.signature);
+    assert.is((await f.dev.market.holding(keyIdOfPoint(tradingKey.publicKey), DELIVERY)).productionLocked, 100n);
     f.registry.revoke('auth-b', 'stolen');
     await f.issuer.tick();
     assert.is(await status(b.identity.publicKey), 2, 'banned');
+    const withdrawn = await f.dev.ledger.publicClient.getContractEvents({ address: f.dev.market.deployment.market, abi, eventName: 'OfferWithdrawn', fromBlock: 0n });
+    assert.equal((withdrawn as unknown as Array<{ args: { digest: Hex; by: number } }>).map((l) => [l.args.digest, Number(l.args.by)]), [[offer.digest, 1]], 'the open offer withdrawn by the ban');
+    assert.is((await f.dev.market.holding(keyIdOfPoint(tradingKey.publicKey), DELIVERY)).productionLocked, 0n, 'its asset returned');
     assert.is(await status(a.identity.publicKey), 1);
     const revoked = await f.dev.ledger.publicClient.readContract({ address: f.dev.market.deployment.market, abi, functionName: 'revokedKey', args: [keyIdOfPoint(tradingKey.publicKey)] });
     assert.is(revoked, true, 'the banned meter\'s trading key is revoked');

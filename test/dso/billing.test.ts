@@ -3,23 +3,14 @@
 // DSO's prices, and checkStatement finds a changed line.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeEventLog, keccak256, type Hex } from 'viem';
-import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
+import { decodeEventLog, type Hex } from 'viem';
 import { billingStatement, checkStatement, loadMarketHistory, parseStatementJson, replayPrices, statementCsv, statementJson, statementTable } from '../../host-tools/dso/billing.ts';
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
 import { compileContracts } from '../../host-tools/ledger/compile.ts';
 import type { TradingKey } from '../../host-tools/ledger/trading-key.ts';
-import type { KeyPair } from '../unit/verifier-fixtures.ts';
-import { CONSUMPTION_PRICE, DELIVERY, INTERVAL_SECONDS, issuanceFixture, PRODUCTION_PRICE } from './asset-fixtures.ts';
+import { asTradingKey, CONSUMPTION_PRICE, DELIVERY, INTERVAL_SECONDS, issuanceFixture, PRODUCTION_PRICE } from './asset-fixtures.ts';
 
 const abi = compileContracts().Market.abi;
-
-/** The meter's trading key as the market's test helpers sign with it. */
-function tradingKey(pair: KeyPair): TradingKey {
-  const x = pair.publicKey.subarray(1, 33);
-  const y = pair.publicKey.subarray(33, 65);
-  return { publicKey: { x, y }, keyId: keccak256(pair.publicKey.subarray(1)), sign: (message) => pair.signDigest(nodeSha256(message)) };
-}
 
 test('replayPrices keeps the schedule as the contract does: a later entry drops those from its interval on', () => {
   const schedule = replayPrices([
@@ -45,7 +36,7 @@ test('statements equal an independent recomputation from the chain\'s settlement
     for (const p of plan) {
       const { outcome, tradingKey: pair } = f.request(p.meter, { interval: DELIVERY, ...p.request });
       assert.is(outcome.outcome, 'accepted');
-      keys.set(p.meter.meterId, tradingKey(pair));
+      keys.set(p.meter.meterId, asTradingKey(pair));
     }
     f.toIssueTime(DELIVERY);
     await f.issuer.tick();
