@@ -12,6 +12,9 @@
 // Phases: steady intervals; a forced key rotation; the broker gone until the outbox is full and 96
 // readings wait in RAM behind it (the first one dropped past that); the broker back, the backlog sent.
 //   node --import tsx bench/espruino-memory.ts [--interval 1] [--log <file>: everything the meter printed]
+//     [--probe: also sample inside synchronous tasks during the backlog, at every String.fromCharCode and
+//      I2C transfer (the firmware builds packets and records char by char and talks to its SE over I2C),
+//      and print the stack where the peak was seen; slower, and its own wrappers cost a few JsVars]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +25,7 @@ import { S0PulseSource } from '../boards/emulator/devices/s0-pulse-source.ts';
 import { constant } from '../boards/emulator/load-profile.ts';
 import { buildFirmware } from '../host-tools/build/build-firmware.ts';
 
-const { values } = parseArgs({ options: { interval: { type: 'string', default: '1' }, log: { type: 'string' } } });
+const { values } = parseArgs({ options: { interval: { type: 'string', default: '1' }, log: { type: 'string' }, probe: { type: 'boolean' } } });
 const INTERVAL = Number(values.interval);
 const TOTAL_JSVARS = 16383;
 const BALLAST_TARGET = Math.ceil(TOTAL_JSVARS / 2);
@@ -115,6 +118,14 @@ try {
   note('JsVars in use, outbox full, 96 readings waiting (ballast excluded)', (await usage()) - ballastVars);
   note('sampled peak, outage (JsVars, ballast excluded)', (await sampledPeak('the outage')) - ballastVars);
 
+  if (values.probe) {
+    // Replaced from the console: the firmware reads these built-ins when it calls them.
+    await value(`(function(){var P=vgBench.probe={peak:0,stack:'',at:0};function look(){var u=process.memory(false).usage;` +
+      `if(u>P.peak){P.peak=u;if(u>=P.at+20){P.at=u;P.stack=new Error('probe').stack;}}}` +
+      `var fcc=String.fromCharCode;String.fromCharCode=function(){look();return fcc.apply(String,arguments);};` +
+      `var w=I2C1.writeTo,r=I2C1.readFrom;I2C1.writeTo=function(){look();return w.apply(I2C1,arguments);};` +
+      `I2C1.readFrom=function(){look();return r.apply(I2C1,arguments);};return 1;})()`);
+  }
   await grid.startBroker();
   const backlogStart = Date.now();
   // Caught up when every sequence number but the dropped ones has arrived.
@@ -123,6 +134,11 @@ try {
   note('seconds to send the backlog', ((Date.now() - backlogStart) / 1000).toFixed(1));
   note('readings dropped behind the full outbox (their energy stays in the totals)', dropped());
   note('sampled peak, backlog sent (JsVars, ballast excluded)', (await sampledPeak('the backlog')) - ballastVars);
+  if (values.probe) {
+    const probe = (await value('[vgBench.probe.peak,vgBench.probe.at,vgBench.probe.stack]')) as [number, number, string];
+    note('probed peak inside tasks, backlog (JsVars, ballast excluded)', probe[0] - ballastVars);
+    console.log(`stack where the probe last saw a new peak (${probe[1] - ballastVars}):\n${probe[2]}`);
+  }
   const flags = flagsSeen;
   // Espruino prints "OUT OF MEMORY" and the stack of the task that ran out (jsvar.c jsvNewWithFlags): show
   // it, so an overflow names its task.

@@ -38,6 +38,10 @@ test('appended messages come back in order, byte for byte, and leave only when a
   outbox.ack(12345);
   assert.equal(contents(outbox), [0, 2, 3].map((i) => describe(i)));
   assert.is(outbox.size(), 3);
+  // One entry by its id, read from flash again (the client resends this way): only while unacknowledged.
+  assert.is(`${outbox.get(ids[2])!.topic}:${Buffer.from(outbox.get(ids[2])!.payload).toString('hex')}`, describe(2));
+  assert.is(outbox.get(ids[1]), undefined);
+  assert.is(outbox.get(12345), undefined);
 });
 
 test('reopened: waiting messages, their retain flags and notes are back and marked recovered; acks are kept by the next append', () => {

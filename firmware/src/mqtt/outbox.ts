@@ -13,7 +13,8 @@
 //   note:  a few bytes the caller keeps with the message (the sealed reading's seq and interval,
 //          readings/sealed-reading-note.ts), written in the same record: a cut leaves both or neither.
 //
-// RAM: one number per waiting message (its seq); messages are read from flash when sent.
+// RAM: one number per waiting message (its seq); messages are read from flash when sent, and again when
+// resent (mqtt/client.ts keeps no payload in RAM).
 
 import { FlashRing, RingFullError } from '../persist/flash-ring.ts';
 import { recordBytes } from '../persist/power-safe-record.ts';
@@ -155,6 +156,12 @@ export class Outbox {
       return d !== undefined;
     });
     return found;
+  }
+
+  /** The unacknowledged entry `id`, read from flash; undefined when it is acknowledged or unknown. */
+  get(id: number): OutboxEntry | undefined {
+    const e = this.after(id - 1);
+    return e && e.id === id ? e : undefined;
   }
 
   /** Marks an entry delivered (PUBACK received). Unknown or already acknowledged ids are ignored. */
