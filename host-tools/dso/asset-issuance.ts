@@ -22,7 +22,7 @@
 import { createHash, randomInt } from 'node:crypto';
 import { BaseError, ContractFunctionRevertedError, keccak256, toHex, type Hex } from 'viem';
 import type { PrivateKeyAccount } from 'viem/accounts';
-import { encodeAssetReply, type AssetReply } from '../../firmware/src/protocol/asset-reply.ts';
+import { ASSET_REFUSALS, encodeAssetReply, type AssetReply } from '../../firmware/src/protocol/asset-reply.ts';
 import { CertificateFormatError, decodeAssetRequest, kidOf, openSignedCertificate, type AssetRequest, type OpenedCertificate } from '../../firmware/src/protocol/certificate.ts';
 import { ALG_ATECC608_ATTESTED } from '../../firmware/src/protocol/cose.ts';
 import { decodeEnvelope, openEnvelope, SealedEnvelopeError } from '../../firmware/src/protocol/sealed-reading.ts';
@@ -33,7 +33,7 @@ import { compileContracts } from '../ledger/compile.ts';
 import type { Grant, MarketClient } from '../ledger/market.ts';
 import { AssetStore, type AssetRequestRecord, type IssuanceBatch } from './asset-store.ts';
 import { MAX_MESSAGE_PAYLOAD_BYTES } from './message-limits.ts';
-import { MetricsRegistry, type Counter } from './metrics.ts';
+import { MetricsRegistry, type Counter, type Gauge } from './metrics.ts';
 import { isValidP256Point, verifyAttested, type MeterRegistry } from './registry.ts';
 import { ecdhSharedX } from './verifier.ts';
 
@@ -182,6 +182,7 @@ export class AssetIssuer {
   private readonly tickMs: number;
   private readonly requests: Counter;
   private readonly grantsIssued: Counter;
+  private readonly issuanceLag: Gauge;
   private timer: NodeJS.Timeout | undefined;
   /** The last interval whose prices were compared with the configuration. */
   private pricesCheckedFor: number | undefined;
@@ -209,7 +210,12 @@ export class AssetIssuer {
     this.tickMs = options.tickMs ?? Math.min(5000, Math.max(100, Math.floor(intervalMs / 20)));
     const metrics = options.metrics ?? new MetricsRegistry();
     this.requests = metrics.counter('veilgrid_dso_asset_requests_total', 'Asset requests by outcome: accepted, repeat, unreadable, or the refusal reason.', ['outcome']);
+    for (const outcome of ['accepted', 'repeat', 'unreadable', ...ASSET_REFUSALS]) this.requests.inc({ outcome }, 0);
     this.grantsIssued = metrics.counter('veilgrid_dso_asset_grants_issued_total', 'Non-zero grants put on chain by this DSO process.');
+    metrics.gauge('veilgrid_dso_asset_requests_pending', 'Accepted asset requests waiting for their interval\'s issuance.', [], (gauge) => {
+      if (!this.closed) gauge.set(this.store.summary().pending);
+    });
+    this.issuanceLag = metrics.gauge('veilgrid_dso_asset_issuance_lag_seconds', 'For the last interval issued: from its issuance time to its last batch on chain, by the DSO\'s clock.');
   }
 
   private emit(level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}): void {
@@ -559,6 +565,7 @@ export class AssetIssuer {
     }
     if (pending > 0) return;
     const state = this.store.finishInterval(interval, this.now());
+    if (state === 'issued') this.issuanceLag.set(Math.max(0, this.now() - this.issueAtMs(interval)) / 1000);
     this.emit(state === 'issued' ? 'info' : 'error', 'interval_issued', { interval, state, batches: this.store.batchesOf(interval).length });
   }
 

@@ -77,6 +77,9 @@ test('asset requests over MQTT: refusals at once, issuance replies after the bat
     assert.is(dso.assets!.batchesOf(DELIVERY).length, 1, 'one batch for the feeder');
     const metrics = await (await fetch(`${dso.http.url}/metrics`)).text();
     assert.match(metrics, 'veilgrid_dso_asset_grants_issued_total 5');
+    assert.match(metrics, 'veilgrid_dso_asset_requests_pending 0');
+    assert.match(metrics, 'veilgrid_dso_asset_requests_total{outcome="above-meter-limit"} 0', 'counted from 0 by each process');
+    assert.match(metrics, /veilgrid_dso_asset_issuance_lag_seconds \d/);
   } finally {
     await dso?.close();
     await client.endAsync();
