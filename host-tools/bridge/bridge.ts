@@ -23,6 +23,7 @@ import { amountFromBigint } from './amount.ts';
 import { BridgeStore, type Outcome, type PendingBatch } from './bridge-store.ts';
 import { checkOfferMessage, sha256 } from './offer-check.ts';
 import { TxSender, bumpedFees } from './tx-sender.ts';
+import { MessageBudgets, type MessageBudget } from '../dso/message-limits.ts';
 import {
   encodeClearing,
   encodeReceipts,
@@ -72,6 +73,12 @@ export interface BridgeOptions {
   http?: { host?: string; port?: number } | false;
   /** One JSON object per line. Default: stderr. */
   log?: (line: string) => void;
+  /**
+   * Each meter's budget of refused and duplicate messages (default METER_MESSAGE_BUDGET, as at the DSO): past it,
+   * the meter's messages are dropped unread and unanswered until it refills, so one meter cannot make the bridge
+   * verify or broadcast without end. Valid new offers are never charged.
+   */
+  budget?: MessageBudget;
   /** Offers per submitOffers transaction, 1..MAX_BATCH (default MAX_BATCH). */
   batchSize?: number;
   /** Batches sent and not yet mined at once (default 4). */
@@ -168,8 +175,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const metrics = new MetricsRegistry();
   const stats: BridgeStats = { received: 0, queued: 0, dropped: {}, accepted: 0, rejectedOnChain: {}, alreadyOnChain: 0, batches: 0, replacements: 0, receiptsPublished: 0, intervalsPublished: 0 };
   const received = metrics.counter('veilgrid_bridge_offers_received_total', 'Offer messages taken from the broker.');
-  const droppedCounter = metrics.counter('veilgrid_bridge_offers_dropped_total', 'Offers the bridge refused before the chain saw them, by reason (docs/bridge.md: malformed, bad-signature, duplicate, wrong-market, gate-closed, revoked-key).', ['reason']);
-  for (const reason of ['malformed', 'bad-signature', 'duplicate', 'wrong-market', 'gate-closed', 'revoked-key']) droppedCounter.inc({ reason }, 0);
+  const droppedCounter = metrics.counter('veilgrid_bridge_offers_dropped_total', 'Offers the bridge refused before the chain saw them, by reason (docs/bridge.md: malformed, bad-signature, duplicate, wrong-market, gate-closed, revoked-key; rate-limited: dropped unread, no receipt).', ['reason']);
+  for (const reason of ['malformed', 'bad-signature', 'duplicate', 'wrong-market', 'gate-closed', 'revoked-key', 'rate-limited']) droppedCounter.inc({ reason }, 0);
   const acceptedCounter = metrics.counter('veilgrid_bridge_offers_accepted_total', 'Offers on chain after a batch of this bridge (OfferAccepted), including offers another relayer had already put there.');
   const rejectedCounter = metrics.counter('veilgrid_bridge_offers_rejected_on_chain_total', 'Offers the contract refused (OfferRejected), by the contract\'s reason.', ['reason']);
   const txCounter = metrics.counter('veilgrid_bridge_transactions_total', 'Transactions sent, by kind (submitOffers, clear, settle, replacement).', ['kind']);
@@ -207,10 +214,27 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
   // ---- the message handler: check, store, then acknowledge ----
   const duplicates: Uint8Array[] = [];
+  const budgets = new MessageBudgets(options.budget);
+  const limitedMeters = new Set<string>();
   const handleOffer = (topic: string, payload: Uint8Array) => {
     stats.received++;
     received.inc();
     const meterId = meterIdFromOfferTopic(topic);
+    const sender = meterId ?? topic;
+    if (budgets.exhausted(sender)) {
+      drop('rate-limited');
+      if (!limitedMeters.has(sender)) {
+        limitedMeters.add(sender);
+        emit('warn', 'offer_dropped', { topic, meterId, reason: 'rate-limited', detail: `"${sender}" sent more refused or duplicate messages than its budget allows: its messages are dropped unread and unanswered until the budget refills (counted on /metrics, logged once per episode)` });
+      }
+      return;
+    }
+    limitedMeters.delete(sender);
+    const queuedBefore = stats.queued;
+    handleChecked(topic, meterId, payload);
+    if (stats.queued === queuedBefore) budgets.charge(sender); // refused or a duplicate
+  };
+  const handleChecked = (topic: string, meterId: string | undefined, payload: Uint8Array) => {
     // A copy of an offer the bridge holds (whatever its signature) is a duplicate: no second verify, no verdict.
     if (payload.length === OFFER_MESSAGE_LENGTH) {
       const digest = sha256(payload.subarray(0, OFFER_LENGTH));

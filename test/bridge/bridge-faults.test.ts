@@ -1,7 +1,8 @@
-// A batch left pending is replaced: with the in-process EVM's automine off, the bridge's submitOffers stays in
+// Faults on a fresh in-process market each. A batch left pending is replaced: with the in-process EVM's automine off, the bridge's submitOffers stays in
 // the mempool; after replaceAfterMs the bridge signs the same batch again under the same nonce with higher fees.
 // When a block is mined, one of the two is in it, the offers are on chain once, and the receipt names them.
-// And a batch mined only after its offers' gate closed: the chain refuses them as GateClosed, and says so.
+// And a batch mined only after its offers' gate closed: the chain refuses them as GateClosed, and says so. And a
+// meter that spends its budget of refused messages is dropped unread until it refills; other meters are not.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
@@ -13,9 +14,9 @@ import { DELIVERY, FEEDER, marketFixture, type MarketFixture } from '../ledger/m
 import type { MqttClient } from 'mqtt';
 import { BroadcastListener, connect, publishOffer, signedOffer, tempDir, until } from './bridge-fixture.ts';
 
-const test = suite('bridge replaces a pending transaction');
+const test = suite('bridge faults in process');
 
-type Bed = { f: MarketFixture; bridge: Bridge; listener: BroadcastListener; meter: MqttClient; lines: string[] };
+type Bed = { f: MarketFixture; bridge: Bridge; listener: BroadcastListener; meter: MqttClient; lines: string[]; brokerUrl: string };
 
 /** A fresh in-process market, an embedded broker, a meter, a listener and a bridge with these options. */
 async function withBridge(options: Partial<BridgeOptions>, run: (bed: Bed) => Promise<void>) {
@@ -27,7 +28,7 @@ async function withBridge(options: Partial<BridgeOptions>, run: (bed: Bed) => Pr
   const lines: string[] = [];
   const bridge = await startBridge({ market: f.market, relayer: f.relayer, db: path.join(tmp.dir, 'q.db'), brokerUrl: broker.url, clientId: 'bridge', tickMs: 50, log: (l) => lines.push(l), http: false, ...options });
   try {
-    await run({ f, bridge, listener, meter, lines });
+    await run({ f, bridge, listener, meter, lines, brokerUrl: broker.url });
   } finally {
     await bridge.close();
     await meter.endAsync();
@@ -70,6 +71,28 @@ test('an offer the bridge took in time but mined after gate closure is refused b
     assert.equal(await listener.outcome(offer.digest), { accepted: false, reason: 'GateClosed' });
     assert.equal(bridge.stats.rejectedOnChain, { GateClosed: 1 });
     assert.is(await f.market.offerCount(DELIVERY), 0);
+  }));
+
+test('a meter past its budget of refused and duplicate messages is dropped unread and unanswered', () =>
+  withBridge({ budget: { burst: 3, perSecond: 0 } }, async ({ f, bridge, listener, meter, lines, brokerUrl }) => {
+    const key = generateTradingKey();
+    const offer = signedOffer(f.market.domain, key, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 120 });
+    const junk = [Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(3), Uint8Array.of(4), Uint8Array.of(5)];
+    for (const j of junk) await publishOffer(meter, 'meter-r', j);
+    await publishOffer(meter, 'meter-r', offer.message);
+    await until(() => bridge.stats.received === junk.length + 1, 10_000, 'every message taken');
+    assert.equal(bridge.stats.dropped, { malformed: 3, 'rate-limited': 3 });
+    assert.is(bridge.stats.queued, 0, 'even a valid offer of that meter is dropped while its budget is spent');
+    assert.is(lines.filter((l) => l.includes('"reason":"rate-limited"')).length, 1, 'logged once per episode');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.is(listener.outcomes.size, 3, 'receipts only for the messages read');
+    const other = await connect(brokerUrl, { clientId: 'meter-s' });
+    try {
+      await publishOffer(other, 'meter-s', offer.message);
+      await until(() => bridge.stats.queued === 1, 10_000, 'another meter\'s offer taken');
+    } finally {
+      await other.endAsync();
+    }
   }));
 
 test.run();
