@@ -189,7 +189,7 @@ export class AssetIssuer {
   private running: Promise<void> | undefined;
   private closed = false;
   private stopping = false;
-  /** Batches sent by this process, for tests and the bench: interval, feeder, order of key ids, gas. */
+  /** The last 100 batches sent by this process, for tests and the bench: interval, feeder, order of key ids, gas. */
   readonly sent: Array<{ interval: number; feederId: number; keyIds: Hex[]; txHash: Hex; gasUsed?: number }> = [];
 
   constructor(private readonly options: AssetIssuerOptions) {
@@ -560,7 +560,7 @@ export class AssetIssuer {
         await this.settleBatch(batch);
       } catch (err) {
         pending++;
-        this.emit('error', 'issuance_failed', { interval, batchId: batch.batchId, feederId: batch.feederId, reason: (err as Error).message, note: 'tried again at the next tick while the gate is open' });
+        this.emit('error', 'issuance_failed', { interval, batchId: batch.batchId, feederId: batch.feederId, reason: (err as Error).message.split('\n').slice(0, 2).join(' '), note: 'tried again at the next tick while the gate is open' });
       }
     }
     if (pending > 0) return;
@@ -580,7 +580,7 @@ export class AssetIssuer {
       if (!receipt) {
         const pendingTx = await client.getTransaction({ hash: batch.txHash }).catch(() => undefined);
         if (pendingTx && pendingTx.blockNumber === null) {
-          const mined = await client.waitForTransactionReceipt({ hash: batch.txHash, timeout: this.intervalSeconds * 1000 });
+          const mined = await client.waitForTransactionReceipt({ hash: batch.txHash, timeout: Math.max(30, this.intervalSeconds) * 1000 });
           if (mined.status === 'success') {
             this.store.markBatchIssued(batch.batchId, { txHash: batch.txHash, blockNumber: Number(mined.blockNumber), gasUsed: Number(mined.gasUsed) }, this.now());
             return;
@@ -634,13 +634,15 @@ export class AssetIssuer {
       throw err;
     }
     this.store.markBatchSent(batch.batchId, hash, this.now());
-    const receipt = await client.waitForTransactionReceipt({ hash });
+    // bounded: a transaction the node dropped must not stall the issuer (the next tick looks it up again)
+    const receipt = await client.waitForTransactionReceipt({ hash, timeout: Math.max(30, this.intervalSeconds) * 1000 });
     if (receipt.status !== 'success') {
       this.store.markBatchUnsent(batch.batchId, `transaction ${hash} reverted`);
       throw new AssetIssuanceError(`issue(${batch.feederId}, ${grants.length} grants) for interval ${batch.interval} reverted in ${hash}`);
     }
     this.store.markBatchIssued(batch.batchId, { txHash: hash, blockNumber: Number(receipt.blockNumber), gasUsed: Number(receipt.gasUsed) }, this.now());
     this.sent.push({ interval: batch.interval, feederId: batch.feederId, keyIds: missing.map((r) => r.keyId), txHash: hash, gasUsed: Number(receipt.gasUsed) });
+    if (this.sent.length > 100) this.sent.shift();
     this.grantsIssued.inc(undefined, grants.length);
     this.emit('info', 'batch_issued', { interval: batch.interval, feederId: batch.feederId, grants: grants.length, txHash: hash, gasUsed: Number(receipt.gasUsed) });
   }
