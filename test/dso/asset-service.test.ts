@@ -8,7 +8,9 @@ import mqtt from 'mqtt';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeAssetReply, type AssetReply } from '../../firmware/src/protocol/asset-reply.ts';
-import { assetReplyTopic, assetRequestTopic } from '../../firmware/src/protocol/topics.ts';
+import { ASSET_REQUEST_TOPIC_FILTER, assetReplyTopic, assetRequestTopic, meterIdFromAssetRequestTopic } from '../../firmware/src/protocol/topics.ts';
+import { startCollector } from '../../host-tools/dso/collector.ts';
+import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
 import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
 import { keyIdOfPoint } from '../../host-tools/dso/asset-issuance.ts';
 import { createDsoKey } from '../../host-tools/dso/dso-key.ts';
@@ -83,6 +85,36 @@ test('asset requests over MQTT: refusals at once, issuance replies after the bat
   } finally {
     await dso?.close();
     await client.endAsync();
+    await broker.close();
+  }
+});
+
+test('the collector\'s asset intake: oversized requests and a flooding meter\'s are dropped unread, before any ECDH', async () => {
+  const broker = await startEmbeddedBroker({ log: () => {} });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vg-asset-intake-'));
+  const store = new ReadingStore(path.join(dir, 'readings.db'));
+  const handled: string[] = [];
+  const collector = await startCollector({
+    brokerUrl: broker.url,
+    db: store,
+    log: () => {},
+    budget: { burst: 3, perSecond: 0 },
+    intakes: [{ filter: ASSET_REQUEST_TOPIC_FILTER, meterIdFromTopic: meterIdFromAssetRequestTopic, handle: (meterId) => (handled.push(meterId), { refused: meterId === 'flooder' }) }],
+  });
+  const client = mqtt.connect(broker.url, { clientId: 'meters', protocolVersion: 4 });
+  try {
+    await new Promise((resolve) => client.once('connect', resolve));
+    for (let i = 0; i < 10; i++) await client.publishAsync(assetRequestTopic('flooder'), Buffer.alloc(300, i), { qos: 1 });
+    for (let i = 0; i < 5; i++) await client.publishAsync(assetRequestTopic('honest'), Buffer.alloc(300, i), { qos: 1 });
+    await client.publishAsync(assetRequestTopic('honest'), Buffer.alloc(1500), { qos: 1 });
+    await until(() => collector.stats.dropped.rateLimited + collector.stats.dropped.oversize === 8, () => JSON.stringify(collector.stats));
+    assert.is(handled.filter((m) => m === 'flooder').length, 3, 'the flooder\'s budget of refusals, then dropped unread');
+    assert.is(handled.filter((m) => m === 'honest').length, 5, 'accepted requests cost nothing');
+    assert.equal(collector.stats.dropped, { oversize: 1, rateLimited: 7 });
+  } finally {
+    await client.endAsync();
+    await collector.close();
+    store.close();
     await broker.close();
   }
 });
