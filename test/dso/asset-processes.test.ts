@@ -114,11 +114,14 @@ test('separate processes: requests stored, the DSO killed and started again befo
     fs.writeFileSync(statementFile, bill.output());
     const statement = JSON.parse(bill.output());
     assert.equal([statement.lines[1].grantedProductionWh, statement.lines[1].consumptionPrice, statement.lines[1].keyId], [32, 300, keys[1].toLowerCase()]);
-    const check = run(['dso', 'bill', '--check', statementFile, '--rpc', deployment.rpcUrl!]);
+    const check = run(['dso', 'bill', '--check', '--statement', statementFile, '--rpc', deployment.rpcUrl!]);
     assert.is(await check.exited, 0, check.output());
     assert.match(check.output(), 'all 2 lines agree');
+    const recomputed = run(['dso', 'bill', '--check', '--meter', 'proc-2', '--from', String(delivery), '--to', String(delivery), '--readings', path.join(dir, 'readings.db'), '--assets', assetsDb, '--deployment', deploymentFile, '--rpc', deployment.rpcUrl!]);
+    assert.is(await recomputed.exited, 0, recomputed.output());
+    assert.match(recomputed.output(), 'all 1 lines agree');
     fs.writeFileSync(statementFile, bill.output().replace('"grantedProductionWh": 32', '"grantedProductionWh": 64'));
-    const tampered = run(['dso', 'bill', '--check', statementFile, '--rpc', deployment.rpcUrl!]);
+    const tampered = run(['dso', 'bill', '--check', '--statement', statementFile, '--rpc', deployment.rpcUrl!]);
     assert.is(await tampered.exited, 1, tampered.output());
     assert.match(tampered.output(), 'granted production Wh: the statement says 64, the chain 32');
   } finally {
