@@ -46,7 +46,7 @@ export interface FeederLimitWh {
 
 /** A feeder with no limit configured gets this one (Wh per interval, each direction). */
 export const DEFAULT_FEEDER_LIMIT: FeederLimitWh = { productionWh: 1_000_000, consumptionWh: 1_000_000 };
-/** ~45k gas per one-interval grant with money (bench/asset-issuance-gas.ts): 200 stay near 9 M, well under the 16.7 M cap. */
+/** ~45k gas per one-interval grant with money (bench/asset-issuance.ts): 200 stay near 9 M, well under the 16.7 M cap. */
 export const DEFAULT_MAX_GRANTS_PER_TRANSACTION = 200;
 /**
  * No batch is larger: a grant with production, consumption and money to a new key costs up to ~52k gas
