@@ -170,6 +170,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (options.crashAt?.point === point && ++crashCount >= options.crashAt.nth) process.kill(process.pid, 'SIGKILL');
   };
   const sender = new TxSender(ledger, options.relayer, deployment.market, abi, () => store.highestNonce());
+  emit('info', 'queue_opened', { db: options.db, queued: store.count('queued'), inFlight: store.count('in-flight'), pendingBatches: store.pendingBatches().length, highestNonce: store.highestNonce() });
 
   // ---- metrics ----
   const metrics = new MetricsRegistry();

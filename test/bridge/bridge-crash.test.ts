@@ -128,7 +128,8 @@ test('SIGKILL at random points while submitting: every offer on chain exactly on
       () => {},
     );
     const log = everything.join('') + running.output();
-    console.log(`  (${(log.match(/"event":"batch_sent"/g) ?? []).length} batches signed, ${(log.match(/"event":"batch_resent"/g) ?? []).length} resent after a kill)`);
+    const restartsInFlight = (log.match(/"event":"queue_opened"[^\n]*"pendingBatches":[1-9]/g) ?? []).length;
+    console.log(`  (${(log.match(/"event":"batch_sent"/g) ?? []).length} batches signed; ${restartsInFlight} of 6 restarts found batches in flight, ${(log.match(/"event":"batch_resent"/g) ?? []).length} sent again)`);
   } catch (err) {
     console.error(everything.join('\n---\n') + (running?.output() ?? ''));
     throw err;
