@@ -1,20 +1,28 @@
 // One microgrid on this machine, on 127.0.0.1: the operator key (`veilgrid operator init`), the DSO key
 // (`veilgrid dso key-init`), the broker folder, a broker (aedes in this process, or a mosquitto process
 // with its meter-login service), the DSO service exactly as `veilgrid dso serve` runs it, and meters on a
-// chosen board backend, each provisioned as `veilgrid provision` does it. The testbed, the
-// hardware-in-the-loop tests and the benchmarks start grids with this; the ledger and the bridge plug in
-// here. The broker can go away and come back on the same port (an outage); the DSO service reconnects.
+// chosen board backend, each provisioned as `veilgrid provision` does it. With a market: an EVM in this
+// process running the market contract on the boards' clock, the DSO service issuing assets on it, and the
+// bridge (`veilgrid bridge`) relaying offers and clearing. The testbed, the hardware-in-the-loop tests and
+// the benchmarks start grids with this. The broker can go away and come back on the same port (an
+// outage); the services reconnect.
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { createRig, type Backend, type MeterBoard, type Rig } from '../../boards/harness/meter-board.ts';
+import { BRIDGE_USERNAME } from '../broker/acl.ts';
 import { BrokerCredentials } from '../broker/credentials.ts';
 import { startEmbeddedBroker } from '../broker/embedded-broker.ts';
 import { startLoginService } from '../broker/login-service.ts';
 import { startMosquitto } from '../broker/mosquitto.ts';
 import { loginPluginPath } from '../broker/mosquitto-plugin.ts';
+import { startBridge, type Bridge } from '../bridge/bridge.ts';
+import type { IssuanceOptions } from '../dso/asset-issuance.ts';
 import { createDsoKey, type DsoKey } from '../dso/dso-key.ts';
 import { startDsoService, type DsoService } from '../dso/dso-service.ts';
+import { followClock, type ChainClock } from '../ledger/chain-clock.ts';
+import { openLedger, type Ledger } from '../ledger/ledger-client.ts';
+import { deployMarket, MarketClient } from '../ledger/market.ts';
 import { initOperator, unlockOperatorKey, type OperatorKey } from '../operator/operator-key.ts';
 import { ConsolePasswords } from '../provision/console-passwords.ts';
 import { provisionMeter } from '../provision/provision.ts';
@@ -36,7 +44,29 @@ export interface GridOptions {
   startEpochSeconds?: number;
   /** The DSO service's JSON log lines. Default: kept in `dsoLog` only. */
   log?: (line: string) => void;
+  /** A market for the meters to trade on; without it the grid meters only. */
+  market?: GridMarketOptions;
 }
+
+export interface GridMarketOptions {
+  /** The market's interval: the meters' too (provision them with it). */
+  intervalSeconds: number;
+  /** The DSO's prices, money units per Wh (default 300 to sell, 80 to buy). */
+  prices?: { consumption: number; production: number };
+  /** The DSO's issuance choices (feeder limits, timing); the grid supplies its clock. */
+  issuance?: Omit<IssuanceOptions, 'now' | 'log' | 'prices'>;
+  /** The bridge's JSON log lines. Default: kept in `bridgeLog` only. */
+  log?: (line: string) => void;
+}
+
+export interface GridMarket {
+  readonly ledger: Ledger;
+  readonly client: MarketClient;
+  readonly bridge: Bridge;
+  readonly bridgeLog: string[];
+}
+
+export const DEFAULT_GRID_PRICES = { consumption: 300, production: 80 };
 
 export interface ProvisionChoices {
   intervalSeconds: number;
@@ -71,6 +101,8 @@ export interface Grid {
   readonly brokerUrl: string;
   /** The DSO service's log lines (JSON), every one. */
   readonly dsoLog: string[];
+  /** The market, when the grid has one. */
+  readonly market?: GridMarket;
   /** The DSO's refusals: its log lines about rejected readings and key certificates. */
   rejections(): string[];
   readings(): ReadingCounts;
@@ -117,6 +149,21 @@ async function startBroker(kind: BrokerKind, credentials: BrokerCredentials, dir
   }
 }
 
+/**
+ * The market on an EVM in this process whose clock follows the boards' (so gate closures fall when the
+ * meters' clocks say), deployed by development account 0 (the DSO) with genesis at time 0, so that market
+ * interval d is the meters' interval d (both floor(t / intervalSeconds)).
+ */
+async function startChain(rig: Rig, options: GridMarketOptions, tickMs: number): Promise<{ ledger: Ledger; client: MarketClient; clock: ChainClock }> {
+  const ledger = await openLedger({ kind: 'in-process', accounts: 2, genesisTime: Math.floor(rig.clock.now()) });
+  const deployment = await deployMarket(ledger, ledger.accounts[0], { intervalSeconds: options.intervalSeconds, genesisTime: 0 });
+  const client = new MarketClient(ledger, deployment);
+  const prices = options.prices ?? DEFAULT_GRID_PRICES;
+  await client.setPrices(ledger.accounts[0], (await client.currentInterval()) + 1, prices.consumption, prices.production);
+  const clock = followClock(ledger, () => rig.clock.now(), tickMs);
+  return { ledger, client, clock };
+}
+
 export async function startGrid(options: GridOptions): Promise<Grid> {
   const dir = options.dir;
   const kind = options.broker ?? 'aedes';
@@ -128,32 +175,82 @@ export async function startGrid(options: GridOptions): Promise<Grid> {
   const dsoKey = createDsoKey(keyFile);
   const credentials = new BrokerCredentials(path.join(dir, 'broker'));
   const dsoPassword = credentials.ensureDsoUser();
+  // Before the broker starts: mosquitto reads its password file then.
+  const bridgePassword = options.market ? credentials.ensureBridgeUser() : undefined;
   const persistence = memoryPersistence();
   let broker: RunningBroker | undefined = await startBroker(kind, credentials, dir, persistence);
   const port = broker.port;
+  const brokerUrl = broker.url;
   const dsoLog: string[] = [];
+  const started: Array<{ close(): void | Promise<void> }> = [broker];
+  const closeStarted = async () => {
+    for (const part of started.reverse()) await part.close();
+  };
+  let rig: Rig;
   let dso: DsoService;
+  let market: GridMarket | undefined;
+  let chainClock: ChainClock | undefined;
   try {
+    rig = await createRig(options.backend ?? 'vm', { dir, speed: options.speed, startEpochSeconds: options.startEpochSeconds });
+    started.push(rig);
+    // The services look for work a few times per virtual second at most: on a clock running faster than
+    // real time, their default pace (set for real time) would miss the gates.
+    const speed = rig.backend === 'vm' ? options.speed ?? 1 : 1;
+    const tickMs = Math.max(20, Math.round(250 / speed));
+    const chain = options.market ? await startChain(rig, options.market, tickMs) : undefined;
+    chainClock = chain?.clock;
+    if (chain) started.push({ close: () => chain.clock.stop() });
     dso = await startDsoService({
       keyFile,
       registryDb: path.join(dir, 'registry.db'),
       readingsDb: path.join(dir, 'readings.db'),
-      brokerUrl: broker.url,
+      brokerUrl,
       brokerPassword: dsoPassword,
       http: { host: '127.0.0.1', port: 0 },
       log: (line) => {
         dsoLog.push(line);
         options.log?.(line);
       },
+      ...(chain && options.market
+        ? {
+            market: { client: chain.client, dso: chain.ledger.accounts[0] },
+            assetsDb: path.join(dir, 'assets.db'),
+            issuance: {
+              tickMs: Math.max(20, Math.round((options.market.intervalSeconds * 1000) / 20 / speed)),
+              ...options.market.issuance,
+              prices: options.market.prices ?? DEFAULT_GRID_PRICES,
+              now: () => rig.clock.now() * 1000,
+            },
+          }
+        : {}),
     });
+    started.push(dso);
+    if (chain && options.market) {
+      const bridgeLog: string[] = [];
+      const log = options.market.log;
+      const bridge = await startBridge({
+        market: chain.client,
+        relayer: chain.ledger.accounts[1],
+        db: path.join(dir, 'bridge.db'),
+        brokerUrl,
+        username: BRIDGE_USERNAME,
+        password: bridgePassword,
+        http: false,
+        tickMs,
+        log: (line) => {
+          bridgeLog.push(line);
+          log?.(line);
+        },
+      });
+      started.push(bridge);
+      market = { ledger: chain.ledger, client: chain.client, bridge, bridgeLog };
+    }
   } catch (err) {
-    await broker.close();
+    await closeStarted();
     throw err;
   }
-  const rig = await createRig(options.backend ?? 'vm', { dir, speed: options.speed, startEpochSeconds: options.startEpochSeconds });
-  const brokerUrl = broker.url;
   return {
-    dir, rig, dso, dsoKey, credentials, brokerUrl, dsoLog,
+    dir, rig, dso, dsoKey, credentials, brokerUrl, dsoLog, market,
     rejections: () => dsoLog.filter((line) => /"event":"(reading|key_certificate)_rejected"/.test(line)),
     readings() {
       const row = dso.store.db.prepare('SELECT COUNT(*) AS n, MAX(seq) AS last, SUM(import_wh) AS wh FROM readings').get() as { n: number; last: number | null; wh: number | null };
@@ -194,7 +291,9 @@ export async function startGrid(options: GridOptions): Promise<Grid> {
     },
     async close() {
       await rig.close();
+      await market?.bridge.close();
       await dso.close();
+      chainClock?.stop();
       await broker?.close();
       broker = undefined;
     },

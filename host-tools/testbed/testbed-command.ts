@@ -1,4 +1,4 @@
-// `veilgrid testbed`: the main job — a microgrid of emulated meters reporting to the DSO collector.
+// `veilgrid testbed`: the main job — a microgrid of emulated meters reporting to the DSO and trading.
 import { CliError, intOption, parseOptions, type Command } from '../cli/command.ts';
 import { findMosquitto, MOSQUITTO_MISSING } from '../broker/mosquitto.ts';
 import { runTestbed, TESTBED_DEFAULTS, type TestbedProgress, type TestbedSummary } from './testbed.ts';
@@ -7,12 +7,15 @@ import { unavailable, type Backend } from '../../boards/harness/meter-board.ts';
 const d = TESTBED_DEFAULTS;
 
 export const command: Command = {
-  help: `usage: veilgrid testbed [--board vm|espruino-linux] [--meters N] [--intervals K] [--interval-seconds S] [--speed X] [--json]
+  help: `usage: veilgrid testbed [--board vm|espruino-linux] [--meters N] [--intervals K] [--interval-seconds S] [--speed X] [--no-market] [--json]
 
 Builds the meter firmware, starts an MQTT broker on 127.0.0.1, the DSO (registry, reading verifier,
-collector in SQLite) and N emulated ESP32 meters running the built bundle, each provisioned with keys
-in its secure element and fed by S0 pulse sources that follow household load and PV profiles. Runs K
-metering intervals of simulated time, then prints what the DSO received and verified.
+collector and asset issuance in SQLite), the market contract on an EVM in this process with the bridge,
+and N emulated ESP32 meters running the built bundle, each provisioned with keys in its secure element
+and fed by S0 pulse sources that follow household load and PV profiles. Every meter trades each
+interval: a forecast, assets from the DSO on a fresh trading key, an offer through the bridge, the
+clearing. Runs K metering intervals of simulated time, then prints what the DSO received and verified
+and what was traded.
 
 options:
   --board B             what runs each meter's firmware: vm (the emulator, default) or espruino-linux
@@ -28,7 +31,9 @@ options:
   --work-dir DIR        keep what the run made in DIR: flash images, operator key, broker files, DSO
                         key, registry.db and readings.db (default: a temporary folder, removed);
                         what an earlier run left there is removed first
+  --no-market           meter and report only: no ledger, no bridge, no trading
   --dso-log             print the DSO's JSON log lines on stderr (each rejected reading with its reason)
+  --bridge-log          print the bridge's JSON log lines on stderr
   --json                print one JSON object instead of the human summary`,
 
   async run(argv) {
@@ -44,6 +49,8 @@ options:
       broker: { type: 'string' },
       json: { type: 'boolean' },
       'dso-log': { type: 'boolean' },
+      'bridge-log': { type: 'boolean' },
+      'no-market': { type: 'boolean' },
     });
     const broker = values.broker ?? 'aedes';
     if (broker !== 'aedes' && broker !== 'mosquitto') throw new CliError(`--broker must be aedes or mosquitto, got "${broker}"`);
@@ -66,6 +73,8 @@ options:
       workDir: values['work-dir'],
       onProgress: values.json ? undefined : progressPrinter(),
       dsoLog: values['dso-log'] ? (line: string) => process.stderr.write(line + '\n') : undefined,
+      market: !values['no-market'],
+      bridgeLog: values['bridge-log'] ? (line: string) => process.stderr.write(line + '\n') : undefined,
     };
     if (!values.json) {
       const simulated = options.intervals * options.intervalSeconds;
@@ -75,7 +84,7 @@ options:
     const summary = await runTestbed(options);
     if (values.json) console.log(JSON.stringify(summary));
     else printSummary(summary);
-    return summary.readings.missing === 0 ? 0 : 1;
+    return summary.readings.missing === 0 && offersAccountedFor(summary) ? 0 : 1;
   },
 };
 
@@ -99,6 +108,18 @@ function printSummary(s: TestbedSummary): void {
   console.log(`keys       ${s.keys.rotations} reading keys certified (each meter's first key included)`);
   console.log(`energy     import ${s.energy.importWh} Wh, export ${s.energy.exportWh} Wh (S0 sources emitted ${s.emitted.importWh} / ${s.emitted.exportWh} Wh)`);
   console.log(`gaps       ${s.gaps.lostSequenceNumbers} lost sequence numbers, ${s.gaps.flaggedReadings} readings flagged by meters`);
+  if (s.offers && s.assets && s.clearing) {
+    console.log(`assets     ${s.assets.requested} requested, ${s.assets.issued} issued, ${s.assets.refused} refused by the DSO`);
+    console.log(`offers     ${s.offers.sent} reached the bridge, ${s.offers.onChain} on chain, ${s.offers.rejected} refused with a reason`);
+    console.log(`clearing   ${s.clearing.intervals} intervals cleared with energy traded, ${s.clearing.tradedWh} Wh; gate closure to result p50 ${s.clearing.latencyMs.p50} ms, p99 ${s.clearing.latencyMs.p99} ms`);
+  }
   console.log(`time       ${s.simulatedSeconds} s simulated in ${s.wallSeconds} s; metering ran at ${s.achievedSpeed}x`);
-  console.log(r.missing === 0 ? 'ok: every reading arrived' : 'FAILED: readings are missing');
+  if (r.missing !== 0) console.log('FAILED: readings are missing');
+  else if (!offersAccountedFor(s)) console.log('FAILED: offers reached the bridge that are neither on chain nor refused');
+  else console.log(s.offers ? 'ok: every reading arrived, every offer is on chain or refused with a reason' : 'ok: every reading arrived');
+}
+
+/** Every offer that reached the bridge is on chain or refused with a reason (true without a market). */
+export function offersAccountedFor(s: TestbedSummary): boolean {
+  return !s.offers || s.offers.onChain + s.offers.rejected === s.offers.sent;
 }

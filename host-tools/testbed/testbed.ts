@@ -1,6 +1,7 @@
 // The testbed: a grid (host-tools/grid/grid.ts: broker, the DSO service as `veilgrid dso serve` runs it,
-// meters on the chosen backend) with N meters running the built firmware bundle, for K intervals of
-// simulated time. Returns what the DSO received.
+// the market on an in-process EVM with the bridge, meters on the chosen backend) with N meters running the
+// built firmware bundle, for K intervals of simulated time. Returns what the DSO received and, with the
+// market, what the meters traded.
 //
 // Every meter is provisioned as in the field, by the field technician's own code (provisionMeter() over
 // the board's console): its firmware configures and locks its ATECC608 and makes the identity and mix
@@ -17,7 +18,7 @@ import path from 'node:path';
 import { buildFirmware } from '../build/build-firmware.ts';
 import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts';
 import { type Backend, type MeterBoard } from '../../boards/harness/meter-board.ts';
-import { startGrid } from '../grid/grid.ts';
+import { startGrid, type Grid } from '../grid/grid.ts';
 import { householdImport, pvExport } from '../../boards/emulator/load-profile.ts';
 
 export interface TestbedOptions {
@@ -38,6 +39,10 @@ export interface TestbedOptions {
   onProgress?: (progress: TestbedProgress) => void;
   /** The DSO's log lines (JSON: collector events, each rejected reading with its reason); default: none. */
   dsoLog?: (line: string) => void;
+  /** The meters trade on a market (default true): asset issuance by the DSO, offers through the bridge, clearing. */
+  market?: boolean;
+  /** The bridge's log lines (JSON); default: none. */
+  bridgeLog?: (line: string) => void;
 }
 
 export interface TestbedProgress {
@@ -71,6 +76,15 @@ export interface TestbedSummary {
    * host could not keep up (the clock counts only time the host spent waiting: docs/emulator.md).
    */
   achievedSpeed: number;
+  /** With the market: the offers that reached the bridge (sent), on chain, and refused by bridge or chain. */
+  offers?: { sent: number; onChain: number; rejected: number };
+  /** With the market: asset requests the DSO took (zero-amount ones included), issued, refused. */
+  assets?: { requested: number; issued: number; refused: number };
+  /**
+   * With the market: intervals cleared with energy traded, Wh traded, and real ms from each gate closure to
+   * the broker's acknowledgement of that interval's clearing result on the broadcast topic.
+   */
+  clearing?: { intervals: number; tradedWh: number; latencyMs: { p50: number; p99: number } };
 }
 
 export const TESTBED_DEFAULTS = { meters: 10, intervals: 10, intervalSeconds: 60, speed: 12, impulsesPerKWh: 1000, rotationSeconds: 300 };
@@ -87,11 +101,27 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
   const { outFile } = await buildFirmware({ board: BOARD_ID });
   const bundle = fs.readFileSync(outFile, 'latin1');
 
-  const startEpochSeconds = Math.ceil(1_790_000_000 / options.intervalSeconds) * options.intervalSeconds + 1;
+  // The virtual clock starts at 15:00 UTC tomorrow (16:00 in the profiles' Central European time), an
+  // interval boundary plus a second: the same hour every run, one where PV roofs still have a surplus and
+  // households already draw enough to buy (load-profile.ts), so there is something to trade even in short
+  // intervals; and after the certificates the run makes now, which the DSO checks against its clock, the
+  // boards' own.
+  const DAY = 86_400;
+  const tomorrow = (Math.floor(Date.now() / 1000 / DAY) + 1) * DAY + 15 * 3600;
+  const startEpochSeconds = Math.ceil(tomorrow / options.intervalSeconds) * options.intervalSeconds + 1;
 
   // The grid: operator and DSO keys, broker folder, broker and the DSO service, as the operators' commands
   // leave them; meters on the chosen backend.
-  const grid = await startGrid({ dir: workDir, broker: options.broker, backend, speed: options.speed, startEpochSeconds, log: options.dsoLog });
+  const trading = options.market ?? true;
+  const grid = await startGrid({
+    dir: workDir,
+    broker: options.broker,
+    backend,
+    speed: options.speed,
+    startEpochSeconds,
+    log: options.dsoLog,
+    market: trading ? { intervalSeconds: options.intervalSeconds, log: options.bridgeLog } : undefined,
+  });
   const { rig, dso } = grid;
   const { clock, definition } = rig;
   const startSeconds = clock.now();
@@ -132,6 +162,9 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
     const metering = { simulated: clock.now(), wallMs: Date.now() };
     // What the sources emitted up to the window's end, to compare with what the meters reported.
     const emitted = { importWh: 0, exportWh: 0 };
+    // Real time at each gate closure the meters trade for in the window (d's gate closes as d starts).
+    const gateClosedAtMs = new Map<number, number>();
+    for (let d = firstInterval + 1; d <= lastInterval + 1; d++) clock.setTimeoutAt(() => gateClosedAtMs.set(d, Date.now()), d * options.intervalSeconds);
     clock.setTimeoutAt(() => {
       for (const source of sources) {
         if (source.pin === definition.pins.s0Import) emitted.importWh += source.energyWh;
@@ -156,6 +189,12 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
       tick();
     });
     for (const source of sources) source.stop();
+    if (grid.market) {
+      // The last gate closed as the window ended: give its clearing the time it takes (two intervals at most).
+      const market = grid.market;
+      const published = () => market.bridgeLog.some((line) => /"event":"clearing_published"/.test(line) && (JSON.parse(line) as { interval: number }).interval >= lastInterval + 1);
+      await market.bridge.waitFor(() => published(), Math.ceil((2 * options.intervalSeconds * 1000) / options.speed) + 5000).catch(() => undefined);
+    }
 
     const window = store.summaryInIntervals(firstInterval, lastInterval);
     const gaps = store.gaps();
@@ -180,6 +219,7 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
       simulatedSeconds: Math.round(clock.now() - startSeconds),
       wallSeconds: Math.round((Date.now() - started) / 100) / 10,
       achievedSpeed: Math.round(((clock.now() - metering.simulated) / Math.max(0.001, (Date.now() - metering.wallMs) / 1000)) * 10) / 10,
+      ...(grid.market ? tradingSummary(grid, gateClosedAtMs) : {}),
     };
   } finally {
     for (const source of sources) source.stop();
@@ -188,9 +228,52 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
   }
 }
 
+/** What the meters traded: from the bridge's counts and log, and the DSO's asset records. */
+function tradingSummary(grid: Grid, gateClosedAtMs: Map<number, number>): Pick<TestbedSummary, 'offers' | 'assets' | 'clearing'> {
+  const market = grid.market!;
+  const stats = market.bridge.stats;
+  const dropped = Object.entries(stats.dropped).filter(([reason]) => reason !== 'duplicate').reduce((n, [, count]) => n + count, 0);
+  const rejectedOnChain = Object.values(stats.rejectedOnChain).reduce((n, count) => n + count, 0);
+  const events = market.bridgeLog.map((line) => JSON.parse(line) as { event: string; time: string; interval?: number; volumeWh?: string });
+  const volumes = new Map<number, number>();
+  for (const e of events) if (e.event === 'interval_settled' && e.interval !== undefined) volumes.set(e.interval, Number(e.volumeWh));
+  const latencies: number[] = [];
+  let intervals = 0;
+  let tradedWh = 0;
+  for (const e of events) {
+    if (e.event !== 'clearing_published' || e.interval === undefined) continue;
+    const gate = gateClosedAtMs.get(e.interval);
+    if (gate === undefined) continue;
+    latencies.push(Date.parse(e.time) - gate);
+    const volume = volumes.get(e.interval) ?? 0;
+    if (volume > 0) intervals++;
+    tradedWh += volume;
+  }
+  const assets = grid.dso.assets!;
+  const requests = assets.requestsOfMeter.bind(assets);
+  const records = grid.dso.registry.meters().flatMap((meter) => requests(meter.meterId));
+  const refusals = assets.refusals().length;
+  return {
+    offers: { sent: stats.queued + dropped, onChain: stats.accepted, rejected: rejectedOnChain + dropped },
+    assets: {
+      requested: records.length + refusals,
+      issued: records.filter((r) => r.status === 'issued').length,
+      refused: refusals + records.filter((r) => r.status === 'expired').length,
+    },
+    clearing: { intervals, tradedWh, latencyMs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) } },
+  };
+}
+
+/** The q-quantile of values by the nearest-rank method (0 for none). */
+function percentile(values: number[], q: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
 /** Every run starts a fresh grid: what an earlier run left in the work folder goes (nothing else in it). */
 function clearPreviousRun(workDir: string): void {
-  const ours = /^(operator|broker|dso-key\.json|registry\.db.*|readings\.db.*|meter-\d{4,}(\.flash.*)?|mosquitto-\d+\.conf)$/;
+  const ours = /^(operator|broker|dso-key\.json|registry\.db.*|readings\.db.*|assets\.db.*|bridge\.db.*|meter-\d{4,}(\.flash.*)?|mosquitto-\d+\.conf)$/;
   for (const name of fs.readdirSync(workDir)) {
     if (ours.test(name)) fs.rmSync(path.join(workDir, name), { recursive: true, force: true });
   }

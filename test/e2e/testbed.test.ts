@@ -1,7 +1,8 @@
 // The main job end to end: emulated meters running the built bundle, each provisioned by the field
 // technician's code, report through a real broker enforcing the provisioned credentials and ACL (aedes
 // in this process, and a mosquitto process when installed) to the DSO's collector, which verifies every
-// sealed, signed reading and stores it in SQLite. Keys rotate during the run.
+// sealed, signed reading and stores it in SQLite. Keys rotate during the run. And they trade: assets from
+// the DSO on fresh trading keys, offers through the bridge onto the market contract, clearing.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { findMosquitto, MOSQUITTO_MISSING } from '../../host-tools/broker/mosquitto.ts';
@@ -30,8 +31,28 @@ function assertEveryReadingArrived(s: TestbedSummary) {
   assert.ok(Math.abs(s.emitted.exportWh - s.energy.exportWh) <= small.meters, JSON.stringify(s));
 }
 
-test('testbed through aedes: every reading arrives once, with the energy the S0 sources emitted', async () => {
-  assertEveryReadingArrived(await runTestbed({ ...small, broker: 'aedes' }));
+/** Every meter asked for assets every interval; every offer that reached the bridge is on chain or refused with a reason. */
+function assertTradesAccountedFor(s: TestbedSummary, meters: number, intervals: number) {
+  assert.ok(s.assets && s.offers && s.clearing, 'the summary has the market');
+  assert.ok(s.assets!.requested >= meters * intervals, `asset requests ${s.assets!.requested}: one per meter and interval at least`);
+  assert.is(s.assets!.refused, 0, JSON.stringify(s.assets));
+  assert.is(s.offers!.onChain + s.offers!.rejected, s.offers!.sent, JSON.stringify(s.offers));
+}
+
+test('testbed through aedes: every reading arrives once, with the energy the S0 sources emitted; trades are accounted for', async () => {
+  const s = await runTestbed({ ...small, broker: 'aedes' });
+  assertEveryReadingArrived(s);
+  assertTradesAccountedFor(s, small.meters, small.intervals);
+});
+
+test('six meters trade over four 10-second intervals: offers on chain, two intervals cleared with energy traded', async () => {
+  const s = await runTestbed({ meters: 6, intervals: 4, intervalSeconds: 10, speed: 4, impulsesPerKWh: 1000 });
+  assert.is(s.readings.missing, 0);
+  assert.is(s.readings.rejected, 0, 'every reading still verifies');
+  assertTradesAccountedFor(s, 6, 4);
+  assert.ok(s.offers!.onChain > 0, JSON.stringify(s.offers));
+  assert.ok(s.clearing!.intervals >= 2, `intervals cleared with energy traded: ${JSON.stringify(s.clearing)}`);
+  assert.ok(s.clearing!.tradedWh > 0 && s.clearing!.latencyMs.p50 > 0, JSON.stringify(s.clearing));
 });
 
 test('testbed through a mosquitto process', async () => {
@@ -40,7 +61,9 @@ test('testbed through a mosquitto process', async () => {
     console.log(`  SKIPPED: ${missing}; only the aedes testbed ran`);
     return;
   }
-  assertEveryReadingArrived(await runTestbed({ ...small, broker: 'mosquitto' }));
+  const s = await runTestbed({ ...small, broker: 'mosquitto' });
+  assertEveryReadingArrived(s);
+  assertTradesAccountedFor(s, small.meters, small.intervals);
 });
 
 test.run();
