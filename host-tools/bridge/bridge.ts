@@ -221,19 +221,19 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     stats.received++;
     received.inc();
     const meterId = meterIdFromOfferTopic(topic);
-    const sender = meterId ?? topic;
-    if (budgets.exhausted(sender)) {
+    const source = meterId ?? topic;
+    if (budgets.exhausted(source)) {
       drop('rate-limited');
-      if (!limitedMeters.has(sender)) {
-        limitedMeters.add(sender);
-        emit('warn', 'offer_dropped', { topic, meterId, reason: 'rate-limited', detail: `"${sender}" sent more refused or duplicate messages than its budget allows: its messages are dropped unread and unanswered until the budget refills (counted on /metrics, logged once per episode)` });
+      if (!limitedMeters.has(source)) {
+        limitedMeters.add(source);
+        emit('warn', 'offer_dropped', { topic, meterId, reason: 'rate-limited', detail: `"${source}" sent more refused or duplicate messages than its budget allows: its messages are dropped unread and unanswered until the budget refills (counted on /metrics, logged once per episode)` });
       }
       return;
     }
-    limitedMeters.delete(sender);
+    limitedMeters.delete(source);
     const queuedBefore = stats.queued;
     handleChecked(topic, meterId, payload);
-    if (stats.queued === queuedBefore) budgets.charge(sender); // refused or a duplicate
+    if (stats.queued === queuedBefore) budgets.charge(source); // refused or a duplicate
   };
   const handleChecked = (topic: string, meterId: string | undefined, payload: Uint8Array) => {
     // A copy of an offer the bridge holds (whatever its signature) is a duplicate: no second verify, no verdict.
@@ -317,7 +317,6 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     emit('info', 'batch_done', { nonce: batch.nonce, hash, how, offers: batch.digests.length, accepted, rejected: outcomes.length - accepted, requeued: batch.digests.length - outcomes.length });
   };
 
-  /** Brings every in-flight batch forward: its receipt, a replacement, the same bytes sent again, or reconciliation. */
   /** Finishes the batch if any of its transactions was mined; true then. */
   const finishIfMined = async (batch: PendingBatch): Promise<boolean> => {
     for (const attempt of batch.attempts) {
@@ -330,6 +329,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     return false;
   };
 
+  /** Brings every in-flight batch forward: its receipt, a replacement, the same bytes sent again, or reconciliation. */
   const resolveBatches = async () => {
     for (const batch of store.pendingBatches()) {
       if (stopped) return;
