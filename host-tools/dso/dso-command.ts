@@ -131,13 +131,18 @@ async function serve(keyFile: string, values: Record<string, string | boolean | 
     throw err;
   }
   console.error(`veilgrid dso serve: verifying readings from ${brokerUrl}; metrics on ${service.http.url}/metrics`);
+  if (service.issuer) {
+    const d = service.issuer.intervalAt(Date.now()) + 1;
+    console.error(`veilgrid dso serve: issuing assets on the market ${market.market?.deploymentFile} names; interval ${d} is issued at ${new Date(service.issuer.issueAtMs(d)).toISOString()}, records in ${market.assetsDb}`);
+  }
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
   const { stats } = service.collector;
+  const assets = service.assets?.summary();
   await service.close();
-  console.error(`veilgrid dso serve: stopped (${signal}); ${stats.received} readings stored, ${stats.rejected} rejected, ${stats.duplicates} duplicates dropped`);
+  console.error(`veilgrid dso serve: stopped (${signal}); ${stats.received} readings stored, ${stats.rejected} rejected, ${stats.duplicates} duplicates dropped${assets ? `; asset requests ${assets.requested} accepted (${assets.issued} issued, ${assets.pending} pending), ${assets.refused} refused` : ''}`);
   return 0;
 }
 

@@ -106,8 +106,10 @@ test('separate processes: requests stored, the DSO killed and started again befo
     assert.is(issued.length, 4);
 
     // the statement of one meter, and its check against anvil
+    assert.match(dso.output(), 'issuing assets on the market');
     dso.child.kill('SIGTERM');
     await dso.exited;
+    assert.match(dso.output(), /asset requests 4 accepted \(4 issued, 0 pending\)/);
     const bill = run(['dso', 'bill', '--meter', 'proc-1', '--from', String(delivery - 1), '--to', String(delivery), '--readings', path.join(dir, 'readings.db'), '--assets', assetsDb, '--deployment', deploymentFile, '--json']);
     assert.is(await bill.exited, 0, bill.output());
     const statementFile = path.join(dir, 'statement.json');
