@@ -163,6 +163,33 @@ test('a kill exactly between each write and the step after it (store, sign, send
   await assertExactlyOnce(all);
 });
 
+test('after a kill between store and send, a nonce taken by another transaction is reconciled with OfferAccepted events', async () => {
+  const { chain, meter, args } = ctx;
+  const [first, ...rest] = await offersFor(3, 300);
+  const dying = spawnWith(args, 'batch-recorded');
+  await dying.httpUrl;
+  await publishOffer(meter, 'meter-reconcile', first.message);
+  await dying.exited;
+  assert.is(dying.child.signalCode, 'SIGKILL', dying.output());
+  // Meanwhile: another relayer puts the offer on chain, and the bridge's account spends the nonce of the batch
+  // the bridge stored but never sent (a second process on the same account, say).
+  const relayer = chain.ledger.accounts[1];
+  const anyone = chain.ledger.accounts[2];
+  await chain.market.submitOffer(anyone, first.message.subarray(0, 113), first.message.subarray(113));
+  const spent = await chain.ledger.wallet(relayer).sendTransaction({ to: relayer.address, value: 0n });
+  await chain.ledger.publicClient.waitForTransactionReceipt({ hash: spent });
+  for (const o of rest) await publishOffer(meter, 'meter-reconcile', o.message);
+  const running = startBridgeProcess(args);
+  try {
+    await running.httpUrl;
+    await assertExactlyOnce([first, ...rest]);
+    assert.match(running.output(), /"event":"batch_done"[^\n]*"how":"reconciled with OfferAccepted events/);
+  } finally {
+    running.child.kill('SIGTERM');
+    await running.exited;
+  }
+});
+
 function spawnWith(args: string[], point: string): Running {
   const before = process.env.VEILGRID_BRIDGE_CRASH_AT;
   process.env.VEILGRID_BRIDGE_CRASH_AT = point;
