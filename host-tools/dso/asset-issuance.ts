@@ -30,6 +30,7 @@ import { assetReplyTopic } from '../../firmware/src/protocol/topics.ts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../crypto/node-primitives.ts';
 import { compileContracts } from '../ledger/compile.ts';
+import { TRANSACTION_GAS_CAP } from '../ledger/ledger-client.ts';
 import type { Grant, MarketClient } from '../ledger/market.ts';
 import { AssetStore, type AssetRequestRecord, type IssuanceBatch } from './asset-store.ts';
 import { MAX_MESSAGE_PAYLOAD_BYTES } from './message-limits.ts';
@@ -46,13 +47,18 @@ export interface FeederLimitWh {
 
 /** A feeder with no limit configured gets this one (Wh per interval, each direction). */
 export const DEFAULT_FEEDER_LIMIT: FeederLimitWh = { productionWh: 1_000_000, consumptionWh: 1_000_000 };
-/** ~45k gas per one-interval grant with money (bench/asset-issuance.ts): 200 stay near 9 M, well under the 16.7 M cap. */
-export const DEFAULT_MAX_GRANTS_PER_TRANSACTION = 200;
+/**
+ * A feeder's interval is split into several transactions only above this many grants: ~45k gas per one-interval
+ * grant with money (bench/asset-issuance.ts), 300 cost 13.4 M, under the 16.7 M cap with room.
+ */
+export const DEFAULT_MAX_GRANTS_PER_TRANSACTION = 300;
 /**
  * No batch is larger: a grant with production, consumption and money to a new key costs up to ~52k gas
  * (bench/asset-issuance.ts: 44.8k on average, 360 mixed grants 16.1 M), so 300 stay under the 16.7 M cap.
  */
 export const MAX_GRANTS_PER_TRANSACTION = 300;
+/** A grant costs up to ~52k gas (a new key's holding and money slots, the event, Osaka's calldata floor). */
+const ISSUE_GAS_PER_GRANT_BOUND = 60_000n;
 /** A ban names the meter's trading keys of intervals from this many before the current one on. */
 export const BAN_KEYS_BACK = 4;
 /** The smallest grant size when grants are rounded (docs/asset-issuance.md). */
@@ -615,7 +621,12 @@ export class AssetIssuer {
     }));
     let hash: Hex;
     try {
-      hash = await this.market.ledger.wallet(this.options.dso).writeContract({ address: this.market.deployment.market, abi: this.abi, functionName: 'issue', args: [batch.feederId, grants], chain: this.market.ledger.chain });
+      // One eth_call finds a revert and its reason (gas estimation would run the batch a dozen times: seconds
+      // for 300 grants); the transaction then carries a gas bound, and only the gas used is paid.
+      const call = { address: this.market.deployment.market, abi: this.abi, functionName: 'issue', args: [batch.feederId, grants], account: this.options.dso } as const;
+      await client.simulateContract(call);
+      const bound = 200_000n + BigInt(grants.length) * ISSUE_GAS_PER_GRANT_BOUND;
+      hash = await this.market.ledger.wallet(this.options.dso).writeContract({ ...call, chain: this.market.ledger.chain, gas: bound < TRANSACTION_GAS_CAP ? bound : TRANSACTION_GAS_CAP });
     } catch (err) {
       const reverted = revertOf(err);
       if (reverted?.name === 'IssuedTooLate') {

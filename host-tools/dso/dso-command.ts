@@ -47,7 +47,7 @@ asset issuance (docs/asset-issuance.md), on when --deployment is given:
   --eth-key-file FILE  the DSO account's private key (0x and 64 hex digits): the account that deployed
                      the market. Default on a development chain (chain id 31337) only: development account 0
   --issuance FILE    JSON: { "leadFraction": 0.5, "lookaheadIntervals": 1, "roundGrants": true,
-                     "maxGrantsPerTransaction": 200, "feederLimits": { "<feeder>": { "productionWh": …,
+                     "maxGrantsPerTransaction": 300, "feederLimits": { "<feeder>": { "productionWh": …,
                      "consumptionWh": … } }, "defaultFeederLimit": { … }, "feederIds": { "<feeder>": 7 },
                      "prices": { "consumption": 300, "production": 100 } } (each optional; feeders are named
                      as in device certificates; prices are set on chain from the next interval when they differ)
