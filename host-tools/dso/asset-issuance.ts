@@ -189,6 +189,7 @@ export class AssetIssuer {
   private readonly requests: Counter;
   private readonly grantsIssued: Counter;
   private readonly issuanceLag: Gauge;
+  private readonly silentMeters: Gauge;
   private timer: NodeJS.Timeout | undefined;
   /** The last interval whose prices were compared with the configuration. */
   private pricesCheckedFor: number | undefined;
@@ -221,6 +222,7 @@ export class AssetIssuer {
     metrics.gauge('veilgrid_dso_asset_requests_pending', 'Accepted asset requests waiting for their interval\'s issuance.', [], (gauge) => {
       if (!this.closed) gauge.set(this.store.summary().pending);
     });
+    this.silentMeters = metrics.gauge('veilgrid_dso_asset_requests_silent_meters', 'For the last interval issued: active meters that sent no asset request (every meter asks every interval).');
     this.issuanceLag = metrics.gauge('veilgrid_dso_asset_issuance_lag_seconds', 'For the last interval issued: from its issuance time to its last batch on chain, by the DSO\'s clock.');
   }
 
@@ -573,7 +575,11 @@ export class AssetIssuer {
     if (pending > 0) return;
     const state = this.store.finishInterval(interval, this.now());
     if (state === 'issued') this.issuanceLag.set(Math.max(0, this.now() - this.issueAtMs(interval)) / 1000);
-    this.emit(state === 'issued' ? 'info' : 'error', 'interval_issued', { interval, state, batches: this.store.batchesOf(interval).length });
+    // Every meter asks every interval: an active meter that did not is broken, or cut off from the broker.
+    const asked = new Set(this.store.requestsOf(interval).map((r) => r.meterId));
+    const silent = this.registry.meters().filter((m) => m.status === 'active' && !asked.has(m.meterId)).map((m) => m.meterId);
+    this.silentMeters.set(silent.length);
+    this.emit(state === 'issued' ? 'info' : 'error', 'interval_issued', { interval, state, batches: this.store.batchesOf(interval).length, requests: asked.size, silent: silent.slice(0, 20), silentCount: silent.length });
   }
 
   private async settleBatch(batch: IssuanceBatch): Promise<void> {

@@ -62,9 +62,11 @@ test('cryptoShuffle is a permutation and moves things (1,000 shuffles of 8: ever
 });
 
 test('approved requests are issued in one batch at the issuance time; the grants on chain are the records; zero requests issue nothing and are answered issued', async () => {
-  const f = await issuanceFixture();
+  const lines: string[] = [];
+  const f = await issuanceFixture({ log: (line) => lines.push(line) });
   try {
     const [a, b, c] = ['meter-a', 'meter-b', 'meter-c'].map((id) => f.meter(id));
+    f.meter('meter-silent');
     const ra = f.request(a, { interval: DELIVERY, productionWh: 600 });
     const rb = f.request(b, { interval: DELIVERY, consumptionWh: 1000, productionWh: 20 });
     const rc = f.request(c, { interval: DELIVERY });
@@ -78,6 +80,7 @@ test('approved requests are issued in one batch at the issuance time; the grants
     f.toIssueTime(DELIVERY);
     await f.issuer.tick();
     assert.is(f.issuer.sent.length, 1, 'one transaction for the feeder');
+    assert.ok(lines.some((l) => l.includes('"event":"interval_issued"') && l.includes('"silent":["meter-silent"]')), 'a meter that did not ask is named');
     const events = await assetIssued(f);
     assert.is(events.length, 2, 'the zero request issues nothing');
     const expected = new Map([
