@@ -473,6 +473,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     return true;
   };
 
+  /** After a failed clear or settle: when to try the interval again (1 s, doubling to 30 s), so no revert repeats every turn. */
+  let retry = { interval: -1, atMs: 0, delayMs: 0 };
   const clearDue = async () => {
     let next = Number(store.meta('next-interval') ?? NaN);
     if (Number.isNaN(next)) {
@@ -480,7 +482,12 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       store.setMeta('next-interval', String(next));
     }
     while (!stopped && gateClosure(next) <= chainNow()) {
-      if (!(await clearOne(next))) return;
+      if (retry.interval === next && Date.now() < retry.atMs) return;
+      if (!(await clearOne(next))) {
+        const delayMs = retry.interval === next ? Math.min(30_000, retry.delayMs * 2) : 1000;
+        retry = { interval: next, atMs: Date.now() + delayMs, delayMs };
+        return;
+      }
       next++;
       store.setMeta('next-interval', String(next));
     }

@@ -113,14 +113,12 @@ export class TxSender {
 
   /**
    * Signs, sends and waits for one transaction that needs no record (clear, settle): resolves with its receipt,
-   * replacing it with higher fees when it stays pending past replaceAfterMs. Throws, sending nothing, when an
-   * eth_call of the same transaction reverts.
+   * replacing it with higher fees when it stays pending past replaceAfterMs. Not asked as an eth_call first: on an
+   * idle development chain the latest block can be older than the gate closure, so such a call says GateOpen
+   * while the transaction, mined in a new block, would pass (the caller backs off after a failure instead).
    */
   async sendAndWait(functionName: string, args: unknown[], gas: bigint, options: { replaceAfterMs: number; pollMs: number; stopped: () => boolean }) {
     const data = this.data(functionName, args);
-    // Asked first as an eth_call: a call the contract would refuse (GateOpen, AlreadyCleared, ...) throws here
-    // with its reason and costs no gas, so a caller retrying every turn never burns gas on reverts.
-    await this.ledger.publicClient.call({ account: this.account.address, to: this.market, data, gas: gas < TRANSACTION_GAS_CAP ? gas : TRANSACTION_GAS_CAP });
     let nonce: number;
     let attempt: Attempt;
     try {
