@@ -149,6 +149,10 @@ class ManualClock {
 }
 
 class FakeMqtt implements TraderMqtt {
+  connected = true;
+  isConnected(): boolean {
+    return this.connected;
+  }
   published: Array<{ topic: string; payload: Uint8Array; qos: number }> = [];
   subs: Array<{ filter: string; qos: number; handler: (topic: string, payload: Uint8Array) => void }> = [];
   publish(topic: string, payload: Uint8Array, qos: 0 | 1): boolean {
@@ -461,6 +465,20 @@ flow('a failed step is tried again a few seconds later: a full outbox refuses th
   const offers = r.mqtt.on(offerTopic(METER));
   assert.is(offers.length, 1, 'the offer on the second try');
   verifyOfferWithNodeCrypto(offers[0].payload);
+  r.close();
+});
+
+flow('off the broker at the window\'s start: no key and no request until it is back (nothing waits in the outbox for an outage)', () => {
+  const r = rig(300);
+  r.mqtt.connected = false;
+  const commands = r.chip.se.stats.commands;
+  r.info();
+  r.clock.advanceTo(r.clock.now() + 60);
+  assert.is(r.chip.se.stats.commands, commands, 'no SE command');
+  assert.is(r.keys.current(), null);
+  r.mqtt.connected = true;
+  r.clock.advanceTo(r.clock.now() + 5);
+  assert.equal(lastRequest(r).interval, 11, 'the request once connected');
   r.close();
 });
 

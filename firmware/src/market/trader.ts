@@ -54,6 +54,7 @@ const MAX_WATCHED = 3;
 
 /** The MQTT client's publish and subscribe (mqtt/client.ts). */
 export interface TraderMqtt {
+  isConnected(): boolean;
   publish(topic: string, payload: Uint8Array, qos: 0 | 1, retain?: boolean): boolean;
   subscribe(filter: string, qos: 0 | 1, onMessage: (topic: string, payload: Uint8Array) => void): void;
 }
@@ -171,11 +172,6 @@ export class Trader {
     this.o.forecast.observe(reading.interval * seconds, seconds, reading.importWh, reading.exportWh, reading.flags);
   }
 
-  /** The market info in use, or null before it arrived. */
-  market(): MarketInfo | null {
-    return this.info;
-  }
-
   private gateClosure(interval: number): number {
     const info = this.info as MarketInfo;
     return info.genesisTime + interval * info.intervalSeconds;
@@ -227,6 +223,12 @@ export class Trader {
       return;
     }
     if (!key || key.interval < d) {
+      // Off the broker: no new key and no request to wait in the outbox (where it would take a reading's room
+      // through an outage and reach the DSO too late); tried again every few seconds while d's gate is open.
+      if (!o.mqtt.isConnected()) {
+        this.retryLater(d);
+        return;
+      }
       // A signed offer of the interval whose gate just closed (recorded before a reboot): watch for its fill.
       if (key && key.interval === d - 1 && key.signature && !this.watching(d - 1)) this.watch(d - 1, o.primitives.sha256(this.offerBytes(key)));
       if (this.pending && this.pending.interval < d) {
@@ -288,11 +290,15 @@ export class Trader {
 
   /** A step for interval d failed: said, and tried again in a few seconds while d's gate is open. */
   private failed(d: number, e: unknown): void {
+    const again = this.o.clock.now() + RETRY_MS / 1000 < this.gateClosure(d);
+    this.o.log('market: interval ' + d + ': ' + errorText(e) + (again ? ' -- trying again' : ''));
+    if (again) this.retryLater(d);
+  }
+
+  private retryLater(d: number): void {
     const self = this;
     const o = this.o;
-    const again = o.clock.now() + RETRY_MS / 1000 < this.gateClosure(d);
-    o.log('market: interval ' + d + ': ' + errorText(e) + (again ? ' -- trying again' : ''));
-    if (!again || this.retryTimer !== null) return;
+    if (this.retryTimer !== null || o.clock.now() + RETRY_MS / 1000 >= this.gateClosure(d)) return;
     this.retryTimer = o.clock.setTimeout(function () {
       self.retryTimer = null;
       const key = o.keys.current();
