@@ -430,6 +430,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
   /** Clears and settles one interval whose gate closed; true when its result is recorded (or it is skipped). */
   const clearOne = async (interval: number): Promise<boolean> => {
+    const startedMs = Date.now();
     let state = await clearingOf(interval);
     if (!state.cleared) {
       let result: ClearingResult;
@@ -466,13 +467,25 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       }
       state = await clearingOf(interval);
     }
+    const settledMs = Date.now();
     const messages = await clearingMessages(interval, state.result, offers);
     store.recordInterval(interval, messages);
     stats.lastClearedInterval = interval;
-    emit('info', 'interval_settled', { interval, price: Number(state.result.price), volumeWh: String(state.result.volumeWh), offers, messages: messages.length });
+    emit('info', 'interval_settled', {
+      interval,
+      price: Number(state.result.price),
+      volumeWh: String(state.result.volumeWh),
+      offers,
+      messages: messages.length,
+      afterGateClosureMs: Math.round(startedMs - gateClosure(interval) * 1000 + clockOffset * 1000),
+      clearAndSettleMs: settledMs - startedMs,
+      eventsMs: Date.now() - settledMs,
+    });
     return true;
   };
 
+  /** When (this machine's ms) the next interval to clear has its gate closure: the chain loop wakes up then. */
+  let nextClosureMs = Infinity;
   /** After a failed clear or settle: when to try the interval again (1 s, doubling to 30 s), so no revert repeats every turn. */
   let retry = { interval: -1, atMs: 0, delayMs: 0 };
   const clearDue = async () => {
@@ -481,6 +494,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       next = options.firstInterval ?? Math.max(0, Math.floor((chainNow() - deployment.genesisTime) / deployment.intervalSeconds));
       store.setMeta('next-interval', String(next));
     }
+    nextClosureMs = (gateClosure(next) - clockOffset) * 1000;
     while (!stopped && gateClosure(next) <= chainNow()) {
       if (retry.interval === next && Date.now() < retry.atMs) return;
       if (!(await clearOne(next))) {
@@ -490,6 +504,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       }
       next++;
       store.setMeta('next-interval', String(next));
+      nextClosureMs = (gateClosure(next) - clockOffset) * 1000;
     }
   };
 
@@ -556,7 +571,9 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         backoffMs = Math.min(10_000, backoffMs * 2);
       }
       settleWaiters();
-      await sleep(ledgerUp ? tickMs : backoffMs);
+      // A turn right at the next gate closure (plus a few ms for the node's clock), not up to a tick later.
+      const untilClosure = nextClosureMs + 20 - Date.now();
+      await sleep(ledgerUp ? (untilClosure > 0 ? Math.min(tickMs, untilClosure) : tickMs) : backoffMs);
     }
   })();
 

@@ -130,6 +130,9 @@ export class TxSender {
       throw err;
     }
     const hashes = [attempt.hash];
+    // Polls for the receipt from 10 ms, doubling to pollMs: a node mining at once answers within a poll or two,
+    // one with block times is not asked more than every pollMs for long.
+    let waitMs = 10;
     for (;;) {
       for (const hash of hashes) {
         const receipt = await this.receipt(hash);
@@ -148,7 +151,8 @@ export class TxSender {
           throw new Error(`nonce ${nonce} of ${functionName} was used by another transaction`);
         }
       }
-      await new Promise((resolve) => setTimeout(resolve, options.pollMs));
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      waitMs = Math.min(options.pollMs, waitMs * 2);
     }
   }
 }
