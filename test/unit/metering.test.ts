@@ -234,6 +234,7 @@ function refusingMeter(maxWaitingReadings?: number) {
   const storage = emulatedPartition();
   const published: Reading[] = [];
   const logs: string[] = [];
+  const publishedAt: number[] = [];
   let refuse = true;
   const m = new Meter({
     meterId: 'meter-1', intervalSeconds: INTERVAL, impulsesPerKWh: IPK, commitEveryWh: 10, clock,
@@ -241,11 +242,12 @@ function refusingMeter(maxWaitingReadings?: number) {
     publish: (r) => {
       if (refuse) throw new Error('outbox full');
       published.push(r);
+      publishedAt.push(clock.now());
     },
     log: (msg) => logs.push(msg),
     maxWaitingReadings,
   });
-  return { clock, m, published, logs, accept: () => (refuse = false) };
+  return { clock, m, published, publishedAt, logs, accept: () => (refuse = false) };
 }
 
 meter('a refused reading is kept and published again, in order, before newer ones', async () => {
@@ -262,7 +264,7 @@ meter('a refused reading is kept and published again, in order, before newer one
 });
 
 meter('readings waiting in RAM are bounded: past the limit the oldest waiting one is dropped, never the first', async () => {
-  const { clock, m, published, logs, accept } = refusingMeter(3);
+  const { clock, m, published, publishedAt, logs, accept } = refusingMeter(3);
   // Some energy in every interval, so the dropped readings' energy can be looked for.
   const pulses = [1, 2, 3, 4, 5, 6, 7].map((k) => at(clock, T0 + (k - 1) * INTERVAL + 10, () => {
     for (let i = 0; i < k; i++) m.importPulse();
@@ -282,6 +284,8 @@ meter('readings waiting in RAM are bounded: past the limit the oldest waiting on
   assert.equal(logs.filter((l) => / dropped: 3 readings already wait/.test(l)).map((l) => /reading (\d+)/.exec(l)![1]), ['2', '3', '4']);
   assert.is(logs.filter((l) => /not stored/.test(l)).length, 1, 'the refusal is logged once');
   assert.ok(logs.some((l) => /reading 1 stored after all, 2 more waiting/.test(l)), logs.join('\n'));
+  // One waiting reading per task, so the network's events run between two seals.
+  for (let i = 1; i < 3; i++) assert.ok(publishedAt[i] - publishedAt[i - 1] >= 0.015, `waiting readings handed over ${publishedAt[i] - publishedAt[i - 1]} s apart`);
 });
 
 registers.run();

@@ -19,6 +19,13 @@ export const EARLIEST_VALID_EPOCH = 1704067200;
 /** How often to look again at an unset clock, and to retry a reading the outbox refused. */
 const RETRY_MS = 5000;
 /**
+ * After a waiting reading went into the outbox, the next one is handed over this much later, in a task of
+ * its own: signing and sealing one takes the SE about 1.4 s, so a whole backlog in one task held off the
+ * network's events (a PINGRESP) for longer than the client waits for them, and the connection was
+ * declared dead and made again, with a new SE login, while the backlog went out (bench/RESULTS.md).
+ */
+const NEXT_WAITING_MS = 20;
+/**
  * Readings kept in RAM while the outbox refuses them (a broker outage longer than the outbox holds:
  * 120 readings, docs/energy-journal.md), packed (waiting-readings.ts): 96 take about 440 JsVars in the
  * real interpreter, against about 2,030 as objects (bench/RESULTS.md).
@@ -56,6 +63,10 @@ export class Meter {
   private unpublished: WaitingReadings;
   /** The seq of the reading whose refusal was last logged (0: none). */
   private refusedSeq: number;
+  /** A waiting reading was handed to publish in this task (the next one waits for a task of its own). */
+  private handedOver: boolean;
+  /** The last reading handed over was stored. */
+  private lastStored: boolean;
   private timer: number | null;
   private started: boolean;
   /** True until the boot's first interval is opened (the clock may not be set yet). */
@@ -71,6 +82,8 @@ export class Meter {
     this.uncommittedExport = 0;
     this.unpublished = new WaitingReadings(options.meterId);
     this.refusedSeq = 0;
+    this.handedOver = false;
+    this.lastStored = false;
     this.timer = null;
     this.started = false;
     this.booting = true;
@@ -182,12 +195,13 @@ export class Meter {
       return;
     }
     const current = Math.floor(now / this.options.intervalSeconds);
+    this.handedOver = false;
     if (this.booting) this.openFirstInterval(current);
     else if (current > this.state.interval + MAX_CATCH_UP_INTERVALS) this.closeInterval(current, 0);
     else this.catchUp(now);
-    this.retryUnpublished();
+    if (!this.handedOver) this.retryUnpublished();
     const nextBoundaryMs = ((this.state.interval + 1) * this.options.intervalSeconds - now) * 1000;
-    const wait = this.unpublished.size() > 0 ? Math.min(RETRY_MS, nextBoundaryMs) : nextBoundaryMs;
+    const wait = this.unpublished.size() > 0 ? Math.min(this.lastStored ? NEXT_WAITING_MS : RETRY_MS, nextBoundaryMs) : nextBoundaryMs;
     // +1 ms: a timer due exactly at the boundary must not see the clock still inside the interval.
     this.timer = clock.setTimeout(this.tick.bind(this), Math.max(1, Math.ceil(wait) + 1));
   }
@@ -260,23 +274,25 @@ export class Meter {
   }
 
   /**
-   * Hands refused readings to publish again, oldest first, stopping at the first refusal. A refusal is
-   * logged once per reading, not at every retry (a full outbox can last days).
+   * Hands the oldest waiting reading to publish (one per call: tick hands over the next one NEXT_WAITING_MS
+   * later). A refusal is logged once per reading, not at every retry (a full outbox can last days).
    */
   private retryUnpublished(): void {
-    while (this.unpublished.size() > 0) {
-      const reading = this.unpublished.get(0) as Reading;
-      try {
-        this.options.publish(reading);
-      } catch (e) {
-        if (this.refusedSeq !== reading.seq) {
-          this.refusedSeq = reading.seq;
-          this.options.log('meter: reading ' + reading.seq + ' (interval ' + reading.interval + ') not stored: ' + ((e && (e as Error).message) || e) + '; retrying every ' + RETRY_MS / 1000 + ' s, ' + this.unpublished.size() + ' waiting');
-        }
-        return;
+    if (this.unpublished.size() === 0) return;
+    const reading = this.unpublished.get(0) as Reading;
+    this.handedOver = true;
+    this.lastStored = false;
+    try {
+      this.options.publish(reading);
+    } catch (e) {
+      if (this.refusedSeq !== reading.seq) {
+        this.refusedSeq = reading.seq;
+        this.options.log('meter: reading ' + reading.seq + ' (interval ' + reading.interval + ') not stored: ' + ((e && (e as Error).message) || e) + '; retrying every ' + RETRY_MS / 1000 + ' s, ' + this.unpublished.size() + ' waiting');
       }
-      if (this.refusedSeq === reading.seq) this.options.log('meter: reading ' + reading.seq + ' stored after all, ' + (this.unpublished.size() - 1) + ' more waiting');
-      this.unpublished.shift();
+      return;
     }
+    this.lastStored = true;
+    if (this.refusedSeq === reading.seq) this.options.log('meter: reading ' + reading.seq + ' stored after all, ' + (this.unpublished.size() - 1) + ' more waiting');
+    this.unpublished.shift();
   }
 }

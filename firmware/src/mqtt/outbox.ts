@@ -13,13 +13,14 @@
 //   note:  a few bytes the caller keeps with the message (the sealed reading's seq and interval,
 //          readings/sealed-reading-note.ts), written in the same record: a cut leaves both or neither.
 //
-// RAM: one number per waiting message (its seq); messages are read from flash when sent, and again when
-// resent (mqtt/client.ts keeps no payload in RAM).
+// RAM: the seqs of the waiting messages as a range (pending-ids.ts); messages are read from flash when
+// sent, and again when resent (mqtt/client.ts keeps no payload in RAM).
 
 import { FlashRing, RingFullError } from '../persist/flash-ring.ts';
 import { recordBytes } from '../persist/power-safe-record.ts';
 import { bytesToByteString, byteStringToBytes } from './packets.ts';
 import { VeilgridError } from '../protocol/veilgrid-error.ts';
+import { PendingIds } from './pending-ids.ts';
 
 export interface OutboxEntry {
   /** Position in the outbox: increases with every append, unique while the entry exists. */
@@ -73,7 +74,7 @@ function decode(seq: number, p: string): Decoded | undefined {
 export class Outbox {
   private readonly ring: FlashRing;
   /** Sequence numbers of the messages not yet acknowledged, oldest first. */
-  private pending: number[];
+  private pending: PendingIds;
   /** Notes of the messages found at open, oldest first (see notes()). */
   private recoveredNotes: string[];
   /** Entries with a smaller id were stored before this Outbox was opened. */
@@ -81,7 +82,7 @@ export class Outbox {
 
   constructor(ring: FlashRing) {
     this.ring = ring;
-    this.pending = [];
+    this.pending = new PendingIds();
     this.recoveredNotes = [];
     ring.recover();
     const pending = this.pending;
@@ -89,7 +90,7 @@ export class Outbox {
     ring.forEach(0, function (r) {
       const d = decode(r.seq, r.payload);
       if (!d) return;
-      pending.push(r.seq);
+      pending.add(r.seq);
       if (d.note) notes.push(d.note);
     });
     this.firstNewId = ring.headSeq() + 1;
@@ -97,7 +98,7 @@ export class Outbox {
 
   /** Messages stored and not yet acknowledged. */
   size(): number {
-    return this.pending.length;
+    return this.pending.size();
   }
 
   /** True for an entry stored before this Outbox was opened: it may have been sent before a reboot. */
@@ -126,14 +127,14 @@ export class Outbox {
     }
     let seq: number;
     try {
-      seq = this.ring.append(record, this.pending.length > 0 ? this.pending[0] : undefined);
+      seq = this.ring.append(record, this.pending.first());
     } catch (err) {
       if (err instanceof RingFullError) {
-        throw new OutboxFullError('outbox full: ' + this.pending.length + ' messages wait for the broker to acknowledge them; nothing was stored: keep the message and try again later');
+        throw new OutboxFullError('outbox full: ' + this.pending.size() + ' messages wait for the broker to acknowledge them; nothing was stored: keep the message and try again later');
       }
       throw err;
     }
-    this.pending.push(seq);
+    this.pending.add(seq);
     return seq;
   }
 
@@ -145,12 +146,11 @@ export class Outbox {
   /** The oldest unacknowledged entry with an id greater than `id`. */
   after(id: number): OutboxEntry | undefined {
     const pending = this.pending;
-    let from = -1;
-    for (let i = 0; i < pending.length && from < 0; i++) if (pending[i] > id) from = pending[i];
-    if (from < 0) return undefined;
+    const from = pending.after(id);
+    if (from === undefined) return undefined;
     let found: OutboxEntry | undefined;
     this.ring.forEach(from, function (r) {
-      if (pending.indexOf(r.seq) < 0) return false;
+      if (!pending.has(r.seq)) return false;
       const d = decode(r.seq, r.payload);
       if (d) found = d.entry;
       return d !== undefined;
@@ -166,7 +166,6 @@ export class Outbox {
 
   /** Marks an entry delivered (PUBACK received). Unknown or already acknowledged ids are ignored. */
   ack(id: number): void {
-    const i = this.pending.indexOf(id);
-    if (i >= 0) this.pending.splice(i, 1);
+    this.pending.remove(id);
   }
 }
