@@ -53,8 +53,12 @@ options:
                         (anyone may call them)
   -h, --help            this text
 
-The MQTT client id is the user name with a persistent session, so the broker keeps offers while the
-bridge is down.`,
+The MQTT client id is the user name ("bridge" also without --broker-dir) with a persistent session, so
+the broker keeps offers while the bridge is down.
+
+environment (tests only):
+  VEILGRID_BRIDGE_CRASH_AT=POINT[:N]  the process kills itself (SIGKILL) the N-th time (default 1) it reaches
+                        POINT: ${CRASH_POINTS.join(', ')} (test/bridge/bridge-crash.test.ts)`,
 
   async run(argv) {
     const { values } = parseOptions(argv, {
