@@ -169,6 +169,26 @@ for (const backend of BACKENDS) {
       }
       assert.ok(/offer on chain/.test(output), status());
 
+      if (backend === 'espruino-linux') {
+        // The JsVar budget (half the store for the firmware), as bench/espruino-memory.ts proves it for readings:
+        // ballast held from the console takes the other half, and two more intervals trade (request, offer,
+        // receipt, fill) without a memory error flag. A 5 ms sampler notes the peak between tasks.
+        await board.evaluate('E.getErrorFlags()');
+        const ballast = await board.evaluate(`(function(){var before=process.memory().usage;global.vgTrade={peak:0,ballast:[]};` +
+          `while(process.memory().usage-before<${Math.ceil(16383 / 2)})vgTrade.ballast.push(new Uint8Array(1400));` +
+          `setInterval(function(){var u=process.memory(false).usage;if(u>vgTrade.peak)vgTrade.peak=u;},5);` +
+          `return process.memory().usage-before;})()`);
+        assert.ok('value' in ballast, JSON.stringify(ballast));
+        const ballastVars = ballast.value as number;
+        const onChain = () => (output.match(/offer on chain/g) ?? []).length;
+        const before = onChain();
+        await until(rig, () => onChain() >= before + 2, status, 6);
+        const flags = await board.evaluate('E.getErrorFlags()');
+        const peak = await board.evaluate('vgTrade.peak');
+        console.log(`    figures: espruino-linux, ${ballastVars} JsVars of ballast held, two intervals traded: error flags ${JSON.stringify('value' in flags ? flags.value : flags)}, sampled peak ${'value' in peak ? (peak.value as number) - ballastVars : '?'} JsVars without the ballast`);
+        assert.ok('value' in flags && !(flags.value as string[]).some((f) => /MEMORY/.test(f)), `no memory error with half the store left to the firmware: ${JSON.stringify(flags)}`);
+      }
+
       // The power cut: right after the next offer leaves, its receipt withheld.
       withholdNext = true;
       await until(rig, () => withhold !== undefined, status, 6);
