@@ -8,6 +8,7 @@ import {
   CERT_KIND_DEVICE,
   CertificateFormatError,
   certificateToBeSigned,
+  ASSET_REQUEST_BYTES,
   decodeAssetRequest,
   decodeDeviceCertificate,
   decodeKeyCertificate,
@@ -83,7 +84,7 @@ test('each kind round-trips, and the payload is a CBOR map with the documented i
   assert.equal(new Uint8Array(key.get(2) as Buffer), readingKey.publicKey);
   assert.equal(decodeAssetRequest(encodeAssetRequest(assetRequest)), assetRequest);
   const request = read(encodeAssetRequest(assetRequest));
-  assert.equal([...request.keys()], [0, 1, 2, 3, 4, 5, 6]);
+  assert.equal([...request.keys()], [0, 1, 2, 3, 4, 5, 6, 7]);
   assert.equal([request.get(0), request.get(1), request.get(3), request.get(4), request.get(5), request.get(6)], [4, 'meter-0001', 9, 1_988_010, 450, 0]);
   assert.equal(new Uint8Array(request.get(2) as Buffer), tradingKey.publicKey);
 });
@@ -111,6 +112,26 @@ test('encoding names every bad field', () => {
   assert.match(formatError(() => encodeKeyCertificate({ ...keyCert, rotation: 2 ** 53 }))[0], 'rotation must be an integer from 0 to 2^53-1');
   assert.match(formatError(() => encodeOperatorCertificate({ ...operatorCert, operatorId: 'a'.repeat(65) }))[0], 'operatorId must be 1 to 64 characters long (got 65)');
   assert.equal(formatError(() => encodeAssetRequest({ ...assetRequest, slot: 1 })), ['slot 1 is not a trading-key slot (4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15)'], 'a reading-key slot cannot hold a trading key');
+});
+
+test('every asset request has the same length, whatever it asks for: its size does not tell who trades', () => {
+  const variants: AssetRequest[] = [
+    { ...assetRequest, productionWh: 0, consumptionWh: 0 },
+    { ...assetRequest, productionWh: 23, consumptionWh: 0 },
+    { ...assetRequest, productionWh: 0, consumptionWh: 1_000_000 },
+    { ...assetRequest, productionWh: 2 ** 40, consumptionWh: 2 ** 53 - 1, interval: 2 ** 53 - 1, slot: 15 },
+    { ...assetRequest, meterId: 'm' },
+    { ...assetRequest, meterId: 'x'.repeat(64), productionWh: 2 ** 53 - 1, consumptionWh: 2 ** 53 - 1, interval: 2 ** 53 - 1 },
+  ];
+  for (const v of variants) {
+    const bytes = encodeAssetRequest(v);
+    assert.is(bytes.length, ASSET_REQUEST_BYTES, JSON.stringify({ ...v, tradingKey: undefined }));
+    assert.equal(decodeAssetRequest(bytes), v);
+  }
+  const padded = encode(new CborMap([[0, 4], [1, 'meter-0001'], [2, tradingKey.publicKey], [3, 9], [4, 1], [5, 0], [6, 0], [7, new Uint8Array(3).fill(1)]]));
+  assert.match(formatError(() => decodeAssetRequest(padded)).join(' '), /padding must be a byte string of zeros/);
+  const short = encode(new CborMap([[0, 4], [1, 'meter-0001'], [2, tradingKey.publicKey], [3, 9], [4, 1], [5, 0], [6, 0], [7, new Uint8Array(3)]]));
+  assert.match(formatError(() => decodeAssetRequest(short))[0], /padded to 200 bytes/);
 });
 
 test('decoding refuses another kind, unknown and missing keys, and non-canonical CBOR', () => {

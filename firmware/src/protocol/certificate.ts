@@ -17,7 +17,10 @@
 //     4 validToInterval uint | 5 rotation uint
 //   kind 4, AssetRequest (attested by the meter's identity key over the trading key, like kind 3)
 //     0 kind 4 | 1 meterId text | 2 tradingKey bstr 65 | 3 slot uint | 4 interval uint
-//     5 productionWh uint | 6 consumptionWh uint
+//     5 productionWh uint | 6 consumptionWh uint | 7 padding bstr of zeros
+//   padding makes every asset request ASSET_REQUEST_BYTES long, whatever its amounts, slot and meter id:
+//   CBOR writes numbers in 1 to 9 bytes, so without it the sealed request's size would tell the broker
+//   whether the meter trades.
 //
 //   kind 5, RelayDirectory (signed ES256 by the DSO's key: the head of the mixnet's relay directory)
 //     0 kind 5 | 1 epoch uint | 2 relayCount uint | 3 pageCount uint | 4 firstPageHash bstr 32
@@ -59,6 +62,8 @@ export const CERT_KIND_DEVICE = 2;
 export const CERT_KIND_KEY = 3;
 export const CERT_KIND_ASSET_REQUEST = 4;
 export const CERT_KIND_RELAY_DIRECTORY = 5;
+/** The length of every asset request payload (padding field included). */
+export const ASSET_REQUEST_BYTES = 200;
 export const KID_BYTES = 8;
 
 export interface OperatorCertificate {
@@ -143,7 +148,7 @@ export interface OpenedCertificate {
 const KIND_NAMES = ['', 'an operator certificate', 'a device certificate', 'a key certificate', 'an asset request', 'a relay directory head'];
 
 // One field of a payload: its CBOR key, its name, and how to check it.
-type FieldType = 'id' | 'key' | 'uint' | 'limits' | 'digest';
+type FieldType = 'id' | 'key' | 'uint' | 'limits' | 'digest' | 'padding';
 interface FieldSpec {
   key: number;
   name: string;
@@ -179,6 +184,7 @@ const ASSET_REQUEST_FIELDS: FieldSpec[] = [
   { key: 4, name: 'interval', type: 'uint' },
   { key: 5, name: 'productionWh', type: 'uint' },
   { key: 6, name: 'consumptionWh', type: 'uint' },
+  { key: 7, name: 'padding', type: 'padding' },
 ];
 const RELAY_DIRECTORY_FIELDS: FieldSpec[] = [
   { key: 1, name: 'epoch', type: 'uint' },
@@ -209,6 +215,10 @@ function fieldProblems(spec: FieldSpec, value: unknown, problems: string[]): voi
   } else if (spec.type === 'uint') {
     const p = uintProblem(spec.name, value);
     if (p) problems.push(p);
+  } else if (spec.type === 'padding') {
+    let zeros = value instanceof Uint8Array;
+    for (let i = 0; zeros && i < (value as Uint8Array).length; i++) zeros = (value as Uint8Array)[i] === 0;
+    if (!zeros) problems.push(spec.name + ' must be a byte string of zeros (got ' + describeValue(value) + ')');
   } else if (spec.type === 'digest') {
     if (!(value instanceof Uint8Array) || value.length !== 32) problems.push(spec.name + ' must be a 32-byte SHA-256 digest (got ' + describeValue(value) + ')');
   } else {
@@ -324,9 +334,18 @@ export function encodeKeyCertificate(cert: KeyCertificate): Uint8Array {
   return encodeFields(CERT_KIND_KEY, KEY_FIELDS, cert);
 }
 
-/** The asset request's payload bytes; throws CertificateFormatError naming every bad field. */
+/** The asset request's payload bytes, ASSET_REQUEST_BYTES long; throws CertificateFormatError naming every bad field. */
 export function encodeAssetRequest(request: AssetRequest): Uint8Array {
-  return encodeFields(CERT_KIND_ASSET_REQUEST, ASSET_REQUEST_FIELDS, request);
+  const unpadded = encodeFields(CERT_KIND_ASSET_REQUEST, ASSET_REQUEST_FIELDS, assetRequestFields(request, new Uint8Array(0))).length;
+  // The empty padding field takes 2 bytes (key 7, bstr of 0); a bstr of 24..255 bytes has a 2-byte head.
+  let padding = ASSET_REQUEST_BYTES - unpadded;
+  if (padding > 23) padding--;
+  if (padding < 0 || padding === 23) throw new CertificateFormatError(['an asset request does not fit in ' + ASSET_REQUEST_BYTES + ' bytes (' + unpadded + ' without padding)']);
+  return encodeFields(CERT_KIND_ASSET_REQUEST, ASSET_REQUEST_FIELDS, assetRequestFields(request, new Uint8Array(padding)));
+}
+
+function assetRequestFields(r: AssetRequest, padding: Uint8Array): { [field: string]: unknown } {
+  return { meterId: r.meterId, tradingKey: r.tradingKey, slot: r.slot, interval: r.interval, productionWh: r.productionWh, consumptionWh: r.consumptionWh, padding: padding };
 }
 
 /** The relay directory head's payload bytes; throws CertificateFormatError naming every bad field. */
@@ -370,6 +389,7 @@ export function decodeKeyCertificate(bytes: Uint8Array): KeyCertificate {
 /** An asset request from payload bytes; throws CertificateFormatError (also for another kind). */
 export function decodeAssetRequest(bytes: Uint8Array): AssetRequest {
   const f = decodeFields(CERT_KIND_ASSET_REQUEST, ASSET_REQUEST_FIELDS, bytes);
+  if (bytes.length !== ASSET_REQUEST_BYTES) throw new CertificateFormatError(['an asset request is padded to ' + ASSET_REQUEST_BYTES + ' bytes (got ' + bytes.length + ')']);
   return {
     meterId: f.meterId as string,
     tradingKey: f.tradingKey as Uint8Array,
