@@ -132,6 +132,16 @@ export class BridgeStore {
     return this.db.prepare('INSERT OR IGNORE INTO refusals (message_hash, digest, reason, received_ms) VALUES (?, ?, ?, ?)').run(messageHash, digest, reason, nowMs).changes === 1;
   }
 
+  /** Owes the receipt of an offer again if its outcome is known (a duplicate came); false while it is pending. */
+  republishOffer(digest: Uint8Array): boolean {
+    return this.db.prepare("UPDATE offers SET published = 0 WHERE digest = ? AND state IN ('accepted', 'refused')").run(digest).changes === 1;
+  }
+
+  /** Owes the receipt of a refused message again (the same message came again). */
+  republishRefusal(messageHash: Uint8Array): boolean {
+    return this.db.prepare('UPDATE refusals SET published = 0 WHERE message_hash = ?').run(messageHash).changes === 1;
+  }
+
   /** Queued offers, oldest first. */
   queued(limit: number): QueuedOffer[] {
     return (this.db.prepare("SELECT digest, message, interval FROM offers WHERE state = 'queued' ORDER BY received_ms, digest LIMIT ?").all(limit) as Array<{ digest: Buffer; message: Buffer; interval: number }>).map(

@@ -28,7 +28,6 @@ import {
   encodeClearing,
   encodeReceipts,
   reasonName,
-  REASON_BRIDGE_DUPLICATE,
   REASON_BRIDGE_GATE_CLOSED,
   REASON_REPLAYED,
   type Receipt,
@@ -214,7 +213,6 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const checkContext = { domain: market.domain, gateClosure, now: chainNow, revokedKeys };
 
   // ---- the message handler: check, store, then acknowledge ----
-  const duplicates: Uint8Array[] = [];
   const budgets = new MessageBudgets(options.budget);
   const limitedMeters = new Set<string>();
   const handleOffer = (topic: string, payload: Uint8Array) => {
@@ -236,27 +234,28 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (stats.queued === queuedBefore) budgets.charge(source); // refused or a duplicate
   };
   const handleChecked = (topic: string, meterId: string | undefined, payload: Uint8Array) => {
-    // A copy of an offer the bridge holds (whatever its signature) is a duplicate: no second verify, no verdict.
+    // A copy of an offer the bridge holds (whatever its signature) is a duplicate: no second verify. Its outcome,
+    // once known, is published again (the sender may have missed it); while it is pending, its receipt will come.
     if (payload.length === OFFER_MESSAGE_LENGTH) {
       const digest = sha256(payload.subarray(0, OFFER_LENGTH));
-      if (store.has(digest)) return duplicate(topic, meterId, digest);
+      if (store.has(digest)) return duplicate(topic, meterId, digest, store.republishOffer(digest));
     }
     const check = checkOfferMessage(payload, checkContext);
     if (!check.ok) {
-      if (!store.refuse(sha256(payload), check.digest, check.reason)) return duplicate(topic, meterId, check.digest);
+      const messageHash = sha256(payload);
+      if (!store.refuse(messageHash, check.digest, check.reason)) return duplicate(topic, meterId, check.digest, store.republishRefusal(messageHash));
       const name = reasonName(check.reason)!;
       drop(name);
       emit('warn', 'offer_refused', { topic, meterId, reason: name, detail: check.detail, digest: hexOf(check.digest), bytes: payload.length, payloadHex: hexOf(payload.subarray(0, PAYLOAD_LOG_BYTES)) });
       return;
     }
-    if (!store.queue({ digest: check.digest, message: payload, interval: check.offer.interval })) return duplicate(topic, meterId, check.digest);
+    if (!store.queue({ digest: check.digest, message: payload, interval: check.offer.interval })) return duplicate(topic, meterId, check.digest, store.republishOffer(check.digest));
     stats.queued++;
     crashPoint('offer-stored');
   };
-  const duplicate = (topic: string, meterId: string | undefined, digest: Uint8Array) => {
+  const duplicate = (topic: string, meterId: string | undefined, digest: Uint8Array, answered: boolean) => {
     drop('duplicate');
-    duplicates.push(digest);
-    emit('info', 'offer_duplicate', { topic, meterId, digest: hexOf(digest) });
+    emit('info', 'offer_duplicate', { topic, meterId, digest: hexOf(digest), note: answered ? 'its outcome is published again' : 'still pending: its receipt will come' });
   };
 
   // ---- batches ----
@@ -584,26 +583,19 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const publishTurn = async () => {
     if (!client?.connected) return;
     const rows = store.unpublished(400);
-    const dups = duplicates.splice(0, 400);
-    if (rows.length + dups.length > 0) {
+    if (rows.length > 0) {
       const receipt: Receipt = { accepted: [], refused: [] };
       for (const r of rows) {
         if (r.state === 'accepted') receipt.accepted.push({ digest: r.digest, interval: r.interval!, index: r.index! });
         else receipt.refused.push({ digest: r.digest, reason: r.reason! });
       }
-      for (const d of dups) receipt.refused.push({ digest: d, reason: REASON_BRIDGE_DUPLICATE });
-      try {
-        for (const message of encodeReceipts(receipt)) {
-          await publish(RECEIPT_TOPIC, message);
-          publishedCounter.inc({ kind: 'receipt' });
-        }
-      } catch (err) {
-        duplicates.unshift(...dups);
-        throw err;
+      for (const message of encodeReceipts(receipt)) {
+        await publish(RECEIPT_TOPIC, message);
+        publishedCounter.inc({ kind: 'receipt' });
       }
       crashPoint('receipt-published');
       store.markPublished(rows);
-      stats.receiptsPublished += rows.length + dups.length;
+      stats.receiptsPublished += rows.length;
     }
     for (const { interval, messages } of store.unpublishedIntervals()) {
       for (const message of messages) {

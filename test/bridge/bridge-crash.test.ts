@@ -87,7 +87,7 @@ async function assertExactlyOnce(offers: Array<{ digest: string }>) {
   for (const o of offers) assert.is(accepted.filter((d) => d === o.digest).length, 1, `${o.digest} on chain exactly once`);
   assert.is(new Set(accepted).size, accepted.length, 'no digest twice');
   assert.is(events.filter((e) => e.eventName === 'OfferRejected').length, 0, 'no offer refused, not even as Replayed');
-  for (const o of offers) assert.ok(listener.outcomes.get(o.digest)!.every((x) => x.accepted || x.reason === 'duplicate'), `${o.digest}: ${JSON.stringify(listener.outcomes.get(o.digest))}`);
+  for (const o of offers) assert.ok(listener.outcomes.get(o.digest)!.every((x) => x.accepted), `${o.digest}: ${JSON.stringify(listener.outcomes.get(o.digest))}`);
 }
 
 test('SIGKILL at random points while submitting: every offer on chain exactly once', async () => {

@@ -51,6 +51,12 @@ test('queue, refuse, batch, finish, publish, prune', () => {
   store.markPublished(owed);
   assert.equal(store.unpublished(10), []);
 
+  assert.ok(store.republishOffer(d(1)), 'a known outcome is owed again');
+  assert.not.ok(store.republishOffer(d(2)), 'a queued offer has no outcome yet');
+  assert.ok(store.republishRefusal(d(0xa1)));
+  assert.equal(store.unpublished(10).map((o) => o.digest[0]), [1, 3]);
+  store.markPublished(store.unpublished(10));
+
   assert.equal(store.expireQueued((interval) => interval <= 11, 20).map((x) => x[0]), [2]);
   assert.equal(store.stateOf(d(2)), { state: 'refused', reason: 20, interval: 11, index: null });
   store.markPublished(store.unpublished(10));

@@ -115,10 +115,14 @@ test('bad input is refused with its reason; valid offers reach the chain; the ch
   assert.equal(await listener.accepted(ask.digest), { accepted: true, interval: DELIVERY, index: 0 });
   assert.equal(await listener.outcome(bid.digest), { accepted: true, interval: DELIVERY, index: 1 });
 
-  // A duplicate (a QoS 1 redelivery, a meter sending twice) is dropped and said so; the first receipt stands.
+  // A duplicate (a QoS 1 redelivery, a meter sending again) is not sent again; its outcome is published again.
   await publishOffer(meter, 'meter-1', ask.message);
-  await until(() => (listener.outcomes.get(ask.digest)?.length ?? 0) >= 3, 10_000, 'the duplicate notice');
-  assert.equal(listener.outcomes.get(ask.digest)![2], { accepted: false, reason: 'duplicate' });
+  await until(() => (listener.outcomes.get(ask.digest)?.length ?? 0) >= 3, 10_000, 'the outcome again');
+  assert.equal(listener.outcomes.get(ask.digest)![2], { accepted: true, interval: DELIVERY, index: 0 });
+  // And a message refused before gets its refusal again.
+  await publishOffer(meter, 'meter-1', short);
+  await until(() => (listener.outcomes.get(toHex(sha(short)))?.length ?? 0) >= 2, 10_000, 'the refusal again');
+  assert.equal(listener.outcomes.get(toHex(sha(short)))![1], { accepted: false, reason: 'malformed' });
 
   // What only the chain knows: above the asset, a double spend of one asset, a bid above its money.
   const above = signedOffer(domain, seller, { side: 'ask', interval: DELIVERY, wh: 5000, limitPrice: 150, seq: 10 });
@@ -139,7 +143,7 @@ test('bad input is refused with its reason; valid offers reach the chain; the ch
   assert.is(bridge.stats.alreadyOnChain, 1);
   assert.is(bridge.stats.rejectedOnChain.Replayed, undefined, 'a Replayed answer for an offer on chain is no refusal');
   assert.is(await f.market.offerCount(DELIVERY), 3);
-  assert.equal(bridge.stats.dropped, { 'bad-signature': 3, malformed: 3, 'wrong-market': 2, 'gate-closed': 1, 'revoked-key': 1, duplicate: 1 });
+  assert.equal(bridge.stats.dropped, { 'bad-signature': 3, malformed: 3, 'wrong-market': 2, 'gate-closed': 1, 'revoked-key': 1, duplicate: 2 });
 
   // After gate closure: cleared, settled, and every offer's fill broadcast.
   await f.passGateClosure(DELIVERY);

@@ -40,8 +40,9 @@ export const DIGEST_LENGTH = 32;
 /**
  * Reason codes of a refused offer. 1..9: the contract refused it (Market.Refusal, REFUSALS in
  * host-tools/ledger/market.ts, same numbers). 16..21: the bridge refused it before the chain saw it.
- * 18 (duplicate) is not a verdict on the offer: the bridge already had these bytes, and the first
- * copy's receipt stands.
+ * 18 (duplicate) is reserved and not a verdict on the offer: the bridge answers a copy of an offer it already
+ * has by publishing that offer's outcome again once it is known (nothing while it is pending), so a meter
+ * never needs to act on it.
  */
 export const REASON_MALFORMED = 1;
 export const REASON_BAD_SIGNATURE = 2;
