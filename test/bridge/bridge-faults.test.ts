@@ -2,7 +2,8 @@
 // the mempool; after replaceAfterMs the bridge signs the same batch again under the same nonce with higher fees.
 // When a block is mined, one of the two is in it, the offers are on chain once, and the receipt names them.
 // And a batch mined only after its offers' gate closed: the chain refuses them as GateClosed, and says so. And a
-// meter that spends its budget of refused messages is dropped unread until it refills; other meters are not.
+// meter that spends its budget of refused messages is dropped unread until it refills; other meters are not. And
+// a key banned in the same block as the batch, ahead of it: the chain's KeyRevoked in the receipt.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
@@ -10,6 +11,8 @@ import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts'
 import { startBridge, type Bridge, type BridgeOptions } from '../../host-tools/bridge/bridge.ts';
 import { grantFor } from '../../host-tools/ledger/market.ts';
 import { generateTradingKey } from '../../host-tools/ledger/trading-key.ts';
+import { compileContracts } from '../../host-tools/ledger/compile.ts';
+import { keccak256, stringToBytes } from 'viem';
 import { DELIVERY, FEEDER, marketFixture, type MarketFixture } from '../ledger/market-fixture.ts';
 import type { MqttClient } from 'mqtt';
 import { BroadcastListener, connect, publishOffer, signedOffer, tempDir, until } from './bridge-fixture.ts';
@@ -71,6 +74,23 @@ test('an offer the bridge took in time but mined after gate closure is refused b
     assert.equal(await listener.outcome(offer.digest), { accepted: false, reason: 'GateClosed' });
     assert.equal(bridge.stats.rejectedOnChain, { GateClosed: 1 });
     assert.is(await f.market.offerCount(DELIVERY), 0);
+  }));
+
+test('a key revoked after the bridge checked its offer: the chain refuses it as KeyRevoked, and the receipt says so', () =>
+  withBridge({ clearing: false }, async ({ f, bridge, listener, meter }) => {
+    const key = generateTradingKey();
+    await f.market.issue(f.dso, FEEDER, [grantFor(key.publicKey, DELIVERY, { production: 10 })]);
+    const offer = signedOffer(f.market.domain, key, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 120 });
+    await f.ledger.request('evm_setAutomine', [false]);
+    // The ban waits in the mempool ahead of the bridge's batch: the bridge's check (mined KeyRevoked events) passes.
+    const { Market } = compileContracts();
+    await f.ledger.wallet(f.dso).writeContract({ address: f.market.deployment.market, abi: Market.abi, functionName: 'ban', args: [keccak256(stringToBytes('meter-late-ban')), [key.keyId], []] });
+    await publishOffer(meter, 'meter-r', offer.message);
+    await until(() => bridge.stats.batches >= 1, 20_000, 'the batch sent');
+    await f.ledger.request('evm_mine');
+    await f.ledger.request('evm_setAutomine', [true]);
+    assert.equal(await listener.outcome(offer.digest), { accepted: false, reason: 'KeyRevoked' });
+    assert.equal(bridge.stats.rejectedOnChain, { KeyRevoked: 1 });
   }));
 
 test('a meter past its budget of refused and duplicate messages is dropped unread and unanswered', () =>
