@@ -129,6 +129,8 @@ export class Trader {
   declare private issued: number;
   declare private signed: number;
   declare private offered: number;
+  /** The interval for which the meter said it waits for the broker (said once). */
+  declare private waiting: number;
   /** Offers whose fill the meter waits for. */
   declare private watched: Watched[];
 
@@ -145,6 +147,7 @@ export class Trader {
     this.issued = -1;
     this.signed = -1;
     this.offered = -1;
+    this.waiting = -1;
     this.watched = [];
   }
 
@@ -226,6 +229,8 @@ export class Trader {
       // Off the broker: no new key and no request to wait in the outbox (where it would take a reading's room
       // through an outage and reach the DSO too late); tried again every few seconds while d's gate is open.
       if (!o.mqtt.isConnected()) {
+        if (this.waiting !== d) o.log('market: interval ' + d + ': waiting for the broker');
+        this.waiting = d;
         this.retryLater(d);
         return;
       }
