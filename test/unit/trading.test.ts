@@ -468,6 +468,17 @@ flow('a failed step is tried again a few seconds later: a full outbox refuses th
   r.close();
 });
 
+flow('a zero request and a trading one look the same to the broker: one sealed size', () => {
+  const sizes = [0, 600, -4_000_000].map((wh) => {
+    const r = rig(wh);
+    r.info();
+    const sent = r.mqtt.on(assetRequestTopic(METER));
+    r.close();
+    return sent[0].payload.length;
+  });
+  assert.is(new Set(sizes).size, 1, `sealed sizes ${sizes.join(', ')}`);
+});
+
 flow('off the broker at the window\'s start: no key and no request until it is back (nothing waits in the outbox for an outage)', () => {
   const r = rig(300);
   r.mqtt.connected = false;
