@@ -17,11 +17,11 @@
 //
 // A step that fails (an SE error, a full outbox) is tried again 5 s later while the gate is open. After a reboot
 // in d's window the recorded key goes on (keys/trading-keys.ts): unsigned, its request is sent again (the DSO
-// keeps one request per meter and interval and answers a second 'already-requested', no verdict); signed, the
-// offer is watched and resent once if no receipt comes, never signed again.
+// answers the same request again as it answered the first; 'already-requested' is taken as no verdict); signed,
+// the offer is watched and resent once if no receipt comes, never signed again.
 //
 // Receipts and clearing results of every meter reach every meter; each message is scanned for the offer's
-// digest first and decoded only when it is there, so other meters' traffic costs no allocation. Broadcasts
+// digest first and decoded only when it is there, so other meters' traffic is never decoded. Broadcasts
 // are read at QoS 0 (a missed receipt costs the one resend; nothing queues at the broker for a meter that is
 // away), the DSO's reply at QoS 1 (the broker keeps it across an outage, and it is acknowledged only after
 // its handler signed and recorded the offer, so a power cut in between brings it again).
@@ -253,7 +253,7 @@ export class Trader {
 
   /**
    * Takes the interval's key one step on: its asset request sent (again after a reboot, where it may or may
-   * not have left: the DSO keeps the first and answers a second 'already-requested'), its offer made once the
+   * not have left: the DSO answers the same request again as the first), its offer made once the
    * assets are issued, a signed offer watched. A step that fails (the SE, a full outbox) is tried again.
    */
   private advance(key: TradingKey): void {
