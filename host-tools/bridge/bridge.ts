@@ -121,6 +121,8 @@ export interface BridgeStats {
   receiptsPublished: number;
   intervalsPublished: number;
   lastClearedInterval?: number;
+  /** Trading keys known to be revoked on chain (KeyRevoked events read so far). */
+  revokedKeys: number;
 }
 
 export interface Bridge {
@@ -173,7 +175,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
   // ---- metrics ----
   const metrics = new MetricsRegistry();
-  const stats: BridgeStats = { received: 0, queued: 0, dropped: {}, accepted: 0, rejectedOnChain: {}, alreadyOnChain: 0, batches: 0, replacements: 0, receiptsPublished: 0, intervalsPublished: 0 };
+  const stats: BridgeStats = { received: 0, queued: 0, dropped: {}, accepted: 0, rejectedOnChain: {}, alreadyOnChain: 0, batches: 0, replacements: 0, receiptsPublished: 0, intervalsPublished: 0, revokedKeys: 0 };
   const received = metrics.counter('veilgrid_bridge_offers_received_total', 'Offer messages taken from the broker.');
   const droppedCounter = metrics.counter('veilgrid_bridge_offers_dropped_total', 'Offers the bridge refused before the chain saw them, by reason (docs/bridge.md: malformed, bad-signature, duplicate, wrong-market, gate-closed, revoked-key; rate-limited: dropped unread, no receipt).', ['reason']);
   for (const reason of ['malformed', 'bad-signature', 'duplicate', 'wrong-market', 'gate-closed', 'revoked-key', 'rate-limited']) droppedCounter.inc({ reason }, 0);
@@ -190,6 +192,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   });
   metrics.gauge('veilgrid_bridge_ledger_up', 'Whether the last turn of the chain loop reached the ledger (1) or not (0).', [], (g) => g.set(ledgerUp ? 1 : 0));
   metrics.gauge('veilgrid_bridge_broker_connected', 'Whether the bridge is connected to the broker.', [], (g) => g.set(client?.connected ? 1 : 0));
+  metrics.gauge('veilgrid_bridge_revoked_keys', 'Trading keys the bridge knows to be revoked on chain (their offers are dropped as revoked-key).', [], (g) => g.set(stats.revokedKeys));
   metrics.gauge('veilgrid_bridge_last_cleared_interval', 'The last interval whose clearing result the bridge recorded (-1: none yet).', [], (g) => g.set(stats.lastClearedInterval ?? -1));
 
   const drop = (reason: string) => {
@@ -540,6 +543,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (latestBlock > scannedBlock) {
       const revoked = (await ledger.publicClient.getContractEvents({ address: deployment.market, abi, eventName: 'KeyRevoked', fromBlock: scannedBlock + 1n, toBlock: latestBlock } as never)) as unknown as Array<{ args: { keyId: Hex } }>;
       for (const r of revoked) revokedKeys.add(r.args.keyId.toLowerCase());
+      stats.revokedKeys = revokedKeys.size;
       scannedBlock = latestBlock;
     }
     await resolveBatches();

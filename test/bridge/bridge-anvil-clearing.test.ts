@@ -14,7 +14,7 @@ const test = suite('bridge clears an idle anvil chain');
 
 test('after the gate closes on an idle chain, the interval is cleared, settled and broadcast', async () => {
   const tmp = tempDir('veilgrid-bridge-anvil-clearing-');
-  const chain = await marketOnAnvil(tmp.dir, { intervalSeconds: 10 });
+  const chain = await marketOnAnvil(tmp.dir, { intervalSeconds: 15 });
   const broker = await startEmbeddedBroker({ log: () => {} });
   const listener = await BroadcastListener.start(broker.url);
   const meter = await connect(broker.url, { clientId: 'meter-idle' });

@@ -104,6 +104,7 @@ test('a meter past its budget of refused and duplicate messages is dropped unrea
     assert.equal(bridge.stats.dropped, { malformed: 3, 'rate-limited': 3 });
     assert.is(bridge.stats.queued, 0, 'even a valid offer of that meter is dropped while its budget is spent');
     assert.is(lines.filter((l) => l.includes('"reason":"rate-limited"')).length, 1, 'logged once per episode');
+    await until(() => listener.outcomes.size >= 3, 10_000, 'the receipts of the messages read');
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.is(listener.outcomes.size, 3, 'receipts only for the messages read');
     const other = await connect(brokerUrl, { clientId: 'meter-s' });

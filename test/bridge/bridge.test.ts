@@ -103,7 +103,7 @@ test('bad input is refused with its reason; valid offers reach the chain; the ch
 
   // A key revoked on chain: the bridge reads KeyRevoked and drops its offers without spending gas.
   await f.market.ban(f.dso, keccak256(stringToBytes('meter-banned')), [banned.keyId], []);
-  await new Promise((resolve) => setTimeout(resolve, 300)); // a few chain turns: the bridge has read KeyRevoked
+  await bridge.waitFor((s) => s.revokedKeys >= 1, 30_000);
   const revoked = signedOffer(domain, banned, { side: 'ask', interval: DELIVERY, wh: 50, limitPrice: 150 });
   await publishOffer(meter, 'meter-1', revoked.message);
   assert.equal(await listener.outcome(revoked.digest), { accepted: false, reason: 'revoked-key' });
