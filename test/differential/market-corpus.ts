@@ -11,6 +11,7 @@ import { decodeMarketInfo, encodeMarketInfo } from '../../firmware/src/protocol/
 import { decodeOffer, encodeOffer, encodeOfferMessage, encodeRescission, splitOfferMessage, type Offer } from '../../firmware/src/protocol/offer.ts';
 import { buildOnionPacket, PAYLOAD_OFFER, peelOnionPacket, type OnionHop } from '../../firmware/src/protocol/onion-packet.ts';
 import { RelayBatch } from '../../firmware/src/mixnet/relay-batch.ts';
+import { choosePath, sealOnion } from '../../firmware/src/mixnet/onion-sender.ts';
 import { buildDirectoryPages, checkDirectoryPage, relayRecordAt, type RelayRecord } from '../../firmware/src/protocol/relay-directory.ts';
 import { CORPUS_END, caseRunner, bytesOf, point, type CorpusEnvironment } from './corpus.ts';
 
@@ -97,6 +98,19 @@ export function runMarketCorpus(env: CorpusEnvironment): void {
     const shown: string[] = [];
     for (let i = 0; i < out.length; i++) shown.push(bytesToHex(out[i].nextRelayId) + ':' + bytesToHex(sha256(out[i].packet)));
     return verdicts.join(',') + ' ' + shown.join(' ') + ' ' + batch.dropped['replayed'] + ' ' + batch.dropped['bad-length'];
+  });
+  run('onion.sender', function () {
+    // The SE stands in as fixed ephemeral keys and shared secrets, one per hop, in order.
+    let hop = 0;
+    const se = {
+      genTempKey: function () { return hops[hop].ephemeralKey; },
+      ecdh: function () { return hops[hop++].shared; },
+    };
+    const records = [{ relayId: hops[0].relayId, mixKey: bytesOf(64, 40) }, { relayId: hops[1].relayId, mixKey: bytesOf(64, 41) }];
+    const packet = sealOnion(se, primitives, records, { relayId: hops[2].relayId, mixKey: bytesOf(64, 42) }, PAYLOAD_OFFER, encodeOfferMessage(offer, bytesOf(64, 4)));
+    let draws = 0;
+    const path = choosePath(6, 3, function (n) { draws++; return (draws * 7 + 3) % n; });
+    return bytesToHex(sha256(packet)) + ' ' + (bytesToHex(packet) === bytesToHex(onion)) + ' ' + path.join(',');
   });
   run('onion.short', function () { return String(peelOnionPacket(primitives, hops[0].shared, onion.subarray(0, 1000)).replayTag); });
 
