@@ -39,6 +39,12 @@ export interface SimClockOptions {
   speed?: number;
   /** Virtual time at construction, seconds since the epoch (default DEFAULT_START_EPOCH_SECONDS). */
   startEpochSeconds?: number;
+  /**
+   * Advance with the wall clock instead of the host's idle time. For a board that talks to services on
+   * real time (veilgrid emulate): a busy host then runs its code late, as a slow board would, but its clock
+   * stays the wall clock's, as SNTP keeps a real board's.
+   */
+  wallClock?: boolean;
 }
 
 interface ClockTimer {
@@ -51,10 +57,10 @@ interface ClockTimer {
 
 export class SimClock {
   private speedValue: number;
-  /** Virtual seconds at idleBase. */
+  /** Virtual seconds at hostBase. */
   private virtualBase: number;
-  /** hostIdleMs() when virtualBase was taken. */
-  private idleBase: number;
+  /** hostMs() when virtualBase was taken. */
+  private hostBase: number;
   /** Largest time ever returned, so now() never goes backwards. */
   private lastNow: number;
   /** While a timer callback runs: its due time. */
@@ -68,11 +74,14 @@ export class SimClock {
   private realTimer: NodeJS.Timeout | undefined;
   private realTimerDue = Infinity;
   private closedFlag = false;
+  /** The host time virtual time follows, ms: idle time by default, elapsed time with wallClock. */
+  private readonly hostMs: () => number;
 
   constructor(opts: SimClockOptions = {}) {
     this.speedValue = checkSpeed(opts.speed ?? 1);
     this.virtualBase = opts.startEpochSeconds ?? DEFAULT_START_EPOCH_SECONDS;
-    this.idleBase = hostIdleMs();
+    this.hostMs = opts.wallClock ? () => performance.now() : hostIdleMs;
+    this.hostBase = this.hostMs();
     this.lastNow = this.virtualBase;
   }
 
@@ -144,12 +153,12 @@ export class SimClock {
   }
 
   private trackedNow(): number {
-    return this.virtualBase + ((hostIdleMs() - this.idleBase) * this.speedValue) / 1000;
+    return this.virtualBase + ((this.hostMs() - this.hostBase) * this.speedValue) / 1000;
   }
 
   private rebase(): void {
     const v = this.now();
-    this.idleBase = hostIdleMs();
+    this.hostBase = this.hostMs();
     this.virtualBase = v;
   }
 

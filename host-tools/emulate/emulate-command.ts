@@ -24,8 +24,8 @@ type the console password first (veilgrid provision --show-console-password), or
 --meter-id and --operator-dir. --telnet adds the board's network console (Espruino's TelnetServer, TCP
 port 23 on an ESP32): on from every boot until the firmware turns it off, as veilgrid firmware does.
 Code saved as boot code stays in the board's flash file, so the next run boots it. S0 pulse sources
-on the board's import and export inputs emit pulses following load profiles. The board's clock starts
-at this machine's time (as SNTP sets a board's) and runs --speed times as fast.
+on the board's import and export inputs emit pulses following load profiles. The board's clock is this
+machine's (as SNTP keeps a board's), running --speed times as fast from now.
 
 options:
   --board ID              board definition in boards/ (default esp32-meter)
@@ -84,9 +84,10 @@ export const command: Command = {
     const firmware = values.firmware === undefined ? undefined : readFirmware(values.firmware);
     mkdirSync(dirname(flashPath), { recursive: true });
 
-    // The board's clock starts at the host's time, as SNTP sets a real board's: an emulated meter talks to
-    // real services (the DSO checks certificates and intervals, the market closes gates) on the wall clock.
-    const clock = new SimClock({ speed, startEpochSeconds: Date.now() / 1000 });
+    // The board's clock is the host's, as SNTP keeps a real board's: an emulated meter talks to real
+    // services (the DSO checks certificates and intervals, the market closes gates) on the wall clock. At
+    // another speed it starts at the host's time and runs that much faster.
+    const clock = new SimClock({ speed, startEpochSeconds: Date.now() / 1000, wallClock: true });
     const board = new Board({ definition, clock, flashPath, name: boardId });
     if (!values.quiet) board.onOutput((text) => process.stdout.write(text));
     if (firmware !== undefined && board.storage.read('.bootcde') !== firmware) {
