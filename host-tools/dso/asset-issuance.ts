@@ -34,7 +34,7 @@ import { TRANSACTION_GAS_CAP } from '../ledger/ledger-client.ts';
 import type { Grant, MarketClient } from '../ledger/market.ts';
 import { AssetStore, type AssetRequestRecord, type IssuanceBatch } from './asset-store.ts';
 import { MAX_MESSAGE_PAYLOAD_BYTES } from './message-limits.ts';
-import { MetricsRegistry, type Counter, type Gauge } from './metrics.ts';
+import { MetricsRegistry, type Counter, type Gauge } from '../service/metrics.ts';
 import { isValidP256Point, verifyAttested, type MeterRegistry } from './registry.ts';
 import { ecdhSharedX } from './verifier.ts';
 

@@ -17,7 +17,7 @@ import { decodeReading, ReadingFormatError } from '../../firmware/src/protocol/r
 import { KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER, meterIdFromKeyCertificateTopic, meterIdFromReadingTopic } from '../../firmware/src/protocol/topics.ts';
 import type { Reading } from '../../firmware/src/protocol/reading.ts';
 import { MAX_MESSAGE_PAYLOAD_BYTES, MessageBudgets, type MessageBudget } from './message-limits.ts';
-import { MetricsRegistry } from './metrics.ts';
+import { MetricsRegistry } from '../service/metrics.ts';
 import { acknowledgeAfterHandling } from '../service/mqtt-intake.ts';
 import type { ReadingStore } from './reading-store.ts';
 import type { ReadingVerifier } from './verifier.ts';

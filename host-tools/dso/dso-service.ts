@@ -20,8 +20,8 @@ import { AssetIssuer, type IssuanceOptions } from './asset-issuance.ts';
 import { AssetStore } from './asset-store.ts';
 import { startCollector, type Collector } from './collector.ts';
 import { DsoKeyError, readDsoKey } from './dso-key.ts';
-import { startDsoHttpServer, type DsoHttpServer } from './http-server.ts';
-import { MetricsRegistry } from './metrics.ts';
+import { startServiceHttpServer, type ServiceHttpServer } from '../service/http-server.ts';
+import { MetricsRegistry } from '../service/metrics.ts';
 import { ReadingStore } from './reading-store.ts';
 import { MeterRegistry } from './registry.ts';
 import { ReadingVerifier } from './verifier.ts';
@@ -61,7 +61,7 @@ export interface DsoService {
   readonly collector: Collector;
   readonly registry: MeterRegistry;
   readonly store: ReadingStore;
-  readonly http: DsoHttpServer;
+  readonly http: ServiceHttpServer;
   /** With a market only. */
   readonly issuer?: AssetIssuer;
   readonly assets?: AssetStore;
@@ -148,7 +148,8 @@ export async function startDsoService(options: DsoServiceOptions): Promise<DsoSe
     opened.splice(opened.length - (issuer ? 1 : 0), 0, connected);
     issuer?.start();
     metrics.gauge('veilgrid_dso_broker_connected', 'Whether the collector is connected to the broker (1) or reconnecting (0).', [], (gauge) => gauge.set(connected.connected ? 1 : 0));
-    const http = await startDsoHttpServer({
+    const http = await startServiceHttpServer({
+      name: 'DSO',
       metrics,
       host: options.http?.host,
       port: options.http?.port ?? DEFAULT_HTTP_PORT,

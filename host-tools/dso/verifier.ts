@@ -20,7 +20,7 @@ import { decodeEnvelope, openEnvelope, SealedEnvelopeError } from '../../firmwar
 import { decodeReading, ReadingFormatError, type Reading } from '../../firmware/src/protocol/reading.ts';
 import { nodeCryptoPrimitives, nodeSha256, nodeVerifyEs256 } from '../crypto/node-primitives.ts';
 import { MAX_MESSAGE_PAYLOAD_BYTES } from './message-limits.ts';
-import { MetricsRegistry, type Counter } from './metrics.ts';
+import { MetricsRegistry, type Counter } from '../service/metrics.ts';
 import { RegistryError, type MeterRegistry } from './registry.ts';
 import { REJECTION_REASONS, type RejectionReason } from './rejection-reasons.ts';
 

@@ -4,8 +4,8 @@
 import http from 'node:http';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startDsoHttpServer } from '../../host-tools/dso/http-server.ts';
-import { MetricsRegistry } from '../../host-tools/dso/metrics.ts';
+import { startServiceHttpServer } from '../../host-tools/service/http-server.ts';
+import { MetricsRegistry } from '../../host-tools/service/metrics.ts';
 
 test('renders HELP and TYPE once per metric, then its samples, with escaped label values', () => {
   const metrics = new MetricsRegistry();
@@ -51,7 +51,7 @@ test('/metrics, /healthz and 404 over HTTP on 127.0.0.1; close ends keep-alive c
   const metrics = new MetricsRegistry();
   metrics.counter('demo_total', 'Demo.').inc();
   let healthy = true;
-  const server = await startDsoHttpServer({ metrics, health: () => (healthy ? { ok: true } : { ok: false, detail: 'registry closed' }) });
+  const server = await startServiceHttpServer({ name: 'DSO', metrics, health: () => (healthy ? { ok: true } : { ok: false, detail: 'registry closed' }) });
   let closed = false;
   try {
     assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);

@@ -7,7 +7,7 @@ import { p256 } from '@noble/curves/nist.js';
 import { CborMap } from '../../firmware/src/protocol/cbor.ts';
 import { decodeSign1, encodeSign1 } from '../../firmware/src/protocol/cose.ts';
 import { encodeReading } from '../../firmware/src/protocol/reading.ts';
-import { startDsoHttpServer } from '../../host-tools/dso/http-server.ts';
+import { startServiceHttpServer } from '../../host-tools/service/http-server.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
 import { DEFAULT_KEY_OVERLAP_INTERVALS, ReadingVerifier, acceptKeyCertificate, verifySignedReading, type VerificationResult } from '../../host-tools/dso/verifier.ts';
@@ -265,7 +265,7 @@ function parsePrometheus(text: string) {
 test('ReadingVerifier logs each rejection as one JSON line and counts it by reason on /metrics', async (ctx) => {
   const lines: string[] = [];
   const verifier = new ReadingVerifier({ registry: ctx.registry, dsoPrivateKey: ctx.dso.privateKey, log: (line) => lines.push(line) });
-  const server = await startDsoHttpServer({ metrics: verifier.metrics });
+  const server = await startServiceHttpServer({ name: 'DSO', metrics: verifier.metrics });
   try {
     const good = sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 100));
     verifier.verify({ topicMeterId: 'meter-001', envelope: good });
