@@ -520,7 +520,9 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       prices = (await ledger.publicClient.readContract({ address: deployment.market, abi, functionName: 'pricesAt', args: [next] })) as readonly [number, number];
     } catch (err) {
       if (isConnectionError(err)) throw err;
-      return; // no prices in force yet
+      // No prices in force: meters have no outside option and cannot trade. Said once, not every turn.
+      warnOnce('market-info', 'no_prices', { reason: `the market has no DSO prices for interval ${next}`, note: 'market info not published: meters cannot trade until the DSO sets prices (veilgrid dso serve --issuance with "prices")' });
+      return;
     }
     const key = `${next}:${prices[0]}:${prices[1]}`;
     if (key === infoPublishedFor) return;
