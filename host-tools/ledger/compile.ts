@@ -11,7 +11,7 @@ import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const CONTRACTS_DIR = path.join(here, 'contracts');
-const CACHE_DIR = path.resolve(here, '../../dist/ledger');
+export const CACHE_DIR = path.resolve(here, '../../dist/ledger');
 
 /** Osaka is the first fork with P256VERIFY at 0x100; the optimizer's runs favour calls over deployment. */
 const SETTINGS = {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import type { Hex } from 'viem';
 import { CliError, intOption, parseOptions, type Command } from '../cli/command.ts';
 import { AnvilError, startAnvil } from './anvil-node.ts';
-import { CompileError } from './compile.ts';
+import { CACHE_DIR, CompileError, compileContracts } from './compile.ts';
 import { developmentKeys, LedgerConnectionError, openLedger, type Ledger } from './ledger-client.ts';
 import { deployMarket, writeDeployment } from './market.ts';
 
@@ -18,6 +18,7 @@ const DEVELOPMENT_BALANCE_WEI = 10n ** 24n;
 const help = `usage: veilgrid ledger serve [--port PORT] [--deployment FILE] [--interval-seconds N] [--genesis-time T]
                              [--block-time S] [--accounts N]
        veilgrid ledger deploy --rpc URL --key-file FILE [--deployment FILE] [--interval-seconds N] [--genesis-time T]
+       veilgrid ledger compile
 
 The market contract (host-tools/ledger/contracts/, compiled with solc on first use) on a ledger node.
 
@@ -30,6 +31,8 @@ The market contract (host-tools/ledger/contracts/, compiled with solc on first u
   deploy  deploys the market on the node at URL (e.g. a Besu QBFT validator: docs/ledger.md) with the
           account whose private key is in FILE, which becomes the DSO and must hold ether for gas unless
           the network's gas price is zero, and writes the deployment file.
+  compile compiles the contracts with the solc npm package (wasm, offline) into dist/ledger/ (npm run build
+          does it; the other commands do it on first use), and prints each contract's bytecode size.
 
 options:
   --port PORT            (serve) where anvil listens, 127.0.0.1 only (default ${DEFAULT_PORT}; 0: any free port,
@@ -137,12 +140,27 @@ async function runDeploy(argv: string[]): Promise<number> {
   }
 }
 
+function runCompile(argv: string[]): number {
+  parseOptions(argv, {});
+  let artifacts;
+  try {
+    artifacts = compileContracts();
+  } catch (err) {
+    if (err instanceof CompileError) throw new CliError(err.message, 1);
+    throw err;
+  }
+  for (const [name, artifact] of Object.entries(artifacts)) console.log(`${name}: ${(artifact.deployedBytecode.length - 2) / 2} bytes deployed`);
+  console.log(`compiled into ${CACHE_DIR}`);
+  return 0;
+}
+
 export const command: Command = {
   help,
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub === 'serve') return runServe(rest);
     if (sub === 'deploy') return runDeploy(rest);
-    throw new CliError(sub === undefined ? 'say serve or deploy (see --help)' : `unknown subcommand "${sub}": use serve or deploy (see --help)`);
+    if (sub === 'compile') return runCompile(rest);
+    throw new CliError(sub === undefined ? 'say serve, deploy or compile (see --help)' : `unknown subcommand "${sub}": use serve, deploy or compile (see --help)`);
   },
 };
