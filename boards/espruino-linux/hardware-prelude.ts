@@ -23,10 +23,16 @@
 //   (`ASSERT(len <= 64) FAILED AT src/jsdevices.c`, about one console line in 70 once the firmware's MQTT
 //   socket is open; the ESP32's UART interrupt cannot interleave with its main loop like that). So the
 //   host sends console input over a socket and this code hands it to the console with USB.inject, 128
-//   bytes per turn of the idle loop (the IO queue holds 1024). Output stays on stdout, the console
+//   bytes per turn of the idle loop (the IO queue holds 1024), answering each piece with one byte that
+//   says how many it took: the host keeps at most CONSOLE_INPUT_WINDOW bytes unanswered, so an upload at
+//   full speed never piles up in this JavaScript string (a 112 KB one did, and ran the board out of
+//   JsVars), as a UART's flow control keeps a real board's input. Output stays on stdout, the console
 //   device, as it is; so does input before this has run or after reset() (no socket open then).
 //
 // Written as ES5 the interpreter parses; the host keeps it small, it costs JsVars the ESP32 does not pay.
+
+/** Console input bytes the host sends ahead of what the prelude has handed to the console. */
+export const CONSOLE_INPUT_WINDOW = 2048;
 
 /** The Storage file the prelude lives in. */
 export const PRELUDE_FILE = '.boot0';
@@ -55,7 +61,7 @@ function edge(pin,st,t){L[pin]=st?1:0;for(var id in W){var w=W[id];if(w.pin!=pin
 var P={};try{P=JSON.parse(fs.readFileSync("${PORTS_FILE}"));}catch(e){}
 if(P.s0){var b="";require("net").connect({host:"127.0.0.1",port:P.s0},function(){}).on("data",function(d){b+=d;var i;while((i=b.indexOf("\\n"))>=0){var f=b.substr(0,i).split(" ");b=b.substr(i+1);edge(+f[0],f[1]=="1",+f[2]);}});}
 if(P.console){var inq="",c=require("net").connect({host:"127.0.0.1",port:P.console},function(){});
-var feed=function(){USB.inject(inq.substr(0,128));inq=inq.substr(128);if(inq)setTimeout(feed,0);};
+var feed=function(){var n=Math.min(128,inq.length);USB.inject(inq.substr(0,n));inq=inq.substr(n);c.write(String.fromCharCode(n));if(inq)setTimeout(feed,0);};
 c.on("data",function(d){if(!inq)setTimeout(feed,0);inq+=d;});}
 })();
 `;

@@ -26,7 +26,7 @@ import { Flash } from '../emulator/flash.ts';
 import { EspruinoStorage } from '../emulator/storage.ts';
 import { eepromPathFor } from '../emulator/devices/atecc608/persistence.ts';
 import { openMeterConsole, type ConsoleResult, type MeterConsole } from '../../host-tools/provision/meter-console.ts';
-import { HARDWARE_PRELUDE, PORTS_FILE, PRELUDE_FILE } from './hardware-prelude.ts';
+import { CONSOLE_INPUT_WINDOW, HARDWARE_PRELUDE, PORTS_FILE, PRELUDE_FILE } from './hardware-prelude.ts';
 import { espruinoInterpreterPath } from './interpreter-path.ts';
 import { RealTimeClock } from './real-time-clock.ts';
 import { S0Link } from './s0-link.ts';
@@ -68,6 +68,9 @@ export class LinuxBoard {
   private readonly consoleLink: Server;
   /** The interpreter's console input connection, while it has one. */
   private device: Socket | undefined;
+  /** Console input waiting for room in the prelude's window, and the bytes sent it has not answered. */
+  private deviceQueue: Buffer[] = [];
+  private deviceUnanswered = 0;
   /** While booting: sees the console's output until its prompt is back (boot files and init ran). */
   private bootWatch: ((text: string) => void) | undefined;
   private readonly outputListeners = new Set<(text: string) => void>();
@@ -254,18 +257,50 @@ export class LinuxBoard {
   private input(data: Buffer): void {
     if (!this.child) return; // a board without power hears nothing
     const chunk = data.includes(3) ? Buffer.from(data.toString('latin1').replace(/\x03/g, '\x03 '), 'latin1') : data;
-    if (this.device) this.device.write(chunk);
-    else this.child.stdin!.write(chunk);
+    if (!this.device) {
+      this.child.stdin!.write(chunk);
+      return;
+    }
+    this.deviceQueue.push(chunk);
+    this.pumpDevice();
+  }
+
+  /** Sends queued console input while the prelude has answered all but CONSOLE_INPUT_WINDOW bytes. */
+  private pumpDevice(): void {
+    const device = this.device;
+    while (device && this.deviceQueue.length > 0 && this.deviceUnanswered < CONSOLE_INPUT_WINDOW) {
+      const room = CONSOLE_INPUT_WINDOW - this.deviceUnanswered;
+      let chunk = this.deviceQueue[0];
+      if (chunk.length > room) {
+        this.deviceQueue[0] = chunk.subarray(room);
+        chunk = chunk.subarray(0, room);
+      } else {
+        this.deviceQueue.shift();
+      }
+      this.deviceUnanswered += chunk.length;
+      device.write(chunk);
+    }
   }
 
   /** The interpreter's console input connected (after each boot); reset() closes it again. */
   private attachDevice(socket: Socket): void {
     this.device?.destroy();
     this.device = socket;
+    this.deviceUnanswered = 0;
     socket.setNoDelay(true);
+    // Each byte the prelude sends back is how many input bytes it handed to the console.
+    socket.on('data', (answers: Buffer) => {
+      for (const taken of answers) this.deviceUnanswered = Math.max(0, this.deviceUnanswered - taken);
+      this.pumpDevice();
+    });
     socket.on('error', () => socket.destroy()); // a power cut
     socket.on('close', () => {
-      if (this.device === socket) this.device = undefined;
+      if (this.device !== socket) return;
+      this.device = undefined;
+      // After reset() the input goes to stdin again; what waited for the prelude follows it there.
+      const waiting = this.deviceQueue;
+      this.deviceQueue = [];
+      if (this.child) for (const chunk of waiting) this.child.stdin!.write(chunk);
     });
   }
 }
