@@ -151,7 +151,22 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
         sources.push(new S0PulseSource({ board, pin: definition.pins.s0Export, impulsesPerKWh: options.impulsesPerKWh, profile: pvExport({ seed: i + 1 }) }));
       }
     }
-    if (onTheBench) for (const board of boards) await board.powerOn();
+    if (onTheBench) {
+      // Installed boards still connect to the broker (seconds each for a real interpreter and its secure
+      // element's login): the window starts once every meter is on the grid, as a field test's would, so
+      // a slow start is not counted as a missing reading.
+      const connected = new Set<MeterBoard>();
+      for (const board of boards) {
+        let seen = '';
+        board.onOutput((text) => {
+          seen = (seen + text).slice(-200);
+          if (seen.includes('mqtt: connected')) connected.add(board);
+        });
+        await board.powerOn();
+      }
+      const online = Date.now();
+      while (connected.size < boards.length && Date.now() - online < 120_000) await new Promise((r) => setTimeout(r, 200));
+    }
     await grid.reloadBroker();
     // The window: K intervals from the one in progress as the S0 sources start. Provisioning took
     // simulated time too, so each meter's first (partial) interval ends in it or before it.

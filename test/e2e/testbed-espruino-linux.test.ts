@@ -14,12 +14,12 @@ import type { TestbedSummary } from '../../host-tools/testbed/testbed.ts';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const missing = unavailable('espruino-linux');
 
-test('veilgrid testbed --board espruino-linux --meters 3 --intervals 3 --interval-seconds 10 --no-market --json: every reading arrives and verifies', async () => {
+test('veilgrid testbed --board espruino-linux --meters 3 --intervals 3 --interval-seconds 20 --no-market --json: every reading arrives and verifies', async () => {
   if (missing) {
     console.log(`    SKIPPED the real-interpreter testbed: ${missing}`);
     return;
   }
-  const args = ['bin/veilgrid.js', 'testbed', '--board', 'espruino-linux', '--meters', '3', '--intervals', '3', '--interval-seconds', '10', '--no-market', '--json'];
+  const args = ['bin/veilgrid.js', 'testbed', '--board', 'espruino-linux', '--meters', '3', '--intervals', '3', '--interval-seconds', '20', '--no-market', '--json'];
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
