@@ -3,7 +3,7 @@
 // reference peeler written here from the documented layout with node:crypto alone.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createECDH, createHmac, createCipheriv, hkdfSync, randomBytes, type ECDH } from 'node:crypto';
+import { createHmac, createCipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import {
   buildOnionPacket,
@@ -14,29 +14,11 @@ import {
   onionEphemeralKey,
   PAYLOAD_OFFER,
   peelOnionPacket,
-  type OnionHop,
 } from '../../firmware/src/protocol/onion-packet.ts';
 import { nodeCryptoPrimitives } from '../../host-tools/crypto/node-primitives.ts';
+import { hopTo, testRelay as relay, type TestRelay as Relay } from '../support/onion-relays.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-
-interface Relay {
-  id: Uint8Array;
-  key: ECDH;
-}
-
-function relay(): Relay {
-  const key = createECDH('prime256v1');
-  key.generateKeys();
-  return { id: new Uint8Array(randomBytes(8)), key };
-}
-
-/** What the sender's secure element does per hop: a fresh ephemeral key and ECDH with the hop's mix key. */
-function hopTo(r: Relay): OnionHop {
-  const ephemeral = createECDH('prime256v1');
-  ephemeral.generateKeys();
-  return { relayId: r.id, ephemeralKey: new Uint8Array(ephemeral.getPublicKey().subarray(1)), shared: new Uint8Array(ephemeral.computeSecret(r.key.getPublicKey())) };
-}
 
 /** What a relay's secure element does: ECDH of its mix key with the packet's ephemeral key. */
 function sharedAt(r: Relay, packet: Uint8Array): Uint8Array {

@@ -2,30 +2,14 @@
 // wrong-key, replayed, exit and excess packets dropped with their reason, never thrown, memory bounded.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createECDH, randomBytes, randomInt, type ECDH } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import fc from 'fast-check';
 import { RelayBatch } from '../../firmware/src/mixnet/relay-batch.ts';
-import { buildOnionPacket, PAYLOAD_OFFER, peelOnionPacket, type OnionHop } from '../../firmware/src/protocol/onion-packet.ts';
+import { buildOnionPacket, PAYLOAD_OFFER, peelOnionPacket } from '../../firmware/src/protocol/onion-packet.ts';
 import { nodeCryptoPrimitives } from '../../host-tools/crypto/node-primitives.ts';
+import { hopTo, testRelay as node, type TestRelay as Node } from '../support/onion-relays.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-
-interface Node {
-  id: Uint8Array;
-  key: ECDH;
-}
-
-function node(): Node {
-  const key = createECDH('prime256v1');
-  key.generateKeys();
-  return { id: new Uint8Array(randomBytes(8)), key };
-}
-
-function hopTo(n: Node): OnionHop {
-  const e = createECDH('prime256v1');
-  e.generateKeys();
-  return { relayId: n.id, ephemeralKey: new Uint8Array(e.getPublicKey().subarray(1)), shared: new Uint8Array(e.computeSecret(n.key.getPublicKey())) };
-}
 
 function relayFor(n: Node, capacity = 8) {
   return new RelayBatch({
