@@ -11,15 +11,29 @@ import { DELIVERY, issuanceFixture } from '../test/dso/asset-fixtures.ts';
 import { attestedRequest } from '../test/dso/asset-fixtures.ts';
 import { seal } from '../test/unit/verifier-fixtures.ts';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10,100,300,1000' }, 'max-grants': { type: 'string', default: '300' } } });
+const { values } = parseArgs({
+  options: { sizes: { type: 'string', default: '10,100,300,1000' }, 'max-grants': { type: 'string', default: '300' } },
+});
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 async function measure(n: number, maxGrants: number) {
-  const f = await issuanceFixture({ maxGrantsPerTransaction: maxGrants, defaultFeederLimit: { productionWh: 10 ** 9, consumptionWh: 10 ** 9 } });
+  const f = await issuanceFixture({
+    maxGrantsPerTransaction: maxGrants,
+    defaultFeederLimit: { productionWh: 10 ** 9, consumptionWh: 10 ** 9 },
+  });
   try {
     const meters = Array.from({ length: n }, (_, i) => f.meter(`bench-${i}`));
     // what the meters send, made before the clock starts (the meters' work, not the DSO's)
-    const envelopes = meters.map((m, i) => seal(f.dsoKey.publicKey, attestedRequest(m, { interval: DELIVERY, productionWh: i % 2 ? 0 : 50 + ((i * 37) % 1700), consumptionWh: i % 2 ? 50 + ((i * 53) % 2700) : 0 }).signed));
+    const envelopes = meters.map((m, i) =>
+      seal(
+        f.dsoKey.publicKey,
+        attestedRequest(m, {
+          interval: DELIVERY,
+          productionWh: i % 2 ? 0 : 50 + ((i * 37) % 1700),
+          consumptionWh: i % 2 ? 50 + ((i * 53) % 2700) : 0,
+        }).signed,
+      ),
+    );
     await f.issuer.syncChain();
     const t0 = performance.now();
     for (const [i, envelope] of envelopes.entries()) {

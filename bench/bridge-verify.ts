@@ -18,7 +18,9 @@ import { BridgeStore } from '../host-tools/bridge/bridge-store.ts';
 import { checkOfferMessage, sha256 } from '../host-tools/bridge/offer-check.ts';
 import { generateTradingKey } from '../host-tools/ledger/trading-key.ts';
 
-const { values } = parseArgs({ options: { offers: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: { offers: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '5' } },
+});
 const count = Number(values.offers);
 const rounds = Number(values.rounds);
 
@@ -28,9 +30,20 @@ const SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d0301070
 
 const offers = Array.from({ length: count }, (_, i) => {
   const key = generateTradingKey();
-  const signedBytes = encodeOffer(domain, { side: i % 2 ? 'ask' : 'bid', interval: 11, wh: 100 + i, limitPrice: 150, seq: i, key: key.publicKey });
+  const signedBytes = encodeOffer(domain, {
+    side: i % 2 ? 'ask' : 'bid',
+    interval: 11,
+    wh: 100 + i,
+    limitPrice: 150,
+    seq: i,
+    key: key.publicKey,
+  });
   const signature = key.sign(signedBytes);
-  const keyObject: KeyObject = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, Buffer.from([4]), key.publicKey.x, key.publicKey.y]), format: 'der', type: 'spki' });
+  const keyObject: KeyObject = createPublicKey({
+    key: Buffer.concat([SPKI_PREFIX, Buffer.from([4]), key.publicKey.x, key.publicKey.y]),
+    format: 'der',
+    type: 'spki',
+  });
   return { message: encodeOfferMessage(signedBytes, signature), signedBytes, signature, keyObject };
 });
 
@@ -41,15 +54,31 @@ function timed(run: () => number): { perSecond: number; ok: number } {
   return { perSecond: count / seconds, ok };
 }
 
-const raw = () => timed(() => offers.reduce((n, o) => n + (verify('sha256', o.signedBytes, { key: o.keyObject, dsaEncoding: 'ieee-p1363' }, o.signature) ? 1 : 0), 0));
+const raw = () =>
+  timed(() =>
+    offers.reduce(
+      (n, o) =>
+        n + (verify('sha256', o.signedBytes, { key: o.keyObject, dsaEncoding: 'ieee-p1363' }, o.signature) ? 1 : 0),
+      0,
+    ),
+  );
 const rawWithImport = () =>
   timed(() =>
     offers.reduce((n, o) => {
-      const key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: Buffer.from(o.signedBytes.subarray(49, 81)).toString('base64url'), y: Buffer.from(o.signedBytes.subarray(81, 113)).toString('base64url') }, format: 'jwk' });
+      const key = createPublicKey({
+        key: {
+          kty: 'EC',
+          crv: 'P-256',
+          x: Buffer.from(o.signedBytes.subarray(49, 81)).toString('base64url'),
+          y: Buffer.from(o.signedBytes.subarray(81, 113)).toString('base64url'),
+        },
+        format: 'jwk',
+      });
       return n + (verify('sha256', o.signedBytes, { key, dsaEncoding: 'ieee-p1363' }, o.signature) ? 1 : 0);
     }, 0),
   );
-const bridgePath = () => timed(() => offers.reduce((n, o) => n + (checkOfferMessage(o.message, context).ok ? 1 : 0), 0));
+const bridgePath = () =>
+  timed(() => offers.reduce((n, o) => n + (checkOfferMessage(o.message, context).ok ? 1 : 0), 0));
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-bench-bridge-'));
 let storeRound = 0;
@@ -71,7 +100,13 @@ const intake = () => {
 };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const results = { raw: [] as number[], imported: [] as number[], bridge: [] as number[], intake: [] as number[], ratio: [] as number[] };
+const results = {
+  raw: [] as number[],
+  imported: [] as number[],
+  bridge: [] as number[],
+  intake: [] as number[],
+  ratio: [] as number[],
+};
 try {
   raw();
   bridgePath(); // warm-up: JIT and OpenSSL's tables
@@ -80,7 +115,13 @@ try {
     const b = bridgePath();
     const c = intake();
     const d = rawWithImport();
-    for (const [what, x] of [['raw', a], ['bridge', b], ['intake', c], ['import', d]] as const) if (x.ok !== count) throw new Error(`${what}: only ${x.ok} of ${count} offers verified`);
+    for (const [what, x] of [
+      ['raw', a],
+      ['bridge', b],
+      ['intake', c],
+      ['import', d],
+    ] as const)
+      if (x.ok !== count) throw new Error(`${what}: only ${x.ok} of ${count} offers verified`);
     results.raw.push(a.perSecond);
     results.imported.push(d.perSecond);
     results.bridge.push(b.perSecond);
@@ -92,8 +133,13 @@ try {
 }
 
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-console.log(`bridge verification: ${count} offers (177-byte messages, one key each), ${rounds} rounds, median of rounds; Node ${process.version}, ${cpu}, ${os.cpus().length} cores`);
-const line = (label: string, xs: number[]) => console.log(`${label.padEnd(44)} ${Math.round(median(xs)).toString().padStart(7)} offers/s  (${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))}; ${(1e6 / median(xs)).toFixed(1)} µs each)`);
+console.log(
+  `bridge verification: ${count} offers (177-byte messages, one key each), ${rounds} rounds, median of rounds; Node ${process.version}, ${cpu}, ${os.cpus().length} cores`,
+);
+const line = (label: string, xs: number[]) =>
+  console.log(
+    `${label.padEnd(44)} ${Math.round(median(xs)).toString().padStart(7)} offers/s  (${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))}; ${(1e6 / median(xs)).toFixed(1)} µs each)`,
+  );
 line('node:crypto raw ES256 verify (key object ready)', results.raw);
 line('node:crypto, key imported per offer (JWK)', results.imported);
 line('bridge check (offer-check.ts)', results.bridge);

@@ -7,7 +7,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildFirmware } from '../host-tools/build/build-firmware.ts';
 
-const { values } = parseArgs({ options: { board: { type: 'string', default: 'esp32-meter' }, entry: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { board: { type: 'string', default: 'esp32-meter' }, entry: { type: 'string' } },
+});
 const { outFile, bytes } = await buildFirmware({ board: values.board!, entry: values.entry });
 const gzipBytes = gzipSync(readFileSync(outFile), { level: 9 }).length;
-console.log(`${path.relative(process.cwd(), outFile)}: ${bytes} bytes (gzip -9: ${gzipBytes} bytes, for reference only)`);
+console.log(
+  `${path.relative(process.cwd(), outFile)}: ${bytes} bytes (gzip -9: ${gzipBytes} bytes, for reference only)`,
+);

@@ -25,14 +25,20 @@ const options = {
   impulsesPerKWh: 1000,
   broker: values.broker as 'aedes' | 'mosquitto',
   onProgress: (p: { phase: string; provisioned: number; meters: number; interval: number; intervals: number }) =>
-    process.stderr.write(`\r  ${p.phase === 'provisioning' ? `provisioning ${p.provisioned}/${p.meters}` : `interval ${p.interval}/${p.intervals}`}   `),
+    process.stderr.write(
+      `\r  ${p.phase === 'provisioning' ? `provisioning ${p.provisioned}/${p.meters}` : `interval ${p.interval}/${p.intervals}`}   `,
+    ),
 };
-console.log(`clearing latency: ${options.meters} meters, ${options.intervals} intervals of ${options.intervalSeconds} s at ${options.speed}x, ${options.broker}; ${os.cpus().length} cores, ${new Date().toISOString()}`);
+console.log(
+  `clearing latency: ${options.meters} meters, ${options.intervals} intervals of ${options.intervalSeconds} s at ${options.speed}x, ${options.broker}; ${os.cpus().length} cores, ${new Date().toISOString()}`,
+);
 const s = await runTestbed(options);
 process.stderr.write('\n');
 console.log(`readings  ${s.readings.received}/${s.readings.expected} received, ${s.readings.rejected} rejected`);
 console.log(`assets    ${JSON.stringify(s.assets)}`);
 console.log(`offers    ${JSON.stringify(s.offers)}`);
 console.log(`clearing  ${s.clearing?.intervals} intervals with energy traded, ${s.clearing?.tradedWh} Wh`);
-console.log(`latency   gate closure to result: p50 ${s.clearing?.latencyMs.p50} ms, p99 ${s.clearing?.latencyMs.p99} ms`);
+console.log(
+  `latency   gate closure to result: p50 ${s.clearing?.latencyMs.p50} ms, p99 ${s.clearing?.latencyMs.p99} ms`,
+);
 console.log(`speed     ${s.achievedSpeed}x achieved, ${s.wallSeconds} s wall`);

@@ -31,18 +31,39 @@ const dbPath = values.memory ? ':memory:' : path.join(dir, 'readings.db');
 const broker = await startEmbeddedBroker();
 const store = new ReadingStore(dbPath, { synchronous });
 const collector = await startCollector({ brokerUrl: broker.url, db: store, log: () => {} });
-const clients = await Promise.all(Array.from({ length: publishers }, (_, i) => mqtt.connectAsync(broker.url, { clientId: `bench-meter-${i}` })));
+const clients = await Promise.all(
+  Array.from({ length: publishers }, (_, i) => mqtt.connectAsync(broker.url, { clientId: `bench-meter-${i}` })),
+);
 
 // Encode before the clock starts: the figure is for the broker and the collector, not the meters.
 const payloads = clients.map((_, p) =>
   Array.from({ length: perPublisher }, (_, seq) => {
     const meterId = `meter-${String(p).padStart(4, '0')}`;
-    return Buffer.from(encodeReading({ meterId, interval: 29_833_000 + seq, importWh: 120 + (seq % 50), exportWh: seq % 7, importTotalWh: 50_000 + seq * 200, exportTotalWh: 3_000 + seq * 10, seq, flags: 0 }));
+    return Buffer.from(
+      encodeReading({
+        meterId,
+        interval: 29_833_000 + seq,
+        importWh: 120 + (seq % 50),
+        exportWh: seq % 7,
+        importTotalWh: 50_000 + seq * 200,
+        exportTotalWh: 3_000 + seq * 10,
+        seq,
+        flags: 0,
+      }),
+    );
   }),
 );
 
 const started = process.hrtime.bigint();
-await Promise.all(clients.map((client, p) => Promise.all(payloads[p].map((payload) => client.publishAsync(readingTopic(`meter-${String(p).padStart(4, '0')}`), payload, { qos: 1 })))));
+await Promise.all(
+  clients.map((client, p) =>
+    Promise.all(
+      payloads[p].map((payload) =>
+        client.publishAsync(readingTopic(`meter-${String(p).padStart(4, '0')}`), payload, { qos: 1 }),
+      ),
+    ),
+  ),
+);
 const stats = await collector.waitFor((s) => s.received + s.duplicates + s.rejected + s.conflicts >= total);
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 
@@ -53,6 +74,10 @@ const stored = store.summary().readings;
 store.close();
 fs.rmSync(dir, { recursive: true, force: true });
 
-console.log(`collector throughput: ${publishers} publishers x ${perPublisher} readings, QoS 1, aedes -> SQLite (${values.memory ? 'in memory' : `file, WAL, synchronous=${synchronous}`})`);
-console.log(`stored ${stored} of ${total} (duplicates ${stats.duplicates}, rejected ${stats.rejected}) in ${seconds.toFixed(2)} s`);
+console.log(
+  `collector throughput: ${publishers} publishers x ${perPublisher} readings, QoS 1, aedes -> SQLite (${values.memory ? 'in memory' : `file, WAL, synchronous=${synchronous}`})`,
+);
+console.log(
+  `stored ${stored} of ${total} (duplicates ${stats.duplicates}, rejected ${stats.rejected}) in ${seconds.toFixed(2)} s`,
+);
 console.log(`${Math.round(total / seconds)} readings/s`);

@@ -14,7 +14,9 @@ import { MeterRegistry } from '../host-tools/dso/registry.ts';
 import { verifySignedReading } from '../host-tools/dso/verifier.ts';
 import { makeMeter, makeOperator, makeReadingKey, reading, sealedReading } from '../test/unit/verifier-fixtures.ts';
 
-const { values } = parseArgs({ options: { meters: { type: 'string', default: '20' }, readings: { type: 'string', default: '50' } } });
+const { values } = parseArgs({
+  options: { meters: { type: 'string', default: '20' }, readings: { type: 'string', default: '50' } },
+});
 const meters = Number(values.meters);
 const perMeter = Number(values.readings);
 
@@ -28,7 +30,11 @@ const fleet = Array.from({ length: meters }, (_, i) => {
 // Interleaved as they would arrive: one reading of every meter per interval.
 const messages: Array<{ topicMeterId: string; envelope: Uint8Array }> = [];
 for (let seq = 1; seq <= perMeter; seq++) {
-  for (const { meter, key } of fleet) messages.push({ topicMeterId: meter.meterId, envelope: sealedReading(dsoPublic, key, reading(meter.meterId, seq, 1000 + seq)) });
+  for (const { meter, key } of fleet)
+    messages.push({
+      topicMeterId: meter.meterId,
+      envelope: sealedReading(dsoPublic, key, reading(meter.meterId, seq, 1000 + seq)),
+    });
 }
 const envelopeBytes = messages.reduce((n, m) => n + m.envelope.length, 0) / messages.length;
 
@@ -43,11 +49,16 @@ function run(label: string, registry: MeterRegistry): void {
   for (const message of messages) if (verifySignedReading(registry, dsoPrivate, message).ok) accepted++;
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   registry.close();
-  if (accepted !== messages.length) throw new Error(`${label}: only ${accepted} of ${messages.length} readings verified`);
-  console.log(`${label.padEnd(28)} ${messages.length} readings in ${seconds.toFixed(2)} s = ${Math.round(messages.length / seconds)} readings/s (${((seconds / messages.length) * 1000).toFixed(2)} ms each)`);
+  if (accepted !== messages.length)
+    throw new Error(`${label}: only ${accepted} of ${messages.length} readings verified`);
+  console.log(
+    `${label.padEnd(28)} ${messages.length} readings in ${seconds.toFixed(2)} s = ${Math.round(messages.length / seconds)} readings/s (${((seconds / messages.length) * 1000).toFixed(2)} ms each)`,
+  );
 }
 
-console.log(`DSO verification: ${meters} meters x ${perMeter} readings, ${envelopeBytes.toFixed(0)} bytes per sealed reading, Node ${process.version}`);
+console.log(
+  `DSO verification: ${meters} meters x ${perMeter} readings, ${envelopeBytes.toFixed(0)} bytes per sealed reading, Node ${process.version}`,
+);
 run('in-memory registry', new MeterRegistry(':memory:'));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-bench-dso-'));
 try {

@@ -25,7 +25,9 @@ import { S0PulseSource } from '../boards/emulator/devices/s0-pulse-source.ts';
 import { constant } from '../boards/emulator/load-profile.ts';
 import { buildFirmware } from '../host-tools/build/build-firmware.ts';
 
-const { values } = parseArgs({ options: { interval: { type: 'string', default: '1' }, log: { type: 'string' }, probe: { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: { interval: { type: 'string', default: '1' }, log: { type: 'string' }, probe: { type: 'boolean' } },
+});
 const INTERVAL = Number(values.interval);
 const TOTAL_JSVARS = 16383;
 const BALLAST_TARGET = Math.ceil(TOTAL_JSVARS / 2);
@@ -73,7 +75,9 @@ const flagsSeen: string[] = [];
 const PRINTED_MEMORY_ERROR = /Not enough memory|OUT OF MEMORY|Out of memory/g;
 let printedErrorsSeen = 0;
 const sampledPeak = async (phase: string) => {
-  const [peak, flags] = (await value('(function(){var p=vgBench.peak;vgBench.peak=0;return [p,E.getErrorFlags()];})()')) as [number, string[]];
+  const [peak, flags] = (await value(
+    '(function(){var p=vgBench.peak;vgBench.peak=0;return [p,E.getErrorFlags()];})()',
+  )) as [number, string[]];
   note(`error flags during ${phase}`, flags.length ? flags.join(',') : 'none');
   for (const f of flags) if (!flagsSeen.includes(f)) flagsSeen.push(f);
   const printed = (output.match(PRINTED_MEMORY_ERROR) ?? []).length;
@@ -92,7 +96,8 @@ function nextMemoryError(from: number): number {
 async function until(check: () => boolean, what: string, seconds: number): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}; the meter printed:\n${output.slice(-3000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`gave up waiting for ${what}; the meter printed:\n${output.slice(-3000)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -103,7 +108,12 @@ try {
   await board.powerOn();
   await grid.provision(board, 'meter-0001', { intervalSeconds: INTERVAL });
   console.log('provisioned; waiting for the first readings');
-  source = new S0PulseSource({ board, pin: rig.definition.pins.s0Import, impulsesPerKWh: 1000, profile: constant(3600) });
+  source = new S0PulseSource({
+    board,
+    pin: rig.definition.pins.s0Import,
+    impulsesPerKWh: 1000,
+    profile: constant(3600),
+  });
   source.start();
   await until(() => readings().n >= 3, 'the first readings', 60);
 
@@ -112,47 +122,75 @@ try {
   note('JsVars in use, booted from .bootcde, provisioned, connected, reporting', running);
   const early = (await value('E.getErrorFlags()')) as string[];
   note('error flags before the ballast', early.length ? early.join(',') : 'none');
-  const ballastVars = await value(`(function(){var before=process.memory().usage;global.vgBench={peak:0,ballast:[]};` +
-    `while(process.memory().usage-before<${BALLAST_TARGET})vgBench.ballast.push(new Uint8Array(1400));` +
-    `setInterval(function(){var u=process.memory(false).usage;if(u>vgBench.peak)vgBench.peak=u;},5);` +
-    `return process.memory().usage-before;})()`) as number;
+  const ballastVars = (await value(
+    `(function(){var before=process.memory().usage;global.vgBench={peak:0,ballast:[]};` +
+      `while(process.memory().usage-before<${BALLAST_TARGET})vgBench.ballast.push(new Uint8Array(1400));` +
+      `setInterval(function(){var u=process.memory(false).usage;if(u>vgBench.peak)vgBench.peak=u;},5);` +
+      `return process.memory().usage-before;})()`,
+  )) as number;
   note('ballast held from the console (JsVars)', ballastVars);
   const base = running + ballastVars;
 
   const steadyFrom = readings().n;
   await until(() => readings().n >= steadyFrom + 10, '10 more readings', 120);
-  note('sampled peak, steady intervals (JsVars, ballast excluded)', (await sampledPeak('steady intervals')) - ballastVars);
+  note(
+    'sampled peak, steady intervals (JsVars, ballast excluded)',
+    (await sampledPeak('steady intervals')) - ballastVars,
+  );
 
   const rotation = await value('JSON.parse(vgRotateKeys()).rotation');
   const rotatedFrom = readings().n;
   await until(() => readings().n >= rotatedFrom + 3, '3 readings after the rotation', 120);
-  note(`sampled peak, key rotation ${rotation} and the readings after it (JsVars, ballast excluded)`, (await sampledPeak('the rotation')) - ballastVars);
+  note(
+    `sampled peak, key rotation ${rotation} and the readings after it (JsVars, ballast excluded)`,
+    (await sampledPeak('the rotation')) - ballastVars,
+  );
 
   await grid.stopBroker();
   const outageStart = Date.now();
-  await until(() => /dropped: 96 readings already wait/.test(output), 'the outbox to fill and 96 readings to wait behind it', 3600);
-  note('seconds of outage until the outbox was full and 96 readings waited', Math.round((Date.now() - outageStart) / 1000));
+  await until(
+    () => /dropped: 96 readings already wait/.test(output),
+    'the outbox to fill and 96 readings to wait behind it',
+    3600,
+  );
+  note(
+    'seconds of outage until the outbox was full and 96 readings waited',
+    Math.round((Date.now() - outageStart) / 1000),
+  );
   note('JsVars in use, outbox full, 96 readings waiting (ballast excluded)', (await usage()) - ballastVars);
   note('sampled peak, outage (JsVars, ballast excluded)', (await sampledPeak('the outage')) - ballastVars);
 
   if (values.probe) {
     // Replaced from the console: the firmware reads these built-ins when it calls them.
-    await value(`(function(){var P=vgBench.probe={peak:0,stack:'',at:0};function look(){var u=process.memory(false).usage;` +
-      `if(u>P.peak){P.peak=u;if(u>=P.at+20){P.at=u;P.stack=new Error('probe').stack;}}}` +
-      `var fcc=String.fromCharCode;String.fromCharCode=function(){look();return fcc.apply(String,arguments);};` +
-      `var w=I2C1.writeTo,r=I2C1.readFrom;I2C1.writeTo=function(){look();return w.apply(I2C1,arguments);};` +
-      `I2C1.readFrom=function(){look();return r.apply(I2C1,arguments);};return 1;})()`);
+    await value(
+      `(function(){var P=vgBench.probe={peak:0,stack:'',at:0};function look(){var u=process.memory(false).usage;` +
+        `if(u>P.peak){P.peak=u;if(u>=P.at+20){P.at=u;P.stack=new Error('probe').stack;}}}` +
+        `var fcc=String.fromCharCode;String.fromCharCode=function(){look();return fcc.apply(String,arguments);};` +
+        `var w=I2C1.writeTo,r=I2C1.readFrom;I2C1.writeTo=function(){look();return w.apply(I2C1,arguments);};` +
+        `I2C1.readFrom=function(){look();return r.apply(I2C1,arguments);};return 1;})()`,
+    );
   }
   await grid.startBroker();
   const backlogStart = Date.now();
   // Caught up when every sequence number but the dropped ones has arrived.
   const dropped = () => (output.match(/\) dropped: /g) ?? []).length;
-  await until(() => { const r = readings(); return r.n >= r.last - dropped() && r.n > rotatedFrom + 96; }, 'the backlog to reach the DSO', 1200);
+  await until(
+    () => {
+      const r = readings();
+      return r.n >= r.last - dropped() && r.n > rotatedFrom + 96;
+    },
+    'the backlog to reach the DSO',
+    1200,
+  );
   note('seconds to send the backlog', ((Date.now() - backlogStart) / 1000).toFixed(1));
   note('readings dropped behind the full outbox (their energy stays in the totals)', dropped());
   note('sampled peak, backlog sent (JsVars, ballast excluded)', (await sampledPeak('the backlog')) - ballastVars);
   if (values.probe) {
-    const probe = (await value('[vgBench.probe.peak,vgBench.probe.at,vgBench.probe.stack]')) as [number, number, string];
+    const probe = (await value('[vgBench.probe.peak,vgBench.probe.at,vgBench.probe.stack]')) as [
+      number,
+      number,
+      string,
+    ];
     note('probed peak inside tasks, backlog (JsVars, ballast excluded)', probe[0] - ballastVars);
     console.log(`stack where the probe last saw a new peak (${probe[1] - ballastVars}):\n${probe[2]}`);
   }
@@ -161,17 +199,23 @@ try {
   // the first few, so an overflow names its task.
   let shown = 0;
   for (let at = nextMemoryError(0); at >= 0 && shown < 3; at = nextMemoryError(at + 1), shown++) {
-    console.log(`the meter ran out of memory here (what it printed):\n${output.slice(Math.max(0, at - 300), at + 1500)}\n`);
+    console.log(
+      `the meter ran out of memory here (what it printed):\n${output.slice(Math.max(0, at - 300), at + 1500)}\n`,
+    );
   }
   note('readings verified / rejected', `${readings().n} / ${grid.rejections().length}`);
   const proven = flags.every((f) => !/MEMORY|PRINTED/.test(f)) && grid.rejections().length === 0;
-  console.log(proven
-    ? `PASS: with ${ballastVars} of ${TOTAL_JSVARS} JsVars taken by ballast (base ${base}), every phase ran without a memory error: the firmware's peak is under ${TOTAL_JSVARS - ballastVars} JsVars (${(((TOTAL_JSVARS - ballastVars) / TOTAL_JSVARS) * 100).toFixed(1)} %)`
-    : `FAIL: memory error flags ${flags.join(',')} (PRINTED: the meter printed a memory error) or rejections ${grid.rejections().join('; ')}`);
+  console.log(
+    proven
+      ? `PASS: with ${ballastVars} of ${TOTAL_JSVARS} JsVars taken by ballast (base ${base}), every phase ran without a memory error: the firmware's peak is under ${TOTAL_JSVARS - ballastVars} JsVars (${(((TOTAL_JSVARS - ballastVars) / TOTAL_JSVARS) * 100).toFixed(1)} %)`
+      : `FAIL: memory error flags ${flags.join(',')} (PRINTED: the meter printed a memory error) or rejections ${grid.rejections().join('; ')}`,
+  );
   console.log('\n| figure | value |\n|---|---|');
   for (const [what, v] of figures) console.log(`| ${what} | ${v} |`);
 } catch (err) {
-  console.error(`the benchmark failed: ${(err as Error).message}\nthe meter printed (last 3000 characters):\n${output.slice(-3000)}`);
+  console.error(
+    `the benchmark failed: ${(err as Error).message}\nthe meter printed (last 3000 characters):\n${output.slice(-3000)}`,
+  );
   process.exitCode = 1;
 } finally {
   if (values.log) fs.writeFileSync(values.log, output);

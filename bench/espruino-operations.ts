@@ -12,7 +12,9 @@ import { runEspruinoScript } from '../boards/espruino-linux/run-script.ts';
 
 const binary = espruinoInterpreterPath();
 if (!binary) {
-  console.error('no Espruino interpreter: set VEILGRID_ESPRUINO_BIN or put ../shared/espruino/espruino-2v29-esp32like beside the repository');
+  console.error(
+    'no Espruino interpreter: set VEILGRID_ESPRUINO_BIN or put ../shared/espruino/espruino-2v29-esp32like beside the repository',
+  );
   process.exit(2);
 }
 const work = mkdtempSync(path.join(tmpdir(), 'veilgrid-bench-ops-'));
@@ -21,7 +23,8 @@ try {
   const { outFile } = await buildFirmware({ board: 'esp32-meter', entry, outFile: path.join(work, 'operations.js') });
   const run = await runEspruinoScript(binary, readFileSync(outFile, 'latin1'), { timeoutMs: 120_000 });
   const lines = run.output.split(/\r?\n/);
-  if (!lines.some((l) => l.startsWith('DONE'))) throw new Error(`the benchmark did not finish in the interpreter:\n${run.output}`);
+  if (!lines.some((l) => l.startsWith('DONE')))
+    throw new Error(`the benchmark did not finish in the interpreter:\n${run.output}`);
   console.log('| operation | ms per call | JsVars one result holds |');
   console.log('|---|---|---|');
   for (const line of lines) {

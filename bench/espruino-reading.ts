@@ -13,7 +13,9 @@ import { S0PulseSource } from '../boards/emulator/devices/s0-pulse-source.ts';
 import { constant } from '../boards/emulator/load-profile.ts';
 import { buildFirmware } from '../host-tools/build/build-firmware.ts';
 
-const { values } = parseArgs({ options: { intervals: { type: 'string', default: '8' }, interval: { type: 'string', default: '10' } } });
+const { values } = parseArgs({
+  options: { intervals: { type: 'string', default: '8' }, interval: { type: 'string', default: '10' } },
+});
 const INTERVALS = Number(values.intervals);
 const INTERVAL = Number(values.interval);
 
@@ -35,24 +37,41 @@ try {
   const provisionStart = Date.now();
   await grid.provision(board, 'meter-0001', { intervalSeconds: INTERVAL });
   const provisionSeconds = (Date.now() - provisionStart) / 1000;
-  source = new S0PulseSource({ board, pin: rig.definition.pins.s0Import, impulsesPerKWh: 1000, profile: constant(3600) });
+  source = new S0PulseSource({
+    board,
+    pin: rig.definition.pins.s0Import,
+    impulsesPerKWh: 1000,
+    profile: constant(3600),
+  });
   source.start();
   // The first reading (partial interval, first key rotation) is left out of the figures.
   const firstSeq = 2;
   const deadline = Date.now() + (INTERVALS + 4) * INTERVAL * 1000;
   const until = async (seq: number) => {
-    while (grid.readings().last < seq && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    while (grid.readings().last < seq && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 100));
   };
   await until(firstSeq - 1);
   const start = { seCommands: board.seCommands, last: grid.readings().last };
   await until(firstSeq + INTERVALS - 1);
-  const rows = grid.dso.store.db.prepare('SELECT seq, interval_index AS interval, received_at_ms AS receivedAtMs FROM readings WHERE seq >= ? ORDER BY seq').all(firstSeq) as { seq: number; interval: number; receivedAtMs: number }[];
-  if (rows.length < INTERVALS) throw new Error(`only ${rows.length} of ${INTERVALS} readings arrived; rejections: ${grid.rejections().join('; ')}`);
+  const rows = grid.dso.store.db
+    .prepare(
+      'SELECT seq, interval_index AS interval, received_at_ms AS receivedAtMs FROM readings WHERE seq >= ? ORDER BY seq',
+    )
+    .all(firstSeq) as { seq: number; interval: number; receivedAtMs: number }[];
+  if (rows.length < INTERVALS)
+    throw new Error(
+      `only ${rows.length} of ${INTERVALS} readings arrived; rejections: ${grid.rejections().join('; ')}`,
+    );
   const delays = rows.map((r) => r.receivedAtMs / 1000 - (r.interval + 1) * INTERVAL).sort((a, b) => a - b);
   const perReading = (board.seCommands - start.seCommands) / (grid.readings().last - start.last);
   console.log(`| figure | value |\n|---|---|`);
-  console.log(`| provisionMeter() through the console (SE configured, locked, keys made; config written; restart) | ${provisionSeconds.toFixed(1)} s |`);
-  console.log(`| interval end to reading at the DSO, ${delays.length} intervals of ${INTERVAL} s: min / median / max | ${delays[0].toFixed(2)} / ${delays[Math.floor(delays.length / 2)].toFixed(2)} / ${delays[delays.length - 1].toFixed(2)} s |`);
+  console.log(
+    `| provisionMeter() through the console (SE configured, locked, keys made; config written; restart) | ${provisionSeconds.toFixed(1)} s |`,
+  );
+  console.log(
+    `| interval end to reading at the DSO, ${delays.length} intervals of ${INTERVAL} s: min / median / max | ${delays[0].toFixed(2)} / ${delays[Math.floor(delays.length / 2)].toFixed(2)} / ${delays[delays.length - 1].toFixed(2)} s |`,
+  );
   console.log(`| SE commands per reading | ${perReading.toFixed(2)} |`);
   console.log(`| readings refused by the DSO | ${grid.rejections().length} |`);
 } catch (err) {

@@ -12,7 +12,13 @@ import { grantFor } from '../host-tools/ledger/market.ts';
 import type { Side } from '../firmware/src/protocol/offer.ts';
 import { generateTradingKey } from '../host-tools/ledger/trading-key.ts';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10,100,1000,2000' }, batch: { type: 'string', default: '100' }, seed: { type: 'string', default: '1' } } });
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '10,100,1000,2000' },
+    batch: { type: 'string', default: '100' },
+    seed: { type: 'string', default: '1' },
+  },
+});
 const sizes = values.sizes.split(',').map(Number);
 const batch = Number(values.batch);
 const FEEDER = 1;
@@ -31,7 +37,8 @@ function random(seed: number) {
   };
 }
 
-const chunks = <T>(items: T[], size: number) => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
+const chunks = <T>(items: T[], size: number) =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 const fmt = (n: bigint | number) => Number(n).toLocaleString('en-US');
 
 async function gasOrRefusal(run: () => Promise<{ gasUsed: bigint }>): Promise<string> {
@@ -39,27 +46,47 @@ async function gasOrRefusal(run: () => Promise<{ gasUsed: bigint }>): Promise<st
     return fmt((await run()).gasUsed);
   } catch (err) {
     const text = err instanceof BaseError ? err.shortMessage + ' ' + (err.details ?? '') : String(err);
-    return /gas cap|exceeds|gas limit|out of gas/i.test(text) ? `over the ${fmt(TRANSACTION_GAS_CAP)} cap` : `failed: ${text.slice(0, 120)}`;
+    return /gas cap|exceeds|gas limit|out of gas/i.test(text)
+      ? `over the ${fmt(TRANSACTION_GAS_CAP)} cap`
+      : `failed: ${text.slice(0, 120)}`;
   }
 }
 
 async function measure(n: number) {
   const rand = random(Number(values.seed) * 7919 + n);
-  const dev = await openDevelopmentMarket({ intervalSeconds: 900, startInterval: START, prices: PRICES, feeder: { id: FEEDER, production: 10n ** 15n, consumption: 10n ** 15n } });
+  const dev = await openDevelopmentMarket({
+    intervalSeconds: 900,
+    startInterval: START,
+    prices: PRICES,
+    feeder: { id: FEEDER, production: 10n ** 15n, consumption: 10n ** 15n },
+  });
   const { market, dso, relayer, anyone, ledger } = dev;
   const book = Array.from({ length: n }, (_, i) => {
     const side: Side = i % 2 === 0 ? 'ask' : 'bid';
-    return { side, wh: 1 + Math.floor(rand() * 2000), limitPrice: 60 + Math.floor(rand() * 280), key: generateTradingKey() };
+    return {
+      side,
+      wh: 1 + Math.floor(rand() * 2000),
+      limitPrice: 60 + Math.floor(rand() * 280),
+      key: generateTradingKey(),
+    };
   });
 
   // Issuance: batches as large as fit under the cap (200 grants), each grant one interval of energy, bids' money.
-  const grants = book.map((o) => grantFor(o.key.publicKey, DELIVERY, o.side === 'ask' ? { production: o.wh } : { consumption: o.wh, money: BigInt(o.wh * o.limitPrice) }));
+  const grants = book.map((o) =>
+    grantFor(
+      o.key.publicKey,
+      DELIVERY,
+      o.side === 'ask' ? { production: o.wh } : { consumption: o.wh, money: BigInt(o.wh * o.limitPrice) },
+    ),
+  );
   let issueGas = 0n;
   const issueBatches = chunks(grants, 200);
   for (const part of issueBatches) issueGas += (await market.issue(dso, FEEDER, part)).gasUsed;
 
   // Offers: the first one alone (submitOffer), the rest in relayer batches (submitOffers).
-  const signed = book.map((o) => dev.offer(o.key, { side: o.side, interval: DELIVERY, wh: o.wh, limitPrice: o.limitPrice }));
+  const signed = book.map((o) =>
+    dev.offer(o.key, { side: o.side, interval: DELIVERY, wh: o.wh, limitPrice: o.limitPrice }),
+  );
   const single = (await market.submitOffer(relayer, signed[0].signedBytes, signed[0].signature)).gasUsed;
   let batchGas = 0n;
   const offerBatches = chunks(signed.slice(1), batch);
@@ -81,7 +108,7 @@ async function measure(n: number) {
     'offer alone': fmt(single),
     [`per offer in batches of ${batch}`]: offerBatches.length ? fmt(batchGas / BigInt(n - 1)) : '—',
     'clear (verify)': verified,
-    'clearByComputing': computed,
+    clearByComputing: computed,
     'settle (gas, calls)': `${fmt(settleGas)} in ${settleCalls}`,
     'settle per offer': fmt(settleGas / BigInt(n)),
     'traded Wh @ price': `${result.volumeWh} @ ${result.price}`,
@@ -90,5 +117,7 @@ async function measure(n: number) {
 
 const rows = [];
 for (const n of sizes) rows.push(await measure(n));
-console.log(`market gas, Osaka rules (EDR in process), transaction cap ${fmt(TRANSACTION_GAS_CAP)}; ${new Date().toISOString()}`);
+console.log(
+  `market gas, Osaka rules (EDR in process), transaction cap ${fmt(TRANSACTION_GAS_CAP)}; ${new Date().toISOString()}`,
+);
 console.table(rows);

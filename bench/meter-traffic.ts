@@ -39,8 +39,17 @@ const rotationSeconds = Number(values['rotation-seconds']);
 const speed = Number(values.speed);
 
 const OPCODE_NAMES: Record<number, string> = {
-  [op.OP_READ]: 'Read', [op.OP_WRITE]: 'Write', [op.OP_NONCE]: 'Nonce', [op.OP_LOCK]: 'Lock', [op.OP_RANDOM]: 'Random',
-  [op.OP_COUNTER]: 'Counter', [op.OP_INFO]: 'Info', [op.OP_GENKEY]: 'GenKey', [op.OP_SIGN]: 'Sign', [op.OP_ECDH]: 'ECDH', [op.OP_VERIFY]: 'Verify',
+  [op.OP_READ]: 'Read',
+  [op.OP_WRITE]: 'Write',
+  [op.OP_NONCE]: 'Nonce',
+  [op.OP_LOCK]: 'Lock',
+  [op.OP_RANDOM]: 'Random',
+  [op.OP_COUNTER]: 'Counter',
+  [op.OP_INFO]: 'Info',
+  [op.OP_GENKEY]: 'GenKey',
+  [op.OP_SIGN]: 'Sign',
+  [op.OP_ECDH]: 'ECDH',
+  [op.OP_VERIFY]: 'Verify',
 };
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-bench-traffic-'));
@@ -50,7 +59,10 @@ const { outFile } = await buildFirmware({ board: 'esp32-meter', outFile: path.jo
 const credentials = new BrokerCredentials(path.join(dir, 'broker'));
 credentials.ensureDsoUser();
 const broker = await startEmbeddedBroker({ auth: credentials });
-const clock = new SimClock({ speed: 1, startEpochSeconds: Math.ceil(1_790_000_000 / intervalSeconds) * intervalSeconds });
+const clock = new SimClock({
+  speed: 1,
+  startEpochSeconds: Math.ceil(1_790_000_000 / intervalSeconds) * intervalSeconds,
+});
 const board = new Board({ definition, clock, name: meterId, flashPath: path.join(dir, 'meter.flash') });
 const registry = new MeterRegistry(':memory:');
 
@@ -59,7 +71,15 @@ const traffic = new Map<string, { messages: number; bytes: number; payloadBytes:
 broker.aedes.on('publish', (packet, client) => {
   if (client?.id === undefined || !packet.topic.startsWith(`veilgrid/meters/${meterId}/`)) return;
   const kind = packet.topic.slice(`veilgrid/meters/${meterId}/`.length);
-  const wire = mqttPacket.generate({ cmd: 'publish', topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, messageId: packet.qos > 0 ? 1 : undefined, retain: packet.retain, dup: false }).length;
+  const wire = mqttPacket.generate({
+    cmd: 'publish',
+    topic: packet.topic,
+    payload: packet.payload as Buffer,
+    qos: packet.qos,
+    messageId: packet.qos > 0 ? 1 : undefined,
+    retain: packet.retain,
+    dup: false,
+  }).length;
   const entry = traffic.get(kind) ?? { messages: 0, bytes: 0, payloadBytes: 0 };
   entry.messages++;
   entry.bytes += wire;
@@ -73,22 +93,30 @@ try {
   const operatorDir = path.join(dir, 'operator');
   await initOperator({ dir: operatorDir, passphrase: 'bench passphrase' });
   const dsoKey = createDsoKey(path.join(dir, 'dso-key.json'));
-  await provisionMeter({
-    meterId,
-    feeder: 'bench-feeder',
-    operatorDir,
-    operatorKey: await unlockOperatorKey(operatorDir, 'bench passphrase'),
-    dsoDb: registry,
-    brokerDir: credentials.dir,
-    broker: { host: '127.0.0.1', port: broker.port },
-    dsoPublicKey: dsoKey.publicKey,
-    intervalSeconds,
-    rotationSeconds,
-  }, inProcessConsole(board, meterId));
+  await provisionMeter(
+    {
+      meterId,
+      feeder: 'bench-feeder',
+      operatorDir,
+      operatorKey: await unlockOperatorKey(operatorDir, 'bench passphrase'),
+      dsoDb: registry,
+      brokerDir: credentials.dir,
+      broker: { host: '127.0.0.1', port: broker.port },
+      dsoPublicKey: dsoKey.publicKey,
+      intervalSeconds,
+      rotationSeconds,
+    },
+    inProcessConsole(board, meterId),
+  );
   // From here on: what the meter does in operation, not what provisioning cost.
   board.secureElement.executedCommands.clear();
   traffic.clear();
-  const source = new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh: 1000, profile: householdImport({ seed: 1 }) });
+  const source = new S0PulseSource({
+    board,
+    pin: definition.pins.s0Import,
+    impulsesPerKWh: 1000,
+    profile: householdImport({ seed: 1 }),
+  });
   source.start();
   clock.setSpeed(speed);
   const simulated = days * 86400;
@@ -112,21 +140,29 @@ try {
   const intervals = simulated / intervalSeconds;
   const readings = traffic.get('readings')?.messages ?? 0;
 
-  console.log(`one meter, ${days} simulated days: ${intervals} intervals of ${intervalSeconds} s, key rotation every ${rotationSeconds} s (${wallSeconds.toFixed(0)} s wall)`);
+  console.log(
+    `one meter, ${days} simulated days: ${intervals} intervals of ${intervalSeconds} s, key rotation every ${rotationSeconds} s (${wallSeconds.toFixed(0)} s wall)`,
+  );
   console.log('');
   console.log('secure-element commands (executed by the ATECC608 model)');
   let total = 0;
   for (const [opcode, count] of [...board.secureElement.executedCommands].sort((a, b) => b[1] - a[1])) {
     total += count;
-    console.log(`  ${(OPCODE_NAMES[opcode] ?? `0x${opcode.toString(16)}`).padEnd(8)} ${String(count).padStart(6)}  ${(count / intervals).toFixed(2)} per interval`);
+    console.log(
+      `  ${(OPCODE_NAMES[opcode] ?? `0x${opcode.toString(16)}`).padEnd(8)} ${String(count).padStart(6)}  ${(count / intervals).toFixed(2)} per interval`,
+    );
   }
-  console.log(`  total    ${String(total).padStart(6)}  ${(total / intervals).toFixed(2)} per interval, ${(total / Math.max(1, readings)).toFixed(2)} per reading sent`);
+  console.log(
+    `  total    ${String(total).padStart(6)}  ${(total / intervals).toFixed(2)} per interval, ${(total / Math.max(1, readings)).toFixed(2)} per reading sent`,
+  );
   console.log('');
   console.log('MQTT PUBLISH packets from the meter (QoS 1 packet size: fixed header, topic, packet id, payload)');
   let bytes = 0;
   for (const [kind, t] of [...traffic].sort()) {
     bytes += t.bytes;
-    console.log(`  ${kind.padEnd(9)} ${String(t.messages).padStart(5)} messages  ${(t.payloadBytes / t.messages).toFixed(1).padStart(6)} B payload  ${(t.bytes / t.messages).toFixed(1).padStart(6)} B on the wire each`);
+    console.log(
+      `  ${kind.padEnd(9)} ${String(t.messages).padStart(5)} messages  ${(t.payloadBytes / t.messages).toFixed(1).padStart(6)} B payload  ${(t.bytes / t.messages).toFixed(1).padStart(6)} B on the wire each`,
+    );
   }
   console.log(`  all      ${(bytes / days).toFixed(0)} B per day, ${(bytes / intervals).toFixed(1)} B per interval`);
 } finally {

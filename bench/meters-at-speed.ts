@@ -25,7 +25,9 @@ let sustained = 0;
 for (let meters = Number(values.start); meters <= Number(values.max); meters *= 2) {
   const s = await runTestbed({ meters, intervals, intervalSeconds, speed, impulsesPerKWh: 1000 });
   const r = s.readings;
-  console.log(`${String(meters).padStart(6)}  ${String(r.expected).padStart(8)}  ${String(r.received).padStart(8)}  ${String(r.missing).padStart(7)}  ${String(r.duplicates).padStart(10)}  ${String(s.achievedSpeed).padStart(13)}x  ${String(s.wallSeconds).padStart(6)}`);
+  console.log(
+    `${String(meters).padStart(6)}  ${String(r.expected).padStart(8)}  ${String(r.received).padStart(8)}  ${String(r.missing).padStart(7)}  ${String(r.duplicates).padStart(10)}  ${String(s.achievedSpeed).padStart(13)}x  ${String(s.wallSeconds).padStart(6)}`,
+  );
   if (r.missing > 0) break;
   if (s.achievedSpeed >= 0.9 * speed) sustained = meters;
 }

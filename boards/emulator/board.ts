@@ -49,7 +49,20 @@ export interface EvaluateResult {
 }
 
 /** Storage methods firmware may call (the StorageModule interface); C's class has internals too. */
-const STORAGE_API = ['eraseAll', 'erase', 'read', 'readJSON', 'readArrayBuffer', 'write', 'writeJSON', 'list', 'compact', 'getFree', 'getStats', 'open'] as const;
+const STORAGE_API = [
+  'eraseAll',
+  'erase',
+  'read',
+  'readJSON',
+  'readArrayBuffer',
+  'write',
+  'writeJSON',
+  'list',
+  'compact',
+  'getFree',
+  'getStats',
+  'open',
+] as const;
 const FLASH_API = ['getPage', 'getFree', 'erasePage', 'read', 'write'] as const;
 const WIFI_API = ['connect', 'disconnect', 'getStatus', 'getIP', 'setSNTP', 'on', 'removeAllListeners'] as const;
 /** Seconds one getTime() call takes (a loop spinning on it runs at about this pace on an ESP32). */
@@ -102,15 +115,23 @@ export class Board {
     this.clock = opts.clock;
     this.name = opts.name ?? `${opts.definition.id}-${index}`;
     const layout = flashLayout(opts.definition);
-    this.flash = new Flash({ sizeBytes: layout.bytes, pageBytes: opts.definition.storage.pageBytes, path: opts.flashPath });
+    this.flash = new Flash({
+      sizeBytes: layout.bytes,
+      pageBytes: opts.definition.storage.pageBytes,
+      path: opts.flashPath,
+    });
     this.storage = new EspruinoStorage(this.flash, layout.storage);
     this.flashModule = new EspruinoFlashModule(this.flash, layout.address);
     this.secureElement = attachAtecc608({ bus: this.i2c1, clock: this.clock, flashPath: opts.flashPath });
     this.pins = new PinBank(() => this.clock.now());
-    this.pins.onEdge((edge) => this.session?.post(() => this.session?.watches.handleEdge(edge.pin, edge.level, edge.clockTime)));
+    this.pins.onEdge((edge) =>
+      this.session?.post(() => this.session?.watches.handleEdge(edge.pin, edge.level, edge.clockTime)),
+    );
     const octet = (index % 250) + 2;
     const mac = `24:0a:c4:00:${(index >> 8).toString(16).padStart(2, '0')}:${(index & 0xff).toString(16).padStart(2, '0')}`;
-    this.wifi = new WifiStation(this.clock, `192.168.4.${octet}`, mac, () => { this.timeOffset = 0; });
+    this.wifi = new WifiStation(this.clock, `192.168.4.${octet}`, mac, () => {
+      this.timeOffset = 0;
+    });
     this.net = createNetModule({ onError: (message) => this.print(message.endsWith('\n') ? message : message + '\n') });
   }
 
@@ -197,7 +218,12 @@ export class Board {
       try {
         result = { value: session.realm.run(code, 'console') };
       } catch (err) {
-        if (!session.stopped) result = { error: formatUncaught(err).replace(/^Uncaught /, '').replace(/\n$/, '') };
+        if (!session.stopped)
+          result = {
+            error: formatUncaught(err)
+              .replace(/^Uncaught /, '')
+              .replace(/\n$/, ''),
+          };
         else result = { error: 'Error: the board lost power' };
       }
     });
@@ -251,7 +277,8 @@ export class Board {
     session.runTask(() => {
       for (const name of files) {
         if (session.stopped) return;
-        const fileName = name === BOOT_CODE ? (this.storage.read('.bootrst') !== undefined ? '.bootrst' : '.bootcde') : name;
+        const fileName =
+          name === BOOT_CODE ? (this.storage.read('.bootrst') !== undefined ? '.bootrst' : '.bootcde') : name;
         const code = this.storage.read(fileName);
         if (code === undefined) continue;
         session.runCode(code, fileName);
@@ -286,7 +313,9 @@ export class Board {
       print: (t) => this.print(t),
       boardTime: () => this.firmwareGetTime(),
       boardTimeOffset: () => this.timeOffset,
-      setBoardTime: (t) => { this.timeOffset = t - this.clock.now(); },
+      setBoardTime: (t) => {
+        this.timeOffset = t - this.clock.now();
+      },
       setConsolePassword: (password) => {
         this.consolePassword = password;
       },
@@ -319,11 +348,17 @@ function flashLayout(def: BoardDefinition): { address: number; bytes: number; st
   let address = def.storage.addr;
   for (const p of def.rawFlash) {
     if (p.storageAddr !== undefined) continue;
-    if (p.addr + p.bytes > def.storage.addr && p.addr < storageEnd) throw new Error(`board ${def.id}: raw flash partition ${p.addr} overlaps Storage`);
-    if (p.addr + p.bytes > storageEnd) throw new Error(`board ${def.id}: raw flash partition ${p.addr} must lie below Storage (${def.storage.addr})`);
+    if (p.addr + p.bytes > def.storage.addr && p.addr < storageEnd)
+      throw new Error(`board ${def.id}: raw flash partition ${p.addr} overlaps Storage`);
+    if (p.addr + p.bytes > storageEnd)
+      throw new Error(`board ${def.id}: raw flash partition ${p.addr} must lie below Storage (${def.storage.addr})`);
     address = Math.min(address, p.addr);
   }
-  return { address, bytes: storageEnd - address, storage: { address: def.storage.addr, flashOffset: def.storage.addr - address, bytes: def.storage.bytes } };
+  return {
+    address,
+    bytes: storageEnd - address,
+    storage: { address: def.storage.addr, flashOffset: def.storage.addr - address, bytes: def.storage.bytes },
+  };
 }
 
 /** Stands for ".bootrst if it exists, else .bootcde". */
@@ -406,7 +441,10 @@ class Session implements InterpreterHost {
   private stoppedFlag = false;
   private todo: { kind: 'load' | 'reset'; file?: string } | undefined;
 
-  constructor(board: Board, private readonly reboot: (kind: 'load' | 'reset', file: string | undefined) => void) {
+  constructor(
+    board: Board,
+    private readonly reboot: (kind: 'load' | 'reset', file: string | undefined) => void,
+  ) {
     this.services = board.hostServices();
     this.timers = new TimerTable(this.services.clock, (entry) => this.post(() => entry.run(entry)));
     this.watches = new WatchTable(this.services.pins, this.timers, (t) => t + this.services.boardTimeOffset());
@@ -414,25 +452,63 @@ class Session implements InterpreterHost {
   }
 
   // --- InterpreterHost ---
-  get clock(): SimClock { return this.services.clock; }
-  get pins(): PinBank { return this.services.pins; }
-  get i2c1(): I2CBus { return this.services.i2c1; }
-  get rand(): EspruinoRand { return this.services.rand(); }
-  get stopped(): boolean { return this.stoppedFlag; }
-  print(text: string): void { if (!this.stoppedFlag) this.services.print(text); }
-  boardTime(): number { return this.services.boardTime(); }
-  setBoardTime(seconds: number): void { this.services.setBoardTime(seconds); }
-  callFirmware(fn: Function, args: unknown[]): void { this.post(() => this.callNow(fn, args)); }
-  queueEvent(run: () => void): void { this.post(run); }
-  requestLoad(file: string | undefined): void { this.todo = { kind: 'load', file }; }
-  requestReset(): void { this.todo = { kind: 'reset' }; }
-  setBootCode(code: string, alwaysExec: boolean): void { this.services.setBootCode(code, alwaysExec); }
-  setConsolePassword(password: string | undefined): void { this.services.setConsolePassword(password); }
-  lockConsole(): void { this.services.lockConsole(); }
-  setNetworkConsole(on: boolean): void { this.services.setNetworkConsole(on); }
-  builtInModule(name: string): object | undefined { return this.services.builtInModule(name); }
-  isPowerLoss(err: unknown): boolean { return err instanceof PowerLoss; }
-  powerLost(): void { this.services.powerLost(); }
+  get clock(): SimClock {
+    return this.services.clock;
+  }
+  get pins(): PinBank {
+    return this.services.pins;
+  }
+  get i2c1(): I2CBus {
+    return this.services.i2c1;
+  }
+  get rand(): EspruinoRand {
+    return this.services.rand();
+  }
+  get stopped(): boolean {
+    return this.stoppedFlag;
+  }
+  print(text: string): void {
+    if (!this.stoppedFlag) this.services.print(text);
+  }
+  boardTime(): number {
+    return this.services.boardTime();
+  }
+  setBoardTime(seconds: number): void {
+    this.services.setBoardTime(seconds);
+  }
+  callFirmware(fn: Function, args: unknown[]): void {
+    this.post(() => this.callNow(fn, args));
+  }
+  queueEvent(run: () => void): void {
+    this.post(run);
+  }
+  requestLoad(file: string | undefined): void {
+    this.todo = { kind: 'load', file };
+  }
+  requestReset(): void {
+    this.todo = { kind: 'reset' };
+  }
+  setBootCode(code: string, alwaysExec: boolean): void {
+    this.services.setBootCode(code, alwaysExec);
+  }
+  setConsolePassword(password: string | undefined): void {
+    this.services.setConsolePassword(password);
+  }
+  lockConsole(): void {
+    this.services.lockConsole();
+  }
+  setNetworkConsole(on: boolean): void {
+    this.services.setNetworkConsole(on);
+  }
+  builtInModule(name: string): object | undefined {
+    return this.services.builtInModule(name);
+  }
+  isPowerLoss(err: unknown): boolean {
+    return err instanceof PowerLoss;
+  }
+  powerLost(): void {
+    this.services.powerLost();
+  }
 
   // --- event loop ---
 

@@ -147,7 +147,9 @@ export class SimClock {
   private heldNow(): number {
     if (this.held === undefined) {
       this.held = this.trackedNow();
-      queueMicrotask(() => { this.held = undefined; });
+      queueMicrotask(() => {
+        this.held = undefined;
+      });
     }
     return this.held;
   }
@@ -199,7 +201,11 @@ export class SimClock {
     const horizon = this.trackedNow();
     const errors: unknown[] = [];
     let ran = 0;
-    for (let next = this.peekLive(); next && next.due <= horizon && ran < MAX_CALLBACKS_PER_TICK; next = this.peekLive()) {
+    for (
+      let next = this.peekLive();
+      next && next.due <= horizon && ran < MAX_CALLBACKS_PER_TICK;
+      next = this.peekLive()
+    ) {
       heapPop(this.heap);
       this.timers.delete(next.id);
       this.pinned = Math.max(next.due, this.lastNow);
@@ -215,7 +221,10 @@ export class SimClock {
     }
     this.arm();
     // A throwing callback is a host bug: surface it without starving the other timers.
-    for (const err of errors) queueMicrotask(() => { throw err; });
+    for (const err of errors)
+      queueMicrotask(() => {
+        throw err;
+      });
   }
 }
 
@@ -279,12 +288,25 @@ export class TimerTable {
   private readonly entries = new Map<number, TimerEntry>();
 
   /** `deliver` runs a due timer on the interpreter's event loop. */
-  constructor(private readonly clock: SimClock, private readonly deliver: (entry: TimerEntry) => void) {}
+  constructor(
+    private readonly clock: SimClock,
+    private readonly deliver: (entry: TimerEntry) => void,
+  ) {}
 
-  add(run: (entry: TimerEntry) => void, delayMs: number, opts: { intervalMs?: number; forWatch?: boolean } = {}): TimerEntry {
+  add(
+    run: (entry: TimerEntry) => void,
+    delayMs: number,
+    opts: { intervalMs?: number; forWatch?: boolean } = {},
+  ): TimerEntry {
     const id = this.entries.size === 0 ? 1 : Math.max(...this.entries.keys()) + 1;
     const delay = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
-    const entry: TimerEntry = { id, due: this.clock.now() + delay / 1000, intervalMs: opts.intervalMs, forWatch: opts.forWatch ?? false, run };
+    const entry: TimerEntry = {
+      id,
+      due: this.clock.now() + delay / 1000,
+      intervalMs: opts.intervalMs,
+      forWatch: opts.forWatch ?? false,
+      run,
+    };
     this.entries.set(id, entry);
     this.arm(entry);
     return entry;

@@ -106,7 +106,11 @@ export async function startConsole(board: ConsoleBoard, options: ConsoleOptions)
     const server = createServer(onConnection);
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new ConsoleError(`cannot open the board's ${network ? 'network ' : ''}console on ${host}:${port}: ${err.message}`)),
+        reject(
+          new ConsoleError(
+            `cannot open the board's ${network ? 'network ' : ''}console on ${host}:${port}: ${err.message}`,
+          ),
+        ),
       );
       server.listen(port, host, () => resolve());
     });
@@ -128,15 +132,17 @@ export async function startConsole(board: ConsoleBoard, options: ConsoleOptions)
   let closed = false;
   let settling: Promise<void> = Promise.resolve();
   const settle = () => {
-    settling = settling.then(async () => {
-      const want = board.networkConsoleOn && !closed;
-      if (want && !server) server = await open(port);
-      else if (!want && server) {
-        const s = server;
-        server = undefined;
-        await shut(s);
-      }
-    }).catch(() => {});
+    settling = settling
+      .then(async () => {
+        const want = board.networkConsoleOn && !closed;
+        if (want && !server) server = await open(port);
+        else if (!want && server) {
+          const s = server;
+          server = undefined;
+          await shut(s);
+        }
+      })
+      .catch(() => {});
   };
   const stopWatching = board.onNetworkConsoleChange(() => setImmediate(settle));
   settle();
@@ -308,7 +314,8 @@ class ReplSession {
     const state = this.escape;
     this.escape = 'none';
     if (state === 'esc') {
-      if (ch === '\n') this.newLine(false); // Alt-Enter: a newline that does not execute
+      if (ch === '\n')
+        this.newLine(false); // Alt-Enter: a newline that does not execute
       else if (ch === '[') this.escape = 'esc[';
       else if (ch === 'O') this.escape = 'escO';
     } else if (state === 'esc[' || state === 'esc[n') {
@@ -366,7 +373,8 @@ class ReplSession {
     if (result.error !== undefined) {
       this.removeInputLine();
       this.write(toConsoleNewlines(formatUncaught(result.error)));
-    } else if (!this.echoOffForLine && code.length > 0) { // jsiEcho(): a line that locked the console still shows its value
+    } else if (!this.echoOffForLine && code.length > 0) {
+      // jsiEcho(): a line that locked the console still shows its value
       this.write(toConsoleNewlines('=' + formatReplValue(result.value) + '\n'));
     }
   }

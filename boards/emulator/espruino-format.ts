@@ -72,7 +72,9 @@ function formatJson(value: unknown, flags: JsonFlags, depth: number, seen: Set<o
       return String(value);
     case 'string':
       return flags.limit && value.length > LIMIT_STRING_AMOUNT
-        ? quoteString(value.slice(0, LIMITED_STRING_AMOUNT)) + LIMIT_TEXT + quoteString(value.slice(-LIMITED_STRING_AMOUNT))
+        ? quoteString(value.slice(0, LIMITED_STRING_AMOUNT)) +
+            LIMIT_TEXT +
+            quoteString(value.slice(-LIMITED_STRING_AMOUNT))
         : quoteString(value);
     case 'function':
       return 'function ' + functionText(value, flags);
@@ -88,7 +90,8 @@ function formatJson(value: unknown, flags: JsonFlags, depth: number, seen: Set<o
     if (isPin(object)) return String(object); // a pin is a basic value on Espruino: `D5`
     if (Array.isArray(object)) return formatArray(object, flags, depth, seen);
     const tag = Object.prototype.toString.call(object).slice(8, -1);
-    if (tag === 'ArrayBuffer' || (ArrayBuffer.isView(object) && tag !== 'DataView')) return formatArrayBuffer(object, tag, flags);
+    if (tag === 'ArrayBuffer' || (ArrayBuffer.isView(object) && tag !== 'DataView'))
+      return formatArrayBuffer(object, tag, flags);
     return formatObject(object, flags, depth, seen);
   } finally {
     seen.delete(object);
@@ -272,7 +275,13 @@ function functionText(fn: Function, flags: JsonFlags): string {
 
 function functionParameters(source: string): string {
   const match = /^[^(=]*\(([^)]*)\)/.exec(source) ?? /^\s*([A-Za-z_$][\w$]*)\s*=>/.exec(source);
-  return match ? match[1].split(',').map((p) => p.trim()).filter(Boolean).join(',') : '';
+  return match
+    ? match[1]
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean)
+        .join(',')
+    : '';
 }
 
 /** `%q`: double quotes, C-style escapes, \xHH for other control and high bytes. */
@@ -289,7 +298,8 @@ function quoteString(text: string): string {
     else if (ch === '\f') out += '\\f';
     else if (ch === '\v') out += '\\v';
     else if (code < 8 && code >= 0) out += '\\' + code;
-    else if (code < 32 || code === 127 || (code > 127 && code <= 255)) out += '\\x' + code.toString(16).padStart(2, '0');
+    else if (code < 32 || code === 127 || (code > 127 && code <= 255))
+      out += '\\x' + code.toString(16).padStart(2, '0');
     else if (code > 255) out += '\\u' + code.toString(16).padStart(4, '0');
     else out += ch;
   }

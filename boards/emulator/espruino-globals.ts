@@ -87,7 +87,9 @@ export function installEspruinoGlobals(host: InterpreterHost): InstalledGlobals 
   const g = realm.global;
   const api = new ApiGuard(host);
 
-  const prelude = realm.run(PRELUDE_SOURCE, 'espruino-prelude') as (hooks: Record<string, Function>) => { emit: Function };
+  const prelude = realm.run(PRELUDE_SOURCE, 'espruino-prelude') as (hooks: Record<string, Function>) => {
+    emit: Function;
+  };
   const helpers = prelude({
     queue: (fn: Function) => host.queueEvent(() => host.callFirmware(fn, [])),
     unhandled: (v: unknown) => host.print(`Uncaught Error: Unhandled promise rejection: ${formatAsString(v)}\n`),
@@ -102,20 +104,23 @@ export function installEspruinoGlobals(host: InterpreterHost): InstalledGlobals 
   installMisc(host, api);
   // A fresh module object per session (require() returns the same one within it).
   const moduleCache = new Map<string, unknown>();
-  realm.define('require', api.fn((name: unknown) => {
-    const key = String(name);
-    if (moduleCache.has(key)) return moduleCache.get(key);
-    let mod: unknown;
-    if (key === 'crypto') mod = makeCrypto(host);
-    else if (key === 'TelnetServer') mod = makeTelnetServer(host, api);
-    else {
-      const hostModule = BUILT_IN_MODULES.includes(key as any) ? host.builtInModule(key) : undefined;
-      if (!hostModule) throw realm.error(`Module ${key} not found`);
-      mod = exposeHostObject(host, api, hostModule);
-    }
-    moduleCache.set(key, mod);
-    return mod;
-  }));
+  realm.define(
+    'require',
+    api.fn((name: unknown) => {
+      const key = String(name);
+      if (moduleCache.has(key)) return moduleCache.get(key);
+      let mod: unknown;
+      if (key === 'crypto') mod = makeCrypto(host);
+      else if (key === 'TelnetServer') mod = makeTelnetServer(host, api);
+      else {
+        const hostModule = BUILT_IN_MODULES.includes(key as any) ? host.builtInModule(key) : undefined;
+        if (!hostModule) throw realm.error(`Module ${key} not found`);
+        mod = exposeHostObject(host, api, hostModule);
+      }
+      moduleCache.set(key, mod);
+      return mod;
+    }),
+  );
 
   return {
     emitOnE: (event) => {
@@ -127,7 +132,7 @@ export function installEspruinoGlobals(host: InterpreterHost): InstalledGlobals 
 }
 
 function hasListeners(obj: any, event: string): boolean {
-  return Object.prototype.hasOwnProperty.call(obj, '#on' + event);
+  return Object.hasOwn(obj, '#on' + event);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -156,7 +161,9 @@ class ApiGuard {
 
 function toRealmError(host: InterpreterHost, err: unknown): unknown {
   if (err instanceof Error) {
-    const e = host.realm.error(err.message, err.name === 'TypeError' ? 'TypeError' : 'Error') as Error & { code?: unknown };
+    const e = host.realm.error(err.message, err.name === 'TypeError' ? 'TypeError' : 'Error') as Error & {
+      code?: unknown;
+    };
     if ((err as any).code !== undefined) e.code = (err as any).code;
     return e;
   }
@@ -164,8 +171,14 @@ function toRealmError(host: InterpreterHost, err: unknown): unknown {
 }
 
 function installTime(host: InterpreterHost, api: ApiGuard): void {
-  host.realm.define('getTime', api.fn(() => host.boardTime()));
-  host.realm.define('setTime', api.fn((t: unknown) => host.setBoardTime(Number(t))));
+  host.realm.define(
+    'getTime',
+    api.fn(() => host.boardTime()),
+  );
+  host.realm.define(
+    'setTime',
+    api.fn((t: unknown) => host.setBoardTime(Number(t))),
+  );
 }
 
 function installTimers(host: InterpreterHost, api: ApiGuard): void {
@@ -187,15 +200,19 @@ function installTimers(host: InterpreterHost, api: ApiGuard): void {
   realm.define('setInterval', add(true));
   realm.define('clearTimeout', clear('Timeout'));
   realm.define('clearInterval', clear('Interval'));
-  realm.define('changeInterval', api.fn((id: unknown, ms: unknown) => {
-    if (!timers.changeInterval(Number(id), Number(ms) || 0)) throw realm.error('Unknown Interval');
-  }));
+  realm.define(
+    'changeInterval',
+    api.fn((id: unknown, ms: unknown) => {
+      if (!timers.changeInterval(Number(id), Number(ms) || 0)) throw realm.error('Unknown Interval');
+    }),
+  );
 }
 
 /** A firmware callback (function or code string) as a host function. */
 function toCallback(host: InterpreterHost, fn: unknown): (args: unknown[]) => void {
   if (typeof fn === 'function') return (args) => host.callFirmware(fn, args);
-  if (typeof fn === 'string') return () => host.callFirmware(host.realm.run(`(function(){${fn}\n})`, 'callback') as Function, []);
+  if (typeof fn === 'string')
+    return () => host.callFirmware(host.realm.run(`(function(){${fn}\n})`, 'callback') as Function, []);
   throw host.realm.error('Function or String not supplied!');
 }
 
@@ -208,39 +225,61 @@ function installPins(host: InterpreterHost, api: ApiGuard): void {
     return n;
   };
   for (let i = 0; i < PIN_COUNT; i++) realm.define(`D${i}`, new Pin(i));
-  realm.define('digitalRead', api.fn((p: unknown) => pins.read(toPin(p))));
-  realm.define('digitalWrite', api.fn((p: unknown, v: unknown) => pins.write(toPin(p), (Number(v) & 1) as Level)));
-  realm.define('pinMode', api.fn((p: unknown, mode: unknown) => {
-    const modes = ['analog', 'input', 'input_pullup', 'input_pulldown', 'output', 'opendrain'];
-    if (mode === undefined || mode === 'auto') return pins.setMode(toPin(p), undefined);
-    if (!modes.includes(String(mode))) throw realm.error('Unknown pin mode');
-    pins.setMode(toPin(p), mode as PinMode);
-  }));
-  realm.define('getPinMode', api.fn((p: unknown) => pins.getMode(toPin(p))));
-  realm.define('setWatch', api.fn((fn: unknown, p: unknown, options: unknown) => {
-    const pin = toPin(p);
-    let repeat = false;
-    let edge = 0;
-    let debounceMs = 0;
-    if (options !== null && typeof options === 'object') {
-      const o = options as Record<string, unknown>;
-      repeat = Boolean(o.repeat);
-      debounceMs = Number(o.debounce);
-      if (!Number.isFinite(debounceMs) || debounceMs < 0) debounceMs = 0;
-      if (o.edge === undefined || o.edge === 'both') edge = 0;
-      else if (o.edge === 'rising') edge = 1;
-      else if (o.edge === 'falling') edge = -1;
-      else throw realm.error("'edge' in setWatch should be a string - either 'rising', 'falling' or 'both'", 'TypeError');
-    } else {
-      repeat = Boolean(options);
-    }
-    const callback = toCallback(host, fn);
-    return watches.add(pin, { repeat, edge, debounceMs }, (data) => callback([realm.toRealm(data)]));
-  }));
-  realm.define('clearWatch', api.fn((...a: unknown[]) => {
-    if (a.length === 0 || a[0] === undefined) return watches.removeAll();
-    if (!watches.remove(Number(a[0]))) throw realm.error('Unknown Watch');
-  }));
+  realm.define(
+    'digitalRead',
+    api.fn((p: unknown) => pins.read(toPin(p))),
+  );
+  realm.define(
+    'digitalWrite',
+    api.fn((p: unknown, v: unknown) => pins.write(toPin(p), (Number(v) & 1) as Level)),
+  );
+  realm.define(
+    'pinMode',
+    api.fn((p: unknown, mode: unknown) => {
+      const modes = ['analog', 'input', 'input_pullup', 'input_pulldown', 'output', 'opendrain'];
+      if (mode === undefined || mode === 'auto') return pins.setMode(toPin(p), undefined);
+      if (!modes.includes(String(mode))) throw realm.error('Unknown pin mode');
+      pins.setMode(toPin(p), mode as PinMode);
+    }),
+  );
+  realm.define(
+    'getPinMode',
+    api.fn((p: unknown) => pins.getMode(toPin(p))),
+  );
+  realm.define(
+    'setWatch',
+    api.fn((fn: unknown, p: unknown, options: unknown) => {
+      const pin = toPin(p);
+      let repeat = false;
+      let edge = 0;
+      let debounceMs = 0;
+      if (options !== null && typeof options === 'object') {
+        const o = options as Record<string, unknown>;
+        repeat = Boolean(o.repeat);
+        debounceMs = Number(o.debounce);
+        if (!Number.isFinite(debounceMs) || debounceMs < 0) debounceMs = 0;
+        if (o.edge === undefined || o.edge === 'both') edge = 0;
+        else if (o.edge === 'rising') edge = 1;
+        else if (o.edge === 'falling') edge = -1;
+        else
+          throw realm.error(
+            "'edge' in setWatch should be a string - either 'rising', 'falling' or 'both'",
+            'TypeError',
+          );
+      } else {
+        repeat = Boolean(options);
+      }
+      const callback = toCallback(host, fn);
+      return watches.add(pin, { repeat, edge, debounceMs }, (data) => callback([realm.toRealm(data)]));
+    }),
+  );
+  realm.define(
+    'clearWatch',
+    api.fn((...a: unknown[]) => {
+      if (a.length === 0 || a[0] === undefined) return watches.removeAll();
+      if (!watches.remove(Number(a[0]))) throw realm.error('Unknown Watch');
+    }),
+  );
   realm.define('I2C1', makeI2C(host, api, toPin));
 }
 
@@ -254,7 +293,11 @@ function makeI2C(host: InterpreterHost, api: ApiGuard, toPin: (p: unknown) => nu
     throw realm.errorWithoutStack(`${caller}: slave doesn't ACK the transfer`);
   };
   bus.setup = api.fn((opts: any) => {
-    i2c1.configured = { scl: opts?.scl === undefined ? 21 : toPin(opts.scl), sda: opts?.sda === undefined ? 22 : toPin(opts.sda), bitrate: Number(opts?.bitrate) || 100000 };
+    i2c1.configured = {
+      scl: opts?.scl === undefined ? 21 : toPin(opts.scl),
+      sda: opts?.sda === undefined ? 22 : toPin(opts.sda),
+      bitrate: Number(opts?.bitrate) || 100000,
+    };
   });
   bus.writeTo = api.fn((address: unknown, ...data: unknown[]) => {
     const addr = typeof address === 'object' && address !== null ? Number((address as any).address) : Number(address);
@@ -290,12 +333,16 @@ function installE(host: InterpreterHost, api: ApiGuard): void {
   E.hwRand = api.fn(() => host.rand.next());
   E.srand = api.fn((seed: unknown) => host.rand.seed(Number(seed)));
   E.CRC32 = api.fn((data: unknown) => crc32(flattenBytes([data])));
-  E.setBootCode = api.fn((code: unknown, alwaysExec: unknown) => host.setBootCode(code === undefined ? '' : String(code), Boolean(alwaysExec)));
+  E.setBootCode = api.fn((code: unknown, alwaysExec: unknown) =>
+    host.setBootCode(code === undefined ? '' : String(code), Boolean(alwaysExec)),
+  );
   E.getErrorFlags = api.fn(() => realm.toRealm([]));
   E.reboot = api.fn(() => host.requestLoad(undefined));
   // src/jswrap_espruino.c: no argument (or undefined) removes the password; anything else is kept as its
   // string (jsvAsString), of any length, though the console accepts at most 20 typed characters.
-  E.setPassword = api.fn((password: unknown) => host.setConsolePassword(password === undefined ? undefined : formatAsString(password)));
+  E.setPassword = api.fn((password: unknown) =>
+    host.setConsolePassword(password === undefined ? undefined : formatAsString(password)),
+  );
   E.lockConsole = api.fn(() => host.lockConsole());
   realm.define('E', E);
 }
@@ -322,25 +369,43 @@ function espruinoTypeName(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'Array';
   switch (typeof value) {
-    case 'string': return 'String';
-    case 'number': return 'Number';
-    case 'boolean': return 'Boolean';
-    case 'function': return 'Function';
-    default: return typeof value;
+    case 'string':
+      return 'String';
+    case 'number':
+      return 'Number';
+    case 'boolean':
+      return 'Boolean';
+    case 'function':
+      return 'Function';
+    default:
+      return typeof value;
   }
 }
 
 function installMisc(host: InterpreterHost, api: ApiGuard): void {
   const { realm } = host;
   realm.define('global', realm.global);
-  realm.define('load', api.fn((file: unknown) => host.requestLoad(file === undefined ? undefined : String(file))));
-  realm.define('reset', api.fn(() => host.requestReset()));
-  realm.define('btoa', api.fn((s: unknown) => {
-    const str = String(s);
-    for (let i = 0; i < str.length; i++) if (str.charCodeAt(i) > 255) throw realm.error('btoa: character outside 0..255 (Espruino strings are 8-bit)');
-    return Buffer.from(str, 'latin1').toString('base64');
-  }));
-  realm.define('atob', api.fn((s: unknown) => Buffer.from(String(s).replace(/[^A-Za-z0-9+/]/g, ''), 'base64').toString('latin1')));
+  realm.define(
+    'load',
+    api.fn((file: unknown) => host.requestLoad(file === undefined ? undefined : String(file))),
+  );
+  realm.define(
+    'reset',
+    api.fn(() => host.requestReset()),
+  );
+  realm.define(
+    'btoa',
+    api.fn((s: unknown) => {
+      const str = String(s);
+      for (let i = 0; i < str.length; i++)
+        if (str.charCodeAt(i) > 255) throw realm.error('btoa: character outside 0..255 (Espruino strings are 8-bit)');
+      return Buffer.from(str, 'latin1').toString('base64');
+    }),
+  );
+  realm.define(
+    'atob',
+    api.fn((s: unknown) => Buffer.from(String(s).replace(/[^A-Za-z0-9+/]/g, ''), 'base64').toString('latin1')),
+  );
   const process = realm.toRealm({
     version: ESPRUINO_VERSION,
     env: { VERSION: ESPRUINO_VERSION, BOARD: 'ESP32', MODULES: BUILT_IN_MODULES.join(',') },
@@ -360,7 +425,15 @@ function makeCrypto(host: InterpreterHost): object {
   const { realm } = host;
   const api = new ApiGuard(host);
   const c = realm.toRealm({});
-  const hash = (alg: string) => api.fn((msg: unknown) => realm.arrayBuffer(nodeCrypto.createHash(alg).update(flattenBytes([msg])).digest()));
+  const hash = (alg: string) =>
+    api.fn((msg: unknown) =>
+      realm.arrayBuffer(
+        nodeCrypto
+          .createHash(alg)
+          .update(flattenBytes([msg]))
+          .digest(),
+      ),
+    );
   c.SHA1 = hash('sha1');
   c.SHA224 = hash('sha224');
   c.SHA256 = hash('sha256');
@@ -370,7 +443,9 @@ function makeCrypto(host: InterpreterHost): object {
     const words = Number(opts?.keySize) || 4;
     const iterations = Number(opts?.iterations) || 1;
     const hasher = String(opts?.hasher ?? 'SHA1').toLowerCase();
-    return realm.arrayBuffer(nodeCrypto.pbkdf2Sync(flattenBytes([pass]), flattenBytes([salt]), iterations, words * 4, hasher));
+    return realm.arrayBuffer(
+      nodeCrypto.pbkdf2Sync(flattenBytes([pass]), flattenBytes([salt]), iterations, words * 4, hasher),
+    );
   });
   const aes = (decrypt: boolean) =>
     api.fn((msg: unknown, key: unknown, opts: any) => {
@@ -432,7 +507,13 @@ function exposeHostObject(host: InterpreterHost, api: ApiGuard | undefined, targ
   const toRealmResult = (v: unknown): unknown => {
     if (v === null || typeof v !== 'object') return v;
     const proto = Object.getPrototypeOf(v);
-    const plain = Array.isArray(v) || proto === Object.prototype || proto === null || v instanceof ArrayBuffer || ArrayBuffer.isView(v) || v instanceof Error;
+    const plain =
+      Array.isArray(v) ||
+      proto === Object.prototype ||
+      proto === null ||
+      v instanceof ArrayBuffer ||
+      ArrayBuffer.isView(v) ||
+      v instanceof Error;
     return plain ? host.realm.toRealm(v) : view(v);
   };
   const view = (obj: object): object => {
@@ -472,7 +553,8 @@ export function flattenBytes(items: unknown[]): Uint8Array {
     else if (typeof v === 'string') {
       for (let i = 0; i < v.length; i++) out.push(v.charCodeAt(i) & 0xff);
     } else if (v !== null && typeof v === 'object') {
-      if (Object.prototype.toString.call(v) === '[object ArrayBuffer]') for (const b of new Uint8Array(v as ArrayBuffer)) out.push(b);
+      if (Object.prototype.toString.call(v) === '[object ArrayBuffer]')
+        for (const b of new Uint8Array(v as ArrayBuffer)) out.push(b);
       else if (ArrayBuffer.isView(v)) for (const b of new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) out.push(b);
       else if (Array.isArray(v)) for (const x of v) add(x);
       else if ('data' in (v as object)) {

@@ -102,8 +102,10 @@ export class EspruinoFlashModule implements FlashModule {
     const offset = addr - this.baseAddress;
     if (offset < 0 || offset + length > this.flash.sizeBytes) {
       const end = this.baseAddress + this.flash.sizeBytes;
-      throw new Error(`Flash access at 0x${addr.toString(16)} (+${length}) is outside the emulated flash 0x${this.baseAddress.toString(16)}-0x${end.toString(16)} ` +
-        '(the raw partition and Storage); on the device it would hit the firmware or bootloader');
+      throw new Error(
+        `Flash access at 0x${addr.toString(16)} (+${length}) is outside the emulated flash 0x${this.baseAddress.toString(16)}-0x${end.toString(16)} ` +
+          '(the raw partition and Storage); on the device it would hit the firmware or bootloader',
+      );
     }
     return offset;
   }

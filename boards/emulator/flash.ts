@@ -20,7 +20,11 @@ import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 /** Thrown by a flash operation that the power cut stopped; the flash holds what reached it before the cut. */
 export class PowerLoss extends VeilgridError {
   constructor() {
-    super('PowerLoss', 'power-loss', 'power lost: the flash operation was cut off (call restorePower() to power the flash again)');
+    super(
+      'PowerLoss',
+      'power-loss',
+      'power lost: the flash operation was cut off (call restorePower() to power the flash again)',
+    );
   }
 }
 
@@ -159,7 +163,9 @@ function openBacking(path: string, cells: Uint8Array): number {
   const size = fs.fstatSync(fd).size;
   if (size !== cells.length) {
     fs.closeSync(fd);
-    throw new Error(`flash file ${path} holds ${size} bytes but this flash has ${cells.length}: delete it or use the matching board`);
+    throw new Error(
+      `flash file ${path} holds ${size} bytes but this flash has ${cells.length}: delete it or use the matching board`,
+    );
   }
   fs.readSync(fd, cells, 0, cells.length, 0);
   return fd;

@@ -36,7 +36,9 @@ export interface ShapeOptions {
 }
 
 /** A household drawing from the grid: base load, a morning and a larger evening peak (about 9 kWh/day). */
-export function householdImport(opts: ShapeOptions & { baseW?: number; morningPeakW?: number; eveningPeakW?: number } = {}): LoadProfile {
+export function householdImport(
+  opts: ShapeOptions & { baseW?: number; morningPeakW?: number; eveningPeakW?: number } = {},
+): LoadProfile {
   const base = opts.baseW ?? 200;
   const morning = opts.morningPeakW ?? 700;
   const evening = opts.eveningPeakW ?? 1300;
@@ -52,7 +54,9 @@ export function householdImport(opts: ShapeOptions & { baseW?: number; morningPe
 }
 
 /** Rooftop PV feeding the grid: a bell between sunrise and sunset peaking at noon (about 20 kWh/day at 3 kW peak). */
-export function pvExport(opts: ShapeOptions & { peakW?: number; sunriseHour?: number; sunsetHour?: number } = {}): LoadProfile {
+export function pvExport(
+  opts: ShapeOptions & { peakW?: number; sunriseHour?: number; sunsetHour?: number } = {},
+): LoadProfile {
   const peak = opts.peakW ?? 3000;
   const rise = opts.sunriseHour ?? 6;
   const set = opts.sunsetHour ?? 20;
@@ -73,7 +77,10 @@ export function pvExport(opts: ShapeOptions & { peakW?: number; sunriseHour?: nu
  * Multiplies a profile by a seeded random factor in [1 − fraction, 1 + fraction], constant over
  * each `periodSeconds` slot (default one minute) — appliances switching, clouds passing.
  */
-export function withJitter(profile: LoadProfile, opts: { seed: number; fraction: number; periodSeconds?: number; floorAtZero?: boolean }): LoadProfile {
+export function withJitter(
+  profile: LoadProfile,
+  opts: { seed: number; fraction: number; periodSeconds?: number; floorAtZero?: boolean },
+): LoadProfile {
   const period = opts.periodSeconds ?? 60;
   return {
     name: `${profile.name} (jitter ±${Math.round(opts.fraction * 100)}%, seed ${opts.seed})`,

@@ -45,9 +45,21 @@ export const SOCKET_ERROR = {
 } as const;
 
 const SOCKET_ERROR_MESSAGES = [
-  'connection closed', 'out of memory', 'timeout', 'no route', 'busy', 'not found', 'max sockets',
-  'unsent data', 'connection reset', 'unknown error', 'no connection', 'bad argument',
-  'SSL handshake failed', 'invalid SSL data', 'no response',
+  'connection closed',
+  'out of memory',
+  'timeout',
+  'no route',
+  'busy',
+  'not found',
+  'max sockets',
+  'unsent data',
+  'connection reset',
+  'unknown error',
+  'no connection',
+  'bad argument',
+  'SSL handshake failed',
+  'invalid SSL data',
+  'no response',
 ];
 
 export interface SocketErrorEvent {

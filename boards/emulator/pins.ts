@@ -121,7 +121,8 @@ export class PinBank {
 }
 
 function checkPin(pin: number): void {
-  if (!Number.isInteger(pin) || pin < 0 || pin >= PIN_COUNT) throw new Error(`invalid pin ${pin}: the ESP32 has GPIO 0..${PIN_COUNT - 1}`);
+  if (!Number.isInteger(pin) || pin < 0 || pin >= PIN_COUNT)
+    throw new Error(`invalid pin ${pin}: the ESP32 has GPIO 0..${PIN_COUNT - 1}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,7 +325,8 @@ export class I2CBus {
   }
 
   attach(address: number, device: I2CDevice): () => void {
-    if (!Number.isInteger(address) || address < 0 || address > 0x7f) throw new Error(`I2C address must be 0..127, got ${address}`);
+    if (!Number.isInteger(address) || address < 0 || address > 0x7f)
+      throw new Error(`I2C address must be 0..127, got ${address}`);
     if (this.devices.has(address)) throw new Error(`I2C address 0x${address.toString(16)} already has a device`);
     this.devices.set(address, device);
     return () => this.devices.delete(address);
@@ -359,7 +361,13 @@ export class I2CBus {
     const bitrate = this.configured?.bitrate || DEFAULT_BITRATE;
     const startedAt = this.time;
     // Start condition + 8 address bits + the ACK bit.
-    const transfer: I2CTransfer = { address, read, bitrate, sdaLowMicros: (sdaLowBits((address << 1) | (read ? 1 : 0)) * 1e6) / bitrate, start: startedAt + 10 * this.bitSeconds() };
+    const transfer: I2CTransfer = {
+      address,
+      read,
+      bitrate,
+      sdaLowMicros: (sdaLowBits((address << 1) | (read ? 1 : 0)) * 1e6) / bitrate,
+      start: startedAt + 10 * this.bitSeconds(),
+    };
     this.busTime = transfer.start;
     for (const dev of this.devices.values()) dev.observe?.(transfer);
     return transfer;

@@ -17,30 +17,147 @@ import vm from 'node:vm';
 
 /** Globals V8 has and Espruino 2v29 does not. */
 export const ABSENT_GLOBALS = [
-  'globalThis', 'BigInt', 'BigInt64Array', 'BigUint64Array', 'Map', 'Set', 'WeakMap', 'WeakSet', 'WeakRef',
-  'FinalizationRegistry', 'Symbol', 'Proxy', 'Reflect', 'TextEncoder', 'TextDecoder', 'queueMicrotask',
-  'structuredClone', 'Intl', 'SharedArrayBuffer', 'Atomics', 'WebAssembly', 'AggregateError', 'Iterator',
-  'console', 'escape', 'unescape',
+  'globalThis',
+  'BigInt',
+  'BigInt64Array',
+  'BigUint64Array',
+  'Map',
+  'Set',
+  'WeakMap',
+  'WeakSet',
+  'WeakRef',
+  'FinalizationRegistry',
+  'Symbol',
+  'Proxy',
+  'Reflect',
+  'TextEncoder',
+  'TextDecoder',
+  'queueMicrotask',
+  'structuredClone',
+  'Intl',
+  'SharedArrayBuffer',
+  'Atomics',
+  'WebAssembly',
+  'AggregateError',
+  'Iterator',
+  'console',
+  'escape',
+  'unescape',
 ] as const;
 
 /** Static members and prototype methods V8 has and Espruino 2v29 does not (path → names). */
 export const ABSENT_MEMBERS: Record<string, readonly string[]> = {
-  Math: ['imul', 'trunc', 'log2', 'log10', 'hypot', 'cbrt', 'fround', 'clz32', 'sinh', 'cosh', 'tanh', 'asinh', 'acosh', 'atanh', 'expm1', 'log1p'],
-  Number: ['isInteger', 'isFinite', 'isNaN', 'isSafeInteger', 'EPSILON', 'MAX_SAFE_INTEGER', 'MIN_SAFE_INTEGER', 'parseFloat', 'parseInt'],
+  Math: [
+    'imul',
+    'trunc',
+    'log2',
+    'log10',
+    'hypot',
+    'cbrt',
+    'fround',
+    'clz32',
+    'sinh',
+    'cosh',
+    'tanh',
+    'asinh',
+    'acosh',
+    'atanh',
+    'expm1',
+    'log1p',
+  ],
+  Number: [
+    'isInteger',
+    'isFinite',
+    'isNaN',
+    'isSafeInteger',
+    'EPSILON',
+    'MAX_SAFE_INTEGER',
+    'MIN_SAFE_INTEGER',
+    'parseFloat',
+    'parseInt',
+  ],
   'Number.prototype': ['toPrecision', 'toExponential', 'toLocaleString'],
   Array: ['from', 'of', 'fromAsync'],
-  'Array.prototype': ['lastIndexOf', 'reduceRight', 'flat', 'flatMap', 'at', 'findLast', 'findLastIndex', 'copyWithin', 'keys', 'values', 'entries', 'toReversed', 'toSorted', 'toSpliced', 'with', 'toLocaleString'],
-  Object: ['freeze', 'seal', 'is', 'isFrozen', 'isSealed', 'preventExtensions', 'isExtensible', 'getOwnPropertySymbols', 'groupBy', 'hasOwn'],
+  'Array.prototype': [
+    'lastIndexOf',
+    'reduceRight',
+    'flat',
+    'flatMap',
+    'at',
+    'findLast',
+    'findLastIndex',
+    'copyWithin',
+    'keys',
+    'values',
+    'entries',
+    'toReversed',
+    'toSorted',
+    'toSpliced',
+    'with',
+    'toLocaleString',
+  ],
+  Object: [
+    'freeze',
+    'seal',
+    'is',
+    'isFrozen',
+    'isSealed',
+    'preventExtensions',
+    'isExtensible',
+    'getOwnPropertySymbols',
+    'groupBy',
+    'hasOwn',
+  ],
   Promise: ['race', 'allSettled', 'any', 'withResolvers'],
   'Promise.prototype': ['finally'],
   'ArrayBuffer.prototype': ['slice', 'resize', 'transfer', 'transferToFixedLength'],
   String: ['fromCodePoint', 'raw'],
-  'String.prototype': ['codePointAt', 'normalize', 'trimStart', 'trimEnd', 'trimLeft', 'trimRight', 'at', 'localeCompare', 'search', 'matchAll', 'isWellFormed', 'toWellFormed', 'anchor', 'big', 'blink', 'bold', 'fixed', 'fontcolor', 'fontsize', 'italics', 'link', 'small', 'strike', 'sub', 'sup'],
+  'String.prototype': [
+    'codePointAt',
+    'normalize',
+    'trimStart',
+    'trimEnd',
+    'trimLeft',
+    'trimRight',
+    'at',
+    'localeCompare',
+    'search',
+    'matchAll',
+    'isWellFormed',
+    'toWellFormed',
+    'anchor',
+    'big',
+    'blink',
+    'bold',
+    'fixed',
+    'fontcolor',
+    'fontsize',
+    'italics',
+    'link',
+    'small',
+    'strike',
+    'sub',
+    'sup',
+  ],
   JSON: ['rawJSON', 'isRawJSON'],
 };
 
 /** Typed-array constructors whose prototypes lose the methods Espruino lacks. */
-const TYPED_ARRAY_ABSENT = ['at', 'findLast', 'findLastIndex', 'copyWithin', 'keys', 'values', 'entries', 'lastIndexOf', 'reduceRight', 'toReversed', 'toSorted', 'with', 'toLocaleString'];
+const TYPED_ARRAY_ABSENT = [
+  'at',
+  'findLast',
+  'findLastIndex',
+  'copyWithin',
+  'keys',
+  'values',
+  'entries',
+  'lastIndexOf',
+  'reduceRight',
+  'toReversed',
+  'toSorted',
+  'with',
+  'toLocaleString',
+];
 
 export type RealmErrorType = 'Error' | 'TypeError' | 'SyntaxError' | 'ReferenceError' | 'InternalError';
 
@@ -62,7 +179,15 @@ export class Realm {
     this.context = vm.createContext({}, { name: 'espruino', codeGeneration: { strings: true, wasm: false } });
     this.global = vm.runInContext('this', this.context);
     const g = this.global;
-    this.ctors = { Uint8Array: g.Uint8Array, ArrayBuffer: g.ArrayBuffer, Object: g.Object, Array: g.Array, Error: g.Error, RegExp: g.RegExp, JSON: g.JSON };
+    this.ctors = {
+      Uint8Array: g.Uint8Array,
+      ArrayBuffer: g.ArrayBuffer,
+      Object: g.Object,
+      Array: g.Array,
+      Error: g.Error,
+      RegExp: g.RegExp,
+      JSON: g.JSON,
+    };
     stripToEspruino(g, this.context);
   }
 
@@ -139,7 +264,9 @@ export class Realm {
     if (ArrayBuffer.isView(value)) {
       const HostCtor = (globalThis as any)[value.constructor.name] ?? Uint8Array;
       const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength).slice();
-      return value.constructor.name === 'Uint8Array' || value.constructor.name === 'DataView' ? bytes : new HostCtor(bytes.buffer);
+      return value.constructor.name === 'Uint8Array' || value.constructor.name === 'DataView'
+        ? bytes
+        : new HostCtor(bytes.buffer);
     }
     if (Object.prototype.toString.call(value) === '[object RegExp]') {
       const r = value as RegExp;
@@ -239,7 +366,12 @@ function stripToEspruino(g: Record<string, any>, context: vm.Context): void {
     for (const n of names) delete target[n];
   }
   const makeNumber = vm.runInContext(ESPRUINO_NUMBER_SOURCE, context);
-  Object.defineProperty(g, 'Number', { value: makeNumber(g.Number), writable: true, configurable: true, enumerable: false });
+  Object.defineProperty(g, 'Number', {
+    value: makeNumber(g.Number),
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
   // The shared %TypedArray% prototype (parent of Uint8Array.prototype …).
   const typedProto = Object.getPrototypeOf(g.Uint8Array.prototype);
   for (const n of TYPED_ARRAY_ABSENT) delete typedProto[n];

@@ -59,7 +59,9 @@ export class EspruinoStorageFile implements StorageFile {
     const bytes = stringToBytes(String(data), 'StorageFile data');
     const ff = bytes.indexOf(0xff);
     if (ff !== -1) {
-      throw new Error(`StorageFile data has byte 0xFF at index ${ff}: 0xFF marks the end of a StorageFile (the device would silently cut the file there); encode binary data (e.g. base64) or use Storage.write`);
+      throw new Error(
+        `StorageFile data has byte 0xFF at index ${ff}: 0xFF marks the end of a StorageFile (the device would silently cut the file there); encode binary data (e.g. base64) or use Storage.write`,
+      );
     }
     if (bytes.length === 0) return;
     const found = this.storage.findFile(this.chunkName(this.chunk));

@@ -95,7 +95,9 @@ export function stringToBytes(s: string, what: string): Uint8Array {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c > 255) {
-      throw new Error(`${what} has char code ${c} at index ${i}: Espruino strings are 8-bit (0..255); encode the text first (e.g. E.toString of UTF-8 bytes)`);
+      throw new Error(
+        `${what} has char code ${c} at index ${i}: Espruino strings are 8-bit (0..255); encode the text first (e.g. E.toString of UTF-8 bytes)`,
+      );
     }
     bytes[i] = c;
   }
@@ -110,7 +112,9 @@ export function encodeName(name: unknown, maxLength = NAME_BYTES): Uint8Array {
   const text = String(name);
   if (text.length === 0) throw new Error('Storage file name is empty: give a name of 1..28 chars');
   if (text.length > maxLength) {
-    throw new Error(`File name too long: "${text}" has ${text.length} chars, Storage allows ${maxLength} (the device would silently truncate it)`);
+    throw new Error(
+      `File name too long: "${text}" has ${text.length} chars, Storage allows ${maxLength} (the device would silently truncate it)`,
+    );
   }
   const bytes = stringToBytes(text, `file name "${text}"`);
   const stored = bytes[1] === 0x3a /* "C:name" names a drive; it is dropped */ ? bytes.subarray(2) : bytes;
@@ -156,8 +160,15 @@ export class EspruinoStorage implements StorageModule {
   constructor(flash: Flash, region?: StorageRegion) {
     this.flash = flash;
     const r = region ?? { address: DEFAULT_ADDRESS, flashOffset: 0, bytes: flash.sizeBytes };
-    if (r.flashOffset < 0 || r.flashOffset + r.bytes > flash.sizeBytes || r.address % flash.pageBytes !== 0 || r.bytes % flash.pageBytes !== 0) {
-      throw new Error(`Storage region ${JSON.stringify(r)} must be whole pages inside the ${flash.sizeBytes}-byte flash`);
+    if (
+      r.flashOffset < 0 ||
+      r.flashOffset + r.bytes > flash.sizeBytes ||
+      r.address % flash.pageBytes !== 0 ||
+      r.bytes % flash.pageBytes !== 0
+    ) {
+      throw new Error(
+        `Storage region ${JSON.stringify(r)} must be whole pages inside the ${flash.sizeBytes}-byte flash`,
+      );
     }
     this.startAddress = r.address;
     this.endAddress = r.address + r.bytes;
@@ -193,14 +204,24 @@ export class EspruinoStorage implements StorageModule {
 
   readArrayBuffer(name: string): ArrayBuffer | undefined {
     const bytes = this.readFile(encodeName(name), 0, 0);
-    return bytes && bytes.slice().buffer;
+    return bytes?.slice().buffer;
   }
 
   write(name: string, data: string | Uint8Array | ArrayBuffer, offset?: number, size?: number): boolean {
-    const isObject = typeof data === 'object' && data !== null && !Array.isArray(data) && !ArrayBuffer.isView(data) &&
+    const isObject =
+      typeof data === 'object' &&
+      data !== null &&
+      !Array.isArray(data) &&
+      !ArrayBuffer.isView(data) &&
       Object.prototype.toString.call(data) !== '[object ArrayBuffer]';
     // jswrap_storage_write: an object is stored as JSON, always as a whole new file.
-    return this.writeFile(encodeName(name), dataToBytes(data), FLAG_NONE, isObject ? 0 : offset ?? 0, isObject ? 0 : size ?? 0);
+    return this.writeFile(
+      encodeName(name),
+      dataToBytes(data),
+      FLAG_NONE,
+      isObject ? 0 : (offset ?? 0),
+      isObject ? 0 : (size ?? 0),
+    );
   }
 
   writeJSON(name: string, data: any): boolean {
@@ -263,7 +284,11 @@ export class EspruinoStorage implements StorageModule {
     if (!this.loadHeader(cur.addr, cur)) return undefined;
     const wanted = firstChars(name);
     do {
-      if (firstChars(cur.header.name) === wanted && this.loadHeader(cur.addr, cur) && namesEqual(cur.header.name, name)) {
+      if (
+        firstChars(cur.header.name) === wanted &&
+        this.loadHeader(cur.addr, cur) &&
+        namesEqual(cur.header.name, name)
+      ) {
         return { addr: cur.addr + HEADER_BYTES, header: cur.header };
       }
     } while (this.nextHeader(cur, true));
@@ -296,9 +321,20 @@ export class EspruinoStorage implements StorageModule {
     if (size === 0) size = data.length;
     if (!size) throw new Error("Can't create zero length file");
     let found = this.findFile(name);
-    if (offset === 0 && (!found || fileFlags(found.header) !== flags || fileSize(found.header) !== size || !this.isErased(found.addr, size))) {
-      if (found && fileSize(found.header) === size && fileFlags(found.header) === flags && data.length === size &&
-          this.isEqual(found.addr, data)) {
+    if (
+      offset === 0 &&
+      (!found ||
+        fileFlags(found.header) !== flags ||
+        fileSize(found.header) !== size ||
+        !this.isErased(found.addr, size))
+    ) {
+      if (
+        found &&
+        fileSize(found.header) === size &&
+        fileFlags(found.header) === flags &&
+        data.length === size &&
+        this.isEqual(found.addr, data)
+      ) {
         return true;
       }
       if (found) this.markDeleted(found.addr);
@@ -353,7 +389,7 @@ export class EspruinoStorage implements StorageModule {
         compacted = true;
       }
     }
-    const header: FileHeader = { word: ((size | (flags << 24)) >>> 0), name };
+    const header: FileHeader = { word: (size | (flags << 24)) >>> 0, name };
     const bytes = new Uint8Array(HEADER_BYTES);
     new DataView(bytes.buffer).setUint32(0, header.word, true);
     bytes.set(name, 4);
@@ -411,7 +447,8 @@ export class EspruinoStorage implements StorageModule {
     const start = this.pageStart(addr);
     if (start === undefined) return 0;
     let limit = start + this.flash.pageBytes;
-    if (limit < this.endAddress && !this.loadHeader(limit, { addr: limit, header: emptyHeader() })) limit = this.endAddress;
+    if (limit < this.endAddress && !this.loadHeader(limit, { addr: limit, header: emptyHeader() }))
+      limit = this.endAddress;
     return limit - addr;
   }
 
@@ -440,24 +477,32 @@ export class EspruinoStorage implements StorageModule {
    * begins exactly with a file header at or before the first deleted file, as no file straddles into it.
    */
   private scanStats(): { stats: StorageStats; compactFrom: number } {
-    const s: StorageStats = { totalBytes: this.endAddress - this.startAddress, freeBytes: 0, fileBytes: 0, fileCount: 0, trashBytes: 0, trashCount: 0 };
+    const s: StorageStats = {
+      totalBytes: this.endAddress - this.startAddress,
+      freeBytes: 0,
+      fileBytes: 0,
+      fileCount: 0,
+      trashBytes: 0,
+      trashCount: 0,
+    };
     const cur: Cursor = { addr: this.startAddress, header: emptyHeader() };
     let lastAddr = this.startAddress;
     let pageAlignedHeader = this.startAddress;
     let compactFrom = 0;
-    if (this.loadHeader(cur.addr, cur)) do {
-      const bytes = alignAddress(fileSize(cur.header)) + HEADER_BYTES;
-      lastAddr = cur.addr + bytes;
-      if (this.pageStart(cur.addr) === cur.addr) pageAlignedHeader = cur.addr;
-      if (isLiveFile(cur.header)) {
-        s.fileBytes += bytes;
-        s.fileCount++;
-      } else {
-        if (!compactFrom) compactFrom = pageAlignedHeader;
-        s.trashBytes += bytes;
-        s.trashCount++;
-      }
-    } while (this.nextHeader(cur, true));
+    if (this.loadHeader(cur.addr, cur))
+      do {
+        const bytes = alignAddress(fileSize(cur.header)) + HEADER_BYTES;
+        lastAddr = cur.addr + bytes;
+        if (this.pageStart(cur.addr) === cur.addr) pageAlignedHeader = cur.addr;
+        if (isLiveFile(cur.header)) {
+          s.fileBytes += bytes;
+          s.fileCount++;
+        } else {
+          if (!compactFrom) compactFrom = pageAlignedHeader;
+          s.trashBytes += bytes;
+          s.trashCount++;
+        }
+      } while (this.nextHeader(cur, true));
     s.freeBytes = this.endAddress - lastAddr;
     return { stats: s, compactFrom: compactFrom || this.startAddress };
   }
@@ -502,33 +547,34 @@ export class EspruinoStorage implements StorageModule {
   private compactThrough(startAddress: number, buffer: Uint8Array): boolean {
     const ring = { buffer, head: 0, tail: 0, used: 0, writeAddress: startAddress };
     const cur: Cursor = { addr: startAddress, header: emptyHeader() };
-    if (this.loadHeader(cur.addr, cur)) do {
-      if (!isLiveFile(cur.header)) continue;
-      const headerBytes = new Uint8Array(HEADER_BYTES);
-      new DataView(headerBytes.buffer).setUint32(0, cur.header.word, true);
-      headerBytes.set(cur.header.name, 4);
-      for (const b of headerBytes) {
-        buffer[ring.head] = b;
-        ring.head = (ring.head + 1) % buffer.length;
-      }
-      ring.used += HEADER_BYTES;
-      let remaining = alignAddress(fileSize(cur.header));
-      let readAddress = cur.addr + HEADER_BYTES;
-      this.flushRing(ring, readAddress);
-      while (remaining) {
-        let s = buffer.length - ring.used;
-        if (s > buffer.length - ring.head) s = buffer.length - ring.head;
-        if (ring.tail > ring.head && s > ring.tail - ring.head) s = ring.tail - ring.head;
-        if (s === 0) return false; // "compact> error - no space left!"
-        if (s > remaining) s = remaining;
-        buffer.set(this.readAt(readAddress, s), ring.head);
-        remaining -= s;
-        readAddress += s;
-        ring.used += s;
-        ring.head = (ring.head + s) % buffer.length;
+    if (this.loadHeader(cur.addr, cur))
+      do {
+        if (!isLiveFile(cur.header)) continue;
+        const headerBytes = new Uint8Array(HEADER_BYTES);
+        new DataView(headerBytes.buffer).setUint32(0, cur.header.word, true);
+        headerBytes.set(cur.header.name, 4);
+        for (const b of headerBytes) {
+          buffer[ring.head] = b;
+          ring.head = (ring.head + 1) % buffer.length;
+        }
+        ring.used += HEADER_BYTES;
+        let remaining = alignAddress(fileSize(cur.header));
+        let readAddress = cur.addr + HEADER_BYTES;
         this.flushRing(ring, readAddress);
-      }
-    } while (this.nextHeader(cur, true));
+        while (remaining) {
+          let s = buffer.length - ring.used;
+          if (s > buffer.length - ring.head) s = buffer.length - ring.head;
+          if (ring.tail > ring.head && s > ring.tail - ring.head) s = ring.tail - ring.head;
+          if (s === 0) return false; // "compact> error - no space left!"
+          if (s > remaining) s = remaining;
+          buffer.set(this.readAt(readAddress, s), ring.head);
+          remaining -= s;
+          readAddress += s;
+          ring.used += s;
+          ring.head = (ring.head + s) % buffer.length;
+          this.flushRing(ring, readAddress);
+        }
+      } while (this.nextHeader(cur, true));
     this.flushRing(ring, this.endAddress);
     let eraseFrom = ring.writeAddress;
     if (eraseFrom !== startAddress) eraseFrom = this.nextPageAddress(eraseFrom - 1);
@@ -540,7 +586,10 @@ export class EspruinoStorage implements StorageModule {
   }
 
   /** jsfCompactWriteBuffer: writes buffered bytes to writeAddress, but never into a page still being read. */
-  private flushRing(ring: { buffer: Uint8Array; tail: number; used: number; writeAddress: number }, readAddress: number): void {
+  private flushRing(
+    ring: { buffer: Uint8Array; tail: number; used: number; writeAddress: number },
+    readAddress: number,
+  ): void {
     const size = ring.buffer.length;
     let nextFlashPage = this.nextPageAddress(ring.writeAddress) || this.endAddress;
     while (ring.used) {

@@ -86,7 +86,12 @@ export class WifiStation {
 
   getIP(): { ip: string; netmask: string; gw: string; mac: string } {
     const up = this.status === 'connected';
-    return { ip: up ? this.ip : '0.0.0.0', netmask: up ? '255.255.255.0' : '0.0.0.0', gw: up ? this.ip.replace(/\.\d+$/, '.1') : '0.0.0.0', mac: this.mac };
+    return {
+      ip: up ? this.ip : '0.0.0.0',
+      netmask: up ? '255.255.255.0' : '0.0.0.0',
+      gw: up ? this.ip.replace(/\.\d+$/, '.1') : '0.0.0.0',
+      mac: this.mac,
+    };
   }
 
   setSNTP(server: string, tzOffset: number): void {

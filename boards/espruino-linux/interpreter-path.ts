@@ -19,7 +19,10 @@ export function espruinoInterpreterPath(env: NodeJS.ProcessEnv = process.env): s
   const configured = env.VEILGRID_ESPRUINO_BIN;
   if (configured) {
     const resolved = path.resolve(REPO_ROOT, configured);
-    if (!existsSync(resolved)) throw new Error(`VEILGRID_ESPRUINO_BIN is ${configured}, but there is no file ${resolved}: point it at the espruino-2v29-esp32like binary or unset it`);
+    if (!existsSync(resolved))
+      throw new Error(
+        `VEILGRID_ESPRUINO_BIN is ${configured}, but there is no file ${resolved}: point it at the espruino-2v29-esp32like binary or unset it`,
+      );
     return resolved;
   }
   return existsSync(DEFAULT_INTERPRETER) ? DEFAULT_INTERPRETER : undefined;

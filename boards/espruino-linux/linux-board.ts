@@ -98,7 +98,10 @@ export class LinuxBoard {
   /** A board, off, with its console listening. Throws when there is no interpreter binary. */
   static async create(opts: LinuxBoardOptions): Promise<LinuxBoard> {
     const binary = opts.binary ?? espruinoInterpreterPath();
-    if (!binary) throw new Error('no Espruino interpreter for the espruino-linux board: set VEILGRID_ESPRUINO_BIN, or put espruino-2v29-esp32like in ../shared/espruino/');
+    if (!binary)
+      throw new Error(
+        'no Espruino interpreter for the espruino-linux board: set VEILGRID_ESPRUINO_BIN, or put espruino-2v29-esp32like in ../shared/espruino/',
+      );
     // 0700: the interpreter's flash file holds the meter's configuration, the SE model its private keys.
     mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
     const server = await listen(opts.consolePort ?? 0, 'the console of the espruino-linux board');
@@ -129,8 +132,15 @@ export class LinuxBoard {
    * interpreter owns its flash file while it runs).
    */
   withStorage<T>(fn: (storage: EspruinoStorage) => T): T {
-    if (this.running) throw new Error(`board ${this.name} is on: its flash belongs to the interpreter; powerCut() it first (or write through its console)`);
-    const flash = new Flash({ sizeBytes: this.definition.storage.bytes, pageBytes: this.definition.storage.pageBytes, path: this.flashPath });
+    if (this.running)
+      throw new Error(
+        `board ${this.name} is on: its flash belongs to the interpreter; powerCut() it first (or write through its console)`,
+      );
+    const flash = new Flash({
+      sizeBytes: this.definition.storage.bytes,
+      pageBytes: this.definition.storage.pageBytes,
+      path: this.flashPath,
+    });
     try {
       return fn(new EspruinoStorage(flash));
     } finally {
@@ -147,10 +157,17 @@ export class LinuxBoard {
     });
     const ports = { console: (this.consoleLink.address() as { port: number }).port, s0: this.pins.port };
     writeFileSync(path.join(this.dir, PORTS_FILE), JSON.stringify(ports));
-    this.bridge = new SeBridge(this.dir, this.flashPath, (err) => this.print(`\r\n[board ${this.name}: the ATECC608 bridge failed, I2C1 will hang: ${err.stack ?? err.message}]\r\n`));
+    this.bridge = new SeBridge(this.dir, this.flashPath, (err) =>
+      this.print(
+        `\r\n[board ${this.name}: the ATECC608 bridge failed, I2C1 will hang: ${err.stack ?? err.message}]\r\n`,
+      ),
+    );
     // setpriv --pdeathsig: the board's power comes from this process; if it dies (even by SIGKILL), the
     // interpreter is killed too instead of living on with its stdin closed (where it spins).
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', this.binary], { cwd: this.dir, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', this.binary], {
+      cwd: this.dir,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     this.child = child;
     let failed: (err: Error) => void = () => {};
     let seen = '';
@@ -173,11 +190,21 @@ export class LinuxBoard {
     child.once('exit', (code, signal) => {
       failed(new Error(`the interpreter of board ${this.name} ended while booting (${signal ?? 'exit code ' + code})`));
       if (this.child !== child) return; // a power cut
-      this.print(`\r\n[board ${this.name}: the interpreter ended by itself (${signal ?? 'exit code ' + code}); the board is off]\r\n`);
+      this.print(
+        `\r\n[board ${this.name}: the interpreter ended by itself (${signal ?? 'exit code ' + code}); the board is off]\r\n`,
+      );
       void this.powerCut();
     });
     child.once('error', (err) => failed(new Error(`cannot start the interpreter ${this.binary}: ${err.message}`)));
-    const timer = setTimeout(() => failed(new Error(`board ${this.name} did not boot within ${BOOT_TIMEOUT_MS / 1000} s; its console said:\n${seen.slice(-2000)}`)), BOOT_TIMEOUT_MS);
+    const timer = setTimeout(
+      () =>
+        failed(
+          new Error(
+            `board ${this.name} did not boot within ${BOOT_TIMEOUT_MS / 1000} s; its console said:\n${seen.slice(-2000)}`,
+          ),
+        ),
+      BOOT_TIMEOUT_MS,
+    );
     try {
       await ready;
     } finally {
@@ -228,7 +255,9 @@ export class LinuxBoard {
     await this.powerCut();
     await this.console?.close();
     for (const client of this.clients) client.destroy();
-    await Promise.all([this.server, this.consoleLink].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    await Promise.all(
+      [this.server, this.consoleLink].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+    );
     await this.pins.close();
     this.clock.close();
     this.outputListeners.clear();

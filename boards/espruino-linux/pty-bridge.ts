@@ -6,7 +6,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-export const SOCAT_MISSING = 'socat is not installed (apt-get install socat): the serial-port path needs it to make a pseudo-terminal';
+export const SOCAT_MISSING =
+  'socat is not installed (apt-get install socat): the serial-port path needs it to make a pseudo-terminal';
 
 export function socatAvailable(): boolean {
   return spawnSync('socat', ['-V'], { stdio: 'ignore' }).status === 0;
@@ -21,7 +22,9 @@ export interface PtyBridge {
 /** Links `path` to the console on 127.0.0.1:`port`; resolves once the device exists. */
 export async function startPtyBridge(port: number, path: string): Promise<PtyBridge> {
   if (!socatAvailable()) throw new Error(SOCAT_MISSING);
-  const child: ChildProcess = spawn('socat', [`PTY,link=${path},raw,echo=0`, `TCP:127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn('socat', [`PTY,link=${path},raw,echo=0`, `TCP:127.0.0.1:${port}`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let errors = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (errors += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

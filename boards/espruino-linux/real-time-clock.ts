@@ -19,10 +19,13 @@ export class RealTimeClock {
   setTimeoutAt(cb: () => void, dueSeconds: number): number {
     const handle = this.nextHandle++;
     if (this.closedFlag) return handle;
-    const timer = setTimeout(() => {
-      this.timers.delete(handle);
-      cb();
-    }, Math.max(0, (dueSeconds - this.now()) * 1000));
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(handle);
+        cb();
+      },
+      Math.max(0, (dueSeconds - this.now()) * 1000),
+    );
     this.timers.set(handle, timer);
     return handle;
   }

@@ -38,7 +38,11 @@ export function runEspruinoScript(binary: string, code: string, options: RunScri
   const work = mkdtempSync(path.join(tmpdir(), 'veilgrid-espruino-'));
   const script = path.join(work, 'script.js');
   // Markers are built by concatenation so that the script text itself never contains them.
-  writeFileSync(script, `print("${START.slice(0, 2)}"+"${START.slice(2)}");setTimeout(function(){print("${END.slice(0, 2)}"+"${END.slice(2)}");},0);\n${code}`, 'latin1');
+  writeFileSync(
+    script,
+    `print("${START.slice(0, 2)}"+"${START.slice(2)}");setTimeout(function(){print("${END.slice(0, 2)}"+"${END.slice(2)}");},0);\n${code}`,
+    'latin1',
+  );
   const child = spawn(binary, [script], { cwd: work, stdio: ['pipe', 'pipe', 'pipe'] });
   return new Promise<ScriptRun>((resolve, reject) => {
     let all = '';
@@ -54,19 +58,34 @@ export function runEspruinoScript(binary: string, code: string, options: RunScri
         resolve({ output: all.slice(start + START.length + 2, end < 0 ? undefined : end), exitCode });
       }
     };
-    const timer = setTimeout(() => finish(new Error(`the Espruino interpreter did not finish the script within ${timeoutMs} ms; it printed:\n${all.slice(-4000)}${errors}`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        finish(
+          new Error(
+            `the Espruino interpreter did not finish the script within ${timeoutMs} ms; it printed:\n${all.slice(-4000)}${errors}`,
+          ),
+        ),
+      timeoutMs,
+    );
     child.stdout.setEncoding('latin1');
     child.stdout.on('data', (chunk: string) => {
       all += chunk;
       if (all.includes(END)) finish();
     });
     child.stderr.setEncoding('latin1');
-    child.stderr.on('data', (chunk: string) => { errors += chunk; });
+    child.stderr.on('data', (chunk: string) => {
+      errors += chunk;
+    });
     child.on('error', (err) => finish(new Error(`cannot start the Espruino interpreter ${binary}: ${err.message}`)));
     child.on('exit', (code, signal) => {
       if (all.includes(END) || signal === 'SIGKILL') return;
       if (code !== null && all.includes(START)) finish(undefined, code);
-      else finish(new Error(`the Espruino interpreter ended (${signal ?? 'code ' + code}) before running the script; it printed:\n${all.slice(-4000)}${errors}`));
+      else
+        finish(
+          new Error(
+            `the Espruino interpreter ended (${signal ?? 'code ' + code}) before running the script; it printed:\n${all.slice(-4000)}${errors}`,
+          ),
+        );
     });
   });
 }

@@ -14,7 +14,12 @@ import type { S0Board } from '../emulator/devices/s0-pulse-source.ts';
 import { espruinoInterpreterPath } from '../espruino-linux/interpreter-path.ts';
 import { LinuxBoard } from '../espruino-linux/linux-board.ts';
 import { RealTimeClock } from '../espruino-linux/real-time-clock.ts';
-import { inProcessConsole, openMeterConsole, type ConsoleResult, type MeterConsole } from '../../host-tools/provision/meter-console.ts';
+import {
+  inProcessConsole,
+  openMeterConsole,
+  type ConsoleResult,
+  type MeterConsole,
+} from '../../host-tools/provision/meter-console.ts';
 
 export type Backend = 'vm' | 'espruino-linux';
 
@@ -77,8 +82,10 @@ export interface RigOptions {
  */
 export function unavailable(backend: Backend): string | undefined {
   if (backend === 'vm' || espruinoInterpreterPath()) return undefined;
-  const why = 'no Espruino interpreter (set VEILGRID_ESPRUINO_BIN or put espruino-2v29-esp32like in ../shared/espruino/)';
-  if (process.env.VEILGRID_REQUIRE_ESPRUINO === '1') throw new Error(`${why}, and VEILGRID_REQUIRE_ESPRUINO=1 says the real-interpreter tests must run`);
+  const why =
+    'no Espruino interpreter (set VEILGRID_ESPRUINO_BIN or put espruino-2v29-esp32like in ../shared/espruino/)';
+  if (process.env.VEILGRID_REQUIRE_ESPRUINO === '1')
+    throw new Error(`${why}, and VEILGRID_REQUIRE_ESPRUINO=1 says the real-interpreter tests must run`);
   return why;
 }
 
@@ -86,16 +93,27 @@ export async function createRig(backend: Backend, opts: RigOptions): Promise<Rig
   const definition = loadBoardDefinition(opts.definition ?? 'esp32-meter');
   fs.mkdirSync(opts.dir, { recursive: true });
   const boards: MeterBoard[] = [];
-  const clock = backend === 'vm' ? new SimClock({ speed: opts.speed ?? 1, startEpochSeconds: opts.startEpochSeconds }) : new RealTimeClock();
+  const clock =
+    backend === 'vm'
+      ? new SimClock({ speed: opts.speed ?? 1, startEpochSeconds: opts.startEpochSeconds })
+      : new RealTimeClock();
   return {
     backend,
     definition,
     clock,
     dir: opts.dir,
     async addBoard(name) {
-      const board = backend === 'vm'
-        ? await vmBoard(new Board({ definition, clock: clock as SimClock, name, flashPath: path.join(opts.dir, `${name}.flash`) }))
-        : linuxBoard(await LinuxBoard.create({ definition, dir: path.join(opts.dir, name), name }));
+      const board =
+        backend === 'vm'
+          ? await vmBoard(
+              new Board({
+                definition,
+                clock: clock as SimClock,
+                name,
+                flashPath: path.join(opts.dir, `${name}.flash`),
+              }),
+            )
+          : linuxBoard(await LinuxBoard.create({ definition, dir: path.join(opts.dir, name), name }));
       boards.push(board);
       return board;
     },
@@ -140,7 +158,10 @@ async function vmBoard(board: Board): Promise<MeterBoard> {
       for (const count of board.secureElement.executedCommands.values()) total += count;
       return total;
     },
-    memory: async () => ({ error: 'the vm emulator has no JsVar store: process.memory() exists only on the espruino-linux backend and a real board' }),
+    memory: async () => ({
+      error:
+        'the vm emulator has no JsVar store: process.memory() exists only on the espruino-linux backend and a real board',
+    }),
     async close() {
       await local.close();
       await repl.close();
@@ -179,7 +200,10 @@ function linuxBoard(board: LinuxBoard): MeterBoard {
     meterConsole: async () => {
       const link = await openMeterConsole(`tcp://127.0.0.1:${board.consolePort}`);
       link.setConsolePassword(password);
-      return { ...link, evaluate: (expression, timeoutMs) => link.evaluate(expression, timeoutMs ?? LINUX_CALL_TIMEOUT_MS) };
+      return {
+        ...link,
+        evaluate: (expression, timeoutMs) => link.evaluate(expression, timeoutMs ?? LINUX_CALL_TIMEOUT_MS),
+      };
     },
     readFile: (name) => board.withStorage((storage) => storage.read(name)),
     writeFile: (name, data) => board.withStorage((storage) => void storage.write(name, data)),

@@ -21,7 +21,14 @@
 // The console entry points vgInfo, vgProvisionSE, vgRotateKeys (provisioning/console-api.ts) exist
 // from boot on, also while the configuration is missing: provisioning needs them first.
 
-import { CONFIG_DEFAULTS, CONFIG_FILE, TRADING_DEFAULTS, consolePasswordIn, parseMeterConfig, type MeterConfig } from './protocol/meter-config.ts';
+import {
+  CONFIG_DEFAULTS,
+  CONFIG_FILE,
+  TRADING_DEFAULTS,
+  consolePasswordIn,
+  parseMeterConfig,
+  type MeterConfig,
+} from './protocol/meter-config.ts';
 import { EnergyJournal } from './metering/energy-journal.ts';
 import { FlashRing } from './persist/flash-ring.ts';
 import { NamedRecords } from './persist/named-records.ts';
@@ -49,7 +56,13 @@ import { meterLoginPassword } from './keys/meter-login.ts';
 import { defineConsoleFunction } from './platform/console-globals.ts';
 import { secureConsole } from './platform/console-lock.ts';
 import { CONSOLE_ENTRY_POINTS } from './protocol/console-contract.ts';
-import { consoleInfo, consoleProvisionSE, consoleRotateKeys, seReadyToSign, type ConsoleApiDependencies } from './provisioning/console-api.ts';
+import {
+  consoleInfo,
+  consoleProvisionSE,
+  consoleRotateKeys,
+  seReadyToSign,
+  type ConsoleApiDependencies,
+} from './provisioning/console-api.ts';
 import { SecureElement } from './se/secure-element.ts';
 import { notedReadings } from './readings/sealed-reading-note.ts';
 import { ReadingPublisher } from './readings/reading-publisher.ts';
@@ -85,7 +98,8 @@ function installConsoleApi(): void {
       const keys = running.keys;
       if (!keys) return undefined;
       const now = deviceClock().now();
-      if (now < EARLIEST_VALID_EPOCH) throw new Error('the clock is not set yet (no time from SNTP): try again once it is');
+      if (now < EARLIEST_VALID_EPOCH)
+        throw new Error('the clock is not set yet (no time from SNTP): try again once it is');
       // From the current interval on; the just-closed interval's reading, if still unsigned, keeps the previous key.
       return keys.rotate(Math.floor(now / running.intervalSeconds)).rotation;
     },
@@ -105,7 +119,8 @@ function installConsoleApi(): void {
 function signingProblem(config: MeterConfig): string {
   if (!config.dsoPublicKey) return 'vg.config has no dsoPublicKey';
   try {
-    if (!seReadyToSign(secureElement())) return 'the secure element is not provisioned (call vgProvisionSE() at this console, or run veilgrid provision)';
+    if (!seReadyToSign(secureElement()))
+      return 'the secure element is not provisioned (call vgProvisionSE() at this console, or run veilgrid provision)';
   } catch (e) {
     return 'the secure element does not answer (' + ((e as Error).message || e) + ')';
   }
@@ -116,7 +131,11 @@ function signingProblem(config: MeterConfig): string {
 function startReadingKeys(config: MeterConfig, client: MqttClient, records: NamedRecords): ReadingKeys | null {
   const problem = signingProblem(config);
   if (problem) {
-    log('veilgrid: ' + problem + ' -- metering and journaling go on, but no reading is sent (never unsigned) until the meter is provisioned');
+    log(
+      'veilgrid: ' +
+        problem +
+        ' -- metering and journaling go on, but no reading is sent (never unsigned) until the meter is provisioned',
+    );
     return null;
   }
   const keyTopic = keyCertificateTopic(config.meterId);
@@ -143,7 +162,12 @@ function startReadingKeys(config: MeterConfig, client: MqttClient, records: Name
 }
 
 /** The trader (market/trader.ts), subscribed before the client starts; null when vg.config turns trading off. */
-function startTrader(config: MeterConfig, client: MqttClient, records: NamedRecords, dsoPublicKey: Uint8Array): Trader | null {
+function startTrader(
+  config: MeterConfig,
+  client: MqttClient,
+  records: NamedRecords,
+  dsoPublicKey: Uint8Array,
+): Trader | null {
   const t = config.trading || TRADING_DEFAULTS;
   if (!t.enabled) return null;
   const trader = new Trader({
@@ -177,7 +201,11 @@ function openRings(): Rings {
   const collision = storageCollision(partition, flashStorage().getStats(), page.length);
   if (collision) log('veilgrid: ' + collision);
   const areas = ringAreas(partition, page.length);
-  return { journal: new FlashRing(flash, areas.journal), records: new FlashRing(flash, areas.records), outbox: new FlashRing(flash, areas.outbox) };
+  return {
+    journal: new FlashRing(flash, areas.journal),
+    records: new FlashRing(flash, areas.records),
+    outbox: new FlashRing(flash, areas.outbox),
+  };
 }
 
 function run(config: MeterConfig): void {
@@ -206,16 +234,27 @@ function run(config: MeterConfig): void {
       port: config.broker.port,
       clientId: config.meterId,
       username: config.mqtt.username,
-      password: config.mqtt.password !== undefined ? config.mqtt.password : function () {
-        return meterLoginPassword(secureElement(), nativeSha256, config.meterId);
-      },
+      password:
+        config.mqtt.password !== undefined
+          ? config.mqtt.password
+          : function () {
+              return meterLoginPassword(secureElement(), nativeSha256, config.meterId);
+            },
       keepAliveSeconds: KEEP_ALIVE_SECONDS,
       will: { topic: status, payload: stringToBytes('offline'), qos: 1, retain: true },
       log: function (message) {
         log('mqtt: ' + message);
       },
       onConnect: function () {
-        log('mqtt: connected to ' + config.broker.host + ':' + config.broker.port + ', ' + client.pendingCount() + ' message(s) waiting');
+        log(
+          'mqtt: connected to ' +
+            config.broker.host +
+            ':' +
+            config.broker.port +
+            ', ' +
+            client.pendingCount() +
+            ' message(s) waiting',
+        );
         try {
           // Through the outbox like a reading, so it goes out after the readings still waiting there.
           client.publish(status, stringToBytes('online'), 1, true);
@@ -235,14 +274,17 @@ function run(config: MeterConfig): void {
   running.keys = keys;
   running.intervalSeconds = config.intervalSeconds;
   const dsoPublicKey = config.dsoPublicKey ? (hexToBytes(config.dsoPublicKey) as Uint8Array) : null;
-  const publisher = keys && dsoPublicKey ? new ReadingPublisher({
-    se: secureElement(),
-    keys: keys,
-    dsoPublicKey: dsoPublicKey,
-    primitives: { sha256: nativeSha256, aes128Ctr: nativeAes128Ctr },
-    outbox: client,
-    topic: readingTopic(config.meterId),
-  }) : null;
+  const publisher =
+    keys && dsoPublicKey
+      ? new ReadingPublisher({
+          se: secureElement(),
+          keys: keys,
+          dsoPublicKey: dsoPublicKey,
+          primitives: { sha256: nativeSha256, aes128Ctr: nativeAes128Ctr },
+          outbox: client,
+          topic: readingTopic(config.meterId),
+        })
+      : null;
   const trader = keys && dsoPublicKey ? startTrader(config, client, records, dsoPublicKey) : null;
   const meter = new Meter({
     meterId: config.meterId,
@@ -254,7 +296,14 @@ function run(config: MeterConfig): void {
     publish: function (reading) {
       if (trader) trader.observe(reading, config.intervalSeconds);
       if (publisher) publisher.publish(reading);
-      else log('veilgrid: reading ' + reading.seq + ' (interval ' + reading.interval + ') not sent: the meter is not provisioned');
+      else
+        log(
+          'veilgrid: reading ' +
+            reading.seq +
+            ' (interval ' +
+            reading.interval +
+            ') not sent: the meter is not provisioned',
+        );
     },
     log: log,
   });
@@ -302,7 +351,11 @@ function boot(): void {
     config = parseMeterConfig(configText);
   } catch (e) {
     // Stay up and idle: the technician can write the file at this console and call load().
-    log('veilgrid: config ' + ((e as Error).message || e) + ' -- fix the file (JSON in Storage), then reboot or call load(); nothing runs until then');
+    log(
+      'veilgrid: config ' +
+        ((e as Error).message || e) +
+        ' -- fix the file (JSON in Storage), then reboot or call load(); nothing runs until then',
+    );
     return;
   }
   run(config);

@@ -6,7 +6,8 @@ import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 const TWO_POW_53 = 2n ** 53n;
 
 export function amountFromBigint(value: bigint): Amount {
-  if (value < 0n || value >= 2n ** 128n) throw new VeilgridError('AmountError', 'amount', `an amount is a uint128, got ${value}`);
+  if (value < 0n || value >= 2n ** 128n)
+    throw new VeilgridError('AmountError', 'amount', `an amount is a uint128, got ${value}`);
   if (value < TWO_POW_53) return Number(value);
   let hex = value.toString(16);
   if (hex.length % 2) hex = `0${hex}`;

@@ -74,15 +74,18 @@ environment (tests only):
     });
     const brokerUrl = values.broker;
     if (!brokerUrl) throw new CliError('--broker URL is required (see --help)');
-    if (!/^mqtts?:\/\/[^/]+$/.test(brokerUrl)) throw new CliError(`--broker must be a URL like mqtt://127.0.0.1:1883, got "${brokerUrl}"`);
+    if (!/^mqtts?:\/\/[^/]+$/.test(brokerUrl))
+      throw new CliError(`--broker must be a URL like mqtt://127.0.0.1:1883, got "${brokerUrl}"`);
     const http = hostPortOption(values.http ?? DEFAULT_HTTP, 'http');
     const batchSize = intOption(values['batch-size'], 'batch-size', MAX_BATCH, 1);
     if (batchSize > MAX_BATCH) throw new CliError(`--batch-size must be at most ${MAX_BATCH}, got ${batchSize}`);
     const replaceAfterMs = intOption(values['replace-after'], 'replace-after', 30, 1) * 1000;
     const relayerKey = values['key-file'] ? readKeyFile(values['key-file']) : developmentKeys(2)[1];
-    const deploymentFile = values.deployment ?? (fs.existsSync(DEFAULT_DEPLOYMENT_FILE) ? DEFAULT_DEPLOYMENT_FILE : undefined);
+    const deploymentFile =
+      values.deployment ?? (fs.existsSync(DEFAULT_DEPLOYMENT_FILE) ? DEFAULT_DEPLOYMENT_FILE : undefined);
     let login: { username: string; password: string } | undefined;
-    if (values['broker-dir']) login = { username: BRIDGE_USERNAME, password: new BrokerCredentials(values['broker-dir']).ensureBridgeUser() };
+    if (values['broker-dir'])
+      login = { username: BRIDGE_USERNAME, password: new BrokerCredentials(values['broker-dir']).ensureBridgeUser() };
 
     // Listen for the stop signals first, so a signal during start-up still stops cleanly.
     const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
@@ -98,7 +101,12 @@ environment (tests only):
         relayer = market.ledger.accounts[0];
       } else {
         console.error('veilgrid bridge: no deployment file: running a development market in this process');
-        const development = await openDevelopmentMarket({ intervalSeconds: 60, startInterval: 10, prices: { consumption: 300, production: 100 }, feeder: { id: 1, production: 10n ** 9n, consumption: 10n ** 9n } });
+        const development = await openDevelopmentMarket({
+          intervalSeconds: 60,
+          startInterval: 10,
+          prices: { consumption: 300, production: 100 },
+          feeder: { id: 1, production: 10n ** 9n, consumption: 10n ** 9n },
+        });
         market = development.market;
         relayer = development.relayer;
       }
@@ -116,14 +124,24 @@ environment (tests only):
         crashAt: crashAtFromEnvironment(),
       });
     } catch (err) {
-      if (err instanceof BridgeError || err instanceof BridgeStoreError || err instanceof DeploymentFileError || err instanceof LedgerConnectionError) throw new CliError(err.message, 1);
+      if (
+        err instanceof BridgeError ||
+        err instanceof BridgeStoreError ||
+        err instanceof DeploymentFileError ||
+        err instanceof LedgerConnectionError
+      )
+        throw new CliError(err.message, 1);
       throw err;
     }
-    console.error(`veilgrid bridge: relaying offers from ${brokerUrl} to ${marketName(bridge)}; metrics on ${bridge.http!.url}/metrics`);
+    console.error(
+      `veilgrid bridge: relaying offers from ${brokerUrl} to ${marketName(bridge)}; metrics on ${bridge.http!.url}/metrics`,
+    );
     const signal = await stopSignal;
     await bridge.close();
     const { stats } = bridge;
-    console.error(`veilgrid bridge: stopped (${signal}); ${stats.received} offers received, ${stats.accepted} on chain, ${Object.values(stats.dropped).reduce((a, b) => a + b, 0)} dropped, ${Object.values(stats.rejectedOnChain).reduce((a, b) => a + b, 0)} refused on chain`);
+    console.error(
+      `veilgrid bridge: stopped (${signal}); ${stats.received} offers received, ${stats.accepted} on chain, ${Object.values(stats.dropped).reduce((a, b) => a + b, 0)} dropped, ${Object.values(stats.rejectedOnChain).reduce((a, b) => a + b, 0)} refused on chain`,
+    );
     return 0;
   },
 };
@@ -133,7 +151,8 @@ function crashAtFromEnvironment(): { point: CrashPoint; nth: number } | undefine
   const setting = process.env.VEILGRID_BRIDGE_CRASH_AT;
   if (!setting) return undefined;
   const [point, nth] = setting.split(':');
-  if (!(CRASH_POINTS as readonly string[]).includes(point)) throw new CliError(`VEILGRID_BRIDGE_CRASH_AT names no crash point: ${point} (known: ${CRASH_POINTS.join(', ')})`);
+  if (!(CRASH_POINTS as readonly string[]).includes(point))
+    throw new CliError(`VEILGRID_BRIDGE_CRASH_AT names no crash point: ${point} (known: ${CRASH_POINTS.join(', ')})`);
   return { point: point as CrashPoint, nth: Number(nth ?? 1) };
 }
 

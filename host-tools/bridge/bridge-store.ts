@@ -36,7 +36,9 @@ export interface PendingBatch {
   digests: Uint8Array[];
 }
 
-export type Outcome = { digest: Uint8Array; accepted: true; interval: number; index: number; replayed?: boolean } | { digest: Uint8Array; accepted: false; reason: number };
+export type Outcome =
+  | { digest: Uint8Array; accepted: true; interval: number; index: number; replayed?: boolean }
+  | { digest: Uint8Array; accepted: false; reason: number };
 
 export interface UnpublishedOutcome {
   /** The row's key: the offer digest, or for the bridge's own refusals the hash of the whole message. */
@@ -98,7 +100,9 @@ export class BridgeStore {
     if (known === undefined) this.setMeta('market', id);
     else if (known !== id) {
       this.db.close();
-      throw new BridgeStoreError(`${file} is the queue of market ${known}, not of ${id}: give this market its own --db (a queue never moves between markets)`);
+      throw new BridgeStoreError(
+        `${file} is the queue of market ${known}, not of ${id}: give this market its own --db (a queue never moves between markets)`,
+      );
     }
   }
 
@@ -111,7 +115,9 @@ export class BridgeStore {
   }
 
   setMeta(key: string, value: string): void {
-    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+    this.db
+      .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+      .run(key, value);
   }
 
   has(digest: Uint8Array): boolean {
@@ -120,7 +126,13 @@ export class BridgeStore {
 
   /** Queues a checked offer; false when its digest is already known (a duplicate). */
   queue(offer: QueuedOffer, nowMs = Date.now()): boolean {
-    return this.db.prepare("INSERT OR IGNORE INTO offers (digest, message, interval, state, received_ms) VALUES (?, ?, ?, 'queued', ?)").run(offer.digest, offer.message, offer.interval, nowMs).changes === 1;
+    return (
+      this.db
+        .prepare(
+          "INSERT OR IGNORE INTO offers (digest, message, interval, state, received_ms) VALUES (?, ?, ?, 'queued', ?)",
+        )
+        .run(offer.digest, offer.message, offer.interval, nowMs).changes === 1
+    );
   }
 
   /**
@@ -129,12 +141,20 @@ export class BridgeStore {
    * very message was refused before.
    */
   refuse(messageHash: Uint8Array, digest: Uint8Array, reason: number, nowMs = Date.now()): boolean {
-    return this.db.prepare('INSERT OR IGNORE INTO refusals (message_hash, digest, reason, received_ms) VALUES (?, ?, ?, ?)').run(messageHash, digest, reason, nowMs).changes === 1;
+    return (
+      this.db
+        .prepare('INSERT OR IGNORE INTO refusals (message_hash, digest, reason, received_ms) VALUES (?, ?, ?, ?)')
+        .run(messageHash, digest, reason, nowMs).changes === 1
+    );
   }
 
   /** Owes the receipt of an offer again if its outcome is known (a duplicate came); false while it is pending. */
   republishOffer(digest: Uint8Array): boolean {
-    return this.db.prepare("UPDATE offers SET published = 0 WHERE digest = ? AND state IN ('accepted', 'refused')").run(digest).changes === 1;
+    return (
+      this.db
+        .prepare("UPDATE offers SET published = 0 WHERE digest = ? AND state IN ('accepted', 'refused')")
+        .run(digest).changes === 1
+    );
   }
 
   /** Owes the receipt of a refused message again (the same message came again). */
@@ -144,9 +164,13 @@ export class BridgeStore {
 
   /** Queued offers, oldest first. */
   queued(limit: number): QueuedOffer[] {
-    return (this.db.prepare("SELECT digest, message, interval FROM offers WHERE state = 'queued' ORDER BY received_ms, digest LIMIT ?").all(limit) as Array<{ digest: Buffer; message: Buffer; interval: number }>).map(
-      (r) => ({ digest: new Uint8Array(r.digest), message: new Uint8Array(r.message), interval: r.interval }),
-    );
+    return (
+      this.db
+        .prepare(
+          "SELECT digest, message, interval FROM offers WHERE state = 'queued' ORDER BY received_ms, digest LIMIT ?",
+        )
+        .all(limit) as Array<{ digest: Buffer; message: Buffer; interval: number }>
+    ).map((r) => ({ digest: new Uint8Array(r.digest), message: new Uint8Array(r.message), interval: r.interval }));
   }
 
   /** The stored offer messages of these digests, in the order given. */
@@ -161,9 +185,14 @@ export class BridgeStore {
 
   /** Refuses queued offers for intervals whose gate closed (reason given); returns their digests. */
   expireQueued(isClosed: (interval: number) => boolean, reason: number): Uint8Array[] {
-    const rows = this.db.prepare("SELECT digest, interval FROM offers WHERE state = 'queued'").all() as Array<{ digest: Buffer; interval: number }>;
+    const rows = this.db.prepare("SELECT digest, interval FROM offers WHERE state = 'queued'").all() as Array<{
+      digest: Buffer;
+      interval: number;
+    }>;
     const closed = rows.filter((r) => isClosed(r.interval));
-    const update = this.db.prepare("UPDATE offers SET state = 'refused', reason = ? WHERE digest = ? AND state = 'queued'");
+    const update = this.db.prepare(
+      "UPDATE offers SET state = 'refused', reason = ? WHERE digest = ? AND state = 'queued'",
+    );
     this.db.transaction(() => closed.forEach((r) => update.run(reason, r.digest)))();
     return closed.map((r) => new Uint8Array(r.digest));
   }
@@ -179,10 +208,18 @@ export class BridgeStore {
    */
   recordBatch(nonce: number, digests: Uint8Array[], attempt: Attempt): number {
     return this.db.transaction(() => {
-      const id = Number(this.db.prepare("INSERT INTO batches (nonce, state, created_ms) VALUES (?, 'pending', ?)").run(nonce, attempt.sentMs).lastInsertRowid);
+      const id = Number(
+        this.db
+          .prepare("INSERT INTO batches (nonce, state, created_ms) VALUES (?, 'pending', ?)")
+          .run(nonce, attempt.sentMs).lastInsertRowid,
+      );
       this.insertAttempt(id, attempt);
-      const move = this.db.prepare("UPDATE offers SET state = 'in-flight', batch = ? WHERE digest = ? AND state = 'queued'");
-      for (const d of digests) if (move.run(id, d).changes !== 1) throw new BridgeStoreError(`offer ${Buffer.from(d).toString('hex')} is not queued`);
+      const move = this.db.prepare(
+        "UPDATE offers SET state = 'in-flight', batch = ? WHERE digest = ? AND state = 'queued'",
+      );
+      for (const d of digests)
+        if (move.run(id, d).changes !== 1)
+          throw new BridgeStoreError(`offer ${Buffer.from(d).toString('hex')} is not queued`);
       return id;
     })();
   }
@@ -193,22 +230,36 @@ export class BridgeStore {
   }
 
   private insertAttempt(batch: number, a: Attempt): void {
-    this.db.prepare('INSERT INTO attempts (hash, batch, raw, max_fee, priority_fee, sent_ms) VALUES (?, ?, ?, ?, ?, ?)').run(a.hash, batch, a.raw, String(a.maxFeePerGas), String(a.maxPriorityFeePerGas), a.sentMs);
+    this.db
+      .prepare('INSERT INTO attempts (hash, batch, raw, max_fee, priority_fee, sent_ms) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(a.hash, batch, a.raw, String(a.maxFeePerGas), String(a.maxPriorityFeePerGas), a.sentMs);
   }
 
   pendingBatches(): PendingBatch[] {
-    const batches = this.db.prepare("SELECT id, nonce FROM batches WHERE state = 'pending' ORDER BY nonce").all() as Array<{ id: number; nonce: number }>;
+    const batches = this.db
+      .prepare("SELECT id, nonce FROM batches WHERE state = 'pending' ORDER BY nonce")
+      .all() as Array<{ id: number; nonce: number }>;
     return batches.map((b) => ({
       id: b.id,
       nonce: b.nonce,
-      attempts: (this.db.prepare('SELECT hash, raw, max_fee, priority_fee, sent_ms FROM attempts WHERE batch = ? ORDER BY sent_ms, rowid').all(b.id) as Array<{ hash: Hex; raw: Hex; max_fee: string; priority_fee: string; sent_ms: number }>).map((a) => ({
+      attempts: (
+        this.db
+          .prepare(
+            'SELECT hash, raw, max_fee, priority_fee, sent_ms FROM attempts WHERE batch = ? ORDER BY sent_ms, rowid',
+          )
+          .all(b.id) as Array<{ hash: Hex; raw: Hex; max_fee: string; priority_fee: string; sent_ms: number }>
+      ).map((a) => ({
         hash: a.hash,
         raw: a.raw,
         maxFeePerGas: BigInt(a.max_fee),
         maxPriorityFeePerGas: BigInt(a.priority_fee),
         sentMs: a.sent_ms,
       })),
-      digests: (this.db.prepare('SELECT digest FROM offers WHERE batch = ? AND state = ? ORDER BY received_ms, digest').all(b.id, 'in-flight') as Array<{ digest: Buffer }>).map((r) => new Uint8Array(r.digest)),
+      digests: (
+        this.db
+          .prepare('SELECT digest FROM offers WHERE batch = ? AND state = ? ORDER BY received_ms, digest')
+          .all(b.id, 'in-flight') as Array<{ digest: Buffer }>
+      ).map((r) => new Uint8Array(r.digest)),
     }));
   }
 
@@ -218,20 +269,38 @@ export class BridgeStore {
    */
   finishBatch(batch: number, outcomes: Outcome[]): void {
     this.db.transaction(() => {
-      const accept = this.db.prepare("UPDATE offers SET state = 'accepted', interval = ?, book_index = ? WHERE digest = ? AND batch = ? AND state = 'in-flight'");
-      const refuse = this.db.prepare("UPDATE offers SET state = 'refused', reason = ? WHERE digest = ? AND batch = ? AND state = 'in-flight'");
+      const accept = this.db.prepare(
+        "UPDATE offers SET state = 'accepted', interval = ?, book_index = ? WHERE digest = ? AND batch = ? AND state = 'in-flight'",
+      );
+      const refuse = this.db.prepare(
+        "UPDATE offers SET state = 'refused', reason = ? WHERE digest = ? AND batch = ? AND state = 'in-flight'",
+      );
       for (const o of outcomes) {
         if (o.accepted) accept.run(o.interval, o.index, o.digest, batch);
         else refuse.run(o.reason, o.digest, batch);
       }
-      this.db.prepare("UPDATE offers SET state = 'queued', batch = NULL WHERE batch = ? AND state = 'in-flight'").run(batch);
+      this.db
+        .prepare("UPDATE offers SET state = 'queued', batch = NULL WHERE batch = ? AND state = 'in-flight'")
+        .run(batch);
       this.db.prepare("UPDATE batches SET state = 'done' WHERE id = ?").run(batch);
     })();
   }
 
   /** Receipts owed: outcomes of offers, then the bridge's own refusals, oldest first. */
   unpublished(limit: number): UnpublishedOutcome[] {
-    const offers = (this.db.prepare("SELECT digest, state, interval, book_index, reason FROM offers WHERE published = 0 AND state IN ('accepted', 'refused') ORDER BY received_ms, digest LIMIT ?").all(limit) as Array<{ digest: Buffer; state: 'accepted' | 'refused'; interval: number | null; book_index: number | null; reason: number | null }>).map((r) => ({
+    const offers = (
+      this.db
+        .prepare(
+          "SELECT digest, state, interval, book_index, reason FROM offers WHERE published = 0 AND state IN ('accepted', 'refused') ORDER BY received_ms, digest LIMIT ?",
+        )
+        .all(limit) as Array<{
+        digest: Buffer;
+        state: 'accepted' | 'refused';
+        interval: number | null;
+        book_index: number | null;
+        reason: number | null;
+      }>
+    ).map((r) => ({
       key: new Uint8Array(r.digest),
       digest: new Uint8Array(r.digest),
       state: r.state,
@@ -239,7 +308,13 @@ export class BridgeStore {
       index: r.book_index,
       reason: r.reason,
     }));
-    const refusals = (this.db.prepare('SELECT message_hash, digest, reason FROM refusals WHERE published = 0 ORDER BY received_ms, message_hash LIMIT ?').all(limit - offers.length) as Array<{ message_hash: Buffer; digest: Buffer; reason: number }>).map((r) => ({
+    const refusals = (
+      this.db
+        .prepare(
+          'SELECT message_hash, digest, reason FROM refusals WHERE published = 0 ORDER BY received_ms, message_hash LIMIT ?',
+        )
+        .all(limit - offers.length) as Array<{ message_hash: Buffer; digest: Buffer; reason: number }>
+    ).map((r) => ({
       key: new Uint8Array(r.message_hash),
       digest: new Uint8Array(r.digest),
       state: 'refused' as const,
@@ -258,8 +333,14 @@ export class BridgeStore {
   }
 
   /** The state of an offer, for tests and logs. */
-  stateOf(digest: Uint8Array): { state: OfferState; reason: number | null; interval: number | null; index: number | null } | undefined {
-    const row = this.db.prepare('SELECT state, reason, interval, book_index FROM offers WHERE digest = ?').get(digest) as { state: OfferState; reason: number | null; interval: number | null; book_index: number | null } | undefined;
+  stateOf(
+    digest: Uint8Array,
+  ): { state: OfferState; reason: number | null; interval: number | null; index: number | null } | undefined {
+    const row = this.db
+      .prepare('SELECT state, reason, interval, book_index FROM offers WHERE digest = ?')
+      .get(digest) as
+      | { state: OfferState; reason: number | null; interval: number | null; book_index: number | null }
+      | undefined;
     return row && { state: row.state, reason: row.reason, interval: row.interval, index: row.book_index };
   }
 
@@ -270,12 +351,22 @@ export class BridgeStore {
    */
   prune(beforeInterval: number, beforeMs: number): { offers: number; refusals: number } {
     return this.db.transaction(() => {
-      const offers = this.db.prepare("DELETE FROM offers WHERE published = 1 AND state IN ('accepted', 'refused') AND interval IS NOT NULL AND interval < ?").run(beforeInterval).changes;
-      const refusals = this.db.prepare('DELETE FROM refusals WHERE published = 1 AND received_ms < ?').run(beforeMs).changes;
+      const offers = this.db
+        .prepare(
+          "DELETE FROM offers WHERE published = 1 AND state IN ('accepted', 'refused') AND interval IS NOT NULL AND interval < ?",
+        )
+        .run(beforeInterval).changes;
+      const refusals = this.db
+        .prepare('DELETE FROM refusals WHERE published = 1 AND received_ms < ?')
+        .run(beforeMs).changes;
       const keep = this.highestNonce();
-      this.db.prepare("DELETE FROM attempts WHERE batch IN (SELECT id FROM batches WHERE state = 'done' AND nonce < ?)").run(keep);
+      this.db
+        .prepare("DELETE FROM attempts WHERE batch IN (SELECT id FROM batches WHERE state = 'done' AND nonce < ?)")
+        .run(keep);
       this.db.prepare("DELETE FROM batches WHERE state = 'done' AND nonce < ?").run(keep);
-      this.db.prepare("DELETE FROM intervals WHERE state IN ('published', 'skipped') AND interval < ?").run(beforeInterval);
+      this.db
+        .prepare("DELETE FROM intervals WHERE state IN ('published', 'skipped') AND interval < ?")
+        .run(beforeInterval);
       return { offers, refusals };
     })();
   }
@@ -284,20 +375,30 @@ export class BridgeStore {
 
   /** Records an interval's clearing messages (to publish), or that it is skipped (messages undefined). */
   recordInterval(interval: number, messages: Uint8Array[] | undefined): void {
-    this.db.prepare('INSERT INTO intervals (interval, state, messages) VALUES (?, ?, ?) ON CONFLICT(interval) DO UPDATE SET state = excluded.state, messages = excluded.messages').run(
-      interval,
-      messages ? 'settled' : 'skipped',
-      messages ? JSON.stringify(messages.map((m) => Buffer.from(m).toString('hex'))) : null,
-    );
+    this.db
+      .prepare(
+        'INSERT INTO intervals (interval, state, messages) VALUES (?, ?, ?) ON CONFLICT(interval) DO UPDATE SET state = excluded.state, messages = excluded.messages',
+      )
+      .run(
+        interval,
+        messages ? 'settled' : 'skipped',
+        messages ? JSON.stringify(messages.map((m) => Buffer.from(m).toString('hex'))) : null,
+      );
   }
 
   intervalState(interval: number): string | undefined {
-    return (this.db.prepare('SELECT state FROM intervals WHERE interval = ?').get(interval) as { state: string } | undefined)?.state;
+    return (
+      this.db.prepare('SELECT state FROM intervals WHERE interval = ?').get(interval) as { state: string } | undefined
+    )?.state;
   }
 
   /** Intervals settled whose clearing messages are not published yet, oldest first. */
   unpublishedIntervals(): Array<{ interval: number; messages: Uint8Array[] }> {
-    return (this.db.prepare("SELECT interval, messages FROM intervals WHERE state = 'settled' ORDER BY interval").all() as Array<{ interval: number; messages: string }>).map((r) => ({
+    return (
+      this.db
+        .prepare("SELECT interval, messages FROM intervals WHERE state = 'settled' ORDER BY interval")
+        .all() as Array<{ interval: number; messages: string }>
+    ).map((r) => ({
       interval: r.interval,
       messages: (JSON.parse(r.messages) as string[]).map((h) => new Uint8Array(Buffer.from(h, 'hex'))),
     }));

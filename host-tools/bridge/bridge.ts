@@ -34,7 +34,13 @@ import {
 } from '../../firmware/src/protocol/market-broadcast.ts';
 import { encodeMarketInfo } from '../../firmware/src/protocol/market-info.ts';
 import { OFFER_LENGTH, OFFER_MESSAGE_LENGTH } from '../../firmware/src/protocol/offer.ts';
-import { CLEARING_TOPIC, MARKET_INFO_TOPIC, OFFER_TOPIC_FILTER, RECEIPT_TOPIC, meterIdFromOfferTopic } from '../../firmware/src/protocol/topics.ts';
+import {
+  CLEARING_TOPIC,
+  MARKET_INFO_TOPIC,
+  OFFER_TOPIC_FILTER,
+  RECEIPT_TOPIC,
+  meterIdFromOfferTopic,
+} from '../../firmware/src/protocol/topics.ts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 /** The contract takes any number of offers per transaction; about 95.6 k gas each, so 100 stays well under the cap. */
@@ -100,7 +106,13 @@ export interface BridgeOptions {
 }
 
 /** Where a crash test may make the bridge die: between each write and the step that depends on it. */
-export const CRASH_POINTS = ['offer-stored', 'batch-recorded', 'batch-sent', 'batch-finished', 'receipt-published'] as const;
+export const CRASH_POINTS = [
+  'offer-stored',
+  'batch-recorded',
+  'batch-sent',
+  'batch-finished',
+  'receipt-published',
+] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
 export interface BridgeStats {
@@ -140,7 +152,9 @@ export interface Bridge {
 
 function isConnectionError(err: unknown): boolean {
   const text = `${(err as Error).name} ${(err as Error).message}`;
-  return /HttpRequestError|fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|timed out|TimeoutError|other side closed|UND_ERR/i.test(text);
+  return /HttpRequestError|fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|timed out|TimeoutError|other side closed|UND_ERR/i.test(
+    text,
+  );
 }
 
 function firstLine(err: unknown): string {
@@ -171,29 +185,100 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (options.crashAt?.point === point && ++crashCount >= options.crashAt.nth) process.kill(process.pid, 'SIGKILL');
   };
   const sender = new TxSender(ledger, options.relayer, deployment.market, abi, () => store.highestNonce());
-  emit('info', 'queue_opened', { db: options.db, queued: store.count('queued'), inFlight: store.count('in-flight'), pendingBatches: store.pendingBatches().length, highestNonce: store.highestNonce() });
+  emit('info', 'queue_opened', {
+    db: options.db,
+    queued: store.count('queued'),
+    inFlight: store.count('in-flight'),
+    pendingBatches: store.pendingBatches().length,
+    highestNonce: store.highestNonce(),
+  });
 
   // ---- metrics ----
   const metrics = new MetricsRegistry();
-  const stats: BridgeStats = { received: 0, queued: 0, dropped: {}, accepted: 0, rejectedOnChain: {}, alreadyOnChain: 0, batches: 0, replacements: 0, receiptsPublished: 0, intervalsPublished: 0, revokedKeys: 0 };
+  const stats: BridgeStats = {
+    received: 0,
+    queued: 0,
+    dropped: {},
+    accepted: 0,
+    rejectedOnChain: {},
+    alreadyOnChain: 0,
+    batches: 0,
+    replacements: 0,
+    receiptsPublished: 0,
+    intervalsPublished: 0,
+    revokedKeys: 0,
+  };
   const received = metrics.counter('veilgrid_bridge_offers_received_total', 'Offer messages taken from the broker.');
-  const droppedCounter = metrics.counter('veilgrid_bridge_offers_dropped_total', 'Offers the bridge refused before the chain saw them, by reason (docs/bridge.md: malformed, bad-signature, duplicate, wrong-market, gate-closed, revoked-key; rate-limited: dropped unread, no receipt).', ['reason']);
-  for (const reason of ['malformed', 'bad-signature', 'duplicate', 'wrong-market', 'gate-closed', 'revoked-key', 'rate-limited']) droppedCounter.inc({ reason }, 0);
-  const acceptedCounter = metrics.counter('veilgrid_bridge_offers_accepted_total', 'Offers on chain after a batch of this bridge (OfferAccepted), including offers another relayer had already put there.');
-  const rejectedCounter = metrics.counter('veilgrid_bridge_offers_rejected_on_chain_total', 'Offers the contract refused (OfferRejected), by the contract\'s reason.', ['reason']);
-  const txCounter = metrics.counter('veilgrid_bridge_transactions_total', 'Transactions sent, by kind (submitOffers, clear, settle, replacement).', ['kind']);
-  const publishedCounter = metrics.counter('veilgrid_bridge_broadcasts_published_total', 'Messages published to the meters, by topic kind (receipt, clearing, info).', ['kind']);
-  const ledgerErrors = metrics.counter('veilgrid_bridge_ledger_errors_total', 'Turns of the chain loop that failed (ledger unreachable or an unexpected answer).');
+  const droppedCounter = metrics.counter(
+    'veilgrid_bridge_offers_dropped_total',
+    'Offers the bridge refused before the chain saw them, by reason (docs/bridge.md: malformed, bad-signature, duplicate, wrong-market, gate-closed, revoked-key; rate-limited: dropped unread, no receipt).',
+    ['reason'],
+  );
+  for (const reason of [
+    'malformed',
+    'bad-signature',
+    'duplicate',
+    'wrong-market',
+    'gate-closed',
+    'revoked-key',
+    'rate-limited',
+  ])
+    droppedCounter.inc({ reason }, 0);
+  const acceptedCounter = metrics.counter(
+    'veilgrid_bridge_offers_accepted_total',
+    'Offers on chain after a batch of this bridge (OfferAccepted), including offers another relayer had already put there.',
+  );
+  const rejectedCounter = metrics.counter(
+    'veilgrid_bridge_offers_rejected_on_chain_total',
+    "Offers the contract refused (OfferRejected), by the contract's reason.",
+    ['reason'],
+  );
+  const txCounter = metrics.counter(
+    'veilgrid_bridge_transactions_total',
+    'Transactions sent, by kind (submitOffers, clear, settle, replacement).',
+    ['kind'],
+  );
+  const publishedCounter = metrics.counter(
+    'veilgrid_bridge_broadcasts_published_total',
+    'Messages published to the meters, by topic kind (receipt, clearing, info).',
+    ['kind'],
+  );
+  const ledgerErrors = metrics.counter(
+    'veilgrid_bridge_ledger_errors_total',
+    'Turns of the chain loop that failed (ledger unreachable or an unexpected answer).',
+  );
   let ledgerUp = true;
   let client: MqttClient | undefined;
-  metrics.gauge('veilgrid_bridge_queue_offers', 'Offers in the queue by state: queued (not sent), in-flight (in a transaction not yet mined).', ['state'], (g) => {
-    g.set(store.count('queued'), { state: 'queued' });
-    g.set(store.count('in-flight'), { state: 'in-flight' });
-  });
-  metrics.gauge('veilgrid_bridge_ledger_up', 'Whether the last turn of the chain loop reached the ledger (1) or not (0).', [], (g) => g.set(ledgerUp ? 1 : 0));
-  metrics.gauge('veilgrid_bridge_broker_connected', 'Whether the bridge is connected to the broker.', [], (g) => g.set(client?.connected ? 1 : 0));
-  metrics.gauge('veilgrid_bridge_revoked_keys', 'Trading keys the bridge knows to be revoked on chain (their offers are dropped as revoked-key).', [], (g) => g.set(stats.revokedKeys));
-  metrics.gauge('veilgrid_bridge_last_cleared_interval', 'The last interval whose clearing result the bridge recorded (-1: none yet).', [], (g) => g.set(stats.lastClearedInterval ?? -1));
+  metrics.gauge(
+    'veilgrid_bridge_queue_offers',
+    'Offers in the queue by state: queued (not sent), in-flight (in a transaction not yet mined).',
+    ['state'],
+    (g) => {
+      g.set(store.count('queued'), { state: 'queued' });
+      g.set(store.count('in-flight'), { state: 'in-flight' });
+    },
+  );
+  metrics.gauge(
+    'veilgrid_bridge_ledger_up',
+    'Whether the last turn of the chain loop reached the ledger (1) or not (0).',
+    [],
+    (g) => g.set(ledgerUp ? 1 : 0),
+  );
+  metrics.gauge('veilgrid_bridge_broker_connected', 'Whether the bridge is connected to the broker.', [], (g) =>
+    g.set(client?.connected ? 1 : 0),
+  );
+  metrics.gauge(
+    'veilgrid_bridge_revoked_keys',
+    'Trading keys the bridge knows to be revoked on chain (their offers are dropped as revoked-key).',
+    [],
+    (g) => g.set(stats.revokedKeys),
+  );
+  metrics.gauge(
+    'veilgrid_bridge_last_cleared_interval',
+    'The last interval whose clearing result the bridge recorded (-1: none yet).',
+    [],
+    (g) => g.set(stats.lastClearedInterval ?? -1),
+  );
 
   const drop = (reason: string) => {
     stats.dropped[reason] = (stats.dropped[reason] ?? 0) + 1;
@@ -203,7 +288,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   // ---- waiters ----
   const waiters: Array<{ predicate: (s: BridgeStats) => boolean; resolve: (s: BridgeStats) => void }> = [];
   const settleWaiters = () => {
-    for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i].predicate(stats)) waiters.splice(i, 1)[0].resolve(structuredClone(stats));
+    for (let i = waiters.length - 1; i >= 0; i--)
+      if (waiters[i].predicate(stats)) waiters.splice(i, 1)[0].resolve(structuredClone(stats));
   };
 
   // ---- the chain's clock, revoked keys ----
@@ -227,7 +313,12 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       drop('rate-limited');
       if (!limitedMeters.has(source)) {
         limitedMeters.add(source);
-        emit('warn', 'offer_dropped', { topic, meterId, reason: 'rate-limited', detail: `"${source}" sent more refused or duplicate messages than its budget allows: its messages are dropped unread and unanswered until the budget refills (counted on /metrics, logged once per episode)` });
+        emit('warn', 'offer_dropped', {
+          topic,
+          meterId,
+          reason: 'rate-limited',
+          detail: `"${source}" sent more refused or duplicate messages than its budget allows: its messages are dropped unread and unanswered until the budget refills (counted on /metrics, logged once per episode)`,
+        });
       }
       return;
     }
@@ -246,33 +337,59 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const check = checkOfferMessage(payload, checkContext);
     if (!check.ok) {
       const messageHash = sha256(payload);
-      if (!store.refuse(messageHash, check.digest, check.reason)) return duplicate(topic, meterId, check.digest, store.republishRefusal(messageHash));
+      if (!store.refuse(messageHash, check.digest, check.reason))
+        return duplicate(topic, meterId, check.digest, store.republishRefusal(messageHash));
       const name = reasonName(check.reason)!;
       drop(name);
-      emit('warn', 'offer_refused', { topic, meterId, reason: name, detail: check.detail, digest: hexOf(check.digest), bytes: payload.length, payloadHex: hexOf(payload.subarray(0, PAYLOAD_LOG_BYTES)) });
+      emit('warn', 'offer_refused', {
+        topic,
+        meterId,
+        reason: name,
+        detail: check.detail,
+        digest: hexOf(check.digest),
+        bytes: payload.length,
+        payloadHex: hexOf(payload.subarray(0, PAYLOAD_LOG_BYTES)),
+      });
       return;
     }
-    if (!store.queue({ digest: check.digest, message: payload, interval: check.offer.interval })) return duplicate(topic, meterId, check.digest, store.republishOffer(check.digest));
+    if (!store.queue({ digest: check.digest, message: payload, interval: check.offer.interval }))
+      return duplicate(topic, meterId, check.digest, store.republishOffer(check.digest));
     stats.queued++;
     crashPoint('offer-stored');
   };
   const duplicate = (topic: string, meterId: string | undefined, digest: Uint8Array, answered: boolean) => {
     drop('duplicate');
-    emit('info', 'offer_duplicate', { topic, meterId, digest: hexOf(digest), note: answered ? 'its outcome is published again' : 'still pending: its receipt will come' });
+    emit('info', 'offer_duplicate', {
+      topic,
+      meterId,
+      digest: hexOf(digest),
+      note: answered ? 'its outcome is published again' : 'still pending: its receipt will come',
+    });
   };
 
   // ---- batches ----
   const replayedLookup = async (digests: Hex[]): Promise<Map<string, { interval: number; index: number }>> => {
     const found = new Map<string, { interval: number; index: number }>();
     if (digests.length === 0) return found;
-    const logs = await ledger.publicClient.getContractEvents({ address: deployment.market, abi, eventName: 'OfferAccepted', args: { digest: digests }, fromBlock } as never);
-    for (const l of logs as unknown as Array<{ args: { digest: Hex; interval: number; index: number } }>) found.set(l.args.digest.toLowerCase(), { interval: Number(l.args.interval), index: Number(l.args.index) });
+    const logs = await ledger.publicClient.getContractEvents({
+      address: deployment.market,
+      abi,
+      eventName: 'OfferAccepted',
+      args: { digest: digests },
+      fromBlock,
+    } as never);
+    for (const l of logs as unknown as Array<{ args: { digest: Hex; interval: number; index: number } }>)
+      found.set(l.args.digest.toLowerCase(), { interval: Number(l.args.interval), index: Number(l.args.index) });
     return found;
   };
 
   const outcomesOf = async (receipt: TransactionReceipt, digests: Uint8Array[]): Promise<Outcome[]> => {
     if (receipt.status !== 'success') {
-      emit('warn', 'batch_reverted', { hash: receipt.transactionHash, offers: digests.length, note: 'its offers go back to the queue' });
+      emit('warn', 'batch_reverted', {
+        hash: receipt.transactionHash,
+        offers: digests.length,
+        note: 'its offers go back to the queue',
+      });
       return [];
     }
     const accepted = new Map<string, { interval: number; index: number }>();
@@ -280,9 +397,17 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     for (const entry of receipt.logs) {
       if (entry.address.toLowerCase() !== deployment.market.toLowerCase()) continue;
       try {
-        const event = decodeEventLog({ abi, data: entry.data, topics: entry.topics }) as unknown as { eventName: string; args: Record<string, unknown> };
-        if (event.eventName === 'OfferAccepted') accepted.set((event.args.digest as Hex).toLowerCase(), { interval: Number(event.args.interval), index: Number(event.args.index) });
-        if (event.eventName === 'OfferRejected') rejected.set((event.args.digest as Hex).toLowerCase(), Number(event.args.reason));
+        const event = decodeEventLog({ abi, data: entry.data, topics: entry.topics }) as unknown as {
+          eventName: string;
+          args: Record<string, unknown>;
+        };
+        if (event.eventName === 'OfferAccepted')
+          accepted.set((event.args.digest as Hex).toLowerCase(), {
+            interval: Number(event.args.interval),
+            index: Number(event.args.index),
+          });
+        if (event.eventName === 'OfferRejected')
+          rejected.set((event.args.digest as Hex).toLowerCase(), Number(event.args.reason));
       } catch {
         // not one of the market's events this bridge reads
       }
@@ -293,7 +418,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     for (const digest of digests) {
       const key = toHex(digest).toLowerCase();
       const a = accepted.get(key) ?? (rejected.get(key) === REASON_REPLAYED ? onChain.get(key) : undefined);
-      if (a) outcomes.push({ digest, accepted: true, interval: a.interval, index: a.index, replayed: !accepted.has(key) });
+      if (a)
+        outcomes.push({ digest, accepted: true, interval: a.interval, index: a.index, replayed: !accepted.has(key) });
       else if (rejected.has(key)) outcomes.push({ digest, accepted: false, reason: rejected.get(key)! });
     }
     return outcomes;
@@ -316,7 +442,15 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         emit('warn', 'offer_rejected_on_chain', { digest: hexOf(o.digest), reason: name, hash });
       }
     }
-    emit('info', 'batch_done', { nonce: batch.nonce, hash, how, offers: batch.digests.length, accepted, rejected: outcomes.length - accepted, requeued: batch.digests.length - outcomes.length });
+    emit('info', 'batch_done', {
+      nonce: batch.nonce,
+      hash,
+      how,
+      offers: batch.digests.length,
+      accepted,
+      rejected: outcomes.length - accepted,
+      requeued: batch.digests.length - outcomes.length,
+    });
   };
 
   /** Finishes the batch if any of its transactions was mined; true then. */
@@ -339,11 +473,21 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       const latest = batch.attempts[batch.attempts.length - 1];
       if (await sender.known(latest.hash)) {
         if (Date.now() - latest.sentMs < replaceAfterMs) continue;
-        const replacement = await sender.sign(sender.data('submitOffers', batchArgs(batch.digests)), batchGas(batch.digests.length), batch.nonce, bumpedFees(latest));
+        const replacement = await sender.sign(
+          sender.data('submitOffers', batchArgs(batch.digests)),
+          batchGas(batch.digests.length),
+          batch.nonce,
+          bumpedFees(latest),
+        );
         store.addAttempt(batch.id, replacement);
         stats.replacements++;
         txCounter.inc({ kind: 'replacement' });
-        emit('info', 'batch_replaced', { nonce: batch.nonce, old: latest.hash, hash: replacement.hash, maxFeePerGas: String(replacement.maxFeePerGas) });
+        emit('info', 'batch_replaced', {
+          nonce: batch.nonce,
+          old: latest.hash,
+          hash: replacement.hash,
+          maxFeePerGas: String(replacement.maxFeePerGas),
+        });
         await sender.broadcast(replacement.raw);
         continue;
       }
@@ -368,7 +512,10 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
   const batchArgs = (digests: Uint8Array[]) => {
     const messages = store.messagesOf(digests);
-    return [messages.map((m) => toHex(m.subarray(0, OFFER_LENGTH))), messages.map((m) => toHex(m.subarray(OFFER_LENGTH)))];
+    return [
+      messages.map((m) => toHex(m.subarray(0, OFFER_LENGTH))),
+      messages.map((m) => toHex(m.subarray(OFFER_LENGTH))),
+    ];
   };
   const batchGas = (n: number) => BATCH_GAS_BASE + BigInt(n) * BATCH_GAS_PER_OFFER;
 
@@ -381,13 +528,20 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       const nonce = await sender.allocateNonce();
       let attempt;
       try {
-        const data = sender.data('submitOffers', [offers.map((o) => toHex(o.message.subarray(0, OFFER_LENGTH))), offers.map((o) => toHex(o.message.subarray(OFFER_LENGTH)))]);
+        const data = sender.data('submitOffers', [
+          offers.map((o) => toHex(o.message.subarray(0, OFFER_LENGTH))),
+          offers.map((o) => toHex(o.message.subarray(OFFER_LENGTH))),
+        ]);
         attempt = await sender.sign(data, batchGas(offers.length), nonce, await sender.fees());
       } catch (err) {
         sender.resetNonce();
         throw err;
       }
-      const id = store.recordBatch(nonce, offers.map((o) => o.digest), attempt);
+      const id = store.recordBatch(
+        nonce,
+        offers.map((o) => o.digest),
+        attempt,
+      );
       crashPoint('batch-recorded');
       stats.batches++;
       txCounter.inc({ kind: 'submitOffers' });
@@ -408,18 +562,43 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
   // ---- clearing ----
   const clearingOf = async (interval: number) =>
-    (await ledger.publicClient.readContract({ address: deployment.market, abi, functionName: 'clearingOf', args: [interval] })) as { result: ClearingResult; cleared: boolean; settledUpTo: number };
+    (await ledger.publicClient.readContract({
+      address: deployment.market,
+      abi,
+      functionName: 'clearingOf',
+      args: [interval],
+    })) as { result: ClearingResult; cleared: boolean; settledUpTo: number };
   const sendOptions = { replaceAfterMs, pollMs: Math.max(20, Math.min(250, tickMs)), stopped: () => stopped };
 
   const clearingMessages = async (interval: number, result: ClearingResult, offers: number) => {
-    const accepted = (await ledger.publicClient.getContractEvents({ address: deployment.market, abi, eventName: 'OfferAccepted', args: { interval }, fromBlock } as never)) as unknown as Array<{ args: { index: number; digest: Hex } }>;
-    const settled = (await ledger.publicClient.getContractEvents({ address: deployment.market, abi, eventName: 'Settled', args: { interval }, fromBlock } as never)) as unknown as Array<{ args: { index: number; fillWh: number; paid: bigint; received: bigint } }>;
+    const accepted = (await ledger.publicClient.getContractEvents({
+      address: deployment.market,
+      abi,
+      eventName: 'OfferAccepted',
+      args: { interval },
+      fromBlock,
+    } as never)) as unknown as Array<{ args: { index: number; digest: Hex } }>;
+    const settled = (await ledger.publicClient.getContractEvents({
+      address: deployment.market,
+      abi,
+      eventName: 'Settled',
+      args: { interval },
+      fromBlock,
+    } as never)) as unknown as Array<{ args: { index: number; fillWh: number; paid: bigint; received: bigint } }>;
     const digestAt = new Map(accepted.map((l) => [Number(l.args.index), l.args.digest]));
     const fills = settled
       .map((l) => l.args)
       .sort((a, b) => Number(a.index) - Number(b.index))
-      .map((s) => ({ digest: new Uint8Array(Buffer.from(digestAt.get(Number(s.index))!.slice(2), 'hex')), fillWh: Number(s.fillWh), paid: amountFromBigint(s.paid), received: amountFromBigint(s.received) }));
-    return encodeClearing({ interval, price: Number(result.price), volumeWh: amountFromBigint(BigInt(result.volumeWh)), offers }, fills);
+      .map((s) => ({
+        digest: new Uint8Array(Buffer.from(digestAt.get(Number(s.index))!.slice(2), 'hex')),
+        fillWh: Number(s.fillWh),
+        paid: amountFromBigint(s.paid),
+        received: amountFromBigint(s.received),
+      }));
+    return encodeClearing(
+      { interval, price: Number(result.price), volumeWh: amountFromBigint(BigInt(result.volumeWh)), offers },
+      fills,
+    );
   };
 
   /** Logs a failure once while it repeats (a step retried every turn must not flood the log). */
@@ -441,7 +620,12 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       } catch (err) {
         if (isConnectionError(err)) throw err;
         const offers = await market.offerCount(interval);
-        emit(offers === 0 ? 'info' : 'error', 'interval_not_clearable', { interval, offers, reason: firstLine(err), note: offers === 0 ? 'no offers: skipped' : 'skipped: nobody can clear it (e.g. no prices in force)' });
+        emit(offers === 0 ? 'info' : 'error', 'interval_not_clearable', {
+          interval,
+          offers,
+          reason: firstLine(err),
+          note: offers === 0 ? 'no offers: skipped' : 'skipped: nobody can clear it (e.g. no prices in force)',
+        });
         store.recordInterval(interval, undefined);
         return true;
       }
@@ -450,7 +634,11 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         await sender.sendAndWait('clear', [interval, result], TRANSACTION_GAS_CAP, sendOptions);
       } catch (err) {
         if (isConnectionError(err)) throw err;
-        warnOnce(`clear ${interval}`, 'clear_failed', { interval, reason: firstLine(err), note: 'asking the chain again next turn' });
+        warnOnce(`clear ${interval}`, 'clear_failed', {
+          interval,
+          reason: firstLine(err),
+          note: 'asking the chain again next turn',
+        });
       }
       state = await clearingOf(interval);
       if (!state.cleared) return false;
@@ -460,10 +648,19 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       if (stopped) return false;
       try {
         txCounter.inc({ kind: 'settle' });
-        await sender.sendAndWait('settle', [interval, settleChunk], SETTLE_GAS_BASE + BigInt(settleChunk) * SETTLE_GAS_PER_OFFER, sendOptions);
+        await sender.sendAndWait(
+          'settle',
+          [interval, settleChunk],
+          SETTLE_GAS_BASE + BigInt(settleChunk) * SETTLE_GAS_PER_OFFER,
+          sendOptions,
+        );
       } catch (err) {
         if (isConnectionError(err)) throw err;
-        warnOnce(`settle ${interval}`, 'settle_failed', { interval, reason: firstLine(err), note: 'asking the chain again next turn' });
+        warnOnce(`settle ${interval}`, 'settle_failed', {
+          interval,
+          reason: firstLine(err),
+          note: 'asking the chain again next turn',
+        });
         const again = await clearingOf(interval);
         if (Number(again.settledUpTo) === Number(state.settledUpTo)) return false;
       }
@@ -493,7 +690,9 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const clearDue = async () => {
     let next = Number(store.meta('next-interval') ?? NaN);
     if (Number.isNaN(next)) {
-      next = options.firstInterval ?? Math.max(0, Math.floor((chainNow() - deployment.genesisTime) / deployment.intervalSeconds));
+      next =
+        options.firstInterval ??
+        Math.max(0, Math.floor((chainNow() - deployment.genesisTime) / deployment.intervalSeconds));
       store.setMeta('next-interval', String(next));
     }
     nextClosureMs = (gateClosure(next) - clockOffset) * 1000;
@@ -517,16 +716,31 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const next = Math.max(0, Math.floor((chainNow() - deployment.genesisTime) / deployment.intervalSeconds)) + 1;
     let prices: readonly [number, number];
     try {
-      prices = (await ledger.publicClient.readContract({ address: deployment.market, abi, functionName: 'pricesAt', args: [next] })) as readonly [number, number];
+      prices = (await ledger.publicClient.readContract({
+        address: deployment.market,
+        abi,
+        functionName: 'pricesAt',
+        args: [next],
+      })) as readonly [number, number];
     } catch (err) {
       if (isConnectionError(err)) throw err;
       // No prices in force: meters have no outside option and cannot trade. Said once, not every turn.
-      warnOnce('market-info', 'no_prices', { reason: `the market has no DSO prices for interval ${next}`, note: 'market info not published: meters cannot trade until the DSO sets prices (veilgrid dso serve --issuance with "prices")' });
+      warnOnce('market-info', 'no_prices', {
+        reason: `the market has no DSO prices for interval ${next}`,
+        note: 'market info not published: meters cannot trade until the DSO sets prices (veilgrid dso serve --issuance with "prices")',
+      });
       return;
     }
     const key = `${next}:${prices[0]}:${prices[1]}`;
     if (key === infoPublishedFor) return;
-    const payload = encodeMarketInfo({ domain: market.domain, intervalSeconds: deployment.intervalSeconds, genesisTime: deployment.genesisTime, fromInterval: next, consumptionPrice: Number(prices[0]), productionPrice: Number(prices[1]) });
+    const payload = encodeMarketInfo({
+      domain: market.domain,
+      intervalSeconds: deployment.intervalSeconds,
+      genesisTime: deployment.genesisTime,
+      fromInterval: next,
+      consumptionPrice: Number(prices[0]),
+      productionPrice: Number(prices[1]),
+    });
     infoPublishedFor = key;
     client.publish(MARKET_INFO_TOPIC, Buffer.from(payload), { qos: 1, retain: true }, (err) => {
       if (err) infoPublishedFor = undefined;
@@ -543,7 +757,13 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     latestBlock = block.number;
     clockOffset = Math.max(0, Number(block.timestamp) - Date.now() / 1000);
     if (latestBlock > scannedBlock) {
-      const revoked = (await ledger.publicClient.getContractEvents({ address: deployment.market, abi, eventName: 'KeyRevoked', fromBlock: scannedBlock + 1n, toBlock: latestBlock } as never)) as unknown as Array<{ args: { keyId: Hex } }>;
+      const revoked = (await ledger.publicClient.getContractEvents({
+        address: deployment.market,
+        abi,
+        eventName: 'KeyRevoked',
+        fromBlock: scannedBlock + 1n,
+        toBlock: latestBlock,
+      } as never)) as unknown as Array<{ args: { keyId: Hex } }>;
       for (const r of revoked) revokedKeys.add(r.args.keyId.toLowerCase());
       stats.revokedKeys = revokedKeys.size;
       scannedBlock = latestBlock;
@@ -552,7 +772,11 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const expired = store.expireQueued((interval) => gateClosure(interval) <= chainNow(), REASON_BRIDGE_GATE_CLOSED);
     for (const digest of expired) {
       drop('gate-closed');
-      emit('warn', 'offer_refused', { reason: 'gate-closed', digest: hexOf(digest), detail: 'its gate closed while it waited in the queue (the ledger was slow or down)' });
+      emit('warn', 'offer_refused', {
+        reason: 'gate-closed',
+        digest: hexOf(digest),
+        detail: 'its gate closed while it waited in the queue (the ledger was slow or down)',
+      });
     }
     await submit();
     if (options.clearing !== false) await clearDue();
@@ -571,7 +795,15 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         ledgerErrors.inc();
         const reason = firstLine(err);
         if (isConnectionError(err)) ledgerUp = false;
-        if (reason !== lastOutage) emit(isConnectionError(err) ? 'warn' : 'error', isConnectionError(err) ? 'ledger_unreachable' : 'chain_turn_failed', { reason, note: `retrying every ${Math.round(Math.min(10_000, backoffMs * 2) / 1000)} s or sooner; offers stay queued` });
+        if (reason !== lastOutage)
+          emit(
+            isConnectionError(err) ? 'warn' : 'error',
+            isConnectionError(err) ? 'ledger_unreachable' : 'chain_turn_failed',
+            {
+              reason,
+              note: `retrying every ${Math.round(Math.min(10_000, backoffMs * 2) / 1000)} s or sooner; offers stay queued`,
+            },
+          );
         lastOutage = reason;
         backoffMs = Math.min(10_000, backoffMs * 2);
       }
@@ -584,7 +816,9 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
   // ---- the publish loop: receipts and clearing results owed ----
   const publish = (topic: string, payload: Uint8Array) =>
-    new Promise<void>((resolve, reject) => client!.publish(topic, Buffer.from(payload), { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+    new Promise<void>((resolve, reject) =>
+      client!.publish(topic, Buffer.from(payload), { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+    );
 
   const publishTurn = async () => {
     if (!client?.connected) return;
@@ -612,7 +846,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       stats.intervalsPublished++;
       emit('info', 'clearing_published', { interval, messages: messages.length });
       const pruned = store.prune(interval - KEEP_INTERVALS, Date.now() - KEEP_REFUSALS_MS);
-      if (pruned.offers + pruned.refusals > 0) emit('info', 'queue_pruned', { beforeInterval: interval - KEEP_INTERVALS, ...pruned });
+      if (pruned.offers + pruned.refusals > 0)
+        emit('info', 'queue_pruned', { beforeInterval: interval - KEEP_INTERVALS, ...pruned });
     }
   };
 
@@ -621,7 +856,11 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       try {
         await publishTurn();
       } catch (err) {
-        if (!stopped) emit('warn', 'publish_failed', { reason: firstLine(err), note: 'kept in the queue: published again once the broker takes it' });
+        if (!stopped)
+          emit('warn', 'publish_failed', {
+            reason: firstLine(err),
+            note: 'kept in the queue: published again once the broker takes it',
+          });
       }
       settleWaiters();
       await sleep(Math.min(100, tickMs));
@@ -638,7 +877,13 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     reconnectPeriod: 1000,
   };
   client = mqtt.connect(options.brokerUrl, clientOptions);
-  acknowledgeAfterHandling(client, options.brokerUrl, emit, (topic, payload) => handleOffer(topic, new Uint8Array(payload.buffer, payload.byteOffset, payload.length)), settleWaiters);
+  acknowledgeAfterHandling(
+    client,
+    options.brokerUrl,
+    emit,
+    (topic, payload) => handleOffer(topic, new Uint8Array(payload.buffer, payload.byteOffset, payload.length)),
+    settleWaiters,
+  );
 
   const stopLoops = async () => {
     stopped = true;
@@ -646,13 +891,20 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   };
   try {
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => reject(new BridgeError(`the bridge cannot connect to ${options.brokerUrl}: ${err.message}`));
+      const onError = (err: Error) =>
+        reject(new BridgeError(`the bridge cannot connect to ${options.brokerUrl}: ${err.message}`));
       client!.once('error', onError);
       client!.once('connect', () => {
         client!.subscribe(OFFER_TOPIC_FILTER, { qos: 1 }, (err, granted) => {
           client!.removeListener('error', onError);
-          if (err) return reject(new BridgeError(`the bridge cannot subscribe to ${OFFER_TOPIC_FILTER}: ${err.message}`));
-          if (granted?.[0]?.qos !== 1) return reject(new BridgeError(`the broker did not grant ${OFFER_TOPIC_FILTER} with QoS 1: offers could be lost; check the broker's ACL for the bridge user`));
+          if (err)
+            return reject(new BridgeError(`the bridge cannot subscribe to ${OFFER_TOPIC_FILTER}: ${err.message}`));
+          if (granted?.[0]?.qos !== 1)
+            return reject(
+              new BridgeError(
+                `the broker did not grant ${OFFER_TOPIC_FILTER} with QoS 1: offers could be lost; check the broker's ACL for the bridge user`,
+              ),
+            );
           resolve();
         });
       });
@@ -675,7 +927,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         health: () => {
           const problems = [];
           if (!client?.connected) problems.push(`not connected to the broker at ${options.brokerUrl}`);
-          if (!ledgerUp) problems.push(`the ledger at ${deployment.rpcUrl ?? 'in process'} does not answer (${lastOutage})`);
+          if (!ledgerUp)
+            problems.push(`the ledger at ${deployment.rpcUrl ?? 'in process'} does not answer (${lastOutage})`);
           return problems.length === 0 ? { ok: true } : { ok: false, detail: problems.join('; ') };
         },
       });
@@ -686,7 +939,15 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       throw new BridgeError((err as Error).message);
     }
   }
-  emit('info', 'bridge_started', { brokerUrl: options.brokerUrl, market: deployment.market, chainId: deployment.chainId, relayer: options.relayer.address, batchSize, http: http?.url, clientId: clientOptions.clientId });
+  emit('info', 'bridge_started', {
+    brokerUrl: options.brokerUrl,
+    market: deployment.market,
+    chainId: deployment.chainId,
+    relayer: options.relayer.address,
+    batchSize,
+    http: http?.url,
+    clientId: clientOptions.clientId,
+  });
 
   let closing: Promise<void> | undefined;
   return {

@@ -11,7 +11,13 @@ import {
   REASON_BRIDGE_REVOKED_KEY,
   REASON_BRIDGE_WRONG_MARKET,
 } from '../../firmware/src/protocol/market-broadcast.ts';
-import { decodeOffer, OFFER_MESSAGE_LENGTH, splitOfferMessage, type MarketDomain, type Offer } from '../../firmware/src/protocol/offer.ts';
+import {
+  decodeOffer,
+  OFFER_MESSAGE_LENGTH,
+  splitOfferMessage,
+  type MarketDomain,
+  type Offer,
+} from '../../firmware/src/protocol/offer.ts';
 import { keyIdOf } from '../ledger/trading-key.ts';
 
 /**
@@ -24,7 +30,15 @@ export function verifyEs256(message: Uint8Array, signature: Uint8Array, x: Uint8
   try {
     // JWK, not DER: Node sets the coordinates itself (checking the point is on the curve), which took half the
     // time of OpenSSL 3's DER decoder here (bench/bridge-verify.ts; the import is most of the bridge's overhead).
-    key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: Buffer.from(x).toString('base64url'), y: Buffer.from(y).toString('base64url') }, format: 'jwk' });
+    key = createPublicKey({
+      key: {
+        kty: 'EC',
+        crv: 'P-256',
+        x: Buffer.from(x).toString('base64url'),
+        y: Buffer.from(y).toString('base64url'),
+      },
+      format: 'jwk',
+    });
   } catch {
     return false; // not a point on the curve
   }
@@ -52,7 +66,12 @@ export function sha256(bytes: Uint8Array): Uint8Array {
 /** Everything the bridge checks off chain, cheapest first; the digest names the offer in the receipt. */
 export function checkOfferMessage(message: Uint8Array, context: OfferCheckContext): OfferCheck {
   if (message.length !== OFFER_MESSAGE_LENGTH) {
-    return { ok: false, digest: sha256(message), reason: REASON_BRIDGE_MALFORMED, detail: `an offer message is ${OFFER_MESSAGE_LENGTH} bytes, got ${message.length}` };
+    return {
+      ok: false,
+      digest: sha256(message),
+      reason: REASON_BRIDGE_MALFORMED,
+      detail: `an offer message is ${OFFER_MESSAGE_LENGTH} bytes, got ${message.length}`,
+    };
   }
   const { signedBytes, signature } = splitOfferMessage(message);
   const digest = sha256(signedBytes);
@@ -62,18 +81,41 @@ export function checkOfferMessage(message: Uint8Array, context: OfferCheckContex
   } catch (err) {
     return { ok: false, digest, reason: REASON_BRIDGE_MALFORMED, detail: (err as Error).message };
   }
-  if (offer.domain.chainId !== context.domain.chainId || offer.domain.market.toLowerCase() !== context.domain.market.toLowerCase()) {
-    return { ok: false, digest, reason: REASON_BRIDGE_WRONG_MARKET, detail: `signed for market ${offer.domain.market} on chain ${offer.domain.chainId}, this is ${context.domain.market} on chain ${context.domain.chainId}` };
+  if (
+    offer.domain.chainId !== context.domain.chainId ||
+    offer.domain.market.toLowerCase() !== context.domain.market.toLowerCase()
+  ) {
+    return {
+      ok: false,
+      digest,
+      reason: REASON_BRIDGE_WRONG_MARKET,
+      detail: `signed for market ${offer.domain.market} on chain ${offer.domain.chainId}, this is ${context.domain.market} on chain ${context.domain.chainId}`,
+    };
   }
   const closure = context.gateClosure(offer.interval);
   if (context.now() >= closure) {
-    return { ok: false, digest, reason: REASON_BRIDGE_GATE_CLOSED, detail: `interval ${offer.interval}'s gate closed at ${new Date(closure * 1000).toISOString()}` };
+    return {
+      ok: false,
+      digest,
+      reason: REASON_BRIDGE_GATE_CLOSED,
+      detail: `interval ${offer.interval}'s gate closed at ${new Date(closure * 1000).toISOString()}`,
+    };
   }
   if (context.revokedKeys.size > 0 && context.revokedKeys.has(keyIdOf(offer.key).toLowerCase())) {
-    return { ok: false, digest, reason: REASON_BRIDGE_REVOKED_KEY, detail: 'the trading key was revoked on chain (its meter is banned)' };
+    return {
+      ok: false,
+      digest,
+      reason: REASON_BRIDGE_REVOKED_KEY,
+      detail: 'the trading key was revoked on chain (its meter is banned)',
+    };
   }
   if (!verifyEs256(signedBytes, signature, offer.key.x, offer.key.y)) {
-    return { ok: false, digest, reason: REASON_BRIDGE_BAD_SIGNATURE, detail: 'the ES256 signature does not verify under the key in the offer' };
+    return {
+      ok: false,
+      digest,
+      reason: REASON_BRIDGE_BAD_SIGNATURE,
+      detail: 'the ES256 signature does not verify under the key in the offer',
+    };
   }
   return { ok: true, digest, offer, signedBytes, signature };
 }

@@ -13,7 +13,10 @@ export type BroadcastResult = 'sent' | 'known' | 'nonce-used';
 
 /** Replacement fees: at least 10 % above the old ones (geth's and anvil's rule); 25 % and one wei. */
 export function bumpedFees(a: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }) {
-  return { maxFeePerGas: (a.maxFeePerGas * 125n) / 100n + 1n, maxPriorityFeePerGas: (a.maxPriorityFeePerGas * 125n) / 100n + 1n };
+  return {
+    maxFeePerGas: (a.maxFeePerGas * 125n) / 100n + 1n,
+    maxPriorityFeePerGas: (a.maxPriorityFeePerGas * 125n) / 100n + 1n,
+  };
 }
 
 function messageOf(err: unknown): string {
@@ -40,7 +43,10 @@ export class TxSender {
 
   async allocateNonce(): Promise<number> {
     if (this.nextNonce === undefined) {
-      const pending = await this.ledger.publicClient.getTransactionCount({ address: this.account.address, blockTag: 'pending' });
+      const pending = await this.ledger.publicClient.getTransactionCount({
+        address: this.account.address,
+        blockTag: 'pending',
+      });
       this.nextNonce = Math.max(pending, this.storedNonce() + 1);
     }
     return this.nextNonce++;
@@ -56,7 +62,12 @@ export class TxSender {
   }
 
   /** Signs a call to the market; nothing is sent. */
-  async sign(data: Hex, gas: bigint, nonce: number, fees: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }): Promise<Attempt> {
+  async sign(
+    data: Hex,
+    gas: bigint,
+    nonce: number,
+    fees: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint },
+  ): Promise<Attempt> {
     const raw = await this.account.signTransaction({
       chainId: this.ledger.chain.id,
       type: 'eip1559',
@@ -80,8 +91,14 @@ export class TxSender {
       return 'sent';
     } catch (err) {
       const text = messageOf(err);
-      if (text.includes('already known') || text.includes('already imported') || text.includes('known transaction')) return 'known';
-      if (text.includes('nonce too low') || text.includes('nonce is too low') || text.includes('is lower than the current nonce')) return 'nonce-used';
+      if (text.includes('already known') || text.includes('already imported') || text.includes('known transaction'))
+        return 'known';
+      if (
+        text.includes('nonce too low') ||
+        text.includes('nonce is too low') ||
+        text.includes('is lower than the current nonce')
+      )
+        return 'nonce-used';
       throw err;
     }
   }
@@ -117,14 +134,22 @@ export class TxSender {
    * idle development chain the latest block can be older than the gate closure, so such a call says GateOpen
    * while the transaction, mined in a new block, would pass (the caller backs off after a failure instead).
    */
-  async sendAndWait(functionName: string, args: unknown[], gas: bigint, options: { replaceAfterMs: number; pollMs: number; stopped: () => boolean }) {
+  async sendAndWait(
+    functionName: string,
+    args: unknown[],
+    gas: bigint,
+    options: { replaceAfterMs: number; pollMs: number; stopped: () => boolean },
+  ) {
     const data = this.data(functionName, args);
     let nonce: number;
     let attempt: Attempt;
     try {
       nonce = await this.allocateNonce();
       attempt = await this.sign(data, gas, nonce, await this.fees());
-      if ((await this.broadcast(attempt.raw)) === 'nonce-used') throw new Error(`nonce ${nonce} is already used: another transaction of ${this.account.address} was mined (is a second process using this account?)`);
+      if ((await this.broadcast(attempt.raw)) === 'nonce-used')
+        throw new Error(
+          `nonce ${nonce} is already used: another transaction of ${this.account.address} was mined (is a second process using this account?)`,
+        );
     } catch (err) {
       this.resetNonce();
       throw err;

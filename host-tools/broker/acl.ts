@@ -14,7 +14,14 @@
 // configured to replace it, see credentials.ts): a session belongs to exactly one login, so no client
 // can take over, read out or kick off another's session.
 import type { AedesOptions } from 'aedes';
-import { ASSET_REQUEST_TOPIC_FILTER, KEY_CERTIFICATE_TOPIC_FILTER, OFFER_TOPIC_FILTER, READING_TOPIC_FILTER, meterIdProblem, relayInboxTopic } from '../../firmware/src/protocol/topics.ts';
+import {
+  ASSET_REQUEST_TOPIC_FILTER,
+  KEY_CERTIFICATE_TOPIC_FILTER,
+  OFFER_TOPIC_FILTER,
+  READING_TOPIC_FILTER,
+  meterIdProblem,
+  relayInboxTopic,
+} from '../../firmware/src/protocol/topics.ts';
 import { LOGIN_PASSWORD_PREFIX } from '../../firmware/src/protocol/broker-login.ts';
 import { verifyPassword, type PasswordEntries } from './credentials.ts';
 import type { LoginCheck } from './meter-logins.ts';
@@ -30,7 +37,8 @@ export function meterUserProblem(id: string): string | undefined {
   const problem = meterIdProblem(id);
   if (problem) return problem;
   // Compared case-insensitively: SQLite, file systems and people read "DSO" and "dso" as one name.
-  if (SERVICE_USERNAMES.includes(id.toLowerCase())) return `meter id "${id}" is reserved for the ${id.toLowerCase()} service's broker user: choose another id`;
+  if (SERVICE_USERNAMES.includes(id.toLowerCase()))
+    return `meter id "${id}" is reserved for the ${id.toLowerCase()} service's broker user: choose another id`;
   return undefined;
 }
 
@@ -72,7 +80,8 @@ export function rulesFor(username: string, relayId?: string): TopicRule[] {
     { access: 'read', filter: 'veilgrid/market/#' },
     { access: 'read', filter: 'veilgrid/directory/#' },
   ];
-  if (relayId !== undefined && /^[0-9a-f]{16}$/.test(relayId)) rules.push({ access: 'read', filter: relayInboxTopic(relayId) });
+  if (relayId !== undefined && /^[0-9a-f]{16}$/.test(relayId))
+    rules.push({ access: 'read', filter: relayInboxTopic(relayId) });
   return rules;
 }
 
@@ -167,9 +176,13 @@ export function aedesAuthHooks(
         done(Object.assign(new Error(message), { returnCode }) as Parameters<typeof done>[0], false);
       };
       // Checked before the login is used up: a meter's login sent under another client id stays unused.
-      if (client.id !== username) return refuse(`client id "${client.id}" is not the user name "${username}": a client connects with its own user name as client id`, 2);
+      if (client.id !== username)
+        return refuse(
+          `client id "${client.id}" is not the user name "${username}": a client connects with its own user name as client id`,
+          2,
+        );
       const text = password?.toString('latin1');
-      if (text !== undefined && text.startsWith(LOGIN_PASSWORD_PREFIX) && logins.checkLogin) {
+      if (text?.startsWith(LOGIN_PASSWORD_PREFIX) && logins.checkLogin) {
         const login = logins.checkLogin(username, text);
         if (!login.ok) return refuse(`bad meter login: ${login.reason}`, 4);
         (client as unknown as AuthenticatedClient).veilgridUser = username!;
@@ -188,7 +201,12 @@ export function aedesAuthHooks(
     },
     authorizeSubscribe(client, subscription, done) {
       const username = userOf(client);
-      done(null, username !== undefined && maySubscribe(username, subscription.topic, logins.relayIdOf?.(username)) ? subscription : null);
+      done(
+        null,
+        username !== undefined && maySubscribe(username, subscription.topic, logins.relayIdOf?.(username))
+          ? subscription
+          : null,
+      );
     },
   };
 }

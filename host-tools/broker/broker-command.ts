@@ -24,7 +24,11 @@ options:
                      port, shown in the printed lines)`,
 
   async run(argv) {
-    const { values, positionals } = parseOptions(argv, { 'broker-dir': { type: 'string' }, port: { type: 'string' } }, true);
+    const { values, positionals } = parseOptions(
+      argv,
+      { 'broker-dir': { type: 'string' }, port: { type: 'string' } },
+      true,
+    );
     const [sub] = positionals;
     if (sub !== 'logins') throw new CliError(`unknown subcommand "${sub ?? ''}": use logins (see --help)`);
     if (!values['broker-dir']) throw new CliError('logins needs --broker-dir DIR (see --help)');
@@ -32,7 +36,9 @@ options:
     if (port > 65535) throw new CliError(`--port must be at most 65535, got ${port}`);
     const credentials = new BrokerCredentials(values['broker-dir']);
     if (!fs.existsSync(credentials.meterLoginsFile)) {
-      throw new CliError(`${credentials.meterLoginsFile} does not exist: --broker-dir must be the folder 'veilgrid provision --broker-dir' writes (the meter logins are made with the first meter)`);
+      throw new CliError(
+        `${credentials.meterLoginsFile} does not exist: --broker-dir must be the folder 'veilgrid provision --broker-dir' writes (the meter logins are made with the first meter)`,
+      );
     }
     let pluginPath: string;
     try {
@@ -43,11 +49,19 @@ options:
     }
     let service;
     try {
-      service = await startLoginService({ check: (username, password) => credentials.checkLogin(username, password), port });
+      service = await startLoginService({
+        check: (username, password) => credentials.checkLogin(username, password),
+        port,
+      });
     } catch (err) {
       throw new CliError(`cannot listen on 127.0.0.1:${port}: ${(err as Error).message} (choose another with --port)`);
     }
-    console.log(['# mosquitto configuration lines for this broker folder:', ...credentials.mosquittoConfigLines({ pluginPath, port: service.port })].join('\n'));
+    console.log(
+      [
+        '# mosquitto configuration lines for this broker folder:',
+        ...credentials.mosquittoConfigLines({ pluginPath, port: service.port }),
+      ].join('\n'),
+    );
     console.error(`veilgrid broker logins: checking meter logins on 127.0.0.1:${service.port} for ${credentials.dir}`);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGINT', resolve);

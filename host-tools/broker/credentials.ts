@@ -62,7 +62,10 @@ export function parsePasswordFile(text: string): PasswordEntries {
 }
 
 export function formatPasswordFile(entries: PasswordEntries): string {
-  return [...entries.keys()].sort().map((user) => `${user}:${entries.get(user)}\n`).join('');
+  return [...entries.keys()]
+    .sort()
+    .map((user) => `${user}:${entries.get(user)}\n`)
+    .join('');
 }
 
 /** What a broker folder held before a change, to put back if a later provisioning step fails. */
@@ -234,17 +237,22 @@ export class BrokerCredentials {
     for (const [name, text] of Object.entries(snapshot.files)) {
       const file = path.join(this.dir, name);
       if (text === undefined) fs.rmSync(file, { force: true });
-      else if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) writeBrokerFile(file, text, name === ACL_FILE);
+      else if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text)
+        writeBrokerFile(file, text, name === ACL_FILE);
     }
   }
 
   private write(entries: PasswordEntries): void {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const passwd = formatPasswordFile(entries);
-    if (!fs.existsSync(this.passwordFile) || fs.readFileSync(this.passwordFile, 'utf8') !== passwd) writeBrokerFile(this.passwordFile, passwd, false);
-    const relayIds = fs.existsSync(this.meterLoginsFile) ? this.withMeterLogins((logins) => logins.relayIds()) : new Map<string, string>();
+    if (!fs.existsSync(this.passwordFile) || fs.readFileSync(this.passwordFile, 'utf8') !== passwd)
+      writeBrokerFile(this.passwordFile, passwd, false);
+    const relayIds = fs.existsSync(this.meterLoginsFile)
+      ? this.withMeterLogins((logins) => logins.relayIds())
+      : new Map<string, string>();
     const acl = mosquittoAcl([...entries.keys(), ...relayIds.keys()], relayIds);
-    if (!fs.existsSync(this.aclFile) || fs.readFileSync(this.aclFile, 'utf8') !== acl) writeBrokerFile(this.aclFile, acl, true);
+    if (!fs.existsSync(this.aclFile) || fs.readFileSync(this.aclFile, 'utf8') !== acl)
+      writeBrokerFile(this.aclFile, acl, true);
   }
 }
 

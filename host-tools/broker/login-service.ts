@@ -40,8 +40,21 @@ export async function startLoginService(options: LoginServiceOptions): Promise<L
         return;
       }
       const fields = request.slice(0, end).split('\t');
-      const result: LoginCheck = fields.length === 2 ? options.check(fields[0], fields[1]) : { ok: false, reason: 'a request is "<username>\\t<password>\\n"' };
-      if (!result.ok) log(JSON.stringify({ time: new Date().toISOString(), level: 'warn', component: 'login-service', event: 'login_refused', username: fields[0], reason: result.reason }));
+      const result: LoginCheck =
+        fields.length === 2
+          ? options.check(fields[0], fields[1])
+          : { ok: false, reason: 'a request is "<username>\\t<password>\\n"' };
+      if (!result.ok)
+        log(
+          JSON.stringify({
+            time: new Date().toISOString(),
+            level: 'warn',
+            component: 'login-service',
+            event: 'login_refused',
+            username: fields[0],
+            reason: result.reason,
+          }),
+        );
       socket.end(result.ok ? 'ok\n' : `no ${result.reason.replace(/\n/g, ' ')}\n`);
     });
   });

@@ -53,12 +53,21 @@ export class MeterLogins {
   add(meterId: string, identityKey: Uint8Array, mixKey: Uint8Array): void {
     const problem = meterUserProblem(meterId);
     if (problem) throw new Error(`cannot let meter "${meterId}" log in: ${problem}`);
-    for (const [name, key] of [['identity key', identityKey], ['mix key', mixKey]] as const) {
-      if (key.length !== 65 || key[0] !== 4) throw new Error(`cannot let meter "${meterId}" log in: its ${name} must be 65 bytes, uncompressed (04 || x || y)`);
+    for (const [name, key] of [
+      ['identity key', identityKey],
+      ['mix key', mixKey],
+    ] as const) {
+      if (key.length !== 65 || key[0] !== 4)
+        throw new Error(
+          `cannot let meter "${meterId}" log in: its ${name} must be 65 bytes, uncompressed (04 || x || y)`,
+        );
     }
     const row = this.row(meterId);
     if (row && Buffer.from(identityKey).equals(row.identity_key) && Buffer.from(mixKey).equals(row.mix_key)) return;
-    this.db.prepare('INSERT OR REPLACE INTO meter_logins (meter_id, identity_key, mix_key, last_counter) VALUES (?, ?, ?, -1)')
+    this.db
+      .prepare(
+        'INSERT OR REPLACE INTO meter_logins (meter_id, identity_key, mix_key, last_counter) VALUES (?, ?, ?, -1)',
+      )
       .run(meterId, Buffer.from(identityKey), Buffer.from(mixKey));
   }
 
@@ -68,12 +77,17 @@ export class MeterLogins {
   }
 
   meterIds(): string[] {
-    return (this.db.prepare('SELECT meter_id FROM meter_logins ORDER BY meter_id').all() as Array<{ meter_id: string }>).map((r) => r.meter_id);
+    return (
+      this.db.prepare('SELECT meter_id FROM meter_logins ORDER BY meter_id').all() as Array<{ meter_id: string }>
+    ).map((r) => r.meter_id);
   }
 
   /** Each meter's relay id (kidOf its mix key, hex): the mixnet inbox only that meter may read. */
   relayIds(): Map<string, string> {
-    const rows = this.db.prepare('SELECT meter_id, mix_key FROM meter_logins').all() as Array<{ meter_id: string; mix_key: Buffer }>;
+    const rows = this.db.prepare('SELECT meter_id, mix_key FROM meter_logins').all() as Array<{
+      meter_id: string;
+      mix_key: Buffer;
+    }>;
     return new Map(rows.map((r) => [r.meter_id, relayIdOfMixKey(r.mix_key)]));
   }
 
@@ -89,21 +103,37 @@ export class MeterLogins {
 
   /** Checks a meter's login and, when it is good, uses up its counter. */
   check(username: string | undefined, password: string | undefined): LoginCheck {
-    if (username === undefined || password === undefined) return { ok: false, reason: 'a meter logs in with its meter id and a login password' };
+    if (username === undefined || password === undefined)
+      return { ok: false, reason: 'a meter logs in with its meter id and a login password' };
     const row = this.row(username);
-    if (!row) return { ok: false, reason: `meter "${username}" may not log in here (not provisioned with this broker folder, or removed)` };
+    if (!row)
+      return {
+        ok: false,
+        reason: `meter "${username}" may not log in here (not provisioned with this broker folder, or removed)`,
+      };
     const login = parseLoginPassword(password);
     if (typeof login === 'string') return { ok: false, reason: login };
     if (login.counter <= row.last_counter) {
-      return { ok: false, reason: `login counter ${login.counter} was used already (meter "${username}" is at ${row.last_counter}): a replayed login` };
+      return {
+        ok: false,
+        reason: `login counter ${login.counter} was used already (meter "${username}" is at ${row.last_counter}): a replayed login`,
+      };
     }
-    const message = attestationMessage(nodeSha256, loginNonce(nodeSha256, username, login.counter), MIX_SLOT, new Uint8Array(row.mix_key));
+    const message = attestationMessage(
+      nodeSha256,
+      loginNonce(nodeSha256, username, login.counter),
+      MIX_SLOT,
+      new Uint8Array(row.mix_key),
+    );
     if (!nodeVerifyEs256(new Uint8Array(row.identity_key), message, login.signature)) {
       return { ok: false, reason: `the login is not signed by meter "${username}"'s secure element` };
     }
     // Conditional, so two brokers checking the same login at once accept it only once.
-    const used = this.db.prepare('UPDATE meter_logins SET last_counter = ? WHERE meter_id = ? AND last_counter < ?').run(login.counter, username, login.counter);
-    if (used.changes === 0) return { ok: false, reason: `login counter ${login.counter} was used already: a replayed login` };
+    const used = this.db
+      .prepare('UPDATE meter_logins SET last_counter = ? WHERE meter_id = ? AND last_counter < ?')
+      .run(login.counter, username, login.counter);
+    if (used.changes === 0)
+      return { ok: false, reason: `login counter ${login.counter} was used already: a replayed login` };
     return { ok: true, counter: login.counter };
   }
 

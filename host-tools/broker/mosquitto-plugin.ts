@@ -35,12 +35,16 @@ export function loginPluginPath(): string {
   if (fs.existsSync(out)) return out;
   fs.mkdirSync(OUT_DIR, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
-  const cc = spawnSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-o', tmp, SOURCE], { encoding: 'utf8' });
+  const cc = spawnSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-o', tmp, SOURCE], {
+    encoding: 'utf8',
+  });
   if (cc.error || cc.status !== 0) {
     fs.rmSync(tmp, { force: true });
     const why = cc.error ? cc.error.message : cc.stderr.trim().split('\n').slice(0, 6).join('\n');
-    throw new PluginBuildError(`cannot build mosquitto's veilgrid_login plugin from ${SOURCE}: ${why}\n` +
-      'It needs gcc and the mosquitto plugin headers (Debian: apt-get install gcc mosquitto-dev libmosquitto-dev).');
+    throw new PluginBuildError(
+      `cannot build mosquitto's veilgrid_login plugin from ${SOURCE}: ${why}\n` +
+        'It needs gcc and the mosquitto plugin headers (Debian: apt-get install gcc mosquitto-dev libmosquitto-dev).',
+    );
   }
   fs.renameSync(tmp, out);
   return out;

@@ -45,7 +45,11 @@ export async function freePort(): Promise<number> {
 }
 
 /** Starts mosquitto and resolves once it listens; rejects with its log if it exits first. */
-export async function startMosquitto(options: { dir: string; port?: number; configLines?: string[] }): Promise<MosquittoBroker> {
+export async function startMosquitto(options: {
+  dir: string;
+  port?: number;
+  configLines?: string[];
+}): Promise<MosquittoBroker> {
   const binary = findMosquitto();
   if (!binary) throw new Error(MOSQUITTO_MISSING);
   const port = options.port ?? (await freePort());
@@ -55,7 +59,24 @@ export async function startMosquitto(options: { dir: string; port?: number; conf
   // process wrote; it stays the user that started it instead (a broker that runs as a service gets its
   // own user and files readable by it).
   const sameUser = process.getuid?.() === 0 ? ['user root'] : [];
-  fs.writeFileSync(config, [`listener ${port} 127.0.0.1`, ...anonymous, ...sameUser, 'persistence false', `max_packet_size ${MAX_MQTT_PACKET_BYTES}`, `max_queued_messages ${MAX_QUEUED_MESSAGES}`, 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', ...(options.configLines ?? []), ''].join('\n'));
+  fs.writeFileSync(
+    config,
+    [
+      `listener ${port} 127.0.0.1`,
+      ...anonymous,
+      ...sameUser,
+      'persistence false',
+      `max_packet_size ${MAX_MQTT_PACKET_BYTES}`,
+      `max_queued_messages ${MAX_QUEUED_MESSAGES}`,
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+      'log_type notice',
+      'log_type information',
+      ...(options.configLines ?? []),
+      '',
+    ].join('\n'),
+  );
   const child: ChildProcess = spawn(binary, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

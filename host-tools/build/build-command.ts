@@ -25,10 +25,18 @@ export const command: Command = {
   ].join('\n'),
 
   async run(argv) {
-    const { values } = parseOptions(argv, { board: { type: 'string' }, out: { type: 'string' }, 'no-minify': { type: 'boolean' } });
+    const { values } = parseOptions(argv, {
+      board: { type: 'string' },
+      out: { type: 'string' },
+      'no-minify': { type: 'boolean' },
+    });
     if (!values.board) throw new CliError('--board is required, e.g. --board esp32-meter (see --help)');
     try {
-      const { outFile, bytes, buildId } = await buildFirmware({ board: values.board, outFile: values.out, minify: !values['no-minify'] });
+      const { outFile, bytes, buildId } = await buildFirmware({
+        board: values.board,
+        outFile: values.out,
+        minify: !values['no-minify'],
+      });
       console.log(`${path.relative(process.cwd(), outFile) || outFile}  ${bytes} bytes  build ${buildId}`);
       return 0;
     } catch (err) {

@@ -34,10 +34,24 @@ export const ESPRUINO_MODULES = ['Storage', 'Flash', 'net', 'Wifi', 'crypto', 'h
  * not an error. Whatever lowering leaves behind, the check on the final output still catches.
  */
 const LOWERED_CONSTRUCTS = [
-  'destructuring', 'rest parameter', 'spread', 'default parameter', 'computed key', 'computed class member key',
-  'class member named', 'optional chaining ?.', 'exponent operator **', 'exponent assignment **=',
-  'logical assignment', 'class field without initialiser', 'class instance field', 'static block',
-  'closure over a for (', 'function used before its declaration', 'tagged template', 'extends <expression>',
+  'destructuring',
+  'rest parameter',
+  'spread',
+  'default parameter',
+  'computed key',
+  'computed class member key',
+  'class member named',
+  'optional chaining ?.',
+  'exponent operator **',
+  'exponent assignment **=',
+  'logical assignment',
+  'class field without initialiser',
+  'class instance field',
+  'static block',
+  'closure over a for (',
+  'function used before its declaration',
+  'tagged template',
+  'extends <expression>',
   'new.target',
   'non-ASCII character', // only in comments (esbuild escapes strings); escapeNonAscii rewrites them
 ];
@@ -69,7 +83,9 @@ export function buildIdOf(code: string): string | undefined {
   return undefined;
 }
 
-export interface LocatedViolation extends Violation { file: string }
+export interface LocatedViolation extends Violation {
+  file: string;
+}
 
 export interface BuildOptions {
   board: string;
@@ -95,16 +111,29 @@ export interface BuildResult {
 
 /** The firmware cannot be built; `violations` (possibly empty) holds every located problem. */
 export class BuildError extends VeilgridError {
-  constructor(message: string, readonly violations: LocatedViolation[] = []) {
-    super('BuildError', violations.length === 0 ? 'build' : 'profile-violation', violations.length === 0 ? message :
-      message + '\n' + violations.map((v) => `${v.file}:${v.line}:${v.column} ${v.construct} — ${v.message}`).join('\n'));
+  constructor(
+    message: string,
+    readonly violations: LocatedViolation[] = [],
+  ) {
+    super(
+      'BuildError',
+      violations.length === 0 ? 'build' : 'profile-violation',
+      violations.length === 0
+        ? message
+        : message +
+            '\n' +
+            violations.map((v) => `${v.file}:${v.line}:${v.column} ${v.construct} — ${v.message}`).join('\n'),
+    );
   }
 }
 
 /** Board ids that have a boards/<id>.json definition. */
 export async function knownBoards(root = REPO_ROOT): Promise<string[]> {
   const files = await readdir(path.join(root, 'boards'));
-  return files.filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length)).sort();
+  return files
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -'.json'.length))
+    .sort();
 }
 
 /** Builds the firmware for `board` and writes it; throws BuildError naming every problem. */
@@ -119,12 +148,17 @@ export async function buildFirmware(options: BuildOptions): Promise<BuildResult>
   const shownOut = path.relative(process.cwd(), outFile) || outFile;
 
   // The board's raw flash partitions go into the bundle (firmware/src/platform/raw-flash.ts).
-  const rawFlash = loadBoardDefinition(options.board).rawFlash.map(({ addr, bytes, storageAddr }) => ({ addr, bytes, storageAddr }));
+  const rawFlash = loadBoardDefinition(options.board).rawFlash.map(({ addr, bytes, storageAddr }) => ({
+    addr,
+    bytes,
+    storageAddr,
+  }));
   const bundle = await bundleEntry(entry, outFile, { __VEILGRID_RAW_FLASH__: JSON.stringify(rawFlash) });
   const sourceViolations = checkEspruinoProfile(bundle.code)
     .filter((v) => !LOWERED_CONSTRUCTS.some((c) => v.construct.startsWith(c)))
     .map((v) => locateInSource(v, bundle.map, shownOut));
-  if (sourceViolations.length > 0) throw new BuildError('the firmware uses what Espruino 2v29 cannot run:', sourceViolations);
+  if (sourceViolations.length > 0)
+    throw new BuildError('the firmware uses what Espruino 2v29 cannot run:', sourceViolations);
 
   let code: string;
   try {
@@ -135,19 +169,28 @@ export async function buildFirmware(options: BuildOptions): Promise<BuildResult>
   }
   code = escapeNonAscii(hoistFunctionDeclarations(fixBuiltinSubclasses(code)));
 
-  const violations = checkEspruinoProfile(code, shownOut).map((v) => ({ ...v, file: shownOut, message: v.message + fromModule(code, v.line) }));
-  if (violations.length > 0) throw new BuildError('the lowered bundle still holds what Espruino 2v29 cannot run:', violations);
+  const violations = checkEspruinoProfile(code, shownOut).map((v) => ({
+    ...v,
+    file: shownOut,
+    message: v.message + fromModule(code, v.line),
+  }));
+  if (violations.length > 0)
+    throw new BuildError('the lowered bundle still holds what Espruino 2v29 cannot run:', violations);
 
   if (options.minify !== false) {
     try {
       code = compactWhitespace(await shortenNames(code));
     } catch (err) {
-      if (err instanceof ShortenNamesError) throw new BuildError(err.message + ' (a build tool bug: build with --no-minify meanwhile)');
+      if (err instanceof ShortenNamesError)
+        throw new BuildError(err.message + ' (a build tool bug: build with --no-minify meanwhile)');
       throw err;
     }
     const compacted = checkEspruinoProfile(code, shownOut).map((v) => ({ ...v, file: shownOut }));
     if (compacted.length > 0) {
-      throw new BuildError('shortening the bundle produced what Espruino 2v29 cannot run (a build tool bug: build with --no-minify meanwhile):', compacted);
+      throw new BuildError(
+        'shortening the bundle produced what Espruino 2v29 cannot run (a build tool bug: build with --no-minify meanwhile):',
+        compacted,
+      );
     }
   }
 
@@ -159,7 +202,11 @@ export async function buildFirmware(options: BuildOptions): Promise<BuildResult>
   return { outFile, bytes: Buffer.byteLength(code, 'latin1'), violations: [], buildId };
 }
 
-async function bundleEntry(entry: string, outFile: string, boardDefines: Record<string, string>): Promise<{ code: string; map: SourceMapLookup }> {
+async function bundleEntry(
+  entry: string,
+  outFile: string,
+  boardDefines: Record<string, string>,
+): Promise<{ code: string; map: SourceMapLookup }> {
   try {
     const result = await build({
       entryPoints: [entry],
@@ -191,10 +238,18 @@ async function bundleEntry(entry: string, outFile: string, boardDefines: Record<
 function describeEsbuildError(e: Message): LocatedViolation {
   const where = { file: e.location?.file ?? '?', line: e.location?.line ?? 0, column: (e.location?.column ?? 0) + 1 };
   if (/async functions|await/.test(e.text)) {
-    return { ...where, construct: 'async function', message: 'Espruino has no async/await: return a Promise and chain .then(), or use callbacks' };
+    return {
+      ...where,
+      construct: 'async function',
+      message: 'Espruino has no async/await: return a Promise and chain .then(), or use callbacks',
+    };
   }
   if (/generator/.test(e.text)) {
-    return { ...where, construct: 'generator', message: 'Espruino has no generators: write an explicit iterator object or use callbacks' };
+    return {
+      ...where,
+      construct: 'generator',
+      message: 'Espruino has no generators: write an explicit iterator object or use callbacks',
+    };
   }
   return { ...where, construct: 'esbuild', message: e.text };
 }

@@ -11,7 +11,8 @@ import MagicString from 'magic-string';
 type AnyNode = { type: string; start: number; end: number } & Record<string, any>;
 
 const HELPER_NAME = '__vgOwnPrototype';
-const HELPER = `function ${HELPER_NAME}(self, Class) {\n` +
+const HELPER =
+  `function ${HELPER_NAME}(self, Class) {\n` +
   '    if (Object.getPrototypeOf(self) !== Class.prototype) {\n' +
   '        Object.setPrototypeOf(self, Class.prototype);\n' +
   "        if (!Class.prototype.hasOwnProperty('toString')) Object.defineProperty(Class.prototype, 'toString', { value: function () { return this.name + ': ' + this.message; }, writable: true, configurable: true });\n" +
@@ -22,7 +23,11 @@ function isNode(value: unknown): value is AnyNode {
   return typeof value === 'object' && value !== null && typeof (value as AnyNode).type === 'string';
 }
 
-function eachNode(node: AnyNode, visit: (node: AnyNode, ancestors: AnyNode[]) => void, ancestors: AnyNode[] = []): void {
+function eachNode(
+  node: AnyNode,
+  visit: (node: AnyNode, ancestors: AnyNode[]) => void,
+  ancestors: AnyNode[] = [],
+): void {
   visit(node, ancestors);
   ancestors.push(node);
   for (const key of Object.keys(node)) {
@@ -34,21 +39,32 @@ function eachNode(node: AnyNode, visit: (node: AnyNode, ancestors: AnyNode[]) =>
 
 /** True for `_super.call(this, …)` / `_super.apply(this, …)` where `_super` is the lowered class's base. */
 function isSuperCall(node: AnyNode, superName: string): boolean {
-  return node.type === 'CallExpression' && node.callee.type === 'MemberExpression' &&
-    node.callee.object.type === 'Identifier' && node.callee.object.name === superName &&
-    !node.callee.computed && (node.callee.property.name === 'call' || node.callee.property.name === 'apply') &&
-    node.arguments[0]?.type === 'ThisExpression';
+  return (
+    node.type === 'CallExpression' &&
+    node.callee.type === 'MemberExpression' &&
+    node.callee.object.type === 'Identifier' &&
+    node.callee.object.name === superName &&
+    !node.callee.computed &&
+    (node.callee.property.name === 'call' || node.callee.property.name === 'apply') &&
+    node.arguments[0]?.type === 'ThisExpression'
+  );
 }
 
 function containsSuperCall(node: AnyNode, superName: string): boolean {
   let found = false;
-  eachNode(node, (n) => { if (isSuperCall(n, superName)) found = true; });
+  eachNode(node, (n) => {
+    if (isSuperCall(n, superName)) found = true;
+  });
   return found;
 }
 
 /** Returns `code` with every `<super call> || this` in a lowered constructor keeping the subclass prototype. */
 export function fixBuiltinSubclasses(code: string): string {
-  const program = parse(code, { ecmaVersion: 'latest', sourceType: 'script', allowReturnOutsideFunction: true }) as unknown as AnyNode;
+  const program = parse(code, {
+    ecmaVersion: 'latest',
+    sourceType: 'script',
+    allowReturnOutsideFunction: true,
+  }) as unknown as AnyNode;
   const s = new MagicString(code);
   let changed = false;
   eachNode(program, (node, ancestors) => {
@@ -65,7 +81,10 @@ export function fixBuiltinSubclasses(code: string): string {
   });
   if (!changed) return code;
   // After the directive prologue ("use strict"), which must stay first to remain a directive.
-  const prologue = program.body.filter((st: AnyNode, i: number) => st.type === 'ExpressionStatement' && st.directive && program.body.slice(0, i).every((p: AnyNode) => p.directive));
+  const prologue = program.body.filter(
+    (st: AnyNode, i: number) =>
+      st.type === 'ExpressionStatement' && st.directive && program.body.slice(0, i).every((p: AnyNode) => p.directive),
+  );
   const at = prologue.length > 0 ? prologue[prologue.length - 1].end : 0;
   s.appendRight(at, at === 0 ? HELPER : '\n' + HELPER);
   return s.toString();

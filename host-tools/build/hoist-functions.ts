@@ -57,10 +57,15 @@ function hoistInBody(code: string, s: MagicString, statements: AnyNode[]): void 
 
 /** Returns `code` with every function declaration moved to the top of its enclosing body, order kept. */
 export function hoistFunctionDeclarations(code: string): string {
-  const program = parse(code, { ecmaVersion: 'latest', sourceType: 'script', allowReturnOutsideFunction: true }) as unknown as AnyNode;
+  const program = parse(code, {
+    ecmaVersion: 'latest',
+    sourceType: 'script',
+    allowReturnOutsideFunction: true,
+  }) as unknown as AnyNode;
   const s = new MagicString(code);
   eachNode(program, (node) => {
-    if (node.type === 'Program' || node.type === 'BlockStatement' || node.type === 'StaticBlock') hoistInBody(code, s, node.body);
+    if (node.type === 'Program' || node.type === 'BlockStatement' || node.type === 'StaticBlock')
+      hoistInBody(code, s, node.body);
   });
   return s.toString();
 }

@@ -26,7 +26,8 @@ function children(node: AnyNode): AnyNode[] {
 }
 
 function declaredNames(declaration: AnyNode, into: string[]): void {
-  for (const d of declaration.declarations) if (d.id.type === 'Identifier' && !into.includes(d.id.name)) into.push(d.id.name);
+  for (const d of declaration.declarations)
+    if (d.id.type === 'Identifier' && !into.includes(d.id.name)) into.push(d.id.name);
 }
 
 interface NestedVar {
@@ -39,10 +40,12 @@ interface NestedVar {
 /** `var` declarations inside node, with the block each sits in, without entering nested functions. */
 function nestedVars(node: AnyNode, block: AnyNode, into: NestedVar[]): void {
   if (node.type === 'VariableDeclaration' && node.kind === 'var') {
-    for (const d of node.declarations) if (d.id.type === 'Identifier') into.push({ name: d.id.name, at: d.start, block });
+    for (const d of node.declarations)
+      if (d.id.type === 'Identifier') into.push({ name: d.id.name, at: d.start, block });
   }
   for (const child of children(node)) {
-    if (!FUNCTION_TYPES.has(child.type)) nestedVars(child, child.type === 'BlockStatement' || child.type === 'SwitchCase' ? child : block, into);
+    if (!FUNCTION_TYPES.has(child.type))
+      nestedVars(child, child.type === 'BlockStatement' || child.type === 'SwitchCase' ? child : block, into);
   }
 }
 
@@ -66,7 +69,8 @@ function directNames(statements: AnyNode[]): string[] {
   const names: string[] = [];
   for (const st of statements) {
     if (st.type === 'VariableDeclaration' && st.kind === 'var') declaredNames(st, names);
-    if ((st.type === 'ForStatement' && st.init?.type === 'VariableDeclaration' && st.init.kind === 'var')) declaredNames(st.init, names);
+    if (st.type === 'ForStatement' && st.init?.type === 'VariableDeclaration' && st.init.kind === 'var')
+      declaredNames(st.init, names);
   }
   return names;
 }
@@ -84,7 +88,13 @@ function hoistInBody(s: MagicString, statements: AnyNode[], params: AnyNode[]): 
   const names: string[] = [];
   for (const v of nested) {
     if (names.includes(v.name) || direct.includes(v.name) || paramNames.includes(v.name)) continue;
-    if (needsHoisting(nested.filter((other) => other.name === v.name), statements)) names.push(v.name);
+    if (
+      needsHoisting(
+        nested.filter((other) => other.name === v.name),
+        statements,
+      )
+    )
+      names.push(v.name);
   }
   if (names.length === 0) return;
   const first = statements.find((st) => !(st.type === 'ExpressionStatement' && st.directive));
@@ -96,11 +106,16 @@ function hoistInBody(s: MagicString, statements: AnyNode[], params: AnyNode[]): 
 
 /** Returns `code` with every var that is declared only in nested statements also declared on function entry. */
 export function hoistVarDeclarations(code: string): string {
-  const program = parse(code, { ecmaVersion: 'latest', sourceType: 'script', allowReturnOutsideFunction: true }) as unknown as AnyNode;
+  const program = parse(code, {
+    ecmaVersion: 'latest',
+    sourceType: 'script',
+    allowReturnOutsideFunction: true,
+  }) as unknown as AnyNode;
   const s = new MagicString(code);
   const visit = (node: AnyNode): void => {
     if (node.type === 'Program') hoistInBody(s, node.body, []);
-    if (FUNCTION_TYPES.has(node.type) && node.body.type === 'BlockStatement') hoistInBody(s, node.body.body, node.params);
+    if (FUNCTION_TYPES.has(node.type) && node.body.type === 'BlockStatement')
+      hoistInBody(s, node.body.body, node.params);
     for (const child of children(node)) visit(child);
   };
   visit(program);

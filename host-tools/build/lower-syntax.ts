@@ -44,5 +44,7 @@ export function lowerToEs5(code: string, fileName: string): string {
 
 /** TypeScript's __spreadArray with `[].slice` for `Array.prototype.slice`, which Espruino leaves undefined. */
 function espruinoHelpers(code: string): string {
-  return code.replace(/var __spreadArray = [\s\S]*?\n};\n/, (helper) => helper.split('Array.prototype.slice.call(').join('[].slice.call('));
+  return code.replace(/var __spreadArray = [\s\S]*?\n};\n/, (helper) =>
+    helper.split('Array.prototype.slice.call(').join('[].slice.call('),
+  );
 }

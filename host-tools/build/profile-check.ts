@@ -18,15 +18,52 @@ export interface Violation {
 
 // acorn's node types are loose for our purposes: every check reads a few well-known fields.
 type AnyNode = Node & Record<string, any>;
-interface Step { node: AnyNode; key: string }
+interface Step {
+  node: AnyNode;
+  key: string;
+}
 
 /** Words Espruino's lexer reserves that JavaScript still allows as names (src/jslex.h). */
 const ESPRUINO_ONLY_RESERVED = new Set(['of', 'static']);
 /** Words Espruino's lexer turns into keywords, so a class member cannot be named by them. */
-const ESPRUINO_RESERVED = new Set(['if', 'else', 'do', 'while', 'for', 'break', 'continue', 'function', 'return',
-  'var', 'let', 'const', 'this', 'throw', 'try', 'catch', 'finally', 'true', 'false', 'null', 'undefined', 'new',
-  'in', 'instanceof', 'switch', 'case', 'default', 'delete', 'typeof', 'void', 'debugger', 'class', 'extends',
-  'super', 'static', 'of']);
+const ESPRUINO_RESERVED = new Set([
+  'if',
+  'else',
+  'do',
+  'while',
+  'for',
+  'break',
+  'continue',
+  'function',
+  'return',
+  'var',
+  'let',
+  'const',
+  'this',
+  'throw',
+  'try',
+  'catch',
+  'finally',
+  'true',
+  'false',
+  'null',
+  'undefined',
+  'new',
+  'in',
+  'instanceof',
+  'switch',
+  'case',
+  'default',
+  'delete',
+  'typeof',
+  'void',
+  'debugger',
+  'class',
+  'extends',
+  'super',
+  'static',
+  'of',
+]);
 const FUNCTION_TYPES = new Set(['FunctionDeclaration', 'FunctionExpression', 'ArrowFunctionExpression']);
 
 function isNode(value: unknown): value is AnyNode {
@@ -54,19 +91,43 @@ function isReference(path: Step[]): boolean {
   const { node: parent, key } = path[path.length - 1] ?? { node: undefined, key: '' };
   if (!parent) return true;
   switch (parent.type) {
-    case 'MemberExpression': return key === 'object' || parent.computed;
-    case 'Property': case 'MethodDefinition': case 'PropertyDefinition': return key === 'value' || parent.computed;
-    case 'VariableDeclarator': return key === 'init';
-    case 'FunctionDeclaration': case 'FunctionExpression': case 'ArrowFunctionExpression': return key === 'body';
-    case 'ClassDeclaration': case 'ClassExpression': return key === 'superClass';
-    case 'CatchClause': return false;
-    case 'LabeledStatement': case 'BreakStatement': case 'ContinueStatement': return false;
-    case 'MetaProperty': return false;
-    case 'ImportSpecifier': case 'ImportDefaultSpecifier': case 'ImportNamespaceSpecifier': return false;
-    case 'ExportSpecifier': return key === 'local';
-    case 'AssignmentPattern': return key === 'right';
-    case 'ArrayPattern': case 'ObjectPattern': case 'RestElement': return false;
-    default: return true;
+    case 'MemberExpression':
+      return key === 'object' || parent.computed;
+    case 'Property':
+    case 'MethodDefinition':
+    case 'PropertyDefinition':
+      return key === 'value' || parent.computed;
+    case 'VariableDeclarator':
+      return key === 'init';
+    case 'FunctionDeclaration':
+    case 'FunctionExpression':
+    case 'ArrowFunctionExpression':
+      return key === 'body';
+    case 'ClassDeclaration':
+    case 'ClassExpression':
+      return key === 'superClass';
+    case 'CatchClause':
+      return false;
+    case 'LabeledStatement':
+    case 'BreakStatement':
+    case 'ContinueStatement':
+      return false;
+    case 'MetaProperty':
+      return false;
+    case 'ImportSpecifier':
+    case 'ImportDefaultSpecifier':
+    case 'ImportNamespaceSpecifier':
+      return false;
+    case 'ExportSpecifier':
+      return key === 'local';
+    case 'AssignmentPattern':
+      return key === 'right';
+    case 'ArrayPattern':
+    case 'ObjectPattern':
+    case 'RestElement':
+      return false;
+    default:
+      return true;
   }
 }
 
@@ -81,7 +142,8 @@ function collectDeclaredNames(program: AnyNode): Set<string> {
       (FUNCTION_TYPES.has(parent.type) && (key === 'id' || key === 'params')) ||
       ((parent.type === 'ClassDeclaration' || parent.type === 'ClassExpression') && key === 'id') ||
       (parent.type === 'CatchClause' && key === 'param') ||
-      parent.type === 'ArrayPattern' || parent.type === 'RestElement' ||
+      parent.type === 'ArrayPattern' ||
+      parent.type === 'RestElement' ||
       (parent.type === 'AssignmentPattern' && key === 'left') ||
       (parent.type === 'Property' && key === 'value' && path[path.length - 2]?.node.type === 'ObjectPattern');
     if (binding) names.add(node.name);
@@ -103,7 +165,8 @@ function dottedName(node: AnyNode): string | undefined {
 /** The property name of `a.b` or `a["b"]`. */
 function memberName(member: AnyNode): string | undefined {
   if (!member.computed && member.property.type === 'Identifier') return member.property.name;
-  if (member.computed && member.property.type === 'Literal' && typeof member.property.value === 'string') return member.property.value;
+  if (member.computed && member.property.type === 'Literal' && typeof member.property.value === 'string')
+    return member.property.value;
   return undefined;
 }
 
@@ -120,8 +183,19 @@ function isGuardedByTypeof(path: Step[], name: string): boolean {
   const last = path[path.length - 1];
   if (last && last.node.type === 'UnaryExpression' && last.node.operator === 'typeof') return true;
   for (const { node, key } of path) {
-    if ((node.type === 'IfStatement' || node.type === 'ConditionalExpression') && key === 'consequent' && containsTypeofOf(node.test, name)) return true;
-    if (node.type === 'LogicalExpression' && node.operator === '&&' && key === 'right' && containsTypeofOf(node.left, name)) return true;
+    if (
+      (node.type === 'IfStatement' || node.type === 'ConditionalExpression') &&
+      key === 'consequent' &&
+      containsTypeofOf(node.test, name)
+    )
+      return true;
+    if (
+      node.type === 'LogicalExpression' &&
+      node.operator === '&&' &&
+      key === 'right' &&
+      containsTypeofOf(node.left, name)
+    )
+      return true;
   }
   return false;
 }
@@ -130,12 +204,21 @@ function isPrimitiveConstant(node: AnyNode | null): boolean {
   if (!node) return false;
   if (node.type === 'Literal') return !node.regex && node.bigint === undefined;
   if (node.type === 'TemplateLiteral') return node.expressions.length === 0;
-  if (node.type === 'UnaryExpression') return (node.operator === '-' || node.operator === '!' || node.operator === 'void') && isPrimitiveConstant(node.argument);
+  if (node.type === 'UnaryExpression')
+    return (
+      (node.operator === '-' || node.operator === '!' || node.operator === 'void') && isPrimitiveConstant(node.argument)
+    );
   return node.type === 'Identifier' && (node.name === 'undefined' || node.name === 'NaN' || node.name === 'Infinity');
 }
 
-const OBJECT_INITIALISERS = new Set(['ObjectExpression', 'ArrayExpression', 'NewExpression', 'FunctionExpression',
-  'ArrowFunctionExpression', 'ClassExpression']);
+const OBJECT_INITIALISERS = new Set([
+  'ObjectExpression',
+  'ArrayExpression',
+  'NewExpression',
+  'FunctionExpression',
+  'ArrowFunctionExpression',
+  'ClassExpression',
+]);
 
 /** Every Identifier reference inside `node` that is not a key, with its path. */
 function references(node: AnyNode, visit: (id: AnyNode, path: Step[]) => void): void {
@@ -146,9 +229,11 @@ function references(node: AnyNode, visit: (id: AnyNode, path: Step[]) => void): 
 
 function bindingNames(pattern: AnyNode, out: string[] = []): string[] {
   if (pattern.type === 'Identifier') out.push(pattern.name);
-  else if (pattern.type === 'VariableDeclaration') pattern.declarations.forEach((d: AnyNode) => bindingNames(d.id, out));
+  else if (pattern.type === 'VariableDeclaration')
+    pattern.declarations.forEach((d: AnyNode) => bindingNames(d.id, out));
   else if (pattern.type === 'ArrayPattern') pattern.elements.forEach((e: AnyNode | null) => e && bindingNames(e, out));
-  else if (pattern.type === 'ObjectPattern') pattern.properties.forEach((p: AnyNode) => bindingNames(p.type === 'RestElement' ? p : p.value, out));
+  else if (pattern.type === 'ObjectPattern')
+    pattern.properties.forEach((p: AnyNode) => bindingNames(p.type === 'RestElement' ? p : p.value, out));
   else if (pattern.type === 'RestElement') bindingNames(pattern.argument, out);
   else if (pattern.type === 'AssignmentPattern') bindingNames(pattern.left, out);
   return out;
@@ -190,7 +275,12 @@ export function checkEspruinoProfile(code: string, fileName?: string): Violation
   } catch (err) {
     const loc = (err as { loc?: { line: number; column: number } }).loc ?? { line: 1, column: 0 };
     const text = (err as Error).message.replace(/ \(\d+:\d+\)$/, '');
-    violations.push({ construct: 'syntax error', line: loc.line, column: loc.column + 1, message: text + ': ' + (fileName ?? 'the code') + ' is not valid JavaScript' });
+    violations.push({
+      construct: 'syntax error',
+      line: loc.line,
+      column: loc.column + 1,
+      message: text + ': ' + (fileName ?? 'the code') + ' is not valid JavaScript',
+    });
     return sortViolations(violations);
   }
   const declared = collectDeclaredNames(program);
@@ -199,49 +289,75 @@ export function checkEspruinoProfile(code: string, fileName?: string): Violation
     const parent = path[path.length - 1]?.node;
     const parentKey = path[path.length - 1]?.key;
     switch (node.type) {
-      case 'ImportDeclaration': case 'ExportNamedDeclaration': case 'ExportDefaultDeclaration': case 'ExportAllDeclaration':
+      case 'ImportDeclaration':
+      case 'ExportNamedDeclaration':
+      case 'ExportDefaultDeclaration':
+      case 'ExportAllDeclaration':
         return at(node, 'ES module syntax', 'Espruino has no ES modules: build one script with `veilgrid build`');
       case 'ImportExpression':
         return at(node, 'dynamic import()', 'use require("Module") for Espruino modules, or bundle the code');
       case 'MetaProperty':
-        return at(node, node.meta.name + '.' + node.property.name, 'Espruino has no meta properties: pass the value explicitly');
-      case 'ObjectPattern': case 'ArrayPattern':
-        if (parent?.type === 'ObjectPattern' || parent?.type === 'ArrayPattern' || (parent?.type === 'Property' && path[path.length - 2]?.node.type === 'ObjectPattern')) return;
+        return at(
+          node,
+          node.meta.name + '.' + node.property.name,
+          'Espruino has no meta properties: pass the value explicitly',
+        );
+      case 'ObjectPattern':
+      case 'ArrayPattern':
+        if (
+          parent?.type === 'ObjectPattern' ||
+          parent?.type === 'ArrayPattern' ||
+          (parent?.type === 'Property' && path[path.length - 2]?.node.type === 'ObjectPattern')
+        )
+          return;
         return at(node, 'destructuring', 'read the properties one by one: var a = o.a');
       case 'RestElement':
-        if (FUNCTION_TYPES.has(parent?.type)) return at(node, 'rest parameter', 'use `arguments` ([].slice.call(arguments, n))');
+        if (FUNCTION_TYPES.has(parent?.type))
+          return at(node, 'rest parameter', 'use `arguments` ([].slice.call(arguments, n))');
         return;
       case 'SpreadElement':
-        return at(node, 'spread', parent?.type === 'ObjectExpression' ? 'use Object.assign({}, o)' : 'use concat() or fn.apply(null, args)');
+        return at(
+          node,
+          'spread',
+          parent?.type === 'ObjectExpression' ? 'use Object.assign({}, o)' : 'use concat() or fn.apply(null, args)',
+        );
       case 'AssignmentPattern':
-        if (FUNCTION_TYPES.has(parent?.type)) return at(node, 'default parameter', "test the parameter: if (x === undefined) x = …");
+        if (FUNCTION_TYPES.has(parent?.type))
+          return at(node, 'default parameter', 'test the parameter: if (x === undefined) x = …');
         return;
       case 'Property':
-        if (node.computed && parent?.type === 'ObjectExpression') return at(node.key, 'computed key', 'create the object, then assign o[key] = value');
+        if (node.computed && parent?.type === 'ObjectExpression')
+          return at(node.key, 'computed key', 'create the object, then assign o[key] = value');
         return;
-      case 'MethodDefinition': case 'PropertyDefinition':
+      case 'MethodDefinition':
+      case 'PropertyDefinition':
         return checkClassMember(node, at);
       case 'StaticBlock':
         return at(node, 'static block', 'run the code after the class definition');
       case 'PrivateIdentifier':
         if (parent?.type === 'MethodDefinition' || parent?.type === 'PropertyDefinition') return;
         return at(node, 'private class member #' + node.name, 'use an ordinary property (e.g. _name)');
-      case 'ClassDeclaration': case 'ClassExpression':
+      case 'ClassDeclaration':
+      case 'ClassExpression':
         if (node.superClass && node.superClass.type !== 'Identifier') {
           at(node.superClass, 'extends <expression>', 'assign the base class to a variable and extend that identifier');
         }
         return;
-      case 'FunctionDeclaration': case 'FunctionExpression': case 'ArrowFunctionExpression':
+      case 'FunctionDeclaration':
+      case 'FunctionExpression':
+      case 'ArrowFunctionExpression':
         if (node.async) at(node, 'async function', 'return a Promise and chain .then(), or use callbacks');
         if (node.generator) at(node, 'generator', 'write an explicit iterator object or use callbacks');
         return;
       case 'AwaitExpression':
-        if (!path.some((s) => FUNCTION_TYPES.has(s.node.type) && s.node.async)) at(node, 'await', 'chain .then() on the Promise');
+        if (!path.some((s) => FUNCTION_TYPES.has(s.node.type) && s.node.async))
+          at(node, 'await', 'chain .then() on the Promise');
         return;
       case 'ForOfStatement':
         if (node.await) at(node, 'for await', 'chain .then() on each Promise');
         return checkLoopClosures(node, at);
-      case 'ForStatement': case 'ForInStatement':
+      case 'ForStatement':
+      case 'ForInStatement':
         return checkLoopClosures(node, at);
       case 'ChainExpression':
         return at(node, 'optional chaining ?.', 'test first: (a == null ? undefined : a.b)');
@@ -264,21 +380,32 @@ export function checkEspruinoProfile(code: string, fileName?: string): Violation
         return checkEscapes(node.value.raw, node, at, 0);
       case 'Literal':
         return checkLiteral(node, at);
-      case 'NewExpression': case 'CallExpression':
+      case 'NewExpression':
+      case 'CallExpression':
         checkRegExpConstructor(node, at);
         if (node.type === 'CallExpression') checkMethodCall(node, at);
         return;
       case 'MemberExpression':
         return checkStaticMember(node, path, declared, at);
-      case 'BlockStatement': case 'Program': case 'StaticBlock':
+      case 'BlockStatement':
+      case 'Program':
         return checkUseBeforeDefine(node.body, at);
       case 'SwitchCase':
         return checkUseBeforeDefine(node.consequent, at);
       case 'Identifier':
         if (ESPRUINO_ONLY_RESERVED.has(node.name) && !isPropertyKey(parent, parentKey)) {
-          return at(node, 'identifier named ' + node.name, '`' + node.name + '` is a reserved word on Espruino: rename it');
+          return at(
+            node,
+            'identifier named ' + node.name,
+            '`' + node.name + '` is a reserved word on Espruino: rename it',
+          );
         }
-        if (isReference(path) && Object.prototype.hasOwnProperty.call(FORBIDDEN_GLOBALS, node.name) && !declared.has(node.name) && !isGuardedByTypeof(path, node.name)) {
+        if (
+          isReference(path) &&
+          Object.hasOwn(FORBIDDEN_GLOBALS, node.name) &&
+          !declared.has(node.name) &&
+          !isGuardedByTypeof(path, node.name)
+        ) {
           return at(node, node.name, 'Espruino 2v29 has no ' + node.name + ': ' + FORBIDDEN_GLOBALS[node.name]);
         }
         return;
@@ -293,25 +420,40 @@ function isPropertyKey(parent: AnyNode | undefined, key: string | undefined): bo
   if (!parent) return false;
   if (parent.type === 'MemberExpression') return key === 'property' && !parent.computed;
   if (parent.type === 'Property') return key === 'key' && !parent.computed && !parent.shorthand;
-  if (parent.type === 'MethodDefinition' || parent.type === 'PropertyDefinition') return key === 'key' && !parent.computed;
+  if (parent.type === 'MethodDefinition' || parent.type === 'PropertyDefinition')
+    return key === 'key' && !parent.computed;
   return false;
 }
 
 function checkClassMember(node: AnyNode, at: At): void {
   const key = node.key;
   if (node.computed) at(key, 'computed class member key', 'name the member with a plain identifier');
-  else if (key.type === 'Literal') at(key, 'class member named by a string or number', 'name the member with a plain identifier');
-  else if (key.type === 'PrivateIdentifier') at(key, 'private class member #' + key.name, 'use an ordinary property (e.g. _name)');
+  else if (key.type === 'Literal')
+    at(key, 'class member named by a string or number', 'name the member with a plain identifier');
+  else if (key.type === 'PrivateIdentifier')
+    at(key, 'private class member #' + key.name, 'use an ordinary property (e.g. _name)');
   else if (key.type === 'Identifier' && ESPRUINO_RESERVED.has(key.name)) {
     at(key, 'class member named ' + key.name, '`' + key.name + '` is a keyword on Espruino: rename the member');
   }
   if (node.type !== 'PropertyDefinition' || node.static) return;
   if (node.value === null) {
-    at(node, 'class field without initialiser', 'Espruino needs `= value` on every field: assign it in the constructor');
+    at(
+      node,
+      'class field without initialiser',
+      'Espruino needs `= value` on every field: assign it in the constructor',
+    );
   } else if (OBJECT_INITIALISERS.has(node.value.type) || (node.value.type === 'Literal' && node.value.regex)) {
-    at(node, 'class instance field holding an object', 'Espruino stores field values once on the prototype, so every instance would share it: assign it in the constructor');
+    at(
+      node,
+      'class instance field holding an object',
+      'Espruino stores field values once on the prototype, so every instance would share it: assign it in the constructor',
+    );
   } else if (!isPrimitiveConstant(node.value)) {
-    at(node, 'class instance field with a computed initialiser', 'Espruino evaluates field initialisers once, at class definition: assign it in the constructor');
+    at(
+      node,
+      'class instance field with a computed initialiser',
+      'Espruino evaluates field initialisers once, at class definition: assign it in the constructor',
+    );
   }
 }
 
@@ -326,10 +468,19 @@ function checkLoopClosures(loop: AnyNode, at: At): void {
     walk(part, (node) => {
       if (!FUNCTION_TYPES.has(node.type)) return;
       let captured: string | undefined;
-      references(node, (id) => { if (names.has(id.name)) captured ??= id.name; });
+      references(node, (id) => {
+        if (names.has(id.name)) captured ??= id.name;
+      });
       if (captured) {
-        at(node, 'closure over a for (' + head.kind + ') loop variable', 'Espruino shares one `' + captured +
-          '` across all iterations: move the loop body into a function taking `' + captured + '` as a parameter');
+        at(
+          node,
+          'closure over a for (' + head.kind + ') loop variable',
+          'Espruino shares one `' +
+            captured +
+            '` across all iterations: move the loop body into a function taking `' +
+            captured +
+            '` as a parameter',
+        );
       }
     });
   }
@@ -344,7 +495,11 @@ function checkUseBeforeDefine(statements: AnyNode[], at: At): void {
       walk(earlier, (node, path) => {
         if (node.type !== 'Identifier' || node.name !== name || !isReference(path)) return;
         if (path.some((s) => FUNCTION_TYPES.has(s.node.type) || s.node.type === 'ClassBody')) return;
-        at(node, 'function used before its declaration', 'Espruino does not hoist functions: declare `' + name + '` before this statement');
+        at(
+          node,
+          'function used before its declaration',
+          'Espruino does not hoist functions: declare `' + name + '` before this statement',
+        );
       });
     }
   });
@@ -353,7 +508,8 @@ function checkUseBeforeDefine(statements: AnyNode[], at: At): void {
 function checkLiteral(node: AnyNode, at: At): void {
   if (node.bigint !== undefined) return at(node, 'BigInt literal', 'use Number (exact to 2^53) or two 32-bit halves');
   if (node.regex) {
-    for (const p of checkRegexProfile(node.regex.pattern, node.regex.flags)) at(node, p.construct, p.message, p.offset < 0 ? 0 : 1 + p.offset);
+    for (const p of checkRegexProfile(node.regex.pattern, node.regex.flags))
+      at(node, p.construct, p.message, p.offset < 0 ? 0 : 1 + p.offset);
     return;
   }
   if (typeof node.value === 'string' && typeof node.raw === 'string') checkEscapes(node.raw, node, at, 0);
@@ -367,9 +523,21 @@ function checkEscapes(raw: string, node: AnyNode, at: At, base: number): void {
       const braced = /^u\{([0-9a-fA-F]+)\}/.exec(raw.slice(i + 1));
       const plain = /^u([0-9a-fA-F]{4})/.exec(raw.slice(i + 1));
       if (braced) {
-        at(node, 'code point escape \\u{...}', 'write \\xHH for bytes 0..255 (strings are 8-bit on the ESP32)', base + i);
+        at(
+          node,
+          'code point escape \\u{...}',
+          'write \\xHH for bytes 0..255 (strings are 8-bit on the ESP32)',
+          base + i,
+        );
       } else if (plain && parseInt(plain[1], 16) > 0xff) {
-        at(node, 'string escape above \\u00FF', 'U+' + plain[1].toUpperCase() + ' does not fit an 8-bit ESP32 string: write ASCII, or encode the text as bytes (\\xHH escapes)', base + i);
+        at(
+          node,
+          'string escape above \\u00FF',
+          'U+' +
+            plain[1].toUpperCase() +
+            ' does not fit an 8-bit ESP32 string: write ASCII, or encode the text as bytes (\\xHH escapes)',
+          base + i,
+        );
       }
     }
     i++;
@@ -387,8 +555,8 @@ function checkRegExpConstructor(node: AnyNode, at: At): void {
 function checkMethodCall(node: AnyNode, at: At): void {
   if (node.callee.type !== 'MemberExpression') return;
   const name = memberName(node.callee);
-  if (name === undefined || !Object.prototype.hasOwnProperty.call(FORBIDDEN_METHODS, name)) return;
-  if (node.callee.object.type === 'Identifier' && Object.prototype.hasOwnProperty.call(NAMESPACE_MEMBERS, node.callee.object.name)) return;
+  if (name === undefined || !Object.hasOwn(FORBIDDEN_METHODS, name)) return;
+  if (node.callee.object.type === 'Identifier' && Object.hasOwn(NAMESPACE_MEMBERS, node.callee.object.name)) return;
   at(node.callee.property, '.' + name + '()', 'no Espruino type has ' + name + '(): ' + FORBIDDEN_METHODS[name]);
 }
 
@@ -398,10 +566,39 @@ function checkMethodCall(node: AnyNode, at: At): void {
  * scripts/build_jswrapper.py), and `Array.prototype` is a plain object, so `Array.prototype.slice` is
  * undefined there. Only the methods every object has (OBJECT_METHODS) are found on it.
  */
-const BUILT_IN_CONSTRUCTORS = new Set(['Array', 'String', 'Number', 'Boolean', 'Function', 'ArrayBuffer', 'DataView', 'Uint8Array',
-  'Uint8ClampedArray', 'Int8Array', 'Uint16Array', 'Int16Array', 'Uint32Array', 'Int32Array', 'Float32Array', 'Float64Array',
-  'Promise', 'Error', 'TypeError', 'SyntaxError', 'ReferenceError', 'RegExp', 'Date']);
-const OBJECT_METHODS = ['hasOwnProperty', 'toString', 'valueOf', 'isPrototypeOf', 'propertyIsEnumerable', 'constructor'];
+const BUILT_IN_CONSTRUCTORS = new Set([
+  'Array',
+  'String',
+  'Number',
+  'Boolean',
+  'Function',
+  'ArrayBuffer',
+  'DataView',
+  'Uint8Array',
+  'Uint8ClampedArray',
+  'Int8Array',
+  'Uint16Array',
+  'Int16Array',
+  'Uint32Array',
+  'Int32Array',
+  'Float32Array',
+  'Float64Array',
+  'Promise',
+  'Error',
+  'TypeError',
+  'SyntaxError',
+  'ReferenceError',
+  'RegExp',
+  'Date',
+]);
+const OBJECT_METHODS = [
+  'hasOwnProperty',
+  'toString',
+  'valueOf',
+  'isPrototypeOf',
+  'propertyIsEnumerable',
+  'constructor',
+];
 
 /** `Array.prototype.slice` and the like, read (not assigned): undefined on Espruino. */
 function checkBuiltInPrototypeRead(node: AnyNode, path: Step[], declared: Set<string>, at: At): void {
@@ -413,7 +610,13 @@ function checkBuiltInPrototypeRead(node: AnyNode, path: Step[], declared: Set<st
   if (name === undefined || OBJECT_METHODS.includes(name)) return;
   const step = path[path.length - 1];
   if (step && step.node.type === 'AssignmentExpression' && step.key === 'left') return;
-  at(node, ctor + '.prototype.' + name, 'Espruino finds built-in methods on values, not on ' + ctor + '.prototype (it is undefined there): read it from a value, e.g. [].slice.call(x) or \'\'.charAt.call(s, i)');
+  at(
+    node,
+    ctor + '.prototype.' + name,
+    'Espruino finds built-in methods on values, not on ' +
+      ctor +
+      ".prototype (it is undefined there): read it from a value, e.g. [].slice.call(x) or ''.charAt.call(s, i)",
+  );
 }
 
 function checkStaticMember(node: AnyNode, path: Step[], declared: Set<string>, at: At): void {
@@ -437,7 +640,9 @@ function checkCharacters(code: string, violations: Violation[]): void {
     if (column < 0) return;
     const hex = text.codePointAt(column)!.toString(16).toUpperCase().padStart(4, '0');
     violations.push({
-      construct: 'non-ASCII character U+' + hex, line: index + 1, column: column + 1,
+      construct: 'non-ASCII character U+' + hex,
+      line: index + 1,
+      column: column + 1,
       message: 'keep source ASCII: write bytes 0x80..0xFF as \\xHH escapes in strings',
     });
   });

@@ -25,10 +25,23 @@ function checkEscape(pattern: string, i: number, inClass: boolean, out: RegexPro
   if (e === undefined) return 1;
   if (e === 'x') return 4;
   if (e === 'b' || e === 'B') {
-    out.push(problem(inClass ? 'backspace escape \\b' : 'word boundary \\' + e, i,
-      inClass ? 'use \\x08' : 'Espruino matches a literal "' + e + '": test the neighbouring characters with \\w/\\W or in code'));
+    out.push(
+      problem(
+        inClass ? 'backspace escape \\b' : 'word boundary \\' + e,
+        i,
+        inClass
+          ? 'use \\x08'
+          : 'Espruino matches a literal "' + e + '": test the neighbouring characters with \\w/\\W or in code',
+      ),
+    );
   } else if (e >= '1' && e <= '9') {
-    out.push(problem('back-reference \\' + e, i, 'Espruino reads \\' + e + ' as character code ' + e + ': compare the captured groups in code'));
+    out.push(
+      problem(
+        'back-reference \\' + e,
+        i,
+        'Espruino reads \\' + e + ' as character code ' + e + ': compare the captured groups in code',
+      ),
+    );
   } else if (e === 'k') {
     out.push(problem('named back-reference \\k', i, 'compare the captured groups in code'));
   } else if (e === 'u') {
@@ -61,7 +74,9 @@ export function checkRegexProfile(pattern: string, flags: string): RegexProblem[
         inClass = false;
         previous = 'atom';
       } else if (c === '-' && pattern[i + 1] === ']' && pattern[i - 1] !== '[' && pattern[i - 1] !== '^') {
-        out.push(problem('trailing - in a class', i, 'Espruino reads it as a range: put "-" first in the class or write \\-'));
+        out.push(
+          problem('trailing - in a class', i, 'Espruino reads it as a range: put "-" first in the class or write \\-'),
+        );
       }
       i++;
       continue;
@@ -72,9 +87,12 @@ export function checkRegexProfile(pattern: string, flags: string): RegexProblem[
       if (pattern[i + 1] === '?') {
         const kind = pattern[i + 2];
         const next = pattern[i + 3];
-        if (kind === ':') out.push(problem('non-capturing group (?:', i, 'use a plain capture group ( ) and ignore its result'));
-        else if (kind === '=' || kind === '!') out.push(problem('look-ahead (?' + kind, i, 'test the following characters in code'));
-        else if (kind === '<' && (next === '=' || next === '!')) out.push(problem('look-behind (?<' + next, i, 'test the preceding characters in code'));
+        if (kind === ':')
+          out.push(problem('non-capturing group (?:', i, 'use a plain capture group ( ) and ignore its result'));
+        else if (kind === '=' || kind === '!')
+          out.push(problem('look-ahead (?' + kind, i, 'test the following characters in code'));
+        else if (kind === '<' && (next === '=' || next === '!'))
+          out.push(problem('look-behind (?<' + next, i, 'test the preceding characters in code'));
         else out.push(problem('named group (?<name>', i, 'use a plain capture group ( ) and its index'));
       }
       groups++;
@@ -88,27 +106,59 @@ export function checkRegexProfile(pattern: string, flags: string): RegexProblem[
       i++;
       continue;
     } else if (c === '|') {
-      if (depth > 0) out.push(problem('alternation inside a group', i, 'Espruino handles | only at the top level: split into separate regexes'));
+      if (depth > 0)
+        out.push(
+          problem(
+            'alternation inside a group',
+            i,
+            'Espruino handles | only at the top level: split into separate regexes',
+          ),
+        );
       previous = 'none';
       i++;
       continue;
     } else if (c === '*' || c === '+') {
-      if (previous === 'group') out.push(problem('quantifier on a group', i, 'Espruino applies * and + to a single character or class only: loop in code'));
+      if (previous === 'group')
+        out.push(
+          problem(
+            'quantifier on a group',
+            i,
+            'Espruino applies * and + to a single character or class only: loop in code',
+          ),
+        );
       if (pattern[i + 1] === '?') {
-        out.push(problem('lazy quantifier ' + c + '?', i, 'Espruino quantifiers are greedy only: restructure the pattern or scan in code'));
+        out.push(
+          problem(
+            'lazy quantifier ' + c + '?',
+            i,
+            'Espruino quantifiers are greedy only: restructure the pattern or scan in code',
+          ),
+        );
         i++;
       }
       previous = 'quantifier';
       i++;
       continue;
     } else if (c === '?') {
-      out.push(problem('? quantifier', i, 'Espruino matches a literal "?": use two regexes, or a class like [x]* and check the length in code'));
+      out.push(
+        problem(
+          '? quantifier',
+          i,
+          'Espruino matches a literal "?": use two regexes, or a class like [x]* and check the length in code',
+        ),
+      );
       previous = 'quantifier';
       i++;
       continue;
     } else if (c === '{' && QUANTIFIER_BRACES.test(pattern.slice(i))) {
       const braces = QUANTIFIER_BRACES.exec(pattern.slice(i))![0];
-      out.push(problem('counted quantifier ' + braces, i, 'Espruino matches the braces literally: repeat the class (\\d\\d\\d) or use + and check the length in code'));
+      out.push(
+        problem(
+          'counted quantifier ' + braces,
+          i,
+          'Espruino matches the braces literally: repeat the class (\\d\\d\\d) or use + and check the length in code',
+        ),
+      );
       previous = 'quantifier';
       i += braces.length;
       continue;

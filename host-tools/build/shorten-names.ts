@@ -15,8 +15,22 @@ import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 /** Words Espruino 2v29's lexer reserves beyond ES5's, and its globals with names as short as generated ones. */
 const RESERVED = [
-  'of', 'let', 'static', 'yield', 'await', 'async', 'class', 'extends', 'super', 'const', 'undefined', 'NaN', 'Infinity', 'global',
-  'E', ...Array.from({ length: 48 }, (_, pin) => 'D' + pin),
+  'of',
+  'let',
+  'static',
+  'yield',
+  'await',
+  'async',
+  'class',
+  'extends',
+  'super',
+  'const',
+  'undefined',
+  'NaN',
+  'Infinity',
+  'global',
+  'E',
+  ...Array.from({ length: 48 }, (_, pin) => 'D' + pin),
 ];
 
 export class ShortenNamesError extends VeilgridError {

@@ -3,7 +3,11 @@
 // (base64 VLQ); only lookups are needed, so this decodes on demand.
 import path from 'node:path';
 
-export interface SourcePosition { file: string; line: number; column: number }
+export interface SourcePosition {
+  file: string;
+  line: number;
+  column: number;
+}
 
 const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 
@@ -29,9 +33,15 @@ export class SourceMapLookup {
   private readonly lines: number[][][] = []; // per generated line: [genColumn, source, line, column]
   private readonly sources: string[];
 
-  constructor(map: { sources: string[]; mappings: string }, private readonly mapDir: string, private readonly root: string) {
+  constructor(
+    map: { sources: string[]; mappings: string },
+    private readonly mapDir: string,
+    private readonly root: string,
+  ) {
     this.sources = map.sources;
-    let source = 0, line = 0, column = 0;
+    let source = 0,
+      line = 0,
+      column = 0;
     for (const text of map.mappings.split(';')) {
       let genColumn = 0;
       const segments: number[][] = [];
@@ -40,7 +50,9 @@ export class SourceMapLookup {
         const [dGen, dSource, dLine, dColumn] = decodeSegment(segment);
         genColumn += dGen;
         if (dSource === undefined) continue;
-        source += dSource; line += dLine; column += dColumn;
+        source += dSource;
+        line += dLine;
+        column += dColumn;
         segments.push([genColumn, source, line, column]);
       }
       this.lines.push(segments);

@@ -11,7 +11,10 @@ export interface Command {
 
 /** An error the user can fix: printed as one line without a stack trace. */
 export class CliError extends VeilgridError {
-  constructor(message: string, readonly exitCode = 2) {
+  constructor(
+    message: string,
+    readonly exitCode = 2,
+  ) {
     super('CliError', 'cli', message);
   }
 }

@@ -23,7 +23,14 @@ import { createHash, randomInt } from 'node:crypto';
 import { BaseError, ContractFunctionRevertedError, keccak256, toHex, type Hex } from 'viem';
 import type { PrivateKeyAccount } from 'viem/accounts';
 import { ASSET_REFUSALS, encodeAssetReply, type AssetReply } from '../../firmware/src/protocol/asset-reply.ts';
-import { CertificateFormatError, decodeAssetRequest, kidOf, openSignedCertificate, type AssetRequest, type OpenedCertificate } from '../../firmware/src/protocol/certificate.ts';
+import {
+  CertificateFormatError,
+  decodeAssetRequest,
+  kidOf,
+  openSignedCertificate,
+  type AssetRequest,
+  type OpenedCertificate,
+} from '../../firmware/src/protocol/certificate.ts';
 import { ALG_ATECC608_ATTESTED } from '../../firmware/src/protocol/cose.ts';
 import { decodeEnvelope, openEnvelope, SealedEnvelopeError } from '../../firmware/src/protocol/sealed-reading.ts';
 import { assetReplyTopic } from '../../firmware/src/protocol/topics.ts';
@@ -32,13 +39,20 @@ import { nodeCryptoPrimitives, nodeSha256 } from '../crypto/node-primitives.ts';
 import { compileContracts } from '../ledger/compile.ts';
 import { TRANSACTION_GAS_CAP } from '../ledger/ledger-client.ts';
 import type { Grant, MarketClient } from '../ledger/market.ts';
-import { AssetStore, type AssetRequestRecord, type IssuanceBatch } from './asset-store.ts';
+import type { AssetStore, AssetRequestRecord, IssuanceBatch } from './asset-store.ts';
 import { MAX_MESSAGE_PAYLOAD_BYTES } from './message-limits.ts';
 import { MetricsRegistry, type Counter, type Gauge } from '../service/metrics.ts';
 import { isValidP256Point, verifyAttested, type MeterRegistry } from './registry.ts';
 import { ecdhSharedX } from './verifier.ts';
 
-export type AssetRefusal = 'not-authorized' | 'bad-attestation' | 'above-meter-limit' | 'above-feeder-limit' | 'too-late' | 'already-requested' | 'too-early';
+export type AssetRefusal =
+  | 'not-authorized'
+  | 'bad-attestation'
+  | 'above-meter-limit'
+  | 'above-feeder-limit'
+  | 'too-late'
+  | 'already-requested'
+  | 'too-early';
 
 export interface FeederLimitWh {
   productionWh: number;
@@ -163,7 +177,9 @@ export function cryptoShuffle<T>(items: T[]): T[] {
 
 function revertOf(err: unknown): { name: string; args: readonly unknown[] } | undefined {
   const reverted = err instanceof BaseError ? err.walk((e) => e instanceof ContractFunctionRevertedError) : null;
-  return reverted instanceof ContractFunctionRevertedError && reverted.data ? { name: reverted.data.errorName, args: reverted.data.args ?? [] } : undefined;
+  return reverted instanceof ContractFunctionRevertedError && reverted.data
+    ? { name: reverted.data.errorName, args: reverted.data.args ?? [] }
+    : undefined;
 }
 
 function revertName(err: unknown): string | undefined {
@@ -206,24 +222,45 @@ export class AssetIssuer {
     this.now = options.now ?? Date.now;
     this.log = options.log ?? ((line) => process.stderr.write(line + '\n'));
     this.leadFraction = options.leadFraction ?? 0.5;
-    if (!(this.leadFraction > 0 && this.leadFraction < 1)) throw new AssetIssuanceError(`leadFraction must be between 0 and 1 (exclusive), got ${options.leadFraction}`);
+    if (!(this.leadFraction > 0 && this.leadFraction < 1))
+      throw new AssetIssuanceError(`leadFraction must be between 0 and 1 (exclusive), got ${options.leadFraction}`);
     this.lookahead = options.lookaheadIntervals ?? 1;
     this.roundGrants = options.roundGrants ?? true;
     this.maxGrants = options.maxGrantsPerTransaction ?? DEFAULT_MAX_GRANTS_PER_TRANSACTION;
     if (!Number.isInteger(this.maxGrants) || this.maxGrants < 1 || this.maxGrants > MAX_GRANTS_PER_TRANSACTION) {
-      throw new AssetIssuanceError(`maxGrantsPerTransaction must be a whole number from 1 to ${MAX_GRANTS_PER_TRANSACTION} (a larger batch can pass the per-transaction gas cap), got ${options.maxGrantsPerTransaction}`);
+      throw new AssetIssuanceError(
+        `maxGrantsPerTransaction must be a whole number from 1 to ${MAX_GRANTS_PER_TRANSACTION} (a larger batch can pass the per-transaction gas cap), got ${options.maxGrantsPerTransaction}`,
+      );
     }
     const intervalMs = this.market.deployment.intervalSeconds * 1000;
     this.tickMs = options.tickMs ?? Math.min(5000, Math.max(100, Math.floor(intervalMs / 20)));
     const metrics = options.metrics ?? new MetricsRegistry();
-    this.requests = metrics.counter('veilgrid_dso_asset_requests_total', 'Asset requests by outcome: accepted, repeat, unreadable, or the refusal reason.', ['outcome']);
+    this.requests = metrics.counter(
+      'veilgrid_dso_asset_requests_total',
+      'Asset requests by outcome: accepted, repeat, unreadable, or the refusal reason.',
+      ['outcome'],
+    );
     for (const outcome of ['accepted', 'repeat', 'unreadable', ...ASSET_REFUSALS]) this.requests.inc({ outcome }, 0);
-    this.grantsIssued = metrics.counter('veilgrid_dso_asset_grants_issued_total', 'Non-zero grants put on chain by this DSO process.');
-    metrics.gauge('veilgrid_dso_asset_requests_pending', 'Accepted asset requests waiting for their interval\'s issuance.', [], (gauge) => {
-      if (!this.closed) gauge.set(this.store.summary().pending);
-    });
-    this.silentMeters = metrics.gauge('veilgrid_dso_asset_requests_silent_meters', 'For the last interval issued: active meters that sent no asset request (every meter asks every interval).');
-    this.issuanceLag = metrics.gauge('veilgrid_dso_asset_issuance_lag_seconds', 'For the last interval issued: from its issuance time to its last batch on chain, by the DSO\'s clock.');
+    this.grantsIssued = metrics.counter(
+      'veilgrid_dso_asset_grants_issued_total',
+      'Non-zero grants put on chain by this DSO process.',
+    );
+    metrics.gauge(
+      'veilgrid_dso_asset_requests_pending',
+      "Accepted asset requests waiting for their interval's issuance.",
+      [],
+      (gauge) => {
+        if (!this.closed) gauge.set(this.store.summary().pending);
+      },
+    );
+    this.silentMeters = metrics.gauge(
+      'veilgrid_dso_asset_requests_silent_meters',
+      'For the last interval issued: active meters that sent no asset request (every meter asks every interval).',
+    );
+    this.issuanceLag = metrics.gauge(
+      'veilgrid_dso_asset_issuance_lag_seconds',
+      "For the last interval issued: from its issuance time to its last batch on chain, by the DSO's clock.",
+    );
   }
 
   private emit(level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}): void {
@@ -255,7 +292,10 @@ export class AssetIssuer {
 
   /** The meter's limits for one interval, Wh: its connection's W times the interval's length. */
   meterLimitWh(limits: { maxImportW: number; maxExportW: number }): { productionWh: number; consumptionWh: number } {
-    return { productionWh: Math.floor((limits.maxExportW * this.intervalSeconds) / 3600), consumptionWh: Math.floor((limits.maxImportW * this.intervalSeconds) / 3600) };
+    return {
+      productionWh: Math.floor((limits.maxExportW * this.intervalSeconds) / 3600),
+      consumptionWh: Math.floor((limits.maxImportW * this.intervalSeconds) / 3600),
+    };
   }
 
   feederLimit(feeder: string): FeederLimitWh {
@@ -281,7 +321,12 @@ export class AssetIssuer {
     if (result.outcome === 'refused') {
       this.requests.inc({ outcome: result.reason });
       this.store.recordRefusal(topicMeterId, result.interval, result.reason, result.detail, nowMs);
-      this.emit('warn', 'asset_request_refused', { meterId: topicMeterId, interval: result.interval, reason: result.reason, detail: result.detail });
+      this.emit('warn', 'asset_request_refused', {
+        meterId: topicMeterId,
+        interval: result.interval,
+        reason: result.reason,
+        detail: result.detail,
+      });
       this.reply(topicMeterId, { interval: result.interval, issued: false, reason: result.reason });
       return result;
     }
@@ -289,20 +334,35 @@ export class AssetIssuer {
     if (result.outcome === 'repeat') {
       const record = this.store.request(topicMeterId, result.interval)!;
       if (record.status === 'issued') this.reply(topicMeterId, { interval: record.interval, issued: true });
-      else if (record.status === 'expired') this.reply(topicMeterId, { interval: record.interval, issued: false, reason: record.reason ?? 'too-late' });
+      else if (record.status === 'expired')
+        this.reply(topicMeterId, { interval: record.interval, issued: false, reason: record.reason ?? 'too-late' });
     }
     return result;
   }
 
   private check(topicMeterId: string, envelope: Uint8Array, nowMs: number): RequestOutcome {
-    if (envelope.length > MAX_MESSAGE_PAYLOAD_BYTES) return { outcome: 'unreadable', detail: `${envelope.length} bytes, above ${MAX_MESSAGE_PAYLOAD_BYTES}`, charge: true };
+    if (envelope.length > MAX_MESSAGE_PAYLOAD_BYTES)
+      return {
+        outcome: 'unreadable',
+        detail: `${envelope.length} bytes, above ${MAX_MESSAGE_PAYLOAD_BYTES}`,
+        charge: true,
+      };
     let plaintext: Uint8Array;
     try {
       const { ephemeralPublicKey } = decodeEnvelope(envelope);
-      plaintext = openEnvelope(nodeCryptoPrimitives, ecdhSharedX(this.options.dsoPrivateKey, ephemeralPublicKey), envelope);
+      plaintext = openEnvelope(
+        nodeCryptoPrimitives,
+        ecdhSharedX(this.options.dsoPrivateKey, ephemeralPublicKey),
+        envelope,
+      );
     } catch (err) {
-      if (err instanceof SealedEnvelopeError) return { outcome: 'unreadable', detail: `${err.reason}: ${err.message}`, charge: true };
-      return { outcome: 'unreadable', detail: `the envelope's ephemeral key is not a point on P-256: ${(err as Error).message}`, charge: true };
+      if (err instanceof SealedEnvelopeError)
+        return { outcome: 'unreadable', detail: `${err.reason}: ${err.message}`, charge: true };
+      return {
+        outcome: 'unreadable',
+        detail: `the envelope's ephemeral key is not a point on P-256: ${(err as Error).message}`,
+        charge: true,
+      };
     }
     let opened: OpenedCertificate;
     let attested = true;
@@ -317,50 +377,99 @@ export class AssetIssuer {
       }
       request = decodeAssetRequest(opened.payload);
     } catch (err) {
-      if (err instanceof CertificateFormatError) return { outcome: 'unreadable', detail: `not an asset request: ${err.message}`, charge: true };
+      if (err instanceof CertificateFormatError)
+        return { outcome: 'unreadable', detail: `not an asset request: ${err.message}`, charge: true };
       throw err;
     }
     const interval = request.interval;
     // Every refusal but the feeder's (another meter's request filled it) counts against the meter's message
     // budget: an honest meter is refused once an interval at most, a flood is dropped unread (message-limits.ts).
-    const refuse = (reason: AssetRefusal, detail: string): RequestOutcome => ({ outcome: 'refused', interval, reason, detail, charge: reason !== 'above-feeder-limit' });
+    const refuse = (reason: AssetRefusal, detail: string): RequestOutcome => ({
+      outcome: 'refused',
+      interval,
+      reason,
+      detail,
+      charge: reason !== 'above-feeder-limit',
+    });
 
-    if (request.meterId !== topicMeterId) return refuse('not-authorized', `the request names meter "${request.meterId}" but came on meter "${topicMeterId}"'s topic`);
+    if (request.meterId !== topicMeterId)
+      return refuse(
+        'not-authorized',
+        `the request names meter "${request.meterId}" but came on meter "${topicMeterId}"'s topic`,
+      );
     // certificates by real time, as the reading verifier checks them (the DSO's clock may be a grid's virtual one)
     const chain = this.registry.checkChain(topicMeterId);
     if (!chain.ok) return refuse('not-authorized', `${chain.reason}: ${chain.detail}`);
     const meter = chain.meter;
-    if (!attested) return refuse('bad-attestation', `the request is signed with alg ES256, not attested by the secure element (alg ${ALG_ATECC608_ATTESTED})`);
-    if (!sameBytes(opened.kid, kidOf(nodeSha256, meter.identityKey))) return refuse('bad-attestation', `the request is attested by key ${Buffer.from(opened.kid).toString('hex')}, not by the meter's identity key`);
-    if (!isValidP256Point(request.tradingKey)) return refuse('bad-attestation', 'the trading key is not a point on P-256');
+    if (!attested)
+      return refuse(
+        'bad-attestation',
+        `the request is signed with alg ES256, not attested by the secure element (alg ${ALG_ATECC608_ATTESTED})`,
+      );
+    if (!sameBytes(opened.kid, kidOf(nodeSha256, meter.identityKey)))
+      return refuse(
+        'bad-attestation',
+        `the request is attested by key ${Buffer.from(opened.kid).toString('hex')}, not by the meter's identity key`,
+      );
+    if (!isValidP256Point(request.tradingKey))
+      return refuse('bad-attestation', 'the trading key is not a point on P-256');
     if (!verifyAttested(opened, meter.identityKey, request.slot, request.tradingKey)) {
-      return refuse('bad-attestation', `the identity key's attestation of the trading key in slot ${request.slot} does not verify: not a key made in this meter's secure element, in that slot`);
+      return refuse(
+        'bad-attestation',
+        `the identity key's attestation of the trading key in slot ${request.slot} does not verify: not a key made in this meter's secure element, in that slot`,
+      );
     }
 
     const existing = this.store.request(topicMeterId, interval);
     if (existing) {
-      const same = sameBytes(existing.tradingKey, request.tradingKey) && existing.slot === request.slot && existing.productionWh === request.productionWh && existing.consumptionWh === request.consumptionWh;
+      const same =
+        sameBytes(existing.tradingKey, request.tradingKey) &&
+        existing.slot === request.slot &&
+        existing.productionWh === request.productionWh &&
+        existing.consumptionWh === request.consumptionWh;
       if (same) return { outcome: 'repeat', interval, charge: false };
-      return refuse('already-requested', `meter "${topicMeterId}" already asked for interval ${interval} (${existing.productionWh} Wh production, ${existing.consumptionWh} Wh consumption on key ${existing.keyId})`);
+      return refuse(
+        'already-requested',
+        `meter "${topicMeterId}" already asked for interval ${interval} (${existing.productionWh} Wh production, ${existing.consumptionWh} Wh consumption on key ${existing.keyId})`,
+      );
     }
 
     const next = this.intervalAt(nowMs) + 1;
-    if (this.store.intervalState(interval) !== 'open') return refuse('too-late', `interval ${interval}'s issuance has begun`);
-    if (nowMs >= this.issueAtMs(interval)) return refuse('too-late', `interval ${interval} is issued at ${new Date(this.issueAtMs(interval)).toISOString()}, now is ${new Date(nowMs).toISOString()}`);
-    if (interval > next + this.lookahead) return refuse('too-early', `interval ${interval} is more than ${this.lookahead} past the next interval ${next}`);
+    if (this.store.intervalState(interval) !== 'open')
+      return refuse('too-late', `interval ${interval}'s issuance has begun`);
+    if (nowMs >= this.issueAtMs(interval))
+      return refuse(
+        'too-late',
+        `interval ${interval} is issued at ${new Date(this.issueAtMs(interval)).toISOString()}, now is ${new Date(nowMs).toISOString()}`,
+      );
+    if (interval > next + this.lookahead)
+      return refuse('too-early', `interval ${interval} is more than ${this.lookahead} past the next interval ${next}`);
 
     const limit = this.meterLimitWh(meter.limits);
     if (request.productionWh > limit.productionWh || request.consumptionWh > limit.consumptionWh) {
-      return refuse('above-meter-limit', `asked ${request.productionWh} Wh production and ${request.consumptionWh} Wh consumption; the meter's limits (${meter.limits.maxExportW} W export, ${meter.limits.maxImportW} W import) allow ${limit.productionWh} and ${limit.consumptionWh} Wh in a ${this.intervalSeconds} s interval`);
+      return refuse(
+        'above-meter-limit',
+        `asked ${request.productionWh} Wh production and ${request.consumptionWh} Wh consumption; the meter's limits (${meter.limits.maxExportW} W export, ${meter.limits.maxImportW} W import) allow ${limit.productionWh} and ${limit.consumptionWh} Wh in a ${this.intervalSeconds} s interval`,
+      );
     }
-    const grantedProductionWh = this.roundGrants ? roundedGrant(request.productionWh, limit.productionWh) : request.productionWh;
-    const grantedConsumptionWh = this.roundGrants ? roundedGrant(request.consumptionWh, limit.consumptionWh) : request.consumptionWh;
+    const grantedProductionWh = this.roundGrants
+      ? roundedGrant(request.productionWh, limit.productionWh)
+      : request.productionWh;
+    const grantedConsumptionWh = this.roundGrants
+      ? roundedGrant(request.consumptionWh, limit.consumptionWh)
+      : request.consumptionWh;
 
     const feederId = feederIdOf(meter.feeder, this.options.feederIds);
     const feederLimit = this.feederLimit(meter.feeder);
     const totals = this.store.feederTotals(feederId, interval);
-    if (totals.productionWh + grantedProductionWh > feederLimit.productionWh || totals.consumptionWh + grantedConsumptionWh > feederLimit.consumptionWh) {
-      return refuse('above-feeder-limit', `feeder "${meter.feeder}" has ${totals.productionWh} Wh production and ${totals.consumptionWh} Wh consumption approved for interval ${interval}; granting ${grantedProductionWh} and ${grantedConsumptionWh} more would pass its limits ${feederLimit.productionWh} and ${feederLimit.consumptionWh}`);
+    if (
+      totals.productionWh + grantedProductionWh > feederLimit.productionWh ||
+      totals.consumptionWh + grantedConsumptionWh > feederLimit.consumptionWh
+    ) {
+      return refuse(
+        'above-feeder-limit',
+        `feeder "${meter.feeder}" has ${totals.productionWh} Wh production and ${totals.consumptionWh} Wh consumption approved for interval ${interval}; granting ${grantedProductionWh} and ${grantedConsumptionWh} more would pass its limits ${feederLimit.productionWh} and ${feederLimit.consumptionWh}`,
+      );
     }
 
     this.store.insertRequest({
@@ -388,7 +497,13 @@ export class AssetIssuer {
       () => {
         if (record && !this.closed) this.store.markReplied(record.meterId, record.interval, this.now());
       },
-      (err: Error) => this.emit('warn', 'asset_reply_failed', { meterId, interval: reply.interval, reason: err.message, note: record ? 'sent again at the next tick' : 'the meter may ask again' }),
+      (err: Error) =>
+        this.emit('warn', 'asset_reply_failed', {
+          meterId,
+          interval: reply.interval,
+          reason: err.message,
+          note: record ? 'sent again at the next tick' : 'the meter may ask again',
+        }),
     );
   }
 
@@ -407,11 +522,32 @@ export class AssetIssuer {
       const feederId = feederIdOf(feeder, this.options.feederIds);
       const limit = this.feederLimit(feeder);
       const known = this.store.feeder(feeder);
-      if (known && known.feederId === feederId && known.productionWh === limit.productionWh && known.consumptionWh === limit.consumptionWh && known.setAtMs !== undefined) continue;
+      if (
+        known &&
+        known.feederId === feederId &&
+        known.productionWh === limit.productionWh &&
+        known.consumptionWh === limit.consumptionWh &&
+        known.setAtMs !== undefined
+      )
+        continue;
       const clash = this.store.feederById(feederId);
-      if (clash && clash.feeder !== feeder) throw new AssetIssuanceError(`feeders "${feeder}" and "${clash.feeder}" both map to chain feeder id ${feederId}: give one of them an id in the configuration (feederIds)`);
-      await this.market.setFeederLimit(this.options.dso, feederId, BigInt(limit.productionWh), BigInt(limit.consumptionWh));
-      this.store.putFeeder({ feeder, feederId, productionWh: limit.productionWh, consumptionWh: limit.consumptionWh, setAtMs: nowMs });
+      if (clash && clash.feeder !== feeder)
+        throw new AssetIssuanceError(
+          `feeders "${feeder}" and "${clash.feeder}" both map to chain feeder id ${feederId}: give one of them an id in the configuration (feederIds)`,
+        );
+      await this.market.setFeederLimit(
+        this.options.dso,
+        feederId,
+        BigInt(limit.productionWh),
+        BigInt(limit.consumptionWh),
+      );
+      this.store.putFeeder({
+        feeder,
+        feederId,
+        productionWh: limit.productionWh,
+        consumptionWh: limit.consumptionWh,
+        setAtMs: nowMs,
+      });
       this.emit('info', 'feeder_limit_set', { feeder, feederId, ...limit });
     }
     const prices = this.options.prices;
@@ -429,19 +565,35 @@ export class AssetIssuer {
       const meterHash = meterHashOf(meter.identityKey);
       const onChain = this.store.chainMeter(meter.meterId);
       if (meter.status === 'active') {
-        if (!onChain || onChain.authorizedAtMs === undefined || onChain.bannedAtMs !== undefined || onChain.meterHash !== meterHash) toAuthorize.push({ meterId: meter.meterId, meterHash });
-      } else if (onChain?.bannedAtMs === undefined && (onChain?.authorizedAtMs !== undefined || this.store.keyIdsOfMeter(meter.meterId).length > 0)) {
+        if (
+          !onChain ||
+          onChain.authorizedAtMs === undefined ||
+          onChain.bannedAtMs !== undefined ||
+          onChain.meterHash !== meterHash
+        )
+          toAuthorize.push({ meterId: meter.meterId, meterHash });
+      } else if (
+        onChain?.bannedAtMs === undefined &&
+        (onChain?.authorizedAtMs !== undefined || this.store.keyIdsOfMeter(meter.meterId).length > 0)
+      ) {
         try {
           await this.ban(meter.meterId, onChain?.meterHash ?? meterHash);
         } catch (err) {
           // e.g. an offer cleared between reading it open and the ban: tried again at the next tick
-          this.emit('error', 'ban_failed', { meterId: meter.meterId, reason: (err as Error).message.split('\n')[0], note: 'tried again at the next tick' });
+          this.emit('error', 'ban_failed', {
+            meterId: meter.meterId,
+            reason: (err as Error).message.split('\n')[0],
+            note: 'tried again at the next tick',
+          });
         }
       }
     }
     for (let i = 0; i < toAuthorize.length; i += 500) {
       const chunk = toAuthorize.slice(i, i + 500);
-      await this.market.authorize(this.options.dso, chunk.map((m) => m.meterHash));
+      await this.market.authorize(
+        this.options.dso,
+        chunk.map((m) => m.meterHash),
+      );
       this.store.markAuthorized(chunk, this.now());
       this.emit('info', 'meters_authorized', { meters: chunk.map((m) => m.meterId) });
     }
@@ -477,7 +629,12 @@ export class AssetIssuer {
   }
 
   private read(functionName: string, args: unknown[]): Promise<unknown> {
-    return this.market.ledger.publicClient.readContract({ address: this.market.deployment.market, abi: this.abi, functionName, args });
+    return this.market.ledger.publicClient.readContract({
+      address: this.market.deployment.market,
+      abi: this.abi,
+      functionName,
+      args,
+    });
   }
 
   /** The DSO's prices in force at an interval (money units per Wh); zero when none are set (then no money is granted). */
@@ -498,7 +655,11 @@ export class AssetIssuer {
   }
 
   /** AssetIssued events of the given keys on a feeder for interval d: keyId -> where it was issued. */
-  private async issuedOnChain(feederId: number, interval: number, keyIds: Hex[]): Promise<Map<Hex, { txHash: Hex; blockNumber: number }>> {
+  private async issuedOnChain(
+    feederId: number,
+    interval: number,
+    keyIds: Hex[],
+  ): Promise<Map<Hex, { txHash: Hex; blockNumber: number }>> {
     const found = new Map<Hex, { txHash: Hex; blockNumber: number }>();
     for (let i = 0; i < keyIds.length; i += 200) {
       const logs = await this.market.ledger.publicClient.getContractEvents({
@@ -508,8 +669,16 @@ export class AssetIssuer {
         args: { keyId: keyIds.slice(i, i + 200), feeder: feederId },
         fromBlock: BigInt(this.market.deployment.deployedAtBlock),
       });
-      for (const log of logs as unknown as Array<{ args: { keyId: Hex; first: number }; transactionHash: Hex; blockNumber: bigint }>) {
-        if (Number(log.args.first) === interval) found.set(log.args.keyId.toLowerCase() as Hex, { txHash: log.transactionHash, blockNumber: Number(log.blockNumber) });
+      for (const log of logs as unknown as Array<{
+        args: { keyId: Hex; first: number };
+        transactionHash: Hex;
+        blockNumber: bigint;
+      }>) {
+        if (Number(log.args.first) === interval)
+          found.set(log.args.keyId.toLowerCase() as Hex, {
+            txHash: log.transactionHash,
+            blockNumber: Number(log.blockNumber),
+          });
       }
     }
     return found;
@@ -531,7 +700,10 @@ export class AssetIssuer {
       await this.syncChain();
     } catch (err) {
       // issuance goes on: a feeder whose limit is not on chain yet fails alone (UnknownFeeder), and is retried
-      this.emit('error', 'chain_sync_failed', { reason: (err as Error).message.split('\n')[0], note: 'tried again at the next tick' });
+      this.emit('error', 'chain_sync_failed', {
+        reason: (err as Error).message.split('\n')[0],
+        note: 'tried again at the next tick',
+      });
     }
     const nowMs = this.now();
     const due = new Set<number>(this.store.unfinishedIntervals());
@@ -553,15 +725,26 @@ export class AssetIssuer {
       const chain = this.registry.checkChain(r.meterId);
       if (!chain.ok) {
         this.store.expireRequest(r.meterId, interval, 'not-authorized');
-        this.emit('warn', 'asset_request_withdrawn', { meterId: r.meterId, interval, reason: 'not-authorized', detail: chain.detail });
+        this.emit('warn', 'asset_request_withdrawn', {
+          meterId: r.meterId,
+          interval,
+          reason: 'not-authorized',
+          detail: chain.detail,
+        });
       }
     }
     const prices = await this.pricesAt(interval);
-    const batches = this.store.prepareBatches(interval, this.maxGrants, cryptoShuffle, (r) => ({
-      money: BigInt(r.grantedConsumptionWh) * BigInt(prices.consumption),
-      consumptionPrice: prices.consumption,
-      productionPrice: prices.production,
-    }), this.now());
+    const batches = this.store.prepareBatches(
+      interval,
+      this.maxGrants,
+      cryptoShuffle,
+      (r) => ({
+        money: BigInt(r.grantedConsumptionWh) * BigInt(prices.consumption),
+        consumptionPrice: prices.consumption,
+        productionPrice: prices.production,
+      }),
+      this.now(),
+    );
     let pending = 0;
     for (const batch of batches) {
       if (batch.status === 'issued' || batch.status === 'failed') continue;
@@ -569,7 +752,13 @@ export class AssetIssuer {
         await this.settleBatch(batch);
       } catch (err) {
         pending++;
-        this.emit('error', 'issuance_failed', { interval, batchId: batch.batchId, feederId: batch.feederId, reason: (err as Error).message.split('\n').slice(0, 2).join(' '), note: 'tried again at the next tick while the gate is open' });
+        this.emit('error', 'issuance_failed', {
+          interval,
+          batchId: batch.batchId,
+          feederId: batch.feederId,
+          reason: (err as Error).message.split('\n').slice(0, 2).join(' '),
+          note: 'tried again at the next tick while the gate is open',
+        });
       }
     }
     if (pending > 0) return;
@@ -577,9 +766,19 @@ export class AssetIssuer {
     if (state === 'issued') this.issuanceLag.set(Math.max(0, this.now() - this.issueAtMs(interval)) / 1000);
     // Every meter asks every interval: an active meter that did not is broken, or cut off from the broker.
     const asked = new Set(this.store.requestsOf(interval).map((r) => r.meterId));
-    const silent = this.registry.meters().filter((m) => m.status === 'active' && !asked.has(m.meterId)).map((m) => m.meterId);
+    const silent = this.registry
+      .meters()
+      .filter((m) => m.status === 'active' && !asked.has(m.meterId))
+      .map((m) => m.meterId);
     this.silentMeters.set(silent.length);
-    this.emit(state === 'issued' ? 'info' : 'error', 'interval_issued', { interval, state, batches: this.store.batchesOf(interval).length, requests: asked.size, silent: silent.slice(0, 20), silentCount: silent.length });
+    this.emit(state === 'issued' ? 'info' : 'error', 'interval_issued', {
+      interval,
+      state,
+      batches: this.store.batchesOf(interval).length,
+      requests: asked.size,
+      silent: silent.slice(0, 20),
+      silentCount: silent.length,
+    });
   }
 
   private async settleBatch(batch: IssuanceBatch): Promise<void> {
@@ -587,31 +786,60 @@ export class AssetIssuer {
     if (batch.status === 'sent' && batch.txHash) {
       const receipt = await client.getTransactionReceipt({ hash: batch.txHash }).catch(() => undefined);
       if (receipt?.status === 'success') {
-        this.store.markBatchIssued(batch.batchId, { txHash: batch.txHash, blockNumber: Number(receipt.blockNumber), gasUsed: Number(receipt.gasUsed) }, this.now());
+        this.store.markBatchIssued(
+          batch.batchId,
+          { txHash: batch.txHash, blockNumber: Number(receipt.blockNumber), gasUsed: Number(receipt.gasUsed) },
+          this.now(),
+        );
         return;
       }
       if (!receipt) {
         const pendingTx = await client.getTransaction({ hash: batch.txHash }).catch(() => undefined);
         if (pendingTx && pendingTx.blockNumber === null) {
-          const mined = await client.waitForTransactionReceipt({ hash: batch.txHash, timeout: Math.max(30, this.intervalSeconds) * 1000 });
+          const mined = await client.waitForTransactionReceipt({
+            hash: batch.txHash,
+            timeout: Math.max(30, this.intervalSeconds) * 1000,
+          });
           if (mined.status === 'success') {
-            this.store.markBatchIssued(batch.batchId, { txHash: batch.txHash, blockNumber: Number(mined.blockNumber), gasUsed: Number(mined.gasUsed) }, this.now());
+            this.store.markBatchIssued(
+              batch.batchId,
+              { txHash: batch.txHash, blockNumber: Number(mined.blockNumber), gasUsed: Number(mined.gasUsed) },
+              this.now(),
+            );
             return;
           }
         }
       }
-      this.store.markBatchUnsent(batch.batchId, receipt ? `transaction ${batch.txHash} reverted` : `transaction ${batch.txHash} is unknown to the node`);
+      this.store.markBatchUnsent(
+        batch.batchId,
+        receipt ? `transaction ${batch.txHash} reverted` : `transaction ${batch.txHash} is unknown to the node`,
+      );
     }
     const requests = this.store.requestsOfBatch(batch.batchId);
-    const onChain = await this.issuedOnChain(batch.feederId, batch.interval, requests.map((r) => r.keyId));
+    const onChain = await this.issuedOnChain(
+      batch.feederId,
+      batch.interval,
+      requests.map((r) => r.keyId),
+    );
     const missing = requests.filter((r) => !onChain.has(r.keyId.toLowerCase() as Hex));
     if (missing.length === 0) {
       const where = onChain.values().next().value!;
       this.store.markBatchIssued(batch.batchId, where, this.now());
-      this.emit('info', 'batch_found_on_chain', { interval: batch.interval, batchId: batch.batchId, txHash: where.txHash, note: 'issued before a restart: not sent again' });
+      this.emit('info', 'batch_found_on_chain', {
+        interval: batch.interval,
+        batchId: batch.batchId,
+        txHash: where.txHash,
+        note: 'issued before a restart: not sent again',
+      });
       return;
     }
-    if (missing.length < requests.length) this.emit('warn', 'batch_partly_on_chain', { interval: batch.interval, batchId: batch.batchId, onChain: requests.length - missing.length, sending: missing.length });
+    if (missing.length < requests.length)
+      this.emit('warn', 'batch_partly_on_chain', {
+        interval: batch.interval,
+        batchId: batch.batchId,
+        onChain: requests.length - missing.length,
+        sending: missing.length,
+      });
     if (this.now() >= this.gateClosureMs(batch.interval)) {
       this.store.markBatchFailed(batch.batchId, 'the gate closed before the batch reached the chain', this.now());
       return;
@@ -629,14 +857,28 @@ export class AssetIssuer {
     try {
       // One eth_call finds a revert and its reason (gas estimation would run the batch a dozen times: seconds
       // for 300 grants); the transaction then carries a gas bound, and only the gas used is paid.
-      const call = { address: this.market.deployment.market, abi: this.abi, functionName: 'issue', args: [batch.feederId, grants], account: this.options.dso } as const;
+      const call = {
+        address: this.market.deployment.market,
+        abi: this.abi,
+        functionName: 'issue',
+        args: [batch.feederId, grants],
+        account: this.options.dso,
+      } as const;
       await client.simulateContract(call);
       const bound = 200_000n + BigInt(grants.length) * ISSUE_GAS_PER_GRANT_BOUND;
-      hash = await this.market.ledger.wallet(this.options.dso).writeContract({ ...call, chain: this.market.ledger.chain, gas: bound < TRANSACTION_GAS_CAP ? bound : TRANSACTION_GAS_CAP });
+      hash = await this.market.ledger.wallet(this.options.dso).writeContract({
+        ...call,
+        chain: this.market.ledger.chain,
+        gas: bound < TRANSACTION_GAS_CAP ? bound : TRANSACTION_GAS_CAP,
+      });
     } catch (err) {
       const reverted = revertOf(err);
       if (reverted?.name === 'IssuedTooLate') {
-        this.store.markBatchFailed(batch.batchId, 'IssuedTooLate: the gate closed (by the chain clock) before the batch reached the chain', this.now());
+        this.store.markBatchFailed(
+          batch.batchId,
+          'IssuedTooLate: the gate closed (by the chain clock) before the batch reached the chain',
+          this.now(),
+        );
         return;
       }
       const revokedKey = reverted?.name === 'GrantToRevokedKey' ? String(reverted.args[0]).toLowerCase() : undefined;
@@ -644,7 +886,12 @@ export class AssetIssuer {
       if (holder) {
         // banned since the batch was prepared: its grant leaves the batch, the rest is sent
         this.store.expireRequest(holder.meterId, holder.interval, 'not-authorized');
-        this.emit('warn', 'asset_request_withdrawn', { meterId: holder.meterId, interval: holder.interval, reason: 'not-authorized', detail: `its trading key ${holder.keyId} was revoked on chain` });
+        this.emit('warn', 'asset_request_withdrawn', {
+          meterId: holder.meterId,
+          interval: holder.interval,
+          reason: 'not-authorized',
+          detail: `its trading key ${holder.keyId} was revoked on chain`,
+        });
         const left = this.store.batchesOf(batch.interval).find((b) => b.batchId === batch.batchId);
         if (left) await this.settleBatch(left);
         return;
@@ -653,23 +900,55 @@ export class AssetIssuer {
     }
     this.store.markBatchSent(batch.batchId, hash, this.now());
     // bounded: a transaction the node dropped must not stall the issuer (the next tick looks it up again)
-    const receipt = await client.waitForTransactionReceipt({ hash, timeout: Math.max(30, this.intervalSeconds) * 1000 });
+    const receipt = await client.waitForTransactionReceipt({
+      hash,
+      timeout: Math.max(30, this.intervalSeconds) * 1000,
+    });
     if (receipt.status !== 'success') {
       this.store.markBatchUnsent(batch.batchId, `transaction ${hash} reverted`);
-      throw new AssetIssuanceError(`issue(${batch.feederId}, ${grants.length} grants) for interval ${batch.interval} reverted in ${hash}`);
+      throw new AssetIssuanceError(
+        `issue(${batch.feederId}, ${grants.length} grants) for interval ${batch.interval} reverted in ${hash}`,
+      );
     }
-    this.store.markBatchIssued(batch.batchId, { txHash: hash, blockNumber: Number(receipt.blockNumber), gasUsed: Number(receipt.gasUsed) }, this.now());
-    this.sent.push({ interval: batch.interval, feederId: batch.feederId, keyIds: missing.map((r) => r.keyId), txHash: hash, gasUsed: Number(receipt.gasUsed) });
+    this.store.markBatchIssued(
+      batch.batchId,
+      { txHash: hash, blockNumber: Number(receipt.blockNumber), gasUsed: Number(receipt.gasUsed) },
+      this.now(),
+    );
+    this.sent.push({
+      interval: batch.interval,
+      feederId: batch.feederId,
+      keyIds: missing.map((r) => r.keyId),
+      txHash: hash,
+      gasUsed: Number(receipt.gasUsed),
+    });
     if (this.sent.length > 100) this.sent.shift();
     this.grantsIssued.inc(undefined, grants.length);
-    this.emit('info', 'batch_issued', { interval: batch.interval, feederId: batch.feederId, grants: grants.length, txHash: hash, gasUsed: Number(receipt.gasUsed) });
+    this.emit('info', 'batch_issued', {
+      interval: batch.interval,
+      feederId: batch.feederId,
+      grants: grants.length,
+      txHash: hash,
+      gasUsed: Number(receipt.gasUsed),
+    });
   }
 
   /** Answers every decided request whose answer the broker has not acknowledged yet. */
   async sendReplies(): Promise<void> {
     if (!this.options.publish) return;
-    await Promise.all(this.store.unrepliedRequests().map((r) =>
-      this.reply(r.meterId, r.status === 'issued' ? { interval: r.interval, issued: true } : { interval: r.interval, issued: false, reason: r.reason ?? 'too-late' }, r)));
+    await Promise.all(
+      this.store
+        .unrepliedRequests()
+        .map((r) =>
+          this.reply(
+            r.meterId,
+            r.status === 'issued'
+              ? { interval: r.interval, issued: true }
+              : { interval: r.interval, issued: false, reason: r.reason ?? 'too-late' },
+            r,
+          ),
+        ),
+    );
   }
 
   /**
@@ -682,7 +961,9 @@ export class AssetIssuer {
     this.clockSample = { real: Date.now(), dso: this.now() };
     const run = () => {
       this.tick()
-        .catch((err: Error) => this.emit('error', 'issuance_tick_failed', { reason: err.message, note: 'tried again at the next tick' }))
+        .catch((err: Error) =>
+          this.emit('error', 'issuance_tick_failed', { reason: err.message, note: 'tried again at the next tick' }),
+        )
         .finally(() => {
           if (!this.stopping && this.timer) this.timer = setTimeout(run, this.nextTickDelayMs());
         });
@@ -717,4 +998,3 @@ export class AssetIssuer {
     this.closed = true;
   }
 }
-

@@ -5,7 +5,16 @@ import { createPublicClient, http, type Hex } from 'viem';
 import { CliError, parseOptions } from '../cli/command.ts';
 import { readDeployment } from '../ledger/market.ts';
 import { AssetStore } from './asset-store.ts';
-import { billingStatement, checkStatement, loadMarketHistory, parseStatementJson, statementCsv, statementJson, statementTable, type Statement } from './billing.ts';
+import {
+  billingStatement,
+  checkStatement,
+  loadMarketHistory,
+  parseStatementJson,
+  statementCsv,
+  statementJson,
+  statementTable,
+  type Statement,
+} from './billing.ts';
 import { ReadingStore } from './reading-store.ts';
 
 export const billHelp = `usage: veilgrid dso bill --meter ID --from D --to D --readings FILE --assets FILE --deployment FILE
@@ -27,7 +36,11 @@ trades, and the total (+: the household owes). docs/billing.md has the formulas.
                        got from the DSO), or the one computed from the DSO's records (from the deployment's
                        rpcUrl; give --rpc another node to check it against)`;
 
-function intervalOption(text: string | undefined, name: string, deployment: { genesisTime: number; intervalSeconds: number }): number {
+function intervalOption(
+  text: string | undefined,
+  name: string,
+  deployment: { genesisTime: number; intervalSeconds: number },
+): number {
   if (text === undefined) throw new CliError(`bill needs --${name} (see --help)`);
   if (/^\d+$/.test(text)) return Number(text);
   const ms = Date.parse(text);
@@ -73,27 +86,45 @@ export async function runBill(argv: string[]): Promise<number> {
     const chainId = await client.getChainId().catch((err: Error) => {
       throw new CliError(`cannot reach ${url}: ${err.message.split('\n')[0]}`);
     });
-    if (chainId !== statement.chainId) throw new CliError(`the statement is for chain ${statement.chainId}, ${url} serves chain ${chainId}`);
+    if (chainId !== statement.chainId)
+      throw new CliError(`the statement is for chain ${statement.chainId}, ${url} serves chain ${chainId}`);
     const keys = statement.lines.flatMap((l) => (l.keyId ? [l.keyId] : []));
-    const history = await loadMarketHistory(client as never, { market: statement.market, deployedAtBlock: deployment?.deployedAtBlock ?? 0 }, keys);
+    const history = await loadMarketHistory(
+      client as never,
+      { market: statement.market, deployedAtBlock: deployment?.deployedAtBlock ?? 0 },
+      keys,
+    );
     const results = checkStatement(statement, history);
-    for (const r of results) console.log(`interval ${r.interval}: ${r.ok ? 'ok' : 'DIFFERS: ' + r.problems.join('; ')}`);
+    for (const r of results)
+      console.log(`interval ${r.interval}: ${r.ok ? 'ok' : 'DIFFERS: ' + r.problems.join('; ')}`);
     const bad = results.filter((r) => !r.ok).length;
-    console.log(bad === 0 ? `all ${results.length} lines agree with the chain at ${url}` : `${bad} of ${results.length} lines differ from the chain at ${url}`);
+    console.log(
+      bad === 0
+        ? `all ${results.length} lines agree with the chain at ${url}`
+        : `${bad} of ${results.length} lines differ from the chain at ${url}`,
+    );
     return bad === 0 ? 0 : 1;
   }
   if (values.json && values.csv) throw new CliError('choose one of --json and --csv');
   const statement = await computeStatement(values, deployment, values.rpc ?? deployment?.rpcUrl);
-  process.stdout.write(values.json ? statementJson(statement) + '\n' : values.csv ? statementCsv(statement) : statementTable(statement));
+  process.stdout.write(
+    values.json ? statementJson(statement) + '\n' : values.csv ? statementCsv(statement) : statementTable(statement),
+  );
   return 0;
 }
 
 /** The statement from the DSO's records, with the chain's events read at url. */
-async function computeStatement(values: Record<string, string | boolean | undefined>, deployment: ReturnType<typeof readDeployment> | undefined, url: string | undefined): Promise<Statement> {
+async function computeStatement(
+  values: Record<string, string | boolean | undefined>,
+  deployment: ReturnType<typeof readDeployment> | undefined,
+  url: string | undefined,
+): Promise<Statement> {
   if (typeof values.meter !== 'string') throw new CliError('bill needs --meter ID (see --help)');
   if (!deployment) throw new CliError('bill needs --deployment FILE (see --help)');
-  if (typeof values.readings !== 'string' || typeof values.assets !== 'string') throw new CliError('bill needs --readings FILE and --assets FILE (see --help)');
-  for (const file of [values.readings, values.assets]) if (!fs.existsSync(file)) throw new CliError(`${file} does not exist`);
+  if (typeof values.readings !== 'string' || typeof values.assets !== 'string')
+    throw new CliError('bill needs --readings FILE and --assets FILE (see --help)');
+  for (const file of [values.readings, values.assets])
+    if (!fs.existsSync(file)) throw new CliError(`${file} does not exist`);
   const fromInterval = intervalOption(values.from as string | undefined, 'from', deployment);
   const toInterval = intervalOption(values.to as string | undefined, 'to', deployment);
   if (toInterval < fromInterval) throw new CliError(`--to (${toInterval}) is before --from (${fromInterval})`);
@@ -102,14 +133,24 @@ async function computeStatement(values: Record<string, string | boolean | undefi
   let readingIntervalSeconds: number | undefined;
   if (typeof values['interval-seconds'] === 'string') {
     readingIntervalSeconds = Number(values['interval-seconds']);
-    if (!Number.isInteger(readingIntervalSeconds) || readingIntervalSeconds < 1) throw new CliError(`--interval-seconds must be a whole number ≥ 1, got "${values['interval-seconds']}"`);
+    if (!Number.isInteger(readingIntervalSeconds) || readingIntervalSeconds < 1)
+      throw new CliError(`--interval-seconds must be a whole number ≥ 1, got "${values['interval-seconds']}"`);
   }
   const readings = new ReadingStore(values.readings);
   const assets = new AssetStore(values.assets);
   try {
     const keys = assets.requestsOfMeter(values.meter, fromInterval, toInterval).map((r) => r.keyId as Hex);
     const history = await loadMarketHistory(chainClient(url) as never, deployment, keys);
-    return billingStatement({ meterId: values.meter, fromInterval, toInterval, deployment, readings: readings.readings(values.meter), readingIntervalSeconds, assets, history });
+    return billingStatement({
+      meterId: values.meter,
+      fromInterval,
+      toInterval,
+      deployment,
+      readings: readings.readings(values.meter),
+      readingIntervalSeconds,
+      assets,
+      history,
+    });
   } finally {
     assets.close();
     readings.close();

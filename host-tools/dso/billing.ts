@@ -53,7 +53,16 @@ export interface Statement {
   market: Hex;
   chainId: number;
   lines: BillingLine[];
-  totals: { importWh: number; exportWh: number; soldWh: number; boughtWh: number; paid: bigint; received: bigint; dsoAmount: bigint; total: bigint };
+  totals: {
+    importWh: number;
+    exportWh: number;
+    soldWh: number;
+    boughtWh: number;
+    paid: bigint;
+    received: bigint;
+    dsoAmount: bigint;
+    total: bigint;
+  };
 }
 
 export interface PriceEntry {
@@ -88,7 +97,9 @@ export interface MarketHistory {
 
 /** The prices in force at an interval (the contract's pricesAt): the last entry from at or before it; zero before any. */
 export function pricesAt(schedule: PriceEntry[], interval: number): { consumption: number; production: number } {
-  for (let i = schedule.length - 1; i >= 0; i--) if (schedule[i].fromInterval <= interval) return { consumption: schedule[i].consumption, production: schedule[i].production };
+  for (let i = schedule.length - 1; i >= 0; i--)
+    if (schedule[i].fromInterval <= interval)
+      return { consumption: schedule[i].consumption, production: schedule[i].production };
   return { consumption: 0, production: 0 };
 }
 
@@ -105,42 +116,97 @@ export function replayPrices(events: PriceEntry[]): PriceEntry[] {
 const lower = (h: Hex) => h.toLowerCase() as Hex;
 
 /** Reads PricesSet, and AssetIssued, OfferAccepted and Settled of the given keys, from a chain. */
-export async function loadMarketHistory(client: PublicClient, deployment: Pick<MarketDeployment, 'market' | 'deployedAtBlock'>, keyIds: Hex[]): Promise<MarketHistory> {
+export async function loadMarketHistory(
+  client: PublicClient,
+  deployment: Pick<MarketDeployment, 'market' | 'deployedAtBlock'>,
+  keyIds: Hex[],
+): Promise<MarketHistory> {
   const abi = compileContracts().Market.abi;
   const base = { address: deployment.market, abi, fromBlock: BigInt(deployment.deployedAtBlock ?? 0) } as const;
   type Log = { args: Record<string, unknown> };
   const priceLogs = (await client.getContractEvents({ ...base, eventName: 'PricesSet' })) as unknown as Log[];
-  const prices = replayPrices(priceLogs.map((l) => ({ fromInterval: Number(l.args.fromInterval), consumption: Number(l.args.consumption), production: Number(l.args.production) })));
+  const prices = replayPrices(
+    priceLogs.map((l) => ({
+      fromInterval: Number(l.args.fromInterval),
+      consumption: Number(l.args.consumption),
+      production: Number(l.args.production),
+    })),
+  );
   const grants = new Map<Hex, Issued[]>();
   const fills = new Map<Hex, Fill[]>();
   for (let i = 0; i < keyIds.length; i += 100) {
     const keys = keyIds.slice(i, i + 100);
-    const issued = (await client.getContractEvents({ ...base, eventName: 'AssetIssued', args: { keyId: keys } })) as unknown as Log[];
+    const issued = (await client.getContractEvents({
+      ...base,
+      eventName: 'AssetIssued',
+      args: { keyId: keys },
+    })) as unknown as Log[];
     for (const l of issued) {
       const key = lower(l.args.keyId as Hex);
-      grants.set(key, [...(grants.get(key) ?? []), { production: Number(l.args.production), consumption: Number(l.args.consumption), first: Number(l.args.first), last: Number(l.args.last), money: l.args.money as bigint }]);
+      grants.set(key, [
+        ...(grants.get(key) ?? []),
+        {
+          production: Number(l.args.production),
+          consumption: Number(l.args.consumption),
+          first: Number(l.args.first),
+          last: Number(l.args.last),
+          money: l.args.money as bigint,
+        },
+      ]);
     }
-    const accepted = (await client.getContractEvents({ ...base, eventName: 'OfferAccepted', args: { keyId: keys } })) as unknown as Log[];
-    const sides = new Map(accepted.map((l) => [`${Number(l.args.interval)}:${Number(l.args.index)}`, Number(l.args.side) === 1 ? ('ask' as const) : ('bid' as const)]));
-    const settled = (await client.getContractEvents({ ...base, eventName: 'Settled', args: { keyId: keys } })) as unknown as Log[];
+    const accepted = (await client.getContractEvents({
+      ...base,
+      eventName: 'OfferAccepted',
+      args: { keyId: keys },
+    })) as unknown as Log[];
+    const sides = new Map(
+      accepted.map((l) => [
+        `${Number(l.args.interval)}:${Number(l.args.index)}`,
+        Number(l.args.side) === 1 ? ('ask' as const) : ('bid' as const),
+      ]),
+    );
+    const settled = (await client.getContractEvents({
+      ...base,
+      eventName: 'Settled',
+      args: { keyId: keys },
+    })) as unknown as Log[];
     for (const l of settled) {
       const key = lower(l.args.keyId as Hex);
       const interval = Number(l.args.interval);
       const index = Number(l.args.index);
       const side = sides.get(`${interval}:${index}`) ?? ((l.args.received as bigint) > 0n ? 'ask' : 'bid');
-      fills.set(key, [...(fills.get(key) ?? []), { interval, index, side, fillWh: Number(l.args.fillWh), paid: l.args.paid as bigint, received: l.args.received as bigint }]);
+      fills.set(key, [
+        ...(fills.get(key) ?? []),
+        {
+          interval,
+          index,
+          side,
+          fillWh: Number(l.args.fillWh),
+          paid: l.args.paid as bigint,
+          received: l.args.received as bigint,
+        },
+      ]);
     }
   }
   return { prices, grants, fills };
 }
 
 /** The market interval a reading counts in: the one in which it starts. */
-export function marketIntervalOfReading(readingInterval: number, readingIntervalSeconds: number, deployment: Pick<MarketDeployment, 'genesisTime' | 'intervalSeconds'>): number {
+export function marketIntervalOfReading(
+  readingInterval: number,
+  readingIntervalSeconds: number,
+  deployment: Pick<MarketDeployment, 'genesisTime' | 'intervalSeconds'>,
+): number {
   return Math.floor((readingInterval * readingIntervalSeconds - deployment.genesisTime) / deployment.intervalSeconds);
 }
 
 /** One line's money, from its metered and traded energy and prices (the formulas at the top). */
-export function lineAmounts(line: Pick<BillingLine, 'importWh' | 'exportWh' | 'soldWh' | 'boughtWh' | 'paid' | 'received' | 'consumptionPrice' | 'productionPrice'>): { imbalanceWh: number; dsoAmount: bigint; total: bigint } {
+export function lineAmounts(
+  line: Pick<
+    BillingLine,
+    'importWh' | 'exportWh' | 'soldWh' | 'boughtWh' | 'paid' | 'received' | 'consumptionPrice' | 'productionPrice'
+  >,
+): { imbalanceWh: number; dsoAmount: bigint; total: bigint } {
   const imbalanceWh = line.importWh - line.exportWh - (line.boughtWh - line.soldWh);
   const dsoAmount = BigInt(imbalanceWh) * BigInt(imbalanceWh > 0 ? line.consumptionPrice : line.productionPrice);
   return { imbalanceWh, dsoAmount, total: dsoAmount + line.paid - line.received };
@@ -216,7 +282,16 @@ export function billingStatement(input: StatementInput): Statement {
     market: deployment.market,
     chainId: deployment.chainId,
     lines,
-    totals: { importWh: sum('importWh'), exportWh: sum('exportWh'), soldWh: sum('soldWh'), boughtWh: sum('boughtWh'), paid: sumBig('paid'), received: sumBig('received'), dsoAmount: sumBig('dsoAmount'), total: sumBig('total') },
+    totals: {
+      importWh: sum('importWh'),
+      exportWh: sum('exportWh'),
+      soldWh: sum('soldWh'),
+      boughtWh: sum('boughtWh'),
+      paid: sumBig('paid'),
+      received: sumBig('received'),
+      dsoAmount: sumBig('dsoAmount'),
+      total: sumBig('total'),
+    },
   };
 }
 
@@ -249,7 +324,10 @@ export function statementJson(statement: Statement): string {
 
 /** A statement read back from statementJson. */
 export function parseStatementJson(text: string): Statement {
-  const raw = JSON.parse(text) as Statement & { lines: Array<Record<string, unknown>>; totals: Record<string, unknown> };
+  const raw = JSON.parse(text) as Statement & {
+    lines: Array<Record<string, unknown>>;
+    totals: Record<string, unknown>;
+  };
   const money = ['grantedMoney', 'paid', 'received', 'dsoAmount', 'total'];
   for (const line of raw.lines) for (const k of money) line[k] = BigInt(line[k] as string);
   for (const k of ['paid', 'received', 'dsoAmount', 'total']) raw.totals[k] = BigInt(raw.totals[k] as string);
@@ -257,20 +335,48 @@ export function parseStatementJson(text: string): Statement {
 }
 
 export function statementCsv(statement: Statement): string {
-  const cell = (v: unknown) => (v === undefined ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+  const cell = (v: unknown) =>
+    v === undefined ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v);
   const rows = [['meter', ...COLUMNS.map(([k]) => k)].join(',')];
-  for (const line of statement.lines) rows.push([statement.meterId, ...COLUMNS.map(([k]) => line[k])].map(cell).join(','));
+  for (const line of statement.lines)
+    rows.push([statement.meterId, ...COLUMNS.map(([k]) => line[k])].map(cell).join(','));
   return rows.join('\n') + '\n';
 }
 
 export function statementTable(statement: Statement): string {
   const header = COLUMNS.map(([, title]) => title);
-  const body = statement.lines.map((l) => COLUMNS.map(([k]) => (l[k] === undefined ? '-' : k === 'keyId' ? String(l[k]).slice(0, 10) + '…' : String(l[k]))));
+  const body = statement.lines.map((l) =>
+    COLUMNS.map(([k]) => (l[k] === undefined ? '-' : k === 'keyId' ? String(l[k]).slice(0, 10) + '…' : String(l[k]))),
+  );
   const t = statement.totals;
-  body.push(['total', '', '', String(t.importWh), String(t.exportWh), '', '', String(t.soldWh), String(t.boughtWh), String(t.paid), String(t.received), '', '', '', String(t.dsoAmount), String(t.total), '']);
+  body.push([
+    'total',
+    '',
+    '',
+    String(t.importWh),
+    String(t.exportWh),
+    '',
+    '',
+    String(t.soldWh),
+    String(t.boughtWh),
+    String(t.paid),
+    String(t.received),
+    '',
+    '',
+    '',
+    String(t.dsoAmount),
+    String(t.total),
+    '',
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const fmt = (r: string[]) => r.map((c, i) => (i <= 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [`meter ${statement.meterId}, market intervals ${statement.fromInterval}..${statement.toInterval} (chain ${statement.chainId}, market ${statement.market}); money in the market's units`, fmt(header), ...body.map(fmt)].join('\n') + '\n';
+  return (
+    [
+      `meter ${statement.meterId}, market intervals ${statement.fromInterval}..${statement.toInterval} (chain ${statement.chainId}, market ${statement.market}); money in the market's units`,
+      fmt(header),
+      ...body.map(fmt),
+    ].join('\n') + '\n'
+  );
 }
 
 // --- checking a statement against a chain ------------------------------------------------------------
@@ -297,15 +403,45 @@ export function checkStatement(statement: Statement, history: MarketHistory): Ch
     differs('consumption price', line.consumptionPrice, prices.consumption);
     differs('production price', line.productionPrice, prices.production);
     const key = line.keyId ? lower(line.keyId) : undefined;
-    const grants = key ? (history.grants.get(key) ?? []).filter((g) => g.first <= line.interval && line.interval <= g.last) : [];
+    const grants = key
+      ? (history.grants.get(key) ?? []).filter((g) => g.first <= line.interval && line.interval <= g.last)
+      : [];
     const fills = key ? (history.fills.get(key) ?? []).filter((f) => f.interval === line.interval) : [];
-    differs('granted production Wh', line.grantedProductionWh, grants.reduce((a, g) => a + g.production, 0));
-    differs('granted consumption Wh', line.grantedConsumptionWh, grants.reduce((a, g) => a + g.consumption, 0));
-    differs('granted money', line.grantedMoney, grants.reduce((a, g) => a + g.money, 0n));
-    differs('sold Wh', line.soldWh, fills.filter((f) => f.side === 'ask').reduce((a, f) => a + f.fillWh, 0));
-    differs('bought Wh', line.boughtWh, fills.filter((f) => f.side === 'bid').reduce((a, f) => a + f.fillWh, 0));
-    differs('paid', line.paid, fills.reduce((a, f) => a + f.paid, 0n));
-    differs('received', line.received, fills.reduce((a, f) => a + f.received, 0n));
+    differs(
+      'granted production Wh',
+      line.grantedProductionWh,
+      grants.reduce((a, g) => a + g.production, 0),
+    );
+    differs(
+      'granted consumption Wh',
+      line.grantedConsumptionWh,
+      grants.reduce((a, g) => a + g.consumption, 0),
+    );
+    differs(
+      'granted money',
+      line.grantedMoney,
+      grants.reduce((a, g) => a + g.money, 0n),
+    );
+    differs(
+      'sold Wh',
+      line.soldWh,
+      fills.filter((f) => f.side === 'ask').reduce((a, f) => a + f.fillWh, 0),
+    );
+    differs(
+      'bought Wh',
+      line.boughtWh,
+      fills.filter((f) => f.side === 'bid').reduce((a, f) => a + f.fillWh, 0),
+    );
+    differs(
+      'paid',
+      line.paid,
+      fills.reduce((a, f) => a + f.paid, 0n),
+    );
+    differs(
+      'received',
+      line.received,
+      fills.reduce((a, f) => a + f.received, 0n),
+    );
     const amounts = lineAmounts(line);
     differs('DSO Wh', line.imbalanceWh, amounts.imbalanceWh);
     differs('DSO amount', line.dsoAmount, amounts.dsoAmount);

@@ -14,7 +14,12 @@
 import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { decodeReading, ReadingFormatError } from '../../firmware/src/protocol/reading.ts';
-import { KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER, meterIdFromKeyCertificateTopic, meterIdFromReadingTopic } from '../../firmware/src/protocol/topics.ts';
+import {
+  KEY_CERTIFICATE_TOPIC_FILTER,
+  READING_TOPIC_FILTER,
+  meterIdFromKeyCertificateTopic,
+  meterIdFromReadingTopic,
+} from '../../firmware/src/protocol/topics.ts';
 import type { Reading } from '../../firmware/src/protocol/reading.ts';
 import { MAX_MESSAGE_PAYLOAD_BYTES, MessageBudgets, type MessageBudget } from './message-limits.ts';
 import { MetricsRegistry } from '../service/metrics.ts';
@@ -95,8 +100,18 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
   const emit = (level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}) =>
     log(JSON.stringify({ time: new Date().toISOString(), level, component: 'collector', event, ...fields }));
 
-  const stats: CollectorStats = { received: 0, duplicates: 0, rejected: 0, conflicts: 0, dropped: { oversize: 0, rateLimited: 0 } };
-  const droppedCounter = (options.metrics ?? new MetricsRegistry()).counter('veilgrid_dso_messages_dropped_total', 'Messages dropped before any decoding, by reason: oversize (above the size cap) or rate-limited (past the meter\'s message budget).', ['reason']);
+  const stats: CollectorStats = {
+    received: 0,
+    duplicates: 0,
+    rejected: 0,
+    conflicts: 0,
+    dropped: { oversize: 0, rateLimited: 0 },
+  };
+  const droppedCounter = (options.metrics ?? new MetricsRegistry()).counter(
+    'veilgrid_dso_messages_dropped_total',
+    "Messages dropped before any decoding, by reason: oversize (above the size cap) or rate-limited (past the meter's message budget).",
+    ['reason'],
+  );
   for (const reason of ['oversize', 'rate-limited']) droppedCounter.inc({ reason }, 0);
   const budgets = new MessageBudgets(options.budget);
   /** Meters whose budget ran dry, logged once per episode (a flood must not become a log flood). */
@@ -119,7 +134,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       topic,
       reason,
       bytes: payload.length,
-      payloadHex: payload.subarray(0, PAYLOAD_LOG_BYTES).toString('hex') + (payload.length > PAYLOAD_LOG_BYTES ? '...' : ''),
+      payloadHex:
+        payload.subarray(0, PAYLOAD_LOG_BYTES).toString('hex') + (payload.length > PAYLOAD_LOG_BYTES ? '...' : ''),
     });
   };
 
@@ -131,7 +147,13 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     if (payload.length > MAX_MESSAGE_PAYLOAD_BYTES) {
       stats.dropped.oversize++;
       droppedCounter.inc({ reason: 'oversize' });
-      emit('warn', 'message_dropped', { topic, meterId, reason: 'oversize', bytes: payload.length, detail: `${payload.length} bytes, more than the ${MAX_MESSAGE_PAYLOAD_BYTES} a reading or key certificate may have: dropped unread` });
+      emit('warn', 'message_dropped', {
+        topic,
+        meterId,
+        reason: 'oversize',
+        bytes: payload.length,
+        detail: `${payload.length} bytes, more than the ${MAX_MESSAGE_PAYLOAD_BYTES} a reading or key certificate may have: dropped unread`,
+      });
       return true;
     }
     if (budgets.exhausted(meterId)) {
@@ -139,7 +161,12 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       droppedCounter.inc({ reason: 'rate-limited' });
       if (!limitedMeters.has(meterId)) {
         limitedMeters.add(meterId);
-        emit('warn', 'message_dropped', { topic, meterId, reason: 'rate-limited', detail: `meter "${meterId}" sent more refused messages than its budget allows: its messages are dropped unread until the budget refills (counted on /metrics, logged once per episode)` });
+        emit('warn', 'message_dropped', {
+          topic,
+          meterId,
+          reason: 'rate-limited',
+          detail: `meter "${meterId}" sent more refused messages than its budget allows: its messages are dropped unread until the budget refills (counted on /metrics, logged once per episode)`,
+        });
       }
       return true;
     }
@@ -159,7 +186,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       const intakeMeterId = intake.meterIdFromTopic(topic);
       if (intakeMeterId === undefined) continue;
       if (dropUnread(topic, intakeMeterId, payload)) return;
-      if (intake.handle(intakeMeterId, new Uint8Array(payload.buffer, payload.byteOffset, payload.length)).refused) budgets.charge(intakeMeterId);
+      if (intake.handle(intakeMeterId, new Uint8Array(payload.buffer, payload.byteOffset, payload.length)).refused)
+        budgets.charge(intakeMeterId);
       return;
     }
     const meterId = meterIdFromReadingTopic(topic) ?? meterIdFromKeyCertificateTopic(topic) ?? topic;
@@ -182,7 +210,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       return;
     }
     const topicMeterId = meterIdFromReadingTopic(topic);
-    if (topicMeterId === undefined) return reject(topic, payload, `"${topic}" is not a reading topic (veilgrid/meters/<meterId>/readings)`);
+    if (topicMeterId === undefined)
+      return reject(topic, payload, `"${topic}" is not a reading topic (veilgrid/meters/<meterId>/readings)`);
     let reading: Reading;
     if (verifier) {
       const result = verifier.verify({ topicMeterId, envelope: bytes });
@@ -201,7 +230,11 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       }
     }
     if (reading.meterId !== topicMeterId) {
-      return reject(topic, payload, `the topic names meter "${topicMeterId}" but the reading is from meter "${reading.meterId}"`);
+      return reject(
+        topic,
+        payload,
+        `the topic names meter "${topicMeterId}" but the reading is from meter "${reading.meterId}"`,
+      );
     }
     const outcome = options.db.insert(reading);
     if (outcome === 'stored') stats.received++;
@@ -230,17 +263,26 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
 
   try {
     await new Promise<void>((resolve, rejectStart) => {
-      const onError = (err: Error) => rejectStart(new Error(`collector cannot connect to ${options.brokerUrl}: ${err.message}`));
+      const onError = (err: Error) =>
+        rejectStart(new Error(`collector cannot connect to ${options.brokerUrl}: ${err.message}`));
       client.once('error', onError);
       client.once('connect', () => {
         // Key certificates first: the retained ones arrive before any reading that needs them.
-        const filters = [...(options.verifier ? [KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER] : [READING_TOPIC_FILTER]), ...(options.intakes ?? []).map((i) => i.filter)];
+        const filters = [
+          ...(options.verifier ? [KEY_CERTIFICATE_TOPIC_FILTER, READING_TOPIC_FILTER] : [READING_TOPIC_FILTER]),
+          ...(options.intakes ?? []).map((i) => i.filter),
+        ];
         client.subscribe(filters, { qos: 1 }, (err, granted) => {
           client.removeListener('error', onError);
-          if (err) return rejectStart(new Error(`collector cannot subscribe to ${READING_TOPIC_FILTER}: ${err.message}`));
+          if (err)
+            return rejectStart(new Error(`collector cannot subscribe to ${READING_TOPIC_FILTER}: ${err.message}`));
           const refused = filters.find((filter, i) => granted?.[i]?.qos !== 1);
           if (refused !== undefined) {
-            return rejectStart(new Error(`broker did not grant ${refused} with QoS 1: readings could be lost; check the broker's ACL for the collector`));
+            return rejectStart(
+              new Error(
+                `broker did not grant ${refused} with QoS 1: readings could be lost; check the broker's ACL for the collector`,
+              ),
+            );
           }
           resolve();
         });
@@ -250,7 +292,12 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
     await client.endAsync(true);
     throw err;
   }
-  emit('info', 'collector_subscribed', { brokerUrl: options.brokerUrl, filter: READING_TOPIC_FILTER, verified: options.verifier !== undefined, clientId: clientOptions.clientId });
+  emit('info', 'collector_subscribed', {
+    brokerUrl: options.brokerUrl,
+    filter: READING_TOPIC_FILTER,
+    verified: options.verifier !== undefined,
+    clientId: clientOptions.clientId,
+  });
 
   return {
     stats,

@@ -59,20 +59,24 @@ ${billHelp}`,
 
   async run(argv) {
     if (argv[0] === 'bill') return runBill(argv.slice(1));
-    const { values, positionals } = parseOptions(argv, {
-      file: { type: 'string' },
-      out: { type: 'string' },
-      'dso-db': { type: 'string' },
-      readings: { type: 'string' },
-      broker: { type: 'string' },
-      'broker-dir': { type: 'string' },
-      http: { type: 'string' },
-      'interval-seconds': { type: 'string' },
-      deployment: { type: 'string' },
-      assets: { type: 'string' },
-      'eth-key-file': { type: 'string' },
-      issuance: { type: 'string' },
-    }, true);
+    const { values, positionals } = parseOptions(
+      argv,
+      {
+        file: { type: 'string' },
+        out: { type: 'string' },
+        'dso-db': { type: 'string' },
+        readings: { type: 'string' },
+        broker: { type: 'string' },
+        'broker-dir': { type: 'string' },
+        http: { type: 'string' },
+        'interval-seconds': { type: 'string' },
+        deployment: { type: 'string' },
+        assets: { type: 'string' },
+        'eth-key-file': { type: 'string' },
+        issuance: { type: 'string' },
+      },
+      true,
+    );
     const [sub] = positionals;
     if (!values.file) throw new CliError('--file is required (see --help)');
     if (sub === 'serve') return serve(values.file, values);
@@ -103,16 +107,23 @@ async function serve(keyFile: string, values: Record<string, string | boolean | 
     return value;
   };
   const brokerUrl = need('broker');
-  if (!/^mqtts?:\/\/[^/]+$/.test(brokerUrl)) throw new CliError(`--broker must be a URL like mqtt://127.0.0.1:1883, got "${brokerUrl}"`);
+  if (!/^mqtts?:\/\/[^/]+$/.test(brokerUrl))
+    throw new CliError(`--broker must be a URL like mqtt://127.0.0.1:1883, got "${brokerUrl}"`);
   const http = parseHostPort(typeof values.http === 'string' ? values.http : `127.0.0.1:${DEFAULT_HTTP_PORT}`);
   let intervalSeconds: number | undefined;
   if (typeof values['interval-seconds'] === 'string') {
     intervalSeconds = Number(values['interval-seconds']);
-    if (!Number.isInteger(intervalSeconds) || intervalSeconds < 1) throw new CliError(`--interval-seconds must be a whole number of seconds ≥ 1, got "${values['interval-seconds']}"`);
+    if (!Number.isInteger(intervalSeconds) || intervalSeconds < 1)
+      throw new CliError(
+        `--interval-seconds must be a whole number of seconds ≥ 1, got "${values['interval-seconds']}"`,
+      );
   }
   const credentials = new BrokerCredentials(need('broker-dir'));
   const passwordFile = path.join(credentials.dir, DSO_PASSWORD_FILE);
-  if (!fs.existsSync(passwordFile)) throw new CliError(`${passwordFile} does not exist: --broker-dir must be the folder 'veilgrid provision --broker-dir' writes (the DSO's broker user is made with the first meter)`);
+  if (!fs.existsSync(passwordFile))
+    throw new CliError(
+      `${passwordFile} does not exist: --broker-dir must be the folder 'veilgrid provision --broker-dir' writes (the DSO's broker user is made with the first meter)`,
+    );
   const market = issuanceOptions(values);
   let service;
   try {
@@ -133,7 +144,9 @@ async function serve(keyFile: string, values: Record<string, string | boolean | 
   console.error(`veilgrid dso serve: verifying readings from ${brokerUrl}; metrics on ${service.http.url}/metrics`);
   if (service.issuer) {
     const d = service.issuer.intervalAt(Date.now()) + 1;
-    console.error(`veilgrid dso serve: issuing assets on the market ${market.market?.deploymentFile} names; interval ${d} is issued at ${new Date(service.issuer.issueAtMs(d)).toISOString()}, records in ${market.assetsDb}`);
+    console.error(
+      `veilgrid dso serve: issuing assets on the market ${market.market?.deploymentFile} names; interval ${d} is issued at ${new Date(service.issuer.issueAtMs(d)).toISOString()}, records in ${market.assetsDb}`,
+    );
   }
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
@@ -142,22 +155,34 @@ async function serve(keyFile: string, values: Record<string, string | boolean | 
   const { stats } = service.collector;
   const assets = service.assets?.summary();
   await service.close();
-  console.error(`veilgrid dso serve: stopped (${signal}); ${stats.received} readings stored, ${stats.rejected} rejected, ${stats.duplicates} duplicates dropped${assets ? `; asset requests ${assets.requested} accepted (${assets.issued} issued, ${assets.pending} pending), ${assets.refused} refused` : ''}`);
+  console.error(
+    `veilgrid dso serve: stopped (${signal}); ${stats.received} readings stored, ${stats.rejected} rejected, ${stats.duplicates} duplicates dropped${assets ? `; asset requests ${assets.requested} accepted (${assets.issued} issued, ${assets.pending} pending), ${assets.refused} refused` : ''}`,
+  );
   return 0;
 }
 
-function issuanceOptions(values: Record<string, string | boolean | undefined>): { market?: { deploymentFile: string; privateKey: Hex }; assetsDb?: string; issuance?: IssuanceOptions } {
+function issuanceOptions(values: Record<string, string | boolean | undefined>): {
+  market?: { deploymentFile: string; privateKey: Hex };
+  assetsDb?: string;
+  issuance?: IssuanceOptions;
+} {
   const deploymentFile = typeof values.deployment === 'string' ? values.deployment : undefined;
   if (!deploymentFile) {
-    for (const name of ['assets', 'eth-key-file', 'issuance']) if (values[name] !== undefined) throw new CliError(`--${name} is for asset issuance, which needs --deployment FILE (see --help)`);
+    for (const name of ['assets', 'eth-key-file', 'issuance'])
+      if (values[name] !== undefined)
+        throw new CliError(`--${name} is for asset issuance, which needs --deployment FILE (see --help)`);
     return {};
   }
-  if (typeof values.assets !== 'string') throw new CliError('asset issuance needs --assets FILE, the SQLite file of the DSO\'s issuance records (see --help)');
+  if (typeof values.assets !== 'string')
+    throw new CliError(
+      "asset issuance needs --assets FILE, the SQLite file of the DSO's issuance records (see --help)",
+    );
   let privateKey: Hex;
   const keyFile = values['eth-key-file'];
   if (typeof keyFile === 'string') {
     const text = fs.existsSync(keyFile) ? fs.readFileSync(keyFile, 'utf8').trim() : '';
-    if (!/^0x[0-9a-fA-F]{64}$/.test(text)) throw new CliError(`--eth-key-file ${keyFile} must exist and hold one private key: 0x and 64 hex digits`);
+    if (!/^0x[0-9a-fA-F]{64}$/.test(text))
+      throw new CliError(`--eth-key-file ${keyFile} must exist and hold one private key: 0x and 64 hex digits`);
     privateKey = text as Hex;
   } else {
     let chainId: number;
@@ -166,7 +191,10 @@ function issuanceOptions(values: Record<string, string | boolean | undefined>): 
     } catch (err) {
       throw new CliError((err as Error).message);
     }
-    if (chainId !== 31337) throw new CliError(`--eth-key-file is needed: ${deploymentFile} is for chain ${chainId}, not a development chain`);
+    if (chainId !== 31337)
+      throw new CliError(
+        `--eth-key-file is needed: ${deploymentFile} is for chain ${chainId}, not a development chain`,
+      );
     privateKey = developmentKeys(1)[0];
   }
   let issuance: IssuanceOptions | undefined;
@@ -176,9 +204,21 @@ function issuanceOptions(values: Record<string, string | boolean | undefined>): 
     } catch (err) {
       throw new CliError(`cannot read --issuance ${values.issuance}: ${(err as Error).message}`);
     }
-    const known = ['leadFraction', 'lookaheadIntervals', 'roundGrants', 'maxGrantsPerTransaction', 'feederLimits', 'defaultFeederLimit', 'feederIds', 'prices'];
+    const known = [
+      'leadFraction',
+      'lookaheadIntervals',
+      'roundGrants',
+      'maxGrantsPerTransaction',
+      'feederLimits',
+      'defaultFeederLimit',
+      'feederIds',
+      'prices',
+    ];
     const unknown = Object.keys(issuance).filter((k) => !known.includes(k));
-    if (unknown.length > 0) throw new CliError(`--issuance ${values.issuance}: unknown keys ${unknown.join(', ')} (known: ${known.join(', ')})`);
+    if (unknown.length > 0)
+      throw new CliError(
+        `--issuance ${values.issuance}: unknown keys ${unknown.join(', ')} (known: ${known.join(', ')})`,
+      );
   }
   return { market: { deploymentFile, privateKey }, assetsDb: values.assets, issuance };
 }

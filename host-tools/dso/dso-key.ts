@@ -35,7 +35,10 @@ export class DsoKeyError extends VeilgridError {
 
 /** Creates file with a new key pair; refuses to replace an existing one (meters seal to its public key). */
 export function createDsoKey(file: string): DsoKey {
-  if (fs.existsSync(file)) throw new DsoKeyError(`${file} already exists: refusing to replace the DSO key (every meter seals its readings to it)`);
+  if (fs.existsSync(file))
+    throw new DsoKeyError(
+      `${file} already exists: refusing to replace the DSO key (every meter seals its readings to it)`,
+    );
   const privateKey = p256.utils.randomSecretKey(randomBytes(48));
   const publicKey = p256.getPublicKey(privateKey, false);
   const json: DsoKeyFile = { format: FORMAT, version: VERSION, publicKey: hex(publicKey), privateKey: hex(privateKey) };
@@ -55,10 +58,12 @@ export function readDsoKey(file: string): DsoKey {
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DsoKeyError(`the DSO key file ${file} does not exist (ask the DSO for its public key file)`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new DsoKeyError(`the DSO key file ${file} does not exist (ask the DSO for its public key file)`);
     throw new DsoKeyError(`cannot read the DSO key file ${file}: ${(err as Error).message}`);
   }
-  if (!json || json.format !== FORMAT || json.version !== VERSION) throw new DsoKeyError(`${file} is not a veilgrid DSO key file (format "${FORMAT}", version ${VERSION})`);
+  if (!json || json.format !== FORMAT || json.version !== VERSION)
+    throw new DsoKeyError(`${file} is not a veilgrid DSO key file (format "${FORMAT}", version ${VERSION})`);
   const publicKey = hexBytes(json.publicKey, 65, `${file}: publicKey`);
   try {
     p256.Point.fromBytes(publicKey).assertValidity();
@@ -67,7 +72,8 @@ export function readDsoKey(file: string): DsoKey {
   }
   if (json.privateKey === undefined) return { publicKey };
   const privateKey = hexBytes(json.privateKey, 32, `${file}: privateKey`);
-  if (hex(p256.getPublicKey(privateKey, false)) !== json.publicKey) throw new DsoKeyError(`${file}: privateKey does not belong to publicKey`);
+  if (hex(p256.getPublicKey(privateKey, false)) !== json.publicKey)
+    throw new DsoKeyError(`${file}: privateKey does not belong to publicKey`);
   return { publicKey, privateKey };
 }
 
@@ -76,6 +82,7 @@ function hex(bytes: Uint8Array): string {
 }
 
 function hexBytes(value: unknown, length: number, what: string): Uint8Array {
-  if (typeof value !== 'string' || value.length !== length * 2 || !/^[0-9a-f]*$/.test(value)) throw new DsoKeyError(`${what} must be ${length} bytes of lowercase hex`);
+  if (typeof value !== 'string' || value.length !== length * 2 || !/^[0-9a-f]*$/.test(value))
+    throw new DsoKeyError(`${what} must be ${length} bytes of lowercase hex`);
   return new Uint8Array(Buffer.from(value, 'hex'));
 }

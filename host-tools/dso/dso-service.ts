@@ -82,7 +82,10 @@ export async function startDsoService(options: DsoServiceOptions): Promise<DsoSe
   let dsoPrivateKey: Uint8Array;
   try {
     const key = readDsoKey(options.keyFile);
-    if (!key.privateKey) throw new DsoKeyError(`${options.keyFile} holds the public key only: the service needs the file 'veilgrid dso key-init' made`);
+    if (!key.privateKey)
+      throw new DsoKeyError(
+        `${options.keyFile} holds the public key only: the service needs the file 'veilgrid dso key-init' made`,
+      );
     dsoPrivateKey = key.privateKey;
   } catch (err) {
     if (err instanceof DsoKeyError) throw new DsoServiceError(err.message);
@@ -98,12 +101,19 @@ export async function startDsoService(options: DsoServiceOptions): Promise<DsoSe
     const store = open(() => new ReadingStore(options.readingsDb), `the reading store ${options.readingsDb}`);
     opened.push(store);
     const metrics = new MetricsRegistry();
-    const verifier = new ReadingVerifier({ registry, dsoPrivateKey, metrics, log: options.log, intervalSeconds: options.intervalSeconds });
+    const verifier = new ReadingVerifier({
+      registry,
+      dsoPrivateKey,
+      metrics,
+      log: options.log,
+      intervalSeconds: options.intervalSeconds,
+    });
     let issuer: AssetIssuer | undefined;
     let assets: AssetStore | undefined;
     let collector: Collector | undefined;
     if (options.market) {
-      if (!options.assetsDb) throw new DsoServiceError('asset issuance needs assetsDb, the SQLite file of the DSO\'s issuance records');
+      if (!options.assetsDb)
+        throw new DsoServiceError("asset issuance needs assetsDb, the SQLite file of the DSO's issuance records");
       const store = open(() => new AssetStore(options.assetsDb!), `the asset store ${options.assetsDb}`);
       assets = store;
       opened.push(store);
@@ -119,7 +129,11 @@ export async function startDsoService(options: DsoServiceOptions): Promise<DsoSe
         metrics,
         publish: (topic, payload) => {
           if (!collector) return Promise.reject(new Error('not connected to the broker yet'));
-          return withTimeout(collector.publish(topic, payload), REPLY_TIMEOUT_MS, `no PUBACK for ${topic} within ${REPLY_TIMEOUT_MS} ms`);
+          return withTimeout(
+            collector.publish(topic, payload),
+            REPLY_TIMEOUT_MS,
+            `no PUBACK for ${topic} within ${REPLY_TIMEOUT_MS} ms`,
+          );
         },
       });
       const started = issuer;
@@ -137,34 +151,63 @@ export async function startDsoService(options: DsoServiceOptions): Promise<DsoSe
         clientId: DSO_USERNAME,
         log: options.log,
         intakes: assetIntake
-          ? [{ filter: ASSET_REQUEST_TOPIC_FILTER, meterIdFromTopic: meterIdFromAssetRequestTopic, handle: (meterId, payload) => ({ refused: assetIntake.handleRequest(meterId, payload).charge }) }]
+          ? [
+              {
+                filter: ASSET_REQUEST_TOPIC_FILTER,
+                meterIdFromTopic: meterIdFromAssetRequestTopic,
+                handle: (meterId, payload) => ({ refused: assetIntake.handleRequest(meterId, payload).charge }),
+              },
+            ]
           : [],
       });
     } catch (err) {
-      throw new DsoServiceError(`${(err as Error).message} (is the broker running, and does its password file have the DSO user from the broker folder?)`);
+      throw new DsoServiceError(
+        `${(err as Error).message} (is the broker running, and does its password file have the DSO user from the broker folder?)`,
+      );
     }
     const connected = collector;
     // closed after the issuer (opened is closed in reverse): no reply is published on a closed session
     opened.splice(opened.length - (issuer ? 1 : 0), 0, connected);
     issuer?.start();
-    metrics.gauge('veilgrid_dso_broker_connected', 'Whether the collector is connected to the broker (1) or reconnecting (0).', [], (gauge) => gauge.set(connected.connected ? 1 : 0));
+    metrics.gauge(
+      'veilgrid_dso_broker_connected',
+      'Whether the collector is connected to the broker (1) or reconnecting (0).',
+      [],
+      (gauge) => gauge.set(connected.connected ? 1 : 0),
+    );
     const http = await startServiceHttpServer({
       name: 'DSO',
       metrics,
       host: options.http?.host,
       port: options.http?.port ?? DEFAULT_HTTP_PORT,
-      health: () => (connected.connected ? { ok: true } : { ok: false, detail: `not connected to the broker at ${options.brokerUrl}: reconnecting` }),
+      health: () =>
+        connected.connected
+          ? { ok: true }
+          : { ok: false, detail: `not connected to the broker at ${options.brokerUrl}: reconnecting` },
     }).catch((err: Error) => {
       throw new DsoServiceError(err.message);
     });
-    return { collector: connected, registry, store, http, issuer, assets, close: async () => { await http.close(); await closeAll(); } };
+    return {
+      collector: connected,
+      registry,
+      store,
+      http,
+      issuer,
+      assets,
+      close: async () => {
+        await http.close();
+        await closeAll();
+      },
+    };
   } catch (err) {
     await closeAll();
     throw err;
   }
 }
 
-async function marketOf(market: NonNullable<DsoServiceOptions['market']>): Promise<{ client: MarketClient; dso: PrivateKeyAccount }> {
+async function marketOf(
+  market: NonNullable<DsoServiceOptions['market']>,
+): Promise<{ client: MarketClient; dso: PrivateKeyAccount }> {
   if ('client' in market) return market;
   let client: MarketClient;
   try {
@@ -174,14 +217,19 @@ async function marketOf(market: NonNullable<DsoServiceOptions['market']>): Promi
   }
   const dso = client.ledger.accounts[0];
   if (dso.address.toLowerCase() !== client.deployment.dso.toLowerCase()) {
-    throw new DsoServiceError(`the account key given is ${dso.address}, but the market in ${market.deploymentFile} was deployed by ${client.deployment.dso}: only the deploying account may issue`);
+    throw new DsoServiceError(
+      `the account key given is ${dso.address}, but the market in ${market.deploymentFile} was deployed by ${client.deployment.dso}: only the deploying account may issue`,
+    );
   }
   return { client, dso };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout;
-  return Promise.race([promise, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 function open<T>(make: () => T, what: string): T {

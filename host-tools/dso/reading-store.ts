@@ -152,8 +152,11 @@ export class ReadingStore {
 
   /** Stored readings in (meter, seq) order, of one meter or of all. */
   readings(meterId?: string): StoredReading[] {
-    if (meterId === undefined) return this.db.prepare(`SELECT ${READING_COLUMNS} FROM readings ORDER BY meter_id, seq`).all() as StoredReading[];
-    return this.db.prepare(`SELECT ${READING_COLUMNS} FROM readings WHERE meter_id = ? ORDER BY seq`).all(meterId) as StoredReading[];
+    if (meterId === undefined)
+      return this.db.prepare(`SELECT ${READING_COLUMNS} FROM readings ORDER BY meter_id, seq`).all() as StoredReading[];
+    return this.db
+      .prepare(`SELECT ${READING_COLUMNS} FROM readings WHERE meter_id = ? ORDER BY seq`)
+      .all(meterId) as StoredReading[];
   }
 
   /** Per meter (in id order): lost sequence numbers and the readings the meter flagged. */
@@ -161,10 +164,22 @@ export class ReadingStore {
     const out: MeterGaps[] = [];
     let current: MeterGaps | undefined;
     let previous: { seq: number; interval: number } | undefined;
-    const rows = this.db.prepare('SELECT meter_id AS meterId, seq, interval_index AS interval, flags FROM readings ORDER BY meter_id, seq').iterate() as IterableIterator<{ meterId: string; seq: number; interval: number; flags: number }>;
+    const rows = this.db
+      .prepare(
+        'SELECT meter_id AS meterId, seq, interval_index AS interval, flags FROM readings ORDER BY meter_id, seq',
+      )
+      .iterate() as IterableIterator<{ meterId: string; seq: number; interval: number; flags: number }>;
     for (const row of rows) {
       if (!current || current.meterId !== row.meterId) {
-        current = { meterId: row.meterId, firstSeq: row.seq, lastSeq: row.seq, readings: 0, missingSeqs: [], missingCount: 0, flaggedIntervals: [] };
+        current = {
+          meterId: row.meterId,
+          firstSeq: row.seq,
+          lastSeq: row.seq,
+          readings: 0,
+          missingSeqs: [],
+          missingCount: 0,
+          flaggedIntervals: [],
+        };
         out.push(current);
         previous = undefined;
       }
@@ -172,7 +187,8 @@ export class ReadingStore {
       current.lastSeq = row.seq;
       if (previous && row.seq > previous.seq + 1) {
         current.missingCount += row.seq - previous.seq - 1;
-        for (let seq = previous.seq + 1; seq < row.seq && current.missingSeqs.length < MAX_LISTED_MISSING; seq++) current.missingSeqs.push(seq);
+        for (let seq = previous.seq + 1; seq < row.seq && current.missingSeqs.length < MAX_LISTED_MISSING; seq++)
+          current.missingSeqs.push(seq);
       }
       if (row.flags !== 0) {
         const flagged: FlaggedReading = { seq: row.seq, interval: row.interval, flags: row.flags };
@@ -222,13 +238,19 @@ export class ReadingStore {
 
   /** How many readings are stored for intervals first..last (inclusive), all meters together. */
   countInIntervals(first: number, last: number): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM readings WHERE interval_index BETWEEN ? AND ?').get(first, last) as { n: number }).n;
+    return (
+      this.db.prepare('SELECT COUNT(*) AS n FROM readings WHERE interval_index BETWEEN ? AND ?').get(first, last) as {
+        n: number;
+      }
+    ).n;
   }
 
   /** Readings and energy received for intervals first..last (inclusive), all meters together. */
   summaryInIntervals(first: number, last: number): { readings: number; importWh: number; exportWh: number } {
     return this.db
-      .prepare('SELECT COUNT(*) AS readings, COALESCE(SUM(import_wh), 0) AS importWh, COALESCE(SUM(export_wh), 0) AS exportWh FROM readings WHERE interval_index BETWEEN ? AND ?')
+      .prepare(
+        'SELECT COUNT(*) AS readings, COALESCE(SUM(import_wh), 0) AS importWh, COALESCE(SUM(export_wh), 0) AS exportWh FROM readings WHERE interval_index BETWEEN ? AND ?',
+      )
       .get(first, last) as { readings: number; importWh: number; exportWh: number };
   }
 

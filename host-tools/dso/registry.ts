@@ -34,7 +34,11 @@ export interface MessageBounds {
   maxSeqJump: number;
 }
 
-export const DEFAULT_MESSAGE_BOUNDS: MessageBounds = { maxRotationStep: 10, maxValidityIntervals: 100_000, maxSeqJump: 100_000 };
+export const DEFAULT_MESSAGE_BOUNDS: MessageBounds = {
+  maxRotationStep: 10,
+  maxValidityIntervals: 100_000,
+  maxSeqJump: 100_000,
+};
 
 /** Why the registry refused a certificate: reason is from the DSO's one list (rejection-reasons.ts). */
 export class RegistryError extends VeilgridError {
@@ -97,9 +101,13 @@ export interface ReplayState {
 }
 
 /** new: first time this seq is accepted. duplicate: this seq was accepted with the same content before. */
-export type ReadingAcceptance = { outcome: 'new' | 'duplicate' } | { outcome: 'replay' | 'out-of-bounds'; detail: string };
+export type ReadingAcceptance =
+  | { outcome: 'new' | 'duplicate' }
+  | { outcome: 'replay' | 'out-of-bounds'; detail: string };
 
-export type ChainCheck = { ok: true; meter: MeterRecord; operator: TrustedOperator } | { ok: false; reason: 'unknown-meter' | 'revoked' | 'foreign-operator' | 'bad-device-certificate'; detail: string };
+export type ChainCheck =
+  | { ok: true; meter: MeterRecord; operator: TrustedOperator }
+  | { ok: false; reason: 'unknown-meter' | 'revoked' | 'foreign-operator' | 'bad-device-certificate'; detail: string };
 
 export interface MeterRegistryOptions {
   /**
@@ -246,8 +254,17 @@ function verifyOpened(opened: OpenedCertificate, publicKey: Uint8Array): boolean
  * Does a signed certificate (a key certificate, an asset request) carry the identity key's attestation that
  * the meter's chip holds publicKey in keySlot (firmware/src/protocol/key-attestation.ts)?
  */
-export function verifyAttested(opened: OpenedCertificate, identityKey: Uint8Array, keySlot: number, publicKey: Uint8Array): boolean {
-  return nodeVerifyEs256(identityKey, attestationMessage(nodeSha256, nodeSha256(opened.toBeSigned), keySlot, publicKey), opened.signature);
+export function verifyAttested(
+  opened: OpenedCertificate,
+  identityKey: Uint8Array,
+  keySlot: number,
+  publicKey: Uint8Array,
+): boolean {
+  return nodeVerifyEs256(
+    identityKey,
+    attestationMessage(nodeSha256, nodeSha256(opened.toBeSigned), keySlot, publicKey),
+    opened.signature,
+  );
 }
 
 function open(certBytes: Uint8Array, what: string, alg?: number): OpenedCertificate {
@@ -271,10 +288,12 @@ function decodeAs<T>(decoder: (b: Uint8Array) => T, payload: Uint8Array, what: s
 function prepareStatements(db: Database.Database) {
   return {
     operatorByKid: db.prepare('SELECT * FROM registry_operators WHERE kid = ?'),
-    insertOperator: db.prepare(`INSERT INTO registry_operators (kid, operator_id, public_key, not_before, not_after, certificate, trusted_at_ms)
+    insertOperator:
+      db.prepare(`INSERT INTO registry_operators (kid, operator_id, public_key, not_before, not_after, certificate, trusted_at_ms)
       VALUES (?, ?, ?, ?, ?, ?, ?)`),
     meter: db.prepare('SELECT * FROM registry_meters WHERE meter_id = ?'),
-    insertMeter: db.prepare(`INSERT INTO registry_meters (meter_id, operator_id, operator_kid, feeder, identity_key, mix_key, max_import_w, max_export_w,
+    insertMeter:
+      db.prepare(`INSERT INTO registry_meters (meter_id, operator_id, operator_kid, feeder, identity_key, mix_key, max_import_w, max_export_w,
       issued_at, device_certificate, status, registered_at_ms) VALUES
       (@meterId, @operatorId, @operatorKid, @feeder, @identityKey, @mixKey, @maxImportW, @maxExportW, @issuedAt, @deviceCertificate, 'active', @registeredAtMs)
       ON CONFLICT (meter_id) DO UPDATE SET operator_id = excluded.operator_id, operator_kid = excluded.operator_kid, feeder = excluded.feeder,
@@ -282,12 +301,19 @@ function prepareStatements(db: Database.Database) {
       issued_at = excluded.issued_at, device_certificate = excluded.device_certificate, status = 'active', revoked_reason = NULL,
       revoked_at_ms = NULL, registered_at_ms = excluded.registered_at_ms`),
     keyCertificates: db.prepare('SELECT * FROM registry_key_certificates WHERE meter_id = ? ORDER BY rotation'),
-    keyCertificateByKid: db.prepare('SELECT * FROM registry_key_certificates WHERE meter_id = ? AND kid = ? ORDER BY rotation DESC LIMIT 1'),
-    highestKeyRotation: db.prepare('SELECT MAX(rotation) AS rotation FROM registry_key_certificates WHERE meter_id = ?'),
-    insertKeyCertificate: db.prepare(`INSERT INTO registry_key_certificates (meter_id, rotation, public_key, kid, valid_from_interval, valid_to_interval, certificate, added_at_ms)
+    keyCertificateByKid: db.prepare(
+      'SELECT * FROM registry_key_certificates WHERE meter_id = ? AND kid = ? ORDER BY rotation DESC LIMIT 1',
+    ),
+    highestKeyRotation: db.prepare(
+      'SELECT MAX(rotation) AS rotation FROM registry_key_certificates WHERE meter_id = ?',
+    ),
+    insertKeyCertificate:
+      db.prepare(`INSERT INTO registry_key_certificates (meter_id, rotation, public_key, kid, valid_from_interval, valid_to_interval, certificate, added_at_ms)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
     acceptedReading: db.prepare('SELECT digest FROM registry_accepted_readings WHERE meter_id = ? AND seq = ?'),
-    insertAcceptedReading: db.prepare('INSERT INTO registry_accepted_readings (meter_id, seq, rotation, digest) VALUES (?, ?, ?, ?)'),
+    insertAcceptedReading: db.prepare(
+      'INSERT INTO registry_accepted_readings (meter_id, seq, rotation, digest) VALUES (?, ?, ?, ?)',
+    ),
     pruneAcceptedReadings: db.prepare('DELETE FROM registry_accepted_readings WHERE meter_id = ? AND seq < ?'),
     setHighest: db.prepare('UPDATE registry_meters SET highest_rotation = ?, highest_seq = ? WHERE meter_id = ?'),
   };
@@ -316,7 +342,8 @@ export class MeterRegistry {
     this.db.exec(SCHEMA);
     this.replayWindow = options.replayWindow ?? 256;
     this.bounds = { ...DEFAULT_MESSAGE_BOUNDS, ...options.bounds };
-    if (!Number.isInteger(this.replayWindow) || this.replayWindow < 1) throw new Error(`replayWindow must be a whole number ≥ 1 (got ${options.replayWindow})`);
+    if (!Number.isInteger(this.replayWindow) || this.replayWindow < 1)
+      throw new Error(`replayWindow must be a whole number ≥ 1 (got ${options.replayWindow})`);
     this.statements = prepareStatements(this.db);
   }
 
@@ -330,24 +357,52 @@ export class MeterRegistry {
   trustOperator(certBytes: Uint8Array, nowMs = Date.now()): TrustedOperator {
     const opened = open(certBytes, 'operator certificate');
     const cert = decodeAs(decodeOperatorCertificate, opened.payload, 'operator certificate');
-    if (!isValidP256Point(cert.publicKey)) throw new RegistryError('bad-operator-certificate', `operator certificate of "${cert.operatorId}": its public key is not a point on P-256`);
+    if (!isValidP256Point(cert.publicKey))
+      throw new RegistryError(
+        'bad-operator-certificate',
+        `operator certificate of "${cert.operatorId}": its public key is not a point on P-256`,
+      );
     const kid = kidOf(nodeSha256, cert.publicKey);
-    if (!sameBytes(kid, opened.kid)) throw new RegistryError('bad-operator-certificate', `operator certificate of "${cert.operatorId}" is not self-signed: its kid ${hex(opened.kid)} is not its own key's ${hex(kid)}`);
-    if (!verifyOpened(opened, cert.publicKey)) throw new RegistryError('bad-operator-certificate', `operator certificate of "${cert.operatorId}": the self-signature does not verify`);
+    if (!sameBytes(kid, opened.kid))
+      throw new RegistryError(
+        'bad-operator-certificate',
+        `operator certificate of "${cert.operatorId}" is not self-signed: its kid ${hex(opened.kid)} is not its own key's ${hex(kid)}`,
+      );
+    if (!verifyOpened(opened, cert.publicKey))
+      throw new RegistryError(
+        'bad-operator-certificate',
+        `operator certificate of "${cert.operatorId}": the self-signature does not verify`,
+      );
     const nowSeconds = Math.floor(nowMs / 1000);
-    if (cert.notAfter < nowSeconds) throw new RegistryError('bad-operator-certificate', `operator certificate of "${cert.operatorId}" expired at ${new Date(cert.notAfter * 1000).toISOString()}`);
+    if (cert.notAfter < nowSeconds)
+      throw new RegistryError(
+        'bad-operator-certificate',
+        `operator certificate of "${cert.operatorId}" expired at ${new Date(cert.notAfter * 1000).toISOString()}`,
+      );
     const existing = this.operator(kid);
     if (existing) {
       if (sameBytes(existing.certificate, certBytes)) return existing;
-      throw new RegistryError('bad-operator-certificate', `a different certificate for operator key ${hex(kid)} ("${existing.operatorId}") is already trusted: distrust it first`);
+      throw new RegistryError(
+        'bad-operator-certificate',
+        `a different certificate for operator key ${hex(kid)} ("${existing.operatorId}") is already trusted: distrust it first`,
+      );
     }
-    this.statements.insertOperator.run(kid, cert.operatorId, cert.publicKey, cert.notBefore, cert.notAfter, certBytes, nowMs);
+    this.statements.insertOperator.run(
+      kid,
+      cert.operatorId,
+      cert.publicKey,
+      cert.notBefore,
+      cert.notAfter,
+      certBytes,
+      nowMs,
+    );
     return this.operator(kid)!;
   }
 
   /** Stops trusting an operator key (by kid) or every key of an operator (by id); returns how many. */
   distrustOperator(operator: string | Uint8Array): number {
-    if (typeof operator === 'string') return this.db.prepare('DELETE FROM registry_operators WHERE operator_id = ?').run(operator).changes;
+    if (typeof operator === 'string')
+      return this.db.prepare('DELETE FROM registry_operators WHERE operator_id = ?').run(operator).changes;
     return this.db.prepare('DELETE FROM registry_operators WHERE kid = ?').run(operator).changes;
   }
 
@@ -357,7 +412,9 @@ export class MeterRegistry {
   }
 
   trustedOperators(): TrustedOperator[] {
-    return (this.db.prepare('SELECT * FROM registry_operators ORDER BY operator_id, not_before').all() as OperatorRow[]).map(operatorFromRow);
+    return (
+      this.db.prepare('SELECT * FROM registry_operators ORDER BY operator_id, not_before').all() as OperatorRow[]
+    ).map(operatorFromRow);
   }
 
   // --- meters ------------------------------------------------------------------------------------
@@ -370,21 +427,40 @@ export class MeterRegistry {
    * the replay state is kept (the meter's seq keeps counting). Throws RegistryError ('malformed',
    * 'foreign-operator', 'bad-device-certificate', 'meter-conflict').
    */
-  registerMeter(deviceCertBytes: Uint8Array, options: { reprovision?: boolean; nowMs?: number } = {}): { meter: MeterRecord; outcome: 'registered' | 'unchanged' | 'reprovisioned' } {
+  registerMeter(
+    deviceCertBytes: Uint8Array,
+    options: { reprovision?: boolean; nowMs?: number } = {},
+  ): { meter: MeterRecord; outcome: 'registered' | 'unchanged' | 'reprovisioned' } {
     const nowMs = options.nowMs ?? Date.now();
     const opened = open(deviceCertBytes, 'device certificate');
     const cert = decodeAs(decodeDeviceCertificate, opened.payload, 'device certificate');
     const operator = this.operator(opened.kid);
-    if (!operator) throw new RegistryError('foreign-operator', `device certificate of meter "${cert.meterId}" is signed by operator key ${hex(opened.kid)}, which this DSO does not trust (its operator id says "${cert.operatorId}")`);
+    if (!operator)
+      throw new RegistryError(
+        'foreign-operator',
+        `device certificate of meter "${cert.meterId}" is signed by operator key ${hex(opened.kid)}, which this DSO does not trust (its operator id says "${cert.operatorId}")`,
+      );
     const problem = this.deviceCertificateProblem(operator, opened, cert);
-    if (problem) throw new RegistryError('bad-device-certificate', `device certificate of meter "${cert.meterId}": ${problem}`);
-    for (const [name, key] of [['identityKey', cert.identityKey], ['mixKey', cert.mixKey]] as const) {
-      if (!isValidP256Point(key)) throw new RegistryError('bad-device-certificate', `device certificate of meter "${cert.meterId}": ${name} is not a point on P-256`);
+    if (problem)
+      throw new RegistryError('bad-device-certificate', `device certificate of meter "${cert.meterId}": ${problem}`);
+    for (const [name, key] of [
+      ['identityKey', cert.identityKey],
+      ['mixKey', cert.mixKey],
+    ] as const) {
+      if (!isValidP256Point(key))
+        throw new RegistryError(
+          'bad-device-certificate',
+          `device certificate of meter "${cert.meterId}": ${name} is not a point on P-256`,
+        );
     }
     const existing = this.meter(cert.meterId);
-    if (existing && sameBytes(existing.deviceCertificate, deviceCertBytes)) return { meter: existing, outcome: 'unchanged' };
+    if (existing && sameBytes(existing.deviceCertificate, deviceCertBytes))
+      return { meter: existing, outcome: 'unchanged' };
     if (existing && !options.reprovision) {
-      throw new RegistryError('meter-conflict', `meter "${cert.meterId}" is already registered with a different device certificate (issued ${new Date(existing.issuedAt * 1000).toISOString()}): re-provision it explicitly to replace it`);
+      throw new RegistryError(
+        'meter-conflict',
+        `meter "${cert.meterId}" is already registered with a different device certificate (issued ${new Date(existing.issuedAt * 1000).toISOString()}): re-provision it explicitly to replace it`,
+      );
     }
     this.db.transaction(() => {
       if (existing) this.db.prepare('DELETE FROM registry_key_certificates WHERE meter_id = ?').run(cert.meterId);
@@ -406,14 +482,21 @@ export class MeterRegistry {
   }
 
   /** Why cert (opened from its COSE form) is not validly signed by operator, or undefined. Memoized. */
-  private deviceCertificateProblem(operator: TrustedOperator, opened: OpenedCertificate, cert: DeviceCertificate): string | undefined {
-    if (cert.operatorId !== operator.operatorId) return `it names operator "${cert.operatorId}" but is signed by the key of operator "${operator.operatorId}"`;
+  private deviceCertificateProblem(
+    operator: TrustedOperator,
+    opened: OpenedCertificate,
+    cert: DeviceCertificate,
+  ): string | undefined {
+    if (cert.operatorId !== operator.operatorId)
+      return `it names operator "${cert.operatorId}" but is signed by the key of operator "${operator.operatorId}"`;
     if (cert.issuedAt < operator.notBefore || cert.issuedAt > operator.notAfter) {
       return `it was issued at ${new Date(cert.issuedAt * 1000).toISOString()}, outside the operator certificate's validity ${new Date(operator.notBefore * 1000).toISOString()} .. ${new Date(operator.notAfter * 1000).toISOString()}`;
     }
-    const memo = hex(operator.kid) + ':' + createHash('sha256').update(opened.payload).update(opened.signature).digest('hex');
+    const memo =
+      hex(operator.kid) + ':' + createHash('sha256').update(opened.payload).update(opened.signature).digest('hex');
     if (this.verifiedDeviceCertificates.has(memo)) return undefined;
-    if (!verifyOpened(opened, operator.publicKey)) return `its signature does not verify with the key of operator "${operator.operatorId}" (${hex(operator.kid)})`;
+    if (!verifyOpened(opened, operator.publicKey))
+      return `its signature does not verify with the key of operator "${operator.operatorId}" (${hex(operator.kid)})`;
     this.verifiedDeviceCertificates.add(memo);
     return undefined;
   }
@@ -426,12 +509,26 @@ export class MeterRegistry {
   checkChain(meterId: string, nowMs = Date.now()): ChainCheck {
     const meter = this.meter(meterId);
     if (!meter) return { ok: false, reason: 'unknown-meter', detail: `meter "${meterId}" is not registered` };
-    if (meter.status === 'revoked') return { ok: false, reason: 'revoked', detail: `meter "${meterId}" was revoked at ${new Date(meter.revokedAtMs!).toISOString()}: ${meter.revokedReason}` };
+    if (meter.status === 'revoked')
+      return {
+        ok: false,
+        reason: 'revoked',
+        detail: `meter "${meterId}" was revoked at ${new Date(meter.revokedAtMs!).toISOString()}: ${meter.revokedReason}`,
+      };
     const operator = this.operator(meter.operatorKid);
-    if (!operator) return { ok: false, reason: 'foreign-operator', detail: `meter "${meterId}" was provisioned by operator "${meter.operatorId}" (key ${hex(meter.operatorKid)}), which this DSO no longer trusts` };
+    if (!operator)
+      return {
+        ok: false,
+        reason: 'foreign-operator',
+        detail: `meter "${meterId}" was provisioned by operator "${meter.operatorId}" (key ${hex(meter.operatorKid)}), which this DSO no longer trusts`,
+      };
     const nowSeconds = Math.floor(nowMs / 1000);
     if (nowSeconds < operator.notBefore || nowSeconds > operator.notAfter) {
-      return { ok: false, reason: 'foreign-operator', detail: `the certificate of operator "${operator.operatorId}" (key ${hex(operator.kid)}) is not valid now (valid ${new Date(operator.notBefore * 1000).toISOString()} .. ${new Date(operator.notAfter * 1000).toISOString()})` };
+      return {
+        ok: false,
+        reason: 'foreign-operator',
+        detail: `the certificate of operator "${operator.operatorId}" (key ${hex(operator.kid)}) is not valid now (valid ${new Date(operator.notBefore * 1000).toISOString()} .. ${new Date(operator.notAfter * 1000).toISOString()})`,
+      };
     }
     let opened: OpenedCertificate;
     let cert: DeviceCertificate;
@@ -439,10 +536,19 @@ export class MeterRegistry {
       opened = openSignedCertificate(meter.deviceCertificate);
       cert = decodeDeviceCertificate(opened.payload);
     } catch (err) {
-      return { ok: false, reason: 'bad-device-certificate', detail: `the stored device certificate of meter "${meterId}" cannot be read: ${(err as Error).message}` };
+      return {
+        ok: false,
+        reason: 'bad-device-certificate',
+        detail: `the stored device certificate of meter "${meterId}" cannot be read: ${(err as Error).message}`,
+      };
     }
     const problem = this.deviceCertificateProblem(operator, opened, cert);
-    if (problem) return { ok: false, reason: 'bad-device-certificate', detail: `device certificate of meter "${meterId}": ${problem}` };
+    if (problem)
+      return {
+        ok: false,
+        reason: 'bad-device-certificate',
+        detail: `device certificate of meter "${meterId}": ${problem}`,
+      };
     return { ok: true, meter, operator };
   }
 
@@ -450,7 +556,11 @@ export class MeterRegistry {
   revoke(meterId: string, reason: string, nowMs = Date.now()): MeterRecord {
     if (!reason) throw new Error('revoke needs a reason (it is logged with every refused reading)');
     // An already revoked meter keeps its first reason and time: that is what the audit trail needs.
-    this.db.prepare(`UPDATE registry_meters SET status = 'revoked', revoked_reason = ?, revoked_at_ms = ? WHERE meter_id = ? AND status = 'active'`).run(reason, nowMs, meterId);
+    this.db
+      .prepare(
+        `UPDATE registry_meters SET status = 'revoked', revoked_reason = ?, revoked_at_ms = ? WHERE meter_id = ? AND status = 'active'`,
+      )
+      .run(reason, nowMs, meterId);
     const meter = this.meter(meterId);
     if (!meter) throw new RegistryError('unknown-meter', `cannot revoke meter "${meterId}": it is not registered`);
     return meter;
@@ -473,7 +583,10 @@ export class MeterRegistry {
   /** How many meters are active and revoked. */
   meterCounts(): Record<MeterStatus, number> {
     const counts: Record<MeterStatus, number> = { active: 0, revoked: 0 };
-    for (const row of this.db.prepare('SELECT status, COUNT(*) AS n FROM registry_meters GROUP BY status').all() as Array<{ status: MeterStatus; n: number }>) counts[row.status] = row.n;
+    for (const row of this.db
+      .prepare('SELECT status, COUNT(*) AS n FROM registry_meters GROUP BY status')
+      .all() as Array<{ status: MeterStatus; n: number }>)
+      counts[row.status] = row.n;
     return counts;
   }
 
@@ -485,36 +598,81 @@ export class MeterRegistry {
    * stored one ('replay' if not: an old certificate sent again, or the SE's counter did not advance).
    * Throws RegistryError ('malformed', 'unknown-meter', 'revoked', 'bad-signature', 'replay').
    */
-  addKeyCertificate(meterId: string, certBytes: Uint8Array, nowMs = Date.now()): { keyCertificate: KeyCertificateRecord; outcome: 'added' | 'unchanged' } {
+  addKeyCertificate(
+    meterId: string,
+    certBytes: Uint8Array,
+    nowMs = Date.now(),
+  ): { keyCertificate: KeyCertificateRecord; outcome: 'added' | 'unchanged' } {
     const opened = open(certBytes, `key certificate for meter "${meterId}"`, ALG_ATECC608_ATTESTED);
     const cert = decodeAs(decodeKeyCertificate, opened.payload, `key certificate for meter "${meterId}"`);
-    if (cert.meterId !== meterId) throw new RegistryError('malformed', `key certificate arrived for meter "${meterId}" but names meter "${cert.meterId}"`);
+    if (cert.meterId !== meterId)
+      throw new RegistryError(
+        'malformed',
+        `key certificate arrived for meter "${meterId}" but names meter "${cert.meterId}"`,
+      );
     const meter = this.meter(meterId);
-    if (!meter) throw new RegistryError('unknown-meter', `key certificate for meter "${meterId}", which is not registered`);
-    if (meter.status === 'revoked') throw new RegistryError('revoked', `key certificate for meter "${meterId}", which was revoked: ${meter.revokedReason}`);
+    if (!meter)
+      throw new RegistryError('unknown-meter', `key certificate for meter "${meterId}", which is not registered`);
+    if (meter.status === 'revoked')
+      throw new RegistryError(
+        'revoked',
+        `key certificate for meter "${meterId}", which was revoked: ${meter.revokedReason}`,
+      );
     if (!sameBytes(opened.kid, kidOf(nodeSha256, meter.identityKey))) {
-      throw new RegistryError('bad-signature', `key certificate for meter "${meterId}" is signed by key ${hex(opened.kid)}, not by the meter's identity key (${hex(kidOf(nodeSha256, meter.identityKey))})`);
+      throw new RegistryError(
+        'bad-signature',
+        `key certificate for meter "${meterId}" is signed by key ${hex(opened.kid)}, not by the meter's identity key (${hex(kidOf(nodeSha256, meter.identityKey))})`,
+      );
     }
-    if (!isValidP256Point(cert.publicKey)) throw new RegistryError('malformed', `key certificate for meter "${meterId}" (rotation ${cert.rotation}): its public key is not a point on P-256`);
+    if (!isValidP256Point(cert.publicKey))
+      throw new RegistryError(
+        'malformed',
+        `key certificate for meter "${meterId}" (rotation ${cert.rotation}): its public key is not a point on P-256`,
+      );
     if (!verifyAttested(opened, meter.identityKey, readingSlotForRotation(cert.rotation), cert.publicKey)) {
-      throw new RegistryError('bad-signature', `key certificate for meter "${meterId}" (rotation ${cert.rotation}): it is not the secure element's attestation, by the meter's identity key, of a key it holds in slot ${readingSlotForRotation(cert.rotation)}`);
+      throw new RegistryError(
+        'bad-signature',
+        `key certificate for meter "${meterId}" (rotation ${cert.rotation}): it is not the secure element's attestation, by the meter's identity key, of a key it holds in slot ${readingSlotForRotation(cert.rotation)}`,
+      );
     }
     const sameRotation = this.keyCertificates(meterId).find((k) => k.rotation === cert.rotation);
-    if (sameRotation && sameBytes(sameRotation.certificate, certBytes)) return { keyCertificate: sameRotation, outcome: 'unchanged' };
+    if (sameRotation && sameBytes(sameRotation.certificate, certBytes))
+      return { keyCertificate: sameRotation, outcome: 'unchanged' };
     const highest = (this.statements.highestKeyRotation.get(meterId) as { rotation: number | null }).rotation;
     if (highest !== null && cert.rotation <= highest) {
-      throw new RegistryError('replay', `key certificate for meter "${meterId}" has rotation ${cert.rotation}, but rotation ${highest} is already registered: rotations must increase`);
+      throw new RegistryError(
+        'replay',
+        `key certificate for meter "${meterId}" has rotation ${cert.rotation}, but rotation ${highest} is already registered: rotations must increase`,
+      );
     }
     if (highest !== null && cert.rotation > highest + this.bounds.maxRotationStep) {
-      throw new RegistryError('out-of-bounds', `key certificate for meter "${meterId}" has rotation ${cert.rotation}, more than ${this.bounds.maxRotationStep} past the registered rotation ${highest}`);
+      throw new RegistryError(
+        'out-of-bounds',
+        `key certificate for meter "${meterId}" has rotation ${cert.rotation}, more than ${this.bounds.maxRotationStep} past the registered rotation ${highest}`,
+      );
     }
     const validity = cert.validToInterval - cert.validFromInterval + 1;
     if (validity > this.bounds.maxValidityIntervals) {
-      throw new RegistryError('out-of-bounds', `key certificate for meter "${meterId}" (rotation ${cert.rotation}) is valid for ${validity} intervals (${cert.validFromInterval}..${cert.validToInterval}), more than the ${this.bounds.maxValidityIntervals} allowed`);
+      throw new RegistryError(
+        'out-of-bounds',
+        `key certificate for meter "${meterId}" (rotation ${cert.rotation}) is valid for ${validity} intervals (${cert.validFromInterval}..${cert.validToInterval}), more than the ${this.bounds.maxValidityIntervals} allowed`,
+      );
     }
     const kid = kidOf(nodeSha256, cert.publicKey);
-    this.statements.insertKeyCertificate.run(meterId, cert.rotation, cert.publicKey, kid, cert.validFromInterval, cert.validToInterval, certBytes, nowMs);
-    return { keyCertificate: this.keyCertificates(meterId).find((k) => k.rotation === cert.rotation)!, outcome: 'added' };
+    this.statements.insertKeyCertificate.run(
+      meterId,
+      cert.rotation,
+      cert.publicKey,
+      kid,
+      cert.validFromInterval,
+      cert.validToInterval,
+      certBytes,
+      nowMs,
+    );
+    return {
+      keyCertificate: this.keyCertificates(meterId).find((k) => k.rotation === cert.rotation)!,
+      outcome: 'added',
+    };
   }
 
   /** A meter's key certificates, oldest rotation first. */
@@ -555,11 +713,17 @@ export class MeterRegistry {
       const highestSeq = row.highest_seq;
       const highestRotation = row.highest_rotation;
       if (highestSeq !== null && seq > highestSeq + this.bounds.maxSeqJump) {
-        return { outcome: 'out-of-bounds', detail: `seq ${seq} is more than ${this.bounds.maxSeqJump} past the newest accepted seq ${highestSeq}` };
+        return {
+          outcome: 'out-of-bounds',
+          detail: `seq ${seq} is more than ${this.bounds.maxSeqJump} past the newest accepted seq ${highestSeq}`,
+        };
       }
       if (highestSeq === null || highestRotation === null || seq > highestSeq) {
         if (highestRotation !== null && rotation < highestRotation) {
-          return { outcome: 'replay', detail: `seq ${seq} is signed with the key of rotation ${rotation}, but the meter already signed seq ${highestSeq} with rotation ${highestRotation}` };
+          return {
+            outcome: 'replay',
+            detail: `seq ${seq} is signed with the key of rotation ${rotation}, but the meter already signed seq ${highestSeq} with rotation ${highestRotation}`,
+          };
         }
         this.statements.insertAcceptedReading.run(meterId, seq, rotation, digest);
         this.statements.pruneAcceptedReadings.run(meterId, seq - this.replayWindow);
@@ -567,7 +731,10 @@ export class MeterRegistry {
         return { outcome: 'new' };
       }
       if (seq < highestSeq - this.replayWindow) {
-        return { outcome: 'replay', detail: `seq ${seq} is older than the replay window (newest accepted seq ${highestSeq}, window ${this.replayWindow})` };
+        return {
+          outcome: 'replay',
+          detail: `seq ${seq} is older than the replay window (newest accepted seq ${highestSeq}, window ${this.replayWindow})`,
+        };
       }
       const accepted = this.statements.acceptedReading.get(meterId, seq) as { digest: Buffer } | undefined;
       if (!accepted) {
@@ -575,7 +742,10 @@ export class MeterRegistry {
         return { outcome: 'new' };
       }
       if (sameBytes(accepted.digest, digest)) return { outcome: 'duplicate' };
-      return { outcome: 'replay', detail: `seq ${seq} was already accepted with different content (newest accepted seq ${highestSeq})` };
+      return {
+        outcome: 'replay',
+        detail: `seq ${seq} was already accepted with different content (newest accepted seq ${highestSeq})`,
+      };
     })();
   }
 

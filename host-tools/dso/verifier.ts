@@ -14,7 +14,13 @@
 // A redelivered reading (same seq, same content) is accepted with duplicate: true; the ReadingStore
 // de-duplicates it. ReadingVerifier wraps this with metrics and one JSON log line per rejection.
 import { createECDH } from 'node:crypto';
-import { CoseError, HEADER_KID, decodeSign1, sign1ToBeSigned, type DecodedSign1 } from '../../firmware/src/protocol/cose.ts';
+import {
+  CoseError,
+  HEADER_KID,
+  decodeSign1,
+  sign1ToBeSigned,
+  type DecodedSign1,
+} from '../../firmware/src/protocol/cose.ts';
 import { KID_BYTES } from '../../firmware/src/protocol/certificate.ts';
 import { decodeEnvelope, openEnvelope, SealedEnvelopeError } from '../../firmware/src/protocol/sealed-reading.ts';
 import { decodeReading, ReadingFormatError, type Reading } from '../../firmware/src/protocol/reading.ts';
@@ -85,7 +91,10 @@ export function verifySignedReading(
 ): VerificationResult {
   const meterId = message.topicMeterId;
   if (message.envelope.length > MAX_MESSAGE_PAYLOAD_BYTES) {
-    return reject('oversize', `the envelope is ${message.envelope.length} bytes, more than the ${MAX_MESSAGE_PAYLOAD_BYTES} a reading may have: not read`);
+    return reject(
+      'oversize',
+      `the envelope is ${message.envelope.length} bytes, more than the ${MAX_MESSAGE_PAYLOAD_BYTES} a reading may have: not read`,
+    );
   }
 
   let plaintext: Uint8Array;
@@ -107,12 +116,16 @@ export function verifySignedReading(
   try {
     signed = decodeSign1(plaintext);
   } catch (err) {
-    if (err instanceof CoseError) return reject('malformed', `the envelope does not hold a signed reading: ${err.message}`);
+    if (err instanceof CoseError)
+      return reject('malformed', `the envelope does not hold a signed reading: ${err.message}`);
     throw err;
   }
   const kid = signed.protectedHeader.get(HEADER_KID);
   if (!(kid instanceof Uint8Array) || kid.length !== KID_BYTES) {
-    return reject('malformed', `the signed reading has no ${KID_BYTES}-byte kid (label 4) in its protected header, so its key cannot be found`);
+    return reject(
+      'malformed',
+      `the signed reading has no ${KID_BYTES}-byte kid (label 4) in its protected header, so its key cannot be found`,
+    );
   }
 
   const chain = registry.checkChain(meterId, nowMs);
@@ -121,25 +134,40 @@ export function verifySignedReading(
   const keyCertificate = registry.keyCertificateByKid(meterId, kid);
   if (!keyCertificate) {
     const known = registry.keyCertificates(meterId).map((k) => `${hex(k.kid)} (rotation ${k.rotation})`);
-    return reject('unknown-key', `meter "${meterId}" has no key certificate for kid ${hex(kid)}; known: ${known.length > 0 ? known.join(', ') : 'none'}`);
+    return reject(
+      'unknown-key',
+      `meter "${meterId}" has no key certificate for kid ${hex(kid)}; known: ${known.length > 0 ? known.join(', ') : 'none'}`,
+    );
   }
-  if (!nodeVerifyEs256(keyCertificate.publicKey, sign1ToBeSigned(signed.protectedBytes, signed.payload), signed.signature)) {
-    return reject('bad-signature', `the signature does not verify with meter "${meterId}"'s reading key ${hex(kid)} (rotation ${keyCertificate.rotation})`);
+  if (
+    !nodeVerifyEs256(keyCertificate.publicKey, sign1ToBeSigned(signed.protectedBytes, signed.payload), signed.signature)
+  ) {
+    return reject(
+      'bad-signature',
+      `the signature does not verify with meter "${meterId}"'s reading key ${hex(kid)} (rotation ${keyCertificate.rotation})`,
+    );
   }
 
   let reading: Reading;
   try {
     reading = decodeReading(signed.payload);
   } catch (err) {
-    if (err instanceof ReadingFormatError) return reject('malformed', `signed payload is not a reading: ${err.message}`);
+    if (err instanceof ReadingFormatError)
+      return reject('malformed', `signed payload is not a reading: ${err.message}`);
     throw err;
   }
   if (reading.meterId !== meterId) {
-    return reject('malformed', `the topic names meter "${meterId}" but the signed reading is from meter "${reading.meterId}"`);
+    return reject(
+      'malformed',
+      `the topic names meter "${meterId}" but the signed reading is from meter "${reading.meterId}"`,
+    );
   }
 
   const overlap = options.overlapIntervals ?? DEFAULT_KEY_OVERLAP_INTERVALS;
-  if (reading.interval < keyCertificate.validFromInterval || reading.interval > keyCertificate.validToInterval + overlap) {
+  if (
+    reading.interval < keyCertificate.validFromInterval ||
+    reading.interval > keyCertificate.validToInterval + overlap
+  ) {
     return reject(
       'key-not-valid-for-interval',
       `reading seq ${reading.seq} is for interval ${reading.interval}, but key ${hex(kid)} (rotation ${keyCertificate.rotation}) is valid for intervals ${keyCertificate.validFromInterval}..${keyCertificate.validToInterval} (+${overlap} overlap)`,
@@ -150,12 +178,16 @@ export function verifySignedReading(
     const endsAt = (reading.interval + 1) * options.intervalSeconds;
     const latest = Math.floor(nowMs / 1000) + CLOCK_TOLERANCE_SECONDS;
     if (endsAt > latest) {
-      return reject('out-of-bounds', `reading seq ${reading.seq} is for interval ${reading.interval}, which ends at ${new Date(endsAt * 1000).toISOString()}, after the DSO's clock (${new Date(nowMs).toISOString()}) plus ${CLOCK_TOLERANCE_SECONDS} s`);
+      return reject(
+        'out-of-bounds',
+        `reading seq ${reading.seq} is for interval ${reading.interval}, which ends at ${new Date(endsAt * 1000).toISOString()}, after the DSO's clock (${new Date(nowMs).toISOString()}) plus ${CLOCK_TOLERANCE_SECONDS} s`,
+      );
     }
   }
 
   const acceptance = registry.acceptReading(meterId, keyCertificate.rotation, reading.seq, nodeSha256(signed.payload));
-  if (acceptance.outcome === 'replay' || acceptance.outcome === 'out-of-bounds') return reject(acceptance.outcome, `meter "${meterId}": ${acceptance.detail}`);
+  if (acceptance.outcome === 'replay' || acceptance.outcome === 'out-of-bounds')
+    return reject(acceptance.outcome, `meter "${meterId}": ${acceptance.detail}`);
   return { ok: true, reading, rotation: keyCertificate.rotation, duplicate: acceptance.outcome === 'duplicate' };
 }
 
@@ -167,9 +199,18 @@ export type KeyCertificateResult =
  * A key certificate that arrived on its own (the meter publishes one before first use of a new reading
  * key): checks the meter's chain is still good, then verifies and stores it (registry.addKeyCertificate).
  */
-export function acceptKeyCertificate(registry: MeterRegistry, meterId: string, certBytes: Uint8Array, nowMs = Date.now()): KeyCertificateResult {
+export function acceptKeyCertificate(
+  registry: MeterRegistry,
+  meterId: string,
+  certBytes: Uint8Array,
+  nowMs = Date.now(),
+): KeyCertificateResult {
   if (certBytes.length > MAX_MESSAGE_PAYLOAD_BYTES) {
-    return { ok: false, reason: 'oversize', detail: `the key certificate is ${certBytes.length} bytes, more than the ${MAX_MESSAGE_PAYLOAD_BYTES} one may have: not read` };
+    return {
+      ok: false,
+      reason: 'oversize',
+      detail: `the key certificate is ${certBytes.length} bytes, more than the ${MAX_MESSAGE_PAYLOAD_BYTES} one may have: not read`,
+    };
   }
   const chain = registry.checkChain(meterId, nowMs);
   if (!chain.ok) return { ok: false, reason: chain.reason, detail: chain.detail };
@@ -215,12 +256,29 @@ export class ReadingVerifier {
     this.overlapIntervals = options.overlapIntervals;
     this.intervalSeconds = options.intervalSeconds;
     const metrics = (this.metrics = options.metrics ?? new MetricsRegistry());
-    this.verified = metrics.counter('veilgrid_dso_readings_verified_total', 'Readings that passed verification and were new.');
-    this.duplicates = metrics.counter('veilgrid_dso_readings_duplicate_total', 'Verified readings already accepted before (redeliveries), left to the reading store to de-duplicate.');
-    this.rejected = metrics.counter('veilgrid_dso_readings_rejected_total', 'Readings refused by the verifier, by reason.', ['reason']);
+    this.verified = metrics.counter(
+      'veilgrid_dso_readings_verified_total',
+      'Readings that passed verification and were new.',
+    );
+    this.duplicates = metrics.counter(
+      'veilgrid_dso_readings_duplicate_total',
+      'Verified readings already accepted before (redeliveries), left to the reading store to de-duplicate.',
+    );
+    this.rejected = metrics.counter(
+      'veilgrid_dso_readings_rejected_total',
+      'Readings refused by the verifier, by reason.',
+      ['reason'],
+    );
     for (const reason of REJECTION_REASONS) this.rejected.inc({ reason }, 0);
-    this.keyCertificatesAccepted = metrics.counter('veilgrid_dso_key_certificates_accepted_total', 'Key certificates (new reading keys) verified and stored.');
-    this.keyCertificatesRejected = metrics.counter('veilgrid_dso_key_certificates_rejected_total', 'Key certificates refused, by reason.', ['reason']);
+    this.keyCertificatesAccepted = metrics.counter(
+      'veilgrid_dso_key_certificates_accepted_total',
+      'Key certificates (new reading keys) verified and stored.',
+    );
+    this.keyCertificatesRejected = metrics.counter(
+      'veilgrid_dso_key_certificates_rejected_total',
+      'Key certificates refused, by reason.',
+      ['reason'],
+    );
     metrics.gauge('veilgrid_dso_meters', 'Registered meters, by status.', ['status'], (gauge) => {
       const counts = this.registry.meterCounts();
       gauge.set(counts.active, { status: 'active' });
@@ -229,7 +287,10 @@ export class ReadingVerifier {
   }
 
   verify(message: SignedReadingMessage, nowMs = Date.now()): VerificationResult {
-    const result = verifySignedReading(this.registry, this.dsoPrivateKey, message, nowMs, { overlapIntervals: this.overlapIntervals, intervalSeconds: this.intervalSeconds });
+    const result = verifySignedReading(this.registry, this.dsoPrivateKey, message, nowMs, {
+      overlapIntervals: this.overlapIntervals,
+      intervalSeconds: this.intervalSeconds,
+    });
     if (result.ok) {
       (result.duplicate ? this.duplicates : this.verified).inc();
     } else {
@@ -251,6 +312,16 @@ export class ReadingVerifier {
   }
 
   private warn(event: string, meterId: string, reason: string, detail: string): void {
-    this.log(JSON.stringify({ time: new Date().toISOString(), level: 'warn', component: 'verifier', event, meterId, reason, detail }));
+    this.log(
+      JSON.stringify({
+        time: new Date().toISOString(),
+        level: 'warn',
+        component: 'verifier',
+        event,
+        meterId,
+        reason,
+        detail,
+      }),
+    );
   }
 }

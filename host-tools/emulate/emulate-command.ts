@@ -73,9 +73,11 @@ export const command: Command = {
     const consolePort = intOption(values.console, 'console', DEFAULT_CONSOLE_PORT);
     if (consolePort > 65535) throw new CliError(`--console must be a TCP port (0-65535), got ${consolePort}`);
     const telnetPort = values.telnet === undefined ? undefined : intOption(values.telnet, 'telnet', 0);
-    if (telnetPort !== undefined && telnetPort > 65535) throw new CliError(`--telnet must be a TCP port (0-65535), got ${telnetPort}`);
+    if (telnetPort !== undefined && telnetPort > 65535)
+      throw new CliError(`--telnet must be a TCP port (0-65535), got ${telnetPort}`);
     const speed = values.speed === undefined ? 1 : Number(values.speed);
-    if (!(speed > 0) || !Number.isFinite(speed)) throw new CliError(`--speed must be a number > 0, got "${values.speed}"`);
+    if (!(speed > 0) || !Number.isFinite(speed))
+      throw new CliError(`--speed must be a number > 0, got "${values.speed}"`);
     const impulsesPerKWh = intOption(values['impulses-per-kwh'], 'impulses-per-kwh', 1000, 1);
     const seed = intOption(values.seed, 'seed', 1);
     const importProfile = chooseProfile(values.profile!, 'profile', seed);
@@ -108,19 +110,35 @@ export const command: Command = {
       clock.close();
     };
     try {
-      const running = await startConsole(board, { port: consolePort, host: values['console-host'], allowRemote: values['allow-remote'] });
+      const running = await startConsole(board, {
+        port: consolePort,
+        host: values['console-host'],
+        allowRemote: values['allow-remote'],
+      });
       stopConsole = running.close;
       const port = `tcp://${running.host}:${running.port}`;
-      const telnet = telnetPort === undefined ? undefined : await startConsole(board, { kind: 'network', port: telnetPort, host: values['console-host'], allowRemote: values['allow-remote'] });
+      const telnet =
+        telnetPort === undefined
+          ? undefined
+          : await startConsole(board, {
+              kind: 'network',
+              port: telnetPort,
+              host: values['console-host'],
+              allowRemote: values['allow-remote'],
+            });
       stopTelnet = telnet?.close;
       // the command a user runs to upload the built firmware (large, so the unthrottled form)
-      const upload = espruinoCliArgs({ port, file: `dist/firmware/${boardId}.js`, boardJson: resolve(BOARD_JSON_DIR, `${boardId}.json`) }, Infinity)
-        .map((arg) => arg.replace(BOARD_JSON_DIR, shownPath(BOARD_JSON_DIR)));
+      const upload = espruinoCliArgs(
+        { port, file: `dist/firmware/${boardId}.js`, boardJson: resolve(BOARD_JSON_DIR, `${boardId}.json`) },
+        Infinity,
+      ).map((arg) => arg.replace(BOARD_JSON_DIR, shownPath(BOARD_JSON_DIR)));
       console.log(
         [
           `veilgrid emulate: board ${boardId}, flash ${shownPath(flashPath)}, ${speed}x real time`,
           `  console  ${port}   connect: nc ${running.host} ${running.port}   (or: npx espruino --no-ble -p ${port})`,
-          ...(telnet ? [`  network console (Telnet) tcp://${telnet.host}:${telnet.port}, listening while the board has it on`] : []),
+          ...(telnet
+            ? [`  network console (Telnet) tcp://${telnet.host}:${telnet.port}, listening while the board has it on`]
+            : []),
           `  upload   npx espruino ${upload.join(' ')}`,
           `  S0 import pin D${definition.pins.s0Import}: ${importProfile?.name ?? 'no load'}; export pin D${definition.pins.s0Export}: ${exportProfile?.name ?? 'no load'} (${impulsesPerKWh} imp/kWh)`,
           '  Ctrl-C powers the board off; its flash file keeps what it holds.',
@@ -128,8 +146,14 @@ export const command: Command = {
         ].join('\n'),
       );
       board.powerOn();
-      if (importProfile) sources.push(new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh, profile: importProfile }));
-      if (exportProfile) sources.push(new S0PulseSource({ board, pin: definition.pins.s0Export, impulsesPerKWh, profile: exportProfile }));
+      if (importProfile)
+        sources.push(
+          new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh, profile: importProfile }),
+        );
+      if (exportProfile)
+        sources.push(
+          new S0PulseSource({ board, pin: definition.pins.s0Export, impulsesPerKWh, profile: exportProfile }),
+        );
       for (const source of sources) source.start();
     } catch (err) {
       await shutDown();
@@ -166,6 +190,8 @@ function readFirmware(file: string): string {
   try {
     return readFileSync(file, 'latin1');
   } catch (err) {
-    throw new CliError(`--firmware ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (build it with veilgrid build)' : (err as Error).message}`);
+    throw new CliError(
+      `--firmware ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (build it with veilgrid build)' : (err as Error).message}`,
+    );
   }
 }

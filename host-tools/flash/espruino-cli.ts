@@ -6,7 +6,12 @@ import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
-import { consoleIsLocked, MeterConsoleError, openUnlockedRelay, type ConsoleRelay } from '../provision/meter-console.ts';
+import {
+  consoleIsLocked,
+  MeterConsoleError,
+  openUnlockedRelay,
+  type ConsoleRelay,
+} from '../provision/meter-console.ts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -70,7 +75,10 @@ export interface UploadProgress {
 }
 
 /** The options evaluateWithEspruinoCli shares with an upload. */
-export type EvaluateOptions = Pick<UploadOptions, 'port' | 'boardJson' | 'baud' | 'timeoutMs' | 'consolePassword' | 'settleSeconds'> & {
+export type EvaluateOptions = Pick<
+  UploadOptions,
+  'port' | 'boardJson' | 'baud' | 'timeoutMs' | 'consolePassword' | 'settleSeconds'
+> & {
   /** One line of JavaScript, run at the board's console without echo (so only what it prints shows). */
   expression: string;
 };
@@ -107,12 +115,18 @@ export function espruinoCliArgs(opts: UploadOptions, fileBytes: number): string[
   const save = opts.save ?? 'boot';
   const args = [
     '--no-ble', // Bluetooth scanning needs D-Bus and is never how we reach a meter
-    '-p', opts.port,
-    '--board', opts.boardJson ?? resolve(BOARD_JSON_DIR, 'esp32-meter.json'),
-    '--config', `MODULE_URL=${MODULE_DIR}`,
-    '--config', `BOARD_JSON_URL=${BOARD_JSON_DIR}`,
-    '--config', 'COMPILATION=false',
-    '--config', `SAVE_ON_SEND=${SAVE_ON_SEND[save]}`,
+    '-p',
+    opts.port,
+    '--board',
+    opts.boardJson ?? resolve(BOARD_JSON_DIR, 'esp32-meter.json'),
+    '--config',
+    `MODULE_URL=${MODULE_DIR}`,
+    '--config',
+    `BOARD_JSON_URL=${BOARD_JSON_DIR}`,
+    '--config',
+    'COMPILATION=false',
+    '--config',
+    `SAVE_ON_SEND=${SAVE_ON_SEND[save]}`,
   ];
   if (!opts.port.startsWith('tcp://')) args.push('-b', String(opts.baud ?? 115200));
   else if (fileBytes >= UNTHROTTLED_MIN_BYTES) {
@@ -147,16 +161,29 @@ export async function uploadWithEspruinoCli(opts: UploadOptions): Promise<Upload
 export async function evaluateWithEspruinoCli(opts: EvaluateOptions): Promise<UploadResult> {
   // The CLI leaves 500 ms after the board last printed; a busy board answers later than that, so wait a
   // settle time (default 1 s) for the expression's output.
-  const args = espruinoCliArgs({ ...opts, settleSeconds: opts.settleSeconds ?? EVALUATE_SETTLE_SECONDS, file: '', save: 'ram' }, 0);
+  const args = espruinoCliArgs(
+    { ...opts, settleSeconds: opts.settleSeconds ?? EVALUATE_SETTLE_SECONDS, file: '', save: 'ram' },
+    0,
+  );
   return runEspruinoCli([...args, '-e', opts.expression], opts);
 }
 
-async function runEspruinoCli(args: string[], opts: { port: string; timeoutMs?: number; consolePassword?: string }, onLine?: (line: string) => void): Promise<UploadResult> {
-  if (!existsSync(ESPRUINO_CLI)) throw new Error(`the espruino CLI is not installed (${ESPRUINO_CLI} missing): run npm ci`);
+async function runEspruinoCli(
+  args: string[],
+  opts: { port: string; timeoutMs?: number; consolePassword?: string },
+  onLine?: (line: string) => void,
+): Promise<UploadResult> {
+  if (!existsSync(ESPRUINO_CLI))
+    throw new Error(`the espruino CLI is not installed (${ESPRUINO_CLI} missing): run npm ci`);
   const noResult: UploadResult = { command: [], exitCode: null, output: '', boardOutput: [] };
   if (opts.consolePassword === undefined) {
     // A locked console would take every line of an upload as a refused password attempt: send none.
-    if (await consoleIsLocked(opts.port)) throw new EspruinoCliError(`the console of ${opts.port} is locked (it asks for its console password): nothing was sent`, noResult, 'locked');
+    if (await consoleIsLocked(opts.port))
+      throw new EspruinoCliError(
+        `the console of ${opts.port} is locked (it asks for its console password): nothing was sent`,
+        noResult,
+        'locked',
+      );
     return runCli(args, opts, onLine);
   }
   let relay: ConsoleRelay;
@@ -164,7 +191,8 @@ async function runEspruinoCli(args: string[], opts: { port: string; timeoutMs?: 
     relay = await openUnlockedRelay(opts.port, opts.consolePassword, opts.timeoutMs);
   } catch (err) {
     if (!(err instanceof MeterConsoleError)) throw err;
-    const failure: EspruinoCliFailure = err.locked === 'refused' ? 'locked-refused' : err.timedOut ? 'timeout' : err.locked ? 'locked' : 'unreachable';
+    const failure: EspruinoCliFailure =
+      err.locked === 'refused' ? 'locked-refused' : err.timedOut ? 'timeout' : err.locked ? 'locked' : 'unreachable';
     throw new EspruinoCliError(err.message, noResult, failure);
   }
   try {
@@ -177,7 +205,11 @@ async function runEspruinoCli(args: string[], opts: { port: string; timeoutMs?: 
 }
 
 /** expectLock: the console was unlocked for the CLI, and the board's reboot into the upload locks it again. */
-async function runCli(args: string[], opts: { port: string; timeoutMs?: number; expectLock?: boolean }, onLine?: (line: string) => void): Promise<UploadResult> {
+async function runCli(
+  args: string[],
+  opts: { port: string; timeoutMs?: number; expectLock?: boolean },
+  onLine?: (line: string) => void,
+): Promise<UploadResult> {
   const command = [process.execPath, ESPRUINO_CLI, ...args];
   const child = spawn(process.execPath, [ESPRUINO_CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -200,17 +232,33 @@ async function runCli(args: string[], opts: { port: string; timeoutMs?: number; 
   clearTimeout(timer);
   const result: UploadResult = { command, exitCode, output, boardOutput: boardLines(output) };
   // The CLI exits 0 even when it could not connect, so its messages are what tell failure apart.
-  if (timedOut) throw new EspruinoCliError(`the espruino CLI did not finish within ${timeoutMs} ms (is the board printing without pause?)`, result, 'timeout');
-  if (exitCode !== 0) throw new EspruinoCliError(`the espruino CLI exited with ${exitCode}:\n${output}`, result, 'exit');
+  if (timedOut)
+    throw new EspruinoCliError(
+      `the espruino CLI did not finish within ${timeoutMs} ms (is the board printing without pause?)`,
+      result,
+      'timeout',
+    );
+  if (exitCode !== 0)
+    throw new EspruinoCliError(`the espruino CLI exited with ${exitCode}:\n${output}`, result, 'exit');
   // A refused TCP connection prints only `RECEIVE ERROR: {…ECONNREFUSED…}`; a serial port that will not
   // open prints `Unable to connect!`. Either way the CLI never logs `Connected`.
   if (/Unable to connect/.test(output) || !/^Connected\s*$/m.test(output)) {
     const reason = /^RECEIVE ERROR: .*"code":"(\w+)"/m.exec(output)?.[1];
-    throw new EspruinoCliError(`the espruino CLI could not connect to ${opts.port}${reason ? ` (${reason})` : ''}: is the board (or veilgrid emulate) running?\n${output}`, result, 'unreachable');
+    throw new EspruinoCliError(
+      `the espruino CLI could not connect to ${opts.port}${reason ? ` (${reason})` : ''}: is the board (or veilgrid emulate) running?\n${output}`,
+      result,
+      'unreachable',
+    );
   }
-  if (/Prompt not detected - upload failed/.test(output)) throw new EspruinoCliError(`the board did not answer the upload with a prompt:\n${output}`, result, 'no-prompt');
+  if (/Prompt not detected - upload failed/.test(output))
+    throw new EspruinoCliError(`the board did not answer the upload with a prompt:\n${output}`, result, 'no-prompt');
   // A locked console takes every line as a password attempt and runs none of them.
-  if (!opts.expectLock && /^--\] +Invalid password/m.test(output)) throw new EspruinoCliError(`the console of ${opts.port} is locked (it answered "Invalid password"): nothing was run`, result, 'locked');
+  if (!opts.expectLock && /^--\] +Invalid password/m.test(output))
+    throw new EspruinoCliError(
+      `the console of ${opts.port} is locked (it answered "Invalid password"): nothing was run`,
+      result,
+      'locked',
+    );
   return result;
 }
 

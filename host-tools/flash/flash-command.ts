@@ -104,8 +104,14 @@ function consolePasswordsByPort(opts: FlashCommandOptions): Map<string, string> 
   const ids = opts.meterIds ?? [];
   const byPort = new Map<string, string>();
   if (ids.length === 0 && opts.operatorDir === undefined) return byPort;
-  if (opts.operatorDir === undefined) throw new CliError('--meter-id needs --operator-dir: the folder whose console-passwords.json holds the console passwords');
-  if (ids.length !== opts.ports.length) throw new CliError(`give one --meter-id per --port, in the same order (${opts.ports.length} port(s), ${ids.length} meter id(s))`);
+  if (opts.operatorDir === undefined)
+    throw new CliError(
+      '--meter-id needs --operator-dir: the folder whose console-passwords.json holds the console passwords',
+    );
+  if (ids.length !== opts.ports.length)
+    throw new CliError(
+      `give one --meter-id per --port, in the same order (${opts.ports.length} port(s), ${ids.length} meter id(s))`,
+    );
   const store = new ConsolePasswords(opts.operatorDir);
   ids.forEach((id, i) => {
     let password: string | undefined;
@@ -115,7 +121,10 @@ function consolePasswordsByPort(opts: FlashCommandOptions): Map<string, string> 
       if (err instanceof ConsolePasswordStoreError) throw new CliError(err.message);
       throw err;
     }
-    if (password === undefined) throw new CliError(`no console password is stored for meter "${id}" in ${store.file}: is the meter id right, and was it provisioned with this operator folder?`);
+    if (password === undefined)
+      throw new CliError(
+        `no console password is stored for meter "${id}" in ${store.file}: is the meter id right, and was it provisioned with this operator folder?`,
+      );
     byPort.set(opts.ports[i], password);
   });
   return byPort;
@@ -141,7 +150,9 @@ function fromFile(file: string, verify: boolean): { file: string; buildId: strin
   }
   const buildId = buildIdOf(code);
   if (buildId === undefined && verify) {
-    throw new CliError(`${file} carries no build id (was it built by veilgrid build?): without one the meters cannot be verified; pass --no-verify to flash it anyway`);
+    throw new CliError(
+      `${file} carries no build id (was it built by veilgrid build?): without one the meters cannot be verified; pass --no-verify to flash it anyway`,
+    );
   }
   return { file: path.resolve(file), buildId: buildId ?? 'unknown' };
 }
@@ -158,7 +169,14 @@ function summaryTable(results: MeterFlashResult[], verify: boolean): string {
     ]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  return rows.map((row) => row.map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((row) =>
+      row
+        .map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c])))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function shown(file: string): string {

@@ -84,7 +84,8 @@ export function boardJsonFor(board: string): string {
 export async function flashMeters(opts: FlashOptions): Promise<MeterFlashResult[]> {
   const boardJson = boardJsonFor(opts.board ?? 'esp32-meter');
   const totalBytes = statSync(opts.firmwareFile).size;
-  const emit = (port: string, stage: FlashStage, sentBytes = 0) => opts.onEvent?.({ port, stage, sentBytes, totalBytes });
+  const emit = (port: string, stage: FlashStage, sentBytes = 0) =>
+    opts.onEvent?.({ port, stage, sentBytes, totalBytes });
   for (const port of opts.ports) emit(port, 'queued');
 
   const results: MeterFlashResult[] = new Array(opts.ports.length);
@@ -118,7 +119,9 @@ async function flashOne(
     // The board may have missed the end of the upload (see UploadOptions.settleSeconds): once more.
     const first = outcome.message;
     outcome = await uploadAndVerify(port, opts, boardJson, totalBytes, emit);
-    if (!outcome.ok) outcome.message += first === outcome.message ? ' (uploaded twice)' : ` (uploaded twice; the first time: ${first})`;
+    if (!outcome.ok)
+      outcome.message +=
+        first === outcome.message ? ' (uploaded twice)' : ` (uploaded twice; the first time: ${first})`;
   }
   return finish(outcome);
 }
@@ -133,7 +136,11 @@ async function uploadAndVerify(
   totalBytes: number,
   emit: (port: string, stage: FlashStage, sentBytes?: number) => void,
 ): Promise<Omit<MeterFlashResult, 'port' | 'seconds'>> {
-  const stageOf: Record<UploadProgress['stage'], FlashStage> = { connecting: 'connecting', sending: 'uploading', sent: 'rebooting' };
+  const stageOf: Record<UploadProgress['stage'], FlashStage> = {
+    connecting: 'connecting',
+    sending: 'uploading',
+    sent: 'rebooting',
+  };
   let bootOutput: string[];
   const consolePassword = opts.consolePasswords?.get(port);
   try {
@@ -156,9 +163,13 @@ async function uploadAndVerify(
   emit(port, 'verifying', totalBytes);
   let running: RunningFirmware;
   try {
-    running = await askRunningFirmware({ port, boardJson, consolePassword, timeoutMs: opts.verifyTimeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS }, bootOutput);
+    running = await askRunningFirmware(
+      { port, boardJson, consolePassword, timeoutMs: opts.verifyTimeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS },
+      bootOutput,
+    );
   } catch (err) {
-    if (err instanceof NoAnswerError) return { ok: false, failure: 'no-answer', message: `after the reboot: ${err.message}` };
+    if (err instanceof NoAnswerError)
+      return { ok: false, failure: 'no-answer', message: `after the reboot: ${err.message}` };
     return { ok: false, ...describeCliFailure(err, port, 'verify') };
   }
   if (running.build !== opts.buildId) {
@@ -174,7 +185,11 @@ async function uploadAndVerify(
   return { ok: true, running };
 }
 
-function describeCliFailure(err: unknown, port: string, during: 'upload' | 'verify'): { failure: FlashFailure; message: string } {
+function describeCliFailure(
+  err: unknown,
+  port: string,
+  during: 'upload' | 'verify',
+): { failure: FlashFailure; message: string } {
   if (!(err instanceof EspruinoCliError)) {
     return { failure: 'upload-failed', message: `${during}: ${(err as Error).message}` };
   }
@@ -192,13 +207,22 @@ function describeCliFailure(err: unknown, port: string, during: 'upload' | 'veri
           'name the meter with --meter-id (one per --port, in the same order) and the operator folder holding its console password with --operator-dir',
       };
     case 'locked-refused':
-      return { failure: 'locked', message: `the meter's console refused the console password stored for it: is --meter-id right for ${port}? (${err.message})` };
+      return {
+        failure: 'locked',
+        message: `the meter's console refused the console password stored for it: is --meter-id right for ${port}? (${err.message})`,
+      };
     case 'timeout':
       return during === 'upload'
-        ? { failure: 'upload-timeout', message: `the upload did not finish in time (${err.message}); a serial link may need a larger --timeout` }
+        ? {
+            failure: 'upload-timeout',
+            message: `the upload did not finish in time (${err.message}); a serial link may need a larger --timeout`,
+          }
         : { failure: 'no-answer', message: `asking the meter for its build timed out: ${err.message}` };
     default:
-      return { failure: during === 'upload' ? 'upload-failed' : 'no-answer', message: `${during} failed: ${firstLine(err.message)}` };
+      return {
+        failure: during === 'upload' ? 'upload-failed' : 'no-answer',
+        message: `${during} failed: ${firstLine(err.message)}`,
+      };
   }
 }
 

@@ -63,12 +63,19 @@ export class FlashProgressDisplay {
 
 function stageText(stage: FlashStage): string {
   switch (stage) {
-    case 'queued': return 'waiting';
-    case 'connecting': return 'connecting';
-    case 'uploading': return 'uploading';
-    case 'rebooting': return 'rebooting into the new firmware';
-    case 'verifying': return 'asking the meter which build it runs';
-    case 'done': return 'done';
-    case 'failed': return 'FAILED';
+    case 'queued':
+      return 'waiting';
+    case 'connecting':
+      return 'connecting';
+    case 'uploading':
+      return 'uploading';
+    case 'rebooting':
+      return 'rebooting into the new firmware';
+    case 'verifying':
+      return 'asking the meter which build it runs';
+    case 'done':
+      return 'done';
+    case 'failed':
+      return 'FAILED';
   }
 }

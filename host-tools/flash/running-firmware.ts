@@ -46,7 +46,10 @@ const RETRY_PAUSE_MS = 1000;
  * so a silent console or a missing vgInfo is asked again, up to 3 times. Rejects with NoAnswerError when
  * nothing tells, or with the CLI's EspruinoCliError when the console could not be reached.
  */
-export async function askRunningFirmware(opts: Omit<EvaluateOptions, 'expression'>, bootOutput: string[] = []): Promise<RunningFirmware> {
+export async function askRunningFirmware(
+  opts: Omit<EvaluateOptions, 'expression'>,
+  bootOutput: string[] = [],
+): Promise<RunningFirmware> {
   let problem = '';
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     if (attempt > 1) await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS));
@@ -62,11 +65,13 @@ export async function askRunningFirmware(opts: Omit<EvaluateOptions, 'expression
     } catch {
       throw new NoAnswerError(`vgInfo() did not return JSON: ${line}`);
     }
-    if (typeof info.build === 'string' && typeof info.firmware === 'string') return { firmware: info.firmware, build: info.build, source: 'vgInfo' };
+    if (typeof info.build === 'string' && typeof info.firmware === 'string')
+      return { firmware: info.firmware, build: info.build, source: 'vgInfo' };
     if (isConsoleFailure(info)) throw new NoAnswerError(`vgInfo() failed on the meter: ${info.error}`);
     const booted = firmwareFromBootLine(bootOutput);
     if (booted) return booted;
-    problem = 'the running code has no vgInfo() and printed no veilgrid boot line: it is not veilgrid meter firmware, or it did not boot';
+    problem =
+      'the running code has no vgInfo() and printed no veilgrid boot line: it is not veilgrid meter firmware, or it did not boot';
   }
   throw new NoAnswerError(`${problem} (asked ${ATTEMPTS} times)`);
 }

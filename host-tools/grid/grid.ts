@@ -125,15 +125,28 @@ const OPERATOR_ID = 'grid-operator';
  * The broker, on `port` when given. aedes keeps its sessions and queued messages in `persistence` across
  * a restart, as a deployed broker keeps them on disk: the DSO's persistent session survives an outage.
  */
-async function startBroker(kind: BrokerKind, credentials: BrokerCredentials, dir: string, persistence: AedesPersistence, port?: number): Promise<RunningBroker> {
+async function startBroker(
+  kind: BrokerKind,
+  credentials: BrokerCredentials,
+  dir: string,
+  persistence: AedesPersistence,
+  port?: number,
+): Promise<RunningBroker> {
   if (kind === 'aedes') {
     const aedes = await startEmbeddedBroker({ port, auth: credentials, log: () => {}, aedes: { persistence } });
     return { port: aedes.port, url: aedes.url, reload: async () => {}, close: () => aedes.close() };
   }
   // Meters log in with their secure element: mosquitto asks the login service through its plugin.
-  const logins = await startLoginService({ check: (username, password) => credentials.checkLogin(username, password), log: () => {} });
+  const logins = await startLoginService({
+    check: (username, password) => credentials.checkLogin(username, password),
+    log: () => {},
+  });
   try {
-    const mosquitto = await startMosquitto({ dir, port, configLines: credentials.mosquittoConfigLines({ pluginPath: loginPluginPath(), port: logins.port }) });
+    const mosquitto = await startMosquitto({
+      dir,
+      port,
+      configLines: credentials.mosquittoConfigLines({ pluginPath: loginPluginPath(), port: logins.port }),
+    });
     return {
       port: mosquitto.port,
       url: mosquitto.url,
@@ -154,12 +167,24 @@ async function startBroker(kind: BrokerKind, credentials: BrokerCredentials, dir
  * meters' clocks say), deployed by development account 0 (the DSO) with genesis at time 0, so that market
  * interval d is the meters' interval d (both floor(t / intervalSeconds)).
  */
-async function startChain(rig: Rig, options: GridMarketOptions, tickMs: number): Promise<{ ledger: Ledger; client: MarketClient; clock: ChainClock }> {
+async function startChain(
+  rig: Rig,
+  options: GridMarketOptions,
+  tickMs: number,
+): Promise<{ ledger: Ledger; client: MarketClient; clock: ChainClock }> {
   const ledger = await openLedger({ kind: 'in-process', accounts: 2, genesisTime: Math.floor(rig.clock.now()) });
-  const deployment = await deployMarket(ledger, ledger.accounts[0], { intervalSeconds: options.intervalSeconds, genesisTime: 0 });
+  const deployment = await deployMarket(ledger, ledger.accounts[0], {
+    intervalSeconds: options.intervalSeconds,
+    genesisTime: 0,
+  });
   const client = new MarketClient(ledger, deployment);
   const prices = options.prices ?? DEFAULT_GRID_PRICES;
-  await client.setPrices(ledger.accounts[0], (await client.currentInterval()) + 1, prices.consumption, prices.production);
+  await client.setPrices(
+    ledger.accounts[0],
+    (await client.currentInterval()) + 1,
+    prices.consumption,
+    prices.production,
+  );
   const clock = followClock(ledger, () => rig.clock.now(), tickMs);
   return { ledger, client, clock };
 }
@@ -191,11 +216,15 @@ export async function startGrid(options: GridOptions): Promise<Grid> {
   let market: GridMarket | undefined;
   let chainClock: ChainClock | undefined;
   try {
-    rig = await createRig(options.backend ?? 'vm', { dir, speed: options.speed, startEpochSeconds: options.startEpochSeconds });
+    rig = await createRig(options.backend ?? 'vm', {
+      dir,
+      speed: options.speed,
+      startEpochSeconds: options.startEpochSeconds,
+    });
     started.push(rig);
     // The services look for work a few times per virtual second at most: on a clock running faster than
     // real time, their default pace (set for real time) would miss the gates.
-    const speed = rig.backend === 'vm' ? options.speed ?? 1 : 1;
+    const speed = rig.backend === 'vm' ? (options.speed ?? 1) : 1;
     const tickMs = Math.max(20, Math.round(250 / speed));
     const chain = options.market ? await startChain(rig, options.market, tickMs) : undefined;
     chainClock = chain?.clock;
@@ -250,29 +279,41 @@ export async function startGrid(options: GridOptions): Promise<Grid> {
     throw err;
   }
   return {
-    dir, rig, dso, dsoKey, credentials, brokerUrl, dsoLog, market,
+    dir,
+    rig,
+    dso,
+    dsoKey,
+    credentials,
+    brokerUrl,
+    dsoLog,
+    market,
     rejections: () => dsoLog.filter((line) => /"event":"(reading|key_certificate)_rejected"/.test(line)),
     readings() {
-      const row = dso.store.db.prepare('SELECT COUNT(*) AS n, MAX(seq) AS last, SUM(import_wh) AS wh FROM readings').get() as { n: number; last: number | null; wh: number | null };
+      const row = dso.store.db
+        .prepare('SELECT COUNT(*) AS n, MAX(seq) AS last, SUM(import_wh) AS wh FROM readings')
+        .get() as { n: number; last: number | null; wh: number | null };
       return { n: row.n, last: row.last ?? 0, wh: row.wh ?? 0 };
     },
     addBoard: (name) => rig.addBoard(name),
     async provision(board, meterId, choices) {
       const meterConsole = await board.meterConsole();
       try {
-        await provisionMeter({
-          meterId,
-          feeder: choices.feeder ?? 'feeder-1',
-          operatorDir,
-          operatorKey,
-          dsoDb: dso.registry,
-          brokerDir: credentials.dir,
-          broker: { host: '127.0.0.1', port },
-          dsoPublicKey: dsoKey.publicKey,
-          intervalSeconds: choices.intervalSeconds,
-          rotationSeconds: choices.rotationSeconds,
-          impulsesPerKWh: choices.impulsesPerKWh,
-        }, meterConsole);
+        await provisionMeter(
+          {
+            meterId,
+            feeder: choices.feeder ?? 'feeder-1',
+            operatorDir,
+            operatorKey,
+            dsoDb: dso.registry,
+            brokerDir: credentials.dir,
+            broker: { host: '127.0.0.1', port },
+            dsoPublicKey: dsoKey.publicKey,
+            intervalSeconds: choices.intervalSeconds,
+            rotationSeconds: choices.rotationSeconds,
+            impulsesPerKWh: choices.impulsesPerKWh,
+          },
+          meterConsole,
+        );
       } finally {
         await meterConsole.close();
       }

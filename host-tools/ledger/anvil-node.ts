@@ -31,7 +31,10 @@ const PLATFORM_PACKAGES: Record<string, string> = {
 export function anvilBinary(): string {
   const platform = `${process.platform}-${process.arch}`;
   const pkg = PLATFORM_PACKAGES[platform];
-  if (!pkg) throw new AnvilError(`anvil's npm package has no binary for ${platform}: run another node and give its URL (--rpc)`);
+  if (!pkg)
+    throw new AnvilError(
+      `anvil's npm package has no binary for ${platform}: run another node and give its URL (--rpc)`,
+    );
   try {
     return path.join(path.dirname(createRequire(import.meta.url).resolve(`${pkg}/package.json`)), 'bin', 'anvil');
   } catch {
@@ -39,8 +42,22 @@ export function anvilBinary(): string {
   }
 }
 
-export async function startAnvil(options: { port: number; chainId?: number; blockTimeSeconds?: number }): Promise<AnvilNode> {
-  const args = ['--host', '127.0.0.1', '--port', String(options.port), '--hardfork', 'osaka', '--enable-tx-gas-limit', '--chain-id', String(options.chainId ?? 31337)];
+export async function startAnvil(options: {
+  port: number;
+  chainId?: number;
+  blockTimeSeconds?: number;
+}): Promise<AnvilNode> {
+  const args = [
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(options.port),
+    '--hardfork',
+    'osaka',
+    '--enable-tx-gas-limit',
+    '--chain-id',
+    String(options.chainId ?? 31337),
+  ];
   if (options.blockTimeSeconds) args.push('--block-time', String(options.blockTimeSeconds));
   const child: ChildProcess = spawn(anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -54,7 +71,13 @@ export async function startAnvil(options: { port: number; chainId?: number; bloc
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     child.once('error', (err) => reject(new AnvilError(`cannot start anvil: ${err.message}`)));
-    void exited.then((code) => reject(new AnvilError(`anvil exited (code ${code}) before listening: ${output.trim().split('\n').slice(-3).join(' ')}`)));
+    void exited.then((code) =>
+      reject(
+        new AnvilError(
+          `anvil exited (code ${code}) before listening: ${output.trim().split('\n').slice(-3).join(' ')}`,
+        ),
+      ),
+    );
   });
   // From here on anvil's banner and logs are not needed; keep the pipes drained.
   child.stdout!.removeAllListeners('data').resume();

@@ -46,7 +46,10 @@ function loadSolc(): SolcModule {
 
 function readSources(): Record<string, { content: string }> {
   const sources: Record<string, { content: string }> = {};
-  for (const name of fs.readdirSync(CONTRACTS_DIR).filter((f) => f.endsWith('.sol')).sort()) {
+  for (const name of fs
+    .readdirSync(CONTRACTS_DIR)
+    .filter((f) => f.endsWith('.sol'))
+    .sort()) {
     sources[name] = { content: fs.readFileSync(path.join(CONTRACTS_DIR, name), 'utf8') };
   }
   return sources;
@@ -68,17 +71,27 @@ export function compileContracts(): Artifacts {
   const cacheFile = path.join(CACHE_DIR, `contracts-${key}.json`);
   if (fs.existsSync(cacheFile)) return JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as Artifacts;
 
-  const output = JSON.parse(loadSolc().compile(JSON.stringify({ language: 'Solidity', sources, settings: SETTINGS }))) as {
+  const output = JSON.parse(
+    loadSolc().compile(JSON.stringify({ language: 'Solidity', sources, settings: SETTINGS })),
+  ) as {
     errors?: { severity: string; formattedMessage: string }[];
-    contracts?: Record<string, Record<string, { abi: Abi; evm: { bytecode: { object: string }; deployedBytecode: { object: string } } }>>;
+    contracts?: Record<
+      string,
+      Record<string, { abi: Abi; evm: { bytecode: { object: string }; deployedBytecode: { object: string } } }>
+    >;
   };
   const errors = (output.errors ?? []).filter((e) => e.severity === 'error');
-  if (errors.length > 0) throw new CompileError(`solc refused the contracts:\n${errors.map((e) => e.formattedMessage).join('\n')}`);
+  if (errors.length > 0)
+    throw new CompileError(`solc refused the contracts:\n${errors.map((e) => e.formattedMessage).join('\n')}`);
 
   const artifacts: Artifacts = {};
   for (const file of Object.values(output.contracts ?? {})) {
     for (const [name, c] of Object.entries(file)) {
-      artifacts[name] = { abi: c.abi, bytecode: `0x${c.evm.bytecode.object}`, deployedBytecode: `0x${c.evm.deployedBytecode.object}` };
+      artifacts[name] = {
+        abi: c.abi,
+        bytecode: `0x${c.evm.bytecode.object}`,
+        deployedBytecode: `0x${c.evm.deployedBytecode.object}`,
+      };
     }
   }
   fs.mkdirSync(CACHE_DIR, { recursive: true });

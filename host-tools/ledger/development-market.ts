@@ -20,7 +20,10 @@ export async function openDevelopmentMarket(options: DevelopmentMarketOptions) {
   const ledger = await openLedger({ kind: 'in-process', accounts: options.accounts ?? 3 });
   const [dso, relayer, anyone] = ledger.accounts;
   const now = Number((await ledger.publicClient.getBlock()).timestamp);
-  const deployment = await deployMarket(ledger, dso, { intervalSeconds: options.intervalSeconds, genesisTime: now - options.startInterval * options.intervalSeconds });
+  const deployment = await deployMarket(ledger, dso, {
+    intervalSeconds: options.intervalSeconds,
+    genesisTime: now - options.startInterval * options.intervalSeconds,
+  });
   const market = new MarketClient(ledger, deployment);
   await market.setPrices(dso, options.startInterval + 1, options.prices.consumption, options.prices.production);
   await market.setFeederLimit(dso, options.feeder.id, options.feeder.production, options.feeder.consumption);

@@ -73,17 +73,25 @@ function asJsonRpcNode(provider: EIP1193Provider): EIP1193Provider {
       return await provider.request(args);
     } catch (err) {
       const data = (err as { data?: unknown }).data;
-      if (typeof data === 'string' && data.startsWith('0x')) throw Object.assign(new Error((err as Error).message), { code: 3, data });
+      if (typeof data === 'string' && data.startsWith('0x'))
+        throw Object.assign(new Error((err as Error).message), { code: 3, data });
       throw err;
     }
   }) as EIP1193Provider['request'];
-  return { ...provider, on: provider.on.bind(provider), removeListener: provider.removeListener.bind(provider), request };
+  return {
+    ...provider,
+    on: provider.on.bind(provider),
+    removeListener: provider.removeListener.bind(provider),
+    request,
+  };
 }
 
 async function inProcessProvider(keys: Hex[], genesisTime?: number): Promise<EIP1193Provider> {
   // Hardhat 2's provider factory is CommonJS and not in its public types; it is the documented core of
   // `hardhat node` and of Hardhat's in-process network.
-  const { createHardhatNetworkProvider } = createRequire(import.meta.url)('hardhat/internal/hardhat-network/provider/provider') as HardhatNetworkModule;
+  const { createHardhatNetworkProvider } = createRequire(import.meta.url)(
+    'hardhat/internal/hardhat-network/provider/provider',
+  ) as HardhatNetworkModule;
   const provider = await createHardhatNetworkProvider(
     {
       hardfork: 'osaka',
@@ -136,14 +144,21 @@ export async function openLedger(target: LedgerTarget): Promise<Ledger> {
   if (target.kind === 'in-process') {
     const keys = developmentKeys(target.accounts ?? 4);
     // No retries: a revert is an answer, and an in-process EVM has no transient failures to wait out.
-    return ledgerOn(custom(await inProcessProvider(keys, target.genesisTime), { retryCount: 0 }), chainFor(IN_PROCESS_CHAIN_ID), keys, POLLING_MS.inProcess);
+    return ledgerOn(
+      custom(await inProcessProvider(keys, target.genesisTime), { retryCount: 0 }),
+      chainFor(IN_PROCESS_CHAIN_ID),
+      keys,
+      POLLING_MS.inProcess,
+    );
   }
   const transport = http(target.url, { retryCount: 0, timeout: 30_000 });
   let chainId: number;
   try {
     chainId = await createPublicClient({ transport }).getChainId();
   } catch (err) {
-    throw new LedgerConnectionError(`no EVM JSON-RPC node answers at ${target.url} (${(err as Error).message.split('\n')[0]}): start one (veilgrid ledger serve) or check the URL`);
+    throw new LedgerConnectionError(
+      `no EVM JSON-RPC node answers at ${target.url} (${(err as Error).message.split('\n')[0]}): start one (veilgrid ledger serve) or check the URL`,
+    );
   }
   return ledgerOn(transport, chainFor(chainId, target.url), target.privateKeys, POLLING_MS.rpc);
 }

@@ -54,11 +54,19 @@ function timing(values: { 'interval-seconds'?: string; 'genesis-time'?: string }
   return { intervalSeconds, genesisTime };
 }
 
-async function deployAndRecord(ledger: Ledger, file: string, options: { intervalSeconds: number; genesisTime: number; rpcUrl: string }) {
+async function deployAndRecord(
+  ledger: Ledger,
+  file: string,
+  options: { intervalSeconds: number; genesisTime: number; rpcUrl: string },
+) {
   const deployment = await deployMarket(ledger, ledger.accounts[0], options);
   writeDeployment(file, deployment);
-  console.log(`market ${deployment.market} on chain ${deployment.chainId} at ${options.rpcUrl} (block ${deployment.deployedAtBlock})`);
-  console.log(`DSO ${deployment.dso}; interval ${deployment.intervalSeconds} s from ${new Date(deployment.genesisTime * 1000).toISOString()}`);
+  console.log(
+    `market ${deployment.market} on chain ${deployment.chainId} at ${options.rpcUrl} (block ${deployment.deployedAtBlock})`,
+  );
+  console.log(
+    `DSO ${deployment.dso}; interval ${deployment.intervalSeconds} s from ${new Date(deployment.genesisTime * 1000).toISOString()}`,
+  );
   console.log(`deployment written to ${file}`);
   return deployment;
 }
@@ -88,16 +96,21 @@ async function runServe(argv: string[]): Promise<number> {
   try {
     node = await startAnvil({ port, blockTimeSeconds });
   } catch (err) {
-    if (err instanceof AnvilError) throw new CliError(`${err.message} (is port ${port} taken? choose another with --port)`, 1);
+    if (err instanceof AnvilError)
+      throw new CliError(`${err.message} (is port ${port} taken? choose another with --port)`, 1);
     throw err;
   }
   try {
     const keys = developmentKeys(accounts);
     const ledger = await openLedger({ kind: 'rpc', url: node.url, privateKeys: keys });
-    for (const account of ledger.accounts) await ledger.request('anvil_setBalance', [account.address, `0x${DEVELOPMENT_BALANCE_WEI.toString(16)}`]);
+    for (const account of ledger.accounts)
+      await ledger.request('anvil_setBalance', [account.address, `0x${DEVELOPMENT_BALANCE_WEI.toString(16)}`]);
     await deployAndRecord(ledger, file, { ...options, rpcUrl: node.url });
     console.error(`veilgrid ledger: anvil (pid ${node.pid}) serving ${node.url}; Ctrl-C or SIGTERM stops it`);
-    const ended = await Promise.race([stopSignal, node.exited.then((code) => `anvil exited on its own (code ${code})`)]);
+    const ended = await Promise.race([
+      stopSignal,
+      node.exited.then((code) => `anvil exited on its own (code ${code})`),
+    ]);
     console.error(`veilgrid ledger: stopped (${ended})`);
     return ended.startsWith('anvil') ? 1 : 0;
   } catch (err) {
@@ -128,11 +141,15 @@ async function runDeploy(argv: string[]): Promise<number> {
     'genesis-time': { type: 'string' },
   });
   if (!values.rpc) throw new CliError('deploy needs --rpc URL (the node to deploy on; see --help)');
-  if (!values['key-file']) throw new CliError("deploy needs --key-file FILE (the DSO account's private key; see --help)");
+  if (!values['key-file'])
+    throw new CliError("deploy needs --key-file FILE (the DSO account's private key; see --help)");
   const key = readKeyFile(values['key-file']);
   try {
     const ledger = await openLedger({ kind: 'rpc', url: values.rpc, privateKeys: [key] });
-    await deployAndRecord(ledger, values.deployment ?? DEFAULT_DEPLOYMENT_FILE, { ...timing(values), rpcUrl: values.rpc });
+    await deployAndRecord(ledger, values.deployment ?? DEFAULT_DEPLOYMENT_FILE, {
+      ...timing(values),
+      rpcUrl: values.rpc,
+    });
     return 0;
   } catch (err) {
     if (err instanceof LedgerConnectionError || err instanceof CompileError) throw new CliError(err.message, 1);
@@ -149,7 +166,8 @@ function runCompile(argv: string[]): number {
     if (err instanceof CompileError) throw new CliError(err.message, 1);
     throw err;
   }
-  for (const [name, artifact] of Object.entries(artifacts)) console.log(`${name}: ${(artifact.deployedBytecode.length - 2) / 2} bytes deployed`);
+  for (const [name, artifact] of Object.entries(artifacts))
+    console.log(`${name}: ${(artifact.deployedBytecode.length - 2) / 2} bytes deployed`);
   console.log(`compiled into ${CACHE_DIR}`);
   return 0;
 }
@@ -161,6 +179,10 @@ export const command: Command = {
     if (sub === 'serve') return runServe(rest);
     if (sub === 'deploy') return runDeploy(rest);
     if (sub === 'compile') return runCompile(rest);
-    throw new CliError(sub === undefined ? 'say serve, deploy or compile (see --help)' : `unknown subcommand "${sub}": use serve, deploy or compile (see --help)`);
+    throw new CliError(
+      sub === undefined
+        ? 'say serve, deploy or compile (see --help)'
+        : `unknown subcommand "${sub}": use serve, deploy or compile (see --help)`,
+    );
   },
 };

@@ -32,7 +32,11 @@ export interface Grant {
 }
 
 /** A grant of energy assets for one interval (Wh) and money to a trading key. */
-export function grantFor(key: TradingPublicKey, interval: number, assets: { production?: number; consumption?: number; money?: bigint }): Grant {
+export function grantFor(
+  key: TradingPublicKey,
+  interval: number,
+  assets: { production?: number; consumption?: number; money?: bigint },
+): Grant {
   return {
     keyX: toHex(key.x),
     keyY: toHex(key.y),
@@ -66,7 +70,18 @@ export interface Holding {
 }
 
 /** Refusal reasons in the contract's numbering (Market.Refusal), for events and errors. */
-export const REFUSALS = ['None', 'Malformed', 'BadSignature', 'Replayed', 'GateClosed', 'KeyRevoked', 'InsufficientAsset', 'InsufficientMoney', 'UnknownOffer', 'NotOpen'] as const;
+export const REFUSALS = [
+  'None',
+  'Malformed',
+  'BadSignature',
+  'Replayed',
+  'GateClosed',
+  'KeyRevoked',
+  'InsufficientAsset',
+  'InsufficientMoney',
+  'UnknownOffer',
+  'NotOpen',
+] as const;
 
 export class DeploymentFileError extends VeilgridError {
   constructor(message: string) {
@@ -77,11 +92,20 @@ export class DeploymentFileError extends VeilgridError {
 /** Settling one offer costs 28k–35k gas (bench/ledger-gas.ts); twice that bounds it with room. */
 const SETTLE_GAS_PER_OFFER_BOUND = 70_000n;
 
-export async function deployMarket(ledger: Ledger, dso: PrivateKeyAccount, options: { intervalSeconds: number; genesisTime: number; rpcUrl?: string }): Promise<MarketDeployment> {
+export async function deployMarket(
+  ledger: Ledger,
+  dso: PrivateKeyAccount,
+  options: { intervalSeconds: number; genesisTime: number; rpcUrl?: string },
+): Promise<MarketDeployment> {
   const { Market } = compileContracts();
-  const hash = await ledger.wallet(dso).deployContract({ abi: Market.abi, bytecode: Market.bytecode, args: [options.intervalSeconds, BigInt(options.genesisTime)] });
+  const hash = await ledger.wallet(dso).deployContract({
+    abi: Market.abi,
+    bytecode: Market.bytecode,
+    args: [options.intervalSeconds, BigInt(options.genesisTime)],
+  });
   const receipt = await ledger.publicClient.waitForTransactionReceipt({ hash });
-  if (receipt.status !== 'success' || !receipt.contractAddress) throw new Error(`deploying the market failed in transaction ${hash}`);
+  if (receipt.status !== 'success' || !receipt.contractAddress)
+    throw new Error(`deploying the market failed in transaction ${hash}`);
   return {
     chainId: ledger.chain.id,
     rpcUrl: options.rpcUrl,
@@ -105,10 +129,19 @@ export function readDeployment(file: string): MarketDeployment {
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<MarketDeployment>;
   } catch (err) {
-    throw new DeploymentFileError(`cannot read the market deployment file ${file}: ${(err as Error).message} (veilgrid ledger serve writes it)`);
+    throw new DeploymentFileError(
+      `cannot read the market deployment file ${file}: ${(err as Error).message} (veilgrid ledger serve writes it)`,
+    );
   }
-  if (typeof parsed.market !== 'string' || typeof parsed.chainId !== 'number' || typeof parsed.intervalSeconds !== 'number' || typeof parsed.genesisTime !== 'number') {
-    throw new DeploymentFileError(`${file} is not a market deployment file (it needs market, chainId, intervalSeconds, genesisTime)`);
+  if (
+    typeof parsed.market !== 'string' ||
+    typeof parsed.chainId !== 'number' ||
+    typeof parsed.intervalSeconds !== 'number' ||
+    typeof parsed.genesisTime !== 'number'
+  ) {
+    throw new DeploymentFileError(
+      `${file} is not a market deployment file (it needs market, chainId, intervalSeconds, genesisTime)`,
+    );
   }
   return parsed as MarketDeployment;
 }
@@ -120,13 +153,19 @@ export function readDeployment(file: string): MarketDeployment {
  */
 export async function openDeployedMarket(file: string, privateKeys: Hex[]): Promise<MarketClient> {
   const deployment = readDeployment(file);
-  if (!deployment.rpcUrl) throw new DeploymentFileError(`${file} names no rpcUrl: give the node's URL to the service instead`);
+  if (!deployment.rpcUrl)
+    throw new DeploymentFileError(`${file} names no rpcUrl: give the node's URL to the service instead`);
   const ledger = await openLedger({ kind: 'rpc', url: deployment.rpcUrl, privateKeys });
   if (ledger.chain.id !== deployment.chainId) {
-    throw new DeploymentFileError(`${file} is for chain ${deployment.chainId} but ${deployment.rpcUrl} serves chain ${ledger.chain.id}: the file is stale (a restarted development node?)`);
+    throw new DeploymentFileError(
+      `${file} is for chain ${deployment.chainId} but ${deployment.rpcUrl} serves chain ${ledger.chain.id}: the file is stale (a restarted development node?)`,
+    );
   }
   const code = await ledger.publicClient.getCode({ address: deployment.market });
-  if (!code || code === '0x') throw new DeploymentFileError(`no contract at ${deployment.market} on ${deployment.rpcUrl}: the file is stale (deploy again)`);
+  if (!code || code === '0x')
+    throw new DeploymentFileError(
+      `no contract at ${deployment.market} on ${deployment.rpcUrl}: the file is stale (deploy again)`,
+    );
   return new MarketClient(ledger, deployment);
 }
 
@@ -142,15 +181,27 @@ export class MarketClient {
   }
 
   /** Sends one transaction and waits for it; a refusal throws viem's error carrying the contract's error. */
-  private async send(account: PrivateKeyAccount, functionName: string, args: unknown[], gas?: bigint): Promise<TransactionReceipt> {
-    const hash = await this.ledger.wallet(account).writeContract({ address: this.deployment.market, abi: this.abi, functionName, args, gas });
+  private async send(
+    account: PrivateKeyAccount,
+    functionName: string,
+    args: unknown[],
+    gas?: bigint,
+  ): Promise<TransactionReceipt> {
+    const hash = await this.ledger
+      .wallet(account)
+      .writeContract({ address: this.deployment.market, abi: this.abi, functionName, args, gas });
     const receipt = await this.ledger.publicClient.waitForTransactionReceipt({ hash });
     if (receipt.status !== 'success') throw new Error(`${functionName} reverted in transaction ${hash}`);
     return receipt;
   }
 
   private read<T>(functionName: string, args: unknown[]): Promise<T> {
-    return this.ledger.publicClient.readContract({ address: this.deployment.market, abi: this.abi, functionName, args }) as Promise<T>;
+    return this.ledger.publicClient.readContract({
+      address: this.deployment.market,
+      abi: this.abi,
+      functionName,
+      args,
+    }) as Promise<T>;
   }
 
   // regulatory transactions (the DSO's account)
@@ -179,7 +230,10 @@ export class MarketClient {
     return this.send(relayer, 'submitOffer', [toHex(signedBytes), toHex(signature)]);
   }
   submitOffers(relayer: PrivateKeyAccount, offers: { signedBytes: Uint8Array; signature: Uint8Array }[]) {
-    return this.send(relayer, 'submitOffers', [offers.map((o) => toHex(o.signedBytes)), offers.map((o) => toHex(o.signature))]);
+    return this.send(relayer, 'submitOffers', [
+      offers.map((o) => toHex(o.signedBytes)),
+      offers.map((o) => toHex(o.signature)),
+    ]);
   }
   rescind(relayer: PrivateKeyAccount, signedBytes: Uint8Array, signature: Uint8Array) {
     return this.send(relayer, 'rescind', [toHex(signedBytes), toHex(signature)]);
@@ -203,12 +257,20 @@ export class MarketClient {
    */
   settle(account: PrivateKeyAccount, interval: number, maxOffers: number) {
     const bound = 200_000n + BigInt(maxOffers) * SETTLE_GAS_PER_OFFER_BOUND;
-    return this.send(account, 'settle', [interval, maxOffers], bound < TRANSACTION_GAS_CAP ? bound : TRANSACTION_GAS_CAP);
+    return this.send(
+      account,
+      'settle',
+      [interval, maxOffers],
+      bound < TRANSACTION_GAS_CAP ? bound : TRANSACTION_GAS_CAP,
+    );
   }
 
   // reads
   async holding(keyId: Hex, interval: number): Promise<Holding> {
-    const [production, consumption, productionLocked, consumptionLocked] = await this.read<bigint[]>('holdings', [keyId, interval]);
+    const [production, consumption, productionLocked, consumptionLocked] = await this.read<bigint[]>('holdings', [
+      keyId,
+      interval,
+    ]);
     return { production, consumption, productionLocked, consumptionLocked };
   }
   async money(keyId: Hex): Promise<{ free: bigint; locked: bigint }> {
@@ -219,7 +281,10 @@ export class MarketClient {
     return Number(await this.read<number>('currentInterval', []));
   }
   async directoryAnchor(): Promise<{ epoch: number; headHash: Hex }> {
-    const [epoch, headHash] = await Promise.all([this.read<number>('directoryEpoch', []), this.read<Hex>('directoryHeadHash', [])]);
+    const [epoch, headHash] = await Promise.all([
+      this.read<number>('directoryEpoch', []),
+      this.read<Hex>('directoryHeadHash', []),
+    ]);
     return { epoch: Number(epoch), headHash };
   }
   async offerCount(interval: number): Promise<number> {

@@ -18,7 +18,10 @@ export function keyIdOf(key: TradingPublicKey): `0x${string}` {
 
 export function tradingKeyFrom(privateKey: KeyObject, publicKey: KeyObject): TradingKey {
   const jwk = publicKey.export({ format: 'jwk' });
-  const point = { x: new Uint8Array(Buffer.from(jwk.x!, 'base64url')), y: new Uint8Array(Buffer.from(jwk.y!, 'base64url')) };
+  const point = {
+    x: new Uint8Array(Buffer.from(jwk.x!, 'base64url')),
+    y: new Uint8Array(Buffer.from(jwk.y!, 'base64url')),
+  };
   return {
     publicKey: point,
     keyId: keyIdOf(point),

@@ -1,7 +1,13 @@
 // `veilgrid operator`: create and inspect the operator's signing key (operator-key.ts).
 import fs from 'node:fs';
 import { CliError, intOption, parseOptions, type Command } from '../cli/command.ts';
-import { DEFAULT_VALIDITY_DAYS, initOperator, OperatorKeyError, showOperator, type OperatorSummary } from './operator-key.ts';
+import {
+  DEFAULT_VALIDITY_DAYS,
+  initOperator,
+  OperatorKeyError,
+  showOperator,
+  type OperatorSummary,
+} from './operator-key.ts';
 
 export const PASSPHRASE_ENV = 'VEILGRID_OPERATOR_PASSPHRASE';
 
@@ -38,12 +44,15 @@ export function readPassphrase(passphraseFile: string | undefined): string {
       throw new CliError(`cannot read the passphrase file ${passphraseFile}: ${(err as Error).message}`);
     }
     const line = text.split(/\r?\n/)[0];
-    if (line.length === 0) throw new CliError(`the passphrase file ${passphraseFile} is empty (its first line is the passphrase)`);
+    if (line.length === 0)
+      throw new CliError(`the passphrase file ${passphraseFile} is empty (its first line is the passphrase)`);
     return line;
   }
   const fromEnv = process.env[PASSPHRASE_ENV];
   if (fromEnv) return fromEnv;
-  throw new CliError(`no passphrase: give --passphrase-file FILE or set ${PASSPHRASE_ENV} (a passphrase is never taken on the command line)`);
+  throw new CliError(
+    `no passphrase: give --passphrase-file FILE or set ${PASSPHRASE_ENV} (a passphrase is never taken on the command line)`,
+  );
 }
 
 function describe(summary: OperatorSummary): string {
@@ -76,7 +85,9 @@ async function runInit(argv: string[]): Promise<number> {
     validityDays: intOption(values['valid-days'], 'valid-days', DEFAULT_VALIDITY_DAYS, 1),
   });
   console.log(describe(summary));
-  console.log(`\nGive ${summary.certificateFile} to the DSO to trust; keep the passphrase safe: the key cannot be recovered without it.`);
+  console.log(
+    `\nGive ${summary.certificateFile} to the DSO to trust; keep the passphrase safe: the key cannot be recovered without it.`,
+  );
   return 0;
 }
 
@@ -99,6 +110,10 @@ export const command: Command = {
       if (err instanceof OperatorKeyError) throw new CliError(err.message, 1);
       throw err;
     }
-    throw new CliError(sub === undefined ? 'say init or show (see --help)' : `unknown subcommand "${sub}": use init or show (see --help)`);
+    throw new CliError(
+      sub === undefined
+        ? 'say init or show (see --help)'
+        : `unknown subcommand "${sub}": use init or show (see --help)`,
+    );
   },
 };

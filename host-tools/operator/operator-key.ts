@@ -10,7 +10,13 @@
 // bound to the ciphertext as GCM additional data, so changing any of them (say, swapping in another public
 // key or lowering N) makes unlocking fail exactly as a wrong passphrase does.
 // operator-cert.cbor: the OperatorCertificate (COSE_Sign1, ES256), public, for the DSO's trust list.
-import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCallback, type ScryptOptions } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  randomBytes,
+  scrypt as scryptCallback,
+  type ScryptOptions,
+} from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
@@ -74,18 +80,43 @@ export class OperatorKeyError extends VeilgridError {
 export const WRONG_PASSPHRASE = 'wrong passphrase (or the key file was altered)';
 
 function scrypt(passphrase: string, salt: Uint8Array, params: { N: number; r: number; p: number }): Promise<Buffer> {
-  const options: ScryptOptions = { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r + 1024 * 1024 };
-  return new Promise((resolve, reject) => scryptCallback(passphrase.normalize('NFC'), salt, 32, options, (err, key) => (err ? reject(err) : resolve(key))));
+  const options: ScryptOptions = {
+    N: params.N,
+    r: params.r,
+    p: params.p,
+    maxmem: 256 * params.N * params.r + 1024 * 1024,
+  };
+  return new Promise((resolve, reject) =>
+    scryptCallback(passphrase.normalize('NFC'), salt, 32, options, (err, key) => (err ? reject(err) : resolve(key))),
+  );
 }
 
 /** The additional authenticated data: every header field, in a fixed order, as a JSON array. */
 function headerAad(file: OperatorKeyFile): Buffer {
   const { format, version, operatorId, publicKey, kid, createdAt, kdf, cipher } = file;
-  return Buffer.from(JSON.stringify([format, version, operatorId, publicKey, kid, createdAt, kdf.name, kdf.N, kdf.r, kdf.p, kdf.salt, cipher.name, cipher.nonce]), 'utf8');
+  return Buffer.from(
+    JSON.stringify([
+      format,
+      version,
+      operatorId,
+      publicKey,
+      kid,
+      createdAt,
+      kdf.name,
+      kdf.N,
+      kdf.r,
+      kdf.p,
+      kdf.salt,
+      cipher.name,
+      cipher.nonce,
+    ]),
+    'utf8',
+  );
 }
 
 export function passphraseProblem(passphrase: string): string | undefined {
-  if (passphrase.length < MIN_PASSPHRASE_LENGTH) return `the passphrase must be at least ${MIN_PASSPHRASE_LENGTH} characters long`;
+  if (passphrase.length < MIN_PASSPHRASE_LENGTH)
+    return `the passphrase must be at least ${MIN_PASSPHRASE_LENGTH} characters long`;
   return undefined;
 }
 
@@ -101,7 +132,8 @@ export async function sealOperatorKey(options: {
   const problem = passphraseProblem(options.passphrase);
   if (problem) throw new OperatorKeyError(problem);
   const N = options.scryptN ?? MIN_SCRYPT_N;
-  if (N < MIN_SCRYPT_N || N > MAX_SCRYPT_N || (N & (N - 1)) !== 0) throw new OperatorKeyError(`scrypt N must be a power of two from 2^15 to 2^20 (got ${N})`);
+  if (N < MIN_SCRYPT_N || N > MAX_SCRYPT_N || (N & (N - 1)) !== 0)
+    throw new OperatorKeyError(`scrypt N must be a power of two from 2^15 to 2^20 (got ${N})`);
   const salt = randomBytes(16);
   const nonce = randomBytes(12);
   const file: OperatorKeyFile = {
@@ -140,21 +172,29 @@ export function parseOperatorKeyFile(text: string): OperatorKeyFile {
   } catch (err) {
     throw new OperatorKeyError(`operator key file is not JSON: ${(err as Error).message}`);
   }
-  if (json === null || typeof json !== 'object' || json.format !== FORMAT) throw new OperatorKeyError(`not a veilgrid operator key file (format must be "${FORMAT}")`);
-  if (json.version !== VERSION) throw new OperatorKeyError(`operator key file version ${JSON.stringify(json.version)} is not supported (this tool reads version ${VERSION})`);
-  if (typeof json.operatorId !== 'string' || json.operatorId.length === 0) throw new OperatorKeyError('operator key file: operatorId is missing');
+  if (json === null || typeof json !== 'object' || json.format !== FORMAT)
+    throw new OperatorKeyError(`not a veilgrid operator key file (format must be "${FORMAT}")`);
+  if (json.version !== VERSION)
+    throw new OperatorKeyError(
+      `operator key file version ${JSON.stringify(json.version)} is not supported (this tool reads version ${VERSION})`,
+    );
+  if (typeof json.operatorId !== 'string' || json.operatorId.length === 0)
+    throw new OperatorKeyError('operator key file: operatorId is missing');
   if (typeof json.createdAt !== 'string') throw new OperatorKeyError('operator key file: createdAt is missing');
   hexField(json.publicKey, 'publicKey', 65);
   hexField(json.kid, 'kid', 8);
   const kdf = json.kdf;
   if (!kdf || kdf.name !== 'scrypt') throw new OperatorKeyError('operator key file: kdf.name must be "scrypt"');
   for (const k of ['N', 'r', 'p'] as const) {
-    if (!Number.isInteger(kdf[k]) || kdf[k] < 1) throw new OperatorKeyError(`operator key file: kdf.${k} must be a positive integer`);
+    if (!Number.isInteger(kdf[k]) || kdf[k] < 1)
+      throw new OperatorKeyError(`operator key file: kdf.${k} must be a positive integer`);
   }
-  if (kdf.N < MIN_SCRYPT_N || kdf.N > MAX_SCRYPT_N || (kdf.N & (kdf.N - 1)) !== 0) throw new OperatorKeyError(`operator key file: kdf.N ${kdf.N} is outside 2^15..2^20 or not a power of two`);
+  if (kdf.N < MIN_SCRYPT_N || kdf.N > MAX_SCRYPT_N || (kdf.N & (kdf.N - 1)) !== 0)
+    throw new OperatorKeyError(`operator key file: kdf.N ${kdf.N} is outside 2^15..2^20 or not a power of two`);
   if (kdf.r > 32 || kdf.p > 16) throw new OperatorKeyError('operator key file: kdf.r or kdf.p is implausibly large');
   hexField(kdf.salt, 'kdf.salt', 16);
-  if (!json.cipher || json.cipher.name !== 'aes-256-gcm') throw new OperatorKeyError('operator key file: cipher.name must be "aes-256-gcm"');
+  if (!json.cipher || json.cipher.name !== 'aes-256-gcm')
+    throw new OperatorKeyError('operator key file: cipher.name must be "aes-256-gcm"');
   hexField(json.cipher.nonce, 'cipher.nonce', 12);
   hexField(json.ciphertext, 'ciphertext', 32);
   hexField(json.tag, 'tag', 16);
@@ -169,7 +209,9 @@ export async function unsealOperatorKey(file: OperatorKeyFile, passphrase: strin
   decipher.setAuthTag(Buffer.from(file.tag, 'hex'));
   let privateKey: Uint8Array;
   try {
-    privateKey = new Uint8Array(Buffer.concat([decipher.update(Buffer.from(file.ciphertext, 'hex')), decipher.final()]));
+    privateKey = new Uint8Array(
+      Buffer.concat([decipher.update(Buffer.from(file.ciphertext, 'hex')), decipher.final()]),
+    );
   } catch {
     throw new OperatorKeyError(WRONG_PASSPHRASE);
   } finally {
@@ -177,7 +219,8 @@ export async function unsealOperatorKey(file: OperatorKeyFile, passphrase: strin
   }
   const publicKey = p256.getPublicKey(privateKey, false);
   // The tag already covers publicKey, so this only fails if the file was written by a broken tool.
-  if (Buffer.from(publicKey).toString('hex') !== file.publicKey) throw new OperatorKeyError('operator key file: the private key does not match publicKey');
+  if (Buffer.from(publicKey).toString('hex') !== file.publicKey)
+    throw new OperatorKeyError('operator key file: the private key does not match publicKey');
   return {
     operatorId: file.operatorId,
     publicKey,
@@ -206,7 +249,10 @@ export function readOperatorKeyFile(dir: string): OperatorKeyFile {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new OperatorKeyError(`no operator key in ${dir} (${OPERATOR_KEY_FILE} is missing): run 'veilgrid operator init --dir ${dir}' first`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new OperatorKeyError(
+        `no operator key in ${dir} (${OPERATOR_KEY_FILE} is missing): run 'veilgrid operator init --dir ${dir}' first`,
+      );
     throw new OperatorKeyError(`cannot read ${file}: ${(err as Error).message}`);
   }
   return parseOperatorKeyFile(text);
@@ -250,7 +296,9 @@ export async function initOperator(options: InitOperatorOptions): Promise<Operat
   const keyFile = path.join(options.dir, OPERATOR_KEY_FILE);
   const certificateFile = path.join(options.dir, OPERATOR_CERT_FILE);
   if (fs.existsSync(keyFile) && !options.force) {
-    throw new OperatorKeyError(`${keyFile} already exists: refusing to replace the operator key (every meter it certified depends on it); pass --force to replace it anyway`);
+    throw new OperatorKeyError(
+      `${keyFile} already exists: refusing to replace the operator key (every meter it certified depends on it); pass --force to replace it anyway`,
+    );
   }
   const problem = passphraseProblem(options.passphrase);
   if (problem) throw new OperatorKeyError(problem);
@@ -265,13 +313,29 @@ export async function initOperator(options: InitOperatorOptions): Promise<Operat
   const validityDays = options.validityDays ?? DEFAULT_VALIDITY_DAYS;
   let payload: Uint8Array;
   try {
-    payload = encodeOperatorCertificate({ operatorId, publicKey, notBefore, notAfter: notBefore + Math.round(validityDays * 86400) });
+    payload = encodeOperatorCertificate({
+      operatorId,
+      publicKey,
+      notBefore,
+      notAfter: notBefore + Math.round(validityDays * 86400),
+    });
   } catch (err) {
     if (err instanceof CertificateFormatError) throw new OperatorKeyError(err.message);
     throw err;
   }
-  const certificate = signedCertificate({ sha256: nodeSha256, sign: (digest) => p256.sign(digest, privateKey, { prehash: false }) }, publicKey, payload);
-  const file = await sealOperatorKey({ operatorId, privateKey, kid, passphrase: options.passphrase, scryptN: options.scryptN, createdAt: new Date(nowMs) });
+  const certificate = signedCertificate(
+    { sha256: nodeSha256, sign: (digest) => p256.sign(digest, privateKey, { prehash: false }) },
+    publicKey,
+    payload,
+  );
+  const file = await sealOperatorKey({
+    operatorId,
+    privateKey,
+    kid,
+    passphrase: options.passphrase,
+    scryptN: options.scryptN,
+    createdAt: new Date(nowMs),
+  });
   privateKey.fill(0);
   // Key first: a crash in between leaves a key without certificate, which 'show' reports, never a
   // certificate for a key that does not exist.
@@ -287,7 +351,10 @@ export function readOperatorCertificate(dir: string): Uint8Array {
   try {
     return new Uint8Array(fs.readFileSync(file));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new OperatorKeyError(`${file} is missing: run 'veilgrid operator init --dir ${dir}' (with --force to make a new key)`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new OperatorKeyError(
+        `${file} is missing: run 'veilgrid operator init --dir ${dir}' (with --force to make a new key)`,
+      );
     throw new OperatorKeyError(`cannot read ${file}: ${(err as Error).message}`);
   }
 }
@@ -300,11 +367,14 @@ export function showOperator(dir: string): OperatorSummary {
   try {
     cert = decodeOperatorCertificate(openSignedCertificate(bytes).payload);
   } catch (err) {
-    if (err instanceof CertificateFormatError) throw new OperatorKeyError(`${path.join(dir, OPERATOR_CERT_FILE)}: ${err.message}`);
+    if (err instanceof CertificateFormatError)
+      throw new OperatorKeyError(`${path.join(dir, OPERATOR_CERT_FILE)}: ${err.message}`);
     throw err;
   }
   if (Buffer.from(cert.publicKey).toString('hex') !== file.publicKey || cert.operatorId !== file.operatorId) {
-    throw new OperatorKeyError(`${OPERATOR_CERT_FILE} does not belong to ${OPERATOR_KEY_FILE} in ${dir} (different key or operator id): run 'veilgrid operator init --force' to make a new pair`);
+    throw new OperatorKeyError(
+      `${OPERATOR_CERT_FILE} does not belong to ${OPERATOR_KEY_FILE} in ${dir} (different key or operator id): run 'veilgrid operator init --force' to make a new pair`,
+    );
   }
   return {
     operatorId: file.operatorId,

@@ -60,12 +60,16 @@ export class ConsolePasswords {
     try {
       parsed = JSON.parse(text);
     } catch (err) {
-      throw new ConsolePasswordStoreError(`${this.file} is not JSON (${(err as Error).message}): restore it from a backup`);
+      throw new ConsolePasswordStoreError(
+        `${this.file} is not JSON (${(err as Error).message}): restore it from a backup`,
+      );
     }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConsolePasswordStoreError(`${this.file} must hold one JSON object, meter id → console password`);
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new ConsolePasswordStoreError(`${this.file} must hold one JSON object, meter id → console password`);
     const out: Record<string, string> = Object.create(null);
     for (const [id, value] of Object.entries(parsed as Record<string, unknown>)) {
-      if (typeof value !== 'string') throw new ConsolePasswordStoreError(`${this.file}: the entry of ${id} is not a string`);
+      if (typeof value !== 'string')
+        throw new ConsolePasswordStoreError(`${this.file}: the entry of ${id} is not a string`);
       out[id] = value;
     }
     return out;

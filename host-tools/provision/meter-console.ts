@@ -124,7 +124,8 @@ export function streamConsole(address: string, link: ByteLink, clearLine = true)
     received += text;
     if (received.length > MAX_BUFFERED_CHARS) received = received.slice(-MAX_BUFFERED_CHARS);
     // A `password>` prompt after our unlock: the meter locked itself again (it rebooted): nothing to lock on close.
-    if (unlockedHere && received.slice(-(text.length + LOCKED_PROMPT.length)).includes(LOCKED_PROMPT)) unlockedHere = false;
+    if (unlockedHere && received.slice(-(text.length + LOCKED_PROMPT.length)).includes(LOCKED_PROMPT))
+      unlockedHere = false;
     waiter?.();
   });
   link.onClose((why) => {
@@ -145,7 +146,16 @@ export function streamConsole(address: string, link: ByteLink, clearLine = true)
       // The markers are built by concatenation on the device, so an echo of the line never contains them.
       const line = `\x10print("<<"+"vg${id}>"+${wrappedExpression(expression)}+"</"+"vg${id}>>")\n`;
       return new Promise<ConsoleResult>((resolve, reject) => {
-        const timer = setTimeout(() => finish(new MeterConsoleError(`${address}: no answer from the meter console within ${timeoutMs / 1000} s (is the firmware running? try 'veilgrid flash')`, true)), timeoutMs);
+        const timer = setTimeout(
+          () =>
+            finish(
+              new MeterConsoleError(
+                `${address}: no answer from the meter console within ${timeoutMs / 1000} s (is the firmware running? try 'veilgrid flash')`,
+                true,
+              ),
+            ),
+          timeoutMs,
+        );
         let refusedTimer: ReturnType<typeof setTimeout> | undefined;
         const finish = (error?: Error, result?: ConsoleResult) => {
           clearTimeout(timer);
@@ -178,10 +188,27 @@ export function streamConsole(address: string, link: ByteLink, clearLine = true)
             // The line was taken as a password attempt: the console is locked.
             received = received.slice(refused.index + refused[0].length);
             if (unlocking) {
-              refusedTimer ??= setTimeout(() => finish(new MeterConsoleError(`${address}: the meter's console is locked and refused the console password given for it`, false, 'refused')), REFUSAL_GRACE_MS);
+              refusedTimer ??= setTimeout(
+                () =>
+                  finish(
+                    new MeterConsoleError(
+                      `${address}: the meter's console is locked and refused the console password given for it`,
+                      false,
+                      'refused',
+                    ),
+                  ),
+                REFUSAL_GRACE_MS,
+              );
               return waiter?.(); // the login may have come in the same chunk
             }
-            if (password === undefined) return finish(new MeterConsoleError(`${address}: the meter's console is locked (it asks for its console password) and no console password was given for it`, false, 'no-password'));
+            if (password === undefined)
+              return finish(
+                new MeterConsoleError(
+                  `${address}: the meter's console is locked (it asks for its console password) and no console password was given for it`,
+                  false,
+                  'no-password',
+                ),
+              );
             unlocking = true;
             send(password + '\n');
             return;
@@ -195,7 +222,8 @@ export function streamConsole(address: string, link: ByteLink, clearLine = true)
             send(line);
             return;
           }
-          if (closedBecause !== undefined) finish(new MeterConsoleError(`${address}: the console connection closed (${closedBecause})`));
+          if (closedBecause !== undefined)
+            finish(new MeterConsoleError(`${address}: the console connection closed (${closedBecause})`));
         };
         if (closedBecause !== undefined) return waiter();
         link.write(line);
@@ -221,7 +249,11 @@ export interface ConsoleRelay {
  * it on a local TCP port: the espruino CLI, which knows no console password, connects there. Rejects with
  * MeterConsoleError when the meter cannot be reached or its console not unlocked.
  */
-export async function openUnlockedRelay(port: string, password: string, timeoutMs = CALL_TIMEOUT_MS): Promise<ConsoleRelay> {
+export async function openUnlockedRelay(
+  port: string,
+  password: string,
+  timeoutMs = CALL_TIMEOUT_MS,
+): Promise<ConsoleRelay> {
   const link = await openLink(port);
   let forward: ((text: string) => void) | undefined;
   // streamConsole keeps seeing the meter's output (it notices a reboot's lock); the client gets it once relayed.
@@ -297,14 +329,19 @@ export async function openMeterConsole(port: string): Promise<MeterConsole> {
 
 async function tcpLink(port: string): Promise<ByteLink> {
   const match = /^tcp:\/\/([^:/]+)(?::(\d+))?\/?$/.exec(port);
-  if (!match) throw new MeterConsoleError(`cannot read the port "${port}": expected tcp://host:port or a serial device path`);
+  if (!match)
+    throw new MeterConsoleError(`cannot read the port "${port}": expected tcp://host:port or a serial device path`);
   const host = match[1];
   const tcpPort = Number(match[2] ?? 23);
   const socket = await new Promise<net.Socket>((resolve, reject) => {
     const s = net.connect({ host, port: tcpPort });
     const timer = setTimeout(() => {
       s.destroy();
-      reject(new MeterConsoleError(`cannot reach the meter console at ${port}: no connection within ${CONNECT_TIMEOUT_MS / 1000} s`));
+      reject(
+        new MeterConsoleError(
+          `cannot reach the meter console at ${port}: no connection within ${CONNECT_TIMEOUT_MS / 1000} s`,
+        ),
+      );
     }, CONNECT_TIMEOUT_MS);
     s.once('connect', () => {
       clearTimeout(timer);
@@ -312,7 +349,11 @@ async function tcpLink(port: string): Promise<ByteLink> {
     });
     s.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new MeterConsoleError(`cannot reach the meter console at ${port}: ${err.code ?? err.message} (is the meter connected, or 'veilgrid emulate' running?)`));
+      reject(
+        new MeterConsoleError(
+          `cannot reach the meter console at ${port}: ${err.code ?? err.message} (is the meter connected, or 'veilgrid emulate' running?)`,
+        ),
+      );
     });
   });
   socket.setEncoding('latin1');
@@ -340,11 +381,18 @@ async function serialLink(port: string): Promise<ByteLink> {
   try {
     ({ SerialPort } = await import('serialport'));
   } catch {
-    throw new MeterConsoleError(`cannot open ${port}: serial ports need the 'serialport' package (an optional dependency of espruino): npm install serialport`);
+    throw new MeterConsoleError(
+      `cannot open ${port}: serial ports need the 'serialport' package (an optional dependency of espruino): npm install serialport`,
+    );
   }
   const serial = await new Promise<InstanceType<typeof SerialPort>>((resolve, reject) => {
     const s = new SerialPort({ path: port, baudRate: 115200 }, (err) => {
-      if (err) reject(new MeterConsoleError(`cannot open the serial port ${port}: ${err.message} (is the meter plugged in, and do you have access to ${port}?)`));
+      if (err)
+        reject(
+          new MeterConsoleError(
+            `cannot open the serial port ${port}: ${err.message} (is the meter plugged in, and do you have access to ${port}?)`,
+          ),
+        );
       else resolve(s);
     });
   });
@@ -369,6 +417,7 @@ async function serialLink(port: string): Promise<ByteLink> {
     write: (data) => void serial.write(Buffer.from(data, 'latin1')),
     onData: (listener) => serial.on('data', (d: Buffer) => listener(d.toString('latin1'))),
     onClose: (listener) => serial.on('close', () => listener('serial port closed')),
-    close: () => new Promise<void>((resolve) => (serial.isOpen ? serial.drain(() => serial.close(() => resolve())) : resolve())),
+    close: () =>
+      new Promise<void>((resolve) => (serial.isOpen ? serial.drain(() => serial.close(() => resolve())) : resolve())),
   };
 }

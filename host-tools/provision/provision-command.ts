@@ -53,14 +53,16 @@ function required(value: string | undefined, name: string): string {
 
 function parseBroker(text: string): { host: string; port: number } {
   const match = /^([^:]+):(\d+)$/.exec(text);
-  if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535) throw new CliError(`--broker must be HOST:PORT, got "${text}"`);
+  if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535)
+    throw new CliError(`--broker must be HOST:PORT, got "${text}"`);
   return { host: match[1], port: Number(match[2]) };
 }
 
 function parseLimits(text: string | undefined) {
   if (text === undefined) return DEFAULT_LIMITS;
   const parts = text.split(',').map((p) => Number(p.trim()));
-  if (parts.length !== 2 || parts.some((n) => !Number.isInteger(n) || n < 0)) throw new CliError(`--limits must be two whole numbers of watts, IMPORT,EXPORT (got "${text}")`);
+  if (parts.length !== 2 || parts.some((n) => !Number.isInteger(n) || n < 0))
+    throw new CliError(`--limits must be two whole numbers of watts, IMPORT,EXPORT (got "${text}")`);
   return { maxImportW: parts[0], maxExportW: parts[1] };
 }
 
@@ -90,13 +92,23 @@ export const command: Command = {
       if (values['show-console-password']) {
         const store = new ConsolePasswords(required(values['operator-dir'], 'operator-dir'));
         const password = store.get(meterId);
-        if (password === undefined) throw new CliError(`no console password is stored for meter "${meterId}" in ${store.file}`, 1);
+        if (password === undefined)
+          throw new CliError(`no console password is stored for meter "${meterId}" in ${store.file}`, 1);
         console.log(password);
         return 0;
       }
       if (values.revoke) {
-        const result = revokeMeter({ meterId, dsoDb: required(values['dso-db'], 'dso-db'), brokerDir: required(values['broker-dir'], 'broker-dir'), progress });
-        console.log(result.wasRegistered ? `${meterId} is revoked` : `${meterId} was not registered; its broker credentials are gone`);
+        const result = revokeMeter({
+          meterId,
+          dsoDb: required(values['dso-db'], 'dso-db'),
+          brokerDir: required(values['broker-dir'], 'broker-dir'),
+          progress,
+        });
+        console.log(
+          result.wasRegistered
+            ? `${meterId} is revoked`
+            : `${meterId} was not registered; its broker credentials are gone`,
+        );
         return 0;
       }
       const port = required(values.port, 'port');
@@ -109,7 +121,10 @@ export const command: Command = {
         brokerDir: required(values['broker-dir'], 'broker-dir'),
         broker: parseBroker(required(values.broker, 'broker')),
         dsoPublicKey: readDsoKey(required(values['dso-key'], 'dso-key')).publicKey,
-        intervalSeconds: values['interval-seconds'] === undefined ? undefined : intOption(values['interval-seconds'], 'interval-seconds', 900, 1),
+        intervalSeconds:
+          values['interval-seconds'] === undefined
+            ? undefined
+            : intOption(values['interval-seconds'], 'interval-seconds', 900, 1),
         rotate: values.rotate,
         replace: values.replace,
         passphrase: readPassphrase(values['passphrase-file']),
@@ -119,13 +134,21 @@ export const command: Command = {
       const meter = await openMeterConsole(port);
       try {
         const result = await provisionMeter(options, meter);
-        console.log(`${meterId} is provisioned (SE ${result.serial}, DSO registration ${result.registration}${result.rotation === undefined ? '' : `, key rotation ${result.rotation}`})`);
+        console.log(
+          `${meterId} is provisioned (SE ${result.serial}, DSO registration ${result.registration}${result.rotation === undefined ? '' : `, key rotation ${result.rotation}`})`,
+        );
         return 0;
       } finally {
         await meter.close();
       }
     } catch (err) {
-      if (err instanceof ProvisionError || err instanceof MeterConsoleError || err instanceof DsoKeyError || err instanceof ConsolePasswordStoreError) throw new CliError(err.message, 1);
+      if (
+        err instanceof ProvisionError ||
+        err instanceof MeterConsoleError ||
+        err instanceof DsoKeyError ||
+        err instanceof ConsolePasswordStoreError
+      )
+        throw new CliError(err.message, 1);
       throw err;
     }
   },

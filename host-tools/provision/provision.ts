@@ -18,13 +18,37 @@
 import fs from 'node:fs';
 import { p256 } from '@noble/curves/nist.js';
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
-import { CONFIG_DEFAULTS, CONFIG_FILE, consolePasswordIn, parseMeterConfig, type MeterConfig } from '../../firmware/src/protocol/meter-config.ts';
-import { decodeDeviceCertificate, openSignedCertificate, type DeviceLimits } from '../../firmware/src/protocol/certificate.ts';
-import { CONSOLE_ENTRY_POINTS, CONSOLE_FAILURE, isConsoleFailure, type ConsoleFailure, type KeyRotation, type MeterInfo, type SeKeys } from '../../firmware/src/protocol/console-contract.ts';
+import {
+  CONFIG_DEFAULTS,
+  CONFIG_FILE,
+  consolePasswordIn,
+  parseMeterConfig,
+  type MeterConfig,
+} from '../../firmware/src/protocol/meter-config.ts';
+import {
+  decodeDeviceCertificate,
+  openSignedCertificate,
+  type DeviceLimits,
+} from '../../firmware/src/protocol/certificate.ts';
+import {
+  CONSOLE_ENTRY_POINTS,
+  CONSOLE_FAILURE,
+  isConsoleFailure,
+  type ConsoleFailure,
+  type KeyRotation,
+  type MeterInfo,
+  type SeKeys,
+} from '../../firmware/src/protocol/console-contract.ts';
 import { meterUserProblem } from '../broker/acl.ts';
 import { BrokerCredentials } from '../broker/credentials.ts';
 import { MeterRegistry, RegistryError } from '../dso/registry.ts';
-import { issueDeviceCertificate, OperatorKeyError, readOperatorCertificate, unlockOperatorKey, type OperatorKey } from '../operator/operator-key.ts';
+import {
+  issueDeviceCertificate,
+  OperatorKeyError,
+  readOperatorCertificate,
+  unlockOperatorKey,
+  type OperatorKey,
+} from '../operator/operator-key.ts';
 import { ConsolePasswords, generateConsolePassword, lockedConsoleAdvice } from './console-passwords.ts';
 import { MeterConsoleError, type MeterConsole } from './meter-console.ts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
@@ -88,7 +112,10 @@ export const FIRMWARE_TOO_OLD = 'firmware too old: flash it first (veilgrid flas
 
 /** An entry point answered with a failure (protocol/console-contract.ts); `code` says which. */
 export class EntryPointFailure extends ProvisionError {
-  constructor(readonly entryPoint: string, readonly failure: ConsoleFailure) {
+  constructor(
+    readonly entryPoint: string,
+    readonly failure: ConsoleFailure,
+  ) {
     super(`${entryPoint}() on the meter: ${failure.error}`, failure.code, 'EntryPointFailure');
   }
 }
@@ -97,7 +124,10 @@ export class EntryPointFailure extends ProvisionError {
 async function callEntryPoint<T>(meter: MeterConsole, name: string): Promise<T> {
   const result = await meter.evaluate(`${name}()`);
   if ('error' in result) throw new ProvisionError(`${name}() failed on the meter: ${result.error}`);
-  if (typeof result.value !== 'string') throw new ProvisionError(`${name}() returned ${JSON.stringify(result.value)} instead of JSON text: ${FIRMWARE_TOO_OLD}`);
+  if (typeof result.value !== 'string')
+    throw new ProvisionError(
+      `${name}() returned ${JSON.stringify(result.value)} instead of JSON text: ${FIRMWARE_TOO_OLD}`,
+    );
   const parsed: unknown = JSON.parse(result.value);
   if (isConsoleFailure(parsed)) throw new EntryPointFailure(name, parsed);
   return parsed as T;
@@ -118,10 +148,16 @@ async function readConfigText(meter: MeterConsole): Promise<string | undefined> 
 
 /** Writes (or with undefined, erases) vg.config and restarts the firmware with load(); waits until it answers again. */
 async function writeConfigAndRestart(meter: MeterConsole, text: string | undefined): Promise<void> {
-  const write = text === undefined ? `require("Storage").erase(${JSON.stringify(CONFIG_FILE)})` : `require("Storage").write(${JSON.stringify(CONFIG_FILE)},${JSON.stringify(text)})`;
+  const write =
+    text === undefined
+      ? `require("Storage").erase(${JSON.stringify(CONFIG_FILE)})`
+      : `require("Storage").write(${JSON.stringify(CONFIG_FILE)},${JSON.stringify(text)})`;
   const written = await meter.evaluate(write);
   if ('error' in written) throw new ProvisionError(`writing ${CONFIG_FILE} on the meter failed: ${written.error}`);
-  if (text !== undefined && written.value !== true) throw new ProvisionError(`writing ${CONFIG_FILE} on the meter failed (Storage.write returned ${JSON.stringify(written.value)}): is its Storage full?`);
+  if (text !== undefined && written.value !== true)
+    throw new ProvisionError(
+      `writing ${CONFIG_FILE} on the meter failed (Storage.write returned ${JSON.stringify(written.value)}): is its Storage full?`,
+    );
   // The firmware locks its console at boot with the password in the file it boots with.
   meter.setConsolePassword(consolePasswordIn(text));
   const loaded = await meter.evaluate('load()');
@@ -136,7 +172,9 @@ async function writeConfigAndRestart(meter: MeterConsole, text: string | undefin
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new ProvisionError(`the meter did not come back within ${RESTART_TIMEOUT_MS / 1000} s after load(): check its console output`);
+  throw new ProvisionError(
+    `the meter did not come back within ${RESTART_TIMEOUT_MS / 1000} s after load(): check its console output`,
+  );
 }
 
 function hex(bytes: Uint8Array): string {
@@ -144,7 +182,8 @@ function hex(bytes: Uint8Array): string {
 }
 
 function publicKeyBytes(text: unknown, what: string): Uint8Array {
-  if (typeof text !== 'string' || !/^04[0-9a-fA-F]{128}$/.test(text)) throw new ProvisionError(`the meter returned a malformed ${what}: ${JSON.stringify(text)}`);
+  if (typeof text !== 'string' || !/^04[0-9a-fA-F]{128}$/.test(text))
+    throw new ProvisionError(`the meter returned a malformed ${what}: ${JSON.stringify(text)}`);
   const bytes = new Uint8Array(Buffer.from(text, 'hex'));
   try {
     p256.Point.fromBytes(bytes).assertValidity();
@@ -195,17 +234,25 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
   try {
     entryPoints = await hasEntryPoints(meter);
   } catch (err) {
-    if (err instanceof MeterConsoleError && err.locked) throw new ProvisionError(lockedConsoleAdvice(err.locked, options.meterId, consolePasswords.file));
+    if (err instanceof MeterConsoleError && err.locked)
+      throw new ProvisionError(lockedConsoleAdvice(err.locked, options.meterId, consolePasswords.file));
     throw err;
   }
   if (!entryPoints) throw new ProvisionError(FIRMWARE_TOO_OLD);
   const info = await callEntryPoint<MeterInfo>(meter, CONSOLE_ENTRY_POINTS.info);
-  progress(`firmware ${info.firmware} (build ${info.build})${info.meterId ? `, provisioned as ${info.meterId}` : ', not provisioned'}`);
+  progress(
+    `firmware ${info.firmware} (build ${info.build})${info.meterId ? `, provisioned as ${info.meterId}` : ', not provisioned'}`,
+  );
   if (info.meterId !== null && info.meterId !== options.meterId) {
-    throw new ProvisionError(`this meter is provisioned as "${info.meterId}", not "${options.meterId}": provision it under its own id, or revoke "${info.meterId}" (veilgrid provision --revoke) and erase its configuration first (require("Storage").erase("${CONFIG_FILE}") at its console)`);
+    throw new ProvisionError(
+      `this meter is provisioned as "${info.meterId}", not "${options.meterId}": provision it under its own id, or revoke "${info.meterId}" (veilgrid provision --revoke) and erase its configuration first (require("Storage").erase("${CONFIG_FILE}") at its console)`,
+    );
   }
   if ('error' in info.se) throw new ProvisionError(`the meter cannot talk to its secure element: ${info.se.error}`);
-  if (info.se.configLocked && !info.se.ours) throw new ProvisionError(`the secure element (serial ${info.se.serial}) is locked with a foreign configuration: it cannot hold veilgrid keys; replace it`);
+  if (info.se.configLocked && !info.se.ours)
+    throw new ProvisionError(
+      `the secure element (serial ${info.se.serial}) is locked with a foreign configuration: it cannot hold veilgrid keys; replace it`,
+    );
 
   progress('configuring the secure element and generating the identity and mix keys in it');
   let keys: SeKeys;
@@ -213,13 +260,17 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
     keys = await callEntryPoint<SeKeys>(meter, CONSOLE_ENTRY_POINTS.provisionSE);
   } catch (err) {
     if (err instanceof EntryPointFailure && err.failure.code === CONSOLE_FAILURE.foreignSeConfig) {
-      throw new ProvisionError('the secure element is locked with a foreign configuration: it cannot hold veilgrid keys; replace it');
+      throw new ProvisionError(
+        'the secure element is locked with a foreign configuration: it cannot hold veilgrid keys; replace it',
+      );
     }
     throw err;
   }
   const identityKey = publicKeyBytes(keys.identityKey, 'identity key');
   const mixKey = publicKeyBytes(keys.mixKey, 'mix key');
-  progress(`secure element ${keys.serial}: identity key ${keys.identityKey.slice(2, 18)}…, mix key ${keys.mixKey.slice(2, 18)}…`);
+  progress(
+    `secure element ${keys.serial}: identity key ${keys.identityKey.slice(2, 18)}…, mix key ${keys.mixKey.slice(2, 18)}…`,
+  );
 
   // 3. Configuration, broker credentials and the DSO registration, each undone if a later step fails.
   const credentials = new BrokerCredentials(options.brokerDir);
@@ -239,7 +290,12 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
     // No password: the meter logs in with its secure element (keys/meter-login.ts).
     mqtt: { username: options.meterId },
     intervalSeconds: options.intervalSeconds ?? previous?.intervalSeconds ?? CONFIG_DEFAULTS.intervalSeconds,
-    s0: previous?.s0 ?? { importPin: pins.s0Import, exportPin: pins.s0Export, impulsesPerKWh: DEFAULT_IMPULSES_PER_KWH, debounceMs: CONFIG_DEFAULTS.debounceMs },
+    s0: previous?.s0 ?? {
+      importPin: pins.s0Import,
+      exportPin: pins.s0Export,
+      impulsesPerKWh: DEFAULT_IMPULSES_PER_KWH,
+      debounceMs: CONFIG_DEFAULTS.debounceMs,
+    },
     journal: previous?.journal ?? { commitEveryWh: CONFIG_DEFAULTS.commitEveryWh },
     dsoPublicKey: hex(options.dsoPublicKey),
     consolePassword,
@@ -264,7 +320,12 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
     const snapshot = credentials.snapshot();
     undo.push({ what: 'broker credentials', run: () => credentials.restore(snapshot) });
     if (credentials.addMeterLogin(options.meterId, identityKey, mixKey)) {
-      undo.push({ what: 'the meter login', run: () => { credentials.withMeterLogins((logins) => logins.remove(options.meterId)); } });
+      undo.push({
+        what: 'the meter login',
+        run: () => {
+          credentials.withMeterLogins((logins) => logins.remove(options.meterId));
+        },
+      });
     }
     // A static password from before this meter logged in with its chip: its old vg.config holds it.
     credentials.removePassword(options.meterId);
@@ -277,12 +338,21 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
       registry.trustOperator(operatorCertificate, options.nowMs);
       const existing = registry.meter(options.meterId);
       let certificate: Uint8Array;
-      if (existing && existing.status === 'active' && sameDevice(existing.deviceCertificate, operator, options.feeder, identityKey, mixKey, limits)) {
+      if (
+        existing &&
+        existing.status === 'active' &&
+        sameDevice(existing.deviceCertificate, operator, options.feeder, identityKey, mixKey, limits)
+      ) {
         certificate = existing.deviceCertificate;
       } else {
         if (existing && !options.replace) {
-          const why = existing.status === 'revoked' ? 'was revoked' : 'is registered with other keys, feeder or limits (another board, or a re-issued certificate)';
-          throw new ProvisionError(`meter "${options.meterId}" ${why} at the DSO: pass --replace to register this board under that id anyway`);
+          const why =
+            existing.status === 'revoked'
+              ? 'was revoked'
+              : 'is registered with other keys, feeder or limits (another board, or a re-issued certificate)';
+          throw new ProvisionError(
+            `meter "${options.meterId}" ${why} at the DSO: pass --replace to register this board under that id anyway`,
+          );
         }
         certificate = issueDeviceCertificate(operator, {
           meterId: options.meterId,
@@ -295,10 +365,12 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
       }
       const { outcome } = registry.registerMeter(certificate, { reprovision: options.replace, nowMs: options.nowMs });
       progress(`DSO registration: ${outcome}`);
-      if (outcome === 'registered') undo.push({ what: 'the DSO registration', run: () => removeRegistration(options.dsoDb, options.meterId) });
+      if (outcome === 'registered')
+        undo.push({ what: 'the DSO registration', run: () => removeRegistration(options.dsoDb, options.meterId) });
       registration = { outcome, certificate };
     } catch (err) {
-      if (err instanceof RegistryError) throw new ProvisionError(`the DSO refused the meter (${err.reason}): ${err.message}`);
+      if (err instanceof RegistryError)
+        throw new ProvisionError(`the DSO refused the meter (${err.reason}): ${err.message}`);
       throw err;
     } finally {
       close();
@@ -313,12 +385,23 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
       undo.push({ what: `the meter's ${CONFIG_FILE}`, run: () => writeConfigAndRestart(meter, previousText) });
       await writeConfigAndRestart(meter, configText);
       const after = await callEntryPoint<MeterInfo>(meter, CONSOLE_ENTRY_POINTS.info);
-      if (after.meterId !== options.meterId) throw new ProvisionError(`the meter restarted but reports meter id ${JSON.stringify(after.meterId)}, not "${options.meterId}": check its console output`);
+      if (after.meterId !== options.meterId)
+        throw new ProvisionError(
+          `the meter restarted but reports meter id ${JSON.stringify(after.meterId)}, not "${options.meterId}": check its console output`,
+        );
     } else {
       progress(`${CONFIG_FILE} is up to date`);
     }
 
-    result = { meterId: options.meterId, serial: keys.serial, identityKey: keys.identityKey, mixKey: keys.mixKey, registration: registration.outcome, configChanged, deviceCertificate: registration.certificate };
+    result = {
+      meterId: options.meterId,
+      serial: keys.serial,
+      identityKey: keys.identityKey,
+      mixKey: keys.mixKey,
+      registration: registration.outcome,
+      configChanged,
+      deviceCertificate: registration.certificate,
+    };
   } catch (err) {
     for (const step of undo.reverse()) {
       progress(`undoing: ${step.what}`);
@@ -337,7 +420,9 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
     try {
       result.rotation = (await callEntryPoint<KeyRotation>(meter, CONSOLE_ENTRY_POINTS.rotateKeys)).rotation;
     } catch (err) {
-      throw new ProvisionError(`the meter is provisioned and registered, but rotating its reading key failed: ${(err as Error).message}`);
+      throw new ProvisionError(
+        `the meter is provisioned and registered, but rotating its reading key failed: ${(err as Error).message}`,
+      );
     }
     progress(`reading key rotation ${result.rotation}`);
   }
@@ -354,7 +439,14 @@ function removeRegistration(dsoDb: string | MeterRegistry, meterId: string): voi
 }
 
 /** Does the registered certificate say what a new one would (so re-running keeps it)? */
-function sameDevice(certBytes: Uint8Array, operator: OperatorKey, feeder: string, identityKey: Uint8Array, mixKey: Uint8Array, limits: DeviceLimits): boolean {
+function sameDevice(
+  certBytes: Uint8Array,
+  operator: OperatorKey,
+  feeder: string,
+  identityKey: Uint8Array,
+  mixKey: Uint8Array,
+  limits: DeviceLimits,
+): boolean {
   const opened = openSignedCertificate(certBytes);
   const cert = decodeDeviceCertificate(opened.payload);
   return (
@@ -388,7 +480,8 @@ export function revokeMeter(options: RevokeOptions): { wasRegistered: boolean; r
   try {
     progress(`revoking ${options.meterId} at the DSO`);
     wasRegistered = registry.meter(options.meterId) !== undefined;
-    if (wasRegistered) registry.revoke(options.meterId, options.reason ?? 'revoked by veilgrid provision --revoke', options.nowMs);
+    if (wasRegistered)
+      registry.revoke(options.meterId, options.reason ?? 'revoked by veilgrid provision --revoke', options.nowMs);
     else progress(`${options.meterId} is not registered at the DSO`);
   } finally {
     close();

@@ -43,7 +43,9 @@ export async function startServiceHttpServer(options: ServiceHttpServerOptions):
       try {
         body = options.metrics.render();
       } catch (err) {
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics could not be collected: ${(err as Error).message}\n`);
+        res
+          .writeHead(500, { 'content-type': 'text/plain' })
+          .end(`metrics could not be collected: ${(err as Error).message}\n`);
         return;
       }
       res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE }).end(req.method === 'HEAD' ? undefined : body);
@@ -54,10 +56,14 @@ export async function startServiceHttpServer(options: ServiceHttpServerOptions):
       res.writeHead(health.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(health) + '\n');
       return;
     }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: the ${options.name} serves /metrics and /healthz\n`);
+    res
+      .writeHead(404, { 'content-type': 'text/plain' })
+      .end(`not found: the ${options.name} serves /metrics and /healthz\n`);
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new Error(`${options.name} HTTP server cannot listen on ${host}:${options.port ?? 0}: ${err.message}`)));
+    server.once('error', (err) =>
+      reject(new Error(`${options.name} HTTP server cannot listen on ${host}:${options.port ?? 0}: ${err.message}`)),
+    );
     server.listen(options.port ?? 0, host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;

@@ -36,9 +36,11 @@ abstract class Metric {
     readonly help: string,
     readonly labelNames: readonly string[],
   ) {
-    if (!METRIC_NAME.test(name)) throw new Error(`"${name}" is not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)`);
+    if (!METRIC_NAME.test(name))
+      throw new Error(`"${name}" is not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)`);
     for (const label of labelNames) {
-      if (!LABEL_NAME.test(label) || label.startsWith('__')) throw new Error(`"${label}" is not a valid Prometheus label name for ${name}`);
+      if (!LABEL_NAME.test(label) || label.startsWith('__'))
+        throw new Error(`"${label}" is not a valid Prometheus label name for ${name}`);
     }
     // An unlabelled metric shows 0 from the start, so a scrape never misses it.
     if (labelNames.length === 0) this.samples.set('', 0);
@@ -82,7 +84,12 @@ export class Gauge extends Metric {
   readonly type = 'gauge';
 
   /** collect, when given, sets the gauge's values just before each render (e.g. from a database count). */
-  constructor(name: string, help: string, labelNames: readonly string[], private readonly collect?: (gauge: Gauge) => void) {
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    private readonly collect?: (gauge: Gauge) => void,
+  ) {
     super(name, help, labelNames);
   }
 

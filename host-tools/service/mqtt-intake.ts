@@ -6,13 +6,24 @@ import type { IPublishPacket, MqttClient } from 'mqtt';
 
 export type ServiceLog = (level: 'info' | 'warn' | 'error', event: string, fields?: Record<string, unknown>) => void;
 
-export function acknowledgeAfterHandling(client: MqttClient, brokerUrl: string, emit: ServiceLog, handle: (topic: string, payload: Buffer) => void, afterEach: () => void): void {
+export function acknowledgeAfterHandling(
+  client: MqttClient,
+  brokerUrl: string,
+  emit: ServiceLog,
+  handle: (topic: string, payload: Buffer) => void,
+  afterEach: () => void,
+): void {
   client.handleMessage = (packet: IPublishPacket, callback: (error?: Error) => void) => {
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload, 'latin1') : (packet.payload as Buffer);
+    const payload =
+      typeof packet.payload === 'string' ? Buffer.from(packet.payload, 'latin1') : (packet.payload as Buffer);
     try {
       handle(packet.topic, payload);
     } catch (err) {
-      emit('error', 'store_failed', { topic: packet.topic, reason: (err as Error).message, note: 'not acknowledged: the broker will deliver it again' });
+      emit('error', 'store_failed', {
+        topic: packet.topic,
+        reason: (err as Error).message,
+        note: 'not acknowledged: the broker will deliver it again',
+      });
       callback(err as Error);
       return;
     }

@@ -53,14 +53,17 @@ options:
       'no-market': { type: 'boolean' },
     });
     const broker = values.broker ?? 'aedes';
-    if (broker !== 'aedes' && broker !== 'mosquitto') throw new CliError(`--broker must be aedes or mosquitto, got "${broker}"`);
+    if (broker !== 'aedes' && broker !== 'mosquitto')
+      throw new CliError(`--broker must be aedes or mosquitto, got "${broker}"`);
     if (broker === 'mosquitto' && !findMosquitto()) throw new CliError(`--broker mosquitto: ${MOSQUITTO_MISSING}`);
     const board = values.board ?? 'vm';
-    if (board !== 'vm' && board !== 'espruino-linux') throw new CliError(`--board must be vm or espruino-linux, got "${board}"`);
+    if (board !== 'vm' && board !== 'espruino-linux')
+      throw new CliError(`--board must be vm or espruino-linux, got "${board}"`);
     const missing = unavailable(board);
     if (missing) throw new CliError(`--board ${board}: ${missing}`);
     const realTime = board === 'espruino-linux';
-    if (realTime && values.speed !== undefined && values.speed !== '1') throw new CliError('--board espruino-linux runs in real time: leave out --speed (or give 1)');
+    if (realTime && values.speed !== undefined && values.speed !== '1')
+      throw new CliError('--board espruino-linux runs in real time: leave out --speed (or give 1)');
     const options = {
       board: board as Backend,
       broker: broker as 'aedes' | 'mosquitto',
@@ -78,8 +81,10 @@ options:
     };
     if (!values.json) {
       const simulated = options.intervals * options.intervalSeconds;
-      console.log(`veilgrid testbed: ${options.meters} meters, ${options.intervals} intervals of ${options.intervalSeconds} s ` +
-        `(${simulated} s simulated, about ${Math.ceil(simulated / options.speed)} s at ${options.speed}x)`);
+      console.log(
+        `veilgrid testbed: ${options.meters} meters, ${options.intervals} intervals of ${options.intervalSeconds} s ` +
+          `(${simulated} s simulated, about ${Math.ceil(simulated / options.speed)} s at ${options.speed}x)`,
+      );
     }
     const summary = await runTestbed(options);
     if (values.json) console.log(JSON.stringify(summary));
@@ -92,9 +97,10 @@ function progressPrinter(): (p: TestbedProgress) => void {
   const tty = process.stderr.isTTY;
   let last = '';
   return (p) => {
-    const line = p.phase === 'provisioning'
-      ? `  provisioning meters ${p.provisioned}/${p.meters}`
-      : `  interval ${p.interval}/${p.intervals} · readings ${p.readingsReceived}/${p.readingsExpected}`;
+    const line =
+      p.phase === 'provisioning'
+        ? `  provisioning meters ${p.provisioned}/${p.meters}`
+        : `  interval ${p.interval}/${p.intervals} · readings ${p.readingsReceived}/${p.readingsExpected}`;
     if (line === last) return;
     last = line;
     process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
@@ -104,19 +110,39 @@ function progressPrinter(): (p: TestbedProgress) => void {
 function printSummary(s: TestbedSummary): void {
   if (process.stderr.isTTY) process.stderr.write('\n');
   const r = s.readings;
-  console.log(`readings   ${r.received}/${r.expected} received, ${r.missing} missing, ${r.duplicates} duplicates dropped; ${r.verified} verified by the DSO, ${r.rejected} rejected`);
+  console.log(
+    `readings   ${r.received}/${r.expected} received, ${r.missing} missing, ${r.duplicates} duplicates dropped; ${r.verified} verified by the DSO, ${r.rejected} rejected`,
+  );
   console.log(`keys       ${s.keys.rotations} reading keys certified (each meter's first key included)`);
-  console.log(`energy     import ${s.energy.importWh} Wh, export ${s.energy.exportWh} Wh (S0 sources emitted ${s.emitted.importWh} / ${s.emitted.exportWh} Wh)`);
-  console.log(`gaps       ${s.gaps.lostSequenceNumbers} lost sequence numbers, ${s.gaps.flaggedReadings} readings flagged by meters`);
+  console.log(
+    `energy     import ${s.energy.importWh} Wh, export ${s.energy.exportWh} Wh (S0 sources emitted ${s.emitted.importWh} / ${s.emitted.exportWh} Wh)`,
+  );
+  console.log(
+    `gaps       ${s.gaps.lostSequenceNumbers} lost sequence numbers, ${s.gaps.flaggedReadings} readings flagged by meters`,
+  );
   if (s.offers && s.assets && s.clearing) {
-    console.log(`assets     ${s.assets.requested} requested, ${s.assets.issued} issued, ${s.assets.refused} refused by the DSO`);
-    console.log(`offers     ${s.offers.sent} reached the bridge, ${s.offers.onChain} on chain, ${s.offers.rejected} refused with a reason`);
-    console.log(`clearing   ${s.clearing.intervals} intervals cleared with energy traded, ${s.clearing.tradedWh} Wh; gate closure to result p50 ${s.clearing.latencyMs.p50} ms, p99 ${s.clearing.latencyMs.p99} ms`);
+    console.log(
+      `assets     ${s.assets.requested} requested, ${s.assets.issued} issued, ${s.assets.refused} refused by the DSO`,
+    );
+    console.log(
+      `offers     ${s.offers.sent} reached the bridge, ${s.offers.onChain} on chain, ${s.offers.rejected} refused with a reason`,
+    );
+    console.log(
+      `clearing   ${s.clearing.intervals} intervals cleared with energy traded, ${s.clearing.tradedWh} Wh; gate closure to result p50 ${s.clearing.latencyMs.p50} ms, p99 ${s.clearing.latencyMs.p99} ms`,
+    );
   }
-  console.log(`time       ${s.simulatedSeconds} s simulated in ${s.wallSeconds} s; metering ran at ${s.achievedSpeed}x`);
+  console.log(
+    `time       ${s.simulatedSeconds} s simulated in ${s.wallSeconds} s; metering ran at ${s.achievedSpeed}x`,
+  );
   if (r.missing !== 0) console.log('FAILED: readings are missing');
-  else if (!offersAccountedFor(s)) console.log('FAILED: offers reached the bridge that are neither on chain nor refused');
-  else console.log(s.offers ? 'ok: every reading arrived, every offer is on chain or refused with a reason' : 'ok: every reading arrived');
+  else if (!offersAccountedFor(s))
+    console.log('FAILED: offers reached the bridge that are neither on chain nor refused');
+  else
+    console.log(
+      s.offers
+        ? 'ok: every reading arrived, every offer is on chain or refused with a reason'
+        : 'ok: every reading arrived',
+    );
 }
 
 /** Every offer that reached the bridge is on chain or refused with a reason (true without a market). */

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildFirmware } from '../build/build-firmware.ts';
 import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts';
-import { type Backend, type MeterBoard } from '../../boards/harness/meter-board.ts';
+import type { Backend, MeterBoard } from '../../boards/harness/meter-board.ts';
 import { startGrid, type Grid } from '../grid/grid.ts';
 import { householdImport, pvExport } from '../../boards/emulator/load-profile.ts';
 
@@ -62,7 +62,14 @@ export interface TestbedSummary {
   meters: number;
   intervals: number;
   intervalSeconds: number;
-  readings: { expected: number; received: number; duplicates: number; missing: number; verified: number; rejected: number };
+  readings: {
+    expected: number;
+    received: number;
+    duplicates: number;
+    missing: number;
+    verified: number;
+    rejected: number;
+  };
   /** rotations: reading keys the DSO registered (each meter's first key counts: one SE counter step each). */
   keys: { rotations: number };
   energy: { importWh: number; exportWh: number };
@@ -87,7 +94,14 @@ export interface TestbedSummary {
   clearing?: { intervals: number; tradedWh: number; latencyMs: { p50: number; p99: number } };
 }
 
-export const TESTBED_DEFAULTS = { meters: 10, intervals: 10, intervalSeconds: 60, speed: 12, impulsesPerKWh: 1000, rotationSeconds: 300 };
+export const TESTBED_DEFAULTS = {
+  meters: 10,
+  intervals: 10,
+  intervalSeconds: 60,
+  speed: 12,
+  impulsesPerKWh: 1000,
+  rotationSeconds: 300,
+};
 
 const BOARD_ID = 'esp32-meter';
 
@@ -97,7 +111,8 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
   fs.mkdirSync(workDir, { recursive: true });
   clearPreviousRun(workDir);
   const backend = options.board ?? 'vm';
-  if (backend === 'espruino-linux' && options.speed !== 1) throw new Error(`the espruino-linux board runs in real time: its speed is 1, not ${options.speed}`);
+  if (backend === 'espruino-linux' && options.speed !== 1)
+    throw new Error(`the espruino-linux board runs in real time: its speed is 1, not ${options.speed}`);
   const { outFile } = await buildFirmware({ board: BOARD_ID });
   const bundle = fs.readFileSync(outFile, 'latin1');
 
@@ -144,11 +159,33 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
         impulsesPerKWh: options.impulsesPerKWh,
       });
       if (onTheBench) await board.powerCut();
-      options.onProgress?.({ phase: 'provisioning', provisioned: i + 1, meters: options.meters, interval: 0, intervals: options.intervals, readingsReceived: 0, readingsExpected: options.meters * options.intervals });
-      sources.push(new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh: options.impulsesPerKWh, profile: householdImport({ seed: i + 1 }) }));
+      options.onProgress?.({
+        phase: 'provisioning',
+        provisioned: i + 1,
+        meters: options.meters,
+        interval: 0,
+        intervals: options.intervals,
+        readingsReceived: 0,
+        readingsExpected: options.meters * options.intervals,
+      });
+      sources.push(
+        new S0PulseSource({
+          board,
+          pin: definition.pins.s0Import,
+          impulsesPerKWh: options.impulsesPerKWh,
+          profile: householdImport({ seed: i + 1 }),
+        }),
+      );
       // Every third household has PV on its roof.
       if (i % 3 === 0) {
-        sources.push(new S0PulseSource({ board, pin: definition.pins.s0Export, impulsesPerKWh: options.impulsesPerKWh, profile: pvExport({ seed: i + 1 }) }));
+        sources.push(
+          new S0PulseSource({
+            board,
+            pin: definition.pins.s0Export,
+            impulsesPerKWh: options.impulsesPerKWh,
+            profile: pvExport({ seed: i + 1 }),
+          }),
+        );
       }
     }
     if (onTheBench) {
@@ -165,7 +202,8 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
         await board.powerOn();
       }
       const online = Date.now();
-      while (connected.size < boards.length && Date.now() - online < 120_000) await new Promise((r) => setTimeout(r, 200));
+      while (connected.size < boards.length && Date.now() - online < 120_000)
+        await new Promise((r) => setTimeout(r, 200));
     }
     await grid.reloadBroker();
     // The window: K intervals from the one in progress as the S0 sources start. Provisioning took
@@ -179,7 +217,8 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
     const emitted = { importWh: 0, exportWh: 0 };
     // Real time at each gate closure the meters trade for in the window (d's gate closes as d starts).
     const gateClosedAtMs = new Map<number, number>();
-    for (let d = firstInterval + 1; d <= lastInterval + 1; d++) clock.setTimeoutAt(() => gateClosedAtMs.set(d, Date.now()), d * options.intervalSeconds);
+    for (let d = firstInterval + 1; d <= lastInterval + 1; d++)
+      clock.setTimeoutAt(() => gateClosedAtMs.set(d, Date.now()), d * options.intervalSeconds);
     clock.setTimeoutAt(() => {
       for (const source of sources) {
         if (source.pin === definition.pins.s0Import) emitted.importWh += source.energyWh;
@@ -195,9 +234,20 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
     const deadline = endSeconds + 2 * options.intervalSeconds;
     await new Promise<void>((resolve) => {
       const tick = () => {
-        const interval = Math.min(options.intervals, Math.max(0, Math.floor(clock.now() / options.intervalSeconds) - firstInterval));
+        const interval = Math.min(
+          options.intervals,
+          Math.max(0, Math.floor(clock.now() / options.intervalSeconds) - firstInterval),
+        );
         const received = inWindow();
-        options.onProgress?.({ phase: 'metering', provisioned: options.meters, meters: options.meters, interval, intervals: options.intervals, readingsReceived: received, readingsExpected: expected });
+        options.onProgress?.({
+          phase: 'metering',
+          provisioned: options.meters,
+          meters: options.meters,
+          interval,
+          intervals: options.intervals,
+          readingsReceived: received,
+          readingsExpected: expected,
+        });
         if (received >= expected || clock.now() >= deadline) resolve();
         else setTimeout(tick, 200);
       };
@@ -207,8 +257,15 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
     if (grid.market) {
       // The last gate closed as the window ended: give its clearing the time it takes (two intervals at most).
       const market = grid.market;
-      const published = () => market.bridgeLog.some((line) => /"event":"clearing_published"/.test(line) && (JSON.parse(line) as { interval: number }).interval >= lastInterval + 1);
-      await market.bridge.waitFor(() => published(), Math.ceil((2 * options.intervalSeconds * 1000) / options.speed) + 5000).catch(() => undefined);
+      const published = () =>
+        market.bridgeLog.some(
+          (line) =>
+            /"event":"clearing_published"/.test(line) &&
+            (JSON.parse(line) as { interval: number }).interval >= lastInterval + 1,
+        );
+      await market.bridge
+        .waitFor(() => published(), Math.ceil((2 * options.intervalSeconds * 1000) / options.speed) + 5000)
+        .catch(() => undefined);
     }
 
     const window = store.summaryInIntervals(firstInterval, lastInterval);
@@ -230,10 +287,15 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
       keys: { rotations: collector.stats.keyCertificates ?? 0 },
       energy: { importWh: window.importWh, exportWh: window.exportWh },
       emitted: { importWh: Math.round(emitted.importWh), exportWh: Math.round(emitted.exportWh) },
-      gaps: { lostSequenceNumbers: gaps.reduce((n, g) => n + g.missingCount, 0), flaggedReadings: gaps.reduce((n, g) => n + g.flaggedIntervals.length, 0) },
+      gaps: {
+        lostSequenceNumbers: gaps.reduce((n, g) => n + g.missingCount, 0),
+        flaggedReadings: gaps.reduce((n, g) => n + g.flaggedIntervals.length, 0),
+      },
       simulatedSeconds: Math.round(clock.now() - startSeconds),
       wallSeconds: Math.round((Date.now() - started) / 100) / 10,
-      achievedSpeed: Math.round(((clock.now() - metering.simulated) / Math.max(0.001, (Date.now() - metering.wallMs) / 1000)) * 10) / 10,
+      achievedSpeed:
+        Math.round(((clock.now() - metering.simulated) / Math.max(0.001, (Date.now() - metering.wallMs) / 1000)) * 10) /
+        10,
       ...(grid.market ? tradingSummary(grid, gateClosedAtMs) : {}),
     };
   } finally {
@@ -244,14 +306,22 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
 }
 
 /** What the meters traded: from the bridge's counts and log, and the DSO's asset records. */
-function tradingSummary(grid: Grid, gateClosedAtMs: Map<number, number>): Pick<TestbedSummary, 'offers' | 'assets' | 'clearing'> {
+function tradingSummary(
+  grid: Grid,
+  gateClosedAtMs: Map<number, number>,
+): Pick<TestbedSummary, 'offers' | 'assets' | 'clearing'> {
   const market = grid.market!;
   const stats = market.bridge.stats;
-  const dropped = Object.entries(stats.dropped).filter(([reason]) => reason !== 'duplicate').reduce((n, [, count]) => n + count, 0);
+  const dropped = Object.entries(stats.dropped)
+    .filter(([reason]) => reason !== 'duplicate')
+    .reduce((n, [, count]) => n + count, 0);
   const rejectedOnChain = Object.values(stats.rejectedOnChain).reduce((n, count) => n + count, 0);
-  const events = market.bridgeLog.map((line) => JSON.parse(line) as { event: string; time: string; interval?: number; volumeWh?: string });
+  const events = market.bridgeLog.map(
+    (line) => JSON.parse(line) as { event: string; time: string; interval?: number; volumeWh?: string },
+  );
   const volumes = new Map<number, number>();
-  for (const e of events) if (e.event === 'interval_settled' && e.interval !== undefined) volumes.set(e.interval, Number(e.volumeWh));
+  for (const e of events)
+    if (e.event === 'interval_settled' && e.interval !== undefined) volumes.set(e.interval, Number(e.volumeWh));
   const latencies: number[] = [];
   let intervals = 0;
   let tradedWh = 0;
@@ -288,7 +358,8 @@ function percentile(values: number[], q: number): number {
 
 /** Every run starts a fresh grid: what an earlier run left in the work folder goes (nothing else in it). */
 function clearPreviousRun(workDir: string): void {
-  const ours = /^(operator|broker|dso-key\.json|registry\.db.*|readings\.db.*|assets\.db.*|bridge\.db.*|meter-\d{4,}(\.flash.*)?|mosquitto-\d+\.conf)$/;
+  const ours =
+    /^(operator|broker|dso-key\.json|registry\.db.*|readings\.db.*|assets\.db.*|bridge\.db.*|meter-\d{4,}(\.flash.*)?|mosquitto-\d+\.conf)$/;
   for (const name of fs.readdirSync(workDir)) {
     if (ours.test(name)) fs.rmSync(path.join(workDir, name), { recursive: true, force: true });
   }

@@ -8,7 +8,15 @@ import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts'
 import { startBridge } from '../../host-tools/bridge/bridge.ts';
 import { grantFor } from '../../host-tools/ledger/market.ts';
 import { generateTradingKey } from '../../host-tools/ledger/trading-key.ts';
-import { BroadcastListener, connect, marketOnAnvil, publishOffer, signedOffer, tempDir, until } from './bridge-fixture.ts';
+import {
+  BroadcastListener,
+  connect,
+  marketOnAnvil,
+  publishOffer,
+  signedOffer,
+  tempDir,
+  until,
+} from './bridge-fixture.ts';
 
 const test = suite('bridge clears an idle anvil chain');
 
@@ -18,19 +26,45 @@ test('after the gate closes on an idle chain, the interval is cleared, settled a
   const broker = await startEmbeddedBroker({ log: () => {} });
   const listener = await BroadcastListener.start(broker.url);
   const meter = await connect(broker.url, { clientId: 'meter-idle' });
-  const bridge = await startBridge({ market: chain.market, relayer: chain.ledger.accounts[1], db: path.join(tmp.dir, 'q.db'), brokerUrl: broker.url, clientId: 'bridge', tickMs: 100, log: () => {}, http: false });
+  const bridge = await startBridge({
+    market: chain.market,
+    relayer: chain.ledger.accounts[1],
+    db: path.join(tmp.dir, 'q.db'),
+    brokerUrl: broker.url,
+    clientId: 'bridge',
+    tickMs: 100,
+    log: () => {},
+    http: false,
+  });
   try {
     const seller = generateTradingKey();
     const buyer = generateTradingKey();
-    await chain.market.issue(chain.dso, chain.feeder, [grantFor(seller.publicKey, chain.delivery, { production: 100 }), grantFor(buyer.publicKey, chain.delivery, { consumption: 100, money: 100n * 300n })]);
-    const ask = signedOffer(chain.market.domain, seller, { side: 'ask', interval: chain.delivery, wh: 100, limitPrice: 150 });
-    const bid = signedOffer(chain.market.domain, buyer, { side: 'bid', interval: chain.delivery, wh: 80, limitPrice: 250 });
+    await chain.market.issue(chain.dso, chain.feeder, [
+      grantFor(seller.publicKey, chain.delivery, { production: 100 }),
+      grantFor(buyer.publicKey, chain.delivery, { consumption: 100, money: 100n * 300n }),
+    ]);
+    const ask = signedOffer(chain.market.domain, seller, {
+      side: 'ask',
+      interval: chain.delivery,
+      wh: 100,
+      limitPrice: 150,
+    });
+    const bid = signedOffer(chain.market.domain, buyer, {
+      side: 'bid',
+      interval: chain.delivery,
+      wh: 80,
+      limitPrice: 250,
+    });
     await publishOffer(meter, 'meter-idle', ask.message);
     await publishOffer(meter, 'meter-idle', bid.message);
     for (const o of [ask, bid]) assert.is((await listener.outcome(o.digest)).accepted, true);
     const closure = (chain.deployment.genesisTime + chain.delivery * chain.deployment.intervalSeconds) * 1000;
     assert.ok(Date.now() < closure, 'the offers were on chain before the gate closed');
-    await until(() => listener.clearing.has(chain.delivery), closure - Date.now() + 20_000, `the clearing of interval ${chain.delivery}`);
+    await until(
+      () => listener.clearing.has(chain.delivery),
+      closure - Date.now() + 20_000,
+      `the clearing of interval ${chain.delivery}`,
+    );
     const [part] = listener.clearing.get(chain.delivery)!;
     assert.equal([part.volumeWh, part.price, part.fills.map((f) => f.fillWh)], [80, 200, [80, 80]]);
   } finally {

@@ -17,7 +17,10 @@ import { BroadcastListener, connect, publishOffer, signedOffer, tempDir } from '
 
 const CLI = path.resolve('bin/veilgrid.js');
 
-type StartBroker = (credentials: BrokerCredentials, dir: string) => Promise<{ url: string; close(): Promise<void> } | undefined>;
+type StartBroker = (
+  credentials: BrokerCredentials,
+  dir: string,
+) => Promise<{ url: string; close(): Promise<void> } | undefined>;
 
 function brokers(name: string, startBroker: StartBroker) {
   const test = suite(`bridge behind ${name}'s access rules`);
@@ -29,7 +32,22 @@ function brokers(name: string, startBroker: StartBroker) {
     const broker = await startBroker(credentials, tmp.dir);
     if (!broker) return tmp.remove();
     // Started in the temporary folder, so no deployment file of this checkout is found.
-    const child = spawn(process.execPath, [CLI, 'bridge', '--broker', broker.url, '--broker-dir', credentials.dir, '--db', path.join(tmp.dir, 'q.db'), '--http', '127.0.0.1:0'], { cwd: tmp.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'bridge',
+        '--broker',
+        broker.url,
+        '--broker-dir',
+        credentials.dir,
+        '--db',
+        path.join(tmp.dir, 'q.db'),
+        '--http',
+        '127.0.0.1:0',
+      ],
+      { cwd: tmp.dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let output = '';
     child.stdout.on('data', (c) => (output += c));
     child.stderr.on('data', (c) => (output += c));
@@ -39,21 +57,36 @@ function brokers(name: string, startBroker: StartBroker) {
     let listener: BroadcastListener | undefined;
     try {
       meter = await connect(broker.url, login);
-      const info = new Promise<Uint8Array>((resolve) => meter!.on('message', (topic, payload) => topic === MARKET_INFO_TOPIC && resolve(new Uint8Array(payload))));
+      const info = new Promise<Uint8Array>((resolve) =>
+        meter!.on('message', (topic, payload) => topic === MARKET_INFO_TOPIC && resolve(new Uint8Array(payload))),
+      );
       await meter.subscribeAsync(MARKET_INFO_TOPIC, { qos: 1 });
-      const market = decodeMarketInfo(await Promise.race([info, exited.then(() => Promise.reject(new Error(`the bridge exited:\n${output}`)))]));
+      const market = decodeMarketInfo(
+        await Promise.race([info, exited.then(() => Promise.reject(new Error(`the bridge exited:\n${output}`)))]),
+      );
       assert.match(output, /"event":"bridge_started"/);
       await meter.endAsync();
       meter = undefined;
       // The meter's one session both reads the broadcast and publishes its offers.
       listener = await BroadcastListener.start(broker.url, login);
       const key = generateTradingKey();
-      const offer = signedOffer(market.domain, key, { side: 'ask', interval: market.fromInterval, wh: 100, limitPrice: market.productionPrice + 10 });
+      const offer = signedOffer(market.domain, key, {
+        side: 'ask',
+        interval: market.fromInterval,
+        wh: 100,
+        limitPrice: market.productionPrice + 10,
+      });
       await publishOffer(listener.client, 'meter-1', offer.message);
       assert.equal(await listener.outcome(offer.digest), { accepted: false, reason: 'InsufficientAsset' }, output);
       const forged = offer.message.slice();
       forged[120] ^= 1;
-      const other = signedOffer(market.domain, key, { side: 'ask', interval: market.fromInterval, wh: 100, limitPrice: market.productionPrice + 10, seq: 1 });
+      const other = signedOffer(market.domain, key, {
+        side: 'ask',
+        interval: market.fromInterval,
+        wh: 100,
+        limitPrice: market.productionPrice + 10,
+        seq: 1,
+      });
       const otherForged = other.message.slice();
       otherForged[120] ^= 1;
       await publishOffer(listener.client, 'meter-1', otherForged);

@@ -14,7 +14,15 @@ import { CRASH_POINTS } from '../../host-tools/bridge/bridge.ts';
 import { compileContracts } from '../../host-tools/ledger/compile.ts';
 import { grantFor } from '../../host-tools/ledger/market.ts';
 import { generateTradingKey } from '../../host-tools/ledger/trading-key.ts';
-import { BroadcastListener, connect, marketOnAnvil, publishOffer, signedOffer, tempDir, until } from './bridge-fixture.ts';
+import {
+  BroadcastListener,
+  connect,
+  marketOnAnvil,
+  publishOffer,
+  signedOffer,
+  tempDir,
+  until,
+} from './bridge-fixture.ts';
 
 const test = suite('bridge killed at random points');
 const CLI = path.resolve('bin/veilgrid.js');
@@ -58,7 +66,20 @@ test.before(async () => {
   ctx.broker = await startEmbeddedBroker({ log: () => {} });
   ctx.listener = await BroadcastListener.start(ctx.broker.url);
   ctx.meter = await connect(ctx.broker.url, { clientId: 'meter-crash' });
-  ctx.args = ['--broker', ctx.broker.url, '--deployment', ctx.chain.file, '--key-file', ctx.chain.relayerKeyFile, '--db', path.join(ctx.tmp.dir, 'queue.db'), '--http', '127.0.0.1:0', '--batch-size', '3'];
+  ctx.args = [
+    '--broker',
+    ctx.broker.url,
+    '--deployment',
+    ctx.chain.file,
+    '--key-file',
+    ctx.chain.relayerKeyFile,
+    '--db',
+    path.join(ctx.tmp.dir, 'queue.db'),
+    '--http',
+    '127.0.0.1:0',
+    '--batch-size',
+    '3',
+  ];
 });
 
 test.after(async () => {
@@ -72,28 +93,49 @@ test.after(async () => {
 async function offersFor(count: number, firstPrice: number) {
   const { chain } = ctx;
   const keys = Array.from({ length: count }, () => generateTradingKey());
-  await chain.market.issue(chain.dso, chain.feeder, keys.map((k) => grantFor(k.publicKey, chain.delivery, { production: 10 })));
-  return keys.map((k, i) => signedOffer(chain.market.domain, k, { side: 'ask', interval: chain.delivery, wh: 10, limitPrice: firstPrice + i }));
+  await chain.market.issue(
+    chain.dso,
+    chain.feeder,
+    keys.map((k) => grantFor(k.publicKey, chain.delivery, { production: 10 })),
+  );
+  return keys.map((k, i) =>
+    signedOffer(chain.market.domain, k, { side: 'ask', interval: chain.delivery, wh: 10, limitPrice: firstPrice + i }),
+  );
 }
 
 /** Every offer on chain exactly once, no refusal at all, every meter told. */
 async function assertExactlyOnce(offers: Array<{ digest: string }>) {
   const { chain, listener } = ctx;
-  await until(() => offers.every((o) => listener.outcomes.get(o.digest)?.some((x) => x.accepted)), 90_000, 'a receipt of every offer');
+  await until(
+    () => offers.every((o) => listener.outcomes.get(o.digest)?.some((x) => x.accepted)),
+    90_000,
+    'a receipt of every offer',
+  );
   const abi = compileContracts().Market.abi;
   const logs = await chain.ledger.publicClient.getLogs({ address: chain.deployment.market, fromBlock: 0n });
-  const events = logs.map((l) => decodeEventLog({ abi, data: l.data, topics: l.topics }) as unknown as { eventName: string; args: { digest?: string } });
+  const events = logs.map(
+    (l) =>
+      decodeEventLog({ abi, data: l.data, topics: l.topics }) as unknown as {
+        eventName: string;
+        args: { digest?: string };
+      },
+  );
   const accepted = events.filter((e) => e.eventName === 'OfferAccepted').map((e) => e.args.digest!);
-  for (const o of offers) assert.is(accepted.filter((d) => d === o.digest).length, 1, `${o.digest} on chain exactly once`);
+  for (const o of offers)
+    assert.is(accepted.filter((d) => d === o.digest).length, 1, `${o.digest} on chain exactly once`);
   assert.is(new Set(accepted).size, accepted.length, 'no digest twice');
   assert.is(events.filter((e) => e.eventName === 'OfferRejected').length, 0, 'no offer refused, not even as Replayed');
-  for (const o of offers) assert.ok(listener.outcomes.get(o.digest)!.every((x) => x.accepted), `${o.digest}: ${JSON.stringify(listener.outcomes.get(o.digest))}`);
+  for (const o of offers)
+    assert.ok(
+      listener.outcomes.get(o.digest)!.every((x) => x.accepted),
+      `${o.digest}: ${JSON.stringify(listener.outcomes.get(o.digest))}`,
+    );
 }
 
 test('SIGKILL at random points while submitting: every offer on chain exactly once', async () => {
   const seed = Number(process.env.VEILGRID_BRIDGE_SEED ?? Date.now() % 100_000);
   let state = seed;
-  const random = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const random = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
   console.log(`  (kill times from seed ${seed}; VEILGRID_BRIDGE_SEED=${seed} repeats them)`);
   const { chain, meter, args } = ctx;
   let running: Running | undefined;
@@ -129,7 +171,9 @@ test('SIGKILL at random points while submitting: every offer on chain exactly on
     );
     const log = everything.join('') + running.output();
     const restartsInFlight = (log.match(/"event":"queue_opened"[^\n]*"pendingBatches":[1-9]/g) ?? []).length;
-    console.log(`  (${(log.match(/"event":"batch_sent"/g) ?? []).length} batches signed; ${restartsInFlight} of 6 restarts found batches in flight, ${(log.match(/"event":"batch_resent"/g) ?? []).length} sent again)`);
+    console.log(
+      `  (${(log.match(/"event":"batch_sent"/g) ?? []).length} batches signed; ${restartsInFlight} of 6 restarts found batches in flight, ${(log.match(/"event":"batch_resent"/g) ?? []).length} sent again)`,
+    );
   } catch (err) {
     console.error(everything.join('\n---\n') + (running?.output() ?? ''));
     throw err;
@@ -148,13 +192,21 @@ test('a kill exactly between each write and the step after it (store, sign, send
     const dying = spawnWith(args, point);
     await dying.httpUrl;
     for (const o of offers) await publishOffer(meter, `meter-${point}-${sent++}`, o.message);
-    const code = await Promise.race([dying.exited, new Promise<string>((resolve) => setTimeout(() => resolve('alive'), 30_000))]);
+    const code = await Promise.race([
+      dying.exited,
+      new Promise<string>((resolve) => setTimeout(() => resolve('alive'), 30_000)),
+    ]);
     assert.is(dying.child.signalCode, 'SIGKILL', `the bridge died at ${point} (${code}):\n${dying.output()}`);
     const running = startBridgeProcess(args);
     try {
       await running.httpUrl;
       await assertExactlyOnce(offers);
-      if (point === 'batch-recorded') assert.match(running.output(), /"event":"batch_resent"/, 'the batch signed and stored before the kill is sent as the same bytes');
+      if (point === 'batch-recorded')
+        assert.match(
+          running.output(),
+          /"event":"batch_resent"/,
+          'the batch signed and stored before the kill is sent as the same bytes',
+        );
     } finally {
       running.child.kill('SIGTERM');
       await running.exited;

@@ -19,7 +19,14 @@ import { BroadcastListener, connect, publishOffer, signedOffer, tempDir, until }
 
 const test = suite('bridge faults in process');
 
-type Bed = { f: MarketFixture; bridge: Bridge; listener: BroadcastListener; meter: MqttClient; lines: string[]; brokerUrl: string };
+type Bed = {
+  f: MarketFixture;
+  bridge: Bridge;
+  listener: BroadcastListener;
+  meter: MqttClient;
+  lines: string[];
+  brokerUrl: string;
+};
 
 /** A fresh in-process market, an embedded broker, a meter, a listener and a bridge with these options. */
 async function withBridge(options: Partial<BridgeOptions>, run: (bed: Bed) => Promise<void>) {
@@ -29,7 +36,17 @@ async function withBridge(options: Partial<BridgeOptions>, run: (bed: Bed) => Pr
   const listener = await BroadcastListener.start(broker.url);
   const meter = await connect(broker.url, { clientId: 'meter-r' });
   const lines: string[] = [];
-  const bridge = await startBridge({ market: f.market, relayer: f.relayer, db: path.join(tmp.dir, 'q.db'), brokerUrl: broker.url, clientId: 'bridge', tickMs: 50, log: (l) => lines.push(l), http: false, ...options });
+  const bridge = await startBridge({
+    market: f.market,
+    relayer: f.relayer,
+    db: path.join(tmp.dir, 'q.db'),
+    brokerUrl: broker.url,
+    clientId: 'bridge',
+    tickMs: 50,
+    log: (l) => lines.push(l),
+    http: false,
+    ...options,
+  });
   try {
     await run({ f, bridge, listener, meter, lines, brokerUrl: broker.url });
   } finally {
@@ -44,8 +61,14 @@ async function withBridge(options: Partial<BridgeOptions>, run: (bed: Bed) => Pr
 test('a batch pending past replaceAfterMs is sent again with higher fees under its nonce; mined once', () =>
   withBridge({ replaceAfterMs: 300 }, async ({ f, bridge, listener, meter, lines }) => {
     const keys = [generateTradingKey(), generateTradingKey()];
-    await f.market.issue(f.dso, FEEDER, keys.map((k) => grantFor(k.publicKey, DELIVERY, { production: 10 })));
-    const offers = keys.map((k, i) => signedOffer(f.market.domain, k, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 120 + i }));
+    await f.market.issue(
+      f.dso,
+      FEEDER,
+      keys.map((k) => grantFor(k.publicKey, DELIVERY, { production: 10 })),
+    );
+    const offers = keys.map((k, i) =>
+      signedOffer(f.market.domain, k, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 120 + i }),
+    );
     await f.ledger.request('evm_setAutomine', [false]);
     for (const o of offers) await publishOffer(meter, 'meter-r', o.message);
     await until(() => bridge.stats.replacements >= 1, 20_000, 'a replacement');
@@ -55,9 +78,14 @@ test('a batch pending past replaceAfterMs is sent again with higher fees under i
     for (const o of offers) assert.is((await listener.outcome(o.digest)).accepted, true);
     assert.is(await f.market.offerCount(DELIVERY), offers.length, 'each offer once');
     const sent = lines.filter((l) => l.includes('"event":"batch_sent"')).map((l) => JSON.parse(l) as { nonce: number });
-    const replaced = lines.filter((l) => l.includes('"event":"batch_replaced"')).map((l) => JSON.parse(l) as { nonce: number; old: string; hash: string });
+    const replaced = lines
+      .filter((l) => l.includes('"event":"batch_replaced"'))
+      .map((l) => JSON.parse(l) as { nonce: number; old: string; hash: string });
     assert.ok(replaced.length >= 1);
-    assert.ok(replaced.every((r) => sent.some((s) => s.nonce === r.nonce) && r.old !== r.hash), 'same nonce, another transaction');
+    assert.ok(
+      replaced.every((r) => sent.some((s) => s.nonce === r.nonce) && r.old !== r.hash),
+      'same nonce, another transaction',
+    );
     assert.equal(bridge.stats.rejectedOnChain, {});
   }));
 
@@ -84,7 +112,12 @@ test('a key revoked after the bridge checked its offer: the chain refuses it as 
     await f.ledger.request('evm_setAutomine', [false]);
     // The ban waits in the mempool ahead of the bridge's batch: the bridge's check (mined KeyRevoked events) passes.
     const { Market } = compileContracts();
-    await f.ledger.wallet(f.dso).writeContract({ address: f.market.deployment.market, abi: Market.abi, functionName: 'ban', args: [keccak256(stringToBytes('meter-late-ban')), [key.keyId], []] });
+    await f.ledger.wallet(f.dso).writeContract({
+      address: f.market.deployment.market,
+      abi: Market.abi,
+      functionName: 'ban',
+      args: [keccak256(stringToBytes('meter-late-ban')), [key.keyId], []],
+    });
     await publishOffer(meter, 'meter-r', offer.message);
     await until(() => bridge.stats.batches >= 1, 20_000, 'the batch sent');
     await f.ledger.request('evm_mine');
@@ -110,7 +143,7 @@ test('a meter past its budget of refused and duplicate messages is dropped unrea
     const other = await connect(brokerUrl, { clientId: 'meter-s' });
     try {
       await publishOffer(other, 'meter-s', offer.message);
-      await until(() => bridge.stats.queued === 1, 10_000, 'another meter\'s offer taken');
+      await until(() => bridge.stats.queued === 1, 10_000, "another meter's offer taken");
     } finally {
       await other.endAsync();
     }

@@ -5,8 +5,18 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { toHex } from 'viem';
-import { decodeClearing, decodeReceipt, reasonName, type ClearingPart } from '../../firmware/src/protocol/market-broadcast.ts';
-import { encodeOffer, encodeOfferMessage, type MarketDomain, type OfferFields } from '../../firmware/src/protocol/offer.ts';
+import {
+  decodeClearing,
+  decodeReceipt,
+  reasonName,
+  type ClearingPart,
+} from '../../firmware/src/protocol/market-broadcast.ts';
+import {
+  encodeOffer,
+  encodeOfferMessage,
+  type MarketDomain,
+  type OfferFields,
+} from '../../firmware/src/protocol/offer.ts';
 import { CLEARING_TOPIC, RECEIPT_TOPIC, offerTopic } from '../../firmware/src/protocol/topics.ts';
 import { offerDigest } from '../../host-tools/ledger/offer-digest.ts';
 import type { TradingKey } from '../../host-tools/ledger/trading-key.ts';
@@ -21,7 +31,11 @@ export interface SignedOffer {
   digest: string;
 }
 
-export function signedOffer(domain: MarketDomain, key: TradingKey, fields: Omit<OfferFields, 'key' | 'seq'> & { seq?: number }): SignedOffer {
+export function signedOffer(
+  domain: MarketDomain,
+  key: TradingKey,
+  fields: Omit<OfferFields, 'key' | 'seq'> & { seq?: number },
+): SignedOffer {
   const signedBytes = encodeOffer(domain, { seq: 0, ...fields, key: key.publicKey });
   return { message: encodeOfferMessage(signedBytes, key.sign(signedBytes)), digest: toHex(offerDigest(signedBytes)) };
 }
@@ -41,7 +55,10 @@ export async function publishOffer(client: MqttClient, meterId: string, message:
 
 /** Everything the bridge broadcast, decoded: outcomes by digest (hex), clearing parts by interval. */
 export class BroadcastListener {
-  readonly outcomes = new Map<string, Array<{ accepted: boolean; reason?: string; interval?: number; index?: number }>>();
+  readonly outcomes = new Map<
+    string,
+    Array<{ accepted: boolean; reason?: string; interval?: number; index?: number }>
+  >();
   readonly clearing = new Map<number, ClearingPart[]>();
   private constructor(readonly client: MqttClient) {}
 
@@ -56,7 +73,8 @@ export class BroadcastListener {
   private take(topic: string, payload: Uint8Array) {
     if (topic === RECEIPT_TOPIC) {
       const receipt = decodeReceipt(payload);
-      for (const a of receipt.accepted) this.add(toHex(a.digest), { accepted: true, interval: a.interval, index: a.index });
+      for (const a of receipt.accepted)
+        this.add(toHex(a.digest), { accepted: true, interval: a.interval, index: a.index });
       for (const r of receipt.refused) this.add(toHex(r.digest), { accepted: false, reason: reasonName(r.reason) });
     } else if (topic === CLEARING_TOPIC) {
       const part = decodeClearing(payload);
@@ -80,7 +98,11 @@ export class BroadcastListener {
 
   /** The acceptance published for digest, waiting for it (a refusal of a forged copy may come first). */
   async accepted(digest: string, timeoutMs = 30_000) {
-    await until(() => (this.outcomes.get(digest) ?? []).some((o) => o.accepted), timeoutMs, `an acceptance of ${digest}`);
+    await until(
+      () => (this.outcomes.get(digest) ?? []).some((o) => o.accepted),
+      timeoutMs,
+      `an acceptance of ${digest}`,
+    );
     return this.outcomes.get(digest)!.find((o) => o.accepted)!;
   }
 
@@ -89,7 +111,11 @@ export class BroadcastListener {
   }
 }
 
-export async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -102,7 +128,10 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
  * market deployed by development account 0 with interval 10 running and interval 11 open, prices and one
  * feeder set, and the deployment file written. The relayer is development account 1 (its key in relayerKeyFile).
  */
-export async function marketOnAnvil(dir: string, options: { blockTimeSeconds?: number; intervalSeconds?: number } = {}) {
+export async function marketOnAnvil(
+  dir: string,
+  options: { blockTimeSeconds?: number; intervalSeconds?: number } = {},
+) {
   const { startAnvil } = await import('../../host-tools/ledger/anvil-node.ts');
   const { developmentKeys, openLedger } = await import('../../host-tools/ledger/ledger-client.ts');
   const { deployMarket, MarketClient, writeDeployment } = await import('../../host-tools/ledger/market.ts');
@@ -110,10 +139,15 @@ export async function marketOnAnvil(dir: string, options: { blockTimeSeconds?: n
   try {
     const keys = developmentKeys(3);
     const ledger = await openLedger({ kind: 'rpc', url: node.url, privateKeys: keys });
-    for (const account of ledger.accounts) await ledger.request('anvil_setBalance', [account.address, `0x${(10n ** 24n).toString(16)}`]);
+    for (const account of ledger.accounts)
+      await ledger.request('anvil_setBalance', [account.address, `0x${(10n ** 24n).toString(16)}`]);
     const intervalSeconds = options.intervalSeconds ?? 3600;
     const now = Math.floor(Date.now() / 1000);
-    const deployment = await deployMarket(ledger, ledger.accounts[0], { intervalSeconds, genesisTime: now - 10 * intervalSeconds - 1, rpcUrl: node.url });
+    const deployment = await deployMarket(ledger, ledger.accounts[0], {
+      intervalSeconds,
+      genesisTime: now - 10 * intervalSeconds - 1,
+      rpcUrl: node.url,
+    });
     const file = path.join(dir, 'deployment.json');
     writeDeployment(file, deployment);
     const market = new MarketClient(ledger, deployment);
@@ -121,7 +155,18 @@ export async function marketOnAnvil(dir: string, options: { blockTimeSeconds?: n
     await market.setFeederLimit(ledger.accounts[0], 7, 10n ** 12n, 10n ** 12n);
     const relayerKeyFile = path.join(dir, 'relayer.key');
     fs.writeFileSync(relayerKeyFile, `${keys[1]}\n`, { mode: 0o600 });
-    return { node, ledger, market, deployment, file, dso: ledger.accounts[0], relayerKey: keys[1], relayerKeyFile, feeder: 7, delivery: 11 };
+    return {
+      node,
+      ledger,
+      market,
+      deployment,
+      file,
+      dso: ledger.accounts[0],
+      relayerKey: keys[1],
+      relayerKeyFile,
+      feeder: 7,
+      delivery: 11,
+    };
   } catch (err) {
     await node.stop();
     throw err;

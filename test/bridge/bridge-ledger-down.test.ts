@@ -10,7 +10,15 @@ import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts'
 import { startBridge } from '../../host-tools/bridge/bridge.ts';
 import { grantFor, openDeployedMarket, writeDeployment } from '../../host-tools/ledger/market.ts';
 import { generateTradingKey } from '../../host-tools/ledger/trading-key.ts';
-import { BroadcastListener, connect, marketOnAnvil, publishOffer, signedOffer, tempDir, until } from './bridge-fixture.ts';
+import {
+  BroadcastListener,
+  connect,
+  marketOnAnvil,
+  publishOffer,
+  signedOffer,
+  tempDir,
+  until,
+} from './bridge-fixture.ts';
 
 const test = suite('bridge with the ledger down and back');
 
@@ -72,8 +80,14 @@ test('offers queue while the node is unreachable and reach the chain once when i
   });
   try {
     const keys = Array.from({ length: 10 }, () => generateTradingKey());
-    await chain.market.issue(chain.dso, chain.feeder, keys.map((k) => grantFor(k.publicKey, chain.delivery, { production: 10 })));
-    const offers = keys.map((k, i) => signedOffer(chain.market.domain, k, { side: 'ask', interval: chain.delivery, wh: 10, limitPrice: 100 + i }));
+    await chain.market.issue(
+      chain.dso,
+      chain.feeder,
+      keys.map((k) => grantFor(k.publicKey, chain.delivery, { production: 10 })),
+    );
+    const offers = keys.map((k, i) =>
+      signedOffer(chain.market.domain, k, { side: 'ask', interval: chain.delivery, wh: 10, limitPrice: 100 + i }),
+    );
 
     for (const o of offers.slice(0, 3)) await publishOffer(meter, 'meter-1', o.message);
     for (const o of offers.slice(0, 3)) assert.is((await listener.outcome(o.digest)).accepted, true);
@@ -85,7 +99,10 @@ test('offers queue while the node is unreachable and reach the chain once when i
     const health = await fetch(`${bridge.http!.url}/healthz`);
     assert.is(health.status, 503);
     assert.match(await health.text(), /does not answer/);
-    assert.ok(lines.some((l) => l.includes('"event":"ledger_unreachable"')), 'the outage is logged');
+    assert.ok(
+      lines.some((l) => l.includes('"event":"ledger_unreachable"')),
+      'the outage is logged',
+    );
     await new Promise((resolve) => setTimeout(resolve, 1500)); // a few retries against a closed port
     assert.is(await chain.market.offerCount(chain.delivery), 3, 'nothing reached the chain meanwhile');
 

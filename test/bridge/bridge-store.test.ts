@@ -9,7 +9,13 @@ import { tempDir } from './bridge-fixture.ts';
 
 const market = { chainId: 31337, market: '0x5fbdb2315678afecb367f032d93f642f64180aa3' };
 const d = (b: number) => new Uint8Array(32).fill(b);
-const attempt = (n: number) => ({ hash: `0x${String(n).padStart(64, '0')}` as const, raw: '0x02' as const, maxFeePerGas: 10n, maxPriorityFeePerGas: 1n, sentMs: 1000 + n });
+const attempt = (n: number) => ({
+  hash: `0x${String(n).padStart(64, '0')}` as const,
+  raw: '0x02' as const,
+  maxFeePerGas: 10n,
+  maxPriorityFeePerGas: 1n,
+  sentMs: 1000 + n,
+});
 
 test('a queue belongs to one market', () => {
   const tmp = tempDir('veilgrid-bridge-store-');
@@ -31,14 +37,21 @@ test('queue, refuse, batch, finish, publish, prune', () => {
   assert.ok(store.refuse(d(0xa1), d(3), 17));
   assert.ok(store.refuse(d(0xa2), d(3), 17), 'another message with the same offer digest is its own refusal');
   assert.not.ok(store.refuse(d(0xa1), d(3), 17), 'the same message again');
-  assert.equal(store.queued(10).map((o) => o.digest[0]), [2, 1], 'oldest first');
+  assert.equal(
+    store.queued(10).map((o) => o.digest[0]),
+    [2, 1],
+    'oldest first',
+  );
 
   const id = store.recordBatch(5, [d(1), d(2)], attempt(1));
   assert.is(store.count('in-flight'), 2);
   store.addAttempt(id, attempt(2));
   assert.is(store.highestNonce(), 5);
   const [pending] = store.pendingBatches();
-  assert.equal(pending.attempts.map((a) => a.hash), [attempt(1).hash, attempt(2).hash]);
+  assert.equal(
+    pending.attempts.map((a) => a.hash),
+    [attempt(1).hash, attempt(2).hash],
+  );
   assert.is(pending.nonce, 5);
   assert.equal(store.messagesOf([d(2)])[0][0], 2);
   store.finishBatch(id, [{ digest: d(1), accepted: true, interval: 11, index: 0 }]);
@@ -47,17 +60,30 @@ test('queue, refuse, batch, finish, publish, prune', () => {
   assert.equal(store.pendingBatches(), []);
 
   const owed = store.unpublished(10);
-  assert.equal(owed.map((o) => [o.digest[0], o.state, o.reason]), [[1, 'accepted', null], [3, 'refused', 17], [3, 'refused', 17]]);
+  assert.equal(
+    owed.map((o) => [o.digest[0], o.state, o.reason]),
+    [
+      [1, 'accepted', null],
+      [3, 'refused', 17],
+      [3, 'refused', 17],
+    ],
+  );
   store.markPublished(owed);
   assert.equal(store.unpublished(10), []);
 
   assert.ok(store.republishOffer(d(1)), 'a known outcome is owed again');
   assert.not.ok(store.republishOffer(d(2)), 'a queued offer has no outcome yet');
   assert.ok(store.republishRefusal(d(0xa1)));
-  assert.equal(store.unpublished(10).map((o) => o.digest[0]), [1, 3]);
+  assert.equal(
+    store.unpublished(10).map((o) => o.digest[0]),
+    [1, 3],
+  );
   store.markPublished(store.unpublished(10));
 
-  assert.equal(store.expireQueued((interval) => interval <= 11, 20).map((x) => x[0]), [2]);
+  assert.equal(
+    store.expireQueued((interval) => interval <= 11, 20).map((x) => x[0]),
+    [2],
+  );
   assert.equal(store.stateOf(d(2)), { state: 'refused', reason: 20, interval: 11, index: null });
   store.markPublished(store.unpublished(10));
   assert.equal(store.prune(12, Date.now() + 1), { offers: 2, refusals: 2 });

@@ -40,7 +40,15 @@ test.before(async () => {
   ctx.f = await marketFixture();
   ctx.broker = await startEmbeddedBroker({ log: () => {} });
   ctx.listener = await BroadcastListener.start(ctx.broker.url);
-  ctx.bridge = await startBridge({ market: ctx.f.market, relayer: ctx.f.relayer, db: path.join(ctx.tmp.dir, 'bridge.db'), brokerUrl: ctx.broker.url, clientId: 'bridge', tickMs: 50, log: () => {} });
+  ctx.bridge = await startBridge({
+    market: ctx.f.market,
+    relayer: ctx.f.relayer,
+    db: path.join(ctx.tmp.dir, 'bridge.db'),
+    brokerUrl: ctx.broker.url,
+    clientId: 'bridge',
+    tickMs: 50,
+    log: () => {},
+  });
   ctx.meter = await connect(ctx.broker.url, { clientId: 'meter-1' });
 });
 
@@ -73,16 +81,38 @@ test('bad input is refused with its reason; valid offers reach the chain; the ch
   const mutated = signedOffer(domain, seller, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 150, seq: 1 });
   const mutatedMessage = mutated.message.slice();
   mutatedMessage[150] ^= 0x01;
-  const changedBytes = signedOffer(domain, seller, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 150, seq: 2 });
+  const changedBytes = signedOffer(domain, seller, {
+    side: 'ask',
+    interval: DELIVERY,
+    wh: 10,
+    limitPrice: 150,
+    seq: 2,
+  });
   const changedMessage = changedBytes.message.slice();
   changedMessage[40] ^= 0x01; // wh changed after signing
   const short = ask.message.subarray(0, 176);
   const cbor = encode({ offer: 'not this' });
-  const sideThree = encodeOffer(domain, { side: 'ask', interval: DELIVERY, wh: 1, limitPrice: 1, seq: 3, key: seller.publicKey });
+  const sideThree = encodeOffer(domain, {
+    side: 'ask',
+    interval: DELIVERY,
+    wh: 1,
+    limitPrice: 1,
+    seq: 3,
+    key: seller.publicKey,
+  });
   sideThree[32] = 3;
   const sideThreeMessage = encodeOfferMessage(sideThree, seller.sign(sideThree));
-  const otherMarket = signedOffer({ chainId: domain.chainId, market: '0x00000000000000000000000000000000000000aa' }, seller, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 150 });
-  const otherChain = signedOffer({ chainId: 1, market: domain.market }, seller, { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 150 });
+  const otherMarket = signedOffer(
+    { chainId: domain.chainId, market: '0x00000000000000000000000000000000000000aa' },
+    seller,
+    { side: 'ask', interval: DELIVERY, wh: 10, limitPrice: 150 },
+  );
+  const otherChain = signedOffer({ chainId: 1, market: domain.market }, seller, {
+    side: 'ask',
+    interval: DELIVERY,
+    wh: 10,
+    limitPrice: 150,
+  });
   const late = signedOffer(domain, seller, { side: 'ask', interval: START_INTERVAL, wh: 10, limitPrice: 150 });
 
   await publishOffer(meter, 'meter-1', forged);
@@ -126,7 +156,13 @@ test('bad input is refused with its reason; valid offers reach the chain; the ch
 
   // What only the chain knows: above the asset, a double spend of one asset, a bid above its money.
   const above = signedOffer(domain, seller, { side: 'ask', interval: DELIVERY, wh: 5000, limitPrice: 150, seq: 10 });
-  const doubleSpend = signedOffer(domain, seller, { side: 'ask', interval: DELIVERY, wh: 600, limitPrice: 140, seq: 11 });
+  const doubleSpend = signedOffer(domain, seller, {
+    side: 'ask',
+    interval: DELIVERY,
+    wh: 600,
+    limitPrice: 140,
+    seq: 11,
+  });
   const rich = signedOffer(domain, buyer, { side: 'bid', interval: DELIVERY, wh: 400, limitPrice: 300_000, seq: 12 });
   for (const o of [above, doubleSpend, rich]) await publishOffer(meter, 'meter-1', o.message);
   assert.equal(await listener.outcome(above.digest), { accepted: false, reason: 'InsufficientAsset' });
@@ -143,11 +179,22 @@ test('bad input is refused with its reason; valid offers reach the chain; the ch
   assert.is(bridge.stats.alreadyOnChain, 1);
   assert.is(bridge.stats.rejectedOnChain.Replayed, undefined, 'a Replayed answer for an offer on chain is no refusal');
   assert.is(await f.market.offerCount(DELIVERY), 3);
-  assert.equal(bridge.stats.dropped, { 'bad-signature': 3, malformed: 3, 'wrong-market': 2, 'gate-closed': 1, 'revoked-key': 1, duplicate: 2 });
+  assert.equal(bridge.stats.dropped, {
+    'bad-signature': 3,
+    malformed: 3,
+    'wrong-market': 2,
+    'gate-closed': 1,
+    'revoked-key': 1,
+    duplicate: 2,
+  });
 
   // After gate closure: cleared, settled, and every offer's fill broadcast.
   await f.passGateClosure(DELIVERY);
-  await until(() => (listener.clearing.get(DELIVERY)?.length ?? 0) >= 1, 30_000, `the clearing result of interval ${DELIVERY}`);
+  await until(
+    () => (listener.clearing.get(DELIVERY)?.length ?? 0) >= 1,
+    30_000,
+    `the clearing result of interval ${DELIVERY}`,
+  );
   const [part] = listener.clearing.get(DELIVERY)!;
   assert.is(part.parts, 1);
   assert.is(part.offers, 3);
@@ -161,11 +208,13 @@ test('bad input is refused with its reason; valid offers reach the chain; the ch
   assert.ok(part.price >= 150 && part.price <= 200, `price ${part.price}`);
 });
 
-test('the market info is kept retained: deployment, clock and the next interval\'s prices', async () => {
+test("the market info is kept retained: deployment, clock and the next interval's prices", async () => {
   const { f, broker } = ctx;
   const reader = await connect(broker.url);
   try {
-    const info = new Promise<Uint8Array>((resolve) => reader.on('message', (_topic, payload) => resolve(new Uint8Array(payload))));
+    const info = new Promise<Uint8Array>((resolve) =>
+      reader.on('message', (_topic, payload) => resolve(new Uint8Array(payload))),
+    );
     await reader.subscribeAsync(MARKET_INFO_TOPIC, { qos: 1 });
     const decoded = decodeMarketInfo(await info);
     assert.equal(decoded.domain, { chainId: f.market.domain.chainId, market: f.market.domain.market.toLowerCase() });

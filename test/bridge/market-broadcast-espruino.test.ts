@@ -21,19 +21,43 @@ test('the meter decodes and re-encodes receipts and clearing results as the host
     console.log('  (no Espruino interpreter: set VEILGRID_ESPRUINO_BIN or put it at ../shared/espruino/; skipped)');
     return;
   }
-  const receipt = hex(encodeReceipts({ accepted: [{ digest: digest(0xaa), interval: 11, index: 3 }], refused: [{ digest: digest(0xbb), reason: 17 }] })[0]);
-  const clearing = hex(encodeClearing({ interval: 11, price: 150, volumeWh: 600, offers: 2 }, [
-    { digest: digest(0xaa), fillWh: 600, paid: 0, received: 90000 },
-    { digest: digest(0xcc), fillWh: 600, paid: 90000, received: 0 },
-  ])[0]);
-  const big = hex(encodeClearing({ interval: 1, price: 1, volumeWh: amountFromBigint(2n ** 64n + 1n), offers: 1 }, [{ digest: digest(1), fillWh: 1, paid: 2 ** 53 - 1, received: 0 }])[0]);
+  const receipt = hex(
+    encodeReceipts({
+      accepted: [{ digest: digest(0xaa), interval: 11, index: 3 }],
+      refused: [{ digest: digest(0xbb), reason: 17 }],
+    })[0],
+  );
+  const clearing = hex(
+    encodeClearing({ interval: 11, price: 150, volumeWh: 600, offers: 2 }, [
+      { digest: digest(0xaa), fillWh: 600, paid: 0, received: 90000 },
+      { digest: digest(0xcc), fillWh: 600, paid: 90000, received: 0 },
+    ])[0],
+  );
+  const big = hex(
+    encodeClearing({ interval: 1, price: 1, volumeWh: amountFromBigint(2n ** 64n + 1n), offers: 1 }, [
+      { digest: digest(1), fillWh: 1, paid: 2 ** 53 - 1, received: 0 },
+    ])[0],
+  );
   const work = mkdtempSync(path.join(os.tmpdir(), 'veilgrid-broadcast-'));
   try {
-    const built = await buildFirmware({ board: 'esp32-meter', entry: path.resolve('test/bridge/broadcast-entry.ts'), outFile: path.join(work, 'bundle.js') });
+    const built = await buildFirmware({
+      board: 'esp32-meter',
+      entry: path.resolve('test/bridge/broadcast-entry.ts'),
+      outFile: path.join(work, 'bundle.js'),
+    });
     const code = `var VECTORS = ${JSON.stringify({ receipt, clearing, big })};\n${readFileSync(built.outFile, 'latin1')}`;
     const run = await runEspruinoScript(binary, code);
     const lines = run.output.split(/\r?\n/).filter((l) => l.length > 0);
-    assert.equal(lines, [`receipt 11 3 17 ${receipt}`, `clearing 150 600 90000 ${clearing}`, `big 010000000000000001 9007199254740991`, 'refusal broadcast-format'], run.output);
+    assert.equal(
+      lines,
+      [
+        `receipt 11 3 17 ${receipt}`,
+        `clearing 150 600 90000 ${clearing}`,
+        `big 010000000000000001 9007199254740991`,
+        'refusal broadcast-format',
+      ],
+      run.output,
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

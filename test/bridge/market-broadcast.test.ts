@@ -30,17 +30,28 @@ const digest = (b: number) => new Uint8Array(32).fill(b);
 // docs/bridge.md shows these bytes annotated.
 const RECEIPT_HEX = 'a2 01 81 83 5820' + 'aa'.repeat(32) + ' 0b 00 02 81 82 5820' + 'bb'.repeat(32) + ' 11';
 const CLEARING_HEX =
-  'a7 01 0b 02 1896 03 190258 04 02 05 00 06 01 07 82 84 5820' + 'aa'.repeat(32) + ' 190258 00 1a00015f90 84 5820' + 'cc'.repeat(32) + ' 190258 1a00015f90 00';
+  'a7 01 0b 02 1896 03 190258 04 02 05 00 06 01 07 82 84 5820' +
+  'aa'.repeat(32) +
+  ' 190258 00 1a00015f90 84 5820' +
+  'cc'.repeat(32) +
+  ' 190258 1a00015f90 00';
 
 const formats = suite('broadcast formats');
 
 formats('a receipt: exact bytes, and back', () => {
-  const receipt = { accepted: [{ digest: digest(0xaa), interval: 11, index: 0 }], refused: [{ digest: digest(0xbb), reason: 17 }] };
+  const receipt = {
+    accepted: [{ digest: digest(0xaa), interval: 11, index: 0 }],
+    refused: [{ digest: digest(0xbb), reason: 17 }],
+  };
   const messages = encodeReceipts(receipt);
   assert.is(messages.length, 1);
   assert.is(hex(messages[0]), hex(unhex(RECEIPT_HEX)));
   assert.equal(decodeReceipt(messages[0]), receipt);
-  assert.equal(cborx.decode(Buffer.from(messages[0])), { 1: [[Buffer.from(digest(0xaa)), 11, 0]], 2: [[Buffer.from(digest(0xbb)), 17]] }, 'an independent CBOR decoder reads the same');
+  assert.equal(
+    cborx.decode(Buffer.from(messages[0])),
+    { 1: [[Buffer.from(digest(0xaa)), 11, 0]], 2: [[Buffer.from(digest(0xbb)), 17]] },
+    'an independent CBOR decoder reads the same',
+  );
   assert.equal(findReceipt(decodeReceipt(messages[0]), digest(0xbb)), { digest: digest(0xbb), reason: 17 });
   assert.is(findReceipt(decodeReceipt(messages[0]), digest(0xcc)), undefined);
 });
@@ -69,11 +80,24 @@ formats('a clearing result: exact bytes, and a meter finds its fill by digest', 
 formats('an interval with nothing to settle is one message with no fills', () => {
   const messages = encodeClearing({ interval: 5, price: 0, volumeWh: 0, offers: 0 }, []);
   assert.is(messages.length, 1);
-  assert.equal(decodeClearing(messages[0]), { interval: 5, price: 0, volumeWh: 0, offers: 0, part: 0, parts: 1, fills: [] });
+  assert.equal(decodeClearing(messages[0]), {
+    interval: 5,
+    price: 0,
+    volumeWh: 0,
+    offers: 0,
+    part: 0,
+    parts: 1,
+    fills: [],
+  });
 });
 
 formats('long lists are split under the cap, and every PUBLISH fits the broker', () => {
-  const fills: Fill[] = Array.from({ length: 1000 }, (_, i) => ({ digest: digest(i & 0xff), fillWh: 0xffffffff, paid: 2 ** 53 - 1, received: 0 }));
+  const fills: Fill[] = Array.from({ length: 1000 }, (_, i) => ({
+    digest: digest(i & 0xff),
+    fillWh: 0xffffffff,
+    paid: 2 ** 53 - 1,
+    received: 0,
+  }));
   const messages = encodeClearing({ interval: 7, price: 300, volumeWh: 2 ** 40, offers: 1000 }, fills);
   assert.ok(messages.length > 1);
   const got: Fill[] = [];
@@ -89,14 +113,28 @@ formats('long lists are split under the cap, and every PUBLISH fits the broker',
   });
   assert.equal(got, fills, 'every fill once, in order');
 
-  const accepted = Array.from({ length: 150 }, (_, i) => ({ digest: digest(i), interval: 0xffffffff, index: 0xffffffff }));
+  const accepted = Array.from({ length: 150 }, (_, i) => ({
+    digest: digest(i),
+    interval: 0xffffffff,
+    index: 0xffffffff,
+  }));
   const refused = Array.from({ length: 70 }, (_, i) => ({ digest: digest(i), reason: 18 }));
   const receipts = encodeReceipts({ accepted, refused });
   assert.ok(receipts.length > 1);
-  for (const m of receipts) assert.ok(m.length <= MAX_BROADCAST_PAYLOAD_BYTES && 1 + 2 + 2 + RECEIPT_TOPIC.length + 2 + m.length <= MAX_MQTT_PACKET_BYTES);
+  for (const m of receipts)
+    assert.ok(
+      m.length <= MAX_BROADCAST_PAYLOAD_BYTES &&
+        1 + 2 + 2 + RECEIPT_TOPIC.length + 2 + m.length <= MAX_MQTT_PACKET_BYTES,
+    );
   const back = receipts.map(decodeReceipt);
-  assert.equal(back.flatMap((r) => r.accepted), accepted);
-  assert.equal(back.flatMap((r) => r.refused), refused);
+  assert.equal(
+    back.flatMap((r) => r.accepted),
+    accepted,
+  );
+  assert.equal(
+    back.flatMap((r) => r.refused),
+    refused,
+  );
 });
 
 formats('amounts of 2^53 and more travel as big-endian bytes', () => {
@@ -106,16 +144,25 @@ formats('amounts of 2^53 and more travel as big-endian bytes', () => {
     assert.is(amountToBigint(amount), value);
   }
   const big = amountFromBigint(2n ** 64n);
-  const [message] = encodeClearing({ interval: 1, price: 1, volumeWh: big, offers: 1 }, [{ digest: digest(1), fillWh: 1, paid: big, received: 0 }]);
+  const [message] = encodeClearing({ interval: 1, price: 1, volumeWh: big, offers: 1 }, [
+    { digest: digest(1), fillWh: 1, paid: big, received: 0 },
+  ]);
   const part = decodeClearing(message);
   assert.is(amountToBigint(part.volumeWh), 2n ** 64n);
   assert.is(amountToBigint(part.fills[0].paid), 2n ** 64n);
   assert.throws(() => amountFromBigint(2n ** 128n), /uint128/);
 });
 
-formats('reason codes: the contract\'s numbering, then the bridge\'s own', () => {
+formats("reason codes: the contract's numbering, then the bridge's own", () => {
   for (let code = 1; code < REFUSALS.length; code++) assert.is(RECEIPT_REASONS[code], REFUSALS[code], `code ${code}`);
-  assert.equal([16, 17, 18, 19, 20, 21].map(reasonName), ['malformed', 'bad-signature', 'duplicate', 'wrong-market', 'gate-closed', 'revoked-key']);
+  assert.equal([16, 17, 18, 19, 20, 21].map(reasonName), [
+    'malformed',
+    'bad-signature',
+    'duplicate',
+    'wrong-market',
+    'gate-closed',
+    'revoked-key',
+  ]);
   assert.is(reasonName(0), undefined);
   assert.is(reasonName(12), undefined);
   assert.is(reasonName(22), undefined);
@@ -148,12 +195,23 @@ refusals('receipts', () => {
   refused(() => decodeReceipt(encode(new CborMap([[2, 5]]))), /must be an array/);
   refused(() => decodeReceipt(new Uint8Array(MAX_BROADCAST_PAYLOAD_BYTES + 1)), /at most/);
   refused(() => encodeReceipts({ accepted: [], refused: [{ digest: digest(1), reason: 0 }] }), /unknown reason code 0/);
-  refused(() => encodeReceipts({ accepted: [{ digest: digest(1), interval: 1.5, index: 0 }], refused: [] }), /interval/);
+  refused(
+    () => encodeReceipts({ accepted: [{ digest: digest(1), interval: 1.5, index: 0 }], refused: [] }),
+    /interval/,
+  );
 });
 
 refusals('clearing results', () => {
   const good = (over: Array<[number, unknown]>) => {
-    const fields = new Map<number, unknown>([[1, 1], [2, 2], [3, 3], [4, 1], [5, 0], [6, 1], [7, []]]);
+    const fields = new Map<number, unknown>([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 1],
+      [5, 0],
+      [6, 1],
+      [7, []],
+    ]);
     for (const [k, v] of over) v === undefined ? fields.delete(k) : fields.set(k, v);
     return encode(new CborMap([...fields.entries()] as never));
   };
@@ -169,7 +227,13 @@ refusals('clearing results', () => {
   refused(() => decodeClearing(good([[7, [[digest(1), 1, -2, 0]]]])), /paid/);
   refused(() => decodeClearing(good([[8, 0]])), /unknown key 8/);
   refused(() => encodeClearing({ interval: 1, price: -1, volumeWh: 0, offers: 0 }, []), /price/);
-  refused(() => encodeClearing({ interval: 1, price: 1, volumeWh: 0, offers: 0 }, [{ digest: digest(1), fillWh: 1, paid: Uint8Array.of(1), received: 0 }]), /paid as bytes/);
+  refused(
+    () =>
+      encodeClearing({ interval: 1, price: 1, volumeWh: 0, offers: 0 }, [
+        { digest: digest(1), fillWh: 1, paid: Uint8Array.of(1), received: 0 },
+      ]),
+    /paid as bytes/,
+  );
 });
 
 formats.run();

@@ -22,7 +22,13 @@ function nobleVerify(message: Uint8Array, signature: Uint8Array, x: Uint8Array, 
   }
 }
 
-function agree(message: Uint8Array, signature: Uint8Array, key: { x: Uint8Array; y: Uint8Array }, expected: boolean, what: string) {
+function agree(
+  message: Uint8Array,
+  signature: Uint8Array,
+  key: { x: Uint8Array; y: Uint8Array },
+  expected: boolean,
+  what: string,
+) {
   assert.is(verifyEs256(message, signature, key.x, key.y), expected, `node:crypto, ${what}`);
   assert.is(nobleVerify(message, signature, key.x, key.y), expected, `@noble/curves, ${what}`);
 }
@@ -36,7 +42,14 @@ function withS(signature: Uint8Array, s: bigint): Uint8Array {
 
 const domain = { chainId: 31337, market: '0x5fbdb2315678afecb367f032d93f642f64180aa3' };
 function offerBytes(key: TradingKey, seq: number) {
-  return encodeOffer(domain, { side: seq % 2 ? 'ask' : 'bid', interval: 11, wh: 1 + seq, limitPrice: 150, seq, key: key.publicKey });
+  return encodeOffer(domain, {
+    side: seq % 2 ? 'ask' : 'bid',
+    interval: 11,
+    wh: 1 + seq,
+    limitPrice: 150,
+    seq,
+    key: key.publicKey,
+  });
 }
 
 test('valid, foreign-key and high-s signatures: both accept or both refuse', () => {
@@ -84,29 +97,39 @@ test('r or s out of range, wrong lengths and points off the curve are refused by
   ] as const) {
     agree(message, sig, key.publicKey, false, what);
   }
-  assert.is(verifyEs256(message, signature.subarray(0, 63), key.publicKey.x, key.publicKey.y), false, '63-byte signature');
+  assert.is(
+    verifyEs256(message, signature.subarray(0, 63), key.publicKey.x, key.publicKey.y),
+    false,
+    '63-byte signature',
+  );
   const offCurve = { x: key.publicKey.x, y: key.publicKey.y.slice() };
   offCurve.y[31] ^= 1;
   agree(message, signature, offCurve, false, 'key point off the curve');
   agree(message, signature, { x: new Uint8Array(32), y: new Uint8Array(32) }, false, 'the zero point');
 });
 
-test('the bridge\'s whole check agrees with noble on random offers and random corruption', () => {
+test("the bridge's whole check agrees with noble on random offers and random corruption", () => {
   const keys = Array.from({ length: 8 }, () => generateTradingKey());
   const context = { domain, gateClosure: () => Number.MAX_SAFE_INTEGER, now: () => 0, revokedKeys: new Set<string>() };
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 1000 }), fc.option(fc.integer({ min: 0, max: 176 * 8 - 1 }), { nil: undefined }), (k, seq, flip) => {
-      const key = keys[k];
-      const signed = offerBytes(key, seq);
-      const message = encodeOfferMessage(signed, key.sign(signed));
-      if (flip !== undefined) message[flip >> 3] ^= 1 << (flip & 7);
-      const check = checkOfferMessage(message, context);
-      const bytes = message.subarray(0, 113);
-      const noble = nobleVerify(bytes, message.subarray(113), bytes.subarray(49, 81), bytes.subarray(81, 113));
-      if (check.ok) assert.ok(noble, 'the bridge took what noble refuses');
-      else if (check.reason === REASON_BRIDGE_BAD_SIGNATURE) assert.not.ok(noble, 'the bridge refused what noble accepts');
-      if (flip === undefined) assert.ok(check.ok);
-    }),
+    fc.property(
+      fc.integer({ min: 0, max: 7 }),
+      fc.integer({ min: 0, max: 1000 }),
+      fc.option(fc.integer({ min: 0, max: 176 * 8 - 1 }), { nil: undefined }),
+      (k, seq, flip) => {
+        const key = keys[k];
+        const signed = offerBytes(key, seq);
+        const message = encodeOfferMessage(signed, key.sign(signed));
+        if (flip !== undefined) message[flip >> 3] ^= 1 << (flip & 7);
+        const check = checkOfferMessage(message, context);
+        const bytes = message.subarray(0, 113);
+        const noble = nobleVerify(bytes, message.subarray(113), bytes.subarray(49, 81), bytes.subarray(81, 113));
+        if (check.ok) assert.ok(noble, 'the bridge took what noble refuses');
+        else if (check.reason === REASON_BRIDGE_BAD_SIGNATURE)
+          assert.not.ok(noble, 'the bridge refused what noble accepts');
+        if (flip === undefined) assert.ok(check.ok);
+      },
+    ),
     { numRuns: 300 },
   );
 });

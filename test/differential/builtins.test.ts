@@ -42,12 +42,15 @@ const RECORDED: Record<string, string> = {
   'pow.2-minus-24': 'n3e70000000000007',
   'pow.negative-odd': 'nc0a0000000000000',
   'pow.zero': 'n3ff0000000000000',
-  'json.latin1': 's.7b.22.61.22.3a.22.63.61.66.5c.75.30.30.45.39.5c.75.30.30.30.31.5c.75.30.30.37.46.5c.5c.75.30.30.61.62.5c.6e.5c.22.22.7d',
+  'json.latin1':
+    's.7b.22.61.22.3a.22.63.61.66.5c.75.30.30.45.39.5c.75.30.30.30.31.5c.75.30.30.37.46.5c.5c.75.30.30.61.62.5c.6e.5c.22.22.7d',
 };
 
 /** ES5 that evaluates every case and returns one "name result" line each. */
 function script(): string {
-  const lines = Object.entries(CASES).map(([name, expr]) => `  out.push(${JSON.stringify(name)} + ' ' + show(${expr}));`);
+  const lines = Object.entries(CASES).map(
+    ([name, expr]) => `  out.push(${JSON.stringify(name)} + ' ' + show(${expr}));`,
+  );
   return `(function () {
   var view = new DataView(new ArrayBuffer(8));
   function show(v) {
@@ -86,7 +89,7 @@ function parse(text: string): Record<string, string> {
   return out;
 }
 
-test('the realm\'s modelled built-ins answer as the real interpreter does', async () => {
+test("the realm's modelled built-ins answer as the real interpreter does", async () => {
   const realm = parse(new Realm().run(script()) as string);
   const binary = espruinoInterpreterPath();
   let expected = RECORDED;
@@ -95,7 +98,9 @@ test('the realm\'s modelled built-ins answer as the real interpreter does', asyn
     expected = parse(run.output);
     assert.equal(expected, RECORDED, 'the interpreter still gives the recorded answers');
   } else {
-    console.log('  (no Espruino interpreter: set VEILGRID_ESPRUINO_BIN or put it at ../shared/espruino/; holding the realm to the recorded answers)');
+    console.log(
+      '  (no Espruino interpreter: set VEILGRID_ESPRUINO_BIN or put it at ../shared/espruino/; holding the realm to the recorded answers)',
+    );
   }
   for (const name of Object.keys(CASES)) assert.is(realm[name], expected[name], name);
 });

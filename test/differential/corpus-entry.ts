@@ -4,4 +4,10 @@
 import { nativeAes128Ctr, nativeSha256 } from '../../firmware/src/platform/crypto.ts';
 import { runCorpus } from './corpus.ts';
 
-runCorpus({ sha256: nativeSha256, aes128Ctr: nativeAes128Ctr, print: function (line) { console.log(line); } });
+runCorpus({
+  sha256: nativeSha256,
+  aes128Ctr: nativeAes128Ctr,
+  print: function (line) {
+    console.log(line);
+  },
+});

@@ -24,7 +24,8 @@ import { runTransportCorpus } from './transport-corpus.ts';
 /** What the real interpreter answers for the cases whose input differs by nature (recorded from it). */
 const DEVICE_ANSWERS: Record<string, string> = {
   'cbor.encode.text-u20ac': '62c2ac',
-  'mqtt.topic-u20ac': 'ERR MqttPacketError: topic "x\u00ac" has char code 172 at index 1: only ASCII 1..127 is allowed (device strings are 8-bit)',
+  'mqtt.topic-u20ac':
+    'ERR MqttPacketError: topic "x\u00ac" has char code 172 at index 1: only ASCII 1..127 is allowed (device strings are 8-bit)',
 };
 
 /** Cases whose refusal quotes the engine's own error text in parentheses (JSON.parse): compared before it. */
@@ -49,7 +50,12 @@ function comparable(name: string, result: string): string {
 
 function runInNode(corpus: (env: CorpusEnvironment) => void): Map<string, string> {
   let output = '';
-  corpus({ ...nodeCryptoPrimitives, print: (line) => { output += line + '\n'; } });
+  corpus({
+    ...nodeCryptoPrimitives,
+    print: (line) => {
+      output += line + '\n';
+    },
+  });
   return results(output, 'Node');
 }
 
@@ -59,7 +65,9 @@ function runInRealm(bundle: string): Map<string, string> {
   try {
     board.storage.write('.bootcde', bundle);
     let output = '';
-    board.onOutput((text) => { output += text; });
+    board.onOutput((text) => {
+      output += text;
+    });
     board.powerOn();
     return results(output, 'the vm realm');
   } finally {
@@ -74,10 +82,18 @@ function assertSame(name: string, actual: string | undefined, expected: string |
 }
 
 /** Node, the realm and (when present) the interpreter run the corpus; every case must agree. */
-async function compareEngines(entryFile: string, corpus: (env: CorpusEnvironment) => void, minimumCases: number): Promise<Map<string, string>> {
+async function compareEngines(
+  entryFile: string,
+  corpus: (env: CorpusEnvironment) => void,
+  minimumCases: number,
+): Promise<Map<string, string>> {
   const work = mkdtempSync(path.join(tmpdir(), 'veilgrid-differential-'));
   try {
-    const { outFile } = await buildFirmware({ board: 'esp32-meter', entry: path.resolve('test/differential', entryFile), outFile: path.join(work, 'corpus.js') });
+    const { outFile } = await buildFirmware({
+      board: 'esp32-meter',
+      entry: path.resolve('test/differential', entryFile),
+      outFile: path.join(work, 'corpus.js'),
+    });
     const bundle = readFileSync(outFile, 'latin1');
     const node = runInNode(corpus);
     const realm = runInRealm(bundle);
@@ -91,14 +107,19 @@ async function compareEngines(entryFile: string, corpus: (env: CorpusEnvironment
       device = results(run.output, 'the Espruino interpreter');
       assert.equal([...device.keys()], [...node.keys()], 'the interpreter ran the same cases');
     } else {
-      console.log('  (no Espruino interpreter: set VEILGRID_ESPRUINO_BIN or put it at ../shared/espruino/; skipping the real-interpreter part, comparing Node with the vm realm)');
+      console.log(
+        '  (no Espruino interpreter: set VEILGRID_ESPRUINO_BIN or put it at ../shared/espruino/; skipping the real-interpreter part, comparing Node with the vm realm)',
+      );
       device = new Map(Object.entries(DEVICE_ANSWERS));
     }
 
     for (const [name, result] of node) {
       if (NATURE_DIFFERS.includes(name)) {
-        assert.ok(result.startsWith('ERR '), `Node refuses ${name}, whose input the device cannot represent (got ${result})`);
-        assertSame(name, realm.get(name), DEVICE_ANSWERS[name], 'the realm gives the device\'s answer');
+        assert.ok(
+          result.startsWith('ERR '),
+          `Node refuses ${name}, whose input the device cannot represent (got ${result})`,
+        );
+        assertSame(name, realm.get(name), DEVICE_ANSWERS[name], "the realm gives the device's answer");
         assertSame(name, device.get(name), DEVICE_ANSWERS[name], 'the interpreter still gives the recorded answer');
         continue;
       }
@@ -111,7 +132,7 @@ async function compareEngines(entryFile: string, corpus: (env: CorpusEnvironment
   }
 }
 
-test('the firmware\'s pure modules give the same bytes in Node, the vm realm and the real interpreter', async () => {
+test("the firmware's pure modules give the same bytes in Node, the vm realm and the real interpreter", async () => {
   const realm = await compareEngines('corpus-entry.ts', runCorpus, 200);
   // The bug this corpus was built after: byte strings (the kid) must stay Uint8Array on the device.
   assert.match(realm.get('cbor.roundtrip.bytes-are-uint8array') as string, /^Uint8Array /);
@@ -120,13 +141,26 @@ test('the firmware\'s pure modules give the same bytes in Node, the vm realm and
 
 test('the 8-bit string formats (MQTT packets, journal records, configuration) give the same bytes in Node, the vm realm and the real interpreter', async () => {
   const realm = await compareEngines('transport-corpus-entry.ts', runTransportCorpus, 37);
-  assert.match(realm.get('mqtt.encode.publish-20000') as string, /^20\d{3} /, 'a 20,000-byte PUBLISH fits beside the code');
+  assert.match(
+    realm.get('mqtt.encode.publish-20000') as string,
+    /^20\d{3} /,
+    'a 20,000-byte PUBLISH fits beside the code',
+  );
 });
 
 test('the market and mixnet formats give the same bytes in Node, the vm realm and the real interpreter', async () => {
   const realm = await compareEngines('market-corpus-entry.ts', runMarketCorpus, 29);
-  for (const name of ['offer.decode', 'asset-request.attested', 'onion.peel-path', 'directory.walk', 'relay.batch', 'onion.sender']) assert.not.match(realm.get(name) as string, /^ERR/, name);
-  for (const name of ['onion.tampered', 'onion.wrong-key']) assert.match(realm.get(name) as string, /^ERR OnionPacketError: the onion packet does not verify/, name);
+  for (const name of [
+    'offer.decode',
+    'asset-request.attested',
+    'onion.peel-path',
+    'directory.walk',
+    'relay.batch',
+    'onion.sender',
+  ])
+    assert.not.match(realm.get(name) as string, /^ERR/, name);
+  for (const name of ['onion.tampered', 'onion.wrong-key'])
+    assert.match(realm.get(name) as string, /^ERR OnionPacketError: the onion packet does not verify/, name);
   assert.match(realm.get('directory.tampered') as string, /^ERR RelayDirectoryError: directory page 0 does not match/);
 });
 

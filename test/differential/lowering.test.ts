@@ -38,11 +38,15 @@ test('spread and hoisted vars, lowered to ES5, behave on Espruino as in JavaScri
   const lowered = lowerToEs5(SOURCE, 'lowering.js');
   assert.not.ok(lowered.includes('Array.prototype.slice'), 'the helper reads slice from an array');
   let printed = '';
-  new Function('print', lowered)((text: string) => { printed += text; });
+  new Function('print', lowered)((text: string) => {
+    printed += text;
+  });
   assert.is(printed, EXPECTED, 'Node');
   const binary = espruinoInterpreterPath();
   if (!binary) {
-    console.log('  (no Espruino interpreter: set VEILGRID_ESPRUINO_BIN or put it at ../shared/espruino/; checked in Node only)');
+    console.log(
+      '  (no Espruino interpreter: set VEILGRID_ESPRUINO_BIN or put it at ../shared/espruino/; checked in Node only)',
+    );
     return;
   }
   const run = await runEspruinoScript(binary, lowered);
@@ -50,12 +54,15 @@ test('spread and hoisted vars, lowered to ES5, behave on Espruino as in JavaScri
 });
 
 test('an uncaught instance of a lowered Error subclass prints its name and message, not [object Object]', async () => {
-  const source = "class Failure extends Error { constructor(m) { super(m); this.name = 'Failure'; this.message = m; } }\n" +
+  const source =
+    "class Failure extends Error { constructor(m) { super(m); this.name = 'Failure'; this.message = m; } }\n" +
     "const f = new Failure('went wrong');\nprint(String(f) + ' ' + (f instanceof Failure) + ' ' + (f instanceof Error));\nthrow f;\n";
   const lowered = hoistFunctionDeclarations(fixBuiltinSubclasses(lowerToEs5(source, 'failure.js')));
   let printed = '';
   try {
-    new Function('print', lowered)((text: string) => { printed += text; });
+    new Function('print', lowered)((text: string) => {
+      printed += text;
+    });
   } catch (err) {
     printed += ' Uncaught ' + String(err);
   }
@@ -63,12 +70,19 @@ test('an uncaught instance of a lowered Error subclass prints its name and messa
   const binary = espruinoInterpreterPath();
   if (!binary) return;
   const run = await runEspruinoScript(binary, lowered);
-  assert.match(run.output, /^Failure: went wrong true true\r\nUncaught Failure: went wrong\r\n/, 'the Espruino interpreter');
+  assert.match(
+    run.output,
+    /^Failure: went wrong true true\r\nUncaught Failure: went wrong\r\n/,
+    'the Espruino interpreter',
+  );
 });
 
 test('only vars read outside their block, or declared twice, are declared again on entry', () => {
   const code = 'function f(c) {\n  if (c) { var a = 1; }\n  if (c) { var b = 2; b++; }\n  return a;\n}\n';
-  assert.is(hoistVarDeclarations(code), 'function f(c) {\n  var a;\n  if (c) { var a = 1; }\n  if (c) { var b = 2; b++; }\n  return a;\n}\n');
+  assert.is(
+    hoistVarDeclarations(code),
+    'function f(c) {\n  var a;\n  if (c) { var a = 1; }\n  if (c) { var b = 2; b++; }\n  return a;\n}\n',
+  );
 });
 
 test.run();

@@ -2,4 +2,10 @@
 import { nativeAes128Ctr, nativeSha256 } from '../../firmware/src/platform/crypto.ts';
 import { runMarketCorpus } from './market-corpus.ts';
 
-runMarketCorpus({ sha256: nativeSha256, aes128Ctr: nativeAes128Ctr, print: function (line) { console.log(line); } });
+runMarketCorpus({
+  sha256: nativeSha256,
+  aes128Ctr: nativeAes128Ctr,
+  print: function (line) {
+    console.log(line);
+  },
+});

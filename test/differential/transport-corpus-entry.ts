@@ -2,4 +2,10 @@
 import { nativeAes128Ctr, nativeSha256 } from '../../firmware/src/platform/crypto.ts';
 import { runTransportCorpus } from './transport-corpus.ts';
 
-runTransportCorpus({ sha256: nativeSha256, aes128Ctr: nativeAes128Ctr, print: function (line) { console.log(line); } });
+runTransportCorpus({
+  sha256: nativeSha256,
+  aes128Ctr: nativeAes128Ctr,
+  print: function (line) {
+    console.log(line);
+  },
+});

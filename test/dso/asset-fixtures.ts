@@ -13,7 +13,15 @@ import { AssetStore } from '../../host-tools/dso/asset-store.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { openDevelopmentMarket, type DevelopmentMarket } from '../../host-tools/ledger/development-market.ts';
 import { decodeAssetReply, type AssetReply } from '../../firmware/src/protocol/asset-reply.ts';
-import { keyPair, makeMeter, makeOperator, seal, type KeyPair, type TestMeter, type TestOperator } from '../unit/verifier-fixtures.ts';
+import {
+  keyPair,
+  makeMeter,
+  makeOperator,
+  seal,
+  type KeyPair,
+  type TestMeter,
+  type TestOperator,
+} from '../unit/verifier-fixtures.ts';
 
 /** Polls until check() holds (real time), or throws with what describe() says. */
 export async function until(check: () => boolean, what: () => string, timeoutMs = 20_000): Promise<void> {
@@ -35,7 +43,11 @@ export const LIMITS: DeviceLimits = { maxImportW: 11_000, maxExportW: 7_000 };
 
 /** A meter's trading key (a noble key standing in for its SE slot) as the market's test helpers sign with it. */
 export function asTradingKey(pair: KeyPair): TradingKey {
-  return { publicKey: { x: pair.publicKey.subarray(1, 33), y: pair.publicKey.subarray(33, 65) }, keyId: keccak256(pair.publicKey.subarray(1)), sign: (message) => pair.signDigest(nodeSha256(message)) };
+  return {
+    publicKey: { x: pair.publicKey.subarray(1, 33), y: pair.publicKey.subarray(33, 65) },
+    keyId: keccak256(pair.publicKey.subarray(1)),
+    sign: (message) => pair.signDigest(nodeSha256(message)),
+  };
 }
 
 export interface RequestFields {
@@ -64,7 +76,15 @@ export function attestedRequest(meter: TestMeter, fields: RequestFields): { sign
     consumptionWh: fields.consumptionWh ?? 0,
   });
   const signer = fields.signer ?? meter.identity;
-  const signed = attestedCertificate(nodeSha256, (nonce) => signer.signDigest(nodeSha256(attestationMessage(nodeSha256, nonce, fields.attestedSlot ?? slot, tradingKey.publicKey))), signer.publicKey, payload);
+  const signed = attestedCertificate(
+    nodeSha256,
+    (nonce) =>
+      signer.signDigest(
+        nodeSha256(attestationMessage(nodeSha256, nonce, fields.attestedSlot ?? slot, tradingKey.publicKey)),
+      ),
+    signer.publicKey,
+    payload,
+  );
   return { signed, tradingKey };
 }
 
@@ -83,7 +103,10 @@ export interface IssuanceFixture {
   /** Seals signed to the DSO and hands it to the issuer as from topicMeterId. */
   send(topicMeterId: string, signed: Uint8Array): ReturnType<AssetIssuer['handleRequest']>;
   /** A request from meter for fields.interval, sent; returns the outcome and the trading key. */
-  request(meter: TestMeter, fields: RequestFields): { outcome: ReturnType<AssetIssuer['handleRequest']>; tradingKey: KeyPair };
+  request(
+    meter: TestMeter,
+    fields: RequestFields,
+  ): { outcome: ReturnType<AssetIssuer['handleRequest']>; tradingKey: KeyPair };
   /** Moves the DSO's clock to the issuance time of interval d. */
   toIssueTime(interval: number): void;
   /** A new issuer over a new store on the same database file (a restarted DSO). */
@@ -91,13 +114,17 @@ export interface IssuanceFixture {
   close(): Promise<void>;
 }
 
-export async function issuanceFixture(options: IssuanceOptions & { assetsDb?: string; dev?: DevelopmentMarket } = {}): Promise<IssuanceFixture> {
-  const dev = options.dev ?? (await openDevelopmentMarket({
-    intervalSeconds: INTERVAL_SECONDS,
-    startInterval: START_INTERVAL,
-    prices: { consumption: CONSUMPTION_PRICE, production: PRODUCTION_PRICE },
-    feeder: { id: 7, production: 10n ** 12n, consumption: 10n ** 12n },
-  }));
+export async function issuanceFixture(
+  options: IssuanceOptions & { assetsDb?: string; dev?: DevelopmentMarket } = {},
+): Promise<IssuanceFixture> {
+  const dev =
+    options.dev ??
+    (await openDevelopmentMarket({
+      intervalSeconds: INTERVAL_SECONDS,
+      startInterval: START_INTERVAL,
+      prices: { consumption: CONSUMPTION_PRICE, production: PRODUCTION_PRICE },
+      feeder: { id: 7, production: 10n ** 12n, consumption: 10n ** 12n },
+    }));
   const operator = makeOperator();
   const registry = new MeterRegistry(':memory:');
   registry.trustOperator(operator.certificate);
@@ -109,7 +136,18 @@ export async function issuanceFixture(options: IssuanceOptions & { assetsDb?: st
   };
   let store = new AssetStore(options.assetsDb ?? ':memory:');
   const make = (s: AssetStore, extra: IssuanceOptions = {}) =>
-    new AssetIssuer({ registry, store: s, market: dev.market, dso: dev.dso, dsoPrivateKey: dsoKey.privateKey, publish, now: () => clock.ms, log: () => {}, ...options, ...extra });
+    new AssetIssuer({
+      registry,
+      store: s,
+      market: dev.market,
+      dso: dev.dso,
+      dsoPrivateKey: dsoKey.privateKey,
+      publish,
+      now: () => clock.ms,
+      log: () => {},
+      ...options,
+      ...extra,
+    });
   let issuer = make(store);
   const fixture: IssuanceFixture = {
     dev,

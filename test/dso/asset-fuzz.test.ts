@@ -20,7 +20,10 @@ test('no input makes handleRequest throw; only well-formed, attested requests wi
       if (outcome.outcome === 'unreadable') assert.is(f.replies.length, before, 'nothing unreadable is answered');
       return outcome;
     };
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => outcomeOf(bytes).outcome === 'unreadable'), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => outcomeOf(bytes).outcome === 'unreadable'),
+      { numRuns: 300 },
+    );
     fc.assert(
       fc.property(fc.integer({ min: 0, max: valid.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, xor) => {
         const changed = valid.slice();
@@ -42,15 +45,21 @@ test('no input makes handleRequest throw; only well-formed, attested requests wi
               return new Uint8Array([0xf6]);
             }
           }),
-          fc.tuple(fc.integer({ min: 0, max: signed.length - 1 }), fc.integer({ min: 1, max: 255 })).map(([at, xor]) => {
-            const changed = signed.slice();
-            changed[at] ^= xor;
-            return changed;
-          }),
+          fc
+            .tuple(fc.integer({ min: 0, max: signed.length - 1 }), fc.integer({ min: 1, max: 255 }))
+            .map(([at, xor]) => {
+              const changed = signed.slice();
+              changed[at] ^= xor;
+              return changed;
+            }),
         ),
         (plaintext) => {
           const outcome = outcomeOf(seal(f.dsoKey.publicKey, plaintext));
-          return outcome.outcome === 'unreadable' || (outcome.outcome === 'refused' && ['bad-attestation', 'not-authorized'].includes(outcome.reason)) || outcome.outcome === 'accepted';
+          return (
+            outcome.outcome === 'unreadable' ||
+            (outcome.outcome === 'refused' && ['bad-attestation', 'not-authorized'].includes(outcome.reason)) ||
+            outcome.outcome === 'accepted'
+          );
         },
       ),
       { numRuns: 200 },

@@ -4,11 +4,27 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeEventLog, type Hex } from 'viem';
-import { billingStatement, checkStatement, loadMarketHistory, parseStatementJson, replayPrices, statementCsv, statementJson, statementTable } from '../../host-tools/dso/billing.ts';
+import {
+  billingStatement,
+  checkStatement,
+  loadMarketHistory,
+  parseStatementJson,
+  replayPrices,
+  statementCsv,
+  statementJson,
+  statementTable,
+} from '../../host-tools/dso/billing.ts';
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
 import { compileContracts } from '../../host-tools/ledger/compile.ts';
 import type { TradingKey } from '../../host-tools/ledger/trading-key.ts';
-import { asTradingKey, CONSUMPTION_PRICE, DELIVERY, INTERVAL_SECONDS, issuanceFixture, PRODUCTION_PRICE } from './asset-fixtures.ts';
+import {
+  asTradingKey,
+  CONSUMPTION_PRICE,
+  DELIVERY,
+  INTERVAL_SECONDS,
+  issuanceFixture,
+  PRODUCTION_PRICE,
+} from './asset-fixtures.ts';
 
 const abi = compileContracts().Market.abi;
 
@@ -18,14 +34,19 @@ test('replayPrices keeps the schedule as the contract does: a later entry drops 
     { fromInterval: 9, consumption: 320, production: 100 },
     { fromInterval: 8, consumption: 310, production: 90 },
   ]);
-  assert.equal(schedule.map((e) => e.fromInterval), [5, 8]);
+  assert.equal(
+    schedule.map((e) => e.fromInterval),
+    [5, 8],
+  );
 });
 
-test('statements equal an independent recomputation from the chain\'s settlement events, the readings and the prices; a changed line is found', async () => {
+test("statements equal an independent recomputation from the chain's settlement events, the readings and the prices; a changed line is found", async () => {
   const f = await issuanceFixture();
   const readings = new ReadingStore(':memory:');
   try {
-    const [seller, buyer, small, idle] = ['bill-seller', 'bill-buyer', 'bill-small', 'bill-idle'].map((id) => f.meter(id));
+    const [seller, buyer, small, idle] = ['bill-seller', 'bill-buyer', 'bill-small', 'bill-idle'].map((id) =>
+      f.meter(id),
+    );
     const plan = [
       { meter: seller, request: { productionWh: 600 }, offer: { side: 'ask' as const, wh: 600, limitPrice: 150 } },
       { meter: buyer, request: { consumptionWh: 800 }, offer: { side: 'bid' as const, wh: 800, limitPrice: 250 } },
@@ -40,7 +61,9 @@ test('statements equal an independent recomputation from the chain\'s settlement
     }
     f.toIssueTime(DELIVERY);
     await f.issuer.tick();
-    const offers = plan.filter((p) => p.offer).map((p) => f.dev.offer(keys.get(p.meter.meterId)!, { interval: DELIVERY, ...p.offer! }));
+    const offers = plan
+      .filter((p) => p.offer)
+      .map((p) => f.dev.offer(keys.get(p.meter.meterId)!, { interval: DELIVERY, ...p.offer! }));
     await f.dev.market.submitOffers(f.dev.relayer, offers);
     await f.dev.passGateClosure(DELIVERY);
     await f.dev.market.clear(f.dev.anyone, DELIVERY);
@@ -56,14 +79,35 @@ test('statements equal an independent recomputation from the chain\'s settlement
       'bill-idle': { importWh: 90, exportWh: 0 },
     };
     for (const [meterId, m] of Object.entries(metered)) {
-      readings.insert({ meterId, seq: 1, interval: r - 1, importWh: 999, exportWh: 0, importTotalWh: 999, exportTotalWh: 0, flags: 0 });
-      readings.insert({ meterId, seq: 2, interval: r, importWh: m.importWh, exportWh: m.exportWh, importTotalWh: 999 + m.importWh, exportTotalWh: m.exportWh, flags: 0 });
+      readings.insert({
+        meterId,
+        seq: 1,
+        interval: r - 1,
+        importWh: 999,
+        exportWh: 0,
+        importTotalWh: 999,
+        exportTotalWh: 0,
+        flags: 0,
+      });
+      readings.insert({
+        meterId,
+        seq: 2,
+        interval: r,
+        importWh: m.importWh,
+        exportWh: m.exportWh,
+        importTotalWh: 999 + m.importWh,
+        exportTotalWh: m.exportWh,
+        flags: 0,
+      });
     }
 
     // the independent side: fills straight from the settle receipt, sides from the plan
     const settled = settleReceipt.logs.flatMap((log) => {
       try {
-        const event = decodeEventLog({ abi, data: log.data, topics: log.topics }) as unknown as { eventName: string; args: Record<string, unknown> };
+        const event = decodeEventLog({ abi, data: log.data, topics: log.topics }) as unknown as {
+          eventName: string;
+          args: Record<string, unknown>;
+        };
         return event.eventName === 'Settled' ? [event.args] : [];
       } catch {
         return [];
@@ -82,25 +126,53 @@ test('statements equal an independent recomputation from the chain\'s settlement
       const bought = p.offer?.side === 'bid' ? fill : 0;
       const m = metered[p.meter.meterId];
       const fromDso = m.importWh - m.exportWh - bought + sold;
-      const expectedTotal = BigInt(fromDso) * BigInt(fromDso > 0 ? CONSUMPTION_PRICE : PRODUCTION_PRICE) + paid - received;
+      const expectedTotal =
+        BigInt(fromDso) * BigInt(fromDso > 0 ? CONSUMPTION_PRICE : PRODUCTION_PRICE) + paid - received;
 
-      const history = await loadMarketHistory(f.dev.ledger.publicClient as never, f.dev.market.deployment, f.store.requestsOfMeter(p.meter.meterId).map((q) => q.keyId));
-      const statement = billingStatement({ meterId: p.meter.meterId, fromInterval: DELIVERY - 1, toInterval: DELIVERY, deployment: f.dev.market.deployment, readings: readings.readings(p.meter.meterId), assets: f.store, history });
+      const history = await loadMarketHistory(
+        f.dev.ledger.publicClient as never,
+        f.dev.market.deployment,
+        f.store.requestsOfMeter(p.meter.meterId).map((q) => q.keyId),
+      );
+      const statement = billingStatement({
+        meterId: p.meter.meterId,
+        fromInterval: DELIVERY - 1,
+        toInterval: DELIVERY,
+        deployment: f.dev.market.deployment,
+        readings: readings.readings(p.meter.meterId),
+        assets: f.store,
+        history,
+      });
       assert.is(statement.lines.length, 2);
       const line = statement.lines[1];
       assert.equal(
-        { importWh: line.importWh, exportWh: line.exportWh, soldWh: line.soldWh, boughtWh: line.boughtWh, paid: line.paid, received: line.received, imbalanceWh: line.imbalanceWh, total: line.total },
+        {
+          importWh: line.importWh,
+          exportWh: line.exportWh,
+          soldWh: line.soldWh,
+          boughtWh: line.boughtWh,
+          paid: line.paid,
+          received: line.received,
+          imbalanceWh: line.imbalanceWh,
+          total: line.total,
+        },
         { ...m, soldWh: sold, boughtWh: bought, paid, received, imbalanceWh: fromDso, total: expectedTotal },
         p.meter.meterId,
       );
-      assert.is(line.keyId, key.keyId.toLowerCase(), 'the interval\'s key, also for a zero request');
+      assert.is(line.keyId, key.keyId.toLowerCase(), "the interval's key, also for a zero request");
       // the interval before: only the reading that starts in it, no trade, prices not yet in force (set from DELIVERY)
-      assert.equal([statement.lines[0].importWh, statement.lines[0].keyId, statement.lines[0].consumptionPrice], [999, undefined, 0]);
+      assert.equal(
+        [statement.lines[0].importWh, statement.lines[0].keyId, statement.lines[0].consumptionPrice],
+        [999, undefined, 0],
+      );
       assert.is(statement.totals.total, statement.lines[0].total + line.total);
 
       // a household checks it against the chain, through JSON as the CLI prints it
       const copy = parseStatementJson(statementJson(statement));
-      assert.ok(checkStatement(copy, history).every((c) => c.ok), JSON.stringify(checkStatement(copy, history)));
+      assert.ok(
+        checkStatement(copy, history).every((c) => c.ok),
+        JSON.stringify(checkStatement(copy, history)),
+      );
       copy.lines[1].paid += 1n;
       copy.lines[1].total += 1n;
       const results = checkStatement(copy, history);

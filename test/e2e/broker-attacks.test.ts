@@ -24,7 +24,14 @@ import { startCollector, type Collector, type CollectorStats } from '../../host-
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { ReadingVerifier } from '../../host-tools/dso/verifier.ts';
-import { makeMeter, makeOperator, makeReadingKey, reading, sealedReading, type ReadingKey } from '../unit/verifier-fixtures.ts';
+import {
+  makeMeter,
+  makeOperator,
+  makeReadingKey,
+  reading,
+  sealedReading,
+  type ReadingKey,
+} from '../unit/verifier-fixtures.ts';
 
 const ATTACKER = 'meter-evil';
 const INTERVAL = 1000;
@@ -42,7 +49,11 @@ interface Bed {
   close(): Promise<void>;
 }
 
-type StartBroker = (credentials: BrokerCredentials, dir: string, log: (line: string) => void) => Promise<{ url: string; close(): Promise<void> } | undefined>;
+type StartBroker = (
+  credentials: BrokerCredentials,
+  dir: string,
+  log: (line: string) => void,
+) => Promise<{ url: string; close(): Promise<void> } | undefined>;
 
 /** A broker with the generated credentials, a DSO registry with every meter (and its reading key), a verifier. */
 async function bed(kind: Bed['kind'], startBroker: StartBroker, meterIds: string[]): Promise<Bed | undefined> {
@@ -96,18 +107,37 @@ async function bed(kind: Bed['kind'], startBroker: StartBroker, meterIds: string
 
 /** The DSO's collector as the DSO service runs it: user dso, client id dso, persistent session. */
 function startDso(b: Bed, logs: string[] = []): Promise<Collector> {
-  return startCollector({ brokerUrl: b.url, db: b.store, verifier: b.verifier, username: DSO_USERNAME, password: b.passwords.get(DSO_USERNAME), clientId: DSO_USERNAME, log: (line) => logs.push(line) });
+  return startCollector({
+    brokerUrl: b.url,
+    db: b.store,
+    verifier: b.verifier,
+    username: DSO_USERNAME,
+    password: b.passwords.get(DSO_USERNAME),
+    clientId: DSO_USERNAME,
+    log: (line) => logs.push(line),
+  });
 }
 
 function connectMeter(b: Bed, meterId: string, clientId = meterId): Promise<MqttClient> {
-  return mqtt.connectAsync(b.url, { username: meterId, password: b.passwords.get(meterId), clientId, clean: false, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 });
+  return mqtt.connectAsync(b.url, {
+    username: meterId,
+    password: b.passwords.get(meterId),
+    clientId,
+    clean: false,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+  });
 }
 
 /** Fails instead of hanging when what is awaited never comes. */
 function withinSeconds<T>(seconds: number, what: string, promise: Promise<T>, progress: () => unknown): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${seconds} s (hang guard): ${JSON.stringify(progress())}`)), seconds * 1000);
+    timer = setTimeout(
+      () => reject(new Error(`${what} did not happen within ${seconds} s (hang guard): ${JSON.stringify(progress())}`)),
+      seconds * 1000,
+    );
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -117,7 +147,13 @@ async function report(b: Bed, client: MqttClient, meterId: string, from: number,
   const key = b.keys.get(meterId)!;
   const sends: Array<Promise<unknown>> = [];
   for (let seq = from; seq <= to; seq++) {
-    sends.push(client.publishAsync(readingTopic(meterId), Buffer.from(sealedReading(b.dsoPublicKey, key, reading(meterId, seq, INTERVAL + seq))), { qos: 1 }));
+    sends.push(
+      client.publishAsync(
+        readingTopic(meterId),
+        Buffer.from(sealedReading(b.dsoPublicKey, key, reading(meterId, seq, INTERVAL + seq))),
+        { qos: 1 },
+      ),
+    );
   }
   await Promise.all(sends);
 }
@@ -153,7 +189,7 @@ function takeoverLoop(b: Bed, clientIds: string[]): { stop(): Promise<Array<{ cl
 function brokers(name: string, kind: Bed['kind'], startBroker: StartBroker): void {
   const test = suite(`${name}: broker attacks`);
 
-  test('a meter using the DSO\'s or another meter\'s client id takes over nothing: 100 QoS 1 readings all reach the DSO', async () => {
+  test("a meter using the DSO's or another meter's client id takes over nothing: 100 QoS 1 readings all reach the DSO", async () => {
     const honest = ['meter-01', 'meter-02', 'meter-03', 'meter-04'];
     const b = await bed(kind, startBroker, honest);
     if (!b) return;
@@ -167,24 +203,37 @@ function brokers(name: string, kind: Bed['kind'], startBroker: StartBroker): voi
       const attack = takeoverLoop(b, [DSO_USERNAME, 'meter-01']);
       // 52 readings while the DSO is connected, 48 while it is away and its persistent session holds them.
       await Promise.all(honest.map((meterId, i) => report(b, clients[i], meterId, 1, 13)));
-      await withinSeconds(30, 'the first 52 readings at the DSO', dso.waitFor((s) => (s.verified ?? 0) >= 52), () => dso.stats);
+      await withinSeconds(
+        30,
+        'the first 52 readings at the DSO',
+        dso.waitFor((s) => (s.verified ?? 0) >= 52),
+        () => dso.stats,
+      );
       await dso.close();
       await Promise.all(honest.map((meterId, i) => report(b, clients[i], meterId, 14, 25)));
       await new Promise((resolve) => setTimeout(resolve, 300)); // the attacker keeps trying while the DSO is away
       dso = await startDso(b, dsoLogs);
-      const stats = await withinSeconds(30, 'the 48 readings the session kept at the DSO', dso.waitFor((s) => (s.verified ?? 0) >= 48), () => dso.stats);
+      const stats = await withinSeconds(
+        30,
+        'the 48 readings the session kept at the DSO',
+        dso.waitFor((s) => (s.verified ?? 0) >= 48),
+        () => dso.stats,
+      );
       const outcomes = await attack.stop();
       await dso.close();
 
-      assert.is(stats.verified, 48, 'the DSO\'s session kept every reading sent while it was away');
+      assert.is(stats.verified, 48, "the DSO's session kept every reading sent while it was away");
       assert.is(stats.rejected, 0);
-      for (const meterId of honest) for (let seq = 1; seq <= 25; seq++) assert.ok(b.store.get(meterId, seq), `${meterId} seq ${seq} stored`);
+      for (const meterId of honest)
+        for (let seq = 1; seq <= 25; seq++) assert.ok(b.store.get(meterId, seq), `${meterId} seq ${seq} stored`);
       assert.ok(outcomes.length >= 5, `the attacker tried ${outcomes.length} times`);
       assert.ok(outcomes.some((o) => o.clientId === DSO_USERNAME) && outcomes.some((o) => o.clientId === 'meter-01'));
       if (kind === 'aedes') {
         // Refused outright: client id ≠ user name.
         for (const o of outcomes) assert.match(o.outcome, /Identifier rejected/, `${o.clientId}: ${o.outcome}`);
-        const logged = b.brokerLog.filter((line) => line.includes('"event":"connection_refused"') && line.includes(`"username":"${ATTACKER}"`));
+        const logged = b.brokerLog.filter(
+          (line) => line.includes('"event":"connection_refused"') && line.includes(`"username":"${ATTACKER}"`),
+        );
         assert.is(logged.length, outcomes.length, 'each refused attempt is logged by the broker');
         assert.ok(logged.some((line) => line.includes('"clientId":"dso"')));
       } else {
@@ -192,7 +241,10 @@ function brokers(name: string, kind: Bed['kind'], startBroker: StartBroker): voi
         for (const o of outcomes) assert.is(o.outcome, 'connected');
       }
       assert.equal(kicked, [], 'no honest meter was disconnected');
-      assert.not.ok(dsoLogs.some((line) => line.includes('broker_offline')), 'the DSO was never disconnected while connected');
+      assert.not.ok(
+        dsoLogs.some((line) => line.includes('broker_offline')),
+        'the DSO was never disconnected while connected',
+      );
     } finally {
       for (const client of clients) client.end(true);
       await b.close();
@@ -214,7 +266,11 @@ function brokers(name: string, kind: Bed['kind'], startBroker: StartBroker): voi
       big.publish(readingTopic(ATTACKER), Buffer.alloc(64 * 1024 * 1024, 0x5a), { qos: 1 });
       await withinSeconds(30, 'the broker closing the 64 MB sender', closed, () => 'still open');
       big.end(true);
-      if (kind === 'aedes') assert.ok(b.brokerLog.some((line) => line.includes('larger than the 2048')), b.brokerLog.join('\n'));
+      if (kind === 'aedes')
+        assert.ok(
+          b.brokerLog.some((line) => line.includes('larger than the 2048')),
+          b.brokerLog.join('\n'),
+        );
 
       // The flood: the same attacker, 4,000 messages as fast as it can, while 20 meters send 5 readings each.
       const flooder = await connectMeter(b, ATTACKER);
@@ -227,16 +283,27 @@ function brokers(name: string, kind: Bed['kind'], startBroker: StartBroker): voi
       })();
       await Promise.all([flood, ...honest.map((meterId, i) => report(b, clients[i], meterId, 1, 5))]);
       const expectedVerified = honest.length * 5;
-      const settled = (s: CollectorStats) => (s.verified ?? 0) >= expectedVerified && s.rejected + s.dropped.rateLimited >= 4000;
-      const stats = await withinSeconds(60, 'every honest reading verified and the flood handled', dso.waitFor(settled), () => dso.stats);
+      const settled = (s: CollectorStats) =>
+        (s.verified ?? 0) >= expectedVerified && s.rejected + s.dropped.rateLimited >= 4000;
+      const stats = await withinSeconds(
+        60,
+        'every honest reading verified and the flood handled',
+        dso.waitFor(settled),
+        () => dso.stats,
+      );
       await flooder.endAsync(true);
       await dso.close();
 
       assert.is(stats.verified, expectedVerified, 'every honest reading arrived and verified');
-      for (const meterId of honest) for (let seq = 1; seq <= 5; seq++) assert.ok(b.store.get(meterId, seq), `${meterId} seq ${seq} stored`);
+      for (const meterId of honest)
+        for (let seq = 1; seq <= 5; seq++) assert.ok(b.store.get(meterId, seq), `${meterId} seq ${seq} stored`);
       assert.is(stats.dropped.oversize, 0, 'the 64 MB message never reached the DSO');
       assert.ok(stats.dropped.rateLimited > 0, `the flood was rate-limited (${JSON.stringify(stats.dropped)})`);
-      assert.is(stats.rejected + stats.dropped.rateLimited, 4000, 'every flood message was counted: refused by the verifier within the budget, dropped unread past it');
+      assert.is(
+        stats.rejected + stats.dropped.rateLimited,
+        4000,
+        'every flood message was counted: refused by the verifier within the budget, dropped unread past it',
+      );
     } finally {
       for (const client of clients) client.end(true);
       await b.close();

@@ -31,12 +31,23 @@ interface RunningBroker {
   close(): Promise<void>;
 }
 
-type StartBroker = (credentials: BrokerCredentials, dir: string, refusals: string[]) => Promise<RunningBroker | undefined>;
+type StartBroker = (
+  credentials: BrokerCredentials,
+  dir: string,
+  refusals: string[],
+) => Promise<RunningBroker | undefined>;
 
 /** Connects; resolves to the client, or to the refusal's message. */
 async function connect(url: string, username: string, password: string): Promise<MqttClient | string> {
   try {
-    return await mqtt.connectAsync(url, { clientId: username, username, password, reconnectPeriod: 0, connectTimeout: 5000, clean: true });
+    return await mqtt.connectAsync(url, {
+      clientId: username,
+      username,
+      password,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      clean: true,
+    });
   } catch (err) {
     return (err as Error).message;
   }
@@ -67,7 +78,7 @@ function brokers(name: string, start: StartBroker): void {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  test('a meter logs in with its chip\'s login and publishes; the same login again is refused', async () => {
+  test("a meter logs in with its chip's login and publishes; the same login again is refused", async () => {
     if (!broker) return;
     const dso = await connect(broker.url, DSO_USERNAME, credentials.dsoPassword());
     assert.ok(typeof dso !== 'string', `the DSO logs in with its password: ${dso}`);
@@ -89,10 +100,14 @@ function brokers(name: string, start: StartBroker): void {
     const inbox = relayInboxTopic(bytesToHex(kidOf(nodeSha256, chip.mixKey)));
     const otherInbox = relayInboxTopic('00112233445566ff');
     const packets: string[] = [];
-    (meter as MqttClient).on('message', (topic, payload) => topic.startsWith('veilgrid/mix/') && packets.push(`${topic} ${payload}`));
+    (meter as MqttClient).on(
+      'message',
+      (topic, payload) => topic.startsWith('veilgrid/mix/') && packets.push(`${topic} ${payload}`),
+    );
     const granted = await (meter as MqttClient).subscribeAsync(inbox, { qos: 1 });
     assert.is(granted[0].qos, 1, `the meter reads its inbox ${inbox}`);
-    for (const filter of [otherInbox, 'veilgrid/mix/#']) await (meter as MqttClient).subscribeAsync(filter, { qos: 1 }).catch(() => undefined);
+    for (const filter of [otherInbox, 'veilgrid/mix/#'])
+      await (meter as MqttClient).subscribeAsync(filter, { qos: 1 }).catch(() => undefined);
     await (meter as MqttClient).publishAsync(otherInbox, 'for another relay', { qos: 1 });
     await (meter as MqttClient).publishAsync(inbox, 'a packet', { qos: 1 });
     for (let i = 0; i < 100 && packets.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
@@ -108,7 +123,7 @@ function brokers(name: string, start: StartBroker): void {
     assert.match(refusals.join('\n'), /replayed login/);
   });
 
-  test('another meter\'s login, a static password and a made-up login are refused', async () => {
+  test("another meter's login, a static password and a made-up login are refused", async () => {
     if (!broker) return;
     const forOther = meterLoginPassword(chip.se, nodeSha256, 'meter-login-2');
     assert.is(typeof (await connect(broker.url, METER, forOther)), 'string', 'a login names its meter');
@@ -136,7 +151,8 @@ cli('prints the lines mosquitto needs, checks meter logins until stopped, and sa
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-login-cli-'));
   const chip = provisionedSecureElement();
   const brokerDir = path.join(dir, 'broker');
-  const run = (args: string[]) => spawn(process.execPath, ['bin/veilgrid.js', 'broker', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = (args: string[]) =>
+    spawn(process.execPath, ['bin/veilgrid.js', 'broker', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const missing = run(['logins', '--broker-dir', brokerDir, '--port', '0']);
   let missingErr = '';
   missing.stderr.on('data', (d) => (missingErr += d));
@@ -152,7 +168,10 @@ cli('prints the lines mosquitto needs, checks meter logins until stopped, and sa
   try {
     for (let i = 0; i < 500 && !out.includes('plugin_opt_login_port'); i++) await new Promise((r) => setTimeout(r, 20));
     const lines = out.split('\n').filter((l) => l && !l.startsWith('#'));
-    assert.ok(lines.some((l) => /^plugin .*veilgrid_login-[0-9a-f]{12}\.so$/.test(l)), out);
+    assert.ok(
+      lines.some((l) => /^plugin .*veilgrid_login-[0-9a-f]{12}\.so$/.test(l)),
+      out,
+    );
     mosquitto = await startMosquitto({ dir, configLines: lines });
     const meter = await connect(mosquitto.url, METER, meterLoginPassword(chip.se, nodeSha256, METER));
     assert.ok(typeof meter !== 'string', `the meter logs in through the CLI's service: ${meter}`);
@@ -179,8 +198,14 @@ brokers('mosquitto', async (credentials, dir, refusals) => {
     console.log(`  SKIPPED the mosquitto part: ${unavailable}`);
     return undefined;
   }
-  let service: LoginService | undefined = await startLoginService({ check: (u, p) => credentials.checkLogin(u, p), log: (line) => refusals.push(line) });
-  const mosquitto = await startMosquitto({ dir, configLines: credentials.mosquittoConfigLines({ pluginPath: loginPluginPath(), port: service.port }) });
+  let service: LoginService | undefined = await startLoginService({
+    check: (u, p) => credentials.checkLogin(u, p),
+    log: (line) => refusals.push(line),
+  });
+  const mosquitto = await startMosquitto({
+    dir,
+    configLines: credentials.mosquittoConfigLines({ pluginPath: loginPluginPath(), port: service.port }),
+  });
   return {
     url: mosquitto.url,
     async stopLogins() {

@@ -82,7 +82,13 @@ async function relay(brokerPort: number) {
   /** Messages (by number) the broker received. */
   const reachedBroker = new Set<number>();
   const state = { frozen: false, holdAcks: false, gateOpen: true, connections: 0 };
-  const links: { down: nodeNet.Socket; up: nodeNet.Socket; forwarded: Set<number>; acked: Set<number>; ackedToMeter: Set<number> }[] = [];
+  const links: {
+    down: nodeNet.Socket;
+    up: nodeNet.Socket;
+    forwarded: Set<number>;
+    acked: Set<number>;
+    ackedToMeter: Set<number>;
+  }[] = [];
   const server = nodeNet.createServer((down) => {
     down.on('error', () => {});
     if (!state.gateOpen) return void down.destroy();
@@ -131,7 +137,8 @@ async function relay(brokerPort: number) {
     transmissions,
     reachedBroker,
     /** PUBLISHes the broker got whose PUBACK has not reached the meter. */
-    unackedAtMeter: () => links.reduce((n, l) => n + [...l.forwarded].filter((id) => !l.ackedToMeter.has(id)).length, 0),
+    unackedAtMeter: () =>
+      links.reduce((n, l) => n + [...l.forwarded].filter((id) => !l.ackedToMeter.has(id)).length, 0),
     /** Every PUBLISH the broker got on a frozen link has been acknowledged by the broker. */
     brokerCaughtUp: () => links.every((l) => l.up.destroyed || [...l.forwarded].every((id) => l.acked.has(id))),
     dropAll() {
@@ -155,7 +162,11 @@ async function runRestart(name: string, broker: Broker) {
 
     const received: number[] = [];
     let subscriptions = 0;
-    const sub = mqtt.connect(`mqtt://${HOST}:${broker.port}`, { clientId: `dso-${name}`, reconnectPeriod: 50, connectTimeout: 2000 });
+    const sub = mqtt.connect(`mqtt://${HOST}:${broker.port}`, {
+      clientId: `dso-${name}`,
+      reconnectPeriod: 50,
+      connectTimeout: 2000,
+    });
     cleanups.push(() => sub.endAsync(true));
     sub.on('error', () => {});
     sub.on('message', (_t, payload) => received.push(payload.readUInt32BE(0)));
@@ -189,7 +200,8 @@ async function runRestart(name: string, broker: Broker) {
     client.start();
 
     let next = 0;
-    const payload = (seq: number) => new Uint8Array([seq >>> 24, (seq >> 16) & 255, (seq >> 8) & 255, seq & 255, 0xff, 0x00]);
+    const payload = (seq: number) =>
+      new Uint8Array([seq >>> 24, (seq >> 16) & 255, (seq >> 8) & 255, seq & 255, 0xff, 0x00]);
     const publisher = setInterval(() => {
       if (next < MESSAGES) client.publish(TOPIC, payload(next++), 1);
     }, 3);
@@ -202,7 +214,10 @@ async function runRestart(name: string, broker: Broker) {
     await waitFor(() => proxy.unackedAtMeter() >= IN_FLIGHT, 'a full in-flight window at the broker');
     proxy.state.frozen = true;
     await waitFor(() => proxy.brokerCaughtUp(), 'the broker to acknowledge what it received');
-    await waitFor(() => [...proxy.reachedBroker].every((seq) => received.includes(seq)), 'the subscriber to get what the broker acknowledged');
+    await waitFor(
+      () => [...proxy.reachedBroker].every((seq) => received.includes(seq)),
+      'the subscriber to get what the broker acknowledged',
+    );
     await broker.crash();
     proxy.state.gateOpen = false;
     proxy.dropAll();
@@ -215,7 +230,10 @@ async function runRestart(name: string, broker: Broker) {
     await waitFor(() => subscriptions === 2, 'the subscriber to subscribe again');
     proxy.state.gateOpen = true;
 
-    await waitFor(() => next >= MESSAGES && new Set(received).size === MESSAGES, `all ${MESSAGES} messages at the subscriber`);
+    await waitFor(
+      () => next >= MESSAGES && new Set(received).size === MESSAGES,
+      `all ${MESSAGES} messages at the subscriber`,
+    );
     await waitFor(() => client.pendingCount() === 0, 'the outbox to empty');
 
     const missing = [...Array(MESSAGES).keys()].filter((s) => !received.includes(s));
@@ -237,7 +255,10 @@ async function runRestart(name: string, broker: Broker) {
       assert.ok((bySeq.get(seq)?.length ?? 0) > 1, `message ${seq} delivered twice only because it was sent twice`);
     }
     const retransmitted = [...bySeq.values()].filter((s) => s.length > 1).length;
-    assert.ok(retransmitted >= IN_FLIGHT, 'the crash caught a full window in flight (the test exercised retransmission)');
+    assert.ok(
+      retransmitted >= IN_FLIGHT,
+      'the crash caught a full window in flight (the test exercised retransmission)',
+    );
     assert.ok(deliveredTwice.length > 0, 'some messages reached the broker twice (their PUBACK was lost in the crash)');
     assert.ok(disconnects.length >= 1 && crashedAt < RESTART_AT);
     console.log(

@@ -57,7 +57,12 @@ test('flash -> provision -> readings verified by the DSO service; a DSO restart 
   const brokerDir = path.join(dir, 'broker');
   const credentials = new BrokerCredentials(brokerDir);
   const broker = await startEmbeddedBroker({ auth: credentials });
-  const source = new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh: 1000, profile: constant(3600) });
+  const source = new S0PulseSource({
+    board,
+    pin: definition.pins.s0Import,
+    impulsesPerKWh: 1000,
+    profile: constant(3600),
+  });
   let dso: DsoService | undefined;
   const log: string[] = [];
   const startDso = () =>
@@ -74,7 +79,10 @@ test('flash -> provision -> readings verified by the DSO service; a DSO restart 
     // 1. Flash the blank board with the real espruino CLI.
     const firmware = await buildFirmware({ board: 'esp32-meter', outFile: path.join(dir, 'esp32-meter.js') });
     let flashOutput = '';
-    const flashed = await flash({ ports: [port], firmware: firmware.outFile }, { write: (t) => void (flashOutput += t) });
+    const flashed = await flash(
+      { ports: [port], firmware: firmware.outFile },
+      { write: (t) => void (flashOutput += t) },
+    );
     assert.is(flashed.exitCode, 0, flashOutput);
     assert.is(flashed.results[0].running?.build, firmware.buildId);
 
@@ -90,10 +98,26 @@ test('flash -> provision -> readings verified by the DSO service; a DSO restart 
     let code: number;
     try {
       code = await provisionCommand.run([
-        '--port', port, '--meter-id', METER, '--feeder', 'feeder-7',
-        '--operator-dir', operatorDir, '--passphrase-file', passphraseFile,
-        '--dso-db', path.join(dir, 'dso.db'), '--broker-dir', brokerDir, '--broker', `127.0.0.1:${broker.port}`,
-        '--dso-key', path.join(dir, 'dso-key.json'), '--interval-seconds', String(INTERVAL),
+        '--port',
+        port,
+        '--meter-id',
+        METER,
+        '--feeder',
+        'feeder-7',
+        '--operator-dir',
+        operatorDir,
+        '--passphrase-file',
+        passphraseFile,
+        '--dso-db',
+        path.join(dir, 'dso.db'),
+        '--broker-dir',
+        brokerDir,
+        '--broker',
+        `127.0.0.1:${broker.port}`,
+        '--dso-key',
+        path.join(dir, 'dso-key.json'),
+        '--interval-seconds',
+        String(INTERVAL),
       ]);
     } finally {
       console.log = consoleLog;
@@ -104,10 +128,17 @@ test('flash -> provision -> readings verified by the DSO service; a DSO restart 
     dso = await startDso();
     source.start();
     clock.setSpeed(60);
-    await until(() => dso!.collector.stats.received >= 2, () => `2 readings stored; DSO log ${log.join('\n')}; meter printed ${output.join('').slice(-800)}`);
+    await until(
+      () => dso!.collector.stats.received >= 2,
+      () => `2 readings stored; DSO log ${log.join('\n')}; meter printed ${output.join('').slice(-800)}`,
+    );
     let body = await (await fetch(`${dso.http.url}/metrics`)).text();
     assert.ok(metric(body, 'veilgrid_dso_readings_verified_total') >= 2, body);
-    assert.is(metric(body, 'veilgrid_dso_key_certificates_accepted_total'), 1, 'the first reading key was certified before use');
+    assert.is(
+      metric(body, 'veilgrid_dso_key_certificates_accepted_total'),
+      1,
+      'the first reading key was certified before use',
+    );
     assert.is(metric(body, 'veilgrid_dso_broker_connected'), 1);
     assert.is(metric(body, 'veilgrid_dso_meters{status="active"}'), 1);
     assert.is((await fetch(`${dso.http.url}/healthz`)).status, 200);
@@ -117,28 +148,63 @@ test('flash -> provision -> readings verified by the DSO service; a DSO restart 
     dso = undefined;
     await new Promise((resolve) => clock.setTimeout(() => resolve(undefined), 2.5 * INTERVAL * 1000));
     dso = await startDso();
-    const firstInterval = () => dso!.store.db.prepare('SELECT MIN(interval_index) AS i FROM readings').get() as { i: number };
-    const stored = () => dso!.store.db.prepare('SELECT COUNT(*) AS n, MAX(interval_index) AS last FROM readings').get() as { n: number; last: number };
-    await until(() => stored().n >= 5, () => `5 readings after the DSO restart, have ${JSON.stringify(stored())}`);
-    assert.is(stored().n, stored().last - firstInterval().i + 1, 'one reading for every interval, none missing across the restart');
+    const firstInterval = () =>
+      dso!.store.db.prepare('SELECT MIN(interval_index) AS i FROM readings').get() as { i: number };
+    const stored = () =>
+      dso!.store.db.prepare('SELECT COUNT(*) AS n, MAX(interval_index) AS last FROM readings').get() as {
+        n: number;
+        last: number;
+      };
+    await until(
+      () => stored().n >= 5,
+      () => `5 readings after the DSO restart, have ${JSON.stringify(stored())}`,
+    );
+    assert.is(
+      stored().n,
+      stored().last - firstInterval().i + 1,
+      'one reading for every interval, none missing across the restart',
+    );
     const gaps = dso.store.gaps();
-    assert.is(gaps.reduce((n, g) => n + g.missingCount, 0), 0, `no sequence numbers lost: ${JSON.stringify(gaps)}`);
-    const energy = dso.store.db.prepare('SELECT SUM(import_wh) AS wh, MAX(import_total_wh) AS total FROM readings').get() as { wh: number; total: number };
+    assert.is(
+      gaps.reduce((n, g) => n + g.missingCount, 0),
+      0,
+      `no sequence numbers lost: ${JSON.stringify(gaps)}`,
+    );
+    const energy = dso.store.db
+      .prepare('SELECT SUM(import_wh) AS wh, MAX(import_total_wh) AS total FROM readings')
+      .get() as { wh: number; total: number };
     assert.is(energy.wh, energy.total, 'the intervals add up to the register');
-    assert.ok(energy.total > 0 && energy.total <= source.energyWh + 1, `reported ${energy.total} Wh, the source emitted ${source.energyWh.toFixed(1)} Wh`);
+    assert.ok(
+      energy.total > 0 && energy.total <= source.energyWh + 1,
+      `reported ${energy.total} Wh, the source emitted ${source.energyWh.toFixed(1)} Wh`,
+    );
 
     // 5. Revoked at the DSO: the next reading is refused and counted with its reason.
     console.log = (...args: unknown[]) => void provisionLines.push(args.join(' '));
     try {
-      code = await provisionCommand.run(['--revoke', '--meter-id', METER, '--dso-db', path.join(dir, 'dso.db'), '--broker-dir', brokerDir]);
+      code = await provisionCommand.run([
+        '--revoke',
+        '--meter-id',
+        METER,
+        '--dso-db',
+        path.join(dir, 'dso.db'),
+        '--broker-dir',
+        brokerDir,
+      ]);
     } finally {
       console.log = consoleLog;
     }
     assert.is(code, 0, provisionLines.join('\n'));
-    await until(() => dso!.collector.stats.rejected >= 1, () => `a rejection after revocation; DSO log ${log.join('\n')}`);
+    await until(
+      () => dso!.collector.stats.rejected >= 1,
+      () => `a rejection after revocation; DSO log ${log.join('\n')}`,
+    );
     body = await (await fetch(`${dso.http.url}/metrics`)).text();
     assert.ok(metric(body, 'veilgrid_dso_readings_rejected_total{reason="revoked"}') >= 1, body);
-    assert.ok(log.some((line) => JSON.parse(line).reason === 'revoked'), 'the rejection is logged with its reason');
+    assert.ok(
+      log.some((line) => JSON.parse(line).reason === 'revoked'),
+      'the rejection is logged with its reason',
+    );
   } finally {
     source.stop();
     await dso?.close();

@@ -33,7 +33,9 @@ async function lateSubscriberSees(url: string): Promise<{ payload: string; retai
   let timer: NodeJS.Timeout | undefined;
   try {
     const first = new Promise<{ payload: string; retain: boolean } | 'nothing retained'>((resolve) => {
-      client.once('message', (_topic, payload, packet) => resolve({ payload: payload.toString('latin1'), retain: packet.retain }));
+      client.once('message', (_topic, payload, packet) =>
+        resolve({ payload: payload.toString('latin1'), retain: packet.retain }),
+      );
       // A retained message comes right after SUBACK; this only bounds the wait when there is none.
       timer = setTimeout(() => resolve('nothing retained'), 3000);
     });
@@ -58,14 +60,24 @@ test('a late subscriber finds "online" while the meter is connected and "offline
       broker: { host: '127.0.0.1', port: broker.port },
       mqtt: { username: METER, password: 'x' },
       intervalSeconds: 60,
-      s0: { importPin: definition.pins.s0Import, exportPin: definition.pins.s0Export, impulsesPerKWh: 1000, debounceMs: 10 },
+      s0: {
+        importPin: definition.pins.s0Import,
+        exportPin: definition.pins.s0Export,
+        impulsesPerKWh: 1000,
+        debounceMs: 10,
+      },
       journal: { commitEveryWh: 10 },
     };
     board.storage.write('.bootcde', fs.readFileSync(outFile, 'latin1'));
     board.storage.write(CONFIG_FILE, JSON.stringify(config));
     const statuses: { payload: string; retain: boolean; from: string }[] = [];
     broker.aedes.on('publish', (packet, client) => {
-      if (packet.topic === STATUS) statuses.push({ payload: packet.payload.toString(), retain: packet.retain, from: client ? client.id : 'broker' });
+      if (packet.topic === STATUS)
+        statuses.push({
+          payload: packet.payload.toString(),
+          retain: packet.retain,
+          from: client ? client.id : 'broker',
+        });
     });
 
     board.powerOn();

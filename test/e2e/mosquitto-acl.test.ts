@@ -30,7 +30,14 @@ function credentialsFolder(): { dir: string; credentials: BrokerCredentials } {
 
 function connect(url: string, username: string, password: string): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    const client = mqtt.connect(url, { username, password, clientId: username, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 });
+    const client = mqtt.connect(url, {
+      username,
+      password,
+      clientId: username,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+    });
     client.once('connect', () => resolve(client));
     client.once('error', (err) => {
       client.end(true);
@@ -72,7 +79,7 @@ function publishAndSettle(client: MqttClient, topic: string, payload: string): P
 
 function checkRules(name: string, start: (credentials: BrokerCredentials, dir: string) => Promise<Broker | undefined>) {
   const test = suite(name);
-  test('meter A publishes to its own topics and not to meter B\'s; a wrong password is refused', async () => {
+  test("meter A publishes to its own topics and not to meter B's; a wrong password is refused", async () => {
     const { dir, credentials } = credentialsFolder();
     const broker = await start(credentials, dir);
     if (!broker) {
@@ -85,7 +92,7 @@ function checkRules(name: string, start: (credentials: BrokerCredentials, dir: s
       clients.push(dso);
       const received: string[] = [];
       dso.on('message', (topic, payload) => received.push(`${topic} ${payload}`));
-      assert.ok(await subscribe(dso, READING_TOPIC_FILTER), 'the DSO may read every meter\'s readings');
+      assert.ok(await subscribe(dso, READING_TOPIC_FILTER), "the DSO may read every meter's readings");
 
       // mosquitto grants a subscription its ACL does not allow and then delivers nothing on it; aedes
       // refuses it (0x80). Either way meter A must receive nothing of meter B's.
@@ -106,8 +113,16 @@ function checkRules(name: string, start: (credentials: BrokerCredentials, dir: s
       assert.equal(received, ['veilgrid/meters/meter-b/readings from B', 'veilgrid/meters/meter-a/readings from A']);
       assert.equal(leakedToA, [], 'meter A read nothing of meter B');
 
-      assert.match(await refusal(connect(broker.url, 'meter-a', 'password-of-b')), /Not authorized|Bad username or password/i, 'a wrong password is refused');
-      assert.match(await refusal(connect(broker.url, 'meter-c', 'anything')), /Not authorized|Bad username or password/i, 'an unknown user is refused');
+      assert.match(
+        await refusal(connect(broker.url, 'meter-a', 'password-of-b')),
+        /Not authorized|Bad username or password/i,
+        'a wrong password is refused',
+      );
+      assert.match(
+        await refusal(connect(broker.url, 'meter-c', 'anything')),
+        /Not authorized|Bad username or password/i,
+        'an unknown user is refused',
+      );
     } finally {
       for (const client of clients) client.end(true);
       await broker.close();

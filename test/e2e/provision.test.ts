@@ -55,7 +55,17 @@ test.before(async () => {
   shared.passphraseFile = path.join(shared.dir, 'passphrase');
   fs.writeFileSync(shared.passphraseFile, PASSPHRASE + '\n', { mode: 0o600 });
   shared.operatorDir = path.join(shared.dir, 'operator');
-  const code = await quietly(() => operatorCommand.run(['init', '--dir', shared.operatorDir, '--operator-id', 'op-test', '--passphrase-file', shared.passphraseFile]));
+  const code = await quietly(() =>
+    operatorCommand.run([
+      'init',
+      '--dir',
+      shared.operatorDir,
+      '--operator-id',
+      'op-test',
+      '--passphrase-file',
+      shared.passphraseFile,
+    ]),
+  );
   assert.is(code, 0, 'veilgrid operator init');
   shared.dsoKey = path.join(shared.dir, 'dso-key.json');
   createDsoKey(shared.dsoKey);
@@ -178,20 +188,35 @@ test('provisions a meter over its console; re-running changes nothing; --revoke 
   }
   const first = await provision(provisionArgs(rig));
   assert.is(first.code, 0, `provision failed: ${first.error}\n${first.lines.join('\n')}`);
-  assert.ok(first.lines.some((l) => l.includes('registering the meter with the DSO')), 'progress lines for each step');
+  assert.ok(
+    first.lines.some((l) => l.includes('registering the meter with the DSO')),
+    'progress lines for each step',
+  );
 
   const config = parseMeterConfig(meterConfigText(rig));
   assert.is(config.meterId, 'meter-0001');
   assert.is(config.mqtt.username, 'meter-0001');
-  assert.is(config.mqtt.password, undefined, 'no broker password in vg.config: the meter logs in with its secure element');
+  assert.is(
+    config.mqtt.password,
+    undefined,
+    'no broker password in vg.config: the meter logs in with its secure element',
+  );
   assert.is(config.intervalSeconds, 60);
   assert.equal(config.broker, { host: '127.0.0.1', port: 1883 });
   const dsoKey = JSON.parse(fs.readFileSync(rig.dsoKey, 'utf8'));
   assert.is(config.dsoPublicKey, dsoKey.publicKey);
   const brokerFolder = new BrokerCredentials(rig.brokerDir);
-  assert.is(brokerFolder.withMeterLogins((logins) => logins.lastCounter('meter-0001')), -1, 'the broker lets the meter log in with its chip');
+  assert.is(
+    brokerFolder.withMeterLogins((logins) => logins.lastCounter('meter-0001')),
+    -1,
+    'the broker lets the meter log in with its chip',
+  );
   assert.not.ok(brokerFolder.passwords().has('meter-0001'), 'and holds no password for it');
-  assert.ok(fs.readFileSync(path.join(rig.brokerDir, 'mosquitto.acl'), 'utf8').includes('topic write veilgrid/meters/meter-0001/#'));
+  assert.ok(
+    fs
+      .readFileSync(path.join(rig.brokerDir, 'mosquitto.acl'), 'utf8')
+      .includes('topic write veilgrid/meters/meter-0001/#'),
+  );
 
   const registry = new MeterRegistry(rig.dsoDb);
   const meter = registry.meter('meter-0001')!;
@@ -206,12 +231,16 @@ test('provisions a meter over its console; re-running changes nothing; --revoke 
   assert.ok(info.se.configLocked && info.se.dataLocked && info.se.ours);
 
   // Re-running: same keys, same login, same certificate, no restart.
-  const files = () => ['mosquitto.passwd', 'mosquitto.acl'].map((f) => fs.readFileSync(path.join(rig.brokerDir, f), 'utf8'));
+  const files = () =>
+    ['mosquitto.passwd', 'mosquitto.acl'].map((f) => fs.readFileSync(path.join(rig.brokerDir, f), 'utf8'));
   const brokerFiles = files();
   const configText = meterConfigText(rig);
   const again = await provision(provisionArgs(rig));
   assert.is(again.code, 0, `re-run failed: ${again.error}`);
-  assert.ok(again.lines.some((l) => l.includes('registration unchanged')), again.lines.join('\n'));
+  assert.ok(
+    again.lines.some((l) => l.includes('registration unchanged')),
+    again.lines.join('\n'),
+  );
   assert.is(meterConfigText(rig), configText);
   assert.equal(files(), brokerFiles);
   const registry2 = new MeterRegistry(rig.dsoDb);
@@ -222,11 +251,22 @@ test('provisions a meter over its console; re-running changes nothing; --revoke 
   // --rotate: a new reading key, the rest as it was
   const rotated = await provision(provisionArgs(rig, {}, ['--rotate']));
   assert.is(rotated.code, 0, `--rotate failed: ${rotated.error}\n${rotated.lines.join('\n')}`);
-  assert.ok(rotated.lines.some((l) => /key rotation \d+/.test(l)), rotated.lines.join('\n'));
+  assert.ok(
+    rotated.lines.some((l) => /key rotation \d+/.test(l)),
+    rotated.lines.join('\n'),
+  );
   assert.is(meterConfigText(rig), configText);
 
   // --revoke
-  const revoked = await provision(['--revoke', '--meter-id', 'meter-0001', '--dso-db', rig.dsoDb, '--broker-dir', rig.brokerDir]);
+  const revoked = await provision([
+    '--revoke',
+    '--meter-id',
+    'meter-0001',
+    '--dso-db',
+    rig.dsoDb,
+    '--broker-dir',
+    rig.brokerDir,
+  ]);
   assert.is(revoked.code, 0, revoked.error);
   assert.equal(registeredMeters(rig), ['meter-0001:revoked']);
   assert.equal(brokerUsers(rig), ['dso']);
@@ -271,12 +311,20 @@ test('the provisioned meter connects to a broker enforcing the rules, with the c
   try {
     const result = await provision(provisionArgs(rig, { broker: `127.0.0.1:${broker.port}` }));
     assert.is(result.code, 0, result.error);
-    dso = await mqtt.connectAsync(broker.url, { username: DSO_USERNAME, clientId: DSO_USERNAME, password: credentials.dsoPassword(), reconnectPeriod: 0 });
+    dso = await mqtt.connectAsync(broker.url, {
+      username: DSO_USERNAME,
+      clientId: DSO_USERNAME,
+      password: credentials.dsoPassword(),
+      reconnectPeriod: 0,
+    });
     dso.on('message', (topic) => seen.push(topic));
     await dso.subscribeAsync(['veilgrid/meters/+/keys', 'veilgrid/meters/+/status'], { qos: 1 });
     // The meter's key certificate is retained, and it reports its status once connected.
     for (let i = 0; i < 1000 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.ok(seen.length > 0 && seen.every((t) => t.startsWith('veilgrid/meters/meter-0001/')), `the DSO saw ${JSON.stringify(seen)}; the board printed ${rig.output.join('').slice(-600)}`);
+    assert.ok(
+      seen.length > 0 && seen.every((t) => t.startsWith('veilgrid/meters/meter-0001/')),
+      `the DSO saw ${JSON.stringify(seen)}; the board printed ${rig.output.join('').slice(-600)}`,
+    );
   } finally {
     await dso?.endAsync(true);
     await broker.close();
@@ -309,7 +357,9 @@ while True:
 test('provisions over a serial device (a pty bridged to the console)', async (ctx) => {
   const rig = await startRig(ctx);
   if (!firmwareHasEntryPoints(rig)) return;
-  const bridge = spawn('python3', ['-c', PTY_BRIDGE, String(rig.console.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const bridge = spawn('python3', ['-c', PTY_BRIDGE, String(rig.console.port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     const device = await new Promise<string | undefined>((resolve) => {
       bridge.once('error', () => resolve(undefined));
@@ -352,7 +402,8 @@ test('error: wrong operator passphrase, before anything is touched', async (ctx)
   assert.equal(registeredMeters(rig), []);
   assert.equal(brokerUsers(rig), []);
   assert.is(meterConfigText(rig), undefined);
-  if (firmwareHasEntryPoints(rig)) assert.not.ok(JSON.parse(rig.board.evaluate('vgInfo()').value as string).se.configLocked, 'the SE was not touched');
+  if (firmwareHasEntryPoints(rig))
+    assert.not.ok(JSON.parse(rig.board.evaluate('vgInfo()').value as string).se.configLocked, 'the SE was not touched');
 });
 
 test('error: firmware without the provisioning entry points', async (ctx) => {
@@ -374,7 +425,10 @@ test('error: meter provisioned under another id', async (ctx) => {
   const result = await provision(provisionArgs(rig, { 'meter-id': 'meter-0002' }));
   assert.is(result.code, 1);
   // Its console is locked with meter-0001's password, which the tool never sends for another id.
-  assert.match(result.error!, /console is locked and no console password is stored for meter "meter-0002".*another meter, give its --meter-id/);
+  assert.match(
+    result.error!,
+    /console is locked and no console password is stored for meter "meter-0002".*another meter, give its --meter-id/,
+  );
   assert.equal(registeredMeters(rig), ['meter-0001:active']);
   assert.equal(brokerUsers(rig), ['dso', 'meter-0001']);
   assert.is(meterConfigText(rig), configText);
@@ -399,7 +453,10 @@ test('error: DSO registry unreachable: the broker files are put back and the met
   const result = await provision(provisionArgs(rig, { 'dso-db': path.join(rig.dir, 'no-such-dir', 'dso.db') }));
   assert.is(result.code, 1);
   assert.match(result.error!, /DSO registry .* is unreachable/);
-  assert.ok(result.lines.some((l) => l.includes('undoing')), result.lines.join('\n'));
+  assert.ok(
+    result.lines.some((l) => l.includes('undoing')),
+    result.lines.join('\n'),
+  );
   assert.is(meterConfigText(rig), undefined, 'vg.config is gone again');
   assert.equal(brokerUsers(rig), [], 'no broker user was left behind');
   assert.is(JSON.parse(rig.board.evaluate('vgInfo()').value as string).meterId, null);

@@ -19,7 +19,20 @@ test('veilgrid testbed --board espruino-linux --meters 3 --intervals 3 --interva
     console.log(`    SKIPPED the real-interpreter testbed: ${missing}`);
     return;
   }
-  const args = ['bin/veilgrid.js', 'testbed', '--board', 'espruino-linux', '--meters', '3', '--intervals', '3', '--interval-seconds', '20', '--no-market', '--json'];
+  const args = [
+    'bin/veilgrid.js',
+    'testbed',
+    '--board',
+    'espruino-linux',
+    '--meters',
+    '3',
+    '--intervals',
+    '3',
+    '--interval-seconds',
+    '20',
+    '--no-market',
+    '--json',
+  ];
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

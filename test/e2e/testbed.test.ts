@@ -18,7 +18,10 @@ function assertEveryReadingArrived(s: TestbedSummary) {
   assert.is(s.readings.rejected, 0);
   // The collector stores only what the verifier accepted; meters provisioned first also reported
   // (empty) intervals before the window.
-  assert.ok(s.readings.verified >= s.readings.received, `verified ${s.readings.verified}, received ${s.readings.received}`);
+  assert.ok(
+    s.readings.verified >= s.readings.received,
+    `verified ${s.readings.verified}, received ${s.readings.received}`,
+  );
   // Over 120 simulated seconds with a 60 s period: each meter's first key and at least one rotation.
   assert.ok(s.keys.rotations >= 2 * small.meters, `reading keys certified: ${s.keys.rotations}`);
   assert.is(s.gaps.lostSequenceNumbers, 0);
@@ -34,7 +37,10 @@ function assertEveryReadingArrived(s: TestbedSummary) {
 /** Every meter asked for assets every interval; every offer that reached the bridge is on chain or refused with a reason. */
 function assertTradesAccountedFor(s: TestbedSummary, meters: number, intervals: number) {
   assert.ok(s.assets && s.offers && s.clearing, 'the summary has the market');
-  assert.ok(s.assets!.requested >= meters * intervals, `asset requests ${s.assets!.requested}: one per meter and interval at least`);
+  assert.ok(
+    s.assets!.requested >= meters * intervals,
+    `asset requests ${s.assets!.requested}: one per meter and interval at least`,
+  );
   assert.is(s.assets!.refused, 0, JSON.stringify(s.assets));
   assert.is(s.offers!.onChain + s.offers!.rejected, s.offers!.sent, JSON.stringify(s.offers));
 }

@@ -11,7 +11,13 @@ test('2,000 mutated inputs: every one refused or genuine, nothing escapes', () =
   assert.is(figures.escapedExceptions, 0);
   assert.is(figures.acceptedForgeries, 0);
   assert.is(figures.inputs, 2_000);
-  assert.ok(figures.readings.refused > 0 && figures.keyCertificates.refused > 0 && figures.logins.refused > 0 && figures.mqttPackets.refused > 0, JSON.stringify(figures));
+  assert.ok(
+    figures.readings.refused > 0 &&
+      figures.keyCertificates.refused > 0 &&
+      figures.logins.refused > 0 &&
+      figures.mqttPackets.refused > 0,
+    JSON.stringify(figures),
+  );
 });
 
 test.run();

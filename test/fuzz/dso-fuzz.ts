@@ -14,8 +14,19 @@ import { attestationMessage } from '../../firmware/src/protocol/key-attestation.
 import { MIX_SLOT } from '../../firmware/src/protocol/slot-map.ts';
 import { encodeReading } from '../../firmware/src/protocol/reading.ts';
 import { sealEnvelope } from '../../firmware/src/protocol/sealed-reading.ts';
-import { meterIdFromKeyCertificateTopic, meterIdFromReadingTopic, readingTopic } from '../../firmware/src/protocol/topics.ts';
-import { MqttPacketError, MqttStreamDecoder, bytesToByteString, byteStringToBytes, encodePacket, type MqttPacket } from '../../firmware/src/mqtt/packets.ts';
+import {
+  meterIdFromKeyCertificateTopic,
+  meterIdFromReadingTopic,
+  readingTopic,
+} from '../../firmware/src/protocol/topics.ts';
+import {
+  MqttPacketError,
+  MqttStreamDecoder,
+  bytesToByteString,
+  byteStringToBytes,
+  encodePacket,
+  type MqttPacket,
+} from '../../firmware/src/mqtt/packets.ts';
 import { MeterLogins } from '../../host-tools/broker/meter-logins.ts';
 import { MqttPacketSizeScanner } from '../../host-tools/broker/packet-size-guard.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
@@ -56,13 +67,17 @@ function mutate(bytes: Uint8Array, random: () => number): Uint8Array {
   const byte = () => Math.floor(random() * 256);
   for (let e = 0; e < edits; e++) {
     const kind = Math.floor(random() * 7);
-    if (kind === 0 && out.length) { const i = at() % out.length; out[i] ^= 1 << Math.floor(random() * 8); }
-    else if (kind === 1 && out.length) out[at() % out.length] = byte();
+    if (kind === 0 && out.length) {
+      const i = at() % out.length;
+      out[i] ^= 1 << Math.floor(random() * 8);
+    } else if (kind === 1 && out.length) out[at() % out.length] = byte();
     else if (kind === 2) out.splice(at(), 0, ...Array.from({ length: 1 + Math.floor(random() * 8) }, byte));
     else if (kind === 3 && out.length) out.splice(at() % out.length, 1 + Math.floor(random() * 8));
     else if (kind === 4) out = out.slice(0, at());
-    else if (kind === 5 && out.length) { const i = at() % out.length; out.splice(i, 0, ...out.slice(i, i + 1 + Math.floor(random() * 16))); }
-    else out.push(...Array.from({ length: 1 + Math.floor(random() * 32) }, byte));
+    else if (kind === 5 && out.length) {
+      const i = at() % out.length;
+      out.splice(i, 0, ...out.slice(i, i + 1 + Math.floor(random() * 16)));
+    } else out.push(...Array.from({ length: 1 + Math.floor(random() * 32) }, byte));
   }
   return new Uint8Array(out);
 }
@@ -108,11 +123,29 @@ export function runDsoFuzz(count: number, seed = 1): FuzzFigures {
   const seal = (plaintext: Uint8Array) => sealEnvelope(nodeCryptoPrimitives, shared, ephemeralPublic, plaintext);
 
   // Genuine material to mutate: signed readings (never submitted, so each is new to the registry).
-  const genuineSigned = Array.from({ length: 16 }, (_, i) => signReadingBytes(key, encodeReading(reading(meterId, 1000 + i, 200 + i))));
+  const genuineSigned = Array.from({ length: 16 }, (_, i) =>
+    signReadingBytes(key, encodeReading(reading(meterId, 1000 + i, 200 + i))),
+  );
   const genuineEnvelopes = genuineSigned.map(seal);
   const packets: MqttPacket[] = [
-    { kind: 'publish', topic: readingTopic(meterId), payload: genuineEnvelopes[0], qos: 1, dup: false, retain: false, packetId: 7 },
-    { kind: 'publish', topic: 'veilgrid/meters/meter-fuzz/keys', payload: nextKey.certificate, qos: 1, dup: false, retain: true, packetId: 8 },
+    {
+      kind: 'publish',
+      topic: readingTopic(meterId),
+      payload: genuineEnvelopes[0],
+      qos: 1,
+      dup: false,
+      retain: false,
+      packetId: 7,
+    },
+    {
+      kind: 'publish',
+      topic: 'veilgrid/meters/meter-fuzz/keys',
+      payload: nextKey.certificate,
+      qos: 1,
+      dup: false,
+      retain: true,
+      packetId: 8,
+    },
     { kind: 'connack', sessionPresent: true, returnCode: 0 },
     { kind: 'puback', packetId: 9 },
     { kind: 'suback', packetId: 3, returnCodes: [1, 0x80] },
@@ -123,7 +156,12 @@ export function runDsoFuzz(count: number, seed = 1): FuzzFigures {
   const logins = new MeterLogins(':memory:');
   logins.add(meterId, meter.identity.publicKey, meter.mix.publicKey);
   const genuineLogins = Array.from({ length: 16 }, (_, i) => {
-    const message = attestationMessage(nodeSha256, loginNonce(nodeSha256, meterId, 1000 + i), MIX_SLOT, meter.mix.publicKey);
+    const message = attestationMessage(
+      nodeSha256,
+      loginNonce(nodeSha256, meterId, 1000 + i),
+      MIX_SLOT,
+      meter.mix.publicKey,
+    );
     return encodeLoginPassword(1000 + i, meter.identity.signDigest(nodeSha256(message)));
   });
 
@@ -153,13 +191,19 @@ export function runDsoFuzz(count: number, seed = 1): FuzzFigures {
           signedInside = mutate(genuineSigned[which], random);
           envelope = seal(signedInside);
         }
-        const topic = random() < 0.1 ? bytesToByteString(mutate(new TextEncoder().encode(readingTopic(meterId)), random)) : readingTopic(meterId);
+        const topic =
+          random() < 0.1
+            ? bytesToByteString(mutate(new TextEncoder().encode(readingTopic(meterId)), random))
+            : readingTopic(meterId);
         const topicMeterId = meterIdFromReadingTopic(topic);
         if (topicMeterId === undefined) return void figures.readings.refused++;
         const result = verifySignedReading(registry, dsoPrivateKey, { topicMeterId, envelope }, Date.now());
         if (!result.ok) return void figures.readings.refused++;
         figures.readings.accepted++;
-        const genuine = signedInside === undefined ? sameBytes(envelope, genuineEnvelopes[which]) : genuineSigned.some((g) => sameBytes(g, signedInside!));
+        const genuine =
+          signedInside === undefined
+            ? sameBytes(envelope, genuineEnvelopes[which])
+            : genuineSigned.some((g) => sameBytes(g, signedInside!));
         if (!genuine) {
           figures.acceptedForgeries++;
           problem(`forged reading accepted: ${Buffer.from(envelope).toString('hex')}`);
@@ -169,7 +213,9 @@ export function runDsoFuzz(count: number, seed = 1): FuzzFigures {
       figures.keyCertificates.inputs++;
       timed(() => {
         const bytes = mutate(nextKey.certificate, random);
-        const topicMeterId = meterIdFromKeyCertificateTopic(random() < 0.1 ? 'veilgrid/meters/meter-fuzz/key' : 'veilgrid/meters/meter-fuzz/keys');
+        const topicMeterId = meterIdFromKeyCertificateTopic(
+          random() < 0.1 ? 'veilgrid/meters/meter-fuzz/key' : 'veilgrid/meters/meter-fuzz/keys',
+        );
         if (topicMeterId === undefined) return void figures.keyCertificates.refused++;
         const result = acceptKeyCertificate(registry, topicMeterId, bytes);
         if (!result.ok) return void figures.keyCertificates.refused++;
@@ -182,7 +228,9 @@ export function runDsoFuzz(count: number, seed = 1): FuzzFigures {
     } else if (kind === 3) {
       figures.logins.inputs++;
       timed(() => {
-        const password = new TextDecoder('latin1').decode(mutate(new TextEncoder().encode(genuineLogins[Math.floor(random() * genuineLogins.length)]), random));
+        const password = new TextDecoder('latin1').decode(
+          mutate(new TextEncoder().encode(genuineLogins[Math.floor(random() * genuineLogins.length)]), random),
+        );
         const username = random() < 0.1 ? 'meter-other' : meterId;
         const result = logins.check(username, password);
         if (!result.ok) return void figures.logins.refused++;

@@ -15,7 +15,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BACKENDS, createRig, unavailable, type Backend, type MeterBoard, type Rig } from '../../boards/harness/meter-board.ts';
+import {
+  BACKENDS,
+  createRig,
+  unavailable,
+  type Backend,
+  type MeterBoard,
+  type Rig,
+} from '../../boards/harness/meter-board.ts';
 import { startGrid } from '../../host-tools/grid/grid.ts';
 import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts';
 import { constant } from '../../boards/emulator/load-profile.ts';
@@ -55,7 +62,12 @@ for (const backend of BACKENDS) {
     const { interval, speed } = TIMING[backend];
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `veilgrid-hil-${backend}-`));
     const { outFile } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(dir, 'esp32-meter.js') });
-    const grid = await startGrid({ dir, backend, speed, startEpochSeconds: Math.ceil(Date.now() / 1000 / interval) * interval + 1 });
+    const grid = await startGrid({
+      dir,
+      backend,
+      speed,
+      startEpochSeconds: Math.ceil(Date.now() / 1000 / interval) * interval + 1,
+    });
     const { rig } = grid;
     let source: S0PulseSource | undefined;
     let board: MeterBoard | undefined;
@@ -66,11 +78,17 @@ for (const backend of BACKENDS) {
       board.writeFile('.bootcde', fs.readFileSync(outFile, 'latin1'));
       await board.powerOn();
       await grid.provision(board, 'meter-0001', { intervalSeconds: interval });
-      source = new S0PulseSource({ board, pin: rig.definition.pins.s0Import, impulsesPerKWh: 1000, profile: constant(7200) }); // 2 pulses/s
+      source = new S0PulseSource({
+        board,
+        pin: rig.definition.pins.s0Import,
+        impulsesPerKWh: 1000,
+        profile: constant(7200),
+      }); // 2 pulses/s
       source.start();
 
       const readings = () => grid.readings();
-      const status = () => `readings ${JSON.stringify(readings())}, rejections ${grid.rejections().join('; ')}; the meter printed ${output.slice(-1500)}`;
+      const status = () =>
+        `readings ${JSON.stringify(readings())}, rejections ${grid.rejections().join('; ')}; the meter printed ${output.slice(-1500)}`;
       await until(rig, () => readings().n >= 2, status);
       assert.ok(readings().wh > 0, `the readings carry the S0 pulses: ${status()}`);
 
@@ -109,7 +127,9 @@ for (const backend of BACKENDS) {
       assert.is(n, last, `every sequence number 1..${last} arrived once: ${status()}`);
       assert.equal(grid.rejections(), [], 'the DSO refused nothing');
       assert.is(grid.dso.collector.stats.rejected, 0);
-      console.log(`    ${backend}: ${n} readings verified, ${grid.dso.registry.keyCertificates('meter-0001').length} reading keys, ${board.seCommands} SE commands`);
+      console.log(
+        `    ${backend}: ${n} readings verified, ${grid.dso.registry.keyCertificates('meter-0001').length} reading keys, ${board.seCommands} SE commands`,
+      );
     } finally {
       source?.stop();
       await grid.close();
@@ -130,25 +150,42 @@ for (const backend of BACKENDS) {
       const password = 'Flash-Test_012345678';
       new ConsolePasswords(operatorDir).set('flash-meter', password);
       // (an older build on it: another build id, so only the upload can make it report the new one)
-      board.writeFile('.bootcde', fs.readFileSync(built.outFile, 'latin1').split(built.buildId).join('0123456789abcdef'));
+      board.writeFile(
+        '.bootcde',
+        fs.readFileSync(built.outFile, 'latin1').split(built.buildId).join('0123456789abcdef'),
+      );
       board.writeFile(CONFIG_FILE, JSON.stringify({ consolePassword: password }));
       await board.powerOn();
       const port = `tcp://127.0.0.1:${board.consolePort}`;
       let printed = '';
-      const locked = await flash({ ports: [port], firmware: built.outFile }, { write: (text) => void (printed += text) });
+      const locked = await flash(
+        { ports: [port], firmware: built.outFile },
+        { write: (text) => void (printed += text) },
+      );
       assert.is(locked.exitCode, 1, printed);
       assert.is(locked.results[0].failure, 'locked', printed);
       assert.match(locked.results[0].message ?? '', /--meter-id/);
       printed = '';
-      const outcome = await flash({ ports: [port], firmware: built.outFile, operatorDir, meterIds: ['flash-meter'] }, { write: (text) => void (printed += text) });
+      const outcome = await flash(
+        { ports: [port], firmware: built.outFile, operatorDir, meterIds: ['flash-meter'] },
+        { write: (text) => void (printed += text) },
+      );
       assert.is(outcome.exitCode, 0, printed);
       assert.is(outcome.results[0].running?.build, built.buildId, printed);
       await board.powerCut();
-      assert.is(board.readFile('.bootcde'), fs.readFileSync(built.outFile, 'latin1'), 'Storage .bootcde holds the bundle');
+      assert.is(
+        board.readFile('.bootcde'),
+        fs.readFileSync(built.outFile, 'latin1'),
+        'Storage .bootcde holds the bundle',
+      );
       const boots = () => output.split(`(build ${built.buildId})`).length - 1;
       const before = boots();
       await board.powerOn();
-      await until(rig, () => boots() > before, () => `the bundle to boot again; the board printed ${output.slice(-800)}`);
+      await until(
+        rig,
+        () => boots() > before,
+        () => `the bundle to boot again; the board printed ${output.slice(-800)}`,
+      );
     } finally {
       await rig.close();
       fs.rmSync(dir, { recursive: true, force: true });

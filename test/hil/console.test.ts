@@ -85,7 +85,10 @@ test('values print in Espruino REPL format', async ({ rig }) => {
   assert.is(await client.exchange('[1,2,3]\r\n', '\r\n>'), '[1,2,3]\r\n=[ 1, 2, 3 ]\r\n>');
   assert.is(await client.exchange('0.1+0.2\r\n', '\r\n>'), '0.1+0.2\r\n=0.3\r\n>');
   assert.is(await client.exchange('"a\\nb"\r\n', '\r\n>'), '"a\\nb"\r\n="a\\nb"\r\n>');
-  assert.is(await client.exchange('new Uint8Array([1,2])\r\n', '\r\n>'), 'new Uint8Array([1,2])\r\n=new Uint8Array([1, 2])\r\n>');
+  assert.is(
+    await client.exchange('new Uint8Array([1,2])\r\n', '\r\n>'),
+    'new Uint8Array([1,2])\r\n=new Uint8Array([1, 2])\r\n>',
+  );
 });
 
 test('process.env answers the query the espruino CLI sends on connect', async ({ rig }) => {

@@ -70,7 +70,12 @@ test.after.each(async (ctx) => {
 
 /** A powered emulated board (empty flash) with its console on a free port. */
 async function addMeter(ctx: Context, name: string): Promise<Meter> {
-  const board = new Board({ definition, clock: ctx.clock, flashPath: join(ctx.dir, `${name}-${ctx.meters.length}.flash`), name });
+  const board = new Board({
+    definition,
+    clock: ctx.clock,
+    flashPath: join(ctx.dir, `${name}-${ctx.meters.length}.flash`),
+    name,
+  });
   const output: string[] = [];
   board.onOutput((text) => output.push(text));
   board.powerOn();
@@ -96,8 +101,15 @@ function capture(): { write(text: string): void; text(): string } {
 }
 
 function assertRuns(meter: Meter, firmware: string, buildId: string): void {
-  assert.is(meter.board.storage.read('.bootcde'), readFileSync(firmware, 'latin1'), `${meter.port}: Storage .bootcde holds the bundle`);
-  assert.ok(meter.output.join('').includes(`veilgrid meter firmware 0.1.0 (build ${buildId})`), `${meter.port} booted build ${buildId}: ${meter.output.join('')}`);
+  assert.is(
+    meter.board.storage.read('.bootcde'),
+    readFileSync(firmware, 'latin1'),
+    `${meter.port}: Storage .bootcde holds the bundle`,
+  );
+  assert.ok(
+    meter.output.join('').includes(`veilgrid meter firmware 0.1.0 (build ${buildId})`),
+    `${meter.port} booted build ${buildId}: ${meter.output.join('')}`,
+  );
 }
 
 test('the build id is the SHA-256 of the bundle with the placeholder, stable for the same sources', async (ctx) => {
@@ -108,7 +120,11 @@ test('the build id is the SHA-256 of the bundle with the placeholder, stable for
   const withPlaceholder = code.split(ctx.buildId).join(BUILD_ID_PLACEHOLDER);
   assert.is(createHash('sha256').update(withPlaceholder, 'latin1').digest('hex').slice(0, 16), ctx.buildId);
   assert.is(buildIdOf(code), ctx.buildId, 'the id is found and checked from the file alone');
-  assert.is(buildIdOf(code.replace('veilgrid meter firmware', 'veilgrid meter firmwarE')), undefined, 'a changed bundle no longer matches its id');
+  assert.is(
+    buildIdOf(code.replace('veilgrid meter firmware', 'veilgrid meter firmwarE')),
+    undefined,
+    'a changed bundle no longer matches its id',
+  );
 
   const again = await buildFirmware({ board: 'esp32-meter', outFile: join(ctx.dir, 'again.js') });
   assert.is(again.buildId, ctx.buildId, 'same sources, same id');
@@ -130,7 +146,10 @@ test('two meters flashed at once, both verified running the build', async (ctx) 
   assertRuns(a, ctx.firmware, ctx.buildId);
   assertRuns(b, ctx.firmware, ctx.buildId);
   const text = out.text();
-  assert.ok(text.includes(`${a.port}  uploading 100%`) && text.includes(`${b.port}  uploading 100%`), `progress per meter:\n${text}`);
+  assert.ok(
+    text.includes(`${a.port}  uploading 100%`) && text.includes(`${b.port}  uploading 100%`),
+    `progress per meter:\n${text}`,
+  );
   assert.ok(text.includes(`2 meter(s) flashed and running build ${ctx.buildId}`), text);
   console.log(`    two meters flashed and verified in ${outcome.seconds.toFixed(1)} s (real time)`);
 });
@@ -184,7 +203,11 @@ test('a meter that boots another build after the reboot is reported as running t
   assert.is(r.failure, 'wrong-build');
   assert.is(r.running?.build, other.buildId);
   assert.ok(r.message!.includes(other.buildId) && r.message!.includes(ctx.buildId), r.message);
-  assert.is(stale.board.storage.read('.bootcde'), readFileSync(ctx.firmware, 'latin1'), 'the upload itself reached the meter');
+  assert.is(
+    stale.board.storage.read('.bootcde'),
+    readFileSync(ctx.firmware, 'latin1'),
+    'the upload itself reached the meter',
+  );
 });
 
 test('--firmware without a build id is refused unless --no-verify', async (ctx) => {
@@ -206,8 +229,12 @@ test('--firmware without a build id is refused unless --no-verify', async (ctx) 
 
 test('on a terminal, one progress line per meter, redrawn in place', () => {
   let screen = '';
-  const display = new FlashProgressDisplay(['tcp://a:1', 'tcp://b:2'], { write: (t: string) => void (screen += t), isTTY: true });
-  const event = (port: string, stage: FlashStage, sentBytes: number) => display.update({ port, stage, sentBytes, totalBytes: 1000 });
+  const display = new FlashProgressDisplay(['tcp://a:1', 'tcp://b:2'], {
+    write: (t: string) => void (screen += t),
+    isTTY: true,
+  });
+  const event = (port: string, stage: FlashStage, sentBytes: number) =>
+    display.update({ port, stage, sentBytes, totalBytes: 1000 });
   event('tcp://a:1', 'queued', 0);
   event('tcp://b:2', 'queued', 0);
   event('tcp://a:1', 'uploading', 500);
@@ -239,12 +266,16 @@ async function runVeilgridFlash(args: string[]): Promise<{ code: number | null; 
   const argv = wired
     ? ['bin/veilgrid.js', 'flash', ...args]
     : [
-        '--import', 'tsx', '--input-type=module', '-e',
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
         "const { command } = await import('./host-tools/flash/flash-command.ts'); process.exitCode = await command.run(process.argv.slice(1));",
         '--',
         ...args,
       ];
-  if (!wired) console.log('    (veilgrid.ts does not list flash yet: running host-tools/flash/flash-command.ts directly)');
+  if (!wired)
+    console.log('    (veilgrid.ts does not list flash yet: running host-tools/flash/flash-command.ts directly)');
   const child = spawn(process.execPath, argv, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

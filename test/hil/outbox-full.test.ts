@@ -55,7 +55,12 @@ test('a full outbox holds the reading sealed once, and every reading arrives aft
   const dsoPassword = credentials.ensureDsoUser();
   const registry = new MeterRegistry(':memory:');
   const store = new ReadingStore(':memory:');
-  const source = new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh: 1000, profile: constant(1200) });
+  const source = new S0PulseSource({
+    board,
+    pin: definition.pins.s0Import,
+    impulsesPerKWh: 1000,
+    profile: constant(1200),
+  });
   const port = await freePort(); // nothing listens here until the outage ends
   let broker: Awaited<ReturnType<typeof startEmbeddedBroker>> | undefined;
   let collector: Awaited<ReturnType<typeof startCollector>> | undefined;
@@ -65,37 +70,61 @@ test('a full outbox holds the reading sealed once, and every reading arrives aft
     const operatorDir = path.join(dir, 'operator');
     await initOperator({ dir: operatorDir, passphrase: 'outbox passphrase' });
     const dsoKey = createDsoKey(path.join(dir, 'dso-key.json'));
-    await provisionMeter({
-      meterId: 'meter-0001',
-      feeder: 'feeder-1',
-      operatorDir,
-      operatorKey: await unlockOperatorKey(operatorDir, 'outbox passphrase'),
-      dsoDb: registry,
-      brokerDir: credentials.dir,
-      broker: { host: '127.0.0.1', port },
-      dsoPublicKey: dsoKey.publicKey,
-      intervalSeconds: INTERVAL,
-    }, inProcessConsole(board));
+    await provisionMeter(
+      {
+        meterId: 'meter-0001',
+        feeder: 'feeder-1',
+        operatorDir,
+        operatorKey: await unlockOperatorKey(operatorDir, 'outbox passphrase'),
+        dsoDb: registry,
+        brokerDir: credentials.dir,
+        broker: { host: '127.0.0.1', port },
+        dsoPublicKey: dsoKey.publicKey,
+        intervalSeconds: INTERVAL,
+      },
+      inProcessConsole(board),
+    );
     source.start();
     clock.setSpeed(SPEED);
 
     // The outbox (the raw partition's 40 KB ring) fills after about 120 readings; then the next one is refused.
     const text = () => output.join('');
-    await until(() => /not stored: outbox full/.test(text()), () => `the outbox to fill; the meter printed ${text().slice(-600)}`);
+    await until(
+      () => /not stored: outbox full/.test(text()),
+      () => `the outbox to fill; the meter printed ${text().slice(-600)}`,
+    );
     const refusedSeq = Number(text().match(/reading (\d+) \(interval \d+\) not stored: outbox full/)![1]);
     const commandsWhenFull = seCommands(board);
     const fullAt = clock.now();
-    await until(() => clock.now() >= fullAt + 5 * INTERVAL, () => 'five more intervals');
+    await until(
+      () => clock.now() >= fullAt + 5 * INTERVAL,
+      () => 'five more intervals',
+    );
     assert.is(seCommands(board), commandsWhenFull, 'no SE command while the outbox stays full (about 60 retries)');
     assert.is(text().match(/not stored: outbox full/g)!.length, 1, 'the refusal is logged once, not at every retry');
 
     // The broker comes back: every reading so far arrives, verified, with no sequence number lost.
     broker = await startEmbeddedBroker({ port, auth: credentials });
     const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: () => {} });
-    collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
+    collector = await startCollector({
+      brokerUrl: broker.url,
+      db: store,
+      verifier,
+      username: DSO_USERNAME,
+      password: dsoPassword,
+      log: () => {},
+    });
     const closedIntervals = () => Math.floor(clock.now() / INTERVAL) - Math.floor(fullAt / INTERVAL) + refusedSeq - 1;
-    const seqs = () => store.db.prepare('SELECT COUNT(*) AS n, MIN(seq) AS first, MAX(seq) AS last FROM readings').get() as { n: number; first: number; last: number };
-    await until(() => seqs().n >= closedIntervals(), () => `the backlog to arrive: have ${JSON.stringify(seqs())}, want about ${closedIntervals()}`);
+    const seqs = () =>
+      store.db.prepare('SELECT COUNT(*) AS n, MIN(seq) AS first, MAX(seq) AS last FROM readings').get() as {
+        n: number;
+        first: number;
+        last: number;
+      };
+    await until(
+      () => seqs().n >= closedIntervals(),
+      () => `the backlog to arrive: have ${JSON.stringify(seqs())}, want about ${closedIntervals()}`,
+    );
     const { n, first, last } = seqs();
     assert.is(first, 1);
     assert.is(n, last, `seq 1..${last}, none missing`);

@@ -92,7 +92,14 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
   const broker = await startEmbeddedBroker({ auth: credentials });
   const dsoKey = createDsoKey(path.join(dir, 'dso-key.json'));
   const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dsoKey.privateKey!, log: () => {} });
-  const collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, username: DSO_USERNAME, password: dsoPassword, log: () => {} });
+  const collector = await startCollector({
+    brokerUrl: broker.url,
+    db: store,
+    verifier,
+    username: DSO_USERNAME,
+    password: dsoPassword,
+    log: () => {},
+  });
   const imp = new S0PulseSource({ board, pin: definition.pins.s0Import, impulsesPerKWh: IPK, profile: constant(7200) }); // 2 pulses/s
   const exp = new S0PulseSource({ board, pin: definition.pins.s0Export, impulsesPerKWh: IPK, profile: constant(1800) });
 
@@ -103,7 +110,8 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
   const flash = board.flash;
   const program = flash.program.bind(flash);
   const erasePage = flash.erasePage.bind(flash);
-  const where = (offset: number, kind: string) => (inCompaction ? 'Storage compaction' : offset < storageOffset ? `ring ${kind}` : `Storage ${kind}`);
+  const where = (offset: number, kind: string) =>
+    inCompaction ? 'Storage compaction' : offset < storageOffset ? `ring ${kind}` : `Storage ${kind}`;
   /** The virtual instant the flash last lost power (when a cut stopped one of its operations). */
   let cutAt = 0;
   const noting = (op: () => void) => {
@@ -124,7 +132,8 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
   };
   const landed = new Map<string, number>();
   const count = (what: string) => landed.set(what, (landed.get(what) ?? 0) + 1);
-  const storageHash = () => createHash('sha256').update(flash.read(storageOffset, definition.storage.bytes)).digest('hex');
+  const storageHash = () =>
+    createHash('sha256').update(flash.read(storageOffset, definition.storage.bytes)).digest('hex');
 
   // Delivered pulses, counted from the meter's restore line on (it starts its counters in that step).
   let delivered = { importWh: 0, exportWh: 0 };
@@ -172,17 +181,25 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
         const restored = { importWh: Number(line[2]), exportWh: Number(line[3]) };
         if (line[1] !== 'journal restored') failures.push(`cycle ${cycle}: journal did not restore (${line[0]})`);
         if (restored.importWh < previous.importWh || restored.exportWh < previous.exportWh) {
-          failures.push(`cycle ${cycle}: registers went back from ${JSON.stringify(previous)} to ${JSON.stringify(restored)}`);
+          failures.push(
+            `cycle ${cycle}: registers went back from ${JSON.stringify(previous)} to ${JSON.stringify(restored)}`,
+          );
         }
         return restored;
       }
-      if (!afterCompactionCut || attempt > 0) throw new Error(`cycle ${cycle}: the meter did not boot its firmware with its configuration; console:\n${output}`);
+      if (!afterCompactionCut || attempt > 0)
+        throw new Error(
+          `cycle ${cycle}: the meter did not boot its firmware with its configuration; console:\n${output}`,
+        );
       // Espruino wiped or damaged Storage: erase it and flash the firmware and configuration again, as a
       // technician would (damaged file headers can survive a rewrite of the same name).
       board.powerCut();
       const firmwareLost = board.storage.read('.bootcde') !== bundle;
       const configLost = board.storage.read(CONFIG_FILE) !== config;
-      if (!firmwareLost && !configLost) throw new Error(`cycle ${cycle}: firmware and configuration intact, yet the meter did not boot; console:\n${output}`);
+      if (!firmwareLost && !configLost)
+        throw new Error(
+          `cycle ${cycle}: firmware and configuration intact, yet the meter did not boot; console:\n${output}`,
+        );
       storageLost++;
       if (/Storage is corrupt/.test(output)) storageWiped++;
       board.storage.eraseAll();
@@ -200,19 +217,25 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
     board.powerOn();
     const operatorDir = path.join(dir, 'operator');
     await initOperator({ dir: operatorDir, passphrase: 'power cut passphrase' });
-    await provisionMeter({
-      meterId: 'meter-cuts',
-      feeder: 'feeder-1',
-      operatorDir,
-      operatorKey: await unlockOperatorKey(operatorDir, 'power cut passphrase'),
-      dsoDb: registry,
-      brokerDir: credentials.dir,
-      broker: { host: '127.0.0.1', port: broker.port },
-      dsoPublicKey: dsoKey.publicKey,
-      intervalSeconds: INTERVAL,
-    }, inProcessConsole(board));
+    await provisionMeter(
+      {
+        meterId: 'meter-cuts',
+        feeder: 'feeder-1',
+        operatorDir,
+        operatorKey: await unlockOperatorKey(operatorDir, 'power cut passphrase'),
+        dsoDb: registry,
+        brokerDir: credentials.dir,
+        broker: { host: '127.0.0.1', port: broker.port },
+        dsoPublicKey: dsoKey.publicKey,
+        intervalSeconds: INTERVAL,
+      },
+      inProcessConsole(board),
+    );
     config = board.storage.read(CONFIG_FILE)!;
-    await until(() => BOOT_LINE.test(output), () => `the meter to start after provisioning: ${output.slice(-400)}`);
+    await until(
+      () => BOOT_LINE.test(output),
+      () => `the meter to start after provisioning: ${output.slice(-400)}`,
+    );
     running = true;
     clock.setSpeed(SPEED);
     imp.start();
@@ -220,7 +243,15 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
     bootIntervals.push(Math.floor(clock.now() / INTERVAL));
     // The first reading makes the first reading key (its record goes to raw flash too). From then on
     // Storage stays as the last maintenance left it.
-    await until(() => (store.db.prepare('SELECT COUNT(*) AS n FROM readings').get() as { n: number }).n >= 1, () => `the first reading at the collector; the meter printed ${output.split('\n').filter((l) => /mqtt|veilgrid|wifi/.test(l)).slice(0, 15).join('\n')}`);
+    await until(
+      () => (store.db.prepare('SELECT COUNT(*) AS n FROM readings').get() as { n: number }).n >= 1,
+      () =>
+        `the first reading at the collector; the meter printed ${output
+          .split('\n')
+          .filter((l) => /mqtt|veilgrid|wifi/.test(l))
+          .slice(0, 15)
+          .join('\n')}`,
+    );
     let storageRef = storageHash();
 
     for (let cycle = 1; cycle <= CUTS; cycle++) {
@@ -231,7 +262,9 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
       if (maintenance) {
         await wait(onSeconds);
         // As provisioning or a key rotation on a full Storage would: a file rewritten, then compaction.
-        board.evaluate(`require("Storage").write(${JSON.stringify(CONFIG_FILE)}, require("Storage").read(${JSON.stringify(CONFIG_FILE)}) + " ")`);
+        board.evaluate(
+          `require("Storage").write(${JSON.stringify(CONFIG_FILE)}, require("Storage").read(${JSON.stringify(CONFIG_FILE)}) + " ")`,
+        );
         config = board.storage.read(CONFIG_FILE)!;
         const before = flash.bytesWritten;
         flash.cutPowerAfterBytes(1 + Math.floor(random() * compactionUnits * 1.1));
@@ -266,8 +299,14 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
       }
       count(lastOp);
       cutIntervals.push(Math.floor(cutTime / INTERVAL));
-      const counted = { importWh: previous.importWh + delivered.importWh, exportWh: previous.exportWh + delivered.exportWh };
-      if (!maintenance && storageHash() !== storageRef) failures.push(`cycle ${cycle}: normal operation wrote to Storage (cut ${lastOp}); files ${JSON.stringify(board.storage.list())}`);
+      const counted = {
+        importWh: previous.importWh + delivered.importWh,
+        exportWh: previous.exportWh + delivered.exportWh,
+      };
+      if (!maintenance && storageHash() !== storageRef)
+        failures.push(
+          `cycle ${cycle}: normal operation wrote to Storage (cut ${lastOp}); files ${JSON.stringify(board.storage.list())}`,
+        );
       // Off for a moment, or (one time in twenty) for one or two whole intervals.
       await wait(random() < 0.05 ? INTERVAL + random() * INTERVAL : 0.2 + random() * 5);
       const restored = await powerOnAndCheck(cycle, maintenance && lastOp === 'Storage compaction');
@@ -275,13 +314,21 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
       for (const k of ['importWh', 'exportWh'] as const) {
         const lost = counted[k] - restored[k];
         maxLost = Math.max(maxLost, lost);
-        if (lost > BOUND_PULSES || lost < -2) failures.push(`cycle ${cycle}: ${k} lost ${lost} Wh (bound ${BOUND_PULSES}); counted ${counted[k]}, restored ${restored[k]}`);
+        if (lost > BOUND_PULSES || lost < -2)
+          failures.push(
+            `cycle ${cycle}: ${k} lost ${lost} Wh (bound ${BOUND_PULSES}); counted ${counted[k]}, restored ${restored[k]}`,
+          );
       }
       previous = restored;
       if (failures.length > 20) break;
     }
     // Let the last boot's interval close and every waiting reading reach the collector.
-    const last = () => store.db.prepare('SELECT COUNT(*) AS n, MIN(seq) AS first, MAX(seq) AS last FROM readings').get() as { n: number; first: number; last: number };
+    const last = () =>
+      store.db.prepare('SELECT COUNT(*) AS n, MIN(seq) AS first, MAX(seq) AS last FROM readings').get() as {
+        n: number;
+        first: number;
+        last: number;
+      };
     const missing = () => {
       const seqs = new Set((store.db.prepare('SELECT seq FROM readings').all() as { seq: number }[]).map((r) => r.seq));
       const gaps: number[] = [];
@@ -293,9 +340,12 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
     await wait(2 * INTERVAL);
     imp.stop();
     exp.stop();
-    await until(() => last().last >= bootSeq && last().n === last().last,
-      () => `every reading up to seq ${bootSeq} at the collector; have ${JSON.stringify(last())}, missing ${missing().slice(0, 20).join(' ')}, ` +
-        `collector ${JSON.stringify(collector.stats)}; ${failures.slice(0, 5).join('; ')}`);
+    await until(
+      () => last().last >= bootSeq && last().n === last().last,
+      () =>
+        `every reading up to seq ${bootSeq} at the collector; have ${JSON.stringify(last())}, missing ${missing().slice(0, 20).join(' ')}, ` +
+        `collector ${JSON.stringify(collector.stats)}; ${failures.slice(0, 5).join('; ')}`,
+    );
 
     assert.equal(failures, [], failures.slice(0, 10).join('\n'));
     const { n, first, last: lastSeq } = last();
@@ -303,18 +353,28 @@ test(`${CUTS} power cuts, compaction included: firmware and configuration boot, 
     assert.is(n, lastSeq, `seq 1..${lastSeq} all verified, none missing`);
     assert.is(collector.stats.rejected, 0, 'no reading refused by the DSO');
     assert.is(collector.stats.conflicts, 0, 'no sequence number used for two different readings');
-    const flagsOf = new Map((store.db.prepare('SELECT interval_index AS i, flags AS f FROM readings').all() as { i: number; f: number }[]).map((r) => [r.i, r.f]));
+    const flagsOf = new Map(
+      (
+        store.db.prepare('SELECT interval_index AS i, flags AS f FROM readings').all() as { i: number; f: number }[]
+      ).map((r) => [r.i, r.f]),
+    );
     const unflagged = cutIntervals.filter((k) => flagsOf.has(k) && !(flagsOf.get(k)! & FLAG_POWER_LOSS));
     assert.equal(unflagged, [], 'readings of intervals with a power cut lack FLAG_POWER_LOSS');
     const notPartial = bootIntervals.filter((k) => flagsOf.has(k) && !(flagsOf.get(k)! & FLAG_PARTIAL));
     assert.equal(notPartial, [], 'readings of intervals with a power-on lack FLAG_PARTIAL');
-    assert.ok((landed.get('ring write') ?? 0) >= 100 && (landed.get('ring erase') ?? 0) >= 10 && (landed.get('Storage compaction') ?? 0) >= 20,
-      `cuts landed: ${JSON.stringify([...landed])}`);
+    assert.ok(
+      (landed.get('ring write') ?? 0) >= 100 &&
+        (landed.get('ring erase') ?? 0) >= 10 &&
+        (landed.get('Storage compaction') ?? 0) >= 20,
+      `cuts landed: ${JSON.stringify([...landed])}`,
+    );
     assert.is(landed.get('Storage write') ?? 0, 0, 'no cut found the firmware writing Storage');
-    console.log(`  ${CUTS} cuts: ${[...landed].map(([k, v]) => `${v} ${k}`).join(', ')}; ${compactions} forced compactions, ` +
-      `${storageLost} of them cost the firmware or its config (${storageWiped} by erasing all Storage at power-on; both flashed again, registers kept); ` +
-      `${lastSeq} readings verified; ` +
-      `most energy lost in one cut: ${maxLost} Wh (bound ${BOUND_PULSES})`);
+    console.log(
+      `  ${CUTS} cuts: ${[...landed].map(([k, v]) => `${v} ${k}`).join(', ')}; ${compactions} forced compactions, ` +
+        `${storageLost} of them cost the firmware or its config (${storageWiped} by erasing all Storage at power-on; both flashed again, registers kept); ` +
+        `${lastSeq} readings verified; ` +
+        `most energy lost in one cut: ${maxLost} Wh (bound ${BOUND_PULSES})`,
+    );
   } finally {
     imp.stop();
     exp.stop();

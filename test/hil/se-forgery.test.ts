@@ -19,7 +19,12 @@ import * as assert from 'uvu/assert';
 import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import { Board } from '../../boards/emulator/board.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
-import { ALG_ATECC608_ATTESTED, encodeSign1, sign1ToBeSigned, signerProtectedHeader } from '../../firmware/src/protocol/cose.ts';
+import {
+  ALG_ATECC608_ATTESTED,
+  encodeSign1,
+  sign1ToBeSigned,
+  signerProtectedHeader,
+} from '../../firmware/src/protocol/cose.ts';
 import { CborMap } from '../../firmware/src/protocol/cbor.ts';
 import { encodeKeyCertificate, kidOf } from '../../firmware/src/protocol/certificate.ts';
 import { readingSlotForRotation } from '../../firmware/src/protocol/slot-map.ts';
@@ -67,7 +72,7 @@ return JSON.stringify(out);
 })()`;
 }
 
-test('driving the SE over I2C cannot make the identity key certify an attacker\'s key', async () => {
+test("driving the SE over I2C cannot make the identity key certify an attacker's key", async () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-forgery-'));
   const { outFile } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(work, 'esp32-meter.js') });
   const definition = loadBoardDefinition('esp32-meter');
@@ -81,7 +86,10 @@ test('driving the SE over I2C cannot make the identity key certify an attacker\'
     board.storage.write('.bootcde', fs.readFileSync(outFile, 'latin1'));
     board.powerOn();
     const provisioned = dso.provision(board, definition, METER, { intervalSeconds: INTERVAL, rotationSeconds: 86_400 });
-    await until(() => store.readings(METER).length >= 2, `two verified readings from the genuine meter; rejections: ${rejections.join('\n')}`);
+    await until(
+      () => store.readings(METER).length >= 2,
+      `two verified readings from the genuine meter; rejections: ${rejections.join('\n')}`,
+    );
     const genuineKeys = registry.keyCertificates(METER).length;
     assert.ok(genuineKeys >= 1);
 
@@ -91,25 +99,46 @@ test('driving the SE over I2C cannot make the identity key certify an attacker\'
     const rotation = registry.keyCertificates(METER).at(-1)!.rotation + 1;
     const slot = readingSlotForRotation(rotation);
     const firstInterval = Math.floor(clock.now() / INTERVAL);
-    const payload = encodeKeyCertificate({ meterId: METER, publicKey: attackerKey.publicKey, validFromInterval: firstInterval, validToInterval: firstInterval + 1000, rotation });
+    const payload = encodeKeyCertificate({
+      meterId: METER,
+      publicKey: attackerKey.publicKey,
+      validFromInterval: firstInterval,
+      validToInterval: firstInterval + 1000,
+      rotation,
+    });
     const identityKey = new Uint8Array(Buffer.from(provisioned.identityKey, 'hex'));
     const es256Digest = nodeSha256(sign1ToBeSigned(signerProtectedHeader(-7, kidOf(nodeSha256, identityKey)), payload));
     const attestedHeader = signerProtectedHeader(ALG_ATECC608_ATTESTED, kidOf(nodeSha256, identityKey));
     const nonce = nodeSha256(sign1ToBeSigned(attestedHeader, payload));
 
-    const answer = board.evaluate(attackerProgram(Buffer.from(es256Digest).toString('hex'), Buffer.from(nonce).toString('hex'), slot));
+    const answer = board.evaluate(
+      attackerProgram(Buffer.from(es256Digest).toString('hex'), Buffer.from(nonce).toString('hex'), slot),
+    );
     assert.is(answer.error, undefined, `the attacker's program ran: ${answer.error}`);
     const out = JSON.parse(answer.value as string) as Record<string, string>;
     assert.is(out.wake.slice(0, 4), '0411', 'the chip woke');
     assert.is(out.nonceDigest.slice(0, 4), '0400', 'Nonce into the message digest buffer accepted');
-    assert.is(out.signExternal.slice(0, 4), '040f', 'Sign external by the identity key: execution error, refused by the slot configuration');
+    assert.is(
+      out.signExternal.slice(0, 4),
+      '040f',
+      'Sign external by the identity key: execution error, refused by the slot configuration',
+    );
     assert.is(out.nonceTempKey.slice(0, 4), '0400');
-    assert.is(out.genKeyDigest.slice(0, 2), '43', `GenKey makes a new key in slot ${slot} and hashes it into TempKey: ${JSON.stringify(out)}`);
+    assert.is(
+      out.genKeyDigest.slice(0, 2),
+      '43',
+      `GenKey makes a new key in slot ${slot} and hashes it into TempKey: ${JSON.stringify(out)}`,
+    );
     assert.is(out.signInternal.slice(0, 2), '43', 'Sign internal: the chip attests the key it holds');
 
     // The attestation put on the forged certificate, published as the meter would publish it.
     const signature = new Uint8Array(Buffer.from(out.signInternal.slice(2, 130), 'hex'));
-    const forged = encodeSign1({ protectedHeader: attestedHeader, unprotectedHeader: new CborMap([]), payload, signature });
+    const forged = encodeSign1({
+      protectedHeader: attestedHeader,
+      unprotectedHeader: new CborMap([]),
+      payload,
+      signature,
+    });
     await attacker.publishAsync(keyCertificateTopic(METER), Buffer.from(forged), { qos: 1 });
     const forgedReading = sealedReading(dso.dsoPublicKey, attackerKey, reading(METER, 900_000, firstInterval - 1));
     await attacker.publishAsync(readingTopic(METER), Buffer.from(forgedReading), { qos: 1 });
@@ -121,7 +150,7 @@ test('driving the SE over I2C cannot make the identity key certify an attacker\'
 
     // The genuine meter carries on: its next reading verifies.
     const before = store.readings(METER).length;
-    await until(() => store.readings(METER).length > before, 'the genuine meter\'s next reading');
+    await until(() => store.readings(METER).length > before, "the genuine meter's next reading");
   } finally {
     await attacker.endAsync();
     board.close();

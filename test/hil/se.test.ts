@@ -88,7 +88,11 @@ test('firmware on the emulated meter provisions the ATECC608 through deviceI2C()
     const message = 'veilgrid: a reading signed inside the emulated meter';
     const digest = new Uint8Array(createHash('sha256').update(message).digest());
     fs.writeFileSync(entry, firmwareSource(hex(peerPublic.subarray(1)), hex(digest)));
-    const { outFile, violations } = await buildFirmware({ board: 'esp32-meter', entry, outFile: path.join(work, 'se.js') });
+    const { outFile, violations } = await buildFirmware({
+      board: 'esp32-meter',
+      entry,
+      outFile: path.join(work, 'se.js'),
+    });
     assert.equal(violations, []);
     board.storage.write('.bootcde', fs.readFileSync(outFile, 'latin1'));
     const lines: string[] = [];
@@ -100,11 +104,18 @@ test('firmware on the emulated meter provisions the ATECC608 through deviceI2C()
       for (const line of parts) if (line.startsWith('se: ')) lines.push(line.slice(4));
     });
     board.powerOn();
-    await until(() => lines.some((l) => l === 'done' || l.startsWith('error')), 'the firmware to finish with the secure element');
+    await until(
+      () => lines.some((l) => l === 'done' || l.startsWith('error')),
+      'the firmware to finish with the secure element',
+    );
     const got = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)]));
     assert.is(got.error, undefined, got.error);
 
-    assert.equal(board.i2c1.configured, { scl: definition.pins.i2cScl, sda: definition.pins.i2cSda, bitrate: 100000 }, 'I2C1 on the board definition pins at 100 kHz');
+    assert.equal(
+      board.i2c1.configured,
+      { scl: definition.pins.i2cScl, sda: definition.pins.i2cSda, bitrate: 100000 },
+      'I2C1 on the board definition pins at 100 kHz',
+    );
     assert.is(got.info, '00006003', 'ATECC608B revision');
     assert.is(got.random.length, 64);
     assert.is(got.counter, '1');
@@ -112,11 +123,29 @@ test('firmware on the emulated meter provisions the ATECC608 through deviceI2C()
     const signature = unhex(got.signature);
     assert.is(unhex(got.identity).length, 64);
     assert.is(readingKey.length, 64);
-    assert.ok(p256.verify(signature, digest, Uint8Array.of(4, ...readingKey), { prehash: false, lowS: false }), '@noble/curves verifies the reading key\'s signature');
-    const key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: Buffer.from(readingKey.subarray(0, 32)).toString('base64url'), y: Buffer.from(readingKey.subarray(32)).toString('base64url') }, format: 'jwk' });
-    assert.ok(nodeVerify('sha256', Buffer.from(message), { key, dsaEncoding: 'ieee-p1363' }, signature), 'node:crypto verifies it over the message');
+    assert.ok(
+      p256.verify(signature, digest, Uint8Array.of(4, ...readingKey), { prehash: false, lowS: false }),
+      "@noble/curves verifies the reading key's signature",
+    );
+    const key = createPublicKey({
+      key: {
+        kty: 'EC',
+        crv: 'P-256',
+        x: Buffer.from(readingKey.subarray(0, 32)).toString('base64url'),
+        y: Buffer.from(readingKey.subarray(32)).toString('base64url'),
+      },
+      format: 'jwk',
+    });
+    assert.ok(
+      nodeVerify('sha256', Buffer.from(message), { key, dsaEncoding: 'ieee-p1363' }, signature),
+      'node:crypto verifies it over the message',
+    );
     const mix = unhex(got.mix);
-    assert.is(got.ecdh, hex(p256.getSharedSecret(peer.secretKey, Uint8Array.of(4, ...mix)).subarray(1, 33)), 'ECDH in the chip = ECDH on the host');
+    assert.is(
+      got.ecdh,
+      hex(p256.getSharedSecret(peer.secretKey, Uint8Array.of(4, ...mix)).subarray(1, 33)),
+      'ECDH in the chip = ECDH on the host',
+    );
   } finally {
     board.close();
     clock.close();

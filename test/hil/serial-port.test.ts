@@ -27,7 +27,10 @@ test('the real interpreter behind a pseudo-terminal: the console tools and the e
   const rig = await createRig('espruino-linux', { dir });
   let bridge: Awaited<ReturnType<typeof startPtyBridge>> | undefined;
   try {
-    const { outFile, buildId } = await buildFirmware({ board: 'esp32-meter', outFile: path.join(dir, 'esp32-meter.js') });
+    const { outFile, buildId } = await buildFirmware({
+      board: 'esp32-meter',
+      outFile: path.join(dir, 'esp32-meter.js'),
+    });
     const board = await rig.addBoard('serial-meter');
     let output = '';
     board.onOutput((text) => (output += text));
@@ -37,14 +40,25 @@ test('the real interpreter behind a pseudo-terminal: the console tools and the e
 
     const meterConsole = await openMeterConsole(bridge.path);
     try {
-      assert.equal(await meterConsole.evaluate('JSON.parse(vgInfo()).build'), { value: buildId }, 'the running build, read over the serial path');
+      assert.equal(
+        await meterConsole.evaluate('JSON.parse(vgInfo()).build'),
+        { value: buildId },
+        'the running build, read over the serial path',
+      );
       const provisioned = await meterConsole.evaluate('JSON.parse(vgProvisionSE())', 120_000);
       assert.ok('value' in provisioned, JSON.stringify(provisioned));
       const keys = (provisioned as { value: { identityKey: string; error?: string } }).value;
       assert.is(keys.error, undefined);
       assert.match(keys.identityKey, /^04[0-9a-f]{128}$/);
       const info = await meterConsole.evaluate('JSON.parse(vgInfo()).se');
-      assert.equal(info, { value: { serial: (provisioned as { value: { serial: string } }).value.serial, configLocked: true, dataLocked: true, ours: true } });
+      assert.equal(info, {
+        value: {
+          serial: (provisioned as { value: { serial: string } }).value.serial,
+          configLocked: true,
+          dataLocked: true,
+          ours: true,
+        },
+      });
     } finally {
       await meterConsole.close();
     }
@@ -53,8 +67,15 @@ test('the real interpreter behind a pseudo-terminal: the console tools and the e
     const pathBefore = process.env.PATH;
     process.env.PATH = `${writeUdevEntry(path.join(dir, 'udev'), bridge.path)}:${pathBefore}`;
     try {
-      const cli = await evaluateWithEspruinoCli({ port: bridge.path, expression: 'print("running "+JSON.parse(vgInfo()).build)', settleSeconds: 3 });
-      assert.ok(cli.boardOutput.some((line) => line.includes(`running ${buildId}`)), `the espruino CLI ran a line over the serial path:\n${cli.output}`);
+      const cli = await evaluateWithEspruinoCli({
+        port: bridge.path,
+        expression: 'print("running "+JSON.parse(vgInfo()).build)',
+        settleSeconds: 3,
+      });
+      assert.ok(
+        cli.boardOutput.some((line) => line.includes(`running ${buildId}`)),
+        `the espruino CLI ran a line over the serial path:\n${cli.output}`,
+      );
     } finally {
       process.env.PATH = pathBefore;
     }

@@ -77,7 +77,10 @@ test(`readings signed in the SE and sealed to the DSO verify over ${DAYS} simula
     await until(() => clock.now() >= start + 1.5 * 86_400, 'a day and a half of simulated time');
     const forced = consoleJson(boards[0], 'vgRotateKeys()');
     assert.ok(forced.rotation >= 2, JSON.stringify(forced));
-    await until(() => inWindow() >= METERS * intervals, `${METERS * intervals} verified readings (have ${inWindow()}); rejections: ${rejections.join('\n')}`);
+    await until(
+      () => inWindow() >= METERS * intervals,
+      `${METERS * intervals} verified readings (have ${inWindow()}); rejections: ${rejections.join('\n')}`,
+    );
 
     assert.equal(rejections, [], 'no reading or key certificate was refused');
     assert.is(collector.stats.rejected, 0);
@@ -86,10 +89,17 @@ test(`readings signed in the SE and sealed to the DSO verify over ${DAYS} simula
       const keys = registry.keyCertificates(`signed-${i + 1}`);
       // A first key, then one per simulated day (lazy: the reading past a key's validTo makes the next).
       assert.ok(keys.length >= DAYS + (i === 0 ? 1 : 0), `meter ${i + 1}: ${keys.length} key certificates`);
-      assert.equal(keys.map((k) => k.rotation), keys.map((_, n) => n + 1), 'rotation numbers 1, 2, 3 ... from the SE counter');
+      assert.equal(
+        keys.map((k) => k.rotation),
+        keys.map((_, n) => n + 1),
+        'rotation numbers 1, 2, 3 ... from the SE counter',
+      );
       assert.ok(!/not sent|cannot/.test(outputs[i]), outputs[i]);
     }
-    assert.is(collector.stats.keyCertificates, registry.keyCertificates('signed-1').length + registry.keyCertificates('signed-2').length);
+    assert.is(
+      collector.stats.keyCertificates,
+      registry.keyCertificates('signed-1').length + registry.keyCertificates('signed-2').length,
+    );
   } finally {
     for (const board of boards) board.close();
     clock.close();

@@ -62,8 +62,15 @@ function count(output: string[], marker: string): number {
 async function uploadAndCheckBoot(rig: Rig, file: string, marker: string): Promise<void> {
   const result = await uploadWithEspruinoCli({ port: `tcp://127.0.0.1:${rig.console.port}`, file, save: 'boot' });
   assert.is(result.exitCode, 0);
-  assert.is(rig.board.storage.read('.bootcde'), readFileSync(file, 'latin1'), 'Storage .bootcde holds exactly the uploaded file');
-  assert.ok(result.boardOutput.some((line) => line.includes(marker)), `the CLI relayed the boot marker: ${result.output}`);
+  assert.is(
+    rig.board.storage.read('.bootcde'),
+    readFileSync(file, 'latin1'),
+    'Storage .bootcde holds exactly the uploaded file',
+  );
+  assert.ok(
+    result.boardOutput.some((line) => line.includes(marker)),
+    `the CLI relayed the boot marker: ${result.output}`,
+  );
   assert.is(count(rig.output, marker), 1, 'the board rebooted into the code once (load() after saving)');
 
   rig.board.powerCut();
@@ -82,11 +89,16 @@ async function uploadAndCheckBoot(rig: Rig, file: string, marker: string): Promi
 
 test('a small program saved as boot code (throttled upload)', async ({ rig }) => {
   const file = join(rig!.dir, 'small.js');
-  writeFileSync(file, 'var greeting = "fixture: booted";\nsetTimeout(function () {\n  print("fixture: ticked");\n}, 10);\nprint(greeting);\n');
+  writeFileSync(
+    file,
+    'var greeting = "fixture: booted";\nsetTimeout(function () {\n  print("fixture: ticked");\n}, 10);\nprint(greeting);\n',
+  );
   await uploadAndCheckBoot(rig!, file, 'fixture: booted');
 });
 
-test('a larger program with escapes saved as boot code (unthrottled upload, several Storage chunks)', async ({ rig }) => {
+test('a larger program with escapes saved as boot code (unthrottled upload, several Storage chunks)', async ({
+  rig,
+}) => {
   const file = join(rig!.dir, 'large.js');
   const table = Array.from({ length: 900 }, (_, i) => (i * 7) % 256).join(', ');
   writeFileSync(

@@ -17,7 +17,11 @@ test('the chain starts at the virtual clock and keeps up with it, without going 
     assert.is(Number((await ledger.publicClient.getBlock()).timestamp), virtual);
     virtual -= 100;
     await clock.sync();
-    assert.is(Number((await ledger.publicClient.getBlock()).timestamp), virtual + 100, 'a clock behind the chain is left alone');
+    assert.is(
+      Number((await ledger.publicClient.getBlock()).timestamp),
+      virtual + 100,
+      'a clock behind the chain is left alone',
+    );
   } finally {
     clock.stop();
   }

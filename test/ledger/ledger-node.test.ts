@@ -21,7 +21,11 @@ test('veilgrid ledger serve: anvil on 127.0.0.1, market deployed, offers verifie
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'veilgrid-ledger-'));
   const file = path.join(dir, 'deployment.json');
   const stale = path.join(dir, 'stale.json');
-  const child = spawn(process.execPath, [CLI, 'ledger', 'serve', '--port', '0', '--deployment', file, '--interval-seconds', '600'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'ledger', 'serve', '--port', '0', '--deployment', file, '--interval-seconds', '600'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let output = '';
   child.stdout.on('data', (c) => (output += c));
@@ -30,9 +34,17 @@ test('veilgrid ledger serve: anvil on 127.0.0.1, market deployed, offers verifie
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no deployment after 60 s:\n${output}`)), 60_000);
       const poll = setInterval(() => {
-        if (output.includes('anvil (pid')) { clearInterval(poll); clearTimeout(timer); resolve(); }
+        if (output.includes('anvil (pid')) {
+          clearInterval(poll);
+          clearTimeout(timer);
+          resolve();
+        }
       }, 50);
-      void exited.then((code) => { clearInterval(poll); clearTimeout(timer); reject(new Error(`ledger serve exited (${code}):\n${output}`)); });
+      void exited.then((code) => {
+        clearInterval(poll);
+        clearTimeout(timer);
+        reject(new Error(`ledger serve exited (${code}):\n${output}`));
+      });
     });
     const deployment = readDeployment(file);
     assert.match(deployment.rpcUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
@@ -50,12 +62,22 @@ test('veilgrid ledger serve: anvil on 127.0.0.1, market deployed, offers verifie
     await market.setFeederLimit(dso, FEEDER, 10n ** 9n, 10n ** 9n);
     const key = generateTradingKey();
     await market.issue(dso, FEEDER, [grantFor(key.publicKey, delivery, { production: 100 })]);
-    const offer = encodeOffer(market.domain, { side: 'ask', interval: delivery, wh: 100, limitPrice: 120, seq: 0, key: key.publicKey });
+    const offer = encodeOffer(market.domain, {
+      side: 'ask',
+      interval: delivery,
+      wh: 100,
+      limitPrice: 120,
+      seq: 0,
+      key: key.publicKey,
+    });
     await market.submitOffer(relayer, offer, key.sign(offer));
     assert.is(await market.offerCount(delivery), 1);
     // EIP-7825 is on, as on any Osaka chain: a transaction may not ask for more than 2^24 gas.
     const tooBig = ledger.wallet(relayer).sendTransaction({ to: relayer.address, gas: TRANSACTION_GAS_CAP + 1n });
-    await tooBig.then(() => assert.unreachable('a transaction above the gas cap was accepted'), () => {});
+    await tooBig.then(
+      () => assert.unreachable('a transaction above the gas cap was accepted'),
+      () => {},
+    );
 
     child.kill('SIGTERM');
     assert.is(await exited, 0, output);

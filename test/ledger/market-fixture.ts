@@ -29,7 +29,8 @@ export async function revertOf(call: Promise<unknown>): Promise<{ name: string; 
     await call;
   } catch (err) {
     const reverted = err instanceof BaseError ? err.walk((e) => e instanceof ContractFunctionRevertedError) : null;
-    if (reverted instanceof ContractFunctionRevertedError && reverted.data) return { name: reverted.data.errorName, args: reverted.data.args ?? [] };
+    if (reverted instanceof ContractFunctionRevertedError && reverted.data)
+      return { name: reverted.data.errorName, args: reverted.data.args ?? [] };
     throw err;
   }
   throw new Error('the call was expected to revert and did not');
@@ -38,6 +39,11 @@ export async function revertOf(call: Promise<unknown>): Promise<{ name: string; 
 /** The market's events in a receipt, decoded. */
 export function eventsOf(receipt: TransactionReceipt): { eventName: string; args: Record<string, unknown> }[] {
   const abi = compileContracts().Market.abi;
-  return receipt.logs.map((log) => decodeEventLog({ abi, data: log.data, topics: log.topics }) as unknown as { eventName: string; args: Record<string, unknown> });
+  return receipt.logs.map(
+    (log) =>
+      decodeEventLog({ abi, data: log.data, topics: log.topics }) as unknown as {
+        eventName: string;
+        args: Record<string, unknown>;
+      },
+  );
 }
-

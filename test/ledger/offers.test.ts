@@ -35,7 +35,12 @@ test('an offer signed by node:crypto verifies on chain through P256VERIFY and lo
   assert.is(accepted.eventName, 'OfferAccepted');
   assert.is(accepted.args.digest, o.digest);
   assert.is(accepted.args.keyId, key.keyId);
-  assert.equal(await f.market.holding(key.keyId, DELIVERY), { production: 1000n, consumption: 0n, productionLocked: 600n, consumptionLocked: 0n });
+  assert.equal(await f.market.holding(key.keyId, DELIVERY), {
+    production: 1000n,
+    consumption: 0n,
+    productionLocked: 600n,
+    consumptionLocked: 0n,
+  });
 });
 
 test('an offer signed by @noble/curves verifies on chain too (prehashed SHA-256, r || s)', async () => {
@@ -72,13 +77,21 @@ test('an offer above the asset and a bid above the money are refused', async () 
   const ask = f.offer(key, { side: 'ask', interval: DELIVERY, wh: 501, limitPrice: 150 });
   assert.is(await refusal(f.market.submitOffer(f.relayer, ask.signedBytes, ask.signature)), 'InsufficientAsset');
   const elsewhere = f.offer(key, { side: 'ask', interval: DELIVERY + 1, wh: 1, limitPrice: 150 });
-  assert.is(await refusal(f.market.submitOffer(f.relayer, elsewhere.signedBytes, elsewhere.signature)), 'InsufficientAsset');
+  assert.is(
+    await refusal(f.market.submitOffer(f.relayer, elsewhere.signedBytes, elsewhere.signature)),
+    'InsufficientAsset',
+  );
   const buyer = generateTradingKey();
-  await f.market.issue(f.dso, FEEDER, [grantFor(buyer.publicKey, DELIVERY, { consumption: 100, money: 100n * 200n - 1n })]);
+  await f.market.issue(f.dso, FEEDER, [
+    grantFor(buyer.publicKey, DELIVERY, { consumption: 100, money: 100n * 200n - 1n }),
+  ]);
   const bid = f.offer(buyer, { side: 'bid', interval: DELIVERY, wh: 100, limitPrice: 200 });
   assert.is(await refusal(f.market.submitOffer(f.relayer, bid.signedBytes, bid.signature)), 'InsufficientMoney');
   const noAsset = f.offer(key, { side: 'bid', interval: DELIVERY, wh: 1, limitPrice: 1 });
-  assert.is(await refusal(f.market.submitOffer(f.relayer, noAsset.signedBytes, noAsset.signature)), 'InsufficientAsset');
+  assert.is(
+    await refusal(f.market.submitOffer(f.relayer, noAsset.signedBytes, noAsset.signature)),
+    'InsufficientAsset',
+  );
 });
 
 test('a double spend of one asset is refused: the second offer finds it locked', async () => {
@@ -100,7 +113,10 @@ test('a replayed offer is refused, with its own or another valid signature (r, n
   await f.market.submitOffer(f.relayer, o.signedBytes, o.signature);
   assert.is(await refusal(f.market.submitOffer(f.relayer, o.signedBytes, o.signature)), 'Replayed');
   const s = BigInt(toHex(o.signature.slice(32)));
-  const flipped = new Uint8Array([...o.signature.slice(0, 32), ...Buffer.from((p256.Point.CURVE().n - s).toString(16).padStart(64, '0'), 'hex')]);
+  const flipped = new Uint8Array([
+    ...o.signature.slice(0, 32),
+    ...Buffer.from((p256.Point.CURVE().n - s).toString(16).padStart(64, '0'), 'hex'),
+  ]);
   assert.is(await refusal(f.market.submitOffer(f.relayer, o.signedBytes, flipped)), 'Replayed');
 });
 
@@ -112,11 +128,16 @@ test("a banned meter's trading keys cannot offer, and its open offers are withdr
   const open = f.offer(key, { side: 'ask', interval: DELIVERY, wh: 400, limitPrice: 150, seq: 1 });
   await f.market.submitOffer(f.relayer, open.signedBytes, open.signature);
   const receipt = await f.market.ban(f.dso, meter, [key.keyId], [open.digest]);
-  assert.equal(eventsOf(receipt).map((e) => e.eventName), ['MeterBanned', 'KeyRevoked', 'OfferWithdrawn']);
+  assert.equal(
+    eventsOf(receipt).map((e) => e.eventName),
+    ['MeterBanned', 'KeyRevoked', 'OfferWithdrawn'],
+  );
   assert.equal((await f.market.holding(key.keyId, DELIVERY)).productionLocked, 0n);
   const later = f.offer(key, { side: 'ask', interval: DELIVERY, wh: 100, limitPrice: 150, seq: 2 });
   assert.is(await refusal(f.market.submitOffer(f.relayer, later.signedBytes, later.signature)), 'KeyRevoked');
-  const { name } = await revertOf(f.market.issue(f.dso, FEEDER, [grantFor(key.publicKey, DELIVERY, { production: 1 })]));
+  const { name } = await revertOf(
+    f.market.issue(f.dso, FEEDER, [grantFor(key.publicKey, DELIVERY, { production: 1 })]),
+  );
   assert.is(name, 'GrantToRevokedKey');
 });
 
@@ -135,11 +156,41 @@ test('malformed offers are refused: length, tag, side, zero energy, another chai
   const variants: [string, (b: Uint8Array) => Uint8Array][] = [
     ['one byte short', (b) => b.slice(0, OFFER_LENGTH - 1)],
     ['one byte more', (b) => new Uint8Array([...b, 0])],
-    ['tag', (b) => { b[3] = 0x32; return b; }],
-    ['chain id', (b) => { b[11] ^= 1; return b; }],
-    ['market address', (b) => { b[31] ^= 1; return b; }],
-    ['side 3', (b) => { b[32] = 3; return b; }],
-    ['zero energy', (b) => { b.fill(0, 37, 41); return b; }],
+    [
+      'tag',
+      (b) => {
+        b[3] = 0x32;
+        return b;
+      },
+    ],
+    [
+      'chain id',
+      (b) => {
+        b[11] ^= 1;
+        return b;
+      },
+    ],
+    [
+      'market address',
+      (b) => {
+        b[31] ^= 1;
+        return b;
+      },
+    ],
+    [
+      'side 3',
+      (b) => {
+        b[32] = 3;
+        return b;
+      },
+    ],
+    [
+      'zero energy',
+      (b) => {
+        b.fill(0, 37, 41);
+        return b;
+      },
+    ],
   ];
   for (const [what, mutate] of variants) {
     const bytes = mutate(o.signedBytes.slice());
@@ -156,7 +207,9 @@ test('a batch reports each refused offer by event and accepts the rest', async (
   const forged = f.offer(key, { side: 'ask', interval: DELIVERY, wh: 50, limitPrice: 150, seq: 3 });
   forged.signature[5] ^= 0x80;
   const receipt = await f.market.submitOffers(f.relayer, [good, tooMuch, forged, good]);
-  const outcome = eventsOf(receipt).map((e) => (e.eventName === 'OfferRejected' ? REFUSALS[Number(e.args.reason)] : e.eventName));
+  const outcome = eventsOf(receipt).map((e) =>
+    e.eventName === 'OfferRejected' ? REFUSALS[Number(e.args.reason)] : e.eventName,
+  );
   assert.equal(outcome, ['OfferAccepted', 'InsufficientAsset', 'BadSignature', 'Replayed']);
   assert.equal(eventsOf(receipt)[1].args.digest, tooMuch.digest);
 });
@@ -194,10 +247,19 @@ test('regulatory transactions: only the DSO; prices not in the past; issuance bo
   const a = generateTradingKey();
   const b = generateTradingKey();
   await f.market.issue(f.dso, 9, [grantFor(a.publicKey, DELIVERY, { production: 600, consumption: 500 })]);
-  assert.equal((await revertOf(f.market.issue(f.dso, 9, [grantFor(b.publicKey, DELIVERY, { production: 401 })]))).name, 'FeederLimitExceeded');
+  assert.equal(
+    (await revertOf(f.market.issue(f.dso, 9, [grantFor(b.publicKey, DELIVERY, { production: 401 })]))).name,
+    'FeederLimitExceeded',
+  );
   await f.market.issue(f.dso, 9, [grantFor(b.publicKey, DELIVERY, { production: 400 })]);
-  assert.is((await revertOf(f.market.issue(f.dso, 8, [grantFor(b.publicKey, DELIVERY, { production: 1 })]))).name, 'UnknownFeeder');
-  assert.is((await revertOf(f.market.issue(f.dso, 9, [grantFor(b.publicKey, DELIVERY - 1, { production: 1 })]))).name, 'IssuedTooLate');
+  assert.is(
+    (await revertOf(f.market.issue(f.dso, 8, [grantFor(b.publicKey, DELIVERY, { production: 1 })]))).name,
+    'UnknownFeeder',
+  );
+  assert.is(
+    (await revertOf(f.market.issue(f.dso, 9, [grantFor(b.publicKey, DELIVERY - 1, { production: 1 })]))).name,
+    'IssuedTooLate',
+  );
 });
 
 test('a key made by node:crypto from a JWK behaves like a generated one', async () => {

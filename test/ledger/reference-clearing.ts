@@ -18,7 +18,11 @@ export interface ReferenceResult {
 
 const NO_CUT = { index: 0, limitPrice: 0, fillWh: 0 };
 
-export function referenceClearing(book: BookOffer[], consumptionPrice: number, productionPrice: number): ReferenceResult {
+export function referenceClearing(
+  book: BookOffer[],
+  consumptionPrice: number,
+  productionPrice: number,
+): ReferenceResult {
   // The DSO is every buyer's and seller's outside option: no ask above its selling price can find a buyer,
   // no bid below its buying price a seller.
   const asks = book.filter((o) => o.side === 'ask' && o.limitPrice <= consumptionPrice);
@@ -26,7 +30,8 @@ export function referenceClearing(book: BookOffer[], consumptionPrice: number, p
   const supplyAt = (p: number) => asks.filter((o) => o.limitPrice <= p).reduce((s, o) => s + o.wh, 0);
   const demandAt = (p: number) => bids.filter((o) => o.limitPrice >= p).reduce((s, o) => s + o.wh, 0);
   let volume = 0;
-  for (const p of [...asks, ...bids].map((o) => o.limitPrice)) volume = Math.max(volume, Math.min(supplyAt(p), demandAt(p)));
+  for (const p of [...asks, ...bids].map((o) => o.limitPrice))
+    volume = Math.max(volume, Math.min(supplyAt(p), demandAt(p)));
 
   const fills = new Map<number, number>();
   const handOut = (priority: BookOffer[]) => {

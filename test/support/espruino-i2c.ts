@@ -6,7 +6,9 @@ import type { I2CBus as EmulatedI2CBus } from '../../boards/emulator/pins.ts';
 
 export function espruinoI2C(bus: EmulatedI2CBus): I2CBus {
   return {
-    setup: (o) => { bus.configured = { scl: Number(o.scl), sda: Number(o.sda), bitrate: o.bitrate ?? 100000 }; },
+    setup: (o) => {
+      bus.configured = { scl: Number(o.scl), sda: Number(o.sda), bitrate: o.bitrate ?? 100000 };
+    },
     writeTo: (address, data) => {
       const payload = typeof data === 'number' ? Uint8Array.of(data) : Uint8Array.from(data);
       if (!bus.write(address, payload)) throw new Error("jshI2CWrite: slave doesn't ACK the transfer");

@@ -17,5 +17,9 @@ export function testRelay(): TestRelay {
 export function hopTo(relay: TestRelay): OnionHop {
   const ephemeral = createECDH('prime256v1');
   ephemeral.generateKeys();
-  return { relayId: relay.id, ephemeralKey: new Uint8Array(ephemeral.getPublicKey().subarray(1)), shared: new Uint8Array(ephemeral.computeSecret(relay.key.getPublicKey())) };
+  return {
+    relayId: relay.id,
+    ephemeralKey: new Uint8Array(ephemeral.getPublicKey().subarray(1)),
+    shared: new Uint8Array(ephemeral.computeSecret(relay.key.getPublicKey())),
+  };
 }

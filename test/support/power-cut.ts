@@ -1,5 +1,5 @@
 // Power cuts inside one operation on the emulated flash (boards/emulator/flash.ts).
-import { Flash, PowerLoss } from '../../boards/emulator/flash.ts';
+import { type Flash, PowerLoss } from '../../boards/emulator/flash.ts';
 
 /** Runs op with the power cut after n flash bytes; true if the cut happened (PowerLoss thrown). Power is back after. */
 export function cutDuring(flash: Flash, n: number, op: () => void): boolean {

@@ -34,14 +34,20 @@ export interface SigningDso {
    * Provisions the meter on `board` (running its firmware, SE not yet provisioned): SE keys, DSO
    * registration, configuration, restart into it.
    */
-  provision(board: Board, definition: BoardDefinition, meterId: string, times: { intervalSeconds: number; rotationSeconds: number }): ProvisionedSe;
+  provision(
+    board: Board,
+    definition: BoardDefinition,
+    meterId: string,
+    times: { intervalSeconds: number; rotationSeconds: number },
+  ): ProvisionedSe;
   close(): Promise<void>;
 }
 
 /** Runs `evaluate` at the board's console and parses the JSON string it returns. */
 export function consoleJson(board: Board, expression: string): any {
   const answer = board.evaluate(expression);
-  if (typeof answer.value !== 'string') throw new Error(`${expression} returned ${JSON.stringify(answer)}, not a JSON string`);
+  if (typeof answer.value !== 'string')
+    throw new Error(`${expression} returned ${JSON.stringify(answer)}, not a JSON string`);
   return JSON.parse(answer.value);
 }
 
@@ -54,26 +60,43 @@ export async function startSigningDso(work: string): Promise<SigningDso> {
   const dso = p256.keygen();
   const dsoPublicKey = p256.getPublicKey(dso.secretKey, false);
   const rejections: string[] = [];
-  const verifier = new ReadingVerifier({ registry, dsoPrivateKey: dso.secretKey, log: (line) => rejections.push(line) });
+  const verifier = new ReadingVerifier({
+    registry,
+    dsoPrivateKey: dso.secretKey,
+    log: (line) => rejections.push(line),
+  });
   const collector = await startCollector({ brokerUrl: broker.url, db: store, verifier, log: () => {} });
   return {
-    broker, store, registry, collector, dsoPublicKey, rejections,
+    broker,
+    store,
+    registry,
+    collector,
+    dsoPublicKey,
+    rejections,
     provision(board, definition, meterId, times) {
       const se = consoleJson(board, 'vgProvisionSE()') as ProvisionedSe & { error?: string };
       if (se.error) throw new Error(`vgProvisionSE on ${meterId}: ${se.error}`);
-      registry.registerMeter(issueDeviceCertificate(operator.key, {
-        meterId, feeder: 'feeder-1',
-        identityKey: new Uint8Array(Buffer.from(se.identityKey, 'hex')),
-        mixKey: new Uint8Array(Buffer.from(se.mixKey, 'hex')),
-        limits: { maxImportW: 11_000, maxExportW: 7_000 },
-        issuedAt: Math.floor(Date.now() / 1000),
-      }));
+      registry.registerMeter(
+        issueDeviceCertificate(operator.key, {
+          meterId,
+          feeder: 'feeder-1',
+          identityKey: new Uint8Array(Buffer.from(se.identityKey, 'hex')),
+          mixKey: new Uint8Array(Buffer.from(se.mixKey, 'hex')),
+          limits: { maxImportW: 11_000, maxExportW: 7_000 },
+          issuedAt: Math.floor(Date.now() / 1000),
+        }),
+      );
       const config: MeterConfig = {
         meterId,
         broker: { host: '127.0.0.1', port: broker.port },
         mqtt: { username: meterId, password: 'x' },
         intervalSeconds: times.intervalSeconds,
-        s0: { importPin: definition.pins.s0Import, exportPin: definition.pins.s0Export, impulsesPerKWh: 1000, debounceMs: 10 },
+        s0: {
+          importPin: definition.pins.s0Import,
+          exportPin: definition.pins.s0Export,
+          impulsesPerKWh: 1000,
+          debounceMs: 10,
+        },
         journal: { commitEveryWh: 10 },
         dsoPublicKey: Buffer.from(dsoPublicKey).toString('hex'),
         keys: { rotationSeconds: times.rotationSeconds },

@@ -5,7 +5,12 @@
 import { createPublicKey, verify } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { ALG_ATECC608_ATTESTED } from '../../firmware/src/protocol/cose.ts';
-import { decodeAssetRequest, kidOf, openSignedCertificate, type AssetRequest } from '../../firmware/src/protocol/certificate.ts';
+import {
+  decodeAssetRequest,
+  kidOf,
+  openSignedCertificate,
+  type AssetRequest,
+} from '../../firmware/src/protocol/certificate.ts';
 import { attestationMessage } from '../../firmware/src/protocol/key-attestation.ts';
 import { encodeMarketInfo, type MarketInfo } from '../../firmware/src/protocol/market-info.ts';
 import { decodeOffer, splitOfferMessage, type Offer } from '../../firmware/src/protocol/offer.ts';
@@ -32,13 +37,19 @@ export function testMarketInfoBytes(intervalSeconds: number, genesisTime: number
  * The asset request in a sealed envelope, opened with the DSO's private key; throws unless the identity key
  * (65 bytes) attested exactly this trading key in the trading slot the request names.
  */
-export function openAssetRequest(dsoSecretKey: Uint8Array, identityKey: Uint8Array, envelope: Uint8Array): AssetRequest {
+export function openAssetRequest(
+  dsoSecretKey: Uint8Array,
+  identityKey: Uint8Array,
+  envelope: Uint8Array,
+): AssetRequest {
   const shared = p256.getSharedSecret(dsoSecretKey, decodeEnvelope(envelope).ephemeralPublicKey, true).subarray(1);
   const opened = openSignedCertificate(openEnvelope(nodeCryptoPrimitives, shared, envelope), ALG_ATECC608_ATTESTED);
-  if (Buffer.compare(Buffer.from(opened.kid), Buffer.from(kidOf(nodeSha256, identityKey))) !== 0) throw new Error('the asset request names another signer than the identity key');
+  if (Buffer.compare(Buffer.from(opened.kid), Buffer.from(kidOf(nodeSha256, identityKey))) !== 0)
+    throw new Error('the asset request names another signer than the identity key');
   const request = decodeAssetRequest(opened.payload);
   const message = attestationMessage(nodeSha256, nodeSha256(opened.toBeSigned), request.slot, request.tradingKey);
-  if (!nodeVerifyEs256(identityKey, message, opened.signature)) throw new Error('the identity key did not attest this trading key in slot ' + request.slot);
+  if (!nodeVerifyEs256(identityKey, message, opened.signature))
+    throw new Error('the identity key did not attest this trading key in slot ' + request.slot);
   return request;
 }
 
@@ -46,8 +57,17 @@ export function openAssetRequest(dsoSecretKey: Uint8Array, identityKey: Uint8Arr
 export function verifyOfferWithNodeCrypto(message: Uint8Array): Offer {
   const { signedBytes, signature } = splitOfferMessage(message);
   const offer = decodeOffer(signedBytes);
-  const key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: Buffer.from(offer.key.x).toString('base64url'), y: Buffer.from(offer.key.y).toString('base64url') }, format: 'jwk' });
-  if (!verify('sha256', signedBytes, { key, dsaEncoding: 'ieee-p1363' }, signature)) throw new Error('the offer signature does not verify (node:crypto)');
+  const key = createPublicKey({
+    key: {
+      kty: 'EC',
+      crv: 'P-256',
+      x: Buffer.from(offer.key.x).toString('base64url'),
+      y: Buffer.from(offer.key.y).toString('base64url'),
+    },
+    format: 'jwk',
+  });
+  if (!verify('sha256', signedBytes, { key, dsaEncoding: 'ieee-p1363' }, signature))
+    throw new Error('the offer signature does not verify (node:crypto)');
   return offer;
 }
 

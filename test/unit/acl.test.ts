@@ -4,7 +4,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BRIDGE_USERNAME, DSO_USERNAME, filterCovers, meterUserProblem, mayPublish, maySubscribe, mosquittoAcl, rulesFor, topicMatches } from '../../host-tools/broker/acl.ts';
+import {
+  BRIDGE_USERNAME,
+  DSO_USERNAME,
+  filterCovers,
+  meterUserProblem,
+  mayPublish,
+  maySubscribe,
+  mosquittoAcl,
+  rulesFor,
+  topicMatches,
+} from '../../host-tools/broker/acl.ts';
 import { BrokerCredentials, verifyPassword } from '../../host-tools/broker/credentials.ts';
 
 test('topic matching follows MQTT wildcards', () => {
@@ -28,25 +38,31 @@ test('a subscription is allowed only when a read rule covers every topic it can 
 test('a meter publishes only to its own topics and the mix topics', () => {
   assert.ok(mayPublish('meter-a', 'veilgrid/meters/meter-a/readings'));
   assert.ok(mayPublish('meter-a', 'veilgrid/meters/meter-a/keys'));
-  assert.ok(mayPublish('meter-a', 'veilgrid/mix/0011223344556677'), 'into any relay\'s inbox');
+  assert.ok(mayPublish('meter-a', 'veilgrid/mix/0011223344556677'), "into any relay's inbox");
   assert.not.ok(mayPublish('meter-a', 'veilgrid/mix/round/1'));
   assert.not.ok(mayPublish('meter-a', 'veilgrid/meters/meter-b/readings'));
   assert.not.ok(mayPublish('meter-a', 'veilgrid/market/bids'));
   assert.not.ok(maySubscribe('meter-a', 'veilgrid/meters/meter-b/readings'), 'a meter does not read other meters');
   assert.ok(maySubscribe('meter-a', 'veilgrid/mix/0011223344556677', '0011223344556677'), 'its own inbox');
-  assert.not.ok(maySubscribe('meter-a', 'veilgrid/mix/8899aabbccddeeff', '0011223344556677'), 'no other relay\'s');
+  assert.not.ok(maySubscribe('meter-a', 'veilgrid/mix/8899aabbccddeeff', '0011223344556677'), "no other relay's");
   assert.not.ok(maySubscribe('meter-a', 'veilgrid/mix/+', '0011223344556677'));
   assert.not.ok(maySubscribe('meter-a', 'veilgrid/mix/0011223344556677'), 'no inbox before its relay id is known');
   assert.ok(maySubscribe('meter-a', 'veilgrid/market/prices'));
-  assert.ok(maySubscribe('meter-a', 'veilgrid/meters/meter-a/replies/assets'), 'a meter reads the DSO\'s replies to it');
-  assert.not.ok(maySubscribe('meter-a', 'veilgrid/meters/meter-b/replies/assets'), '… and no other meter\'s');
+  assert.ok(maySubscribe('meter-a', 'veilgrid/meters/meter-a/replies/assets'), "a meter reads the DSO's replies to it");
+  assert.not.ok(maySubscribe('meter-a', 'veilgrid/meters/meter-b/replies/assets'), "… and no other meter's");
   assert.not.ok(maySubscribe('meter-a', 'veilgrid/meters/+/replies/assets'));
   assert.not.ok(maySubscribe('meter-a', '#'));
 });
 
 test('the DSO reads readings, keys, asset requests and status and writes only replies; the bridge reads offers and writes the market; unknown users get nothing', () => {
-  for (const filter of ['veilgrid/meters/+/readings', 'veilgrid/meters/+/keys', 'veilgrid/meters/+/assets', 'veilgrid/meters/+/status']) assert.ok(maySubscribe(DSO_USERNAME, filter), filter);
-  assert.not.ok(maySubscribe(DSO_USERNAME, 'veilgrid/meters/+/offers'), 'offers are the bridge\'s');
+  for (const filter of [
+    'veilgrid/meters/+/readings',
+    'veilgrid/meters/+/keys',
+    'veilgrid/meters/+/assets',
+    'veilgrid/meters/+/status',
+  ])
+    assert.ok(maySubscribe(DSO_USERNAME, filter), filter);
+  assert.not.ok(maySubscribe(DSO_USERNAME, 'veilgrid/meters/+/offers'), "offers are the bridge's");
   assert.ok(mayPublish(DSO_USERNAME, 'veilgrid/meters/x/replies/assets'));
   assert.not.ok(mayPublish(DSO_USERNAME, 'veilgrid/meters/x/readings'));
   assert.not.ok(mayPublish(DSO_USERNAME, 'veilgrid/market/clearing'));
@@ -73,7 +89,10 @@ test('service user names are never meter ids: refused as meters, given no meter 
     const dsoPassword = credentials.ensureDsoUser();
     assert.throws(() => credentials.setUser(DSO_USERNAME, 'a meter password'), /reserved for the dso service/);
     assert.throws(() => credentials.setUser(BRIDGE_USERNAME, 'x'), /reserved for the bridge service/);
-    assert.ok(verifyPassword(dsoPassword, credentials.passwords().get(DSO_USERNAME)!), 'the DSO keeps its own password');
+    assert.ok(
+      verifyPassword(dsoPassword, credentials.passwords().get(DSO_USERNAME)!),
+      'the DSO keeps its own password',
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -82,14 +101,23 @@ test('service user names are never meter ids: refused as meters, given no meter 
 test('the mosquitto ACL file lists each user with its rules, sorted, without duplicates', () => {
   const acl = mosquittoAcl(['meter-b', DSO_USERNAME, 'meter-a', 'meter-a'], new Map([['meter-a', '0011223344556677']]));
   assert.match(acl, /^# Generated/);
-  const blocks = acl.split('\n\n').slice(1).filter((b) => b.trim());
-  assert.equal(blocks.map((b) => b.split('\n')[0]), ['user dso', 'user meter-a', 'user meter-b']);
+  const blocks = acl
+    .split('\n\n')
+    .slice(1)
+    .filter((b) => b.trim());
+  assert.equal(
+    blocks.map((b) => b.split('\n')[0]),
+    ['user dso', 'user meter-a', 'user meter-b'],
+  );
   assert.ok(blocks[1].includes('topic write veilgrid/meters/meter-a/#'));
   assert.ok(blocks[1].includes('topic read veilgrid/market/#'));
   assert.ok(blocks[1].includes('topic read veilgrid/mix/0011223344556677'), 'meter A reads its mixnet inbox');
   assert.not.ok(blocks[2].includes('topic read veilgrid/mix/'), 'meter B, whose relay id is not known, reads no inbox');
   assert.ok(blocks[0].includes('topic read veilgrid/meters/+/readings'));
-  assert.equal(blocks[0].split('\n').filter((l) => l.startsWith('topic write')), ['topic write veilgrid/meters/+/replies/#', 'topic write veilgrid/directory/#']);
+  assert.equal(
+    blocks[0].split('\n').filter((l) => l.startsWith('topic write')),
+    ['topic write veilgrid/meters/+/replies/#', 'topic write veilgrid/directory/#'],
+  );
 });
 
 test.run();

@@ -18,7 +18,19 @@ import { COUNTER_MAX, encodeCounter } from '../../boards/emulator/devices/atecc6
 import { I2CBus } from '../../boards/emulator/pins.ts';
 
 const ADDR = 0x60;
-const OP = { READ: 0x02, WRITE: 0x12, NONCE: 0x16, LOCK: 0x17, RANDOM: 0x1b, COUNTER: 0x24, INFO: 0x30, GENKEY: 0x40, SIGN: 0x41, ECDH: 0x43, VERIFY: 0x45 };
+const OP = {
+  READ: 0x02,
+  WRITE: 0x12,
+  NONCE: 0x16,
+  LOCK: 0x17,
+  RANDOM: 0x1b,
+  COUNTER: 0x24,
+  INFO: 0x30,
+  GENKEY: 0x40,
+  SIGN: 0x41,
+  ECDH: 0x43,
+  VERIFY: 0x45,
+};
 
 /** A repeatable RNG for the chip (SHA-256 in counter mode). */
 function seededRandom(seed: number): (n: number) => Uint8Array {
@@ -43,7 +55,9 @@ function rig(seed = 1) {
   const chip = new Atecc608({ clock, random: seededRandom(seed) });
   bus.attach(ADDR, chip);
   /** Lets virtual time pass beyond what the bus has already used up. */
-  const elapse = (seconds: number) => { time.t = bus.time + seconds; };
+  const elapse = (seconds: number) => {
+    time.t = bus.time + seconds;
+  };
   return { time, elapse, clock, bus, chip, ...driver(bus) };
 }
 
@@ -174,7 +188,10 @@ function nonceDigest(r: Rig, digest: Uint8Array, target = 0x00): void {
 
 function nodeKey(pubXY: Uint8Array) {
   const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url');
-  return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: b64(pubXY.subarray(0, 32)), y: b64(pubXY.subarray(32)) }, format: 'jwk' });
+  return createPublicKey({
+    key: { kty: 'EC', crv: 'P-256', x: b64(pubXY.subarray(0, 32)), y: b64(pubXY.subarray(32)) },
+    format: 'jwk',
+  });
 }
 
 const uncompressed = (xy: Uint8Array) => Uint8Array.of(0x04, ...xy);
@@ -188,19 +205,22 @@ protocol('CRC-16 check values: 04 11 → 33 43, 07 1B 00 00 00 → 24 CD', () =>
   assert.is(hex(crc16Bytes(Uint8Array.of(0x07, 0x1b, 0x00, 0x00, 0x00))), '24cd');
 });
 
-protocol('asleep it acknowledges nothing; a general call at 100 kHz wakes it, 1.5 ms later it answers 04 11 33 43', () => {
-  const r = rig();
-  assert.is(r.bus.read(ADDR, 4), undefined);
-  r.bus.configured = { bitrate: 400000 };
-  r.bus.write(0x00, Uint8Array.of(0x01));
-  assert.is(r.bus.read(ADDR, 4), undefined, 'a general call at 400 kHz holds SDA low for only 22.5 µs: no wake');
-  r.bus.configured = { bitrate: 100000 };
-  r.bus.write(0x00, Uint8Array.of(0x01));
-  assert.is(r.bus.read(ADDR, 4), undefined, 'still waking (tWHI)');
-  r.elapse(0.0015);
-  assert.is(hex(r.bus.read(ADDR, 4)!), '04113343');
-  assert.is(r.chip.state, 'awake');
-});
+protocol(
+  'asleep it acknowledges nothing; a general call at 100 kHz wakes it, 1.5 ms later it answers 04 11 33 43',
+  () => {
+    const r = rig();
+    assert.is(r.bus.read(ADDR, 4), undefined);
+    r.bus.configured = { bitrate: 400000 };
+    r.bus.write(0x00, Uint8Array.of(0x01));
+    assert.is(r.bus.read(ADDR, 4), undefined, 'a general call at 400 kHz holds SDA low for only 22.5 µs: no wake');
+    r.bus.configured = { bitrate: 100000 };
+    r.bus.write(0x00, Uint8Array.of(0x01));
+    assert.is(r.bus.read(ADDR, 4), undefined, 'still waking (tWHI)');
+    r.elapse(0.0015);
+    assert.is(hex(r.bus.read(ADDR, 4)!), '04113343');
+    assert.is(r.chip.state, 'awake');
+  },
+);
 
 protocol('bad CRC and wrong count are answered at once with status 0xFF', () => {
   const r = rig();
@@ -215,21 +235,24 @@ protocol('bad CRC and wrong count are answered at once with status 0xFF', () => 
   assert.is(r.bus.read(ADDR, 4)![1], 0xff);
 });
 
-protocol('busy: reads get no data until the execution time has passed; the response can be re-read after word address 0x00', () => {
-  const r = rig();
-  r.wake();
-  assert.ok(r.bus.write(ADDR, r.packet(OP.RANDOM, 0, 0)));
-  assert.is(r.bus.read(ADDR, 35), undefined, 'busy');
-  assert.is(r.bus.write(ADDR, Uint8Array.of(0x02)), false, 'writes are not acknowledged either');
-  r.elapse(0.022);
-  assert.is(r.bus.read(ADDR, 35), undefined, 'Random takes 23 ms');
-  r.elapse(0.001);
-  const first = r.bus.read(ADDR, 35)!;
-  assert.is(first[0], 35);
-  assert.ok(r.bus.write(ADDR, Uint8Array.of(0x00)));
-  assert.equal(r.bus.read(ADDR, 35), first);
-  assert.is(r.bus.read(ADDR, 2)![0], 0xff, 'past the end');
-});
+protocol(
+  'busy: reads get no data until the execution time has passed; the response can be re-read after word address 0x00',
+  () => {
+    const r = rig();
+    r.wake();
+    assert.ok(r.bus.write(ADDR, r.packet(OP.RANDOM, 0, 0)));
+    assert.is(r.bus.read(ADDR, 35), undefined, 'busy');
+    assert.is(r.bus.write(ADDR, Uint8Array.of(0x02)), false, 'writes are not acknowledged either');
+    r.elapse(0.022);
+    assert.is(r.bus.read(ADDR, 35), undefined, 'Random takes 23 ms');
+    r.elapse(0.001);
+    const first = r.bus.read(ADDR, 35)!;
+    assert.is(first[0], 35);
+    assert.ok(r.bus.write(ADDR, Uint8Array.of(0x00)));
+    assert.equal(r.bus.read(ADDR, 35), first);
+    assert.is(r.bus.read(ADDR, 2)![0], 0xff, 'past the end');
+  },
+);
 
 protocol('polling alone lets bus time pass: a 115 ms GenKey completes after a bounded number of reads', () => {
   const r = provisioned();
@@ -328,49 +351,55 @@ commands('Random: fixed FF FF 00 00 pattern until the config zone is locked, the
   assert.is(hex(again.command(OP.RANDOM, 0, 0)), hex(a), 'seeded source is repeatable');
 });
 
-commands('Write/Lock: config writes until locked, protected bytes refused, data rules before and after the data lock', () => {
-  const r = rig();
-  assert.is(r.status(OP.WRITE, 0x00, 0x00, [0, 0, 0, 0]), 0x0f, 'serial number bytes are read-only');
-  assert.is(r.status(OP.WRITE, 0x00, (2 << 3) | 5, [0, 0, 0, 0]), 0x0f, 'bytes 84–87 only through UpdateExtra/Lock');
-  assert.is(r.status(OP.WRITE, 0x82, 8 << 3, SLOT8), 0x0f, 'no data write before the config lock');
-  assert.is(r.status(OP.GENKEY, 0x04, 0), 0x0f, 'no GenKey before the config lock');
-  assert.is(r.status(OP.LOCK, 0x01, 0), 0x0f, 'data cannot lock before config');
-  const config = configure(r);
-  assert.is(r.status(OP.LOCK, 0x80, 0), 0x00, 'config lock without summary (0x80)');
-  assert.is(r.status(OP.LOCK, 0x00, crc16(config)), 0x0f, 'locking twice');
-  assert.is(r.status(OP.WRITE, 0x00, 5, [1, 2, 3, 4]), 0x0f, 'locked config zone refuses writes');
-  assert.is(r.status(OP.WRITE, 0x02, 8 << 3, [1, 2, 3, 4]), 0x0f, 'only 32-byte writes before the data lock');
-  assert.is(r.status(OP.WRITE, 0x82, 8 << 3, SLOT8), 0x00);
-  assert.is(r.status(OP.READ, 0x82, 8 << 3), 0x0f, 'data zone unreadable before its lock');
-  assert.is(r.status(OP.WRITE, 0x81, 0, new Uint8Array(32).fill(0xaa)), 0x00, 'OTP block 0');
-  assert.is(r.status(OP.LOCK, 0x81, 0), 0x00, 'data lock without summary');
-  assert.equal(r.command(OP.READ, 0x82, 8 << 3), SLOT8);
-  assert.is(hex(r.command(OP.READ, 0x01, 0)), 'aaaaaaaa', 'OTP readable after the lock');
-  assert.is(r.status(OP.WRITE, 0x81, 0, new Uint8Array(32)), 0x0f, 'OTP read-only after the lock');
-  assert.is(r.status(OP.WRITE, 0x02, (8 << 3) | 1, [9, 9, 9, 9]), 0x00, 'Write always: 4-byte write');
-  assert.is(hex(r.command(OP.READ, 0x02, (8 << 3) | 1)), '09090909');
-  assert.is(r.status(OP.WRITE, 0x02, 10 << 3, [1, 2, 3, 4]), 0x0f, 'WriteConfig never');
-  assert.is(r.status(OP.READ, 0x02, 9 << 3), 0x0f, 'secret slot not readable');
-  assert.is(r.status(OP.READ, 0x02, 0 << 3), 0x0f, 'private key slot not readable');
-  assert.is(r.status(OP.WRITE, 0x82, 0 << 3, new Uint8Array(32)), 0x0f, 'private key slot not writable');
-  assert.is(r.status(OP.LOCK, 0x02 | (8 << 2), 0), 0x00, 'single slot lock');
-  assert.is(r.status(OP.WRITE, 0x02, 8 << 3, [1, 2, 3, 4]), 0x0f, 'locked slot refuses writes');
-  assert.is(r.status(OP.LOCK, 0x02 | (8 << 2), 0), 0x0f, 'slot already locked');
-  assert.equal(Array.from(readConfig(r).subarray(86, 90)), [0x00, 0x00, 0xff, 0xfe]);
-});
+commands(
+  'Write/Lock: config writes until locked, protected bytes refused, data rules before and after the data lock',
+  () => {
+    const r = rig();
+    assert.is(r.status(OP.WRITE, 0x00, 0x00, [0, 0, 0, 0]), 0x0f, 'serial number bytes are read-only');
+    assert.is(r.status(OP.WRITE, 0x00, (2 << 3) | 5, [0, 0, 0, 0]), 0x0f, 'bytes 84–87 only through UpdateExtra/Lock');
+    assert.is(r.status(OP.WRITE, 0x82, 8 << 3, SLOT8), 0x0f, 'no data write before the config lock');
+    assert.is(r.status(OP.GENKEY, 0x04, 0), 0x0f, 'no GenKey before the config lock');
+    assert.is(r.status(OP.LOCK, 0x01, 0), 0x0f, 'data cannot lock before config');
+    const config = configure(r);
+    assert.is(r.status(OP.LOCK, 0x80, 0), 0x00, 'config lock without summary (0x80)');
+    assert.is(r.status(OP.LOCK, 0x00, crc16(config)), 0x0f, 'locking twice');
+    assert.is(r.status(OP.WRITE, 0x00, 5, [1, 2, 3, 4]), 0x0f, 'locked config zone refuses writes');
+    assert.is(r.status(OP.WRITE, 0x02, 8 << 3, [1, 2, 3, 4]), 0x0f, 'only 32-byte writes before the data lock');
+    assert.is(r.status(OP.WRITE, 0x82, 8 << 3, SLOT8), 0x00);
+    assert.is(r.status(OP.READ, 0x82, 8 << 3), 0x0f, 'data zone unreadable before its lock');
+    assert.is(r.status(OP.WRITE, 0x81, 0, new Uint8Array(32).fill(0xaa)), 0x00, 'OTP block 0');
+    assert.is(r.status(OP.LOCK, 0x81, 0), 0x00, 'data lock without summary');
+    assert.equal(r.command(OP.READ, 0x82, 8 << 3), SLOT8);
+    assert.is(hex(r.command(OP.READ, 0x01, 0)), 'aaaaaaaa', 'OTP readable after the lock');
+    assert.is(r.status(OP.WRITE, 0x81, 0, new Uint8Array(32)), 0x0f, 'OTP read-only after the lock');
+    assert.is(r.status(OP.WRITE, 0x02, (8 << 3) | 1, [9, 9, 9, 9]), 0x00, 'Write always: 4-byte write');
+    assert.is(hex(r.command(OP.READ, 0x02, (8 << 3) | 1)), '09090909');
+    assert.is(r.status(OP.WRITE, 0x02, 10 << 3, [1, 2, 3, 4]), 0x0f, 'WriteConfig never');
+    assert.is(r.status(OP.READ, 0x02, 9 << 3), 0x0f, 'secret slot not readable');
+    assert.is(r.status(OP.READ, 0x02, 0 << 3), 0x0f, 'private key slot not readable');
+    assert.is(r.status(OP.WRITE, 0x82, 0 << 3, new Uint8Array(32)), 0x0f, 'private key slot not writable');
+    assert.is(r.status(OP.LOCK, 0x02 | (8 << 2), 0), 0x00, 'single slot lock');
+    assert.is(r.status(OP.WRITE, 0x02, 8 << 3, [1, 2, 3, 4]), 0x0f, 'locked slot refuses writes');
+    assert.is(r.status(OP.LOCK, 0x02 | (8 << 2), 0), 0x0f, 'slot already locked');
+    assert.equal(Array.from(readConfig(r).subarray(86, 90)), [0x00, 0x00, 0xff, 0xfe]);
+  },
+);
 
-commands('GenKey: private key in a slot, public key recomputed, refusals for non-private and GenKey-forbidden slots', () => {
-  const r = provisioned();
-  const pub = r.command(OP.GENKEY, 0x04, 0);
-  assert.is(pub.length, 64);
-  assert.ok(p256.utils.isValidPublicKey(uncompressed(pub), false));
-  assert.equal(r.command(OP.GENKEY, 0x00, 0), pub, 'public key recomputed from slot 0');
-  assert.is.not(hex(r.command(OP.GENKEY, 0x04, 0)), hex(pub), 'a second GenKey replaces the key');
-  assert.is(r.status(OP.GENKEY, 0x04, 8), 0x0f, 'slot 8 is not a private key slot');
-  assert.is(r.status(OP.GENKEY, 0x04, 5), 0x0f, 'slot 5 forbids GenKey');
-  assert.is(r.status(OP.GENKEY, 0x00, 1), 0x0f, 'slot 1 holds no key yet');
-  assert.is(r.status(OP.GENKEY, 0x10, 0), 0x03, 'PubKey digest of a stored public key: not modelled');
-});
+commands(
+  'GenKey: private key in a slot, public key recomputed, refusals for non-private and GenKey-forbidden slots',
+  () => {
+    const r = provisioned();
+    const pub = r.command(OP.GENKEY, 0x04, 0);
+    assert.is(pub.length, 64);
+    assert.ok(p256.utils.isValidPublicKey(uncompressed(pub), false));
+    assert.equal(r.command(OP.GENKEY, 0x00, 0), pub, 'public key recomputed from slot 0');
+    assert.is.not(hex(r.command(OP.GENKEY, 0x04, 0)), hex(pub), 'a second GenKey replaces the key');
+    assert.is(r.status(OP.GENKEY, 0x04, 8), 0x0f, 'slot 8 is not a private key slot');
+    assert.is(r.status(OP.GENKEY, 0x04, 5), 0x0f, 'slot 5 forbids GenKey');
+    assert.is(r.status(OP.GENKEY, 0x00, 1), 0x0f, 'slot 1 holds no key yet');
+    assert.is(r.status(OP.GENKEY, 0x10, 0), 0x03, 'PubKey digest of a stored public key: not modelled');
+  },
+);
 
 /** SHA-256 of the concatenated parts. */
 function sha(...parts: Array<Uint8Array | number[]>): Uint8Array {
@@ -381,7 +410,7 @@ function sha(...parts: Array<Uint8Array | number[]>): Uint8Array {
 
 // The byte layouts below are written out from CryptoAuthLib (lib/host/atca_host.c atcah_gen_key_msg,
 // atcah_sign_internal_msg), independently of the model and of firmware/src/protocol/key-attestation.ts.
-commands('GenKey digest + Sign internal: the chip attests a key it holds, in CryptoAuthLib\'s message layout', () => {
+commands("GenKey digest + Sign internal: the chip attests a key it holds, in CryptoAuthLib's message layout", () => {
   const r = provisioned();
   const config = readConfig(r);
   const sn = [...config.subarray(0, 4), ...config.subarray(8, 13)];
@@ -396,17 +425,36 @@ commands('GenKey digest + Sign internal: the chip attests a key it holds, in Cry
   const slot1Config = [config[22], config[23]];
   const slot1KeyConfig = [config[98], config[99]];
   const internalMessage = (mode: number, withSerial: boolean) => [
-    ...tempKey, 0x41, mode, 0x02, 0x00, ...slot1Config, ...slot1KeyConfig,
+    ...tempKey,
+    0x41,
+    mode,
+    0x02,
+    0x00,
+    ...slot1Config,
+    ...slot1KeyConfig,
     0x01 | 0x10 | 0x40, // TempKeyFlags: KeyID 1, SourceFlag (input nonce), GenKeyData
-    0x00, 0x00, sn[8], ...(withSerial ? sn.slice(4, 8) : [0, 0, 0, 0]), sn[0], sn[1], ...(withSerial ? sn.slice(2, 4) : [0, 0]),
+    0x00,
+    0x00,
+    sn[8],
+    ...(withSerial ? sn.slice(4, 8) : [0, 0, 0, 0]),
+    sn[0],
+    sn[1],
+    ...(withSerial ? sn.slice(2, 4) : [0, 0]),
     0x01, // slot 1 not individually locked
-    0x00, 0x00,
+    0x00,
+    0x00,
   ];
   assert.is(internalMessage(0, false).length, 55);
   const signature = r.command(OP.SIGN, 0x00, 2);
-  assert.ok(p256.verify(signature, sha(internalMessage(0x00, false)), uncompressed(attester), { prehash: false, lowS: false }), 'Sign internal, serial number left out');
+  assert.ok(
+    p256.verify(signature, sha(internalMessage(0x00, false)), uncompressed(attester), { prehash: false, lowS: false }),
+    'Sign internal, serial number left out',
+  );
   const withSerial = r.command(OP.SIGN, 0x40, 2);
-  assert.ok(p256.verify(withSerial, sha(internalMessage(0x40, true)), uncompressed(attester), { prehash: false, lowS: false }), 'Sign internal, serial number included');
+  assert.ok(
+    p256.verify(withSerial, sha(internalMessage(0x40, true)), uncompressed(attester), { prehash: false, lowS: false }),
+    'Sign internal, serial number included',
+  );
   // A random nonce clears SourceFlag; a public key made in the same GenKey (0x0C) is attested too.
   r.command(OP.NONCE, 0x00, 0, new Uint8Array(20));
   const fresh = r.command(OP.GENKEY, 0x0c, 1);
@@ -415,7 +463,11 @@ commands('GenKey digest + Sign internal: the chip attests a key it holds, in Cry
 
   assert.is(r.status(OP.SIGN, 0x80, 2), 0x0f, 'slot 2 does not sign external messages');
   nonceDigest(r, nonce);
-  assert.is(r.status(OP.SIGN, 0x00, 2), 0x0f, 'Sign internal needs a GenKey digest in TempKey, not a pass-through nonce');
+  assert.is(
+    r.status(OP.SIGN, 0x00, 2),
+    0x0f,
+    'Sign internal needs a GenKey digest in TempKey, not a pass-through nonce',
+  );
   nonceDigest(r, nonce);
   r.command(OP.GENKEY, 0x08, 1);
   assert.is(r.status(OP.SIGN, 0x00, 0), 0x0f, 'slot 0 does not sign internal messages');

@@ -63,11 +63,68 @@ realm('only Espruino globals exist in the realm', () => {
   const r = rig();
   r.board.powerOn();
   // Checked with typeof inside a string so the profile check (which rejects the names) lets the line run.
-  const absent = ['Map', 'Set', 'WeakMap', 'Symbol', 'Proxy', 'Reflect', 'BigInt', 'TextEncoder', 'TextDecoder', 'globalThis', 'queueMicrotask', 'structuredClone', 'Intl', 'SharedArrayBuffer', 'WebAssembly', 'process.memory', 'Buffer', 'require.resolve'];
+  const absent = [
+    'Map',
+    'Set',
+    'WeakMap',
+    'Symbol',
+    'Proxy',
+    'Reflect',
+    'BigInt',
+    'TextEncoder',
+    'TextDecoder',
+    'globalThis',
+    'queueMicrotask',
+    'structuredClone',
+    'Intl',
+    'SharedArrayBuffer',
+    'WebAssembly',
+    'process.memory',
+    'Buffer',
+    'require.resolve',
+  ];
   for (const name of absent) assert.is(value(r.board, `eval("typeof ${name}")`), 'undefined', name);
-  const absentMembers = ['Math.imul', 'Math.trunc', 'Math.log2', 'Number.isInteger', 'Number.EPSILON', 'Array.from', 'Array.prototype.lastIndexOf', 'Array.prototype.flat', 'Object.freeze', 'Object.is', 'Promise.race', 'Promise.prototype.finally', 'ArrayBuffer.prototype.slice', 'String.prototype.codePointAt'];
+  const absentMembers = [
+    'Math.imul',
+    'Math.trunc',
+    'Math.log2',
+    'Number.isInteger',
+    'Number.EPSILON',
+    'Array.from',
+    'Array.prototype.lastIndexOf',
+    'Array.prototype.flat',
+    'Object.freeze',
+    'Object.is',
+    'Promise.race',
+    'Promise.prototype.finally',
+    'ArrayBuffer.prototype.slice',
+    'String.prototype.codePointAt',
+  ];
   for (const name of absentMembers) assert.is(value(r.board, `eval("typeof ${name}")`), 'undefined', name);
-  const present = ['setWatch', 'clearWatch', 'setTimeout', 'setInterval', 'getTime', 'E.toString', 'E.hwRand', 'I2C1.writeTo', 'digitalRead', 'btoa', 'atob', 'load', 'reset', 'print', 'console.log', 'require', 'Promise', 'DataView', 'eval', 'JSON.stringify', 'Number.MAX_VALUE', 'Math.clip'];
+  const present = [
+    'setWatch',
+    'clearWatch',
+    'setTimeout',
+    'setInterval',
+    'getTime',
+    'E.toString',
+    'E.hwRand',
+    'I2C1.writeTo',
+    'digitalRead',
+    'btoa',
+    'atob',
+    'load',
+    'reset',
+    'print',
+    'console.log',
+    'require',
+    'Promise',
+    'DataView',
+    'eval',
+    'JSON.stringify',
+    'Number.MAX_VALUE',
+    'Math.clip',
+  ];
   for (const name of present) assert.is.not(value(r.board, `typeof ${name}`), 'undefined', name);
   assert.equal(value(r.board, 'process.env.VERSION'), '2v29');
   assert.equal(value(r.board, 'typeof D25 == "object" && String(D25)'), 'D25');
@@ -84,9 +141,21 @@ realm('bytes from Espruino APIs are realm typed arrays; 8-bit strings stay strin
   assert.is(value(r.board, 'new Uint8Array(require("crypto").SHA256("abc"))[0]'), 0xba);
   assert.is(value(r.board, 'atob(btoa("\\x00\\x80\\xff"))'), '\x00\x80\xff');
   // CTR ignores the IV (zero counter): two different IVs give the same ciphertext.
-  assert.is(value(r.board, 'var k=new Uint8Array(16), c=require("crypto"); E.toString(c.AES.encrypt("hello", k, {mode:"CTR", iv:new Uint8Array(16).fill(1)})) == E.toString(c.AES.encrypt("hello", k, {mode:"CTR"}))'), true);
+  assert.is(
+    value(
+      r.board,
+      'var k=new Uint8Array(16), c=require("crypto"); E.toString(c.AES.encrypt("hello", k, {mode:"CTR", iv:new Uint8Array(16).fill(1)})) == E.toString(c.AES.encrypt("hello", k, {mode:"CTR"}))',
+    ),
+    true,
+  );
   assert.is(value(r.board, 'E.CRC32("123456789")'), 0xcbf43926);
-  assert.is(value(r.board, 'require("Storage").write("f", new Uint8Array([1,2,255])) && require("Storage").readArrayBuffer("f") instanceof ArrayBuffer'), true);
+  assert.is(
+    value(
+      r.board,
+      'require("Storage").write("f", new Uint8Array([1,2,255])) && require("Storage").readArrayBuffer("f") instanceof ArrayBuffer',
+    ),
+    true,
+  );
   assert.is(value(r.board, 'require("Storage").list() instanceof Array'), true);
   r.close();
 });
@@ -116,10 +185,21 @@ const timing = suite('timers and watches');
 timing('firmware timers run in virtual order and getTime() follows the clock', async () => {
   const r = rig({ speed: 20000 });
   r.board.powerOn();
-  value(r.board, 'var order=[], t0=getTime(); setTimeout(function(){order.push(["c",getTime()-t0])},3000); setTimeout(function(){order.push(["a",getTime()-t0])},1000); setInterval(function(){order.push(["i",getTime()-t0])},1500)');
+  value(
+    r.board,
+    'var order=[], t0=getTime(); setTimeout(function(){order.push(["c",getTime()-t0])},3000); setTimeout(function(){order.push(["a",getTime()-t0])},1000); setInterval(function(){order.push(["i",getTime()-t0])},1500)',
+  );
   await until(() => (value(r.board, 'order.length') as number) >= 4, 'four timer runs');
   const order = value(r.board, 'JSON.stringify(order.slice(0,4))') as string;
-  assert.equal(JSON.parse(order).map((x: [string, number]) => [x[0], Math.round(x[1] * 1000)]), [['a', 1000], ['i', 1500], ['c', 3000], ['i', 3000]]);
+  assert.equal(
+    JSON.parse(order).map((x: [string, number]) => [x[0], Math.round(x[1] * 1000)]),
+    [
+      ['a', 1000],
+      ['i', 1500],
+      ['c', 3000],
+      ['i', 3000],
+    ],
+  );
   assert.match(r.board.evaluate('clearTimeout(99)').error ?? '', 'Unknown Timeout');
   r.close();
 });
@@ -127,7 +207,10 @@ timing('firmware timers run in virtual order and getTime() follows the clock', a
 timing('uncaught errors in callbacks are printed and do not stop the board', async () => {
   const r = rig({ speed: 20000 });
   r.board.powerOn();
-  value(r.board, 'setTimeout(function(){ throw new Error("boom") }, 10); setTimeout(function(){ print("still running") }, 20)');
+  value(
+    r.board,
+    'setTimeout(function(){ throw new Error("boom") }, 10); setTimeout(function(){ print("still running") }, 20)',
+  );
   await until(() => r.text().includes('still running'), 'second timer');
   assert.match(r.text(), 'Uncaught Error: boom\n');
   assert.ok(r.board.running);
@@ -140,7 +223,10 @@ timing('setWatch: edges, {state,time,lastTime}, and debounce filtering bounces',
   // The S0 inputs idle low (driven); undriven, ESP32's forced pull-up would read high.
   r.board.pins.setInput(25, 0);
   r.board.pins.setInput(26, 0);
-  value(r.board, 'var ev=[]; setWatch(function(e){ ev.push(e) }, D25, {repeat:true, edge:"rising"}); var deb=[]; setWatch(function(e){ deb.push(e) }, D26, {repeat:true, edge:"both", debounce:10})');
+  value(
+    r.board,
+    'var ev=[]; setWatch(function(e){ ev.push(e) }, D25, {repeat:true, edge:"rising"}); var deb=[]; setWatch(function(e){ deb.push(e) }, D26, {repeat:true, edge:"both", debounce:10})',
+  );
   r.board.pins.setInput(25, 1);
   r.board.pins.setInput(25, 0);
   r.board.pins.setInput(25, 1);
@@ -174,7 +260,10 @@ timing('pulses counted inside the realm match what the S0 source emitted', async
   await until(() => value(r.board, 'pulses') === emitted, 'realm count to catch up');
   assert.is(value(r.board, 'pulses'), emitted);
   assert.is(source.energyWh, emitted);
-  assert.throws(() => new S0PulseSource({ board: r.board, pin: 25, impulsesPerKWh: 1000, pulseWidthMs: 10, profile: constant(1) }), /30 ms/);
+  assert.throws(
+    () => new S0PulseSource({ board: r.board, pin: 25, impulsesPerKWh: 1000, pulseWidthMs: 10, profile: constant(1) }),
+    /30 ms/,
+  );
   r.close();
 });
 
@@ -185,7 +274,10 @@ const life = suite('boot, load, reset, power');
 
 life('boots .bootcde written through Storage and runs E.on("init") then onInit()', () => {
   const r = rig();
-  r.board.storage.write('.bootcde', 'var booted = 1; E.on("init", function(){ print("init event") }); function onInit(){ print("onInit ran") }');
+  r.board.storage.write(
+    '.bootcde',
+    'var booted = 1; E.on("init", function(){ print("init event") }); function onInit(){ print("onInit ran") }',
+  );
   r.board.powerOn();
   assert.is(value(r.board, 'booted'), 1);
   assert.match(r.text(), /init event\n[\s\S]*onInit ran\n/);
@@ -246,7 +338,9 @@ life('a flash power loss inside firmware stops the board even if the firmware ca
   const r = rig();
   r.board.powerOn();
   r.board.flash.cutPowerAfterBytes(5);
-  const res = r.board.evaluate('var caught = 0; try { require("Storage").write("log", "0123456789abcdef") } catch (e) { caught = 1; setTimeout(function(){ print("zombie") }, 1) } caught');
+  const res = r.board.evaluate(
+    'var caught = 0; try { require("Storage").write("log", "0123456789abcdef") } catch (e) { caught = 1; setTimeout(function(){ print("zombie") }, 1) } caught',
+  );
   assert.is(r.board.running, false);
   assert.ok(res.error !== undefined, 'the catch block could not schedule anything');
   assert.not.match(r.text(), 'zombie');
@@ -259,7 +353,10 @@ life('Wifi: connect succeeds, fails with a wrong password or unknown SSID, drops
   const r = rig({ speed: 20000 });
   r.board.powerOn();
   r.board.wifi.setAccessPoint({ ssid: 'grid', password: 'secret', up: true });
-  value(r.board, 'var W=require("Wifi"), res=[]; W.on("disconnected", function(d){ res.push("down:"+d.reason) }); W.connect("grid", {password:"nope"}, function(err){ res.push(err); W.connect("other", {password:"secret"}, function(err){ res.push(err); W.connect("grid", {password:"secret"}, function(err){ res.push(err === null ? "ok" : err) }) }) })');
+  value(
+    r.board,
+    'var W=require("Wifi"), res=[]; W.on("disconnected", function(d){ res.push("down:"+d.reason) }); W.connect("grid", {password:"nope"}, function(err){ res.push(err); W.connect("other", {password:"secret"}, function(err){ res.push(err); W.connect("grid", {password:"secret"}, function(err){ res.push(err === null ? "ok" : err) }) }) })',
+  );
   await until(() => (value(r.board, 'res.indexOf("ok")') as number) >= 0, 'connected');
   assert.is(value(r.board, 'W.getStatus().station'), 'connected');
   assert.is(value(r.board, 'res.filter(function(x){ return x == "auth_fail" }).length'), 1);
@@ -272,10 +369,27 @@ life('Wifi: connect succeeds, fails with a wrong password or unknown SSID, drops
 life('I2C1 with nothing attached throws the NACK as ESP32 does; an attached device answers', () => {
   const r = rig();
   r.board.powerOn();
-  assert.is(value(r.board, 'I2C1.setup({scl:D22, sda:D21}); var m; try { I2C1.writeTo(0x50, [1,2]) } catch (e) { m = e.message } m'), "jshI2CWrite: slave doesn't ACK the transfer");
-  assert.is(value(r.board, 'try { I2C1.readFrom(0x50, 2) } catch (e) { m = e.message } m'), "jshI2CRead: slave doesn't ACK the transfer");
-  assert.is(value(r.board, 'try { I2C1.readFrom(0x50, 2) } catch (e) { m = e instanceof Error && e.name } m'), 'Error', 'a realm Error (made without a stack trace)');
-  assert.is(value(r.board, 'var t; try { null.x } catch (e) { t = typeof e.stack } t'), 'string', 'errors of firmware code keep their stack');
+  assert.is(
+    value(
+      r.board,
+      'I2C1.setup({scl:D22, sda:D21}); var m; try { I2C1.writeTo(0x50, [1,2]) } catch (e) { m = e.message } m',
+    ),
+    "jshI2CWrite: slave doesn't ACK the transfer",
+  );
+  assert.is(
+    value(r.board, 'try { I2C1.readFrom(0x50, 2) } catch (e) { m = e.message } m'),
+    "jshI2CRead: slave doesn't ACK the transfer",
+  );
+  assert.is(
+    value(r.board, 'try { I2C1.readFrom(0x50, 2) } catch (e) { m = e instanceof Error && e.name } m'),
+    'Error',
+    'a realm Error (made without a stack trace)',
+  );
+  assert.is(
+    value(r.board, 'var t; try { null.x } catch (e) { t = typeof e.stack } t'),
+    'string',
+    'errors of firmware code keep their stack',
+  );
   r.board.i2c1.attach(0x50, { write: () => {}, read: (n) => new Uint8Array(n).fill(7) });
   assert.is(value(r.board, 'var d = I2C1.readFrom(0x50, 2); d instanceof Uint8Array && d[1]'), 7);
   r.close();

@@ -59,13 +59,18 @@ test('line breaks that ASI and the restricted productions depend on are kept', (
 test('shortened names: same behaviour, never `of`, never an Espruino global', async () => {
   // Enough names in one scope that a generator would reach every two-letter name, `of` among them.
   const names = Array.from({ length: 3000 }, (_, i) => `longVariableName${i}`);
-  const source = names.map((n, i) => `var ${n} = ${i};`).join('\n') +
+  const source =
+    names.map((n, i) => `var ${n} = ${i};`).join('\n') +
     `\nvar all = [${names.join(', ')}];\nresult = 0;\nfor (var i = 0; i < all.length; i++) result += all[i];`;
   const short = await shortenNames(source);
   const context: { result?: number } = {};
   vm.runInNewContext(short, context);
   assert.is(context.result, (3000 * 2999) / 2);
-  const declared = new Set(tokens(short).filter((t) => t.startsWith('name ')).map((t) => t.slice(5)));
+  const declared = new Set(
+    tokens(short)
+      .filter((t) => t.startsWith('name '))
+      .map((t) => t.slice(5)),
+  );
   for (const word of ['of', 'E', 'D0', 'D9', 'D25']) assert.not.ok(declared.has(word), `no name is ${word}`);
   assert.equal(checkEspruinoProfile(short, 'short.js'), []);
 });

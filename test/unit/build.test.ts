@@ -55,7 +55,10 @@ test('the built sample passes the profile check and behaves like its source', as
 
 test('async in firmware source fails the build at its source line', async () => {
   const err = await buildError(path.join(FIXTURES, 'async-entry.ts'));
-  assert.equal(err.violations.map((v) => [path.basename(v.file), v.line, v.construct]), [['async-entry.ts', 2, 'async function']]);
+  assert.equal(
+    err.violations.map((v) => [path.basename(v.file), v.line, v.construct]),
+    [['async-entry.ts', 2, 'async function']],
+  );
   assert.match(err.message, 'async-entry.ts:2:1 async function');
 });
 
@@ -95,7 +98,7 @@ test('the helpers TypeScript emits for ES5 pass the profile check', () => {
     assert.ok(lowered.includes('var ' + helper), helper + ' emitted');
   }
   const violations = checkEspruinoProfile(lowered).map((v) => v.construct);
-  assert.equal(violations, ['String.raw'], 'only the source\'s own String.raw is left');
+  assert.equal(violations, ['String.raw'], "only the source's own String.raw is left");
 });
 
 test('function declarations move to the top of their bodies, in order, nested ones too', () => {
@@ -113,7 +116,10 @@ test('function declarations move to the top of their bodies, in order, nested on
     'function last() { return 4; }',
   ].join('\n');
   const hoisted = hoistFunctionDeclarations(code);
-  assert.equal(checkEspruinoProfile(hoisted).filter((v) => v.construct === 'function used before its declaration'), []);
+  assert.equal(
+    checkEspruinoProfile(hoisted).filter((v) => v.construct === 'function used before its declaration'),
+    [],
+  );
   assert.ok(hoisted.indexOf('function outer') < hoisted.indexOf('function last'), 'order kept');
   const context = vm.createContext({});
   vm.runInContext(hoisted, context);

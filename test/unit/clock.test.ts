@@ -37,7 +37,10 @@ test('timers fire in virtual-time order with now() pinned to their due time, at 
   const dropped = add('x', 1500);
   clock.clearTimeout(dropped);
   await until(() => fired.length === 4, 'four timers');
-  assert.equal(fired.map((f) => f.name), ['a', 'b1', 'b2', 'c']);
+  assert.equal(
+    fired.map((f) => f.name),
+    ['a', 'b1', 'b2', 'c'],
+  );
   assert.ok(Math.abs(fired[0].at - 1) < 1e-6, `a fired at +${fired[0].at}s`);
   assert.ok(Math.abs(fired[3].at - 3) < 1e-6, `c fired at +${fired[3].at}s`);
   assert.is(clock.pending, 0);
@@ -48,7 +51,13 @@ test('a timer set from a timer callback counts from the pinned time', async () =
   const clock = new SimClock({ speed: 100000, startEpochSeconds: START });
   const t0 = clock.now();
   let second = 0;
-  clock.setTimeout(() => clock.setTimeout(() => { second = clock.now() - t0; }, 500), 500);
+  clock.setTimeout(
+    () =>
+      clock.setTimeout(() => {
+        second = clock.now() - t0;
+      }, 500),
+    500,
+  );
   await until(() => second > 0, 'chained timer');
   assert.ok(Math.abs(second - 1) < 1e-6, `chained timer at +${second}s`);
   clock.close();
@@ -60,9 +69,13 @@ test('setSpeed keeps virtual time continuous; close() cancels everything', async
   clock.setSpeed(100000);
   assert.ok(clock.now() >= before);
   let ran = false;
-  clock.setTimeout(() => { ran = true; }, 60_000);
+  clock.setTimeout(() => {
+    ran = true;
+  }, 60_000);
   await until(() => ran, 'timer after speed-up');
-  clock.setTimeout(() => { throw new Error('must not run'); }, 1);
+  clock.setTimeout(() => {
+    throw new Error('must not run');
+  }, 1);
   clock.close();
   assert.is(clock.pending, 0);
   assert.throws(() => clock.setTimeout(() => {}, 1), /closed/);
@@ -86,7 +99,10 @@ test("TimerTable numbers timers as Espruino does: 1, max+1, reused once empty; i
   assert.is(iv.id, 1);
   await until(() => runs.length >= 4, 'four interval runs');
   table.dispose();
-  assert.equal(runs.slice(0, 4).map((r) => Math.round(r * 1000)), [250, 500, 750, 1000]);
+  assert.equal(
+    runs.slice(0, 4).map((r) => Math.round(r * 1000)),
+    [250, 500, 750, 1000],
+  );
   clock.close();
 });
 

@@ -2,7 +2,14 @@
 // wrong field for wrong types, missing fields, unknown fields and malformed JSON.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CONFIG_DEFAULTS, CONFIG_FILE, ConfigError, consolePasswordIn, parseMeterConfig, type MeterConfig } from '../../firmware/src/protocol/meter-config.ts';
+import {
+  CONFIG_DEFAULTS,
+  CONFIG_FILE,
+  ConfigError,
+  consolePasswordIn,
+  parseMeterConfig,
+  type MeterConfig,
+} from '../../firmware/src/protocol/meter-config.ts';
 
 const valid: MeterConfig = {
   meterId: 'meter-0001',
@@ -94,13 +101,30 @@ test('wrong types: every wrong field is named with what was expected and what wa
 test('without mqtt.password the meter logs in with its secure element; a password given must be a string', () => {
   const config = parseMeterConfig(JSON.stringify({ ...valid, mqtt: { username: 'meter-0001' } }));
   assert.equal(config.mqtt, { username: 'meter-0001' });
-  assert.ok(problemsOf(JSON.stringify({ ...valid, mqtt: { username: 'meter-0001', password: 7 } })).some((p) => p.startsWith('mqtt.password must be a string')));
+  assert.ok(
+    problemsOf(JSON.stringify({ ...valid, mqtt: { username: 'meter-0001', password: 7 } })).some((p) =>
+      p.startsWith('mqtt.password must be a string'),
+    ),
+  );
 });
 
 test('missing required fields are each named', () => {
   const problems = problemsOf('{}');
-  for (const field of ['meterId', 'broker', 'broker.host', 'mqtt', 'mqtt.username', 's0', 's0.importPin', 's0.exportPin', 's0.impulsesPerKWh']) {
-    assert.ok(problems.some((p) => p.startsWith(field + ' ')), `${field} not named in:\n${problems.join('\n')}`);
+  for (const field of [
+    'meterId',
+    'broker',
+    'broker.host',
+    'mqtt',
+    'mqtt.username',
+    's0',
+    's0.importPin',
+    's0.exportPin',
+    's0.impulsesPerKWh',
+  ]) {
+    assert.ok(
+      problems.some((p) => p.startsWith(field + ' ')),
+      `${field} not named in:\n${problems.join('\n')}`,
+    );
   }
   assert.ok(problems.some((p) => /\(missing\)/.test(p)));
 });
@@ -123,23 +147,42 @@ test('unknown fields (typos) are named with the known ones', () => {
 
 test('dsoPublicKey (130 hex digits, 04...) and keys.rotationSeconds are optional and checked', () => {
   const dsoPublicKey = '04' + 'ab'.repeat(64);
-  const config = parseMeterConfig(JSON.stringify({ ...valid, dsoPublicKey: dsoPublicKey.toUpperCase().replace('0X', ''), keys: { rotationSeconds: 3600 } }));
+  const config = parseMeterConfig(
+    JSON.stringify({
+      ...valid,
+      dsoPublicKey: dsoPublicKey.toUpperCase().replace('0X', ''),
+      keys: { rotationSeconds: 3600 },
+    }),
+  );
   assert.is(config.dsoPublicKey, dsoPublicKey, 'kept in lower case');
   assert.equal(config.keys, { rotationSeconds: 3600 });
   assert.is(parseMeterConfig(JSON.stringify(valid)).dsoPublicKey, undefined);
-  const problems = problemsOf(JSON.stringify({ ...valid, dsoPublicKey: '02' + 'ab'.repeat(64), keys: { rotationSeconds: 5, every: 1 } }));
+  const problems = problemsOf(
+    JSON.stringify({ ...valid, dsoPublicKey: '02' + 'ab'.repeat(64), keys: { rotationSeconds: 5, every: 1 } }),
+  );
   assert.is(problems.length, 3, problems.join('\n'));
   assert.match(problems[0], /dsoPublicKey must be 130 hex digits starting 04/);
   assert.match(problems.join('\n'), /unknown field keys\.every/);
   assert.match(problems.join('\n'), /keys\.rotationSeconds must be a whole number from 60/);
-  assert.match(problemsOf(JSON.stringify({ ...valid, dsoPublicKey: '04' + 'zz'.repeat(64) }))[0], /character 2 is not a hex digit/);
+  assert.match(
+    problemsOf(JSON.stringify({ ...valid, dsoPublicKey: '04' + 'zz'.repeat(64) }))[0],
+    /character 2 is not a hex digit/,
+  );
 });
 
 test('the console password: 12-20 printable ASCII characters without spaces, never echoed', () => {
   const password = 'Abc-def_123456789xyz'; // 20: the most Espruino's console lets one type
   assert.is(parseMeterConfig(JSON.stringify({ ...valid, consolePassword: password })).consolePassword, password);
   assert.is(parseMeterConfig(JSON.stringify(valid)).consolePassword, undefined, 'absent: an unprovisioned meter');
-  for (const bad of [password + 'X', 'short-pass1', 'has a space here', 'tab\there-12345', 'caf\u00e9-passwort1', 42, null]) {
+  for (const bad of [
+    password + 'X',
+    'short-pass1',
+    'has a space here',
+    'tab\there-12345',
+    'caf\u00e9-passwort1',
+    42,
+    null,
+  ]) {
     const problems = problemsOf(JSON.stringify({ ...valid, consolePassword: bad }));
     assert.is(problems.length, 1, JSON.stringify(bad));
     assert.match(problems[0], /^consolePassword must be 12-20 printable ASCII characters without spaces/);
@@ -151,7 +194,15 @@ test('consolePasswordIn: the password a boot locks with, even when the rest of t
   const password = 'Abc-def_123456789xyz';
   assert.is(consolePasswordIn(JSON.stringify({ consolePassword: password })), password);
   assert.is(consolePasswordIn(JSON.stringify({ ...valid, intervalSeconds: 'x', consolePassword: password })), password);
-  for (const text of [undefined, '', 'not json', '[]', 'null', JSON.stringify(valid), JSON.stringify({ consolePassword: password + 'X' })]) {
+  for (const text of [
+    undefined,
+    '',
+    'not json',
+    '[]',
+    'null',
+    JSON.stringify(valid),
+    JSON.stringify({ consolePassword: password + 'X' }),
+  ]) {
     assert.is(consolePasswordIn(text), undefined, String(text));
   }
 });

@@ -5,7 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BrokerCredentials, generateMqttPassword, hashPassword, parsePasswordFile, verifyPassword } from '../../host-tools/broker/credentials.ts';
+import {
+  BrokerCredentials,
+  generateMqttPassword,
+  hashPassword,
+  parsePasswordFile,
+  verifyPassword,
+} from '../../host-tools/broker/credentials.ts';
 
 test('generated passwords are 24 random bytes in base64url', () => {
   const a = generateMqttPassword();
@@ -32,7 +38,9 @@ test('a hash written by mosquitto_passwd verifies, when it is installed', () => 
     const file = path.join(dir, 'pw');
     const run = spawnSync('mosquitto_passwd', ['-c', '-b', file, 'alice', 'correct horse'], { encoding: 'utf8' });
     if (run.error) {
-      console.log('  (skipped the mosquitto_passwd cross-check: mosquitto_passwd is not installed — apt-get install mosquitto)');
+      console.log(
+        '  (skipped the mosquitto_passwd cross-check: mosquitto_passwd is not installed — apt-get install mosquitto)',
+      );
       return;
     }
     const hash = parsePasswordFile(fs.readFileSync(file, 'utf8')).get('alice')!;

@@ -40,8 +40,7 @@ test('key-init creates a key, key-export writes the public half alone, and init 
       assert.match((err as Error).message, 'already exists');
     }
     assert.is(fs.readFileSync(file, 'utf8'), before);
-  }),
-);
+  }));
 
 /** The CliError message command.run(args) fails with. */
 async function failure(args: string[]): Promise<string> {
@@ -59,17 +58,39 @@ test('serve says what is missing or wrong before it connects to anything', () =>
   inKeyFolder(async (dir, file, out) => {
     await command.run(['key-init', '--file', file]);
     await command.run(['key-export', '--file', file, '--out', out]);
-    const base = ['serve', '--file', file, '--dso-db', path.join(dir, 'dso.db'), '--readings', path.join(dir, 'readings.db')];
+    const base = [
+      'serve',
+      '--file',
+      file,
+      '--dso-db',
+      path.join(dir, 'dso.db'),
+      '--readings',
+      path.join(dir, 'readings.db'),
+    ];
     assert.match(await failure(base), 'serve needs --broker');
     assert.match(await failure([...base, '--broker', '127.0.0.1:1883']), 'must be a URL like mqtt://');
     assert.match(await failure([...base, '--broker', 'mqtt://127.0.0.1:1']), 'serve needs --broker-dir');
-    assert.match(await failure([...base, '--broker', 'mqtt://127.0.0.1:1', '--broker-dir', dir]), "the folder 'veilgrid provision --broker-dir' writes");
+    assert.match(
+      await failure([...base, '--broker', 'mqtt://127.0.0.1:1', '--broker-dir', dir]),
+      "the folder 'veilgrid provision --broker-dir' writes",
+    );
     fs.writeFileSync(path.join(dir, 'dso-mqtt.password'), 'secret\n', { mode: 0o600 });
-    assert.match(await failure([...base, '--broker', 'mqtt://127.0.0.1:1', '--broker-dir', dir, '--http', 'nine']), '--http must be HOST:PORT');
-    const publicOnly = ['serve', '--file', out, ...base.slice(3), '--broker', 'mqtt://127.0.0.1:1', '--broker-dir', dir];
+    assert.match(
+      await failure([...base, '--broker', 'mqtt://127.0.0.1:1', '--broker-dir', dir, '--http', 'nine']),
+      '--http must be HOST:PORT',
+    );
+    const publicOnly = [
+      'serve',
+      '--file',
+      out,
+      ...base.slice(3),
+      '--broker',
+      'mqtt://127.0.0.1:1',
+      '--broker-dir',
+      dir,
+    ];
     assert.match(await failure(publicOnly), 'holds the public key only');
     assert.not.ok(fs.existsSync(path.join(dir, 'dso.db')), 'nothing was created for a refused start');
-  }),
-);
+  }));
 
 test.run();

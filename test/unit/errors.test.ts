@@ -31,19 +31,32 @@ function shape(err: unknown) {
 
 test('errors carry their class name and a code', () => {
   assert.equal(shape(thrown(() => decode(Uint8Array.of(0xff)))), { name: 'CborError', code: 'cbor' });
-  assert.instance(thrown(() => decode(Uint8Array.of(0xff))), CborError);
+  assert.instance(
+    thrown(() => decode(Uint8Array.of(0xff))),
+    CborError,
+  );
   assert.equal(shape(thrown(() => parseMeterConfig('{}'))), { name: 'ConfigError', code: 'config' });
-  assert.instance(thrown(() => parseMeterConfig('{}')), ConfigError);
+  assert.instance(
+    thrown(() => parseMeterConfig('{}')),
+    ConfigError,
+  );
   const envelope = thrown(() => openEnvelope(nodeCryptoPrimitives, new Uint8Array(32), Uint8Array.of(1, 2, 3)));
   assert.instance(envelope, SealedEnvelopeError);
-  assert.is((envelope as SealedEnvelopeError).code, (envelope as SealedEnvelopeError).reason, 'an envelope error\'s code is its reason');
+  assert.is(
+    (envelope as SealedEnvelopeError).code,
+    (envelope as SealedEnvelopeError).reason,
+    "an envelope error's code is its reason",
+  );
   const registry = new MeterRegistry(':memory:');
   const refused = thrown(() => registry.addKeyCertificate('meter-1', Uint8Array.of(0xd2)));
   registry.close();
   assert.instance(refused, RegistryError);
-  assert.is((refused as RegistryError).code, 'malformed', 'a registry refusal\'s code is its rejection reason');
+  assert.is((refused as RegistryError).code, 'malformed', "a registry refusal's code is its rejection reason");
   assert.equal(shape(new MeterConsoleError('x', true)), { name: 'MeterConsoleError', code: 'timeout' });
-  assert.equal(shape(new MeterConsoleError('x', false, 'refused')), { name: 'MeterConsoleError', code: 'console-refused' });
+  assert.equal(shape(new MeterConsoleError('x', false, 'refused')), {
+    name: 'MeterConsoleError',
+    code: 'console-refused',
+  });
   assert.equal(shape(new CliError('x')), { name: 'CliError', code: 'cli' });
   assert.equal(shape(new PowerLoss()), { name: 'PowerLoss', code: 'power-loss' });
 });

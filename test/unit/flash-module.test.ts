@@ -20,9 +20,13 @@ function model() {
   return { flash, f: new EspruinoFlashModule(flash, BASE) };
 }
 
-test('getFree is the ESP32 build\'s fixed list (stale entries included); getPage answers below 4 MB', () => {
+test("getFree is the ESP32 build's fixed list (stale entries included); getPage answers below 4 MB", () => {
   const { f } = model();
-  assert.equal(f.getFree(), [{ addr: 0xe000, length: 0x2000 }, { addr: 0x310000, length: 0x10000 }, { addr: 0x360000, length: 0xa0000 }]);
+  assert.equal(f.getFree(), [
+    { addr: 0xe000, length: 0x2000 },
+    { addr: 0x310000, length: 0x10000 },
+    { addr: 0x360000, length: 0xa0000 },
+  ]);
   assert.equal(f.getPage(0x310123), { addr: 0x310000, length: PAGE });
   assert.equal(f.getPage(0x3fffff), { addr: 0x3ff000, length: PAGE });
   assert.is(f.getPage(0x400000), undefined);
@@ -45,7 +49,10 @@ test('an unaligned write programs whole words of current bytes with the new ones
   f.write('\x11\x22\x33\x44\x55\x66\x77\x88', BASE);
   const before = flash.bytesProgrammed;
   f.write('\x01\x02\x03\x04\x05', BASE + 3); // head word 0..3, middle none, tail word 4..7 partly
-  assert.equal([...f.read(8, BASE)!], [0x11, 0x22, 0x33, 0x44 & 0x01, 0x55 & 0x02, 0x66 & 0x03, 0x77 & 0x04, 0x88 & 0x05]);
+  assert.equal(
+    [...f.read(8, BASE)!],
+    [0x11, 0x22, 0x33, 0x44 & 0x01, 0x55 & 0x02, 0x66 & 0x03, 0x77 & 0x04, 0x88 & 0x05],
+  );
   assert.is(flash.bytesProgrammed - before, 8, 'two whole words');
   f.write('\x00', BASE + 13);
   assert.equal([...f.read(4, BASE + 12)!], [0xff, 0x00, 0xff, 0xff]);
@@ -73,7 +80,11 @@ test('require("Flash") on the board: the raw partition below Storage, kept in th
     first.powerOn();
     assert.is(first.evaluate('JSON.stringify(require("Flash").getFree()[1])').value, '{"addr":3211264,"length":65536}');
     first.evaluate('require("Flash").erasePage(0x310000); require("Flash").write("raw!", 0x310010)');
-    assert.is(first.evaluate('var r = require("Flash").read(4, 0x310010); (r instanceof Uint8Array) + " " + E.toString(r)').value, 'true raw!');
+    assert.is(
+      first.evaluate('var r = require("Flash").read(4, 0x310010); (r instanceof Uint8Array) + " " + E.toString(r)')
+        .value,
+      'true raw!',
+    );
     // Storage starts at 0x320000: its first file header is readable there (size word, then the name).
     assert.is(first.evaluate('E.toString(require("Flash").read(8, 0x320004))').value, '.bootcde');
     first.close();

@@ -19,7 +19,7 @@ for (const v of RFC4231_HMAC_SHA256) {
   });
 }
 
-test('the SHA-256 is a parameter: noble\'s gives the same tags as node\'s', () => {
+test("the SHA-256 is a parameter: noble's gives the same tags as node's", () => {
   for (const v of RFC4231_HMAC_SHA256) {
     const key = hexToBytes(v.key);
     const data = hexToBytes(v.data);
@@ -37,7 +37,10 @@ test('keys of exactly one block, one more, and empty ones match noble', () => {
 
 test('SHA-256 calls: 2 per HMAC, 3 when the key is longer than a block', () => {
   let calls = 0;
-  const counting = (d: Uint8Array) => { calls++; return nodeSha256(d); };
+  const counting = (d: Uint8Array) => {
+    calls++;
+    return nodeSha256(d);
+  };
   hmacSha256(counting, new Uint8Array(32), new Uint8Array(100));
   assert.is(calls, 2);
   calls = 0;
@@ -50,7 +53,10 @@ test('equalBytes and concatBytes', () => {
   assert.not.ok(equalBytes(new Uint8Array([1, 2, 3]), new Uint8Array([1, 2, 4])));
   assert.not.ok(equalBytes(new Uint8Array([1, 2, 3]), new Uint8Array([1, 2])));
   assert.ok(equalBytes(new Uint8Array(0), new Uint8Array(0)));
-  assert.equal(concatBytes([new Uint8Array([1]), new Uint8Array(0), new Uint8Array([2, 3])]), new Uint8Array([1, 2, 3]));
+  assert.equal(
+    concatBytes([new Uint8Array([1]), new Uint8Array(0), new Uint8Array([2, 3])]),
+    new Uint8Array([1, 2, 3]),
+  );
   assert.equal(concatBytes([]), new Uint8Array(0));
 });
 

@@ -42,12 +42,29 @@ records('a state round-trips, values above 2^31 included; out-of-range values ar
   const payload = encodeJournalState(stateAt(99));
   assert.is(payload.length, JOURNAL_PAYLOAD_BYTES);
   assert.equal(decodeJournalState(payload), stateAt(99));
-  assert.equal(decodeJournalState(encodeJournalState({ ...stateAt(1), importPulses: 2 ** 48 - 1 })), { ...stateAt(1), importPulses: 2 ** 48 - 1 });
-  assert.throws(() => encodeJournalState({ ...stateAt(1), importPulses: 2 ** 48 }), (e: unknown) => e instanceof JournalError);
-  assert.throws(() => encodeJournalState({ ...stateAt(1), flags: 1.5 }), (e: unknown) => e instanceof JournalError);
+  assert.equal(decodeJournalState(encodeJournalState({ ...stateAt(1), importPulses: 2 ** 48 - 1 })), {
+    ...stateAt(1),
+    importPulses: 2 ** 48 - 1,
+  });
+  assert.throws(
+    () => encodeJournalState({ ...stateAt(1), importPulses: 2 ** 48 }),
+    (e: unknown) => e instanceof JournalError,
+  );
+  assert.throws(
+    () => encodeJournalState({ ...stateAt(1), flags: 1.5 }),
+    (e: unknown) => e instanceof JournalError,
+  );
   assert.is(decodeJournalState(payload.slice(0, -1)), null);
   assert.is(decodeJournalState('\x02' + payload.slice(1)), null, 'another format');
-  assert.is(decodeJournalState(encodeJournalState({ ...stateAt(3), intervalImportPulses: 0 }).slice(0, 22) + '\xff\xff\xff\xff' + payload.slice(26)), null, 'interval beyond the register');
+  assert.is(
+    decodeJournalState(
+      encodeJournalState({ ...stateAt(3), intervalImportPulses: 0 }).slice(0, 22) +
+        '\xff\xff\xff\xff' +
+        payload.slice(26),
+    ),
+    null,
+    'interval beyond the register',
+  );
 });
 
 const journal = suite('journal');
@@ -78,44 +95,49 @@ journal('commits wrap around the journal pages for ever, one erase per page fill
   assert.ok(p.flash.read(p.outboxArea.addr - 0x310000, p.outboxArea.pages * PAGE_BYTES).every((b) => b === 0xff));
 });
 
-journal('a power cut at every byte of a commit, and of the commits that erase a page, leaves the old or the new state', () => {
-  const perPage = Math.floor(PAGE_BYTES / recordBytes(JOURNAL_PAYLOAD_BYTES));
-  // Commit number `at` is the last in a page (plain write) or the first of the next (erase + write).
-  for (const at of [7, perPage, perPage + 1, perPage * 4 + 1]) {
-    const setup = () => {
-      const p = emulatedPartition();
-      const j = new EnergyJournal(p.journalRing());
-      j.restore();
-      commitStates(j, 1, at - 1);
-      return { p, j };
-    };
-    const units = (() => {
-      const { p, j } = setup();
-      const before = p.flash.bytesWritten;
-      j.commit(stateAt(at));
-      return p.flash.bytesWritten - before;
-    })();
-    let newer = 0;
-    for (let k = 1; k <= units; k += units > PAGE_BYTES && k < PAGE_BYTES ? 13 : 1) {
-      const { p, j } = setup();
-      p.flash.cutPowerAfterBytes(k);
-      assert.throws(() => j.commit(stateAt(at)), (e: unknown) => e instanceof PowerLoss);
-      p.flash.restorePower();
-      const restored = restoreFrom(p);
-      if (restored.state && restored.state.importPulses === stateAt(at).importPulses) {
-        assert.equal(restored.state, stateAt(at));
-        newer++;
+journal(
+  'a power cut at every byte of a commit, and of the commits that erase a page, leaves the old or the new state',
+  () => {
+    const perPage = Math.floor(PAGE_BYTES / recordBytes(JOURNAL_PAYLOAD_BYTES));
+    // Commit number `at` is the last in a page (plain write) or the first of the next (erase + write).
+    for (const at of [7, perPage, perPage + 1, perPage * 4 + 1]) {
+      const setup = () => {
+        const p = emulatedPartition();
+        const j = new EnergyJournal(p.journalRing());
+        j.restore();
+        commitStates(j, 1, at - 1);
+        return { p, j };
+      };
+      const units = (() => {
+        const { p, j } = setup();
+        const before = p.flash.bytesWritten;
+        j.commit(stateAt(at));
+        return p.flash.bytesWritten - before;
+      })();
+      let newer = 0;
+      for (let k = 1; k <= units; k += units > PAGE_BYTES && k < PAGE_BYTES ? 13 : 1) {
+        const { p, j } = setup();
+        p.flash.cutPowerAfterBytes(k);
+        assert.throws(
+          () => j.commit(stateAt(at)),
+          (e: unknown) => e instanceof PowerLoss,
+        );
+        p.flash.restorePower();
+        const restored = restoreFrom(p);
+        if (restored.state && restored.state.importPulses === stateAt(at).importPulses) {
+          assert.equal(restored.state, stateAt(at));
+          newer++;
+        } else assert.equal(restored.state, stateAt(at - 1), `commit ${at}, cut at unit ${k} of ${units}`);
+        // And the journal goes on from there.
+        const again = new EnergyJournal(p.journalRing());
+        again.restore();
+        again.commit(stateAt(at + 1));
+        assert.equal(restoreFrom(p).state, stateAt(at + 1));
       }
-      else assert.equal(restored.state, stateAt(at - 1), `commit ${at}, cut at unit ${k} of ${units}`);
-      // And the journal goes on from there.
-      const again = new EnergyJournal(p.journalRing());
-      again.restore();
-      again.commit(stateAt(at + 1));
-      assert.equal(restoreFrom(p).state, stateAt(at + 1));
+      assert.ok(newer >= 1 && newer <= 4, `only cuts after the CRC keep commit ${at} (${newer})`);
     }
-    assert.ok(newer >= 1 && newer <= 4, `only cuts after the CRC keep commit ${at} (${newer})`);
-  }
-});
+  },
+);
 
 records.run();
 journal.run();

@@ -3,7 +3,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Decoder } from 'cbor-x';
 import { CborMap, encode } from '../../firmware/src/protocol/cbor.ts';
-import { decodeMarketInfo, encodeMarketInfo, MarketInfoError, marketIntervalAt, type MarketInfo } from '../../firmware/src/protocol/market-info.ts';
+import {
+  decodeMarketInfo,
+  encodeMarketInfo,
+  MarketInfoError,
+  marketIntervalAt,
+  type MarketInfo,
+} from '../../firmware/src/protocol/market-info.ts';
 
 const info: MarketInfo = {
   domain: { chainId: 31337, market: '0x5fbdb2315678afecb367f032d93f642f64180aa3' },
@@ -25,9 +31,19 @@ test('round trip, and an independent decoder reads keys 1..7', () => {
 
 test('refuses a wrong shape, a short address and a zero interval length', () => {
   const bad = [encode(new CborMap([[1, 1]])), encode([1]), encodeMarketInfo(info).subarray(0, 10)];
-  for (const bytes of bad) assert.throws(() => decodeMarketInfo(bytes), (err: Error) => err instanceof MarketInfoError);
-  assert.throws(() => encodeMarketInfo({ ...info, domain: { ...info.domain, market: '0x12' } }), (err: Error) => err instanceof MarketInfoError);
-  assert.throws(() => encodeMarketInfo({ ...info, intervalSeconds: 0 }), (err: Error) => err instanceof MarketInfoError);
+  for (const bytes of bad)
+    assert.throws(
+      () => decodeMarketInfo(bytes),
+      (err: Error) => err instanceof MarketInfoError,
+    );
+  assert.throws(
+    () => encodeMarketInfo({ ...info, domain: { ...info.domain, market: '0x12' } }),
+    (err: Error) => err instanceof MarketInfoError,
+  );
+  assert.throws(
+    () => encodeMarketInfo({ ...info, intervalSeconds: 0 }),
+    (err: Error) => err instanceof MarketInfoError,
+  );
 });
 
 test.run();

@@ -16,10 +16,15 @@ function scriptedConsole(stale: number): { link: ByteLink; attempts: string[] } 
   let pending = '';
   let queue = Promise.resolve();
   const say = (text: string) => {
-    queue = queue.then(() => new Promise((resolve) => setImmediate(() => {
-      for (const l of listeners) l(text);
-      resolve();
-    })));
+    queue = queue.then(
+      () =>
+        new Promise((resolve) =>
+          setImmediate(() => {
+            for (const l of listeners) l(text);
+            resolve();
+          }),
+        ),
+    );
   };
   for (let i = 0; i < stale; i++) say('\r\n  Invalid password\r\npassword>');
   const link: ByteLink = {

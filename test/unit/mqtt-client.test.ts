@@ -9,7 +9,13 @@ import { createNetModule } from '../../boards/emulator/net.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { emulatedPartition, type EmulatedPartition } from '../support/flash-rings.ts';
 import { Outbox } from '../../firmware/src/mqtt/outbox.ts';
-import { MQTT_CLIENT_DEFAULTS, MQTT_DISCONNECT, MqttClient, topicMatches, type MqttClientOptions } from '../../firmware/src/mqtt/client.ts';
+import {
+  MQTT_CLIENT_DEFAULTS,
+  MQTT_DISCONNECT,
+  MqttClient,
+  topicMatches,
+  type MqttClientOptions,
+} from '../../firmware/src/mqtt/client.ts';
 
 const HOST = '127.0.0.1';
 const READINGS = 'veilgrid/meters/m7/readings';
@@ -46,7 +52,13 @@ async function startBroker() {
       done(Object.assign(new Error('bad credentials'), { returnCode: 4 }) as any, false);
     },
     authorizePublish: (client, packet, done) => {
-      if (client) received.push({ topic: packet.topic, dup: !!packet.dup, retain: !!packet.retain, payload: Buffer.from(packet.payload as Buffer) });
+      if (client)
+        received.push({
+          topic: packet.topic,
+          dup: !!packet.dup,
+          retain: !!packet.retain,
+          payload: Buffer.from(packet.payload as Buffer),
+        });
       done(null);
     },
   });
@@ -69,7 +81,11 @@ async function startBroker() {
 /** An MQTT.js client subscribed to `filter`, collecting messages. */
 async function subscriber(port: number, filter: string) {
   const messages: { topic: string; payload: Buffer }[] = [];
-  const client = await mqtt.connectAsync(`mqtt://${HOST}:${port}`, { username: 'dso', password: 'dso-pass', reconnectPeriod: 100 });
+  const client = await mqtt.connectAsync(`mqtt://${HOST}:${port}`, {
+    username: 'dso',
+    password: 'dso-pass',
+    reconnectPeriod: 100,
+  });
   cleanups.push(() => client.endAsync(true));
   client.on('message', (topic, payload) => messages.push({ topic, payload }));
   await client.subscribeAsync(filter, { qos: 1 });
@@ -190,10 +206,16 @@ test('connects with credentials; QoS 1 messages arrive in order, byte for byte, 
     await waitFor(() => r.client.isConnected(), 'CONNACK');
     for (let seq = 0; seq < 50; seq++) r.client.publish(READINGS, reading(seq), 1);
     await waitFor(() => sub.messages.length >= 50, '50 messages at the subscriber');
-    assert.equal(sub.messages.map((m) => seqOf(m.payload)), [...Array(50).keys()]);
+    assert.equal(
+      sub.messages.map((m) => seqOf(m.payload)),
+      [...Array(50).keys()],
+    );
     assert.equal([...sub.messages[7].payload], [...reading(7)]);
     await waitFor(() => r.outbox.size() === 0, 'every PUBACK');
-    assert.ok(broker.received.every((m) => !m.dup), 'first transmissions carry no DUP');
+    assert.ok(
+      broker.received.every((m) => !m.dup),
+      'first transmissions carry no DUP',
+    );
     assert.equal(r.events, ['connect']);
     assert.is(r.client.publish(READINGS, reading(999), 0), true, 'QoS 0 goes out while connected');
   } finally {
@@ -210,14 +232,20 @@ test('wrong credentials: the client says the broker refused them and backs off e
     r.client.stop();
     assert.equal(r.codes.slice(0, 3), [MQTT_DISCONNECT.refused, MQTT_DISCONNECT.refused, MQTT_DISCONNECT.refused]);
     for (const e of r.events.slice(0, 3)) {
-      assert.match(e, /^disconnect: broker 127\.0\.0\.1:\d+ refused the connection: bad user name or password \(CONNACK 4\)$/);
+      assert.match(
+        e,
+        /^disconnect: broker 127\.0\.0\.1:\d+ refused the connection: bad user name or password \(CONNACK 4\)$/,
+      );
     }
     // base 100, 200, 400 ms; equal jitter with random 0.5 gives 3/4 of each.
-    assert.equal(r.log.slice(0, 3).map((l) => l.replace(/:\d+ /, ':PORT ')), [
-      'reconnecting to 127.0.0.1:PORT in 75 ms (attempt 2)',
-      'reconnecting to 127.0.0.1:PORT in 150 ms (attempt 3)',
-      'reconnecting to 127.0.0.1:PORT in 300 ms (attempt 4)',
-    ]);
+    assert.equal(
+      r.log.slice(0, 3).map((l) => l.replace(/:\d+ /, ':PORT ')),
+      [
+        'reconnecting to 127.0.0.1:PORT in 75 ms (attempt 2)',
+        'reconnecting to 127.0.0.1:PORT in 150 ms (attempt 3)',
+        'reconnecting to 127.0.0.1:PORT in 300 ms (attempt 4)',
+      ],
+    );
   } finally {
     await cleanup();
   }
@@ -255,7 +283,9 @@ test('the Last Will is published when the socket dies without DISCONNECT, and no
     const graceful = rig({ port: broker.port, will, clientId: 'meter-7b' });
     graceful.client.start();
     await waitFor(() => graceful.client.isConnected(), 'second CONNACK');
-    const gone = new Promise<void>((resolve) => broker.broker.on('clientDisconnect', (c) => c.id === 'meter-7b' && resolve()));
+    const gone = new Promise<void>((resolve) =>
+      broker.broker.on('clientDisconnect', (c) => c.id === 'meter-7b' && resolve()),
+    );
     graceful.client.stop();
     await gone;
     await sub.client.publishAsync(STATUS, 'sentinel', { qos: 1 });
@@ -295,7 +325,13 @@ test('a late PUBACK makes the client resend with DUP; the message leaves the out
     proxy.state.holdDownstream = true; // PUBACKs are held back
     r.client.publish(READINGS, reading(1), 1);
     await waitFor(() => broker.received.length >= 2, 'the retransmission');
-    assert.equal(broker.received.slice(0, 2).map((m) => [seqOf(m.payload), m.dup]), [[1, false], [1, true]]);
+    assert.equal(
+      broker.received.slice(0, 2).map((m) => [seqOf(m.payload), m.dup]),
+      [
+        [1, false],
+        [1, true],
+      ],
+    );
     assert.is(r.outbox.size(), 1, 'still stored while unacknowledged');
     proxy.release();
     await waitFor(() => r.outbox.size() === 0, 'the PUBACK');
@@ -314,13 +350,28 @@ test('retained messages: a late subscriber gets the last one; QoS 1 keeps the fl
     proxy.state.holdDownstream = true; // PUBACKs are held back: the retained message is resent
     r.client.publish(STATUS, new Uint8Array([0x6f, 0x6e]), 1, true);
     await waitFor(() => broker.received.length >= 2, 'the retransmission');
-    assert.equal(broker.received.slice(0, 2).map((m) => [m.dup, m.retain]), [[false, true], [true, true]]);
+    assert.equal(
+      broker.received.slice(0, 2).map((m) => [m.dup, m.retain]),
+      [
+        [false, true],
+        [true, true],
+      ],
+    );
     proxy.release();
     await waitFor(() => r.outbox.size() === 0, 'the PUBACK');
     r.client.publish(READINGS, reading(1), 1); // not retained unless asked
     r.client.publish(STATUS, new Uint8Array([0x71]), 0, true);
     await waitFor(() => broker.received.length >= 4, 'both publishes');
-    assert.equal(broker.received.slice(-2).map((m) => [m.topic, m.retain]).sort(), [[READINGS, false], [STATUS, true]]);
+    assert.equal(
+      broker.received
+        .slice(-2)
+        .map((m) => [m.topic, m.retain])
+        .sort(),
+      [
+        [READINGS, false],
+        [STATUS, true],
+      ],
+    );
     const late = await subscriber(broker.port, STATUS);
     await waitFor(() => late.messages.length >= 1, 'the retained status');
     assert.is(late.messages[0].payload.toString('latin1'), 'q');
@@ -351,8 +402,15 @@ test('the outbox survives re-creating the client from the same flash; recovered 
     after.client.start();
     after.client.publish(READINGS, reading(5), 1);
     await waitFor(() => sub.messages.length >= 6, 'six messages at the subscriber');
-    assert.equal(sub.messages.map((m) => seqOf(m.payload)), [0, 1, 2, 3, 4, 5]);
-    assert.equal(broker.received.map((m) => m.dup), [true, true, true, true, true, false], 'recovered ones may have been sent before: DUP');
+    assert.equal(
+      sub.messages.map((m) => seqOf(m.payload)),
+      [0, 1, 2, 3, 4, 5],
+    );
+    assert.equal(
+      broker.received.map((m) => m.dup),
+      [true, true, true, true, true, false],
+      'recovered ones may have been sent before: DUP',
+    );
     await waitFor(() => after.outbox.size() === 0, 'every PUBACK');
   } finally {
     await cleanup();

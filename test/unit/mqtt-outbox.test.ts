@@ -32,11 +32,17 @@ test('appended messages come back in order, byte for byte, and leave only when a
   const outbox = new Outbox(p.outboxRing());
   const ids = [0, 1, 2, 3].map((i) => outbox.append(topicFor(i), payloadFor(i)));
   assert.ok(ids[0] < ids[1] && ids[1] < ids[2] && ids[2] < ids[3]);
-  assert.equal(contents(outbox), [0, 1, 2, 3].map((i) => describe(i)));
+  assert.equal(
+    contents(outbox),
+    [0, 1, 2, 3].map((i) => describe(i)),
+  );
   outbox.ack(ids[1]); // out of order: the broker may acknowledge in any order
   outbox.ack(ids[1]);
   outbox.ack(12345);
-  assert.equal(contents(outbox), [0, 2, 3].map((i) => describe(i)));
+  assert.equal(
+    contents(outbox),
+    [0, 2, 3].map((i) => describe(i)),
+  );
   assert.is(outbox.size(), 3);
   // One entry by its id, read from flash again (the client resends this way): only while unacknowledged.
   assert.is(`${outbox.get(ids[2])!.topic}:${Buffer.from(outbox.get(ids[2])!.payload).toString('hex')}`, describe(2));
@@ -53,8 +59,14 @@ test('reopened: waiting messages, their retain flags and notes are back and mark
   first.ack(a);
   // Not yet persisted: the ack of a costs no write, so a reboot now sends it again (at-least-once).
   const second = new Outbox(p.outboxRing());
-  assert.equal(contents(second), [0, 1, 2].map((i) => describe(i)));
-  assert.equal(all(second).map((e) => e.retain), [true, false, false]);
+  assert.equal(
+    contents(second),
+    [0, 1, 2].map((i) => describe(i)),
+  );
+  assert.equal(
+    all(second).map((e) => e.retain),
+    [true, false, false],
+  );
   assert.equal(second.notes(), ['note-a', 'note-c']);
   assert.ok(all(second).every((e) => second.isRecovered(e.id)));
   second.ack(a);
@@ -62,7 +74,11 @@ test('reopened: waiting messages, their retain flags and notes are back and mark
   const d = second.append(topicFor(3), payloadFor(3));
   assert.not.ok(second.isRecovered(d));
   const third = new Outbox(p.outboxRing());
-  assert.equal(contents(third), [2, 3].map((i) => describe(i)), 'the append persisted both acks');
+  assert.equal(
+    contents(third),
+    [2, 3].map((i) => describe(i)),
+    'the append persisted both acks',
+  );
   assert.equal(third.notes(), ['note-c']);
 });
 
@@ -74,7 +90,10 @@ test('a long run of messages acknowledged as they go wraps around the ring for e
     if (i >= 4) outbox.ack(outbox.first()!.id);
     if (i % 997 === 0) assert.ok(new Outbox(p.outboxRing()).size() >= outbox.size());
   }
-  assert.equal(contents(new Outbox(p.outboxRing())), [2995, 2996, 2997, 2998, 2999].map((i) => describe(i, 200)));
+  assert.equal(
+    contents(new Outbox(p.outboxRing())),
+    [2995, 2996, 2997, 2998, 2999].map((i) => describe(i, 200)),
+  );
 });
 
 test('a full outbox refuses the newest message with a clear error and keeps the oldest; sealed readings it holds', () => {
@@ -107,7 +126,10 @@ test('a full outbox refuses the newest message with a clear error and keeps the 
 
 test('a message that can never fit gets a clear error', () => {
   const outbox = new Outbox(emulatedPartition().outboxRing());
-  assert.throws(() => outbox.append('t', new Uint8Array(PAGE_BYTES)), (e: unknown) => e instanceof OutboxError && /too large for the outbox/.test((e as Error).message));
+  assert.throws(
+    () => outbox.append('t', new Uint8Array(PAGE_BYTES)),
+    (e: unknown) => e instanceof OutboxError && /too large for the outbox/.test((e as Error).message),
+  );
   assert.throws(() => outbox.append('', new Uint8Array(1)), /topic must be 1..255 chars/);
   assert.is(outbox.size(), 0);
 });
@@ -133,19 +155,26 @@ test('a power cut at every byte of an append (one of them erasing a page) leaves
     for (let k = 1; k <= units; k += step) {
       const { p, o } = setup(count);
       p.flash.cutPowerAfterBytes(k);
-      assert.throws(() => o.append(topicFor(count), payloadFor(count, 300)), (e: unknown) => e instanceof PowerLoss);
+      assert.throws(
+        () => o.append(topicFor(count), payloadFor(count, 300)),
+        (e: unknown) => e instanceof PowerLoss,
+      );
       p.flash.restorePower();
       const after = contents(new Outbox(p.outboxRing()));
       const waiting = Array.from({ length: count - 3 }, (_, i) => describe(i + 3, 300));
       const acked = [0, 1, 2].map((i) => describe(i, 300));
       const got = after.filter((m) => !acked.includes(m)); // acks not yet persisted may come back: sent twice
       assert.ok(
-        JSON.stringify(got) === JSON.stringify(waiting) || JSON.stringify(got) === JSON.stringify([...waiting, describe(count, 300)]),
+        JSON.stringify(got) === JSON.stringify(waiting) ||
+          JSON.stringify(got) === JSON.stringify([...waiting, describe(count, 300)]),
         `after a cut at unit ${k} of ${units} (count ${count}): ${got.length} waiting`,
       );
       const reopened = new Outbox(p.outboxRing());
       reopened.append('after/the/cut', payloadFor(1, 10));
-      assert.is(contents(new Outbox(p.outboxRing())).pop(), `after/the/cut:${Buffer.from(payloadFor(1, 10)).toString('hex')}`);
+      assert.is(
+        contents(new Outbox(p.outboxRing())).pop(),
+        `after/the/cut:${Buffer.from(payloadFor(1, 10)).toString('hex')}`,
+      );
     }
   }
 });

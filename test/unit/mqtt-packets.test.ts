@@ -3,19 +3,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import mqttPacket from 'mqtt-packet';
-import {
-  encodePacket,
-  MqttStreamDecoder,
-  MqttPacketError,
-  type MqttPacket,
-} from '../../firmware/src/mqtt/packets.ts';
+import { encodePacket, MqttStreamDecoder, MqttPacketError, type MqttPacket } from '../../firmware/src/mqtt/packets.ts';
 
 const bytes = (...b: number[]) => new Uint8Array(b);
 const allByteValues = new Uint8Array(256).map((_, i) => i);
 const big = new Uint8Array(20000).map((_, i) => (i * 7) & 255);
 
 const cases: { name: string; packet: MqttPacket }[] = [
-  { name: 'CONNECT minimal', packet: { kind: 'connect', clientId: 'meter-1', cleanSession: true, keepAliveSeconds: 30 } },
+  {
+    name: 'CONNECT minimal',
+    packet: { kind: 'connect', clientId: 'meter-1', cleanSession: true, keepAliveSeconds: 30 },
+  },
   {
     name: 'CONNECT with credentials, will, persistent session',
     packet: {
@@ -43,18 +41,46 @@ const cases: { name: string; packet: MqttPacket }[] = [
   { name: 'CONNACK not authorized', packet: { kind: 'connack', sessionPresent: false, returnCode: 5 } },
   {
     name: 'PUBLISH QoS 0 retained',
-    packet: { kind: 'publish', topic: 'veilgrid/meters/m1/status', payload: bytes(1, 2, 3), qos: 0, dup: false, retain: true },
+    packet: {
+      kind: 'publish',
+      topic: 'veilgrid/meters/m1/status',
+      payload: bytes(1, 2, 3),
+      qos: 0,
+      dup: false,
+      retain: true,
+    },
   },
   {
     name: 'PUBLISH QoS 1 DUP, every byte value',
-    packet: { kind: 'publish', topic: 'a/b', payload: allByteValues, qos: 1, dup: true, retain: false, packetId: 65535 },
+    packet: {
+      kind: 'publish',
+      topic: 'a/b',
+      payload: allByteValues,
+      qos: 1,
+      dup: true,
+      retain: false,
+      packetId: 65535,
+    },
   },
-  { name: 'PUBLISH QoS 1 empty payload', packet: { kind: 'publish', topic: 'x', payload: bytes(), qos: 1, dup: false, retain: false, packetId: 1 } },
-  { name: 'PUBLISH 20000-byte payload (3-byte length)', packet: { kind: 'publish', topic: 'big', payload: big, qos: 0, dup: false, retain: false } },
+  {
+    name: 'PUBLISH QoS 1 empty payload',
+    packet: { kind: 'publish', topic: 'x', payload: bytes(), qos: 1, dup: false, retain: false, packetId: 1 },
+  },
+  {
+    name: 'PUBLISH 20000-byte payload (3-byte length)',
+    packet: { kind: 'publish', topic: 'big', payload: big, qos: 0, dup: false, retain: false },
+  },
   { name: 'PUBACK', packet: { kind: 'puback', packetId: 513 } },
   {
     name: 'SUBSCRIBE two filters',
-    packet: { kind: 'subscribe', packetId: 7, subscriptions: [{ filter: 'veilgrid/meters/+/readings', qos: 1 }, { filter: 'cmd/#', qos: 0 }] },
+    packet: {
+      kind: 'subscribe',
+      packetId: 7,
+      subscriptions: [
+        { filter: 'veilgrid/meters/+/readings', qos: 1 },
+        { filter: 'cmd/#', qos: 0 },
+      ],
+    },
   },
   { name: 'SUBACK', packet: { kind: 'suback', packetId: 7, returnCodes: [1, 0, 128] } },
   { name: 'UNSUBSCRIBE', packet: { kind: 'unsubscribe', packetId: 8, filters: ['cmd/#', 'a/b'] } },
@@ -70,21 +96,41 @@ const latin1 = (s: string) => Buffer.from(s, 'latin1');
 function toMqttPacket(p: MqttPacket): any {
   switch (p.kind) {
     case 'connect': {
-      const o: any = { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: p.clientId, clean: p.cleanSession, keepalive: p.keepAliveSeconds };
+      const o: any = {
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clientId: p.clientId,
+        clean: p.cleanSession,
+        keepalive: p.keepAliveSeconds,
+      };
       if (p.username !== undefined) o.username = p.username;
       if (p.password !== undefined) o.password = latin1(p.password);
-      if (p.will) o.will = { topic: p.will.topic, payload: Buffer.from(p.will.payload), qos: p.will.qos, retain: p.will.retain };
+      if (p.will)
+        o.will = { topic: p.will.topic, payload: Buffer.from(p.will.payload), qos: p.will.qos, retain: p.will.retain };
       return o;
     }
     case 'connack':
       return { cmd: 'connack', sessionPresent: p.sessionPresent, returnCode: p.returnCode };
     case 'publish':
-      return { cmd: 'publish', topic: p.topic, payload: Buffer.from(p.payload), qos: p.qos, dup: p.dup, retain: p.retain, messageId: p.packetId };
+      return {
+        cmd: 'publish',
+        topic: p.topic,
+        payload: Buffer.from(p.payload),
+        qos: p.qos,
+        dup: p.dup,
+        retain: p.retain,
+        messageId: p.packetId,
+      };
     case 'puback':
     case 'unsuback':
       return { cmd: p.kind, messageId: p.packetId };
     case 'subscribe':
-      return { cmd: 'subscribe', messageId: p.packetId, subscriptions: p.subscriptions.map((s) => ({ topic: s.filter, qos: s.qos })) };
+      return {
+        cmd: 'subscribe',
+        messageId: p.packetId,
+        subscriptions: p.subscriptions.map((s) => ({ topic: s.filter, qos: s.qos })),
+      };
     case 'suback':
       return { cmd: 'suback', messageId: p.packetId, granted: p.returnCodes };
     case 'unsubscribe':
@@ -99,7 +145,13 @@ function fromMqttPacket(o: any): MqttPacket {
   switch (o.cmd) {
     case 'connect': {
       const p: any = { kind: 'connect', clientId: o.clientId, cleanSession: o.clean, keepAliveSeconds: o.keepalive };
-      if (o.will) p.will = { topic: o.will.topic, payload: new Uint8Array(o.will.payload), qos: o.will.qos, retain: o.will.retain };
+      if (o.will)
+        p.will = {
+          topic: o.will.topic,
+          payload: new Uint8Array(o.will.payload),
+          qos: o.will.qos,
+          retain: o.will.retain,
+        };
       if (o.username !== undefined) p.username = o.username;
       if (o.password !== undefined) p.password = o.password.toString('latin1');
       return p;
@@ -107,7 +159,14 @@ function fromMqttPacket(o: any): MqttPacket {
     case 'connack':
       return { kind: 'connack', sessionPresent: o.sessionPresent, returnCode: o.returnCode };
     case 'publish': {
-      const p: any = { kind: 'publish', topic: o.topic, payload: new Uint8Array(o.payload), qos: o.qos, dup: o.dup, retain: o.retain };
+      const p: any = {
+        kind: 'publish',
+        topic: o.topic,
+        payload: new Uint8Array(o.payload),
+        qos: o.qos,
+        dup: o.dup,
+        retain: o.retain,
+      };
       if (o.qos > 0) p.packetId = o.messageId;
       return p;
     }
@@ -115,7 +174,11 @@ function fromMqttPacket(o: any): MqttPacket {
     case 'unsuback':
       return { kind: o.cmd, packetId: o.messageId };
     case 'subscribe':
-      return { kind: 'subscribe', packetId: o.messageId, subscriptions: o.subscriptions.map((s: any) => ({ filter: s.topic, qos: s.qos })) };
+      return {
+        kind: 'subscribe',
+        packetId: o.messageId,
+        subscriptions: o.subscriptions.map((s: any) => ({ filter: s.topic, qos: s.qos })),
+      };
     case 'suback':
       return { kind: 'suback', packetId: o.messageId, returnCodes: o.granted };
     case 'unsubscribe':
@@ -187,7 +250,11 @@ const malformed: { name: string; hex: string; message: RegExp; max?: number }[] 
   { name: 'remaining length of 5 bytes', hex: '30ffffffff01', message: /remaining length takes more than 4 bytes/ },
   { name: 'remaining length 5th byte not yet received', hex: '30ffffffff', message: /more than 4 bytes/ },
   { name: 'PUBACK with flags', hex: '42020001', message: /PUBACK: fixed-header flags are 2, must be 0/ },
-  { name: 'SUBSCRIBE without its required flags', hex: '8006000100016100', message: /SUBSCRIBE: fixed-header flags are 0, must be 2/ },
+  {
+    name: 'SUBSCRIBE without its required flags',
+    hex: '8006000100016100',
+    message: /SUBSCRIBE: fixed-header flags are 0, must be 2/,
+  },
   { name: 'PUBLISH with QoS bits 3', hex: '3603000161', message: /QoS bits are 3/ },
   { name: 'PUBLISH QoS 2', hex: '34050001610001', message: /QoS 2/ },
   { name: 'PUBLISH QoS 0 with DUP', hex: '3803000161', message: /DUP set on a QoS 0/ },
@@ -204,7 +271,12 @@ const malformed: { name: string; hex: string; message: RegExp; max?: number }[] 
   { name: 'SUBACK with return code 3', hex: '9003000103', message: /return code 3/ },
   { name: 'PINGRESP with a body', hex: 'd00100', message: /PINGRESP: 1 unexpected bytes/ },
   { name: 'CONNECT protocol level 3', hex: '100c00044d5154540302001e0000', message: /protocol level 3 is not 4/ },
-  { name: 'oversized PUBLISH rejected from its header', hex: '30e807', message: /PUBLISH of 1003 bytes exceeds the limit of 100 bytes/, max: 100 },
+  {
+    name: 'oversized PUBLISH rejected from its header',
+    hex: '30e807',
+    message: /PUBLISH of 1003 bytes exceeds the limit of 100 bytes/,
+    max: 100,
+  },
 ];
 
 for (const m of malformed) {
@@ -229,8 +301,20 @@ test('a malformed packet after good ones still yields an error (the good ones we
 });
 
 test('encoding refuses what cannot be sent, saying why', () => {
-  const publish = (over: object) => encodePacket({ kind: 'publish', topic: 't', payload: bytes(), qos: 0, dup: false, retain: false, ...over } as MqttPacket);
-  assert.throws(() => publish({ topic: 'z\u00e4hler/1' }), /topic "z.hler\/1" has char code 228 at index 1: only ASCII/);
+  const publish = (over: object) =>
+    encodePacket({
+      kind: 'publish',
+      topic: 't',
+      payload: bytes(),
+      qos: 0,
+      dup: false,
+      retain: false,
+      ...over,
+    } as MqttPacket);
+  assert.throws(
+    () => publish({ topic: 'z\u00e4hler/1' }),
+    /topic "z.hler\/1" has char code 228 at index 1: only ASCII/,
+  );
   assert.throws(() => publish({ topic: 'a/+' }), /must not contain the wildcards/);
   assert.throws(() => publish({ qos: 2 }), /QoS 2 is not supported/);
   assert.throws(() => publish({ qos: 1 }), /QoS 1 PUBLISH needs a packet id/);
@@ -244,7 +328,15 @@ test('encoding refuses what cannot be sent, saying why', () => {
     /password needs a user name/,
   );
   assert.throws(
-    () => encodePacket({ kind: 'connect', clientId: 'c', cleanSession: true, keepAliveSeconds: 1, username: 'u', password: 'p\u20ac' }),
+    () =>
+      encodePacket({
+        kind: 'connect',
+        clientId: 'c',
+        cleanSession: true,
+        keepAliveSeconds: 1,
+        username: 'u',
+        password: 'p\u20ac',
+      }),
     /char code 8364 at index 1 is not a byte/,
   );
 });

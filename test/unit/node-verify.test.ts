@@ -21,9 +21,13 @@ test('agrees with noble on good, tampered and high-S signatures', () => {
     const message = new TextEncoder().encode(`reading ${i}`);
     const signature = p256.sign(nodeSha256(message), secretKey, { prehash: false });
     const high = toHighS(signature);
-    const nobleVerdict = (sig: Uint8Array, msg: Uint8Array) => p256.verify(sig, nodeSha256(msg), uncompressed, { prehash: false, lowS: false });
+    const nobleVerdict = (sig: Uint8Array, msg: Uint8Array) =>
+      p256.verify(sig, nodeSha256(msg), uncompressed, { prehash: false, lowS: false });
     assert.ok(nodeVerifyEs256(uncompressed, message, signature), 'a good signature');
-    assert.ok(nodeVerifyEs256(uncompressed, message, high) && nobleVerdict(high, message), 'the same signature with S above n/2');
+    assert.ok(
+      nodeVerifyEs256(uncompressed, message, high) && nobleVerdict(high, message),
+      'the same signature with S above n/2',
+    );
     const tampered = message.slice();
     tampered[0] ^= 1;
     assert.is(nodeVerifyEs256(uncompressed, tampered, signature), nobleVerdict(signature, tampered));

@@ -60,9 +60,11 @@ test('a payload goes through 1, 2 and 3 hops; every hop sees 1024 bytes and only
       }
     }
     // Two hops' packets share no run of 8 bytes beyond the version byte: nothing to link them by.
-    for (let a = 0; a < seen.length; a++) for (let b = a + 1; b < seen.length; b++) {
-      for (let at = 2; at + 16 <= seen[a].length; at += 16) assert.not.ok(seen[b].includes(seen[a].slice(at, at + 16)), `hops ${a} and ${b} share bytes at ${at / 2}`);
-    }
+    for (let a = 0; a < seen.length; a++)
+      for (let b = a + 1; b < seen.length; b++) {
+        for (let at = 2; at + 16 <= seen[a].length; at += 16)
+          assert.not.ok(seen[b].includes(seen[a].slice(at, at + 16)), `hops ${a} and ${b} share bytes at ${at / 2}`);
+      }
   }
 });
 
@@ -73,7 +75,16 @@ test('the largest payload fits, one byte more is refused', () => {
   packet = peel(path[0], packet).packet!;
   packet = peel(path[1], packet).packet!;
   assert.is(hex(peel(path[2], packet).payload!), hex(payload));
-  assert.throws(() => buildOnionPacket(nodeCryptoPrimitives, path.map(hopTo), PAYLOAD_OFFER, new Uint8Array(ONION_PAYLOAD_MAX_BYTES + 1)), /at most/);
+  assert.throws(
+    () =>
+      buildOnionPacket(
+        nodeCryptoPrimitives,
+        path.map(hopTo),
+        PAYLOAD_OFFER,
+        new Uint8Array(ONION_PAYLOAD_MAX_BYTES + 1),
+      ),
+    /at most/,
+  );
 });
 
 test('any changed bit fails at the next hop, whichever hop it is meant for', () => {
@@ -82,7 +93,7 @@ test('any changed bit fails at the next hop, whichever hop it is meant for', () 
   const second = peel(path[0], packet).packet!;
   for (let at = 1; at < ONION_PACKET_BYTES; at += 7) {
     const changed = new Uint8Array(packet);
-    changed[at] ^= 1 << at % 8;
+    changed[at] ^= 1 << (at % 8);
     if (at < 65) {
       // A changed ephemeral key is usually no point on the curve (the relay's ECDH refuses it), else a wrong MAC.
       let shared: Uint8Array | undefined;
@@ -91,22 +102,45 @@ test('any changed bit fails at the next hop, whichever hop it is meant for', () 
       } catch (err) {
         assert.match((err as Error).message, /Public key is not valid/);
       }
-      if (shared) assert.is(failure(() => peelOnionPacket(nodeCryptoPrimitives, shared!, changed)), 'bad-mac', `first hop, byte ${at}`);
+      if (shared)
+        assert.is(
+          failure(() => peelOnionPacket(nodeCryptoPrimitives, shared!, changed)),
+          'bad-mac',
+          `first hop, byte ${at}`,
+        );
     } else {
-      assert.is(failure(() => peelOnionPacket(nodeCryptoPrimitives, sharedAt(path[0], packet), changed)), 'bad-mac', `first hop, byte ${at}`);
+      assert.is(
+        failure(() => peelOnionPacket(nodeCryptoPrimitives, sharedAt(path[0], packet), changed)),
+        'bad-mac',
+        `first hop, byte ${at}`,
+      );
     }
     const changedLater = new Uint8Array(second);
     changedLater[at] ^= 0x80;
-    if (at >= 65) assert.is(failure(() => peelOnionPacket(nodeCryptoPrimitives, sharedAt(path[1], second), changedLater)), 'bad-mac', `second hop, byte ${at}`);
+    if (at >= 65)
+      assert.is(
+        failure(() => peelOnionPacket(nodeCryptoPrimitives, sharedAt(path[1], second), changedLater)),
+        'bad-mac',
+        `second hop, byte ${at}`,
+      );
   }
-  assert.is(failure(() => peel(path[0], Object.assign(new Uint8Array(packet), { 0: 2 }))), 'bad-version');
-  assert.is(failure(() => peel(path[0], packet.subarray(1))), 'bad-length');
+  assert.is(
+    failure(() => peel(path[0], Object.assign(new Uint8Array(packet), { 0: 2 }))),
+    'bad-version',
+  );
+  assert.is(
+    failure(() => peel(path[0], packet.subarray(1))),
+    'bad-length',
+  );
 });
 
 test('a packet for another relay fails its MAC; the same packet twice has the same replay tag, two packets never', () => {
   const [a, b, exit] = [relay(), relay(), relay()];
   const packet = buildOnionPacket(nodeCryptoPrimitives, [a, b, exit].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10));
-  assert.is(failure(() => peel(b, packet)), 'bad-mac');
+  assert.is(
+    failure(() => peel(b, packet)),
+    'bad-mac',
+  );
   assert.is(hex(peel(a, packet).replayTag), hex(peel(a, packet).replayTag));
   const other = buildOnionPacket(nodeCryptoPrimitives, [a, b, exit].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10));
   assert.is.not(hex(peel(a, other).replayTag), hex(peel(a, packet).replayTag));
@@ -115,15 +149,24 @@ test('a packet for another relay fails its MAC; the same packet twice has the sa
 /** The documented layout, peeled with node:crypto only (no code from the module). */
 function referencePeel(shared: Buffer, packet: Buffer) {
   const e = packet.subarray(1, 65);
-  const okm = Buffer.from(hkdfSync('sha256', shared, Buffer.alloc(0), Buffer.concat([Buffer.from('veilgrid onion v1'), e]), 80));
+  const okm = Buffer.from(
+    hkdfSync('sha256', shared, Buffer.alloc(0), Buffer.concat([Buffer.from('veilgrid onion v1'), e]), 80),
+  );
   const aes = (key: Buffer, data: Buffer) => createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(data);
   const beta = packet.subarray(97, 409);
   const body = packet.subarray(409);
-  const mac = createHmac('sha256', okm.subarray(32, 64)).update(Buffer.concat([packet.subarray(0, 1), beta, body])).digest();
+  const mac = createHmac('sha256', okm.subarray(32, 64))
+    .update(Buffer.concat([packet.subarray(0, 1), beta, body]))
+    .digest();
   if (!mac.equals(packet.subarray(65, 97))) return undefined;
   const header = aes(okm.subarray(0, 16), Buffer.concat([beta, Buffer.alloc(104)]));
   const inner = aes(okm.subarray(16, 32), body);
-  return { next: header.subarray(0, 8), packet: Buffer.concat([Buffer.from([1]), header.subarray(8), inner]), inner, tag: okm.subarray(64, 80) };
+  return {
+    next: header.subarray(0, 8),
+    packet: Buffer.concat([Buffer.from([1]), header.subarray(8), inner]),
+    inner,
+    tag: okm.subarray(64, 80),
+  };
 }
 
 test('a reference peeler written from docs/onion-packet.md with node:crypto agrees at every hop', () => {
@@ -152,15 +195,22 @@ test('fuzz: random and mutated packets only ever raise OnionPacketError', () => 
   const valid = buildOnionPacket(nodeCryptoPrimitives, [a, b].map(hopTo), PAYLOAD_OFFER, new Uint8Array(177));
   const shared = sharedAt(a, valid);
   fc.assert(
-    fc.property(fc.uint8Array({ minLength: 0, maxLength: 1100 }), fc.array(fc.tuple(fc.nat(ONION_PACKET_BYTES - 1), fc.integer({ min: 1, max: 255 })), { maxLength: 8 }), (random, flips) => {
-      for (const candidate of [random, flips.reduce((p, [at, x]) => Object.assign(p, { [at]: p[at] ^ x }), new Uint8Array(valid))]) {
-        try {
-          peelOnionPacket(nodeCryptoPrimitives, shared, candidate);
-        } catch (err) {
-          if (!(err instanceof OnionPacketError)) throw err;
+    fc.property(
+      fc.uint8Array({ minLength: 0, maxLength: 1100 }),
+      fc.array(fc.tuple(fc.nat(ONION_PACKET_BYTES - 1), fc.integer({ min: 1, max: 255 })), { maxLength: 8 }),
+      (random, flips) => {
+        for (const candidate of [
+          random,
+          flips.reduce((p, [at, x]) => Object.assign(p, { [at]: p[at] ^ x }), new Uint8Array(valid)),
+        ]) {
+          try {
+            peelOnionPacket(nodeCryptoPrimitives, shared, candidate);
+          } catch (err) {
+            if (!(err instanceof OnionPacketError)) throw err;
+          }
         }
-      }
-    }),
+      },
+    ),
     { numRuns: 2000 },
   );
 });

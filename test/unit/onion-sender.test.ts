@@ -8,7 +8,12 @@ import { createECDH, randomBytes, randomInt } from 'node:crypto';
 import { choosePath, RELAYS_PER_PATH, sealOnion } from '../../firmware/src/mixnet/onion-sender.ts';
 import { RelayBatch } from '../../firmware/src/mixnet/relay-batch.ts';
 import { kidOf } from '../../firmware/src/protocol/certificate.ts';
-import { ONION_PACKET_BYTES, PAYLOAD_OFFER, onionEphemeralKey, peelOnionPacket } from '../../firmware/src/protocol/onion-packet.ts';
+import {
+  ONION_PACKET_BYTES,
+  PAYLOAD_OFFER,
+  onionEphemeralKey,
+  peelOnionPacket,
+} from '../../firmware/src/protocol/onion-packet.ts';
 import type { RelayRecord } from '../../firmware/src/protocol/relay-directory.ts';
 import { MIX_SLOT } from '../../firmware/src/protocol/slot-map.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
@@ -34,7 +39,11 @@ test('paths: two distinct relays, never the sender, every ordered pair about equ
 });
 
 test('the secure elements make and peel every layer; the bridge finds the offer', () => {
-  const chips: ProvisionedSecureElement[] = [provisionedSecureElement(), provisionedSecureElement(), provisionedSecureElement()];
+  const chips: ProvisionedSecureElement[] = [
+    provisionedSecureElement(),
+    provisionedSecureElement(),
+    provisionedSecureElement(),
+  ];
   try {
     const [sender, relayA, relayB] = chips;
     const bridge = createECDH('prime256v1');
@@ -42,12 +51,25 @@ test('the secure elements make and peel every layer; the bridge finds the offer'
     const exit = recordOf(new Uint8Array(bridge.getPublicKey()));
     const offer = new Uint8Array(randomBytes(177));
     const before = sender.se.stats.commands;
-    const packet = sealOnion(sender.se, nodeCryptoPrimitives, [recordOf(relayA.mixKey), recordOf(relayB.mixKey)], exit, PAYLOAD_OFFER, offer);
+    const packet = sealOnion(
+      sender.se,
+      nodeCryptoPrimitives,
+      [recordOf(relayA.mixKey), recordOf(relayB.mixKey)],
+      exit,
+      PAYLOAD_OFFER,
+      offer,
+    );
     assert.is(packet.length, ONION_PACKET_BYTES);
     const senderCommands = sender.se.stats.commands - before;
     assert.is(senderCommands, 6, 'a GenKey and an ECDH per hop');
 
-    const batchOf = (chip: ProvisionedSecureElement) => new RelayBatch({ primitives: nodeCryptoPrimitives, ecdh: (e) => chip.se.ecdh(MIX_SLOT, e), randomBelow: (n) => randomInt(n), capacity: 4 });
+    const batchOf = (chip: ProvisionedSecureElement) =>
+      new RelayBatch({
+        primitives: nodeCryptoPrimitives,
+        ecdh: (e) => chip.se.ecdh(MIX_SLOT, e),
+        randomBelow: (n) => randomInt(n),
+        capacity: 4,
+      });
     const a = batchOf(relayA);
     const relayBefore = relayA.se.stats.commands;
     assert.is(a.accept(packet), undefined);
@@ -58,7 +80,9 @@ test('the secure elements make and peel every layer; the bridge finds the offer'
     assert.is(b.accept(toB.packet), undefined);
     const [toBridge] = b.flush();
     assert.is(hex(toBridge.nextRelayId), hex(exit.relayId));
-    const shared = new Uint8Array(bridge.computeSecret(Buffer.concat([Buffer.from([4]), onionEphemeralKey(toBridge.packet)])));
+    const shared = new Uint8Array(
+      bridge.computeSecret(Buffer.concat([Buffer.from([4]), onionEphemeralKey(toBridge.packet)])),
+    );
     const opened = peelOnionPacket(nodeCryptoPrimitives, shared, toBridge.packet);
     assert.is(opened.payloadType, PAYLOAD_OFFER);
     assert.is(hex(opened.payload!), hex(offer));

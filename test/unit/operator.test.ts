@@ -67,7 +67,10 @@ test('init writes a 0600 key file and a certificate the DSO trusts; the unlocked
   assert.is(summary.notAfter - summary.notBefore, 30 * 86_400);
   assert.is(fs.statSync(path.join(dir, OPERATOR_KEY_FILE)).mode & 0o777, 0o600);
   const file = JSON.parse(fs.readFileSync(path.join(dir, OPERATOR_KEY_FILE), 'utf8'));
-  assert.equal({ name: file.kdf.name, N: file.kdf.N, r: file.kdf.r, p: file.kdf.p, cipher: file.cipher.name }, { name: 'scrypt', N: 32768, r: 8, p: 1, cipher: 'aes-256-gcm' });
+  assert.equal(
+    { name: file.kdf.name, N: file.kdf.N, r: file.kdf.r, p: file.kdf.p, cipher: file.cipher.name },
+    { name: 'scrypt', N: 32768, r: 8, p: 1, cipher: 'aes-256-gcm' },
+  );
   assert.is(file.kdf.salt.length, 32);
   assert.is(file.cipher.nonce.length, 24);
   assert.not.ok(JSON.stringify(file).includes(PASSPHRASE));
@@ -81,7 +84,14 @@ test('init writes a 0600 key file and a certificate the DSO trusts; the unlocked
   assert.is(Buffer.from(key.publicKey).toString('hex'), summary.publicKey);
   const digest = nodeSha256(new Uint8Array([1, 2, 3]));
   assert.ok(p256.verify(key.signDigest(digest), digest, key.publicKey, { prehash: false }));
-  const deviceCertificate = issueDeviceCertificate(key, { meterId: 'meter-1', feeder: 'feeder-1', identityKey: keyPair().publicKey, mixKey: keyPair().publicKey, limits: { maxImportW: 1, maxExportW: 1 }, issuedAt: summary.notBefore });
+  const deviceCertificate = issueDeviceCertificate(key, {
+    meterId: 'meter-1',
+    feeder: 'feeder-1',
+    identityKey: keyPair().publicKey,
+    mixKey: keyPair().publicKey,
+    limits: { maxImportW: 1, maxExportW: 1 },
+    issuedAt: summary.notBefore,
+  });
   assert.is(registry.registerMeter(deviceCertificate).outcome, 'registered');
   registry.close();
 });
@@ -124,8 +134,14 @@ test('init refuses to overwrite a key without force, and short passphrases', asy
   const second = await initOperator({ dir: ctx.dir, passphrase: PASSPHRASE, force: true });
   assert.is.not(second.publicKey, first.publicKey);
   await rejectsWith(initOperator({ dir: path.join(ctx.dir, 'new'), passphrase: 'short' }), 'at least 8');
-  await rejectsWith(initOperator({ dir: path.join(ctx.dir, 'bad-id'), passphrase: PASSPHRASE, operatorId: 'no/slashes' }), 'operatorId');
-  assert.throws(() => showOperator(path.join(ctx.dir, 'missing')), (err: Error) => err instanceof OperatorKeyError && err.message.includes('operator init'));
+  await rejectsWith(
+    initOperator({ dir: path.join(ctx.dir, 'bad-id'), passphrase: PASSPHRASE, operatorId: 'no/slashes' }),
+    'operatorId',
+  );
+  assert.throws(
+    () => showOperator(path.join(ctx.dir, 'missing')),
+    (err: Error) => err instanceof OperatorKeyError && err.message.includes('operator init'),
+  );
 });
 
 test('show reports a certificate that does not belong to the key', async (ctx) => {
@@ -139,7 +155,9 @@ test('veilgrid operator init/show: passphrase from a file or the environment, ne
   const passphraseFile = path.join(ctx.dir, 'passphrase.txt');
   fs.writeFileSync(passphraseFile, PASSPHRASE + '\n');
   const dir = path.join(ctx.dir, 'op');
-  const init = await captured(() => command.run(['init', '--dir', dir, '--operator-id', 'operator-cli', '--passphrase-file', passphraseFile]));
+  const init = await captured(() =>
+    command.run(['init', '--dir', dir, '--operator-id', 'operator-cli', '--passphrase-file', passphraseFile]),
+  );
   assert.is(init.code, 0);
   assert.match(init.out, /operator id\s+operator-cli/);
   assert.ok(await unlockOperatorKey(dir, PASSPHRASE));

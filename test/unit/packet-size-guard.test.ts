@@ -24,12 +24,19 @@ test('packets up to the cap pass in any fragmentation; the first larger one is r
   const stream = new Uint8Array([...small, 0xc0, 0x00, ...exact, ...small]); // PINGREQ (no body) in between
   for (const chunkBytes of [1, 3, 64, stream.length]) {
     const scanner = new MqttPacketSizeScanner(2048);
-    for (let i = 0; i < stream.length; i += chunkBytes) assert.is(scanner.scan(stream.subarray(i, i + chunkBytes)), undefined, `chunks of ${chunkBytes}`);
+    for (let i = 0; i < stream.length; i += chunkBytes)
+      assert.is(scanner.scan(stream.subarray(i, i + chunkBytes)), undefined, `chunks of ${chunkBytes}`);
   }
   const scanner = new MqttPacketSizeScanner(2048);
   assert.is(scanner.scan(new Uint8Array(small)), undefined);
-  assert.match(scanner.scan(new Uint8Array(publishHeader(64 * 1024 * 1024))) ?? '', 'a packet of 67108869 bytes is larger than the 2048');
-  assert.match(new MqttPacketSizeScanner(2048).scan(new Uint8Array([0x30, 0xff, 0xff, 0xff, 0xff, 0x7f])) ?? '', 'more than 4 bytes');
+  assert.match(
+    scanner.scan(new Uint8Array(publishHeader(64 * 1024 * 1024))) ?? '',
+    'a packet of 67108869 bytes is larger than the 2048',
+  );
+  assert.match(
+    new MqttPacketSizeScanner(2048).scan(new Uint8Array([0x30, 0xff, 0xff, 0xff, 0xff, 0x7f])) ?? '',
+    'more than 4 bytes',
+  );
 });
 
 test('guardPacketSize watches what a reader reads and destroys the socket on an oversized packet', async () => {
@@ -56,7 +63,11 @@ test('guardPacketSize watches what a reader reads and destroys the socket on an 
     });
   });
   await closed;
-  assert.equal([...Buffer.concat(received).subarray(0, 5)], [...publishHeader(3), 1, 2, 3], 'the small packet reached the reader unchanged');
+  assert.equal(
+    [...Buffer.concat(received).subarray(0, 5)],
+    [...publishHeader(3), 1, 2, 3],
+    'the small packet reached the reader unchanged',
+  );
   assert.ok(Buffer.concat(received).length <= 5 + 5, 'of the large one at most its header was read');
   assert.is(refusals.length, 1);
 });

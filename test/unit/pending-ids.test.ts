@@ -9,7 +9,11 @@ function check(p: PendingIds, model: number[], last: number): void {
   assert.is(p.first(), model[0]);
   for (let id = 0; id <= last + 2; id++) {
     assert.is(p.has(id), model.includes(id), `has(${id})`);
-    assert.is(p.after(id), model.find((m) => m > id), `after(${id})`);
+    assert.is(
+      p.after(id),
+      model.find((m) => m > id),
+      `after(${id})`,
+    );
   }
 }
 

@@ -8,7 +8,9 @@ import path from 'node:path';
 import { checkEspruinoProfile } from '../../host-tools/build/profile-check.ts';
 
 const FIXTURES = path.resolve('test/fixtures/profile');
-const rejectFiles = readdirSync(path.join(FIXTURES, 'reject')).filter((f) => f.endsWith('.js')).sort();
+const rejectFiles = readdirSync(path.join(FIXTURES, 'reject'))
+  .filter((f) => f.endsWith('.js'))
+  .sort();
 
 /** Each fixture starts with `// rejects: <construct> @ <line>` lines naming exactly what the check must report. */
 function expectations(code: string): string[] {
@@ -57,11 +59,22 @@ test('references guarded by typeof are allowed; unguarded ones are not', () => {
   ].join('\n');
   assert.equal(checkEspruinoProfile(guarded), []);
   const unguarded = checkEspruinoProfile('if (typeof Symbol === "function") {} else { Symbol("x"); }');
-  assert.equal(unguarded.map((v) => v.construct), ['Symbol']);
+  assert.equal(
+    unguarded.map((v) => v.construct),
+    ['Symbol'],
+  );
 });
 
-test('regular expressions inside Espruino\'s engine pass', () => {
-  const allowed = ['/^\\d+$/', '/[a-z_][a-z0-9_]*/i', '/a|b|c/g', '/(\\w+)=(\\w+)/', '/\\x41\\s*\\./', '/[-+]\\d+/', '/[^,]+/g'];
+test("regular expressions inside Espruino's engine pass", () => {
+  const allowed = [
+    '/^\\d+$/',
+    '/[a-z_][a-z0-9_]*/i',
+    '/a|b|c/g',
+    '/(\\w+)=(\\w+)/',
+    '/\\x41\\s*\\./',
+    '/[-+]\\d+/',
+    '/[^,]+/g',
+  ];
   for (const re of allowed) assert.equal(checkEspruinoProfile(`var re = ${re};`), [], re);
 });
 

@@ -20,7 +20,9 @@ function tsFiles(dir: string): string[] {
 /** Every relative import of a file, resolved to an absolute path. */
 function importsOf(file: string): string[] {
   const text = fs.readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g)].map((m) => path.resolve(path.dirname(file), m[1]));
+  return [...text.matchAll(/(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g)].map((m) =>
+    path.resolve(path.dirname(file), m[1]),
+  );
 }
 
 const inside = (dir: string, file: string) => file === dir || file.startsWith(dir + path.sep);
@@ -30,7 +32,8 @@ test('host code imports only firmware/src/protocol/ from the firmware', () => {
   for (const root of ['host-tools', 'boards']) {
     for (const file of tsFiles(path.resolve(root))) {
       for (const target of importsOf(file)) {
-        if (inside(FIRMWARE, target) && !inside(PROTOCOL, target)) offending.push(`${path.relative('.', file)} imports ${path.relative('.', target)}`);
+        if (inside(FIRMWARE, target) && !inside(PROTOCOL, target))
+          offending.push(`${path.relative('.', file)} imports ${path.relative('.', target)}`);
       }
     }
   }
@@ -41,7 +44,8 @@ test('firmware/src/protocol/ imports nothing outside itself', () => {
   const offending: string[] = [];
   for (const file of tsFiles(PROTOCOL)) {
     for (const target of importsOf(file)) {
-      if (!inside(PROTOCOL, target)) offending.push(`${path.relative('.', file)} imports ${path.relative('.', target)}`);
+      if (!inside(PROTOCOL, target))
+        offending.push(`${path.relative('.', file)} imports ${path.relative('.', target)}`);
     }
   }
   assert.equal(offending, []);

@@ -43,7 +43,8 @@ function rejected(bytes: Uint8Array, ...parts: string[]): ReadingFormatError {
     decodeReading(bytes);
   } catch (err) {
     assert.instance(err, ReadingFormatError, String(err));
-    for (const part of parts) assert.ok((err as Error).message.includes(part), `expected "${part}" in "${(err as Error).message}"`);
+    for (const part of parts)
+      assert.ok((err as Error).message.includes(part), `expected "${part}" in "${(err as Error).message}"`);
     return err as ReadingFormatError;
   }
   return assert.unreachable(`${hex(bytes)} should be refused`) as never;
@@ -52,7 +53,9 @@ function rejected(bytes: Uint8Array, ...parts: string[]): ReadingFormatError {
 /** The example's entries as a CborMap with some keys changed, for building bad readings. */
 function withEntries(changes: Array<[number, unknown]>, drop: number[] = []): Uint8Array {
   const values: Array<[number, unknown]> = Object.values(example).map((v, i) => [i + 1, v]);
-  const entries = values.filter(([k]) => !drop.includes(k)).map(([k, v]) => [k, changes.find(([c]) => c === k)?.[1] ?? v]);
+  const entries = values
+    .filter(([k]) => !drop.includes(k))
+    .map(([k, v]) => [k, changes.find(([c]) => c === k)?.[1] ?? v]);
   for (const [k, v] of changes) if (!entries.some(([e]) => e === k)) entries.push([k, v]);
   return encode(new CborMap(entries as Array<[number, never]>));
 }
@@ -67,18 +70,38 @@ wire('the example reading has exactly the documented bytes', () => {
 });
 
 wire('an independent decoder (cbor-x) sees the integer keys 1..8 in order', () => {
-  const map = new cborx.Decoder({ mapsAsObjects: false } as cborx.Options).decode(Buffer.from(encodeReading(example))) as Map<number, unknown>;
+  const map = new cborx.Decoder({ mapsAsObjects: false } as cborx.Options).decode(
+    Buffer.from(encodeReading(example)),
+  ) as Map<number, unknown>;
   assert.equal([...map.keys()], [1, 2, 3, 4, 5, 6, 7, 8]);
   assert.equal([...map.values()], Object.values(example));
 });
 
 wire('round-trips at the limits: longest meter id, largest integers, every flag', () => {
   const big = 2 ** 53 - 1;
-  const extreme: Reading = { meterId: 'M'.repeat(METER_ID_MAX_LENGTH), interval: big, importWh: big, exportWh: 0, importTotalWh: big, exportTotalWh: big, seq: big, flags: FLAG_POWER_LOSS | FLAG_PARTIAL | FLAG_AFTER_OUTAGE };
+  const extreme: Reading = {
+    meterId: 'M'.repeat(METER_ID_MAX_LENGTH),
+    interval: big,
+    importWh: big,
+    exportWh: 0,
+    importTotalWh: big,
+    exportTotalWh: big,
+    seq: big,
+    flags: FLAG_POWER_LOSS | FLAG_PARTIAL | FLAG_AFTER_OUTAGE,
+  };
   const bytes = encodeReading(extreme);
   assert.ok(bytes.length <= 130, `largest reading is ${bytes.length} bytes`);
   assert.equal(decodeReading(bytes), extreme);
-  const zero: Reading = { meterId: 'a', interval: 0, importWh: 0, exportWh: 0, importTotalWh: 0, exportTotalWh: 0, seq: 0, flags: 0 };
+  const zero: Reading = {
+    meterId: 'a',
+    interval: 0,
+    importWh: 0,
+    exportWh: 0,
+    importTotalWh: 0,
+    exportTotalWh: 0,
+    seq: 0,
+    flags: 0,
+  };
   assert.equal(decodeReading(encodeReading(zero)), zero);
 });
 
@@ -112,18 +135,25 @@ validation('encodeReading refuses every bad field, naming it', () => {
   ];
   for (const [change, message] of cases) {
     const bad = { ...example, ...change } as Reading;
-    assert.throws(() => encodeReading(bad), (err: Error) => err instanceof ReadingFormatError && err.message.includes(message), `${JSON.stringify(change)} -> ${message}`);
+    assert.throws(
+      () => encodeReading(bad),
+      (err: Error) => err instanceof ReadingFormatError && err.message.includes(message),
+      `${JSON.stringify(change)} -> ${message}`,
+    );
   }
 });
 
 validation('every problem is reported at once', () => {
   const problems = readingProblems({ ...example, meterId: '', seq: -2, flags: 16 });
-  assert.equal(problems, ['meterId must be 1 to 64 characters long (got 0)', 'seq must be an integer from 0 to 2^53-1 (got -2)']);
+  assert.equal(problems, [
+    'meterId must be 1 to 64 characters long (got 0)',
+    'seq must be an integer from 0 to 2^53-1 (got -2)',
+  ]);
   assert.equal(readingProblems(example), []);
   assert.equal(readingProblems('text'), ['a reading must be an object (got "text")']);
 });
 
-validation('decodeReading refuses malformed CBOR with the codec\'s message and offset', () => {
+validation("decodeReading refuses malformed CBOR with the codec's message and offset", () => {
   const bytes = encodeReading(example);
   rejected(bytes.subarray(0, bytes.length - 1), 'not deterministic CBOR: truncated input', 'in the item at offset 35');
   rejected(new Uint8Array([...bytes, 0]), 'not deterministic CBOR: 1 trailing byte(s)', 'offset 36');
@@ -153,7 +183,16 @@ validation('decodeReading refuses the wrong shape, unknown or missing keys and b
   rejected(withEntries([[1, 'a#b']]), 'meterId may contain only');
   rejected(withEntries([[1, new Uint8Array([0x61])]]), 'meterId must be a string');
   rejected(withEntries([[8, 64]]), 'flags 64 has unknown bits');
-  const all = rejected(withEntries([[2, -1], [9, 1], [10, 2]]), 'unknown key 9', 'unknown key 10', 'interval must be');
+  const all = rejected(
+    withEntries([
+      [2, -1],
+      [9, 1],
+      [10, 2],
+    ]),
+    'unknown key 9',
+    'unknown key 10',
+    'interval must be',
+  );
   assert.is(all.problems.length, 3);
 });
 

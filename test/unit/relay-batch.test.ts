@@ -20,11 +20,15 @@ function relayFor(n: Node, capacity = 8) {
   });
 }
 
-test('packets from many senders are held, then forwarded shuffled to each one\'s next hop, peelable there', () => {
+test("packets from many senders are held, then forwarded shuffled to each one's next hop, peelable there", () => {
   const [relay, bridge] = [node(), node()];
   const batch = relayFor(relay, 64);
   const payloads = Array.from({ length: 40 }, (_, i) => new Uint8Array(177).fill(i));
-  for (const p of payloads) assert.is(batch.accept(buildOnionPacket(nodeCryptoPrimitives, [relay, bridge].map(hopTo), PAYLOAD_OFFER, p)), undefined);
+  for (const p of payloads)
+    assert.is(
+      batch.accept(buildOnionPacket(nodeCryptoPrimitives, [relay, bridge].map(hopTo), PAYLOAD_OFFER, p)),
+      undefined,
+    );
   assert.is(batch.size, 40);
   const out = batch.flush();
   assert.is(batch.size, 0);
@@ -32,11 +36,21 @@ test('packets from many senders are held, then forwarded shuffled to each one\'s
   const order: number[] = [];
   for (const f of out) {
     assert.is(hex(f.nextRelayId), hex(bridge.id));
-    const shared = new Uint8Array(bridge.key.computeSecret(Buffer.concat([Buffer.from([4]), f.packet.subarray(1, 65)])));
+    const shared = new Uint8Array(
+      bridge.key.computeSecret(Buffer.concat([Buffer.from([4]), f.packet.subarray(1, 65)])),
+    );
     order.push(peelOnionPacket(nodeCryptoPrimitives, shared, f.packet).payload![0]);
   }
-  assert.equal([...order].sort((a, b) => a - b), payloads.map((_, i) => i), 'every payload arrives once');
-  assert.not.equal(order, payloads.map((_, i) => i), 'not in arrival order (a 1-in-40! chance of a false failure)');
+  assert.equal(
+    [...order].sort((a, b) => a - b),
+    payloads.map((_, i) => i),
+    'every payload arrives once',
+  );
+  assert.not.equal(
+    order,
+    payloads.map((_, i) => i),
+    'not in arrival order (a 1-in-40! chance of a false failure)',
+  );
 });
 
 test('each bad packet is dropped with its reason and counted; the batch keeps working', () => {
@@ -45,15 +59,42 @@ test('each bad packet is dropped with its reason and counted; the batch keeps wo
   const good = buildOnionPacket(nodeCryptoPrimitives, [relay, bridge].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10));
   assert.is(batch.accept(good.subarray(0, 1000)), 'bad-length');
   assert.is(batch.accept(Object.assign(new Uint8Array(good), { 0: 9 })), 'bad-version');
-  assert.is(batch.accept(Object.assign(new Uint8Array(good), { 1: good[1] ^ 1 })), 'bad-key', 'an ephemeral key off the curve');
+  assert.is(
+    batch.accept(Object.assign(new Uint8Array(good), { 1: good[1] ^ 1 })),
+    'bad-key',
+    'an ephemeral key off the curve',
+  );
   assert.is(batch.accept(Object.assign(new Uint8Array(good), { 500: good[500] ^ 1 })), 'bad-mac');
-  assert.is(batch.accept(buildOnionPacket(nodeCryptoPrimitives, [other, bridge].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10))), 'bad-mac', 'meant for another relay');
-  assert.is(batch.accept(buildOnionPacket(nodeCryptoPrimitives, [relay].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10))), 'not-for-a-relay', 'a meter is never the exit');
+  assert.is(
+    batch.accept(buildOnionPacket(nodeCryptoPrimitives, [other, bridge].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10))),
+    'bad-mac',
+    'meant for another relay',
+  );
+  assert.is(
+    batch.accept(buildOnionPacket(nodeCryptoPrimitives, [relay].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10))),
+    'not-for-a-relay',
+    'a meter is never the exit',
+  );
   assert.is(batch.accept(good), undefined);
   assert.is(batch.accept(good), 'replayed');
-  assert.is(batch.accept(buildOnionPacket(nodeCryptoPrimitives, [relay, bridge].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10))), undefined);
-  assert.is(batch.accept(buildOnionPacket(nodeCryptoPrimitives, [relay, bridge].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10))), 'batch-full');
-  assert.equal(batch.dropped, { 'bad-length': 1, 'bad-version': 1, 'bad-key': 1, 'bad-mac': 2, 'bad-payload': 0, replayed: 1, 'not-for-a-relay': 1, 'batch-full': 1 });
+  assert.is(
+    batch.accept(buildOnionPacket(nodeCryptoPrimitives, [relay, bridge].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10))),
+    undefined,
+  );
+  assert.is(
+    batch.accept(buildOnionPacket(nodeCryptoPrimitives, [relay, bridge].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10))),
+    'batch-full',
+  );
+  assert.equal(batch.dropped, {
+    'bad-length': 1,
+    'bad-version': 1,
+    'bad-key': 1,
+    'bad-mac': 2,
+    'bad-payload': 0,
+    replayed: 1,
+    'not-for-a-relay': 1,
+    'batch-full': 1,
+  });
   batch.flush();
   assert.is(batch.accept(good), 'replayed', 'the round remembers the tag after forwarding');
   batch.newRound();
@@ -63,7 +104,8 @@ test('each bad packet is dropped with its reason and counted; the batch keeps wo
 test('memory stays bounded however many valid packets arrive, and random input never throws', () => {
   const [relay, bridge] = [node(), node()];
   const batch = relayFor(relay, 4);
-  for (let i = 0; i < 30; i++) batch.accept(buildOnionPacket(nodeCryptoPrimitives, [relay].map(hopTo), PAYLOAD_OFFER, new Uint8Array(1)));
+  for (let i = 0; i < 30; i++)
+    batch.accept(buildOnionPacket(nodeCryptoPrimitives, [relay].map(hopTo), PAYLOAD_OFFER, new Uint8Array(1)));
   assert.ok(batch.rememberedTags <= 8, `tags ${batch.rememberedTags}`);
   assert.is(batch.dropped['batch-full'], 22);
   const fresh = relayFor(relay, 4);

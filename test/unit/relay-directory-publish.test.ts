@@ -49,22 +49,61 @@ test('the active meters, signed, published retained, recovered by a late subscri
     await meter.subscribeAsync('veilgrid/directory/#', { qos: 1 });
     const deadline = Date.now() + 5000;
     while (received.size < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.equal([...received.keys()].sort(), [RELAY_DIRECTORY_HEAD_TOPIC, 'veilgrid/directory/pages/0', 'veilgrid/directory/pages/1'], 'the stale pages 2-4 were cleared');
+    assert.equal(
+      [...received.keys()].sort(),
+      [RELAY_DIRECTORY_HEAD_TOPIC, 'veilgrid/directory/pages/0', 'veilgrid/directory/pages/1'],
+      'the stale pages 2-4 were cleared',
+    );
 
     const opened = openSignedCertificate(received.get(RELAY_DIRECTORY_HEAD_TOPIC)!, ALG_ES256);
     assert.equal(opened.kid, kidOf(nodeSha256, dsoKey.publicKey));
-    assert.ok(nodeVerifyEs256(dsoKey.publicKey, opened.toBeSigned, opened.signature), 'the head verifies under the DSO key');
+    assert.ok(
+      nodeVerifyEs256(dsoKey.publicKey, opened.toBeSigned, opened.signature),
+      'the head verifies under the DSO key',
+    );
     const head = decodeRelayDirectoryHead(opened.payload);
-    const first = checkDirectoryPage(nodeSha256, head, 0, head.firstPageHash, received.get('veilgrid/directory/pages/0')!);
-    const second = checkDirectoryPage(nodeSha256, head, 1, first.nextPageHash, received.get('veilgrid/directory/pages/1')!);
-    const listed = [...Array(first.count).keys()].map((i) => relayRecordAt(first.records, i)).concat([...Array(second.count).keys()].map((i) => relayRecordAt(second.records, i)));
-    const expected = meters.filter((_, i) => i !== 3).map((m) => hex(kidOf(nodeSha256, m.mix.publicKey))).sort();
-    assert.equal(listed.map((r) => hex(r.relayId)), expected, 'every active meter, the revoked one left out');
+    const first = checkDirectoryPage(
+      nodeSha256,
+      head,
+      0,
+      head.firstPageHash,
+      received.get('veilgrid/directory/pages/0')!,
+    );
+    const second = checkDirectoryPage(
+      nodeSha256,
+      head,
+      1,
+      first.nextPageHash,
+      received.get('veilgrid/directory/pages/1')!,
+    );
+    const listed = [...Array(first.count).keys()]
+      .map((i) => relayRecordAt(first.records, i))
+      .concat([...Array(second.count).keys()].map((i) => relayRecordAt(second.records, i)));
+    const expected = meters
+      .filter((_, i) => i !== 3)
+      .map((m) => hex(kidOf(nodeSha256, m.mix.publicKey)))
+      .sort();
+    assert.equal(
+      listed.map((r) => hex(r.relayId)),
+      expected,
+      'every active meter, the revoked one left out',
+    );
 
-    const market = await openDevelopmentMarket({ intervalSeconds: 60, startInterval: 10, prices: { consumption: 300, production: 80 }, feeder: { id: 1, production: 10_000n, consumption: 10_000n } });
+    const market = await openDevelopmentMarket({
+      intervalSeconds: 60,
+      startInterval: 10,
+      prices: { consumption: 300, production: 80 },
+      feeder: { id: 1, production: 10_000n, consumption: 10_000n },
+    });
     await market.market.anchorDirectory(market.dso, directory.head.epoch, toHex(directory.headHash));
-    assert.equal(await market.market.directoryAnchor(), { epoch: directory.head.epoch, headHash: toHex(directory.headHash) });
-    const again = await market.market.anchorDirectory(market.dso, directory.head.epoch, toHex(directory.headHash)).then(() => 'accepted', (err: Error) => err.message);
+    assert.equal(await market.market.directoryAnchor(), {
+      epoch: directory.head.epoch,
+      headHash: toHex(directory.headHash),
+    });
+    const again = await market.market.anchorDirectory(market.dso, directory.head.epoch, toHex(directory.headHash)).then(
+      () => 'accepted',
+      (err: Error) => err.message,
+    );
     assert.match(again, /StaleDirectory/, 'an epoch not above the last is refused');
   } finally {
     for (const client of clients) await client.endAsync();

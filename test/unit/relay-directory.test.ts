@@ -3,7 +3,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { p256 } from '@noble/curves/nist.js';
-import { decodeRelayDirectoryHead, encodeRelayDirectoryHead, kidOf, type RelayDirectoryHead } from '../../firmware/src/protocol/certificate.ts';
+import {
+  decodeRelayDirectoryHead,
+  encodeRelayDirectoryHead,
+  kidOf,
+  type RelayDirectoryHead,
+} from '../../firmware/src/protocol/certificate.ts';
 import {
   buildDirectoryPages,
   checkDirectoryPage,
@@ -27,7 +32,9 @@ function relays(n: number): RelayRecord[] {
 }
 
 function headFor(relayCount: number, pages: Uint8Array[], firstPageHash: Uint8Array): RelayDirectoryHead {
-  return decodeRelayDirectoryHead(encodeRelayDirectoryHead({ epoch: 7, relayCount, pageCount: pages.length, firstPageHash, issuedAt: 1_800_000_000 }));
+  return decodeRelayDirectoryHead(
+    encodeRelayDirectoryHead({ epoch: 7, relayCount, pageCount: pages.length, firstPageHash, issuedAt: 1_800_000_000 }),
+  );
 }
 
 /** Walks the chain as a meter does: page 0 against the head, each next page against the one before. */
@@ -47,10 +54,14 @@ test('1, 24, 25 and 1,000 relays: pages of 24 at fixed offsets, sorted by relay 
     const list = relays(n);
     const { pages, firstPageHash } = buildDirectoryPages(nodeSha256, 7, list);
     assert.is(pages.length, Math.ceil(n / RECORDS_PER_PAGE));
-    for (const page of pages) assert.ok(page.length <= PAGE_HEADER_BYTES + RECORDS_PER_PAGE * RELAY_RECORD_BYTES && page.length <= 1772);
+    for (const page of pages)
+      assert.ok(page.length <= PAGE_HEADER_BYTES + RECORDS_PER_PAGE * RELAY_RECORD_BYTES && page.length <= 1772);
     const recovered = walk(headFor(n, pages, firstPageHash), pages);
     const sortedIds = list.map((r) => hex(r.relayId)).sort();
-    assert.equal(recovered.map((r) => hex(r.relayId)), sortedIds);
+    assert.equal(
+      recovered.map((r) => hex(r.relayId)),
+      sortedIds,
+    );
     const byId = new Map(list.map((r) => [hex(r.relayId), hex(r.mixKey)]));
     for (const r of recovered) assert.is(hex(r.mixKey), byId.get(hex(r.relayId)));
     // Record i of the directory is at a fixed offset: what a meter reads from Storage.

@@ -13,12 +13,26 @@ import { Atecc608 } from '../../boards/emulator/devices/atecc608/atecc608.ts';
 import { parseKeyConfig, parseSlotConfig, factoryConfig } from '../../boards/emulator/devices/atecc608/zones.ts';
 import { atCrc16 } from '../../firmware/src/se/crc16.ts';
 import {
-  buildCommand, checkResponse, RESPONSE_BAD_CRC, RESPONSE_EMPTY, RESPONSE_OK, statusName, zoneAddress, ZONE_CONFIG, ZONE_DATA,
+  buildCommand,
+  checkResponse,
+  RESPONSE_BAD_CRC,
+  RESPONSE_EMPTY,
+  RESPONSE_OK,
+  statusName,
+  zoneAddress,
+  ZONE_CONFIG,
+  ZONE_DATA,
 } from '../../firmware/src/se/packet.ts';
 import { hasProvisioningConfig, provisioningConfig } from '../../firmware/src/protocol/se-config-zone.ts';
 import { NONCE_TARGET_TEMPKEY, SecureElement, SecureElementError } from '../../firmware/src/se/secure-element.ts';
 import {
-  DATA_SLOT, IDENTITY_SLOT, MIX_SLOT, nextTradingSlot, READING_KEY_SLOTS, readingSlotForRotation, TRADING_RING,
+  DATA_SLOT,
+  IDENTITY_SLOT,
+  MIX_SLOT,
+  nextTradingSlot,
+  READING_KEY_SLOTS,
+  readingSlotForRotation,
+  TRADING_RING,
 } from '../../firmware/src/protocol/slot-map.ts';
 import { attestationMessage } from '../../firmware/src/protocol/key-attestation.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
@@ -31,7 +45,11 @@ const sha256 = (data: string | Uint8Array) => new Uint8Array(createHash('sha256'
 const crc = suite('se crc16');
 
 crc('atCRC check values: wake reply, Random command, self-test status', () => {
-  const vectors: [string, string][] = [['04 11', '33 43'], ['07 1B 00 00 00', '24 CD'], ['04 07', '40 C2']];
+  const vectors: [string, string][] = [
+    ['04 11', '33 43'],
+    ['07 1B 00 00 00', '24 CD'],
+    ['04 07', '40 C2'],
+  ];
   for (const [input, expected] of vectors) {
     const value = atCrc16(bytes(input), 0, bytes(input).length);
     assert.is(hex(Uint8Array.of(value & 0xff, value >> 8)), expected.replace(/ /g, '').toLowerCase(), input);
@@ -82,21 +100,45 @@ config('slot permissions read back as the model (and the datasheet) understand t
   const slotConfig = (slot: number) => parseSlotConfig(c[20 + 2 * slot] | (c[21 + 2 * slot] << 8));
   const keyConfig = (slot: number) => parseKeyConfig(c[96 + 2 * slot] | (c[97 + 2 * slot] << 8));
   const identity = slotConfig(IDENTITY_SLOT);
-  assert.ok(identity.isSecret && !identity.externalSignatures && identity.internalSignatures && !identity.ecdhPermitted && identity.genKeyAllowed, 'identity slot signs internal messages (attestations) only');
+  assert.ok(
+    identity.isSecret &&
+      !identity.externalSignatures &&
+      identity.internalSignatures &&
+      !identity.ecdhPermitted &&
+      identity.genKeyAllowed,
+    'identity slot signs internal messages (attestations) only',
+  );
   assert.is(identity.writeAccess, 'never');
   for (const slot of [IDENTITY_SLOT, ...READING_KEY_SLOTS, ...TRADING_RING]) {
     const s = slotConfig(slot);
-    if (slot !== IDENTITY_SLOT) assert.ok(s.isSecret && s.externalSignatures && !s.internalSignatures && !s.ecdhPermitted && s.genKeyAllowed, `slot ${slot} signs external messages only`);
+    if (slot !== IDENTITY_SLOT)
+      assert.ok(
+        s.isSecret && s.externalSignatures && !s.internalSignatures && !s.ecdhPermitted && s.genKeyAllowed,
+        `slot ${slot} signs external messages only`,
+      );
     assert.is(s.writeAccess, 'never', `slot ${slot}: no Write of a key`);
     const k = keyConfig(slot);
     assert.ok(k.private && k.pubInfo && k.keyType === 4 && !k.lockable, `slot ${slot} holds a P-256 private key`);
   }
   const mix = slotConfig(MIX_SLOT);
-  assert.ok(mix.isSecret && mix.ecdhPermitted && !mix.ecdhToNextSlot && !mix.externalSignatures && mix.genKeyAllowed, 'mix key: ECDH in the clear only');
+  assert.ok(
+    mix.isSecret && mix.ecdhPermitted && !mix.ecdhToNextSlot && !mix.externalSignatures && mix.genKeyAllowed,
+    'mix key: ECDH in the clear only',
+  );
   assert.ok(keyConfig(MIX_SLOT).private);
   const data = slotConfig(DATA_SLOT);
-  assert.ok(!data.isSecret && data.writeAccess === 'always' && !keyConfig(DATA_SLOT).private && keyConfig(DATA_SLOT).keyType === 7, 'data slot: clear');
-  assert.is(hex(c.subarray(0, 16)), hex(factoryConfig(bytes('0123 aabbccddeeff ee')).subarray(0, 16)), 'serial and revision kept');
+  assert.ok(
+    !data.isSecret &&
+      data.writeAccess === 'always' &&
+      !keyConfig(DATA_SLOT).private &&
+      keyConfig(DATA_SLOT).keyType === 7,
+    'data slot: clear',
+  );
+  assert.is(
+    hex(c.subarray(0, 16)),
+    hex(factoryConfig(bytes('0123 aabbccddeeff ee')).subarray(0, 16)),
+    'serial and revision kept',
+  );
   assert.is(hex(c.subarray(84, 88)), '00005555', 'UserExtra, Selector and lock bytes kept');
   assert.is(c[16], 0xc0, 'I2C address 0x60');
   assert.is(c[19], 0x00, 'ChipMode: 1.3 s watchdog, M0');
@@ -119,7 +161,10 @@ config('our configuration is told apart from a foreign one, whatever the counter
 
 config('slot map: every slot has one role; reading keys alternate; the trading ring wraps past slot 8', () => {
   const roles = [IDENTITY_SLOT, ...READING_KEY_SLOTS, MIX_SLOT, DATA_SLOT, ...TRADING_RING].sort((a, b) => a - b);
-  assert.equal(roles, Array.from({ length: 16 }, (_, i) => i));
+  assert.equal(
+    roles,
+    Array.from({ length: 16 }, (_, i) => i),
+  );
   assert.equal([0, 1, 2, 3].map(readingSlotForRotation), [1, 2, 1, 2]);
   assert.is(nextTradingSlot(4), 5);
   assert.is(nextTradingSlot(7), 9);
@@ -141,7 +186,9 @@ class NoisyI2C implements I2CBus {
   corruptResponses = 0;
   readsOf: number[] = [];
   constructor(private readonly inner: I2CBus) {}
-  setup(o: { scl: Pin; sda: Pin; bitrate?: number }): void { this.inner.setup(o); }
+  setup(o: { scl: Pin; sda: Pin; bitrate?: number }): void {
+    this.inner.setup(o);
+  }
   writeTo(address: number, data: Uint8Array | number[] | number): void {
     const payload = typeof data === 'number' ? Uint8Array.of(data) : Uint8Array.from(data);
     if (payload[0] === 0x03 && payload.length > 4 && this.corruptCommands > 0) {
@@ -161,7 +208,14 @@ class NoisyI2C implements I2CBus {
   }
 }
 
-interface Rig { clock: SimClock; chip: Atecc608; bus: EmulatedI2CBus; noisy: NoisyI2C; se: SecureElement; close(): void }
+interface Rig {
+  clock: SimClock;
+  chip: Atecc608;
+  bus: EmulatedI2CBus;
+  noisy: NoisyI2C;
+  se: SecureElement;
+  close(): void;
+}
 
 function rig(chip?: (clock: SimClock) => Atecc608, speed = 1): Rig {
   const clock = new SimClock({ speed });
@@ -199,7 +253,15 @@ function provision(se: SecureElement): { identity: Uint8Array; mix: Uint8Array }
 }
 
 function nodeVerifies(pub64: Uint8Array, message: string, signature: Uint8Array): boolean {
-  const key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: Buffer.from(pub64.subarray(0, 32)).toString('base64url'), y: Buffer.from(pub64.subarray(32)).toString('base64url') }, format: 'jwk' });
+  const key = createPublicKey({
+    key: {
+      kty: 'EC',
+      crv: 'P-256',
+      x: Buffer.from(pub64.subarray(0, 32)).toString('base64url'),
+      y: Buffer.from(pub64.subarray(32)).toString('base64url'),
+    },
+    format: 'jwk',
+  });
   return nodeVerify('sha256', Buffer.from(message), { key, dsaEncoding: 'ieee-p1363' }, signature);
 }
 
@@ -210,7 +272,11 @@ const driver = suite('se driver vs ATECC608 model');
 driver('factory-new chip: info, random, config zone, lock state', () => {
   const r = rig();
   assert.is(hex(r.se.info()), '00006003', 'ATECC608B revision');
-  assert.is(hex(r.se.random()), 'ffff0000'.repeat(8), 'an unconfigured chip returns its fixed test pattern, not random bytes');
+  assert.is(
+    hex(r.se.random()),
+    'ffff0000'.repeat(8),
+    'an unconfigured chip returns its fixed test pattern, not random bytes',
+  );
   const cfg = r.se.readConfigZone();
   assert.is(hex(cfg.subarray(0, 2)), '0123', 'serial number starts 01 23');
   assert.is(cfg[12], 0xee);
@@ -219,38 +285,53 @@ driver('factory-new chip: info, random, config zone, lock state', () => {
   r.close();
 });
 
-driver('provisioning: write and lock the config, generate keys, lock data; locked zones refuse writes with 0x0F', () => {
-  const r = rig();
-  const wanted = provisioningConfig(r.se.readConfigZone());
-  r.se.writeConfigZone(wanted);
-  assert.is(hex(r.se.readConfigZone()), hex(wanted), 'config reads back as written');
-  const wrong = wanted.slice();
-  wrong[19] = 0x04;
-  expectError(() => r.se.lockConfig(wrong), 'lock config', 0x0f, /execution error/);
-  assert.equal(r.se.lockState(), { config: false, data: false }, 'a config that differs from the expected one is not locked');
-  r.se.lockConfig(wanted);
-  assert.equal(r.se.lockState(), { config: true, data: false });
-  assert.ok(hasProvisioningConfig(r.se.readConfigZone()));
-  const a = r.se.random();
-  assert.is(a.length, 32);
-  assert.is.not(hex(a), hex(r.se.random()), 'random once the config is locked');
-  expectError(() => r.se.writeConfigZone(wanted), 'write', 0x0f, /refused/);
-  expectError(() => r.se.lockConfig(wanted), 'lock config', 0x0f);
-  const identity = r.se.genKey(IDENTITY_SLOT);
-  assert.is(hex(r.se.publicKey(IDENTITY_SLOT)), hex(identity), 'public key recomputed from the slot');
-  r.se.genKey(MIX_SLOT);
-  r.se.write(ZONE_DATA, DATA_SLOT, 0, 0, new Uint8Array(32).fill(7));
-  r.se.lockData();
-  assert.equal(r.se.lockState(), { config: true, data: true });
-  expectError(() => r.se.lockData(), 'lock data', 0x0f);
-  expectError(() => r.se.write(ZONE_DATA, IDENTITY_SLOT, 0, 0, new Uint8Array(32)), 'write', 0x0f, /status 0x0f/);
-  expectError(() => r.se.read(ZONE_DATA, IDENTITY_SLOT, 0, 0, 32), 'read', 0x0f, /execution error/);
-  assert.is(hex(r.se.read(ZONE_DATA, DATA_SLOT, 0, 0, 32)), '07'.repeat(32), 'data slot written before the lock');
-  r.se.write(ZONE_DATA, DATA_SLOT, 12, 1, bytes('cafef00d'));
-  assert.is(hex(r.se.read(ZONE_DATA, DATA_SLOT, 12, 1, 4)), 'cafef00d', '4-byte write and read in the data slot after the lock');
-  assert.is(hex(r.se.read(ZONE_DATA, DATA_SLOT, 12, 0, 32).subarray(0, 12)), '00000000cafef00d00000000', 'last block of the 416-byte slot');
-  r.close();
-});
+driver(
+  'provisioning: write and lock the config, generate keys, lock data; locked zones refuse writes with 0x0F',
+  () => {
+    const r = rig();
+    const wanted = provisioningConfig(r.se.readConfigZone());
+    r.se.writeConfigZone(wanted);
+    assert.is(hex(r.se.readConfigZone()), hex(wanted), 'config reads back as written');
+    const wrong = wanted.slice();
+    wrong[19] = 0x04;
+    expectError(() => r.se.lockConfig(wrong), 'lock config', 0x0f, /execution error/);
+    assert.equal(
+      r.se.lockState(),
+      { config: false, data: false },
+      'a config that differs from the expected one is not locked',
+    );
+    r.se.lockConfig(wanted);
+    assert.equal(r.se.lockState(), { config: true, data: false });
+    assert.ok(hasProvisioningConfig(r.se.readConfigZone()));
+    const a = r.se.random();
+    assert.is(a.length, 32);
+    assert.is.not(hex(a), hex(r.se.random()), 'random once the config is locked');
+    expectError(() => r.se.writeConfigZone(wanted), 'write', 0x0f, /refused/);
+    expectError(() => r.se.lockConfig(wanted), 'lock config', 0x0f);
+    const identity = r.se.genKey(IDENTITY_SLOT);
+    assert.is(hex(r.se.publicKey(IDENTITY_SLOT)), hex(identity), 'public key recomputed from the slot');
+    r.se.genKey(MIX_SLOT);
+    r.se.write(ZONE_DATA, DATA_SLOT, 0, 0, new Uint8Array(32).fill(7));
+    r.se.lockData();
+    assert.equal(r.se.lockState(), { config: true, data: true });
+    expectError(() => r.se.lockData(), 'lock data', 0x0f);
+    expectError(() => r.se.write(ZONE_DATA, IDENTITY_SLOT, 0, 0, new Uint8Array(32)), 'write', 0x0f, /status 0x0f/);
+    expectError(() => r.se.read(ZONE_DATA, IDENTITY_SLOT, 0, 0, 32), 'read', 0x0f, /execution error/);
+    assert.is(hex(r.se.read(ZONE_DATA, DATA_SLOT, 0, 0, 32)), '07'.repeat(32), 'data slot written before the lock');
+    r.se.write(ZONE_DATA, DATA_SLOT, 12, 1, bytes('cafef00d'));
+    assert.is(
+      hex(r.se.read(ZONE_DATA, DATA_SLOT, 12, 1, 4)),
+      'cafef00d',
+      '4-byte write and read in the data slot after the lock',
+    );
+    assert.is(
+      hex(r.se.read(ZONE_DATA, DATA_SLOT, 12, 0, 32).subarray(0, 12)),
+      '00000000cafef00d00000000',
+      'last block of the 416-byte slot',
+    );
+    r.close();
+  },
+);
 
 driver('sign (external digest) verifies with @noble/curves and node:crypto; verifyExternal agrees', () => {
   const r = rig();
@@ -270,7 +351,9 @@ driver('sign (external digest) verifies with @noble/curves and node:crypto; veri
   const hostSig = p256.sign(digest, host.secretKey, { prehash: false, format: 'compact' });
   assert.ok(r.se.verifyExternal(digest, hostSig, p256.getPublicKey(host.secretKey, false).slice(1)));
   const reading = r.se.sign(READING_KEY_SLOTS[1], digest);
-  assert.ok(p256.verify(reading, digest, uncompressed(r.se.publicKey(READING_KEY_SLOTS[1])), { prehash: false, lowS: false }));
+  assert.ok(
+    p256.verify(reading, digest, uncompressed(r.se.publicKey(READING_KEY_SLOTS[1])), { prehash: false, lowS: false }),
+  );
   expectError(() => r.se.sign(MIX_SLOT, digest), 'sign', 0x0f, /refused/);
   expectError(() => r.se.sign(DATA_SLOT, digest), 'sign', 0x0f);
   expectError(() => r.se.sign(IDENTITY_SLOT, digest), 'sign', 0x0f, /refused/);
@@ -281,12 +364,23 @@ driver('attestKey: the identity key attests a reading key the chip holds; the ho
   const r = rig();
   const { identity } = provision(r.se);
   const slot = READING_KEY_SLOTS[1];
-  const nonce = sha256('a key certificate\'s Sig_structure');
+  const nonce = sha256("a key certificate's Sig_structure");
   const attested = r.se.attestKey(IDENTITY_SLOT, slot, nonce);
   assert.equal(attested.publicKey, r.se.publicKey(slot), 'the public key of the key in the slot');
   const message = attestationMessage(nodeSha256, nonce, slot, uncompressed(attested.publicKey));
-  assert.ok(p256.verify(attested.signature, sha256(message), uncompressed(identity), { prehash: false, lowS: false }), 'signed by the identity key over the chip\'s message');
-  assert.not.ok(p256.verify(attested.signature, sha256(attestationMessage(nodeSha256, nonce, READING_KEY_SLOTS[0], uncompressed(attested.publicKey))), uncompressed(identity), { prehash: false, lowS: false }), 'the slot is part of what is signed');
+  assert.ok(
+    p256.verify(attested.signature, sha256(message), uncompressed(identity), { prehash: false, lowS: false }),
+    "signed by the identity key over the chip's message",
+  );
+  assert.not.ok(
+    p256.verify(
+      attested.signature,
+      sha256(attestationMessage(nodeSha256, nonce, READING_KEY_SLOTS[0], uncompressed(attested.publicKey))),
+      uncompressed(identity),
+      { prehash: false, lowS: false },
+    ),
+    'the slot is part of what is signed',
+  );
   expectError(() => r.se.attestKey(MIX_SLOT, slot, nonce), 'sign internal', 0x0f, /refused/);
   r.close();
 });
@@ -419,28 +513,31 @@ function clockedRig(): Rig & { waitMs(ms: number): void } {
   return { clock, chip: device, bus, noisy, se, waitMs, close: () => clock.close() };
 }
 
-driver('with a bus clock: execution times are waited out, not polled, and a reading\'s five commands take one wake', () => {
-  const r = clockedRig();
-  provision(r.se);
-  const readingKey = uncompressed(r.se.publicKey(READING_KEY_SLOTS[0]));
-  const peer = p256.keygen();
-  const peerPub = p256.getPublicKey(peer.secretKey, false).slice(1);
-  r.waitMs(2000); // the watchdog has put the chip to sleep
-  const before = { ...r.se.stats };
-  const digest = sha256('veilgrid reading 43');
-  const signature = r.se.sign(READING_KEY_SLOTS[0], digest);
-  const ephemeral = r.se.genTempKey();
-  const shared = r.se.ecdh('tempkey', peerPub);
-  assert.ok(p256.verify(signature, digest, readingKey, { prehash: false, lowS: false }));
-  assert.is(hex(shared), hex(p256.getSharedSecret(peer.secretKey, uncompressed(ephemeral)).slice(1, 33)));
-  assert.is(r.se.stats.commands - before.commands, 5, 'Random, Nonce, Sign, GenKey, ECDH');
-  assert.is(r.se.stats.wakes - before.wakes, 1, 'one wake for the burst');
-  assert.is(r.se.stats.busyPolls - before.busyPolls, 0, 'no poll found the chip busy');
-  // Long bursts wake the chip again before its watchdog could end a command (or lose TempKey).
-  for (let i = 0; i < 12; i++) assert.is(r.se.sign(READING_KEY_SLOTS[0], digest).length, 64);
-  assert.ok(r.se.stats.wakes - before.wakes >= 4, `${r.se.stats.wakes - before.wakes} wakes for 13 signatures`);
-  assert.is(r.se.stats.resends, 0, 'no command reached a sleeping chip');
-  r.close();
-});
+driver(
+  "with a bus clock: execution times are waited out, not polled, and a reading's five commands take one wake",
+  () => {
+    const r = clockedRig();
+    provision(r.se);
+    const readingKey = uncompressed(r.se.publicKey(READING_KEY_SLOTS[0]));
+    const peer = p256.keygen();
+    const peerPub = p256.getPublicKey(peer.secretKey, false).slice(1);
+    r.waitMs(2000); // the watchdog has put the chip to sleep
+    const before = { ...r.se.stats };
+    const digest = sha256('veilgrid reading 43');
+    const signature = r.se.sign(READING_KEY_SLOTS[0], digest);
+    const ephemeral = r.se.genTempKey();
+    const shared = r.se.ecdh('tempkey', peerPub);
+    assert.ok(p256.verify(signature, digest, readingKey, { prehash: false, lowS: false }));
+    assert.is(hex(shared), hex(p256.getSharedSecret(peer.secretKey, uncompressed(ephemeral)).slice(1, 33)));
+    assert.is(r.se.stats.commands - before.commands, 5, 'Random, Nonce, Sign, GenKey, ECDH');
+    assert.is(r.se.stats.wakes - before.wakes, 1, 'one wake for the burst');
+    assert.is(r.se.stats.busyPolls - before.busyPolls, 0, 'no poll found the chip busy');
+    // Long bursts wake the chip again before its watchdog could end a command (or lose TempKey).
+    for (let i = 0; i < 12; i++) assert.is(r.se.sign(READING_KEY_SLOTS[0], digest).length, 64);
+    assert.ok(r.se.stats.wakes - before.wakes >= 4, `${r.se.stats.wakes - before.wakes} wakes for 13 signatures`);
+    assert.is(r.se.stats.resends, 0, 'no command reached a sleeping chip');
+    r.close();
+  },
+);
 
 driver.run();

@@ -28,7 +28,11 @@ function sealForDso(plaintext: Uint8Array) {
   const ephemeralSecret = p256.utils.randomSecretKey();
   const ephemeralPublic = p256.getPublicKey(ephemeralSecret, false);
   const meterShared = sharedX(ephemeralSecret, dsoPublic);
-  return { envelope: sealEnvelope(nodeCryptoPrimitives, meterShared, ephemeralPublic, plaintext), ephemeralPublic, meterShared };
+  return {
+    envelope: sealEnvelope(nodeCryptoPrimitives, meterShared, ephemeralPublic, plaintext),
+    ephemeralPublic,
+    meterShared,
+  };
 }
 
 /** What the DSO does: ECDH of its key with the envelope's ephemeral key, then open. */
@@ -49,9 +53,21 @@ function failure(fn: () => unknown): { reason: SealedEnvelopeFailure; message: s
 
 // A signed reading, as the meter seals it: COSE_Sign1 over the reading's CBOR.
 const readingKey = p256.utils.randomSecretKey();
-const signedReading = signSign1(nodeSha256, (d) => p256.sign(d, readingKey, { prehash: false }), new Uint8Array(8).fill(0xab), encodeReading({
-  meterId: 'meter-0001', interval: 1_988_123, importWh: 412, exportWh: 0, importTotalWh: 1_234_567, exportTotalWh: 89_012, seq: 5_001, flags: 0,
-}));
+const signedReading = signSign1(
+  nodeSha256,
+  (d) => p256.sign(d, readingKey, { prehash: false }),
+  new Uint8Array(8).fill(0xab),
+  encodeReading({
+    meterId: 'meter-0001',
+    interval: 1_988_123,
+    importWh: 412,
+    exportWh: 0,
+    importTotalWh: 1_234_567,
+    exportTotalWh: 89_012,
+    seq: 5_001,
+    flags: 0,
+  }),
+);
 
 test('sealed by the meter side, opened by the DSO side with noble ECDH on both', () => {
   const { envelope } = sealForDso(signedReading);
@@ -71,7 +87,15 @@ test('the envelope is [1, ephemeralPub, ciphertext, tag] and matches an independ
   assert.is(items[3].length, 32);
   assert.is(envelope.length, 205, '100-byte plaintext: 105 bytes of overhead');
   // The same keys, ciphertext and tag computed by node:crypto from the format's description.
-  const okm = Buffer.from(hkdfSync('sha256', meterShared, Buffer.alloc(0), Buffer.concat([Buffer.from('veilgrid sealed v1'), ephemeralPublic]), 48));
+  const okm = Buffer.from(
+    hkdfSync(
+      'sha256',
+      meterShared,
+      Buffer.alloc(0),
+      Buffer.concat([Buffer.from('veilgrid sealed v1'), ephemeralPublic]),
+      48,
+    ),
+  );
   const cipher = createCipheriv('aes-128-ctr', okm.subarray(0, 16), Buffer.alloc(16));
   const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
   assert.equal(new Uint8Array(items[2]), new Uint8Array(ciphertext));
@@ -88,7 +112,8 @@ test('tampered ciphertext, tag or ephemeral key, and a wrong shared secret, fail
     copy[at] ^= 0x01;
     return copy;
   };
-  const rebuild = (ephemeral: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array) => encode([1, ephemeral, ciphertext, tag]);
+  const rebuild = (ephemeral: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array) =>
+    encode([1, ephemeral, ciphertext, tag]);
   const tampered = [
     rebuild(parts.ephemeralPublicKey, flip(parts.ciphertext, 0), parts.tag),
     rebuild(parts.ephemeralPublicKey, flip(parts.ciphertext, parts.ciphertext.length - 1), parts.tag),
@@ -106,7 +131,12 @@ test('tampered ciphertext, tag or ephemeral key, and a wrong shared secret, fail
   // Sealed to another DSO key: the real DSO's ECDH gives another secret.
   const other = p256.getPublicKey(p256.utils.randomSecretKey(), false);
   const ephemeralSecret = p256.utils.randomSecretKey();
-  const foreign = sealEnvelope(nodeCryptoPrimitives, sharedX(ephemeralSecret, other), p256.getPublicKey(ephemeralSecret, false), signedReading);
+  const foreign = sealEnvelope(
+    nodeCryptoPrimitives,
+    sharedX(ephemeralSecret, other),
+    p256.getPublicKey(ephemeralSecret, false),
+    signedReading,
+  );
   assert.is(failure(() => openAsDso(foreign)).reason, 'bad-mac');
 });
 
@@ -118,7 +148,10 @@ test('malformed envelopes fail with bad-envelope, saying what is wrong', () => {
     [encode({ v: 1 }), 'a CBOR array [version, ephemeralPub, ciphertext, tag]'],
     [encode([1, parts.ephemeralPublicKey, parts.ciphertext]), 'a CBOR array [version, ephemeralPub, ciphertext, tag]'],
     [encode([2, parts.ephemeralPublicKey, parts.ciphertext, parts.tag]), 'version 2 is not supported'],
-    [encode([1, parts.ephemeralPublicKey.subarray(1), parts.ciphertext, parts.tag]), 'ephemeral key must be a 65-byte bstr'],
+    [
+      encode([1, parts.ephemeralPublicKey.subarray(1), parts.ciphertext, parts.tag]),
+      'ephemeral key must be a 65-byte bstr',
+    ],
     [encode([1, parts.ephemeralPublicKey, 'text', parts.tag]), 'ciphertext must be a bstr'],
     [encode([1, parts.ephemeralPublicKey, parts.ciphertext, parts.tag.subarray(0, 16)]), 'tag must be a 32-byte bstr'],
   ];
@@ -139,17 +172,32 @@ test('each envelope has its own keys: the same reading sealed twice gives unrela
 
 test('caller errors: shared secret and ephemeral key of the wrong size', () => {
   const eph = p256.getPublicKey(p256.utils.randomSecretKey(), false);
-  assert.throws(() => sealEnvelope(nodeCryptoPrimitives, new Uint8Array(33), eph, signedReading), /shared secret must be the 32-byte x coordinate \(got 33 bytes\)/);
-  assert.throws(() => sealEnvelope(nodeCryptoPrimitives, new Uint8Array(32), eph.subarray(1), signedReading), /ephemeral public key must be 65 bytes 04\|\|x\|\|y \(got 64 bytes\)/);
-  assert.throws(() => openEnvelope(nodeCryptoPrimitives, new Uint8Array(31), new Uint8Array(1)), /32-byte x coordinate/);
+  assert.throws(
+    () => sealEnvelope(nodeCryptoPrimitives, new Uint8Array(33), eph, signedReading),
+    /shared secret must be the 32-byte x coordinate \(got 33 bytes\)/,
+  );
+  assert.throws(
+    () => sealEnvelope(nodeCryptoPrimitives, new Uint8Array(32), eph.subarray(1), signedReading),
+    /ephemeral public key must be 65 bytes 04\|\|x\|\|y \(got 64 bytes\)/,
+  );
+  assert.throws(
+    () => openEnvelope(nodeCryptoPrimitives, new Uint8Array(31), new Uint8Array(1)),
+    /32-byte x coordinate/,
+  );
 });
 
 test('cost: 8 SHA-256 calls and 1 AES call to seal, the same to open, for a 100-byte reading', () => {
   let sha = 0;
   let aes = 0;
   const counting = {
-    sha256: (d: Uint8Array) => { sha++; return nodeSha256(d); },
-    aes128Ctr: (k: Uint8Array, d: Uint8Array) => { aes++; return nodeAes128Ctr(k, d); },
+    sha256: (d: Uint8Array) => {
+      sha++;
+      return nodeSha256(d);
+    },
+    aes128Ctr: (k: Uint8Array, d: Uint8Array) => {
+      aes++;
+      return nodeAes128Ctr(k, d);
+    },
   };
   const eph = p256.getPublicKey(p256.utils.randomSecretKey(), false);
   const envelope = sealEnvelope(counting, new Uint8Array(32).fill(5), eph, new Uint8Array(100));

@@ -13,7 +13,6 @@ import { cutDuring } from '../support/power-cut.ts';
 
 const PAGE = 4096;
 
-
 /** Flash bytes an operation programs or erases when the power stays on. */
 function unitsOf(setup: () => EspruinoStorage, op: (s: EspruinoStorage) => void): number {
   const s = setup();
@@ -25,23 +24,42 @@ function unitsOf(setup: () => EspruinoStorage, op: (s: EspruinoStorage) => void)
 test('flash: the n-th byte is the last to land, then PowerLoss until restorePower; an erase cut part-way leaves the page partially erased', () => {
   const flash = new Flash({ sizeBytes: PAGE * 2, pageBytes: PAGE });
   flash.cutPowerAfterBytes(3);
-  assert.throws(() => flash.program(0, new Uint8Array(5)), (e: unknown) => e instanceof PowerLoss);
+  assert.throws(
+    () => flash.program(0, new Uint8Array(5)),
+    (e: unknown) => e instanceof PowerLoss,
+  );
   assert.equal(flash.read(0, 5), new Uint8Array([0, 0, 0, 0xff, 0xff]));
-  assert.throws(() => flash.program(10, new Uint8Array(1)), (e: unknown) => e instanceof PowerLoss);
-  assert.throws(() => flash.erasePage(0), (e: unknown) => e instanceof PowerLoss);
+  assert.throws(
+    () => flash.program(10, new Uint8Array(1)),
+    (e: unknown) => e instanceof PowerLoss,
+  );
+  assert.throws(
+    () => flash.erasePage(0),
+    (e: unknown) => e instanceof PowerLoss,
+  );
   flash.restorePower();
   flash.program(PAGE, new Uint8Array(PAGE).fill(0));
   flash.cutPowerAfterBytes(PAGE / 4);
-  assert.throws(() => flash.erasePage(PAGE), (e: unknown) => e instanceof PowerLoss);
+  assert.throws(
+    () => flash.erasePage(PAGE),
+    (e: unknown) => e instanceof PowerLoss,
+  );
   // Partially erased: about a quarter of the bits raised, anywhere in the page.
   const page = flash.read(PAGE, PAGE);
   let ones = 0;
   for (const b of page) for (let bit = 0; bit < 8; bit++) ones += (b >> bit) & 1;
   assert.ok(Math.abs(ones / (PAGE * 8) - 0.25) < 0.02, `${ones} of ${PAGE * 8} bits raised`);
-  assert.ok(page.subarray(PAGE - 64).some((b) => b !== 0) && page.subarray(0, 64).some((b) => b !== 0xff), 'no clean prefix');
+  assert.ok(
+    page.subarray(PAGE - 64).some((b) => b !== 0) && page.subarray(0, 64).some((b) => b !== 0xff),
+    'no clean prefix',
+  );
   flash.restorePower();
   flash.cutPowerAfterBytes(2);
-  assert.throws(() => flash.program(20, new Uint8Array(2)), (e: unknown) => e instanceof PowerLoss, 'a cut at the last byte still stops the caller');
+  assert.throws(
+    () => flash.program(20, new Uint8Array(2)),
+    (e: unknown) => e instanceof PowerLoss,
+    'a cut at the last byte still stops the caller',
+  );
   flash.restorePower();
   flash.program(30, new Uint8Array(1));
   assert.is(flash.read(30, 1)[0], 0);
@@ -64,7 +82,10 @@ test('Storage.write replacing a file: old, absent, new with a 0xFF tail, or new 
     assert.is(total, 4 + 32 + 20, 'delete mark, header, data');
     for (let n = 0; n <= total; n++) {
       const s = setup();
-      assert.ok(cutDuring(s.flash, n, () => s.write('journal', newData)), `cut at ${n}`);
+      assert.ok(
+        cutDuring(s.flash, n, () => s.write('journal', newData)),
+        `cut at ${n}`,
+      );
       s.flash.close();
       const after = new EspruinoStorage(new Flash({ sizeBytes: PAGE * 8, pageBytes: PAGE, path: file }));
       assert.is(after.checkAtPowerOn(), '', `storage valid after a cut at ${n}`);
@@ -74,7 +95,11 @@ test('Storage.write replacing a file: old, absent, new with a 0xFF tail, or new 
       else assert.is(got, newData.slice(0, n - 36) + '\xff'.repeat(56 - n), `new with 0xFF tail after a cut at ${n}`);
       assert.is(after.read('other'), 'keep me');
       // once the name and its first zero pad byte are programmed, list() shows the name before read() finds it
-      assert.is(after.list().includes('journal'), n === 0 || n >= 4 + 4 + 'journal'.length + 1, `listed after a cut at ${n}`);
+      assert.is(
+        after.list().includes('journal'),
+        n === 0 || n >= 4 + 4 + 'journal'.length + 1,
+        `listed after a cut at ${n}`,
+      );
       // the next write after power returns works and leaves a valid storage
       after.write('journal', 'C'.repeat(20));
       assert.is(after.read('journal'), 'C'.repeat(20));
@@ -137,7 +162,10 @@ test('StorageFile append across a chunk boundary: old contents plus a prefix of 
     assert.is(s.checkAtPowerOn(), '');
     const kept = Math.min(n, 4) + Math.max(0, n - 36);
     assert.is(s.open('log', 'r').getLength(), old.length + kept, `length after a cut at ${n}`);
-    assert.is(s.open('log', 'r').read(5000)! + (s.open('log', 'r').read(0) ?? ''), (old + line.slice(0, kept)).slice(0, 5000));
+    assert.is(
+      s.open('log', 'r').read(5000)! + (s.open('log', 'r').read(0) ?? ''),
+      (old + line.slice(0, kept)).slice(0, 5000),
+    );
     s.open('log', 'a').write('more\n');
     const r = s.open('log', 'r');
     let text = '';
@@ -186,7 +214,8 @@ test('cuts during an automatic compaction: storage survives intact or is wiped w
       outcomes.wiped++;
       assert.equal(s.list(), []);
     } else {
-      for (const [name, data] of Object.entries(files)) if (name !== 'k2') assert.is(s.read(name), data, `${name} after a cut at ${n}`);
+      for (const [name, data] of Object.entries(files))
+        if (name !== 'k2') assert.is(s.read(name), data, `${name} after a cut at ${n}`);
       const k2 = s.read('k2');
       if (k2 === files.k2) outcomes.k2Old++;
       else if (k2 === undefined) outcomes.k2Absent++;

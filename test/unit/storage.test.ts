@@ -28,7 +28,14 @@ function withTempDir(fn: (dir: string) => void): void {
 
 test('an empty ESP32 storage reports 896 KB free', () => {
   const s = new EspruinoStorage(new Flash({ sizeBytes: ESP32_STORAGE_BYTES, pageBytes: PAGE }));
-  assert.equal(s.getStats(), { totalBytes: 917504, freeBytes: 917504, fileBytes: 0, fileCount: 0, trashBytes: 0, trashCount: 0 });
+  assert.equal(s.getStats(), {
+    totalBytes: 917504,
+    freeBytes: 917504,
+    fileBytes: 0,
+    fileCount: 0,
+    trashBytes: 0,
+    trashCount: 0,
+  });
   assert.is(s.getFree(), 917504);
   assert.equal(s.list(), []);
   assert.is(s.read('nothing'), undefined);
@@ -56,7 +63,9 @@ test('binary data: Uint8Array, ArrayBuffer, arrays and values from another realm
   assert.equal(new Uint8Array(s.readArrayBuffer('ab')!), new Uint8Array([7, 8]));
   s.write('view', new Uint8Array([1, 2, 3, 4]).subarray(1, 3));
   assert.is(s.read('view'), '\x02\x03');
-  const foreign = vm.runInNewContext('({ bytes: new Uint8Array([65, 66]), buffer: new Uint8Array([67]).buffer, arr: [68, 69] })');
+  const foreign = vm.runInNewContext(
+    '({ bytes: new Uint8Array([65, 66]), buffer: new Uint8Array([67]).buffer, arr: [68, 69] })',
+  );
   s.write('f1', foreign.bytes);
   s.write('f2', foreign.buffer);
   s.write('f3', foreign.arr);
@@ -167,7 +176,10 @@ test('StorageFile: the documented example, modes and erase', () => {
   const f = s.open('foobar', 'w');
   for (const part of ['Hell', 'o World\n', 'Hello\n', 'World 2\n', 'Hello World 3\n']) f.write(part);
   const r = s.open('foobar', 'r');
-  assert.equal([r.read(13), r.read(13), r.read(13), r.read(13), r.read(13)], ['Hello World\nH', 'ello\nWorld 2\n', 'Hello World 3', '\n', undefined]);
+  assert.equal(
+    [r.read(13), r.read(13), r.read(13), r.read(13), r.read(13)],
+    ['Hello World\nH', 'ello\nWorld 2\n', 'Hello World 3', '\n', undefined],
+  );
   assert.throws(() => r.write('x'), /^Can't write in this mode$/);
   assert.throws(() => f.read(1), /^Can't read in this mode$/);
   assert.throws(() => s.open('foobar', 'x' as 'r'), /^Invalid mode "x"$/);
@@ -268,7 +280,10 @@ test('the flash file (owner only) persists the storage across re-opening', () =>
     assert.is(again.open('log', 'r').readLine(), 'a\n');
     assert.equal(again.getStats().trashCount, 1);
     again.flash.close();
-    assert.throws(() => new Flash({ sizeBytes: PAGE * 4, pageBytes: PAGE, path: file }), /holds 32768 bytes but this flash has 16384/);
+    assert.throws(
+      () => new Flash({ sizeBytes: PAGE * 4, pageBytes: PAGE, path: file }),
+      /holds 32768 bytes but this flash has 16384/,
+    );
   });
 });
 

@@ -14,16 +14,33 @@ import { Forecast } from '../../firmware/src/market/forecast.ts';
 import { planOffer, SIDE_NONE } from '../../firmware/src/market/offer-plan.ts';
 import { Trader, containsBytes, type TraderMqtt } from '../../firmware/src/market/trader.ts';
 import { encodeAssetReply } from '../../firmware/src/protocol/asset-reply.ts';
-import { encodeClearing, encodeReceipts, REASON_BRIDGE_DUPLICATE } from '../../firmware/src/protocol/market-broadcast.ts';
+import {
+  encodeClearing,
+  encodeReceipts,
+  REASON_BRIDGE_DUPLICATE,
+} from '../../firmware/src/protocol/market-broadcast.ts';
 import { SIDE_ASK, SIDE_BID } from '../../firmware/src/protocol/offer.ts';
 import { FLAG_PARTIAL } from '../../firmware/src/protocol/reading.ts';
 import { ConfigError, parseMeterConfig, TRADING_DEFAULTS } from '../../firmware/src/protocol/meter-config.ts';
 import { TRADING_RING, nextTradingSlot } from '../../firmware/src/protocol/slot-map.ts';
-import { assetReplyTopic, assetRequestTopic, CLEARING_TOPIC, MARKET_INFO_TOPIC, offerTopic, RECEIPT_TOPIC } from '../../firmware/src/protocol/topics.ts';
+import {
+  assetReplyTopic,
+  assetRequestTopic,
+  CLEARING_TOPIC,
+  MARKET_INFO_TOPIC,
+  offerTopic,
+  RECEIPT_TOPIC,
+} from '../../firmware/src/protocol/topics.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 import { emulatedPartition } from '../support/flash-rings.ts';
 import { provisionedSecureElement } from '../support/provisioned-se.ts';
-import { offerDigest, openAssetRequest, testMarketInfo, testMarketInfoBytes, verifyOfferWithNodeCrypto } from '../support/trading-stand-ins.ts';
+import {
+  offerDigest,
+  openAssetRequest,
+  testMarketInfo,
+  testMarketInfoBytes,
+  verifyOfferWithNodeCrypto,
+} from '../support/trading-stand-ins.ts';
 
 const METER = 'meter-trade-1';
 const DELTA = 900;
@@ -79,12 +96,22 @@ pure('planOffer: ask a surplus, bid for a deficit, limit prices between the DSO 
   assert.equal(planOffer(-80, prices, 50), { side: SIDE_BID, wh: 80, limitPrice: 200 });
   assert.equal(planOffer(250, prices, 0), { side: SIDE_ASK, wh: 250, limitPrice: 100 });
   assert.equal(planOffer(0, prices, 10), { side: SIDE_NONE, wh: 0, limitPrice: 0 });
-  assert.equal(planOffer(5, { consumptionPrice: 100, productionPrice: 300 }, 10).side, SIDE_NONE, 'inverted prices: no trade');
+  assert.equal(
+    planOffer(5, { consumptionPrice: 100, productionPrice: 300 }, 10).side,
+    SIDE_NONE,
+    'inverted prices: no trade',
+  );
 });
 
 pure('containsBytes finds a digest anywhere in a broadcast and nothing else', () => {
   const digest = nodeSha256(new Uint8Array([1, 2, 3]));
-  const receipt = encodeReceipts({ accepted: [{ digest: new Uint8Array(32).fill(7), interval: 3, index: 0 }, { digest, interval: 3, index: 1 }], refused: [] })[0];
+  const receipt = encodeReceipts({
+    accepted: [
+      { digest: new Uint8Array(32).fill(7), interval: 3, index: 0 },
+      { digest, interval: 3, index: 1 },
+    ],
+    refused: [],
+  })[0];
   assert.ok(containsBytes(receipt, digest));
   const other = digest.slice();
   other[31] ^= 1;
@@ -93,13 +120,26 @@ pure('containsBytes finds a digest anywhere in a broadcast and nothing else', ()
 });
 
 pure('vg.config trading knobs: defaults, values, and each wrong one named', () => {
-  const base = { meterId: 'm1', broker: { host: 'b' }, mqtt: { username: 'm1' }, s0: { importPin: 25, exportPin: 26, impulsesPerKWh: 1000 } };
+  const base = {
+    meterId: 'm1',
+    broker: { host: 'b' },
+    mqtt: { username: 'm1' },
+    s0: { importPin: 25, exportPin: 26, impulsesPerKWh: 1000 },
+  };
   assert.is(parseMeterConfig(JSON.stringify(base)).trading, undefined, 'absent: TRADING_DEFAULTS apply');
   assert.equal(TRADING_DEFAULTS, { enabled: true, forecastPercent: 80, biasWh: 0, priceMarginPercent: 10 });
-  assert.equal(parseMeterConfig(JSON.stringify({ ...base, trading: { biasWh: -150 } })).trading, { ...TRADING_DEFAULTS, biasWh: -150 });
-  assert.equal(parseMeterConfig(JSON.stringify({ ...base, trading: { enabled: false } })).trading, { ...TRADING_DEFAULTS, enabled: false });
+  assert.equal(parseMeterConfig(JSON.stringify({ ...base, trading: { biasWh: -150 } })).trading, {
+    ...TRADING_DEFAULTS,
+    biasWh: -150,
+  });
+  assert.equal(parseMeterConfig(JSON.stringify({ ...base, trading: { enabled: false } })).trading, {
+    ...TRADING_DEFAULTS,
+    enabled: false,
+  });
   try {
-    parseMeterConfig(JSON.stringify({ ...base, trading: { enabled: 'yes', forecastPercent: 1001, priceMarginPercent: 51, bias: 1 } }));
+    parseMeterConfig(
+      JSON.stringify({ ...base, trading: { enabled: 'yes', forecastPercent: 1001, priceMarginPercent: 51, bias: 1 } }),
+    );
     assert.unreachable();
   } catch (e) {
     assert.instance(e, ConfigError);
@@ -185,14 +225,27 @@ function rig(surplusWh: number) {
     // One reading gives the forecast its rate: surplusWh over a 900 s metering interval.
     forecast.observe(GENESIS, 900, surplusWh < 0 ? -surplusWh : 0, surplusWh > 0 ? surplusWh : 0, 0);
     const trader = new Trader({
-      meterId: METER, se: chip.se, keys, forecast, priceMarginPercent: 10, dsoPublicKey, primitives: nodeCryptoPrimitives, clock, mqtt, log: (m) => logs.push(m),
+      meterId: METER,
+      se: chip.se,
+      keys,
+      forecast,
+      priceMarginPercent: 10,
+      dsoPublicKey,
+      primitives: nodeCryptoPrimitives,
+      clock,
+      mqtt,
+      log: (m) => logs.push(m),
     });
     trader.start();
     return { keys, trader };
   };
   let running = boot();
   return {
-    chip, partition, dso, clock, logs,
+    chip,
+    partition,
+    dso,
+    clock,
+    logs,
     get mqtt() {
       return mqtt;
     },
@@ -236,7 +289,10 @@ keys('one GenKey per interval in the next ring slot, around the ring; the record
     slots.push(key.slot);
   }
   assert.equal(slots, [...TRADING_RING, TRADING_RING[0], TRADING_RING[1]], 'the ring in order, then around');
-  assert.throws(() => k.create(100 + TRADING_RING.length + 1, { side: SIDE_NONE, wh: 0, limitPrice: 0 }), /one interval only/);
+  assert.throws(
+    () => k.create(100 + TRADING_RING.length + 1, { side: SIDE_NONE, wh: 0, limitPrice: 0 }),
+    /one interval only/,
+  );
   assert.throws(() => k.create(50, { side: SIDE_NONE, wh: 0, limitPrice: 0 }), /one interval only/);
   const last = k.current()!;
   k.recordOffer(last, new Uint8Array(64).fill(9));
@@ -246,10 +302,17 @@ keys('one GenKey per interval in the next ring slot, around the ring; the record
   r.close();
 });
 
-keys('all key records fit one NamedRecords snapshot in a 1 KB flash page (the espruino-linux board\'s)', () => {
+keys("all key records fit one NamedRecords snapshot in a 1 KB flash page (the espruino-linux board's)", () => {
   const r = rig(0);
   const reading = new ReadingKeys({
-    se: r.chip.se, storage: r.records, sha256: nodeSha256, meterId: METER, intervalSeconds: 900, rotationSeconds: 86_400, publishCertificate: () => {}, log: () => {},
+    se: r.chip.se,
+    storage: r.records,
+    sha256: nodeSha256,
+    meterId: METER,
+    intervalSeconds: 900,
+    rotationSeconds: 86_400,
+    publishCertificate: () => {},
+    log: () => {},
   });
   reading.restore();
   reading.keyFor(1000);
@@ -259,47 +322,56 @@ keys('all key records fit one NamedRecords snapshot in a 1 KB flash page (the es
   const names = [keyRecordName(1), keyRecordName(2), TRADING_KEY_RECORD];
   const snapshot = 1 + names.reduce((sum, name) => sum + 1 + name.length + 2 + r.records.read(name)!.length, 0);
   assert.ok(snapshot + 14 <= 1024, `a snapshot of all three takes ${snapshot + 14} bytes`);
-  console.log(`  figures: trading key record ${r.records.read(TRADING_KEY_RECORD)!.length} bytes; snapshot with both reading keys ${snapshot + 14} bytes`);
+  console.log(
+    `  figures: trading key record ${r.records.read(TRADING_KEY_RECORD)!.length} bytes; snapshot with both reading keys ${snapshot + 14} bytes`,
+  );
   r.close();
 });
 
-keys('a power cut at any byte of a new key\'s record: the previous key survives, and no key is used for two intervals', () => {
-  const r = rig(0);
-  const first = r.keys.create(200, { side: SIDE_ASK, wh: 10, limitPrice: 120 });
-  r.keys.recordOffer(first, new Uint8Array(64).fill(1));
-  const before = r.partition.flash.bytesProgrammed;
-  r.keys.create(201, { side: SIDE_ASK, wh: 10, limitPrice: 120 });
-  const recordBytes = r.partition.flash.bytesProgrammed - before;
-  let interval = 202;
-  for (let cut = 1; cut <= recordBytes + 8; cut += 7) {
-    r.reboot();
-    const was = r.keys.current()!;
-    r.partition.flash.cutPowerAfterBytes(cut);
-    let lost = false;
-    try {
-      r.keys.create(interval, { side: SIDE_BID, wh: 20, limitPrice: 280 });
-    } catch (e) {
-      assert.instance(e, PowerLoss);
-      lost = true;
+keys(
+  "a power cut at any byte of a new key's record: the previous key survives, and no key is used for two intervals",
+  () => {
+    const r = rig(0);
+    const first = r.keys.create(200, { side: SIDE_ASK, wh: 10, limitPrice: 120 });
+    r.keys.recordOffer(first, new Uint8Array(64).fill(1));
+    const before = r.partition.flash.bytesProgrammed;
+    r.keys.create(201, { side: SIDE_ASK, wh: 10, limitPrice: 120 });
+    const recordBytes = r.partition.flash.bytesProgrammed - before;
+    let interval = 202;
+    for (let cut = 1; cut <= recordBytes + 8; cut += 7) {
+      r.reboot();
+      const was = r.keys.current()!;
+      r.partition.flash.cutPowerAfterBytes(cut);
+      let lost = false;
+      try {
+        r.keys.create(interval, { side: SIDE_BID, wh: 20, limitPrice: 280 });
+      } catch (e) {
+        assert.instance(e, PowerLoss);
+        lost = true;
+      }
+      r.partition.flash.restorePower();
+      r.reboot();
+      const now = r.keys.current()!;
+      if (lost && now.interval === was.interval) {
+        assert.equal(now.publicKey, was.publicKey, `cut ${cut}: the previous key is still recorded`);
+        assert.equal(
+          Uint8Array.of(4, ...r.chip.se.publicKey(was.slot)),
+          was.publicKey,
+          `cut ${cut}: and still in its slot (the new one went to the next slot)`,
+        );
+        // The next try uses the next slot again, with a fresh key, for the new interval.
+        const again = r.keys.create(interval, { side: SIDE_BID, wh: 20, limitPrice: 280 });
+        assert.is(again.slot, nextTradingSlot(was.slot));
+        assert.not.equal(again.publicKey, was.publicKey);
+      } else {
+        assert.is(now.interval, interval, `cut ${cut}: the new record is complete`);
+        assert.is(now.slot, nextTradingSlot(was.slot));
+      }
+      interval++;
     }
-    r.partition.flash.restorePower();
-    r.reboot();
-    const now = r.keys.current()!;
-    if (lost && now.interval === was.interval) {
-      assert.equal(now.publicKey, was.publicKey, `cut ${cut}: the previous key is still recorded`);
-      assert.equal(Uint8Array.of(4, ...r.chip.se.publicKey(was.slot)), was.publicKey, `cut ${cut}: and still in its slot (the new one went to the next slot)`);
-      // The next try uses the next slot again, with a fresh key, for the new interval.
-      const again = r.keys.create(interval, { side: SIDE_BID, wh: 20, limitPrice: 280 });
-      assert.is(again.slot, nextTradingSlot(was.slot));
-      assert.not.equal(again.publicKey, was.publicKey);
-    } else {
-      assert.is(now.interval, interval, `cut ${cut}: the new record is complete`);
-      assert.is(now.slot, nextTradingSlot(was.slot));
-    }
-    interval++;
-  }
-  r.close();
-});
+    r.close();
+  },
+);
 
 keys.run();
 
@@ -321,9 +393,20 @@ flow('surplus: request, issued, ask signed by the trading key, receipt, fill; 10
   r.info(); // at GENESIS + 10.03 Δ: trading for interval 11 at once
   const request = lastRequest(r);
   const key = r.keys.current()!;
-  assert.equal(request, { meterId: METER, tradingKey: key.publicKey, slot: TRADING_RING[0], interval: 11, productionWh: 600, consumptionWh: 0 });
+  assert.equal(request, {
+    meterId: METER,
+    tradingKey: key.publicKey,
+    slot: TRADING_RING[0],
+    interval: 11,
+    productionWh: 600,
+    consumptionWh: 0,
+  });
   const requestCommands = r.chip.se.stats.commands - commands0 - 1; // the identity public key, once per boot
-  assert.is(requestCommands, 7, 'GenKey, attestation (Random, Nonce, GenKey digest, Sign), seal (GenKey TempKey, ECDH)');
+  assert.is(
+    requestCommands,
+    7,
+    'GenKey, attestation (Random, Nonce, GenKey digest, Sign), seal (GenKey TempKey, ECDH)',
+  );
 
   const commands1 = r.chip.se.stats.commands;
   r.mqtt.deliver(assetReplyTopic(METER), encodeAssetReply({ interval: 11, issued: true }));
@@ -334,12 +417,17 @@ flow('surplus: request, issued, ask signed by the trading key, receipt, fill; 10
   const offer = verifyOfferWithNodeCrypto(offers[0].payload);
   assert.equal(offer.domain, testMarketInfo(DELTA, GENESIS).domain);
   assert.equal([offer.side, offer.interval, offer.wh, offer.limitPrice, offer.seq], ['ask', 11, 600, 120, 0]);
-  assert.equal(Uint8Array.of(4, ...offer.key.x, ...offer.key.y), key.publicKey, 'signed by the interval\'s trading key');
-  console.log(`  figures: ${requestCommands + 3} SE commands per trading interval with an offer (asset request ${requestCommands}, offer 3), ${requestCommands} without; +1 per boot (identity public key)`);
+  assert.equal(Uint8Array.of(4, ...offer.key.x, ...offer.key.y), key.publicKey, "signed by the interval's trading key");
+  console.log(
+    `  figures: ${requestCommands + 3} SE commands per trading interval with an offer (asset request ${requestCommands}, offer 3), ${requestCommands} without; +1 per boot (identity public key)`,
+  );
 
   // Another meter's receipt changes nothing; ours stops the resend.
   const digest = offerDigest(offers[0].payload);
-  r.mqtt.deliver(RECEIPT_TOPIC, encodeReceipts({ accepted: [{ digest: new Uint8Array(32).fill(3), interval: 11, index: 0 }], refused: [] })[0]);
+  r.mqtt.deliver(
+    RECEIPT_TOPIC,
+    encodeReceipts({ accepted: [{ digest: new Uint8Array(32).fill(3), interval: 11, index: 0 }], refused: [] })[0],
+  );
   assert.is(r.trader.stats.accepted, 0);
   r.mqtt.deliver(RECEIPT_TOPIC, encodeReceipts({ accepted: [{ digest, interval: 11, index: 1 }], refused: [] })[0]);
   assert.is(r.trader.stats.accepted, 1);
@@ -357,32 +445,41 @@ flow('surplus: request, issued, ask signed by the trading key, receipt, fill; 10
   ]);
   r.mqtt.deliver(CLEARING_TOPIC, part);
   assert.equal([r.trader.stats.fills, r.trader.stats.filledWh], [1, 500]);
-  assert.ok(r.logs.some((l) => /interval 11 cleared at 200: 500 Wh filled, paid 0, received 100000/.test(l)), r.logs.join('\n'));
+  assert.ok(
+    r.logs.some((l) => /interval 11 cleared at 200: 500 Wh filled, paid 0, received 100000/.test(l)),
+    r.logs.join('\n'),
+  );
   r.close();
 });
 
-flow('deficit: a bid; no receipt by half-way to gate closure: sent again once, the same bytes; a duplicate receipt stops nothing more', () => {
-  const r = rig(-250);
-  r.info();
-  assert.equal(lastRequest(r).consumptionWh, 250);
-  const sentAt = r.clock.now();
-  r.mqtt.deliver(assetReplyTopic(METER), encodeAssetReply({ interval: 11, issued: true }));
-  const first = r.mqtt.on(offerTopic(METER))[0].payload;
-  const offer = verifyOfferWithNodeCrypto(first);
-  assert.equal([offer.side, offer.wh, offer.limitPrice], ['bid', 250, 280]);
-  const gate = GENESIS + 11 * DELTA;
-  r.clock.advanceTo(sentAt + (gate - sentAt) / 2 - 1);
-  assert.is(r.mqtt.on(offerTopic(METER)).length, 1);
-  r.clock.advanceTo(sentAt + (gate - sentAt) / 2 + 1);
-  const sent = r.mqtt.on(offerTopic(METER));
-  assert.is(sent.length, 2, 'resent once');
-  assert.equal(sent[1].payload, first, 'the same message');
-  r.mqtt.deliver(RECEIPT_TOPIC, encodeReceipts({ accepted: [], refused: [{ digest: offerDigest(first), reason: REASON_BRIDGE_DUPLICATE }] })[0]);
-  r.clock.advanceTo(gate - 1);
-  assert.is(r.mqtt.on(offerTopic(METER)).length, 2, 'only once');
-  assert.is(r.trader.stats.resent, 1);
-  r.close();
-});
+flow(
+  'deficit: a bid; no receipt by half-way to gate closure: sent again once, the same bytes; a duplicate receipt stops nothing more',
+  () => {
+    const r = rig(-250);
+    r.info();
+    assert.equal(lastRequest(r).consumptionWh, 250);
+    const sentAt = r.clock.now();
+    r.mqtt.deliver(assetReplyTopic(METER), encodeAssetReply({ interval: 11, issued: true }));
+    const first = r.mqtt.on(offerTopic(METER))[0].payload;
+    const offer = verifyOfferWithNodeCrypto(first);
+    assert.equal([offer.side, offer.wh, offer.limitPrice], ['bid', 250, 280]);
+    const gate = GENESIS + 11 * DELTA;
+    r.clock.advanceTo(sentAt + (gate - sentAt) / 2 - 1);
+    assert.is(r.mqtt.on(offerTopic(METER)).length, 1);
+    r.clock.advanceTo(sentAt + (gate - sentAt) / 2 + 1);
+    const sent = r.mqtt.on(offerTopic(METER));
+    assert.is(sent.length, 2, 'resent once');
+    assert.equal(sent[1].payload, first, 'the same message');
+    r.mqtt.deliver(
+      RECEIPT_TOPIC,
+      encodeReceipts({ accepted: [], refused: [{ digest: offerDigest(first), reason: REASON_BRIDGE_DUPLICATE }] })[0],
+    );
+    r.clock.advanceTo(gate - 1);
+    assert.is(r.mqtt.on(offerTopic(METER)).length, 2, 'only once');
+    assert.is(r.trader.stats.resent, 1);
+    r.close();
+  },
+);
 
 flow('nothing to trade: a zero request; refused or issued, no offer; 7 SE commands', () => {
   const r = rig(0);
@@ -392,54 +489,74 @@ flow('nothing to trade: a zero request; refused or issued, no offer; 7 SE comman
   assert.equal([request.productionWh, request.consumptionWh], [0, 0]);
   r.mqtt.deliver(assetReplyTopic(METER), encodeAssetReply({ interval: 11, issued: true }));
   r.clock.advanceTo(GENESIS + 11 * DELTA + 10);
-  assert.is(r.chip.se.stats.commands - commands0, 7, 'the next interval\'s request only');
-  r.mqtt.deliver(assetReplyTopic(METER), encodeAssetReply({ interval: 12, issued: false, reason: 'above-feeder-limit' }));
+  assert.is(r.chip.se.stats.commands - commands0, 7, "the next interval's request only");
+  r.mqtt.deliver(
+    assetReplyTopic(METER),
+    encodeAssetReply({ interval: 12, issued: false, reason: 'above-feeder-limit' }),
+  );
   assert.is(r.mqtt.on(offerTopic(METER)).length, 0);
   assert.equal([r.trader.stats.requests, r.trader.stats.issued, r.trader.stats.refused], [2, 1, 1]);
   assert.ok(r.logs.some((l) => /refused the assets: above-feeder-limit/.test(l)));
   r.close();
 });
 
-flow('a reboot mid-interval: the same key and plan go on (the request sent again on it, no second key); a signed offer is watched and resent, not signed again', () => {
-  const r = rig(400);
-  r.info();
-  const key = r.keys.current()!;
-  assert.is(r.mqtt.on(assetRequestTopic(METER)).length, 1);
-  // Power cut while waiting for the reply. Whether the request left is not known after the reboot: it is
-  // sent again on the same key (the DSO keeps the first and answers 'already-requested', which is no verdict).
-  r.clock.advanceTo(r.clock.now() + 20);
-  r.reboot();
-  const commands0 = r.chip.se.stats.commands;
-  r.info();
-  assert.is(r.chip.se.stats.commands - commands0, 7, 'identity public key, attestation, seal: no GenKey');
-  const again = lastRequest(r);
-  assert.equal([again.interval, again.tradingKey, again.slot, again.productionWh], [11, key.publicKey, key.slot, 400]);
-  assert.equal(r.keys.current()!.publicKey, key.publicKey, 'the same key');
-  r.mqtt.deliver(assetReplyTopic(METER), encodeAssetReply({ interval: 11, issued: false, reason: 'already-requested' }));
-  assert.is(r.trader.stats.refused, 0, 'not a refusal');
-  r.mqtt.deliver(assetReplyTopic(METER), encodeAssetReply({ interval: 11, issued: true }));
-  const offer = r.mqtt.on(offerTopic(METER))[0].payload;
-  assert.equal(Uint8Array.of(4, ...verifyOfferWithNodeCrypto(offer).key.x, ...verifyOfferWithNodeCrypto(offer).key.y), key.publicKey);
-  // Power cut after the offer was signed and recorded: after the reboot nothing is signed again; the same
-  // digest is watched, and sent again (once) when no receipt comes.
-  r.reboot();
-  const commands = r.chip.se.stats.commands;
-  r.info();
-  r.mqtt.deliver(assetReplyTopic(METER), encodeAssetReply({ interval: 11, issued: true })); // redelivered: ignored
-  assert.is(r.chip.se.stats.commands, commands, 'no SE command: nothing new to make');
-  r.clock.advanceTo(GENESIS + 11 * DELTA - 1);
-  const resent = r.mqtt.on(offerTopic(METER));
-  assert.is(resent.length, 1, 'the offer sent once more');
-  assert.equal(offerDigest(resent[0].payload), offerDigest(offer), 'the same offer (same digest)');
-  verifyOfferWithNodeCrypto(resent[0].payload);
-  // After gate closure the next interval gets a new key; interval 11's fill is still read.
-  r.clock.advanceTo(GENESIS + 11 * DELTA + 10);
-  assert.is(r.keys.current()!.interval, 12);
-  assert.is.not(r.keys.current()!.slot, key.slot);
-  r.mqtt.deliver(CLEARING_TOPIC, encodeClearing({ interval: 11, price: 150, volumeWh: 0, offers: 1 }, [{ digest: offerDigest(offer), fillWh: 0, paid: 0, received: 0 }])[0]);
-  assert.is(r.trader.stats.fills, 1, 'told it was not filled');
-  r.close();
-});
+flow(
+  'a reboot mid-interval: the same key and plan go on (the request sent again on it, no second key); a signed offer is watched and resent, not signed again',
+  () => {
+    const r = rig(400);
+    r.info();
+    const key = r.keys.current()!;
+    assert.is(r.mqtt.on(assetRequestTopic(METER)).length, 1);
+    // Power cut while waiting for the reply. Whether the request left is not known after the reboot: it is
+    // sent again on the same key (the DSO keeps the first and answers 'already-requested', which is no verdict).
+    r.clock.advanceTo(r.clock.now() + 20);
+    r.reboot();
+    const commands0 = r.chip.se.stats.commands;
+    r.info();
+    assert.is(r.chip.se.stats.commands - commands0, 7, 'identity public key, attestation, seal: no GenKey');
+    const again = lastRequest(r);
+    assert.equal(
+      [again.interval, again.tradingKey, again.slot, again.productionWh],
+      [11, key.publicKey, key.slot, 400],
+    );
+    assert.equal(r.keys.current()!.publicKey, key.publicKey, 'the same key');
+    r.mqtt.deliver(
+      assetReplyTopic(METER),
+      encodeAssetReply({ interval: 11, issued: false, reason: 'already-requested' }),
+    );
+    assert.is(r.trader.stats.refused, 0, 'not a refusal');
+    r.mqtt.deliver(assetReplyTopic(METER), encodeAssetReply({ interval: 11, issued: true }));
+    const offer = r.mqtt.on(offerTopic(METER))[0].payload;
+    assert.equal(
+      Uint8Array.of(4, ...verifyOfferWithNodeCrypto(offer).key.x, ...verifyOfferWithNodeCrypto(offer).key.y),
+      key.publicKey,
+    );
+    // Power cut after the offer was signed and recorded: after the reboot nothing is signed again; the same
+    // digest is watched, and sent again (once) when no receipt comes.
+    r.reboot();
+    const commands = r.chip.se.stats.commands;
+    r.info();
+    r.mqtt.deliver(assetReplyTopic(METER), encodeAssetReply({ interval: 11, issued: true })); // redelivered: ignored
+    assert.is(r.chip.se.stats.commands, commands, 'no SE command: nothing new to make');
+    r.clock.advanceTo(GENESIS + 11 * DELTA - 1);
+    const resent = r.mqtt.on(offerTopic(METER));
+    assert.is(resent.length, 1, 'the offer sent once more');
+    assert.equal(offerDigest(resent[0].payload), offerDigest(offer), 'the same offer (same digest)');
+    verifyOfferWithNodeCrypto(resent[0].payload);
+    // After gate closure the next interval gets a new key; interval 11's fill is still read.
+    r.clock.advanceTo(GENESIS + 11 * DELTA + 10);
+    assert.is(r.keys.current()!.interval, 12);
+    assert.is.not(r.keys.current()!.slot, key.slot);
+    r.mqtt.deliver(
+      CLEARING_TOPIC,
+      encodeClearing({ interval: 11, price: 150, volumeWh: 0, offers: 1 }, [
+        { digest: offerDigest(offer), fillWh: 0, paid: 0, received: 0 },
+      ])[0],
+    );
+    assert.is(r.trader.stats.fills, 1, 'told it was not filled');
+    r.close();
+  },
+);
 
 flow('a failed step is tried again a few seconds later: a full outbox refuses the request, then the offer', () => {
   const r = rig(300);
@@ -454,7 +571,10 @@ flow('a failed step is tried again a few seconds later: a full outbox refuses th
   };
   r.info();
   assert.is(r.mqtt.on(assetRequestTopic(METER)).length, 0);
-  assert.ok(r.logs.some((l) => /interval 11: outbox full -- trying again/.test(l)), r.logs.join('\n'));
+  assert.ok(
+    r.logs.some((l) => /interval 11: outbox full -- trying again/.test(l)),
+    r.logs.join('\n'),
+  );
   r.clock.advanceTo(r.clock.now() + 5);
   assert.is(r.mqtt.on(assetRequestTopic(METER)).length, 1, 'sent on the second try');
   assert.is(r.keys.current()!.slot, TRADING_RING[0], 'on the same key');
@@ -479,18 +599,21 @@ flow('a zero request and a trading one look the same to the broker: one sealed s
   assert.is(new Set(sizes).size, 1, `sealed sizes ${sizes.join(', ')}`);
 });
 
-flow('off the broker at the window\'s start: no key and no request until it is back (nothing waits in the outbox for an outage)', () => {
-  const r = rig(300);
-  r.mqtt.connected = false;
-  const commands = r.chip.se.stats.commands;
-  r.info();
-  r.clock.advanceTo(r.clock.now() + 60);
-  assert.is(r.chip.se.stats.commands, commands, 'no SE command');
-  assert.is(r.keys.current(), null);
-  r.mqtt.connected = true;
-  r.clock.advanceTo(r.clock.now() + 5);
-  assert.equal(lastRequest(r).interval, 11, 'the request once connected');
-  r.close();
-});
+flow(
+  "off the broker at the window's start: no key and no request until it is back (nothing waits in the outbox for an outage)",
+  () => {
+    const r = rig(300);
+    r.mqtt.connected = false;
+    const commands = r.chip.se.stats.commands;
+    r.info();
+    r.clock.advanceTo(r.clock.now() + 60);
+    assert.is(r.chip.se.stats.commands, commands, 'no SE command');
+    assert.is(r.keys.current(), null);
+    r.mqtt.connected = true;
+    r.clock.advanceTo(r.clock.now() + 5);
+    assert.equal(lastRequest(r).interval, 11, 'the request once connected');
+    r.close();
+  },
+);
 
 flow.run();

@@ -4,7 +4,14 @@
 // (the shared cose.ts, certificate.ts, sealed-reading.ts with node:crypto primitives).
 import { p256 } from '@noble/curves/nist.js';
 import { signSign1 } from '../../firmware/src/protocol/cose.ts';
-import { attestedCertificate, encodeKeyCertificate, encodeOperatorCertificate, kidOf, signedCertificate, type DeviceLimits } from '../../firmware/src/protocol/certificate.ts';
+import {
+  attestedCertificate,
+  encodeKeyCertificate,
+  encodeOperatorCertificate,
+  kidOf,
+  signedCertificate,
+  type DeviceLimits,
+} from '../../firmware/src/protocol/certificate.ts';
 import { attestationMessage } from '../../firmware/src/protocol/key-attestation.ts';
 import { readingSlotForRotation } from '../../firmware/src/protocol/slot-map.ts';
 import { encodeReading, type Reading } from '../../firmware/src/protocol/reading.ts';
@@ -26,7 +33,12 @@ export interface KeyPair {
 export function keyPair(): KeyPair {
   const privateKey = p256.utils.randomSecretKey();
   const publicKey = p256.getPublicKey(privateKey, false);
-  return { privateKey, publicKey, kid: kidOf(nodeSha256, publicKey), signDigest: (digest) => p256.sign(digest, privateKey, { prehash: false, lowS: false }) };
+  return {
+    privateKey,
+    publicKey,
+    kid: kidOf(nodeSha256, publicKey),
+    signDigest: (digest) => p256.sign(digest, privateKey, { prehash: false, lowS: false }),
+  };
 }
 
 export interface TestOperator {
@@ -35,9 +47,18 @@ export interface TestOperator {
 }
 
 /** An operator whose self-signed certificate is valid from notBefore for validDays (Unix seconds). */
-export function makeOperator(operatorId = 'operator-test', notBefore = Math.floor(Date.now() / 1000) - DAY_SECONDS, validDays = 365): TestOperator {
+export function makeOperator(
+  operatorId = 'operator-test',
+  notBefore = Math.floor(Date.now() / 1000) - DAY_SECONDS,
+  validDays = 365,
+): TestOperator {
   const pair = keyPair();
-  const payload = encodeOperatorCertificate({ operatorId, publicKey: pair.publicKey, notBefore, notAfter: notBefore + validDays * DAY_SECONDS });
+  const payload = encodeOperatorCertificate({
+    operatorId,
+    publicKey: pair.publicKey,
+    notBefore,
+    notAfter: notBefore + validDays * DAY_SECONDS,
+  });
   const certificate = signedCertificate({ sha256: nodeSha256, sign: pair.signDigest }, pair.publicKey, payload);
   return { key: { operatorId, publicKey: pair.publicKey, kid: pair.kid, signDigest: pair.signDigest }, certificate };
 }
@@ -49,7 +70,11 @@ export interface TestMeter {
   deviceCertificate: Uint8Array;
 }
 
-export function makeMeter(operator: TestOperator, meterId: string, options: { feeder?: string; limits?: DeviceLimits; issuedAt?: number } = {}): TestMeter {
+export function makeMeter(
+  operator: TestOperator,
+  meterId: string,
+  options: { feeder?: string; limits?: DeviceLimits; issuedAt?: number } = {},
+): TestMeter {
   const identity = keyPair();
   const mix = keyPair();
   const deviceCertificate = issueDeviceCertificate(operator.key, {
@@ -72,19 +97,51 @@ export interface ReadingKey extends KeyPair {
  * A key certificate payload attested as the meter's chip attests it, by `signer` standing in for the
  * identity key: a signature over the attestation message for `publicKey` in the slot of `rotation`.
  */
-export function attestKeyCertificate(signer: Pick<KeyPair, 'publicKey' | 'signDigest'>, payload: Uint8Array, rotation: number, publicKey: Uint8Array): Uint8Array {
-  return attestedCertificate(nodeSha256, (nonce) => signer.signDigest(nodeSha256(attestationMessage(nodeSha256, nonce, readingSlotForRotation(rotation), publicKey))), signer.publicKey, payload);
+export function attestKeyCertificate(
+  signer: Pick<KeyPair, 'publicKey' | 'signDigest'>,
+  payload: Uint8Array,
+  rotation: number,
+  publicKey: Uint8Array,
+): Uint8Array {
+  return attestedCertificate(
+    nodeSha256,
+    (nonce) =>
+      signer.signDigest(nodeSha256(attestationMessage(nodeSha256, nonce, readingSlotForRotation(rotation), publicKey))),
+    signer.publicKey,
+    payload,
+  );
 }
 
 /** A reading key for intervals validFrom..validTo, certified by the meter's identity key. */
-export function makeReadingKey(meter: TestMeter, rotation: number, validFromInterval: number, validToInterval: number, signer: KeyPair = meter.identity): ReadingKey {
+export function makeReadingKey(
+  meter: TestMeter,
+  rotation: number,
+  validFromInterval: number,
+  validToInterval: number,
+  signer: KeyPair = meter.identity,
+): ReadingKey {
   const pair = keyPair();
-  const payload = encodeKeyCertificate({ meterId: meter.meterId, publicKey: pair.publicKey, validFromInterval, validToInterval, rotation });
+  const payload = encodeKeyCertificate({
+    meterId: meter.meterId,
+    publicKey: pair.publicKey,
+    validFromInterval,
+    validToInterval,
+    rotation,
+  });
   return { ...pair, rotation, certificate: attestKeyCertificate(signer, payload, rotation, pair.publicKey) };
 }
 
 export function reading(meterId: string, seq: number, interval: number, importWh = 120): Reading {
-  return { meterId, seq, interval, importWh, exportWh: 0, importTotalWh: 10_000 + seq * 150, exportTotalWh: 400, flags: 0 };
+  return {
+    meterId,
+    seq,
+    interval,
+    importWh,
+    exportWh: 0,
+    importTotalWh: 10_000 + seq * 150,
+    exportTotalWh: 400,
+    flags: 0,
+  };
 }
 
 /** The COSE_Sign1 (ES256) of a reading's bytes, signed by key: what the meter puts in the envelope. */

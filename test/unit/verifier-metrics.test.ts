@@ -51,7 +51,11 @@ test('/metrics, /healthz and 404 over HTTP on 127.0.0.1; close ends keep-alive c
   const metrics = new MetricsRegistry();
   metrics.counter('demo_total', 'Demo.').inc();
   let healthy = true;
-  const server = await startServiceHttpServer({ name: 'DSO', metrics, health: () => (healthy ? { ok: true } : { ok: false, detail: 'registry closed' }) });
+  const server = await startServiceHttpServer({
+    name: 'DSO',
+    metrics,
+    health: () => (healthy ? { ok: true } : { ok: false, detail: 'registry closed' }),
+  });
   let closed = false;
   try {
     assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);

@@ -10,9 +10,28 @@ import { encodeReading } from '../../firmware/src/protocol/reading.ts';
 import { startServiceHttpServer } from '../../host-tools/service/http-server.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
-import { DEFAULT_KEY_OVERLAP_INTERVALS, ReadingVerifier, acceptKeyCertificate, verifySignedReading, type VerificationResult } from '../../host-tools/dso/verifier.ts';
+import {
+  DEFAULT_KEY_OVERLAP_INTERVALS,
+  ReadingVerifier,
+  acceptKeyCertificate,
+  verifySignedReading,
+  type VerificationResult,
+} from '../../host-tools/dso/verifier.ts';
 import { REJECTION_REASONS } from '../../host-tools/dso/rejection-reasons.ts';
-import { DAY_SECONDS, keyPair, makeMeter, makeOperator, makeReadingKey, reading, seal, sealedReading, signReadingBytes, type ReadingKey, type TestMeter, type TestOperator } from './verifier-fixtures.ts';
+import {
+  DAY_SECONDS,
+  keyPair,
+  makeMeter,
+  makeOperator,
+  makeReadingKey,
+  reading,
+  seal,
+  sealedReading,
+  signReadingBytes,
+  type ReadingKey,
+  type TestMeter,
+  type TestOperator,
+} from './verifier-fixtures.ts';
 
 interface Context {
   registry: MeterRegistry;
@@ -48,7 +67,8 @@ function assertRejected(result: VerificationResult, reason: string, detailInclud
   if (result.ok) assert.unreachable(`expected ${reason}, but the reading was accepted`);
   else {
     assert.is(result.reason, reason, result.detail);
-    if (detailIncludes) assert.ok(result.detail.includes(detailIncludes), `detail "${result.detail}" should mention "${detailIncludes}"`);
+    if (detailIncludes)
+      assert.ok(result.detail.includes(detailIncludes), `detail "${result.detail}" should mention "${detailIncludes}"`);
   }
 }
 
@@ -68,7 +88,10 @@ test('high-S signatures (the SE does not normalize s) are accepted', (ctx) => {
     const highS = new Uint8Array(signed.signature);
     // Flip to the other valid s (n - s) when this one is low, so every reading here carries a high S.
     if (s <= n / 2n) highS.set(Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex'), 32);
-    const envelope = seal(ctx.dso.publicKey, encodeSign1({ ...signed, protectedHeader: signed.protectedBytes, signature: highS }));
+    const envelope = seal(
+      ctx.dso.publicKey,
+      encodeSign1({ ...signed, protectedHeader: signed.protectedBytes, signature: highS }),
+    );
     assert.ok(verify(ctx, envelope).ok, 'a high-S signature must verify');
   }
 });
@@ -98,7 +121,11 @@ test('tampered: a changed envelope byte fails the MAC; a changed reading re-seal
   }
   // Anyone can seal to the DSO's public key, so an attacker on the path re-seals a modified reading.
   const signed = decodeSign1(signReadingBytes(ctx.key1, encodeReading(reading('meter-001', 1, 100, 120))));
-  const forged = encodeSign1({ ...signed, protectedHeader: signed.protectedBytes, payload: encodeReading(reading('meter-001', 1, 100, 12)) });
+  const forged = encodeSign1({
+    ...signed,
+    protectedHeader: signed.protectedBytes,
+    payload: encodeReading(reading('meter-001', 1, 100, 12)),
+  });
   assertRejected(verify(ctx, seal(ctx.dso.publicKey, forged)), 'bad-signature');
 });
 
@@ -106,10 +133,19 @@ test('bad signature: corrupted signature bytes, or signed with the identity key 
   const signed = decodeSign1(signReadingBytes(ctx.key1, encodeReading(reading('meter-001', 1, 100))));
   const corrupted = new Uint8Array(signed.signature);
   corrupted[5] ^= 0x80;
-  assertRejected(verify(ctx, seal(ctx.dso.publicKey, encodeSign1({ ...signed, protectedHeader: signed.protectedBytes, signature: corrupted }))), 'bad-signature');
+  assertRejected(
+    verify(
+      ctx,
+      seal(ctx.dso.publicKey, encodeSign1({ ...signed, protectedHeader: signed.protectedBytes, signature: corrupted })),
+    ),
+    'bad-signature',
+  );
   // Claims key1's kid but is signed by another key.
   const impostor = { ...keyPair(), kid: ctx.key1.kid };
-  assertRejected(verify(ctx, sealedReading(ctx.dso.publicKey, impostor, reading('meter-001', 2, 101))), 'bad-signature');
+  assertRejected(
+    verify(ctx, sealedReading(ctx.dso.publicKey, impostor, reading('meter-001', 2, 101))),
+    'bad-signature',
+  );
 });
 
 test('replayed: same seq with other content, a seq before the window, and a retired rotation are refused', () => {
@@ -125,13 +161,20 @@ test('replayed: same seq with other content, a seq before the window, and a reti
   registry.addKeyCertificate('meter-009', key1.certificate);
   registry.addKeyCertificate('meter-009', key2.certificate);
   const check = (key: ReadingKey, seq: number, interval: number, importWh?: number) =>
-    verifySignedReading(registry, dsoPrivate, { topicMeterId: 'meter-009', envelope: sealedReading(dsoPublic, key, reading('meter-009', seq, interval, importWh)) });
+    verifySignedReading(registry, dsoPrivate, {
+      topicMeterId: 'meter-009',
+      envelope: sealedReading(dsoPublic, key, reading('meter-009', seq, interval, importWh)),
+    });
 
   const old = sealedReading(dsoPublic, key1, reading('meter-009', 1, 10));
   assert.ok(verifySignedReading(registry, dsoPrivate, { topicMeterId: 'meter-009', envelope: old }).ok);
   for (let seq = 2; seq <= 10; seq++) assert.ok(check(key1, seq, 10 + seq).ok);
   // A genuine old reading captured and sent again after it fell out of the window.
-  assertRejected(verifySignedReading(registry, dsoPrivate, { topicMeterId: 'meter-009', envelope: old }), 'replay', 'older than the replay window');
+  assertRejected(
+    verifySignedReading(registry, dsoPrivate, { topicMeterId: 'meter-009', envelope: old }),
+    'replay',
+    'older than the replay window',
+  );
   // A different reading under an accepted seq (e.g. the meter's flash rolled back to an old image).
   assertRejected(check(key1, 9, 19, 999), 'replay', 'different content');
   // A seq the DSO never saw (a late reading filling a gap) is new.
@@ -158,9 +201,15 @@ test('wrongly encrypted: sealed to another DSO key, or not an envelope at all', 
 test('foreign operator: unknown to the DSO at registration, distrusted later, or expired', (ctx) => {
   const foreign = makeOperator('operator-elsewhere');
   const stranger = makeMeter(foreign, 'meter-900');
-  assert.throws(() => ctx.registry.registerMeter(stranger.deviceCertificate), (err: Error & { reason?: string }) => err.reason === 'foreign-operator');
+  assert.throws(
+    () => ctx.registry.registerMeter(stranger.deviceCertificate),
+    (err: Error & { reason?: string }) => err.reason === 'foreign-operator',
+  );
   const strangerKey = makeReadingKey(stranger, 1, 0, 1000);
-  assertRejected(verify(ctx, sealedReading(ctx.dso.publicKey, strangerKey, reading('meter-900', 1, 100)), 'meter-900'), 'unknown-meter');
+  assertRejected(
+    verify(ctx, sealedReading(ctx.dso.publicKey, strangerKey, reading('meter-900', 1, 100)), 'meter-900'),
+    'unknown-meter',
+  );
 
   const envelope = () => sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 100));
   // makeOperator's default certificate runs from a day ago for 365 days.
@@ -168,54 +217,113 @@ test('foreign operator: unknown to the DSO at registration, distrusted later, or
   assertRejected(verify(ctx, envelope(), 'meter-001', notAfterMs + 2000), 'foreign-operator', 'not valid now');
   ctx.registry.distrustOperator('operator-test');
   assertRejected(verify(ctx, envelope()), 'foreign-operator', 'no longer trusts');
-  assert.is(acceptKeyCertificate(ctx.registry, 'meter-001', makeReadingKey(ctx.meter, 2, 196, 290).certificate).ok, false);
+  assert.is(
+    acceptKeyCertificate(ctx.registry, 'meter-001', makeReadingKey(ctx.meter, 2, 196, 290).certificate).ok,
+    false,
+  );
 });
 
 test('bad device certificate: the stored certificate no longer verifies with the operator key', (ctx) => {
   const altered = new Uint8Array(ctx.meter.deviceCertificate);
   altered[altered.length - 3] ^= 0x01; // inside the signature
-  ctx.registry.db.prepare('UPDATE registry_meters SET device_certificate = ? WHERE meter_id = ?').run(altered, 'meter-001');
-  assertRejected(verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 100))), 'bad-device-certificate', 'signature does not verify');
+  ctx.registry.db
+    .prepare('UPDATE registry_meters SET device_certificate = ? WHERE meter_id = ?')
+    .run(altered, 'meter-001');
+  assertRejected(
+    verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 100))),
+    'bad-device-certificate',
+    'signature does not verify',
+  );
 });
 
 test('revoked meter: its readings and key certificates are refused', (ctx) => {
   ctx.registry.revoke('meter-001', 'tamper switch opened');
-  assertRejected(verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 100))), 'revoked', 'tamper switch opened');
+  assertRejected(
+    verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 100))),
+    'revoked',
+    'tamper switch opened',
+  );
   const result = acceptKeyCertificate(ctx.registry, 'meter-001', makeReadingKey(ctx.meter, 2, 196, 290).certificate);
   assert.equal(result.ok ? '' : result.reason, 'revoked');
 });
 
 test('unknown key: a reading key without a key certificate, or without a kid', (ctx) => {
   const uncertified = keyPair();
-  assertRejected(verify(ctx, sealedReading(ctx.dso.publicKey, uncertified, reading('meter-001', 1, 100))), 'unknown-key');
+  assertRejected(
+    verify(ctx, sealedReading(ctx.dso.publicKey, uncertified, reading('meter-001', 1, 100))),
+    'unknown-key',
+  );
   // Signed by meter-001's key but published on meter-002's topic: meter-002 has no such key.
   const other = makeMeter(ctx.operator, 'meter-002');
   ctx.registry.registerMeter(other.deviceCertificate);
-  assertRejected(verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 100)), 'meter-002'), 'unknown-key');
+  assertRejected(
+    verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 100)), 'meter-002'),
+    'unknown-key',
+  );
   const signed = decodeSign1(signReadingBytes(ctx.key1, encodeReading(reading('meter-001', 1, 100))));
-  const noKid = encodeSign1({ protectedHeader: new CborMap([[1, -7]]), unprotectedHeader: new CborMap([]), payload: signed.payload, signature: signed.signature });
+  const noKid = encodeSign1({
+    protectedHeader: new CborMap([[1, -7]]),
+    unprotectedHeader: new CborMap([]),
+    payload: signed.payload,
+    signature: signed.signature,
+  });
   assertRejected(verify(ctx, seal(ctx.dso.publicKey, noKid)), 'malformed', 'kid');
 });
 
 test('key outside its interval: before validFrom and after validTo + overlap; inside the overlap is fine', (ctx) => {
-  assertRejected(verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 99))), 'key-not-valid-for-interval', '100..195');
-  assert.ok(verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 2, 195 + DEFAULT_KEY_OVERLAP_INTERVALS))).ok);
-  assertRejected(verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 3, 196 + DEFAULT_KEY_OVERLAP_INTERVALS))), 'key-not-valid-for-interval');
+  assertRejected(
+    verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 99))),
+    'key-not-valid-for-interval',
+    '100..195',
+  );
+  assert.ok(
+    verify(
+      ctx,
+      sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 2, 195 + DEFAULT_KEY_OVERLAP_INTERVALS)),
+    ).ok,
+  );
+  assertRejected(
+    verify(
+      ctx,
+      sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 3, 196 + DEFAULT_KEY_OVERLAP_INTERVALS)),
+    ),
+    'key-not-valid-for-interval',
+  );
 });
 
 test('malformed: a signed payload that is not a reading, or a reading naming another meter', (ctx) => {
-  assertRejected(verify(ctx, seal(ctx.dso.publicKey, signReadingBytes(ctx.key1, new Uint8Array([0xa1, 0x01, 0x02])))), 'malformed', 'not a reading');
-  assertRejected(verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-777', 1, 100))), 'malformed', 'meter-777');
+  assertRejected(
+    verify(ctx, seal(ctx.dso.publicKey, signReadingBytes(ctx.key1, new Uint8Array([0xa1, 0x01, 0x02])))),
+    'malformed',
+    'not a reading',
+  );
+  assertRejected(
+    verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-777', 1, 100))),
+    'malformed',
+    'meter-777',
+  );
   assertRejected(verify(ctx, seal(ctx.dso.publicKey, new Uint8Array([0x01]))), 'malformed', 'signed reading');
 });
 
 test('key certificates arriving on their own: new rotation added, repeat unchanged, old or forged refused', (ctx) => {
   const key2 = makeReadingKey(ctx.meter, 2, 190, 290);
-  assert.equal(acceptKeyCertificate(ctx.registry, 'meter-001', key2.certificate), { ok: true, rotation: 2, outcome: 'added' });
-  assert.equal(acceptKeyCertificate(ctx.registry, 'meter-001', key2.certificate), { ok: true, rotation: 2, outcome: 'unchanged' });
+  assert.equal(acceptKeyCertificate(ctx.registry, 'meter-001', key2.certificate), {
+    ok: true,
+    rotation: 2,
+    outcome: 'added',
+  });
+  assert.equal(acceptKeyCertificate(ctx.registry, 'meter-001', key2.certificate), {
+    ok: true,
+    rotation: 2,
+    outcome: 'unchanged',
+  });
   const stale = acceptKeyCertificate(ctx.registry, 'meter-001', makeReadingKey(ctx.meter, 2, 190, 290).certificate);
   assert.is(stale.ok ? '' : stale.reason, 'replay');
-  const forged = acceptKeyCertificate(ctx.registry, 'meter-001', makeReadingKey(ctx.meter, 3, 290, 390, keyPair()).certificate);
+  const forged = acceptKeyCertificate(
+    ctx.registry,
+    'meter-001',
+    makeReadingKey(ctx.meter, 3, 290, 390, keyPair()).certificate,
+  );
   assert.is(forged.ok ? '' : forged.reason, 'bad-signature');
   assert.ok(verify(ctx, sealedReading(ctx.dso.publicKey, key2, reading('meter-001', 5, 250))).ok);
 });
@@ -223,24 +331,50 @@ test('key certificates arriving on their own: new rotation added, repeat unchang
 test('out of bounds: a seq far past the newest, a rotation far past the last, a validity too long, an interval not yet over are refused and change nothing', (ctx) => {
   assert.ok(verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 100))).ok);
   // A stolen reading key must not push the replay state so far that the genuine meter is locked out.
-  assertRejected(verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1 + 100_001, 101))), 'out-of-bounds', 'more than 100000 past');
+  assertRejected(
+    verify(ctx, sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1 + 100_001, 101))),
+    'out-of-bounds',
+    'more than 100000 past',
+  );
   assert.equal(ctx.registry.replayState('meter-001'), { rotation: 1, seq: 1 }, 'the refused reading changed nothing');
   // A key certificate far ahead (rotation 1001 once locked the genuine meter out for good), or valid too long.
   const farAhead = acceptKeyCertificate(ctx.registry, 'meter-001', makeReadingKey(ctx.meter, 12, 190, 290).certificate);
   assert.is(farAhead.ok ? '' : farAhead.reason, 'out-of-bounds');
-  const tooLong = acceptKeyCertificate(ctx.registry, 'meter-001', makeReadingKey(ctx.meter, 2, 190, 190 + 100_000).certificate);
+  const tooLong = acceptKeyCertificate(
+    ctx.registry,
+    'meter-001',
+    makeReadingKey(ctx.meter, 2, 190, 190 + 100_000).certificate,
+  );
   assert.is(tooLong.ok ? '' : tooLong.reason, 'out-of-bounds');
-  assert.equal(ctx.registry.keyCertificates('meter-001').map((k) => k.rotation), [1], 'neither was stored');
+  assert.equal(
+    ctx.registry.keyCertificates('meter-001').map((k) => k.rotation),
+    [1],
+    'neither was stored',
+  );
   // The genuine meter's next rotation is accepted.
   const nowMs = Date.now();
   const nowInterval = Math.floor(nowMs / 60_000);
   const key2 = makeReadingKey(ctx.meter, 2, nowInterval - 10, nowInterval + 100);
-  assert.equal(acceptKeyCertificate(ctx.registry, 'meter-001', key2.certificate), { ok: true, rotation: 2, outcome: 'added' });
+  assert.equal(acceptKeyCertificate(ctx.registry, 'meter-001', key2.certificate), {
+    ok: true,
+    rotation: 2,
+    outcome: 'added',
+  });
   // With the grid's interval length the DSO refuses readings for intervals its clock says are not over.
-  const atDso = (r: ReturnType<typeof reading>) => verifySignedReading(ctx.registry, ctx.dso.privateKey, { topicMeterId: 'meter-001', envelope: sealedReading(ctx.dso.publicKey, key2, r) }, nowMs, { intervalSeconds: 60 });
-  assertRejected(atDso(reading('meter-001', 2, nowInterval + 10)), 'out-of-bounds', 'after the DSO\'s clock');
+  const atDso = (r: ReturnType<typeof reading>) =>
+    verifySignedReading(
+      ctx.registry,
+      ctx.dso.privateKey,
+      { topicMeterId: 'meter-001', envelope: sealedReading(ctx.dso.publicKey, key2, r) },
+      nowMs,
+      { intervalSeconds: 60 },
+    );
+  assertRejected(atDso(reading('meter-001', 2, nowInterval + 10)), 'out-of-bounds', "after the DSO's clock");
   assert.equal(ctx.registry.replayState('meter-001'), { rotation: 1, seq: 1 });
-  assert.ok(atDso(reading('meter-001', 2, nowInterval - 1)).ok, 'the genuine meter\'s next reading, for an interval that has ended');
+  assert.ok(
+    atDso(reading('meter-001', 2, nowInterval - 1)).ok,
+    "the genuine meter's next reading, for an interval that has ended",
+  );
 });
 
 /** Parses Prometheus text format 0.0.4 into HELP/TYPE per metric and samples keyed "name{labels}". */
@@ -251,9 +385,15 @@ function parsePrometheus(text: string) {
   for (const line of text.split('\n')) {
     if (line === '') continue;
     let m = /^# HELP (\S+) (.*)$/.exec(line);
-    if (m) { help.set(m[1], m[2]); continue; }
+    if (m) {
+      help.set(m[1], m[2]);
+      continue;
+    }
     m = /^# TYPE (\S+) (counter|gauge|untyped|summary|histogram)$/.exec(line);
-    if (m) { type.set(m[1], m[2]); continue; }
+    if (m) {
+      type.set(m[1], m[2]);
+      continue;
+    }
     m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$/.exec(line);
     if (!m) throw new Error(`not a Prometheus text line: ${JSON.stringify(line)}`);
     if (!type.has(m[1])) throw new Error(`sample ${m[1]} comes before its # TYPE line`);
@@ -264,15 +404,25 @@ function parsePrometheus(text: string) {
 
 test('ReadingVerifier logs each rejection as one JSON line and counts it by reason on /metrics', async (ctx) => {
   const lines: string[] = [];
-  const verifier = new ReadingVerifier({ registry: ctx.registry, dsoPrivateKey: ctx.dso.privateKey, log: (line) => lines.push(line) });
+  const verifier = new ReadingVerifier({
+    registry: ctx.registry,
+    dsoPrivateKey: ctx.dso.privateKey,
+    log: (line) => lines.push(line),
+  });
   const server = await startServiceHttpServer({ name: 'DSO', metrics: verifier.metrics });
   try {
     const good = sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-001', 1, 100));
     verifier.verify({ topicMeterId: 'meter-001', envelope: good });
     verifier.verify({ topicMeterId: 'meter-001', envelope: good });
     verifier.verify({ topicMeterId: 'meter-001', envelope: new Uint8Array([0]) });
-    verifier.verify({ topicMeterId: 'meter-404', envelope: sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-404', 1, 100)) });
-    verifier.verify({ topicMeterId: 'meter-001', envelope: sealedReading(ctx.dso.publicKey, keyPair(), reading('meter-001', 2, 101)) });
+    verifier.verify({
+      topicMeterId: 'meter-404',
+      envelope: sealedReading(ctx.dso.publicKey, ctx.key1, reading('meter-404', 1, 100)),
+    });
+    verifier.verify({
+      topicMeterId: 'meter-001',
+      envelope: sealedReading(ctx.dso.publicKey, keyPair(), reading('meter-001', 2, 101)),
+    });
     verifier.acceptKeyCertificate('meter-001', makeReadingKey(ctx.meter, 2, 190, 290).certificate);
     verifier.acceptKeyCertificate('meter-001', makeReadingKey(ctx.meter, 1, 190, 290).certificate);
 
@@ -284,7 +434,10 @@ test('ReadingVerifier logs each rejection as one JSON line and counts it by reas
     assert.is(first.meterId, 'meter-001');
     assert.is(first.reason, 'bad-envelope');
     assert.ok(!Number.isNaN(Date.parse(first.time)));
-    assert.equal(lines.map((l) => JSON.parse(l).reason), ['bad-envelope', 'unknown-meter', 'unknown-key', 'replay']);
+    assert.equal(
+      lines.map((l) => JSON.parse(l).reason),
+      ['bad-envelope', 'unknown-meter', 'unknown-key', 'replay'],
+    );
     assert.is(JSON.parse(lines[3]).event, 'key_certificate_rejected');
 
     const response = await fetch(`${server.url}/metrics`);
@@ -314,15 +467,25 @@ test('ReadingVerifier logs each rejection as one JSON line and counts it by reas
   }
 });
 
-test('a reading\'s twin signature (r, n-s) verifies like the original and is the same reading: a duplicate, never a second one', (ctx) => {
+test("a reading's twin signature (r, n-s) verifies like the original and is the same reading: a duplicate, never a second one", (ctx) => {
   const n = p256.Point.CURVE().n;
   const r = reading('meter-001', 5, 105);
   const signed = decodeSign1(signReadingBytes(ctx.key1, encodeReading(r)));
   const s = BigInt('0x' + Buffer.from(signed.signature.subarray(32)).toString('hex'));
-  const twin = new Uint8Array([...signed.signature.subarray(0, 32), ...Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex')]);
+  const twin = new Uint8Array([
+    ...signed.signature.subarray(0, 32),
+    ...Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex'),
+  ]);
   const twinBytes = encodeSign1({ ...signed, protectedHeader: signed.protectedBytes, signature: twin });
-  assert.equal(verify(ctx, seal(ctx.dso.publicKey, encodeSign1({ ...signed, protectedHeader: signed.protectedBytes }))), { ok: true, reading: r, rotation: 1, duplicate: false });
-  assert.equal(verify(ctx, seal(ctx.dso.publicKey, twinBytes)), { ok: true, reading: r, rotation: 1, duplicate: true }, 'high and low S both verify (the SE does not normalise S), and the twin is the same reading');
+  assert.equal(
+    verify(ctx, seal(ctx.dso.publicKey, encodeSign1({ ...signed, protectedHeader: signed.protectedBytes }))),
+    { ok: true, reading: r, rotation: 1, duplicate: false },
+  );
+  assert.equal(
+    verify(ctx, seal(ctx.dso.publicKey, twinBytes)),
+    { ok: true, reading: r, rotation: 1, duplicate: true },
+    'high and low S both verify (the SE does not normalise S), and the twin is the same reading',
+  );
   assert.equal(ctx.registry.replayState('meter-001'), { rotation: 1, seq: 5 });
 });
 

@@ -62,7 +62,8 @@ export class S0PulseSource {
   constructor(opts: S0PulseSourceOptions) {
     if (!(opts.impulsesPerKWh > 0)) throw new Error(`impulsesPerKWh must be > 0, got ${opts.impulsesPerKWh}`);
     const width = opts.pulseWidthMs ?? S0_MIN_PULSE_MS;
-    if (!(width >= S0_MIN_PULSE_MS)) throw new Error(`S0 pulses are at least ${S0_MIN_PULSE_MS} ms long (DIN EN 62053-31), got ${width}`);
+    if (!(width >= S0_MIN_PULSE_MS))
+      throw new Error(`S0 pulses are at least ${S0_MIN_PULSE_MS} ms long (DIN EN 62053-31), got ${width}`);
     this.board = opts.board;
     this.pin = opts.pin;
     this.impulsesPerKWh = opts.impulsesPerKWh;

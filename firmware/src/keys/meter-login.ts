@@ -11,5 +11,8 @@ import type { SecureElement } from '../se/secure-element.ts';
  */
 export function meterLoginPassword(se: SecureElement, sha256: Sha256, meterId: string): string {
   const counter = se.counter(LOGIN_COUNTER, true);
-  return encodeLoginPassword(counter, se.attestKey(IDENTITY_SLOT, MIX_SLOT, loginNonce(sha256, meterId, counter)).signature);
+  return encodeLoginPassword(
+    counter,
+    se.attestKey(IDENTITY_SLOT, MIX_SLOT, loginNonce(sha256, meterId, counter)).signature,
+  );
 }

@@ -96,7 +96,9 @@ export function keyRecordName(rotation: number): string {
  * the records of both slots fit one flash page of the smallest board (1 KB) in a NamedRecords snapshot.
  */
 function encodeRecord(key: ReadingKey): string {
-  return bytesToByteString(encode([RECORD_FORMAT, key.rotation, key.validFromInterval, key.validToInterval, key.publicKey, key.certificate]));
+  return bytesToByteString(
+    encode([RECORD_FORMAT, key.rotation, key.validFromInterval, key.validToInterval, key.publicKey, key.certificate]),
+  );
 }
 
 /** The key in a record, or undefined if the record is missing or not one of ours. */
@@ -105,14 +107,22 @@ function decodeRecord(sha256: Sha256, text: string | undefined): ReadingKey | un
   let raw: CborValue;
   try {
     raw = decode(byteStringToBytes(text));
-  } catch (e) {
+  } catch (_e) {
     return undefined;
   }
-  if (!Array.isArray(raw) || raw.length !== 6 || raw[0] !== RECORD_FORMAT || typeof raw[1] !== 'number' ||
-    typeof raw[2] !== 'number' || typeof raw[3] !== 'number') return undefined;
+  if (
+    !Array.isArray(raw) ||
+    raw.length !== 6 ||
+    raw[0] !== RECORD_FORMAT ||
+    typeof raw[1] !== 'number' ||
+    typeof raw[2] !== 'number' ||
+    typeof raw[3] !== 'number'
+  )
+    return undefined;
   const publicKey = raw[4];
   const certificate = raw[5];
-  if (!(publicKey instanceof Uint8Array) || publicKey.length !== 65 || !(certificate instanceof Uint8Array)) return undefined;
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== 65 || !(certificate instanceof Uint8Array))
+    return undefined;
   return {
     rotation: raw[1],
     slot: readingSlotForRotation(raw[1]),
@@ -125,18 +135,24 @@ function decodeRecord(sha256: Sha256, text: string | undefined): ReadingKey | un
 }
 
 export class ReadingKeys {
-  declare private readonly options: ReadingKeysOptions;
-  declare private readonly periodIntervals: number;
-  declare private identityPublicKey: Uint8Array | null;
-  declare private currentKey: ReadingKey | null;
-  declare private previousKey: ReadingKey | null;
+  private declare readonly options: ReadingKeysOptions;
+  private declare readonly periodIntervals: number;
+  private declare identityPublicKey: Uint8Array | null;
+  private declare currentKey: ReadingKey | null;
+  private declare previousKey: ReadingKey | null;
   /** A key made and recorded whose certificate the outbox refused (full): adopted once it takes it. */
-  declare private pendingKey: ReadingKey | null;
+  private declare pendingKey: ReadingKey | null;
 
   constructor(options: ReadingKeysOptions) {
     this.options = options;
     if (!(options.rotationSeconds > 0) || !(options.intervalSeconds > 0)) {
-      throw new ReadingKeyError('reading keys: rotationSeconds and intervalSeconds must be positive (got ' + options.rotationSeconds + ', ' + options.intervalSeconds + ')');
+      throw new ReadingKeyError(
+        'reading keys: rotationSeconds and intervalSeconds must be positive (got ' +
+          options.rotationSeconds +
+          ', ' +
+          options.intervalSeconds +
+          ')',
+      );
     }
     this.periodIntervals = Math.max(1, Math.ceil(options.rotationSeconds / options.intervalSeconds));
     this.identityPublicKey = null;
@@ -168,10 +184,22 @@ export class ReadingKeys {
         // It was queued when the key was made; this copy only covers a cut right after the record.
         o.log('keys: cannot queue the current key certificate again: ' + ((e as Error).message || e));
       }
-      o.log('keys: reading key rotation ' + counter + ' (slot ' + this.currentKey.slot + '), intervals ' +
-        this.currentKey.validFromInterval + '..' + this.currentKey.validToInterval);
+      o.log(
+        'keys: reading key rotation ' +
+          counter +
+          ' (slot ' +
+          this.currentKey.slot +
+          '), intervals ' +
+          this.currentKey.validFromInterval +
+          '..' +
+          this.currentKey.validToInterval,
+      );
     } else if (counter > 0) {
-      o.log('keys: no complete record of rotation ' + counter + ' (a power cut during a rotation?); the next reading starts a new one');
+      o.log(
+        'keys: no complete record of rotation ' +
+          counter +
+          ' (a power cut during a rotation?); the next reading starts a new one',
+      );
     }
     return this.currentKey;
   }
@@ -195,7 +223,13 @@ export class ReadingKeys {
     if (interval >= current.validFromInterval) return current;
     const previous = this.previousKey;
     if (previous && interval >= previous.validFromInterval && interval <= previous.validToInterval) return previous;
-    this.options.log('keys: no key is certified for interval ' + interval + ' (current key from ' + current.validFromInterval + '); signing with the current key');
+    this.options.log(
+      'keys: no key is certified for interval ' +
+        interval +
+        ' (current key from ' +
+        current.validFromInterval +
+        '); signing with the current key',
+    );
     return current;
   }
 
@@ -220,13 +254,24 @@ export class ReadingKeys {
       rotation: rotation,
     });
     // The identity key certifies only what the chip attests: that it holds this key in this slot.
-    const certificate = attestedCertificate(o.sha256, function (nonce) {
-      const attested = se.attestKey(IDENTITY_SLOT, slot, nonce);
-      if (!equalBytes(uncompressedPoint(attested.publicKey), publicKey)) {
-        throw new ReadingKeyError('keys: the secure element attested a different key in slot ' + slot + ' than GenKey made; rotation ' + rotation + ' not used');
-      }
-      return attested.signature;
-    }, this.identityPublicKey, payload);
+    const certificate = attestedCertificate(
+      o.sha256,
+      function (nonce) {
+        const attested = se.attestKey(IDENTITY_SLOT, slot, nonce);
+        if (!equalBytes(uncompressedPoint(attested.publicKey), publicKey)) {
+          throw new ReadingKeyError(
+            'keys: the secure element attested a different key in slot ' +
+              slot +
+              ' than GenKey made; rotation ' +
+              rotation +
+              ' not used',
+          );
+        }
+        return attested.signature;
+      },
+      this.identityPublicKey,
+      payload,
+    );
     const key: ReadingKey = {
       rotation: rotation,
       slot: slot,
@@ -237,7 +282,9 @@ export class ReadingKeys {
       certificate: certificate,
     };
     if (!o.storage.write(keyRecordName(rotation), encodeRecord(key))) {
-      throw new ReadingKeyError('keys: cannot write ' + keyRecordName(rotation) + ' (Storage full?); rotation ' + rotation + ' not used');
+      throw new ReadingKeyError(
+        'keys: cannot write ' + keyRecordName(rotation) + ' (Storage full?); rotation ' + rotation + ' not used',
+      );
     }
     this.pendingKey = key;
     this.adopt(key);
@@ -254,7 +301,15 @@ export class ReadingKeys {
     // The key in the slot just overwritten (rotation - 2) is gone; the one before stays as the overlap.
     this.previousKey = this.currentKey && this.currentKey.rotation === key.rotation - 1 ? this.currentKey : null;
     this.currentKey = key;
-    this.options.log('keys: rotated to reading key rotation ' + key.rotation + ' (slot ' + key.slot + '), intervals ' +
-      key.validFromInterval + '..' + key.validToInterval);
+    this.options.log(
+      'keys: rotated to reading key rotation ' +
+        key.rotation +
+        ' (slot ' +
+        key.slot +
+        '), intervals ' +
+        key.validFromInterval +
+        '..' +
+        key.validToInterval,
+    );
   }
 }

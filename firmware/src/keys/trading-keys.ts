@@ -59,7 +59,9 @@ export class TradingKeyError extends VeilgridError {
 }
 
 function encodeRecord(key: TradingKey): string {
-  return bytesToByteString(encode([RECORD_FORMAT, key.interval, key.slot, key.publicKey, key.side, key.wh, key.limitPrice, key.signature]));
+  return bytesToByteString(
+    encode([RECORD_FORMAT, key.interval, key.slot, key.publicKey, key.side, key.wh, key.limitPrice, key.signature]),
+  );
 }
 
 /** The key in a record, or null if the record is missing or not one of ours. */
@@ -68,14 +70,15 @@ function decodeRecord(text: string | undefined): TradingKey | null {
   let raw: CborValue;
   try {
     raw = decode(byteStringToBytes(text));
-  } catch (e) {
+  } catch (_e) {
     return null;
   }
   if (!Array.isArray(raw) || raw.length !== 8 || raw[0] !== RECORD_FORMAT) return null;
   for (let i = 1; i < 7; i++) if (i !== 3 && typeof raw[i] !== 'number') return null;
   const publicKey = raw[3];
   const signature = raw[7];
-  if (!(publicKey instanceof Uint8Array) || publicKey.length !== 65 || TRADING_RING.indexOf(raw[2] as number) < 0) return null;
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== 65 || TRADING_RING.indexOf(raw[2] as number) < 0)
+    return null;
   if (signature !== null && !(signature instanceof Uint8Array && signature.length === 64)) return null;
   return {
     interval: raw[1] as number,
@@ -89,8 +92,8 @@ function decodeRecord(text: string | undefined): TradingKey | null {
 }
 
 export class TradingKeys {
-  declare private readonly options: TradingKeysOptions;
-  declare private key: TradingKey | null;
+  private declare readonly options: TradingKeysOptions;
+  private declare key: TradingKey | null;
 
   constructor(options: TradingKeysOptions) {
     this.options = options;
@@ -100,7 +103,14 @@ export class TradingKeys {
   /** The newest recorded key, from the record store (no SE command). */
   restore(): TradingKey | null {
     this.key = decodeRecord(this.options.storage.read(TRADING_KEY_RECORD));
-    if (this.key) this.options.log('market: trading key for interval ' + this.key.interval + ' in slot ' + this.key.slot + (this.key.signature ? ', offer signed' : ''));
+    if (this.key)
+      this.options.log(
+        'market: trading key for interval ' +
+          this.key.interval +
+          ' in slot ' +
+          this.key.slot +
+          (this.key.signature ? ', offer signed' : ''),
+      );
     return this.key;
   }
 
@@ -117,7 +127,13 @@ export class TradingKeys {
   create(interval: number, plan: TradePlan): TradingKey {
     const current = this.key;
     if (current && interval <= current.interval) {
-      throw new TradingKeyError('market: interval ' + interval + ' already had its trading key (the newest is for interval ' + current.interval + '): a key trades in one interval only');
+      throw new TradingKeyError(
+        'market: interval ' +
+          interval +
+          ' already had its trading key (the newest is for interval ' +
+          current.interval +
+          '): a key trades in one interval only',
+      );
     }
     const slot = current ? nextTradingSlot(current.slot) : TRADING_RING[0];
     const key: TradingKey = {
@@ -136,7 +152,10 @@ export class TradingKeys {
 
   /** Records the signature of the key's offer (the key must be the current one). Throws if it cannot be written. */
   recordOffer(key: TradingKey, signature: Uint8Array): void {
-    if (key !== this.key) throw new TradingKeyError('market: the key for interval ' + key.interval + ' is no longer the current trading key');
+    if (key !== this.key)
+      throw new TradingKeyError(
+        'market: the key for interval ' + key.interval + ' is no longer the current trading key',
+      );
     const signed: TradingKey = {
       interval: key.interval,
       slot: key.slot,
@@ -152,7 +171,13 @@ export class TradingKeys {
 
   private write(key: TradingKey): void {
     if (!this.options.storage.write(TRADING_KEY_RECORD, encodeRecord(key))) {
-      throw new TradingKeyError('market: cannot write ' + TRADING_KEY_RECORD + ' (the records ring is full?); the key for interval ' + key.interval + ' is not used');
+      throw new TradingKeyError(
+        'market: cannot write ' +
+          TRADING_KEY_RECORD +
+          ' (the records ring is full?); the key for interval ' +
+          key.interval +
+          ' is not used',
+      );
     }
   }
 }

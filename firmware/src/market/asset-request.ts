@@ -21,14 +21,30 @@ import { TradingKeyError } from '../keys/trading-keys.ts';
  * bytes (it names the signer in the kid); dsoPublicKey: 65 bytes 04||x||y. Throws if the chip attests
  * another key than the request names (nothing is sent then).
  */
-export function sealedAssetRequest(se: SecureElement, primitives: SealPrimitives, identityPublicKey: Uint8Array, dsoPublicKey: Uint8Array, request: AssetRequest): Uint8Array {
-  const signed = attestedCertificate(primitives.sha256, function (nonce) {
-    const attested = se.attestKey(IDENTITY_SLOT, request.slot, nonce);
-    if (!equalBytes(uncompressedPoint(attested.publicKey), request.tradingKey)) {
-      throw new TradingKeyError('market: the secure element attested another key in slot ' + request.slot + ' than the trading key for interval ' + request.interval);
-    }
-    return attested.signature;
-  }, identityPublicKey, encodeAssetRequest(request));
+export function sealedAssetRequest(
+  se: SecureElement,
+  primitives: SealPrimitives,
+  identityPublicKey: Uint8Array,
+  dsoPublicKey: Uint8Array,
+  request: AssetRequest,
+): Uint8Array {
+  const signed = attestedCertificate(
+    primitives.sha256,
+    function (nonce) {
+      const attested = se.attestKey(IDENTITY_SLOT, request.slot, nonce);
+      if (!equalBytes(uncompressedPoint(attested.publicKey), request.tradingKey)) {
+        throw new TradingKeyError(
+          'market: the secure element attested another key in slot ' +
+            request.slot +
+            ' than the trading key for interval ' +
+            request.interval,
+        );
+      }
+      return attested.signature;
+    },
+    identityPublicKey,
+    encodeAssetRequest(request),
+  );
   const ephemeral = uncompressedPoint(se.genTempKey());
   return sealEnvelope(primitives, se.ecdh('tempkey', dsoKeyForEcdh(dsoPublicKey)), ephemeral, signed);
 }

@@ -36,13 +36,13 @@ function hourOf(seconds: number): number {
 }
 
 export class Forecast {
-  declare private readonly options: ForecastOptions;
-  declare private readonly profile: Float32Array;
-  declare private readonly counts: Uint8Array;
-  declare private recent: number;
-  declare private observed: number;
+  private declare readonly options: ForecastOptions;
+  private declare readonly profile: Float32Array;
+  private declare readonly counts: Uint8Array;
+  private declare recent: number;
+  private declare observed: number;
   /** Start of the newest interval observed: a reading seen twice (a retry) counts once. */
-  declare private lastStart: number;
+  private declare lastStart: number;
 
   constructor(options: ForecastOptions) {
     this.options = options;
@@ -71,7 +71,8 @@ export class Forecast {
     this.observed++;
     const hour = hourOf(startSeconds + seconds / 2);
     const n = this.counts[hour];
-    this.profile[hour] = n === 0 ? rate : this.profile[hour] + (rate - this.profile[hour]) / Math.min(n + 1, PROFILE_STEP_MAX);
+    this.profile[hour] =
+      n === 0 ? rate : this.profile[hour] + (rate - this.profile[hour]) / Math.min(n + 1, PROFILE_STEP_MAX);
     if (n < 255) this.counts[hour] = n + 1;
   }
 

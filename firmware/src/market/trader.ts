@@ -34,12 +34,29 @@ import type { Clock } from '../platform/clock.ts';
 import { decodeAssetReply, type AssetReply } from '../protocol/asset-reply.ts';
 import { uncompressedPoint } from '../protocol/crypto/p256-point.ts';
 import type { SealPrimitives } from '../protocol/sealed-reading.ts';
-import { decodeClearing, decodeReceipt, findFill, findReceipt, reasonName, REASON_BRIDGE_DUPLICATE, type AcceptedOffer, type Amount, type RefusedOffer } from '../protocol/market-broadcast.ts';
+import {
+  decodeClearing,
+  decodeReceipt,
+  findFill,
+  findReceipt,
+  reasonName,
+  REASON_BRIDGE_DUPLICATE,
+  type AcceptedOffer,
+  type Amount,
+  type RefusedOffer,
+} from '../protocol/market-broadcast.ts';
 import { decodeMarketInfo, marketIntervalAt, type MarketInfo } from '../protocol/market-info.ts';
 import { encodeOffer, encodeOfferMessage, SIDE_ASK, SIDE_BID } from '../protocol/offer.ts';
 import type { Reading } from '../protocol/reading.ts';
 import { IDENTITY_SLOT } from '../protocol/slot-map.ts';
-import { assetReplyTopic, assetRequestTopic, CLEARING_TOPIC, MARKET_INFO_TOPIC, offerTopic, RECEIPT_TOPIC } from '../protocol/topics.ts';
+import {
+  assetReplyTopic,
+  assetRequestTopic,
+  CLEARING_TOPIC,
+  MARKET_INFO_TOPIC,
+  offerTopic,
+  RECEIPT_TOPIC,
+} from '../protocol/topics.ts';
 import type { SecureElement } from '../se/secure-element.ts';
 import type { TradingKey, TradingKeys } from '../keys/trading-keys.ts';
 import { sealedAssetRequest } from './asset-request.ts';
@@ -116,27 +133,37 @@ function errorText(e: unknown): string {
 
 export class Trader {
   declare readonly stats: TraderStats;
-  declare private readonly o: TraderOptions;
-  declare private info: MarketInfo | null;
-  declare private timer: number | null;
-  declare private identityPublicKey: Uint8Array | null;
+  private declare readonly o: TraderOptions;
+  private declare info: MarketInfo | null;
+  private declare timer: number | null;
+  private declare identityPublicKey: Uint8Array | null;
   /** The offer of the interval being traded, until its receipt. */
-  declare private pending: Watched | null;
-  declare private resendTimer: number | null;
-  declare private retryTimer: number | null;
+  private declare pending: Watched | null;
+  private declare resendTimer: number | null;
+  private declare retryTimer: number | null;
   /** Intervals (in this boot) whose asset request left, whose assets the DSO issued, whose offer was signed, and sent. */
-  declare private requested: number;
-  declare private issued: number;
-  declare private signed: number;
-  declare private offered: number;
+  private declare requested: number;
+  private declare issued: number;
+  private declare signed: number;
+  private declare offered: number;
   /** The interval for which the meter said it waits for the broker (said once). */
-  declare private waiting: number;
+  private declare waiting: number;
   /** Offers whose fill the meter waits for. */
-  declare private watched: Watched[];
+  private declare watched: Watched[];
 
   constructor(options: TraderOptions) {
     this.o = options;
-    this.stats = { requests: 0, issued: 0, refused: 0, offers: 0, resent: 0, accepted: 0, rejected: 0, fills: 0, filledWh: 0 };
+    this.stats = {
+      requests: 0,
+      issued: 0,
+      refused: 0,
+      offers: 0,
+      resent: 0,
+      accepted: 0,
+      rejected: 0,
+      fills: 0,
+      filledWh: 0,
+    };
     this.info = null;
     this.timer = null;
     this.identityPublicKey = null;
@@ -191,8 +218,18 @@ export class Trader {
     const old = this.info;
     this.info = info;
     if (old && old.genesisTime === info.genesisTime && old.intervalSeconds === info.intervalSeconds) return;
-    this.o.log('market: ' + info.domain.market + ' on chain ' + info.domain.chainId + ', ' + info.intervalSeconds + ' s intervals, prices ' +
-      info.productionPrice + '..' + info.consumptionPrice);
+    this.o.log(
+      'market: ' +
+        info.domain.market +
+        ' on chain ' +
+        info.domain.chainId +
+        ', ' +
+        info.intervalSeconds +
+        ' s intervals, prices ' +
+        info.productionPrice +
+        '..' +
+        info.consumptionPrice,
+    );
     this.schedule();
   }
 
@@ -211,10 +248,13 @@ export class Trader {
       // signed its reading of the interval that just ended (a tenth of an interval, at most 5 s).
       waitMs = (this.gateClosure(d) - now + Math.min(5, info.intervalSeconds / 10)) * 1000;
     }
-    this.timer = o.clock.setTimeout(function () {
-      self.timer = null;
-      self.schedule();
-    }, Math.max(1, Math.ceil(waitMs)));
+    this.timer = o.clock.setTimeout(
+      function () {
+        self.timer = null;
+        self.schedule();
+      },
+      Math.max(1, Math.ceil(waitMs)),
+    );
   }
 
   private trade(d: number): void {
@@ -222,7 +262,13 @@ export class Trader {
     const info = this.info as MarketInfo;
     let key = o.keys.current();
     if (key && key.interval > d) {
-      o.log('market: the newest trading key is for interval ' + key.interval + ', after ' + d + ' (the clock went back?): not trading');
+      o.log(
+        'market: the newest trading key is for interval ' +
+          key.interval +
+          ', after ' +
+          d +
+          ' (the clock went back?): not trading',
+      );
       return;
     }
     if (!key || key.interval < d) {
@@ -235,13 +281,17 @@ export class Trader {
         return;
       }
       // A signed offer of the interval whose gate just closed (recorded before a reboot): watch for its fill.
-      if (key && key.interval === d - 1 && key.signature && !this.watching(d - 1)) this.watch(d - 1, o.primitives.sha256(this.offerBytes(key)));
+      if (key && key.interval === d - 1 && key.signature && !this.watching(d - 1))
+        this.watch(d - 1, o.primitives.sha256(this.offerBytes(key)));
       if (this.pending && this.pending.interval < d) {
         o.log('market: no receipt for the offer of interval ' + this.pending.interval + ' before its gate closed');
         this.stopPending();
       }
       try {
-        key = o.keys.create(d, planOffer(o.forecast.surplusWh(this.gateClosure(d), info.intervalSeconds), info, o.priceMarginPercent));
+        key = o.keys.create(
+          d,
+          planOffer(o.forecast.surplusWh(this.gateClosure(d), info.intervalSeconds), info, o.priceMarginPercent),
+        );
       } catch (e) {
         this.failed(d, e);
         return;
@@ -272,7 +322,17 @@ export class Trader {
         o.mqtt.publish(assetRequestTopic(o.meterId), request, 1);
         this.requested = key.interval;
         this.stats.requests++;
-        o.log('market: interval ' + key.interval + ': asset request sent (' + (key.side === SIDE_NONE ? 'nothing to trade' : (key.side === SIDE_ASK ? 'ask ' : 'bid ') + key.wh + ' Wh at ' + key.limitPrice) + ', key in slot ' + key.slot + ')');
+        o.log(
+          'market: interval ' +
+            key.interval +
+            ': asset request sent (' +
+            (key.side === SIDE_NONE
+              ? 'nothing to trade'
+              : (key.side === SIDE_ASK ? 'ask ' : 'bid ') + key.wh + ' Wh at ' + key.limitPrice) +
+            ', key in slot ' +
+            key.slot +
+            ')',
+        );
       }
       if (!key.signature && this.issued === key.interval && key.side !== SIDE_NONE) {
         o.keys.recordOffer(key, o.se.sign(key.slot, o.primitives.sha256(this.offerBytes(key))));
@@ -323,7 +383,13 @@ export class Trader {
     }
     const key = o.keys.current();
     if (!key || reply.interval !== key.interval) {
-      o.log('market: asset reply for interval ' + reply.interval + ' ignored (trading ' + (key ? key.interval : 'none') + ')');
+      o.log(
+        'market: asset reply for interval ' +
+          reply.interval +
+          ' ignored (trading ' +
+          (key ? key.interval : 'none') +
+          ')',
+      );
       return;
     }
     if (!reply.issued) {
@@ -369,18 +435,21 @@ export class Trader {
     this.pending = pending;
     this.watch(key.interval, digest);
     const now = o.clock.now();
-    this.resendTimer = o.clock.setTimeout(function () {
-      self.resendTimer = null;
-      const current = o.keys.current();
-      if (self.pending !== pending || !current || current.interval !== pending.interval || !self.info) return;
-      try {
-        self.publishOffer(self.offerBytes(current));
-        self.stats.resent++;
-        o.log('market: interval ' + pending.interval + ': no receipt yet, offer sent again');
-      } catch (e) {
-        o.log('market: interval ' + pending.interval + ': cannot send the offer again: ' + errorText(e));
-      }
-    }, Math.max(1, Math.ceil(((this.gateClosure(key.interval) - now) / 2) * 1000)));
+    this.resendTimer = o.clock.setTimeout(
+      function () {
+        self.resendTimer = null;
+        const current = o.keys.current();
+        if (self.pending !== pending || !current || current.interval !== pending.interval || !self.info) return;
+        try {
+          self.publishOffer(self.offerBytes(current));
+          self.stats.resent++;
+          o.log('market: interval ' + pending.interval + ': no receipt yet, offer sent again');
+        } catch (e) {
+          o.log('market: interval ' + pending.interval + ': cannot send the offer again: ' + errorText(e));
+        }
+      },
+      Math.max(1, Math.ceil(((this.gateClosure(key.interval) - now) / 2) * 1000)),
+    );
   }
 
   private stopPending(): void {
@@ -416,7 +485,9 @@ export class Trader {
     const reason = (found as RefusedOffer).reason;
     if (accepted) {
       this.stats.accepted++;
-      o.log('market: interval ' + pending.interval + ': offer on chain (book index ' + (found as AcceptedOffer).index + ')');
+      o.log(
+        'market: interval ' + pending.interval + ': offer on chain (book index ' + (found as AcceptedOffer).index + ')',
+      );
     } else if (reason === REASON_BRIDGE_DUPLICATE) {
       o.log('market: interval ' + pending.interval + ': the bridge already had the offer');
     } else {
@@ -438,7 +509,18 @@ export class Trader {
         this.watched.splice(i, 1);
         this.stats.fills++;
         this.stats.filledWh += fill.fillWh;
-        o.log('market: interval ' + w.interval + ' cleared at ' + part.price + ': ' + fill.fillWh + ' Wh filled, paid ' + amountText(fill.paid) + ', received ' + amountText(fill.received));
+        o.log(
+          'market: interval ' +
+            w.interval +
+            ' cleared at ' +
+            part.price +
+            ': ' +
+            fill.fillWh +
+            ' Wh filled, paid ' +
+            amountText(fill.paid) +
+            ', received ' +
+            amountText(fill.received),
+        );
       } catch (e) {
         o.log('market: clearing result not understood: ' + errorText(e));
       }

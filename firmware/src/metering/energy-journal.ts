@@ -6,7 +6,7 @@
 // record format (persist/power-safe-record.ts) gives it a sequence number and a CRC, and a record
 // torn by a cut is skipped. docs/energy-journal.md has the reasoning, the wear and the loss bound.
 
-import { FlashRing } from '../persist/flash-ring.ts';
+import type { FlashRing } from '../persist/flash-ring.ts';
 import { bytesToUint, uintToBytes } from '../persist/power-safe-record.ts';
 import { VeilgridError } from '../protocol/veilgrid-error.ts';
 
@@ -62,10 +62,16 @@ function field(value: number, width: number, limit: number, what: string): strin
 
 /** Encodes a state as a journal record's payload. */
 export function encodeJournalState(s: JournalState): string {
-  return String.fromCharCode(FORMAT) + field(s.flags, 1, 256, 'flags') + field(s.interval, 4, UINT32_LIMIT, 'interval') +
-    field(s.nextSeq, 4, UINT32_LIMIT, 'reading sequence') + field(s.importPulses, 6, UINT48_LIMIT, 'import pulses') +
-    field(s.exportPulses, 6, UINT48_LIMIT, 'export pulses') + field(s.intervalImportPulses, 4, UINT32_LIMIT, 'interval import pulses') +
-    field(s.intervalExportPulses, 4, UINT32_LIMIT, 'interval export pulses');
+  return (
+    String.fromCharCode(FORMAT) +
+    field(s.flags, 1, 256, 'flags') +
+    field(s.interval, 4, UINT32_LIMIT, 'interval') +
+    field(s.nextSeq, 4, UINT32_LIMIT, 'reading sequence') +
+    field(s.importPulses, 6, UINT48_LIMIT, 'import pulses') +
+    field(s.exportPulses, 6, UINT48_LIMIT, 'export pulses') +
+    field(s.intervalImportPulses, 4, UINT32_LIMIT, 'interval import pulses') +
+    field(s.intervalExportPulses, 4, UINT32_LIMIT, 'interval export pulses')
+  );
 }
 
 /** Decodes a journal payload; null when it is of another format or inconsistent. */

@@ -77,7 +77,15 @@ export class Meter {
   constructor(options: MeterOptions) {
     this.options = options;
     this.commitEveryPulses = pulsesForWh(options.commitEveryWh, options.impulsesPerKWh);
-    this.state = { interval: 0, flags: 0, nextSeq: 1, importPulses: 0, exportPulses: 0, intervalImportPulses: 0, intervalExportPulses: 0 };
+    this.state = {
+      interval: 0,
+      flags: 0,
+      nextSeq: 1,
+      importPulses: 0,
+      exportPulses: 0,
+      intervalImportPulses: 0,
+      intervalExportPulses: 0,
+    };
     this.uncommittedImport = 0;
     this.uncommittedExport = 0;
     this.unpublished = new WaitingReadings(options.meterId);
@@ -125,9 +133,20 @@ export class Meter {
       }
     }
     this.options.log(
-      'meter: ' + (restored.state ? 'journal restored' : restored.filesFound ? 'journal unreadable, registers start at 0' : 'first start, registers at 0') +
-        ' (import ' + pulsesToWh(s.importPulses, this.options.impulsesPerKWh) + ' Wh, export ' + pulsesToWh(s.exportPulses, this.options.impulsesPerKWh) +
-        ' Wh, next reading seq ' + s.nextSeq + (restored.ignoredRecords ? ', ' + restored.ignoredRecords + ' torn record(s) skipped' : '') + ')',
+      'meter: ' +
+        (restored.state
+          ? 'journal restored'
+          : restored.filesFound
+            ? 'journal unreadable, registers start at 0'
+            : 'first start, registers at 0') +
+        ' (import ' +
+        pulsesToWh(s.importPulses, this.options.impulsesPerKWh) +
+        ' Wh, export ' +
+        pulsesToWh(s.exportPulses, this.options.impulsesPerKWh) +
+        ' Wh, next reading seq ' +
+        s.nextSeq +
+        (restored.ignoredRecords ? ', ' + restored.ignoredRecords + ' torn record(s) skipped' : '') +
+        ')',
     );
     this.tick();
   }
@@ -178,7 +197,11 @@ export class Meter {
       this.commitFailing = false;
     } catch (e) {
       if (!this.commitFailing) {
-        this.options.log('meter: journal commit failed: ' + ((e && (e as Error).message) || e) + ' -- energy since the last commit would be lost on a power cut; retrying');
+        this.options.log(
+          'meter: journal commit failed: ' +
+            ((e && (e as Error).message) || e) +
+            ' -- energy since the last commit would be lost on a power cut; retrying',
+        );
       }
       this.commitFailing = true;
     }
@@ -201,7 +224,10 @@ export class Meter {
     else this.catchUp(now);
     if (!this.handedOver) this.retryUnpublished();
     const nextBoundaryMs = ((this.state.interval + 1) * this.options.intervalSeconds - now) * 1000;
-    const wait = this.unpublished.size() > 0 ? Math.min(this.lastStored ? NEXT_WAITING_MS : RETRY_MS, nextBoundaryMs) : nextBoundaryMs;
+    const wait =
+      this.unpublished.size() > 0
+        ? Math.min(this.lastStored ? NEXT_WAITING_MS : RETRY_MS, nextBoundaryMs)
+        : nextBoundaryMs;
     // +1 ms: a timer due exactly at the boundary must not see the clock still inside the interval.
     this.timer = clock.setTimeout(this.tick.bind(this), Math.max(1, Math.ceil(wait) + 1));
   }
@@ -268,8 +294,15 @@ export class Meter {
     const max = this.options.maxWaitingReadings || DEFAULT_MAX_WAITING_READINGS;
     while (this.unpublished.size() > max) {
       const dropped = this.unpublished.removeSecond() as Reading;
-      this.options.log('meter: reading ' + dropped.seq + ' (interval ' + dropped.interval + ') dropped: ' + max +
-        ' readings already wait for room in the outbox; its energy stays in the register totals');
+      this.options.log(
+        'meter: reading ' +
+          dropped.seq +
+          ' (interval ' +
+          dropped.interval +
+          ') dropped: ' +
+          max +
+          ' readings already wait for room in the outbox; its energy stays in the register totals',
+      );
     }
   }
 
@@ -287,12 +320,27 @@ export class Meter {
     } catch (e) {
       if (this.refusedSeq !== reading.seq) {
         this.refusedSeq = reading.seq;
-        this.options.log('meter: reading ' + reading.seq + ' (interval ' + reading.interval + ') not stored: ' + ((e && (e as Error).message) || e) + '; retrying every ' + RETRY_MS / 1000 + ' s, ' + this.unpublished.size() + ' waiting');
+        this.options.log(
+          'meter: reading ' +
+            reading.seq +
+            ' (interval ' +
+            reading.interval +
+            ') not stored: ' +
+            ((e && (e as Error).message) || e) +
+            '; retrying every ' +
+            RETRY_MS / 1000 +
+            ' s, ' +
+            this.unpublished.size() +
+            ' waiting',
+        );
       }
       return;
     }
     this.lastStored = true;
-    if (this.refusedSeq === reading.seq) this.options.log('meter: reading ' + reading.seq + ' stored after all, ' + (this.unpublished.size() - 1) + ' more waiting');
+    if (this.refusedSeq === reading.seq)
+      this.options.log(
+        'meter: reading ' + reading.seq + ' stored after all, ' + (this.unpublished.size() - 1) + ' more waiting',
+      );
     this.unpublished.shift();
   }
 }

@@ -23,7 +23,10 @@ export const RELAYS_PER_PATH = 2;
  */
 export function choosePath(relayCount: number, ownIndex: number, randomBelow: (n: number) => number): number[] {
   const others = ownIndex >= 0 && ownIndex < relayCount ? relayCount - 1 : relayCount;
-  if (others < RELAYS_PER_PATH) throw new Error('the directory lists ' + relayCount + ' relays: a path needs ' + RELAYS_PER_PATH + ' besides this meter');
+  if (others < RELAYS_PER_PATH)
+    throw new Error(
+      'the directory lists ' + relayCount + ' relays: a path needs ' + RELAYS_PER_PATH + ' besides this meter',
+    );
   const path: number[] = [];
   while (path.length < RELAYS_PER_PATH) {
     // Drawn among the others (skipping ownIndex), again until distinct: uniform over ordered pairs.
@@ -38,7 +41,14 @@ export function choosePath(relayCount: number, ownIndex: number, randomBelow: (n
  * The packet carrying payload through `relays` (in order) to `exit`. Per hop one GenKey and one ECDH in
  * the secure element. Returns the packet; it goes to the first relay's inbox.
  */
-export function sealOnion(se: OnionSecureElement, primitives: OnionPrimitives, relays: RelayRecord[], exit: RelayRecord, payloadType: number, payload: Uint8Array): Uint8Array {
+export function sealOnion(
+  se: OnionSecureElement,
+  primitives: OnionPrimitives,
+  relays: RelayRecord[],
+  exit: RelayRecord,
+  payloadType: number,
+  payload: Uint8Array,
+): Uint8Array {
   const path = relays.concat([exit]);
   const hops: OnionHop[] = [];
   for (let i = 0; i < path.length; i++) {

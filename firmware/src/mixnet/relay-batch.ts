@@ -13,9 +13,26 @@ import { OnionPacketError, onionEphemeralKey, peelOnionPacket } from '../protoco
 import { bytesToHex } from '../protocol/hex.ts';
 
 /** Why a packet was dropped. */
-export type RelayDrop = 'bad-length' | 'bad-version' | 'bad-key' | 'bad-mac' | 'bad-payload' | 'replayed' | 'not-for-a-relay' | 'batch-full';
+export type RelayDrop =
+  | 'bad-length'
+  | 'bad-version'
+  | 'bad-key'
+  | 'bad-mac'
+  | 'bad-payload'
+  | 'replayed'
+  | 'not-for-a-relay'
+  | 'batch-full';
 
-export const RELAY_DROPS: RelayDrop[] = ['bad-length', 'bad-version', 'bad-key', 'bad-mac', 'bad-payload', 'replayed', 'not-for-a-relay', 'batch-full'];
+export const RELAY_DROPS: RelayDrop[] = [
+  'bad-length',
+  'bad-version',
+  'bad-key',
+  'bad-mac',
+  'bad-payload',
+  'replayed',
+  'not-for-a-relay',
+  'batch-full',
+];
 
 export interface ForwardedPacket {
   nextRelayId: Uint8Array;

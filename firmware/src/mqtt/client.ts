@@ -165,7 +165,9 @@ function resolveTimings(o: MqttClientOptions): ResolvedTimings {
     if (!(t[positive[i]] > 0)) throw new Error('MQTT ' + positive[i] + ' must be above 0, got ' + t[positive[i]]);
   }
   if (!(t.minBackoffMs >= 0 && t.maxBackoffMs >= t.minBackoffMs)) {
-    throw new Error('MQTT backoff must be 0 <= minBackoffMs <= maxBackoffMs, got ' + t.minBackoffMs + ' and ' + t.maxBackoffMs);
+    throw new Error(
+      'MQTT backoff must be 0 <= minBackoffMs <= maxBackoffMs, got ' + t.minBackoffMs + ' and ' + t.maxBackoffMs,
+    );
   }
   return t;
 }
@@ -256,7 +258,15 @@ export class MqttClient {
     const keep = retain === true;
     if (qos === 1) {
       // Refuse a topic that can never be sent before it is stored (it would block the outbox).
-      encodePacket({ kind: 'publish', topic: topic, payload: new Uint8Array(0), qos: 1, dup: false, retain: keep, packetId: 1 });
+      encodePacket({
+        kind: 'publish',
+        topic: topic,
+        payload: new Uint8Array(0),
+        qos: 1,
+        dup: false,
+        retain: keep,
+        packetId: 1,
+      });
       this.outbox.append(topic, payload, keep, note);
       this.fillWindow();
       return true;
@@ -300,11 +310,22 @@ export class MqttClient {
       if (this.socket !== socket) return;
       this.socket = undefined;
       const error = this.lastSocketError;
-      if (this.state === CONNECTED) this.connectionLost(MQTT_DISCONNECT.closed, 'connection to ' + this.where() + ' closed' + (error ? ': ' + error : ''));
-      else this.connectionLost(MQTT_DISCONNECT.unreachable, 'could not connect to ' + this.where() + ': ' + (error || 'connection closed before CONNACK'));
+      if (this.state === CONNECTED)
+        this.connectionLost(
+          MQTT_DISCONNECT.closed,
+          'connection to ' + this.where() + ' closed' + (error ? ': ' + error : ''),
+        );
+      else
+        this.connectionLost(
+          MQTT_DISCONNECT.unreachable,
+          'could not connect to ' + this.where() + ': ' + (error || 'connection closed before CONNACK'),
+        );
     });
     this.setTimer('connack', this.t.connackTimeoutMs, () => {
-      this.connectionLost(MQTT_DISCONNECT.noConnack, 'no CONNACK from ' + this.where() + ' within ' + this.t.connackTimeoutMs + ' ms');
+      this.connectionLost(
+        MQTT_DISCONNECT.noConnack,
+        'no CONNACK from ' + this.where() + ' within ' + this.t.connackTimeoutMs + ' ms',
+      );
     });
   }
 
@@ -334,7 +355,16 @@ export class MqttClient {
   private onConnack(returnCode: number): void {
     this.clearTimer('connack');
     if (returnCode !== 0) {
-      this.connectionLost(MQTT_DISCONNECT.refused, 'broker ' + this.where() + ' refused the connection: ' + connackReason(returnCode) + ' (CONNACK ' + returnCode + ')');
+      this.connectionLost(
+        MQTT_DISCONNECT.refused,
+        'broker ' +
+          this.where() +
+          ' refused the connection: ' +
+          connackReason(returnCode) +
+          ' (CONNACK ' +
+          returnCode +
+          ')',
+      );
       return;
     }
     this.state = CONNECTED;
@@ -358,7 +388,8 @@ export class MqttClient {
     const base = Math.min(this.t.maxBackoffMs, this.t.minBackoffMs * Math.pow(2, Math.min(this.attempts, 30) - 1));
     // "Equal jitter": half the delay fixed, half random, so meters that lost the same broker spread out.
     const delay = Math.round(base / 2 + this.random() * (base / 2));
-    if (this.o.log) this.o.log('reconnecting to ' + this.where() + ' in ' + delay + ' ms (attempt ' + (this.attempts + 1) + ')');
+    if (this.o.log)
+      this.o.log('reconnecting to ' + this.where() + ' in ' + delay + ' ms (attempt ' + (this.attempts + 1) + ')');
     this.setTimer('reconnect', delay, () => this.connect());
   }
 
@@ -372,7 +403,7 @@ export class MqttClient {
     if (socket) {
       try {
         socket.end();
-      } catch (err) {
+      } catch (_err) {
         // The socket is already gone; nothing more to release.
       }
     }
@@ -401,12 +432,19 @@ export class MqttClient {
 
   private handle(p: MqttPacket): void {
     if (this.state !== CONNECTED && p.kind !== 'connack') {
-      this.connectionLost(MQTT_DISCONNECT.protocolError, 'protocol error from ' + this.where() + ': ' + p.kind + ' before CONNACK');
+      this.connectionLost(
+        MQTT_DISCONNECT.protocolError,
+        'protocol error from ' + this.where() + ': ' + p.kind + ' before CONNACK',
+      );
       return;
     }
     switch (p.kind) {
       case 'connack':
-        if (this.state === CONNECTED) this.connectionLost(MQTT_DISCONNECT.protocolError, 'protocol error from ' + this.where() + ': a second CONNACK');
+        if (this.state === CONNECTED)
+          this.connectionLost(
+            MQTT_DISCONNECT.protocolError,
+            'protocol error from ' + this.where() + ': a second CONNACK',
+          );
         else this.onConnack(p.returnCode);
         return;
       case 'puback':
@@ -421,13 +459,17 @@ export class MqttClient {
         return;
       case 'suback':
         for (let i = 0; i < p.returnCodes.length; i++) {
-          if (p.returnCodes[i] === 128 && this.o.log) this.o.log('broker refused a subscription (SUBACK ' + p.packetId + ', filter ' + (i + 1) + ')');
+          if (p.returnCodes[i] === 128 && this.o.log)
+            this.o.log('broker refused a subscription (SUBACK ' + p.packetId + ', filter ' + (i + 1) + ')');
         }
         return;
       case 'unsuback':
         return;
       default:
-        this.connectionLost(MQTT_DISCONNECT.protocolError, 'protocol error from ' + this.where() + ': a broker must not send ' + p.kind);
+        this.connectionLost(
+          MQTT_DISCONNECT.protocolError,
+          'protocol error from ' + this.where() + ': a broker must not send ' + p.kind,
+        );
     }
   }
 
@@ -487,7 +529,11 @@ export class MqttClient {
       const next = this.cursor === 0 ? this.outbox.first() : this.outbox.after(this.cursor);
       if (!next) return;
       this.cursor = next.id;
-      const entry: InFlight = { id: next.id, packetId: this.allocatePacketId(), sent: this.outbox.isRecovered(next.id) };
+      const entry: InFlight = {
+        id: next.id,
+        packetId: this.allocatePacketId(),
+        sent: this.outbox.isRecovered(next.id),
+      };
       this.inFlight.push(entry);
       this.sendEntry(entry, next);
     }
@@ -500,12 +546,20 @@ export class MqttClient {
     if (!m) return;
     const dup = entry.sent;
     entry.sent = true;
-    this.send({ kind: 'publish', topic: m.topic, payload: m.payload, qos: 1, dup: dup, retain: m.retain, packetId: entry.packetId });
+    this.send({
+      kind: 'publish',
+      topic: m.topic,
+      payload: m.payload,
+      qos: 1,
+      dup: dup,
+      retain: m.retain,
+      packetId: entry.packetId,
+    });
     this.armAckTimer();
   }
 
   private armAckTimer(): void {
-    if (this.timers['ack'] !== undefined) return;
+    if (this.timers.ack !== undefined) return;
     this.setTimer('ack', this.t.ackTimeoutMs, () => {
       if (this.state !== CONNECTED) return;
       for (let i = 0; i < this.inFlight.length; i++) this.sendEntry(this.inFlight[i]);
@@ -539,7 +593,11 @@ export class MqttClient {
       this.send({ kind: 'pingreq' });
       const timeout = this.t.pingTimeoutMs;
       this.setTimer('pingTimeout', timeout, () => {
-        if (this.pingOutstanding) this.connectionLost(MQTT_DISCONNECT.pingTimeout, 'no PINGRESP from ' + this.where() + ' within ' + timeout + ' ms: connection is dead');
+        if (this.pingOutstanding)
+          this.connectionLost(
+            MQTT_DISCONNECT.pingTimeout,
+            'no PINGRESP from ' + this.where() + ' within ' + timeout + ' ms: connection is dead',
+          );
       });
       this.schedulePing();
     });
@@ -563,5 +621,7 @@ export class MqttClient {
 }
 
 function errorText(err: unknown): string {
-  return err && typeof err === 'object' && 'message' in err ? String((err as { message: unknown }).message) : String(err);
+  return err && typeof err === 'object' && 'message' in err
+    ? String((err as { message: unknown }).message)
+    : String(err);
 }

@@ -16,7 +16,7 @@
 // RAM: the seqs of the waiting messages as a range (pending-ids.ts); messages are read from flash when
 // sent, and again when resent (mqtt/client.ts keeps no payload in RAM).
 
-import { FlashRing, RingFullError } from '../persist/flash-ring.ts';
+import { type FlashRing, RingFullError } from '../persist/flash-ring.ts';
 import { recordBytes } from '../persist/power-safe-record.ts';
 import { bytesToByteString, byteStringToBytes } from './packets.ts';
 import { VeilgridError } from '../protocol/veilgrid-error.ts';
@@ -118,19 +118,36 @@ export class Outbox {
    */
   append(topic: string, payload: Uint8Array, retain?: boolean, note?: string): number {
     const n = note || '';
-    if (topic.length === 0 || topic.length > 255) throw new OutboxError('topic must be 1..255 chars, got ' + topic.length);
+    if (topic.length === 0 || topic.length > 255)
+      throw new OutboxError('topic must be 1..255 chars, got ' + topic.length);
     if (n.length > 255) throw new OutboxError('outbox note of ' + n.length + ' bytes is longer than 255');
-    const record = String.fromCharCode(retain === true ? RETAIN_FLAG : 0, topic.length, n.length) + topic + n + bytesToByteString(payload);
+    const record =
+      String.fromCharCode(retain === true ? RETAIN_FLAG : 0, topic.length, n.length) +
+      topic +
+      n +
+      bytesToByteString(payload);
     const pageBytes = this.ring.area.pageBytes;
     if (recordBytes(record.length) > pageBytes) {
-      throw new OutboxError('message of ' + payload.length + ' bytes on "' + topic + '" is too large for the outbox (a record must fit one ' + pageBytes + '-byte flash page)');
+      throw new OutboxError(
+        'message of ' +
+          payload.length +
+          ' bytes on "' +
+          topic +
+          '" is too large for the outbox (a record must fit one ' +
+          pageBytes +
+          '-byte flash page)',
+      );
     }
     let seq: number;
     try {
       seq = this.ring.append(record, this.pending.first());
     } catch (err) {
       if (err instanceof RingFullError) {
-        throw new OutboxFullError('outbox full: ' + this.pending.size() + ' messages wait for the broker to acknowledge them; nothing was stored: keep the message and try again later');
+        throw new OutboxFullError(
+          'outbox full: ' +
+            this.pending.size() +
+            ' messages wait for the broker to acknowledge them; nothing was stored: keep the message and try again later',
+        );
       }
       throw err;
     }

@@ -182,7 +182,14 @@ function asciiString(s: string, what: string): string {
     const c = s.charCodeAt(i);
     if (c === 0 || c > 127) {
       throw new MqttPacketError(
-        what + ' "' + s + '" has char code ' + c + ' at index ' + i + ': only ASCII 1..127 is allowed (device strings are 8-bit)',
+        what +
+          ' "' +
+          s +
+          '" has char code ' +
+          c +
+          ' at index ' +
+          i +
+          ': only ASCII 1..127 is allowed (device strings are 8-bit)',
       );
     }
   }
@@ -203,12 +210,14 @@ function checkTopicName(topic: string, what: string): void {
 }
 
 function checkQos(qos: number, what: string): QoS {
-  if (qos !== 0 && qos !== 1) throw new MqttPacketError(what + ' must be 0 or 1, got ' + qos + ' (QoS 2 is not supported)');
+  if (qos !== 0 && qos !== 1)
+    throw new MqttPacketError(what + ' must be 0 or 1, got ' + qos + ' (QoS 2 is not supported)');
   return qos;
 }
 
 function remainingLength(n: number): string {
-  if (n > MAX_REMAINING_LENGTH) throw new MqttPacketError('packet body of ' + n + ' bytes exceeds the MQTT maximum of 268435455');
+  if (n > MAX_REMAINING_LENGTH)
+    throw new MqttPacketError('packet body of ' + n + ' bytes exceeds the MQTT maximum of 268435455');
   let s = '';
   do {
     let digit = n % 128;
@@ -285,7 +294,8 @@ function encodeSuback(p: SubackPacket): string {
   let body = u16(checkPacketId(p.packetId, 'SUBACK'));
   for (let i = 0; i < p.returnCodes.length; i++) {
     const c = p.returnCodes[i];
-    if (c !== 0 && c !== 1 && c !== 2 && c !== 128) throw new MqttPacketError('SUBACK return code ' + c + ' is not 0, 1, 2 or 0x80');
+    if (c !== 0 && c !== 1 && c !== 2 && c !== 128)
+      throw new MqttPacketError('SUBACK return code ' + c + ' is not 0, 1, 2 or 0x80');
     body += String.fromCharCode(c);
   }
   return frame(TYPE_SUBACK << 4, body);
@@ -383,7 +393,7 @@ class BodyReader {
   }
 
   done(): void {
-    if (this.pos !== this.end) this.fail((this.end - this.pos) + ' unexpected bytes at the end');
+    if (this.pos !== this.end) this.fail(this.end - this.pos + ' unexpected bytes at the end');
   }
 }
 
@@ -394,21 +404,39 @@ function expectFlags(type: number, flags: number, name: string): void {
   }
 }
 
-const PACKET_NAMES = ['reserved type 0', 'CONNECT', 'CONNACK', 'PUBLISH', 'PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP',
-  'SUBSCRIBE', 'SUBACK', 'UNSUBSCRIBE', 'UNSUBACK', 'PINGREQ', 'PINGRESP', 'DISCONNECT', 'reserved type 15'];
+const PACKET_NAMES = [
+  'reserved type 0',
+  'CONNECT',
+  'CONNACK',
+  'PUBLISH',
+  'PUBACK',
+  'PUBREC',
+  'PUBREL',
+  'PUBCOMP',
+  'SUBSCRIBE',
+  'SUBACK',
+  'UNSUBSCRIBE',
+  'UNSUBACK',
+  'PINGREQ',
+  'PINGRESP',
+  'DISCONNECT',
+  'reserved type 15',
+];
 
 /** Rejects a first byte that no valid (supported) packet starts with. */
 function checkFirstByte(first: number): void {
   const type = first >> 4;
   const flags = first & 15;
   const name = PACKET_NAMES[type];
-  if (type === 0 || type === 15) throw new MqttPacketError('malformed packet: ' + name + ' (first byte 0x' + first.toString(16) + ')');
+  if (type === 0 || type === 15)
+    throw new MqttPacketError('malformed packet: ' + name + ' (first byte 0x' + first.toString(16) + ')');
   if (type >= 5 && type <= 7) throw new MqttPacketError('unsupported ' + name + ': this client does not do QoS 2');
   if (type === TYPE_PUBLISH) {
     const qos = (flags >> 1) & 3;
     if (qos === 3) throw new MqttPacketError('malformed PUBLISH: QoS bits are 3');
-    if (qos === 2) throw new MqttPacketError('unsupported PUBLISH with QoS 2: this client subscribes with QoS 0/1 only');
-    if (qos === 0 && (flags & 8)) throw new MqttPacketError('malformed PUBLISH: DUP set on a QoS 0 message');
+    if (qos === 2)
+      throw new MqttPacketError('unsupported PUBLISH with QoS 2: this client subscribes with QoS 0/1 only');
+    if (qos === 0 && flags & 8) throw new MqttPacketError('malformed PUBLISH: DUP set on a QoS 0 message');
     return;
   }
   expectFlags(type, flags, name);
@@ -426,8 +454,13 @@ function decodeConnect(r: BodyReader): ConnectPacket {
   const willRetain = (flags & 32) !== 0;
   if (!hasWill && (willQos !== 0 || willRetain)) r.fail('will QoS/retain set without a will');
   if (willQos > 1) r.fail('will QoS ' + willQos + ' is not supported');
-  if ((flags & 64) && !(flags & 128)) r.fail('password flag set without user name flag');
-  const p: ConnectPacket = { kind: 'connect', clientId: '', cleanSession: (flags & 2) !== 0, keepAliveSeconds: r.u16('keep-alive') };
+  if (flags & 64 && !(flags & 128)) r.fail('password flag set without user name flag');
+  const p: ConnectPacket = {
+    kind: 'connect',
+    clientId: '',
+    cleanSession: (flags & 2) !== 0,
+    keepAliveSeconds: r.u16('keep-alive'),
+  };
   p.clientId = r.text('client id');
   if (hasWill) {
     const topic = r.text('will topic');
@@ -445,7 +478,14 @@ function decodePublish(r: BodyReader, flags: number): PublishPacket {
   const topic = r.text('topic');
   if (topic.length === 0) r.fail('empty topic name');
   if (topic.indexOf('+') >= 0 || topic.indexOf('#') >= 0) r.fail('topic "' + topic + '" contains a wildcard');
-  const p: PublishPacket = { kind: 'publish', topic: topic, payload: new Uint8Array(0), qos: qos, dup: (flags & 8) !== 0, retain: (flags & 1) !== 0 };
+  const p: PublishPacket = {
+    kind: 'publish',
+    topic: topic,
+    payload: new Uint8Array(0),
+    qos: qos,
+    dup: (flags & 8) !== 0,
+    retain: (flags & 1) !== 0,
+  };
   if (qos === 1) p.packetId = r.packetId();
   p.payload = byteStringToBytes(r.rest());
   return p;
@@ -571,7 +611,10 @@ export class MqttStreamDecoder {
     let multiplier = 1;
     let i = 1;
     for (;;) {
-      if (i > 4) throw new MqttPacketError('malformed ' + PACKET_NAMES[first >> 4] + ': remaining length takes more than 4 bytes');
+      if (i > 4)
+        throw new MqttPacketError(
+          'malformed ' + PACKET_NAMES[first >> 4] + ': remaining length takes more than 4 bytes',
+        );
       if (i >= s.length) return undefined;
       const digit = s.charCodeAt(i);
       length += (digit & 127) * multiplier;
@@ -581,7 +624,12 @@ export class MqttStreamDecoder {
     }
     if (i + length > this.maxPacketBytes) {
       throw new MqttPacketError(
-        PACKET_NAMES[first >> 4] + ' of ' + (i + length) + ' bytes exceeds the limit of ' + this.maxPacketBytes + ' bytes',
+        PACKET_NAMES[first >> 4] +
+          ' of ' +
+          (i + length) +
+          ' bytes exceeds the limit of ' +
+          this.maxPacketBytes +
+          ' bytes',
       );
     }
     if (s.length < i + length) return undefined;

@@ -107,7 +107,9 @@ export class FlashRing {
     if (headPage >= 0) {
       this.writePage = headPage;
       // Go on after the head only if nothing at all was written past it (no torn record).
-      this.writeOffset = this.isErased(this.pageAddr(headPage) + headOffset, a.pageBytes - headOffset) ? headOffset : a.pageBytes;
+      this.writeOffset = this.isErased(this.pageAddr(headPage) + headOffset, a.pageBytes - headOffset)
+        ? headOffset
+        : a.pageBytes;
     }
     // What each page holds that the ring must not erase. A header from keep-from on counts only if
     // its record is valid: garbage left by a cut erase must not block the ring.
@@ -127,11 +129,18 @@ export class FlashRing {
     const seq = this.head + 1;
     const from = keepFrom === undefined ? seq : keepFrom;
     const size = recordBytes(payload.length);
-    if (size > a.pageBytes) throw new Error('record of ' + payload.length + ' bytes does not fit a ' + a.pageBytes + '-byte flash page');
+    if (size > a.pageBytes)
+      throw new Error('record of ' + payload.length + ' bytes does not fit a ' + a.pageBytes + '-byte flash page');
     if (this.writeOffset + size > a.pageBytes) {
       const next = (this.writePage + 1) % a.pages;
       if (this.pageSeq[next] >= from) {
-        throw new RingFullError('flash ring full: its next page still holds record ' + this.pageSeq[next] + ', and records from ' + from + ' on are needed');
+        throw new RingFullError(
+          'flash ring full: its next page still holds record ' +
+            this.pageSeq[next] +
+            ', and records from ' +
+            from +
+            ' on are needed',
+        );
       }
       this.writePage = next;
       this.writeOffset = a.pageBytes; // until the erase has returned, nothing goes into this page
@@ -208,7 +217,10 @@ export class FlashRing {
    * Calls `fn(offset, header)` for each record header in the page, in order, until the erased
    * tail, a header whose length does not fit the page, or `fn` returns true.
    */
-  private walkPage(page: number, fn: (offset: number, header: { length: number; seq: number; keepFrom: number }) => boolean): void {
+  private walkPage(
+    page: number,
+    fn: (offset: number, header: { length: number; seq: number; keepFrom: number }) => boolean,
+  ): void {
     const a = this.area;
     let offset = 0;
     while (offset + RECORD_HEADER_BYTES <= a.pageBytes) {
@@ -225,7 +237,12 @@ export class FlashRing {
   private maxHeaderSeq(page: number, limit: number, verifyFrom: number): number {
     let max = 0;
     this.walkPage(page, (offset, h) => {
-      if (h.seq <= limit && h.seq > max && (h.seq < verifyFrom || this.readPayload(page, offset, h.length) !== undefined)) max = h.seq;
+      if (
+        h.seq <= limit &&
+        h.seq > max &&
+        (h.seq < verifyFrom || this.readPayload(page, offset, h.length) !== undefined)
+      )
+        max = h.seq;
       return false;
     });
     return max;
@@ -242,7 +259,8 @@ export class FlashRing {
     });
     for (;;) {
       let best = -1;
-      for (let i = 0; i < seqs.length; i++) if (seqs[i] > 0 && seqs[i] <= MAX_RECORD_SEQ && (best < 0 || seqs[i] > seqs[best])) best = i;
+      for (let i = 0; i < seqs.length; i++)
+        if (seqs[i] > 0 && seqs[i] <= MAX_RECORD_SEQ && (best < 0 || seqs[i] > seqs[best])) best = i;
       if (best < 0) return -1;
       const offset = offsets[best];
       const h = decodeRecordHeader(this.read(this.pageAddr(page) + offset, RECORD_HEADER_BYTES));

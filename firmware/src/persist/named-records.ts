@@ -14,7 +14,7 @@
 // (keys/reading-keys.ts KeyRecordStorage) take it unchanged.
 
 import { bytesToUint, uintToBytes } from './power-safe-record.ts';
-import { FlashRing, RingFullError } from './flash-ring.ts';
+import { type FlashRing, RingFullError } from './flash-ring.ts';
 
 const SNAPSHOT_MARK = '\x00';
 
@@ -41,7 +41,8 @@ export class NamedRecords {
   /** Stores `data` as the value of `name`; false when the ring cannot take it (nothing written). Throws on a flash error. */
   write(name: string, data: string): boolean {
     if (name.length === 0 || name.length > 255) throw new Error('record name must be 1..255 chars, got "' + name + '"');
-    if (data.length > 0xfffe) throw new Error('record "' + name + '" of ' + data.length + ' bytes is too long (at most 65534)');
+    if (data.length > 0xfffe)
+      throw new Error('record "' + name + '" of ' + data.length + ' bytes is too long (at most 65534)');
     const i = this.names.indexOf(name);
     const names = this.names.slice();
     const values = this.values.slice();

@@ -22,30 +22,53 @@ export const JOURNAL_BYTES = 16384;
 export const RECORDS_BYTES = 8192;
 
 /** The first candidate inside one of Flash.getFree()'s areas; throws when there is none. */
-export function choosePartition(candidates: RawFlashPartition[], free: { addr: number; length: number }[]): RawFlashPartition {
+export function choosePartition(
+  candidates: RawFlashPartition[],
+  free: { addr: number; length: number }[],
+): RawFlashPartition {
   for (let c = 0; c < candidates.length; c++) {
     const p = candidates[c];
     for (let f = 0; f < free.length; f++) {
       if (p.addr >= free[f].addr && p.addr + p.bytes <= free[f].addr + free[f].length) return p;
     }
   }
-  throw new Error('no raw flash partition for the journal and outbox: the board definition offers ' + JSON.stringify(candidates) +
-    ' but Flash.getFree() reports ' + JSON.stringify(free) + ' (rebuild the firmware for this board)');
+  throw new Error(
+    'no raw flash partition for the journal and outbox: the board definition offers ' +
+      JSON.stringify(candidates) +
+      ' but Flash.getFree() reports ' +
+      JSON.stringify(free) +
+      ' (rebuild the firmware for this board)',
+  );
 }
 
 /** Splits the partition into the rings of the journal, the named records and the outbox, in that order. */
-export function ringAreas(p: RawFlashPartition, pageBytes: number): { journal: RingArea; records: RingArea; outbox: RingArea } {
+export function ringAreas(
+  p: RawFlashPartition,
+  pageBytes: number,
+): { journal: RingArea; records: RingArea; outbox: RingArea } {
   const pages = Math.floor(p.bytes / pageBytes);
   const journalPages = Math.max(2, Math.floor(JOURNAL_BYTES / pageBytes));
   const recordPages = Math.max(2, Math.floor(RECORDS_BYTES / pageBytes));
   if (p.addr % pageBytes !== 0 || pages < journalPages + recordPages + 2) {
-    throw new Error('raw flash partition at ' + p.addr + ' (' + p.bytes + ' bytes) must be page-aligned and hold at least ' +
-      (journalPages + recordPages + 2) + ' pages of ' + pageBytes);
+    throw new Error(
+      'raw flash partition at ' +
+        p.addr +
+        ' (' +
+        p.bytes +
+        ' bytes) must be page-aligned and hold at least ' +
+        (journalPages + recordPages + 2) +
+        ' pages of ' +
+        pageBytes,
+    );
   }
   return {
     journal: { addr: p.addr, pageBytes: pageBytes, pages: journalPages },
     records: { addr: p.addr + journalPages * pageBytes, pageBytes: pageBytes, pages: recordPages },
-    outbox: { addr: p.addr + (journalPages + recordPages) * pageBytes, pageBytes: pageBytes, pages: pages - journalPages - recordPages },
+    outbox: {
+      addr: p.addr + (journalPages + recordPages) * pageBytes,
+      pageBytes: pageBytes,
+      pages: pages - journalPages - recordPages,
+    },
   };
 }
 
@@ -54,11 +77,20 @@ export function ringAreas(p: RawFlashPartition, pageBytes: number): { journal: R
  * of it ('' when they do not). Storage would then write its files over the rings, or take a ring
  * page for a file header and judge itself corrupt at the next power-on.
  */
-export function storageCollision(p: RawFlashPartition, stats: { totalBytes: number; freeBytes: number }, pageBytes: number): string {
+export function storageCollision(
+  p: RawFlashPartition,
+  stats: { totalBytes: number; freeBytes: number },
+  pageBytes: number,
+): string {
   if (p.storageAddr === undefined) return '';
   const storageEnd = p.storageAddr + stats.totalBytes - stats.freeBytes;
   // Espruino's file walk looks one page past the last file: that page must not be the partition's.
   if (storageEnd + pageBytes < p.addr) return '';
-  return 'Storage files end at ' + storageEnd + ', within a page of the raw flash partition at ' + p.addr +
-    ': Storage may overwrite the journal and outbox; erase unneeded Storage files (Storage.compact() then reclaims the space)';
+  return (
+    'Storage files end at ' +
+    storageEnd +
+    ', within a page of the raw flash partition at ' +
+    p.addr +
+    ': Storage may overwrite the journal and outbox; erase unneeded Storage files (Storage.compact() then reclaims the space)'
+  );
 }

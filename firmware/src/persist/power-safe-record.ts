@@ -55,7 +55,8 @@ export function bytesToUint(data: string, offset: number, width: number): number
 
 /** The record's bytes (without padding: the flash keeps 0xFF there). */
 export function encodeRecord(seq: number, keepFrom: number, payload: string): string {
-  if (payload.length >= UNWRITTEN_LENGTH) throw new Error('record payload of ' + payload.length + ' bytes is too long (at most 65534)');
+  if (payload.length >= UNWRITTEN_LENGTH)
+    throw new Error('record payload of ' + payload.length + ' bytes is too long (at most 65534)');
   if (!(seq >= 1 && seq <= MAX_RECORD_SEQ && keepFrom >= 0 && keepFrom <= seq)) {
     throw new Error('record seq ' + seq + ' / keep-from ' + keepFrom + ' out of range');
   }

@@ -27,7 +27,7 @@ export function secureConsole(password: string | undefined): string {
     }
   }
   try {
-    require("TelnetServer").setOptions({ mode: 'off' });
+    require('TelnetServer').setOptions({ mode: 'off' });
   } catch (e) {
     problems += 'the network console cannot be turned off (' + ((e as Error).message || e) + ')';
   }

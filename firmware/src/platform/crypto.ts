@@ -7,7 +7,7 @@ import type { Sha256 } from '../protocol/crypto/sha256.ts';
 
 /** SHA-256 by crypto.SHA256 (native, about 30 us per KB). Takes a Uint8Array, views included. */
 export const nativeSha256: Sha256 = function (data) {
-  return new Uint8Array(require("crypto").SHA256(data));
+  return new Uint8Array(require('crypto').SHA256(data));
 };
 
 /**
@@ -21,5 +21,5 @@ export const nativeAes128Ctr: Aes128Ctr = function (key16, data) {
   }
   // Espruino cannot allocate a zero-length result buffer ("Not enough memory for result").
   if (data.length === 0) return new Uint8Array(0);
-  return new Uint8Array(require("crypto").AES.encrypt(data, key16, { mode: 'CTR' }));
+  return new Uint8Array(require('crypto').AES.encrypt(data, key16, { mode: 'CTR' }));
 };

@@ -30,7 +30,14 @@ interface StorageModule {
   list(filter?: RegExp, options?: { sf?: boolean }): string[];
   compact(showMessage?: boolean): void;
   getFree(checkInternalFlash?: boolean): number;
-  getStats(): { totalBytes: number; freeBytes: number; fileBytes: number; fileCount: number; trashBytes: number; trashCount: number };
+  getStats(): {
+    totalBytes: number;
+    freeBytes: number;
+    fileBytes: number;
+    fileCount: number;
+    trashBytes: number;
+    trashCount: number;
+  };
   open(name: string, mode: 'r' | 'w' | 'a'): StorageFile;
 }
 
@@ -73,8 +80,16 @@ interface WifiModule {
 interface CryptoModule {
   SHA256(message: ByteString | Uint8Array | ArrayBuffer): ArrayBuffer;
   AES: {
-    encrypt(data: ByteString | Uint8Array | ArrayBuffer, key: Uint8Array | ArrayBuffer, options?: { iv?: Uint8Array; mode?: 'CBC' | 'CFB' | 'CTR' | 'ECB' }): ArrayBuffer;
-    decrypt(data: ByteString | Uint8Array | ArrayBuffer, key: Uint8Array | ArrayBuffer, options?: { iv?: Uint8Array; mode?: 'CBC' | 'CFB' | 'CTR' | 'ECB' }): ArrayBuffer;
+    encrypt(
+      data: ByteString | Uint8Array | ArrayBuffer,
+      key: Uint8Array | ArrayBuffer,
+      options?: { iv?: Uint8Array; mode?: 'CBC' | 'CFB' | 'CTR' | 'ECB' },
+    ): ArrayBuffer;
+    decrypt(
+      data: ByteString | Uint8Array | ArrayBuffer,
+      key: Uint8Array | ArrayBuffer,
+      options?: { iv?: Uint8Array; mode?: 'CBC' | 'CFB' | 'CTR' | 'ECB' },
+    ): ArrayBuffer;
   };
 }
 

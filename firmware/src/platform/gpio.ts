@@ -12,9 +12,13 @@ export type WatchPin = (pin: number, edge: Edge, debounceMs: number, onEdge: Edg
 /** Watches a pin with the board's setWatch, repeating, with its own debounce. */
 export function watchPin(pin: number, edge: Edge, debounceMs: number, onEdge: EdgeListener): () => void {
   pinMode(pin, 'input_pullup');
-  const id = setWatch(function (e) {
-    onEdge(e.time);
-  }, pin, { repeat: true, edge: edge, debounce: debounceMs });
+  const id = setWatch(
+    function (e) {
+      onEdge(e.time);
+    },
+    pin,
+    { repeat: true, edge: edge, debounce: debounceMs },
+  );
   return function () {
     clearWatch(id);
   };

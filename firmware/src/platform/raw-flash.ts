@@ -12,7 +12,7 @@ declare const __VEILGRID_RAW_FLASH__: RawFlashPartition[] | undefined;
 
 /** The board's Flash module (the build keeps this require literal: it is an Espruino built-in). */
 export function rawFlash(): FlashModule {
-  return require("Flash");
+  return require('Flash');
 }
 
 /** The raw-flash partitions the board definition offers, in order of preference. */

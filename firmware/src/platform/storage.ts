@@ -3,5 +3,5 @@
 
 /** The board's Storage module (the build keeps this require literal: it is an Espruino built-in). */
 export function flashStorage(): StorageModule {
-  return require("Storage");
+  return require('Storage');
 }

@@ -13,7 +13,7 @@ export interface WifiOptions {
 
 /** The board's Wifi module. */
 export function wifiModule(): WifiModule {
-  return require("Wifi");
+  return require('Wifi');
 }
 
 /** Keeps the station joined to `ssid`, retrying every retrySeconds; calls onUp/onDown on changes. */
@@ -24,7 +24,9 @@ export function keepWifiJoined(wifi: WifiModule, options: WifiOptions): void {
     retryPending = false;
     wifi.connect(options.ssid, { password: options.password }, function (err) {
       if (err) {
-        options.onDown('cannot join Wi-Fi "' + options.ssid + '": ' + err + '; retrying in ' + options.retrySeconds + ' s');
+        options.onDown(
+          'cannot join Wi-Fi "' + options.ssid + '": ' + err + '; retrying in ' + options.retrySeconds + ' s',
+        );
         retryLater();
       }
     });

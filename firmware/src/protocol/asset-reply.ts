@@ -41,10 +41,24 @@ export function encodeAssetReply(reply: AssetReply): Uint8Array {
   if (problem) throw new AssetReplyError(problem);
   if (reply.issued) {
     if (reply.reason !== undefined) throw new AssetReplyError('an issued reply has no reason');
-    return encode(new CborMap([[1, reply.interval], [2, OUTCOME_ISSUED]]));
+    return encode(
+      new CborMap([
+        [1, reply.interval],
+        [2, OUTCOME_ISSUED],
+      ]),
+    );
   }
-  if (ASSET_REFUSALS.indexOf(reply.reason as string) < 0) throw new AssetReplyError('a refusal needs a reason from ' + ASSET_REFUSALS.join(', ') + ' (got ' + describeValue(reply.reason) + ')');
-  return encode(new CborMap([[1, reply.interval], [2, OUTCOME_REFUSED], [3, reply.reason as string]]));
+  if (ASSET_REFUSALS.indexOf(reply.reason as string) < 0)
+    throw new AssetReplyError(
+      'a refusal needs a reason from ' + ASSET_REFUSALS.join(', ') + ' (got ' + describeValue(reply.reason) + ')',
+    );
+  return encode(
+    new CborMap([
+      [1, reply.interval],
+      [2, OUTCOME_REFUSED],
+      [3, reply.reason as string],
+    ]),
+  );
 }
 
 export function decodeAssetReply(bytes: Uint8Array): AssetReply {
@@ -55,7 +69,8 @@ export function decodeAssetReply(bytes: Uint8Array): AssetReply {
     if (err instanceof CborError) throw new AssetReplyError('an asset reply is deterministic CBOR: ' + err.message);
     throw err;
   }
-  if (!(item instanceof CborMap)) throw new AssetReplyError('an asset reply is a CBOR map (got ' + describeValue(item) + ')');
+  if (!(item instanceof CborMap))
+    throw new AssetReplyError('an asset reply is a CBOR map (got ' + describeValue(item) + ')');
   const interval = item.get(1);
   const outcome = item.get(2);
   const reason = item.get(3);
@@ -65,5 +80,11 @@ export function decodeAssetReply(bytes: Uint8Array): AssetReply {
   if (outcome === OUTCOME_REFUSED && item.entries.length === 3 && ASSET_REFUSALS.indexOf(reason as string) >= 0) {
     return { interval: interval as number, issued: false, reason: reason as string };
   }
-  throw new AssetReplyError('an asset reply is { 1 interval, 2 outcome 1 } or { 1 interval, 2 outcome 2, 3 reason } (got outcome ' + describeValue(outcome) + ', reason ' + describeValue(reason) + ')');
+  throw new AssetReplyError(
+    'an asset reply is { 1 interval, 2 outcome 1 } or { 1 interval, 2 outcome 2, 3 reason } (got outcome ' +
+      describeValue(outcome) +
+      ', reason ' +
+      describeValue(reason) +
+      ')',
+  );
 }

@@ -30,13 +30,16 @@ export function encodeLoginPassword(counter: number, signature: Uint8Array): str
 
 /** A login password's parts, or a sentence saying why text is not one. */
 export function parseLoginPassword(text: string): { counter: number; signature: Uint8Array } | string {
-  if (typeof text !== 'string' || text.indexOf(LOGIN_PASSWORD_PREFIX) !== 0) return 'not a meter login (it does not start with "' + LOGIN_PASSWORD_PREFIX + '")';
+  if (typeof text !== 'string' || text.indexOf(LOGIN_PASSWORD_PREFIX) !== 0)
+    return 'not a meter login (it does not start with "' + LOGIN_PASSWORD_PREFIX + '")';
   const parts = text.substring(LOGIN_PASSWORD_PREFIX.length).split('.');
-  if (parts.length !== 2 || !/^(0|[1-9][0-9]{0,6})$/.test(parts[0])) return 'a meter login is "' + LOGIN_PASSWORD_PREFIX + '<counter>.<signature hex>"';
+  if (parts.length !== 2 || !/^(0|[1-9][0-9]{0,6})$/.test(parts[0]))
+    return 'a meter login is "' + LOGIN_PASSWORD_PREFIX + '<counter>.<signature hex>"';
   const counter = parseInt(parts[0], 10);
-  if (counter > LOGIN_COUNTER_MAX) return 'login counter ' + counter + ' is past the chip\'s maximum ' + LOGIN_COUNTER_MAX;
+  if (counter > LOGIN_COUNTER_MAX)
+    return 'login counter ' + counter + " is past the chip's maximum " + LOGIN_COUNTER_MAX;
   // Lower case only: one login has one text (hexToBytes would take either case).
   const signature = /^[0-9a-f]{128}$/.test(parts[1]) ? hexToBytes(parts[1]) : undefined;
-  if (!signature) return 'a meter login\'s signature is 128 lower-case hex digits (r || s)';
+  if (!signature) return "a meter login's signature is 128 lower-case hex digits (r || s)";
   return { counter: counter, signature: signature };
 }

@@ -122,7 +122,14 @@ export function encodeUtf8(text: string): Uint8Array {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c > MAX_DEVICE_CHAR) {
-      throw new CborError('text has the character U+' + hex4(c) + ' at index ' + i + ': the meter\'s strings are 8-bit, so CBOR text is limited to U+0000..U+00FF (send other text as UTF-8 in a byte string)', -1);
+      throw new CborError(
+        'text has the character U+' +
+          hex4(c) +
+          ' at index ' +
+          i +
+          ": the meter's strings are 8-bit, so CBOR text is limited to U+0000..U+00FF (send other text as UTF-8 in a byte string)",
+        -1,
+      );
     }
     size += c < 0x80 ? 1 : 2;
   }
@@ -173,20 +180,41 @@ export function decodeUtf8(bytes: Uint8Array, start: number, end: number): strin
       if (b0 === 0xf0) low = 0x90; // overlong below U+10000
       if (b0 === 0xf4) high = 0x8f; // above U+10FFFF
     } else {
-      throw new CborError('invalid UTF-8 in text string at offset ' + i + ': byte 0x' + hex2(b0) + ' cannot start a character', i);
+      throw new CborError(
+        'invalid UTF-8 in text string at offset ' + i + ': byte 0x' + hex2(b0) + ' cannot start a character',
+        i,
+      );
     }
     if (i + extra >= end) {
-      throw new CborError('invalid UTF-8 in text string at offset ' + i + ': the character is cut off by the end of the string', i);
+      throw new CborError(
+        'invalid UTF-8 in text string at offset ' + i + ': the character is cut off by the end of the string',
+        i,
+      );
     }
     for (let k = 1; k <= extra; k++) {
       const b = bytes[i + k];
       if (b < (k === 1 ? low : 0x80) || b > (k === 1 ? high : 0xbf)) {
-        throw new CborError('invalid UTF-8 in text string at offset ' + (i + k) + ': byte 0x' + hex2(b) + ' is not a valid continuation (overlong form, surrogate or beyond U+10FFFF)', i + k);
+        throw new CborError(
+          'invalid UTF-8 in text string at offset ' +
+            (i + k) +
+            ': byte 0x' +
+            hex2(b) +
+            ' is not a valid continuation (overlong form, surrogate or beyond U+10FFFF)',
+          i + k,
+        );
       }
       cp = (cp << 6) | (b & 0x3f);
     }
     if (cp > MAX_DEVICE_CHAR) {
-      throw new CborError('text string has the character U+' + (cp > 0xffff ? hex2(cp >> 16) : '') + hex4(cp & 0xffff) + ' at offset ' + i + ': the meter\'s strings are 8-bit and hold only U+0000..U+00FF (send other text as UTF-8 in a byte string)', i);
+      throw new CborError(
+        'text string has the character U+' +
+          (cp > 0xffff ? hex2(cp >> 16) : '') +
+          hex4(cp & 0xffff) +
+          ' at offset ' +
+          i +
+          ": the meter's strings are 8-bit and hold only U+0000..U+00FF (send other text as UTF-8 in a byte string)",
+        i,
+      );
     }
     out += String.fromCharCode(cp);
     i += extra + 1;
@@ -241,7 +269,8 @@ function halfToNumber(half: number): number {
   let mantissa = half & 0x3ff;
   let exponent32: number;
   if (exponent === 31) exponent32 = 0xff;
-  else if (exponent !== 0) exponent32 = exponent + 112; // rebias 15 -> 127
+  else if (exponent !== 0)
+    exponent32 = exponent + 112; // rebias 15 -> 127
   else if (mantissa === 0) exponent32 = 0;
   else {
     // Half subnormal m * 2^-24: shift the leading 1 up to the hidden-bit position of a normal number.
@@ -272,6 +301,7 @@ function isCborInteger(n: number): boolean {
 
 /** Byte width (2, 4 or 8) of the shortest float that holds n exactly. */
 function shortestFloatWidth(n: number): number {
+  // biome-ignore lint/suspicious/noSelfCompare: only NaN is unequal to itself
   if (n !== n) return 2;
   float32[0] = n;
   if (float32[0] !== n) return 8;
@@ -347,6 +377,7 @@ function writeHead(w: ByteWriter, major: number, n: number): void {
 
 function writeFloat(w: ByteWriter, n: number): void {
   const width = shortestFloatWidth(n);
+  // biome-ignore lint/suspicious/noSelfCompare: only NaN is unequal to itself
   if (n !== n) {
     w.byte(0xf9);
     w.byte(0x7e);
@@ -395,7 +426,12 @@ function writeMap(w: ByteWriter, entries: Array<[CborValue, CborValue]>, depth: 
   sorted.sort((a, b) => compareBytes(a.key, b.key));
   for (let i = 1; i < sorted.length; i++) {
     if (compareBytes(sorted[i - 1].key, sorted[i].key) === 0) {
-      throw new CborError('cannot encode a map with the key ' + describeKey(decode(sorted[i].key)) + ' twice: CBOR map keys must be unique', -1);
+      throw new CborError(
+        'cannot encode a map with the key ' +
+          describeKey(decode(sorted[i].key)) +
+          ' twice: CBOR map keys must be unique',
+        -1,
+      );
     }
   }
   writeHead(w, 5, sorted.length);
@@ -412,7 +448,10 @@ function isPlainObject(value: object): boolean {
 
 function writeItem(w: ByteWriter, value: CborValue, depth: number, maxDepth: number): void {
   if (depth > maxDepth) {
-    throw new CborError('cannot encode: nesting deeper than ' + maxDepth + ' levels (a cyclic structure, or raise maxDepth)', -1);
+    throw new CborError(
+      'cannot encode: nesting deeper than ' + maxDepth + ' levels (a cyclic structure, or raise maxDepth)',
+      -1,
+    );
   }
   if (typeof value === 'number') {
     if (isCborInteger(value)) {
@@ -450,7 +489,12 @@ function writeItem(w: ByteWriter, value: CborValue, depth: number, maxDepth: num
   } else if (value instanceof CborSimple) {
     const v = value.value;
     if (!(v === Math.floor(v) && ((v >= 0 && v < 20) || (v >= 32 && v < 256)))) {
-      throw new CborError('cannot encode simple value ' + v + ': use 0..19 or 32..255 (20..23 are false/true/null/undefined, 24..31 are reserved)', -1);
+      throw new CborError(
+        'cannot encode simple value ' +
+          v +
+          ': use 0..19 or 32..255 (20..23 are false/true/null/undefined, 24..31 are reserved)',
+        -1,
+      );
     }
     if (v < 24) w.byte(0xe0 | v);
     else {
@@ -465,7 +509,12 @@ function writeItem(w: ByteWriter, value: CborValue, depth: number, maxDepth: num
   } else {
     // Not the class's name: Espruino's functions have no name property.
     const kind = typeof value === 'object' ? 'an instance of a class' : 'a ' + typeof value;
-    throw new CborError('cannot encode ' + kind + ': CBOR values are numbers, strings, booleans, null, undefined, Uint8Array, arrays, plain objects, CborMap, Tagged and CborSimple', -1);
+    throw new CborError(
+      'cannot encode ' +
+        kind +
+        ': CBOR values are numbers, strings, booleans, null, undefined, Uint8Array, arrays, plain objects, CborMap, Tagged and CborSimple',
+      -1,
+    );
   }
 }
 
@@ -483,7 +532,16 @@ function withArticle(name: string): string {
   return (name.charAt(0) === 'u' ? 'an ' : 'a ') + name;
 }
 
-const MAJOR_NAMES = ['unsigned integer', 'negative integer', 'byte string', 'text string', 'array', 'map', 'tag', 'simple value or float'];
+const MAJOR_NAMES = [
+  'unsigned integer',
+  'negative integer',
+  'byte string',
+  'text string',
+  'array',
+  'map',
+  'tag',
+  'simple value or float',
+];
 
 class Decoder {
   declare readonly bytes: Uint8Array;
@@ -504,7 +562,11 @@ class Decoder {
   /** Ensures n more bytes exist for the item that starts at offset start. */
   need(n: number, what: string, start: number): void {
     const left = this.bytes.length - this.pos;
-    if (n > left) this.fail('truncated input: ' + n + ' more byte(s) needed for ' + what + ', ' + left + ' left, in the item', start);
+    if (n > left)
+      this.fail(
+        'truncated input: ' + n + ' more byte(s) needed for ' + what + ', ' + left + ' left, in the item',
+        start,
+      );
   }
 
   readUint(size: number): number {
@@ -514,7 +576,16 @@ class Decoder {
   }
 
   nonShortest(what: string, value: number, size: number, start: number): never {
-    return this.fail('non-shortest encoding: ' + what + ' ' + value + ' written with ' + size + ' extra byte(s) (deterministic CBOR uses the shortest form; decode with strict: false to accept it)', start);
+    return this.fail(
+      'non-shortest encoding: ' +
+        what +
+        ' ' +
+        value +
+        ' written with ' +
+        size +
+        ' extra byte(s) (deterministic CBOR uses the shortest form; decode with strict: false to accept it)',
+      start,
+    );
   }
 
   /** The argument of a head with additional information ai (major types 0..6). */
@@ -534,7 +605,15 @@ class Decoder {
       const hi = this.readUint(4);
       const lo = this.readUint(4);
       if (hi >= 0x200000 && !(hi === 0x200000 && lo === 0)) {
-        this.fail('argument 0x' + hex8(hi) + hex8(lo) + ' of ' + withArticle(what) + ' is beyond 2^53, which a JS number cannot hold exactly', start);
+        this.fail(
+          'argument 0x' +
+            hex8(hi) +
+            hex8(lo) +
+            ' of ' +
+            withArticle(what) +
+            ' is beyond 2^53, which a JS number cannot hold exactly',
+          start,
+        );
       }
       const n = hi * TWO_POW_32 + lo;
       if (this.strict && hi === 0) this.nonShortest(what, n, 8, start);
@@ -546,7 +625,14 @@ class Decoder {
       }
       this.fail('additional information 31 is not valid for ' + withArticle(what) + ' (not well-formed)', start);
     }
-    return this.fail('reserved additional information ' + ai + ' in initial byte 0x' + hex2(this.bytes[start]) + ' (values 28..30 are not well-formed)', start);
+    return this.fail(
+      'reserved additional information ' +
+        ai +
+        ' in initial byte 0x' +
+        hex2(this.bytes[start]) +
+        ' (values 28..30 are not well-formed)',
+      start,
+    );
   }
 
   item(depth: number): CborValue {
@@ -560,19 +646,32 @@ class Decoder {
     const n = this.argument(major, ai, start);
     if (major === 0) return n;
     if (major === 1) {
-      if (n >= MAX_INTEGER) this.fail('negative integer -1-' + n + ' is beyond -2^53, which a JS number cannot hold exactly', start);
+      if (n >= MAX_INTEGER)
+        this.fail('negative integer -1-' + n + ' is beyond -2^53, which a JS number cannot hold exactly', start);
       return -1 - n;
     }
     if (major === 2 || major === 3) {
       const left = this.bytes.length - this.pos;
-      if (n > left) this.fail(MAJOR_NAMES[major] + ' of length ' + n + ' runs past the end of the input (' + left + ' byte(s) left)', start);
+      if (n > left)
+        this.fail(
+          MAJOR_NAMES[major] + ' of length ' + n + ' runs past the end of the input (' + left + ' byte(s) left)',
+          start,
+        );
       const from = this.pos;
       this.pos += n;
       return major === 2 ? copyBytes(this.bytes, from, from + n) : decodeUtf8(this.bytes, from, from + n);
     }
     if (major === 4) {
       // Every item takes at least one byte: refuse impossible counts before allocating anything.
-      if (n > this.bytes.length - this.pos) this.fail('array of ' + n + ' items runs past the end of the input (' + (this.bytes.length - this.pos) + ' byte(s) left)', start);
+      if (n > this.bytes.length - this.pos)
+        this.fail(
+          'array of ' +
+            n +
+            ' items runs past the end of the input (' +
+            (this.bytes.length - this.pos) +
+            ' byte(s) left)',
+          start,
+        );
       const out: CborValue[] = [];
       for (let i = 0; i < n; i++) out.push(this.item(depth + 1));
       return out;
@@ -582,7 +681,15 @@ class Decoder {
   }
 
   map(count: number, depth: number, start: number): CborValue {
-    if (count * 2 > this.bytes.length - this.pos) this.fail('map of ' + count + ' pairs runs past the end of the input (' + (this.bytes.length - this.pos) + ' byte(s) left)', start);
+    if (count * 2 > this.bytes.length - this.pos)
+      this.fail(
+        'map of ' +
+          count +
+          ' pairs runs past the end of the input (' +
+          (this.bytes.length - this.pos) +
+          ' byte(s) left)',
+        start,
+      );
     const entries: Array<[CborValue, CborValue]> = [];
     const seen: { [encodedKey: string]: boolean } = {};
     let previousKey: Uint8Array | undefined;
@@ -597,7 +704,13 @@ class Decoder {
         if (previousKey) {
           const order = compareBytes(previousKey, keyBytes);
           if (order === 0) this.fail('duplicate map key ' + describeKey(key), keyStart);
-          if (order > 0) this.fail('map key ' + describeKey(key) + ' is out of order (deterministic CBOR sorts keys by their encoded bytes; decode with strict: false to accept it)', keyStart);
+          if (order > 0)
+            this.fail(
+              'map key ' +
+                describeKey(key) +
+                ' is out of order (deterministic CBOR sorts keys by their encoded bytes; decode with strict: false to accept it)',
+              keyStart,
+            );
         }
         previousKey = keyBytes;
       } else {
@@ -613,7 +726,13 @@ class Decoder {
     for (let i = 0; i < entries.length; i++) {
       const key = entries[i][0] as string;
       // Assigning "__proto__" would change the prototype instead of adding a key.
-      if (key === '__proto__') Object.defineProperty(object, key, { value: entries[i][1], enumerable: true, writable: true, configurable: true });
+      if (key === '__proto__')
+        Object.defineProperty(object, key, {
+          value: entries[i][1],
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       else object[key] = entries[i][1];
     }
     return object;
@@ -628,7 +747,8 @@ class Decoder {
     if (ai === 24) {
       this.need(1, 'the simple value byte', start);
       const v = this.bytes[this.pos++];
-      if (v < 32) this.fail('simple value ' + v + ' in two bytes is not well-formed (values below 32 take one byte)', start);
+      if (v < 32)
+        this.fail('simple value ' + v + ' in two bytes is not well-formed (values below 32 take one byte)', start);
       return new CborSimple(v);
     }
     if (ai === 25 || ai === 26 || ai === 27) {
@@ -644,21 +764,53 @@ class Decoder {
         for (let i = 0; i < size; i++) floatView.setUint8(i, this.bytes[this.pos++]);
         value = size === 4 ? floatView.getFloat32(0) : floatView.getFloat64(0);
       }
-      if (isNegativeZero(value)) this.fail('negative zero (a ' + size * 8 + '-bit float): the meter has no negative zero and would read it as 0, so it is refused', start);
+      if (isNegativeZero(value))
+        this.fail(
+          'negative zero (a ' +
+            size * 8 +
+            '-bit float): the meter has no negative zero and would read it as 0, so it is refused',
+          start,
+        );
       if (this.strict) this.checkCanonicalFloat(value, size, isCanonicalNaN, start);
       return value;
     }
     if (ai === 31) this.fail('unexpected break code 0xff (indefinite-length items are not allowed)', start);
-    return this.fail('reserved additional information ' + ai + ' in initial byte 0x' + hex2(this.bytes[start]) + ' (values 28..30 are not well-formed)', start);
+    return this.fail(
+      'reserved additional information ' +
+        ai +
+        ' in initial byte 0x' +
+        hex2(this.bytes[start]) +
+        ' (values 28..30 are not well-formed)',
+      start,
+    );
   }
 
   checkCanonicalFloat(value: number, size: number, isCanonicalNaN: boolean, start: number): void {
+    // biome-ignore lint/suspicious/noSelfCompare: only NaN is unequal to itself
     if (value !== value) {
-      if (!isCanonicalNaN) this.fail('non-deterministic NaN: deterministic CBOR writes NaN as f9 7e00 (decode with strict: false to accept it)', start);
+      if (!isCanonicalNaN)
+        this.fail(
+          'non-deterministic NaN: deterministic CBOR writes NaN as f9 7e00 (decode with strict: false to accept it)',
+          start,
+        );
     } else if (isCborInteger(value)) {
-      this.fail('integer-valued float ' + value + ': deterministic encoding writes it as an integer (decode with strict: false to accept it)', start);
+      this.fail(
+        'integer-valued float ' +
+          value +
+          ': deterministic encoding writes it as an integer (decode with strict: false to accept it)',
+        start,
+      );
     } else if (shortestFloatWidth(value) < size) {
-      this.fail('non-shortest encoding: float ' + value + ' written in ' + size + ' bytes fits in ' + shortestFloatWidth(value) + ' (decode with strict: false to accept it)', start);
+      this.fail(
+        'non-shortest encoding: float ' +
+          value +
+          ' written in ' +
+          size +
+          ' bytes fits in ' +
+          shortestFloatWidth(value) +
+          ' (decode with strict: false to accept it)',
+        start,
+      );
     }
   }
 }
@@ -683,10 +835,14 @@ function bytesToLatin1(bytes: Uint8Array): string {
  */
 export function decode(bytes: Uint8Array, options?: DecodeOptions): CborValue {
   if (!bytes || typeof bytes.length !== 'number') throw new CborError('decode expects a Uint8Array of CBOR bytes', 0);
-  const decoder = new Decoder(bytes, !(options && options.strict === false), (options && options.maxDepth) ?? DEFAULT_MAX_DEPTH);
+  const decoder = new Decoder(
+    bytes,
+    !(options && options.strict === false),
+    (options && options.maxDepth) ?? DEFAULT_MAX_DEPTH,
+  );
   const value = decoder.item(0);
   if (decoder.pos !== bytes.length) {
-    decoder.fail((bytes.length - decoder.pos) + ' trailing byte(s) after the item that ends', decoder.pos);
+    decoder.fail(bytes.length - decoder.pos + ' trailing byte(s) after the item that ends', decoder.pos);
   }
   return value;
 }

@@ -48,7 +48,18 @@
 // message for the certified key, with SHA-256 of the Sig_structure as the nonce.
 
 import { CborError, CborMap, decode, encode, type CborValue } from './cbor.ts';
-import { ALG_ATECC608_ATTESTED, CoseError, HEADER_KID, decodeSign1, encodeSign1, es256ProtectedHeader, sign1ToBeSigned, signSign1, signerProtectedHeader, type SignDigest } from './cose.ts';
+import {
+  ALG_ATECC608_ATTESTED,
+  CoseError,
+  HEADER_KID,
+  decodeSign1,
+  encodeSign1,
+  es256ProtectedHeader,
+  sign1ToBeSigned,
+  signSign1,
+  signerProtectedHeader,
+  type SignDigest,
+} from './cose.ts';
 import { copyBytes } from './crypto/bytes.ts';
 import { isUncompressedPoint, uncompressedPoint } from './crypto/p256-point.ts';
 import type { Sha256 } from './crypto/sha256.ts';
@@ -145,7 +156,14 @@ export interface OpenedCertificate {
 }
 
 /** Each kind's name with its article, as error messages say it. */
-const KIND_NAMES = ['', 'an operator certificate', 'a device certificate', 'a key certificate', 'an asset request', 'a relay directory head'];
+const KIND_NAMES = [
+  '',
+  'an operator certificate',
+  'a device certificate',
+  'a key certificate',
+  'an asset request',
+  'a relay directory head',
+];
 
 // One field of a payload: its CBOR key, its name, and how to check it.
 type FieldType = 'id' | 'key' | 'uint' | 'limits' | 'digest' | 'padding';
@@ -195,8 +213,6 @@ const RELAY_DIRECTORY_FIELDS: FieldSpec[] = [
 ];
 const LIMIT_KEYS = ['', 'maxImportW', 'maxExportW'];
 
-
-
 /** The meter id rule (protocol/topics.ts) applied to another id field, with that field's name. */
 function idProblem(name: string, value: unknown): string | undefined {
   const problem = meterIdProblem(value);
@@ -210,7 +226,13 @@ function fieldProblems(spec: FieldSpec, value: unknown, problems: string[]): voi
     if (p) problems.push(p);
   } else if (spec.type === 'key') {
     if (!(value instanceof Uint8Array) || !isUncompressedPoint(value)) {
-      problems.push(spec.name + ' must be a 65-byte uncompressed P-256 public key 04||x||y (got ' + describeValue(value) + (value instanceof Uint8Array && value.length === 65 ? ' starting 0x' + value[0].toString(16) : '') + ')');
+      problems.push(
+        spec.name +
+          ' must be a 65-byte uncompressed P-256 public key 04||x||y (got ' +
+          describeValue(value) +
+          (value instanceof Uint8Array && value.length === 65 ? ' starting 0x' + value[0].toString(16) : '') +
+          ')',
+      );
     }
   } else if (spec.type === 'uint') {
     const p = uintProblem(spec.name, value);
@@ -220,7 +242,8 @@ function fieldProblems(spec: FieldSpec, value: unknown, problems: string[]): voi
     for (let i = 0; zeros && i < (value as Uint8Array).length; i++) zeros = (value as Uint8Array)[i] === 0;
     if (!zeros) problems.push(spec.name + ' must be a byte string of zeros (got ' + describeValue(value) + ')');
   } else if (spec.type === 'digest') {
-    if (!(value instanceof Uint8Array) || value.length !== 32) problems.push(spec.name + ' must be a 32-byte SHA-256 digest (got ' + describeValue(value) + ')');
+    if (!(value instanceof Uint8Array) || value.length !== 32)
+      problems.push(spec.name + ' must be a 32-byte SHA-256 digest (got ' + describeValue(value) + ')');
   } else {
     if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
       problems.push(spec.name + ' must be a map { maxImportW, maxExportW } (got ' + describeValue(value) + ')');
@@ -236,7 +259,8 @@ function fieldProblems(spec: FieldSpec, value: unknown, problems: string[]): voi
 
 /** Everything wrong with fields (by name) for a certificate kind, one sentence per problem. */
 function certificateProblems(kind: number, specs: FieldSpec[], value: unknown): string[] {
-  if (value === null || typeof value !== 'object') return [KIND_NAMES[kind] + ' must be an object (got ' + describeValue(value) + ')'];
+  if (value === null || typeof value !== 'object')
+    return [KIND_NAMES[kind] + ' must be an object (got ' + describeValue(value) + ')'];
   const fields = value as { [field: string]: unknown };
   const problems: string[] = [];
   for (let i = 0; i < specs.length; i++) {
@@ -249,7 +273,9 @@ function certificateProblems(kind: number, specs: FieldSpec[], value: unknown): 
     problems.push('notBefore ' + fields.notBefore + ' must be before notAfter ' + fields.notAfter);
   }
   if (kind === CERT_KIND_KEY && (fields.validFromInterval as number) > (fields.validToInterval as number)) {
-    problems.push('validFromInterval ' + fields.validFromInterval + ' must not be after validToInterval ' + fields.validToInterval);
+    problems.push(
+      'validFromInterval ' + fields.validFromInterval + ' must not be after validToInterval ' + fields.validToInterval,
+    );
   }
   if (kind === CERT_KIND_ASSET_REQUEST && TRADING_RING.indexOf(fields.slot as number) < 0) {
     problems.push('slot ' + fields.slot + ' is not a trading-key slot (' + TRADING_RING.join(', ') + ')');
@@ -266,7 +292,10 @@ function encodeFields(kind: number, specs: FieldSpec[], value: unknown): Uint8Ar
     let v = fields[specs[i].name];
     if (specs[i].type === 'limits') {
       const limits = v as unknown as DeviceLimits;
-      v = new CborMap([[1, limits.maxImportW], [2, limits.maxExportW]]);
+      v = new CborMap([
+        [1, limits.maxImportW],
+        [2, limits.maxExportW],
+      ]);
     }
     entries.push([specs[i].key, v]);
   }
@@ -294,10 +323,14 @@ function decodeFields(kind: number, specs: FieldSpec[], bytes: Uint8Array): { [f
     throw err;
   }
   const name = KIND_NAMES[kind];
-  if (!(item instanceof CborMap)) throw new CertificateFormatError([name + ' is a CBOR map with integer keys (got ' + describeValue(item) + ')']);
+  if (!(item instanceof CborMap))
+    throw new CertificateFormatError([name + ' is a CBOR map with integer keys (got ' + describeValue(item) + ')']);
   const found = item.get(0);
   if (found !== kind) {
-    const foundName = typeof found === 'number' && found >= 1 && found < KIND_NAMES.length ? KIND_NAMES[found] : 'kind ' + describeValue(found);
+    const foundName =
+      typeof found === 'number' && found >= 1 && found < KIND_NAMES.length
+        ? KIND_NAMES[found]
+        : 'kind ' + describeValue(found);
     throw new CertificateFormatError(['expected ' + name + ' (key 0 = ' + kind + ') but this is ' + foundName]);
   }
   const fields: { [field: string]: unknown } = {};
@@ -336,16 +369,35 @@ export function encodeKeyCertificate(cert: KeyCertificate): Uint8Array {
 
 /** The asset request's payload bytes, ASSET_REQUEST_BYTES long; throws CertificateFormatError naming every bad field. */
 export function encodeAssetRequest(request: AssetRequest): Uint8Array {
-  const unpadded = encodeFields(CERT_KIND_ASSET_REQUEST, ASSET_REQUEST_FIELDS, assetRequestFields(request, new Uint8Array(0))).length;
+  const unpadded = encodeFields(
+    CERT_KIND_ASSET_REQUEST,
+    ASSET_REQUEST_FIELDS,
+    assetRequestFields(request, new Uint8Array(0)),
+  ).length;
   // The empty padding field takes 2 bytes (key 7, bstr of 0); a bstr of 24..255 bytes has a 2-byte head.
   let padding = ASSET_REQUEST_BYTES - unpadded;
   if (padding > 23) padding--;
-  if (padding < 0 || padding === 23) throw new CertificateFormatError(['an asset request does not fit in ' + ASSET_REQUEST_BYTES + ' bytes (' + unpadded + ' without padding)']);
-  return encodeFields(CERT_KIND_ASSET_REQUEST, ASSET_REQUEST_FIELDS, assetRequestFields(request, new Uint8Array(padding)));
+  if (padding < 0 || padding === 23)
+    throw new CertificateFormatError([
+      'an asset request does not fit in ' + ASSET_REQUEST_BYTES + ' bytes (' + unpadded + ' without padding)',
+    ]);
+  return encodeFields(
+    CERT_KIND_ASSET_REQUEST,
+    ASSET_REQUEST_FIELDS,
+    assetRequestFields(request, new Uint8Array(padding)),
+  );
 }
 
 function assetRequestFields(r: AssetRequest, padding: Uint8Array): { [field: string]: unknown } {
-  return { meterId: r.meterId, tradingKey: r.tradingKey, slot: r.slot, interval: r.interval, productionWh: r.productionWh, consumptionWh: r.consumptionWh, padding: padding };
+  return {
+    meterId: r.meterId,
+    tradingKey: r.tradingKey,
+    slot: r.slot,
+    interval: r.interval,
+    productionWh: r.productionWh,
+    consumptionWh: r.consumptionWh,
+    padding: padding,
+  };
 }
 
 /** The relay directory head's payload bytes; throws CertificateFormatError naming every bad field. */
@@ -356,7 +408,12 @@ export function encodeRelayDirectoryHead(head: RelayDirectoryHead): Uint8Array {
 /** An operator certificate from payload bytes; throws CertificateFormatError (also for another kind). */
 export function decodeOperatorCertificate(bytes: Uint8Array): OperatorCertificate {
   const f = decodeFields(CERT_KIND_OPERATOR, OPERATOR_FIELDS, bytes);
-  return { operatorId: f.operatorId as string, publicKey: f.publicKey as Uint8Array, notBefore: f.notBefore as number, notAfter: f.notAfter as number };
+  return {
+    operatorId: f.operatorId as string,
+    publicKey: f.publicKey as Uint8Array,
+    notBefore: f.notBefore as number,
+    notAfter: f.notAfter as number,
+  };
 }
 
 /** A device certificate from payload bytes; throws CertificateFormatError (also for another kind). */
@@ -389,7 +446,10 @@ export function decodeKeyCertificate(bytes: Uint8Array): KeyCertificate {
 /** An asset request from payload bytes; throws CertificateFormatError (also for another kind). */
 export function decodeAssetRequest(bytes: Uint8Array): AssetRequest {
   const f = decodeFields(CERT_KIND_ASSET_REQUEST, ASSET_REQUEST_FIELDS, bytes);
-  if (bytes.length !== ASSET_REQUEST_BYTES) throw new CertificateFormatError(['an asset request is padded to ' + ASSET_REQUEST_BYTES + ' bytes (got ' + bytes.length + ')']);
+  if (bytes.length !== ASSET_REQUEST_BYTES)
+    throw new CertificateFormatError([
+      'an asset request is padded to ' + ASSET_REQUEST_BYTES + ' bytes (got ' + bytes.length + ')',
+    ]);
   return {
     meterId: f.meterId as string,
     tradingKey: f.tradingKey as Uint8Array,
@@ -434,7 +494,11 @@ export function certificateToBeSigned(sha256: Sha256, signerPublicKey: Uint8Arra
  * sign(digest32) -> 64-byte r || s: the SE's Sign on the meter, a noble/node key on the host.
  * 2 SHA-256 calls (kid, Sig_structure) and one signature.
  */
-export function signedCertificate(signer: { sha256: Sha256; sign: SignDigest }, signerPublicKey: Uint8Array, payload: Uint8Array): Uint8Array {
+export function signedCertificate(
+  signer: { sha256: Sha256; sign: SignDigest },
+  signerPublicKey: Uint8Array,
+  payload: Uint8Array,
+): Uint8Array {
   return signSign1(signer.sha256, signer.sign, kidOf(signer.sha256, signerPublicKey), payload);
 }
 
@@ -444,10 +508,20 @@ export function signedCertificate(signer: { sha256: Sha256; sign: SignDigest }, 
  * on the meter that is SecureElement.attestKey. The nonce is SHA-256 of the Sig_structure, whose
  * protected header names ALG_ATECC608_ATTESTED, so the signature covers every byte a verifier reads.
  */
-export function attestedCertificate(sha256: Sha256, attest: (nonce32: Uint8Array) => Uint8Array, signerPublicKey: Uint8Array, payload: Uint8Array): Uint8Array {
+export function attestedCertificate(
+  sha256: Sha256,
+  attest: (nonce32: Uint8Array) => Uint8Array,
+  signerPublicKey: Uint8Array,
+  payload: Uint8Array,
+): Uint8Array {
   const protectedHeader = signerProtectedHeader(ALG_ATECC608_ATTESTED, kidOf(sha256, signerPublicKey));
   const signature = attest(sha256(sign1ToBeSigned(protectedHeader, payload)));
-  return encodeSign1({ protectedHeader: protectedHeader, unprotectedHeader: new CborMap([]), payload: payload, signature: signature });
+  return encodeSign1({
+    protectedHeader: protectedHeader,
+    unprotectedHeader: new CborMap([]),
+    payload: payload,
+    signature: signature,
+  });
 }
 
 /**
@@ -462,9 +536,20 @@ export function openSignedCertificate(bytes: Uint8Array, expectedAlg?: number): 
     const message = decodeSign1(bytes, expectedAlg);
     const kid = message.protectedHeader.get(HEADER_KID);
     if (!(kid instanceof Uint8Array) || kid.length !== KID_BYTES) {
-      throw new CertificateFormatError(['a signed certificate needs kid (label 4) in its protected header as ' + KID_BYTES + ' bytes (got ' + describeValue(kid) + ')']);
+      throw new CertificateFormatError([
+        'a signed certificate needs kid (label 4) in its protected header as ' +
+          KID_BYTES +
+          ' bytes (got ' +
+          describeValue(kid) +
+          ')',
+      ]);
     }
-    return { kid: kid, payload: message.payload, toBeSigned: sign1ToBeSigned(message.protectedBytes, message.payload), signature: message.signature };
+    return {
+      kid: kid,
+      payload: message.payload,
+      toBeSigned: sign1ToBeSigned(message.protectedBytes, message.payload),
+      signature: message.signature,
+    };
   } catch (err) {
     if (err instanceof CoseError) throw new CertificateFormatError(['not a valid COSE_Sign1: ' + err.message]);
     throw err;

@@ -85,7 +85,13 @@ function describe(value: CborValue): string {
 /** A decoded CBOR map as a CborMap (the decoder returns text-keyed maps as plain objects). */
 function asHeaderMap(value: CborValue, where: string): CborMap {
   if (value instanceof CborMap) return value;
-  if (value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Uint8Array) && !(value instanceof Tagged)) {
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    !Array.isArray(value) &&
+    !(value instanceof Uint8Array) &&
+    !(value instanceof Tagged)
+  ) {
     const object = value as { [key: string]: CborValue };
     const keys = Object.keys(object);
     const entries: Array<[CborValue, CborValue]> = [];
@@ -112,23 +118,47 @@ function checkHeaders(protectedHeader: CborMap, unprotectedHeader: CborMap, expe
         throw new CoseError(names[m] + ' has label ' + describe(label) + ': COSE header labels are integers or text');
       }
       const id = typeof label + ':' + label;
-      if (seen[id]) throw new CoseError('header label ' + label + ' appears in both the protected and the unprotected header (RFC 9052 section 3 forbids it)');
+      if (seen[id])
+        throw new CoseError(
+          'header label ' +
+            label +
+            ' appears in both the protected and the unprotected header (RFC 9052 section 3 forbids it)',
+        );
       seen[id] = true;
-      if (label === HEADER_ALG && m === 1) throw new CoseError('alg (label 1) is in the unprotected header: it must be in the protected header, so the signature covers it');
-      if (label === HEADER_CRIT) throw new CoseError('crit (label 2) lists critical header parameters, and this ES256 profile understands none: refused');
-      if (label === HEADER_KID && !(value instanceof Uint8Array)) throw new CoseError('kid (label 4) in the ' + names[m] + ' must be a bstr (got ' + describe(value) + ')');
+      if (label === HEADER_ALG && m === 1)
+        throw new CoseError(
+          'alg (label 1) is in the unprotected header: it must be in the protected header, so the signature covers it',
+        );
+      if (label === HEADER_CRIT)
+        throw new CoseError(
+          'crit (label 2) lists critical header parameters, and this ES256 profile understands none: refused',
+        );
+      if (label === HEADER_KID && !(value instanceof Uint8Array))
+        throw new CoseError('kid (label 4) in the ' + names[m] + ' must be a bstr (got ' + describe(value) + ')');
     }
   }
   const alg = protectedHeader.get(HEADER_ALG);
-  if (alg === undefined) throw new CoseError('protected header has no alg (label 1): ' + algName(expectedAlg) + ' is required');
-  if (alg !== expectedAlg) throw new CoseError('alg (label 1) is ' + describe(alg) + ', but only ' + algName(expectedAlg) + ' is accepted here');
+  if (alg === undefined)
+    throw new CoseError('protected header has no alg (label 1): ' + algName(expectedAlg) + ' is required');
+  if (alg !== expectedAlg)
+    throw new CoseError(
+      'alg (label 1) is ' + describe(alg) + ', but only ' + algName(expectedAlg) + ' is accepted here',
+    );
   if (unprotectedHeader.entries.length !== 0) {
-    throw new CoseError('unprotected header holds label ' + unprotectedHeader.entries[0][0] + ': this profile puts every header in the protected one, so the unprotected header must be empty');
+    throw new CoseError(
+      'unprotected header holds label ' +
+        unprotectedHeader.entries[0][0] +
+        ': this profile puts every header in the protected one, so the unprotected header must be empty',
+    );
   }
 }
 
 function algName(alg: number): string {
-  return alg === ALG_ES256 ? 'ES256 (-7)' : alg === ALG_ATECC608_ATTESTED ? 'ATECC608-attested ES256 (' + alg + ')' : String(alg);
+  return alg === ALG_ES256
+    ? 'ES256 (-7)'
+    : alg === ALG_ATECC608_ATTESTED
+      ? 'ATECC608-attested ES256 (' + alg + ')'
+      : String(alg);
 }
 
 /** The serialized protected header: a map's deterministic encoding (the empty map as zero bytes). */
@@ -139,7 +169,9 @@ function protectedBytesOf(header: CborMap | Uint8Array): Uint8Array {
 
 function checkSignature(signature: CborValue): Uint8Array {
   if (!(signature instanceof Uint8Array) || signature.length !== ES256_SIGNATURE_BYTES) {
-    throw new CoseError('signature must be a ' + ES256_SIGNATURE_BYTES + '-byte bstr r || s for ES256 (got ' + describe(signature) + ')');
+    throw new CoseError(
+      'signature must be a ' + ES256_SIGNATURE_BYTES + '-byte bstr r || s for ES256 (got ' + describe(signature) + ')',
+    );
   }
   return signature;
 }
@@ -150,7 +182,11 @@ function checkSignature(signature: CborValue): Uint8Array {
  * pass DecodedSign1.protectedBytes). externalAad: application data bound to the signature but not
  * sent; empty when absent.
  */
-export function sign1ToBeSigned(protectedHeader: CborMap | Uint8Array, payload: Uint8Array, externalAad?: Uint8Array): Uint8Array {
+export function sign1ToBeSigned(
+  protectedHeader: CborMap | Uint8Array,
+  payload: Uint8Array,
+  externalAad?: Uint8Array,
+): Uint8Array {
   return encode(['Signature1', protectedBytesOf(protectedHeader), externalAad ?? new Uint8Array(0), payload]);
 }
 
@@ -162,15 +198,21 @@ export function encodeSign1(parts: Sign1Parts): Uint8Array {
     try {
       protectedHeader = asHeaderMap(decode(protectedBytes), 'protected header');
     } catch (err) {
-      if (err instanceof CborError) throw new CoseError('protected header bytes are not deterministic CBOR: ' + err.message);
+      if (err instanceof CborError)
+        throw new CoseError('protected header bytes are not deterministic CBOR: ' + err.message);
       throw err;
     }
   } else {
     protectedHeader = parts.protectedHeader;
   }
   const alg = protectedHeader.get(HEADER_ALG);
-  checkHeaders(protectedHeader, parts.unprotectedHeader, alg === ALG_ATECC608_ATTESTED ? ALG_ATECC608_ATTESTED : ALG_ES256);
-  if (!(parts.payload instanceof Uint8Array)) throw new CoseError('payload must be a Uint8Array (detached payloads are not supported)');
+  checkHeaders(
+    protectedHeader,
+    parts.unprotectedHeader,
+    alg === ALG_ATECC608_ATTESTED ? ALG_ATECC608_ATTESTED : ALG_ES256,
+  );
+  if (!(parts.payload instanceof Uint8Array))
+    throw new CoseError('payload must be a Uint8Array (detached payloads are not supported)');
   checkSignature(parts.signature);
   return encode(new Tagged(COSE_SIGN1_TAG, [protectedBytes, parts.unprotectedHeader, parts.payload, parts.signature]));
 }
@@ -190,20 +232,28 @@ export function decodeSign1(bytes: Uint8Array, expectedAlg?: number): DecodedSig
     if (err instanceof CborError) throw new CoseError('COSE_Sign1 is not deterministic CBOR: ' + err.message);
     throw err;
   }
-  if (!(item instanceof Tagged)) throw new CoseError('COSE_Sign1 must carry tag 18 (got ' + describe(item) + ' without a tag)');
+  if (!(item instanceof Tagged))
+    throw new CoseError('COSE_Sign1 must carry tag 18 (got ' + describe(item) + ' without a tag)');
   if (item.tag !== COSE_SIGN1_TAG) throw new CoseError('tag ' + item.tag + ' is not COSE_Sign1 (tag 18)');
   item = item.value;
   if (!Array.isArray(item) || item.length !== 4) {
-    throw new CoseError('COSE_Sign1 must be an array of 4 items [protected, unprotected, payload, signature] (got ' + (Array.isArray(item) ? 'an array of ' + item.length : describe(item)) + ')');
+    throw new CoseError(
+      'COSE_Sign1 must be an array of 4 items [protected, unprotected, payload, signature] (got ' +
+        (Array.isArray(item) ? 'an array of ' + item.length : describe(item)) +
+        ')',
+    );
   }
   const protectedBytes = item[0];
-  if (!(protectedBytes instanceof Uint8Array)) throw new CoseError('protected header must be a bstr wrapping a map (got ' + describe(protectedBytes) + ')');
-  if (protectedBytes.length === 0) throw new CoseError('protected header is empty: it must hold alg (label 1) = ' + algName(alg));
+  if (!(protectedBytes instanceof Uint8Array))
+    throw new CoseError('protected header must be a bstr wrapping a map (got ' + describe(protectedBytes) + ')');
+  if (protectedBytes.length === 0)
+    throw new CoseError('protected header is empty: it must hold alg (label 1) = ' + algName(alg));
   let protectedValue: CborValue;
   try {
     protectedValue = decode(protectedBytes);
   } catch (err) {
-    if (err instanceof CborError) throw new CoseError('protected header bstr is not deterministic CBOR: ' + err.message);
+    if (err instanceof CborError)
+      throw new CoseError('protected header bstr is not deterministic CBOR: ' + err.message);
     throw err;
   }
   const protectedHeader = asHeaderMap(protectedValue, 'protected header');
@@ -228,15 +278,29 @@ export function es256ProtectedHeader(kid: Uint8Array): CborMap {
 
 /** The protected header { 1: alg, 4: kid }. */
 export function signerProtectedHeader(alg: number, kid: Uint8Array): CborMap {
-  return new CborMap([[HEADER_ALG, alg], [HEADER_KID, kid]]);
+  return new CborMap([
+    [HEADER_ALG, alg],
+    [HEADER_KID, kid],
+  ]);
 }
 
 /**
  * Signs payload as a tagged COSE_Sign1 with ES256, kid in the protected header and an empty unprotected
  * header. One SHA-256 call (over the Sig_structure) and one sign() call.
  */
-export function signSign1(sha256: Sha256, sign: SignDigest, kid: Uint8Array, payload: Uint8Array, externalAad?: Uint8Array): Uint8Array {
+export function signSign1(
+  sha256: Sha256,
+  sign: SignDigest,
+  kid: Uint8Array,
+  payload: Uint8Array,
+  externalAad?: Uint8Array,
+): Uint8Array {
   const protectedHeader = es256ProtectedHeader(kid);
   const signature = sign(sha256(sign1ToBeSigned(protectedHeader, payload, externalAad)));
-  return encodeSign1({ protectedHeader: protectedHeader, unprotectedHeader: new CborMap([]), payload: payload, signature: signature });
+  return encodeSign1({
+    protectedHeader: protectedHeader,
+    unprotectedHeader: new CborMap([]),
+    payload: payload,
+    signature: signature,
+  });
 }

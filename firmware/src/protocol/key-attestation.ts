@@ -39,7 +39,14 @@ export const SIGN_INTERNAL_MESSAGE_BYTES = 55;
 
 function checkBytes(name: string, bytes: Uint8Array, length: number): void {
   if (!(bytes instanceof Uint8Array) || bytes.length !== length) {
-    throw new Error('attestation: ' + name + ' must be ' + length + ' bytes, got ' + (bytes instanceof Uint8Array ? bytes.length + ' bytes' : typeof bytes));
+    throw new Error(
+      'attestation: ' +
+        name +
+        ' must be ' +
+        length +
+        ' bytes, got ' +
+        (bytes instanceof Uint8Array ? bytes.length + ' bytes' : typeof bytes),
+    );
   }
 }
 
@@ -69,7 +76,15 @@ export function genKeyDigestMessage(nonce: Uint8Array, slot: number, publicXY: U
  * 2 zero bytes | SN[8] | 4 zero bytes (SN[4:7] without mode bit 6) | SN[0:1] | 2 zero bytes (SN[2:3]) |
  * that slot's SlotLocked bit (1 = not locked) | PubKey valid (0: a private-key slot) | 0.
  */
-export function signInternalMessage(tempKey: Uint8Array, signerSlot: number, keySlot: number, slotConfig: number, keyConfig: number, tempKeyFlags: number, slotUnlocked: boolean): Uint8Array {
+export function signInternalMessage(
+  tempKey: Uint8Array,
+  signerSlot: number,
+  keySlot: number,
+  slotConfig: number,
+  keyConfig: number,
+  tempKeyFlags: number,
+  slotUnlocked: boolean,
+): Uint8Array {
   checkBytes('TempKey', tempKey, 32);
   const m = new Uint8Array(SIGN_INTERNAL_MESSAGE_BYTES);
   m.set(tempKey, 0);
@@ -94,9 +109,21 @@ export function signInternalMessage(tempKey: Uint8Array, signerSlot: number, key
  * public key (65 bytes uncompressed) of the key in keySlot for `nonce`: the slot configured as
  * protocol/se-config-zone.ts writes it, a pass-through nonce, no slot individually locked.
  */
-export function attestationMessage(sha256: Sha256, nonce: Uint8Array, keySlot: number, publicKey: Uint8Array): Uint8Array {
+export function attestationMessage(
+  sha256: Sha256,
+  nonce: Uint8Array,
+  keySlot: number,
+  publicKey: Uint8Array,
+): Uint8Array {
   checkBytes('public key', publicKey, 65);
   const tempKey = sha256(genKeyDigestMessage(nonce, keySlot, publicKey.subarray(1)));
-  return signInternalMessage(tempKey, IDENTITY_SLOT, keySlot, slotConfigFor(keySlot), keyConfigFor(keySlot),
-    TEMPKEY_SOURCE_INPUT | TEMPKEY_GENKEY_DATA, true);
+  return signInternalMessage(
+    tempKey,
+    IDENTITY_SLOT,
+    keySlot,
+    slotConfigFor(keySlot),
+    keyConfigFor(keySlot),
+    TEMPKEY_SOURCE_INPUT | TEMPKEY_GENKEY_DATA,
+    true,
+  );
 }

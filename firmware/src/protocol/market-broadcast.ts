@@ -60,9 +60,28 @@ export const REASON_BRIDGE_REVOKED_KEY = 21;
 
 /** Name of each reason code (index = code; '' where no code is defined). */
 export const RECEIPT_REASONS = [
-  '', 'Malformed', 'BadSignature', 'Replayed', 'GateClosed', 'KeyRevoked', 'InsufficientAsset', 'InsufficientMoney', 'UnknownOffer', 'NotOpen',
-  '', '', '', '', '', '',
-  'malformed', 'bad-signature', 'duplicate', 'wrong-market', 'gate-closed', 'revoked-key',
+  '',
+  'Malformed',
+  'BadSignature',
+  'Replayed',
+  'GateClosed',
+  'KeyRevoked',
+  'InsufficientAsset',
+  'InsufficientMoney',
+  'UnknownOffer',
+  'NotOpen',
+  '',
+  '',
+  '',
+  '',
+  '',
+  '',
+  'malformed',
+  'bad-signature',
+  'duplicate',
+  'wrong-market',
+  'gate-closed',
+  'revoked-key',
 ];
 
 /** The name of a reason code, or undefined for a code that is not defined. */
@@ -122,15 +141,20 @@ export class BroadcastFormatError extends VeilgridError {
 function amountProblem(name: string, value: unknown): string | undefined {
   if (typeof value === 'number') return uintProblem(name, value);
   if (value instanceof Uint8Array) {
-    if (value.length < 7 || value.length > 16 || value[0] === 0) return name + ' as bytes must be 7..16 big-endian bytes without a leading zero (got ' + describeValue(value) + ')';
-    if (value.length === 7 && value[0] < 0x20) return name + ' as bytes must be at least 2^53 (smaller values are integers)';
+    if (value.length < 7 || value.length > 16 || value[0] === 0)
+      return (
+        name + ' as bytes must be 7..16 big-endian bytes without a leading zero (got ' + describeValue(value) + ')'
+      );
+    if (value.length === 7 && value[0] < 0x20)
+      return name + ' as bytes must be at least 2^53 (smaller values are integers)';
     return undefined;
   }
   return name + ' must be an integer or a byte string (got ' + describeValue(value) + ')';
 }
 
 function digestProblem(value: unknown): string | undefined {
-  if (!(value instanceof Uint8Array) || value.length !== DIGEST_LENGTH) return 'a digest must be a ' + DIGEST_LENGTH + '-byte string (got ' + describeValue(value) + ')';
+  if (!(value instanceof Uint8Array) || value.length !== DIGEST_LENGTH)
+    return 'a digest must be a ' + DIGEST_LENGTH + '-byte string (got ' + describeValue(value) + ')';
   return undefined;
 }
 
@@ -154,12 +178,17 @@ function split(items: Uint8Array[][], fixedBytes: number, what: string): number[
       size += 4;
     }
     for (let k = 0; k < items.length; k++) {
-      while (next[k] + counts[k] < items[k].length && size + items[k][next[k] + counts[k]].length <= MAX_BROADCAST_PAYLOAD_BYTES) {
+      while (
+        next[k] + counts[k] < items[k].length &&
+        size + items[k][next[k] + counts[k]].length <= MAX_BROADCAST_PAYLOAD_BYTES
+      ) {
         size += items[k][next[k] + counts[k]].length;
         counts[k]++;
       }
       if (next[k] + counts[k] < items[k].length && counts[k] === 0 && sum(counts) === 0) {
-        throw new BroadcastFormatError('one ' + what + ' entry does not fit in ' + MAX_BROADCAST_PAYLOAD_BYTES + ' bytes');
+        throw new BroadcastFormatError(
+          'one ' + what + ' entry does not fit in ' + MAX_BROADCAST_PAYLOAD_BYTES + ' bytes',
+        );
       }
     }
     more = false;
@@ -221,31 +250,51 @@ export function encodeReceipts(receipt: Receipt): Uint8Array[] {
 }
 
 function decodeMap(bytes: Uint8Array, what: string, maxKey: number): CborMap {
-  if (bytes.length > MAX_BROADCAST_PAYLOAD_BYTES) throw new BroadcastFormatError('a ' + what + ' is at most ' + MAX_BROADCAST_PAYLOAD_BYTES + ' bytes, got ' + bytes.length);
+  if (bytes.length > MAX_BROADCAST_PAYLOAD_BYTES)
+    throw new BroadcastFormatError(
+      'a ' + what + ' is at most ' + MAX_BROADCAST_PAYLOAD_BYTES + ' bytes, got ' + bytes.length,
+    );
   let item: CborValue;
   try {
     item = decode(bytes);
   } catch (err) {
-    if (err instanceof CborError) throw new BroadcastFormatError('a ' + what + ' is not deterministic CBOR: ' + err.message);
+    if (err instanceof CborError)
+      throw new BroadcastFormatError('a ' + what + ' is not deterministic CBOR: ' + err.message);
     throw err;
   }
   // An empty map decodes as a plain object (no key says it has integer keys).
-  if (item !== null && typeof item === 'object' && !(item instanceof CborMap) && !(item instanceof Uint8Array) && !Array.isArray(item) && Object.keys(item).length === 0) item = new CborMap([]);
-  if (!(item instanceof CborMap)) throw new BroadcastFormatError('a ' + what + ' is a CBOR map with integer keys (got ' + describeValue(item) + ')');
+  if (
+    item !== null &&
+    typeof item === 'object' &&
+    !(item instanceof CborMap) &&
+    !(item instanceof Uint8Array) &&
+    !Array.isArray(item) &&
+    Object.keys(item).length === 0
+  )
+    item = new CborMap([]);
+  if (!(item instanceof CborMap))
+    throw new BroadcastFormatError('a ' + what + ' is a CBOR map with integer keys (got ' + describeValue(item) + ')');
   for (let i = 0; i < item.entries.length; i++) {
     const key = item.entries[i][0];
-    if (typeof key !== 'number' || key < 1 || key > maxKey) throw new BroadcastFormatError('unknown key ' + describeValue(key) + ' in a ' + what + ' (keys are 1..' + maxKey + ')');
+    if (typeof key !== 'number' || key < 1 || key > maxKey)
+      throw new BroadcastFormatError(
+        'unknown key ' + describeValue(key) + ' in a ' + what + ' (keys are 1..' + maxKey + ')',
+      );
   }
   return item;
 }
 
 function tuples(value: CborValue, name: string, size: number): CborValue[][] {
   if (value === undefined) return [];
-  if (!Array.isArray(value)) throw new BroadcastFormatError(name + ' must be an array (got ' + describeValue(value) + ')');
+  if (!Array.isArray(value))
+    throw new BroadcastFormatError(name + ' must be an array (got ' + describeValue(value) + ')');
   const out: CborValue[][] = [];
   for (let i = 0; i < value.length; i++) {
     const t = value[i];
-    if (!Array.isArray(t) || t.length !== size) throw new BroadcastFormatError(name + ' entry ' + i + ' must be an array of ' + size + ' items (got ' + describeValue(t) + ')');
+    if (!Array.isArray(t) || t.length !== size)
+      throw new BroadcastFormatError(
+        name + ' entry ' + i + ' must be an array of ' + size + ' items (got ' + describeValue(t) + ')',
+      );
     out.push(t);
   }
   return out;
@@ -268,7 +317,8 @@ export function decodeReceipt(bytes: Uint8Array): Receipt {
   for (let i = 0; i < refused.length; i++) {
     const t = refused[i];
     check(digestProblem(t[0]));
-    if (typeof t[1] !== 'number' || reasonName(t[1]) === undefined) throw new BroadcastFormatError('unknown reason code ' + describeValue(t[1]));
+    if (typeof t[1] !== 'number' || reasonName(t[1]) === undefined)
+      throw new BroadcastFormatError('unknown reason code ' + describeValue(t[1]));
     out.refused.push({ digest: t[0] as Uint8Array, reason: t[1] });
   }
   return out;
@@ -305,7 +355,17 @@ export function encodeClearing(summary: ClearingSummary, fills: Fill[]): Uint8Ar
 }
 
 function encodeClearingPart(s: ClearingSummary, part: number, parts: number, fills: CborValue[]): Uint8Array {
-  return encode(new CborMap([[1, s.interval], [2, s.price], [3, s.volumeWh], [4, s.offers], [5, part], [6, parts], [7, fills]]));
+  return encode(
+    new CborMap([
+      [1, s.interval],
+      [2, s.price],
+      [3, s.volumeWh],
+      [4, s.offers],
+      [5, part],
+      [6, parts],
+      [7, fills],
+    ]),
+  );
 }
 
 /** One clearing message; throws BroadcastFormatError naming the first problem. */
@@ -319,7 +379,8 @@ export function decodeClearing(bytes: Uint8Array): ClearingPart {
   }
   const part = map.get(5) as number;
   const parts = map.get(6) as number;
-  if (parts < 1 || part >= parts) throw new BroadcastFormatError('part ' + part + ' of ' + parts + ' is not a valid part number');
+  if (parts < 1 || part >= parts)
+    throw new BroadcastFormatError('part ' + part + ' of ' + parts + ' is not a valid part number');
   if (map.get(7) === undefined) throw new BroadcastFormatError('fills (key 7) is missing');
   const rows = tuples(map.get(7), 'fills', 4);
   const fills: Fill[] = [];
@@ -331,7 +392,15 @@ export function decodeClearing(bytes: Uint8Array): ClearingPart {
     check(amountProblem('received', t[3]));
     fills.push({ digest: t[0] as Uint8Array, fillWh: t[1] as number, paid: t[2] as Amount, received: t[3] as Amount });
   }
-  return { interval: map.get(1) as number, price: map.get(2) as number, volumeWh: map.get(3) as Amount, offers: map.get(4) as number, part: part, parts: parts, fills: fills };
+  return {
+    interval: map.get(1) as number,
+    price: map.get(2) as number,
+    volumeWh: map.get(3) as Amount,
+    offers: map.get(4) as number,
+    part: part,
+    parts: parts,
+    fills: fills,
+  };
 }
 
 function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
@@ -348,7 +417,9 @@ export function findFill(part: ClearingPart, digest: Uint8Array): Fill | undefin
 
 /** Where a receipt names the offer with this digest: its acceptance, its refusal, or undefined. */
 export function findReceipt(receipt: Receipt, digest: Uint8Array): AcceptedOffer | RefusedOffer | undefined {
-  for (let i = 0; i < receipt.accepted.length; i++) if (sameDigest(receipt.accepted[i].digest, digest)) return receipt.accepted[i];
-  for (let i = 0; i < receipt.refused.length; i++) if (sameDigest(receipt.refused[i].digest, digest)) return receipt.refused[i];
+  for (let i = 0; i < receipt.accepted.length; i++)
+    if (sameDigest(receipt.accepted[i].digest, digest)) return receipt.accepted[i];
+  for (let i = 0; i < receipt.refused.length; i++)
+    if (sameDigest(receipt.refused[i].digest, digest)) return receipt.refused[i];
   return undefined;
 }

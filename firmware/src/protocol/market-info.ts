@@ -31,7 +31,14 @@ export class MarketInfoError extends VeilgridError {
 
 function checked(info: MarketInfo): MarketInfo {
   const names = ['chainId', 'intervalSeconds', 'genesisTime', 'fromInterval', 'consumptionPrice', 'productionPrice'];
-  const values = [info.domain.chainId, info.intervalSeconds, info.genesisTime, info.fromInterval, info.consumptionPrice, info.productionPrice];
+  const values = [
+    info.domain.chainId,
+    info.intervalSeconds,
+    info.genesisTime,
+    info.fromInterval,
+    info.consumptionPrice,
+    info.productionPrice,
+  ];
   for (let i = 0; i < values.length; i++) {
     const problem = uintProblem(names[i], values[i]);
     if (problem) throw new MarketInfoError(problem);
@@ -65,9 +72,11 @@ export function decodeMarketInfo(bytes: Uint8Array): MarketInfo {
     if (err instanceof CborError) throw new MarketInfoError('market info is deterministic CBOR: ' + err.message);
     throw err;
   }
-  if (!(item instanceof CborMap) || item.entries.length !== 7) throw new MarketInfoError('market info is a CBOR map with keys 1..7 (got ' + describeValue(item) + ')');
+  if (!(item instanceof CborMap) || item.entries.length !== 7)
+    throw new MarketInfoError('market info is a CBOR map with keys 1..7 (got ' + describeValue(item) + ')');
   const market = item.get(2);
-  if (!(market instanceof Uint8Array) || market.length !== 20) throw new MarketInfoError('market must be a 20-byte string (got ' + describeValue(market) + ')');
+  if (!(market instanceof Uint8Array) || market.length !== 20)
+    throw new MarketInfoError('market must be a 20-byte string (got ' + describeValue(market) + ')');
   return checked({
     domain: { chainId: item.get(1) as number, market: '0x' + bytesToHex(market) },
     intervalSeconds: item.get(3) as number,

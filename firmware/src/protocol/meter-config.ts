@@ -57,7 +57,12 @@ export interface TradingConfig {
 }
 
 /** The trading knobs when vg.config leaves them out. */
-export const TRADING_DEFAULTS: TradingConfig = { enabled: true, forecastPercent: 80, biasWh: 0, priceMarginPercent: 10 };
+export const TRADING_DEFAULTS: TradingConfig = {
+  enabled: true,
+  forecastPercent: 80,
+  biasWh: 0,
+  priceMarginPercent: 10,
+};
 
 /** Values used when an optional field is absent. */
 export const CONFIG_DEFAULTS = {
@@ -73,11 +78,14 @@ export const DSO_PUBLIC_KEY_HEX_CHARS = 130;
 
 /** Why text cannot be the DSO public key, or undefined when it can (form only: the meter has no EC math). */
 export function dsoPublicKeyProblem(text: unknown): string | undefined {
-  const expected = 'dsoPublicKey must be ' + DSO_PUBLIC_KEY_HEX_CHARS + ' hex digits starting 04 (the uncompressed P-256 point)';
+  const expected =
+    'dsoPublicKey must be ' + DSO_PUBLIC_KEY_HEX_CHARS + ' hex digits starting 04 (the uncompressed P-256 point)';
   if (typeof text !== 'string') return expected + got(text);
-  if (text.length !== DSO_PUBLIC_KEY_HEX_CHARS || text.substring(0, 2) !== '04') return expected + ' (got ' + text.length + ' chars starting ' + quote(text.substring(0, 2)) + ')';
+  if (text.length !== DSO_PUBLIC_KEY_HEX_CHARS || text.substring(0, 2) !== '04')
+    return expected + ' (got ' + text.length + ' chars starting ' + quote(text.substring(0, 2)) + ')';
   for (let i = 0; i < text.length; i++) {
-    if ('0123456789abcdefABCDEF'.indexOf(text.charAt(i)) < 0) return expected + ' (character ' + i + ' is not a hex digit)';
+    if ('0123456789abcdefABCDEF'.indexOf(text.charAt(i)) < 0)
+      return expected + ' (character ' + i + ' is not a hex digit)';
   }
   return undefined;
 }
@@ -97,9 +105,15 @@ export const CONSOLE_PASSWORD_MIN_CHARS = 12;
  * message never contains the value.
  */
 export function consolePasswordProblem(value: unknown): string | undefined {
-  const expected = 'consolePassword must be ' + CONSOLE_PASSWORD_MIN_CHARS + '-' + CONSOLE_PASSWORD_MAX_CHARS + ' printable ASCII characters without spaces';
+  const expected =
+    'consolePassword must be ' +
+    CONSOLE_PASSWORD_MIN_CHARS +
+    '-' +
+    CONSOLE_PASSWORD_MAX_CHARS +
+    ' printable ASCII characters without spaces';
   if (typeof value !== 'string') return expected + ' (got a ' + (value === null ? 'null' : typeof value) + ')';
-  if (value.length < CONSOLE_PASSWORD_MIN_CHARS || value.length > CONSOLE_PASSWORD_MAX_CHARS) return expected + ' (got ' + value.length + ' characters)';
+  if (value.length < CONSOLE_PASSWORD_MIN_CHARS || value.length > CONSOLE_PASSWORD_MAX_CHARS)
+    return expected + ' (got ' + value.length + ' characters)';
   for (let i = 0; i < value.length; i++) {
     const code = value.charCodeAt(i);
     if (code < 0x21 || code > 0x7e) return expected + ' (character ' + i + ' is not one)';
@@ -117,7 +131,7 @@ export function consolePasswordIn(text: string | undefined): string | undefined 
   let raw: any;
   try {
     raw = JSON.parse(text);
-  } catch (e) {
+  } catch (_e) {
     return undefined;
   }
   if (raw === null || typeof raw !== 'object') return undefined;
@@ -175,7 +189,8 @@ class FieldReader {
 
   onlyKnown(obj: any, known: string[], prefix: string): void {
     for (const key in obj) {
-      if (known.indexOf(key) < 0) this.problems.push('unknown field ' + prefix + key + ' (known: ' + known.join(', ') + ')');
+      if (known.indexOf(key) < 0)
+        this.problems.push('unknown field ' + prefix + key + ' (known: ' + known.join(', ') + ')');
     }
   }
 }
@@ -192,22 +207,43 @@ function got(value: any): string {
  */
 export function parseMeterConfig(text: string | undefined): MeterConfig {
   if (text === undefined || text.length === 0) {
-    throw new ConfigError(['the file is missing or empty: write the meter configuration (JSON) to Storage file ' + CONFIG_FILE]);
+    throw new ConfigError([
+      'the file is missing or empty: write the meter configuration (JSON) to Storage file ' + CONFIG_FILE,
+    ]);
   }
   let raw: any;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(['is not valid JSON (' + (e && (e as Error).message ? (e as Error).message : String(e)) + ')']);
+    throw new ConfigError([
+      'is not valid JSON (' + (e && (e as Error).message ? (e as Error).message : String(e)) + ')',
+    ]);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(['must hold a JSON object' + got(raw)]);
   }
   const r = new FieldReader();
-  r.onlyKnown(raw, ['meterId', 'broker', 'mqtt', 'intervalSeconds', 's0', 'journal', 'wifi', 'dsoPublicKey', 'keys', 'trading', 'consolePassword'], '');
+  r.onlyKnown(
+    raw,
+    [
+      'meterId',
+      'broker',
+      'mqtt',
+      'intervalSeconds',
+      's0',
+      'journal',
+      'wifi',
+      'dsoPublicKey',
+      'keys',
+      'trading',
+      'consolePassword',
+    ],
+    '',
+  );
 
   const meterId = raw.meterId;
-  if (typeof meterId !== 'string') r.problems.push('meterId must be a string of 1-64 chars from A-Z a-z 0-9 . _ -' + got(meterId));
+  if (typeof meterId !== 'string')
+    r.problems.push('meterId must be a string of 1-64 chars from A-Z a-z 0-9 . _ -' + got(meterId));
   else if (meterIdProblem(meterId)) r.problems.push(meterIdProblem(meterId) as string);
 
   const broker = r.object(raw, 'broker', 'broker', false) || {};
@@ -220,7 +256,14 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
   const username = r.string(mqtt, 'username', 'mqtt.username', false);
   const password = mqtt.password === undefined ? undefined : r.string(mqtt, 'password', 'mqtt.password', true);
 
-  const intervalSeconds = r.integer(raw, 'intervalSeconds', 'intervalSeconds', 1, 86400, CONFIG_DEFAULTS.intervalSeconds);
+  const intervalSeconds = r.integer(
+    raw,
+    'intervalSeconds',
+    'intervalSeconds',
+    1,
+    86400,
+    CONFIG_DEFAULTS.intervalSeconds,
+  );
 
   const s0 = r.object(raw, 's0', 's0', false) || {};
   r.onlyKnown(s0, ['importPin', 'exportPin', 'impulsesPerKWh', 'debounceMs'], 's0.');
@@ -234,23 +277,43 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
 
   const journal = r.object(raw, 'journal', 'journal', true) || {};
   r.onlyKnown(journal, ['commitEveryWh'], 'journal.');
-  const commitEveryWh = r.integer(journal, 'commitEveryWh', 'journal.commitEveryWh', 1, 100000, CONFIG_DEFAULTS.commitEveryWh);
+  const commitEveryWh = r.integer(
+    journal,
+    'commitEveryWh',
+    'journal.commitEveryWh',
+    1,
+    100000,
+    CONFIG_DEFAULTS.commitEveryWh,
+  );
 
   const wifiRaw = r.object(raw, 'wifi', 'wifi', true);
   let wifi: MeterConfig['wifi'];
   if (wifiRaw) {
     r.onlyKnown(wifiRaw, ['ssid', 'password'], 'wifi.');
-    wifi = { ssid: r.string(wifiRaw, 'ssid', 'wifi.ssid', false), password: r.string(wifiRaw, 'password', 'wifi.password', true) };
+    wifi = {
+      ssid: r.string(wifiRaw, 'ssid', 'wifi.ssid', false),
+      password: r.string(wifiRaw, 'password', 'wifi.password', true),
+    };
   }
 
   const dsoPublicKey = raw.dsoPublicKey;
-  if (dsoPublicKey !== undefined && dsoPublicKeyProblem(dsoPublicKey)) r.problems.push(dsoPublicKeyProblem(dsoPublicKey) as string);
+  if (dsoPublicKey !== undefined && dsoPublicKeyProblem(dsoPublicKey))
+    r.problems.push(dsoPublicKeyProblem(dsoPublicKey) as string);
 
   const keysRaw = r.object(raw, 'keys', 'keys', true);
   let keys: MeterConfig['keys'];
   if (keysRaw) {
     r.onlyKnown(keysRaw, ['rotationSeconds'], 'keys.');
-    keys = { rotationSeconds: r.integer(keysRaw, 'rotationSeconds', 'keys.rotationSeconds', 60, 31536000, CONFIG_DEFAULTS.rotationSeconds) };
+    keys = {
+      rotationSeconds: r.integer(
+        keysRaw,
+        'rotationSeconds',
+        'keys.rotationSeconds',
+        60,
+        31536000,
+        CONFIG_DEFAULTS.rotationSeconds,
+      ),
+    };
   }
 
   const tradingRaw = r.object(raw, 'trading', 'trading', true);
@@ -258,18 +321,27 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
   if (tradingRaw) {
     r.onlyKnown(tradingRaw, ['enabled', 'forecastPercent', 'biasWh', 'priceMarginPercent'], 'trading.');
     const enabled = tradingRaw.enabled;
-    if (enabled !== undefined && typeof enabled !== 'boolean') r.problems.push('trading.enabled must be true or false' + got(enabled));
+    if (enabled !== undefined && typeof enabled !== 'boolean')
+      r.problems.push('trading.enabled must be true or false' + got(enabled));
     const d = TRADING_DEFAULTS;
     trading = {
       enabled: enabled === undefined ? d.enabled : enabled === true,
       forecastPercent: r.integer(tradingRaw, 'forecastPercent', 'trading.forecastPercent', 0, 1000, d.forecastPercent),
       biasWh: r.integer(tradingRaw, 'biasWh', 'trading.biasWh', -1000000, 1000000, d.biasWh),
-      priceMarginPercent: r.integer(tradingRaw, 'priceMarginPercent', 'trading.priceMarginPercent', 0, 50, d.priceMarginPercent),
+      priceMarginPercent: r.integer(
+        tradingRaw,
+        'priceMarginPercent',
+        'trading.priceMarginPercent',
+        0,
+        50,
+        d.priceMarginPercent,
+      ),
     };
   }
 
   const consolePassword = raw.consolePassword;
-  if (consolePassword !== undefined && consolePasswordProblem(consolePassword)) r.problems.push(consolePasswordProblem(consolePassword) as string);
+  if (consolePassword !== undefined && consolePasswordProblem(consolePassword))
+    r.problems.push(consolePasswordProblem(consolePassword) as string);
 
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   const config: MeterConfig = {

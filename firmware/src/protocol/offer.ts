@@ -78,7 +78,8 @@ function readUint32(bytes: Uint8Array, at: number): number {
 }
 
 function writeCoordinate(out: Uint8Array, at: number, bytes: Uint8Array, name: string): void {
-  if (!bytes || bytes.length !== 32) throw new OfferBytesError("the key's " + name + ' must be 32 bytes, got ' + (bytes ? bytes.length : bytes));
+  if (!bytes || bytes.length !== 32)
+    throw new OfferBytesError("the key's " + name + ' must be 32 bytes, got ' + (bytes ? bytes.length : bytes));
   out.set(bytes, at);
 }
 
@@ -91,8 +92,12 @@ function writeDomain(out: Uint8Array, tag: string, domain: MarketDomain): void {
   }
   writeUint32(out, 4, Math.floor(chainId / 0x100000000), 'chainId');
   writeUint32(out, 8, chainId % 0x100000000, 'chainId');
-  const market = typeof domain.market === 'string' && domain.market.length === 42 && domain.market.substring(0, 2) === '0x' ? hexToBytes(domain.market.substring(2)) : undefined;
-  if (!market) throw new OfferBytesError('market must be a 20-byte hex address ("0x" and 40 hex digits), got ' + domain.market);
+  const market =
+    typeof domain.market === 'string' && domain.market.length === 42 && domain.market.substring(0, 2) === '0x'
+      ? hexToBytes(domain.market.substring(2))
+      : undefined;
+  if (!market)
+    throw new OfferBytesError('market must be a 20-byte hex address ("0x" and 40 hex digits), got ' + domain.market);
   out.set(market, 12);
 }
 
@@ -110,7 +115,8 @@ function hasTag(bytes: Uint8Array, tag: string): boolean {
 export function encodeOffer(domain: MarketDomain, offer: OfferFields): Uint8Array {
   const out = new Uint8Array(OFFER_LENGTH);
   writeDomain(out, OFFER_TAG, domain);
-  if (offer.side !== 'ask' && offer.side !== 'bid') throw new OfferBytesError('side must be "ask" or "bid", got ' + offer.side);
+  if (offer.side !== 'ask' && offer.side !== 'bid')
+    throw new OfferBytesError('side must be "ask" or "bid", got ' + offer.side);
   out[32] = offer.side === 'ask' ? SIDE_ASK : SIDE_BID;
   writeUint32(out, 33, offer.interval, 'interval');
   if (offer.wh === 0) throw new OfferBytesError('wh must be at least 1');
@@ -128,8 +134,10 @@ export function encodeOffer(domain: MarketDomain, offer: OfferFields): Uint8Arra
  * caller's check.
  */
 export function decodeOffer(bytes: Uint8Array): Offer {
-  if (bytes.length !== OFFER_LENGTH) throw new OfferBytesError('an offer is ' + OFFER_LENGTH + ' bytes, got ' + bytes.length);
-  if (!hasTag(bytes, OFFER_TAG)) throw new OfferBytesError('not an offer: the bytes do not start with "' + OFFER_TAG + '"');
+  if (bytes.length !== OFFER_LENGTH)
+    throw new OfferBytesError('an offer is ' + OFFER_LENGTH + ' bytes, got ' + bytes.length);
+  if (!hasTag(bytes, OFFER_TAG))
+    throw new OfferBytesError('not an offer: the bytes do not start with "' + OFFER_TAG + '"');
   const side = bytes[32];
   if (side !== SIDE_ASK && side !== SIDE_BID) throw new OfferBytesError('side must be 1 (ask) or 2 (bid), got ' + side);
   const wh = readUint32(bytes, 37);
@@ -147,7 +155,8 @@ export function decodeOffer(bytes: Uint8Array): Offer {
 
 /** The rescission of the offer whose SHA-256 digest is offerDigest, by the key that signed it. */
 export function encodeRescission(domain: MarketDomain, offerDigest: Uint8Array, key: TradingPublicKey): Uint8Array {
-  if (!offerDigest || offerDigest.length !== 32) throw new OfferBytesError('an offer digest is 32 bytes, got ' + (offerDigest ? offerDigest.length : offerDigest));
+  if (!offerDigest || offerDigest.length !== 32)
+    throw new OfferBytesError('an offer digest is 32 bytes, got ' + (offerDigest ? offerDigest.length : offerDigest));
   const out = new Uint8Array(RESCISSION_LENGTH);
   writeDomain(out, RESCISSION_TAG, domain);
   out.set(offerDigest, 32);
@@ -158,8 +167,10 @@ export function encodeRescission(domain: MarketDomain, offerDigest: Uint8Array, 
 
 /** An offer message: the 113 signed bytes followed by the signature r || s. */
 export function encodeOfferMessage(signedBytes: Uint8Array, signature: Uint8Array): Uint8Array {
-  if (signedBytes.length !== OFFER_LENGTH) throw new OfferBytesError('an offer is ' + OFFER_LENGTH + ' bytes, got ' + signedBytes.length);
-  if (signature.length !== SIGNATURE_LENGTH) throw new OfferBytesError('a signature is ' + SIGNATURE_LENGTH + ' bytes (r || s), got ' + signature.length);
+  if (signedBytes.length !== OFFER_LENGTH)
+    throw new OfferBytesError('an offer is ' + OFFER_LENGTH + ' bytes, got ' + signedBytes.length);
+  if (signature.length !== SIGNATURE_LENGTH)
+    throw new OfferBytesError('a signature is ' + SIGNATURE_LENGTH + ' bytes (r || s), got ' + signature.length);
   const out = new Uint8Array(OFFER_MESSAGE_LENGTH);
   out.set(signedBytes, 0);
   out.set(signature, OFFER_LENGTH);
@@ -168,6 +179,12 @@ export function encodeOfferMessage(signedBytes: Uint8Array, signature: Uint8Arra
 
 /** Splits an offer message; the offer itself is checked by decodeOffer, the signature by its verifier. */
 export function splitOfferMessage(message: Uint8Array): SignedMessage {
-  if (message.length !== OFFER_MESSAGE_LENGTH) throw new OfferBytesError('an offer message is ' + OFFER_MESSAGE_LENGTH + ' bytes (offer and signature), got ' + message.length);
-  return { signedBytes: message.subarray(0, OFFER_LENGTH), signature: message.subarray(OFFER_LENGTH, OFFER_MESSAGE_LENGTH) };
+  if (message.length !== OFFER_MESSAGE_LENGTH)
+    throw new OfferBytesError(
+      'an offer message is ' + OFFER_MESSAGE_LENGTH + ' bytes (offer and signature), got ' + message.length,
+    );
+  return {
+    signedBytes: message.subarray(0, OFFER_LENGTH),
+    signature: message.subarray(OFFER_LENGTH, OFFER_MESSAGE_LENGTH),
+  };
 }

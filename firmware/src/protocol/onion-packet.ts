@@ -103,8 +103,15 @@ interface HopKeys {
 }
 
 function hopKeys(sha256: Sha256, shared: Uint8Array, ephemeralKey: Uint8Array): HopKeys {
-  if (shared.length !== 32) throw new Error('an onion hop needs the 32-byte ECDH x coordinate (got ' + shared.length + ' bytes)');
-  const okm = hkdfSha256(sha256, shared, new Uint8Array(0), concatBytes([INFO_PREFIX, ephemeralKey]), 2 * AES128_KEY_BYTES + MAC_BYTES + REPLAY_TAG_BYTES);
+  if (shared.length !== 32)
+    throw new Error('an onion hop needs the 32-byte ECDH x coordinate (got ' + shared.length + ' bytes)');
+  const okm = hkdfSha256(
+    sha256,
+    shared,
+    new Uint8Array(0),
+    concatBytes([INFO_PREFIX, ephemeralKey]),
+    2 * AES128_KEY_BYTES + MAC_BYTES + REPLAY_TAG_BYTES,
+  );
   return {
     header: okm.subarray(0, 16),
     body: okm.subarray(16, 32),
@@ -135,16 +142,24 @@ function isExit(relayId: Uint8Array): boolean {
  * The packet that carries payload (type, data) along hops, the last hop being the exit. The caller sends it
  * to hops[0].relayId. Each hop needs its own fresh ephemeral key and shared secret.
  */
-export function buildOnionPacket(primitives: OnionPrimitives, hops: OnionHop[], payloadType: number, payload: Uint8Array): Uint8Array {
+export function buildOnionPacket(
+  primitives: OnionPrimitives,
+  hops: OnionHop[],
+  payloadType: number,
+  payload: Uint8Array,
+): Uint8Array {
   const r = hops.length;
   if (r < 1 || r > MAX_HOPS) throw new Error('an onion path has 1 to ' + MAX_HOPS + ' hops (got ' + r + ')');
-  if (payload.length > ONION_PAYLOAD_MAX_BYTES) throw new Error('an onion payload is at most ' + ONION_PAYLOAD_MAX_BYTES + ' bytes (got ' + payload.length + ')');
+  if (payload.length > ONION_PAYLOAD_MAX_BYTES)
+    throw new Error('an onion payload is at most ' + ONION_PAYLOAD_MAX_BYTES + ' bytes (got ' + payload.length + ')');
   if (payloadType < 1 || payloadType > 255) throw new Error('payload type must be 1..255 (got ' + payloadType + ')');
   const keys: HopKeys[] = [];
   const streams: Uint8Array[] = [];
   for (let i = 0; i < r; i++) {
-    if (hops[i].ephemeralKey.length !== EPHEMERAL_KEY_BYTES) throw new Error('hop ' + i + ': the ephemeral key is x || y, 64 bytes (got ' + hops[i].ephemeralKey.length + ')');
-    if (i > 0 && (hops[i].relayId.length !== RELAY_ID_BYTES || isExit(hops[i].relayId))) throw new Error('hop ' + i + ': a relay id is 8 bytes, not all zero');
+    if (hops[i].ephemeralKey.length !== EPHEMERAL_KEY_BYTES)
+      throw new Error('hop ' + i + ': the ephemeral key is x || y, 64 bytes (got ' + hops[i].ephemeralKey.length + ')');
+    if (i > 0 && (hops[i].relayId.length !== RELAY_ID_BYTES || isExit(hops[i].relayId)))
+      throw new Error('hop ' + i + ': a relay id is 8 bytes, not all zero');
     keys.push(hopKeys(primitives.sha256, hops[i].shared, hops[i].ephemeralKey));
     streams.push(headerStream(primitives.aes128Ctr, keys[i].header));
   }
@@ -196,9 +211,17 @@ export function buildOnionPacket(primitives: OnionPrimitives, hops: OnionHop[], 
  */
 export function onionEphemeralKey(packet: Uint8Array): Uint8Array {
   if (!(packet instanceof Uint8Array) || packet.length !== ONION_PACKET_BYTES) {
-    throw new OnionPacketError('bad-length', 'an onion packet is ' + ONION_PACKET_BYTES + ' bytes (got ' + (packet instanceof Uint8Array ? packet.length : typeof packet) + ')');
+    throw new OnionPacketError(
+      'bad-length',
+      'an onion packet is ' +
+        ONION_PACKET_BYTES +
+        ' bytes (got ' +
+        (packet instanceof Uint8Array ? packet.length : typeof packet) +
+        ')',
+    );
   }
-  if (packet[0] !== ONION_VERSION) throw new OnionPacketError('bad-version', 'unknown onion packet version ' + packet[0]);
+  if (packet[0] !== ONION_VERSION)
+    throw new OnionPacketError('bad-version', 'unknown onion packet version ' + packet[0]);
   return packet.subarray(E_AT, E_AT + EPHEMERAL_KEY_BYTES);
 }
 
@@ -213,7 +236,10 @@ export function peelOnionPacket(primitives: OnionPrimitives, shared: Uint8Array,
   const beta = packet.subarray(BETA_AT, BODY_AT);
   const body = packet.subarray(BODY_AT, ONION_PACKET_BYTES);
   if (!equalBytes(packetMac(primitives.sha256, keys.mac, beta, body), packet.subarray(MAC_AT, BETA_AT))) {
-    throw new OnionPacketError('bad-mac', 'the onion packet does not verify under this relay\'s key: changed on the way, or meant for another relay');
+    throw new OnionPacketError(
+      'bad-mac',
+      "the onion packet does not verify under this relay's key: changed on the way, or meant for another relay",
+    );
   }
   const header = new Uint8Array(BETA_BYTES + ROUTING_BYTES);
   header.set(beta, 0);
@@ -223,8 +249,13 @@ export function peelOnionPacket(primitives: OnionPrimitives, shared: Uint8Array,
   const replayTag = copyBytes(keys.replayTag, 0, REPLAY_TAG_BYTES);
   if (isExit(nextRelayId)) {
     const length = (inner[1] << 8) | inner[2];
-    if (inner[0] === 0 || length > ONION_PAYLOAD_MAX_BYTES) throw new OnionPacketError('bad-payload', 'the payload block has type ' + inner[0] + ' and length ' + length);
-    return { replayTag: replayTag, payloadType: inner[0], payload: copyBytes(inner, PAYLOAD_HEADER_BYTES, PAYLOAD_HEADER_BYTES + length) };
+    if (inner[0] === 0 || length > ONION_PAYLOAD_MAX_BYTES)
+      throw new OnionPacketError('bad-payload', 'the payload block has type ' + inner[0] + ' and length ' + length);
+    return {
+      replayTag: replayTag,
+      payloadType: inner[0],
+      payload: copyBytes(inner, PAYLOAD_HEADER_BYTES, PAYLOAD_HEADER_BYTES + length),
+    };
   }
   const next = new Uint8Array(ONION_PACKET_BYTES);
   next[0] = ONION_VERSION;

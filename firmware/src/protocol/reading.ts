@@ -37,7 +37,6 @@ export const FLAG_PARTIAL = 2;
 export const FLAG_AFTER_OUTAGE = 4;
 const KNOWN_FLAGS = FLAG_POWER_LOSS | FLAG_PARTIAL | FLAG_AFTER_OUTAGE;
 
-
 /** Field names in key order: FIELDS[k - 1] is the field stored under CBOR map key k. */
 const FIELDS = ['meterId', 'interval', 'importWh', 'exportWh', 'importTotalWh', 'exportTotalWh', 'seq', 'flags'];
 
@@ -51,11 +50,10 @@ export class ReadingFormatError extends VeilgridError {
   }
 }
 
-
-
 /** Everything wrong with r as a Reading, one sentence per problem; empty when it is a valid reading. */
 export function readingProblems(value: unknown): string[] {
-  if (value === null || typeof value !== 'object') return ['a reading must be an object (got ' + describeValue(value) + ')'];
+  if (value === null || typeof value !== 'object')
+    return ['a reading must be an object (got ' + describeValue(value) + ')'];
   const r = value as { [field: string]: unknown };
   const problems: string[] = [];
   for (let k = 0; k < FIELDS.length; k++) {
@@ -71,9 +69,12 @@ export function readingProblems(value: unknown): string[] {
   if (problems.length > 0) return problems;
   const flags = r.flags as number;
   // Bit operators see only the low 32 bits, so larger values are refused before masking.
-  if (flags > 0x7fffffff || (flags & ~KNOWN_FLAGS) !== 0) problems.push('flags ' + flags + ' has unknown bits (known: 1 power loss, 2 partial, 4 after outage)');
-  if ((r.importWh as number) > (r.importTotalWh as number)) problems.push('importWh ' + r.importWh + ' exceeds the register importTotalWh ' + r.importTotalWh);
-  if ((r.exportWh as number) > (r.exportTotalWh as number)) problems.push('exportWh ' + r.exportWh + ' exceeds the register exportTotalWh ' + r.exportTotalWh);
+  if (flags > 0x7fffffff || (flags & ~KNOWN_FLAGS) !== 0)
+    problems.push('flags ' + flags + ' has unknown bits (known: 1 power loss, 2 partial, 4 after outage)');
+  if ((r.importWh as number) > (r.importTotalWh as number))
+    problems.push('importWh ' + r.importWh + ' exceeds the register importTotalWh ' + r.importTotalWh);
+  if ((r.exportWh as number) > (r.exportTotalWh as number))
+    problems.push('exportWh ' + r.exportWh + ' exceeds the register exportTotalWh ' + r.exportTotalWh);
   return problems;
 }
 

@@ -51,7 +51,11 @@ function compareIds(a: Uint8Array, b: Uint8Array): number {
  * The pages listing records (any order; sorted here) for epoch, and page 0's hash for the head. Refuses
  * malformed records and two relays with one id.
  */
-export function buildDirectoryPages(sha256: Sha256, epoch: number, records: RelayRecord[]): { pages: Uint8Array[]; firstPageHash: Uint8Array } {
+export function buildDirectoryPages(
+  sha256: Sha256,
+  epoch: number,
+  records: RelayRecord[],
+): { pages: Uint8Array[]; firstPageHash: Uint8Array } {
   if (records.length === 0) throw new RelayDirectoryError('a relay directory lists at least one relay');
   const sorted = records.slice();
   for (let i = 0; i < sorted.length; i++) {
@@ -59,9 +63,12 @@ export function buildDirectoryPages(sha256: Sha256, epoch: number, records: Rela
       throw new RelayDirectoryError('relay ' + i + ': a record is an 8-byte relay id and a 64-byte mix key x || y');
     }
   }
-  sorted.sort(function (a, b) { return compareIds(a.relayId, b.relayId); });
+  sorted.sort(function (a, b) {
+    return compareIds(a.relayId, b.relayId);
+  });
   for (let i = 1; i < sorted.length; i++) {
-    if (compareIds(sorted[i - 1].relayId, sorted[i].relayId) === 0) throw new RelayDirectoryError('two relays have the same relay id');
+    if (compareIds(sorted[i - 1].relayId, sorted[i].relayId) === 0)
+      throw new RelayDirectoryError('two relays have the same relay id');
   }
   const pageCount = Math.ceil(sorted.length / RECORDS_PER_PAGE);
   const pages: Uint8Array[] = [];
@@ -92,11 +99,29 @@ export function buildDirectoryPages(sha256: Sha256, epoch: number, records: Rela
 
 /** A page's fields, checked for form only (its hash is checked against the chain by checkPage). */
 export function parseDirectoryPage(bytes: Uint8Array): DirectoryPage {
-  if (bytes.length < PAGE_HEADER_BYTES) throw new RelayDirectoryError('a directory page is at least ' + PAGE_HEADER_BYTES + ' bytes (got ' + bytes.length + ')');
-  for (let i = 0; i < 4; i++) if (bytes[i] !== MAGIC.charCodeAt(i)) throw new RelayDirectoryError('not a directory page: it does not start with "' + MAGIC + '"');
+  if (bytes.length < PAGE_HEADER_BYTES)
+    throw new RelayDirectoryError(
+      'a directory page is at least ' + PAGE_HEADER_BYTES + ' bytes (got ' + bytes.length + ')',
+    );
+  for (let i = 0; i < 4; i++)
+    if (bytes[i] !== MAGIC.charCodeAt(i))
+      throw new RelayDirectoryError('not a directory page: it does not start with "' + MAGIC + '"');
   const count = bytes[10];
-  if (count < 1 || count > RECORDS_PER_PAGE || bytes[11] !== 0 || bytes.length !== PAGE_HEADER_BYTES + count * RELAY_RECORD_BYTES) {
-    throw new RelayDirectoryError('a directory page of ' + count + ' records is ' + (PAGE_HEADER_BYTES + count * RELAY_RECORD_BYTES) + ' bytes (got ' + bytes.length + ')');
+  if (
+    count < 1 ||
+    count > RECORDS_PER_PAGE ||
+    bytes[11] !== 0 ||
+    bytes.length !== PAGE_HEADER_BYTES + count * RELAY_RECORD_BYTES
+  ) {
+    throw new RelayDirectoryError(
+      'a directory page of ' +
+        count +
+        ' records is ' +
+        (PAGE_HEADER_BYTES + count * RELAY_RECORD_BYTES) +
+        ' bytes (got ' +
+        bytes.length +
+        ')',
+    );
   }
   return {
     epoch: bytes[4] * 0x1000000 + ((bytes[5] << 16) | (bytes[6] << 8) | bytes[7]),
@@ -112,23 +137,60 @@ export function parseDirectoryPage(bytes: Uint8Array): DirectoryPage {
  * at it: the head's firstPageHash for page 0, the previous page's nextPageHash otherwise. Returns the page;
  * throws RelayDirectoryError.
  */
-export function checkDirectoryPage(sha256: Sha256, head: RelayDirectoryHead, index: number, expectedHash: Uint8Array, bytes: Uint8Array): DirectoryPage {
+export function checkDirectoryPage(
+  sha256: Sha256,
+  head: RelayDirectoryHead,
+  index: number,
+  expectedHash: Uint8Array,
+  bytes: Uint8Array,
+): DirectoryPage {
   if (head.relayCount < 1 || head.pageCount !== Math.ceil(head.relayCount / RECORDS_PER_PAGE)) {
-    throw new RelayDirectoryError('the head lists ' + head.relayCount + ' relays in ' + head.pageCount + ' pages: that is not ' + RECORDS_PER_PAGE + ' per page');
+    throw new RelayDirectoryError(
+      'the head lists ' +
+        head.relayCount +
+        ' relays in ' +
+        head.pageCount +
+        ' pages: that is not ' +
+        RECORDS_PER_PAGE +
+        ' per page',
+    );
   }
-  if (index >= head.pageCount) throw new RelayDirectoryError('the head has ' + head.pageCount + ' pages, there is no page ' + index);
-  if (!equalBytes(sha256(bytes), expectedHash)) throw new RelayDirectoryError('directory page ' + index + ' does not match its hash in the chain from the signed head');
+  if (index >= head.pageCount)
+    throw new RelayDirectoryError('the head has ' + head.pageCount + ' pages, there is no page ' + index);
+  if (!equalBytes(sha256(bytes), expectedHash))
+    throw new RelayDirectoryError(
+      'directory page ' + index + ' does not match its hash in the chain from the signed head',
+    );
   const page = parseDirectoryPage(bytes);
-  if (page.epoch !== head.epoch || page.index !== index) throw new RelayDirectoryError('directory page ' + index + ' of epoch ' + head.epoch + ' says it is page ' + page.index + ' of epoch ' + page.epoch);
+  if (page.epoch !== head.epoch || page.index !== index)
+    throw new RelayDirectoryError(
+      'directory page ' +
+        index +
+        ' of epoch ' +
+        head.epoch +
+        ' says it is page ' +
+        page.index +
+        ' of epoch ' +
+        page.epoch,
+    );
   const last = index === head.pageCount - 1;
   const expectedCount = last ? head.relayCount - index * RECORDS_PER_PAGE : RECORDS_PER_PAGE;
-  if (page.count !== expectedCount) throw new RelayDirectoryError('directory page ' + index + ' holds ' + page.count + ' records, the head implies ' + expectedCount);
-  if (last !== equalBytes(page.nextPageHash, new Uint8Array(32))) throw new RelayDirectoryError('directory page ' + index + (last ? ' is the last but points at another' : ' points at no next page'));
+  if (page.count !== expectedCount)
+    throw new RelayDirectoryError(
+      'directory page ' + index + ' holds ' + page.count + ' records, the head implies ' + expectedCount,
+    );
+  if (last !== equalBytes(page.nextPageHash, new Uint8Array(32)))
+    throw new RelayDirectoryError(
+      'directory page ' + index + (last ? ' is the last but points at another' : ' points at no next page'),
+    );
   return page;
 }
 
 /** Record `i` of a page's records. */
 export function relayRecordAt(records: Uint8Array, i: number): RelayRecord {
   const at = i * RELAY_RECORD_BYTES;
-  return { relayId: copyBytes(records, at, at + RELAY_ID_BYTES), mixKey: copyBytes(records, at + RELAY_ID_BYTES, at + RELAY_RECORD_BYTES) };
+  return {
+    relayId: copyBytes(records, at, at + RELAY_ID_BYTES),
+    mixKey: copyBytes(records, at + RELAY_ID_BYTES, at + RELAY_RECORD_BYTES),
+  };
 }

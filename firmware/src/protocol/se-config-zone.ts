@@ -77,7 +77,8 @@ function putWord(bytes: Uint8Array, offset: number, value: number): void {
  * other byte ours.
  */
 export function provisioningConfig(chipConfig: Uint8Array): Uint8Array {
-  if (chipConfig.length !== CONFIG_ZONE_BYTES) throw new Error('config zone must be ' + CONFIG_ZONE_BYTES + ' bytes, got ' + chipConfig.length);
+  if (chipConfig.length !== CONFIG_ZONE_BYTES)
+    throw new Error('config zone must be ' + CONFIG_ZONE_BYTES + ' bytes, got ' + chipConfig.length);
   const c = new Uint8Array(CONFIG_ZONE_BYTES);
   c.set(chipConfig.subarray(0, OFFSET_I2C_ADDRESS), 0);
   // 16: I2C address 0x60 in its 8-bit form; 17 reserved; 18 CountMatch off.

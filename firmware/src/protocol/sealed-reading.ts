@@ -55,13 +55,23 @@ export class SealedEnvelopeError extends VeilgridError {
 
 function checkSharedSecret(shared32: Uint8Array): void {
   if (!(shared32 instanceof Uint8Array) || shared32.length !== SHARED_SECRET_BYTES) {
-    throw new Error('the ECDH shared secret must be the 32-byte x coordinate (got ' + (shared32 instanceof Uint8Array ? shared32.length + ' bytes' : typeof shared32) + ')');
+    throw new Error(
+      'the ECDH shared secret must be the 32-byte x coordinate (got ' +
+        (shared32 instanceof Uint8Array ? shared32.length + ' bytes' : typeof shared32) +
+        ')',
+    );
   }
 }
 
 /** [aesKey, macKey] for this shared secret and ephemeral key. */
 function envelopeKeys(sha256: Sha256, shared32: Uint8Array, ephemeralPub: Uint8Array): Uint8Array[] {
-  const okm = hkdfSha256(sha256, shared32, new Uint8Array(0), concatBytes([INFO_PREFIX, ephemeralPub]), AES128_KEY_BYTES + SHA256_BYTES);
+  const okm = hkdfSha256(
+    sha256,
+    shared32,
+    new Uint8Array(0),
+    concatBytes([INFO_PREFIX, ephemeralPub]),
+    AES128_KEY_BYTES + SHA256_BYTES,
+  );
   return [okm.subarray(0, AES128_KEY_BYTES), okm.subarray(AES128_KEY_BYTES)];
 }
 
@@ -75,10 +85,19 @@ function envelopeTag(sha256: Sha256, macKey: Uint8Array, ephemeralPub: Uint8Arra
  * ephemeral public key, 04||x||y (the SE returns x||y: prefix 04, see protocol/crypto/p256-point.ts).
  * Never call this twice with the same ephemeral key.
  */
-export function sealEnvelope(primitives: SealPrimitives, shared32: Uint8Array, ephemeralPub65: Uint8Array, plaintext: Uint8Array): Uint8Array {
+export function sealEnvelope(
+  primitives: SealPrimitives,
+  shared32: Uint8Array,
+  ephemeralPub65: Uint8Array,
+  plaintext: Uint8Array,
+): Uint8Array {
   checkSharedSecret(shared32);
   if (!isUncompressedPoint(ephemeralPub65)) {
-    throw new Error('the ephemeral public key must be 65 bytes 04||x||y (got ' + (ephemeralPub65 instanceof Uint8Array ? ephemeralPub65.length + ' bytes' : typeof ephemeralPub65) + ')');
+    throw new Error(
+      'the ephemeral public key must be 65 bytes 04||x||y (got ' +
+        (ephemeralPub65 instanceof Uint8Array ? ephemeralPub65.length + ' bytes' : typeof ephemeralPub65) +
+        ')',
+    );
   }
   const keys = envelopeKeys(primitives.sha256, shared32, ephemeralPub65);
   const ciphertext = primitives.aes128Ctr(keys[0], plaintext);
@@ -92,14 +111,25 @@ export function decodeEnvelope(envelope: Uint8Array): SealedEnvelope {
   try {
     item = decode(envelope);
   } catch (err) {
-    if (err instanceof CborError) throw new SealedEnvelopeError('bad-envelope', 'sealed envelope is not deterministic CBOR: ' + err.message);
+    if (err instanceof CborError)
+      throw new SealedEnvelopeError('bad-envelope', 'sealed envelope is not deterministic CBOR: ' + err.message);
     throw err;
   }
   if (!Array.isArray(item) || item.length !== 4) {
-    throw new SealedEnvelopeError('bad-envelope', 'a sealed envelope is a CBOR array [version, ephemeralPub, ciphertext, tag]');
+    throw new SealedEnvelopeError(
+      'bad-envelope',
+      'a sealed envelope is a CBOR array [version, ephemeralPub, ciphertext, tag]',
+    );
   }
   if (item[0] !== SEALED_ENVELOPE_VERSION) {
-    throw new SealedEnvelopeError('bad-envelope', 'sealed envelope version ' + String(item[0]) + ' is not supported (this code reads version ' + SEALED_ENVELOPE_VERSION + ')');
+    throw new SealedEnvelopeError(
+      'bad-envelope',
+      'sealed envelope version ' +
+        String(item[0]) +
+        ' is not supported (this code reads version ' +
+        SEALED_ENVELOPE_VERSION +
+        ')',
+    );
   }
   const ephemeralPublicKey = item[1];
   const ciphertext = item[2];
@@ -107,7 +137,8 @@ export function decodeEnvelope(envelope: Uint8Array): SealedEnvelope {
   if (!(ephemeralPublicKey instanceof Uint8Array) || !isUncompressedPoint(ephemeralPublicKey)) {
     throw new SealedEnvelopeError('bad-envelope', 'sealed envelope ephemeral key must be a 65-byte bstr 04||x||y');
   }
-  if (!(ciphertext instanceof Uint8Array)) throw new SealedEnvelopeError('bad-envelope', 'sealed envelope ciphertext must be a bstr');
+  if (!(ciphertext instanceof Uint8Array))
+    throw new SealedEnvelopeError('bad-envelope', 'sealed envelope ciphertext must be a bstr');
   if (!(tag instanceof Uint8Array) || tag.length !== TAG_BYTES) {
     throw new SealedEnvelopeError('bad-envelope', 'sealed envelope tag must be a ' + TAG_BYTES + '-byte bstr');
   }
@@ -125,7 +156,10 @@ export function openEnvelope(primitives: SealPrimitives, shared32: Uint8Array, e
   const keys = envelopeKeys(primitives.sha256, shared32, parts.ephemeralPublicKey);
   const expected = envelopeTag(primitives.sha256, keys[1], parts.ephemeralPublicKey, parts.ciphertext);
   if (!equalBytes(expected, parts.tag)) {
-    throw new SealedEnvelopeError('bad-mac', 'sealed envelope MAC does not match: it was altered, or sealed for a different key');
+    throw new SealedEnvelopeError(
+      'bad-mac',
+      'sealed envelope MAC does not match: it was altered, or sealed for a different key',
+    );
   }
   return primitives.aes128Ctr(keys[0], parts.ciphertext);
 }

@@ -19,7 +19,8 @@ export const LOGIN_COUNTER = 1;
 
 /** The reading-key slot for a rotation number (0, 1, 2 …): rotations alternate between the two. */
 export function readingSlotForRotation(rotation: number): number {
-  if (rotation < 0 || Math.floor(rotation) !== rotation) throw new Error('rotation must be a whole number >= 0, got ' + rotation);
+  if (rotation < 0 || Math.floor(rotation) !== rotation)
+    throw new Error('rotation must be a whole number >= 0, got ' + rotation);
   return READING_KEY_SLOTS[rotation % READING_KEY_SLOTS.length];
 }
 

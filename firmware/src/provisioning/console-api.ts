@@ -19,7 +19,14 @@ import { bytesToHex } from '../protocol/hex.ts';
 import { IDENTITY_SLOT, MIX_SLOT } from '../protocol/slot-map.ts';
 import { hasProvisioningConfig, provisioningConfig } from '../protocol/se-config-zone.ts';
 import type { SecureElement } from '../se/secure-element.ts';
-import { CONSOLE_FAILURE, consoleFailure, type KeyRotation, type MeterInfo, type SeKeys, type SeStatus } from '../protocol/console-contract.ts';
+import {
+  CONSOLE_FAILURE,
+  consoleFailure,
+  type KeyRotation,
+  type MeterInfo,
+  type SeKeys,
+  type SeStatus,
+} from '../protocol/console-contract.ts';
 
 export interface ConsoleApiDependencies {
   /** The secure element (made on first use: a board without one still answers vgInfo). */
@@ -43,7 +50,12 @@ function serialOf(config: Uint8Array): string {
 export function seStatus(se: SecureElement): SeStatus {
   const config = se.readConfigZone();
   const lock = se.lockState();
-  return { serial: serialOf(config), configLocked: lock.config, dataLocked: lock.data, ours: hasProvisioningConfig(config) };
+  return {
+    serial: serialOf(config),
+    configLocked: lock.config,
+    dataLocked: lock.data,
+    ours: hasProvisioningConfig(config),
+  };
 }
 
 /** True when the SE is configured and locked by us, with its keys made: the meter can sign. */
@@ -56,7 +68,7 @@ export function consoleInfo(deps: ConsoleApiDependencies): string {
   let meterId: string | null = null;
   try {
     meterId = parseMeterConfig(deps.readConfig()).meterId;
-  } catch (e) {
+  } catch (_e) {
     meterId = null;
   }
   let se: MeterInfo['se'];
@@ -76,7 +88,10 @@ export function consoleProvisionSE(deps: ConsoleApiDependencies): string {
     const chipConfig = se.readConfigZone();
     if (lock.config) {
       if (!hasProvisioningConfig(chipConfig)) {
-        return consoleFailure(CONSOLE_FAILURE.foreignSeConfig, 'the secure element is locked with a configuration that is not this firmware\'s: it cannot hold veilgrid keys');
+        return consoleFailure(
+          CONSOLE_FAILURE.foreignSeConfig,
+          "the secure element is locked with a configuration that is not this firmware's: it cannot hold veilgrid keys",
+        );
       }
     } else {
       se.writeConfigZone(provisioningConfig(chipConfig));
@@ -108,7 +123,10 @@ export function consoleRotateKeys(deps: ConsoleApiDependencies): string {
   try {
     const rotation = deps.rotateKeys();
     if (rotation === undefined) {
-      return consoleFailure(CONSOLE_FAILURE.notSigning, 'the meter is not signing readings (no configuration, no dsoPublicKey, or the SE is not provisioned): nothing to rotate');
+      return consoleFailure(
+        CONSOLE_FAILURE.notSigning,
+        'the meter is not signing readings (no configuration, no dsoPublicKey, or the SE is not provisioned): nothing to rotate',
+      );
     }
     const result: KeyRotation = { rotation: rotation };
     return JSON.stringify(result);

@@ -30,9 +30,9 @@ export interface ReadingPublisherOptions {
 }
 
 export class ReadingPublisher {
-  declare private readonly o: ReadingPublisherOptions;
+  private declare readonly o: ReadingPublisherOptions;
   /** The reading sealed last, until the outbox takes it. */
-  declare private sealed: { seq: number; envelope: Uint8Array } | null;
+  private declare sealed: { seq: number; envelope: Uint8Array } | null;
 
   constructor(options: ReadingPublisherOptions) {
     this.o = options;
@@ -43,7 +43,10 @@ export class ReadingPublisher {
   publish(reading: Reading): void {
     const o = this.o;
     if (!this.sealed || this.sealed.seq !== reading.seq) {
-      this.sealed = { seq: reading.seq, envelope: signAndSealReading(o.se, o.keys, o.dsoPublicKey, reading, o.primitives) };
+      this.sealed = {
+        seq: reading.seq,
+        envelope: signAndSealReading(o.se, o.keys, o.dsoPublicKey, reading, o.primitives),
+      };
     }
     o.outbox.publish(o.topic, this.sealed.envelope, 1, false, encodeSealedReadingNote(reading.seq, reading.interval));
     this.sealed = null;

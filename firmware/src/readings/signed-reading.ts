@@ -26,11 +26,22 @@ export function dsoKeyForEcdh(dsoPublicKey: Uint8Array): Uint8Array {
  * The sealed, signed reading to publish on readingTopic(meterId). dsoPublicKey: the DSO's key, 65 bytes
  * 04||x||y (or 64 bytes x||y). May rotate the reading key first (which queues its certificate).
  */
-export function signAndSealReading(se: SecureElement, keys: ReadingKeys, dsoPublicKey: Uint8Array, reading: Reading, primitives: SealPrimitives): Uint8Array {
+export function signAndSealReading(
+  se: SecureElement,
+  keys: ReadingKeys,
+  dsoPublicKey: Uint8Array,
+  reading: Reading,
+  primitives: SealPrimitives,
+): Uint8Array {
   const key = keys.keyFor(reading.interval);
-  const signed = signSign1(primitives.sha256, function (digest) {
-    return se.sign(key.slot, digest);
-  }, key.kid, encodeReading(reading));
+  const signed = signSign1(
+    primitives.sha256,
+    function (digest) {
+      return se.sign(key.slot, digest);
+    },
+    key.kid,
+    encodeReading(reading),
+  );
   const ephemeral = uncompressedPoint(se.genTempKey());
   const shared = se.ecdh('tempkey', dsoKeyForEcdh(dsoPublicKey));
   return sealEnvelope(primitives, shared, ephemeral, signed);

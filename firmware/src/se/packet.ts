@@ -40,17 +40,28 @@ export const STATUS_COMM_ERROR = 0xff;
 /** What a status byte means, for error messages. */
 export function statusName(status: number): string {
   switch (status) {
-    case STATUS_SUCCESS: return 'success';
-    case STATUS_MISCOMPARE: return 'verify/checkmac miscompare';
-    case STATUS_PARSE_ERROR: return 'parse error (bad length, opcode or parameter)';
-    case STATUS_ECC_FAULT: return 'ECC fault (computation failed, try again)';
-    case STATUS_SELF_TEST_ERROR: return 'self-test error (chip is in failure mode)';
-    case STATUS_HEALTH_TEST_ERROR: return 'random number generator health test error';
-    case STATUS_EXECUTION_ERROR: return 'execution error (not permitted by the configuration or lock state)';
-    case STATUS_AFTER_WAKE: return 'chip has just woken (the command was not executed)';
-    case STATUS_WATCHDOG_EXPIRING: return 'watchdog about to expire';
-    case STATUS_COMM_ERROR: return 'CRC or communication error (the chip did not receive the command intact)';
-    default: return 'unknown status 0x' + hexByte(status);
+    case STATUS_SUCCESS:
+      return 'success';
+    case STATUS_MISCOMPARE:
+      return 'verify/checkmac miscompare';
+    case STATUS_PARSE_ERROR:
+      return 'parse error (bad length, opcode or parameter)';
+    case STATUS_ECC_FAULT:
+      return 'ECC fault (computation failed, try again)';
+    case STATUS_SELF_TEST_ERROR:
+      return 'self-test error (chip is in failure mode)';
+    case STATUS_HEALTH_TEST_ERROR:
+      return 'random number generator health test error';
+    case STATUS_EXECUTION_ERROR:
+      return 'execution error (not permitted by the configuration or lock state)';
+    case STATUS_AFTER_WAKE:
+      return 'chip has just woken (the command was not executed)';
+    case STATUS_WATCHDOG_EXPIRING:
+      return 'watchdog about to expire';
+    case STATUS_COMM_ERROR:
+      return 'CRC or communication error (the chip did not receive the command intact)';
+    default:
+      return 'unknown status 0x' + hexByte(status);
   }
 }
 

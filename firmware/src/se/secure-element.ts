@@ -23,13 +23,46 @@
 // GenKey must not run twice). Each bound ends in a SecureElementError naming command and status.
 
 import {
-  buildCommand, checkResponse, hexByte, OP_COUNTER, OP_ECDH, OP_GENKEY, OP_INFO, OP_LOCK, OP_NONCE, OP_RANDOM,
-  OP_READ, OP_SIGN, OP_VERIFY, OP_WRITE, RESPONSE_BAD_CRC, RESPONSE_EMPTY, RESPONSE_OK, responsePayload, responseStatus,
-  STATUS_AFTER_WAKE, STATUS_COMM_ERROR, STATUS_MISCOMPARE, STATUS_SELF_TEST_ERROR, STATUS_SUCCESS,
-  STATUS_WATCHDOG_EXPIRING, statusName, WORD_IDLE, WORD_RESET, WORD_SLEEP, ZONE_32_BYTES, ZONE_CONFIG, zoneAddress,
+  buildCommand,
+  checkResponse,
+  hexByte,
+  OP_COUNTER,
+  OP_ECDH,
+  OP_GENKEY,
+  OP_INFO,
+  OP_LOCK,
+  OP_NONCE,
+  OP_RANDOM,
+  OP_READ,
+  OP_SIGN,
+  OP_VERIFY,
+  OP_WRITE,
+  RESPONSE_BAD_CRC,
+  RESPONSE_EMPTY,
+  RESPONSE_OK,
+  responsePayload,
+  responseStatus,
+  STATUS_AFTER_WAKE,
+  STATUS_COMM_ERROR,
+  STATUS_MISCOMPARE,
+  STATUS_SELF_TEST_ERROR,
+  STATUS_SUCCESS,
+  STATUS_WATCHDOG_EXPIRING,
+  statusName,
+  WORD_IDLE,
+  WORD_RESET,
+  WORD_SLEEP,
+  ZONE_32_BYTES,
+  ZONE_CONFIG,
+  zoneAddress,
 } from './packet.ts';
 import { atCrc16 } from './crc16.ts';
-import { CONFIG_ZONE_BYTES, LOCK_BYTE_UNLOCKED, OFFSET_LOCK_CONFIG, OFFSET_LOCK_VALUE } from '../protocol/se-config-zone.ts';
+import {
+  CONFIG_ZONE_BYTES,
+  LOCK_BYTE_UNLOCKED,
+  OFFSET_LOCK_CONFIG,
+  OFFSET_LOCK_VALUE,
+} from '../protocol/se-config-zone.ts';
 import { VeilgridError } from '../protocol/veilgrid-error.ts';
 
 export const DEFAULT_ADDRESS = 0x60;
@@ -102,12 +135,20 @@ export class SecureElementError extends VeilgridError {
 }
 
 function statusError(command: string, status: number, what: string): SecureElementError {
-  return new SecureElementError(command, status, what + ' (status 0x' + hexByte(status) + ': ' + statusName(status) + ')');
+  return new SecureElementError(
+    command,
+    status,
+    what + ' (status 0x' + hexByte(status) + ': ' + statusName(status) + ')',
+  );
 }
 
 function checkLength(command: string, what: string, bytes: Uint8Array, length: number): void {
   if (!bytes || bytes.length !== length) {
-    throw new SecureElementError(command, -1, what + ' must be ' + length + ' bytes, got ' + (bytes ? bytes.length : 'none'));
+    throw new SecureElementError(
+      command,
+      -1,
+      what + ' must be ' + length + ' bytes, got ' + (bytes ? bytes.length : 'none'),
+    );
   }
 }
 
@@ -146,15 +187,25 @@ const WAKE_DELAY_MS = 1.5;
  */
 function expectedMs(opcode: number): number {
   switch (opcode) {
-    case OP_GENKEY: case OP_SIGN: return 115;
-    case OP_VERIFY: return 105;
-    case OP_ECDH: return 75;
-    case OP_WRITE: return 45;
-    case OP_LOCK: return 35;
-    case OP_COUNTER: return 25;
-    case OP_RANDOM: return 23;
-    case OP_NONCE: return 20;
-    default: return 5;
+    case OP_GENKEY:
+    case OP_SIGN:
+      return 115;
+    case OP_VERIFY:
+      return 105;
+    case OP_ECDH:
+      return 75;
+    case OP_WRITE:
+      return 45;
+    case OP_LOCK:
+      return 35;
+    case OP_COUNTER:
+      return 25;
+    case OP_RANDOM:
+      return 23;
+    case OP_NONCE:
+      return 20;
+    default:
+      return 5;
   }
 }
 
@@ -171,14 +222,14 @@ export interface SecureElementStats {
 }
 
 export class SecureElement {
-  declare private readonly i2c: I2CBus;
-  declare private readonly address: number;
+  private declare readonly i2c: I2CBus;
+  private declare readonly address: number;
   declare readonly stats: SecureElementStats;
-  declare private readonly clock: BusClock | undefined;
+  private declare readonly clock: BusClock | undefined;
   /** clock.nowMs() at the last wake; -1 while the chip is not known to be awake. */
-  declare private wokeAtMs: number;
+  private declare wokeAtMs: number;
   /** Longest the chip can have spent executing since that wake (the sum of the commands' maximum times). */
-  declare private busyMsSinceWake: number;
+  private declare busyMsSinceWake: number;
 
   constructor(i2c: I2CBus, options?: SecureElementOptions) {
     this.i2c = i2c;
@@ -196,7 +247,7 @@ export class SecureElement {
     try {
       this.i2c.writeTo(address, data);
       return true;
-    } catch (e) {
+    } catch (_e) {
       return false;
     }
   }
@@ -205,7 +256,7 @@ export class SecureElement {
   private receive(length: number): Uint8Array | undefined {
     try {
       return this.i2c.readFrom(this.address, length);
-    } catch (e) {
+    } catch (_e) {
       return undefined;
     }
   }
@@ -230,15 +281,26 @@ export class SecureElement {
         }
         // The library's constant for a chip stuck in self-test failure (its CRC is not atCRC's).
         if (raw && raw[0] === 4 && raw[1] === STATUS_SELF_TEST_ERROR && raw[2] === 0xc4 && raw[3] === 0x40) {
-          throw statusError('wake', STATUS_SELF_TEST_ERROR, 'the chip answered the wake with a self-test failure; power-cycle it');
+          throw statusError(
+            'wake',
+            STATUS_SELF_TEST_ERROR,
+            'the chip answered the wake with a self-test failure; power-cycle it',
+          );
         }
         if (raw && checkResponse(raw) !== RESPONSE_EMPTY) break; // awake already, showing an old response
       }
       // Perhaps it was awake and ignored the wake: idle it so the next wake is seen.
       this.idle();
     }
-    throw new SecureElementError('wake', -1, 'no wake reply (04 11 33 43) from the ATECC608 at I2C address 0x' + hexByte(this.address) +
-      ' after ' + WAKE_ATTEMPTS + ' attempts: check its wiring, power and address');
+    throw new SecureElementError(
+      'wake',
+      -1,
+      'no wake reply (04 11 33 43) from the ATECC608 at I2C address 0x' +
+        hexByte(this.address) +
+        ' after ' +
+        WAKE_ATTEMPTS +
+        ' attempts: check its wiring, power and address',
+    );
   }
 
   /** Idle: low power, TempKey and the message digest buffer kept (an awake chip only; never throws). */
@@ -297,8 +359,16 @@ export class SecureElement {
    * Runs one command and returns its checked response (count … CRC). Statuses other than success
    * throw, except those listed in `allowed` (Verify's miscompare), which the caller interprets.
    */
-  private execute(name: string, opcode: number, param1: number, param2: number, data: Uint8Array | undefined,
-    responseLength: number, maxMs: number, allowed?: number): Uint8Array {
+  private execute(
+    name: string,
+    opcode: number,
+    param1: number,
+    param2: number,
+    data: Uint8Array | undefined,
+    responseLength: number,
+    maxMs: number,
+    allowed?: number,
+  ): Uint8Array {
     const packet = buildCommand(opcode, param1, param2, data);
     this.stats.commands++;
     let problem = '';
@@ -325,8 +395,13 @@ export class SecureElement {
       }
       if (checkResponse(raw) !== RESPONSE_OK) {
         this.idle();
-        throw new SecureElementError(name, -1, 'the response CRC did not match ' + RESPONSE_READS +
-          ' times (I2C noise or a wiring fault); the command may have run, so it is not repeated');
+        throw new SecureElementError(
+          name,
+          -1,
+          'the response CRC did not match ' +
+            RESPONSE_READS +
+            ' times (I2C noise or a wiring fault); the command may have run, so it is not repeated',
+        );
       }
       const status = responseStatus(raw);
       if (status === STATUS_COMM_ERROR || status === STATUS_AFTER_WAKE || status === STATUS_WATCHDOG_EXPIRING) {
@@ -365,10 +440,20 @@ export class SecureElement {
    * zone; `block` is the 32-byte block, `word` the 4-byte word in it (0 for a block read).
    */
   read(zone: number, slot: number, block: number, word: number, length: number): Uint8Array {
-    if (length !== 4 && length !== 32) throw new SecureElementError('read', -1, 'length must be 4 or 32, got ' + length);
+    if (length !== 4 && length !== 32)
+      throw new SecureElementError('read', -1, 'length must be 4 or 32, got ' + length);
     const param1 = length === 32 ? zone | ZONE_32_BYTES : zone;
-    return responsePayload(this.execute('read', OP_READ, param1, zoneAddress(zone, slot, block, word), undefined,
-      length === 32 ? RESPONSE_32_BYTES : RESPONSE_4_BYTES, MAX_MS_READ));
+    return responsePayload(
+      this.execute(
+        'read',
+        OP_READ,
+        param1,
+        zoneAddress(zone, slot, block, word),
+        undefined,
+        length === 32 ? RESPONSE_32_BYTES : RESPONSE_4_BYTES,
+        MAX_MS_READ,
+      ),
+    );
   }
 
   /** Writes a 4-byte word or a 32-byte block (addressing as read). Refused by the chip where the lock state or SlotConfig forbids it. */
@@ -406,7 +491,10 @@ export class SecureElement {
   /** Lock bytes (config bytes 86, 87): which zones are locked. */
   lockState(): { config: boolean; data: boolean } {
     const word = this.read(ZONE_CONFIG, 0, 2, 5, 4); // bytes 84..87
-    return { config: word[OFFSET_LOCK_CONFIG - 84] !== LOCK_BYTE_UNLOCKED, data: word[OFFSET_LOCK_VALUE - 84] !== LOCK_BYTE_UNLOCKED };
+    return {
+      config: word[OFFSET_LOCK_CONFIG - 84] !== LOCK_BYTE_UNLOCKED,
+      data: word[OFFSET_LOCK_VALUE - 84] !== LOCK_BYTE_UNLOCKED,
+    };
   }
 
   /**
@@ -416,7 +504,15 @@ export class SecureElement {
    */
   lockConfig(expected: Uint8Array): void {
     checkLength('lock config', 'expected config zone', expected, CONFIG_ZONE_BYTES);
-    this.execute('lock config', OP_LOCK, LOCK_CONFIG, atCrc16(expected, 0, CONFIG_ZONE_BYTES), undefined, RESPONSE_STATUS, MAX_MS_LOCK);
+    this.execute(
+      'lock config',
+      OP_LOCK,
+      LOCK_CONFIG,
+      atCrc16(expected, 0, CONFIG_ZONE_BYTES),
+      undefined,
+      RESPONSE_STATUS,
+      MAX_MS_LOCK,
+    );
   }
 
   /** Locks the data and OTP zones, for good (no CRC summary: private key slots cannot be summed by the host). */
@@ -427,19 +523,33 @@ export class SecureElement {
   /** Creates a new P-256 private key in `slot`; returns its public key (64 bytes x || y). */
   genKey(slot: number): Uint8Array {
     checkSlot('genkey', slot);
-    return responsePayload(this.execute('genkey', OP_GENKEY, GENKEY_PRIVATE, slot, undefined, RESPONSE_64_BYTES, MAX_MS_GENKEY));
+    return responsePayload(
+      this.execute('genkey', OP_GENKEY, GENKEY_PRIVATE, slot, undefined, RESPONSE_64_BYTES, MAX_MS_GENKEY),
+    );
   }
 
   /** Creates an ephemeral private key in TempKey (lost on sleep); returns its public key. */
   genTempKey(): Uint8Array {
     if (this.clock) this.awakeFor(MAX_MS_GENKEY + MAX_MS_ECDH);
-    return responsePayload(this.execute('genkey tempkey', OP_GENKEY, GENKEY_PRIVATE, KEY_ID_TEMPKEY, undefined, RESPONSE_64_BYTES, MAX_MS_GENKEY));
+    return responsePayload(
+      this.execute(
+        'genkey tempkey',
+        OP_GENKEY,
+        GENKEY_PRIVATE,
+        KEY_ID_TEMPKEY,
+        undefined,
+        RESPONSE_64_BYTES,
+        MAX_MS_GENKEY,
+      ),
+    );
   }
 
   /** The public key of the private key in `slot` (recomputed by the chip). */
   publicKey(slot: number): Uint8Array {
     checkSlot('public key', slot);
-    return responsePayload(this.execute('public key', OP_GENKEY, GENKEY_PUBLIC, slot, undefined, RESPONSE_64_BYTES, MAX_MS_GENKEY));
+    return responsePayload(
+      this.execute('public key', OP_GENKEY, GENKEY_PUBLIC, slot, undefined, RESPONSE_64_BYTES, MAX_MS_GENKEY),
+    );
   }
 
   /** Nonce pass-through: loads 32 bytes into TempKey or the message digest buffer. */
@@ -459,7 +569,17 @@ export class SecureElement {
     if (this.clock) this.awakeFor(MAX_MS_RANDOM + MAX_MS_NONCE + MAX_MS_SIGN);
     this.random();
     this.nonce(NONCE_TARGET_MESSAGE_DIGEST, digest);
-    return responsePayload(this.execute('sign', OP_SIGN, SIGN_EXTERNAL | SOURCE_MESSAGE_DIGEST, slot, undefined, RESPONSE_64_BYTES, MAX_MS_SIGN));
+    return responsePayload(
+      this.execute(
+        'sign',
+        OP_SIGN,
+        SIGN_EXTERNAL | SOURCE_MESSAGE_DIGEST,
+        slot,
+        undefined,
+        RESPONSE_64_BYTES,
+        MAX_MS_SIGN,
+      ),
+    );
   }
 
   /**
@@ -476,8 +596,12 @@ export class SecureElement {
     // As before an external Sign: a Random first makes sure the chip's DRBG seed is updated.
     this.random();
     this.nonce(NONCE_TARGET_TEMPKEY, nonce);
-    const publicKey = responsePayload(this.execute('genkey digest', OP_GENKEY, GENKEY_DIGEST, keySlot, undefined, RESPONSE_64_BYTES, MAX_MS_GENKEY));
-    const signature = responsePayload(this.execute('sign internal', OP_SIGN, SIGN_INTERNAL, signerSlot, undefined, RESPONSE_64_BYTES, MAX_MS_SIGN));
+    const publicKey = responsePayload(
+      this.execute('genkey digest', OP_GENKEY, GENKEY_DIGEST, keySlot, undefined, RESPONSE_64_BYTES, MAX_MS_GENKEY),
+    );
+    const signature = responsePayload(
+      this.execute('sign internal', OP_SIGN, SIGN_INTERNAL, signerSlot, undefined, RESPONSE_64_BYTES, MAX_MS_SIGN),
+    );
     return { publicKey: publicKey, signature: signature };
   }
 
@@ -488,8 +612,16 @@ export class SecureElement {
     checkLength('verify', 'public key', publicKey, 64);
     if (this.clock) this.awakeFor(MAX_MS_NONCE + MAX_MS_VERIFY);
     this.nonce(NONCE_TARGET_MESSAGE_DIGEST, digest);
-    const raw = this.execute('verify', OP_VERIFY, VERIFY_EXTERNAL | SOURCE_MESSAGE_DIGEST, VERIFY_KEY_P256,
-      concat(signature, publicKey), RESPONSE_STATUS, MAX_MS_VERIFY, STATUS_MISCOMPARE);
+    const raw = this.execute(
+      'verify',
+      OP_VERIFY,
+      VERIFY_EXTERNAL | SOURCE_MESSAGE_DIGEST,
+      VERIFY_KEY_P256,
+      concat(signature, publicKey),
+      RESPONSE_STATUS,
+      MAX_MS_VERIFY,
+      STATUS_MISCOMPARE,
+    );
     return responseStatus(raw) === STATUS_SUCCESS;
   }
 
@@ -497,17 +629,30 @@ export class SecureElement {
   ecdh(source: number | 'tempkey', peerPublicKey: Uint8Array): Uint8Array {
     checkLength('ecdh', 'peer public key', peerPublicKey, 64);
     if (source === 'tempkey') {
-      return responsePayload(this.execute('ecdh tempkey', OP_ECDH, ECDH_TEMPKEY_CLEAR, 0, peerPublicKey, RESPONSE_32_BYTES, MAX_MS_ECDH));
+      return responsePayload(
+        this.execute('ecdh tempkey', OP_ECDH, ECDH_TEMPKEY_CLEAR, 0, peerPublicKey, RESPONSE_32_BYTES, MAX_MS_ECDH),
+      );
     }
     checkSlot('ecdh', source);
-    return responsePayload(this.execute('ecdh', OP_ECDH, ECDH_SLOT_CLEAR, source, peerPublicKey, RESPONSE_32_BYTES, MAX_MS_ECDH));
+    return responsePayload(
+      this.execute('ecdh', OP_ECDH, ECDH_SLOT_CLEAR, source, peerPublicKey, RESPONSE_32_BYTES, MAX_MS_ECDH),
+    );
   }
 
   /** Reads (increment false) or increments and reads monotonic counter 0 or 1. */
   counter(id: number, increment: boolean): number {
     if (id !== 0 && id !== 1) throw new SecureElementError('counter', -1, 'counter must be 0 or 1, got ' + id);
-    const value = responsePayload(this.execute(increment ? 'counter increment' : 'counter read', OP_COUNTER,
-      increment ? COUNTER_INCREMENT : COUNTER_READ, id, undefined, RESPONSE_4_BYTES, MAX_MS_COUNTER));
+    const value = responsePayload(
+      this.execute(
+        increment ? 'counter increment' : 'counter read',
+        OP_COUNTER,
+        increment ? COUNTER_INCREMENT : COUNTER_READ,
+        id,
+        undefined,
+        RESPONSE_4_BYTES,
+        MAX_MS_COUNTER,
+      ),
+    );
     return value[0] + value[1] * 0x100 + value[2] * 0x10000 + value[3] * 0x1000000;
   }
 }

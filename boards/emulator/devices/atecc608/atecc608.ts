@@ -236,7 +236,8 @@ export class Atecc608 implements I2CDevice {
   private receiveCommand(packet: Uint8Array, t: number): void {
     this.pending = undefined;
     const count = packet[0];
-    if (packet.length < MIN_PACKET || packet.length > MAX_PACKET || count !== packet.length) return this.respondWith({ status: STATUS_COMM_ERROR });
+    if (packet.length < MIN_PACKET || packet.length > MAX_PACKET || count !== packet.length)
+      return this.respondWith({ status: STATUS_COMM_ERROR });
     const crc = packet[count - 2] | (packet[count - 1] << 8);
     if (crc16(packet.subarray(0, count - 2)) !== crc) return this.respondWith({ status: STATUS_COMM_ERROR });
     const command: Command = {

@@ -13,7 +13,9 @@ const M2 = [25, 531, 653, 5, 35, 20, 23, 5, 665, 1085, 45];
 
 function table(times: number[]): Table {
   const t: Table = {};
-  OPCODES.forEach((op, i) => { t[op] = times[i]; });
+  OPCODES.forEach((op, i) => {
+    t[op] = times[i];
+  });
   return t;
 }
 

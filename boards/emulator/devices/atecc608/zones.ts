@@ -220,7 +220,8 @@ export class Eeprom {
   readonly slots: Uint8Array[];
 
   constructor(config: Uint8Array, otp: Uint8Array = new Uint8Array(OTP_SIZE), slots?: Uint8Array[]) {
-    if (config.length !== CONFIG_SIZE) throw new Error(`config zone must be ${CONFIG_SIZE} bytes, got ${config.length}`);
+    if (config.length !== CONFIG_SIZE)
+      throw new Error(`config zone must be ${CONFIG_SIZE} bytes, got ${config.length}`);
     if (otp.length !== OTP_SIZE) throw new Error(`OTP zone must be ${OTP_SIZE} bytes, got ${otp.length}`);
     this.config = config;
     this.otp = otp;
@@ -297,10 +298,23 @@ export class Eeprom {
 
   static fromJSON(json: unknown): Eeprom {
     const j = json as Partial<EepromJSON> | null;
-    if (!j || j.format !== 'atecc608-eeprom-v1' || typeof j.config !== 'string' || typeof j.otp !== 'string' || !Array.isArray(j.slots) || j.slots.length !== SLOT_COUNT) {
-      throw new Error('not an ATECC608 EEPROM image (expected {format: "atecc608-eeprom-v1", config, otp, slots[16]}): delete the file to start with a factory-new chip');
+    if (
+      !j ||
+      j.format !== 'atecc608-eeprom-v1' ||
+      typeof j.config !== 'string' ||
+      typeof j.otp !== 'string' ||
+      !Array.isArray(j.slots) ||
+      j.slots.length !== SLOT_COUNT
+    ) {
+      throw new Error(
+        'not an ATECC608 EEPROM image (expected {format: "atecc608-eeprom-v1", config, otp, slots[16]}): delete the file to start with a factory-new chip',
+      );
     }
-    return new Eeprom(unhex(j.config), unhex(j.otp), j.slots.map((s) => unhex(String(s))));
+    return new Eeprom(
+      unhex(j.config),
+      unhex(j.otp),
+      j.slots.map((s) => unhex(String(s))),
+    );
   }
 
   private u16(offset: number): number {

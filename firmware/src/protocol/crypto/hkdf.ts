@@ -18,7 +18,9 @@ export function hkdfExtract(sha256: Sha256, salt: Uint8Array, ikm: Uint8Array): 
 /** HKDF-Expand: length bytes of T(1) || T(2) || ... with T(i) = HMAC(prk, T(i-1) || info || i). */
 export function hkdfExpand(sha256: Sha256, prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
   if (!(length >= 0 && length <= HKDF_SHA256_MAX_LENGTH && length === Math.floor(length))) {
-    throw new Error('HKDF-SHA256 output length ' + length + ' is out of range: ask for 0 to ' + HKDF_SHA256_MAX_LENGTH + ' bytes');
+    throw new Error(
+      'HKDF-SHA256 output length ' + length + ' is out of range: ask for 0 to ' + HKDF_SHA256_MAX_LENGTH + ' bytes',
+    );
   }
   const out = new Uint8Array(length);
   // Block input: previous T (empty for the first block), info, then the one-byte counter.
@@ -38,6 +40,12 @@ export function hkdfExpand(sha256: Sha256, prk: Uint8Array, info: Uint8Array, le
 }
 
 /** HKDF-SHA256(ikm, salt, info) -> length bytes (RFC 5869 section 2: extract, then expand). */
-export function hkdfSha256(sha256: Sha256, ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+export function hkdfSha256(
+  sha256: Sha256,
+  ikm: Uint8Array,
+  salt: Uint8Array,
+  info: Uint8Array,
+  length: number,
+): Uint8Array {
   return hkdfExpand(sha256, hkdfExtract(sha256, salt, ikm), info, length);
 }

@@ -20,6 +20,9 @@ export function uncompressedPoint(key: Uint8Array): Uint8Array {
     out.set(key, 1);
     return out;
   }
-  const what = key instanceof Uint8Array ? key.length + ' bytes' + (key.length === P256_UNCOMPRESSED_BYTES ? ' not starting 0x04' : '') : 'not a Uint8Array';
+  const what =
+    key instanceof Uint8Array
+      ? key.length + ' bytes' + (key.length === P256_UNCOMPRESSED_BYTES ? ' not starting 0x04' : '')
+      : 'not a Uint8Array';
   throw new Error('a P-256 public key must be 64 bytes x||y or 65 bytes 04||x||y (got ' + what + ')');
 }

@@ -33,7 +33,17 @@
 import { createHash } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { KEY_TYPE_P256, PRIVATE_KEY_OFFSET, type Eeprom } from '../zones.ts';
-import { STATUS_ECC_FAULT, STATUS_MISCOMPARE, executionError, ok, parseError, type Chip, type Command, type Outcome, type TempKey } from './chip.ts';
+import {
+  STATUS_ECC_FAULT,
+  STATUS_MISCOMPARE,
+  executionError,
+  ok,
+  parseError,
+  type Chip,
+  type Command,
+  type Outcome,
+  type TempKey,
+} from './chip.ts';
 
 const TEMPKEY_ID = 0xffff;
 
@@ -78,7 +88,12 @@ function genKeyDigest(chip: Chip, mode: number, slot: number, publicXY: Uint8Arr
   message.set(nonce.value.subarray(0, 32), 0);
   message.set([0x40, mode, slot & 0xff, slot >> 8, sn[8], sn[0], sn[1]], 32);
   message.set(publicXY, 64);
-  return { source: 'genkey-digest', value: new Uint8Array(createHash('sha256').update(message).digest()), keyId: slot, sourceInput: nonce.source === 'nonce-passthrough' };
+  return {
+    source: 'genkey-digest',
+    value: new Uint8Array(createHash('sha256').update(message).digest()),
+    keyId: slot,
+    sourceInput: nonce.source === 'nonce-passthrough',
+  };
 }
 
 export function genKey(chip: Chip, cmd: Command): Outcome {
@@ -102,7 +117,8 @@ export function genKey(chip: Chip, cmd: Command): Outcome {
   if (slot > 15) return parseError;
   if (!isP256PrivateSlot(eeprom, slot)) return executionError;
   const nonce = chip.tempKey;
-  if (digest && (!nonce || (nonce.source !== 'nonce-passthrough' && nonce.source !== 'nonce-random'))) return executionError;
+  if (digest && (!nonce || (nonce.source !== 'nonce-passthrough' && nonce.source !== 'nonce-random')))
+    return executionError;
   let key: Uint8Array | undefined;
   if ((mode & 0x04) === 0) {
     key = slotPrivateKey(eeprom, slot);
@@ -152,13 +168,17 @@ export function sign(chip: Chip, cmd: Command): Outcome {
   if (!eeprom.configLocked || !eeprom.dataLocked) return executionError;
   const internal = (mode & 0x80) === 0;
   if (!isP256PrivateSlot(eeprom, slot)) return executionError;
-  if (internal ? !eeprom.slotConfig(slot).internalSignatures : !eeprom.slotConfig(slot).externalSignatures) return executionError;
+  if (internal ? !eeprom.slotConfig(slot).internalSignatures : !eeprom.slotConfig(slot).externalSignatures)
+    return executionError;
   let message: Uint8Array | undefined;
   if (internal) {
     const tempKey = chip.tempKey;
     if (tempKey?.source !== 'genkey-digest') return executionError;
-    message = createHash('sha256').update(internalMessage(chip, mode, slot, tempKey)).digest();
-  } else if (mode === 0x80) message = chip.tempKey?.source === 'nonce-passthrough' ? chip.tempKey.value.subarray(0, 32) : undefined;
+    message = createHash('sha256')
+      .update(internalMessage(chip, mode, slot, tempKey))
+      .digest();
+  } else if (mode === 0x80)
+    message = chip.tempKey?.source === 'nonce-passthrough' ? chip.tempKey.value.subarray(0, 32) : undefined;
   else message = chip.messageDigest?.subarray(0, 32);
   if (!message) return executionError;
   const key = slotPrivateKey(eeprom, slot);
@@ -171,9 +191,12 @@ export function verify(chip: Chip, cmd: Command): Outcome {
   const mode = cmd.param1;
   if (mode !== 0x02 && mode !== 0x22) return parseError;
   if (cmd.param2 !== KEY_TYPE_P256 || cmd.data.length !== 128) return parseError;
-  const message = mode === 0x02
-    ? (chip.tempKey && chip.tempKey.source !== 'genkey-private' ? chip.tempKey.value.subarray(0, 32) : undefined)
-    : chip.messageDigest?.subarray(0, 32);
+  const message =
+    mode === 0x02
+      ? chip.tempKey && chip.tempKey.source !== 'genkey-private'
+        ? chip.tempKey.value.subarray(0, 32)
+        : undefined
+      : chip.messageDigest?.subarray(0, 32);
   if (!message) return executionError;
   const point = peerPoint(cmd.data.subarray(64, 128));
   if (!point) return { status: STATUS_ECC_FAULT };

@@ -24,7 +24,18 @@
 //   summary or a missing precondition is an execution error.
 
 import { crc16 } from '../crc16.ts';
-import { CFG, CONFIG_SIZE, LOCKED, OTP_SIZE, SLOT_COUNT, ZONE_CONFIG, ZONE_DATA, ZONE_OTP, slotSize, type Eeprom } from '../zones.ts';
+import {
+  CFG,
+  CONFIG_SIZE,
+  LOCKED,
+  OTP_SIZE,
+  SLOT_COUNT,
+  ZONE_CONFIG,
+  ZONE_DATA,
+  ZONE_OTP,
+  slotSize,
+  type Eeprom,
+} from '../zones.ts';
 import { executionError, ok, parseError, type Chip, type Command, type Outcome } from './chip.ts';
 
 interface Location {

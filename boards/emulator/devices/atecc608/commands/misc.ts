@@ -49,7 +49,11 @@ export function nonce(chip: Chip, cmd: Command): Outcome {
   }
   if ((mode !== 0x00 && mode !== 0x01) || cmd.param2 !== 0 || cmd.data.length !== 20) return parseError;
   const randOut = rngOutput(chip);
-  const value = createHash('sha256').update(randOut).update(cmd.data).update(Uint8Array.of(0x16, mode, 0x00)).digest();
+  const value = createHash('sha256')
+    .update(randOut)
+    .update(cmd.data)
+    .update(Uint8Array.of(0x16, mode, 0x00))
+    .digest();
   chip.tempKey = { source: 'nonce-random', value: new Uint8Array(value) };
   return { data: randOut };
 }
