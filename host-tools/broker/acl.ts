@@ -17,6 +17,7 @@ import type { AedesOptions } from 'aedes';
 import {
   ASSET_REQUEST_TOPIC_FILTER,
   KEY_CERTIFICATE_TOPIC_FILTER,
+  MIX_EXIT_TOPIC,
   OFFER_TOPIC_FILTER,
   READING_TOPIC_FILTER,
   meterIdProblem,
@@ -69,6 +70,7 @@ export function rulesFor(username: string, relayId?: string): TopicRule[] {
   if (username === BRIDGE_USERNAME) {
     return [
       { access: 'read', filter: OFFER_TOPIC_FILTER },
+      { access: 'read', filter: MIX_EXIT_TOPIC },
       { access: 'write', filter: 'veilgrid/market/#' },
     ];
   }

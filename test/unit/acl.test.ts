@@ -71,6 +71,9 @@ test('the DSO reads readings, keys, asset requests and status and writes only re
   assert.not.ok(mayPublish('meter-a', 'veilgrid/directory/head'), '… and no meter writes');
   assert.ok(maySubscribe(BRIDGE_USERNAME, 'veilgrid/meters/+/offers'));
   assert.not.ok(maySubscribe(BRIDGE_USERNAME, 'veilgrid/meters/+/readings'));
+  assert.ok(maySubscribe(BRIDGE_USERNAME, 'veilgrid/mix/exit'), 'the bridge reads the exit inbox');
+  assert.not.ok(maySubscribe(BRIDGE_USERNAME, 'veilgrid/mix/+'), "but no relay's inbox");
+  assert.ok(mayPublish('meter-1', 'veilgrid/mix/exit'), 'a second relay forwards to the exit');
   assert.ok(mayPublish(BRIDGE_USERNAME, 'veilgrid/market/clearing'));
   assert.not.ok(mayPublish(BRIDGE_USERNAME, 'veilgrid/meters/x/offers'));
   assert.equal(rulesFor('bad/name'), [], 'a username that is not a meter id has no rules');

@@ -37,6 +37,12 @@ export function relayInboxTopic(relayIdHex: string): string {
   return 'veilgrid/mix/' + relayIdHex;
 }
 
+/**
+ * The exit's inbox: the bridge's. A second relay whose peeled packet names the exit's relay id (the directory
+ * head's exit record) publishes here; a fixed name, so the brokers' rules need not know the bridge's mix key.
+ */
+export const MIX_EXIT_TOPIC = 'veilgrid/mix/exit';
+
 /** The DSO's signed head of the mixnet's relay directory (certificate.ts kind 5), retained. */
 export const RELAY_DIRECTORY_HEAD_TOPIC = 'veilgrid/directory/head';
 
