@@ -22,7 +22,7 @@ import { buildFirmware } from '../host-tools/build/build-firmware.ts';
 import { createDsoKey } from '../host-tools/dso/dso-key.ts';
 import { MeterRegistry } from '../host-tools/dso/registry.ts';
 import { initOperator, unlockOperatorKey } from '../host-tools/operator/operator-key.ts';
-import { inProcessConsole } from '../host-tools/provision/meter-console.ts';
+import { inProcessConsole } from '../boards/console/meter-console.ts';
 import { provisionMeter } from '../host-tools/provision/provision.ts';
 
 const { values } = parseArgs({

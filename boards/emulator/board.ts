@@ -13,7 +13,7 @@
 // reported as Espruino reports a parse error.
 
 import { createHash } from 'node:crypto';
-import { checkEspruinoProfile, type Violation } from '../../host-tools/build/profile-check.ts';
+import { checkEspruinoProfile, type Violation } from '../../espruino-profile/profile-check.ts';
 import type { BoardDefinition } from '../board-definition.ts';
 import { TimerTable, type SimClock } from './clock.ts';
 import {
@@ -205,7 +205,7 @@ export class Board {
   /**
    * The test harness's back door: runs code in the realm (global scope) as a console line would, then lets
    * the idle loop run, WITHOUT going through a console, so the console lock does not apply. A board has no
-   * such door: tools and attack tests use a console (startConsole, attachConsole; host-tools/provision/
+   * such door: tools and attack tests use a console (startConsole, attachConsole; boards/console/
    * meter-console.ts inProcessConsole), whose lines go through runConsoleLine.
    */
   evaluate(code: string): EvaluateResult {

@@ -1,7 +1,7 @@
 // An isolated node:vm context that holds only what Espruino 2v29 (ESP32 build) has.
 //
 // V8 gives every new context the whole modern library; Espruino has far less (the /*JSON{…}*/ blocks
-// of its src/jswrap_*.c; host-tools/build/forbidden-globals.ts). Whatever Espruino lacks is deleted
+// of its src/jswrap_*.c; espruino-profile/forbidden-globals.ts). Whatever Espruino lacks is deleted
 // here, so firmware that relies on it fails in the emulator as it would on the device, instead of
 // passing tests and failing in the field. Built-ins that Espruino has but that behave differently there are replaced by Espruino's
 // behaviour where that can be modelled faithfully (ESPRUINO_BEHAVIOUR_SOURCE; the list of differences,

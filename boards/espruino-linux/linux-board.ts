@@ -25,7 +25,7 @@ import type { BoardDefinition } from '../board-definition.ts';
 import { Flash } from '../emulator/flash.ts';
 import { EspruinoStorage } from '../emulator/storage.ts';
 import { eepromPathFor } from '../emulator/devices/atecc608/persistence.ts';
-import { openMeterConsole, type ConsoleResult, type MeterConsole } from '../../host-tools/provision/meter-console.ts';
+import { openMeterConsole, type ConsoleResult, type MeterConsole } from '../console/meter-console.ts';
 import { CONSOLE_INPUT_WINDOW, HARDWARE_PRELUDE, PORTS_FILE, PRELUDE_FILE } from './hardware-prelude.ts';
 import { espruinoInterpreterPath } from './interpreter-path.ts';
 import { RealTimeClock } from './real-time-clock.ts';

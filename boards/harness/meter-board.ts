@@ -14,12 +14,7 @@ import type { S0Board } from '../emulator/devices/s0-pulse-source.ts';
 import { espruinoInterpreterPath } from '../espruino-linux/interpreter-path.ts';
 import { LinuxBoard } from '../espruino-linux/linux-board.ts';
 import { RealTimeClock } from '../espruino-linux/real-time-clock.ts';
-import {
-  inProcessConsole,
-  openMeterConsole,
-  type ConsoleResult,
-  type MeterConsole,
-} from '../../host-tools/provision/meter-console.ts';
+import { inProcessConsole, openMeterConsole, type ConsoleResult, type MeterConsole } from '../console/meter-console.ts';
 
 export type Backend = 'vm' | 'espruino-linux';
 

@@ -14,7 +14,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkEspruinoProfile, type Violation } from './profile-check.ts';
+import { checkEspruinoProfile, type Violation } from '../../espruino-profile/profile-check.ts';
 import { lowerToEs5, LoweringError } from './lower-syntax.ts';
 import { fixBuiltinSubclasses } from './fix-builtin-subclasses.ts';
 import { hoistFunctionDeclarations } from './hoist-functions.ts';

@@ -1,7 +1,7 @@
 // `veilgrid check FILE`: runs the Espruino profile check alone on a JavaScript file.
 import { readFile } from 'node:fs/promises';
 import { CliError, parseOptions, type Command } from '../cli/command.ts';
-import { checkEspruinoProfile } from './profile-check.ts';
+import { checkEspruinoProfile } from '../../espruino-profile/profile-check.ts';
 
 export const command: Command = {
   help: [

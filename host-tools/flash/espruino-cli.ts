@@ -11,7 +11,7 @@ import {
   MeterConsoleError,
   openUnlockedRelay,
   type ConsoleRelay,
-} from '../provision/meter-console.ts';
+} from '../../boards/console/meter-console.ts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -3,7 +3,7 @@ import { CliError, intOption, parseOptions, type Command } from '../cli/command.
 import { DsoKeyError, readDsoKey } from '../dso/dso-key.ts';
 import { PASSPHRASE_ENV, readPassphrase } from '../operator/operator-command.ts';
 import { ConsolePasswords, ConsolePasswordStoreError } from './console-passwords.ts';
-import { MeterConsoleError, openMeterConsole } from './meter-console.ts';
+import { MeterConsoleError, openMeterConsole } from '../../boards/console/meter-console.ts';
 import { DEFAULT_LIMITS, ProvisionError, provisionMeter, revokeMeter } from './provision.ts';
 
 const help = `usage: veilgrid provision --port PORT --meter-id ID --feeder F [--limits IMPORT_W,EXPORT_W]

@@ -50,7 +50,7 @@ import {
   type OperatorKey,
 } from '../operator/operator-key.ts';
 import { ConsolePasswords, generateConsolePassword, lockedConsoleAdvice } from './console-passwords.ts';
-import { MeterConsoleError, type MeterConsole } from './meter-console.ts';
+import { MeterConsoleError, type MeterConsole } from '../../boards/console/meter-console.ts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export const DEFAULT_LIMITS: DeviceLimits = { maxImportW: 17_250, maxExportW: 4_600 };

@@ -22,7 +22,7 @@ import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts'
 import { createDsoKey, readDsoKey } from '../../host-tools/dso/dso-key.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { command as operatorCommand } from '../../host-tools/operator/operator-command.ts';
-import { inProcessConsole } from '../../host-tools/provision/meter-console.ts';
+import { inProcessConsole } from '../../boards/console/meter-console.ts';
 import { command as provisionCommand } from '../../host-tools/provision/provision-command.ts';
 import { provisionMeter } from '../../host-tools/provision/provision.ts';
 import { CONFIG_FILE, parseMeterConfig } from '../../firmware/src/protocol/meter-config.ts';

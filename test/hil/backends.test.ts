@@ -29,7 +29,7 @@ import { constant } from '../../boards/emulator/load-profile.ts';
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
 import { flash } from '../../host-tools/flash/flash-command.ts';
 import { ConsolePasswords } from '../../host-tools/provision/console-passwords.ts';
-import { MeterConsoleError } from '../../host-tools/provision/meter-console.ts';
+import { MeterConsoleError } from '../../boards/console/meter-console.ts';
 import { CONFIG_FILE } from '../../firmware/src/protocol/meter-config.ts';
 
 /** Interval length and clock speed per backend: the real interpreter runs in real time. */

@@ -21,7 +21,7 @@ import { createDsoKey } from '../../host-tools/dso/dso-key.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { initOperator } from '../../host-tools/operator/operator-key.ts';
 import { ConsolePasswords } from '../../host-tools/provision/console-passwords.ts';
-import { inProcessConsole, MeterConsoleError, openMeterConsole } from '../../host-tools/provision/meter-console.ts';
+import { inProcessConsole, MeterConsoleError, openMeterConsole } from '../../boards/console/meter-console.ts';
 import { ProvisionError, provisionMeter } from '../../host-tools/provision/provision.ts';
 import { CONFIG_FILE, parseMeterConfig } from '../../firmware/src/protocol/meter-config.ts';
 import { Client } from './console-client.ts';

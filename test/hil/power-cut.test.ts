@@ -34,7 +34,7 @@ import { ReadingStore } from '../../host-tools/dso/reading-store.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { ReadingVerifier } from '../../host-tools/dso/verifier.ts';
 import { initOperator, unlockOperatorKey } from '../../host-tools/operator/operator-key.ts';
-import { inProcessConsole } from '../../host-tools/provision/meter-console.ts';
+import { inProcessConsole } from '../../boards/console/meter-console.ts';
 import { provisionMeter } from '../../host-tools/provision/provision.ts';
 import { CONFIG_FILE } from '../../firmware/src/protocol/meter-config.ts';
 import { pulsesForWh } from '../../firmware/src/metering/registers.ts';

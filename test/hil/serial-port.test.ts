@@ -14,7 +14,7 @@ import { SOCAT_MISSING, socatAvailable, startPtyBridge } from '../../boards/espr
 import { writeUdevEntry } from '../../boards/espruino-linux/udev-entry.ts';
 import { evaluateWithEspruinoCli } from '../../host-tools/flash/espruino-cli.ts';
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
-import { openMeterConsole } from '../../host-tools/provision/meter-console.ts';
+import { openMeterConsole } from '../../boards/console/meter-console.ts';
 
 const missing = unavailable('espruino-linux') ?? (socatAvailable() ? undefined : SOCAT_MISSING);
 

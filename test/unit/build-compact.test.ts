@@ -11,7 +11,7 @@ import { tokenizer } from 'acorn';
 import { buildFirmware } from '../../host-tools/build/build-firmware.ts';
 import { compactWhitespace } from '../../host-tools/build/compact-whitespace.ts';
 import { shortenNames } from '../../host-tools/build/shorten-names.ts';
-import { checkEspruinoProfile } from '../../host-tools/build/profile-check.ts';
+import { checkEspruinoProfile } from '../../espruino-profile/profile-check.ts';
 
 function tokens(code: string): string[] {
   return [...tokenizer(code, { ecmaVersion: 5 })].map((t) => `${t.type.label} ${code.slice(t.start, t.end)}`);

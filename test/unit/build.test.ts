@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import vm from 'node:vm';
 import { buildFirmware, BuildError } from '../../host-tools/build/build-firmware.ts';
-import { checkEspruinoProfile } from '../../host-tools/build/profile-check.ts';
+import { checkEspruinoProfile } from '../../espruino-profile/profile-check.ts';
 import { hoistFunctionDeclarations } from '../../host-tools/build/hoist-functions.ts';
 import { lowerToEs5 } from '../../host-tools/build/lower-syntax.ts';
 import { fixBuiltinSubclasses } from '../../host-tools/build/fix-builtin-subclasses.ts';

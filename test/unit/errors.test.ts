@@ -10,7 +10,7 @@ import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 import { nodeCryptoPrimitives } from '../../host-tools/crypto/node-primitives.ts';
 import { CliError } from '../../host-tools/cli/command.ts';
 import { MeterRegistry, RegistryError } from '../../host-tools/dso/registry.ts';
-import { MeterConsoleError } from '../../host-tools/provision/meter-console.ts';
+import { MeterConsoleError } from '../../boards/console/meter-console.ts';
 
 /** The error fn throws. */
 function thrown(fn: () => unknown): unknown {

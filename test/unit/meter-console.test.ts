@@ -1,10 +1,10 @@
-// The console client's unlock handshake against a scripted console (host-tools/provision/meter-console.ts):
+// The console client's unlock handshake against a scripted console (boards/console/meter-console.ts):
 // a locked console answers each line with Espruino's refusal until the password comes; a refusal that
 // belongs to an earlier line (one a timed-out call left behind, as while a slow meter reboots) must not
 // make the password look refused.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MeterConsoleError, streamConsole, type ByteLink } from '../../host-tools/provision/meter-console.ts';
+import { MeterConsoleError, streamConsole, type ByteLink } from '../../boards/console/meter-console.ts';
 
 const PASSWORD = 'Script-Test_01234567';
 

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { checkEspruinoProfile } from '../../host-tools/build/profile-check.ts';
+import { checkEspruinoProfile } from '../../espruino-profile/profile-check.ts';
 
 const FIXTURES = path.resolve('test/fixtures/profile');
 const rejectFiles = readdirSync(path.join(FIXTURES, 'reject'))

@@ -1,31 +1,13 @@
 // The seam between device code and the shared protocol library: host code (host-tools/, boards/) may
 // import from firmware/src only what is in firmware/src/protocol/, and protocol/ imports nothing outside
 // itself, so the formats meter and host share stay one self-contained library.
-import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { importsOf, inside, tsFiles } from '../support/source-imports.ts';
 
 const FIRMWARE = path.resolve('firmware/src');
 const PROTOCOL = path.join(FIRMWARE, 'protocol');
-
-function tsFiles(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const full = path.join(dir, e.name);
-    if (e.isDirectory()) return e.name === 'node_modules' ? [] : tsFiles(full);
-    return e.name.endsWith('.ts') ? [full] : [];
-  });
-}
-
-/** Every relative import of a file, resolved to an absolute path. */
-function importsOf(file: string): string[] {
-  const text = fs.readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g)].map((m) =>
-    path.resolve(path.dirname(file), m[1]),
-  );
-}
-
-const inside = (dir: string, file: string) => file === dir || file.startsWith(dir + path.sep);
 
 test('host code imports only firmware/src/protocol/ from the firmware', () => {
   const offending: string[] = [];

@@ -18,7 +18,7 @@
 // The console protocol needed here is small: one echo-off line (Espruino's `\x10` prefix) per call,
 // whose printed result is found between markers that the line itself never contains literally.
 import net from 'node:net';
-import { attachConsole, type ConsoleBoard } from '../../boards/emulator/console.ts';
+import { attachConsole, type ConsoleBoard } from '../emulator/console.ts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 /** What one call on the meter returned: its value, or the error it threw (as the device describes it). */
