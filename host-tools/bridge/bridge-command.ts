@@ -1,5 +1,6 @@
 // `veilgrid bridge`: the ledger bridge as a service (bridge.ts; docs/bridge.md).
 import fs from 'node:fs';
+import path from 'node:path';
 import { BRIDGE_USERNAME } from '../broker/acl.ts';
 import { BrokerCredentials } from '../broker/credentials.ts';
 import { CliError, hostPortOption, intOption, parseOptions, type Command } from '../cli/command.ts';
@@ -9,13 +10,17 @@ import { openDevelopmentMarket } from '../ledger/development-market.ts';
 import { DeploymentFileError, openDeployedMarket } from '../ledger/market.ts';
 import { BridgeError, CRASH_POINTS, MAX_BATCH, startBridge, type CrashPoint } from './bridge.ts';
 import { BridgeStoreError } from './bridge-store.ts';
+import { ensureExitKey, EXIT_KEY_FILE, ExitKeyError, exitKeyHex } from './exit-key.ts';
+import { DEFAULT_KEY_BUDGET, DEFAULT_WINDOW_PACKETS } from './mix-exit.ts';
 
-export const DEFAULT_DB = '.veilgrid/bridge/queue.db';
+export const DEFAULT_DIR = '.veilgrid/bridge';
 export const DEFAULT_HTTP = '127.0.0.1:9465';
 
 export const command: Command = {
-  help: `usage: veilgrid bridge --broker URL [--broker-dir DIR] [--deployment FILE] [--key-file FILE] [--db FILE]
-                       [--http HOST:PORT] [--batch-size N] [--replace-after S] [--no-clearing]
+  help: `usage: veilgrid bridge --broker URL [--broker-dir DIR] [--dir DIR] [--deployment FILE] [--key-file FILE]
+                       [--db FILE] [--http HOST:PORT] [--batch-size N] [--replace-after S] [--no-clearing]
+                       [--mix-window-packets N] [--mix-key-budget N]
+       veilgrid bridge exit-key [--dir DIR]
 
 The ledger bridge: takes the meters' signed offers from the broker (veilgrid/meters/+/offers, QoS 1),
 checks each off chain (length and codec, this market's chain id and address, gate closure, keys revoked
@@ -29,12 +34,24 @@ veilgrid/market/info. Crash-safe: a kill at any point loses no acknowledged offe
 chain twice. Runs until Ctrl-C or SIGTERM; logs one JSON object per line on stderr; serves
 GET /metrics (Prometheus) and GET /healthz. The formats and the reasons are in docs/bridge.md.
 
+The bridge is also the mixnet's exit: it reads onion packets on veilgrid/mix/exit (QoS 0), peels the
+last layer with its exit key (DIR/${EXIT_KEY_FILE}, mode 0600, made on first start), drops dummies,
+replays and bad packets (counted by outcome on /metrics) and takes each offer it finds as one that came
+directly.
+
+exit-key  prints the exit's public key as 128 hex digits (x || y), what \`veilgrid dso serve --exit-key\`
+          takes, and its relay id (8 bytes, hex) on a second line; makes the key in DIR first if there is
+          none yet. Give the DSO the key before meters send through the mixnet: a new key file means a new
+          directory.
+
 options:
   --broker URL          the broker, e.g. mqtt://127.0.0.1:1883 (required)
   --broker-dir DIR      the broker folder (veilgrid provision --broker-dir): the bridge logs in as user
                         "${BRIDGE_USERNAME}" with the password in DIR/bridge-mqtt.password, made with its broker
                         user if absent (a running mosquitto must then reload its password file). Without
                         it the bridge connects without a login (a broker without access rules)
+  --dir DIR             the bridge's folder: its exit key and, unless --db says otherwise, its queue
+                        (default ${DEFAULT_DIR})
   --deployment FILE     the market's deployment file (veilgrid ledger serve or deploy writes it; default
                         ${DEFAULT_DEPLOYMENT_FILE} when that file exists). Without one, the bridge runs
                         its own development market in this process (for trying it out only: nothing
@@ -43,7 +60,7 @@ options:
                         account pays every transaction's gas and must hold ether. Default: development
                         account 1, whose key is public (only for veilgrid ledger serve's chain). One
                         account per running bridge: two processes sharing it would race for nonces
-  --db FILE             the SQLite queue, created if absent; one per market (default ${DEFAULT_DB})
+  --db FILE             the SQLite queue, created if absent; one per market (default DIR/queue.db)
   --http HOST:PORT      where /metrics and /healthz listen (default ${DEFAULT_HTTP}; port 0: any free one)
   --batch-size N        offers per submitOffers transaction, 1..${MAX_BATCH} (default ${MAX_BATCH}; about 96 k gas each
                         under Osaka's 16.8 M cap per transaction)
@@ -51,6 +68,11 @@ options:
                         under the same nonce (default 30)
   --no-clearing         only relay offers and receipts; clearing and settlement are left to others
                         (anyone may call them)
+  --mix-window-packets N  onion packets the exit peels per offer window at most (default
+                        ${DEFAULT_WINDOW_PACKETS}: a packet per round from each of ${DEFAULT_WINDOW_PACKETS / 2} meters); the rest
+                        are dropped unread (window-full). Also bounds the replay tags kept (2 windows)
+  --mix-key-budget N    refused or duplicate offers one trading key may cause through the mixnet per
+                        offer window (default ${DEFAULT_KEY_BUDGET}); past it they are dropped unanswered
   -h, --help            this text
 
 The MQTT client id is the user name ("bridge" also without --broker-dir) with a persistent session, so
@@ -61,9 +83,13 @@ environment (tests only):
                         POINT: ${CRASH_POINTS.join(', ')} (test/bridge/bridge-crash.test.ts)`,
 
   async run(argv) {
+    if (argv[0] === 'exit-key') return printExitKey(argv.slice(1));
     const { values } = parseOptions(argv, {
       broker: { type: 'string' },
       'broker-dir': { type: 'string' },
+      dir: { type: 'string' },
+      'mix-window-packets': { type: 'string' },
+      'mix-key-budget': { type: 'string' },
       deployment: { type: 'string' },
       'key-file': { type: 'string' },
       db: { type: 'string' },
@@ -80,6 +106,11 @@ environment (tests only):
     const batchSize = intOption(values['batch-size'], 'batch-size', MAX_BATCH, 1);
     if (batchSize > MAX_BATCH) throw new CliError(`--batch-size must be at most ${MAX_BATCH}, got ${batchSize}`);
     const replaceAfterMs = intOption(values['replace-after'], 'replace-after', 30, 1) * 1000;
+    const mix = {
+      windowPackets: intOption(values['mix-window-packets'], 'mix-window-packets', DEFAULT_WINDOW_PACKETS, 1),
+      keyBudget: intOption(values['mix-key-budget'], 'mix-key-budget', DEFAULT_KEY_BUDGET, 1),
+    };
+    const dir = values.dir ?? DEFAULT_DIR;
     const relayerKey = values['key-file'] ? readKeyFile(values['key-file']) : developmentKeys(2)[1];
     const deploymentFile =
       values.deployment ?? (fs.existsSync(DEFAULT_DEPLOYMENT_FILE) ? DEFAULT_DEPLOYMENT_FILE : undefined);
@@ -113,7 +144,9 @@ environment (tests only):
       bridge = await startBridge({
         market,
         relayer,
-        db: values.db ?? DEFAULT_DB,
+        db: values.db ?? path.join(dir, 'queue.db'),
+        exitKey: ensureExitKey(path.join(dir, EXIT_KEY_FILE)),
+        mix,
         brokerUrl,
         ...login,
         clientId: login?.username ?? 'bridge',
@@ -127,6 +160,7 @@ environment (tests only):
       if (
         err instanceof BridgeError ||
         err instanceof BridgeStoreError ||
+        err instanceof ExitKeyError ||
         err instanceof DeploymentFileError ||
         err instanceof LedgerConnectionError
       )
@@ -145,6 +179,24 @@ environment (tests only):
     return 0;
   },
 };
+
+/** `veilgrid bridge exit-key`: the exit's public key for the DSO, and its relay id. */
+function printExitKey(argv: string[]): number {
+  const { values } = parseOptions(argv, { dir: { type: 'string' } });
+  const file = path.join(values.dir ?? DEFAULT_DIR, EXIT_KEY_FILE);
+  const existed = fs.existsSync(file);
+  let key;
+  try {
+    key = ensureExitKey(file);
+  } catch (err) {
+    if (err instanceof ExitKeyError) throw new CliError(err.message, 1);
+    throw err;
+  }
+  if (!existed) console.error(`veilgrid bridge: made a new exit key in ${file} (mode 0600)`);
+  console.log(exitKeyHex(key));
+  console.log(`relay id ${Buffer.from(key.relayId).toString('hex')}`);
+  return 0;
+}
 
 /** VEILGRID_BRIDGE_CRASH_AT=POINT[:N] (tests only): die by SIGKILL the N-th time (default 1) POINT is reached. */
 function crashAtFromEnvironment(): { point: CrashPoint; nth: number } | undefined {

@@ -4,12 +4,14 @@
 //   broker ──offers──▶ check (offer-check.ts) ──▶ SQLite queue ──▶ submitOffers batches ──▶ chain
 //   broker ◀─receipts── OfferAccepted / OfferRejected of each batch's receipt ◀──────────────┘
 //   broker ◀─clearing── after each gate closure: clear, settle until settled, Settled events
+//   mixnet ──onion packets──▶ exit (mix-exit.ts: peel, replay, dummy) ──offers──▶ the same check and queue
 //
 // Three loops that never throw out: the MQTT client's message handler (check, store, then acknowledge), the
 // chain loop (clock, revoked keys, in-flight batches, new batches, clearing, market info; a failing ledger makes
 // it back off and try again) and the publish loop (receipts and clearing results owed in the store, marked
 // published on PUBACK). Crash safety is the store's (bridge-store.ts) and the order of its writes.
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { decodeEventLog, toHex, type Abi, type Hex, type TransactionReceipt } from 'viem';
 import type { PrivateKeyAccount } from 'viem/accounts';
@@ -22,6 +24,9 @@ import { acknowledgeAfterHandling } from '../service/mqtt-intake.ts';
 import { amountFromBigint } from './amount.ts';
 import { BridgeStore, type Outcome, type PendingBatch } from './bridge-store.ts';
 import { checkOfferMessage, sha256 } from './offer-check.ts';
+import { ensureExitKey, EXIT_KEY_FILE, type ExitKey } from './exit-key.ts';
+import { MixExit } from './mix-exit.ts';
+import { keyIdOf } from '../ledger/trading-key.ts';
 import { TxSender, bumpedFees } from './tx-sender.ts';
 import { MessageBudgets, type MessageBudget } from '../dso/message-limits.ts';
 import {
@@ -33,10 +38,18 @@ import {
   type Receipt,
 } from '../../firmware/src/protocol/market-broadcast.ts';
 import { encodeMarketInfo } from '../../firmware/src/protocol/market-info.ts';
-import { OFFER_LENGTH, OFFER_MESSAGE_LENGTH } from '../../firmware/src/protocol/offer.ts';
+import { mixSlotAt } from '../../firmware/src/protocol/mix-schedule.ts';
+import {
+  decodeOffer,
+  OFFER_LENGTH,
+  OFFER_MESSAGE_LENGTH,
+  splitOfferMessage,
+  type Offer,
+} from '../../firmware/src/protocol/offer.ts';
 import {
   CLEARING_TOPIC,
   MARKET_INFO_TOPIC,
+  MIX_EXIT_TOPIC,
   OFFER_TOPIC_FILTER,
   RECEIPT_TOPIC,
   meterIdFromOfferTopic,
@@ -68,6 +81,13 @@ export interface BridgeOptions {
   relayer: PrivateKeyAccount;
   /** The SQLite queue, created if absent; one per market. */
   db: string;
+  /**
+   * The mixnet's exit key (exit-key.ts). Default: ensureExitKey(EXIT_KEY_FILE in the db's folder), made there
+   * on first start. Its public half is `bridge.exit` and goes to the DSO (`veilgrid dso serve --exit-key`).
+   */
+  exitKey?: ExitKey;
+  /** The exit's bounds (docs/bridge.md, "The mixnet's exit"): mix-exit.ts's defaults. */
+  mix?: { windowPackets?: number; keyBudget?: number };
   /** e.g. mqtt://127.0.0.1:1883 */
   brokerUrl: string;
   username?: string;
@@ -135,7 +155,29 @@ export interface BridgeStats {
   lastClearedInterval?: number;
   /** Trading keys known to be revoked on chain (KeyRevoked events read so far). */
   revokedKeys: number;
+  /** Onion packets at the exit, by outcome (MIX_OUTCOMES): offer, dummy, or why dropped. */
+  mix: Record<string, number>;
 }
+
+/** What became of an onion packet at the exit: the exit's drops, then the offer path's (docs/bridge.md). */
+export const MIX_OUTCOMES = [
+  'offer',
+  'dummy',
+  'bad-length',
+  'bad-version',
+  'window-full',
+  'bad-key',
+  'bad-mac',
+  'bad-payload',
+  'replayed',
+  'not-for-the-exit',
+  'unknown-type',
+  'bad-offer',
+  'no-asset',
+  'rate-limited',
+  'store-failed',
+] as const;
+export type MixOutcome = (typeof MIX_OUTCOMES)[number];
 
 export interface Bridge {
   readonly stats: Readonly<BridgeStats>;
@@ -144,6 +186,8 @@ export interface Bridge {
   readonly http?: ServiceHttpServer;
   readonly mqttConnected: boolean;
   readonly ledgerUp: boolean;
+  /** The exit's public key (x || y, 64 bytes) and relay id (kidOf, 8 bytes): what the DSO's directory head names. */
+  readonly exit: { publicKey: Uint8Array; relayId: Uint8Array };
   /** Resolves once predicate(stats) holds (checked after every message and every loop turn). */
   waitFor(predicate: (stats: BridgeStats) => boolean, timeoutMs?: number): Promise<BridgeStats>;
   /** Stops the loops after their current step, disconnects cleanly and closes the store. */
@@ -179,6 +223,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const settleChunk = options.settleChunk ?? 200;
   const fromBlock = BigInt(deployment.deployedAtBlock);
 
+  const exitKey = options.exitKey ?? ensureExitKey(path.join(path.dirname(options.db), EXIT_KEY_FILE));
+  const mixExit = new MixExit({ privateKey: exitKey.privateKey, ...options.mix });
   const store = new BridgeStore(options.db, market.domain);
   let crashCount = 0;
   const crashPoint = (point: CrashPoint) => {
@@ -207,6 +253,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     receiptsPublished: 0,
     intervalsPublished: 0,
     revokedKeys: 0,
+    mix: {},
   };
   const received = metrics.counter('veilgrid_bridge_offers_received_total', 'Offer messages taken from the broker.');
   const droppedCounter = metrics.counter(
@@ -224,6 +271,12 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     'rate-limited',
   ])
     droppedCounter.inc({ reason }, 0);
+  const mixCounter = metrics.counter(
+    'veilgrid_bridge_mix_packets_total',
+    'Onion packets at the mixnet exit (veilgrid/mix/exit), by outcome: offer (handed to the offer path), dummy, or why dropped (docs/bridge.md).',
+    ['outcome'],
+  );
+  for (const outcome of MIX_OUTCOMES) mixCounter.inc({ outcome }, 0);
   const acceptedCounter = metrics.counter(
     'veilgrid_bridge_offers_accepted_total',
     'Offers on chain after a batch of this bridge (OfferAccepted), including offers another relayer had already put there.',
@@ -297,6 +350,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const chainNow = () => Date.now() / 1000 + clockOffset;
   const gateClosure = (interval: number) => deployment.genesisTime + interval * deployment.intervalSeconds;
   const revokedKeys = new Set<string>();
+  /** Trading keys the DSO issued assets to (AssetIssued), with the intervals: the exit's cheap pre-check. */
+  const issuedKeys = new Map<string, { first: number; last: number }>();
   let scannedBlock = fromBlock - 1n;
   let latestBlock = fromBlock;
   const checkContext = { domain: market.domain, gateClosure, now: chainNow, revokedKeys };
@@ -365,6 +420,72 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       digest: hexOf(digest),
       note: answered ? 'its outcome is published again' : 'still pending: its receipt will come',
     });
+  };
+
+  // ---- the mixnet's exit: onion packets (QoS 0) peeled, their offers into the same path as above ----
+  /** The offer window running at chain time t (s): the market interval whose gate closes next. */
+  const windowAt = (t: number) => Math.floor((t - deployment.genesisTime) / deployment.intervalSeconds) + 1;
+  const takeMixPacket = (packet: Uint8Array): { outcome: MixOutcome; detail?: string } => {
+    const result = mixExit.take(packet, windowAt(chainNow()));
+    if (result.outcome !== 'offer') return result;
+    const message = result.message;
+    let offer: Offer;
+    try {
+      if (message.length !== OFFER_MESSAGE_LENGTH)
+        throw new Error(`an offer message is ${OFFER_MESSAGE_LENGTH} bytes, got ${message.length}`);
+      offer = decodeOffer(splitOfferMessage(message).signedBytes);
+    } catch (err) {
+      return { outcome: 'bad-offer', detail: (err as Error).message };
+    }
+    // Nobody can tell who sent a packet, so what one sender may cost is bounded by the key in its offer: a key
+    // the DSO issued nothing to would be refused on chain (gas spent for nothing) and is dropped here unanswered,
+    // and an issued key may cause only so many refusals or duplicates per window.
+    const keyId = keyIdOf(offer.key).toLowerCase();
+    const grant = issuedKeys.get(keyId);
+    if (!grant || offer.interval < grant.first || offer.interval > grant.last)
+      return {
+        outcome: 'no-asset',
+        detail: `no AssetIssued for key ${keyId} and interval ${offer.interval}: the chain would refuse it`,
+      };
+    if (mixExit.keyExhausted(keyId))
+      return {
+        outcome: 'rate-limited',
+        detail: `key ${keyId} caused its window's budget of refused or duplicate offers`,
+      };
+    stats.received++;
+    received.inc();
+    const queuedBefore = stats.queued;
+    handleChecked(MIX_EXIT_TOPIC, undefined, message);
+    if (stats.queued === queuedBefore) mixExit.chargeKey(keyId);
+    return { outcome: 'offer' };
+  };
+  /** Counts of this round-slot (mix-schedule.ts), logged once when the next slot begins: a flood makes one line a slot. */
+  let mixSlot = { name: '', counts: {} as Record<string, number>, details: {} as Record<string, string> };
+  const mixSlotName = () => {
+    const slot = mixSlotAt(deployment, chainNow() * 1000);
+    return slot ? `${slot.interval}.${slot.round}.${slot.slot}` : `between-rounds.${windowAt(chainNow())}`;
+  };
+  const logMixSlot = () => {
+    const name = mixSlotName();
+    if (name === mixSlot.name) return;
+    if (Object.keys(mixSlot.counts).length > 0)
+      emit('info', 'mix_exit_slot', { slot: mixSlot.name, packets: mixSlot.counts, dropped: mixSlot.details });
+    mixSlot = { name, counts: {}, details: {} };
+  };
+  const handleMixPacket = (packet: Uint8Array) => {
+    let result: { outcome: MixOutcome; detail?: string };
+    try {
+      result = takeMixPacket(packet);
+    } catch (err) {
+      // The store failed (disk full?): no PUBACK to hold back at QoS 0; the sender, without a receipt, resends.
+      result = { outcome: 'store-failed', detail: (err as Error).message };
+      emit('error', 'store_failed', { topic: MIX_EXIT_TOPIC, reason: result.detail, note: 'the sender resends it' });
+    }
+    stats.mix[result.outcome] = (stats.mix[result.outcome] ?? 0) + 1;
+    mixCounter.inc({ outcome: result.outcome });
+    logMixSlot();
+    mixSlot.counts[result.outcome] = (mixSlot.counts[result.outcome] ?? 0) + 1;
+    if (result.detail !== undefined) mixSlot.details[result.outcome] ??= result.detail;
   };
 
   // ---- batches ----
@@ -766,8 +887,26 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       } as never)) as unknown as Array<{ args: { keyId: Hex } }>;
       for (const r of revoked) revokedKeys.add(r.args.keyId.toLowerCase());
       stats.revokedKeys = revokedKeys.size;
+      const issued = (await ledger.publicClient.getContractEvents({
+        address: deployment.market,
+        abi,
+        eventName: 'AssetIssued',
+        fromBlock: scannedBlock + 1n,
+        toBlock: latestBlock,
+      } as never)) as unknown as Array<{ args: { keyId: Hex; first: number; last: number } }>;
+      for (const i of issued) {
+        const keyId = i.args.keyId.toLowerCase();
+        const known = issuedKeys.get(keyId);
+        issuedKeys.set(keyId, {
+          first: Math.min(Number(i.args.first), known?.first ?? Infinity),
+          last: Math.max(Number(i.args.last), known?.last ?? -1),
+        });
+      }
       scannedBlock = latestBlock;
     }
+    // Grants whose intervals' gates have all closed: their offers are refused as gate-closed anyway.
+    const open = Math.floor((chainNow() - deployment.genesisTime) / deployment.intervalSeconds) + 1;
+    for (const [keyId, grant] of issuedKeys) if (grant.last < open) issuedKeys.delete(keyId);
     await resolveBatches();
     const expired = store.expireQueued((interval) => gateClosure(interval) <= chainNow(), REASON_BRIDGE_GATE_CLOSED);
     for (const digest of expired) {
@@ -853,6 +992,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
   const publishLoop = (async () => {
     while (!stopped) {
+      logMixSlot();
       try {
         await publishTurn();
       } catch (err) {
@@ -881,7 +1021,11 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     client,
     options.brokerUrl,
     emit,
-    (topic, payload) => handleOffer(topic, new Uint8Array(payload.buffer, payload.byteOffset, payload.length)),
+    (topic, payload) => {
+      const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
+      if (topic === MIX_EXIT_TOPIC) handleMixPacket(bytes);
+      else handleOffer(topic, bytes);
+    },
     settleWaiters,
   );
 
@@ -905,7 +1049,16 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
                 `the broker did not grant ${OFFER_TOPIC_FILTER} with QoS 1: offers could be lost; check the broker's ACL for the bridge user`,
               ),
             );
-          resolve();
+          // The mixnet's traffic is QoS 0 (docs/mixnet.md): a lost packet is resent by its sender.
+          client!.subscribe(MIX_EXIT_TOPIC, { qos: 0 }, (mixErr, mixGranted) => {
+            if (mixErr || mixGranted?.[0]?.qos !== 0)
+              return reject(
+                new BridgeError(
+                  `the broker did not grant ${MIX_EXIT_TOPIC} (${mixErr?.message ?? `granted ${mixGranted?.[0]?.qos}`}): the mixnet's offers would not reach the bridge; check the broker's ACL for the bridge user`,
+                ),
+              );
+            resolve();
+          });
         });
       });
     });
@@ -945,6 +1098,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     chainId: deployment.chainId,
     relayer: options.relayer.address,
     batchSize,
+    exitRelayId: hexOf(exitKey.relayId),
     http: http?.url,
     clientId: clientOptions.clientId,
   });
@@ -961,6 +1115,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     get ledgerUp() {
       return ledgerUp;
     },
+    exit: { publicKey: exitKey.publicKey, relayId: exitKey.relayId },
     waitFor(predicate, timeoutMs = 60_000) {
       if (predicate(stats)) return Promise.resolve(structuredClone(stats));
       return new Promise((resolve, reject) => {

@@ -1,5 +1,6 @@
 // What the bridge tests share: an embedded broker, a meter that publishes offers, a listener on the market
 // broadcast that decodes receipts and clearing results, and offers signed for a market.
+import { createECDH } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,8 +19,12 @@ import {
   type OfferFields,
 } from '../../firmware/src/protocol/offer.ts';
 import { CLEARING_TOPIC, RECEIPT_TOPIC, offerTopic } from '../../firmware/src/protocol/topics.ts';
+import { buildOnionPacket, onionEphemeralKey, peelOnionPacket } from '../../firmware/src/protocol/onion-packet.ts';
+import { nodeCryptoPrimitives } from '../../host-tools/crypto/node-primitives.ts';
+import type { ExitKey } from '../../host-tools/bridge/exit-key.ts';
 import { offerDigest } from '../../host-tools/ledger/offer-digest.ts';
 import type { TradingKey } from '../../host-tools/ledger/trading-key.ts';
+import { hopTo, testRelay, type TestRelay } from '../support/onion-relays.ts';
 
 export function tempDir(prefix: string): { dir: string; remove(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -38,6 +43,27 @@ export function signedOffer(
 ): SignedOffer {
   const signedBytes = encodeOffer(domain, { seq: 0, ...fields, key: key.publicKey });
   return { message: encodeOfferMessage(signedBytes, key.sign(signedBytes)), digest: toHex(offerDigest(signedBytes)) };
+}
+
+/** The bridge's exit as a test relay (its id and ECDH key), so packets can be built to it. */
+export function exitRelay(exitKey: Pick<ExitKey, 'privateKey' | 'relayId'>): TestRelay {
+  const key = createECDH('prime256v1');
+  key.setPrivateKey(exitKey.privateKey);
+  return { id: exitKey.relayId, key };
+}
+
+/**
+ * What the exit receives for (type, payload) sent through the mixnet: a packet built by a sender for two relays
+ * and the exit, peeled by both relays as they do (ECDH with their mix keys), so 1,024 bytes for the exit alone.
+ */
+export function mixPacket(exit: TestRelay, type: number, payload: Uint8Array): Uint8Array {
+  const path = [testRelay(), testRelay(), exit];
+  let packet = buildOnionPacket(nodeCryptoPrimitives, path.map(hopTo), type, payload);
+  for (const relay of path.slice(0, 2)) {
+    const shared = relay.key.computeSecret(Buffer.concat([Buffer.from([4]), onionEphemeralKey(packet)]));
+    packet = peelOnionPacket(nodeCryptoPrimitives, new Uint8Array(shared), packet).packet!;
+  }
+  return packet;
 }
 
 export async function connect(url: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {

@@ -1,0 +1,153 @@
+// The mixnet's exit as logic (host-tools/bridge/mix-exit.ts) and its key file (exit-key.ts): packets built by a
+// sender and peeled by two relays open to the offer or the dummy in them; every kind of bad packet is dropped
+// with its reason; replays are caught in the same and the next window; the per-window bounds hold; and a fuzz
+// run of random and mutated packets never throws and never grows the replay memory beyond its bound.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { kidOf } from '../../firmware/src/protocol/certificate.ts';
+import {
+  buildOnionPacket,
+  ONION_PACKET_BYTES,
+  PAYLOAD_DUMMY,
+  PAYLOAD_OFFER,
+} from '../../firmware/src/protocol/onion-packet.ts';
+import { ensureExitKey, ExitKeyError, exitKeyHex, readExitKey } from '../../host-tools/bridge/exit-key.ts';
+import { MixExit } from '../../host-tools/bridge/mix-exit.ts';
+import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
+import { hopTo, testRelay } from '../support/onion-relays.ts';
+import { exitRelay, mixPacket, tempDir } from './bridge-fixture.ts';
+
+const test = suite('mixnet exit');
+const tmp = tempDir('veilgrid-exit-');
+const exitKey = ensureExitKey(path.join(tmp.dir, 'bridge', 'exit-key.json'));
+const exit = exitRelay(exitKey);
+const WINDOW = 11;
+const offerBytes = new Uint8Array(randomBytes(177));
+
+test.after(() => tmp.remove());
+
+test('the exit key is made once, 0600, and read back; its relay id is kidOf its public key', () => {
+  const file = path.join(tmp.dir, 'bridge', 'exit-key.json');
+  assert.is(fs.statSync(file).mode & 0o777, 0o600);
+  assert.is(fs.statSync(path.dirname(file)).mode & 0o777, 0o700);
+  const again = ensureExitKey(file);
+  assert.equal(again.publicKey, exitKey.publicKey);
+  assert.equal(again.privateKey, exitKey.privateKey);
+  assert.equal(exitKey.relayId, kidOf(nodeSha256, exitKey.publicKey));
+  assert.match(exitKeyHex(exitKey), /^[0-9a-f]{128}$/);
+
+  const broken = path.join(tmp.dir, 'broken.json');
+  const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  fs.writeFileSync(
+    broken,
+    JSON.stringify({ ...json, publicKey: json.publicKey.replace(/^./, (c: string) => (c === '0' ? '1' : '0')) }),
+  );
+  assert.throws(
+    () => readExitKey(broken),
+    (err: Error) => err instanceof ExitKeyError && /does not belong/.test(err.message),
+  );
+  fs.writeFileSync(broken, '{"format":"something else"}');
+  assert.throws(() => readExitKey(broken), /not a veilgrid bridge exit key file/);
+});
+
+test('an offer and a dummy through two relays open at the exit; a second copy is a replay', () => {
+  const mix = new MixExit({ privateKey: exitKey.privateKey });
+  const offer = mixPacket(exit, PAYLOAD_OFFER, offerBytes);
+  const result = mix.take(offer, WINDOW);
+  assert.is(result.outcome, 'offer');
+  assert.equal(result.outcome === 'offer' && result.message, offerBytes);
+  assert.is(mix.take(mixPacket(exit, PAYLOAD_DUMMY, new Uint8Array(0)), WINDOW).outcome, 'dummy');
+  assert.is(mix.take(offer, WINDOW).outcome, 'replayed');
+  assert.is(mix.take(offer, WINDOW + 1).outcome, 'replayed', 'the previous window is remembered');
+  assert.is(mix.take(offer, WINDOW + 3).outcome, 'offer', 'two windows on the offer is past its gate: not kept');
+  assert.is(mix.replayTags, 1);
+});
+
+test('bad packets are dropped with their reason', () => {
+  const mix = new MixExit({ privateKey: exitKey.privateKey });
+  const offer = mixPacket(exit, PAYLOAD_OFFER, offerBytes);
+  const outcome = (packet: Uint8Array) => mix.take(packet, WINDOW).outcome;
+  assert.is(outcome(offer.subarray(0, ONION_PACKET_BYTES - 1)), 'bad-length');
+  assert.is(outcome(new Uint8Array(ONION_PACKET_BYTES + 1)), 'bad-length');
+  assert.is(outcome(new Uint8Array(0)), 'bad-length');
+  const version = offer.slice();
+  version[0] = 2;
+  assert.is(outcome(version), 'bad-version');
+  const changed = offer.slice();
+  changed[700] ^= 1;
+  assert.is(outcome(changed), 'bad-mac');
+  const offCurve = offer.slice();
+  offCurve.fill(0xff, 1, 65);
+  assert.is(outcome(offCurve), 'bad-key');
+  assert.is(outcome(mixPacket(testRelay(), PAYLOAD_OFFER, offerBytes)), 'bad-mac', 'built for another exit key');
+  // A packet whose routing names a next relay: the exit is its first hop of two.
+  const twoHops = buildOnionPacket(nodeCryptoPrimitives, [hopTo(exit), hopTo(testRelay())], PAYLOAD_OFFER, offerBytes);
+  assert.is(outcome(twoHops), 'not-for-the-exit');
+  assert.is(outcome(mixPacket(exit, 3, offerBytes)), 'unknown-type');
+  assert.is(outcome(offer), 'offer', 'the genuine packet still opens after all that');
+});
+
+test('at most windowPackets are peeled per window; the key budget is per window', () => {
+  const mix = new MixExit({ privateKey: exitKey.privateKey, windowPackets: 3, keyBudget: 2 });
+  const packets = Array.from({ length: 4 }, () => mixPacket(exit, PAYLOAD_DUMMY, new Uint8Array(0)));
+  assert.equal(
+    packets.map((p) => mix.take(p, WINDOW).outcome),
+    ['dummy', 'dummy', 'dummy', 'window-full'],
+  );
+  assert.is(mix.take(packets[3], WINDOW + 1).outcome, 'dummy', 'a new window peels again');
+  mix.chargeKey('k');
+  assert.not.ok(mix.keyExhausted('k'));
+  mix.chargeKey('k');
+  assert.ok(mix.keyExhausted('k'));
+  mix.take(packets[0], WINDOW + 2);
+  assert.not.ok(mix.keyExhausted('k'), 'charges start again each window');
+});
+
+test('fuzz: random and mutated packets never throw and the replay memory stays bounded', () => {
+  const windowPackets = 200;
+  const mix = new MixExit({ privateKey: exitKey.privateKey, windowPackets });
+  const genuine = [
+    mixPacket(exit, PAYLOAD_OFFER, offerBytes),
+    mixPacket(exit, PAYLOAD_DUMMY, new Uint8Array(0)),
+    mixPacket(exit, 9, new Uint8Array(612)),
+  ];
+  const outcomes: Record<string, number> = {};
+  let window = WINDOW;
+  for (let i = 0; i < 6000; i++) {
+    if (i % 1000 === 999) window++;
+    let packet: Uint8Array;
+    const kind = i % 4;
+    if (kind === 0) packet = new Uint8Array(randomBytes(ONION_PACKET_BYTES));
+    else if (kind === 1) packet = new Uint8Array(randomBytes(randomBytes(2).readUInt16BE() % 2100));
+    else {
+      packet = genuine[i % genuine.length].slice();
+      const flips = 1 + (i % 5);
+      for (let f = 0; f < flips; f++) packet[randomBytes(2).readUInt16BE() % packet.length] ^= 1 << (i % 8);
+      if (kind === 3) packet[0] = 1; // keep the version: reach the ECDH and the MAC
+    }
+    const { outcome } = mix.take(packet, window);
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    assert.ok(mix.replayTags <= 2 * windowPackets, `replay tags ${mix.replayTags} after packet ${i}`);
+  }
+  assert.ok(
+    outcomes['bad-length'] > 0 && outcomes['bad-mac'] > 0 && outcomes['window-full'] > 0,
+    JSON.stringify(outcomes),
+  );
+  const known = [
+    'offer',
+    'dummy',
+    'unknown-type',
+    'replayed',
+    'bad-length',
+    'bad-version',
+    'bad-key',
+    'bad-mac',
+    'window-full',
+  ];
+  for (const outcome of Object.keys(outcomes)) assert.ok(known.includes(outcome), outcome);
+});
+
+test.run();
