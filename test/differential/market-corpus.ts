@@ -6,6 +6,7 @@ import { decodeAssetReply, encodeAssetReply } from '../../firmware/src/protocol/
 import {
   attestedCertificate,
   decodeAssetRequest,
+  kidOf,
   decodeRelayDirectoryHead,
   encodeAssetRequest,
   encodeRelayDirectoryHead,
@@ -34,7 +35,9 @@ import { choosePath, sealOnion } from '../../firmware/src/mixnet/onion-sender.ts
 import {
   buildDirectoryPages,
   checkDirectoryPage,
+  exitOfHead,
   relayRecordAt,
+  relayRecordBytes,
   type RelayRecord,
 } from '../../firmware/src/protocol/relay-directory.ts';
 import { CORPUS_END, caseRunner, bytesOf, point, type CorpusEnvironment } from './corpus.ts';
@@ -292,6 +295,7 @@ export function runMarketCorpus(env: CorpusEnvironment): void {
       built.pages[1].length
     );
   });
+  const exitKey = bytesOf(64, 43);
   run('directory.walk', function () {
     const built = buildDirectoryPages(sha256, 7, records);
     const head = decodeRelayDirectoryHead(
@@ -301,13 +305,29 @@ export function runMarketCorpus(env: CorpusEnvironment): void {
         pageCount: 2,
         firstPageHash: built.firstPageHash,
         issuedAt: 1800000000,
+        exit: relayRecordBytes({ relayId: kidOf(sha256, exitKey), mixKey: exitKey }),
       }),
     );
     const first = checkDirectoryPage(sha256, head, 0, head.firstPageHash, built.pages[0]);
     const second = checkDirectoryPage(sha256, head, 1, first.nextPageHash, built.pages[1]);
     return (
-      bytesToHex(relayRecordAt(first.records, 0).relayId) + ' ' + bytesToHex(relayRecordAt(second.records, 5).mixKey)
+      bytesToHex(relayRecordAt(first.records, 0).relayId) +
+      ' ' +
+      bytesToHex(relayRecordAt(second.records, 5).mixKey) +
+      ' ' +
+      bytesToHex((exitOfHead(sha256, head) as RelayRecord).relayId)
     );
+  });
+  run('directory.bad-exit', function () {
+    const head = {
+      epoch: 7,
+      relayCount: 1,
+      pageCount: 1,
+      firstPageHash: bytesOf(32, 1),
+      issuedAt: 1,
+      exit: bytesOf(72, 5),
+    };
+    return String(exitOfHead(sha256, head));
   });
   run('directory.tampered', function () {
     const built = buildDirectoryPages(sha256, 7, records);

@@ -39,7 +39,11 @@ test('the active meters, signed, published retained, recovered by a late subscri
 
     const dso = await mqtt.connectAsync(broker.url, { clientId: 'dso' });
     clients.push(dso);
-    await publishRelayDirectory(dso, directory, 5);
+    await publishRelayDirectory(
+      (topic, payload) => dso.publishAsync(topic, Buffer.from(payload), { qos: 1, retain: true }).then(() => {}),
+      directory,
+      5,
+    );
 
     // A meter subscribing later gets the head and every page, retained.
     const meter = await mqtt.connectAsync(broker.url, { clientId: 'late-meter' });

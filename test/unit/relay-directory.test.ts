@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { p256 } from '@noble/curves/nist.js';
 import {
+  CertificateFormatError,
   decodeRelayDirectoryHead,
   encodeRelayDirectoryHead,
   kidOf,
@@ -12,12 +13,14 @@ import {
 import {
   buildDirectoryPages,
   checkDirectoryPage,
+  exitOfHead,
   parseDirectoryPage,
   PAGE_HEADER_BYTES,
   RECORDS_PER_PAGE,
   RELAY_RECORD_BYTES,
   RelayDirectoryError,
   relayRecordAt,
+  relayRecordBytes,
   type RelayRecord,
 } from '../../firmware/src/protocol/relay-directory.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
@@ -87,6 +90,26 @@ test('a changed byte, swapped pages, a dropped page, a wrong count or epoch are 
   refused(() => buildDirectoryPages(nodeSha256, 7, [list[0], list[0]]));
   refused(() => buildDirectoryPages(nodeSha256, 7, []));
   refused(() => parseDirectoryPage(pages[0].subarray(0, 100)));
+});
+
+test("the head's exit record (field 6): kept when given, absent when not, refused malformed or with another key's id", () => {
+  const [exit, other] = relays(2);
+  const base = { epoch: 9, relayCount: 1, pageCount: 1, firstPageHash: new Uint8Array(32), issuedAt: 1_800_000_000 };
+  const withExit = decodeRelayDirectoryHead(encodeRelayDirectoryHead({ ...base, exit: relayRecordBytes(exit) }));
+  assert.equal(withExit.exit, relayRecordBytes(exit));
+  assert.equal(exitOfHead(nodeSha256, withExit), exit);
+  const without = decodeRelayDirectoryHead(encodeRelayDirectoryHead(base));
+  assert.equal(without, base, 'no exit key: no field 6');
+  assert.is(exitOfHead(nodeSha256, without), undefined);
+  assert.throws(
+    () => encodeRelayDirectoryHead({ ...base, exit: new Uint8Array(64) }),
+    (err: Error) => err instanceof CertificateFormatError && /exit must be a 72-byte relay record/.test(err.message),
+  );
+  const forged = relayRecordBytes({ relayId: other.relayId, mixKey: exit.mixKey });
+  assert.throws(
+    () => exitOfHead(nodeSha256, { ...base, exit: forged }),
+    (err: Error) => err instanceof RelayDirectoryError && /not the key id of its mix key/.test(err.message),
+  );
 });
 
 test.run();

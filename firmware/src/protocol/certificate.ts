@@ -24,10 +24,12 @@
 //
 //   kind 5, RelayDirectory (signed ES256 by the DSO's key: the head of the mixnet's relay directory)
 //     0 kind 5 | 1 epoch uint | 2 relayCount uint | 3 pageCount uint | 4 firstPageHash bstr 32
-//     5 issuedAt uint
+//     5 issuedAt uint | 6 exit bstr 72, optional
 //
 // A relay directory head names the pages that list every relay (protocol/relay-directory.ts) by the
-// hash of the first, each page carrying the hash of the next.
+// hash of the first, each page carrying the hash of the next. exit is the mixnet's exit (the bridge) as a
+// relay record: relay id (8) || mix key x || y (64). It is the one optional field: the DSO publishes the
+// directory before its operator has given the exit's key, and a directory without it cannot be sent through.
 //
 // An asset request asks the DSO for energy assets on a fresh trading key for one delivery interval:
 // productionWh to sell, consumptionWh to buy (both 0 when the meter does not trade: every meter asks every
@@ -131,6 +133,8 @@ export interface RelayDirectoryHead {
   /** SHA-256 of page 0. */
   firstPageHash: Uint8Array;
   issuedAt: number;
+  /** The exit's relay record, relay id (8) || mix key x || y (64); absent until the DSO is given the exit's key. */
+  exit?: Uint8Array;
 }
 
 export class CertificateFormatError extends VeilgridError {
@@ -166,11 +170,12 @@ const KIND_NAMES = [
 ];
 
 // One field of a payload: its CBOR key, its name, and how to check it.
-type FieldType = 'id' | 'key' | 'uint' | 'limits' | 'digest' | 'padding';
+type FieldType = 'id' | 'key' | 'uint' | 'limits' | 'digest' | 'padding' | 'record';
 interface FieldSpec {
   key: number;
   name: string;
   type: FieldType;
+  optional?: boolean;
 }
 
 const OPERATOR_FIELDS: FieldSpec[] = [
@@ -210,7 +215,10 @@ const RELAY_DIRECTORY_FIELDS: FieldSpec[] = [
   { key: 3, name: 'pageCount', type: 'uint' },
   { key: 4, name: 'firstPageHash', type: 'digest' },
   { key: 5, name: 'issuedAt', type: 'uint' },
+  { key: 6, name: 'exit', type: 'record', optional: true },
 ];
+/** A relay record: relay id (8) || mix key x || y (64), as in protocol/relay-directory.ts. */
+const RELAY_RECORD_BYTES = 72;
 const LIMIT_KEYS = ['', 'maxImportW', 'maxExportW'];
 
 /** The meter id rule (protocol/topics.ts) applied to another id field, with that field's name. */
@@ -244,6 +252,16 @@ function fieldProblems(spec: FieldSpec, value: unknown, problems: string[]): voi
   } else if (spec.type === 'digest') {
     if (!(value instanceof Uint8Array) || value.length !== 32)
       problems.push(spec.name + ' must be a 32-byte SHA-256 digest (got ' + describeValue(value) + ')');
+  } else if (spec.type === 'record') {
+    if (!(value instanceof Uint8Array) || value.length !== RELAY_RECORD_BYTES)
+      problems.push(
+        spec.name +
+          ' must be a ' +
+          RELAY_RECORD_BYTES +
+          '-byte relay record, relay id || x || y (got ' +
+          describeValue(value) +
+          ')',
+      );
   } else {
     if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
       problems.push(spec.name + ' must be a map { maxImportW, maxExportW } (got ' + describeValue(value) + ')');
@@ -265,8 +283,9 @@ function certificateProblems(kind: number, specs: FieldSpec[], value: unknown): 
   const problems: string[] = [];
   for (let i = 0; i < specs.length; i++) {
     const v = fields[specs[i].name];
-    if (v === undefined) problems.push(specs[i].name + ' (key ' + specs[i].key + ') is missing');
-    else fieldProblems(specs[i], v, problems);
+    if (v === undefined) {
+      if (!specs[i].optional) problems.push(specs[i].name + ' (key ' + specs[i].key + ') is missing');
+    } else fieldProblems(specs[i], v, problems);
   }
   if (problems.length > 0) return problems;
   if (kind === CERT_KIND_OPERATOR && (fields.notBefore as number) >= (fields.notAfter as number)) {
@@ -290,6 +309,7 @@ function encodeFields(kind: number, specs: FieldSpec[], value: unknown): Uint8Ar
   const entries: Array<[CborValue, CborValue]> = [[0, kind]];
   for (let i = 0; i < specs.length; i++) {
     let v = fields[specs[i].name];
+    if (v === undefined) continue; // an optional field left out
     if (specs[i].type === 'limits') {
       const limits = v as unknown as DeviceLimits;
       v = new CborMap([
@@ -463,13 +483,15 @@ export function decodeAssetRequest(bytes: Uint8Array): AssetRequest {
 /** A relay directory head from payload bytes; throws CertificateFormatError (also for another kind). */
 export function decodeRelayDirectoryHead(bytes: Uint8Array): RelayDirectoryHead {
   const f = decodeFields(CERT_KIND_RELAY_DIRECTORY, RELAY_DIRECTORY_FIELDS, bytes);
-  return {
+  const head: RelayDirectoryHead = {
     epoch: f.epoch as number,
     relayCount: f.relayCount as number,
     pageCount: f.pageCount as number,
     firstPageHash: f.firstPageHash as Uint8Array,
     issuedAt: f.issuedAt as number,
   };
+  if (f.exit !== undefined) head.exit = f.exit as Uint8Array;
+  return head;
 }
 
 /**

@@ -5,12 +5,12 @@
 // A page (at most PAGE_HEADER_BYTES + RECORDS_PER_PAGE · RELAY_RECORD_BYTES = 1,772 bytes):
 //   "VGD1" (4) | epoch (4) | page index (2) | record count (1) | 0 (1) | SHA-256 of the next page (32,
 //   zeros on the last) | records, each relay id (8) | mix key x || y (64), sorted by relay id over all pages.
-// The DSO signs the head (certificate.ts, kind 5: epoch, relay and page counts, SHA-256 of page 0), so one
-// signature covers every page through the chain of hashes, and the head stays small whatever the number of
-// relays. A relay id is kidOf(mix key): the first 8 bytes of SHA-256 of 04 || x || y.
+// The DSO signs the head (certificate.ts, kind 5: epoch, relay and page counts, SHA-256 of page 0, the exit's
+// record), so one signature covers every page through the chain of hashes, and the head stays small whatever
+// the number of relays. A relay id is kidOf(mix key): the first 8 bytes of SHA-256 of 04 || x || y.
 import { copyBytes, equalBytes } from './crypto/bytes.ts';
 import type { Sha256 } from './crypto/sha256.ts';
-import type { RelayDirectoryHead } from './certificate.ts';
+import { kidOf, type RelayDirectoryHead } from './certificate.ts';
 import { VeilgridError } from './veilgrid-error.ts';
 
 export const RELAY_ID_BYTES = 8;
@@ -193,4 +193,24 @@ export function relayRecordAt(records: Uint8Array, i: number): RelayRecord {
     relayId: copyBytes(records, at, at + RELAY_ID_BYTES),
     mixKey: copyBytes(records, at + RELAY_ID_BYTES, at + RELAY_RECORD_BYTES),
   };
+}
+
+/** A record's RELAY_RECORD_BYTES bytes, relay id || mix key x || y: how pages and the head's exit hold one. */
+export function relayRecordBytes(record: RelayRecord): Uint8Array {
+  const bytes = new Uint8Array(RELAY_RECORD_BYTES);
+  bytes.set(record.relayId, 0);
+  bytes.set(record.mixKey, RELAY_ID_BYTES);
+  return bytes;
+}
+
+/**
+ * The exit named by a (verified) head, undefined when it names none (then nothing can be sent through the
+ * mixnet). Throws RelayDirectoryError when its relay id is not kidOf its mix key.
+ */
+export function exitOfHead(sha256: Sha256, head: RelayDirectoryHead): RelayRecord | undefined {
+  if (!head.exit) return undefined;
+  const exit = relayRecordAt(head.exit, 0);
+  if (!equalBytes(kidOf(sha256, exit.mixKey), exit.relayId))
+    throw new RelayDirectoryError("the head's exit relay id is not the key id of its mix key");
+  return exit;
 }
