@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { loadBoardDefinition } from '../boards/board-definition.ts';
 import { unavailable } from '../boards/harness/meter-board.ts';
 import { startGrid } from '../host-tools/grid/grid.ts';
 import { S0PulseSource } from '../boards/emulator/devices/s0-pulse-source.ts';
@@ -29,7 +30,7 @@ const { values } = parseArgs({
   options: { interval: { type: 'string', default: '1' }, log: { type: 'string' }, probe: { type: 'boolean' } },
 });
 const INTERVAL = Number(values.interval);
-const TOTAL_JSVARS = 16383;
+const TOTAL_JSVARS = loadBoardDefinition('esp32-meter').jsVars;
 const BALLAST_TARGET = Math.ceil(TOTAL_JSVARS / 2);
 
 const missing = unavailable('espruino-linux');

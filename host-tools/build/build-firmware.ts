@@ -7,7 +7,8 @@
 // names are shortened inside one wrapping function (shorten-names.ts) and comments and whitespace are taken
 // out (compact-whitespace.ts); --no-minify skips both, for reading the output → the profile check on the
 // final bytes. Any violation fails the build. Last, the build id is computed from
-// those bytes and put in place of its placeholder (BUILD_ID_PLACEHOLDER, `buildIdOf`).
+// those bytes and put in place of its placeholder (BUILD_ID_PLACEHOLDER, `buildIdOf`). The board's facts
+// (pins, raw flash) go in at bundling, from its board definition (`firmwareBoardFacts`).
 import { build, type Message } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
@@ -21,7 +22,7 @@ import { hoistFunctionDeclarations } from './hoist-functions.ts';
 import { SourceMapLookup } from './source-map-lookup.ts';
 import { compactWhitespace } from './compact-whitespace.ts';
 import { shortenNames, ShortenNamesError } from './shorten-names.ts';
-import { loadBoardDefinition } from '../../boards/board-definition.ts';
+import { loadBoardDefinition, type BoardDefinition } from '../../boards/board-definition.ts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -127,6 +128,17 @@ export class BuildError extends VeilgridError {
   }
 }
 
+/**
+ * The facts of a board definition the firmware reads (firmware/src/platform/board.ts `BoardFacts`), which
+ * the build puts into the bundle as __VEILGRID_BOARD__: only these, so the bundle carries no other bytes.
+ */
+export function firmwareBoardFacts(def: BoardDefinition) {
+  return {
+    pins: { i2cScl: def.pins.i2cScl, i2cSda: def.pins.i2cSda },
+    rawFlash: def.rawFlash.map(({ addr, bytes, storageAddr }) => ({ addr, bytes, storageAddr })),
+  };
+}
+
 /** Board ids that have a boards/<id>.json definition. */
 export async function knownBoards(root = REPO_ROOT): Promise<string[]> {
   const files = await readdir(path.join(root, 'boards'));
@@ -147,13 +159,8 @@ export async function buildFirmware(options: BuildOptions): Promise<BuildResult>
   const outFile = path.resolve(options.outFile ?? path.join(REPO_ROOT, 'dist/firmware', options.board + '.js'));
   const shownOut = path.relative(process.cwd(), outFile) || outFile;
 
-  // The board's raw flash partitions go into the bundle (firmware/src/platform/raw-flash.ts).
-  const rawFlash = loadBoardDefinition(options.board).rawFlash.map(({ addr, bytes, storageAddr }) => ({
-    addr,
-    bytes,
-    storageAddr,
-  }));
-  const bundle = await bundleEntry(entry, outFile, { __VEILGRID_RAW_FLASH__: JSON.stringify(rawFlash) });
+  const facts = firmwareBoardFacts(loadBoardDefinition(options.board));
+  const bundle = await bundleEntry(entry, outFile, { __VEILGRID_BOARD__: JSON.stringify(facts) });
   const sourceViolations = checkEspruinoProfile(bundle.code)
     .filter((v) => !LOWERED_CONSTRUCTS.some((c) => v.construct.startsWith(c)))
     .map((v) => locateInSource(v, bundle.map, shownOut));

@@ -2,7 +2,12 @@
 // ESP32 (targets/esp32/jshardwareI2c.c): a transfer nobody ACKs throws. For tests that drive the SE
 // driver without booting a board.
 /// <reference path="../../firmware/src/platform/espruino-api.d.ts" />
+import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import type { I2CBus as EmulatedI2CBus } from '../../boards/emulator/pins.ts';
+
+const METER_PINS = loadBoardDefinition('esp32-meter').pins;
+/** I2C1 as the firmware sets it up for the secure element on the esp32-meter board (platform/i2c.ts deviceI2C). */
+export const METER_I2C_SETUP = { scl: METER_PINS.i2cScl, sda: METER_PINS.i2cSda, bitrate: 100000 };
 
 export function espruinoI2C(bus: EmulatedI2CBus): I2CBus {
   return {

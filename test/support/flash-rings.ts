@@ -1,14 +1,16 @@
 // Rings on an emulated raw flash partition, for tests of the modules that keep their records there
 // (energy journal, named records, outbox): the emulator's NOR flash and Espruino Flash module model, the firmware's
 // FlashRing, laid out as on the ESP32 meter (persist/partition.ts ringAreas).
+import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import { Flash } from '../../boards/emulator/flash.ts';
 import { EspruinoFlashModule } from '../../boards/emulator/flash-module.ts';
 import { FlashRing, type RingArea } from '../../firmware/src/persist/flash-ring.ts';
 import { ringAreas } from '../../firmware/src/persist/partition.ts';
 
-/** The ESP32 meter's raw partition: 0x310000, 64 KB (boards/esp32-meter.json). */
-export const PARTITION = { addr: 0x310000, bytes: 0x10000 };
-export const PAGE_BYTES = 4096;
+const ESP32_METER = loadBoardDefinition('esp32-meter');
+/** The ESP32 meter's raw partition (the first "rawFlash" entry of its board definition) and flash page size. */
+export const PARTITION = { addr: ESP32_METER.rawFlash[0].addr, bytes: ESP32_METER.rawFlash[0].bytes };
+export const PAGE_BYTES = ESP32_METER.storage.pageBytes;
 
 export interface EmulatedPartition {
   flash: Flash;

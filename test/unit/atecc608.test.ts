@@ -594,9 +594,9 @@ board('firmware wakes it with I2C1.writeTo(0, 1) at 100 kHz; counters persist in
       try { return I2C1.readFrom(0x60, n); } catch (e) { return [0]; }
     }
     function seWake() {
-      I2C1.setup({ scl: D22, sda: D21, bitrate: 100000 });
+      I2C1.setup({ scl: D${definition.pins.i2cScl}, sda: D${definition.pins.i2cSda}, bitrate: 100000 });
       try { I2C1.writeTo(0, 1); } catch (e) {} // nobody ACKs the general call address: a NACK throws on the ESP32
-      I2C1.setup({ scl: D22, sda: D21, bitrate: 400000 });
+      I2C1.setup({ scl: D${definition.pins.i2cScl}, sda: D${definition.pins.i2cSda}, bitrate: 400000 });
       var r = tryRead(4);
       for (var i = 0; i < 200 && r[0] !== 4; i++) r = tryRead(4);
       return r;

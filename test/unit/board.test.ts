@@ -10,6 +10,8 @@ import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts'
 import { constant } from '../../boards/emulator/load-profile.ts';
 
 const definition = loadBoardDefinition('esp32-meter');
+const S0_IMPORT = definition.pins.s0Import;
+const S0_EXPORT = definition.pins.s0Export;
 const START = 1_800_000_000;
 
 interface Rig {
@@ -221,24 +223,24 @@ timing('setWatch: edges, {state,time,lastTime}, and debounce filtering bounces',
   const r = rig({ speed: 100 });
   r.board.powerOn();
   // The S0 inputs idle low (driven); undriven, ESP32's forced pull-up would read high.
-  r.board.pins.setInput(25, 0);
-  r.board.pins.setInput(26, 0);
+  r.board.pins.setInput(S0_IMPORT, 0);
+  r.board.pins.setInput(S0_EXPORT, 0);
   value(
     r.board,
-    'var ev=[]; setWatch(function(e){ ev.push(e) }, D25, {repeat:true, edge:"rising"}); var deb=[]; setWatch(function(e){ deb.push(e) }, D26, {repeat:true, edge:"both", debounce:10})',
+    `var ev=[]; setWatch(function(e){ ev.push(e) }, D${S0_IMPORT}, {repeat:true, edge:"rising"}); var deb=[]; setWatch(function(e){ deb.push(e) }, D${S0_EXPORT}, {repeat:true, edge:"both", debounce:10})`,
   );
-  r.board.pins.setInput(25, 1);
-  r.board.pins.setInput(25, 0);
-  r.board.pins.setInput(25, 1);
+  r.board.pins.setInput(S0_IMPORT, 1);
+  r.board.pins.setInput(S0_IMPORT, 0);
+  r.board.pins.setInput(S0_IMPORT, 1);
   assert.is(value(r.board, 'ev.length'), 2);
   assert.is(value(r.board, 'ev[0].state'), true);
   assert.is(value(r.board, 'ev[0].lastTime'), undefined);
   assert.is(value(r.board, 'ev[1].lastTime >= ev[0].time'), true);
   // A bouncing contact: three changes at one instant, then it settles high.
   const t = r.board.getTime();
-  r.board.pins.setInput(26, 1);
-  r.board.pins.setInput(26, 0);
-  r.board.pins.setInput(26, 1);
+  r.board.pins.setInput(S0_EXPORT, 1);
+  r.board.pins.setInput(S0_EXPORT, 0);
+  r.board.pins.setInput(S0_EXPORT, 1);
   await until(() => (value(r.board, 'deb.length') as number) >= 1, 'debounced edge');
   assert.is(value(r.board, 'deb.length'), 1);
   assert.is(value(r.board, 'deb[0].state'), true);
@@ -250,9 +252,12 @@ timing('setWatch: edges, {state,time,lastTime}, and debounce filtering bounces',
 timing('pulses counted inside the realm match what the S0 source emitted', async () => {
   const r = rig({ speed: 200 });
   r.board.powerOn();
-  value(r.board, 'var pulses=0; setWatch(function(){ pulses++ }, D25, {repeat:true, edge:"rising", debounce:10})');
+  value(
+    r.board,
+    `var pulses=0; setWatch(function(){ pulses++ }, D${S0_IMPORT}, {repeat:true, edge:"rising", debounce:10})`,
+  );
   // 3600 W at 1000 imp/kWh: one pulse per second.
-  const source = new S0PulseSource({ board: r.board, pin: 25, impulsesPerKWh: 1000, profile: constant(3600) });
+  const source = new S0PulseSource({ board: r.board, pin: S0_IMPORT, impulsesPerKWh: 1000, profile: constant(3600) });
   source.start();
   await until(() => source.pulsesEmitted >= 15, '15 pulses');
   source.stop();
@@ -261,7 +266,14 @@ timing('pulses counted inside the realm match what the S0 source emitted', async
   assert.is(value(r.board, 'pulses'), emitted);
   assert.is(source.energyWh, emitted);
   assert.throws(
-    () => new S0PulseSource({ board: r.board, pin: 25, impulsesPerKWh: 1000, pulseWidthMs: 10, profile: constant(1) }),
+    () =>
+      new S0PulseSource({
+        board: r.board,
+        pin: S0_IMPORT,
+        impulsesPerKWh: 1000,
+        pulseWidthMs: 10,
+        profile: constant(1),
+      }),
     /30 ms/,
   );
   r.close();
@@ -372,7 +384,7 @@ life('I2C1 with nothing attached throws the NACK as ESP32 does; an attached devi
   assert.is(
     value(
       r.board,
-      'I2C1.setup({scl:D22, sda:D21}); var m; try { I2C1.writeTo(0x50, [1,2]) } catch (e) { m = e.message } m',
+      `I2C1.setup({scl:D${definition.pins.i2cScl}, sda:D${definition.pins.i2cSda}}); var m; try { I2C1.writeTo(0x50, [1,2]) } catch (e) { m = e.message } m`,
     ),
     "jshI2CWrite: slave doesn't ACK the transfer",
   );

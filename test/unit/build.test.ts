@@ -2,11 +2,13 @@
 // and it behaves like the source when run in a bare node:vm context.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import vm from 'node:vm';
-import { buildFirmware, BuildError } from '../../host-tools/build/build-firmware.ts';
+import { buildFirmware, BuildError, REPO_ROOT } from '../../host-tools/build/build-firmware.ts';
+import { loadBoardDefinition } from '../../boards/board-definition.ts';
+import { boardFacts } from '../../firmware/src/platform/board.ts';
 import { checkEspruinoProfile } from '../../espruino-profile/profile-check.ts';
 import { hoistFunctionDeclarations } from '../../host-tools/build/hoist-functions.ts';
 import { lowerToEs5 } from '../../host-tools/build/lower-syntax.ts';
@@ -71,6 +73,33 @@ test('what lowering cannot fix fails the build at TypeScript source positions', 
     'unsupported-entry.ts:5 label',
     'unsupported-entry.ts:8 regex ? quantifier',
   ]);
+});
+
+test("the bundle carries its board definition's pins and raw flash, put in by the build", async () => {
+  const entry = path.join(workDir, 'board-entry.ts');
+  const board = JSON.stringify(path.join(REPO_ROOT, 'firmware/src/platform/board.ts'));
+  writeFileSync(entry, `import { boardFacts } from ${board};\nconsole.log(JSON.stringify(boardFacts()));\n`);
+  const { outFile } = await buildFirmware({ board: 'esp32-meter', entry, outFile: path.join(workDir, 'board.js') });
+  const definition = loadBoardDefinition('esp32-meter');
+  const [printed] = runInBareContext(readFileSync(outFile, 'latin1'));
+  const { pins, rawFlash } = JSON.parse(printed);
+  assert.equal(pins, { i2cScl: definition.pins.i2cScl, i2cSda: definition.pins.i2cSda });
+  assert.equal(
+    rawFlash,
+    definition.rawFlash.map(({ addr, bytes, storageAddr }) =>
+      storageAddr === undefined ? { addr, bytes } : { addr, bytes, storageAddr },
+    ),
+  );
+});
+
+test('firmware code run without the build knows no board, and says how to get one', () => {
+  try {
+    boardFacts();
+    assert.unreachable('should have thrown');
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'no-board');
+    assert.match((err as Error).message, 'veilgrid build --board');
+  }
 });
 
 test('an unknown board is refused with the list of known boards', async () => {

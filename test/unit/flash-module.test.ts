@@ -79,19 +79,20 @@ test('require("Flash") on the board: the raw partition below Storage, kept in th
     first.storage.write('.bootcde', 'var booted = 1;');
     first.powerOn();
     assert.is(first.evaluate('JSON.stringify(require("Flash").getFree()[1])').value, '{"addr":3211264,"length":65536}');
-    first.evaluate('require("Flash").erasePage(0x310000); require("Flash").write("raw!", 0x310010)');
+    const raw = definition.rawFlash[0].addr;
+    first.evaluate(`require("Flash").erasePage(${raw}); require("Flash").write("raw!", ${raw + 16})`);
     assert.is(
-      first.evaluate('var r = require("Flash").read(4, 0x310010); (r instanceof Uint8Array) + " " + E.toString(r)')
+      first.evaluate(`var r = require("Flash").read(4, ${raw + 16}); (r instanceof Uint8Array) + " " + E.toString(r)`)
         .value,
       'true raw!',
     );
-    // Storage starts at 0x320000: its first file header is readable there (size word, then the name).
-    assert.is(first.evaluate('E.toString(require("Flash").read(8, 0x320004))').value, '.bootcde');
+    // Storage's first file header is readable where Storage starts (size word, then the name).
+    assert.is(first.evaluate(`E.toString(require("Flash").read(8, ${definition.storage.addr + 4}))`).value, '.bootcde');
     first.close();
-    assert.is(fs.statSync(flashPath).size, 0x10000 + definition.storage.bytes);
+    assert.is(fs.statSync(flashPath).size, definition.rawFlash[0].bytes + definition.storage.bytes);
     const second = new Board({ definition, clock, flashPath });
     second.powerOn();
-    assert.is(second.evaluate('E.toString(require("Flash").read(4, 0x310010))').value, 'raw!');
+    assert.is(second.evaluate(`E.toString(require("Flash").read(4, ${raw + 16}))`).value, 'raw!');
     assert.is(second.storage.read('.bootcde'), 'var booted = 1;');
     second.close();
   } finally {

@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { Flash } from '../../boards/emulator/flash.ts';
 import { EspruinoFlashModule } from '../../boards/emulator/flash-module.ts';
+import { PARTITION } from '../support/flash-rings.ts';
 import { cutDuring } from '../support/power-cut.ts';
 import { FlashRing, RingFullError, type RingArea } from '../../firmware/src/persist/flash-ring.ts';
 import {
@@ -17,7 +18,7 @@ import {
 import { NamedRecords } from '../../firmware/src/persist/named-records.ts';
 
 const PAGE = 4096;
-const BASE = 0x310000;
+const BASE = PARTITION.addr;
 
 function newRing(pages = 4) {
   const flash = new Flash({ sizeBytes: pages * PAGE, pageBytes: PAGE });

@@ -13,7 +13,7 @@ import {
   type JournalState,
 } from '../../firmware/src/metering/energy-journal.ts';
 import { recordBytes } from '../../firmware/src/persist/power-safe-record.ts';
-import { emulatedPartition, PAGE_BYTES, type EmulatedPartition } from '../support/flash-rings.ts';
+import { emulatedPartition, PAGE_BYTES, PARTITION, type EmulatedPartition } from '../support/flash-rings.ts';
 
 /** The n-th state of a meter whose registers only grow. */
 function stateAt(n: number): JournalState {
@@ -92,7 +92,7 @@ journal('commits wrap around the journal pages for ever, one erase per page fill
   assert.is(ring.erases, Math.ceil(total / perPage));
   assert.equal(restoreFrom(p).state, stateAt(total));
   // The outbox's pages are untouched.
-  assert.ok(p.flash.read(p.outboxArea.addr - 0x310000, p.outboxArea.pages * PAGE_BYTES).every((b) => b === 0xff));
+  assert.ok(p.flash.read(p.outboxArea.addr - PARTITION.addr, p.outboxArea.pages * PAGE_BYTES).every((b) => b === 0xff));
 });
 
 journal(

@@ -8,7 +8,7 @@ import { createHash, createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { I2CBus as EmulatedI2CBus } from '../../boards/emulator/pins.ts';
-import { espruinoI2C } from '../support/espruino-i2c.ts';
+import { espruinoI2C, METER_I2C_SETUP } from '../support/espruino-i2c.ts';
 import { Atecc608 } from '../../boards/emulator/devices/atecc608/atecc608.ts';
 import { parseKeyConfig, parseSlotConfig, factoryConfig } from '../../boards/emulator/devices/atecc608/zones.ts';
 import { atCrc16 } from '../../firmware/src/se/crc16.ts';
@@ -223,7 +223,7 @@ function rig(chip?: (clock: SimClock) => Atecc608, speed = 1): Rig {
   const device = chip ? chip(clock) : new Atecc608({ clock });
   bus.attach(0x60, device);
   const noisy = new NoisyI2C(espruinoI2C(bus));
-  noisy.setup({ scl: 22, sda: 21, bitrate: 100000 });
+  noisy.setup(METER_I2C_SETUP);
   return { clock, chip: device, bus, noisy, se: new SecureElement(noisy), close: () => clock.close() };
 }
 
@@ -508,7 +508,7 @@ function clockedRig(): Rig & { waitMs(ms: number): void } {
   const device = new Atecc608({ clock });
   bus.attach(0x60, device);
   const noisy = new NoisyI2C(espruinoI2C(bus));
-  noisy.setup({ scl: 22, sda: 21, bitrate: 100000 });
+  noisy.setup(METER_I2C_SETUP);
   const se = new SecureElement(noisy, { clock: { nowMs, waitMs } });
   return { clock, chip: device, bus, noisy, se, waitMs, close: () => clock.close() };
 }

@@ -7,11 +7,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vm from 'node:vm';
+import { loadBoardDefinition } from '../../boards/board-definition.ts';
 import { Flash } from '../../boards/emulator/flash.ts';
 import { EspruinoStorage } from '../../boards/emulator/storage.ts';
 
-const PAGE = 4096;
-const ESP32_STORAGE_BYTES = 917504;
+const ESP32_METER_STORAGE = loadBoardDefinition('esp32-meter').storage;
+const PAGE = ESP32_METER_STORAGE.pageBytes;
 
 function smallStorage(pages = 16): EspruinoStorage {
   return new EspruinoStorage(new Flash({ sizeBytes: PAGE * pages, pageBytes: PAGE }));
@@ -26,17 +27,17 @@ function withTempDir(fn: (dir: string) => void): void {
   }
 }
 
-test('an empty ESP32 storage reports 896 KB free', () => {
-  const s = new EspruinoStorage(new Flash({ sizeBytes: ESP32_STORAGE_BYTES, pageBytes: PAGE }));
+test("an empty ESP32 meter's storage reports all its bytes free", () => {
+  const s = new EspruinoStorage(new Flash({ sizeBytes: ESP32_METER_STORAGE.bytes, pageBytes: PAGE }));
   assert.equal(s.getStats(), {
-    totalBytes: 917504,
-    freeBytes: 917504,
+    totalBytes: ESP32_METER_STORAGE.bytes,
+    freeBytes: ESP32_METER_STORAGE.bytes,
     fileBytes: 0,
     fileCount: 0,
     trashBytes: 0,
     trashCount: 0,
   });
-  assert.is(s.getFree(), 917504);
+  assert.is(s.getFree(), ESP32_METER_STORAGE.bytes);
   assert.equal(s.list(), []);
   assert.is(s.read('nothing'), undefined);
   assert.is(s.chunkBytes, 4064);

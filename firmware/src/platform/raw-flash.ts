@@ -3,12 +3,10 @@
 // so tests hand them the emulator's model directly.
 //
 // Which flash the firmware may use comes from the board definition (boards/<board>.json
-// "rawFlash"), put into the bundle by the build as __VEILGRID_RAW_FLASH__: nowhere else names an
-// address.
+// "rawFlash"), put into the bundle by the build (platform/board.ts): nowhere else names an address.
 
 import type { RawFlashPartition } from '../persist/partition.ts';
-
-declare const __VEILGRID_RAW_FLASH__: RawFlashPartition[] | undefined;
+import { boardFacts } from './board.ts';
 
 /** The board's Flash module (the build keeps this require literal: it is an Espruino built-in). */
 export function rawFlash(): FlashModule {
@@ -17,5 +15,5 @@ export function rawFlash(): FlashModule {
 
 /** The raw-flash partitions the board definition offers, in order of preference. */
 export function rawFlashPartitions(): RawFlashPartition[] {
-  return typeof __VEILGRID_RAW_FLASH__ === 'object' && __VEILGRID_RAW_FLASH__ ? __VEILGRID_RAW_FLASH__ : [];
+  return boardFacts().rawFlash;
 }
