@@ -118,6 +118,11 @@ export interface AssetIssuerOptions extends IssuanceOptions {
   /** Publishes a reply with QoS 1, resolving on the broker's acknowledgement. Without it replies stay unsent. */
   publish?: (topic: string, payload: Uint8Array) => Promise<void>;
   metrics?: MetricsRegistry;
+  /**
+   * The DSO's other transactions (the relay directory's anchor), run first in each tick so that they never race
+   * the issuer's for the DSO account's nonces. Must not throw.
+   */
+  chainJobs?: () => Promise<void>;
 }
 
 /** What became of one request message. charge: it counts against the meter's message budget (message-limits.ts). */
@@ -696,6 +701,7 @@ export class AssetIssuer {
   }
 
   private async runTick(): Promise<void> {
+    await this.options.chainJobs?.();
     try {
       await this.syncChain();
     } catch (err) {

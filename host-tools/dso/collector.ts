@@ -86,8 +86,8 @@ export interface Collector {
   readonly connected: boolean;
   /** Resolves once predicate(stats) holds, checking now and after every handled message. */
   waitFor(predicate: (stats: CollectorStats) => boolean): Promise<CollectorStats>;
-  /** Publishes with QoS 1 on the collector's session; resolves on the broker's PUBACK. */
-  publish(topic: string, payload: Uint8Array): Promise<void>;
+  /** Publishes with QoS 1 on the collector's session (retained when asked); resolves on the broker's PUBACK. */
+  publish(topic: string, payload: Uint8Array, retain?: boolean): Promise<void>;
   /** Unsubscribes nothing (the session may be persistent) and disconnects cleanly. */
   close(): Promise<void>;
 }
@@ -308,8 +308,8 @@ export async function startCollector(options: CollectorOptions): Promise<Collect
       if (predicate(stats)) return Promise.resolve(snapshot());
       return new Promise((resolve) => waiters.push({ predicate, resolve }));
     },
-    async publish(topic, payload) {
-      await client.publishAsync(topic, Buffer.from(payload), { qos: 1 });
+    async publish(topic, payload, retain) {
+      await client.publishAsync(topic, Buffer.from(payload), { qos: 1, retain: retain === true });
     },
     async close() {
       await client.endAsync();

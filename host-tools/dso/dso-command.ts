@@ -9,6 +9,7 @@ import { readDeployment } from '../ledger/market.ts';
 import type { IssuanceOptions } from './asset-issuance.ts';
 import { billHelp, runBill } from './bill-command.ts';
 import { CliError, parseOptions, type Command } from '../cli/command.ts';
+import { ExitKeyError, parseExitKey } from './directory-publisher.ts';
 import { createDsoKey, DsoKeyError, exportDsoPublicKey, readDsoKey } from './dso-key.ts';
 import { DEFAULT_HTTP_PORT, DsoServiceError, startDsoService } from './dso-service.ts';
 
@@ -16,7 +17,7 @@ export const command: Command = {
   help: `usage: veilgrid dso key-init --file FILE
        veilgrid dso key-export --file FILE --out FILE
        veilgrid dso serve --file FILE --dso-db FILE --readings FILE --broker URL --broker-dir DIR
-                          [--http HOST:PORT] [--interval-seconds S]
+                          [--http HOST:PORT] [--interval-seconds S] [--exit-key HEX]
                           [--deployment FILE --assets FILE [--eth-key-file FILE] [--issuance FILE]]
 
 Manages the DSO's P-256 key pair, and runs the DSO service. Meters seal every reading to the public
@@ -30,7 +31,9 @@ key; the service opens them with the private key.
                readings as the DSO user, verifies each reading (operator -> device certificate -> key
                certificate -> signature, sequence and replay, revocation) and stores what passes in
                --readings; each rejection is one JSON line on stderr with its reason. Serves
-               GET /metrics (Prometheus) and GET /healthz.
+               GET /metrics (Prometheus) and GET /healthz. Publishes the mixnet's relay directory (every
+               active meter's mix key, signed) at start and whenever the active meters change, and
+               anchors it on the market when --deployment is given (docs/relay-directory.md).
 
 serve options:
   --dso-db FILE      the registry provisioning writes (veilgrid provision --dso-db)
@@ -40,6 +43,9 @@ serve options:
   --http HOST:PORT   where /metrics and /healthz listen (default 127.0.0.1:${DEFAULT_HTTP_PORT}; port 0: any free one)
   --interval-seconds S  the grid's metering interval: a reading for an interval that has not ended by
                      the DSO's clock (5 minutes of skew allowed) is refused as out-of-bounds
+  --exit-key HEX     the mixnet exit's mix public key, 128 hex digits x || y, which 'veilgrid bridge
+                     exit-key' prints; named in the relay directory. Without it the directory is
+                     published, but meters cannot send through the mixnet until it is given
 
 asset issuance (docs/asset-issuance.md), on when --deployment is given:
   --deployment FILE  the market's deployment file (veilgrid ledger serve or deploy writes it)
@@ -74,6 +80,7 @@ ${billHelp}`,
         assets: { type: 'string' },
         'eth-key-file': { type: 'string' },
         issuance: { type: 'string' },
+        'exit-key': { type: 'string' },
       },
       true,
     );
@@ -124,6 +131,15 @@ async function serve(keyFile: string, values: Record<string, string | boolean | 
     throw new CliError(
       `${passwordFile} does not exist: --broker-dir must be the folder 'veilgrid provision --broker-dir' writes (the DSO's broker user is made with the first meter)`,
     );
+  const exitKey = typeof values['exit-key'] === 'string' ? values['exit-key'] : undefined;
+  if (exitKey !== undefined) {
+    try {
+      parseExitKey(exitKey);
+    } catch (err) {
+      if (err instanceof ExitKeyError) throw new CliError(`--exit-key: ${err.message}`);
+      throw err;
+    }
+  }
   const market = issuanceOptions(values);
   let service;
   try {
@@ -136,6 +152,7 @@ async function serve(keyFile: string, values: Record<string, string | boolean | 
       brokerPassword: credentials.dsoPassword(),
       http,
       intervalSeconds,
+      exitKey,
     });
   } catch (err) {
     if (err instanceof DsoServiceError) throw new CliError(err.message);

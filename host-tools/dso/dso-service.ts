@@ -7,6 +7,9 @@
 // assets (asset-issuance.ts, docs/asset-issuance.md): the issuer ticks on its own schedule, authorizes and bans
 // meters on chain as the registry changes, and answers each meter on its reply topic.
 //
+// The service publishes the mixnet's relay directory by itself (directory-publisher.ts): at start and whenever
+// the set of active meters changes, a new epoch, retained on the broker, anchored on the market when it has one.
+//
 // The collector connects with a persistent session, so the broker keeps the meters' QoS 1 readings
 // while the service is stopped or restarting, and it acknowledges each reading only once stored: a
 // restart loses nothing. Its client id is its broker user name, DSO_USERNAME: both brokers tie a
@@ -19,7 +22,8 @@ import { ASSET_REQUEST_TOPIC_FILTER, meterIdFromAssetRequestTopic } from '../../
 import { AssetIssuer, type IssuanceOptions } from './asset-issuance.ts';
 import { AssetStore } from './asset-store.ts';
 import { startCollector, type Collector } from './collector.ts';
-import { DsoKeyError, readDsoKey } from './dso-key.ts';
+import { DirectoryPublisher, ExitKeyError, parseExitKey } from './directory-publisher.ts';
+import { DsoKeyError, readDsoKey, type DsoKey } from './dso-key.ts';
 import { startServiceHttpServer, type ServiceHttpServer } from '../service/http-server.ts';
 import { MetricsRegistry } from '../service/metrics.ts';
 import { ReadingStore } from './reading-store.ts';
@@ -55,6 +59,14 @@ export interface DsoServiceOptions {
   assetsDb?: string;
   /** When to issue, feeder limits and ids, grant rounding (asset-issuance.ts IssuanceOptions). */
   issuance?: IssuanceOptions;
+  /**
+   * The mixnet exit's (the bridge's) mix public key, 128 hex digits x || y ('veilgrid bridge exit-key' prints
+   * it), named in every relay directory head. Without it the directory is published all the same, but meters
+   * cannot send through the mixnet.
+   */
+  exitKey?: string;
+  /** When the relay directory is republished after a registry change (directory-publisher.ts defaults). */
+  directory?: { pollMs?: number; settleMs?: number; maxDelayMs?: number };
 }
 
 export interface DsoService {
@@ -65,6 +77,8 @@ export interface DsoService {
   /** With a market only. */
   readonly issuer?: AssetIssuer;
   readonly assets?: AssetStore;
+  /** The relay directory's publisher: the directory published last, the epochs signed. */
+  readonly directory: DirectoryPublisher;
   close(): Promise<void>;
 }
 
@@ -79,16 +93,19 @@ export class DsoServiceError extends VeilgridError {
 }
 
 export async function startDsoService(options: DsoServiceOptions): Promise<DsoService> {
+  let dsoKey: DsoKey;
   let dsoPrivateKey: Uint8Array;
+  let exitKey: Uint8Array | undefined;
   try {
-    const key = readDsoKey(options.keyFile);
-    if (!key.privateKey)
+    dsoKey = readDsoKey(options.keyFile);
+    if (!dsoKey.privateKey)
       throw new DsoKeyError(
         `${options.keyFile} holds the public key only: the service needs the file 'veilgrid dso key-init' made`,
       );
-    dsoPrivateKey = key.privateKey;
+    dsoPrivateKey = dsoKey.privateKey;
+    if (options.exitKey !== undefined) exitKey = parseExitKey(options.exitKey);
   } catch (err) {
-    if (err instanceof DsoKeyError) throw new DsoServiceError(err.message);
+    if (err instanceof DsoKeyError || err instanceof ExitKeyError) throw new DsoServiceError(err.message);
     throw err;
   }
   const opened: Array<{ close(): void | Promise<void> }> = [];
@@ -111,13 +128,16 @@ export async function startDsoService(options: DsoServiceOptions): Promise<DsoSe
     let issuer: AssetIssuer | undefined;
     let assets: AssetStore | undefined;
     let collector: Collector | undefined;
+    let directory: DirectoryPublisher | undefined;
+    let market: { client: MarketClient; dso: PrivateKeyAccount } | undefined;
     if (options.market) {
       if (!options.assetsDb)
         throw new DsoServiceError("asset issuance needs assetsDb, the SQLite file of the DSO's issuance records");
       const store = open(() => new AssetStore(options.assetsDb!), `the asset store ${options.assetsDb}`);
       assets = store;
       opened.push(store);
-      const { client, dso } = await marketOf(options.market);
+      market = await marketOf(options.market);
+      const { client, dso } = market;
       issuer = new AssetIssuer({
         ...options.issuance,
         log: options.issuance?.log ?? options.log,
@@ -135,6 +155,7 @@ export async function startDsoService(options: DsoServiceOptions): Promise<DsoSe
             `no PUBACK for ${topic} within ${REPLY_TIMEOUT_MS} ms`,
           );
         },
+        chainJobs: () => directory?.anchorLatest() ?? Promise.resolve(),
       });
       const started = issuer;
       opened.push({ close: () => started.close() });
@@ -169,6 +190,26 @@ export async function startDsoService(options: DsoServiceOptions): Promise<DsoSe
     // closed after the issuer (opened is closed in reverse): no reply is published on a closed session
     opened.splice(opened.length - (issuer ? 1 : 0), 0, connected);
     issuer?.start();
+    const ticker = issuer;
+    directory = new DirectoryPublisher({
+      ...options.directory,
+      registry,
+      dsoKey,
+      exitKey,
+      db: store.db,
+      publish: (topic, payload) =>
+        withTimeout(
+          connected.publish(topic, payload, true),
+          REPLY_TIMEOUT_MS,
+          `no PUBACK for ${topic} within ${REPLY_TIMEOUT_MS} ms`,
+        ),
+      market,
+      anchorDue: ticker ? () => void ticker.tick().catch(() => undefined) : undefined,
+      log: options.log,
+    });
+    const publisher = directory;
+    opened.push({ close: () => publisher.close() });
+    await publisher.start();
     metrics.gauge(
       'veilgrid_dso_broker_connected',
       'Whether the collector is connected to the broker (1) or reconnecting (0).',
@@ -194,6 +235,7 @@ export async function startDsoService(options: DsoServiceOptions): Promise<DsoSe
       http,
       issuer,
       assets,
+      directory: publisher,
       close: async () => {
         await http.close();
         await closeAll();

@@ -79,6 +79,10 @@ test('serve says what is missing or wrong before it connects to anything', () =>
       await failure([...base, '--broker', 'mqtt://127.0.0.1:1', '--broker-dir', dir, '--http', 'nine']),
       '--http must be HOST:PORT',
     );
+    assert.match(
+      await failure([...base, '--broker', 'mqtt://127.0.0.1:1', '--broker-dir', dir, '--exit-key', 'beef']),
+      '--exit-key: the exit key must be 128 hex digits',
+    );
     const publicOnly = [
       'serve',
       '--file',
