@@ -51,7 +51,7 @@ options:
                         user if absent (a running mosquitto must then reload its password file). Without
                         it the bridge connects without a login (a broker without access rules)
   --dir DIR             the bridge's folder: its exit key and, unless --db says otherwise, its queue
-                        (default ${DEFAULT_DIR})
+                        (default: the folder of --db, else ${DEFAULT_DIR})
   --deployment FILE     the market's deployment file (veilgrid ledger serve or deploy writes it; default
                         ${DEFAULT_DEPLOYMENT_FILE} when that file exists). Without one, the bridge runs
                         its own development market in this process (for trying it out only: nothing
@@ -110,7 +110,7 @@ environment (tests only):
       windowPackets: intOption(values['mix-window-packets'], 'mix-window-packets', DEFAULT_WINDOW_PACKETS, 1),
       keyBudget: intOption(values['mix-key-budget'], 'mix-key-budget', DEFAULT_KEY_BUDGET, 1),
     };
-    const dir = values.dir ?? DEFAULT_DIR;
+    const dir = values.dir ?? (values.db ? path.dirname(values.db) : DEFAULT_DIR);
     const relayerKey = values['key-file'] ? readKeyFile(values['key-file']) : developmentKeys(2)[1];
     const deploymentFile =
       values.deployment ?? (fs.existsSync(DEFAULT_DEPLOYMENT_FILE) ? DEFAULT_DEPLOYMENT_FILE : undefined);

@@ -155,6 +155,8 @@ export interface BridgeStats {
   lastClearedInterval?: number;
   /** Trading keys known to be revoked on chain (KeyRevoked events read so far). */
   revokedKeys: number;
+  /** Trading keys with assets issued for an interval whose gate is open (AssetIssued events read so far). */
+  issuedKeys: number;
   /** Onion packets at the exit, by outcome (MIX_OUTCOMES): offer, dummy, or why dropped. */
   mix: Record<string, number>;
 }
@@ -253,6 +255,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     receiptsPublished: 0,
     intervalsPublished: 0,
     revokedKeys: 0,
+    issuedKeys: 0,
     mix: {},
   };
   const received = metrics.counter('veilgrid_bridge_offers_received_total', 'Offer messages taken from the broker.');
@@ -325,6 +328,12 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     'Trading keys the bridge knows to be revoked on chain (their offers are dropped as revoked-key).',
     [],
     (g) => g.set(stats.revokedKeys),
+  );
+  metrics.gauge(
+    'veilgrid_bridge_issued_keys',
+    'Trading keys with assets issued for an open interval (AssetIssued): an offer through the mixnet from any other key is dropped as no-asset.',
+    [],
+    (g) => g.set(stats.issuedKeys),
   );
   metrics.gauge(
     'veilgrid_bridge_last_cleared_interval',
@@ -465,8 +474,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const slot = mixSlotAt(deployment, chainNow() * 1000);
     return slot ? `${slot.interval}.${slot.round}.${slot.slot}` : `between-rounds.${windowAt(chainNow())}`;
   };
-  const logMixSlot = () => {
-    const name = mixSlotName();
+  const logMixSlot = (closing = false) => {
+    const name = closing ? '' : mixSlotName();
     if (name === mixSlot.name) return;
     if (Object.keys(mixSlot.counts).length > 0)
       emit('info', 'mix_exit_slot', { slot: mixSlot.name, packets: mixSlot.counts, dropped: mixSlot.details });
@@ -907,6 +916,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     // Grants whose intervals' gates have all closed: their offers are refused as gate-closed anyway.
     const open = Math.floor((chainNow() - deployment.genesisTime) / deployment.intervalSeconds) + 1;
     for (const [keyId, grant] of issuedKeys) if (grant.last < open) issuedKeys.delete(keyId);
+    stats.issuedKeys = issuedKeys.size;
     await resolveBatches();
     const expired = store.expireQueued((interval) => gateClosure(interval) <= chainNow(), REASON_BRIDGE_GATE_CLOSED);
     for (const digest of expired) {
@@ -1135,6 +1145,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       closing ??= (async () => {
         await stopLoops();
         await client!.endAsync();
+        logMixSlot(true);
         await http?.close();
         store.close();
         emit('info', 'bridge_stopped', { received: stats.received, accepted: stats.accepted });
