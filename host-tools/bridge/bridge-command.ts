@@ -10,7 +10,7 @@ import { openDevelopmentMarket } from '../ledger/development-market.ts';
 import { DeploymentFileError, openDeployedMarket } from '../ledger/market.ts';
 import { BridgeError, CRASH_POINTS, MAX_BATCH, startBridge, type CrashPoint } from './bridge.ts';
 import { BridgeStoreError } from './bridge-store.ts';
-import { ensureExitKey, EXIT_KEY_FILE, ExitKeyError, exitKeyHex } from './exit-key.ts';
+import { ensureExitKey, EXIT_KEY_FILE, ExitKeyFileError, exitKeyHex } from './exit-key.ts';
 import { DEFAULT_KEY_BUDGET, DEFAULT_WINDOW_PACKETS } from './mix-exit.ts';
 
 export const DEFAULT_DIR = '.veilgrid/bridge';
@@ -160,7 +160,7 @@ environment (tests only):
       if (
         err instanceof BridgeError ||
         err instanceof BridgeStoreError ||
-        err instanceof ExitKeyError ||
+        err instanceof ExitKeyFileError ||
         err instanceof DeploymentFileError ||
         err instanceof LedgerConnectionError
       )
@@ -189,7 +189,7 @@ function printExitKey(argv: string[]): number {
   try {
     key = ensureExitKey(file);
   } catch (err) {
-    if (err instanceof ExitKeyError) throw new CliError(err.message, 1);
+    if (err instanceof ExitKeyFileError) throw new CliError(err.message, 1);
     throw err;
   }
   if (!existed) console.error(`veilgrid bridge: made a new exit key in ${file} (mode 0600)`);

@@ -25,9 +25,9 @@ export interface ExitKey {
   relayId: Uint8Array;
 }
 
-export class ExitKeyError extends VeilgridError {
+export class ExitKeyFileError extends VeilgridError {
   constructor(message: string) {
-    super('ExitKeyError', 'exit-key', message);
+    super('ExitKeyFileError', 'exit-key-file', message);
   }
 }
 
@@ -52,21 +52,24 @@ export function readExitKey(file: string): ExitKey {
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new ExitKeyError(
+    throw new ExitKeyFileError(
       `cannot read the bridge's exit key file ${file}: ${(err as Error).message} (move it away to make a new key; the DSO must then be given the new public key)`,
     );
   }
   if (!json || json.format !== FORMAT || json.version !== VERSION)
-    throw new ExitKeyError(`${file} is not a veilgrid bridge exit key file (format "${FORMAT}", version ${VERSION})`);
+    throw new ExitKeyFileError(
+      `${file} is not a veilgrid bridge exit key file (format "${FORMAT}", version ${VERSION})`,
+    );
   if (typeof json.privateKey !== 'string' || !/^[0-9a-f]{64}$/.test(json.privateKey))
-    throw new ExitKeyError(`${file}: privateKey must be 32 bytes of lowercase hex`);
+    throw new ExitKeyFileError(`${file}: privateKey must be 32 bytes of lowercase hex`);
   let key: ExitKey;
   try {
     key = exitKeyOf(new Uint8Array(Buffer.from(json.privateKey, 'hex')));
   } catch {
-    throw new ExitKeyError(`${file}: privateKey is not a P-256 private key`);
+    throw new ExitKeyFileError(`${file}: privateKey is not a P-256 private key`);
   }
-  if (hex(key.publicKey) !== json.publicKey) throw new ExitKeyError(`${file}: privateKey does not belong to publicKey`);
+  if (hex(key.publicKey) !== json.publicKey)
+    throw new ExitKeyFileError(`${file}: privateKey does not belong to publicKey`);
   return key;
 }
 

@@ -6,7 +6,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
+import { sealOnion } from '../../firmware/src/mixnet/onion-sender.ts';
+import { RelayBatch } from '../../firmware/src/mixnet/relay-batch.ts';
 import { kidOf } from '../../firmware/src/protocol/certificate.ts';
 import {
   buildOnionPacket,
@@ -14,9 +16,12 @@ import {
   PAYLOAD_DUMMY,
   PAYLOAD_OFFER,
 } from '../../firmware/src/protocol/onion-packet.ts';
-import { ensureExitKey, ExitKeyError, exitKeyHex, readExitKey } from '../../host-tools/bridge/exit-key.ts';
+import { ensureExitKey, ExitKeyFileError, exitKeyHex, readExitKey } from '../../host-tools/bridge/exit-key.ts';
 import { MixExit } from '../../host-tools/bridge/mix-exit.ts';
+import { MIX_SLOT } from '../../firmware/src/protocol/slot-map.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
+import { parseExitKey } from '../../host-tools/dso/directory-publisher.ts';
+import { provisionedSecureElement } from '../support/provisioned-se.ts';
 import { hopTo, testRelay } from '../support/onion-relays.ts';
 import { exitRelay, mixPacket, tempDir } from './bridge-fixture.ts';
 
@@ -38,6 +43,7 @@ test('the exit key is made once, 0600, and read back; its relay id is kidOf its 
   assert.equal(again.privateKey, exitKey.privateKey);
   assert.equal(exitKey.relayId, kidOf(nodeSha256, exitKey.publicKey));
   assert.match(exitKeyHex(exitKey), /^[0-9a-f]{128}$/);
+  assert.equal(parseExitKey(exitKeyHex(exitKey)), exitKey.publicKey, 'what veilgrid dso serve --exit-key takes');
 
   const broken = path.join(tmp.dir, 'broken.json');
   const json = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -47,7 +53,7 @@ test('the exit key is made once, 0600, and read back; its relay id is kidOf its 
   );
   assert.throws(
     () => readExitKey(broken),
-    (err: Error) => err instanceof ExitKeyError && /does not belong/.test(err.message),
+    (err: Error) => err instanceof ExitKeyFileError && /does not belong/.test(err.message),
   );
   fs.writeFileSync(broken, '{"format":"something else"}');
   assert.throws(() => readExitKey(broken), /not a veilgrid bridge exit key file/);
@@ -64,6 +70,30 @@ test('an offer and a dummy through two relays open at the exit; a second copy is
   assert.is(mix.take(offer, WINDOW + 1).outcome, 'replayed', 'the previous window is remembered');
   assert.is(mix.take(offer, WINDOW + 3).outcome, 'offer', 'two windows on the offer is past its gate: not kept');
   assert.is(mix.replayTags, 1);
+});
+
+test("a meter's secure element seals it, two relays' chips peel it, the exit opens it", () => {
+  const chips = [provisionedSecureElement(), provisionedSecureElement(), provisionedSecureElement()];
+  try {
+    const [sender, ...relays] = chips;
+    const records = relays.map((r) => ({ relayId: kidOf(nodeSha256, r.mixKey), mixKey: r.mixKey.subarray(1) }));
+    const exitRecord = { relayId: exitKey.relayId, mixKey: exitKey.publicKey };
+    let packet = sealOnion(sender.se, nodeCryptoPrimitives, records, exitRecord, PAYLOAD_OFFER, offerBytes);
+    for (const relay of relays) {
+      const batch = new RelayBatch({
+        primitives: nodeCryptoPrimitives,
+        ecdh: (e) => relay.se.ecdh(MIX_SLOT, e),
+        randomBelow: (n) => randomInt(n),
+        capacity: 4,
+      });
+      assert.is(batch.accept(packet), undefined);
+      packet = batch.flush()[0].packet;
+    }
+    const result = new MixExit({ privateKey: exitKey.privateKey }).take(packet, WINDOW);
+    assert.equal(result.outcome === 'offer' && result.message, offerBytes);
+  } finally {
+    for (const chip of chips) chip.close();
+  }
 });
 
 test('bad packets are dropped with their reason', () => {
