@@ -140,7 +140,7 @@ test('a meter id that cannot be a topic level is refused', () => {
 test('unknown fields (typos) are named with the known ones', () => {
   const problems = problemsOf(JSON.stringify({ ...valid, journal: { comitEveryWh: 5 }, colour: 'red' }));
   assert.equal(problems, [
-    'unknown field colour (known: meterId, broker, mqtt, intervalSeconds, s0, journal, wifi, dsoPublicKey, keys, trading, consolePassword)',
+    'unknown field colour (known: meterId, broker, mqtt, intervalSeconds, s0, journal, wifi, dsoPublicKey, keys, trading, mixnet, consolePassword)',
     'unknown field journal.comitEveryWh (known: commitEveryWh)',
   ]);
 });

@@ -94,11 +94,14 @@ test('each bad packet is dropped with its reason and counted; the batch keeps wo
     replayed: 1,
     'not-for-a-relay': 1,
     'batch-full': 1,
+    'out-of-round': 0,
+    busy: 0,
+    'relay-error': 0,
   });
   batch.flush();
   assert.is(batch.accept(good), 'replayed', 'the round remembers the tag after forwarding');
-  batch.newRound();
-  assert.is(batch.accept(good), undefined, 'a new round starts with no tags');
+  batch.forgetTags();
+  assert.is(batch.accept(good), undefined, 'once the tags are forgotten it is relayed again');
 });
 
 test('memory stays bounded however many valid packets arrive, and random input never throws', () => {
@@ -114,7 +117,7 @@ test('memory stays bounded however many valid packets arrive, and random input n
     fc.property(fc.uint8Array({ maxLength: 1100 }), fc.nat(1023), fc.integer({ min: 1, max: 255 }), (random, at, x) => {
       fresh.accept(random);
       fresh.accept(Object.assign(new Uint8Array(valid), { [at]: valid[at] ^ x }));
-      fresh.newRound();
+      fresh.forgetTags();
     }),
     { numRuns: 500 },
   );

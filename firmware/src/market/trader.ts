@@ -13,6 +13,8 @@
 //   3. the bridge's receipts (RECEIPT_TOPIC): accepted on chain, or refused with a reason. None by half-way
 //      from sending to gate closure: the same offer once more through the same topic (the bridge drops a
 //      duplicate, the chain refuses a replay, so a second copy costs nothing);
+//      with the mixnet (vg.config mixnet.enabled; options.mix) the signed offer goes to the mix node instead of
+//      offerTopic, which sends it in the window's next round and again each round until a receipt settles it;
 //   4. after gate closure, the clearing broadcast (CLEARING_TOPIC): the offer's fill, paid and received.
 //
 // A step that fails (an SE error, a full outbox) is tried again 5 s later while the gate is open. After a reboot
@@ -69,6 +71,16 @@ const RETRY_MS = 5000;
 /** Offers whose clearing the meter still waits for, at most (one per interval: the newest few). */
 const MAX_WATCHED = 3;
 
+/** Where signed offers go with the mixnet on, instead of offerTopic (mixnet/mix-node.ts). */
+export interface OfferCarrier {
+  /** The market's clock, each time the market info changes it: the mixnet's rounds follow it. */
+  setMarketClock(clock: { genesisTime: number; intervalSeconds: number }): void;
+  /** The signed offer message of `interval`: sent each round of its window until settled. */
+  carry(interval: number, message: Uint8Array): void;
+  /** Its receipt came (accepted or refused): not sent again. */
+  settle(interval: number): void;
+}
+
 /** The MQTT client's publish and subscribe (mqtt/client.ts). */
 export interface TraderMqtt {
   isConnected(): boolean;
@@ -88,6 +100,8 @@ export interface TraderOptions {
   primitives: SealPrimitives;
   clock: Clock;
   mqtt: TraderMqtt;
+  /** The mixnet's sender (vg.config mixnet.enabled): offers go through it, never on offerTopic. */
+  mix?: OfferCarrier;
   log: (message: string) => void;
 }
 
@@ -218,6 +232,7 @@ export class Trader {
     const old = this.info;
     this.info = info;
     if (old && old.genesisTime === info.genesisTime && old.intervalSeconds === info.intervalSeconds) return;
+    if (this.o.mix) this.o.mix.setMarketClock(info);
     this.o.log(
       'market: ' +
         info.domain.market +
@@ -341,8 +356,9 @@ export class Trader {
       }
       if (!key.signature) return;
       const bytes = this.offerBytes(key);
-      // Signed in this boot: sent now. Signed before a reboot: it may have left; sent again only if no receipt comes.
-      if (this.signed === key.interval && this.offered !== key.interval) {
+      // Signed in this boot: sent now. Signed before a reboot: it may have left; sent again only if no receipt
+      // comes; through the mixnet at once, where a round sends one packet whether it carries the offer or not.
+      if ((this.signed === key.interval || o.mix) && this.offered !== key.interval) {
         this.publishOffer(bytes);
         this.offered = key.interval;
         this.stats.offers++;
@@ -422,11 +438,17 @@ export class Trader {
   }
 
   private publishOffer(bytes: Uint8Array): void {
-    const key = this.o.keys.current() as TradingKey;
-    this.o.mqtt.publish(offerTopic(this.o.meterId), encodeOfferMessage(bytes, key.signature as Uint8Array), 1);
+    const o = this.o;
+    const key = o.keys.current() as TradingKey;
+    const message = encodeOfferMessage(bytes, key.signature as Uint8Array);
+    if (o.mix) o.mix.carry(key.interval, message);
+    else o.mqtt.publish(offerTopic(o.meterId), message, 1);
   }
 
-  /** Waits for the signed offer's receipt (resending once half-way to gate closure) and its fill. */
+  /**
+   * Waits for the signed offer's receipt and its fill, resending once half-way to gate closure on the direct
+   * path (the mix node resends by itself, every round until settled).
+   */
   private watchOffer(key: TradingKey, digest: Uint8Array): void {
     const self = this;
     const o = this.o;
@@ -434,6 +456,7 @@ export class Trader {
     const pending = { interval: key.interval, digest: digest };
     this.pending = pending;
     this.watch(key.interval, digest);
+    if (o.mix) return;
     const now = o.clock.now();
     this.resendTimer = o.clock.setTimeout(
       function () {
@@ -453,6 +476,7 @@ export class Trader {
   }
 
   private stopPending(): void {
+    if (this.pending && this.o.mix) this.o.mix.settle(this.pending.interval);
     if (this.resendTimer !== null) this.o.clock.clearTimeout(this.resendTimer);
     this.resendTimer = null;
     this.pending = null;

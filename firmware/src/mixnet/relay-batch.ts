@@ -3,14 +3,13 @@
 // replayed, hold the rest, and hand them all out shuffled at the slot boundary. Pure logic: the ECDH, the
 // randomness and the sending are the caller's, so the same code runs on the meter and in tests.
 //
-// Bounded: at most `capacity` packets are held, and at most 2 · capacity replay tags are kept for the
-// round (a tag is kept for each packet that verified, held or not); a packet beyond either is dropped as
-// 'batch-full' before any work on it, costing its sender a resend, never the relay its memory. Anyone can
-// build packets to a relay's public mix key, so both bounds matter. A relay that goes offline loses only
-// the packets it held.
+// Bounded: at most `capacity` packets are held, and at most `maxTags` replay tags are kept until the caller
+// forgets them (a tag is kept for each packet that verified, held or not; the mix node forgets them once per
+// offer window: docs/mixnet.md); a packet beyond either is dropped as 'batch-full' before any work on it,
+// costing its sender a resend, never the relay its memory. Anyone can build packets to a relay's public mix
+// key, so both bounds matter. A relay that goes offline loses only the packets it held.
 import type { OnionPrimitives } from '../protocol/onion-packet.ts';
 import { OnionPacketError, onionEphemeralKey, peelOnionPacket } from '../protocol/onion-packet.ts';
-import { bytesToHex } from '../protocol/hex.ts';
 
 /** Why a packet was dropped. */
 export type RelayDrop =
@@ -21,7 +20,10 @@ export type RelayDrop =
   | 'bad-payload'
   | 'replayed'
   | 'not-for-a-relay'
-  | 'batch-full';
+  | 'batch-full'
+  | 'out-of-round'
+  | 'busy'
+  | 'relay-error';
 
 export const RELAY_DROPS: RelayDrop[] = [
   'bad-length',
@@ -32,7 +34,15 @@ export const RELAY_DROPS: RelayDrop[] = [
   'replayed',
   'not-for-a-relay',
   'batch-full',
+  // The mix node's, before any work: a packet outside the window's rounds, or while the meter is busy.
+  'out-of-round',
+  'busy',
+  // Relaying failed for a reason not the packet's (the secure element, memory).
+  'relay-error',
 ];
+
+/** Bytes of each replay tag kept: 64 bits, so tags of one window never collide by chance. */
+const TAG_BYTES_KEPT = 8;
 
 export interface ForwardedPacket {
   nextRelayId: Uint8Array;
@@ -47,12 +57,16 @@ export interface RelayBatchOptions {
   randomBelow(n: number): number;
   /** Packets held at most. */
   capacity: number;
+  /** Replay tags kept at most until forgetTags (default 2 · capacity). */
+  maxTags?: number;
 }
 
 export class RelayBatch {
   private readonly o: RelayBatchOptions;
   private held: ForwardedPacket[] = [];
-  private tags: { [hex: string]: boolean } = {};
+  private readonly maxTags: number;
+  /** The first TAG_BYTES_KEPT bytes of each tag kept, one after the other: no object per tag. */
+  private tags: Uint8Array;
   private tagCount = 0;
   /** Packets dropped per reason since the relay started. */
   readonly dropped: { [reason: string]: number } = {};
@@ -60,6 +74,8 @@ export class RelayBatch {
 
   constructor(options: RelayBatchOptions) {
     this.o = options;
+    this.maxTags = options.maxTags || 2 * options.capacity;
+    this.tags = new Uint8Array(this.maxTags * TAG_BYTES_KEPT);
     for (let i = 0; i < RELAY_DROPS.length; i++) this.dropped[RELAY_DROPS[i]] = 0;
   }
 
@@ -75,8 +91,24 @@ export class RelayBatch {
     return reason;
   }
 
+  /** Counts a packet the caller dropped before accept (its reason is the caller's: 'out-of-round', 'busy'). */
+  drop(reason: RelayDrop): void {
+    this.dropped[reason]++;
+  }
+
+  private remembers(tag: Uint8Array): boolean {
+    const tags = this.tags;
+    for (let t = 0; t < this.tagCount; t++) {
+      const at = t * TAG_BYTES_KEPT;
+      let i = 0;
+      while (i < TAG_BYTES_KEPT && tags[at + i] === tag[i]) i++;
+      if (i === TAG_BYTES_KEPT) return true;
+    }
+    return false;
+  }
+
   private take(packet: Uint8Array): RelayDrop | undefined {
-    if (this.held.length >= this.o.capacity || this.tagCount >= 2 * this.o.capacity) return 'batch-full';
+    if (this.held.length >= this.o.capacity || this.tagCount >= this.maxTags) return 'batch-full';
     let shared: Uint8Array;
     try {
       shared = this.o.ecdh(onionEphemeralKey(packet));
@@ -90,9 +122,8 @@ export class RelayBatch {
       if (err instanceof OnionPacketError) return err.reason;
       throw err;
     }
-    const tag = bytesToHex(peeled.replayTag);
-    if (this.tags[tag]) return 'replayed';
-    this.tags[tag] = true;
+    if (this.remembers(peeled.replayTag)) return 'replayed';
+    this.tags.set(peeled.replayTag.subarray(0, TAG_BYTES_KEPT), this.tagCount * TAG_BYTES_KEPT);
     this.tagCount++;
     // Only the bridge is an exit: a packet whose next hop is the exit is for the bridge, not a meter.
     if (!peeled.packet || !peeled.nextRelayId) return 'not-for-a-relay';
@@ -114,13 +145,15 @@ export class RelayBatch {
     return out;
   }
 
-  /** A new round: its replay tags start empty (a packet replayed into a later round fails at the bridge, which keeps offers' digests). */
-  newRound(): void {
-    this.tags = {};
+  /**
+   * Forgets the replay tags (the mix node: at the start of each offer window). A packet replayed after that
+   * is relayed again; the bridge, which keeps offers' digests, drops the copy.
+   */
+  forgetTags(): void {
     this.tagCount = 0;
   }
 
-  /** Replay tags remembered this round. */
+  /** Replay tags remembered since forgetTags. */
   get rememberedTags(): number {
     return this.tagCount;
   }

@@ -40,6 +40,12 @@ export interface MeterConfig {
    */
   trading?: TradingConfig;
   /**
+   * The mixnet (docs/mixnet.md): enabled, offers travel through two other meters to the bridge and the meter
+   * relays others' packets; absent, MIXNET_DEFAULTS. With it enabled and no usable relay directory the meter
+   * sends no offer at all, never the direct way.
+   */
+  mixnet?: MixnetConfig;
+  /**
    * The console password (platform/console-lock.ts): at every boot the meter locks its console with it.
    * Absent (an unprovisioned meter): the console stays open, so provisioning can reach it.
    */
@@ -55,6 +61,13 @@ export interface TradingConfig {
   /** Share of the DSO's price spread kept as margin in the limit price, percent (market/offer-plan.ts). */
   priceMarginPercent: number;
 }
+
+export interface MixnetConfig {
+  enabled: boolean;
+}
+
+/** Off until every part of the mixnet runs end to end (issue 11): offers go on the meter's own topic. */
+export const MIXNET_DEFAULTS: MixnetConfig = { enabled: false };
 
 /** The trading knobs when vg.config leaves them out. */
 export const TRADING_DEFAULTS: TradingConfig = {
@@ -236,6 +249,7 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
       'dsoPublicKey',
       'keys',
       'trading',
+      'mixnet',
       'consolePassword',
     ],
     '',
@@ -339,6 +353,16 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
     };
   }
 
+  const mixnetRaw = r.object(raw, 'mixnet', 'mixnet', true);
+  let mixnet: MixnetConfig | undefined;
+  if (mixnetRaw) {
+    r.onlyKnown(mixnetRaw, ['enabled'], 'mixnet.');
+    const enabled = mixnetRaw.enabled;
+    if (enabled !== undefined && typeof enabled !== 'boolean')
+      r.problems.push('mixnet.enabled must be true or false' + got(enabled));
+    mixnet = { enabled: enabled === undefined ? MIXNET_DEFAULTS.enabled : enabled === true };
+  }
+
   const consolePassword = raw.consolePassword;
   if (consolePassword !== undefined && consolePasswordProblem(consolePassword))
     r.problems.push(consolePasswordProblem(consolePassword) as string);
@@ -355,6 +379,7 @@ export function parseMeterConfig(text: string | undefined): MeterConfig {
   if (wifi) config.wifi = wifi;
   if (keys) config.keys = keys;
   if (trading) config.trading = trading;
+  if (mixnet) config.mixnet = mixnet;
   if (dsoPublicKey !== undefined) config.dsoPublicKey = (dsoPublicKey as string).toLowerCase();
   if (consolePassword !== undefined) config.consolePassword = consolePassword as string;
   return config;

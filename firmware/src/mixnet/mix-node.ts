@@ -1,0 +1,218 @@
+// A meter's mixnet node (docs/mixnet.md): its relay (mix-relay.ts) and its sender (mix-sender.ts) on the
+// rounds of protocol/mix-schedule.ts, timed by the meter's clock (SNTP on a board). Per offer window:
+//
+//   half a slot before each round   the sender builds the round's packet (offer, resend or dummy);
+//   the start of every slot          the relay forwards what it holds (and slot 0: the sender publishes at a
+//                                    random moment in its first half);
+//   the end of the window's last slot  the relay forwards what came late; from then until the next window's
+//                                    rounds it takes no packets in ('out-of-round').
+//
+// The replay tags are forgotten at the end of each window, not each round: a packet of round 0 replayed
+// into round 1 would come out of the relay as the same bytes again and tell the broker which output was its.
+// The market's clock (genesis, interval length) comes from the market info (setMarketClock).
+import type { Clock } from '../platform/clock.ts';
+import type { Sha256 } from '../protocol/crypto/sha256.ts';
+import {
+  mixSlotAt,
+  ROUNDS_PER_WINDOW,
+  roundStartMs,
+  SLOTS_PER_ROUND,
+  slotMs,
+  type MarketClock,
+} from '../protocol/mix-schedule.ts';
+import type { OnionPrimitives } from '../protocol/onion-packet.ts';
+import { MixRelay, type MixMqtt } from './mix-relay.ts';
+import { MixSender } from './mix-sender.ts';
+import type { OnionSecureElement } from './onion-sender.ts';
+import { RandomStream } from './random-stream.ts';
+import { RelayBatch } from './relay-batch.ts';
+import type { RelayDirectoryView } from './relay-directory-view.ts';
+
+/**
+ * Packets a relay holds at most (one slot's arrivals). About 90 JsVars each: 6 hold about 540 of the 16,383.
+ * Arrivals per relay per slot are about Poisson(1) whatever the number of meters (each packet visits two of
+ * the N relays, one per slot), so 7 or more in one slot (0.008 %) happen under a flood, not in normal rounds.
+ */
+export const RELAY_CAPACITY = 6;
+/** Replay tags kept per window: about 4 verified packets per relay per window; 8 bytes each. */
+export const RELAY_MAX_TAGS = 32;
+
+export interface MixNodeOptions {
+  /** The secure element: GenKey/ECDH of TempKey to send, ECDH in MIX_SLOT to relay, Random for the seed. */
+  se: OnionSecureElement & {
+    random(): Uint8Array;
+    ecdh(source: number | 'tempkey', peerPublicKey: Uint8Array): Uint8Array;
+  };
+  /** The slot of this meter's mix key (protocol/slot-map.ts MIX_SLOT). */
+  mixSlot: number;
+  /** kidOf this meter's mix key. */
+  relayId: Uint8Array;
+  primitives: OnionPrimitives & { sha256: Sha256 };
+  directory: RelayDirectoryView;
+  mqtt: MixMqtt;
+  clock: Clock;
+  /** True while the meter should relay nothing (main.ts: while the outbox sends a backlog). */
+  busy(): boolean;
+  log(message: string): void;
+  /** Defaults RELAY_CAPACITY, RELAY_MAX_TAGS (tests use smaller ones). */
+  capacity?: number;
+  maxTags?: number;
+}
+
+const BUILD = 0;
+const SLOT = 1;
+const CLOSE = 2;
+
+interface MixEvent {
+  at: number;
+  kind: number;
+  interval: number;
+  round: number;
+  slot: number;
+}
+
+export class MixNode {
+  declare readonly relay: MixRelay;
+  declare readonly sender: MixSender;
+  declare readonly batch: RelayBatch;
+  private declare readonly o: MixNodeOptions;
+  private declare market: MarketClock | null;
+  private declare timer: number | null;
+
+  constructor(options: MixNodeOptions) {
+    const self = this;
+    const o = options;
+    this.o = o;
+    this.market = null;
+    this.timer = null;
+    const random = new RandomStream(o.primitives.sha256, function () {
+      return o.se.random();
+    });
+    this.batch = new RelayBatch({
+      primitives: o.primitives,
+      ecdh: function (ephemeralKey) {
+        return o.se.ecdh(o.mixSlot, ephemeralKey);
+      },
+      randomBelow: function (n) {
+        return random.randomBelow(n);
+      },
+      capacity: o.capacity || RELAY_CAPACITY,
+      maxTags: o.maxTags || RELAY_MAX_TAGS,
+    });
+    this.relay = new MixRelay({
+      relayId: o.relayId,
+      batch: this.batch,
+      mqtt: o.mqtt,
+      inRound: function () {
+        return self.inRound();
+      },
+      busy: o.busy,
+      exit: function () {
+        return o.directory.isComplete() ? o.directory.exit() : undefined;
+      },
+      log: o.log,
+    });
+    this.sender = new MixSender({
+      se: o.se,
+      primitives: o.primitives,
+      directory: o.directory,
+      relayId: o.relayId,
+      random: random,
+      mqtt: o.mqtt,
+      clock: o.clock,
+      log: o.log,
+    });
+  }
+
+  /** Subscribes to the inbox (before or after the client connects). Rounds run once the market clock is known. */
+  start(): void {
+    this.relay.start();
+  }
+
+  /** The market's clock (from the market info): the rounds follow it from now on. */
+  setMarketClock(clock: MarketClock): void {
+    const old = this.market;
+    this.market = { genesisTime: clock.genesisTime, intervalSeconds: clock.intervalSeconds };
+    if (old && old.genesisTime === clock.genesisTime && old.intervalSeconds === clock.intervalSeconds) return;
+    this.scheduleAfter(this.o.clock.now() * 1000);
+  }
+
+  /** The trader's signed offer for `interval`: sent through the mixnet from the next round on. */
+  carry(interval: number, message: Uint8Array): void {
+    this.sender.carry(interval, message);
+  }
+
+  /** A receipt for the offer of `interval` came: no more resends. */
+  settle(interval: number): void {
+    this.sender.settle(interval);
+  }
+
+  /** Whether a packet arriving now is taken in: in a round's slots, or up to half a slot before round 0 (clock skew). */
+  private inRound(): boolean {
+    const m = this.market;
+    if (!m) return false;
+    const ms = this.o.clock.now() * 1000;
+    return mixSlotAt(m, ms) !== undefined || mixSlotAt(m, ms + slotMs(m) / 2) !== undefined;
+  }
+
+  /** The first event of the windows' schedule after Unix ms `after`. */
+  private nextEvent(after: number): MixEvent {
+    const m = this.market as MarketClock;
+    const length = slotMs(m);
+    const current = Math.floor((after / 1000 - m.genesisTime) / m.intervalSeconds) + 1;
+    let best: MixEvent | null = null;
+    // The current window's events, or else the next window's (after its last slot ended).
+    for (let d = current; ; d++) {
+      for (let r = 0; r < ROUNDS_PER_WINDOW; r++) {
+        const start = roundStartMs(m, d, r);
+        const candidates: MixEvent[] = [
+          { at: start - Math.floor(length / 2), kind: BUILD, interval: d, round: r, slot: 0 },
+        ];
+        for (let s = 0; s < SLOTS_PER_ROUND; s++)
+          candidates.push({ at: start + s * length, kind: SLOT, interval: d, round: r, slot: s });
+        if (r === ROUNDS_PER_WINDOW - 1)
+          candidates.push({
+            at: start + SLOTS_PER_ROUND * length,
+            kind: CLOSE,
+            interval: d,
+            round: r,
+            slot: SLOTS_PER_ROUND,
+          });
+        for (let i = 0; i < candidates.length; i++) {
+          const c = candidates[i];
+          if (c.at > after && (!best || c.at < best.at)) best = c;
+        }
+      }
+      if (best) return best;
+    }
+  }
+
+  private scheduleAfter(after: number): void {
+    const self = this;
+    const o = this.o;
+    if (this.timer !== null) o.clock.clearTimeout(this.timer);
+    const event = this.nextEvent(after);
+    this.timer = o.clock.setTimeout(
+      function () {
+        self.timer = null;
+        self.run(event);
+        self.scheduleAfter(event.at);
+      },
+      Math.max(1, event.at - o.clock.now() * 1000),
+    );
+  }
+
+  private run(event: MixEvent): void {
+    const m = this.market as MarketClock;
+    try {
+      if (event.kind === BUILD) {
+        this.sender.prepare(event.interval, event.round, roundStartMs(m, event.interval, event.round), slotMs(m));
+        return;
+      }
+      this.relay.flush(event.interval, event.round, event.slot);
+      if (event.kind === CLOSE) this.batch.forgetTags();
+    } catch (e) {
+      this.o.log('mix: ' + ((e as Error).message || e));
+    }
+  }
+}
