@@ -12,7 +12,7 @@ import { TradingKeys, TRADING_KEY_RECORD } from '../../firmware/src/keys/trading
 import { ReadingKeys, keyRecordName } from '../../firmware/src/keys/reading-keys.ts';
 import { Forecast } from '../../firmware/src/market/forecast.ts';
 import { planOffer, SIDE_NONE } from '../../firmware/src/market/offer-plan.ts';
-import { Trader, containsBytes, type TraderMqtt } from '../../firmware/src/market/trader.ts';
+import { Trader, containsBytes, type OfferCarrier, type TraderMqtt } from '../../firmware/src/market/trader.ts';
 import { encodeAssetReply } from '../../firmware/src/protocol/asset-reply.ts';
 import {
   encodeClearing,
@@ -210,7 +210,23 @@ class FakeMqtt implements TraderMqtt {
   }
 }
 
-function rig(surplusWh: number) {
+/** The mixnet's side as the trader sees it (mixnet/mix-node.ts): what it was handed and told. */
+class CarrierStandIn implements OfferCarrier {
+  clocks: Array<{ genesisTime: number; intervalSeconds: number }> = [];
+  carried: Array<{ interval: number; message: Uint8Array }> = [];
+  settled: number[] = [];
+  setMarketClock(clock: { genesisTime: number; intervalSeconds: number }): void {
+    this.clocks.push({ genesisTime: clock.genesisTime, intervalSeconds: clock.intervalSeconds });
+  }
+  carry(interval: number, message: Uint8Array): void {
+    this.carried.push({ interval, message });
+  }
+  settle(interval: number): void {
+    this.settled.push(interval);
+  }
+}
+
+function rig(surplusWh: number, mix?: OfferCarrier) {
   const chip = provisionedSecureElement();
   const partition = emulatedPartition();
   const dso = p256.keygen();
@@ -234,6 +250,7 @@ function rig(surplusWh: number) {
       primitives: nodeCryptoPrimitives,
       clock,
       mqtt,
+      mix,
       log: (m) => logs.push(m),
     });
     trader.start();
@@ -612,6 +629,47 @@ flow(
     r.mqtt.connected = true;
     r.clock.advanceTo(r.clock.now() + 5);
     assert.equal(lastRequest(r).interval, 11, 'the request once connected');
+    r.close();
+  },
+);
+
+flow(
+  'with the mixnet: the signed offer goes to the mix node, never on the offer topic; no resend timer; a receipt settles it; after a reboot it is carried again',
+  () => {
+    const mix = new CarrierStandIn();
+    const r = rig(500, mix);
+    r.info();
+    assert.equal(
+      mix.clocks,
+      [{ genesisTime: GENESIS, intervalSeconds: DELTA }],
+      "the rounds follow the market's clock",
+    );
+    r.mqtt.deliver(assetReplyTopic(METER), encodeAssetReply({ interval: 11, issued: true }));
+    assert.is(r.mqtt.on(offerTopic(METER)).length, 0, 'nothing on the direct path');
+    assert.is(mix.carried.length, 1);
+    assert.is(mix.carried[0].interval, 11);
+    const offer = verifyOfferWithNodeCrypto(mix.carried[0].message);
+    assert.equal([offer.side, offer.interval, offer.wh], ['ask', 11, 500]);
+    // The mix node resends each round by itself: the trader's half-way resend stays off.
+    r.clock.advanceTo(GENESIS + 11 * DELTA - 60);
+    assert.is(mix.carried.length, 1);
+    assert.is(r.mqtt.on(offerTopic(METER)).length, 0);
+    // A power cut before the receipt: the same signed offer is handed over again, not signed again.
+    r.reboot();
+    const commands = r.chip.se.stats.commands;
+    r.info();
+    assert.is(r.chip.se.stats.commands - commands, 0, 'no SE command: no new key, no signature');
+    assert.is(mix.carried.length, 2);
+    assert.equal(mix.carried[1].message, mix.carried[0].message, 'the same message');
+    r.mqtt.deliver(
+      RECEIPT_TOPIC,
+      encodeReceipts({
+        accepted: [{ digest: offerDigest(mix.carried[1].message), interval: 11, index: 4 }],
+        refused: [],
+      })[0],
+    );
+    assert.equal(mix.settled, [11]);
+    assert.is(r.trader.stats.accepted, 1);
     r.close();
   },
 );
