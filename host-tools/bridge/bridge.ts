@@ -914,7 +914,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       scannedBlock = latestBlock;
     }
     // Grants whose intervals' gates have all closed: their offers are refused as gate-closed anyway.
-    const open = Math.floor((chainNow() - deployment.genesisTime) / deployment.intervalSeconds) + 1;
+    const open = windowAt(chainNow());
     for (const [keyId, grant] of issuedKeys) if (grant.last < open) issuedKeys.delete(keyId);
     stats.issuedKeys = issuedKeys.size;
     await resolveBatches();
