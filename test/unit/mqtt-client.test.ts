@@ -223,6 +223,30 @@ test('connects with credentials; QoS 1 messages arrive in order, byte for byte, 
   }
 });
 
+test('unsubscribe from a handler: the next filter is subscribed in its place, the old one is gone for good', async () => {
+  try {
+    const broker = await startBroker();
+    const other = await subscriber(broker.port, 'unrelated');
+    await other.client.publishAsync('dir/0', 'a', { qos: 1, retain: true });
+    await other.client.publishAsync('dir/1', 'b', { qos: 1, retain: true });
+    const r = rig({ port: broker.port });
+    const got: string[] = [];
+    r.client.subscribe('dir/0', 0, (topic, payload) => {
+      got.push(topic + '=' + String.fromCharCode(...payload));
+      r.client.unsubscribe('dir/0');
+      r.client.subscribe('dir/1', 0, (t, p) => got.push(t + '=' + String.fromCharCode(...p)));
+    });
+    r.client.start();
+    await waitFor(() => got.length >= 2, 'both retained messages');
+    await other.client.publishAsync('dir/0', 'c', { qos: 1 });
+    await other.client.publishAsync('dir/1', 'd', { qos: 1 });
+    await waitFor(() => got.length >= 3, 'the live one');
+    assert.equal(got, ['dir/0=a', 'dir/1=b', 'dir/1=d']);
+  } finally {
+    await cleanup();
+  }
+});
+
 test('wrong credentials: the client says the broker refused them and backs off exponentially with jitter', async () => {
   try {
     const broker = await startBroker();

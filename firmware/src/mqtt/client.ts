@@ -282,6 +282,18 @@ export class MqttClient {
     if (this.state === CONNECTED) this.sendSubscribe([this.subscriptions[this.subscriptions.length - 1]]);
   }
 
+  /** Drops every subscription to filter: UNSUBSCRIBE now if connected, and no longer renewed after a reconnect. */
+  unsubscribe(filter: string): void {
+    const kept: Subscription[] = [];
+    for (let i = 0; i < this.subscriptions.length; i++)
+      if (this.subscriptions[i].filter !== filter) kept.push(this.subscriptions[i]);
+    if (kept.length === this.subscriptions.length) return;
+    // A new list, not a splice: onPublish may be walking the old one (a handler that unsubscribes).
+    this.subscriptions = kept;
+    if (this.state === CONNECTED)
+      this.send({ kind: 'unsubscribe', packetId: this.allocatePacketId(), filters: [filter] });
+  }
+
   // ---- connection lifecycle ----
 
   private connect(): void {
@@ -474,8 +486,9 @@ export class MqttClient {
   }
 
   private onPublish(p: PublishPacket): void {
-    for (let i = 0; i < this.subscriptions.length; i++) {
-      const s = this.subscriptions[i];
+    const subscriptions = this.subscriptions;
+    for (let i = 0; i < subscriptions.length; i++) {
+      const s = subscriptions[i];
       if (!topicMatches(s.filter, p.topic)) continue;
       try {
         s.handler(p.topic, p.payload, p);
