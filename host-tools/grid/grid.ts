@@ -8,6 +8,7 @@
 // outage); the services reconnect.
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
+import type { Aedes } from 'aedes';
 import path from 'node:path';
 import { createRig, type Backend, type MeterBoard, type Rig } from '../../boards/harness/meter-board.ts';
 import { BRIDGE_USERNAME } from '../broker/acl.ts';
@@ -46,6 +47,10 @@ export interface GridOptions {
   log?: (line: string) => void;
   /** A market for the meters to trade on; without it the grid meters only. */
   market?: GridMarketOptions;
+  /** The meters send their offers through the mixnet (vg.config's mixnet knob); false: straight to the bridge. */
+  mix?: boolean;
+  /** aedes only: called with each broker instance as it starts (again after stopBroker/startBroker), e.g. to observe it. */
+  onBroker?: (aedes: Aedes) => void;
 }
 
 export interface GridMarketOptions {
@@ -131,9 +136,11 @@ async function startBroker(
   dir: string,
   persistence: AedesPersistence,
   port?: number,
+  onBroker?: (aedes: Aedes) => void,
 ): Promise<RunningBroker> {
   if (kind === 'aedes') {
     const aedes = await startEmbeddedBroker({ port, auth: credentials, log: () => {}, aedes: { persistence } });
+    onBroker?.(aedes.aedes);
     return { port: aedes.port, url: aedes.url, reload: async () => {}, close: () => aedes.close() };
   }
   // Meters log in with their secure element: mosquitto asks the login service through its plugin.
@@ -203,7 +210,14 @@ export async function startGrid(options: GridOptions): Promise<Grid> {
   // Before the broker starts: mosquitto reads its password file then.
   const bridgePassword = options.market ? credentials.ensureBridgeUser() : undefined;
   const persistence = memoryPersistence();
-  let broker: RunningBroker | undefined = await startBroker(kind, credentials, dir, persistence);
+  let broker: RunningBroker | undefined = await startBroker(
+    kind,
+    credentials,
+    dir,
+    persistence,
+    undefined,
+    options.onBroker,
+  );
   const port = broker.port;
   const brokerUrl = broker.url;
   const dsoLog: string[] = [];
@@ -325,7 +339,7 @@ export async function startGrid(options: GridOptions): Promise<Grid> {
       broker = undefined;
     },
     async startBroker() {
-      if (!broker) broker = await startBroker(kind, credentials, dir, persistence, port);
+      if (!broker) broker = await startBroker(kind, credentials, dir, persistence, port, options.onBroker);
     },
     async reloadBroker() {
       await broker?.reload();

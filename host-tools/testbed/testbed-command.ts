@@ -7,15 +7,17 @@ import { unavailable, type Backend } from '../../boards/harness/meter-board.ts';
 const d = TESTBED_DEFAULTS;
 
 export const command: Command = {
-  help: `usage: veilgrid testbed [--board vm|espruino-linux] [--meters N] [--intervals K] [--interval-seconds S] [--speed X] [--no-market] [--json]
+  help: `usage: veilgrid testbed [--board vm|espruino-linux] [--meters N] [--intervals K] [--interval-seconds S] [--speed X] [--no-market] [--no-mix] [--json]
 
 Builds the meter firmware, starts an MQTT broker on 127.0.0.1, the DSO (registry, reading verifier,
 collector and asset issuance in SQLite), the market contract on an EVM in this process with the bridge,
 and N emulated ESP32 meters running the built bundle, each provisioned with keys in its secure element
 and fed by S0 pulse sources that follow household load and PV profiles. Every meter trades each
 interval: a forecast, assets from the DSO on a fresh trading key, an offer through the bridge, the
-clearing. Runs K metering intervals of simulated time, then prints what the DSO received and verified
-and what was traded.
+clearing. Offers travel through the mixnet of meters (two relays, then the bridge as exit; docs/mixnet.md),
+and a passive observer at the broker tries to name each offer's sender from what the broker sees (who
+publishes, on which topic, how many bytes, when). Runs K metering intervals of simulated time, then prints
+what the DSO received and verified, what was traded, and the mixnet's figures.
 
 options:
   --board B             what runs each meter's firmware: vm (the emulator, default) or espruino-linux
@@ -32,9 +34,17 @@ options:
                         key, registry.db and readings.db (default: a temporary folder, removed);
                         what an earlier run left there is removed first
   --no-market           meter and report only: no ledger, no bridge, no trading
+  --no-mix              offers go straight to the bridge on each meter's offer topic, not through the
+                        mixnet (the same meters, plan and seed: compare the observer's link rate)
+  --seed N              seeds the observer's tie-breaks between equally likely senders (default 1)
   --dso-log             print the DSO's JSON log lines on stderr (each rejected reading with its reason)
   --bridge-log          print the bridge's JSON log lines on stderr
-  --json                print one JSON object instead of the human summary`,
+  --json                print one JSON object instead of the human summary; with the market it has
+                        "mix": {packets, dummies, delivered, lost, resent, observerLinkRate, chance,
+                        relays: {forwarded, dropped, largestBatch, hopLatencyMs}, seCommandsPerMeterInterval}:
+                        packets and dummies the meters sent, resent offers, offers that reached the bridge
+                        and offers never delivered after resends, the share of offers on chain whose sender
+                        the observer named (null with mosquitto: it hooks the in-process broker), 1/N`,
 
   async run(argv) {
     const { values } = parseOptions(argv, {
@@ -51,6 +61,8 @@ options:
       'dso-log': { type: 'boolean' },
       'bridge-log': { type: 'boolean' },
       'no-market': { type: 'boolean' },
+      'no-mix': { type: 'boolean' },
+      seed: { type: 'string' },
     });
     const broker = values.broker ?? 'aedes';
     if (broker !== 'aedes' && broker !== 'mosquitto')
@@ -77,6 +89,8 @@ options:
       onProgress: values.json ? undefined : progressPrinter(),
       dsoLog: values['dso-log'] ? (line: string) => process.stderr.write(line + '\n') : undefined,
       market: !values['no-market'],
+      mix: !values['no-mix'],
+      seed: intOption(values.seed, 'seed', 1, 0),
       bridgeLog: values['bridge-log'] ? (line: string) => process.stderr.write(line + '\n') : undefined,
     };
     if (!values.json) {
@@ -129,6 +143,15 @@ function printSummary(s: TestbedSummary): void {
     );
     console.log(
       `clearing   ${s.clearing.intervals} intervals cleared with energy traded, ${s.clearing.tradedWh} Wh; gate closure to result p50 ${s.clearing.latencyMs.p50} ms, p99 ${s.clearing.latencyMs.p99} ms`,
+    );
+  }
+  if (s.mix) {
+    const m = s.mix;
+    console.log(
+      `mixnet     ${m.enabled ? 'on' : 'off (--no-mix)'}: ${m.packets} packets sent (${m.dummies} dummies, ${m.resent} resends), ${m.delivered} offers delivered, ${m.lost} lost; relays forwarded ${m.relays.forwarded} (largest batch ${m.relays.largestBatch}), dropped ${m.relays.dropped}`,
+    );
+    console.log(
+      `observer   ${m.observerLinkRate === null ? 'not run (it hooks the in-process aedes broker)' : `named the sender of ${Math.round(m.observerLinkRate * 1000) / 10} % of the offers on chain`}; chance ${Math.round(m.chance * 1000) / 10} %`,
     );
   }
   console.log(

@@ -20,6 +20,19 @@ import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts'
 import type { Backend, MeterBoard } from '../../boards/harness/meter-board.ts';
 import { startGrid, type Grid } from '../grid/grid.ts';
 import { householdImport, pvExport } from '../../boards/emulator/load-profile.ts';
+import { createBrokerObserver, type BrokerTrace } from '../observer/broker-observer.ts';
+import { linkOffers, linkRate } from '../observer/offer-linker.ts';
+import { chainOffersOfRun } from './chain-offers.ts';
+import {
+  directOffersSent,
+  emptyMixCounts,
+  hopLatencyMs,
+  mixLineCounter,
+  mixRoundOf,
+  mixSummary,
+  type MixLogCounts,
+  type MixSummary,
+} from './mix-summary.ts';
 
 export interface TestbedOptions {
   /** What runs each meter's firmware: the vm emulator (default) or the real interpreter (real time, speed 1). */
@@ -43,6 +56,10 @@ export interface TestbedOptions {
   market?: boolean;
   /** The bridge's log lines (JSON); default: none. */
   bridgeLog?: (line: string) => void;
+  /** With the market: the meters send their offers through the mixnet (default true); false: straight to the bridge. */
+  mix?: boolean;
+  /** Seeds the broker observer's tie-breaks (default 1). */
+  seed?: number;
 }
 
 export interface TestbedProgress {
@@ -92,6 +109,12 @@ export interface TestbedSummary {
    * the broker's acknowledgement of that interval's clearing result on the broadcast topic.
    */
   clearing?: { intervals: number; tradedWh: number; latencyMs: { p50: number; p99: number } };
+  /**
+   * With the market: the mixnet's packets (from the meters' consoles), offers delivered to the bridge and lost,
+   * and how often a passive observer at the broker named an offer's sender (host-tools/observer/), next to
+   * chance; observerLinkRate is null with mosquitto (the observer hooks the in-process broker).
+   */
+  mix?: MixSummary & { seCommandsPerMeterInterval: number };
 }
 
 export const TESTBED_DEFAULTS = {
@@ -128,6 +151,10 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
   // The grid: operator and DSO keys, broker folder, broker and the DSO service, as the operators' commands
   // leave them; meters on the chosen backend.
   const trading = options.market ?? true;
+  const mix = options.mix ?? true;
+  // The observer records what the broker sees, by the wall clock and the meters' (virtual) one.
+  let simNowMs = () => Number.NaN;
+  const observer = createBrokerObserver(() => simNowMs());
   const grid = await startGrid({
     dir: workDir,
     broker: options.broker,
@@ -136,9 +163,13 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
     startEpochSeconds,
     log: options.dsoLog,
     market: trading ? { intervalSeconds: options.intervalSeconds, log: options.bridgeLog } : undefined,
+    mix,
+    onBroker: (aedes) => observer.attach(aedes),
   });
   const { rig, dso } = grid;
   const { clock, definition } = rig;
+  simNowMs = () => clock.now() * 1000;
+  const mixCounts = emptyMixCounts();
   const startSeconds = clock.now();
   const sources: S0PulseSource[] = [];
   const boards: MeterBoard[] = [];
@@ -150,6 +181,7 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
       const meterId = `meter-${String(i + 1).padStart(4, '0')}`;
       const board = await grid.addBoard(meterId);
       boards.push(board);
+      board.onOutput(mixLineCounter(mixCounts));
       board.writeFile('.bootcde', bundle);
       await board.powerOn();
       await grid.provision(board, meterId, {
@@ -213,6 +245,7 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
     const endSeconds = (lastInterval + 1) * options.intervalSeconds;
     for (const source of sources) source.start();
     const metering = { simulated: clock.now(), wallMs: Date.now() };
+    const seCommandsBefore = boards.reduce((n, b) => n + b.seCommands, 0);
     // What the sources emitted up to the window's end, to compare with what the meters reported.
     const emitted = { importWh: 0, exportWh: 0 };
     // Real time at each gate closure the meters trade for in the window (d's gate closes as d starts).
@@ -268,8 +301,12 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
         .catch(() => undefined);
     }
 
+    const seCommands = boards.reduce((n, b) => n + b.seCommands, 0) - seCommandsBefore;
     const window = store.summaryInIntervals(firstInterval, lastInterval);
     const gaps = store.gaps();
+    const trading: Pick<TestbedSummary, 'offers' | 'assets' | 'clearing'> = grid.market
+      ? tradingSummary(grid, gateClosedAtMs)
+      : {};
     return {
       board: backend,
       broker: options.broker ?? 'aedes',
@@ -296,9 +333,25 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
       achievedSpeed:
         Math.round(((clock.now() - metering.simulated) / Math.max(0.001, (Date.now() - metering.wallMs) / 1000)) * 10) /
         10,
-      ...(grid.market ? tradingSummary(grid, gateClosedAtMs) : {}),
+      ...trading,
+      ...(trading.offers
+        ? {
+            mix: {
+              ...(await mixReport(grid, observer.trace, mixCounts, {
+                enabled: mix,
+                meters: options.meters,
+                intervalSeconds: options.intervalSeconds,
+                delivered: trading.offers.sent,
+                seed: options.seed ?? 1,
+                observed: (options.broker ?? 'aedes') === 'aedes',
+              })),
+              seCommandsPerMeterInterval: Math.round((seCommands / (options.meters * options.intervals)) * 10) / 10,
+            },
+          }
+        : {}),
     };
   } finally {
+    observer.detach();
     for (const source of sources) source.stop();
     await grid.close();
     if (!options.workDir) fs.rmSync(workDir, { recursive: true, force: true });
@@ -347,6 +400,50 @@ function tradingSummary(
     },
     clearing: { intervals, tradedWh, latencyMs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) } },
   };
+}
+
+/**
+ * The mixnet's figures: the meters' console counts, and the broker observer's attempt at naming the sender of
+ * every offer on chain (judged against the DSO's record of whose trading key signed it).
+ */
+async function mixReport(
+  grid: Grid,
+  trace: BrokerTrace,
+  counts: MixLogCounts,
+  run: {
+    enabled: boolean;
+    meters: number;
+    intervalSeconds: number;
+    delivered: number;
+    seed: number;
+    /** The observer hooks the in-process broker (aedes) only. */
+    observed: boolean;
+  },
+): Promise<MixSummary> {
+  const market = grid.market!;
+  // The grid's market starts at genesis 0 (grid.ts startChain): interval d is the meters' interval d.
+  const clock = { genesisTime: 0, intervalSeconds: run.intervalSeconds };
+  let rate: number | null = null;
+  if (run.observed) {
+    const chain = await chainOffersOfRun({
+      market: market.client,
+      bridge: market.bridge,
+      bridgeLog: market.bridgeLog,
+      registry: grid.dso.registry,
+      assets: grid.dso.assets!,
+    });
+    rate = linkRate(linkOffers(trace, chain.offers, { seed: run.seed, roundOf: mixRoundOf(clock) }), chain.senders);
+  }
+  return mixSummary({
+    enabled: run.enabled,
+    meters: run.meters,
+    counts,
+    delivered: run.delivered,
+    offersSent: run.enabled ? counts.offers : directOffersSent(trace, clock),
+    observerLinkRate: rate,
+    hopLatencyMs: hopLatencyMs(trace, clock),
+    exit: { ...market.bridge.stats.mix },
+  });
 }
 
 /** The q-quantile of values by the nearest-rank method (0 for none). */
