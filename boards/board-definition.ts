@@ -1,9 +1,13 @@
-// Board definitions: one JSON file per board in boards/ (e.g. boards/esp32-meter.json).
-// The emulator and the build read the same file, so pins and storage size agree everywhere.
+// Board definitions: veilgrid's description of each board it builds for and emulates, one
+// boards/<id>.board-definition.json per board (e.g. boards/esp32-meter.board-definition.json). The build,
+// the emulator, provisioning and the tests read the same file, so pins and storage size agree everywhere.
+// Not to be confused with the Espruino CLI's board file (boards/espruino/<id>.espruino-board.json,
+// EspruinoTools' own schema: firmware version and built-in modules, for uploads).
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { VeilgridError } from '../firmware/src/protocol/veilgrid-error.ts';
 
 export interface BoardDefinition {
   id: string;
@@ -24,26 +28,42 @@ export interface BoardDefinition {
   console: { baud: number };
 }
 
+/** A board id that has no definition, or a definition file that is not one. */
+export class BoardDefinitionError extends VeilgridError {
+  constructor(code: 'unknown-board' | 'bad-board-definition', message: string) {
+    super('BoardDefinitionError', code, message);
+  }
+}
+
 const BOARDS_DIR = dirname(fileURLToPath(import.meta.url));
+const SUFFIX = '.board-definition.json';
 
 /** Ids of every board definition in boards/. */
 export function listBoardDefinitions(): string[] {
   return readdirSync(BOARDS_DIR)
-    .filter((f) => f.endsWith('.json'))
-    .map((f) => f.slice(0, -'.json'.length))
+    .filter((f) => f.endsWith(SUFFIX))
+    .map((f) => f.slice(0, -SUFFIX.length))
     .sort();
 }
 
 export function loadBoardDefinition(id: string): BoardDefinition {
   const known = listBoardDefinitions();
   if (!/^[a-z0-9][a-z0-9-]*$/.test(id) || !known.includes(id)) {
-    throw new Error(`unknown board "${id}": known boards are ${known.join(', ') || '(none)'} (files in ${BOARDS_DIR})`);
+    throw new BoardDefinitionError(
+      'unknown-board',
+      `unknown board "${id}": known boards are ${known.join(', ') || '(none)'} (boards/<id>${SUFFIX} in ${BOARDS_DIR})`,
+    );
   }
-  const file = join(BOARDS_DIR, `${id}.json`);
+  const file = join(BOARDS_DIR, id + SUFFIX);
   const def = JSON.parse(readFileSync(file, 'utf8')) as BoardDefinition;
-  if (def.id !== id) throw new Error(`${file}: "id" is "${def.id}" but the file is named for "${id}"; make them match`);
+  if (def.id !== id)
+    throw new BoardDefinitionError(
+      'bad-board-definition',
+      `${file}: "id" is "${def.id}" but the file is named for "${id}"; make them match`,
+    );
   for (const key of ['pins', 'storage', 'espruino', 'rawFlash'] as const) {
-    if (typeof def[key] !== 'object' || def[key] === null) throw new Error(`${file}: missing "${key}" object`);
+    if (typeof def[key] !== 'object' || def[key] === null)
+      throw new BoardDefinitionError('bad-board-definition', `${file}: missing "${key}" object`);
   }
   return def;
 }

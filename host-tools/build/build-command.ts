@@ -19,7 +19,7 @@ export const command: Command = {
     'the same sources give the same id and `veilgrid flash` can tell which bundle a meter runs.',
     '',
     'options:',
-    '  --board BOARD   board id, one of boards/*.json (e.g. esp32-meter)',
+    '  --board BOARD   board id: boards/BOARD.board-definition.json (e.g. esp32-meter)',
     '  --out FILE      output file (default dist/firmware/BOARD.js)',
     '  --no-minify     keep names, comments and whitespace, to read or debug the output',
   ].join('\n'),

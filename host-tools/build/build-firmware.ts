@@ -11,7 +11,7 @@
 // (pins, raw flash) go in at bundling, from its board definition (`firmwareBoardFacts`).
 import { build, type Message } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +22,7 @@ import { hoistFunctionDeclarations } from './hoist-functions.ts';
 import { SourceMapLookup } from './source-map-lookup.ts';
 import { compactWhitespace } from './compact-whitespace.ts';
 import { shortenNames, ShortenNamesError } from './shorten-names.ts';
-import { loadBoardDefinition, type BoardDefinition } from '../../boards/board-definition.ts';
+import { BoardDefinitionError, loadBoardDefinition, type BoardDefinition } from '../../boards/board-definition.ts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -139,27 +139,21 @@ export function firmwareBoardFacts(def: BoardDefinition) {
   };
 }
 
-/** Board ids that have a boards/<id>.json definition. */
-export async function knownBoards(root = REPO_ROOT): Promise<string[]> {
-  const files = await readdir(path.join(root, 'boards'));
-  return files
-    .filter((f) => f.endsWith('.json'))
-    .map((f) => f.slice(0, -'.json'.length))
-    .sort();
-}
-
 /** Builds the firmware for `board` and writes it; throws BuildError naming every problem. */
 export async function buildFirmware(options: BuildOptions): Promise<BuildResult> {
-  const boards = await knownBoards();
-  if (!boards.includes(options.board)) {
-    throw new BuildError(`unknown board "${options.board}": known boards are ${boards.join(', ')} (boards/*.json)`);
+  let definition: BoardDefinition;
+  try {
+    definition = loadBoardDefinition(options.board);
+  } catch (err) {
+    if (err instanceof BoardDefinitionError) throw new BuildError(err.message);
+    throw err;
   }
   const entry = path.resolve(options.entry ?? path.join(REPO_ROOT, 'firmware/src/main.ts'));
   if (!existsSync(entry)) throw new BuildError(`entry ${path.relative(process.cwd(), entry) || entry} does not exist`);
   const outFile = path.resolve(options.outFile ?? path.join(REPO_ROOT, 'dist/firmware', options.board + '.js'));
   const shownOut = path.relative(process.cwd(), outFile) || outFile;
 
-  const facts = firmwareBoardFacts(loadBoardDefinition(options.board));
+  const facts = firmwareBoardFacts(definition);
   const bundle = await bundleEntry(entry, outFile, { __VEILGRID_BOARD__: JSON.stringify(facts) });
   const sourceViolations = checkEspruinoProfile(bundle.code)
     .filter((v) => !LOWERED_CONSTRUCTS.some((c) => v.construct.startsWith(c)))

@@ -9,7 +9,7 @@ import { startConsole } from '../../boards/emulator/console.ts';
 import { S0PulseSource } from '../../boards/emulator/devices/s0-pulse-source.ts';
 import { NAMED_PROFILES, profileByName } from '../../boards/emulator/load-profile.ts';
 import { CliError, intOption, parseOptions, type Command } from '../cli/command.ts';
-import { BOARD_JSON_DIR, espruinoCliArgs } from '../flash/espruino-cli.ts';
+import { BOARD_JSON_DIR, espruinoBoardFile, espruinoCliArgs } from '../flash/espruino-cli.ts';
 
 const DEFAULT_CONSOLE_PORT = 2323; // the port Espruino's own Linux build uses for its telnet console
 
@@ -129,7 +129,7 @@ export const command: Command = {
       stopTelnet = telnet?.close;
       // the command a user runs to upload the built firmware (large, so the unthrottled form)
       const upload = espruinoCliArgs(
-        { port, file: `dist/firmware/${boardId}.js`, boardJson: resolve(BOARD_JSON_DIR, `${boardId}.json`) },
+        { port, file: `dist/firmware/${boardId}.js`, boardJson: espruinoBoardFile(boardId) },
         Infinity,
       ).map((arg) => arg.replace(BOARD_JSON_DIR, shownPath(BOARD_JSON_DIR)));
       console.log(

@@ -17,6 +17,14 @@ import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ESPRUINO_CLI = resolve(REPO_ROOT, 'node_modules/espruino/bin/espruino-cli.js');
 export const BOARD_JSON_DIR = resolve(REPO_ROOT, 'boards/espruino');
+
+/**
+ * The Espruino CLI's board file for a board id: EspruinoTools' schema (firmware version, built-in modules),
+ * not veilgrid's board definition (boards/<id>.board-definition.json).
+ */
+export function espruinoBoardFile(board: string): string {
+  return resolve(BOARD_JSON_DIR, `${board}.espruino-board.json`);
+}
 /** Espruino JS modules the CLI may inline for `require("X")` of a non-built-in module. */
 export const MODULE_DIR = resolve(BOARD_JSON_DIR, 'modules');
 
@@ -39,7 +47,7 @@ export interface UploadOptions {
   /** `tcp://host:port` (an emulated board's console, or Espruino's telnet) or a serial device path. */
   port: string;
   file: string;
-  /** Local Espruino board JSON (default: boards/espruino/esp32-meter.json). */
+  /** Local Espruino board JSON (default: boards/espruino/esp32-meter.espruino-board.json). */
   boardJson?: string;
   save?: SaveMode;
   /** Serial baud rate; the ESP32 console runs at 115200. Ignored for tcp://. */
@@ -118,7 +126,7 @@ export function espruinoCliArgs(opts: UploadOptions, fileBytes: number): string[
     '-p',
     opts.port,
     '--board',
-    opts.boardJson ?? resolve(BOARD_JSON_DIR, 'esp32-meter.json'),
+    opts.boardJson ?? espruinoBoardFile('esp32-meter'),
     '--config',
     `MODULE_URL=${MODULE_DIR}`,
     '--config',

@@ -23,7 +23,7 @@ options:
   --port PORT         a meter's console: a serial device (/dev/ttyUSB0, 115200 baud) or tcp://HOST:PORT
                       (an emulated board's console: veilgrid emulate; veilgrid firmware turns Espruino's
                       network console off at boot); repeat for more
-  --board ID          board id (default esp32-meter): the build target and boards/espruino/ID.json
+  --board ID          board id (default esp32-meter): the build target and boards/espruino/ID.espruino-board.json
   --firmware FILE     upload FILE (a bundle from veilgrid build) instead of building; its build id is
                       read from the file and checked against itself
   --no-verify         do not ask the meters which build they run after the reboot

@@ -4,8 +4,7 @@
 // answer or runs another build is flashed once more before it counts as failed. At most `concurrency`
 // ports are worked on at a time; one port failing never stops the others.
 import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { BOARD_JSON_DIR, EspruinoCliError, uploadWithEspruinoCli, type UploadProgress } from './espruino-cli.ts';
+import { EspruinoCliError, espruinoBoardFile, uploadWithEspruinoCli, type UploadProgress } from './espruino-cli.ts';
 import { askRunningFirmware, NoAnswerError, type RunningFirmware } from './running-firmware.ts';
 
 /** What a port goes through; `done`/`failed` are final. */
@@ -46,7 +45,7 @@ export interface FlashOptions {
   firmwareFile: string;
   /** Its build id (`buildIdOf`); what each meter must report after the reboot. */
   buildId: string;
-  /** Board id: selects boards/espruino/<board>.json for the CLI (default esp32-meter). */
+  /** Board id: selects boards/espruino/<board>.espruino-board.json for the CLI (default esp32-meter). */
   board?: string;
   /** Ask each meter which build it runs after the reboot (default true). */
   verify?: boolean;
@@ -75,7 +74,7 @@ export function uploadTimeoutMs(bundleBytes: number): number {
 
 /** The local Espruino board JSON the CLI uses for `board`. */
 export function boardJsonFor(board: string): string {
-  const file = resolve(BOARD_JSON_DIR, `${board}.json`);
+  const file = espruinoBoardFile(board);
   if (!existsSync(file)) throw new Error(`no Espruino board JSON for "${board}": ${file} does not exist`);
   return file;
 }

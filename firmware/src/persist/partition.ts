@@ -1,6 +1,6 @@
 // The raw-flash partition the meter keeps its rings in, and how it is split between them.
 //
-// The board definition lists candidate partitions (boards/esp32-meter.json "rawFlash"); the one
+// The board definition lists candidate partitions (boards/esp32-meter.board-definition.json "rawFlash"); the one
 // used is the first that lies wholly inside an area Espruino's Flash.getFree() reports on the
 // interpreter actually running. On the ESP32 that is the 64 KB "flash" data partition at
 // 0x310000, just below Storage. Espruino's Linux build offers only its Storage file, so there the

@@ -1,5 +1,6 @@
-// The board this bundle was built for: the facts of its board definition (boards/<board>.json) that the
-// firmware reads. `veilgrid build --board <id>` puts them into the bundle as __VEILGRID_BOARD__
+// The board this bundle was built for: the facts of its board definition
+// (boards/<board>.board-definition.json) that the firmware reads. `veilgrid build --board <board>` puts
+// them into the bundle as __VEILGRID_BOARD__
 // (host-tools/build/build-firmware.ts `firmwareBoardFacts`), as it puts in the build id, so no firmware
 // file names a pin or a flash address and the definition is their one source.
 

@@ -1,5 +1,5 @@
 // The board's I2C bus to the ATECC608 secure element: I2C1 on the pins of the board definition
-// (boards/<board>.json "pins", put into the bundle by the build: platform/board.ts).
+// (boards/<board>.board-definition.json "pins", put into the bundle by the build: platform/board.ts).
 //
 // 100 kHz, the secure element's wake speed, for every transfer: its wake is a write to the general
 // call address 0x00, whose 8 zero address bits hold SDA low for 80 us at 100 kHz (tWLO >= 60 us),

@@ -2,8 +2,9 @@
 // require("Flash"); logic modules (persist/flash-ring.ts) receive the FlashModule as a parameter,
 // so tests hand them the emulator's model directly.
 //
-// Which flash the firmware may use comes from the board definition (boards/<board>.json
-// "rawFlash"), put into the bundle by the build (platform/board.ts): nowhere else names an address.
+// Which flash the firmware may use comes from the board definition
+// (boards/<board>.board-definition.json "rawFlash"), put into the bundle by the build (platform/board.ts):
+// nowhere else names an address.
 
 import type { RawFlashPartition } from '../persist/partition.ts';
 import { boardFacts } from './board.ts';
