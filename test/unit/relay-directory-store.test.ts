@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Flash } from '../../boards/emulator/flash.ts';
 import { EspruinoStorage } from '../../boards/emulator/storage.ts';
-import { RelayDirectoryStore, type DirectoryMqtt } from '../../firmware/src/mixnet/relay-directory-store.ts';
+import { RelayDirectoryStore } from '../../firmware/src/mixnet/relay-directory-store.ts';
 import { kidOf } from '../../firmware/src/protocol/certificate.ts';
 import type { RelayRecord } from '../../firmware/src/protocol/relay-directory.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
@@ -24,43 +24,9 @@ import {
   type SignedRelayDirectory,
 } from '../../host-tools/dso/relay-directory.ts';
 import { provisionedSecureElement } from '../support/provisioned-se.ts';
+import { RetainedBroker } from '../support/retained-broker.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-
-/** Retained messages as a broker keeps them; a subscription gets the retained one, delivered by drain(). */
-class RetainedBroker implements DirectoryMqtt {
-  readonly retained = new Map<string, Uint8Array>();
-  private readonly handlers = new Map<string, (topic: string, payload: Uint8Array) => void>();
-  private readonly queue: Array<[string, Uint8Array]> = [];
-  subscribe(filter: string, _qos: 0 | 1, onMessage: (topic: string, payload: Uint8Array) => void): void {
-    this.handlers.set(filter, onMessage);
-    const kept = this.retained.get(filter);
-    if (kept) this.queue.push([filter, kept]);
-  }
-  unsubscribe(filter: string): void {
-    this.handlers.delete(filter);
-  }
-  publish(topic: string, payload: Uint8Array): Promise<void> {
-    if (payload.length === 0) this.retained.delete(topic);
-    else this.retained.set(topic, payload);
-    if (this.handlers.has(topic)) this.queue.push([topic, payload]);
-    return Promise.resolve();
-  }
-  /** What a reconnect does: every subscription made again, so the retained messages come again. */
-  reconnect(): void {
-    for (const filter of this.handlers.keys()) {
-      const kept = this.retained.get(filter);
-      if (kept) this.queue.push([filter, kept]);
-    }
-  }
-  /** Delivers until nothing is left to deliver (each page the store asks for comes in a later turn). */
-  drain(): void {
-    for (let m = this.queue.shift(); m; m = this.queue.shift()) this.handlers.get(m[0])?.(m[0], m[1]);
-  }
-  subscriptions(): string[] {
-    return [...this.handlers.keys()];
-  }
-}
 
 /** Relays with random keys (the store never uses a relay's key as a point), and their ids. */
 function relays(n: number): RelayRecord[] {

@@ -40,6 +40,7 @@ import {
   type RelayRecord,
 } from '../protocol/relay-directory.ts';
 import { RELAY_DIRECTORY_HEAD_TOPIC, relayDirectoryPageTopic } from '../protocol/topics.ts';
+import type { RelayDirectoryView } from './relay-directory-view.ts';
 
 /** The two Storage files a directory alternates between. */
 const DIRECTORY_FILES = ['vg.dir0', 'vg.dir1'];
@@ -99,7 +100,7 @@ function putUint32(bytes: Uint8Array, at: number, value: number): void {
   bytes[at + 3] = value & 0xff;
 }
 
-export class RelayDirectoryStore {
+export class RelayDirectoryStore implements RelayDirectoryView {
   private readonly o: RelayDirectoryStoreOptions;
   private stored: Stored | undefined;
   private update: Update | undefined;
