@@ -107,6 +107,7 @@ export class MixNode {
         return self.inRound();
       },
       busy: o.busy,
+      maxPerSlot: 2 * (o.capacity || RELAY_CAPACITY),
       exit: function () {
         return o.directory.isComplete() ? o.directory.exit() : undefined;
       },

@@ -24,6 +24,11 @@ export interface MixRelayOptions {
   busy(): boolean;
   /** The directory's exit, if it has one. */
   exit(): RelayRecord | undefined;
+  /**
+   * Packets taken in per slot at most, whatever becomes of them: each costs an ECDH in the secure element
+   * even when its MAC then fails, so a flood of junk is refused here, before the chip ('batch-full').
+   */
+  maxPerSlot: number;
   log(message: string): void;
 }
 
@@ -32,6 +37,8 @@ export class MixRelay {
   /** Drops since the last slot started, by reason: logged at the next slot's start. */
   private declare slotDrops: { [reason: string]: number };
   private declare slotDropCount: number;
+  /** Packets given to the batch since the last slot started. */
+  private declare slotTaken: number;
   /** Packets forwarded while not connected (QoS 0: lost; the senders' resends cover them). */
   declare unsent: number;
 
@@ -39,6 +46,7 @@ export class MixRelay {
     this.o = options;
     this.slotDrops = {};
     this.slotDropCount = 0;
+    this.slotTaken = 0;
     this.unsent = 0;
   }
 
@@ -56,8 +64,12 @@ export class MixRelay {
     try {
       if (!o.inRound()) reason = 'out-of-round';
       else if (o.busy()) reason = 'busy';
+      else if (this.slotTaken >= o.maxPerSlot) reason = 'batch-full';
       if (reason) o.batch.drop(reason);
-      else reason = o.batch.accept(packet);
+      else {
+        this.slotTaken++;
+        reason = o.batch.accept(packet);
+      }
     } catch (e) {
       // Not the packet's fault (memory, the SE): lost like a packet that fails its checks, and counted.
       reason = 'relay-error';
@@ -77,6 +89,7 @@ export class MixRelay {
     const o = this.o;
     const label = interval + '.' + round + '.' + slot;
     const out = o.batch.flush();
+    this.slotTaken = 0;
     const exit = o.exit();
     let sent = 0;
     for (let i = 0; i < out.length; i++) {
