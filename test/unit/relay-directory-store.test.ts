@@ -12,7 +12,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Flash } from '../../boards/emulator/flash.ts';
 import { EspruinoStorage } from '../../boards/emulator/storage.ts';
-import { RelayDirectoryStore } from '../../firmware/src/mixnet/relay-directory-store.ts';
+import { createNetModule } from '../../boards/emulator/net.ts';
+import { SimClock } from '../../boards/emulator/clock.ts';
+import { RelayDirectoryStore, startRelayDirectoryStore } from '../../firmware/src/mixnet/relay-directory-store.ts';
+import { MqttClient } from '../../firmware/src/mqtt/client.ts';
+import { Outbox } from '../../firmware/src/mqtt/outbox.ts';
 import { kidOf } from '../../firmware/src/protocol/certificate.ts';
 import type { RelayRecord } from '../../firmware/src/protocol/relay-directory.ts';
 import { nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
@@ -23,8 +27,14 @@ import {
   signRelayDirectory,
   type SignedRelayDirectory,
 } from '../../host-tools/dso/relay-directory.ts';
+import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
+import { startDsoService } from '../../host-tools/dso/dso-service.ts';
+import { MeterRegistry } from '../../host-tools/dso/registry.ts';
+import { until } from '../dso/asset-fixtures.ts';
+import { emulatedPartition } from '../support/flash-rings.ts';
 import { provisionedSecureElement } from '../support/provisioned-se.ts';
 import { RetainedBroker } from '../support/retained-broker.ts';
+import { makeMeter, makeOperator } from './verifier-fixtures.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -208,6 +218,72 @@ test('a page with a changed byte is refused and nothing of it is used; the next 
   await publish(m, sign(3, next));
   assertHolds(store, 3, next);
   assertHolds(m.peek(), 3, next);
+});
+
+test("end to end: the DSO service publishes, a meter's MQTT client takes the pages through a real broker and stores them", async () => {
+  const broker = await startEmbeddedBroker({ log: () => {} });
+  const operator = makeOperator();
+  const provisioning = new MeterRegistry(path.join(dir, 'e2e-dso.db'));
+  provisioning.trustOperator(operator.certificate);
+  const meters = Array.from({ length: 60 }, (_, i) => makeMeter(operator, `e2e-${i}`));
+  for (const meter of meters.slice(0, 30)) provisioning.registerMeter(meter.deviceCertificate);
+  const dso = await startDsoService({
+    keyFile: path.join(dir, 'dso-key.json'),
+    registryDb: path.join(dir, 'e2e-dso.db'),
+    readingsDb: ':memory:',
+    brokerUrl: broker.url,
+    brokerPassword: 'unused',
+    http: { port: 0 },
+    log: () => {},
+    exitKey: hex(exit.mixKey),
+    directory: { pollMs: 40, settleMs: 200 },
+  });
+  const net = createNetModule();
+  const clock = new SimClock();
+  const logs: string[] = [];
+  const client = new MqttClient(
+    { net, clock, host: '127.0.0.1', port: broker.port, clientId: 'e2e-0', keepAliveSeconds: 30 },
+    new Outbox(emulatedPartition().outboxRing()),
+  );
+  const flash = new Flash({ sizeBytes: 917_504, pageBytes: 4096 });
+  const store = startRelayDirectoryStore({
+    storage: new EspruinoStorage(flash),
+    se: chip.se,
+    sha256: nodeSha256,
+    dsoPublicKey: dsoKey.publicKey,
+    mqtt: client,
+    clock: { now: () => Date.now() / 1000, setTimeout: () => 0, clearTimeout: () => {} },
+    log: (m) => logs.push(m),
+  });
+  try {
+    client.start();
+    const ids = (n: number) => meters.slice(0, n).map((m) => kidOf(nodeSha256, m.mix.publicKey));
+    await until(
+      () => store.relayCount() === 30,
+      () => `30 relays stored; ${logs.join('; ')}`,
+    );
+    assert.is(store.epoch(), dso.directory.current!.head.epoch);
+    assert.equal(store.exit(), exit);
+    for (const id of ids(30)) assert.equal(store.relayAt(store.indexOf(id)).relayId, id);
+    for (const meter of meters.slice(30)) provisioning.registerMeter(meter.deviceCertificate);
+    await until(
+      () => store.relayCount() === 60,
+      () => `60 relays stored; ${logs.join('; ')}`,
+    );
+    assert.is(store.epoch(), dso.directory.current!.head.epoch);
+    for (const id of ids(60)) assert.ok(store.indexOf(id) >= 0);
+    assert.ok(
+      logs.every((line) => / stored, \d+ relays$/.test(line)),
+      logs.join('\n'),
+    );
+  } finally {
+    client.stop();
+    net.closeAll();
+    clock.close();
+    await dso.close();
+    await broker.close();
+    provisioning.close();
+  }
 });
 
 test.after(() => {
