@@ -18,6 +18,7 @@ import { startLoginService } from '../broker/login-service.ts';
 import { startMosquitto } from '../broker/mosquitto.ts';
 import { loginPluginPath } from '../broker/mosquitto-plugin.ts';
 import { startBridge, type Bridge } from '../bridge/bridge.ts';
+import { ensureExitKey, exitKeyHex } from '../bridge/exit-key.ts';
 import type { IssuanceOptions } from '../dso/asset-issuance.ts';
 import { createDsoKey, type DsoKey } from '../dso/dso-key.ts';
 import { startDsoService, type DsoService } from '../dso/dso-service.ts';
@@ -243,6 +244,8 @@ export async function startGrid(options: GridOptions): Promise<Grid> {
     const chain = options.market ? await startChain(rig, options.market, tickMs) : undefined;
     chainClock = chain?.clock;
     if (chain) started.push({ close: () => chain.clock.stop() });
+    // The bridge is the mixnet's exit: its key goes into the DSO's relay directory, so make it first.
+    const exitKey = chain ? ensureExitKey(path.join(dir, 'exit-key.json')) : undefined;
     dso = await startDsoService({
       keyFile,
       registryDb: path.join(dir, 'registry.db'),
@@ -254,8 +257,9 @@ export async function startGrid(options: GridOptions): Promise<Grid> {
         dsoLog.push(line);
         options.log?.(line);
       },
-      ...(chain && options.market
+      ...(chain && options.market && exitKey
         ? {
+            exitKey: exitKeyHex(exitKey),
             market: { client: chain.client, dso: chain.ledger.accounts[0] },
             assetsDb: path.join(dir, 'assets.db'),
             issuance: {
@@ -274,6 +278,7 @@ export async function startGrid(options: GridOptions): Promise<Grid> {
       const bridge = await startBridge({
         market: chain.client,
         relayer: chain.ledger.accounts[1],
+        exitKey,
         db: path.join(dir, 'bridge.db'),
         brokerUrl,
         username: BRIDGE_USERNAME,
@@ -325,6 +330,7 @@ export async function startGrid(options: GridOptions): Promise<Grid> {
             intervalSeconds: choices.intervalSeconds,
             rotationSeconds: choices.rotationSeconds,
             impulsesPerKWh: choices.impulsesPerKWh,
+            mixnet: options.mix,
           },
           meterConsole,
         );

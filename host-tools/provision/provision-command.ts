@@ -8,7 +8,7 @@ import { DEFAULT_LIMITS, ProvisionError, provisionMeter, revokeMeter } from './p
 
 const help = `usage: veilgrid provision --port PORT --meter-id ID --feeder F [--limits IMPORT_W,EXPORT_W]
                           --operator-dir DIR --dso-db FILE --broker-dir DIR --broker HOST:PORT --dso-key FILE
-                          [--passphrase-file FILE] [--interval-seconds S] [--rotate] [--replace]
+                          [--passphrase-file FILE] [--interval-seconds S] [--mixnet on|off] [--rotate] [--replace]
        veilgrid provision --revoke --meter-id ID --dso-db FILE --broker-dir DIR
        veilgrid provision --show-console-password --meter-id ID --operator-dir DIR
 
@@ -40,6 +40,8 @@ options:
   --broker HOST:PORT     the MQTT broker the meter connects to
   --dso-key FILE         the DSO key file (its public key is written into the meter's configuration)
   --interval-seconds S   reading interval (default: keep the meter's, else 900)
+  --mixnet on|off        offers through the mixnet of meters, or straight to the bridge (default: keep the
+                         meter's, else the firmware's default)
   --rotate               force a new reading key (and key certificate) now
   --replace              register this board under an id the DSO knows with other keys, or that was revoked
   --revoke               revoke the meter at the DSO and remove its broker credentials (no --port needed)
@@ -56,6 +58,12 @@ function parseBroker(text: string): { host: string; port: number } {
   if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535)
     throw new CliError(`--broker must be HOST:PORT, got "${text}"`);
   return { host: match[1], port: Number(match[2]) };
+}
+
+function parseOnOff(text: string | undefined, name: string): boolean | undefined {
+  if (text === undefined) return undefined;
+  if (text === 'on' || text === 'off') return text === 'on';
+  throw new CliError(`--${name} must be on or off, got "${text}"`);
 }
 
 function parseLimits(text: string | undefined) {
@@ -81,6 +89,7 @@ export const command: Command = {
       broker: { type: 'string' },
       'dso-key': { type: 'string' },
       'interval-seconds': { type: 'string' },
+      mixnet: { type: 'string' },
       rotate: { type: 'boolean', default: false },
       replace: { type: 'boolean', default: false },
       revoke: { type: 'boolean', default: false },
@@ -125,6 +134,7 @@ export const command: Command = {
           values['interval-seconds'] === undefined
             ? undefined
             : intOption(values['interval-seconds'], 'interval-seconds', 900, 1),
+        mixnet: parseOnOff(values.mixnet, 'mixnet'),
         rotate: values.rotate,
         replace: values.replace,
         passphrase: readPassphrase(values['passphrase-file']),

@@ -81,6 +81,8 @@ export interface ProvisionOptions {
   intervalSeconds?: number;
   rotationSeconds?: number;
   impulsesPerKWh?: number;
+  /** Offers through the mixnet (vg.config mixnet.enabled); undefined keeps the meter's choice. */
+  mixnet?: boolean;
   wifi?: { ssid: string; password: string };
   /** One line per step (default: none). */
   progress?: (line: string) => void;
@@ -303,6 +305,8 @@ export async function provisionMeter(options: ProvisionOptions, meter: MeterCons
   if (options.impulsesPerKWh !== undefined) config.s0 = { ...config.s0, impulsesPerKWh: options.impulsesPerKWh };
   const rotationSeconds = options.rotationSeconds ?? previous?.keys?.rotationSeconds;
   if (rotationSeconds !== undefined) config.keys = { rotationSeconds };
+  const mixnet = options.mixnet ?? previous?.mixnet?.enabled;
+  if (mixnet !== undefined) config.mixnet = { enabled: mixnet };
   const wifi = options.wifi ?? previous?.wifi;
   if (wifi) config.wifi = wifi;
   const configText = JSON.stringify(config);
