@@ -92,14 +92,18 @@ if (!values['synthetic-only']) {
     );
 }
 
-console.log('\nsynthetic traces of the design (estimated; each meter has an offer in half the rounds):');
+console.log(
+  '\nsynthetic traces of the design (estimated; each meter has an offer in half the rounds): the bridge sending offers as they come, or holding each round and sending it shuffled',
+);
 for (const [n, rounds] of [
   [100, 8],
   [1000, 2],
 ]) {
-  const run = syntheticRun({ mix: 'batched', meters: n, rounds, seed, offerShare: 0.5 });
-  const rate = linkRate(linkOffers(run.trace, run.offers, { seed, roundOf: run.roundOf }), run.truth);
-  console.log(
-    `  ${n} meters, ${rounds} rounds: largest relay batch ${run.largestBatch}; observer link rate ${Math.round(rate * 1000) / 1000} against chance ${1 / n} (${run.offers.length} offers)`,
-  );
+  for (const exitHoldsRound of [false, true]) {
+    const run = syntheticRun({ mix: 'batched', meters: n, rounds, seed, offerShare: 0.5, exitHoldsRound });
+    const rate = linkRate(linkOffers(run.trace, run.offers, { seed, roundOf: run.roundOf }), run.truth);
+    console.log(
+      `  ${n} meters, ${rounds} rounds, ${exitHoldsRound ? 'round held ' : 'as they come'}: largest relay batch ${run.largestBatch}; observer link rate ${Math.round(rate * 1000) / 1000} against chance ${1 / n} (${run.offers.length} offers)`,
+    );
+  }
 }

@@ -9,7 +9,8 @@
 //            next slot's start (the design: protocol/mix-schedule.ts).
 //
 // The bridge takes offers in arrival order and sends what it holds every `tickMs` in one transaction, as
-// host-tools/bridge/bridge.ts does.
+// host-tools/bridge/bridge.ts does; or, with `exitHoldsRound`, holds each round's offers until the round ends
+// and sends them in random order.
 import { OFFER_MESSAGE_LENGTH } from '../../firmware/src/protocol/offer.ts';
 import { ONION_PACKET_BYTES } from '../../firmware/src/protocol/onion-packet.ts';
 import { MIX_EXIT_TOPIC, offerTopic, relayInboxTopic } from '../../firmware/src/protocol/topics.ts';
@@ -32,6 +33,8 @@ export interface SyntheticOptions {
   tickMs?: number;
   /** Offers per transaction at most. Default 100. */
   batchSize?: number;
+  /** The bridge sends each round's offers when the round ends, shuffled, instead of as they come. */
+  exitHoldsRound?: boolean;
 }
 
 export interface SyntheticRun {
@@ -133,10 +136,20 @@ export function syntheticRun(options: SyntheticOptions): SyntheticRun {
     }
   }
 
-  // The bridge: every tick, what it queued (offers only, oldest first) goes in one transaction.
+  // The bridge: every tick, what it queued (offers only, oldest first) goes in one transaction; or every round's
+  // end, what came in the round, in random order.
   const offers: ChainOffer[] = [];
   const pending = bridgeArrivals.filter((a) => a.offerId).sort((a, b) => a.timeMs - b.timeMs);
   let batch = 0;
+  if (options.exitHoldsRound) {
+    for (let end = roundMs; pending.length > 0; end += roundMs) {
+      const round = shuffle(pending.splice(0, pending.filter((a) => a.timeMs < end).length));
+      for (let i = 0; i < round.length; i += batchSize, batch++)
+        round
+          .slice(i, i + batchSize)
+          .forEach((a, position) => offers.push({ id: a.offerId!, batch, position, submittedMs: end }));
+    }
+  }
   for (let tick = tickMs; pending.length > 0; tick += tickMs) {
     while (pending.length > 0 && pending[0].timeMs < tick) {
       const taken = pending.splice(0, Math.min(batchSize, pending.filter((a) => a.timeMs < tick).length));

@@ -33,6 +33,17 @@ test('through relays that forward each packet at once the linker still links man
   assert.ok(rate > 5 / n, `rate ${rate} against chance ${1 / n}`);
 });
 
+test('relays that batch per slot still leak through the order offers reach the chain; an exit holding each round does not', () => {
+  // The design's relays hold one or two packets a slot on average, and the chain's order of offers follows the
+  // exit's order of arrival: the linker traces many offers. Sent per round in random order, they are a set.
+  const n = 100;
+  const options: SyntheticOptions = { mix: 'batched', meters: n, rounds: 4, seed: 8 };
+  const arrival = rateOf(options);
+  const held = rateOf({ ...options, exitHoldsRound: true });
+  assert.ok(arrival > 5 / n, `in arrival order: rate ${arrival} against chance ${1 / n}`);
+  assert.ok(held < 2 / n, `held per round: rate ${held} against chance ${1 / n}`);
+});
+
 test('the same trace and seed give the same links', () => {
   const run = syntheticRun({ mix: 'batched', meters: 20, rounds: 2, seed: 9, offerShare: 0.5 });
   const once = linkOffers(run.trace, run.offers, { seed: 2, roundOf: run.roundOf });
