@@ -6,6 +6,10 @@
 // this machine's, not an ESP32's (and the SE model's arithmetic is not the chip's time: the chip takes at most
 // 20 ms for Nonce and 295 ms for Verify, CryptoAuthLib's maximum execution times); SE commands and flash bytes
 // are the board's.
+// Then, when the real interpreter is there (boards/espruino-linux), the same store in Espruino 2v29 with the
+// ESP32's memory layout and its own Storage (bench/fixtures/relay-directory-store-entry.ts): the update's time
+// and the JsVars it takes at its peak above what was in use before, and the time of relayAt and indexOf. The
+// interpreter runs on this machine's CPU: an ESP32 is slower.
 //   node --import tsx bench/relay-directory-store.ts
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,6 +17,9 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { Flash } from '../boards/emulator/flash.ts';
+import { espruinoInterpreterPath } from '../boards/espruino-linux/interpreter-path.ts';
+import { runEspruinoScript } from '../boards/espruino-linux/run-script.ts';
+import { buildFirmware } from '../host-tools/build/build-firmware.ts';
 import { EspruinoStorage } from '../boards/emulator/storage.ts';
 import { RelayDirectoryStore } from '../firmware/src/mixnet/relay-directory-store.ts';
 import { kidOf } from '../firmware/src/protocol/certificate.ts';
@@ -77,6 +84,32 @@ try {
     console.log(
       `| ${n} | ${directory.pages.length} | ${chip.se.stats.commands - commands} | ${flash.bytesProgrammed - programmed} | ${flash.bytesErased - erased} | ${updateMs.toFixed(1)} | ${relayAtUs.toFixed(1)} | ${indexOfUs.toFixed(1)} | ${(reads / SAMPLES).toFixed(1)} |`,
     );
+  }
+  const binary = espruinoInterpreterPath();
+  if (!binary) console.log('\n(no Espruino interpreter: set VEILGRID_ESPRUINO_BIN for the interpreter figures)');
+  else {
+    const { outFile } = await buildFirmware({
+      board: 'esp32-meter',
+      entry: path.join(import.meta.dirname, 'fixtures/relay-directory-store-entry.ts'),
+      outFile: path.join(work, 'relay-directory-store.js'),
+    });
+    const run = await runEspruinoScript(binary, fs.readFileSync(outFile, 'latin1'), { timeoutMs: 300_000 });
+    const lines = run.output.split(/\r?\n/);
+    if (!lines.some((l) => l.startsWith('DONE')))
+      throw new Error(`the benchmark did not finish in the interpreter:\n${run.output}`);
+    console.log('\nthe same store in Espruino 2v29 (Linux build, ESP32 memory layout; Verify outside)');
+    console.log('| relays | pages | update ms | peak JsVars above before | relayAt ms | indexOf ms |');
+    console.log('|---|---|---|---|---|---|');
+    const reads = new Map<string, string[]>();
+    for (const line of lines) {
+      const r = /^READ (\d+) (\S+) (\S+)/.exec(line);
+      if (r) reads.set(r[1], [r[2], r[3]]);
+    }
+    for (const line of lines) {
+      const d = /^DIR (\d+) (\d+) (\d+) (\d+)/.exec(line);
+      if (d) console.log(`| ${d[1]} | ${d[2]} | ${d[3]} | ${d[4]} | ${reads.get(d[1])?.join(' | ')} |`);
+      else if (!/^(READ|DONE|directory: epoch)/.test(line) && line.trim()) console.log(line);
+    }
   }
 } finally {
   chip.close();
