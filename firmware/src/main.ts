@@ -24,6 +24,7 @@
 import {
   CONFIG_DEFAULTS,
   CONFIG_FILE,
+  MIXNET_DEFAULTS,
   TRADING_DEFAULTS,
   consolePasswordIn,
   parseMeterConfig,
@@ -35,7 +36,7 @@ import { NamedRecords } from './persist/named-records.ts';
 import { choosePartition, ringAreas, storageCollision } from './persist/partition.ts';
 import { EARLIEST_VALID_EPOCH, Meter } from './metering/meter.ts';
 import { PulseCounter } from './metering/pulse-counter.ts';
-import { MqttClient } from './mqtt/client.ts';
+import { MQTT_CLIENT_DEFAULTS, MqttClient } from './mqtt/client.ts';
 import { Outbox } from './mqtt/outbox.ts';
 import { deviceBusClock, deviceClock } from './platform/device-clock.ts';
 import { log } from './platform/console.ts';
@@ -47,7 +48,7 @@ import { onBoot, seedRandom } from './platform/system.ts';
 import { keepWifiJoined, wifiModule } from './platform/wifi.ts';
 import { stringToBytes } from './platform/bytes.ts';
 import { BUILD_ID, FIRMWARE_VERSION } from './version.ts';
-import { keyCertificateTopic, readingTopic, statusTopic } from './protocol/topics.ts';
+import { keyCertificateTopic, MARKET_INFO_TOPIC, readingTopic, statusTopic } from './protocol/topics.ts';
 import { ReadingKeys } from './keys/reading-keys.ts';
 import { hexToBytes } from './protocol/hex.ts';
 import { deviceI2C } from './platform/i2c.ts';
@@ -69,6 +70,12 @@ import { ReadingPublisher } from './readings/reading-publisher.ts';
 import { TradingKeys } from './keys/trading-keys.ts';
 import { Forecast } from './market/forecast.ts';
 import { Trader } from './market/trader.ts';
+import { MixNode } from './mixnet/mix-node.ts';
+import { startRelayDirectoryStore } from './mixnet/relay-directory-store.ts';
+import { kidOf } from './protocol/certificate.ts';
+import { uncompressedPoint } from './protocol/crypto/p256-point.ts';
+import { decodeMarketInfo } from './protocol/market-info.ts';
+import { MIX_SLOT } from './protocol/slot-map.ts';
 
 const KEEP_ALIVE_SECONDS = 60;
 const WIFI_RETRY_SECONDS = 30;
@@ -161,12 +168,71 @@ function startReadingKeys(config: MeterConfig, client: MqttClient, records: Name
   return keys;
 }
 
-/** The trader (market/trader.ts), subscribed before the client starts; null when vg.config turns trading off. */
+/**
+ * The mix node (mixnet/mix-node.ts) and the relay directory it reads from Storage, subscribed before the client
+ * starts; null when vg.config leaves the mixnet off. It relays nothing while the outbox sends a backlog (more
+ * messages than the client keeps in flight): that is when the meter's memory is at its peak (bench/RESULTS.md).
+ */
+function startMixNode(config: MeterConfig, client: MqttClient, dsoPublicKey: Uint8Array): MixNode | null {
+  if (!(config.mixnet || MIXNET_DEFAULTS).enabled) return null;
+  const se = secureElement();
+  let relayId: Uint8Array;
+  try {
+    relayId = kidOf(nativeSha256, uncompressedPoint(se.publicKey(MIX_SLOT)));
+  } catch (e) {
+    log(
+      'mix: no mix key from the secure element (' +
+        ((e as Error).message || e) +
+        ') -- the meter neither sends nor relays',
+    );
+    return null;
+  }
+  const node = new MixNode({
+    se: se,
+    mixSlot: MIX_SLOT,
+    relayId: relayId,
+    primitives: { sha256: nativeSha256, aes128Ctr: nativeAes128Ctr },
+    directory: startRelayDirectoryStore({
+      storage: flashStorage(),
+      se: se,
+      sha256: nativeSha256,
+      dsoPublicKey: dsoPublicKey,
+      mqtt: client,
+      clock: deviceClock(),
+      log: log,
+    }),
+    mqtt: client,
+    clock: deviceClock(),
+    busy: function () {
+      return client.pendingCount() > MQTT_CLIENT_DEFAULTS.maxInFlight;
+    },
+    log: log,
+  });
+  node.start();
+  return node;
+}
+
+/** A mix node without a trader still follows the market's clock: the rounds need it. */
+function followMarketClock(client: MqttClient, node: MixNode): void {
+  client.subscribe(MARKET_INFO_TOPIC, 0, function (topic, payload) {
+    try {
+      node.setMarketClock(decodeMarketInfo(payload));
+    } catch (e) {
+      log('mix: market info not understood: ' + ((e as Error).message || e));
+    }
+  });
+}
+
+/**
+ * The trader (market/trader.ts), subscribed before the client starts; null when vg.config turns trading off.
+ * With a mix node its offers go through the mixnet.
+ */
 function startTrader(
   config: MeterConfig,
   client: MqttClient,
   records: NamedRecords,
   dsoPublicKey: Uint8Array,
+  mix: MixNode | null,
 ): Trader | null {
   const t = config.trading || TRADING_DEFAULTS;
   if (!t.enabled) return null;
@@ -180,6 +246,7 @@ function startTrader(
     primitives: { sha256: nativeSha256, aes128Ctr: nativeAes128Ctr },
     clock: deviceClock(),
     mqtt: client,
+    mix: mix || undefined,
     log: log,
   });
   trader.start();
@@ -285,7 +352,9 @@ function run(config: MeterConfig): void {
           topic: readingTopic(config.meterId),
         })
       : null;
-  const trader = keys && dsoPublicKey ? startTrader(config, client, records, dsoPublicKey) : null;
+  const mix = keys && dsoPublicKey ? startMixNode(config, client, dsoPublicKey) : null;
+  const trader = keys && dsoPublicKey ? startTrader(config, client, records, dsoPublicKey, mix) : null;
+  if (mix && !trader) followMarketClock(client, mix);
   const meter = new Meter({
     meterId: config.meterId,
     intervalSeconds: config.intervalSeconds,
