@@ -162,12 +162,15 @@ export class BridgeStore {
     return this.db.prepare('UPDATE refusals SET published = 0 WHERE message_hash = ?').run(messageHash).changes === 1;
   }
 
-  /** Queued offers, oldest first. */
+  /**
+   * Queued offers, the earliest gate first, then in digest order: the order on chain tells nothing of when each
+   * offer arrived (through the mixnet, arrival order would point back along the packets' paths).
+   */
   queued(limit: number): QueuedOffer[] {
     return (
       this.db
         .prepare(
-          "SELECT digest, message, interval FROM offers WHERE state = 'queued' ORDER BY received_ms, digest LIMIT ?",
+          "SELECT digest, message, interval FROM offers WHERE state = 'queued' ORDER BY interval, digest LIMIT ?",
         )
         .all(limit) as Array<{ digest: Buffer; message: Buffer; interval: number }>
     ).map((r) => ({ digest: new Uint8Array(r.digest), message: new Uint8Array(r.message), interval: r.interval }));

@@ -38,7 +38,7 @@ import {
   type Receipt,
 } from '../../firmware/src/protocol/market-broadcast.ts';
 import { encodeMarketInfo } from '../../firmware/src/protocol/market-info.ts';
-import { mixSlotAt } from '../../firmware/src/protocol/mix-schedule.ts';
+import { mixSlotAt, SLOTS_PER_ROUND } from '../../firmware/src/protocol/mix-schedule.ts';
 import {
   decodeOffer,
   OFFER_LENGTH,
@@ -650,6 +650,10 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const batchGas = (n: number) => BATCH_GAS_BASE + BigInt(n) * BATCH_GAS_PER_OFFER;
 
   const submit = async () => {
+    // While a mix round's packets are on their way (slots 0-2), offers wait: a round's offers go on chain together
+    // at its last slot, so a batch holds many senders' offers and its order (store.queued) says nothing of timing.
+    const slot = mixSlotAt(deployment, chainNow() * 1000);
+    if (slot && slot.slot < SLOTS_PER_ROUND - 1) return;
     for (;;) {
       if (stopped) return;
       if (store.pendingBatches().length >= maxPending) return;
