@@ -1,7 +1,7 @@
 // The testbed's `mix` figures (issue 11 item 6): what the meters said about the mixnet on their consoles (the
 // line prefixes of docs/mixnet.md), what reached the bridge, and how well the broker's observer linked offers
 // to meters (host-tools/observer/), against chance.
-import { type MarketClock, mixSlotAt } from '../../firmware/src/protocol/mix-schedule.ts';
+import { type MarketClock, mixSlotAt, slotMs } from '../../firmware/src/protocol/mix-schedule.ts';
 import { MIX_EXIT_TOPIC, meterIdFromOfferTopic, relayInboxTopic } from '../../firmware/src/protocol/topics.ts';
 import { ONION_PACKET_BYTES } from '../../firmware/src/protocol/onion-packet.ts';
 import type { BrokerTrace, PublishRecord } from '../observer/broker-observer.ts';
@@ -98,40 +98,47 @@ export function directOffersSent(trace: BrokerTrace, clock: MarketClock): number
   return offers.size;
 }
 
-/** The mix round a publish fell in, by the meters' clock ("interval.round"); undefined between rounds. */
+/**
+ * The mix round a publish fell in, by the meters' clock ("interval.round"); undefined between rounds. The
+ * broker's view of that clock runs up to a slot behind the meters' (the emulated meters' work holds the shared
+ * virtual clock back): a round is taken to start a slot early, so a round's sends fall in it.
+ */
 export function mixRoundOf(clock: MarketClock): (p: PublishRecord) => string | undefined {
   return (p) => {
     if (p.simMs === undefined) return undefined;
-    const slot = mixSlotAt(clock, p.simMs);
+    const slot = mixSlotAt(clock, p.simMs + slotMs(clock));
     return slot ? `${slot.interval}.${slot.round}` : undefined;
   };
 }
 
 /**
  * The mean wait of a packet in a relay, ms of the meters' clock: from its arrival in the relay's inbox to the
- * relay's first mix packet published in a later slot (a relay forwards what it holds at the start of each slot).
+ * relay's next mix packet but its own (its first into an inbox in each round).
  */
 export function hopLatencyMs(trace: BrokerTrace, clock: MarketClock): number {
   const owner = new Map<string, string>();
   for (const s of trace.subscriptions) owner.set(s.topic, s.clientId);
   const inbox = relayInboxTopic('');
-  const slotIndex = (ms: number) => {
-    const slot = mixSlotAt(clock, ms);
-    return slot ? slot.startMs : undefined;
-  };
-  const sent = new Map<string, number[]>();
+  const roundOf = mixRoundOf(clock);
   const mix = trace.publishes.filter(
     (p) => p.bytes === ONION_PACKET_BYTES && p.simMs !== undefined && p.topic.startsWith(inbox),
   );
-  for (const p of mix) sent.set(p.clientId, [...(sent.get(p.clientId) ?? []), p.simMs!]);
+  const forwards = new Map<string, number[]>();
+  const ownSent = new Set<string>();
+  for (const p of mix) {
+    const round = `${p.clientId} ${roundOf(p)}`;
+    if (p.topic !== MIX_EXIT_TOPIC && !ownSent.has(round)) {
+      ownSent.add(round);
+      continue;
+    }
+    forwards.set(p.clientId, [...(forwards.get(p.clientId) ?? []), p.simMs!]);
+  }
   let total = 0;
   let n = 0;
   for (const p of mix) {
-    if (p.topic === MIX_EXIT_TOPIC) continue;
     const relay = owner.get(p.topic);
-    const slot = slotIndex(p.simMs!);
-    if (relay === undefined || slot === undefined) continue;
-    const next = (sent.get(relay) ?? []).find((t) => t > p.simMs! && (slotIndex(t) ?? t) > slot);
+    if (p.topic === MIX_EXIT_TOPIC || relay === undefined) continue;
+    const next = (forwards.get(relay) ?? []).find((t) => t > p.simMs!);
     if (next === undefined) continue;
     total += next - p.simMs!;
     n++;
