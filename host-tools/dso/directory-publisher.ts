@@ -61,6 +61,11 @@ export interface DirectoryPublisherOptions {
   /** Where the epochs signed are recorded (the DSO's reading database). */
   db: Database.Database;
   publish: RetainedPublish;
+  /**
+   * Whether the service is connected to the broker now: after a reconnect the directory is published again
+   * (same epoch, same bytes), since a broker that restarted without persistence has lost its retained messages.
+   */
+  connected?: () => boolean;
   /** The market to anchor heads on, with the DSO's account. */
   market?: { client: MarketClient; dso: PrivateKeyAccount };
   /** Called after a new head is published and waits for its anchor (the service wakes the issuer's tick). */
@@ -108,6 +113,7 @@ export class DirectoryPublisher {
   private firstChangeMs = 0;
   private lastChangeMs = 0;
   private saidEmpty = false;
+  private wasConnected = true;
   /** An epoch the chain cannot take (it holds a later one): not tried again. */
   private refusedEpoch = 0;
   private closed = false;
@@ -197,6 +203,19 @@ export class DirectoryPublisher {
   /** Publishes when the active set differs from the one published and has settled (or `now`). */
   private async check(now: boolean): Promise<void> {
     if (this.publishing || this.closed) return;
+    if (this.o.connected && !this.o.connected()) {
+      this.wasConnected = false; // nothing can be published until the collector is back
+      return;
+    }
+    if (!this.wasConnected && this.current) {
+      const current = this.current;
+      this.publishing = publishRelayDirectory(this.o.publish, current).finally(() => {
+        this.publishing = undefined;
+      });
+      await this.publishing;
+      this.emit('info', 'directory_republished', { epoch: current.head.epoch, reason: 'reconnected to the broker' });
+    }
+    this.wasConnected = true;
     const relays = relaysOf(this.o.registry);
     const set = relays
       .map((r) => Buffer.from(r.relayId).toString('hex'))

@@ -203,6 +203,7 @@ export async function startDsoService(options: DsoServiceOptions): Promise<DsoSe
           REPLY_TIMEOUT_MS,
           `no PUBACK for ${topic} within ${REPLY_TIMEOUT_MS} ms`,
         ),
+      connected: () => connected.connected,
       market,
       anchorDue: ticker ? () => void ticker.tick().catch(() => undefined) : undefined,
       log: options.log,

@@ -135,9 +135,9 @@ test('a new epoch at start, after a burst of registrations and after a revocatio
   }
 });
 
-test('without an exit key the directory is published all the same, and the service says once what is missing', async () => {
+test('without an exit key the directory is published all the same, and the service says once what is missing; a broker that lost it gets it again', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vg-directory-service-'));
-  const broker = await startEmbeddedBroker({ log: () => {} });
+  let broker = await startEmbeddedBroker({ log: () => {} });
   createDsoKey(path.join(dir, 'dso-key.json'));
   const operator = makeOperator();
   const provisioning = new MeterRegistry(path.join(dir, 'dso.db'));
@@ -152,6 +152,7 @@ test('without an exit key the directory is published all the same, and the servi
     brokerPassword: 'unused',
     http: { port: 0 },
     log: (line: string) => log.push(line),
+    directory: { pollMs: 40 },
   };
   let dso: DsoService | undefined;
   try {
@@ -165,6 +166,20 @@ test('without an exit key the directory is published all the same, and the servi
     assert.is(head?.exit, undefined);
     assert.is(log.filter((line) => line.includes('"directory_without_exit"')).length, 1);
     assert.match(log.find((line) => line.includes('directory_without_exit'))!, 'cannot send through the mixnet');
+
+    // The broker restarts without its retained messages: once the service is back, the directory is there again.
+    await broker.close();
+    broker = await startEmbeddedBroker({ log: () => {}, port: broker.port });
+    const watcher = await mqtt.connectAsync(broker.url, { clientId: 'watcher' });
+    const heads: Uint8Array[] = [];
+    watcher.on('message', (_topic, payload) => heads.push(new Uint8Array(payload)));
+    await watcher.subscribeAsync(RELAY_DIRECTORY_HEAD_TOPIC, { qos: 1 });
+    await until(
+      () => heads.length > 0,
+      () => `the head again; log: ${log.slice(-2).join('\n')}`,
+    );
+    assert.equal(heads[0], dso.directory.current!.signedHead, 'the same head: no new epoch');
+    await watcher.endAsync();
   } finally {
     await dso?.close();
     await broker.close();
