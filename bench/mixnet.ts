@@ -101,7 +101,8 @@ for (const [n, rounds] of [
 ]) {
   for (const exitHoldsRound of [false, true]) {
     const run = syntheticRun({ mix: 'batched', meters: n, rounds, seed, offerShare: 0.5, exitHoldsRound });
-    const rate = linkRate(linkOffers(run.trace, run.offers, { seed, roundOf: run.roundOf }), run.truth);
+    const links = linkOffers(run.trace, run.offers, { seed, roundOf: run.roundOf, orderedBatches: !exitHoldsRound });
+    const rate = linkRate(links, run.truth);
     console.log(
       `  ${n} meters, ${rounds} rounds, ${exitHoldsRound ? 'round held ' : 'as they come'}: largest relay batch ${run.largestBatch}; observer link rate ${Math.round(rate * 1000) / 1000} against chance ${1 / n} (${run.offers.length} offers)`,
     );

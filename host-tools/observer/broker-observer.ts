@@ -1,7 +1,8 @@
 // A passive observer at the broker (issue 11 item 6): what a broker operator sees of every PUBLISH the broker
-// accepts (who published, on which topic, how many bytes, when) and of every SUBSCRIBE (who reads which topic),
-// recorded as plain data for the linker (offer-linker.ts). It only listens to aedes's events: the broker's
-// behaviour is unchanged. Payloads are not kept: the attack it measures works from timing and volume only.
+// accepts (who published, on which topic, how many bytes, when, and a hash of the bytes, to recognise them
+// elsewhere) and of every SUBSCRIBE (who reads which topic), recorded as plain data for the linker
+// (offer-linker.ts). It only listens to aedes's events: the broker's behaviour is unchanged.
+import { createHash } from 'node:crypto';
 import type { Aedes } from 'aedes';
 
 export interface PublishRecord {
@@ -12,6 +13,8 @@ export interface PublishRecord {
   clientId: string;
   topic: string;
   bytes: number;
+  /** payloadHash of the message's bytes. */
+  payloadHash: string;
 }
 
 export interface SubscribeRecord {
@@ -33,6 +36,11 @@ export interface BrokerObserver {
   detach(): void;
 }
 
+/** A short name for a message's bytes (SHA-256, 64 bits): the same bytes seen in two places get the same name. */
+export function payloadHash(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+}
+
 /** `simNowMs`: the virtual clock the meters run on, recorded beside the wall clock. */
 export function createBrokerObserver(simNowMs?: () => number): BrokerObserver {
   const trace: BrokerTrace = { publishes: [], subscriptions: [] };
@@ -49,6 +57,7 @@ export function createBrokerObserver(simNowMs?: () => number): BrokerObserver {
           clientId: client.id,
           topic: packet.topic,
           bytes: Buffer.byteLength(packet.payload),
+          payloadHash: payloadHash(packet.payload),
         });
       };
       const onSubscribe = (subscriptions: Array<{ topic: string }>, client: { id: string }) => {

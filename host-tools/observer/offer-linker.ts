@@ -11,12 +11,15 @@
 // shrinks by one output's worth ("pool mix" tracking). A relay forwarding each packet as it comes is traced
 // exactly; a relay that collects a round's packets and forwards them shuffled leaves a mixture.
 //
-// Step 2, which packet the bridge read became which offer on chain. The bridge queues offers first come, first
-// sent, and sends what is queued in one transaction (up to its batch size): the chain's offers are the bridge's
-// inputs in arrival order, less the dummies, duplicates and refusals the attacker cannot tell apart. An offer
-// arrived before its transaction was sent, and (unless the transaction before was full) after that one was
-// sent. The linker weighs every order-keeping assignment of offers to inputs that respects this (forward-
-// backward over offers and inputs) and gives each offer the mixture of its inputs' distributions.
+// Step 2, which packet the bridge read became which offer on chain. Bytes the broker carried that are on chain
+// as they are (an offer sent straight to the bridge: the chain's calldata holds the same message) name the
+// input outright. Otherwise timing: an offer arrived before its transaction was sent, and (unless the
+// transaction before was full) after that one was sent. When the bridge sends offers in arrival order
+// (`orderedBatches`), the chain's offers are its inputs in that order, less the dummies, duplicates and
+// refusals the attacker cannot tell apart: the linker weighs every order-keeping assignment of offers to
+// inputs (forward-backward over offers and inputs). When the bridge orders a transaction otherwise (by digest,
+// host-tools/bridge/bridge-store.ts queued), each offer is any of the inputs between the two transactions.
+// Each offer gets the mixture of its inputs' distributions.
 //
 // Step 3: the most likely sender, ties broken by a seeded random draw; an offer it cannot place at all is
 // guessed uniformly among the meters seen, which is chance.
@@ -37,6 +40,8 @@ export interface ChainOffer {
   position: number;
   /** Wall-clock ms when the bridge sent that transaction. */
   submittedMs: number;
+  /** payloadHash (broker-observer.ts) of the message as the transaction carries it (signed bytes and signature). */
+  messageHash?: string;
 }
 
 export interface LinkerOptions {
@@ -48,6 +53,8 @@ export interface LinkerOptions {
   fullBatch?: number;
   /** Weight of an assignment to an input that arrived before the previous transaction (a late delivery). */
   lateWeight?: number;
+  /** The bridge puts a transaction's offers in the order they arrived (default true). */
+  orderedBatches?: boolean;
 }
 
 export interface OfferLink {
@@ -67,6 +74,7 @@ interface Held {
 interface BridgeInput {
   timeMs: number;
   dist: Distribution;
+  payloadHash: string;
 }
 
 const INBOX_PREFIX = relayInboxTopic('');
@@ -76,12 +84,42 @@ const NEGLIGIBLE = 1e-9;
 export function linkOffers(trace: BrokerTrace, offers: ChainOffer[], options: LinkerOptions): OfferLink[] {
   const { inputs, meters } = bridgeInputs(trace, options.roundOf);
   const ordered = [...offers].sort((a, b) => a.batch - b.batch || a.position - b.position);
-  const posterior = alignOffers(ordered, inputs, options.fullBatch ?? MAX_BATCH, options.lateWeight ?? 0.01);
+  // Bytes seen at the broker and on chain: that input, and no other offer's.
+  const carried = new Map(inputs.map((input, j) => [input.payloadHash, j]));
+  const recognised = ordered.map((o) => (o.messageHash === undefined ? undefined : carried.get(o.messageHash)));
+  const taken = new Set(recognised.filter((j) => j !== undefined));
+  const rest = ordered.filter((_, i) => recognised[i] === undefined);
+  const left = inputs.map((_, j) => j).filter((j) => !taken.has(j));
+  const weights = {
+    fullBatch: options.fullBatch ?? MAX_BATCH,
+    lateWeight: options.lateWeight ?? 0.01,
+  };
+  const timed =
+    (options.orderedBatches ?? true)
+      ? alignOffers(
+          rest,
+          left.map((j) => inputs[j]),
+          weights,
+        )
+      : windowOffers(
+          rest,
+          left.map((j) => inputs[j]),
+        );
+  const posterior = new Map<ChainOffer, Array<[number, number]>>();
+  rest.forEach((o, i) =>
+    posterior.set(
+      o,
+      timed[i].map(([j, p]) => [left[j], p]),
+    ),
+  );
+  ordered.forEach((o, i) => {
+    if (recognised[i] !== undefined) posterior.set(o, [[recognised[i]!, 1]]);
+  });
   const random = seededRandom(options.seed);
   const everyone = [...meters].sort();
-  return ordered.map((offer, i) => {
+  return ordered.map((offer) => {
     const dist: Distribution = new Map();
-    for (const [j, p] of posterior[i]) addInto(dist, inputs[j].dist, p);
+    for (const [j, p] of posterior.get(offer)!) addInto(dist, inputs[j].dist, p);
     return { offerId: offer.id, ...mostLikely(dist, everyone, random) };
   });
 }
@@ -109,14 +147,14 @@ function bridgeInputs(
   for (const p of publishes) {
     if (p.bytes === OFFER_MESSAGE_LENGTH && meterIdFromOfferTopic(p.topic) !== undefined) {
       meters.add(p.clientId);
-      inputs.push({ timeMs: p.timeMs, dist: new Map([[p.clientId, 1]]) });
+      inputs.push({ timeMs: p.timeMs, dist: new Map([[p.clientId, 1]]), payloadHash: p.payloadHash });
       continue;
     }
     if (p.bytes !== ONION_PACKET_BYTES || !p.topic.startsWith(INBOX_PREFIX)) continue;
     const pool = held.get(p.clientId) ?? [];
     held.set(p.clientId, pool);
     if (p.topic === MIX_EXIT_TOPIC) {
-      inputs.push({ timeMs: p.timeMs, dist: takeFrom(pool, false) });
+      inputs.push({ timeMs: p.timeMs, dist: takeFrom(pool, false), payloadHash: p.payloadHash });
       continue;
     }
     meters.add(p.clientId);
@@ -169,26 +207,12 @@ function addInto(into: Distribution, dist: Distribution, scale: number): void {
 function alignOffers(
   offers: ChainOffer[],
   inputs: BridgeInput[],
-  fullBatch: number,
-  lateWeight: number,
+  { fullBatch, lateWeight }: { fullBatch: number; lateWeight: number },
 ): Array<Array<[number, number]>> {
   const k = offers.length;
   const m = inputs.length;
   if (k === 0) return [];
-  const sizes = new Map<number, number>();
-  const sentAt = new Map<number, number>();
-  for (const o of offers) {
-    sizes.set(o.batch, (sizes.get(o.batch) ?? 0) + 1);
-    sentAt.set(o.batch, o.submittedMs);
-  }
-  const batches = [...sentAt.keys()].sort((a, b) => a - b);
-  // The earliest an offer of each batch arrived, unless late: when the last batch before it that was not full went.
-  const notBefore = new Map<number, number>();
-  let bound = Number.NEGATIVE_INFINITY;
-  for (const b of batches) {
-    notBefore.set(b, bound);
-    if ((sizes.get(b) ?? 0) < fullBatch) bound = sentAt.get(b)!;
-  }
+  const notBefore = earliestArrivals(offers, fullBatch);
   const weight = (i: number, j: number): number => {
     const t = inputs[j].timeMs;
     const o = offers[i];
@@ -235,6 +259,40 @@ function alignOffers(
       if (p > NEGLIGIBLE) cells.push([j, p]);
     }
     return cells;
+  });
+}
+
+/**
+ * The earliest an offer of each transaction can have arrived, unless late: when the last transaction before it
+ * that was not full was sent (the bridge sends everything it holds, up to `fullBatch` offers).
+ */
+function earliestArrivals(offers: ChainOffer[], fullBatch: number): Map<number, number> {
+  const sizes = new Map<number, number>();
+  const sentAt = new Map<number, number>();
+  for (const o of offers) {
+    sizes.set(o.batch, (sizes.get(o.batch) ?? 0) + 1);
+    sentAt.set(o.batch, o.submittedMs);
+  }
+  const notBefore = new Map<number, number>();
+  let bound = Number.NEGATIVE_INFINITY;
+  for (const b of [...sentAt.keys()].sort((x, y) => x - y)) {
+    notBefore.set(b, bound);
+    if ((sizes.get(b) ?? 0) < fullBatch) bound = sentAt.get(b)!;
+  }
+  return notBefore;
+}
+
+/**
+ * Step 2 when a transaction's order says nothing: each offer is equally any input that arrived between the
+ * transaction before (not full) and its own; with none there, any input before its own.
+ */
+function windowOffers(offers: ChainOffer[], inputs: BridgeInput[]): Array<Array<[number, number]>> {
+  const notBefore = earliestArrivals(offers, Number.POSITIVE_INFINITY);
+  return offers.map((o) => {
+    const before = inputs.map((input, j) => [input, j] as const).filter(([input]) => input.timeMs < o.submittedMs);
+    const inWindow = before.filter(([input]) => input.timeMs >= notBefore.get(o.batch)!);
+    const chosen = inWindow.length > 0 ? inWindow : before;
+    return chosen.map(([, j]) => [j, 1 / chosen.length] as [number, number]);
   });
 }
 

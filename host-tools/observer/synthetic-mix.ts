@@ -14,7 +14,7 @@
 import { OFFER_MESSAGE_LENGTH } from '../../firmware/src/protocol/offer.ts';
 import { ONION_PACKET_BYTES } from '../../firmware/src/protocol/onion-packet.ts';
 import { MIX_EXIT_TOPIC, offerTopic, relayInboxTopic } from '../../firmware/src/protocol/topics.ts';
-import type { BrokerTrace, PublishRecord } from './broker-observer.ts';
+import { payloadHash, type BrokerTrace, type PublishRecord } from './broker-observer.ts';
 import type { ChainOffer } from './offer-linker.ts';
 import { seededRandom } from './seeded-random.ts';
 
@@ -81,7 +81,9 @@ export function syntheticRun(options: SyntheticOptions): SyntheticRun {
   const publish = (timeMs: number, from: string, packet: Packet) => {
     const next = packet.path[0];
     const topic = next === BRIDGE ? MIX_EXIT_TOPIC : inbox(next);
-    trace.publishes.push({ timeMs, clientId: from, topic, bytes: ONION_PACKET_BYTES });
+    // Every hop changes every byte of an onion packet.
+    const bytes = `${trace.publishes.length}`;
+    trace.publishes.push({ timeMs, clientId: from, topic, bytes: ONION_PACKET_BYTES, payloadHash: payloadHash(bytes) });
     queue.push({ timeMs: timeMs + 1, from, packet });
   };
   const shuffle = <T>(items: T[]): T[] => {
@@ -108,7 +110,13 @@ export function syntheticRun(options: SyntheticOptions): SyntheticRun {
       if (offerId) truth.set(offerId, sender);
       if (options.mix === 'direct') {
         if (!offerId) continue;
-        trace.publishes.push({ timeMs: at, clientId: sender, topic: offerTopic(sender), bytes: OFFER_MESSAGE_LENGTH });
+        trace.publishes.push({
+          timeMs: at,
+          clientId: sender,
+          topic: offerTopic(sender),
+          bytes: OFFER_MESSAGE_LENGTH,
+          payloadHash: payloadHash(offerId),
+        });
         bridgeArrivals.push({ timeMs: at + 1, offerId });
         continue;
       }
@@ -147,13 +155,13 @@ export function syntheticRun(options: SyntheticOptions): SyntheticRun {
       for (let i = 0; i < round.length; i += batchSize, batch++)
         round
           .slice(i, i + batchSize)
-          .forEach((a, position) => offers.push({ id: a.offerId!, batch, position, submittedMs: end }));
+          .forEach((a, position) => offers.push(chainOffer(a.offerId!, batch, position, end)));
     }
   }
   for (let tick = tickMs; pending.length > 0; tick += tickMs) {
     while (pending.length > 0 && pending[0].timeMs < tick) {
       const taken = pending.splice(0, Math.min(batchSize, pending.filter((a) => a.timeMs < tick).length));
-      taken.forEach((a, position) => offers.push({ id: a.offerId!, batch, position, submittedMs: tick }));
+      taken.forEach((a, position) => offers.push(chainOffer(a.offerId!, batch, position, tick)));
       batch++;
     }
   }
@@ -164,6 +172,11 @@ export function syntheticRun(options: SyntheticOptions): SyntheticRun {
     roundOf: (p) => Math.floor(p.timeMs / roundMs),
     largestBatch,
   };
+}
+
+/** An offer as the chain shows it: its message's bytes too (those the broker carried, without the mixnet). */
+function chainOffer(id: string, batch: number, position: number, submittedMs: number): ChainOffer {
+  return { id, batch, position, submittedMs, messageHash: payloadHash(id) };
 }
 
 /** Two distinct relays, neither the sender, uniformly (firmware/src/mixnet/onion-sender.ts choosePath). */

@@ -1,7 +1,8 @@
 // The offers on the testbed's chain as the observer's linker sees them (offer-linker.ts ChainOffer: which
 // submitOffers transaction carried each, its place in it, when the bridge sent that transaction, from the
-// bridge's log), and, for judging the linker only, which meter really sent each: the DSO issued the offer's
-// trading key to that meter.
+// bridge's log, and the message's bytes, which the transaction's calldata holds: read here from the bridge's
+// queue, where the same bytes are), and, for judging the linker only, which meter really sent each: the DSO
+// issued the offer's trading key to that meter.
 import type { Abi, Hex } from 'viem';
 import { decodeOffer, OFFER_LENGTH } from '../../firmware/src/protocol/offer.ts';
 import type { Bridge } from '../bridge/bridge.ts';
@@ -11,6 +12,7 @@ import { compileContracts } from '../ledger/compile.ts';
 import type { MarketClient } from '../ledger/market.ts';
 import { keyIdOf } from '../ledger/trading-key.ts';
 import type { ChainOffer } from '../observer/offer-linker.ts';
+import { payloadHash } from '../observer/broker-observer.ts';
 
 export interface ChainOffersOfRun {
   offers: ChainOffer[];
@@ -68,8 +70,16 @@ export async function chainOffersOfRun(run: {
     const position = positions.get(nonce) ?? 0;
     positions.set(nonce, position + 1);
     const id = l.args.digest.toLowerCase();
-    offers.push({ id, batch: nonce, position, submittedMs: sentMs.get(nonce)! });
-    const keyId = l.args.keyId ?? refusedOfferKeyId(run.bridge, l.args.digest);
+    const message = queuedMessage(run.bridge, l.args.digest);
+    offers.push({
+      id,
+      batch: nonce,
+      position,
+      submittedMs: sentMs.get(nonce)!,
+      ...(message ? { messageHash: payloadHash(message) } : {}),
+    });
+    // OfferRejected names only the digest: then the key is the message's.
+    const keyId = l.args.keyId ?? (message ? keyIdOf(decodeOffer(message.subarray(0, OFFER_LENGTH)).key) : undefined);
     if (keyId) keyIds.set(id, keyId.toLowerCase());
   }
   const meterOfKey = new Map<string, string>();
@@ -84,11 +94,10 @@ export async function chainOffersOfRun(run: {
   return { offers, senders };
 }
 
-/** The trading key of an offer the contract refused (its event names only the digest): from the bridge's queue. */
-function refusedOfferKeyId(bridge: Bridge, digest: Hex): Hex | undefined {
+/** The offer message (signed bytes, signature) of a digest, as the bridge queued and sent it. */
+function queuedMessage(bridge: Bridge, digest: Hex): Uint8Array | undefined {
   try {
-    const [message] = bridge.store.messagesOf([Buffer.from(digest.slice(2), 'hex')]);
-    return keyIdOf(decodeOffer(message.subarray(0, OFFER_LENGTH)).key);
+    return bridge.store.messagesOf([Buffer.from(digest.slice(2), 'hex')])[0];
   } catch {
     return undefined; // pruned or never queued here
   }

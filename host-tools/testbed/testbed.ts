@@ -432,7 +432,13 @@ async function mixReport(
       registry: grid.dso.registry,
       assets: grid.dso.assets!,
     });
-    rate = linkRate(linkOffers(trace, chain.offers, { seed: run.seed, roundOf: mixRoundOf(clock) }), chain.senders);
+    // The bridge orders a transaction's offers by interval and digest, not arrival (bridge-store.ts queued).
+    const links = linkOffers(trace, chain.offers, {
+      seed: run.seed,
+      roundOf: mixRoundOf(clock),
+      orderedBatches: false,
+    });
+    rate = linkRate(links, chain.senders);
   }
   return mixSummary({
     enabled: run.enabled,

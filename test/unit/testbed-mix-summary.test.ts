@@ -80,11 +80,11 @@ test('offers straight to the bridge count once per meter and interval, resends i
   const trace: BrokerTrace = {
     subscriptions: [],
     publishes: [
-      { timeMs: 1, simMs: at(65), clientId: 'a', topic: offerTopic('a'), bytes: 177 },
-      { timeMs: 2, simMs: at(68), clientId: 'a', topic: offerTopic('a'), bytes: 177 }, // sent again, same window
-      { timeMs: 3, simMs: at(66), clientId: 'b', topic: offerTopic('b'), bytes: 177 },
-      { timeMs: 4, simMs: at(75), clientId: 'a', topic: offerTopic('a'), bytes: 177 }, // the next window
-      { timeMs: 5, simMs: at(75), clientId: 'a', topic: 'veilgrid/meters/a/readings', bytes: 177 },
+      { timeMs: 1, simMs: at(65), clientId: 'a', topic: offerTopic('a'), bytes: 177, payloadHash: 'p1' },
+      { timeMs: 2, simMs: at(68), clientId: 'a', topic: offerTopic('a'), bytes: 177, payloadHash: 'p2' }, // sent again, same window
+      { timeMs: 3, simMs: at(66), clientId: 'b', topic: offerTopic('b'), bytes: 177, payloadHash: 'p3' },
+      { timeMs: 4, simMs: at(75), clientId: 'a', topic: offerTopic('a'), bytes: 177, payloadHash: 'p4' }, // the next window
+      { timeMs: 5, simMs: at(75), clientId: 'a', topic: 'veilgrid/meters/a/readings', bytes: 177, payloadHash: 'p5' },
     ],
   };
   assert.is(directOffersSent(trace, clock), 3);
@@ -96,12 +96,19 @@ test("a packet's wait in a relay: from its arrival in the relay's inbox to the r
   const trace: BrokerTrace = {
     subscriptions: [{ timeMs: 0, clientId: 'relay', topic: inbox }],
     publishes: [
-      { timeMs: 0, simMs: start + 100, clientId: 's1', topic: inbox, bytes: 1024 },
-      { timeMs: 0, simMs: start + 200, clientId: 's2', topic: inbox, bytes: 1024 },
+      { timeMs: 0, simMs: start + 100, clientId: 's1', topic: inbox, bytes: 1024, payloadHash: 'p6' },
+      { timeMs: 0, simMs: start + 200, clientId: 's2', topic: inbox, bytes: 1024, payloadHash: 'p7' },
       // the relay's own packet, in the same slot: not a forward of what it holds
-      { timeMs: 0, simMs: start + 240, clientId: 'relay', topic: relayInboxTopic('bb'), bytes: 1024 },
-      { timeMs: 0, simMs: start + 500, clientId: 'relay', topic: MIX_EXIT_TOPIC, bytes: 1024 },
-      { timeMs: 0, simMs: start + 501, clientId: 'relay', topic: MIX_EXIT_TOPIC, bytes: 1024 },
+      {
+        timeMs: 0,
+        simMs: start + 240,
+        clientId: 'relay',
+        topic: relayInboxTopic('bb'),
+        bytes: 1024,
+        payloadHash: 'p8',
+      },
+      { timeMs: 0, simMs: start + 500, clientId: 'relay', topic: MIX_EXIT_TOPIC, bytes: 1024, payloadHash: 'p9' },
+      { timeMs: 0, simMs: start + 501, clientId: 'relay', topic: MIX_EXIT_TOPIC, bytes: 1024, payloadHash: 'p10' },
     ],
   };
   assert.is(hopLatencyMs(trace, clock), 350);
