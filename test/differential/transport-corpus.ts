@@ -3,13 +3,8 @@
 import { bytesToHex } from '../../firmware/src/protocol/hex.ts';
 import { parseMeterConfig } from '../../firmware/src/protocol/meter-config.ts';
 import { decodeJournalState, encodeJournalState } from '../../firmware/src/metering/energy-journal.ts';
-import {
-  MqttStreamDecoder,
-  bytesToByteString,
-  byteStringToBytes,
-  encodePacket,
-  type MqttPacket,
-} from '../../firmware/src/mqtt/packets.ts';
+import { MqttStreamDecoder, encodePacket, type MqttPacket } from '../../firmware/src/mqtt/packets.ts';
+import { bytesToByteString, byteStringToBytes } from '../../firmware/src/protocol/byte-string.ts';
 import { copyBytes } from '../../firmware/src/protocol/crypto/bytes.ts';
 import { CORPUS_END, caseRunner, bytesOf, charsHex, show, type CorpusEnvironment } from './corpus.ts';
 

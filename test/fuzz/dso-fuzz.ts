@@ -19,14 +19,8 @@ import {
   meterIdFromReadingTopic,
   readingTopic,
 } from '../../firmware/src/protocol/topics.ts';
-import {
-  MqttPacketError,
-  MqttStreamDecoder,
-  bytesToByteString,
-  byteStringToBytes,
-  encodePacket,
-  type MqttPacket,
-} from '../../firmware/src/mqtt/packets.ts';
+import { MqttPacketError, MqttStreamDecoder, encodePacket, type MqttPacket } from '../../firmware/src/mqtt/packets.ts';
+import { bytesToByteString, byteStringToBytes } from '../../firmware/src/protocol/byte-string.ts';
 import { MeterLogins } from '../../host-tools/broker/meter-logins.ts';
 import { MqttPacketSizeScanner } from '../../host-tools/broker/packet-size-guard.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';

@@ -35,7 +35,7 @@ import type { Sha256 } from '../protocol/crypto/sha256.ts';
 import type { SecureElement } from '../se/secure-element.ts';
 import { attestedCertificate, encodeKeyCertificate, kidOf } from '../protocol/certificate.ts';
 import { decode, encode, type CborValue } from '../protocol/cbor.ts';
-import { bytesToByteString, byteStringToBytes } from '../mqtt/packets.ts';
+import { bytesToByteString, byteStringToBytes } from '../protocol/byte-string.ts';
 import { IDENTITY_SLOT, ROTATION_COUNTER, readingSlotForRotation } from '../protocol/slot-map.ts';
 import { VeilgridError } from '../protocol/veilgrid-error.ts';
 

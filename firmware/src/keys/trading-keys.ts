@@ -21,7 +21,7 @@ import { decode, encode, type CborValue } from '../protocol/cbor.ts';
 import { uncompressedPoint } from '../protocol/crypto/p256-point.ts';
 import { TRADING_RING, nextTradingSlot } from '../protocol/slot-map.ts';
 import { VeilgridError } from '../protocol/veilgrid-error.ts';
-import { bytesToByteString, byteStringToBytes } from '../mqtt/packets.ts';
+import { bytesToByteString, byteStringToBytes } from '../protocol/byte-string.ts';
 import type { SecureElement } from '../se/secure-element.ts';
 import type { KeyRecordStorage } from './reading-keys.ts';
 

@@ -18,7 +18,7 @@
 
 import { type FlashRing, RingFullError } from '../persist/flash-ring.ts';
 import { recordBytes } from '../persist/power-safe-record.ts';
-import { bytesToByteString, byteStringToBytes } from './packets.ts';
+import { bytesToByteString, byteStringToBytes } from '../protocol/byte-string.ts';
 import { VeilgridError } from '../protocol/veilgrid-error.ts';
 import { PendingIds } from './pending-ids.ts';
 

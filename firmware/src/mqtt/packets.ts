@@ -12,6 +12,7 @@
 // as unsupported, as is a QoS 2 PUBLISH (we never subscribe with QoS 2, so a broker must not
 // send one).
 
+import { appendBytes, bytesToByteString, byteStringToBytes } from '../protocol/byte-string.ts';
 import { VeilgridError } from '../protocol/veilgrid-error.ts';
 
 export type QoS = 0 | 1;
@@ -131,36 +132,6 @@ const TYPE_DISCONNECT = 14;
 
 const MAX_REMAINING_LENGTH = 268435455;
 
-// ---- bytes <-> 8-bit strings ----
-
-/** The bytes as an 8-bit string (one char per byte). */
-export function bytesToByteString(bytes: Uint8Array): string {
-  return appendBytes('', bytes);
-}
-
-/**
- * text followed by bytes as chars. Appending char by char to the one local string lets Espruino grow it
- * in place (src/jsparse.c: `s += x` on a string nothing else holds does not copy), so a large payload
- * costs its final string and nothing more: building the payload's string first and concatenating it
- * (`a + b` copies both) ran a 20,000-byte PUBLISH out of memory on the 16,383-JsVar board.
- */
-function appendBytes(text: string, bytes: Uint8Array): string {
-  let s = text;
-  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
-  return s;
-}
-
-/** Each char of an 8-bit string becomes one byte; throws on a char code above 255. */
-export function byteStringToBytes(s: string): Uint8Array {
-  const bytes = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 255) throw new MqttPacketError('char code ' + c + ' at index ' + i + ' is not a byte (0..255)');
-    bytes[i] = c;
-  }
-  return bytes;
-}
-
 // ---- encoding ----
 
 function u16(n: number): string {
@@ -198,7 +169,11 @@ function asciiString(s: string, what: string): string {
 
 function binaryField(data: string, what: string): string {
   if (data.length > 65535) throw new MqttPacketError(what + ' is ' + data.length + ' bytes, more than 65535');
-  byteStringToBytes(data);
+  try {
+    byteStringToBytes(data);
+  } catch (err) {
+    throw new MqttPacketError((err as Error).message);
+  }
   return u16(data.length) + data;
 }
 

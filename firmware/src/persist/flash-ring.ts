@@ -14,7 +14,7 @@
 //   holds only records below keep-from, or garbage that fails its CRC: either way it is ignored,
 //   so the ring needs no erase-ahead and no page header.
 
-import { bytesToByteString } from '../mqtt/packets.ts';
+import { bytesToByteString } from '../protocol/byte-string.ts';
 import {
   decodeRecordHeader,
   encodeRecord,
