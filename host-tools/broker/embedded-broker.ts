@@ -2,7 +2,7 @@
 // above MAX_MQTT_PACKET_BYTES before it buffers them (packet-size-guard.ts).
 import net from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
-import { MAX_MQTT_PACKET_BYTES } from '../dso/message-limits.ts';
+import { MAX_MQTT_PACKET_BYTES } from './max-packet-size.ts';
 import { aedesAuthHooks, type BrokerLogins } from './acl.ts';
 import { guardPacketSize } from './packet-size-guard.ts';
 

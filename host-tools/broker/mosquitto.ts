@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { MAX_MQTT_PACKET_BYTES } from '../dso/message-limits.ts';
+import { MAX_MQTT_PACKET_BYTES } from './max-packet-size.ts';
 
 export interface MosquittoBroker {
   readonly port: number;

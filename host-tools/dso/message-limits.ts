@@ -10,13 +10,6 @@
 export const MAX_MESSAGE_PAYLOAD_BYTES = 1024;
 
 /**
- * The largest MQTT packet either broker accepts (fixed header, topic and payload; mosquitto's
- * max_packet_size, the embedded broker's packet-size guard). Above MAX_MESSAGE_PAYLOAD_BYTES by the
- * longest topic and header, so the broker never drops what the DSO would read.
- */
-export const MAX_MQTT_PACKET_BYTES = 2048;
-
-/**
  * Each meter's budget of refused messages at the DSO, a token bucket: `burst` at once, refilled at
  * `perSecond`. Only refused messages are charged (not a reading, not a valid key certificate): an
  * honest meter's messages never spend it, however fast it sends — draining its outbox after an outage,

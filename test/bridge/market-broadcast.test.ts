@@ -19,7 +19,7 @@ import {
   type Fill,
 } from '../../firmware/src/protocol/market-broadcast.ts';
 import { REFUSALS } from '../../host-tools/ledger/market.ts';
-import { MAX_MQTT_PACKET_BYTES } from '../../host-tools/dso/message-limits.ts';
+import { MAX_MQTT_PACKET_BYTES } from '../../host-tools/broker/max-packet-size.ts';
 import { CLEARING_TOPIC, RECEIPT_TOPIC } from '../../firmware/src/protocol/topics.ts';
 import { amountFromBigint, amountToBigint } from '../../host-tools/bridge/amount.ts';
 

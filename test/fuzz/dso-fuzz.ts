@@ -24,7 +24,7 @@ import { bytesToByteString, byteStringToBytes } from '../../firmware/src/protoco
 import { MeterLogins } from '../../host-tools/broker/meter-logins.ts';
 import { MqttPacketSizeScanner } from '../../host-tools/broker/packet-size-guard.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
-import { MAX_MQTT_PACKET_BYTES } from '../../host-tools/dso/message-limits.ts';
+import { MAX_MQTT_PACKET_BYTES } from '../../host-tools/broker/max-packet-size.ts';
 import { MeterRegistry } from '../../host-tools/dso/registry.ts';
 import { acceptKeyCertificate, verifySignedReading } from '../../host-tools/dso/verifier.ts';
 import { makeMeter, makeOperator, makeReadingKey, reading, signReadingBytes } from '../unit/verifier-fixtures.ts';

@@ -29,7 +29,7 @@ import { VeilgridError } from './veilgrid-error.ts';
 
 /**
  * The largest payload of one broadcast message. Both brokers refuse MQTT packets above 2,048 bytes
- * (host-tools/dso/message-limits.ts, MAX_MQTT_PACKET_BYTES: mosquitto's max_packet_size, the embedded
+ * (host-tools/broker/max-packet-size.ts, MAX_MQTT_PACKET_BYTES: mosquitto's max_packet_size, the embedded
  * broker's guard), and a PUBLISH on veilgrid/market/clearing adds 31 bytes (fixed header 3, topic 26,
  * packet id 2); the meter's own packet cap (mqtt/client.ts, 16 KB by default) is larger. 1,920 leaves room.
  */
