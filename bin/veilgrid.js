@@ -3,5 +3,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('../host-tools/cli/veilgrid.ts');
+const { main } = await import('../host-tools/veilgrid.ts');
 process.exitCode = await main(process.argv.slice(2));

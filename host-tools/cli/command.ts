@@ -1,4 +1,5 @@
-// What every subcommand module exports, and the option parsing they share.
+// What every subcommand module exports, and the option parsing they share. The dispatcher that lists the
+// commands is ../veilgrid.ts: nothing here imports a command, so every tool folder can import this one.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 

@@ -258,11 +258,11 @@ test('on a terminal, one progress line per meter, redrawn in place', () => {
 
 /**
  * Runs `node bin/veilgrid.js flash ARGS` in a child process. Until the dispatcher lists `flash`
- * (host-tools/cli/veilgrid.ts), the same command module runs through the same tsx loader instead.
+ * (host-tools/veilgrid.ts), the same command module runs through the same tsx loader instead.
  */
 async function runVeilgridFlash(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const dispatcher = readFileSync(join(REPO_ROOT, 'host-tools/cli/veilgrid.ts'), 'utf8');
-  const wired = dispatcher.includes("'../flash/flash-command.ts'");
+  const dispatcher = readFileSync(join(REPO_ROOT, 'host-tools/veilgrid.ts'), 'utf8');
+  const wired = dispatcher.includes("'./flash/flash-command.ts'");
   const argv = wired
     ? ['bin/veilgrid.js', 'flash', ...args]
     : [

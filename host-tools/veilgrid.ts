@@ -1,18 +1,19 @@
-// The `veilgrid` command line: one dispatcher, one module per subcommand, each loaded only when it runs.
-import { CliError, type Command } from './command.ts';
+// The `veilgrid` command line: one dispatcher, one module per subcommand in its tool's folder, each loaded only
+// when it runs. What every command shares (Command, CliError, option parsing) is in cli/, which imports no command.
+import { CliError, type Command } from './cli/command.ts';
 
 const commands: Record<string, () => Promise<{ command: Command }>> = {
-  build: () => import('../build/build-command.ts'),
-  check: () => import('../build/check-command.ts'),
-  emulate: () => import('../emulate/emulate-command.ts'),
-  testbed: () => import('../testbed/testbed-command.ts'),
-  operator: () => import('../operator/operator-command.ts'),
-  provision: () => import('../provision/provision-command.ts'),
-  flash: () => import('../flash/flash-command.ts'),
-  dso: () => import('../dso/dso-command.ts'),
-  broker: () => import('../broker/broker-command.ts'),
-  ledger: () => import('../ledger/ledger-command.ts'),
-  bridge: () => import('../bridge/bridge-command.ts'),
+  build: () => import('./build/build-command.ts'),
+  check: () => import('./build/check-command.ts'),
+  emulate: () => import('./emulate/emulate-command.ts'),
+  testbed: () => import('./testbed/testbed-command.ts'),
+  operator: () => import('./operator/operator-command.ts'),
+  provision: () => import('./provision/provision-command.ts'),
+  flash: () => import('./flash/flash-command.ts'),
+  dso: () => import('./dso/dso-command.ts'),
+  broker: () => import('./broker/broker-command.ts'),
+  ledger: () => import('./ledger/ledger-command.ts'),
+  bridge: () => import('./bridge/bridge-command.ts'),
 };
 
 function usage(): string {
