@@ -8,6 +8,7 @@
 // Usage: node --import tsx bench/mixnet.ts [--meters 100] [--intervals 4] [--interval-seconds 60] [--speed 4] [--seed 1] [--synthetic-only]
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { RELAY_CAPACITY } from '../firmware/src/mixnet/mix-node.ts';
 import { ONION_PACKET_BYTES } from '../firmware/src/protocol/onion-packet.ts';
 import { linkOffers, linkRate } from '../host-tools/observer/offer-linker.ts';
 import { syntheticRun } from '../host-tools/observer/synthetic-mix.ts';
@@ -38,6 +39,7 @@ console.log(
 
 if (!values['synthetic-only']) {
   const runs: Array<{ name: string; s: TestbedSummary }> = [];
+  let shown = '';
   for (const mix of [true, false]) {
     const s = await runTestbed({
       meters,
@@ -47,10 +49,10 @@ if (!values['synthetic-only']) {
       impulsesPerKWh: 1000,
       mix,
       seed,
-      onProgress: (p) =>
-        process.stderr.write(
-          `\r  ${mix ? 'mixnet' : 'no-mix'} ${p.phase === 'provisioning' ? `provisioning ${p.provisioned}/${p.meters}` : `interval ${p.interval}/${p.intervals}`}   `,
-        ),
+      onProgress: (p) => {
+        const line = `${mix ? 'mixnet' : 'no-mix'} ${p.phase === 'provisioning' ? `provisioning ${p.provisioned}/${p.meters}` : `interval ${p.interval}/${p.intervals}`}`;
+        if (line !== shown) process.stderr.write(`\r  ${(shown = line)}   `);
+      },
     });
     process.stderr.write('\n');
     runs.push({ name: mix ? 'mixnet' : 'no-mix', s });
@@ -97,14 +99,15 @@ console.log(
 );
 for (const [n, rounds] of [
   [100, 8],
-  [1000, 2],
+  [1000, 8],
 ]) {
   for (const exitHoldsRound of [false, true]) {
     const run = syntheticRun({ mix: 'batched', meters: n, rounds, seed, offerShare: 0.5, exitHoldsRound });
     const links = linkOffers(run.trace, run.offers, { seed, roundOf: run.roundOf, orderedBatches: !exitHoldsRound });
     const rate = linkRate(links, run.truth);
+    const over = run.flushSizes.filter((size) => size > RELAY_CAPACITY);
     console.log(
-      `  ${n} meters, ${rounds} rounds, ${exitHoldsRound ? 'round held ' : 'as they come'}: largest relay batch ${run.largestBatch}; observer link rate ${Math.round(rate * 1000) / 1000} against chance ${1 / n} (${run.offers.length} offers)`,
+      `  ${n} meters, ${rounds} rounds, ${exitHoldsRound ? 'round held ' : 'as they come'}: largest relay batch ${run.largestBatch}, ${over.length} of ${run.flushSizes.length} batches above a relay's capacity of ${RELAY_CAPACITY} (${over.reduce((a, b) => a + b - RELAY_CAPACITY, 0)} packets dropped); observer link rate ${Math.round(rate * 1000) / 1000} against chance ${1 / n} (${run.offers.length} offers)`,
     );
   }
 }

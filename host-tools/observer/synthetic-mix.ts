@@ -46,6 +46,8 @@ export interface SyntheticRun {
   roundOf: (p: PublishRecord) => number;
   /** The most packets any relay held for one flush. */
   largestBatch: number;
+  /** How many packets each flush of a relay carried (batching mixes). */
+  flushSizes: number[];
 }
 
 const SLOTS_PER_ROUND = 4;
@@ -74,6 +76,7 @@ export function syntheticRun(options: SyntheticOptions): SyntheticRun {
   const roundMs = SLOTS_PER_ROUND * slotMs;
   const bridgeArrivals: Array<{ timeMs: number; offerId?: string }> = [];
   let largestBatch = 0;
+  const flushSizes: number[] = [];
 
   // Events in time order: a packet published by `from` at `timeMs`, arriving where its path says.
   const queue: Array<{ timeMs: number; from: string; packet: Packet }> = [];
@@ -97,6 +100,7 @@ export function syntheticRun(options: SyntheticOptions): SyntheticRun {
     for (const [relay, packets] of held) {
       if (packets.length === 0) continue;
       largestBatch = Math.max(largestBatch, packets.length);
+      flushSizes.push(packets.length);
       let t = at + random() * 5;
       for (const packet of shuffle(packets.splice(0))) publish((t += 0.5 + random()), relay, packet);
     }
@@ -171,6 +175,7 @@ export function syntheticRun(options: SyntheticOptions): SyntheticRun {
     truth,
     roundOf: (p) => Math.floor(p.timeMs / roundMs),
     largestBatch,
+    flushSizes,
   };
 }
 
