@@ -40,11 +40,12 @@ options:
   --dso-log             print the DSO's JSON log lines on stderr (each rejected reading with its reason)
   --bridge-log          print the bridge's JSON log lines on stderr
   --json                print one JSON object instead of the human summary; with the market it has
-                        "mix": {packets, dummies, delivered, lost, resent, observerLinkRate, chance,
-                        relays: {forwarded, dropped, largestBatch, hopLatencyMs}, seCommandsPerMeterInterval}:
+                        "mix": {enabled, packets, dummies, delivered, lost, resent, observerLinkRate, chance,
+                        relays: {forwarded, dropped, largestBatch, hopLatencyMs}, exit, seCommandsPerMeterInterval}:
                         packets and dummies the meters sent, resent offers, offers that reached the bridge
                         and offers never delivered after resends, the share of offers on chain whose sender
-                        the observer named (null with mosquitto: it hooks the in-process broker), 1/N`,
+                        the observer named (null with mosquitto: it hooks the in-process broker), 1/N, what
+                        the relays forwarded and dropped, the exit's packets by outcome`,
 
   async run(argv) {
     const { values } = parseOptions(argv, {
