@@ -3,6 +3,9 @@
 // firmware/src/protocol/. A part that imports one that imports it back cannot be read, tested or moved
 // on its own, so any cycle between them fails here, naming the imports that close it. test/ and bench/
 // use every part and nothing uses them, so they are not parts.
+// The same holds one level down, inside host-tools/, boards/ and firmware/src/: each folder there (and each
+// file beside them, such as the dispatcher host-tools/veilgrid.ts or firmware/src/main.ts) is a unit, and
+// no unit may import one that imports it back.
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -13,15 +16,18 @@ const PARTS = ['firmware', 'boards', 'host-tools', 'espruino-profile'];
 /** Top-level folders that hold TypeScript but are not parts: they use the parts and nothing uses them. */
 const USERS = ['test', 'bench'];
 
-const partOf = (file: string) => PARTS.find((p) => inside(path.resolve(p), file));
+/** Parts whose folders are checked one level down, each as its folders and the files beside them. */
+const INNER = ['host-tools', 'boards', 'firmware/src'];
 
-/** For each part, the parts it imports, with one import that shows each edge. */
-function partGraph(): Map<string, Map<string, string>> {
-  const graph = new Map(PARTS.map((p) => [p, new Map<string, string>()]));
-  for (const from of PARTS) {
-    for (const file of tsFiles(path.resolve(from))) {
+/** For each unit (a folder or a file), the units it imports, with one import that shows each edge. */
+function importGraph(units: string[]): Map<string, Map<string, string>> {
+  const unitOf = (file: string) => units.find((u) => inside(path.resolve(u), file));
+  const graph = new Map(units.map((u) => [u, new Map<string, string>()]));
+  for (const from of units) {
+    const files = from.endsWith('.ts') ? [path.resolve(from)] : tsFiles(path.resolve(from));
+    for (const file of files) {
       for (const target of importsOf(file)) {
-        const to = partOf(target);
+        const to = unitOf(target);
         if (to && to !== from && !graph.get(from)!.has(to))
           graph.get(from)!.set(to, `${path.relative('.', file)} imports ${path.relative('.', target)}`);
       }
@@ -30,21 +36,31 @@ function partGraph(): Map<string, Map<string, string>> {
   return graph;
 }
 
+const partGraph = () => importGraph(PARTS);
+
+/** The units inside part: its folders that hold TypeScript, and its own .ts files. */
+function unitsIn(part: string): string[] {
+  return fs
+    .readdirSync(part, { withFileTypes: true })
+    .filter((e) => (e.isDirectory() ? tsFiles(path.join(part, e.name)).length > 0 : e.name.endsWith('.ts')))
+    .map((e) => `${part}/${e.name}`);
+}
+
 /** Every cycle found by a depth-first walk, as the imports along it. */
 function cycles(graph: Map<string, Map<string, string>>): string[][] {
   const found: string[][] = [];
   const done = new Set<string>();
-  const walk = (part: string, trail: string[]) => {
-    if (trail.includes(part)) {
-      const loop = [...trail.slice(trail.indexOf(part)), part];
+  const walk = (unit: string, trail: string[]) => {
+    if (trail.includes(unit)) {
+      const loop = [...trail.slice(trail.indexOf(unit)), unit];
       found.push(loop.slice(1).map((to, i) => graph.get(loop[i])!.get(to)!));
       return;
     }
-    if (done.has(part)) return;
-    for (const to of graph.get(part)!.keys()) walk(to, [...trail, part]);
-    done.add(part);
+    if (done.has(unit)) return;
+    for (const to of graph.get(unit)!.keys()) walk(to, [...trail, unit]);
+    done.add(unit);
   };
-  for (const part of PARTS) walk(part, []);
+  for (const unit of graph.keys()) walk(unit, []);
   return found;
 }
 
@@ -66,6 +82,24 @@ test('the walk sees the imports between parts', () => {
 test('no cycle between the top-level parts', () => {
   assert.equal(cycles(partGraph()), [], 'move what both sides need into the part they both import');
 });
+
+test('the walk sees the imports between folders inside a part', () => {
+  const hostTools = importGraph(unitsIn('host-tools'));
+  assert.ok(hostTools.get('host-tools/dso')!.has('host-tools/broker'), 'dso/ logs in to the broker');
+  assert.ok(hostTools.get('host-tools/veilgrid.ts')!.has('host-tools/dso'), 'the dispatcher lists the dso command');
+  assert.ok(importGraph(unitsIn('boards')).get('boards/harness')!.has('boards/emulator'), 'harness/ runs the emulator');
+  assert.ok(importGraph(unitsIn('firmware/src')).get('firmware/src/mqtt')!.has('firmware/src/persist'), 'the outbox');
+});
+
+for (const part of INNER) {
+  test(`no cycle between the folders inside ${part}/`, () => {
+    assert.equal(
+      cycles(importGraph(unitsIn(part))),
+      [],
+      'move what both sides need into a folder they both import, named for what it is',
+    );
+  });
+}
 
 test('the cycle finder names the imports that close a cycle', () => {
   const graph = new Map([
