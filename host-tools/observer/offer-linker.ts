@@ -84,42 +84,12 @@ const NEGLIGIBLE = 1e-9;
 export function linkOffers(trace: BrokerTrace, offers: ChainOffer[], options: LinkerOptions): OfferLink[] {
   const { inputs, meters } = bridgeInputs(trace, options.roundOf);
   const ordered = [...offers].sort((a, b) => a.batch - b.batch || a.position - b.position);
-  // Bytes seen at the broker and on chain: that input, and no other offer's.
-  const carried = new Map(inputs.map((input, j) => [input.payloadHash, j]));
-  const recognised = ordered.map((o) => (o.messageHash === undefined ? undefined : carried.get(o.messageHash)));
-  const taken = new Set(recognised.filter((j) => j !== undefined));
-  const rest = ordered.filter((_, i) => recognised[i] === undefined);
-  const left = inputs.map((_, j) => j).filter((j) => !taken.has(j));
-  const weights = {
-    fullBatch: options.fullBatch ?? MAX_BATCH,
-    lateWeight: options.lateWeight ?? 0.01,
-  };
-  const timed =
-    (options.orderedBatches ?? true)
-      ? alignOffers(
-          rest,
-          left.map((j) => inputs[j]),
-          weights,
-        )
-      : windowOffers(
-          rest,
-          left.map((j) => inputs[j]),
-        );
-  const posterior = new Map<ChainOffer, Array<[number, number]>>();
-  rest.forEach((o, i) =>
-    posterior.set(
-      o,
-      timed[i].map(([j, p]) => [left[j], p]),
-    ),
-  );
-  ordered.forEach((o, i) => {
-    if (recognised[i] !== undefined) posterior.set(o, [[recognised[i]!, 1]]);
-  });
+  const posterior = placeOffers(ordered, inputs, options);
   const random = seededRandom(options.seed);
   const everyone = [...meters].sort();
-  return ordered.map((offer) => {
+  return ordered.map((offer, i) => {
     const dist: Distribution = new Map();
-    for (const [j, p] of posterior.get(offer)!) addInto(dist, inputs[j].dist, p);
+    for (const [j, p] of posterior[i]) addInto(dist, inputs[j].dist, p);
     return { offerId: offer.id, ...mostLikely(dist, everyone, random) };
   });
 }
@@ -198,11 +168,41 @@ function addInto(into: Distribution, dist: Distribution, scale: number): void {
 }
 
 /**
- * Step 2: for each offer (chain order), the probability of each input (arrival order) having carried it, over
- * all order-keeping assignments, each weighted by the product of its pairs' weights: 0 for an input that came
- * after the offer's transaction was sent, `lateWeight` for one that came before the previous transaction (when
- * that one was not full), 1 otherwise. Rows are rescaled as they go (only each row's shape matters); an offer
- * no assignment fits restarts the chain of constraints there.
+ * Step 2: for each offer (chain order), the inputs that may have carried it, with their probabilities. Bytes seen
+ * at the broker and on chain name their input, which then carried no other offer; the rest go by timing.
+ */
+function placeOffers(
+  offers: ChainOffer[],
+  inputs: BridgeInput[],
+  options: LinkerOptions,
+): Array<Array<[number, number]>> {
+  const carried = new Map(inputs.map((input, j) => [input.payloadHash, j]));
+  const recognised = offers.map((o) => (o.messageHash === undefined ? undefined : carried.get(o.messageHash)));
+  const taken = new Set(recognised.filter((j) => j !== undefined));
+  const rest = offers.filter((_, i) => recognised[i] === undefined);
+  const left = inputs.map((_, j) => j).filter((j) => !taken.has(j));
+  const leftInputs = left.map((j) => inputs[j]);
+  const timed =
+    (options.orderedBatches ?? true)
+      ? alignOffers(rest, leftInputs, {
+          fullBatch: options.fullBatch ?? MAX_BATCH,
+          lateWeight: options.lateWeight ?? 0.01,
+        })
+      : windowOffers(rest, leftInputs);
+  let next = 0;
+  return offers.map((_, i) => {
+    const j = recognised[i];
+    if (j !== undefined) return [[j, 1]];
+    return timed[next++].map(([k, p]) => [left[k], p] as [number, number]);
+  });
+}
+
+/**
+ * Step 2 by timing, for a bridge that keeps arrival order: for each offer (chain order), the probability of each
+ * input (arrival order) having carried it, over all order-keeping assignments, each weighted by the product of
+ * its pairs' weights: 0 for an input that came after the offer's transaction was sent, `lateWeight` for one that
+ * came before the previous transaction (when that one was not full), 1 otherwise. Rows are rescaled as they go
+ * (only each row's shape matters); an offer no assignment fits restarts the chain of constraints there.
  */
 function alignOffers(
   offers: ChainOffer[],
@@ -283,7 +283,7 @@ function earliestArrivals(offers: ChainOffer[], fullBatch: number): Map<number, 
 }
 
 /**
- * Step 2 when a transaction's order says nothing: each offer is equally any input that arrived between the
+ * Step 2 by timing, when a transaction's order says nothing: each offer is equally any input that arrived between the
  * transaction before (not full) and its own; with none there, any input before its own.
  */
 function windowOffers(offers: ChainOffer[], inputs: BridgeInput[]): Array<Array<[number, number]>> {
