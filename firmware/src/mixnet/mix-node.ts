@@ -1,7 +1,7 @@
 // A meter's mixnet node (docs/mixnet.md): its relay (mix-relay.ts) and its sender (mix-sender.ts) on the
 // rounds of protocol/mix-schedule.ts, timed by the meter's clock (SNTP on a board). Per offer window:
 //
-//   half a slot before each round   the sender builds the round's packet (offer, resend or dummy);
+//   BUILD_LEAD_MS before each round  the sender builds the round's packet (offer, resend or dummy);
 //   the start of every slot          the relay forwards what it holds (and slot 0: the sender publishes at a
 //                                    random moment in its first half);
 //   the end of the window's last slot  the relay forwards what came late; from then until the next window's
@@ -58,6 +58,14 @@ export interface MixNodeOptions {
   capacity?: number;
   maxTags?: number;
 }
+
+/**
+ * How long before its round a packet is built: half a slot, at most 5 s. Building takes 6 SE commands and the
+ * layers in JavaScript, about a second on a meter; the later it is built, the more of slot 3's receipts it
+ * sees (an offer settled after the build goes once more: a copy the bridge drops). At 15-minute intervals
+ * slot 3 leaves 40 s for the receipts; at the testbed's 10 s, 250 ms.
+ */
+const BUILD_LEAD_MAX_MS = 5000;
 
 const BUILD = 0;
 const SLOT = 1;
@@ -167,7 +175,13 @@ export class MixNode {
       for (let r = 0; r < ROUNDS_PER_WINDOW; r++) {
         const start = roundStartMs(m, d, r);
         const candidates: MixEvent[] = [
-          { at: start - Math.floor(length / 2), kind: BUILD, interval: d, round: r, slot: 0 },
+          {
+            at: start - Math.min(Math.floor(length / 2), BUILD_LEAD_MAX_MS),
+            kind: BUILD,
+            interval: d,
+            round: r,
+            slot: 0,
+          },
         ];
         for (let s = 0; s < SLOTS_PER_ROUND; s++)
           candidates.push({ at: start + s * length, kind: SLOT, interval: d, round: r, slot: s });

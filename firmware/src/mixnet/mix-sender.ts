@@ -1,8 +1,8 @@
 // A meter as a mixnet sender (docs/mixnet.md): in slot 0 of every round exactly one packet, the offer the
 // trader handed over (until a receipt settles it: sent again each round, decision 4) or else a dummy, so the
-// broker cannot tell who trades. The packet is built half a slot before the round (two relays drawn from the
-// directory, never this meter, then the exit; 6 SE commands: onion-sender.ts) and published at a random
-// moment in the first half of slot 0. With no usable directory nothing is sent (and an offer never goes the
+// broker cannot tell who trades. The packet is built shortly before the round (mix-node.ts: two relays drawn
+// from the directory, never this meter, then the exit; 6 SE commands: onion-sender.ts) and published at a
+// random moment in the first half of slot 0. With no usable directory nothing is sent (and an offer never goes the
 // direct way instead).
 import { PAYLOAD_DUMMY, PAYLOAD_OFFER, type OnionPrimitives } from '../protocol/onion-packet.ts';
 import { bytesToHex } from '../protocol/hex.ts';
