@@ -1,5 +1,5 @@
 // Meters' mix nodes (firmware/src/mixnet/mix-node.ts) in rounds, each with an emulated ATECC608 and the
-// firmware's MQTT client, through a real broker (aedes in-process) that records who publishes what and when,
+// firmware's MQTT client, through a real broker (the testbed's aedes, in this process) that records who publishes what and when,
 // on an in-memory relay directory, with a test exit (the bridge's key in node:crypto) peeling what reaches
 // veilgrid/mix/exit: every meter publishes exactly one 1,024-byte packet in slot 0; every offer and every
 // dummy comes out at the exit; a relay that goes offline mid-round loses only what it held and the sender's
@@ -7,9 +7,7 @@
 // throws and never holds more than the bounds.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as nodeNet from 'node:net';
 import { createECDH } from 'node:crypto';
-import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import fc from 'fast-check';
 import { SimClock } from '../../boards/emulator/clock.ts';
@@ -30,6 +28,7 @@ import {
 import type { RelayRecord } from '../../firmware/src/protocol/relay-directory.ts';
 import { MIX_SLOT } from '../../firmware/src/protocol/slot-map.ts';
 import { MIX_EXIT_TOPIC } from '../../firmware/src/protocol/topics.ts';
+import { startEmbeddedBroker } from '../../host-tools/broker/embedded-broker.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 import { emulatedPartition } from '../support/flash-rings.ts';
 import { hopTo } from '../support/onion-relays.ts';
@@ -115,26 +114,23 @@ async function mixnet(n: number) {
   const clock = new SimClock({ speed: 2, startEpochSeconds: 1_790_000_000 });
   cleanups.push(() => clock.close());
   const heard: Heard[] = [];
-  const broker = await Aedes.createBroker({
-    authorizePublish: (client, packet, done) => {
-      if (client)
-        heard.push({ client: client.id, topic: packet.topic, bytes: packet.payload.length, atMs: clock.now() * 1000 });
-      done(null);
+  const broker = await startEmbeddedBroker({
+    host: HOST,
+    aedes: {
+      authorizePublish: (client, packet, done) => {
+        if (client)
+          heard.push({
+            client: client.id,
+            topic: packet.topic,
+            bytes: packet.payload.length,
+            atMs: clock.now() * 1000,
+          });
+        done(null);
+      },
     },
   });
-  const sockets = new Set<nodeNet.Socket>();
-  const server = nodeNet.createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    broker.handle(s);
-  });
-  await new Promise<void>((r) => server.listen(0, HOST, r));
-  const port = (server.address() as nodeNet.AddressInfo).port;
-  cleanups.push(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => server.close(r));
-    await new Promise<void>((r) => broker.close(() => r()));
-  });
+  const port = broker.port;
+  cleanups.push(() => broker.close());
 
   const bridge = createECDH('prime256v1');
   bridge.generateKeys();
