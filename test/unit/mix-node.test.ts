@@ -1,6 +1,6 @@
 // Meters' mix nodes (firmware/src/mixnet/mix-node.ts) in rounds, each with an emulated ATECC608 and the
-// firmware's MQTT client, through a real broker (the testbed's aedes, in this process) that records who publishes what and when,
-// on an in-memory relay directory, with a test exit (the bridge's key in node:crypto) peeling what reaches
+// firmware's MQTT client, through a real broker (the testbed's aedes, in this process) that records who
+// publishes what and when, on an in-memory relay directory, with a test exit (the bridge's key in node:crypto) peeling what reaches
 // veilgrid/mix/exit: every meter publishes exactly one 1,024-byte packet in slot 0; every offer and every
 // dummy comes out at the exit; a relay that goes offline mid-round loses only what it held and the sender's
 // resend gets through in the next round; a fuzz of random and mutated packets into a relay's inbox never
