@@ -178,9 +178,13 @@ test('ledger node, broker, DSO, bridge and meters as separate processes: reading
     const brokerUrl = `mqtt://127.0.0.1:${brokerPort}`;
     // The DSO's prices: without them the chain has no outside option and nobody can trade.
     fs.writeFileSync(file('issuance.json'), JSON.stringify({ prices: { consumption: 300, production: 80 } }));
+    // The bridge is the mixnet's exit: the DSO's relay directory names its key, as its operators would set it up.
+    const exitKey = /^[0-9a-f]{128}$/m.exec(await runToEnd(['bridge', 'exit-key', '--dir', dir]))![0];
     const dso = start([
       'dso',
       'serve',
+      '--exit-key',
+      exitKey,
       '--file',
       file('dso-key.json'),
       '--dso-db',
@@ -212,6 +216,8 @@ test('ledger node, broker, DSO, bridge and meters as separate processes: reading
       file('deployment.json'),
       '--db',
       file('bridge.db'),
+      '--dir',
+      dir,
       '--http',
       '127.0.0.1:0',
     ]);

@@ -135,6 +135,8 @@ for (const backend of BACKENDS) {
         journal: { commitEveryWh: 10 },
         dsoPublicKey: Buffer.from(p256.getPublicKey(dso.secretKey, false)).toString('hex'),
         trading: { enabled: true, forecastPercent: 100, biasWh: 0, priceMarginPercent: 10 },
+        // The stand-ins below take offers on the meter's own topic: the direct path, not the mixnet.
+        mixnet: { enabled: false },
       };
       await board.powerCut();
       board.writeFile(CONFIG_FILE, JSON.stringify(config));

@@ -66,8 +66,8 @@ export interface MixnetConfig {
   enabled: boolean;
 }
 
-/** Off until every part of the mixnet runs end to end (issue 11): offers go on the meter's own topic. */
-export const MIXNET_DEFAULTS: MixnetConfig = { enabled: false };
+/** On: offers go through the mixnet, never on the meter's own topic (off only where a grid has no mixnet). */
+export const MIXNET_DEFAULTS: MixnetConfig = { enabled: true };
 
 /** The trading knobs when vg.config leaves them out. */
 export const TRADING_DEFAULTS: TradingConfig = {
