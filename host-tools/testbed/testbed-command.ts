@@ -39,6 +39,7 @@ options:
   --seed N              seeds the observer's tie-breaks between equally likely senders (default 1)
   --dso-log             print the DSO's JSON log lines on stderr (each rejected reading with its reason)
   --bridge-log          print the bridge's JSON log lines on stderr
+  --console-log DIR     append each meter's console output to DIR/<meter id>.log (DIR is made if missing)
   --json                print one JSON object instead of the human summary; with the market it has
                         "mix": {enabled, packets, dummies, delivered, lost, resent, observerLinkRate, chance,
                         relays: {forwarded, dropped, largestBatch, hopLatencyMs}, exit, seCommandsPerMeterInterval}:
@@ -61,6 +62,7 @@ options:
       json: { type: 'boolean' },
       'dso-log': { type: 'boolean' },
       'bridge-log': { type: 'boolean' },
+      'console-log': { type: 'string' },
       'no-market': { type: 'boolean' },
       'no-mix': { type: 'boolean' },
       seed: { type: 'string' },
@@ -93,6 +95,7 @@ options:
       mix: !values['no-mix'],
       seed: intOption(values.seed, 'seed', 1, 0),
       bridgeLog: values['bridge-log'] ? (line: string) => process.stderr.write(line + '\n') : undefined,
+      consoleLogDir: values['console-log'],
     };
     if (!values.json) {
       const simulated = options.intervals * options.intervalSeconds;

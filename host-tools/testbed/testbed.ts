@@ -60,6 +60,8 @@ export interface TestbedOptions {
   mix?: boolean;
   /** Seeds the broker observer's tie-breaks (default 1). */
   seed?: number;
+  /** Each meter's console output is appended to <consoleLogDir>/<meter id>.log (made if missing); default: none. */
+  consoleLogDir?: string;
 }
 
 export interface TestbedProgress {
@@ -182,6 +184,7 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
       const board = await grid.addBoard(meterId);
       boards.push(board);
       board.onOutput(mixLineCounter(mixCounts));
+      if (options.consoleLogDir) board.onOutput(consoleAppender(options.consoleLogDir, meterId));
       board.writeFile('.bootcde', bundle);
       await board.powerOn();
       await grid.provision(board, meterId, {
@@ -460,6 +463,13 @@ function percentile(values: number[], q: number): number {
 }
 
 /** Every run starts a fresh grid: what an earlier run left in the work folder goes (nothing else in it). */
+/** Appends a meter's console output to DIR/<meter id>.log, as an operator's serial logger would. */
+function consoleAppender(dir: string, meterId: string): (text: string) => void {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${meterId}.log`);
+  return (text) => fs.appendFileSync(file, text);
+}
+
 function clearPreviousRun(workDir: string): void {
   const ours =
     /^(operator|broker|dso-key\.json|registry\.db.*|readings\.db.*|assets\.db.*|bridge\.db.*|meter-\d{4,}(\.flash.*)?|mosquitto-\d+\.conf)$/;
