@@ -331,8 +331,12 @@ export class SecureElement {
     this.wake();
   }
 
-  /** Polls for a response of up to `length` bytes; undefined if none arrived within maxMs. */
-  private poll(length: number, maxMs: number): Uint8Array | undefined {
+  /**
+   * Polls for a response of up to `length` bytes: the response and checkResponse's verdict on it (OK or
+   * BAD_CRC), or undefined if none arrived within maxMs. The CRC is computed once per response: in the
+   * interpreter it is work that counts against the chip's watchdog.
+   */
+  private poll(length: number, maxMs: number): { raw: Uint8Array; check: number } | undefined {
     const polls = Math.ceil(maxMs / POLL_MIN_MS);
     // A failed poll can take far longer than on the wire (it throws, see above): with a clock, the
     // polls also stop once maxMs has passed, after one more read.
@@ -341,7 +345,8 @@ export class SecureElement {
     for (let i = 0; i < polls; i++) {
       const late = clock !== undefined && clock.nowMs() > deadlineMs;
       const raw = this.receive(length);
-      if (raw && checkResponse(raw) !== RESPONSE_EMPTY) return raw;
+      const check = raw ? checkResponse(raw) : RESPONSE_EMPTY;
+      if (raw && check !== RESPONSE_EMPTY) return { raw: raw, check: check };
       this.stats.busyPolls++;
       if (late) break;
     }
@@ -384,16 +389,22 @@ export class SecureElement {
       }
       this.busyMsSinceWake += maxMs;
       if (this.clock) this.clock.waitMs(expectedMs(opcode));
-      let raw = this.poll(responseLength, maxMs);
-      if (!raw) {
+      const response = this.poll(responseLength, maxMs);
+      if (!response) {
         problem = 'no response within ' + maxMs + ' ms';
         this.idle();
         continue;
       }
-      for (let read = 1; read < RESPONSE_READS && checkResponse(raw) === RESPONSE_BAD_CRC; read++) {
-        raw = this.reread(responseLength) || raw;
+      let raw = response.raw;
+      let check = response.check;
+      for (let read = 1; read < RESPONSE_READS && check === RESPONSE_BAD_CRC; read++) {
+        const again = this.reread(responseLength);
+        if (again) {
+          raw = again;
+          check = checkResponse(raw);
+        }
       }
-      if (checkResponse(raw) !== RESPONSE_OK) {
+      if (check !== RESPONSE_OK) {
         this.idle();
         throw new SecureElementError(
           name,
