@@ -462,7 +462,6 @@ function percentile(values: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
-/** Every run starts a fresh grid: what an earlier run left in the work folder goes (nothing else in it). */
 /** Appends a meter's console output to DIR/<meter id>.log, as an operator's serial logger would. */
 function consoleAppender(dir: string, meterId: string): (text: string) => void {
   fs.mkdirSync(dir, { recursive: true });
@@ -470,6 +469,7 @@ function consoleAppender(dir: string, meterId: string): (text: string) => void {
   return (text) => fs.appendFileSync(file, text);
 }
 
+/** Every run starts a fresh grid: what an earlier run left in the work folder goes (nothing else in it). */
 function clearPreviousRun(workDir: string): void {
   const ours =
     /^(operator|broker|dso-key\.json|registry\.db.*|readings\.db.*|assets\.db.*|bridge\.db.*|meter-\d{4,}(\.flash.*)?|mosquitto-\d+\.conf)$/;
