@@ -2,7 +2,7 @@
 // it differs from V8 as docs/espruino-differences.md says). Steps: esbuild bundles (Espruino modules stay
 // literal `require("…")`, async/generators refused at their source line) → the profile check on the
 // bundle, reported at TypeScript source positions, for what lowering cannot fix → TypeScript lowers to ES5 → built-in subclasses keep their
-// prototype → function declarations move to the top of their bodies → non-ASCII becomes escapes → the
+// prototype → classes leave their ES5 wrapper functions (flatten-classes.ts) → function declarations move to the top of their bodies → non-ASCII becomes escapes → the
 // profile check on the lowered code (reported at its lines, with the module each came from) → the bundle's own
 // names are shortened inside one wrapping function (shorten-names.ts) and comments and whitespace are taken
 // out (compact-whitespace.ts); --no-minify skips both, for reading the output → the profile check on the
@@ -19,6 +19,7 @@ import { checkEspruinoProfile, type Violation } from '../../espruino-profile/pro
 import { lowerToEs5, LoweringError } from './lower-syntax.ts';
 import { fixBuiltinSubclasses } from './fix-builtin-subclasses.ts';
 import { hoistFunctionDeclarations } from './hoist-functions.ts';
+import { flattenClasses } from './flatten-classes.ts';
 import { SourceMapLookup } from './source-map-lookup.ts';
 import { compactWhitespace } from './compact-whitespace.ts';
 import { shortenNames, ShortenNamesError } from './shorten-names.ts';
@@ -168,7 +169,7 @@ export async function buildFirmware(options: BuildOptions): Promise<BuildResult>
     if (err instanceof LoweringError) throw new BuildError(err.message);
     throw err;
   }
-  code = escapeNonAscii(hoistFunctionDeclarations(fixBuiltinSubclasses(code)));
+  code = escapeNonAscii(hoistFunctionDeclarations(flattenClasses(fixBuiltinSubclasses(code))));
 
   const violations = checkEspruinoProfile(code, shownOut).map((v) => ({
     ...v,

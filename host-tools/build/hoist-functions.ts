@@ -5,20 +5,7 @@
 // `__extends(Foo, _super)` runs before `function Foo()` in the emitted code.
 import { parse } from 'acorn';
 import MagicString from 'magic-string';
-
-type AnyNode = { type: string; start: number; end: number } & Record<string, any>;
-
-function isNode(value: unknown): value is AnyNode {
-  return typeof value === 'object' && value !== null && typeof (value as AnyNode).type === 'string';
-}
-
-function eachNode(node: AnyNode, visit: (node: AnyNode) => void): void {
-  visit(node);
-  for (const key of Object.keys(node)) {
-    const value = node[key];
-    for (const child of Array.isArray(value) ? value : [value]) if (isNode(child)) eachNode(child, visit);
-  }
-}
+import { type AnyNode, eachNode } from './ast-walk.ts';
 
 /** Start of the line holding `index` when only whitespace precedes it there, else `index`. */
 function lineStartIfBlank(code: string, index: number): number {

@@ -11,6 +11,7 @@ import { lowerToEs5 } from '../../host-tools/build/lower-syntax.ts';
 import { hoistVarDeclarations } from '../../host-tools/build/hoist-vars.ts';
 import { fixBuiltinSubclasses } from '../../host-tools/build/fix-builtin-subclasses.ts';
 import { hoistFunctionDeclarations } from '../../host-tools/build/hoist-functions.ts';
+import { flattenClasses } from '../../host-tools/build/flatten-classes.ts';
 
 const SOURCE = `
 const tail = [2, 3];
@@ -57,7 +58,7 @@ test('an uncaught instance of a lowered Error subclass prints its name and messa
   const source =
     "class Failure extends Error { constructor(m) { super(m); this.name = 'Failure'; this.message = m; } }\n" +
     "const f = new Failure('went wrong');\nprint(String(f) + ' ' + (f instanceof Failure) + ' ' + (f instanceof Error));\nthrow f;\n";
-  const lowered = hoistFunctionDeclarations(fixBuiltinSubclasses(lowerToEs5(source, 'failure.js')));
+  const lowered = hoistFunctionDeclarations(flattenClasses(fixBuiltinSubclasses(lowerToEs5(source, 'failure.js'))));
   let printed = '';
   try {
     new Function('print', lowered)((text: string) => {
@@ -75,6 +76,48 @@ test('an uncaught instance of a lowered Error subclass prints its name and messa
     /^Failure: went wrong true true\r\nUncaught Failure: went wrong\r\n/,
     'the Espruino interpreter',
   );
+});
+
+const CLASSES = `
+class Base {
+  constructor(x) { this.x = x; }
+  get double() { return this.x * 2; }
+  hello() { return 'base ' + this.x; }
+  static make(x) { return new Base(x); }
+}
+class Child extends Base {
+  constructor(x) { super(x + 1); this.tag = 'c'; }
+  hello() { return 'child ' + super.hello(); }
+}
+const Named = class { who() { return 'named'; } };
+class Failure extends Error { constructor(m) { super(m); this.name = 'Failure'; this.message = m; } }
+function local(Base) { return new Child(Base).hello(); }
+print([new Child(1).hello(), new Child(1).double, Base.make(3).hello(), new Named().who(), new Child(2) instanceof Base,
+  String(new Failure('x')), new Failure('y') instanceof Failure, new Failure('z') instanceof Error, local(7)].join(' '));
+`;
+
+test('classes taken out of their ES5 wrappers behave on Espruino as in JavaScript', async () => {
+  const wrapped = fixBuiltinSubclasses(lowerToEs5(CLASSES, 'classes.js'));
+  const flat = hoistFunctionDeclarations(flattenClasses(wrapped));
+  assert.ok(wrapped.includes('/** @class */'), 'TypeScript wraps each class');
+  assert.not.ok(flat.includes('/** @class */'), 'every wrapper is gone');
+  const expected = 'child base 2 4 base 3 named true Failure: x true true child base 8';
+  for (const code of [hoistFunctionDeclarations(wrapped), flat]) {
+    let printed = '';
+    new Function('print', code)((text: string) => {
+      printed += text;
+    });
+    assert.is(printed, expected, 'Node');
+  }
+  const binary = espruinoInterpreterPath();
+  if (!binary) return;
+  const run = await runEspruinoScript(binary, flat);
+  assert.is(run.output.trim(), expected, 'the Espruino interpreter');
+});
+
+test('a class wrapper holding more than the class stays', () => {
+  const code = 'var A = /** @class */ (function () {\n  var shared = 1;\n  function A() {}\n  return A;\n}());\n';
+  assert.is(flattenClasses(code), code);
 });
 
 test('only vars read outside their block, or declared twice, are declared again on entry', () => {
