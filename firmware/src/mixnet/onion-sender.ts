@@ -39,7 +39,9 @@ export function choosePath(relayCount: number, ownIndex: number, randomBelow: (n
 
 /**
  * The packet carrying payload through `relays` (in order) to `exit`. Per hop one GenKey and one ECDH in
- * the secure element. Returns the packet; it goes to the first relay's inbox.
+ * the secure element; a hop whose ECDH fails (TempKey lost: the chip's watchdog put it to sleep between the
+ * two, on a slow or loaded meter) is made once more with a new key. Returns the packet; it goes to the first
+ * relay's inbox.
  */
 export function sealOnion(
   se: OnionSecureElement,
@@ -52,8 +54,15 @@ export function sealOnion(
   const path = relays.concat([exit]);
   const hops: OnionHop[] = [];
   for (let i = 0; i < path.length; i++) {
-    const ephemeralKey = se.genTempKey();
-    hops.push({ relayId: path[i].relayId, ephemeralKey: ephemeralKey, shared: se.ecdh('tempkey', path[i].mixKey) });
+    let ephemeralKey = se.genTempKey();
+    let shared: Uint8Array;
+    try {
+      shared = se.ecdh('tempkey', path[i].mixKey);
+    } catch (e) {
+      ephemeralKey = se.genTempKey();
+      shared = se.ecdh('tempkey', path[i].mixKey);
+    }
+    hops.push({ relayId: path[i].relayId, ephemeralKey: ephemeralKey, shared: shared });
   }
   return buildOnionPacket(primitives, hops, payloadType, payload);
 }

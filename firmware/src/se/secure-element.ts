@@ -74,6 +74,8 @@ const WAKE_POLLS = 25;
 const WAKE_ATTEMPTS = 3;
 /** Time after a wake by which commands must be done: the watchdog's 1.3 s, less a margin for the host to read the response. */
 const AWAKE_BUDGET_MS = 1000;
+/** The watchdog (ChipMode's short one): the chip sleeps this long after a wake, TempKey cleared. */
+const WATCHDOG_MS = 1300;
 /** Sends of one command (first send included) when the chip did not receive it or never answered. */
 const COMMAND_ATTEMPTS = 3;
 /** Reads of one response when it arrives corrupted. */
@@ -230,6 +232,8 @@ export class SecureElement {
   private declare wokeAtMs: number;
   /** Longest the chip can have spent executing since that wake (the sum of the commands' maximum times). */
   private declare busyMsSinceWake: number;
+  /** The ephemeral key of the last genTempKey is still in TempKey: the chip has not slept since. */
+  private declare tempKeyHeld: boolean;
 
   constructor(i2c: I2CBus, options?: SecureElementOptions) {
     this.i2c = i2c;
@@ -237,6 +241,7 @@ export class SecureElement {
     this.clock = options && options.clock;
     this.wokeAtMs = -1;
     this.busyMsSinceWake = 0;
+    this.tempKeyHeld = false;
     this.stats = { commands: 0, wakes: 0, busyPolls: 0, resends: 0, rereads: 0 };
   }
 
@@ -273,6 +278,9 @@ export class SecureElement {
       this.send(0x00, [0x01]);
       if (this.clock) this.clock.waitMs(WAKE_DELAY_MS);
       for (let poll = 0; poll < WAKE_POLLS; poll++) {
+        // The wake's own exception (nobody ACKs a general call) and each NACKed poll cost a scan of the firmware's
+        // source (docs/espruino-differences.md): past the watchdog the chip sleeps again and every poll is lost.
+        if (this.clock && this.clock.nowMs() - wokeAtMs > WATCHDOG_MS) break;
         const raw = this.receive(4);
         if (raw && raw[0] === 4 && raw[1] === STATUS_AFTER_WAKE && raw[2] === 0x33 && raw[3] === 0x43) {
           this.wokeAtMs = wokeAtMs;
@@ -306,13 +314,15 @@ export class SecureElement {
   /** Idle: low power, TempKey and the message digest buffer kept (an awake chip only; never throws). */
   idle(): void {
     this.wokeAtMs = -1;
-    this.send(this.address, [WORD_IDLE]);
+    // Not heard: the chip was asleep (its watchdog ran out), and TempKey went with it.
+    if (!this.send(this.address, [WORD_IDLE])) this.tempKeyHeld = false;
   }
 
   /** Sleep: lowest power; TempKey and the message digest buffer are cleared. An idle chip hears nothing, so it is woken first. */
   sleep(): void {
     this.awakeFor(0);
     this.wokeAtMs = -1;
+    this.tempKeyHeld = false;
     this.send(this.address, [WORD_SLEEP]);
   }
 
@@ -384,6 +394,7 @@ export class SecureElement {
       if (!this.send(this.address, packet)) {
         // Asleep after all (its watchdog ran out early), or not there: the next attempt wakes it.
         this.wokeAtMs = -1;
+        this.tempKeyHeld = false;
         problem = 'the chip did not acknowledge the command';
         continue;
       }
@@ -539,10 +550,14 @@ export class SecureElement {
     );
   }
 
-  /** Creates an ephemeral private key in TempKey (lost on sleep); returns its public key. */
+  /**
+   * Creates an ephemeral private key in TempKey (lost on sleep); returns its public key. ecdh('tempkey') throws
+   * if the chip slept in between (a slow host: make a new key and try again).
+   */
   genTempKey(): Uint8Array {
     if (this.clock) this.awakeFor(MAX_MS_GENKEY + MAX_MS_ECDH);
-    return responsePayload(
+    this.tempKeyHeld = false;
+    const publicKey = responsePayload(
       this.execute(
         'genkey tempkey',
         OP_GENKEY,
@@ -553,6 +568,8 @@ export class SecureElement {
         MAX_MS_GENKEY,
       ),
     );
+    this.tempKeyHeld = true;
+    return publicKey;
   }
 
   /** The public key of the private key in `slot` (recomputed by the chip). */
@@ -640,6 +657,17 @@ export class SecureElement {
   ecdh(source: number | 'tempkey', peerPublicKey: Uint8Array): Uint8Array {
     checkLength('ecdh', 'peer public key', peerPublicKey, 64);
     if (source === 'tempkey') {
+      // A chip that slept since the GenKey did not hear the idle before this wake: its TempKey is gone, and the
+      // command would fail with an execution error.
+      if (this.clock) this.awakeFor(MAX_MS_ECDH);
+      if (!this.tempKeyHeld)
+        throw new SecureElementError(
+          'ecdh tempkey',
+          -1,
+          'TempKey was lost: the chip slept after the GenKey (its watchdog ends ' +
+            WATCHDOG_MS +
+            ' ms after a wake); make a new ephemeral key and try again',
+        );
       return responsePayload(
         this.execute('ecdh tempkey', OP_ECDH, ECDH_TEMPKEY_CLEAR, 0, peerPublicKey, RESPONSE_32_BYTES, MAX_MS_ECDH),
       );
