@@ -66,6 +66,15 @@ export interface MixNodeOptions {
  * slot 3 leaves 40 s for the receipts; at the testbed's 10 s, 250 ms.
  */
 const BUILD_LEAD_MAX_MS = 5000;
+/**
+ * Round 1's packet is built earlier when the last build took longer than half a slot: 1.5 times that build,
+ * at most 3 slots (round 0's packet must be out first) and BUILD_LEAD_MAX_MS. At 30-second intervals a slot
+ * is 1.5 s, less than a build on a loaded meter (Espruino's interpreter: about 0.8 s idle, 2.6 s with three
+ * meters on two cores). Round 0's stays at half a slot: its slot before is when the DSO issues the assets,
+ * and the offer must be signed before its packet is built.
+ */
+const BUILD_TIME_MARGIN = 1.5;
+const BUILD_LEAD_MAX_SLOTS = 3;
 
 const BUILD = 0;
 const SLOT = 1;
@@ -176,7 +185,7 @@ export class MixNode {
         const start = roundStartMs(m, d, r);
         const candidates: MixEvent[] = [
           {
-            at: start - Math.min(Math.floor(length / 2), BUILD_LEAD_MAX_MS),
+            at: start - this.buildLeadMs(r, length),
             kind: BUILD,
             interval: d,
             round: r,
@@ -200,6 +209,21 @@ export class MixNode {
       }
       if (best) return best;
     }
+  }
+
+  private buildLeadMs(round: number, slotLength: number): number {
+    const half = Math.min(Math.floor(slotLength / 2), BUILD_LEAD_MAX_MS);
+    if (round === 0) return half;
+    const lead = Math.max(
+      half,
+      Math.min(
+        Math.ceil(BUILD_TIME_MARGIN * this.sender.buildMs),
+        BUILD_LEAD_MAX_SLOTS * slotLength,
+        BUILD_LEAD_MAX_MS,
+      ),
+    );
+    // Never on a slot's start: the schedule takes the next event strictly after the last, and a tie would skip it.
+    return lead % slotLength === 0 ? lead + 1 : lead;
   }
 
   private scheduleAfter(after: number): void {

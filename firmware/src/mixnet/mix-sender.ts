@@ -43,6 +43,8 @@ interface Pending {
 
 export class MixSender {
   declare readonly stats: MixSenderStats;
+  /** Wall ms the last packet took to build (SE commands and layers), 0 before the first: mix-node.ts times builds by it. */
+  declare buildMs: number;
   private declare readonly o: MixSenderOptions;
   private declare pending: Pending | null;
   private declare timer: number | null;
@@ -52,6 +54,7 @@ export class MixSender {
     this.stats = { offers: 0, resends: 0, dummies: 0, missed: 0 };
     this.pending = null;
     this.timer = null;
+    this.buildMs = 0;
   }
 
   /** The offer for `interval` goes in each of its window's rounds from the next one on, until settled. */
@@ -85,6 +88,7 @@ export class MixSender {
         this.missed('no usable relay directory: no ' + kind + ' sent ' + what);
         return;
       }
+      const buildStart = o.clock.now();
       o.random.reseed();
       const path = choosePath(d.relayCount(), d.indexOf(o.relayId), function (n) {
         return o.random.randomBelow(n);
@@ -94,6 +98,7 @@ export class MixSender {
         ? sealOnion(o.se, o.primitives, relays, exit, PAYLOAD_OFFER, pending.message)
         : sealOnion(o.se, o.primitives, relays, exit, PAYLOAD_DUMMY, new Uint8Array(0));
       topic = relayInboxTopic(bytesToHex(relays[0].relayId));
+      this.buildMs = Math.round((o.clock.now() - buildStart) * 1000);
     } catch (e) {
       this.missed('cannot build the ' + kind + ' ' + what + ': ' + ((e as Error).message || e));
       return;
