@@ -81,6 +81,8 @@ interface InFlight {
   packetId: number;
   /** Sent at least once (on this or an earlier connection, or before a reboot). */
   sent: boolean;
+  /** To be sent (again) on this connection: after a reconnect or a late PUBACK (see pump). */
+  due: boolean;
 }
 
 interface Subscription {
@@ -268,7 +270,7 @@ export class MqttClient {
         packetId: 1,
       });
       this.outbox.append(topic, payload, keep, note);
-      this.fillWindow();
+      this.pump();
       return true;
     }
     if (qos !== 0) throw new Error('publish QoS must be 0 or 1, got ' + qos);
@@ -384,9 +386,8 @@ export class MqttClient {
     this.schedulePing();
     if (this.subscriptions.length > 0) this.sendSubscribe(this.subscriptions);
     // Everything unacknowledged goes out again, oldest first, then the rest of the outbox.
-    const resend = this.inFlight;
-    for (let i = 0; i < resend.length; i++) this.sendEntry(resend[i]);
-    this.fillWindow();
+    for (let i = 0; i < this.inFlight.length; i++) this.inFlight[i].due = true;
+    this.pump();
     if (this.state === CONNECTED && this.onConnect) this.onConnect();
   }
 
@@ -410,6 +411,7 @@ export class MqttClient {
     this.clearTimer('ping');
     this.clearTimer('pingTimeout');
     this.clearTimer('ack');
+    this.clearTimer('send');
     const socket = this.socket;
     this.socket = undefined;
     if (socket) {
@@ -507,7 +509,7 @@ export class MqttClient {
     this.inFlight.splice(index, 1);
     this.outbox.ack(entry.id);
     this.clearTimer('ack');
-    this.fillWindow();
+    this.pump();
     if (this.inFlight.length > 0) this.armAckTimer();
   }
 
@@ -534,26 +536,38 @@ export class MqttClient {
     return true;
   }
 
-  /** Takes the next outbox entries into the in-flight window and sends them. */
-  private fillWindow(): void {
+  /**
+   * Sends the next message that waits: an in-flight one due on this connection (oldest first), else the next
+   * outbox entry if the window has room. Each call sends one; what is left goes out one message per task
+   * (a timer of 0 ms), because a socket write waits in JsVars until Espruino's idle loop sends it (the
+   * socket's send buffer, libs/network/socketserver.c clientRequestWrite): resending the eight in flight
+   * after a reconnect in one task held about 2.3 KB there, in the backlog, when memory is at its peak.
+   */
+  private pump(): void {
     if (this.state !== CONNECTED) return;
-    const max = this.t.maxInFlight;
-    while (this.inFlight.length < max && this.state === CONNECTED) {
-      const next = this.cursor === 0 ? this.outbox.first() : this.outbox.after(this.cursor);
-      if (!next) return;
-      this.cursor = next.id;
-      const entry: InFlight = {
-        id: next.id,
+    let entry: InFlight | undefined;
+    for (let i = 0; i < this.inFlight.length && !entry; i++) if (this.inFlight[i].due) entry = this.inFlight[i];
+    let stored: OutboxEntry | undefined;
+    if (!entry) {
+      if (this.inFlight.length >= this.t.maxInFlight) return;
+      stored = this.cursor === 0 ? this.outbox.first() : this.outbox.after(this.cursor);
+      if (!stored) return;
+      this.cursor = stored.id;
+      entry = {
+        id: stored.id,
         packetId: this.allocatePacketId(),
-        sent: this.outbox.isRecovered(next.id),
+        sent: this.outbox.isRecovered(stored.id),
+        due: true,
       };
       this.inFlight.push(entry);
-      this.sendEntry(entry, next);
     }
+    this.sendEntry(entry, stored);
+    if (this.state === CONNECTED && this.timers.send === undefined) this.setTimer('send', 0, () => this.pump());
   }
 
   /** Sends an in-flight message: `stored` is its outbox entry, read again from the outbox when not given. */
   private sendEntry(entry: InFlight, stored?: OutboxEntry): void {
+    entry.due = false;
     // An in-flight message is unacknowledged, so the outbox still holds it.
     const m = stored || this.outbox.get(entry.id);
     if (!m) return;
@@ -575,7 +589,8 @@ export class MqttClient {
     if (this.timers.ack !== undefined) return;
     this.setTimer('ack', this.t.ackTimeoutMs, () => {
       if (this.state !== CONNECTED) return;
-      for (let i = 0; i < this.inFlight.length; i++) this.sendEntry(this.inFlight[i]);
+      for (let i = 0; i < this.inFlight.length; i++) this.inFlight[i].due = true;
+      this.pump();
     });
   }
 
