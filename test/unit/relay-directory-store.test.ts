@@ -16,6 +16,7 @@ import { createNetModule } from '../../boards/emulator/net.ts';
 import { SimClock } from '../../boards/emulator/clock.ts';
 import { RelayDirectoryStore, startRelayDirectoryStore } from '../../firmware/src/mixnet/relay-directory-store.ts';
 import { MqttClient } from '../../firmware/src/mqtt/client.ts';
+import { SecureElementError } from '../../firmware/src/se/secure-element.ts';
 import { Outbox } from '../../firmware/src/mqtt/outbox.ts';
 import { kidOf } from '../../firmware/src/protocol/certificate.ts';
 import type { RelayRecord } from '../../firmware/src/protocol/relay-directory.ts';
@@ -200,6 +201,43 @@ test('an older head, a head of another key, a forged signature and a head withou
   assert.match(m.logs[4], 'head of epoch 15 names no exit: not stored');
   assert.match(m.logs[4], '(and 2 more dropped before)');
   assertHolds(store, 10, list);
+});
+
+test('a head the secure element could not check (a wake that failed) is tried again 5 s later and stored', async () => {
+  const m = meter();
+  let failures = 1;
+  const retries: Array<() => void> = [];
+  const store = new RelayDirectoryStore({
+    storage: new EspruinoStorage(m.flash),
+    se: {
+      verifyExternal: (digest, signature, publicKey) => {
+        if (failures-- > 0) throw new SecureElementError('wake', -1, 'no wake reply (04 11 33 43)');
+        return chip.se.verifyExternal(digest, signature, publicKey);
+      },
+    },
+    sha256: nodeSha256,
+    dsoPublicKey: dsoKey.publicKey,
+    mqtt: m.broker,
+    clock: {
+      now: () => m.clock.seconds,
+      setTimeout: (cb, ms) => {
+        assert.is(ms, 5000);
+        return retries.push(cb);
+      },
+      clearTimeout: () => {},
+    },
+    log: (line) => m.logs.push(line),
+  });
+  store.start();
+  const list = relays(5);
+  await publish(m, sign(20, list));
+  assert.not.ok(store.isComplete());
+  assert.match(m.logs[0], 'head dropped: secure element wake: no wake reply');
+  assert.is(retries.length, 1, 'tried again later');
+  retries[0]();
+  m.broker.drain();
+  assertHolds(store, 20, list);
+  assert.is(retries.length, 1, 'and not again');
 });
 
 test('a page with a changed byte is refused and nothing of it is used; the next directory is stored', async () => {

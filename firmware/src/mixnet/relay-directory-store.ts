@@ -40,7 +40,11 @@ import {
   type RelayRecord,
 } from '../protocol/relay-directory.ts';
 import { RELAY_DIRECTORY_HEAD_TOPIC, relayDirectoryPageTopic } from '../protocol/topics.ts';
+import type { VeilgridError } from '../protocol/veilgrid-error.ts';
 import type { RelayDirectoryView } from './relay-directory-view.ts';
+
+/** How long after the secure element failed a head's check it is tried again. */
+const HEAD_RETRY_MS = 5000;
 
 /** The two Storage files a directory alternates between. */
 const DIRECTORY_FILES = ['vg.dir0', 'vg.dir1'];
@@ -106,6 +110,8 @@ export class RelayDirectoryStore implements RelayDirectoryView {
   private update: Update | undefined;
   private dsoKid: Uint8Array | undefined;
   private lastComplaint = -COMPLAINT_SECONDS;
+  /** A head whose check the secure element failed (not the head's fault), tried again after HEAD_RETRY_MS. */
+  private headRetry: number | null = null;
   private quiet = 0;
 
   /** Reads the directory Storage holds (the done file with the higher epoch); start() then follows the DSO's. */
@@ -121,12 +127,29 @@ export class RelayDirectoryStore implements RelayDirectoryView {
   start(): void {
     const self = this;
     this.o.mqtt.subscribe(RELAY_DIRECTORY_HEAD_TOPIC, 0, function (_topic, payload) {
-      try {
-        self.takeHead(payload);
-      } catch (e) {
-        self.complain('head dropped: ' + ((e as Error).message || e));
-      }
+      self.tryHead(payload);
     });
+  }
+
+  /**
+   * Takes a head; one the secure element could not check (a wake that failed on a busy meter) is tried again
+   * a few seconds later, or the meter would keep an older directory until the next epoch.
+   */
+  private tryHead(payload: Uint8Array): void {
+    const self = this;
+    const clock = this.o.clock;
+    if (this.headRetry !== null) clock.clearTimeout(this.headRetry);
+    this.headRetry = null;
+    try {
+      this.takeHead(payload);
+    } catch (e) {
+      this.complain('head dropped: ' + ((e as Error).message || e));
+      if ((e as VeilgridError).code === 'secure-element')
+        this.headRetry = clock.setTimeout(function () {
+          self.headRetry = null;
+          self.tryHead(payload);
+        }, HEAD_RETRY_MS);
+    }
   }
 
   /** A verified directory is stored (its exit record with it). */
