@@ -36,6 +36,9 @@ options:
   --no-market           meter and report only: no ledger, no bridge, no trading
   --no-mix              offers go straight to the bridge on each meter's offer topic, not through the
                         mixnet (the same meters, plan and seed: compare the observer's link rate)
+  --relay-outages N     N meters lose power in the middle of a mix round (one per interval), while they
+                        hold other meters' packets, and get it back as the round ends: their senders must
+                        send again through new paths (default 0; with the market and the mixnet)
   --seed N              seeds the observer's tie-breaks between equally likely senders (default 1)
   --dso-log             print the DSO's JSON log lines on stderr (each rejected reading with its reason)
   --bridge-log          print the bridge's JSON log lines on stderr
@@ -66,6 +69,7 @@ options:
       'no-market': { type: 'boolean' },
       'no-mix': { type: 'boolean' },
       seed: { type: 'string' },
+      'relay-outages': { type: 'string' },
     });
     const broker = values.broker ?? 'aedes';
     if (broker !== 'aedes' && broker !== 'mosquitto')
@@ -94,6 +98,7 @@ options:
       market: !values['no-market'],
       mix: !values['no-mix'],
       seed: intOption(values.seed, 'seed', 1, 0),
+      relayOutages: intOption(values['relay-outages'], 'relay-outages', 0, 0),
       bridgeLog: values['bridge-log'] ? (line: string) => process.stderr.write(line + '\n') : undefined,
       consoleLogDir: values['console-log'],
     };

@@ -23,6 +23,7 @@ import { householdImport, pvExport } from '../../boards/emulator/load-profile.ts
 import { createBrokerObserver, type BrokerTrace } from '../observer/broker-observer.ts';
 import { linkOffers, linkRate } from '../observer/offer-linker.ts';
 import { chainOffersOfRun } from './chain-offers.ts';
+import { roundStartMs, SLOTS_PER_ROUND, slotMs } from '../../firmware/src/protocol/mix-schedule.ts';
 import {
   directOffersSent,
   emptyMixCounts,
@@ -62,6 +63,12 @@ export interface TestbedOptions {
   seed?: number;
   /** Each meter's console output is appended to <consoleLogDir>/<meter id>.log (made if missing); default: none. */
   consoleLogDir?: string;
+  /**
+   * With the mixnet: this many meters lose power in the middle of a round's first slot, one per interval from
+   * the window's second on, while they hold other meters' packets as relays, and get it back as the round
+   * ends. What they held is lost, and its senders must send it again (default 0).
+   */
+  relayOutages?: number;
 }
 
 export interface TestbedProgress {
@@ -111,6 +118,8 @@ export interface TestbedSummary {
    * the broker's acknowledgement of that interval's clearing result on the broadcast topic.
    */
   clearing?: { intervals: number; tradedWh: number; latencyMs: { p50: number; p99: number } };
+  /** The meters that lost power mid-round (TestbedOptions.relayOutages), and the interval it was in. */
+  relayOutages?: Array<{ meterId: string; interval: number }>;
   /**
    * With the market: the mixnet's packets (from the meters' consoles), offers delivered to the bridge and lost,
    * and how often a passive observer at the broker named an offer's sender (host-tools/observer/), next to
@@ -247,6 +256,11 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
     const lastInterval = firstInterval + options.intervals - 1;
     const endSeconds = (lastInterval + 1) * options.intervalSeconds;
     for (const source of sources) source.start();
+    const outages = scheduleRelayOutages(grid.market && mix ? (options.relayOutages ?? 0) : 0, boards, clock, {
+      intervalSeconds: options.intervalSeconds,
+      firstInterval,
+      lastInterval,
+    });
     const metering = { simulated: clock.now(), wallMs: Date.now() };
     const seCommandsBefore = boards.reduce((n, b) => n + b.seCommands, 0);
     // What the sources emitted up to the window's end, to compare with what the meters reported.
@@ -304,6 +318,7 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
         .catch(() => undefined);
     }
 
+    if (outages.failures.length > 0) throw outages.failures[0];
     const seCommands = boards.reduce((n, b) => n + b.seCommands, 0) - seCommandsBefore;
     const window = store.summaryInIntervals(firstInterval, lastInterval);
     const gaps = store.gaps();
@@ -337,6 +352,7 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
         Math.round(((clock.now() - metering.simulated) / Math.max(0.001, (Date.now() - metering.wallMs) / 1000)) * 10) /
         10,
       ...trading,
+      ...(outages.cut.length > 0 ? { relayOutages: outages.cut } : {}),
       ...(trading.offers
         ? {
             mix: {
@@ -359,6 +375,34 @@ export async function runTestbed(options: TestbedOptions): Promise<TestbedSummar
     await grid.close();
     if (!options.workDir) fs.rmSync(workDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Power cuts in the middle of mix rounds (TestbedOptions.relayOutages): the k-th in the window's interval
+ * firstInterval + 1 + k, whose round 0 carries the offers for the next interval (the market's genesis is 0 in
+ * the grid), three quarters into slot 0 (the senders have published, the relays hold what came), power back as
+ * the round ends.
+ */
+function scheduleRelayOutages(
+  count: number,
+  boards: MeterBoard[],
+  clock: { setTimeoutAt(run: () => void, seconds: number): unknown },
+  window: { intervalSeconds: number; firstInterval: number; lastInterval: number },
+): { cut: Array<{ meterId: string; interval: number }>; failures: Error[] } {
+  const marketClock = { genesisTime: 0, intervalSeconds: window.intervalSeconds };
+  const slotSeconds = slotMs(marketClock) / 1000;
+  const cut: Array<{ meterId: string; interval: number }> = [];
+  const failures: Error[] = [];
+  for (let k = 0; k < count && window.firstInterval + 1 + k <= window.lastInterval; k++) {
+    const interval = window.firstInterval + 2 + k;
+    const roundStart = roundStartMs(marketClock, interval, 0) / 1000;
+    const board = boards[(2 * k + 1) % boards.length];
+    const failed = (err: unknown) => failures.push(err as Error);
+    clock.setTimeoutAt(() => void board.powerCut().catch(failed), roundStart + 0.75 * slotSeconds);
+    clock.setTimeoutAt(() => void board.powerOn().catch(failed), roundStart + SLOTS_PER_ROUND * slotSeconds);
+    cut.push({ meterId: board.name, interval });
+  }
+  return { cut, failures };
 }
 
 /** What the meters traded: from the bridge's counts and log, and the DSO's asset records. */
