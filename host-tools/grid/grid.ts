@@ -48,7 +48,7 @@ export interface GridOptions {
   log?: (line: string) => void;
   /** A market for the meters to trade on; without it the grid meters only. */
   market?: GridMarketOptions;
-  /** The meters send their offers through the mixnet (vg.config's mixnet knob); false: straight to the bridge. */
+  /** With a market: the meters send their offers through the mixnet (vg.config's mixnet knob; default the firmware's, on); false: straight to the bridge. Without a market the meters run no mixnet. */
   mix?: boolean;
   /** aedes only: called with each broker instance as it starts (again after stopBroker/startBroker), e.g. to observe it. */
   onBroker?: (aedes: Aedes) => void;
@@ -330,7 +330,8 @@ export async function startGrid(options: GridOptions): Promise<Grid> {
             intervalSeconds: choices.intervalSeconds,
             rotationSeconds: choices.rotationSeconds,
             impulsesPerKWh: choices.impulsesPerKWh,
-            mixnet: options.mix,
+            // Without a market there is no exit and nothing to carry: the meters run no mixnet.
+            mixnet: options.market ? options.mix : false,
           },
           meterConsole,
         );
