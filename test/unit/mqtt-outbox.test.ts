@@ -114,6 +114,11 @@ test('a full outbox refuses the newest message with a clear error and keeps the 
   assert.instance(error, OutboxFullError);
   assert.match((error as Error).message, /outbox full: \d+ messages wait for the broker/);
   assert.is(outbox.size(), stored);
+  // Until a message is acknowledged the refusal is the same object: no new Error (and stack trace) per retry.
+  assert.throws(
+    () => outbox.append(topic, payloadFor(stored, 270), false, 'seqintvl'),
+    (e: unknown) => e === error,
+  );
   const reopened = new Outbox(p.outboxRing());
   assert.is(reopened.size(), stored);
   assert.is(Buffer.from(reopened.first()!.payload).toString('hex'), Buffer.from(payloadFor(0, 270)).toString('hex'));

@@ -16,7 +16,7 @@
 // RAM: the seqs of the waiting messages as a range (pending-ids.ts); messages are read from flash when
 // sent, and again when resent (mqtt/client.ts keeps no payload in RAM).
 
-import { type FlashRing, RingFullError } from '../persist/flash-ring.ts';
+import type { FlashRing } from '../persist/flash-ring.ts';
 import { recordBytes } from '../persist/power-safe-record.ts';
 import { bytesToByteString, byteStringToBytes } from '../protocol/byte-string.ts';
 import { VeilgridError } from '../protocol/veilgrid-error.ts';
@@ -79,11 +79,19 @@ export class Outbox {
   private recoveredNotes: string[];
   /** Entries with a smaller id were stored before this Outbox was opened. */
   private readonly firstNewId: number;
+  /**
+   * The refusal thrown while the outbox stays full, made once: building an Error makes Espruino write its
+   * stack trace, and a meter whose broker is gone offers a reading every interval and every few seconds. In
+   * the memory bench's backlog, building a fresh one (after the ring's own) was what ran out of memory
+   * (bench/RESULTS.md). Dropped when a message is acknowledged (the only thing that makes room).
+   */
+  private refusal: OutboxFullError | null;
 
   constructor(ring: FlashRing) {
     this.ring = ring;
     this.pending = new PendingIds();
     this.recoveredNotes = [];
+    this.refusal = null;
     ring.recover();
     const pending = this.pending;
     const notes = this.recoveredNotes;
@@ -138,19 +146,16 @@ export class Outbox {
           '-byte flash page)',
       );
     }
-    let seq: number;
-    try {
-      seq = this.ring.append(record, this.pending.first());
-    } catch (err) {
-      if (err instanceof RingFullError) {
-        throw new OutboxFullError(
+    if (!this.ring.fits(record.length, this.pending.first())) {
+      if (!this.refusal)
+        this.refusal = new OutboxFullError(
           'outbox full: ' +
             this.pending.size() +
             ' messages wait for the broker to acknowledge them; nothing was stored: keep the message and try again later',
         );
-      }
-      throw err;
+      throw this.refusal;
     }
+    const seq = this.ring.append(record, this.pending.first());
     this.pending.add(seq);
     return seq;
   }
@@ -184,5 +189,6 @@ export class Outbox {
   /** Marks an entry delivered (PUBACK received). Unknown or already acknowledged ids are ignored. */
   ack(id: number): void {
     this.pending.remove(id);
+    this.refusal = null;
   }
 }

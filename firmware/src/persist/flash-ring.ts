@@ -117,6 +117,14 @@ export class FlashRing {
     for (let p = 0; p < a.pages; p++) this.pageSeq.push(this.head ? this.maxHeaderSeq(p, this.head, this.keepFrom) : 0);
   }
 
+  /** Whether append(payload of `payloadLength` bytes, keepFrom) would find room (it throws RingFullError when not). */
+  fits(payloadLength: number, keepFrom?: number): boolean {
+    const a = this.area;
+    if (this.writeOffset + recordBytes(payloadLength) <= a.pageBytes) return true;
+    const from = keepFrom === undefined ? this.head + 1 : keepFrom;
+    return !(this.pageSeq[(this.writePage + 1) % a.pages] >= from);
+  }
+
   /**
    * Appends a record and returns its sequence number. `keepFrom` is the lowest sequence number
    * still needed after this write (default: this record's own, i.e. only the newest record
