@@ -163,14 +163,14 @@ export class BridgeStore {
   }
 
   /**
-   * Queued offers, the earliest gate first, then in digest order: the order on chain tells nothing of when each
-   * offer arrived (through the mixnet, arrival order would point back along the packets' paths).
+   * Queued offers, oldest first. (Through the mixnet, arrival order points back along the packets' paths; the
+   * bridge holds a round's offers and sends them together, but in this order: see docs/bridge.md.)
    */
   queued(limit: number): QueuedOffer[] {
     return (
       this.db
         .prepare(
-          "SELECT digest, message, interval FROM offers WHERE state = 'queued' ORDER BY interval, digest LIMIT ?",
+          "SELECT digest, message, interval FROM offers WHERE state = 'queued' ORDER BY received_ms, digest LIMIT ?",
         )
         .all(limit) as Array<{ digest: Buffer; message: Buffer; interval: number }>
     ).map((r) => ({ digest: new Uint8Array(r.digest), message: new Uint8Array(r.message), interval: r.interval }));

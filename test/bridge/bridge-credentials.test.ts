@@ -23,7 +23,10 @@ test('ensureBridgeUser makes the bridge user once, with its password file and it
     assert.is(credentials.ensureBridgeUser(), password, 'asked again: the same password');
     assert.is(credentials.passwords().get(BRIDGE_USERNAME), hash, 'and the same stored hash (no file changes)');
     const acl = fs.readFileSync(credentials.aclFile, 'utf8');
-    assert.match(acl, /user bridge\ntopic read veilgrid\/meters\/\+\/offers\ntopic write veilgrid\/market\/#/);
+    assert.match(
+      acl,
+      /user bridge\ntopic read veilgrid\/meters\/\+\/offers\ntopic read veilgrid\/mix\/exit\ntopic write veilgrid\/market\/#/,
+    );
   } finally {
     tmp.remove();
   }
