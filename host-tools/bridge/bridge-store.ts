@@ -33,6 +33,7 @@ export interface PendingBatch {
   nonce: number;
   /** Oldest first. */
   attempts: Attempt[];
+  /** Its offers in the order its transactions carry them. */
   digests: Uint8Array[];
 }
 
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS offers (
   interval INTEGER,
   state TEXT NOT NULL,
   batch INTEGER,
+  batch_position INTEGER,
   reason INTEGER,
   book_index INTEGER,
   received_ms INTEGER NOT NULL,
@@ -95,6 +97,13 @@ export class BridgeStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.exec(SCHEMA);
+    // A queue made before batches kept their offers' order gets the column (NULL: those batches' arrival order).
+    if (
+      !(this.db.prepare('PRAGMA table_info(offers)').all() as Array<{ name: string }>).some(
+        (c) => c.name === 'batch_position',
+      )
+    )
+      this.db.exec('ALTER TABLE offers ADD COLUMN batch_position INTEGER');
     const id = `${market.chainId}:${market.market.toLowerCase()}`;
     const known = this.meta('market');
     if (known === undefined) this.setMeta('market', id);
@@ -163,16 +172,14 @@ export class BridgeStore {
   }
 
   /**
-   * Queued offers, oldest first. (Through the mixnet, arrival order points back along the packets' paths; the
-   * bridge holds a round's offers and sends them together, but in this order: see docs/bridge.md.)
+   * Every queued offer, oldest first: the order they came in, which is not the order they go on chain in
+   * (batch-order.ts chooses that; through the mixnet arrival order points back along the packets' paths).
    */
-  queued(limit: number): QueuedOffer[] {
+  queued(): QueuedOffer[] {
     return (
       this.db
-        .prepare(
-          "SELECT digest, message, interval FROM offers WHERE state = 'queued' ORDER BY received_ms, digest LIMIT ?",
-        )
-        .all(limit) as Array<{ digest: Buffer; message: Buffer; interval: number }>
+        .prepare("SELECT digest, message, interval FROM offers WHERE state = 'queued' ORDER BY received_ms, digest")
+        .all() as Array<{ digest: Buffer; message: Buffer; interval: number }>
     ).map((r) => ({ digest: new Uint8Array(r.digest), message: new Uint8Array(r.message), interval: r.interval }));
   }
 
@@ -207,7 +214,8 @@ export class BridgeStore {
 
   /**
    * Records a batch and its first signed transaction and moves its offers to in-flight, atomically: after
-   * this returns, the transaction may be sent. Returns the batch id.
+   * this returns, the transaction may be sent. `digests` in the transaction's order, which the batch keeps
+   * (pendingBatches: a replacement transaction carries the same offers in the same order). Returns the batch id.
    */
   recordBatch(nonce: number, digests: Uint8Array[], attempt: Attempt): number {
     return this.db.transaction(() => {
@@ -218,10 +226,10 @@ export class BridgeStore {
       );
       this.insertAttempt(id, attempt);
       const move = this.db.prepare(
-        "UPDATE offers SET state = 'in-flight', batch = ? WHERE digest = ? AND state = 'queued'",
+        "UPDATE offers SET state = 'in-flight', batch = ?, batch_position = ? WHERE digest = ? AND state = 'queued'",
       );
-      for (const d of digests)
-        if (move.run(id, d).changes !== 1)
+      for (const [position, d] of digests.entries())
+        if (move.run(id, position, d).changes !== 1)
           throw new BridgeStoreError(`offer ${Buffer.from(d).toString('hex')} is not queued`);
       return id;
     })();
@@ -260,7 +268,9 @@ export class BridgeStore {
       })),
       digests: (
         this.db
-          .prepare('SELECT digest FROM offers WHERE batch = ? AND state = ? ORDER BY received_ms, digest')
+          .prepare(
+            'SELECT digest FROM offers WHERE batch = ? AND state = ? ORDER BY batch_position, received_ms, digest',
+          )
           .all(b.id, 'in-flight') as Array<{ digest: Buffer }>
       ).map((r) => new Uint8Array(r.digest)),
     }));
@@ -283,7 +293,9 @@ export class BridgeStore {
         else refuse.run(o.reason, o.digest, batch);
       }
       this.db
-        .prepare("UPDATE offers SET state = 'queued', batch = NULL WHERE batch = ? AND state = 'in-flight'")
+        .prepare(
+          "UPDATE offers SET state = 'queued', batch = NULL, batch_position = NULL WHERE batch = ? AND state = 'in-flight'",
+        )
         .run(batch);
       this.db.prepare("UPDATE batches SET state = 'done' WHERE id = ?").run(batch);
     })();

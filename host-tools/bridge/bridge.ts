@@ -22,6 +22,7 @@ import { MetricsRegistry } from '../service/metrics.ts';
 import { startServiceHttpServer, type ServiceHttpServer } from '../service/http-server.ts';
 import { acknowledgeAfterHandling } from '../service/mqtt-intake.ts';
 import { amountFromBigint } from './amount.ts';
+import { chainOrder } from './batch-order.ts';
 import { BridgeStore, type Outcome, type PendingBatch } from './bridge-store.ts';
 import { checkOfferMessage, sha256 } from './offer-check.ts';
 import { ensureExitKey, EXIT_KEY_FILE, type ExitKey } from './exit-key.ts';
@@ -651,13 +652,14 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
   const submit = async () => {
     // While a mix round's packets are on their way (slots 0-2), offers wait: a round's offers go on chain together
-    // at its last slot, so a batch holds many senders' offers and its order (store.queued) says nothing of timing.
+    // at its last slot, so a batch holds many senders' offers, in an order (batch-order.ts) that says nothing of
+    // when each came.
     const slot = mixSlotAt(deployment, chainNow() * 1000);
     if (slot && slot.slot < SLOTS_PER_ROUND - 1) return;
     for (;;) {
       if (stopped) return;
       if (store.pendingBatches().length >= maxPending) return;
-      const offers = store.queued(batchSize);
+      const offers = chainOrder(store.queued()).slice(0, batchSize);
       if (offers.length === 0) return;
       const nonce = await sender.allocateNonce();
       let attempt;

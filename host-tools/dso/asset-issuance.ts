@@ -19,7 +19,7 @@
 // is awaited, and before any batch is sent (again) the chain's AssetIssued events are read for its keys, so a
 // restarted DSO issues each grant exactly once. Replies go out after the interval's batches are on chain and
 // are marked once the broker acknowledged them (resent after a restart otherwise).
-import { createHash, randomInt } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { BaseError, ContractFunctionRevertedError, keccak256, toHex, type Hex } from 'viem';
 import type { PrivateKeyAccount } from 'viem/accounts';
 import { ASSET_REFUSALS, encodeAssetReply, type AssetReply } from '../../firmware/src/protocol/asset-reply.ts';
@@ -36,6 +36,7 @@ import { decodeEnvelope, openEnvelope, SealedEnvelopeError } from '../../firmwar
 import { assetReplyTopic } from '../../firmware/src/protocol/topics.ts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../crypto/node-primitives.ts';
+import { cryptoShuffle } from '../crypto/shuffle.ts';
 import { compileContracts } from '../ledger/compile.ts';
 import { TRANSACTION_GAS_CAP } from '../ledger/ledger-client.ts';
 import type { Grant, MarketClient } from '../ledger/market.ts';
@@ -168,16 +169,6 @@ export function roundedGrant(wh: number, limitWh: number): number {
   let up = MIN_GRANT_WH;
   while (up < wh) up *= 2;
   return Math.min(up, Math.max(limitWh, wh));
-}
-
-/** Fisher-Yates with node:crypto's CSPRNG: each permutation equally likely, none predictable by a meter. */
-export function cryptoShuffle<T>(items: T[]): T[] {
-  const out = items.slice();
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = randomInt(i + 1);
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
 }
 
 function revertOf(err: unknown): { name: string; args: readonly unknown[] } | undefined {

@@ -4,6 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { BridgeStore } from '../../host-tools/bridge/bridge-store.ts';
 import { tempDir } from './bridge-fixture.ts';
 
@@ -29,6 +30,28 @@ test('a queue belongs to one market', () => {
   }
 });
 
+test('a queue made before batches kept their order gets the column; its old batches keep arrival order', () => {
+  const tmp = tempDir('veilgrid-bridge-store-');
+  try {
+    const file = path.join(tmp.dir, 'q.db');
+    const old = new Database(file);
+    old.exec(
+      "CREATE TABLE offers (digest BLOB PRIMARY KEY, message BLOB, interval INTEGER, state TEXT NOT NULL, batch INTEGER, reason INTEGER, book_index INTEGER, received_ms INTEGER NOT NULL, published INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID; INSERT INTO offers (digest, interval, state, batch, received_ms) VALUES (x'02', 11, 'in-flight', 1, 1), (x'01', 11, 'in-flight', 1, 2); CREATE TABLE batches (id INTEGER PRIMARY KEY, nonce INTEGER NOT NULL UNIQUE, state TEXT NOT NULL, created_ms INTEGER NOT NULL); INSERT INTO batches VALUES (1, 0, 'pending', 1)",
+    );
+    old.close();
+    const store = new BridgeStore(file, market);
+    assert.equal(
+      store.pendingBatches()[0].digests.map((x) => x[0]),
+      [2, 1],
+    );
+    assert.ok(store.queue({ digest: d(3), message: new Uint8Array(177), interval: 11 }));
+    store.recordBatch(1, [d(3)], attempt(1));
+    store.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
 test('queue, refuse, batch, finish, publish, prune', () => {
   const store = new BridgeStore(':memory:', market);
   assert.ok(store.queue({ digest: d(1), message: new Uint8Array(177).fill(1), interval: 11 }));
@@ -38,9 +61,9 @@ test('queue, refuse, batch, finish, publish, prune', () => {
   assert.ok(store.refuse(d(0xa2), d(3), 17), 'another message with the same offer digest is its own refusal');
   assert.not.ok(store.refuse(d(0xa1), d(3), 17), 'the same message again');
   assert.equal(
-    store.queued(10).map((o) => o.digest[0]),
+    store.queued().map((o) => o.digest[0]),
     [2, 1],
-    'oldest first',
+    'oldest first (the order they came; batch-order.ts chooses the order on chain)',
   );
 
   const id = store.recordBatch(5, [d(1), d(2)], attempt(1));
@@ -53,6 +76,11 @@ test('queue, refuse, batch, finish, publish, prune', () => {
     [attempt(1).hash, attempt(2).hash],
   );
   assert.is(pending.nonce, 5);
+  assert.equal(
+    pending.digests.map((x) => x[0]),
+    [1, 2],
+    "the transaction's order, not the order they came: a replacement carries them so",
+  );
   assert.equal(store.messagesOf([d(2)])[0][0], 2);
   store.finishBatch(id, [{ digest: d(1), accepted: true, interval: 11, index: 0 }]);
   assert.equal(store.stateOf(d(1)), { state: 'accepted', reason: null, interval: 11, index: 0 });

@@ -11,13 +11,8 @@ import { IDENTITY_SLOT, READING_KEY_SLOTS, TRADING_RING } from '../../firmware/s
 import { attestedCertificate, encodeAssetRequest, signedCertificate } from '../../firmware/src/protocol/certificate.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
 import { sealedAssetRequest } from '../../firmware/src/market/asset-request.ts';
-import {
-  cryptoShuffle,
-  feederIdOf,
-  keyIdOfPoint,
-  meterHashOf,
-  roundedGrant,
-} from '../../host-tools/dso/asset-issuance.ts';
+import { cryptoShuffle } from '../../host-tools/crypto/shuffle.ts';
+import { feederIdOf, keyIdOfPoint, meterHashOf, roundedGrant } from '../../host-tools/dso/asset-issuance.ts';
 import { compileContracts } from '../../host-tools/ledger/compile.ts';
 import { issueDeviceCertificate } from '../../host-tools/operator/operator-key.ts';
 import { provisionedSecureElement } from '../support/provisioned-se.ts';
