@@ -95,19 +95,35 @@ if (!values['synthetic-only']) {
 }
 
 console.log(
-  '\nsynthetic traces of the design (estimated; each meter has an offer in half the rounds): the bridge sending offers as they come, or holding each round and sending it shuffled',
+  '\nsynthetic traces of the design (estimated; each meter has an offer in half the rounds): the bridge sending offers as they come; holding each round and sending it in arrival order; or holding it and sending it in its batch order (host-tools/bridge/batch-order.ts)',
 );
+const exitModes = [
+  { name: 'as they come      ', exitHoldsRound: false, heldInArrivalOrder: false },
+  { name: 'held, arrival     ', exitHoldsRound: true, heldInArrivalOrder: true },
+  { name: 'held, batch order ', exitHoldsRound: true, heldInArrivalOrder: false },
+];
 for (const [n, rounds] of [
   [100, 8],
   [1000, 8],
 ]) {
-  for (const exitHoldsRound of [false, true]) {
-    const run = syntheticRun({ mix: 'batched', meters: n, rounds, seed, offerShare: 0.5, exitHoldsRound });
-    const links = linkOffers(run.trace, run.offers, { seed, roundOf: run.roundOf, orderedBatches: !exitHoldsRound });
+  for (const mode of exitModes) {
+    const { exitHoldsRound, heldInArrivalOrder } = mode;
+    const run = syntheticRun({
+      mix: 'batched',
+      meters: n,
+      rounds,
+      seed,
+      offerShare: 0.5,
+      exitHoldsRound,
+      heldInArrivalOrder,
+    });
+    // The linker weighs order-keeping assignments when the chain's order is arrival order, else takes each batch as a set.
+    const orderedBatches = !exitHoldsRound || heldInArrivalOrder;
+    const links = linkOffers(run.trace, run.offers, { seed, roundOf: run.roundOf, orderedBatches });
     const rate = linkRate(links, run.truth);
     const over = run.flushSizes.filter((size) => size > RELAY_CAPACITY);
     console.log(
-      `  ${n} meters, ${rounds} rounds, ${exitHoldsRound ? 'round held ' : 'as they come'}: largest relay batch ${run.largestBatch}, ${over.length} of ${run.flushSizes.length} batches above a relay's capacity of ${RELAY_CAPACITY} (${over.reduce((a, b) => a + b - RELAY_CAPACITY, 0)} packets dropped); observer link rate ${Math.round(rate * 1000) / 1000} against chance ${1 / n} (${run.offers.length} offers)`,
+      `  ${n} meters, ${rounds} rounds, ${mode.name}: largest relay batch ${run.largestBatch}, ${over.length} of ${run.flushSizes.length} batches above a relay's capacity of ${RELAY_CAPACITY} (${over.reduce((a, b) => a + b - RELAY_CAPACITY, 0)} packets dropped); observer link rate ${Math.round(rate * 1000) / 1000} against chance ${1 / n} (${run.offers.length} offers)`,
     );
   }
 }

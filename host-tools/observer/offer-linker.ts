@@ -17,8 +17,9 @@
 // transaction before was full) after that one was sent. When the bridge sends offers in arrival order
 // (`orderedBatches`), the chain's offers are its inputs in that order, less the dummies, duplicates and
 // refusals the attacker cannot tell apart: the linker weighs every order-keeping assignment of offers to
-// inputs (forward-backward over offers and inputs). When the bridge orders a transaction otherwise (by digest,
-// host-tools/bridge/bridge-store.ts queued), each offer is any of the inputs between the two transactions.
+// inputs (forward-backward over offers and inputs). When the bridge orders a transaction otherwise (as it does:
+// at random but for each trading key's own offers, host-tools/bridge/batch-order.ts; a key's offers name one
+// sender anyway), each offer is any of the inputs between the two transactions.
 // Each offer gets the mixture of its inputs' distributions.
 //
 // Step 3: the most likely sender, ties broken by a seeded random draw; an offer it cannot place at all is

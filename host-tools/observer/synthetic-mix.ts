@@ -8,9 +8,11 @@
 //   batched two random relays per path, each holding what it got during a slot and forwarding it shuffled at the
 //            next slot's start (the design: protocol/mix-schedule.ts).
 //
-// The bridge takes offers in arrival order and sends what it holds every `tickMs` in one transaction, as
-// host-tools/bridge/bridge.ts does; or, with `exitHoldsRound`, holds each round's offers until the round ends
-// and sends them in random order.
+// The bridge takes offers in arrival order and sends what it holds every `tickMs` in one transaction (as the
+// bridge did before it held rounds); or, with `exitHoldsRound`, holds each round's offers until the round ends
+// and sends them in the bridge's own order (host-tools/bridge/batch-order.ts, with this run's seeded draws).
+import { interleaveKeepingKeyOrder } from '../bridge/batch-order.ts';
+import { cryptoShuffle } from '../crypto/shuffle.ts';
 import { OFFER_MESSAGE_LENGTH } from '../../firmware/src/protocol/offer.ts';
 import { ONION_PACKET_BYTES } from '../../firmware/src/protocol/onion-packet.ts';
 import { MIX_EXIT_TOPIC, offerTopic, relayInboxTopic } from '../../firmware/src/protocol/topics.ts';
@@ -33,8 +35,10 @@ export interface SyntheticOptions {
   tickMs?: number;
   /** Offers per transaction at most. Default 100. */
   batchSize?: number;
-  /** The bridge sends each round's offers when the round ends, shuffled, instead of as they come. */
+  /** The bridge sends each round's offers when the round ends, in its batch order, instead of as they come. */
   exitHoldsRound?: boolean;
+  /** With exitHoldsRound: a round's offers in arrival order instead (the held round before batch-order.ts). */
+  heldInArrivalOrder?: boolean;
 }
 
 export interface SyntheticRun {
@@ -74,7 +78,7 @@ export function syntheticRun(options: SyntheticOptions): SyntheticRun {
   trace.subscriptions.push({ timeMs: 0, clientId: BRIDGE, topic: MIX_EXIT_TOPIC });
   const truth = new Map<string, string>();
   const roundMs = SLOTS_PER_ROUND * slotMs;
-  const bridgeArrivals: Array<{ timeMs: number; offerId?: string }> = [];
+  const bridgeArrivals: Array<{ timeMs: number; offerId?: string; sender: string }> = [];
   let largestBatch = 0;
   const flushSizes: number[] = [];
 
@@ -89,20 +93,14 @@ export function syntheticRun(options: SyntheticOptions): SyntheticRun {
     trace.publishes.push({ timeMs, clientId: from, topic, bytes: ONION_PACKET_BYTES, payloadHash: payloadHash(bytes) });
     queue.push({ timeMs: timeMs + 1, from, packet });
   };
-  const shuffle = <T>(items: T[]): T[] => {
-    for (let i = items.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [items[i], items[j]] = [items[j], items[i]];
-    }
-    return items;
-  };
+  const below = (n: number) => Math.floor(random() * n);
   const flush = (at: number) => {
     for (const [relay, packets] of held) {
       if (packets.length === 0) continue;
       largestBatch = Math.max(largestBatch, packets.length);
       flushSizes.push(packets.length);
       let t = at + random() * 5;
-      for (const packet of shuffle(packets.splice(0))) publish((t += 0.5 + random()), relay, packet);
+      for (const packet of cryptoShuffle(packets.splice(0), below)) publish((t += 0.5 + random()), relay, packet);
     }
   };
 
@@ -121,7 +119,7 @@ export function syntheticRun(options: SyntheticOptions): SyntheticRun {
           bytes: OFFER_MESSAGE_LENGTH,
           payloadHash: payloadHash(offerId),
         });
-        bridgeArrivals.push({ timeMs: at + 1, offerId });
+        bridgeArrivals.push({ timeMs: at + 1, offerId, sender });
         continue;
       }
       const path = options.mix === 'perfect' ? [MIX_NODE, BRIDGE] : [...twoRelays(meters, sender, random), BRIDGE];
@@ -142,20 +140,22 @@ export function syntheticRun(options: SyntheticOptions): SyntheticRun {
       queue.shift();
       const [here, ...rest] = event.packet.path;
       const packet = { ...event.packet, path: rest };
-      if (here === BRIDGE) bridgeArrivals.push({ timeMs: event.timeMs, offerId: packet.offerId });
+      if (here === BRIDGE)
+        bridgeArrivals.push({ timeMs: event.timeMs, offerId: packet.offerId, sender: packet.sender });
       else if (options.mix === 'naive') publish(event.timeMs + 5 + random() * 25, here, packet);
       else held.set(here, [...(held.get(here) ?? []), packet]);
     }
   }
 
   // The bridge: every tick, what it queued (offers only, oldest first) goes in one transaction; or every round's
-  // end, what came in the round, in random order.
+  // end, what came in the round, in the bridge's order (each sender signs with its own trading key).
   const offers: ChainOffer[] = [];
   const pending = bridgeArrivals.filter((a) => a.offerId).sort((a, b) => a.timeMs - b.timeMs);
   let batch = 0;
   if (options.exitHoldsRound) {
     for (let end = roundMs; pending.length > 0; end += roundMs) {
-      const round = shuffle(pending.splice(0, pending.filter((a) => a.timeMs < end).length));
+      const arrived = pending.splice(0, pending.filter((a) => a.timeMs < end).length);
+      const round = options.heldInArrivalOrder ? arrived : interleaveKeepingKeyOrder(arrived, (a) => a.sender, below);
       for (let i = 0; i < round.length; i += batchSize, batch++)
         round
           .slice(i, i + batchSize)

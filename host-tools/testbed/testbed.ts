@@ -479,7 +479,7 @@ async function mixReport(
       registry: grid.dso.registry,
       assets: grid.dso.assets!,
     });
-    // The bridge orders a transaction's offers by interval and digest, not arrival (bridge-store.ts queued).
+    // The bridge orders a transaction's offers at random but for each key's own (bridge/batch-order.ts), not by arrival.
     const links = linkOffers(trace, chain.offers, {
       seed: run.seed,
       roundOf: mixRoundOf(clock),
