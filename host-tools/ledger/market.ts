@@ -6,6 +6,7 @@ import { toHex, type Hex, type TransactionReceipt } from 'viem';
 import type { PrivateKeyAccount } from 'viem/accounts';
 import { compileContracts } from './compile.ts';
 import { openLedger, TRANSACTION_GAS_CAP, type Ledger } from './ledger-client.ts';
+import { REASON_BRIDGE_MALFORMED, RECEIPT_REASONS } from '../../firmware/src/protocol/market-broadcast.ts';
 import type { MarketDomain, TradingPublicKey } from '../../firmware/src/protocol/offer.ts';
 import { VeilgridError } from '../../firmware/src/protocol/veilgrid-error.ts';
 
@@ -69,19 +70,14 @@ export interface Holding {
   consumptionLocked: bigint;
 }
 
-/** Refusal reasons in the contract's numbering (Market.Refusal), for events and errors. */
-export const REFUSALS = [
+/**
+ * Refusal reasons in the contract's numbering (Market.Refusal), for events and errors: None, then the names the
+ * receipts give the contract's codes (protocol/market-broadcast.ts: the codes below the bridge's own).
+ */
+export const REFUSALS: readonly string[] = [
   'None',
-  'Malformed',
-  'BadSignature',
-  'Replayed',
-  'GateClosed',
-  'KeyRevoked',
-  'InsufficientAsset',
-  'InsufficientMoney',
-  'UnknownOffer',
-  'NotOpen',
-] as const;
+  ...RECEIPT_REASONS.slice(1, REASON_BRIDGE_MALFORMED).filter((name) => name !== ''),
+];
 
 export class DeploymentFileError extends VeilgridError {
   constructor(message: string) {

@@ -3,12 +3,13 @@
 // broker's packet cap, amounts beyond 2^53, and every refusal of the decoders.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import path from 'node:path';
 import * as cborx from 'cbor-x';
 import { CborMap, encode } from '../../firmware/src/protocol/cbor.ts';
 import {
   BroadcastFormatError,
   MAX_BROADCAST_PAYLOAD_BYTES,
-  RECEIPT_REASONS,
   decodeClearing,
   decodeReceipt,
   encodeClearing,
@@ -18,6 +19,7 @@ import {
   reasonName,
   type Fill,
 } from '../../firmware/src/protocol/market-broadcast.ts';
+import { CONTRACTS_DIR } from '../../host-tools/ledger/compile.ts';
 import { REFUSALS } from '../../host-tools/ledger/market.ts';
 import { MAX_MQTT_PACKET_BYTES } from '../../host-tools/broker/max-packet-size.ts';
 import { CLEARING_TOPIC, RECEIPT_TOPIC } from '../../firmware/src/protocol/topics.ts';
@@ -154,7 +156,14 @@ formats('amounts of 2^53 and more travel as big-endian bytes', () => {
 });
 
 formats("reason codes: the contract's numbering, then the bridge's own", () => {
-  for (let code = 1; code < REFUSALS.length; code++) assert.is(RECEIPT_REASONS[code], REFUSALS[code], `code ${code}`);
+  // The contract's enum, read from its source, is what the chain's OfferRejected reasons are numbered by.
+  const source = fs.readFileSync(path.join(CONTRACTS_DIR, 'Market.sol'), 'utf8');
+  const contract = /enum Refusal \{([^}]*)\}/
+    .exec(source)![1]
+    .split(',')
+    .map((name) => name.trim());
+  assert.equal(REFUSALS, contract, "the host's list is the contract's");
+  for (let code = 1; code < contract.length; code++) assert.is(reasonName(code), contract[code], `code ${code}`);
   assert.equal([16, 17, 18, 19, 20, 21].map(reasonName), [
     'malformed',
     'bad-signature',

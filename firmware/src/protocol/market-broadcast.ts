@@ -38,8 +38,9 @@ export const MAX_BROADCAST_PAYLOAD_BYTES = 1920;
 export const DIGEST_LENGTH = 32;
 
 /**
- * Reason codes of a refused offer. 1..9: the contract refused it (Market.Refusal, REFUSALS in
- * host-tools/ledger/market.ts, same numbers). 16..21: the bridge refused it before the chain saw it.
+ * Reason codes of a refused offer. 1..9: the contract refused it (Market.Refusal, same numbers; the host's
+ * REFUSALS in host-tools/ledger/market.ts is made from RECEIPT_REASONS). 16..21: the bridge refused it before the
+ * chain saw it.
  * 18 (duplicate) is reserved and not a verdict on the offer: the bridge answers a copy of an offer it already
  * has by publishing that offer's outcome again once it is known (nothing while it is pending), so a meter
  * never needs to act on it.
