@@ -81,7 +81,7 @@ export class Board {
   /** require("Flash"): raw access to the same flash (the raw partition beside Storage). */
   readonly flashModule: EspruinoFlashModule;
   readonly pins: PinBank;
-  readonly i2c1 = new I2CBus(() => Math.max(this.clock.now(), this.busyUntil));
+  readonly i2c1: I2CBus;
   /** The ATECC608 on I2C1 at 0x60; its EEPROM persists in `<flashPath>.atecc608.json`. */
   readonly secureElement: Atecc608;
   readonly wifi: WifiStation;
@@ -112,6 +112,10 @@ export class Board {
   constructor(opts: BoardOptions) {
     const index = ++boardCount;
     this.definition = opts.definition;
+    this.i2c1 = new I2CBus(() => Math.max(this.clock.now(), this.busyUntil), {
+      scl: opts.definition.pins.i2cScl,
+      sda: opts.definition.pins.i2cSda,
+    });
     this.clock = opts.clock;
     this.name = opts.name ?? `${opts.definition.id}-${index}`;
     const layout = flashLayout(opts.definition);

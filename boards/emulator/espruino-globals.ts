@@ -1,7 +1,7 @@
 // Espruino's own globals, installed into a Realm for one interpreter session (one boot).
 //
 // Each function follows the wrapper of the same name in espruino/Espruino src/jswrap_*.c:
-// timers and watches (ids, errors, debounce), pins, I2C1, E, crypto, btoa/atob, print/console.log,
+// timers and watches (ids, errors, debounce), pins, I2C1 and software I2C, E, crypto, btoa/atob, print/console.log,
 // load/reset, require of built-in modules, process.env, Promise (callbacks run as events of the
 // idle loop, not as V8 microtasks) and the EventEmitter methods every Espruino object has.
 // What cannot be reproduced honestly is left out (process.memory, E.getSizeOf: JsVar figures).
@@ -9,7 +9,7 @@
 import nodeCrypto from 'node:crypto';
 import type { SimClock, TimerTable } from './clock.ts';
 import { formatAsString, formatPrintArguments, markDevice } from './espruino-format.ts';
-import type { I2CBus, Level, PinBank, PinMode, WatchTable } from './pins.ts';
+import type { I2CBus, I2CMaster, Level, PinBank, PinMode, WatchTable } from './pins.ts';
 import { PIN_COUNT } from './pins.ts';
 import type { Realm } from './realm.ts';
 import { bytesToString } from './storage.ts';
@@ -143,11 +143,16 @@ class ApiGuard {
   constructor(private readonly host: InterpreterHost) {}
 
   fn<A extends unknown[], R>(impl: (...args: A) => R): (...args: A) => R {
+    return this.method((_self: unknown, ...args: A) => impl(...args));
+  }
+
+  /** A native method: `impl` gets the object it was called on first. */
+  method<A extends unknown[], R>(impl: (self: unknown, ...args: A) => R): (...args: A) => R {
     const host = this.host;
-    return function espruinoNative(...args: A): R {
+    return function espruinoNative(this: unknown, ...args: A): R {
       if (host.stopped) throw host.realm.error('The board is off: nothing runs after a power cut');
       try {
-        return impl(...args);
+        return impl(this, ...args);
       } catch (err) {
         if (host.isPowerLoss(err)) {
           host.powerLost();
@@ -281,6 +286,46 @@ function installPins(host: InterpreterHost, api: ApiGuard): void {
     }),
   );
   realm.define('I2C1', makeI2C(host, api, toPin));
+  realm.define('I2C', makeSoftwareI2C(host, api, toPin));
+}
+
+/**
+ * `new I2C()`: Espruino's software I2C (src/jswrap_spi_i2c.c with device EV_NONE, src/jsi2c.c), bit-banged on
+ * any two pins. It never throws for a missing ACK (built without I2C_NACK_CHECK): a write nobody takes is lost,
+ * and a read from nobody gives 0xFF bytes, SDA's pull-up. Before setup it has no pins: writes do nothing and
+ * reads give zeros (Espruino returns its uninitialised buffer). Its transfers reach the
+ * board's I2C bus when they are the pins its wires are on (I2CBus wiring).
+ */
+function makeSoftwareI2C(host: InterpreterHost, api: ApiGuard, toPin: (p: unknown) => number): Function {
+  const { realm, i2c1 } = host;
+  const I2C = realm.run('(function I2C() {})', 'espruino-i2c') as Function;
+  const masters = new WeakMap<object, I2CMaster>();
+  const proto = I2C.prototype;
+  proto.setup = api.method((self: unknown, opts: any) => {
+    const scl = opts?.scl === undefined ? undefined : toPin(opts.scl);
+    const sda = opts?.sda === undefined ? undefined : toPin(opts.sda);
+    if (scl === undefined || sda === undefined) masters.delete(self as object);
+    else masters.set(self as object, { bitrate: Number(opts.bitrate) || 100000, software: true, scl, sda });
+  });
+  proto.writeTo = api.method((self: unknown, address: unknown, ...data: unknown[]) => {
+    const master = masters.get(self as object);
+    if (master) i2c1.write(i2cAddress(address), flattenBytes(data), master);
+  });
+  proto.readFrom = api.method((self: unknown, address: unknown, quantity: unknown) => {
+    const n = Math.max(0, Number(quantity) | 0);
+    const master = masters.get(self as object);
+    const out = new Uint8Array(n);
+    const got = master && i2c1.read(i2cAddress(address), n, master);
+    if (got) out.set(got.subarray(0, n));
+    else if (master) out.fill(0xff);
+    return realm.bytes(out);
+  });
+  return I2C;
+}
+
+/** writeTo/readFrom's address: a number, or {address, stop}. */
+function i2cAddress(address: unknown): number {
+  return typeof address === 'object' && address !== null ? Number((address as any).address) : Number(address);
 }
 
 function makeI2C(host: InterpreterHost, api: ApiGuard, toPin: (p: unknown) => number): object {
@@ -300,14 +345,11 @@ function makeI2C(host: InterpreterHost, api: ApiGuard, toPin: (p: unknown) => nu
     };
   });
   bus.writeTo = api.fn((address: unknown, ...data: unknown[]) => {
-    const addr = typeof address === 'object' && address !== null ? Number((address as any).address) : Number(address);
-    const bytes = flattenBytes(data);
-    if (!i2c1.write(addr, bytes)) nack('jshI2CWrite');
+    if (!i2c1.write(i2cAddress(address), flattenBytes(data))) nack('jshI2CWrite');
   });
   bus.readFrom = api.fn((address: unknown, quantity: unknown) => {
-    const addr = typeof address === 'object' && address !== null ? Number((address as any).address) : Number(address);
     const n = Math.max(0, Number(quantity) | 0);
-    const got = i2c1.read(addr, n);
+    const got = i2c1.read(i2cAddress(address), n);
     if (!got) return nack('jshI2CRead');
     const out = new Uint8Array(n);
     out.set(got.subarray(0, n));

@@ -305,19 +305,45 @@ export interface I2CDevice {
 /** Espruino's I2C1.setup default. */
 const DEFAULT_BITRATE = 100000;
 
+/**
+ * How the master drives the wires. `software` is Espruino's bit-banged I2C (`new I2C()`, src/jsi2c.c): each
+ * step waits `dly` = 250000/bitrate whole µs, a bit takes four of them, and SDA is let go between bits, so only
+ * the start condition and one bit hold it low without a break. A missing ACK is not an error there (Espruino
+ * builds it without I2C_NACK_CHECK): the caller decides what a write nobody took or a read of 0xFF means.
+ */
+export interface I2CMaster {
+  bitrate: number;
+  software: boolean;
+  /** Software I2C's pins: it reaches the bus only on the pins the bus is wired to. */
+  scl?: number;
+  sda?: number;
+}
+
+/** The GPIOs the bus's wires are on (the board definition's i2cScl, i2cSda). */
+export interface I2CWiring {
+  scl: number;
+  sda: number;
+}
+
 export class I2CBus {
   private readonly devices = new Map<number, I2CDevice>();
   configured: { scl?: number; sda?: number; bitrate?: number } | undefined;
   /**
    * Virtual time the bus is busy until. Firmware runs in zero virtual time (see clock.ts), but
    * bits on the wire take time: each transfer starts at max(clock, end of the previous transfer)
-   * and lasts as long as its bits at the configured bitrate, so a device that is busy for a while
+   * and lasts as long as its bits at the master's bitrate, so a device that is busy for a while
    * (an ATECC608 executing a command) sees time pass while the firmware polls it.
    */
   private busTime = 0;
 
-  /** `now` is the shared SimClock's time in virtual seconds. */
-  constructor(private readonly now: () => number = () => 0) {}
+  /**
+   * `now` is the shared SimClock's time in virtual seconds. With `wiring`, software I2C on other pins
+   * reaches no device (the ESP32's I2C peripheral can be routed to any pins, so I2C1 always does).
+   */
+  constructor(
+    private readonly now: () => number = () => 0,
+    private readonly wiring?: I2CWiring,
+  ) {}
 
   /** Virtual seconds on the bus: the clock's time, or the end of the last transfer if that is later. */
   get time(): number {
@@ -336,47 +362,75 @@ export class I2CBus {
     return this.devices.get(address & 0x7f);
   }
 
-  /** A master write; false when no device acknowledged. */
-  write(address: number, bytes: Uint8Array): boolean {
-    const transfer = this.begin(address & 0x7f, false);
-    const dev = this.devices.get(transfer.address);
+  /** A master write (by default I2C1 as configured); false when no device acknowledged. */
+  write(address: number, bytes: Uint8Array, master: I2CMaster = this.peripheral()): boolean {
+    const transfer = this.begin(address & 0x7f, false, master);
+    const dev = this.reaches(master) ? this.devices.get(transfer.address) : undefined;
     const acked = dev !== undefined && dev.write(bytes, transfer) !== false;
-    this.end(transfer, acked ? bytes.length : 0);
+    this.end(transfer, master, acked || master.software ? bytes.length : 0);
     return acked;
   }
 
-  /** A master read of n bytes; undefined when no device acknowledged. */
-  read(address: number, n: number): Uint8Array | undefined {
-    const transfer = this.begin(address & 0x7f, true);
-    const got = this.devices.get(transfer.address)?.read(n, transfer);
-    this.end(transfer, got ? n : 0);
+  /** A master read of n bytes (by default I2C1 as configured); undefined when no device acknowledged. */
+  read(address: number, n: number, master: I2CMaster = this.peripheral()): Uint8Array | undefined {
+    const transfer = this.begin(address & 0x7f, true, master);
+    const got = this.reaches(master) ? this.devices.get(transfer.address)?.read(n, transfer) : undefined;
+    this.end(transfer, master, got || master.software ? n : 0);
     return got;
   }
 
-  private bitSeconds(): number {
-    return 1 / (this.configured?.bitrate || DEFAULT_BITRATE);
+  private reaches(master: I2CMaster): boolean {
+    return !master.software || !this.wiring || (master.scl === this.wiring.scl && master.sda === this.wiring.sda);
   }
 
-  private begin(address: number, read: boolean): I2CTransfer {
-    const bitrate = this.configured?.bitrate || DEFAULT_BITRATE;
+  /** The ESP32's I2C peripheral (I2C1) as set up. */
+  private peripheral(): I2CMaster {
+    return { bitrate: this.configured?.bitrate || DEFAULT_BITRATE, software: false };
+  }
+
+  private begin(address: number, read: boolean, master: I2CMaster): I2CTransfer {
     const startedAt = this.time;
+    const addressByte = (address << 1) | (read ? 1 : 0);
     // Start condition + 8 address bits + the ACK bit.
     const transfer: I2CTransfer = {
       address,
       read,
-      bitrate,
-      sdaLowMicros: (sdaLowBits((address << 1) | (read ? 1 : 0)) * 1e6) / bitrate,
-      start: startedAt + 10 * this.bitSeconds(),
+      bitrate: master.bitrate,
+      sdaLowMicros: master.software
+        ? softwareSdaLowMicros(addressByte, master.bitrate)
+        : (sdaLowBits(addressByte) * 1e6) / master.bitrate,
+      start: startedAt + 10 * bitSeconds(master),
     };
     this.busTime = transfer.start;
-    for (const dev of this.devices.values()) dev.observe?.(transfer);
+    if (this.reaches(master)) for (const dev of this.devices.values()) dev.observe?.(transfer);
     return transfer;
   }
 
-  /** Data bytes (8 bits + ACK each) and the stop condition. */
-  private end(transfer: I2CTransfer, dataBytes: number): void {
-    this.busTime = transfer.start + (9 * dataBytes + 1) * this.bitSeconds();
+  /** Data bytes (8 bits + ACK each; software I2C clocks them all, ACK or not) and the stop condition. */
+  private end(transfer: I2CTransfer, master: I2CMaster, dataBytes: number): void {
+    this.busTime = transfer.start + (9 * dataBytes + 1) * bitSeconds(master);
   }
+}
+
+/** Software I2C's wait per step, in whole µs (src/jsi2c.c i2c_initstruct: 250000/bitrate, integer division). */
+function softwareStepMicros(bitrate: number): number {
+  return Math.floor(250000 / bitrate);
+}
+
+function bitSeconds(master: I2CMaster): number {
+  // Software I2C: four steps a bit; at a step of 0 µs the pin writes alone set the pace (taken as 0.25 µs).
+  return master.software ? (4 * Math.max(softwareStepMicros(master.bitrate), 0.25)) / 1e6 : 1 / master.bitrate;
+}
+
+/**
+ * Longest time software I2C holds SDA low in the start condition and the address byte: the start is two
+ * steps; a 0 bit three more (SDA is let go after each bit), joined to the start when it is the first bit.
+ */
+function softwareSdaLowMicros(addressByte: number, bitrate: number): number {
+  const step = softwareStepMicros(bitrate);
+  const firstBitLow = (addressByte & 0x80) === 0;
+  const anyLaterBitLow = (addressByte & 0x7f) !== 0x7f;
+  return step * Math.max(firstBitLow ? 5 : 2, anyLaterBitLow ? 3 : 0);
 }
 
 /** Longest run of 0 bits on SDA in the start condition (one bit time, low) and the address byte. */

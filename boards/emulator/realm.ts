@@ -219,8 +219,8 @@ export class Realm {
 
   /**
    * The same error without a captured stack trace, for natives that throw on a hot path where firmware
-   * always catches: the I2C NACK of every secure-element busy poll. Capturing V8's stack is most of an
-   * error's cost (about 5 of 5.4 us), and Espruino's errors carry no V8 stack anyway.
+   * may catch in a loop: a NACK on I2C1. Capturing V8's stack is most of an error's cost (about 5 of
+   * 5.4 us), and Espruino's errors carry no V8 stack anyway.
    */
   errorWithoutStack(message: string, type: RealmErrorType = 'Error'): Error {
     const limits = this.ctors.Error as ErrorConstructor & { stackTraceLimit: number };

@@ -5,10 +5,13 @@
 // (LinuxBoard.powerOn), so a Storage.eraseAll() cannot leave the board without its hardware.
 //
 // What it supplies, and only that (docs/hil.md says why each is the hardware boundary):
-// - I2C1: writeTo/readFrom/setup forward every transfer synchronously over two named pipes (se.req,
-//   se.rsp in the board's folder) to the ATECC608 model on the host (se-bridge.ts). A transfer the bus
-//   does not acknowledge throws as the ESP32's targets/esp32/jshardwareI2c.c does; readFrom returns a
-//   Uint8Array. The firmware's calls stay the same calls.
+// - I2C: writeTo/readFrom/setup of I2C1 and of software I2C (`new I2C()`, I2C.prototype) forward every
+//   transfer synchronously over two named pipes (se.req, se.rsp in the board's folder) to the ATECC608
+//   model on the host (se-bridge.ts); the Linux build's own software I2C drives sysfs pins nothing is on.
+//   On I2C1 a transfer the bus does not acknowledge throws as the ESP32's targets/esp32/jshardwareI2c.c
+//   does; software I2C carries its bitrate with each transfer and, as src/jsi2c.c, never throws for a
+//   missing ACK (a read from nobody is 0xFF bytes). readFrom returns a Uint8Array. The firmware's calls
+//   stay the same calls.
 // - Wifi: the module the ESP32 build has in C, "as present": connect() calls back at once and reports
 //   the station connected, on the host's network. Installed with Modules.addCached, so require("Wifi")
 //   finds it before looking in Storage, and no Storage file besides `.boot0` is needed.
@@ -50,6 +53,10 @@ var setup=I2C1.setup;
 I2C1.setup=function(o){setup.call(I2C1,o);se("S",0,""+((o&&o.bitrate)||100000));};
 I2C1.writeTo=function(a){var d="";for(var i=1;i<arguments.length;i++)d+=E.toString(arguments[i]);if(se("W",a,d)!="\\x01")throw new Error("jshI2CWrite: slave doesn't ACK the transfer");};
 I2C1.readFrom=function(a,n){var r=se("R",a,String.fromCharCode(n&255,n>>8));if(r[0]!="\\x01")throw new Error("jshI2CRead: slave doesn't ACK the transfer");return E.toUint8Array(r.substr(1));};
+var SI=I2C.prototype;
+SI.setup=function(o){this.br=o&&o.scl!==undefined&&o.sda!==undefined?((o.bitrate||100000)/100)|0:0;};
+SI.writeTo=function(a){if(!this.br)return;var d=String.fromCharCode(this.br&255,this.br>>8);for(var i=1;i<arguments.length;i++)d+=E.toString(arguments[i]);se("w",a,d);};
+SI.readFrom=function(a,n){if(!this.br)return new Uint8Array(n);return E.toUint8Array(se("r",a,String.fromCharCode(this.br&255,this.br>>8,n&255,n>>8)));};
 Modules.addCached("Wifi","var up=0;exports.connect=function(s,o,cb){up=1;setTimeout(function(){if(cb)cb(null);exports.emit('connected',{ssid:s});},0);};exports.disconnect=function(cb){up=0;exports.emit('disconnected',{reason:'disconnect'});if(cb)setTimeout(cb,0);};exports.getStatus=function(){return {station:up?'connected':'off'};};exports.getIP=function(){return {ip:'127.0.0.1',mac:'24:0a:c4:00:00:01'};};exports.setSNTP=function(){};");
 var W={},L={},sw=setWatch,cw=clearWatch;
 global.setWatch=function(cb,pin,o){var id=sw(cb,pin,o);o=o||{};W[id]={cb:cb,pin:pin,e:o.edge=="rising"?1:o.edge=="falling"?-1:0,d:o.debounce||0,r:o.repeat,s:L[pin]!==0};return id;};

@@ -48,8 +48,7 @@ export interface LinuxBoardOptions {
 
 /**
  * Real-time bound on booting. Parsing the bundle takes well under a second, but a provisioned meter's boot
- * talks to its SE, and every SE poll the chip NACKs is an exception whose stack trace costs ~0.15 s here
- * (docs/hil.md): seconds on a busy host.
+ * talks to its SE and sends its backlog: seconds on a busy host (docs/hil.md).
  */
 const BOOT_TIMEOUT_MS = 120_000;
 

@@ -3,9 +3,11 @@
 // answers with blocking reads and writes that must not stall Node's event loop. The bus and the chip are
 // the emulator's own models (boards/emulator/pins.ts I2CBus, devices/atecc608), on real time.
 //
-// Request: op (S setup, W write, R read), 7-bit address, payload length (2 bytes, little-endian), payload
-// (W: the bytes written; R: the byte count, 2 bytes; S: the bitrate in decimal). Response, ended by
-// closing the pipe: 0x01 (acknowledged) followed by the bytes read, or 0x00 (not acknowledged).
+// Request: op (S setup, W write, R read on I2C1; w write, r read on software I2C), 7-bit address, payload
+// length (2 bytes, little-endian), payload (W: the bytes written; R: the byte count, 2 bytes; S: the bitrate
+// in decimal; w and r: the bitrate in units of 100 Hz, 2 bytes, then what W and R carry). Response, ended by
+// closing the pipe: for W and R 0x01 (acknowledged) followed by the bytes read, or 0x00 (not acknowledged);
+// for w nothing; for r the bytes read, 0xFF where nobody answered.
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { attachAtecc608 } from '../emulator/devices/atecc608/persistence.ts';
@@ -73,6 +75,15 @@ function serve(op: string, address: number, payload: Buffer): Uint8Array {
   if (op === 'R') {
     const got = bus.read(address, payload.readUInt16LE(0));
     return got ? Uint8Array.of(1, ...got) : Uint8Array.of(0);
+  }
+  if (op === 'w' || op === 'r') {
+    const master = { bitrate: payload.readUInt16LE(0) * 100, software: true };
+    if (op === 'w') {
+      bus.write(address, new Uint8Array(payload.subarray(2)), master);
+      return new Uint8Array(0);
+    }
+    const n = payload.readUInt16LE(2);
+    return bus.read(address, n, master) ?? new Uint8Array(n).fill(0xff);
   }
   throw new Error(`se bridge: unknown request "${op}" from the interpreter`);
 }

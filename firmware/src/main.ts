@@ -51,7 +51,7 @@ import { BUILD_ID, FIRMWARE_VERSION } from './version.ts';
 import { keyCertificateTopic, MARKET_INFO_TOPIC, readingTopic, statusTopic } from './protocol/topics.ts';
 import { ReadingKeys } from './keys/reading-keys.ts';
 import { hexToBytes } from './protocol/hex.ts';
-import { deviceI2C } from './platform/i2c.ts';
+import { secureElementBus } from './platform/i2c.ts';
 import { nativeAes128Ctr, nativeSha256 } from './platform/crypto.ts';
 import { meterLoginPassword } from './keys/meter-login.ts';
 import { defineConsoleFunction } from './platform/console-globals.ts';
@@ -91,7 +91,7 @@ interface Running {
 const running: Running = { se: null, keys: null, intervalSeconds: 0 };
 
 function secureElement(): SecureElement {
-  if (!running.se) running.se = new SecureElement(deviceI2C(), { clock: deviceBusClock() });
+  if (!running.se) running.se = new SecureElement(secureElementBus(), { clock: deviceBusClock() });
   return running.se;
 }
 

@@ -1,9 +1,9 @@
 // `veilgrid testbed --board espruino-linux`: a microgrid of real Espruino interpreters, one process per
-// meter, each provisioned through its console and reporting signed, sealed readings through aedes to the
-// DSO in real time. Every reading of the window must arrive and verify. Skipped (and said so) where the
-// interpreter is absent. Without the market: at 10-second intervals a real interpreter's trading SE work
-// on a shared 2-core machine competes with its readings; trading on the real interpreter is
-// test/hil/trading.test.ts's, at intervals it can keep.
+// meter, each provisioned through its console, reporting signed, sealed readings through aedes to the DSO
+// and trading through the mixnet of the others, in real time. Every reading of the window must arrive and
+// verify, and every offer sent must reach the chain with none lost. Skipped (and said so) where the
+// interpreter is absent. 30-second intervals: the first window a meter sees is usually too late for its
+// assets, so four intervals leave two or three to trade in.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
@@ -14,7 +14,7 @@ import type { TestbedSummary } from '../../host-tools/testbed/testbed.ts';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const missing = unavailable('espruino-linux');
 
-test('veilgrid testbed --board espruino-linux --meters 3 --intervals 3 --interval-seconds 20 --no-market --json: every reading arrives and verifies', async () => {
+test('veilgrid testbed --board espruino-linux --meters 3 --intervals 4 --interval-seconds 30 --json: every reading arrives and verifies; offers reach the chain through the mixnet, none lost', async () => {
   if (missing) {
     console.log(`    SKIPPED the real-interpreter testbed: ${missing}`);
     return;
@@ -27,10 +27,9 @@ test('veilgrid testbed --board espruino-linux --meters 3 --intervals 3 --interva
     '--meters',
     '3',
     '--intervals',
-    '3',
+    '4',
     '--interval-seconds',
-    '20',
-    '--no-market',
+    '30',
     '--json',
   ];
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -41,14 +40,24 @@ test('veilgrid testbed --board espruino-linux --meters 3 --intervals 3 --interva
   const code = await new Promise<number | null>((done) => child.on('close', done));
   assert.is(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
   const summary = JSON.parse(stdout.trim().split('\n').pop()!) as TestbedSummary;
+  const all = JSON.stringify(summary);
   assert.is(summary.board, 'espruino-linux');
-  assert.is(summary.readings.expected, 9);
-  assert.is(summary.readings.received, 9, JSON.stringify(summary));
+  assert.is(summary.readings.expected, 12);
+  assert.is(summary.readings.received, 12, all);
   assert.is(summary.readings.missing, 0);
   assert.is(summary.readings.rejected, 0);
-  assert.ok(summary.readings.verified >= 9, JSON.stringify(summary.readings));
+  assert.ok(summary.readings.verified >= 12, JSON.stringify(summary.readings));
   assert.is(summary.gaps.lostSequenceNumbers, 0);
-  console.log(`    3 real interpreters: ${summary.readings.verified} readings verified in ${summary.wallSeconds} s`);
+  assert.ok(summary.offers, `no market in the summary: ${all}`);
+  const offers = summary.offers!;
+  assert.ok(offers.sent >= 1, `no offer was sent: ${all}`);
+  assert.is(offers.onChain + offers.rejected, offers.sent, all);
+  assert.ok(summary.mix?.enabled, all);
+  assert.is(summary.mix!.lost, 0, all);
+  assert.ok(summary.mix!.dummies > 0 && summary.mix!.relays.forwarded > 0, all);
+  console.log(
+    `    3 real interpreters: ${summary.readings.verified} readings verified, ${offers.onChain} of ${offers.sent} offers on chain through the mixnet in ${summary.wallSeconds} s`,
+  );
 });
 
 test.run();

@@ -44,7 +44,7 @@ function firmwareSource(): string {
 import { sealOnion, type OnionSecureElement } from ${src('mixnet/onion-sender.ts')};
 import { nativeAes128Ctr, nativeSha256 } from ${src('platform/crypto.ts')};
 import { deviceBusClock } from ${src('platform/device-clock.ts')};
-import { deviceI2C } from ${src('platform/i2c.ts')};
+import { secureElementBus } from ${src('platform/i2c.ts')};
 import { bytesToHex, hexToBytes } from ${src('protocol/hex.ts')};
 import { PAYLOAD_OFFER } from ${src('protocol/onion-packet.ts')};
 import type { RelayRecord } from ${src('protocol/relay-directory.ts')};
@@ -62,7 +62,7 @@ function record(pair: string[]): RelayRecord {
 
 function run(): void {
   const clock = deviceBusClock();
-  const se = new SecureElement(deviceI2C(), { clock: clock });
+  const se = new SecureElement(secureElementBus(), { clock: clock });
   const config = provisioningConfig(se.readConfigZone());
   se.writeConfigZone(config);
   se.lockConfig(config);

@@ -1,27 +1,26 @@
-// The firmware's I2CBus interface over the emulated bus, behaving as Espruino 2v29's I2C1 on the
-// ESP32 (targets/esp32/jshardwareI2c.c): a transfer nobody ACKs throws. For tests that drive the SE
-// driver without booting a board.
-/// <reference path="../../firmware/src/platform/espruino-api.d.ts" />
-import { loadBoardDefinition } from '../../boards/board-definition.ts';
+// The secure element's bus over the emulated I2C bus, behaving as the firmware's platform/i2c.ts
+// secureElementBus() does on Espruino 2v29: software I2C at 100 kHz that never throws for a missing ACK (a
+// read from nobody gives 0xFF bytes), and the wake as a general-call write at 10 kHz. For tests that drive
+// the SE driver without booting a board.
 import type { I2CBus as EmulatedI2CBus } from '../../boards/emulator/pins.ts';
+import type { SecureElementBus } from '../../firmware/src/se/secure-element.ts';
 
-const METER_PINS = loadBoardDefinition('esp32-meter').pins;
-/** I2C1 as the firmware sets it up for the secure element on the esp32-meter board (platform/i2c.ts deviceI2C). */
-export const METER_I2C_SETUP = { scl: METER_PINS.i2cScl, sda: METER_PINS.i2cSda, bitrate: 100000 };
+// platform/i2c.ts's I2C_BITRATE and WAKE_BITRATE (that module needs the device's globals to compile).
+const I2C_BITRATE = 100000;
+const WAKE_BITRATE = 10000;
 
-export function espruinoI2C(bus: EmulatedI2CBus): I2CBus {
+export function espruinoI2C(bus: EmulatedI2CBus): SecureElementBus {
+  const master = { bitrate: I2C_BITRATE, software: true };
   return {
-    setup: (o) => {
-      bus.configured = { scl: Number(o.scl), sda: Number(o.sda), bitrate: o.bitrate ?? 100000 };
+    wake: () => {
+      bus.write(0x00, Uint8Array.of(0), { bitrate: WAKE_BITRATE, software: true });
     },
     writeTo: (address, data) => {
-      const payload = typeof data === 'number' ? Uint8Array.of(data) : Uint8Array.from(data);
-      if (!bus.write(address, payload)) throw new Error("jshI2CWrite: slave doesn't ACK the transfer");
+      bus.write(address, Uint8Array.from(data), master);
     },
     readFrom: (address, n) => {
-      const got = bus.read(address, n);
-      if (!got) throw new Error("jshI2CRead: slave doesn't ACK the transfer");
-      return Uint8Array.from(got.subarray(0, n));
+      const got = bus.read(address, n, master);
+      return got ? Uint8Array.from(got.subarray(0, n)) : new Uint8Array(n).fill(0xff);
     },
   };
 }

@@ -7,7 +7,7 @@ import { I2CBus as EmulatedI2CBus } from '../../boards/emulator/pins.ts';
 import { IDENTITY_SLOT, MIX_SLOT } from '../../firmware/src/protocol/slot-map.ts';
 import { provisioningConfig } from '../../firmware/src/protocol/se-config-zone.ts';
 import { SecureElement } from '../../firmware/src/se/secure-element.ts';
-import { espruinoI2C, METER_I2C_SETUP } from './espruino-i2c.ts';
+import { espruinoI2C } from './espruino-i2c.ts';
 
 export interface ProvisionedSecureElement {
   clock: SimClock;
@@ -22,9 +22,7 @@ export function provisionedSecureElement(): ProvisionedSecureElement {
   const clock = new SimClock({ speed: 1 });
   const bus = new EmulatedI2CBus(() => clock.now());
   bus.attach(0x60, new Atecc608({ clock }));
-  const i2c = espruinoI2C(bus);
-  i2c.setup(METER_I2C_SETUP);
-  const se = new SecureElement(i2c);
+  const se = new SecureElement(espruinoI2C(bus));
   se.writeConfigZone(provisioningConfig(se.readConfigZone()));
   se.lockConfig(provisioningConfig(se.readConfigZone()));
   const identityKey = Uint8Array.of(4, ...se.genKey(IDENTITY_SLOT));

@@ -630,6 +630,38 @@ board('firmware wakes it with I2C1.writeTo(0, 1) at 100 kHz; counters persist in
   }
 });
 
+board(
+  'software I2C (new I2C()): a missing ACK reads 0xFF and never throws; its general call wakes the chip at 10 kHz, not at 100 kHz',
+  () => {
+    const clock = new SimClock({ speed: 1 });
+    const definition = loadBoardDefinition('esp32-meter');
+    const b = new Board({ definition, clock });
+    try {
+      b.powerOn();
+      const pins = `scl: D${definition.pins.i2cScl}, sda: D${definition.pins.i2cSda}`;
+      assert.is(
+        b.evaluate(`var fast = new I2C(); fast.setup({ ${pins}, bitrate: 100000 });
+        var slow = new I2C(); slow.setup({ ${pins}, bitrate: 10000 }); 1`).error,
+        undefined,
+      );
+      // Start plus a first 0 bit hold SDA low for five steps of 250000/bitrate us: 10 us at 100 kHz, 125 us at 10 kHz.
+      assert.is(b.evaluate('fast.writeTo(0, 0); E.toString(fast.readFrom(0x60, 4))').value, '\xFF\xFF\xFF\xFF');
+      // Then tWHI (1.5 ms) before the chip answers: 0xFF until then.
+      const wake =
+        'slow.writeTo(0, 0); var r = fast.readFrom(0x60, 4); for (var i = 0; i < 20 && r[0] === 255; i++) r = fast.readFrom(0x60, 4); E.toString(r)';
+      assert.is(b.evaluate(wake).value, '\x04\x11\x33\x43');
+      assert.is(
+        b.evaluate('fast.writeTo(0x61, [2]); new I2C().readFrom(0x60, 2).length').value,
+        2,
+        'no setup: no pins, no error',
+      );
+    } finally {
+      b.close();
+      clock.close();
+    }
+  },
+);
+
 protocol.run();
 commands.run();
 board.run();

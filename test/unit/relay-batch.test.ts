@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { RelayBatch } from '../../firmware/src/mixnet/relay-batch.ts';
 import { buildOnionPacket, PAYLOAD_OFFER, peelOnionPacket } from '../../firmware/src/protocol/onion-packet.ts';
 import { nodeCryptoPrimitives } from '../../host-tools/crypto/node-primitives.ts';
+import { SecureElementError } from '../../firmware/src/se/secure-element.ts';
 import { hopTo, testRelay as node, type TestRelay as Node } from '../support/onion-relays.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -102,6 +103,22 @@ test('each bad packet is dropped with its reason and counted; the batch keeps wo
   assert.is(batch.accept(good), 'replayed', 'the round remembers the tag after forwarding');
   batch.forgetTags();
   assert.is(batch.accept(good), undefined, 'once the tags are forgotten it is relayed again');
+});
+
+test("the chip refusing an ephemeral key is the packet's bad-key; the chip not answering is the relay's error, thrown", () => {
+  const [relay, bridge] = [node(), node()];
+  const packet = buildOnionPacket(nodeCryptoPrimitives, [relay, bridge].map(hopTo), PAYLOAD_OFFER, new Uint8Array(1));
+  const failing = (status: number) =>
+    new RelayBatch({
+      primitives: nodeCryptoPrimitives,
+      ecdh: () => {
+        throw new SecureElementError('ecdh', status, 'as the driver says it');
+      },
+      randomBelow: (k) => randomInt(k),
+      capacity: 4,
+    });
+  assert.is(failing(0x0f).accept(packet), 'bad-key');
+  assert.throws(() => failing(-1).accept(packet), /as the driver says it/, 'MixRelay counts it as relay-error');
 });
 
 test('memory stays bounded however many valid packets arrive, and random input never throws', () => {

@@ -10,6 +10,7 @@
 // key, so both bounds matter. A relay that goes offline loses only the packets it held.
 import type { OnionPrimitives } from '../protocol/onion-packet.ts';
 import { OnionPacketError, onionEphemeralKey, peelOnionPacket } from '../protocol/onion-packet.ts';
+import { SecureElementError } from '../se/secure-element.ts';
 
 /** Why a packet was dropped. */
 export type RelayDrop =
@@ -113,7 +114,10 @@ export class RelayBatch {
     try {
       shared = this.o.ecdh(onionEphemeralKey(packet));
     } catch (err) {
-      return err instanceof OnionPacketError ? err.reason : 'bad-key';
+      if (err instanceof OnionPacketError) return err.reason;
+      // The chip refused the key (a status); no answer at all (status -1: a wake or a time-out) is the relay's.
+      if (err instanceof SecureElementError && err.status === -1) throw err;
+      return 'bad-key';
     }
     let peeled;
     try {

@@ -8,7 +8,7 @@ import type { RawFlashPartition } from '../persist/partition.ts';
 import { VeilgridError } from '../protocol/veilgrid-error.ts';
 
 export interface BoardFacts {
-  /** GPIO numbers of I2C1's clock and data lines, wired to the secure element. */
+  /** GPIO numbers of the secure element's I2C clock and data lines. */
   pins: { i2cScl: number; i2cSda: number };
   /** Raw flash partitions for the power-safe rings, in order of preference (persist/partition.ts). */
   rawFlash: RawFlashPartition[];

@@ -3,7 +3,8 @@
 /// <reference path="./espruino-api.d.ts" />
 
 declare const E: EspruinoE;
-declare const I2C1: I2CBus;
+/** Software I2C (src/jsi2c.c): bit-banged on the pins given to setup; a missing ACK never throws. */
+declare const I2C: { new (): I2CBus };
 declare function getTime(): number;
 declare function setTime(seconds: number): void;
 declare function setWatch(

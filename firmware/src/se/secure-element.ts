@@ -3,18 +3,17 @@
 // each command is wake -> command write -> polling reads until the response is there -> idle (with a
 // bus clock: a wait before the polls, and one wake and no idle for a burst of commands).
 //
-// Espruino's I2C is blocking, so every method returns its result synchronously. The chip does not
-// ACK its address while asleep or busy; on the ESP32 a missing ACK is an exception
-// ("jshI2CRead: slave doesn't ACK the transfer"), which this driver treats as "not ready yet". Such an
-// exception is expensive: Espruino builds its stack trace by scanning the firmware's source from its
-// start for each frame, tens to hundreds of ms (docs/espruino-differences.md), far more than most
-// commands take. So with a bus clock the driver waits a command's execution time (ChipMode M0, ours)
-// before its first poll, as CryptoAuthLib does, and keeps the chip awake through a burst of commands (a
-// reading's five: Random, Nonce, Sign, GenKey, ECDH), waking it again only when its watchdog (1.3 s from
-// the wake) might run out; the watchdog then puts it to sleep. A reading then costs one exception: the
-// wake, a general call nobody acknowledges. Without a clock every command is polled from the start,
-// each failed poll costing at least an address byte on the wire (9 bits at 100 kHz = 90 us), so a
-// command gets at most maxMs / POLL_MIN_MS polls, and the chip is woken and idled around every command.
+// Espruino's I2C is blocking, so every method returns its result synchronously. The bus is software I2C
+// (platform/i2c.ts): the chip does not ACK its address while asleep or busy, and there that is no error but
+// a read of 0xFF bytes, which checkResponse takes for "nothing yet", and a write the chip never took, which
+// shows as a command that is never answered. (On the ESP32's I2C peripheral every missing ACK would be an
+// exception, and Espruino builds each one's stack trace by scanning the firmware's source.) With a bus
+// clock the driver waits a command's execution time (ChipMode M0, ours) before its first poll, as
+// CryptoAuthLib does, and keeps the chip awake through a burst of commands (a reading's five: Random,
+// Nonce, Sign, GenKey, ECDH), waking it again only when its watchdog (1.3 s from the wake) might run out;
+// the watchdog then puts it to sleep. Without a clock every command is polled from the start, each poll
+// taking at least an address byte on the wire (POLL_MIN_MS), so a command gets at most
+// maxMs / POLL_MIN_MS polls, and the chip is woken and idled around every command.
 //
 // Retries: a wake that gets no 04 11 33 43 is retried (after an idle, in case the chip was already
 // awake); a command the chip reports as not received intact (status 0xFF), or that never answers,
@@ -67,8 +66,8 @@ import { VeilgridError } from '../protocol/veilgrid-error.ts';
 
 export const DEFAULT_ADDRESS = 0x60;
 
-/** Shortest time one polling read can take on the wire: a NACKed address byte at 100 kHz. */
-const POLL_MIN_MS = 0.1;
+/** Shortest time one polling read can take on the wire: start and address byte, ten bits of 8 us on software I2C at 100 kHz. */
+const POLL_MIN_MS = 0.08;
 /** tWHI (1.5 ms: wake to first possible read) plus margin, in polling reads. */
 const WAKE_POLLS = 25;
 const WAKE_ATTEMPTS = 3;
@@ -223,8 +222,19 @@ export interface SecureElementStats {
   rereads: number;
 }
 
+/**
+ * The bus the driver needs (platform/i2c.ts secureElementBus): transfers that never throw for a missing ACK,
+ * so a write nobody takes is lost and a read from nobody gives 0xFF bytes, and a wake that holds SDA low for
+ * at least tWLO (60 us).
+ */
+export interface SecureElementBus {
+  wake(): void;
+  writeTo(address: number, data: Uint8Array | number[]): void;
+  readFrom(address: number, quantity: number): Uint8Array;
+}
+
 export class SecureElement {
-  private declare readonly i2c: I2CBus;
+  private declare readonly i2c: SecureElementBus;
   private declare readonly address: number;
   declare readonly stats: SecureElementStats;
   private declare readonly clock: BusClock | undefined;
@@ -235,7 +245,7 @@ export class SecureElement {
   /** The ephemeral key of the last genTempKey is still in TempKey: the chip has not slept since. */
   private declare tempKeyHeld: boolean;
 
-  constructor(i2c: I2CBus, options?: SecureElementOptions) {
+  constructor(i2c: SecureElementBus, options?: SecureElementOptions) {
     this.i2c = i2c;
     this.address = options && options.address !== undefined ? options.address : DEFAULT_ADDRESS;
     this.clock = options && options.clock;
@@ -247,55 +257,35 @@ export class SecureElement {
 
   // ---- bus primitives ------------------------------------------------------------------------
 
-  /** One write; false when nobody ACKed (an exception on the ESP32). */
-  private send(address: number, data: Uint8Array | number[]): boolean {
-    try {
-      this.i2c.writeTo(address, data);
-      return true;
-    } catch (_e) {
-      return false;
-    }
-  }
-
-  /** One read; undefined when nobody ACKed. */
-  private receive(length: number): Uint8Array | undefined {
-    try {
-      return this.i2c.readFrom(this.address, length);
-    } catch (_e) {
-      return undefined;
-    }
-  }
-
   /**
-   * Wakes the chip: a write to the general-call address 0x00 holds SDA low for its 8 address bits
-   * (80 us at 100 kHz, tWLO >= 60 us); nobody ACKs it. Then polls until the wake reply 04 11 33 43.
+   * Wakes the chip: SDA low for at least tWLO (the bus's wake), then polls until the wake reply
+   * 04 11 33 43.
    */
   wake(): void {
     for (let attempt = 0; attempt < WAKE_ATTEMPTS; attempt++) {
       this.stats.wakes++;
       // The watchdog runs from the wake itself, not from the reply read after it.
       const wokeAtMs = this.clock ? this.clock.nowMs() : -1;
-      this.send(0x00, [0x01]);
+      this.i2c.wake();
       if (this.clock) this.clock.waitMs(WAKE_DELAY_MS);
       for (let poll = 0; poll < WAKE_POLLS; poll++) {
-        // The wake's own exception (nobody ACKs a general call) and each NACKed poll cost a scan of the firmware's
-        // source (docs/espruino-differences.md): past the watchdog the chip sleeps again and every poll is lost.
+        // Past the watchdog the chip sleeps again and every poll is lost (a slow host).
         if (this.clock && this.clock.nowMs() - wokeAtMs > WATCHDOG_MS) break;
-        const raw = this.receive(4);
-        if (raw && raw[0] === 4 && raw[1] === STATUS_AFTER_WAKE && raw[2] === 0x33 && raw[3] === 0x43) {
+        const raw = this.i2c.readFrom(this.address, 4);
+        if (raw[0] === 4 && raw[1] === STATUS_AFTER_WAKE && raw[2] === 0x33 && raw[3] === 0x43) {
           this.wokeAtMs = wokeAtMs;
           this.busyMsSinceWake = 0;
           return;
         }
         // The library's constant for a chip stuck in self-test failure (its CRC is not atCRC's).
-        if (raw && raw[0] === 4 && raw[1] === STATUS_SELF_TEST_ERROR && raw[2] === 0xc4 && raw[3] === 0x40) {
+        if (raw[0] === 4 && raw[1] === STATUS_SELF_TEST_ERROR && raw[2] === 0xc4 && raw[3] === 0x40) {
           throw statusError(
             'wake',
             STATUS_SELF_TEST_ERROR,
             'the chip answered the wake with a self-test failure; power-cycle it',
           );
         }
-        if (raw && checkResponse(raw) !== RESPONSE_EMPTY) break; // awake already, showing an old response
+        if (checkResponse(raw) !== RESPONSE_EMPTY) break; // awake already, showing an old response
       }
       // Perhaps it was awake and ignored the wake: idle it so the next wake is seen.
       this.idle();
@@ -313,9 +303,12 @@ export class SecureElement {
 
   /** Idle: low power, TempKey and the message digest buffer kept (an awake chip only; never throws). */
   idle(): void {
+    // An idle sent after the watchdog may have run out was not heard: the chip slept, and TempKey went with it.
+    // (The bus cannot tell: nothing ACKs on software I2C.) Without a clock a lost TempKey shows as ECDH's error.
+    if (this.clock && this.wokeAtMs >= 0 && this.clock.nowMs() - this.wokeAtMs > AWAKE_BUDGET_MS)
+      this.tempKeyHeld = false;
     this.wokeAtMs = -1;
-    // Not heard: the chip was asleep (its watchdog ran out), and TempKey went with it.
-    if (!this.send(this.address, [WORD_IDLE])) this.tempKeyHeld = false;
+    this.i2c.writeTo(this.address, [WORD_IDLE]);
   }
 
   /** Sleep: lowest power; TempKey and the message digest buffer are cleared. An idle chip hears nothing, so it is woken first. */
@@ -323,7 +316,7 @@ export class SecureElement {
     this.awakeFor(0);
     this.wokeAtMs = -1;
     this.tempKeyHeld = false;
-    this.send(this.address, [WORD_SLEEP]);
+    this.i2c.writeTo(this.address, [WORD_SLEEP]);
   }
 
   /**
@@ -348,26 +341,44 @@ export class SecureElement {
    */
   private poll(length: number, maxMs: number): { raw: Uint8Array; check: number } | undefined {
     const polls = Math.ceil(maxMs / POLL_MIN_MS);
-    // A failed poll can take far longer than on the wire (it throws, see above): with a clock, the
-    // polls also stop once maxMs has passed, after one more read.
+    // A poll can take far longer than on the wire (the host is slow): with a clock, the polls also stop
+    // once maxMs has passed, after one more read.
     const clock = this.clock;
     const deadlineMs = clock ? clock.nowMs() + maxMs : -1;
     for (let i = 0; i < polls; i++) {
       const late = clock !== undefined && clock.nowMs() > deadlineMs;
-      const raw = this.receive(length);
-      const check = raw ? checkResponse(raw) : RESPONSE_EMPTY;
-      if (raw && check !== RESPONSE_EMPTY) return { raw: raw, check: check };
+      const raw = this.readResponse(length);
+      const check = checkResponse(raw);
+      if (check !== RESPONSE_EMPTY) return { raw: raw, check: check };
       this.stats.busyPolls++;
       if (late) break;
     }
     return undefined;
   }
 
+  /**
+   * Reads a response of up to `length` bytes as CryptoAuthLib does: its count byte, then the rest, so a
+   * poll of a busy chip clocks one byte, not a whole response. A count byte of 0xFF is nobody answering
+   * (the chip busy or asleep; software I2C reads SDA's pull-up). A count no response can have is noise:
+   * the output buffer is read from its start next time. Both give a response checkResponse calls empty.
+   */
+  private readResponse(length: number): Uint8Array {
+    const count = this.i2c.readFrom(this.address, 1)[0];
+    if (count < 4 || count > length) {
+      if (count !== 0xff) this.i2c.writeTo(this.address, [WORD_RESET]);
+      return new Uint8Array(0);
+    }
+    const raw = new Uint8Array(count);
+    raw[0] = count;
+    raw.set(this.i2c.readFrom(this.address, count - 1), 1);
+    return raw;
+  }
+
   /** Reads a response again from the start of the output buffer (after a bad CRC). */
-  private reread(length: number): Uint8Array | undefined {
+  private reread(length: number): Uint8Array {
     this.stats.rereads++;
-    if (!this.send(this.address, [WORD_RESET])) return undefined;
-    return this.receive(length);
+    this.i2c.writeTo(this.address, [WORD_RESET]);
+    return this.readResponse(length);
   }
 
   /**
@@ -391,13 +402,8 @@ export class SecureElement {
     for (let attempt = 0; attempt < COMMAND_ATTEMPTS; attempt++) {
       if (attempt > 0) this.stats.resends++;
       this.awakeFor(maxMs);
-      if (!this.send(this.address, packet)) {
-        // Asleep after all (its watchdog ran out early), or not there: the next attempt wakes it.
-        this.wokeAtMs = -1;
-        this.tempKeyHeld = false;
-        problem = 'the chip did not acknowledge the command';
-        continue;
-      }
+      // A chip that slept after all (its watchdog ran out early) does not take this: no response comes.
+      this.i2c.writeTo(this.address, packet);
       this.busyMsSinceWake += maxMs;
       if (this.clock) this.clock.waitMs(expectedMs(opcode));
       const response = this.poll(responseLength, maxMs);
@@ -409,11 +415,8 @@ export class SecureElement {
       let raw = response.raw;
       let check = response.check;
       for (let read = 1; read < RESPONSE_READS && check === RESPONSE_BAD_CRC; read++) {
-        const again = this.reread(responseLength);
-        if (again) {
-          raw = again;
-          check = checkResponse(raw);
-        }
+        raw = this.reread(responseLength);
+        check = checkResponse(raw);
       }
       if (check !== RESPONSE_OK) {
         this.idle();

@@ -3,7 +3,8 @@
 //
 // Power states: asleep → (wake) → awake → idle/asleep. The chip wakes when SDA is held low for at
 // least tWLO = 60 µs: on this bus that is the address phase of a transfer to address 0x00 (a
-// general call, what calib_wakeup_i2c sends) at ≤ 133 kHz — e.g. `I2C1.writeTo(0, 1)` at 100 kHz.
+// general call, what calib_wakeup_i2c sends) at ≤ 133 kHz on I2C1 — e.g. `I2C1.writeTo(0, 1)` at 100 kHz —
+// or at ≤ 20 kHz on software I2C, which lets SDA go between bits (I2CBus: the firmware's wake at 10 kHz).
 // (A write to 0x60 at ≤ 100 kHz has six low bits after the start and wakes it too, as it would
 // a real part; the transfer itself is not acknowledged.) The chip then needs tWHI = 1.5 ms before
 // it acknowledges its address; its first response is the wake reply 04 11 33 43.
