@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS offers (
   reason INTEGER,
   book_index INTEGER,
   received_ms INTEGER NOT NULL,
-  published INTEGER NOT NULL DEFAULT 0
+  published INTEGER NOT NULL DEFAULT 0,
+  arrival INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS offers_by_state ON offers(state, received_ms);
 CREATE INDEX IF NOT EXISTS offers_unpublished ON offers(published) WHERE published = 0 AND state IN ('accepted', 'refused');
@@ -79,7 +80,8 @@ CREATE TABLE IF NOT EXISTS refusals (
   digest BLOB NOT NULL,
   reason INTEGER NOT NULL,
   received_ms INTEGER NOT NULL,
-  published INTEGER NOT NULL DEFAULT 0
+  published INTEGER NOT NULL DEFAULT 0,
+  arrival INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS refusals_unpublished ON refusals(published) WHERE published = 0;
 CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, nonce INTEGER NOT NULL UNIQUE, state TEXT NOT NULL, created_ms INTEGER NOT NULL);
@@ -104,6 +106,13 @@ export class BridgeStore {
       )
     )
       this.db.exec('ALTER TABLE offers ADD COLUMN batch_position INTEGER');
+    // The order offers came in, also within one millisecond (before, offers of one key that came in the same ms
+    // were ordered by digest; NULL in a queue made then).
+    if (
+      !(this.db.prepare('PRAGMA table_info(offers)').all() as Array<{ name: string }>).some((c) => c.name === 'arrival')
+    )
+      this.db.exec('ALTER TABLE offers ADD COLUMN arrival INTEGER');
+    this.db.exec('CREATE INDEX IF NOT EXISTS offers_by_arrival ON offers(arrival)');
     const id = `${market.chainId}:${market.market.toLowerCase()}`;
     const known = this.meta('market');
     if (known === undefined) this.setMeta('market', id);
@@ -138,7 +147,7 @@ export class BridgeStore {
     return (
       this.db
         .prepare(
-          "INSERT OR IGNORE INTO offers (digest, message, interval, state, received_ms) VALUES (?, ?, ?, 'queued', ?)",
+          "INSERT OR IGNORE INTO offers (digest, message, interval, state, received_ms, arrival) VALUES (?, ?, ?, 'queued', ?, (SELECT coalesce(max(arrival), 0) + 1 FROM offers))",
         )
         .run(offer.digest, offer.message, offer.interval, nowMs).changes === 1
     );
@@ -178,7 +187,9 @@ export class BridgeStore {
   queued(): QueuedOffer[] {
     return (
       this.db
-        .prepare("SELECT digest, message, interval FROM offers WHERE state = 'queued' ORDER BY received_ms, digest")
+        .prepare(
+          "SELECT digest, message, interval FROM offers WHERE state = 'queued' ORDER BY received_ms, arrival, digest",
+        )
         .all() as Array<{ digest: Buffer; message: Buffer; interval: number }>
     ).map((r) => ({ digest: new Uint8Array(r.digest), message: new Uint8Array(r.message), interval: r.interval }));
   }
@@ -269,7 +280,7 @@ export class BridgeStore {
       digests: (
         this.db
           .prepare(
-            'SELECT digest FROM offers WHERE batch = ? AND state = ? ORDER BY batch_position, received_ms, digest',
+            'SELECT digest FROM offers WHERE batch = ? AND state = ? ORDER BY batch_position, received_ms, arrival, digest',
           )
           .all(b.id, 'in-flight') as Array<{ digest: Buffer }>
       ).map((r) => new Uint8Array(r.digest)),

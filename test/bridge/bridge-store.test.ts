@@ -30,7 +30,7 @@ test('a queue belongs to one market', () => {
   }
 });
 
-test('a queue made before batches kept their order gets the column; its old batches keep arrival order', () => {
+test('a queue made before batches kept their order gets the columns; its old batches keep arrival order', () => {
   const tmp = tempDir('veilgrid-bridge-store-');
   try {
     const file = path.join(tmp.dir, 'q.db');
@@ -50,6 +50,17 @@ test('a queue made before batches kept their order gets the column; its old batc
   } finally {
     tmp.remove();
   }
+});
+
+test('offers that came in the same millisecond stay in the order they came, whatever their digests', () => {
+  const store = new BridgeStore(':memory:', market);
+  for (const b of [9, 3, 7, 1]) assert.ok(store.queue({ digest: d(b), message: new Uint8Array(177), interval: 11 }, 5));
+  assert.ok(store.queue({ digest: d(2), message: new Uint8Array(177), interval: 11 }, 4));
+  assert.equal(
+    store.queued().map((o) => o.digest[0]),
+    [2, 9, 3, 7, 1],
+  );
+  store.close();
 });
 
 test('queue, refuse, batch, finish, publish, prune', () => {
