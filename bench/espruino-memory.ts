@@ -214,13 +214,14 @@ try {
   note('sampled peak, outage (JsVars, ballast excluded)', (await sampledPeak('the outage')) - ballastVars);
 
   if (values.probe) {
-    // Replaced from the console: the firmware reads these built-ins when it calls them.
+    // Replaced from the console: the firmware reads these when it calls them (I2C.prototype's are the board
+    // prelude's software I2C, the secure element's bus).
     await value(
       `(function(){var P=vgBench.probe={peak:0,stack:'',at:0};function look(){var u=process.memory(false).usage;` +
         `if(u>P.peak){P.peak=u;if(u>=P.at+20){P.at=u;P.stack=new Error('probe').stack;}}}` +
         `var fcc=String.fromCharCode;String.fromCharCode=function(){look();return fcc.apply(String,arguments);};` +
-        `var w=I2C1.writeTo,r=I2C1.readFrom;I2C1.writeTo=function(){look();return w.apply(I2C1,arguments);};` +
-        `I2C1.readFrom=function(){look();return r.apply(I2C1,arguments);};return 1;})()`,
+        `var I=I2C.prototype,w=I.writeTo,r=I.readFrom;I.writeTo=function(){look();return w.apply(this,arguments);};` +
+        `I.readFrom=function(){look();return r.apply(this,arguments);};return 1;})()`,
     );
   }
   await grid.startBroker();

@@ -5,9 +5,8 @@
 //
 // Bounded whatever arrives: at most `windowPackets` packets are peeled per offer window (the ECDH is the cost;
 // beyond it a packet is dropped as 'window-full' after a length check), so the replay tags, kept for the current
-// and the previous window, number at most 2 · windowPackets; the per-key charges are per window too. A packet
-// replayed two windows later is no longer recognised by its tag, but the offer in it is then past its gate
-// (refused as gate-closed) or already held by the bridge (a duplicate).
+// window, number at most windowPackets; the per-key charges are per window too. A packet is peeled with the
+// window it arrives in (protocol/onion-packet.ts), so one replayed from an earlier window fails its MAC.
 import { createECDH, type ECDH } from 'node:crypto';
 import {
   OnionPacketError,
@@ -55,7 +54,6 @@ export class MixExit {
   /** Packets that cost an ECDH in this window. */
   private worked = 0;
   private tags = new Set<string>();
-  private previousTags = new Set<string>();
   private charges = new Map<string, number>();
 
   constructor(options: MixExitOptions) {
@@ -65,9 +63,9 @@ export class MixExit {
     this.keyBudget = Math.max(1, options.keyBudget ?? DEFAULT_KEY_BUDGET);
   }
 
-  /** Replay tags held (this window's and the previous one's): at most 2 · windowPackets. */
+  /** Replay tags held (this window's): at most windowPackets. */
   get replayTags(): number {
-    return this.tags.size + this.previousTags.size;
+    return this.tags.size;
   }
 
   /** One packet that arrived during offer window `window` (the market interval it is for). Never throws. */
@@ -93,13 +91,13 @@ export class MixExit {
     }
     let peeled;
     try {
-      peeled = peelOnionPacket(nodeCryptoPrimitives, shared, packet);
+      peeled = peelOnionPacket(nodeCryptoPrimitives, window, shared, packet);
     } catch (err) {
       return drop(err);
     }
     const tag = Buffer.from(peeled.replayTag).toString('hex');
-    if (this.tags.has(tag) || this.previousTags.has(tag))
-      return { outcome: 'replayed', detail: 'a packet with this replay tag arrived before in this or the last window' };
+    if (this.tags.has(tag))
+      return { outcome: 'replayed', detail: 'a packet with this replay tag arrived before in this window' };
     this.tags.add(tag);
     if (peeled.nextRelayId)
       return {
@@ -123,7 +121,6 @@ export class MixExit {
 
   private enter(window: number): void {
     if (window <= this.window) return; // a clock set back stays in the window it was in
-    this.previousTags = window === this.window + 1 ? this.tags : new Set();
     this.tags = new Set();
     this.charges = new Map();
     this.worked = 0;

@@ -24,6 +24,7 @@ import { nodeCryptoPrimitives } from '../../host-tools/crypto/node-primitives.ts
 import type { ExitKey } from '../../host-tools/bridge/exit-key.ts';
 import { offerDigest } from '../../host-tools/ledger/offer-digest.ts';
 import type { TradingKey } from '../../host-tools/ledger/trading-key.ts';
+import { DELIVERY } from '../ledger/market-fixture.ts';
 import { hopTo, testRelay, type TestRelay } from '../support/onion-relays.ts';
 
 export function tempDir(prefix: string): { dir: string; remove(): void } {
@@ -55,13 +56,14 @@ export function exitRelay(exitKey: Pick<ExitKey, 'privateKey' | 'relayId'>): Tes
 /**
  * What the exit receives for (type, payload) sent through the mixnet: a packet built by a sender for two relays
  * and the exit, peeled by both relays as they do (ECDH with their mix keys), so 1,024 bytes for the exit alone.
+ * `window` is the offer window it travels in: by default the one a market fixture's chain time is in.
  */
-export function mixPacket(exit: TestRelay, type: number, payload: Uint8Array): Uint8Array {
+export function mixPacket(exit: TestRelay, type: number, payload: Uint8Array, window = DELIVERY): Uint8Array {
   const path = [testRelay(), testRelay(), exit];
-  let packet = buildOnionPacket(nodeCryptoPrimitives, path.map(hopTo), type, payload);
+  let packet = buildOnionPacket(nodeCryptoPrimitives, window, path.map(hopTo), type, payload);
   for (const relay of path.slice(0, 2)) {
     const shared = relay.key.computeSecret(Buffer.concat([Buffer.from([4]), onionEphemeralKey(packet)]));
-    packet = peelOnionPacket(nodeCryptoPrimitives, new Uint8Array(shared), packet).packet!;
+    packet = peelOnionPacket(nodeCryptoPrimitives, window, new Uint8Array(shared), packet).packet!;
   }
   return packet;
 }

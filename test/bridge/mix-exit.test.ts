@@ -59,17 +59,18 @@ test('the exit key is made once, 0600, and read back; its relay id is kidOf its 
   assert.throws(() => readExitKey(broken), /not a veilgrid bridge exit key file/);
 });
 
-test('an offer and a dummy through two relays open at the exit; a second copy is a replay', () => {
+test('an offer and a dummy through two relays open at the exit; a second copy is a replay, in a later window a bad MAC', () => {
   const mix = new MixExit({ privateKey: exitKey.privateKey });
-  const offer = mixPacket(exit, PAYLOAD_OFFER, offerBytes);
+  const offer = mixPacket(exit, PAYLOAD_OFFER, offerBytes, WINDOW);
   const result = mix.take(offer, WINDOW);
   assert.is(result.outcome, 'offer');
   assert.equal(result.outcome === 'offer' && result.message, offerBytes);
-  assert.is(mix.take(mixPacket(exit, PAYLOAD_DUMMY, new Uint8Array(0)), WINDOW).outcome, 'dummy');
+  assert.is(mix.take(mixPacket(exit, PAYLOAD_DUMMY, new Uint8Array(0), WINDOW), WINDOW).outcome, 'dummy');
   assert.is(mix.take(offer, WINDOW).outcome, 'replayed');
-  assert.is(mix.take(offer, WINDOW + 1).outcome, 'replayed', 'the previous window is remembered');
-  assert.is(mix.take(offer, WINDOW + 3).outcome, 'offer', 'two windows on the offer is past its gate: not kept');
-  assert.is(mix.replayTags, 1);
+  assert.is(mix.replayTags, 2);
+  assert.is(mix.take(offer, WINDOW + 1).outcome, 'bad-mac', 'replayed into the next window: peeled with that window');
+  assert.is(mix.take(offer, WINDOW + 3).outcome, 'bad-mac', 'or any later one');
+  assert.is(mix.replayTags, 0, 'tags are kept for the current window only');
 });
 
 test("a meter's secure element seals it, two relays' chips peel it, the exit opens it", () => {
@@ -78,7 +79,7 @@ test("a meter's secure element seals it, two relays' chips peel it, the exit ope
     const [sender, ...relays] = chips;
     const records = relays.map((r) => ({ relayId: kidOf(nodeSha256, r.mixKey), mixKey: r.mixKey.subarray(1) }));
     const exitRecord = { relayId: exitKey.relayId, mixKey: exitKey.publicKey };
-    let packet = sealOnion(sender.se, nodeCryptoPrimitives, records, exitRecord, PAYLOAD_OFFER, offerBytes);
+    let packet = sealOnion(sender.se, nodeCryptoPrimitives, WINDOW, records, exitRecord, PAYLOAD_OFFER, offerBytes);
     for (const relay of relays) {
       const batch = new RelayBatch({
         primitives: nodeCryptoPrimitives,
@@ -86,7 +87,7 @@ test("a meter's secure element seals it, two relays' chips peel it, the exit ope
         randomBelow: (n) => randomInt(n),
         capacity: 4,
       });
-      assert.is(batch.accept(packet), undefined);
+      assert.is(batch.accept(packet, WINDOW), undefined);
       packet = batch.flush()[0].packet;
     }
     const result = new MixExit({ privateKey: exitKey.privateKey }).take(packet, WINDOW);
@@ -98,13 +99,13 @@ test("a meter's secure element seals it, two relays' chips peel it, the exit ope
 
 test('bad packets are dropped with their reason', () => {
   const mix = new MixExit({ privateKey: exitKey.privateKey });
-  const offer = mixPacket(exit, PAYLOAD_OFFER, offerBytes);
+  const offer = mixPacket(exit, PAYLOAD_OFFER, offerBytes, WINDOW);
   const outcome = (packet: Uint8Array) => mix.take(packet, WINDOW).outcome;
   assert.is(outcome(offer.subarray(0, ONION_PACKET_BYTES - 1)), 'bad-length');
   assert.is(outcome(new Uint8Array(ONION_PACKET_BYTES + 1)), 'bad-length');
   assert.is(outcome(new Uint8Array(0)), 'bad-length');
   const version = offer.slice();
-  version[0] = 2;
+  version[0] = 1; // the format before the window was bound into the keys
   assert.is(outcome(version), 'bad-version');
   const changed = offer.slice();
   changed[700] ^= 1;
@@ -112,22 +113,36 @@ test('bad packets are dropped with their reason', () => {
   const offCurve = offer.slice();
   offCurve.fill(0xff, 1, 65);
   assert.is(outcome(offCurve), 'bad-key');
-  assert.is(outcome(mixPacket(testRelay(), PAYLOAD_OFFER, offerBytes)), 'bad-mac', 'built for another exit key');
+  assert.is(
+    outcome(mixPacket(testRelay(), PAYLOAD_OFFER, offerBytes, WINDOW)),
+    'bad-mac',
+    'built for another exit key',
+  );
   // A packet whose routing names a next relay: the exit is its first hop of two.
-  const twoHops = buildOnionPacket(nodeCryptoPrimitives, [hopTo(exit), hopTo(testRelay())], PAYLOAD_OFFER, offerBytes);
+  const twoHops = buildOnionPacket(
+    nodeCryptoPrimitives,
+    WINDOW,
+    [hopTo(exit), hopTo(testRelay())],
+    PAYLOAD_OFFER,
+    offerBytes,
+  );
   assert.is(outcome(twoHops), 'not-for-the-exit');
-  assert.is(outcome(mixPacket(exit, 3, offerBytes)), 'unknown-type');
+  assert.is(outcome(mixPacket(exit, 3, offerBytes, WINDOW)), 'unknown-type');
   assert.is(outcome(offer), 'offer', 'the genuine packet still opens after all that');
 });
 
 test('at most windowPackets are peeled per window; the key budget is per window', () => {
   const mix = new MixExit({ privateKey: exitKey.privateKey, windowPackets: 3, keyBudget: 2 });
-  const packets = Array.from({ length: 4 }, () => mixPacket(exit, PAYLOAD_DUMMY, new Uint8Array(0)));
+  const packets = Array.from({ length: 4 }, () => mixPacket(exit, PAYLOAD_DUMMY, new Uint8Array(0), WINDOW));
   assert.equal(
     packets.map((p) => mix.take(p, WINDOW).outcome),
     ['dummy', 'dummy', 'dummy', 'window-full'],
   );
-  assert.is(mix.take(packets[3], WINDOW + 1).outcome, 'dummy', 'a new window peels again');
+  assert.is(
+    mix.take(mixPacket(exit, PAYLOAD_DUMMY, new Uint8Array(0), WINDOW + 1), WINDOW + 1).outcome,
+    'dummy',
+    'a new window peels again',
+  );
   mix.chargeKey('k');
   assert.not.ok(mix.keyExhausted('k'));
   mix.chargeKey('k');
@@ -140,9 +155,9 @@ test('fuzz: random and mutated packets never throw and the replay memory stays b
   const windowPackets = 200;
   const mix = new MixExit({ privateKey: exitKey.privateKey, windowPackets });
   const genuine = [
-    mixPacket(exit, PAYLOAD_OFFER, offerBytes),
-    mixPacket(exit, PAYLOAD_DUMMY, new Uint8Array(0)),
-    mixPacket(exit, 9, new Uint8Array(612)),
+    mixPacket(exit, PAYLOAD_OFFER, offerBytes, WINDOW),
+    mixPacket(exit, PAYLOAD_DUMMY, new Uint8Array(0), WINDOW),
+    mixPacket(exit, 9, new Uint8Array(612), WINDOW),
   ];
   const outcomes: Record<string, number> = {};
   let window = WINDOW;
@@ -160,7 +175,7 @@ test('fuzz: random and mutated packets never throw and the replay memory stays b
     }
     const { outcome } = mix.take(packet, window);
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-    assert.ok(mix.replayTags <= 2 * windowPackets, `replay tags ${mix.replayTags} after packet ${i}`);
+    assert.ok(mix.replayTags <= windowPackets, `replay tags ${mix.replayTags} after packet ${i}`);
   }
   assert.ok(
     outcomes['bad-length'] > 0 && outcomes['bad-mac'] > 0 && outcomes['window-full'] > 0,

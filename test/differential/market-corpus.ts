@@ -185,7 +185,9 @@ export function runMarketCorpus(env: CorpusEnvironment): void {
   for (let i = 0; i < 3; i++)
     hops.push({ relayId: bytesOf(8, 10 + i), ephemeralKey: bytesOf(64, 20 + i), shared: bytesOf(32, 30 + i) });
   const primitives = { sha256: sha256, aes128Ctr: env.aes128Ctr };
-  const onion = buildOnionPacket(primitives, hops, PAYLOAD_OFFER, encodeOfferMessage(offer, bytesOf(64, 4)));
+  // A window with all four bytes of its big-endian encoding in use.
+  const window = 0x7654321a;
+  const onion = buildOnionPacket(primitives, window, hops, PAYLOAD_OFFER, encodeOfferMessage(offer, bytesOf(64, 4)));
   run('onion.build', function () {
     return bytesToHex(sha256(onion)) + ' ' + onion.length;
   });
@@ -193,7 +195,7 @@ export function runMarketCorpus(env: CorpusEnvironment): void {
     let packet = onion;
     const out: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const peeled = peelOnionPacket(primitives, hops[i].shared, packet);
+      const peeled = peelOnionPacket(primitives, window, hops[i].shared, packet);
       out.push(bytesToHex(peeled.replayTag));
       if (peeled.packet) {
         out.push(bytesToHex(peeled.nextRelayId as Uint8Array) + ':' + bytesToHex(sha256(peeled.packet)));
@@ -207,10 +209,13 @@ export function runMarketCorpus(env: CorpusEnvironment): void {
   run('onion.tampered', function () {
     const bad = concatBytes([onion]);
     bad[700] ^= 1;
-    return String(peelOnionPacket(primitives, hops[0].shared, bad).replayTag);
+    return String(peelOnionPacket(primitives, window, hops[0].shared, bad).replayTag);
+  });
+  run('onion.other-window', function () {
+    return String(peelOnionPacket(primitives, window + 1, hops[0].shared, onion).replayTag);
   });
   run('onion.wrong-key', function () {
-    return String(peelOnionPacket(primitives, hops[1].shared, onion).replayTag);
+    return String(peelOnionPacket(primitives, window, hops[1].shared, onion).replayTag);
   });
   run('relay.batch', function () {
     // The SE's ECDH stands in as a table from the ephemeral keys this corpus made to their shared secrets.
@@ -228,15 +233,16 @@ export function runMarketCorpus(env: CorpusEnvironment): void {
     });
     const second = buildOnionPacket(
       primitives,
+      window,
       [{ relayId: hops[0].relayId, ephemeralKey: hops[0].ephemeralKey, shared: hops[0].shared }, hops[2]],
       PAYLOAD_OFFER,
       bytesOf(3, 1),
     );
     const verdicts = [
-      batch.accept(onion),
-      batch.accept(onion),
-      batch.accept(onion.subarray(0, 9)),
-      batch.accept(second),
+      batch.accept(onion, window),
+      batch.accept(onion, window),
+      batch.accept(onion.subarray(0, 9), window),
+      batch.accept(second, window),
     ];
     const out = batch.flush();
     const shown: string[] = [];
@@ -264,6 +270,7 @@ export function runMarketCorpus(env: CorpusEnvironment): void {
     const packet = sealOnion(
       se,
       primitives,
+      window,
       records,
       { relayId: hops[2].relayId, mixKey: bytesOf(64, 42) },
       PAYLOAD_OFFER,
@@ -277,7 +284,7 @@ export function runMarketCorpus(env: CorpusEnvironment): void {
     return bytesToHex(sha256(packet)) + ' ' + (bytesToHex(packet) === bytesToHex(onion)) + ' ' + path.join(',');
   });
   run('onion.short', function () {
-    return String(peelOnionPacket(primitives, hops[0].shared, onion.subarray(0, 1000)).replayTag);
+    return String(peelOnionPacket(primitives, window, hops[0].shared, onion.subarray(0, 1000)).replayTag);
   });
 
   // ---- Relay directory: 30 relays in two pages, walked through the chain from the head ----

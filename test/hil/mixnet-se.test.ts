@@ -29,7 +29,7 @@ function relay(): { id: Uint8Array; key: ECDH } {
 
 function peel(key: ECDH, packet: Uint8Array) {
   const shared = key.computeSecret(Buffer.concat([Buffer.from([4]), packet.subarray(1, 65)]));
-  return peelOnionPacket(nodeCryptoPrimitives, new Uint8Array(shared), packet);
+  return peelOnionPacket(nodeCryptoPrimitives, WINDOW, new Uint8Array(shared), packet);
 }
 
 /**
@@ -38,6 +38,9 @@ function peel(key: ECDH, packet: Uint8Array) {
  * a mix node's sender does (onion-sender.ts) right after a reading's burst, and one with the meter held up past
  * the chip's watchdog between a hop's GenKey and its ECDH. VG_MIX_SE is the data the test puts in front.
  */
+/** The offer window the packets travel in. */
+const WINDOW = 29944038;
+
 function firmwareSource(): string {
   const src = (p: string) => JSON.stringify(path.join(REPO_ROOT, 'firmware/src', p));
   return `
@@ -55,6 +58,8 @@ declare const VG_MIX_SE: { relays: string[][]; exit: string[]; offer: string };
 
 /** The chip's watchdog is 1.3 s from a wake: a meter busy this long between GenKey and ECDH loses TempKey. */
 const STALL_MS = 1400;
+/** The offer window the packets are for. */
+const WINDOW = ${WINDOW};
 
 function record(pair: string[]): RelayRecord {
   return { relayId: hexToBytes(pair[0]) as Uint8Array, mixKey: hexToBytes(pair[1]) as Uint8Array };
@@ -78,7 +83,7 @@ function run(): void {
   se.sign(READING_KEY_SLOTS[0], nativeSha256(offer));
   se.genTempKey();
   se.ecdh('tempkey', exit.mixKey);
-  console.log('P ' + bytesToHex(sealOnion(se, primitives, relays, exit, PAYLOAD_OFFER, offer)));
+  console.log('P ' + bytesToHex(sealOnion(se, primitives, WINDOW, relays, exit, PAYLOAD_OFFER, offer)));
   let stalled = false;
   const heldUp: OnionSecureElement = {
     genTempKey: function () {
@@ -92,7 +97,7 @@ function run(): void {
     },
   };
   const before = se.stats.commands;
-  console.log('S ' + bytesToHex(sealOnion(heldUp, primitives, relays, exit, PAYLOAD_OFFER, offer)));
+  console.log('S ' + bytesToHex(sealOnion(heldUp, primitives, WINDOW, relays, exit, PAYLOAD_OFFER, offer)));
   console.log('C ' + (se.stats.commands - before));
 }
 

@@ -36,6 +36,9 @@ function keyPair(): ECDH {
   return k;
 }
 
+/** The interval whose offer window the round is in. */
+const INTERVAL = 100;
+
 /** The scenario's data and the keys behind it. */
 function scenario() {
   const market: MarketClock = { genesisTime: 1_790_000_000, intervalSeconds: 10 };
@@ -52,11 +55,11 @@ function scenario() {
   const inbound = meters.slice(1).map((next) => {
     const hops = [self, next, exit].map(hopTo);
     mixShared[hex(hops[0].ephemeralKey)] = hex(hops[0].shared);
-    return { next, packet: buildOnionPacket(nodeCryptoPrimitives, hops, PAYLOAD_DUMMY, new Uint8Array(0)) };
+    return { next, packet: buildOnionPacket(nodeCryptoPrimitives, INTERVAL, hops, PAYLOAD_DUMMY, new Uint8Array(0)) };
   });
   const data: MixScenarioData = {
     market,
-    interval: 100,
+    interval: INTERVAL,
     relayId: hex(self.id),
     seed: hex(randomBytes(32)),
     relays: sorted.map((r) => [hex(r.id), hex(r.key.getPublicKey().subarray(1))]),
@@ -72,7 +75,7 @@ function scenario() {
 
 function peel(relay: TestRelay, packet: Uint8Array) {
   const shared = relay.key.computeSecret(Buffer.concat([Buffer.from([4]), packet.subarray(1, 65)]));
-  return peelOnionPacket(nodeCryptoPrimitives, new Uint8Array(shared), packet);
+  return peelOnionPacket(nodeCryptoPrimitives, INTERVAL, new Uint8Array(shared), packet);
 }
 
 const lines = (output: string) => output.split(/\r?\n/).filter((l) => l.startsWith('L ') || l.startsWith('P '));

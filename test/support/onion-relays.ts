@@ -3,6 +3,9 @@
 import { createECDH, randomBytes, type ECDH } from 'node:crypto';
 import type { OnionHop } from '../../firmware/src/protocol/onion-packet.ts';
 
+/** The offer window (a market interval) the tests' packets travel in. */
+export const TEST_WINDOW = 29944038;
+
 export interface TestRelay {
   id: Uint8Array;
   key: ECDH;

@@ -177,7 +177,8 @@ async function mixnet(n: number) {
   exitClient.on('message', (_topic, payload) => {
     const packet = new Uint8Array(payload);
     const shared = new Uint8Array(bridge.computeSecret(Buffer.concat([Buffer.from([4]), packet.subarray(1, 65)])));
-    const opened = peelOnionPacket(nodeCryptoPrimitives, shared, packet);
+    // Every test's market puts its rounds in the window of interval 100 (startMarket).
+    const opened = peelOnionPacket(nodeCryptoPrimitives, 100, shared, packet);
     atExit.push({ type: opened.payloadType!, payload: opened.payload!, bytes: packet.length });
   });
   await exitClient.subscribeAsync(MIX_EXIT_TOPIC, { qos: 0 });
@@ -337,7 +338,7 @@ test('fuzz: random and mutated packets into the inbox never throw out of the han
     const self = { id: record.relayId, key: { getPublicKey: () => Buffer.from(chip.mixKey) } as never };
     const toNext = { id: new Uint8Array(8).fill(7), key: relayKey };
     const validPacket = () =>
-      buildOnionPacket(nodeCryptoPrimitives, [self, toNext].map(hopTo), PAYLOAD_OFFER, new Uint8Array(5));
+      buildOnionPacket(nodeCryptoPrimitives, 51, [self, toNext].map(hopTo), PAYLOAD_OFFER, new Uint8Array(5));
     const valid = validPacket();
     let packets = 0;
     fc.assert(

@@ -16,7 +16,7 @@ import {
   peelOnionPacket,
 } from '../../firmware/src/protocol/onion-packet.ts';
 import { nodeCryptoPrimitives } from '../../host-tools/crypto/node-primitives.ts';
-import { hopTo, testRelay as relay, type TestRelay as Relay } from '../support/onion-relays.ts';
+import { hopTo, testRelay as relay, type TestRelay as Relay, TEST_WINDOW } from '../support/onion-relays.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -25,8 +25,13 @@ function sharedAt(r: Relay, packet: Uint8Array): Uint8Array {
   return new Uint8Array(r.key.computeSecret(Buffer.concat([Buffer.from([4]), onionEphemeralKey(packet)])));
 }
 
+/** An offer's packet along `path` in the tests' window. */
+function offerPacket(path: Relay[], payload: Uint8Array): Uint8Array {
+  return buildOnionPacket(nodeCryptoPrimitives, TEST_WINDOW, path.map(hopTo), PAYLOAD_OFFER, payload);
+}
+
 function peel(r: Relay, packet: Uint8Array) {
-  return peelOnionPacket(nodeCryptoPrimitives, sharedAt(r, packet), packet);
+  return peelOnionPacket(nodeCryptoPrimitives, TEST_WINDOW, sharedAt(r, packet), packet);
 }
 
 function failure(fn: () => unknown): string {
@@ -43,7 +48,7 @@ test('a payload goes through 1, 2 and 3 hops; every hop sees 1024 bytes and only
   for (let hops = 1; hops <= MAX_HOPS; hops++) {
     const path = Array.from({ length: hops }, relay);
     const payload = new Uint8Array(randomBytes(177));
-    let packet = buildOnionPacket(nodeCryptoPrimitives, path.map(hopTo), PAYLOAD_OFFER, payload);
+    let packet = offerPacket(path, payload);
     const seen: string[] = [];
     for (let i = 0; i < hops; i++) {
       assert.is(packet.length, ONION_PACKET_BYTES, `hop ${i} of ${hops}`);
@@ -71,25 +76,16 @@ test('a payload goes through 1, 2 and 3 hops; every hop sees 1024 bytes and only
 test('the largest payload fits, one byte more is refused', () => {
   const path = [relay(), relay(), relay()];
   const payload = new Uint8Array(randomBytes(ONION_PAYLOAD_MAX_BYTES));
-  let packet = buildOnionPacket(nodeCryptoPrimitives, path.map(hopTo), PAYLOAD_OFFER, payload);
+  let packet = offerPacket(path, payload);
   packet = peel(path[0], packet).packet!;
   packet = peel(path[1], packet).packet!;
   assert.is(hex(peel(path[2], packet).payload!), hex(payload));
-  assert.throws(
-    () =>
-      buildOnionPacket(
-        nodeCryptoPrimitives,
-        path.map(hopTo),
-        PAYLOAD_OFFER,
-        new Uint8Array(ONION_PAYLOAD_MAX_BYTES + 1),
-      ),
-    /at most/,
-  );
+  assert.throws(() => offerPacket(path, new Uint8Array(ONION_PAYLOAD_MAX_BYTES + 1)), /at most/);
 });
 
 test('any changed bit fails at the next hop, whichever hop it is meant for', () => {
   const path = [relay(), relay(), relay()];
-  const packet = buildOnionPacket(nodeCryptoPrimitives, path.map(hopTo), PAYLOAD_OFFER, new Uint8Array(177).fill(9));
+  const packet = offerPacket(path, new Uint8Array(177).fill(9));
   const second = peel(path[0], packet).packet!;
   for (let at = 1; at < ONION_PACKET_BYTES; at += 7) {
     const changed = new Uint8Array(packet);
@@ -104,13 +100,13 @@ test('any changed bit fails at the next hop, whichever hop it is meant for', () 
       }
       if (shared)
         assert.is(
-          failure(() => peelOnionPacket(nodeCryptoPrimitives, shared!, changed)),
+          failure(() => peelOnionPacket(nodeCryptoPrimitives, TEST_WINDOW, shared!, changed)),
           'bad-mac',
           `first hop, byte ${at}`,
         );
     } else {
       assert.is(
-        failure(() => peelOnionPacket(nodeCryptoPrimitives, sharedAt(path[0], packet), changed)),
+        failure(() => peelOnionPacket(nodeCryptoPrimitives, TEST_WINDOW, sharedAt(path[0], packet), changed)),
         'bad-mac',
         `first hop, byte ${at}`,
       );
@@ -119,13 +115,13 @@ test('any changed bit fails at the next hop, whichever hop it is meant for', () 
     changedLater[at] ^= 0x80;
     if (at >= 65)
       assert.is(
-        failure(() => peelOnionPacket(nodeCryptoPrimitives, sharedAt(path[1], second), changedLater)),
+        failure(() => peelOnionPacket(nodeCryptoPrimitives, TEST_WINDOW, sharedAt(path[1], second), changedLater)),
         'bad-mac',
         `second hop, byte ${at}`,
       );
   }
   assert.is(
-    failure(() => peel(path[0], Object.assign(new Uint8Array(packet), { 0: 2 }))),
+    failure(() => peel(path[0], Object.assign(new Uint8Array(packet), { 0: 1 }))),
     'bad-version',
   );
   assert.is(
@@ -136,21 +132,43 @@ test('any changed bit fails at the next hop, whichever hop it is meant for', () 
 
 test('a packet for another relay fails its MAC; the same packet twice has the same replay tag, two packets never', () => {
   const [a, b, exit] = [relay(), relay(), relay()];
-  const packet = buildOnionPacket(nodeCryptoPrimitives, [a, b, exit].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10));
+  const packet = offerPacket([a, b, exit], new Uint8Array(10));
   assert.is(
     failure(() => peel(b, packet)),
     'bad-mac',
   );
   assert.is(hex(peel(a, packet).replayTag), hex(peel(a, packet).replayTag));
-  const other = buildOnionPacket(nodeCryptoPrimitives, [a, b, exit].map(hopTo), PAYLOAD_OFFER, new Uint8Array(10));
+  const other = offerPacket([a, b, exit], new Uint8Array(10));
   assert.is.not(hex(peel(a, other).replayTag), hex(peel(a, packet).replayTag));
 });
 
+test('a packet replayed into another offer window fails its MAC at every hop', () => {
+  const path = [relay(), relay(), relay()];
+  let packet = offerPacket(path, new Uint8Array(10));
+  for (let i = 0; i < 3; i++) {
+    const at = packet;
+    for (const window of [TEST_WINDOW - 1, TEST_WINDOW + 1, TEST_WINDOW + 96])
+      assert.is(
+        failure(() => peelOnionPacket(nodeCryptoPrimitives, window, sharedAt(path[i], at), at)),
+        'bad-mac',
+        `hop ${i}, window ${window}`,
+      );
+    const peeled = peel(path[i], packet);
+    if (peeled.packet) packet = peeled.packet;
+  }
+  assert.throws(() => buildOnionPacket(nodeCryptoPrimitives, -1, [hopTo(path[0])], PAYLOAD_OFFER, new Uint8Array(1)));
+  assert.throws(() =>
+    buildOnionPacket(nodeCryptoPrimitives, 2 ** 31, [hopTo(path[0])], PAYLOAD_OFFER, new Uint8Array(1)),
+  );
+});
+
 /** The documented layout, peeled with node:crypto only (no code from the module). */
-function referencePeel(shared: Buffer, packet: Buffer) {
+function referencePeel(shared: Buffer, packet: Buffer, window: number) {
   const e = packet.subarray(1, 65);
+  const windowBytes = Buffer.alloc(4);
+  windowBytes.writeUInt32BE(window);
   const okm = Buffer.from(
-    hkdfSync('sha256', shared, Buffer.alloc(0), Buffer.concat([Buffer.from('veilgrid onion v1'), e]), 80),
+    hkdfSync('sha256', shared, Buffer.alloc(0), Buffer.concat([Buffer.from('veilgrid onion v2'), e, windowBytes]), 80),
   );
   const aes = (key: Buffer, data: Buffer) => createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(data);
   const beta = packet.subarray(97, 409);
@@ -163,7 +181,7 @@ function referencePeel(shared: Buffer, packet: Buffer) {
   const inner = aes(okm.subarray(16, 32), body);
   return {
     next: header.subarray(0, 8),
-    packet: Buffer.concat([Buffer.from([1]), header.subarray(8), inner]),
+    packet: Buffer.concat([Buffer.from([2]), header.subarray(8), inner]),
     inner,
     tag: okm.subarray(64, 80),
   };
@@ -172,10 +190,10 @@ function referencePeel(shared: Buffer, packet: Buffer) {
 test('a reference peeler written from docs/onion-packet.md with node:crypto agrees at every hop', () => {
   const path = [relay(), relay(), relay()];
   const payload = new Uint8Array(randomBytes(300));
-  let packet = Buffer.from(buildOnionPacket(nodeCryptoPrimitives, path.map(hopTo), PAYLOAD_OFFER, payload));
+  let packet = Buffer.from(offerPacket(path, payload));
   for (let i = 0; i < 3; i++) {
     const ours = peel(path[i], packet);
-    const reference = referencePeel(Buffer.from(sharedAt(path[i], packet)), packet)!;
+    const reference = referencePeel(Buffer.from(sharedAt(path[i], packet)), packet, TEST_WINDOW)!;
     assert.ok(reference, `hop ${i}: the reference accepts the MAC`);
     assert.is(hex(ours.replayTag), hex(reference.tag));
     if (i < 2) {
@@ -192,7 +210,7 @@ test('a reference peeler written from docs/onion-packet.md with node:crypto agre
 
 test('fuzz: random and mutated packets only ever raise OnionPacketError', () => {
   const [a, b] = [relay(), relay()];
-  const valid = buildOnionPacket(nodeCryptoPrimitives, [a, b].map(hopTo), PAYLOAD_OFFER, new Uint8Array(177));
+  const valid = offerPacket([a, b], new Uint8Array(177));
   const shared = sharedAt(a, valid);
   fc.assert(
     fc.property(
@@ -204,7 +222,7 @@ test('fuzz: random and mutated packets only ever raise OnionPacketError', () => 
           flips.reduce((p, [at, x]) => Object.assign(p, { [at]: p[at] ^ x }), new Uint8Array(valid)),
         ]) {
           try {
-            peelOnionPacket(nodeCryptoPrimitives, shared, candidate);
+            peelOnionPacket(nodeCryptoPrimitives, TEST_WINDOW, shared, candidate);
           } catch (err) {
             if (!(err instanceof OnionPacketError)) throw err;
           }

@@ -17,6 +17,7 @@ import {
 import type { RelayRecord } from '../../firmware/src/protocol/relay-directory.ts';
 import { MIX_SLOT } from '../../firmware/src/protocol/slot-map.ts';
 import { nodeCryptoPrimitives, nodeSha256 } from '../../host-tools/crypto/node-primitives.ts';
+import { TEST_WINDOW } from '../support/onion-relays.ts';
 import { provisionedSecureElement, type ProvisionedSecureElement } from '../support/provisioned-se.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -54,6 +55,7 @@ test('the secure elements make and peel every layer; the bridge finds the offer'
     const packet = sealOnion(
       sender.se,
       nodeCryptoPrimitives,
+      TEST_WINDOW,
       [recordOf(relayA.mixKey), recordOf(relayB.mixKey)],
       exit,
       PAYLOAD_OFFER,
@@ -72,21 +74,21 @@ test('the secure elements make and peel every layer; the bridge finds the offer'
       });
     const a = batchOf(relayA);
     const relayBefore = relayA.se.stats.commands;
-    assert.is(a.accept(packet), undefined);
+    assert.is(a.accept(packet, TEST_WINDOW), undefined);
     const [toB] = a.flush();
     assert.is(relayA.se.stats.commands - relayBefore, 1, 'relaying a packet costs one ECDH');
     assert.is(hex(toB.nextRelayId), hex(recordOf(relayB.mixKey).relayId));
     const b = batchOf(relayB);
-    assert.is(b.accept(toB.packet), undefined);
+    assert.is(b.accept(toB.packet, TEST_WINDOW), undefined);
     const [toBridge] = b.flush();
     assert.is(hex(toBridge.nextRelayId), hex(exit.relayId));
     const shared = new Uint8Array(
       bridge.computeSecret(Buffer.concat([Buffer.from([4]), onionEphemeralKey(toBridge.packet)])),
     );
-    const opened = peelOnionPacket(nodeCryptoPrimitives, shared, toBridge.packet);
+    const opened = peelOnionPacket(nodeCryptoPrimitives, TEST_WINDOW, shared, toBridge.packet);
     assert.is(opened.payloadType, PAYLOAD_OFFER);
     assert.is(hex(opened.payload!), hex(offer));
-    assert.is(b.accept(toB.packet), 'replayed', 'the second relay refuses the same packet again');
+    assert.is(b.accept(toB.packet, TEST_WINDOW), 'replayed', 'the second relay refuses the same packet again');
     console.log(`    figures: ${senderCommands} SE commands to send one packet (3 hops), 1 per packet relayed`);
   } finally {
     for (const chip of chips) chip.close();

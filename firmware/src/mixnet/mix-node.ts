@@ -120,8 +120,8 @@ export class MixNode {
       relayId: o.relayId,
       batch: this.batch,
       mqtt: o.mqtt,
-      inRound: function () {
-        return self.inRound();
+      windowNow: function () {
+        return self.windowNow();
       },
       busy: o.busy,
       maxPerSlot: 2 * (o.capacity || RELAY_CAPACITY),
@@ -165,12 +165,16 @@ export class MixNode {
     this.sender.settle(interval);
   }
 
-  /** Whether a packet arriving now is taken in: in a round's slots, or up to half a slot before round 0 (clock skew). */
-  private inRound(): boolean {
+  /**
+   * The window whose rounds take packets in now: in a round's slots, or up to half a slot before round 0 (clock
+   * skew); -1 otherwise.
+   */
+  private windowNow(): number {
     const m = this.market;
-    if (!m) return false;
+    if (!m) return -1;
     const ms = this.o.clock.now() * 1000;
-    return mixSlotAt(m, ms) !== undefined || mixSlotAt(m, ms + slotMs(m) / 2) !== undefined;
+    const slot = mixSlotAt(m, ms) || mixSlotAt(m, ms + slotMs(m) / 2);
+    return slot ? slot.interval : -1;
   }
 
   /** The first event of the windows' schedule after Unix ms `after`. */

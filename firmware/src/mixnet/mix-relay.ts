@@ -18,8 +18,8 @@ export interface MixRelayOptions {
   relayId: Uint8Array;
   batch: RelayBatch;
   mqtt: MixMqtt;
-  /** Whether a packet arriving now may be taken in (during the window's rounds: mix-node.ts). */
-  inRound(): boolean;
+  /** The offer window whose rounds are on now (its interval: mix-node.ts), or -1: a packet arriving now is not taken in. */
+  windowNow(): number;
   /** True while the meter should take no packets in (its outbox is sending a backlog: main.ts). */
   busy(): boolean;
   /** The directory's exit, if it has one. */
@@ -62,13 +62,14 @@ export class MixRelay {
     const o = this.o;
     let reason: RelayDrop | undefined;
     try {
-      if (!o.inRound()) reason = 'out-of-round';
+      const window = o.windowNow();
+      if (window < 0) reason = 'out-of-round';
       else if (o.busy()) reason = 'busy';
       else if (this.slotTaken >= o.maxPerSlot) reason = 'batch-full';
       if (reason) o.batch.drop(reason);
       else {
         this.slotTaken++;
-        reason = o.batch.accept(packet);
+        reason = o.batch.accept(packet, window);
       }
     } catch (e) {
       // Not the packet's fault (memory, the SE): lost like a packet that fails its checks, and counted.

@@ -95,8 +95,8 @@ export class MixSender {
       });
       const relays = [d.relayAt(path[0]), d.relayAt(path[1])];
       packet = pending
-        ? sealOnion(o.se, o.primitives, relays, exit, PAYLOAD_OFFER, pending.message)
-        : sealOnion(o.se, o.primitives, relays, exit, PAYLOAD_DUMMY, new Uint8Array(0));
+        ? sealOnion(o.se, o.primitives, interval, relays, exit, PAYLOAD_OFFER, pending.message)
+        : sealOnion(o.se, o.primitives, interval, relays, exit, PAYLOAD_DUMMY, new Uint8Array(0));
       topic = relayInboxTopic(bytesToHex(relays[0].relayId));
       this.buildMs = Math.round((o.clock.now() - buildStart) * 1000);
     } catch (e) {

@@ -38,7 +38,8 @@ export function choosePath(relayCount: number, ownIndex: number, randomBelow: (n
 }
 
 /**
- * The packet carrying payload through `relays` (in order) to `exit`. Per hop one GenKey and one ECDH in
+ * The packet carrying payload through `relays` (in order) to `exit` in offer window `window` (the interval it
+ * is for). Per hop one GenKey and one ECDH in
  * the secure element; a hop whose ECDH fails (TempKey lost: the chip's watchdog put it to sleep between the
  * two, on a slow or loaded meter) is made once more with a new key. Returns the packet; it goes to the first
  * relay's inbox.
@@ -46,6 +47,7 @@ export function choosePath(relayCount: number, ownIndex: number, randomBelow: (n
 export function sealOnion(
   se: OnionSecureElement,
   primitives: OnionPrimitives,
+  window: number,
   relays: RelayRecord[],
   exit: RelayRecord,
   payloadType: number,
@@ -64,5 +66,5 @@ export function sealOnion(
     }
     hops.push({ relayId: path[i].relayId, ephemeralKey: ephemeralKey, shared: shared });
   }
-  return buildOnionPacket(primitives, hops, payloadType, payload);
+  return buildOnionPacket(primitives, window, hops, payloadType, payload);
 }

@@ -85,9 +85,12 @@ export class RelayBatch {
     return this.held.length;
   }
 
-  /** Takes in one packet: undefined when held for forwarding, else why it was dropped. Never throws. */
-  accept(packet: Uint8Array): RelayDrop | undefined {
-    const reason = this.take(packet);
+  /**
+   * Takes in one packet that arrived in offer window `window`: undefined when held for forwarding, else why
+   * it was dropped. Throws only when the secure element did not answer (the relay's fault, not the packet's).
+   */
+  accept(packet: Uint8Array, window: number): RelayDrop | undefined {
+    const reason = this.take(packet, window);
     if (reason) this.dropped[reason]++;
     return reason;
   }
@@ -108,7 +111,7 @@ export class RelayBatch {
     return false;
   }
 
-  private take(packet: Uint8Array): RelayDrop | undefined {
+  private take(packet: Uint8Array, window: number): RelayDrop | undefined {
     if (this.held.length >= this.o.capacity || this.tagCount >= this.maxTags) return 'batch-full';
     let shared: Uint8Array;
     try {
@@ -121,7 +124,7 @@ export class RelayBatch {
     }
     let peeled;
     try {
-      peeled = peelOnionPacket(this.o.primitives, shared, packet);
+      peeled = peelOnionPacket(this.o.primitives, window, shared, packet);
     } catch (err) {
       if (err instanceof OnionPacketError) return err.reason;
       throw err;

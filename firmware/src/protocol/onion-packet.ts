@@ -7,7 +7,7 @@
 //   version (1) | ephemeral key E (64, x || y) | mac (32) | routing β (312) | body (615)
 //
 // A hop holds a P-256 mix key. It computes shared = ECDH(mix key, E) (in its secure element), derives
-//   okm = HKDF-SHA256(ikm = shared, salt = empty, info = "veilgrid onion v1" || E, 80)
+//   okm = HKDF-SHA256(ikm = shared, salt = empty, info = "veilgrid onion v2" || E || window (4, big-endian), 80)
 //   headerKey = okm[0..16)  bodyKey = okm[16..32)  macKey = okm[32..64)  replayTag = okm[64..80)
 // checks mac = HMAC-SHA256(macKey, version || β || body), then decrypts
 //   (β || 104 zero bytes) XOR AES-128-CTR(headerKey)  →  next relay id (8) | E' (64) | mac' (32) | β' (312)
@@ -18,8 +18,10 @@
 // so every hop's mac covers exactly the bytes that hop will receive: any change to any byte fails at the next
 // hop. Each hop has its own ephemeral key (the SE's GenKey into TempKey, then ECDH), so no value is shared
 // between hops, and each AES key encrypts one message (Espruino's CTR always starts its counter at zero:
-// protocol/crypto/aes-ctr.ts). A relay remembers replayTag for the round: the same packet twice has the same
-// E, hence the same tag.
+// protocol/crypto/aes-ctr.ts). A relay remembers replayTag for the offer window: the same packet twice has
+// the same E, hence the same tag. `window` is the market interval whose offer window the packet travels in
+// (protocol/mix-schedule.ts): every hop peels with the window it is in, so a packet replayed into a later
+// window fails its MAC at the first hop, with no tags kept across windows.
 //
 // The ECDH is not done here: the caller gives each hop's shared secret (sender) or its own (relay).
 
@@ -33,7 +35,7 @@ import { SHA256_BYTES, type Sha256 } from './crypto/sha256.ts';
 import { RELAY_ID_BYTES } from './relay-directory.ts';
 import { VeilgridError } from './veilgrid-error.ts';
 
-export const ONION_VERSION = 1;
+export const ONION_VERSION = 2;
 export const ONION_PACKET_BYTES = 1024;
 export const EPHEMERAL_KEY_BYTES = 64;
 export const MAX_HOPS = 3;
@@ -50,7 +52,7 @@ export const ONION_BODY_BYTES = ONION_PACKET_BYTES - BODY_AT;
 const PAYLOAD_HEADER_BYTES = 3;
 /** The most data one packet carries to the exit. */
 export const ONION_PAYLOAD_MAX_BYTES = ONION_BODY_BYTES - PAYLOAD_HEADER_BYTES;
-const INFO_PREFIX = encodeUtf8('veilgrid onion v1');
+const INFO_PREFIX = encodeUtf8('veilgrid onion v2');
 
 /** What the exit finds in a payload: an offer message (protocol/offer.ts), or a dummy it drops. */
 export const PAYLOAD_OFFER = 1;
@@ -102,14 +104,22 @@ interface HopKeys {
   replayTag: Uint8Array;
 }
 
-function hopKeys(sha256: Sha256, shared: Uint8Array, ephemeralKey: Uint8Array): HopKeys {
+/** The window's interval as the 4 big-endian bytes the key derivation takes. */
+function windowBytes(window: number): Uint8Array {
+  // At most 2^31 - 1: Espruino's bit operations are on 32-bit signed integers.
+  if (typeof window !== 'number' || Math.floor(window) !== window || window < 0 || window > 0x7fffffff)
+    throw new Error("an onion packet's window is an interval number 0..2^31-1 (got " + window + ')');
+  return new Uint8Array([window >> 24, (window >> 16) & 0xff, (window >> 8) & 0xff, window & 0xff]);
+}
+
+function hopKeys(sha256: Sha256, shared: Uint8Array, ephemeralKey: Uint8Array, window: number): HopKeys {
   if (shared.length !== 32)
     throw new Error('an onion hop needs the 32-byte ECDH x coordinate (got ' + shared.length + ' bytes)');
   const okm = hkdfSha256(
     sha256,
     shared,
     new Uint8Array(0),
-    concatBytes([INFO_PREFIX, ephemeralKey]),
+    concatBytes([INFO_PREFIX, ephemeralKey, windowBytes(window)]),
     2 * AES128_KEY_BYTES + MAC_BYTES + REPLAY_TAG_BYTES,
   );
   return {
@@ -139,11 +149,13 @@ function isExit(relayId: Uint8Array): boolean {
 }
 
 /**
- * The packet that carries payload (type, data) along hops, the last hop being the exit. The caller sends it
- * to hops[0].relayId. Each hop needs its own fresh ephemeral key and shared secret.
+ * The packet that carries payload (type, data) along hops, the last hop being the exit, in offer window
+ * `window`. The caller sends it to hops[0].relayId. Each hop needs its own fresh ephemeral key and shared
+ * secret.
  */
 export function buildOnionPacket(
   primitives: OnionPrimitives,
+  window: number,
   hops: OnionHop[],
   payloadType: number,
   payload: Uint8Array,
@@ -160,7 +172,7 @@ export function buildOnionPacket(
       throw new Error('hop ' + i + ': the ephemeral key is x || y, 64 bytes (got ' + hops[i].ephemeralKey.length + ')');
     if (i > 0 && (hops[i].relayId.length !== RELAY_ID_BYTES || isExit(hops[i].relayId)))
       throw new Error('hop ' + i + ': a relay id is 8 bytes, not all zero');
-    keys.push(hopKeys(primitives.sha256, hops[i].shared, hops[i].ephemeralKey));
+    keys.push(hopKeys(primitives.sha256, hops[i].shared, hops[i].ephemeralKey, window));
     streams.push(headerStream(primitives.aes128Ctr, keys[i].header));
   }
   // The bytes hops 0..r-2 shift in at the end of β, as the exit will see them.
@@ -226,19 +238,25 @@ export function onionEphemeralKey(packet: Uint8Array): Uint8Array {
 }
 
 /**
- * One hop's work on a packet, given shared = ECDH(its mix key, onionEphemeralKey(packet)). Throws
- * OnionPacketError when the packet is not for this hop or was changed ('bad-mac'), or the exit's payload
- * block is not well formed ('bad-payload'). Checking replayTag against the round's tags is the caller's.
+ * One hop's work on a packet that arrived in offer window `window`, given shared = ECDH(its mix key,
+ * onionEphemeralKey(packet)). Throws OnionPacketError when the packet is not for this hop, not for this
+ * window, or was changed ('bad-mac'), or the exit's payload block is not well formed ('bad-payload').
+ * Checking replayTag against the window's tags is the caller's.
  */
-export function peelOnionPacket(primitives: OnionPrimitives, shared: Uint8Array, packet: Uint8Array): PeeledPacket {
+export function peelOnionPacket(
+  primitives: OnionPrimitives,
+  window: number,
+  shared: Uint8Array,
+  packet: Uint8Array,
+): PeeledPacket {
   const ephemeralKey = onionEphemeralKey(packet);
-  const keys = hopKeys(primitives.sha256, shared, ephemeralKey);
+  const keys = hopKeys(primitives.sha256, shared, ephemeralKey, window);
   const beta = packet.subarray(BETA_AT, BODY_AT);
   const body = packet.subarray(BODY_AT, ONION_PACKET_BYTES);
   if (!equalBytes(packetMac(primitives.sha256, keys.mac, beta, body), packet.subarray(MAC_AT, BETA_AT))) {
     throw new OnionPacketError(
       'bad-mac',
-      "the onion packet does not verify under this relay's key: changed on the way, or meant for another relay",
+      "the onion packet does not verify under this relay's key in this window: changed on the way, meant for another relay, or replayed from another window",
     );
   }
   const header = new Uint8Array(BETA_BYTES + ROUTING_BYTES);
