@@ -306,6 +306,49 @@ test('a relay offline mid-round loses what it held; the offer is resent through 
   }
 });
 
+test('a round gets one packet, however often its build comes due', () => {
+  const chip = provisionedSecureElement();
+  try {
+    const others = [createECDH('prime256v1'), createECDH('prime256v1'), createECDH('prime256v1')];
+    for (const k of others) k.generateKeys();
+    const [a, b, exit] = others.map((k) => recordOf(new Uint8Array(k.getPublicKey())));
+    const market: MarketClock = {
+      genesisTime: 1_790_000_000 - 50 * INTERVAL_SECONDS,
+      intervalSeconds: INTERVAL_SECONDS,
+    };
+    const start = roundStartMs(market, 51, 1);
+    const now = start - 100;
+    const due: Array<() => void> = [];
+    const clock = {
+      now: () => now / 1000,
+      setTimeout: (f: () => void) => due.push(f),
+      clearTimeout: (id: number) => {
+        due[id - 1] = () => {};
+      },
+    };
+    const published: string[] = [];
+    const mqttStandIn = {
+      isConnected: () => true,
+      publish: (topic: string) => (published.push(topic), true),
+      subscribe: () => {},
+    } as never;
+    const logs: string[] = [];
+    const node = mixNodeOf(chip, memoryDirectory([recordOf(chip.mixKey), a, b], exit), mqttStandIn, clock, logs);
+    const commands = chip.se.stats.commands;
+    node.sender.prepare(51, 1, start, slotMs(market));
+    const oneBuild = chip.se.stats.commands - commands;
+    assert.ok(oneBuild >= 6, 'a GenKey and an ECDH per hop');
+    node.sender.prepare(51, 1, start, slotMs(market));
+    assert.is(chip.se.stats.commands - commands, oneBuild, 'the same round again builds nothing');
+    for (const f of due.slice()) f();
+    assert.is(published.length, 1, logs.join('\n'));
+    node.sender.prepare(52, 0, roundStartMs(market, 52, 0), slotMs(market));
+    assert.ok(chip.se.stats.commands - commands >= 2 * oneBuild - 1, 'the next round builds its own');
+  } finally {
+    chip.close();
+  }
+});
+
 test('fuzz: random and mutated packets into the inbox never throw out of the handler and never exceed the bounds', () => {
   const chip = provisionedSecureElement();
   try {

@@ -6,6 +6,7 @@
 // direct way instead).
 import { PAYLOAD_DUMMY, PAYLOAD_OFFER, type OnionPrimitives } from '../protocol/onion-packet.ts';
 import { bytesToHex } from '../protocol/hex.ts';
+import { ROUNDS_PER_WINDOW } from '../protocol/mix-schedule.ts';
 import { relayInboxTopic } from '../protocol/topics.ts';
 import type { Clock } from '../platform/clock.ts';
 import { choosePath, sealOnion, type OnionSecureElement } from './onion-sender.ts';
@@ -48,6 +49,8 @@ export class MixSender {
   private declare readonly o: MixSenderOptions;
   private declare pending: Pending | null;
   private declare timer: number | null;
+  /** The round last built for (interval · ROUNDS_PER_WINDOW + round), -1 before the first. */
+  private declare builtRound: number;
 
   constructor(options: MixSenderOptions) {
     this.o = options;
@@ -55,6 +58,7 @@ export class MixSender {
     this.pending = null;
     this.timer = null;
     this.buildMs = 0;
+    this.builtRound = -1;
   }
 
   /** The offer for `interval` goes in each of its window's rounds from the next one on, until settled. */
@@ -72,6 +76,12 @@ export class MixSender {
    * of slot 0, which starts at `startMs` and lasts `slotMs`. Never throws.
    */
   prepare(interval: number, round: number, startMs: number, slotMs: number): void {
+    // One packet per round, however often its build comes due: the node's schedule times a build by the last
+    // build's duration, so the moment can move after the build ran (a second packet would tell the broker who
+    // sent twice; a second build spends 6 SE commands).
+    const roundId = interval * ROUNDS_PER_WINDOW + round;
+    if (roundId === this.builtRound) return;
+    this.builtRound = roundId;
     const o = this.o;
     const self = this;
     const what = 'for interval ' + interval + ' round ' + round;
