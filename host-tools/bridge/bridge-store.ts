@@ -99,19 +99,12 @@ export class BridgeStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.exec(SCHEMA);
-    // A queue made before batches kept their offers' order gets the column (NULL: those batches' arrival order).
-    if (
-      !(this.db.prepare('PRAGMA table_info(offers)').all() as Array<{ name: string }>).some(
-        (c) => c.name === 'batch_position',
-      )
-    )
-      this.db.exec('ALTER TABLE offers ADD COLUMN batch_position INTEGER');
-    // The order offers came in, also within one millisecond (before, offers of one key that came in the same ms
-    // were ordered by digest; NULL in a queue made then).
-    if (
-      !(this.db.prepare('PRAGMA table_info(offers)').all() as Array<{ name: string }>).some((c) => c.name === 'arrival')
-    )
-      this.db.exec('ALTER TABLE offers ADD COLUMN arrival INTEGER');
+    // Columns added since: a queue made before gets them, NULL in its rows. batch_position: a batch's order on chain
+    // (NULL: those batches' arrival order). arrival: the order offers came in, also within one millisecond (before,
+    // offers of one key that came in the same ms were ordered by digest).
+    const columns = (this.db.prepare('PRAGMA table_info(offers)').all() as Array<{ name: string }>).map((c) => c.name);
+    for (const column of ['batch_position', 'arrival'])
+      if (!columns.includes(column)) this.db.exec(`ALTER TABLE offers ADD COLUMN ${column} INTEGER`);
     this.db.exec('CREATE INDEX IF NOT EXISTS offers_by_arrival ON offers(arrival)');
     const id = `${market.chainId}:${market.market.toLowerCase()}`;
     const known = this.meta('market');
