@@ -1,9 +1,9 @@
 // Espruino's own globals, installed into a Realm for one interpreter session (one boot).
 //
 // Each function follows the wrapper of the same name in espruino/Espruino src/jswrap_*.c:
-// timers and watches (ids, errors, debounce), pins, I2C1 and software I2C, E, crypto, btoa/atob, print/console.log,
-// load/reset, require of built-in modules, process.env, Promise (callbacks run as events of the
-// idle loop, not as V8 microtasks) and the EventEmitter methods every Espruino object has.
+// timers and watches (ids, errors, debounce), pins, I2C1 and software I2C, E, crypto, btoa/atob,
+// print/console.log, load/reset, require of built-in modules, process.env, Promise (callbacks run as events
+// of the idle loop, not as V8 microtasks) and the EventEmitter methods every Espruino object has.
 // What cannot be reproduced honestly is left out (process.memory, E.getSizeOf: JsVar figures).
 
 import nodeCrypto from 'node:crypto';
@@ -293,8 +293,8 @@ function installPins(host: InterpreterHost, api: ApiGuard): void {
  * `new I2C()`: Espruino's software I2C (src/jswrap_spi_i2c.c with device EV_NONE, src/jsi2c.c), bit-banged on
  * any two pins. It never throws for a missing ACK (built without I2C_NACK_CHECK): a write nobody takes is lost,
  * and a read from nobody gives 0xFF bytes, SDA's pull-up. Before setup it has no pins: writes do nothing and
- * reads give zeros (Espruino returns its uninitialised buffer). Its transfers reach the
- * board's I2C bus when they are the pins its wires are on (I2CBus wiring).
+ * reads give zeros (Espruino returns its uninitialised buffer). Its transfers reach the board's I2C bus only
+ * on the pins the bus's wires are on (I2CBus wiring).
  */
 function makeSoftwareI2C(host: InterpreterHost, api: ApiGuard, toPin: (p: unknown) => number): Function {
   const { realm, i2c1 } = host;

@@ -9,9 +9,9 @@
 // from nobody gives 0xFF bytes, which the driver reads as "no response yet".
 //
 // Transfers run at 100 kHz. The wake is a second software bus on the same pins at 10 kHz writing to the
-// general-call address 0x00: software I2C waits 250000/bitrate whole µs per step and lets SDA go between
-// bits, so only the start condition with a first 0 bit holds SDA low without a break: five steps, 125 µs
-// at 10 kHz (tWLO >= 60 us), 10 µs at 100 kHz.
+// general-call address 0x00: software I2C waits 250000/bitrate whole us per step and lets SDA go between
+// bits, so only the start condition with a first 0 bit holds SDA low without a break: five steps, 125 us
+// at 10 kHz (tWLO >= 60 us), 10 us at 100 kHz.
 
 import type { SecureElementBus } from '../se/secure-element.ts';
 import { boardFacts } from './board.ts';
