@@ -80,8 +80,7 @@ CREATE TABLE IF NOT EXISTS refusals (
   digest BLOB NOT NULL,
   reason INTEGER NOT NULL,
   received_ms INTEGER NOT NULL,
-  published INTEGER NOT NULL DEFAULT 0,
-  arrival INTEGER
+  published INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS refusals_unpublished ON refusals(published) WHERE published = 0;
 CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, nonce INTEGER NOT NULL UNIQUE, state TEXT NOT NULL, created_ms INTEGER NOT NULL);
