@@ -5,8 +5,10 @@
 //
 // Bounded whatever arrives: at most `windowPackets` packets are peeled per offer window (the ECDH is the cost;
 // beyond it a packet is dropped as 'window-full' after a length check), so the replay tags, kept for the current
-// window, number at most windowPackets; the per-key charges are per window too. A packet is peeled with the
-// window it arrives in (protocol/onion-packet.ts), so one replayed from an earlier window fails its MAC.
+// and the previous window, number at most 2 · windowPackets; the per-key charges are per window too. A packet's
+// keys bind its window (protocol/onion-packet.ts): the exit peels with the window it is in by the bridge's clock
+// (the chain's), or else the one before, since that clock can run ahead of the meters' at a window's end, where
+// the last round's packets arrive. One replayed two windows later or more fails its MAC.
 import { createECDH, type ECDH } from 'node:crypto';
 import {
   OnionPacketError,
@@ -54,6 +56,7 @@ export class MixExit {
   /** Packets that cost an ECDH in this window. */
   private worked = 0;
   private tags = new Set<string>();
+  private previousTags = new Set<string>();
   private charges = new Map<string, number>();
 
   constructor(options: MixExitOptions) {
@@ -63,9 +66,9 @@ export class MixExit {
     this.keyBudget = Math.max(1, options.keyBudget ?? DEFAULT_KEY_BUDGET);
   }
 
-  /** Replay tags held (this window's): at most windowPackets. */
+  /** Replay tags held (this window's and the previous one's): at most 2 · windowPackets. */
   get replayTags(): number {
-    return this.tags.size;
+    return this.tags.size + this.previousTags.size;
   }
 
   /** One packet that arrived during offer window `window` (the market interval it is for). Never throws. */
@@ -90,15 +93,21 @@ export class MixExit {
       return { outcome: 'bad-key', detail: 'the ephemeral key is not a point on P-256' };
     }
     let peeled;
+    let tags = this.tags;
     try {
       peeled = peelOnionPacket(nodeCryptoPrimitives, window, shared, packet);
     } catch (err) {
-      return drop(err);
+      if (!(err instanceof OnionPacketError && err.reason === 'bad-mac')) return drop(err);
+      try {
+        peeled = peelOnionPacket(nodeCryptoPrimitives, window - 1, shared, packet);
+        tags = this.previousTags;
+      } catch {
+        return drop(err);
+      }
     }
     const tag = Buffer.from(peeled.replayTag).toString('hex');
-    if (this.tags.has(tag))
-      return { outcome: 'replayed', detail: 'a packet with this replay tag arrived before in this window' };
-    this.tags.add(tag);
+    if (tags.has(tag)) return { outcome: 'replayed', detail: 'a packet with this replay tag arrived before' };
+    tags.add(tag);
     if (peeled.nextRelayId)
       return {
         outcome: 'not-for-the-exit',
@@ -121,6 +130,7 @@ export class MixExit {
 
   private enter(window: number): void {
     if (window <= this.window) return; // a clock set back stays in the window it was in
+    this.previousTags = window === this.window + 1 ? this.tags : new Set();
     this.tags = new Set();
     this.charges = new Map();
     this.worked = 0;
