@@ -39,10 +39,9 @@ export function choosePath(relayCount: number, ownIndex: number, randomBelow: (n
 
 /**
  * The packet carrying payload through `relays` (in order) to `exit` in offer window `window` (the interval it
- * is for). Per hop one GenKey and one ECDH in
- * the secure element; a hop whose ECDH fails (TempKey lost: the chip's watchdog put it to sleep between the
- * two, on a slow or loaded meter) is made once more with a new key. Returns the packet; it goes to the first
- * relay's inbox.
+ * is for). Per hop one GenKey and one ECDH in the secure element; a hop whose ECDH fails (TempKey lost: the
+ * chip's watchdog put it to sleep between the two, on a slow or loaded meter) is made once more with a new
+ * key. Returns the packet; it goes to the first relay's inbox.
  */
 export function sealOnion(
   se: OnionSecureElement,
