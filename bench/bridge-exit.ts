@@ -33,11 +33,14 @@ const offerMessage = (i: number) =>
   signedOffer(domain, generateTradingKey(), { side: i % 2 ? 'ask' : 'bid', interval: 11, wh: 100 + i, limitPrice: 150 })
     .message;
 
+/** The offer window every packet travels in (its keys bind it). */
+const WINDOW = 11;
+
 /** A fresh set of packets per round and line: the exit takes each tag once. */
 function packets(kind: 'offer' | 'dummy' | 'bad-mac'): Uint8Array[] {
   return Array.from({ length: count }, (_, i) => {
-    if (kind === 'dummy') return mixPacket(exit, PAYLOAD_DUMMY, new Uint8Array(0));
-    const packet = mixPacket(exit, PAYLOAD_OFFER, offerMessage(i));
+    if (kind === 'dummy') return mixPacket(exit, PAYLOAD_DUMMY, new Uint8Array(0), WINDOW);
+    const packet = mixPacket(exit, PAYLOAD_OFFER, offerMessage(i), WINDOW);
     if (kind === 'bad-mac') packet[600] ^= 1;
     return packet;
   });
@@ -58,7 +61,6 @@ const lines: Record<string, number[]> = {
 };
 const ecdh = createECDH('prime256v1');
 ecdh.setPrivateKey(exitKey.privateKey);
-let window = 11;
 for (let round = 0; round < rounds; round++) {
   const offers = packets('offer');
   const dummies = packets('dummy');
@@ -67,9 +69,8 @@ for (let round = 0; round < rounds; round++) {
   const points = offers.map((p) => Buffer.concat([Buffer.from([4]), onionEphemeralKey(p)]));
   const mix = new MixExit({ privateKey: exitKey.privateKey, windowPackets: 10 * count });
   const take = (list: Uint8Array[], expect: string) => () => {
-    window += 2; // a window of its own: the tags of the other lines are not in the way
     for (const packet of list) {
-      const result = mix.take(packet, window);
+      const result = mix.take(packet, WINDOW);
       if (result.outcome !== expect) throw new Error(`expected ${expect}, got ${result.outcome}`);
     }
   };
@@ -83,9 +84,8 @@ for (let round = 0; round < rounds; round++) {
   lines['exit, bad MAC'].push(perSecond(take(bad, 'bad-mac')));
   lines['exit + offer check (ES256 verify), offer packets'].push(
     perSecond(() => {
-      window += 2;
       for (const packet of checked) {
-        const result = mix.take(packet, window);
+        const result = mix.take(packet, WINDOW);
         if (result.outcome !== 'offer' || !checkOfferMessage(result.message, context).ok)
           throw new Error('an offer packet did not open to a valid offer');
       }
